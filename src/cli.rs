@@ -1,0 +1,284 @@
+//! The command line: sub-commands and their output (feature `agent`).
+//!
+//! Output for people goes to stdout (`--format text`, the default) or as one
+//! JSON document (`--format json`); logs go to stderr. Exit codes: 0 done,
+//! 2 invalid input (nothing written), 1 runtime error.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::api::{self, WireVersion};
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::configdb::dbconfig::Databases;
+use crate::configdb::redis::{ApplyOptions, ApplyReport, ConfigDb};
+use crate::configdb::schema::DbState;
+use crate::configdb::{self, snapshot};
+use crate::error::{EXIT_OK, Error};
+use crate::spec::SwitchDesc;
+
+/// metal-switchd: the metal-stack agent of a SONiC leaf switch.
+///
+/// It turns the switch's desired state (from the metal API, or a file) into
+/// ordered, atomic CONFIG_DB writes. Configuration: a TOML file (--config)
+/// whose keys can also be set as METAL_SWITCHD_<KEY> or, for metal-core's
+/// settings, METAL_CORE_<KEY> environment variables.
+#[derive(Debug, Parser)]
+#[command(name = "metal-switchd", version, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file [default: /etc/metal-switchd/config.toml, used only if it exists]
+    #[arg(long, global = true, env = "METAL_SWITCHD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log filter for stderr, overriding log_level (e.g. debug, metal_switchd=trace)
+    #[arg(long, global = true, env = "METAL_SWITCHD_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the CONFIG_DB changes a switch state causes, phase by phase (read-only)
+    Plan(PlanArgs),
+    /// Apply a switch state to CONFIG_DB and wait until SONiC confirms each phase
+    Apply(ApplyArgs),
+    /// Print what the agent would write
+    #[command(subcommand)]
+    Render(RenderCommand),
+    /// Load and validate the configuration and print it (secrets masked)
+    CheckConfig,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RenderCommand {
+    /// The agent-owned CONFIG_DB entries, in config_db.json shape
+    Configdb(RenderArgs),
+}
+
+/// Wire version of a switch file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiArg {
+    /// detect from the document
+    Auto,
+    /// metal-api v1 SwitchResponse
+    V1,
+    /// metal-apiserver v2 Switch or SwitchServiceGetResponse
+    V2,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// Switch state as the metal API returns it (v1 or v2 JSON)
+    #[arg(long, value_name = "FILE")]
+    pub switch: PathBuf,
+    /// Wire version of --switch
+    #[arg(long, value_enum, default_value_t = ApiArg::Auto)]
+    pub api: ApiArg,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub switch: SwitchArgs,
+    /// Read CONFIG_DB from a config_db.json snapshot instead of redis
+    #[arg(long, value_name = "FILE")]
+    pub configdb: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub switch: SwitchArgs,
+    /// Read CONFIG_DB from a config_db.json snapshot instead of redis
+    #[arg(long, value_name = "FILE")]
+    pub configdb: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Apply once and exit (required: the continuous loop is `run`)
+    #[arg(long, required = true)]
+    pub once: bool,
+    #[command(flatten)]
+    pub switch: SwitchArgs,
+    /// How long to wait for SONiC to be ready (CONFIG_DB_INITIALIZED, PortInitDone)
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub wait_ready: Duration,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Load the configuration named on the command line.
+pub fn load_config(cli: &Cli) -> Result<Config, Error> {
+    let (path, required) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+    };
+    Ok(Config::load(&path, required)?)
+}
+
+/// Start logging to stderr at the configured level.
+pub fn init_logging(cli: &Cli, cfg: Option<&Config>) {
+    let filter = cli.log.clone().unwrap_or_else(|| {
+        cfg.map(|c| c.log_level.as_filter())
+            .unwrap_or("info")
+            .to_owned()
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .try_init();
+}
+
+/// Run a parsed command line; returns the exit code.
+pub async fn run(cli: Cli) -> Result<u8, Error> {
+    let cfg = load_config(&cli)?;
+    init_logging(&cli, Some(&cfg));
+    match &cli.command {
+        Command::CheckConfig => {
+            let text = format!("# configuration is valid\n{}", cfg.to_toml());
+            print(&text);
+            Ok(EXIT_OK)
+        }
+        Command::Plan(args) => plan(&cfg, args).await,
+        Command::Apply(args) => apply(&cfg, args).await,
+        Command::Render(RenderCommand::Configdb(args)) => {
+            let (_, desc) = read_switch(&args.switch)?;
+            let state = read_state(&cfg, args.configdb.as_deref()).await?;
+            let prepared = configdb::prepare(&desc, &cfg, &state)?;
+            print_json(&snapshot::target_to_config_db_json(&prepared.target));
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Read a switch file of the requested wire version.
+pub fn read_switch(args: &SwitchArgs) -> Result<(WireVersion, SwitchDesc), Error> {
+    let text = read_file(&args.switch)?;
+    let version = match args.api {
+        ApiArg::Auto => None,
+        ApiArg::V1 => Some(WireVersion::V1),
+        ApiArg::V2 => Some(WireVersion::V2),
+    };
+    Ok(api::parse_switch_document(
+        &args.switch.display().to_string(),
+        &text,
+        version,
+    )?)
+}
+
+fn read_file(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+async fn connect(cfg: &Config) -> Result<ConfigDb, Error> {
+    let dbs = Databases::load(&cfg.database_config)?;
+    Ok(ConfigDb::connect(dbs).await?)
+}
+
+/// CONFIG_DB from a snapshot file, or read from redis.
+async fn read_state(cfg: &Config, snapshot_file: Option<&Path>) -> Result<DbState, Error> {
+    match snapshot_file {
+        Some(f) => Ok(snapshot::parse_config_db_json(
+            &f.display().to_string(),
+            &read_file(f)?,
+        )?),
+        None => {
+            let mut db = connect(cfg).await?;
+            let (state, ready) = db.read().await?;
+            if !ready.ready() {
+                tracing::warn!(
+                    config_db_initialized = %ready.config_db_initialized,
+                    port_init_done = ready.port_init_done,
+                    "SONiC is not initialised yet; CONFIG_DB may be incomplete"
+                );
+            }
+            Ok(state)
+        }
+    }
+}
+
+async fn plan(cfg: &Config, args: &PlanArgs) -> Result<u8, Error> {
+    let (version, desc) = read_switch(&args.switch)?;
+    let state = read_state(cfg, args.configdb.as_deref()).await?;
+    let prepared = configdb::prepare(&desc, cfg, &state)?;
+    match args.format {
+        Format::Text => print(&prepared.plan.to_string()),
+        Format::Json => print_json(&json!({
+            "api": version,
+            "plan": prepared.plan,
+        })),
+    }
+    Ok(EXIT_OK)
+}
+
+async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
+    let (version, desc) = read_switch(&args.switch)?;
+    let mut db = connect(cfg).await?;
+    let state = db
+        .read_when_ready(args.wait_ready, Duration::from_secs(1))
+        .await?;
+    let prepared = configdb::prepare(&desc, cfg, &state)?;
+    let opts = ApplyOptions {
+        barrier_timeout: cfg.barrier_timeout.0,
+        ..ApplyOptions::default()
+    };
+    let mut report = db.apply(&prepared.plan, &opts).await?;
+    report.stats = db.stats();
+    match args.format {
+        Format::Text => {
+            print(&prepared.plan.to_string());
+            print(&report_text(&report));
+        }
+        Format::Json => print_json(&json!({
+            "api": version,
+            "plan": prepared.plan,
+            "report": report,
+        })),
+    }
+    Ok(EXIT_OK)
+}
+
+/// One paragraph about an apply, for people.
+pub fn report_text(r: &ApplyReport) -> String {
+    let s = &r.stats;
+    format!(
+        "applied {} phase(s): {} key(s) written with {} command(s) in {} round trip(s) \
+         (reads included); SONiC confirmed in {:.1} ms ({} barrier poll(s)); writes took {:.1} ms\n",
+        r.phases.len(),
+        s.keys_written,
+        s.write_commands,
+        s.round_trips,
+        r.barrier_time.as_secs_f64() * 1e3,
+        s.barrier_polls,
+        r.write_time.as_secs_f64() * 1e3,
+    )
+}
+
+fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => print(&format!("{s}\n")),
+        Err(e) => tracing::error!("cannot serialise output: {e}"),
+    }
+}

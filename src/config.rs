@@ -1,0 +1,777 @@
+//! The agent configuration: a TOML file plus environment variables.
+//!
+//! Every key of the file can also be set as `METAL_SWITCHD_<KEY>` (upper-case),
+//! and every setting of the predecessor `metal-core` is accepted under its
+//! `METAL_CORE_<KEY>` name, so an existing deployment's environment works
+//! unchanged. Precedence, lowest first: built-in default, file,
+//! `METAL_CORE_*`, `METAL_SWITCHD_*`. Unknown keys (in the file or in either
+//! environment prefix) are an error.
+//!
+//! This module is pure apart from [`Config::load`], which reads the file and
+//! the process environment and hands both to [`Config::from_sources`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Where `--config` points when it is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/metal-switchd/config.toml";
+/// Environment prefix of this agent's own variables.
+pub const ENV_PREFIX: &str = "METAL_SWITCHD_";
+/// Environment prefix of the predecessor's variables.
+pub const METAL_CORE_PREFIX: &str = "METAL_CORE_";
+/// Variables with [`ENV_PREFIX`] that are not configuration keys (read by the CLI).
+const RESERVED_ENV: &[&str] = &["METAL_SWITCHD_CONFIG", "METAL_SWITCHD_LOG"];
+
+/// Errors while loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// How the value of an environment variable is turned into a TOML value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Int,
+    Bool,
+    /// Comma separated in the environment, a TOML array in the file.
+    List,
+}
+
+/// One configuration key: its name, how to read it from the environment,
+/// and whether metal-core knows it (then `METAL_CORE_<KEY>` is accepted too).
+struct KeyDef {
+    name: &'static str,
+    kind: Kind,
+    metal_core: bool,
+}
+
+const fn key(name: &'static str, kind: Kind, metal_core: bool) -> KeyDef {
+    KeyDef {
+        name,
+        kind,
+        metal_core,
+    }
+}
+
+/// Every configuration key. A unit test checks that this list and the fields
+/// of [`Config`] are the same set.
+const KEYS: &[KeyDef] = &[
+    // metal-core settings (metal-api reference §7.1), same names without the prefix
+    key("cidr", Kind::Str, true),
+    key("partition_id", Kind::Str, true),
+    key("rack_id", Kind::Str, true),
+    key("room_id", Kind::Str, true),
+    key("bind_address", Kind::Str, true),
+    key("metrics_server_port", Kind::Int, true),
+    key("metrics_server_bind_address", Kind::Str, true),
+    key("log_level", Kind::Str, true),
+    key("metal_api_protocol", Kind::Str, true),
+    key("metal_api_ip", Kind::Str, true),
+    key("metal_api_port", Kind::Int, true),
+    key("metal_api_basepath", Kind::Str, true),
+    key("loopback_ip", Kind::Str, true),
+    key("set_src_loopback", Kind::Bool, true),
+    key("asn", Kind::Int, true),
+    key("spine_uplinks", Kind::List, true),
+    key("management_gateway", Kind::Str, true),
+    key("additional_mgmt_routes", Kind::List, true),
+    key("reconfigure_switch", Kind::Bool, true),
+    key("reconfigure_switch_interval", Kind::Str, true),
+    key("timeout", Kind::Str, true),
+    key("additional_bridge_vids", Kind::List, true),
+    key("additional_bridge_ports", Kind::List, true),
+    key("interfaces_tpl_file", Kind::Str, true),
+    key("frr_tpl_file", Kind::Str, true),
+    key("hmac_key", Kind::Str, true),
+    key("grpc_address", Kind::Str, true),
+    key("grpc_ca_cert_file", Kind::Str, true),
+    key("grpc_client_cert_file", Kind::Str, true),
+    key("grpc_client_key_file", Kind::Str, true),
+    key("pxe_vlan_id", Kind::Int, true),
+    key("bgp_neighbor_state_file", Kind::Str, true),
+    key("interface_naming_schema", Kind::Str, true),
+    // metal-core's v2 branch
+    key("metal_apiserver_url", Kind::Str, true),
+    key("metal_apiserver_token_file", Kind::Str, true),
+    // this agent's own settings
+    key("api_version", Kind::Str, false),
+    key("hmac_key_file", Kind::Str, false),
+    key("hostname", Kind::Str, false),
+    key("vlan_range", Kind::Str, false),
+    key("static_vrfs", Kind::List, false),
+    key("database_config", Kind::Str, false),
+    key("frr_config", Kind::Str, false),
+    key("barrier_timeout", Kind::Str, false),
+];
+
+/// Log level as metal-core names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    #[default]
+    Info,
+    #[serde(alias = "warning")]
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    /// The `tracing` filter directive for this level.
+    pub fn as_filter(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// Which API nic field holds the kernel port name (metal-api reference §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamingSchema {
+    /// nic name = kernel name, identifier = alias
+    #[default]
+    Default,
+    /// nic name = alias, identifier = kernel name
+    Swap,
+    /// both are the kernel name
+    Name,
+    /// both are the alias
+    Alias,
+}
+
+impl NamingSchema {
+    /// Whether the API's nic `name` is the port's alias rather than its kernel name.
+    pub fn nic_name_is_alias(self) -> bool {
+        matches!(self, NamingSchema::Swap | NamingSchema::Alias)
+    }
+}
+
+/// Which metal API the agent talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiVersion {
+    /// metal-api, REST with HMAC.
+    #[default]
+    V1,
+    /// metal-apiserver, Connect with a bearer token.
+    V2,
+}
+
+/// An inclusive VLAN id range, written `1001-2000`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VlanRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl VlanRange {
+    pub fn contains(&self, vid: u16) -> bool {
+        (self.first..=self.last).contains(&vid)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = u16> + use<> {
+        self.first..=self.last
+    }
+}
+
+impl Default for VlanRange {
+    fn default() -> Self {
+        VlanRange {
+            first: 1001,
+            last: 2000,
+        }
+    }
+}
+
+impl fmt::Display for VlanRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl FromStr for VlanRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("VLAN range {s:?} is not of the form FIRST-LAST"))?;
+        let parse = |x: &str| {
+            x.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("VLAN range {s:?}: {x:?} is not a VLAN id"))
+        };
+        let (first, last) = (parse(a)?, parse(b)?);
+        if first > last {
+            return Err(format!("VLAN range {s:?}: first id is above the last"));
+        }
+        Ok(VlanRange { first, last })
+    }
+}
+
+impl Serialize for VlanRange {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for VlanRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A secret string (HMAC key). It never appears in `Debug`, logs or errors.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret's value; call only where it is used (signing).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// A duration written like `10s`, `1m30s`, `500ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration: {e}")))
+    }
+}
+
+/// An optional setting where metal-core treats the empty string as "unset".
+fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let s = Option::<String>::deserialize(d)?;
+    match s.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// The agent configuration. Field names are the configuration keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    // --- metal-core settings ---
+    /// metal-core CIDR (accepted for compatibility, not used on SONiC).
+    pub cidr: Option<String>,
+    /// Partition the switch belongs to (registration).
+    pub partition_id: Option<String>,
+    /// Rack the switch stands in (registration).
+    pub rack_id: Option<String>,
+    /// Room the switch stands in (registration, optional).
+    pub room_id: Option<String>,
+    /// Accepted for compatibility; unused like in metal-core.
+    pub bind_address: String,
+    /// Port of the Prometheus endpoint.
+    pub metrics_server_port: u16,
+    /// Address of the Prometheus endpoint.
+    pub metrics_server_bind_address: String,
+    /// debug, info, warn or error; also sets FRR's syslog level.
+    pub log_level: LogLevel,
+    /// v1 base URL: protocol.
+    pub metal_api_protocol: String,
+    /// v1 base URL: host.
+    pub metal_api_ip: String,
+    /// v1 base URL: port.
+    pub metal_api_port: u16,
+    /// v1 base URL: base path (e.g. `/metal/`).
+    pub metal_api_basepath: String,
+    /// Loopback address: BGP router id and VTEP source.
+    pub loopback_ip: Ipv4Addr,
+    /// Render `RM_SET_SRC` so BGP routes use the loopback as source.
+    pub set_src_loopback: bool,
+    /// The switch's BGP ASN.
+    pub asn: u32,
+    /// Uplink ports to the spines: the underlay (BGP peer group FABRIC).
+    pub spine_uplinks: Vec<String>,
+    /// Default gateway of the management VRF.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub management_gateway: Option<IpAddr>,
+    /// Extra routes via the management gateway.
+    pub additional_mgmt_routes: Vec<IpNet>,
+    /// Whether `run` applies the desired state (false: compute and report only).
+    pub reconfigure_switch: bool,
+    /// How often `run` reconciles without another trigger.
+    pub reconfigure_switch_interval: HumanDuration,
+    /// Time limit of one reconcile and of API calls.
+    pub timeout: HumanDuration,
+    /// Accepted for compatibility (Cumulus only).
+    pub additional_bridge_vids: Vec<String>,
+    /// Ports the agent leaves alone (blade/bridge ports); not registered.
+    pub additional_bridge_ports: Vec<String>,
+    /// Accepted for compatibility (Cumulus only).
+    pub interfaces_tpl_file: Option<PathBuf>,
+    /// Custom FRR template of metal-core (not supported: the renderer is built in).
+    pub frr_tpl_file: Option<PathBuf>,
+    /// v1 HMAC key (Metal-Edit). Prefer `hmac_key_file`.
+    pub hmac_key: Option<Secret>,
+    /// Accepted for compatibility: v1 gRPC event endpoint.
+    pub grpc_address: Option<String>,
+    /// Accepted for compatibility: v1 gRPC CA certificate.
+    pub grpc_ca_cert_file: Option<PathBuf>,
+    /// Accepted for compatibility: v1 gRPC client certificate.
+    pub grpc_client_cert_file: Option<PathBuf>,
+    /// Accepted for compatibility: v1 gRPC client key.
+    pub grpc_client_key_file: Option<PathBuf>,
+    /// VLAN of unprovisioned ports (static in CONFIG_DB; the agent adds members).
+    pub pxe_vlan_id: u16,
+    /// BGP neighbour state file written by the bgp-neighbor-stats timer; empty disables it.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub bgp_neighbor_state_file: Option<PathBuf>,
+    /// default, swap, name or alias (which nic field carries the kernel name).
+    pub interface_naming_schema: NamingSchema,
+    /// v2 base URL of the metal-apiserver.
+    pub metal_apiserver_url: Option<String>,
+    /// v2 token file (mode 0600 or stricter).
+    pub metal_apiserver_token_file: PathBuf,
+
+    // --- metal-switchd settings ---
+    /// v1 or v2.
+    pub api_version: ApiVersion,
+    /// File holding the v1 HMAC key (instead of `hmac_key`).
+    pub hmac_key_file: Option<PathBuf>,
+    /// Switch id and FRR hostname; default: the system hostname.
+    pub hostname: Option<String>,
+    /// VLAN ids the agent allocates for tenant VRFs, `FIRST-LAST`.
+    pub vlan_range: VlanRange,
+    /// VRFs an operator declared; the agent never writes or deletes them.
+    pub static_vrfs: Vec<String>,
+    /// SONiC's database_config.json (redis instances, database ids, separators).
+    pub database_config: PathBuf,
+    /// Where FRR's configuration is installed.
+    pub frr_config: PathBuf,
+    /// How long the applier waits for SONiC to confirm one phase.
+    pub barrier_timeout: HumanDuration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cidr: None,
+            partition_id: None,
+            rack_id: None,
+            room_id: None,
+            bind_address: "0.0.0.0".into(),
+            metrics_server_port: 2112,
+            metrics_server_bind_address: "0.0.0.0".into(),
+            log_level: LogLevel::Info,
+            metal_api_protocol: "http".into(),
+            metal_api_ip: "localhost".into(),
+            metal_api_port: 8080,
+            metal_api_basepath: String::new(),
+            loopback_ip: Ipv4Addr::new(10, 0, 0, 11),
+            set_src_loopback: false,
+            asn: 420000011,
+            spine_uplinks: Vec::new(),
+            management_gateway: None,
+            additional_mgmt_routes: Vec::new(),
+            reconfigure_switch: false,
+            reconfigure_switch_interval: HumanDuration(Duration::from_secs(10)),
+            timeout: HumanDuration(Duration::from_secs(15)),
+            additional_bridge_vids: Vec::new(),
+            additional_bridge_ports: Vec::new(),
+            interfaces_tpl_file: None,
+            frr_tpl_file: None,
+            hmac_key: None,
+            grpc_address: None,
+            grpc_ca_cert_file: None,
+            grpc_client_cert_file: None,
+            grpc_client_key_file: None,
+            pxe_vlan_id: 4000,
+            bgp_neighbor_state_file: Some(PathBuf::from(
+                "/var/run/bgp-neighbors/bgp-neighbors.json",
+            )),
+            interface_naming_schema: NamingSchema::Default,
+            metal_apiserver_url: None,
+            metal_apiserver_token_file: PathBuf::from("/var/run/metal-core/metal-apiserver-token"),
+            api_version: ApiVersion::V1,
+            hmac_key_file: None,
+            hostname: None,
+            vlan_range: VlanRange::default(),
+            static_vrfs: Vec::new(),
+            database_config: PathBuf::from("/var/run/redis/sonic-db/database_config.json"),
+            frr_config: PathBuf::from("/etc/sonic/frr/frr.conf"),
+            barrier_timeout: HumanDuration(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl Config {
+    /// Load from `path` (if it exists, or if `required`) and the process environment.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => None,
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let origin = path.display().to_string();
+        let mut cfg = Config::from_sources(
+            text.as_deref().map(|t| (origin.as_str(), t)),
+            std::env::vars(),
+        )?;
+        if cfg.hostname.is_none() {
+            cfg.hostname = system_hostname();
+        }
+        Ok(cfg)
+    }
+
+    /// Build a configuration from an optional file `(name, text)` and
+    /// environment variables. Pure: no file or process access.
+    pub fn from_sources(
+        file: Option<(&str, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some((path, text)) => {
+                toml::from_str::<toml::Table>(text).map_err(|e| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        if let Some((path, _)) = file {
+            let unknown: Vec<String> = table
+                .keys()
+                .filter(|k| !KEYS.iter().any(|d| d.name == k.as_str()))
+                .map(|k| format!("unknown key {k:?}"))
+                .collect();
+            if !unknown.is_empty() {
+                return Err(ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: format!("{} (known keys: {})", unknown.join(", "), known_keys()),
+                });
+            }
+        }
+        // metal-core variables first, so that METAL_SWITCHD_* overrides them.
+        let mut core = BTreeMap::new();
+        let mut own = BTreeMap::new();
+        for (var, value) in env {
+            if let Some(k) = var.strip_prefix(ENV_PREFIX) {
+                if RESERVED_ENV.contains(&var.as_str()) {
+                    continue;
+                }
+                own.insert(var.clone(), (k.to_ascii_lowercase(), value));
+            } else if let Some(k) = var.strip_prefix(METAL_CORE_PREFIX) {
+                core.insert(var.clone(), (k.to_ascii_lowercase(), value));
+            }
+        }
+        for (vars, metal_core) in [(core, true), (own, false)] {
+            for (var, (name, value)) in vars {
+                let def = KEYS
+                    .iter()
+                    .find(|d| d.name == name && (d.metal_core || !metal_core))
+                    .ok_or_else(|| ConfigError::Env {
+                        var: var.clone(),
+                        message: format!("not a configuration key (known keys: {})", known_keys()),
+                    })?;
+                table.insert(name, env_value(&var, def.kind, &value)?);
+            }
+        }
+        let cfg: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: file.map(|f| f.0).unwrap_or("(environment)").to_owned(),
+                message: e.message().to_owned(),
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks that cannot be expressed in the types; all problems together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if !(2..=4094).contains(&self.pxe_vlan_id) {
+            problems.push(format!(
+                "pxe_vlan_id {} is outside 2..4094",
+                self.pxe_vlan_id
+            ));
+        }
+        if self.vlan_range.first < 2 || self.vlan_range.last > 4094 {
+            problems.push(format!("vlan_range {} is outside 2..4094", self.vlan_range));
+        }
+        if self.vlan_range.contains(self.pxe_vlan_id) {
+            problems.push(format!(
+                "pxe_vlan_id {} lies inside the tenant vlan_range {}",
+                self.pxe_vlan_id, self.vlan_range
+            ));
+        }
+        for p in self
+            .spine_uplinks
+            .iter()
+            .filter(|p| self.additional_bridge_ports.contains(p))
+        {
+            problems.push(format!(
+                "port {p} is listed in both spine_uplinks and additional_bridge_ports"
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The switch id / hostname, or an error saying how to set it.
+    pub fn hostname(&self) -> Result<&str, ConfigError> {
+        self.hostname.as_deref().ok_or_else(|| {
+            ConfigError::Invalid(vec![
+                "hostname is not set and the system hostname is unknown; set `hostname`".into(),
+            ])
+        })
+    }
+
+    /// The configuration as TOML with secrets masked (for `check-config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
+    }
+}
+
+fn known_keys() -> String {
+    KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+}
+
+fn env_value(var: &str, kind: Kind, value: &str) -> Result<toml::Value, ConfigError> {
+    let err = |message: String| ConfigError::Env {
+        var: var.to_owned(),
+        message,
+    };
+    Ok(match kind {
+        Kind::Str => toml::Value::String(value.to_owned()),
+        Kind::Int => toml::Value::Integer(
+            value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| err(format!("{value:?} is not a whole number")))?,
+        ),
+        Kind::Bool => toml::Value::Boolean(match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" | "" => false,
+            _ => return Err(err(format!("{value:?} is not true or false"))),
+        }),
+        Kind::List => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+    })
+}
+
+/// The kernel's hostname, as `hostname(1)` prints it.
+pub fn system_hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn keys_match_config_fields() {
+        let value = toml::Value::try_from(Config::default()).unwrap();
+        let mut fields: Vec<&str> = value
+            .as_table()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        // Options that are None are not serialised; add them from the key table check below.
+        let mut keys: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        fields.sort();
+        keys.sort();
+        for f in &fields {
+            assert!(keys.contains(f), "field {f} has no KEYS entry");
+        }
+        // Every key must be accepted by the deserialiser.
+        for k in KEYS {
+            let sample = match k.kind {
+                Kind::Int => "2",
+                Kind::Bool => "true",
+                _ => "",
+            };
+            let mut cfg_env = vec![(
+                format!("METAL_SWITCHD_{}", k.name.to_uppercase()),
+                sample.to_string(),
+            )];
+            if k.name == "vlan_range" {
+                cfg_env[0].1 = "100-200".into();
+            }
+            if k.name == "loopback_ip" {
+                cfg_env[0].1 = "10.0.0.1".into();
+            }
+            if k.name == "log_level" {
+                cfg_env[0].1 = "info".into();
+            }
+            if k.name == "interface_naming_schema" {
+                cfg_env[0].1 = "swap".into();
+            }
+            if k.name == "api_version" {
+                cfg_env[0].1 = "v2".into();
+            }
+            if ["reconfigure_switch_interval", "timeout", "barrier_timeout"].contains(&k.name) {
+                cfg_env[0].1 = "5s".into();
+            }
+            if k.name == "pxe_vlan_id" {
+                cfg_env[0].1 = "3000".into();
+            }
+            Config::from_sources(None, cfg_env).unwrap_or_else(|e| panic!("key {}: {e}", k.name));
+        }
+    }
+
+    #[test]
+    fn defaults_are_metal_core_defaults() {
+        let c = Config::from_sources(None, vec![]).unwrap();
+        assert_eq!(c.pxe_vlan_id, 4000);
+        assert_eq!(
+            c.vlan_range,
+            VlanRange {
+                first: 1001,
+                last: 2000
+            }
+        );
+        assert_eq!(c.asn, 420000011);
+        assert_eq!(c.metrics_server_port, 2112);
+        assert_eq!(
+            c.database_config,
+            PathBuf::from("/var/run/redis/sonic-db/database_config.json")
+        );
+        assert_eq!(c.frr_config, PathBuf::from("/etc/sonic/frr/frr.conf"));
+        assert_eq!(c.reconfigure_switch_interval.0, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn file_then_metal_core_then_own_env() {
+        let file = "asn = 4200000001\npxe_vlan_id = 3900\nspine_uplinks = [\"Ethernet120\"]\n";
+        let c = Config::from_sources(
+            Some(("f.toml", file)),
+            env(&[
+                ("METAL_CORE_ASN", "4200000002"),
+                ("METAL_CORE_SPINE_UPLINKS", "Ethernet120, Ethernet124"),
+                ("METAL_SWITCHD_ASN", "4200000003"),
+                ("METAL_CORE_SET_SRC_LOOPBACK", "true"),
+                ("METAL_CORE_MANAGEMENT_GATEWAY", "192.168.0.1"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.asn, 4200000003);
+        assert_eq!(c.pxe_vlan_id, 3900);
+        assert_eq!(c.spine_uplinks, vec!["Ethernet120", "Ethernet124"]);
+        assert!(c.set_src_loopback);
+        assert_eq!(c.management_gateway, Some("192.168.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn empty_gateway_means_none() {
+        let c = Config::from_sources(None, env(&[("METAL_CORE_MANAGEMENT_GATEWAY", "")])).unwrap();
+        assert_eq!(c.management_gateway, None);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = Config::from_sources(Some(("f.toml", "asn = 1\nspine_uplink = []\n")), vec![])
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("unknown key \"spine_uplink\""),
+            "{e}"
+        );
+        let e = Config::from_sources(None, env(&[("METAL_SWITCHD_ASNN", "1")])).unwrap_err();
+        assert!(e.to_string().contains("METAL_SWITCHD_ASNN"), "{e}");
+        let e = Config::from_sources(None, env(&[("METAL_CORE_VLAN_RANGE", "1-2")])).unwrap_err();
+        assert!(e.to_string().contains("METAL_CORE_VLAN_RANGE"), "{e}");
+        // the variable naming the config file is not a key
+        Config::from_sources(None, env(&[("METAL_SWITCHD_CONFIG", "/x.toml")])).unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = Config::from_sources(None, env(&[("METAL_CORE_ASN", "lots")])).unwrap_err();
+        assert!(e.to_string().contains("METAL_CORE_ASN"), "{e}");
+        let e = Config::from_sources(None, env(&[("METAL_CORE_PXE_VLAN_ID", "1500")])).unwrap_err();
+        assert!(
+            e.to_string().contains("inside the tenant vlan_range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let c = Config::from_sources(None, env(&[("METAL_CORE_HMAC_KEY", "topsecret")])).unwrap();
+        assert!(!format!("{c:?}").contains("topsecret"));
+        assert!(!c.to_toml().contains("topsecret"));
+        assert_eq!(c.hmac_key.unwrap().expose(), "topsecret");
+    }
+}

@@ -1,0 +1,50 @@
+//! CONFIG_DB: from a desired state to ordered, atomic writes.
+//!
+//! The pure part turns a [`SwitchSpec`](crate::spec::SwitchSpec) and a
+//! snapshot of CONFIG_DB into a [`Plan`](plan::Plan):
+//! [`facts`] (local facts for the spec) → [`target`] (owned entries wanted)
+//! → [`diff`] (minimal [`ChangeSet`](diff::ChangeSet) against the owned part,
+//! see [`owned`]) → [`plan`] (phases and barriers). [`prepare`] runs the whole
+//! chain. The adapter (`redis`, feature `agent`) reads the snapshot in one
+//! round trip and applies a plan phase by phase.
+
+pub mod dbconfig;
+pub mod diff;
+pub mod facts;
+pub mod owned;
+pub mod plan;
+#[cfg(feature = "agent")]
+pub mod redis;
+pub mod schema;
+pub mod snapshot;
+pub mod target;
+
+use std::collections::BTreeSet;
+
+use crate::config::Config;
+use crate::spec::{self, Problems, SwitchDesc, SwitchSpec};
+
+/// The result of planning one desired state against one snapshot.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub spec: SwitchSpec,
+    pub target: target::Target,
+    pub plan: plan::Plan,
+}
+
+/// Validate the desired state against the snapshot and plan the writes.
+/// Pure; rejects the whole state with every problem when it is invalid.
+pub fn prepare(
+    desc: &SwitchDesc,
+    cfg: &Config,
+    state: &schema::DbState,
+) -> Result<Prepared, Problems> {
+    let static_vrfs: BTreeSet<String> = cfg.static_vrfs.iter().cloned().collect();
+    let facts = facts::local_facts(state, cfg.vlan_range, &static_vrfs);
+    let spec = spec::build(desc, cfg, &facts)?;
+    let target = target::target(&spec);
+    let owned = owned::Ownership::new(state, &spec);
+    let changes = diff::diff(state, &target, &owned);
+    let plan = plan::plan(changes);
+    Ok(Prepared { spec, target, plan })
+}

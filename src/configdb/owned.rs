@@ -1,0 +1,194 @@
+//! Which existing CONFIG_DB entries belong to the agent (pure).
+//!
+//! The agent owns only what it creates (ARCHITECTURE.md, "Ownership"):
+//! - tenant VRFs: `VRF|Vrf<VNI>` (exact decimal form) not listed in `static_vrfs`;
+//! - tenant VLAN ids: ids inside `vlan_range` that are tied to the agent's
+//!   tenant objects — by a VXLAN map whose VNI is not a foreign VRF's, by a
+//!   `VLAN_INTERFACE` bound to an owned VRF, or by a `SUPPRESS_VLAN_NEIGH`
+//!   entry — and not tied to anything foreign. Their `VLAN`, `VLAN_INTERFACE`,
+//!   `SUPPRESS_VLAN_NEIGH`, `VLAN_MEMBER` and `VXLAN_TUNNEL_MAP` entries are
+//!   owned. A VLAN inside the range without such a tie (an operator's) is
+//!   foreign and never touched; new tenant VLANs avoid every existing id;
+//! - for managed ports: `VLAN_MEMBER|Vlan<pxe>|<port>`, `INTERFACE|<port>`
+//!   unless bound to a VRF the agent does not own, and the `mtu` /
+//!   `admin_status` fields of `PORT|<port>` (never the key itself);
+//! - `INTERFACE|<port>` of any port bound to an owned VRF.
+//!
+//! IP sub-keys (`INTERFACE|<p>|<prefix>`), VXLAN_TUNNEL, VXLAN_EVPN_NVO and
+//! every other table are never owned.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::schema::{DbState, Fields, Key, SEP, Table, vid_of_vlan_name};
+use crate::config::VlanRange;
+use crate::spec::{MAX_VNI, SwitchSpec, vni_of_vrf_name};
+
+/// The agent's tenant objects found in CONFIG_DB, and what others hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tenancy {
+    /// Owned VRF names.
+    pub vrfs: BTreeSet<String>,
+    /// Owned VLAN ids.
+    pub vlans: BTreeSet<u16>,
+    /// Owned VXLAN map keys.
+    pub maps: BTreeSet<Key>,
+    /// VNI → VLAN id, from owned maps (the first map of a VNI wins).
+    pub vni_vlans: BTreeMap<u32, u16>,
+    /// VNIs used by objects the agent does not own → a description.
+    pub foreign_vnis: BTreeMap<u32, String>,
+    /// VLAN ids inside the range held by objects the agent does not own.
+    pub foreign_vlans: BTreeMap<u16, String>,
+}
+
+fn nonzero_vni(fields: &Fields) -> Option<u32> {
+    fields
+        .get("vni")
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|v| (1..=MAX_VNI).contains(v))
+}
+
+/// `(vni, vid)` of a VXLAN map entry, from its fields, else from its name.
+fn map_target(key: &Key, fields: &Fields) -> (Option<u32>, Option<u16>) {
+    let map_name = key.name.rsplit(SEP).next().unwrap_or("");
+    let mut from_name = map_name
+        .strip_prefix("map_")
+        .and_then(|r| r.split_once('_'));
+    let vni = fields
+        .get("vni")
+        .and_then(|v| v.parse().ok())
+        .or_else(|| from_name.and_then(|(n, _)| n.parse().ok()));
+    let vid = fields
+        .get("vlan")
+        .and_then(|v| vid_of_vlan_name(v))
+        .or_else(|| from_name.take().and_then(|(_, v)| vid_of_vlan_name(v)));
+    (vni, vid)
+}
+
+impl Tenancy {
+    /// Classify the tenant objects of `state`.
+    pub fn from_state(
+        state: &DbState,
+        range: VlanRange,
+        static_vrfs: &BTreeSet<String>,
+    ) -> Tenancy {
+        let mut t = Tenancy::default();
+        for (key, fields) in state.table(Table::Vrf) {
+            if vni_of_vrf_name(&key.name).is_some() && !static_vrfs.contains(&key.name) {
+                t.vrfs.insert(key.name.clone());
+            } else if let Some(vni) = nonzero_vni(fields) {
+                t.foreign_vnis
+                    .insert(vni, format!("VRF {} (not owned by the agent)", key.name));
+            }
+        }
+        let mut owned_maps: Vec<(Key, u32, u16)> = Vec::new();
+        for (key, fields) in state.table(Table::VxlanTunnelMap) {
+            let (vni, vid) = map_target(key, fields);
+            match (vni, vid) {
+                (Some(vni), Some(vid))
+                    if range.contains(vid) && !t.foreign_vnis.contains_key(&vni) =>
+                {
+                    owned_maps.push((key.clone(), vni, vid));
+                }
+                _ => {
+                    if let Some(vni) = vni {
+                        t.foreign_vnis
+                            .entry(vni)
+                            .or_insert_with(|| format!("{key} (not owned by the agent)"));
+                    }
+                    if let Some(vid) = vid.filter(|v| range.contains(*v)) {
+                        t.foreign_vlans.insert(vid, key.to_string());
+                    }
+                }
+            }
+        }
+        let mut candidates: BTreeSet<u16> = owned_maps.iter().map(|m| m.2).collect();
+        for (key, fields) in state.table(Table::VlanInterface) {
+            let Some(vid) = vid_of_vlan_name(&key.name).filter(|v| range.contains(*v)) else {
+                continue;
+            };
+            match fields.get("vrf_name").map(String::as_str) {
+                Some(vrf) if t.vrfs.contains(vrf) => {
+                    candidates.insert(vid);
+                }
+                Some(vrf) if !vrf.is_empty() => {
+                    t.foreign_vlans
+                        .insert(vid, format!("{key} (bound to VRF {vrf})"));
+                }
+                _ => {}
+            }
+        }
+        for (key, _) in state.table(Table::SuppressVlanNeigh) {
+            if let Some(vid) = vid_of_vlan_name(&key.name).filter(|v| range.contains(*v)) {
+                candidates.insert(vid);
+            }
+        }
+        t.vlans = candidates
+            .into_iter()
+            .filter(|v| !t.foreign_vlans.contains_key(v))
+            .collect();
+        for (key, vni, vid) in owned_maps {
+            if t.vlans.contains(&vid) {
+                t.vni_vlans.entry(vni).or_insert(vid);
+                t.maps.insert(key);
+            } else {
+                // The map's VLAN is held by someone else: so is the map.
+                t.foreign_vnis
+                    .entry(vni)
+                    .or_insert_with(|| format!("{key} (its VLAN is not owned by the agent)"));
+            }
+        }
+        t
+    }
+}
+
+/// Ownership of existing entries for one desired state.
+#[derive(Debug, Clone)]
+pub struct Ownership<'a> {
+    pub tenancy: Tenancy,
+    spec: &'a SwitchSpec,
+}
+
+impl<'a> Ownership<'a> {
+    pub fn new(state: &DbState, spec: &'a SwitchSpec) -> Self {
+        Ownership {
+            tenancy: Tenancy::from_state(state, spec.vlan_range, &spec.static_vrfs),
+            spec,
+        }
+    }
+
+    fn managed(&self, port: &str) -> bool {
+        self.spec.ports.contains_key(port)
+    }
+
+    /// Whether the whole entry `key` (currently `fields`) belongs to the agent.
+    /// `PORT` entries never do (only some of their fields, see `target`).
+    pub fn owns(&self, key: &Key, fields: &Fields) -> bool {
+        let t = &self.tenancy;
+        let single_vlan = || vid_of_vlan_name(&key.name).is_some_and(|v| t.vlans.contains(&v));
+        match key.table {
+            Table::Port | Table::VxlanTunnel | Table::VxlanEvpnNvo => false,
+            Table::Interface => {
+                if key.name.contains(SEP) {
+                    return false;
+                }
+                match fields.get("vrf_name").map(String::as_str) {
+                    Some(vrf) if !vrf.is_empty() => t.vrfs.contains(vrf),
+                    _ => self.managed(&key.name),
+                }
+            }
+            Table::Vrf => t.vrfs.contains(&key.name),
+            Table::Vlan | Table::VlanInterface | Table::SuppressVlanNeigh => single_vlan(),
+            Table::VlanMember => {
+                let Some((vlan, port)) = key.name.split_once(SEP) else {
+                    return false;
+                };
+                match vid_of_vlan_name(vlan) {
+                    Some(v) if v == self.spec.pxe_vlan => self.managed(port),
+                    Some(v) => t.vlans.contains(&v),
+                    None => false,
+                }
+            }
+            Table::VxlanTunnelMap => t.maps.contains(key),
+        }
+    }
+}

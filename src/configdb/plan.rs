@@ -1,0 +1,616 @@
+//! Ordering a change set into phases with barriers (pure).
+//!
+//! SONiC's daemons order work only by key within one table and crash on some
+//! cross-table orders (sonic-configdb reference §3, §7). The planner puts
+//! every change into one of five stages; each non-empty stage becomes one
+//! phase, written as one `MULTI/EXEC`, followed by a barrier: conditions in
+//! STATE_DB, APPL_DB, COUNTERS_DB and ASIC_DB that say SONiC has processed
+//! the phase.
+//!
+//! | stage | writes | waits for |
+//! |---|---|---|
+//! | 1 detach | delete VLAN members and INTERFACE entries (ports leave their VLAN or VRF); delete the first half of replacements; VRF `vni` → 0 where a VNI changes; PORT mtu/admin; create VLANs and VXLAN maps | members gone (STATE + ASIC bridge port), interfaces gone (STATE + RIF), VLANs and maps present |
+//! | 2 vrfs | create/update VRFs (with `vni`, after their VLAN-VNI map); delete VXLAN maps no longer wanted | VRFs present / VNI applied, maps gone |
+//! | 3 attach | create INTERFACE (VRF binding), VLAN members, VLAN interfaces, neighbour suppression, replaced maps; delete VLAN interfaces | those present / gone |
+//! | 4 cleanup | delete neighbour suppression and VLANs | VLANs gone |
+//! | 5 remove VRFs | delete VRFs | VRFs gone |
+//!
+//! This keeps the rules: a port leaves its VLANs (STATE member entry and
+//! ASIC bridge port gone) before it gets an INTERFACE entry and vice versa; a
+//! VRF binding changes only by delete → confirm → create; VLAN-VNI maps
+//! exist before a VRF takes the VNI; deletions go ports → tunnel map → VLAN
+//! interface → suppression → VLAN → VRF; no key is deleted and re-created in
+//! one phase. [`check_rules`] states these rules as code for the tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use super::diff::{Cause, Change, ChangeSet, Op};
+use super::schema::{Key, SEP, Table, vid_of_vlan_name};
+
+/// The five stages of a plan, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Detach,
+    Vrfs,
+    Attach,
+    Cleanup,
+    RemoveVrfs,
+}
+
+impl Stage {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stage::Detach => "detach ports, create VLANs and VXLAN maps",
+            Stage::Vrfs => "create VRFs, remove VXLAN maps",
+            Stage::Attach => "bind ports and VLAN interfaces",
+            Stage::Cleanup => "remove VLANs",
+            Stage::RemoveVrfs => "remove VRFs",
+        }
+    }
+}
+
+/// The stage a change belongs in.
+pub fn stage_of(c: &Change) -> Stage {
+    use Table::*;
+    match (c.key.table, &c.op, c.cause) {
+        (VlanMember | Interface, Op::Delete { .. }, _) => Stage::Detach,
+        (VlanInterface | VxlanTunnelMap, Op::Delete { .. }, Cause::Replace) => Stage::Detach,
+        (Vrf, Op::Update { .. }, Cause::VniReset) => Stage::Detach,
+        (Vlan, Op::Create { .. } | Op::Update { .. }, _) => Stage::Detach,
+        (VxlanTunnelMap, Op::Create { .. }, Cause::Desired) => Stage::Detach,
+        (Vrf, Op::Create { .. } | Op::Update { .. }, _) => Stage::Vrfs,
+        (VxlanTunnelMap, Op::Delete { .. }, _) => Stage::Vrfs,
+        (
+            Interface | VlanMember | VlanInterface | SuppressVlanNeigh | VxlanTunnelMap,
+            Op::Create { .. },
+            _,
+        ) => Stage::Attach,
+        (VlanInterface, Op::Delete { .. }, _) => Stage::Attach,
+        (SuppressVlanNeigh | Vlan, Op::Delete { .. }, _) => Stage::Cleanup,
+        (Vrf, Op::Delete { .. }, _) => Stage::RemoveVrfs,
+        // In-place updates of PORT, INTERFACE, members, suppression: anytime.
+        (_, Op::Update { .. }, _) => Stage::Detach,
+        // VXLAN_TUNNEL / VXLAN_EVPN_NVO / PORT are never created or deleted.
+        (VxlanTunnel | VxlanEvpnNvo | Port, _, _) => Stage::Detach,
+    }
+}
+
+/// A database a barrier looks into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Db {
+    #[serde(rename = "APPL_DB")]
+    Appl,
+    #[serde(rename = "ASIC_DB")]
+    Asic,
+    #[serde(rename = "COUNTERS_DB")]
+    Counters,
+    #[serde(rename = "STATE_DB")]
+    State,
+}
+
+impl Db {
+    pub fn name(self) -> &'static str {
+        match self {
+            Db::Appl => "APPL_DB",
+            Db::Asic => "ASIC_DB",
+            Db::Counters => "COUNTERS_DB",
+            Db::State => "STATE_DB",
+        }
+    }
+
+    /// SONiC's default separator of the database (the applier uses the one
+    /// from database_config.json).
+    pub fn default_separator(self) -> char {
+        match self {
+            Db::State => '|',
+            Db::Appl | Db::Asic | Db::Counters => ':',
+        }
+    }
+}
+
+/// What a barrier checks.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum Check {
+    /// The key exists.
+    Present,
+    /// The key does not exist.
+    Gone,
+    /// A field has a value.
+    FieldIs { field: String, value: String },
+    /// A field of a single hash is absent (e.g. `COUNTERS_RIF_NAME_MAP`).
+    FieldGone { field: String },
+    /// No ASIC bridge port points at the port's OID (checked only where
+    /// `COUNTERS_PORT_NAME_MAP` knows the port).
+    NoBridgePort,
+}
+
+/// One barrier condition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Condition {
+    pub db: Db,
+    /// Table, or the full key of a single hash.
+    pub table: String,
+    /// Key parts after the table (empty for a single hash).
+    pub parts: Vec<String>,
+    #[serde(flatten)]
+    pub check: Check,
+    /// Who makes it true, for messages (e.g. `vlanmgrd`).
+    pub by: &'static str,
+}
+
+impl Condition {
+    fn new(db: Db, table: &str, parts: &[&str], check: Check, by: &'static str) -> Self {
+        Condition {
+            db,
+            table: table.to_owned(),
+            parts: parts.iter().map(|s| (*s).to_owned()).collect(),
+            check,
+            by,
+        }
+    }
+
+    /// The redis key with the given separator.
+    pub fn redis_key(&self, sep: char) -> String {
+        let mut k = self.table.clone();
+        for p in &self.parts {
+            k.push(sep);
+            k.push_str(p);
+        }
+        k
+    }
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = self.redis_key(self.db.default_separator());
+        match &self.check {
+            Check::Present => write!(f, "{} {key} present", self.db.name()),
+            Check::Gone => write!(f, "{} {key} gone", self.db.name()),
+            Check::FieldIs { field, value } => {
+                write!(f, "{} {key} {field}={value:?}", self.db.name())
+            }
+            Check::FieldGone { field } => write!(f, "{} {key}[{field}] gone", self.db.name()),
+            Check::NoBridgePort => {
+                write!(f, "ASIC_DB has no bridge port for {}", self.parts.join(""))
+            }
+        }?;
+        write!(f, " ({})", self.by)
+    }
+}
+
+/// One atomic write and what to wait for afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Phase {
+    pub stage: Stage,
+    pub changes: Vec<Change>,
+    pub barrier: Vec<Condition>,
+}
+
+impl Phase {
+    pub fn commands(&self) -> usize {
+        self.changes.iter().map(Change::commands).sum()
+    }
+}
+
+/// The ordered phases that apply a change set safely.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub phases: Vec<Phase>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.phases.is_empty()
+    }
+    /// Number of changed keys.
+    pub fn changes(&self) -> usize {
+        self.phases.iter().map(|p| p.changes.len()).sum()
+    }
+    /// Number of redis write commands.
+    pub fn commands(&self) -> usize {
+        self.phases.iter().map(Phase::commands).sum()
+    }
+    /// Every change, in phase order.
+    pub fn iter_changes(&self) -> impl Iterator<Item = &Change> {
+        self.phases.iter().flat_map(|p| p.changes.iter())
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.phases.is_empty() {
+            return writeln!(f, "no changes: CONFIG_DB already matches the desired state");
+        }
+        writeln!(
+            f,
+            "{} change(s) in {} phase(s), {} redis command(s):",
+            self.changes(),
+            self.phases.len(),
+            self.commands()
+        )?;
+        for (i, p) in self.phases.iter().enumerate() {
+            writeln!(
+                f,
+                "phase {}/{}: {}",
+                i + 1,
+                self.phases.len(),
+                p.stage.describe()
+            )?;
+            for c in &p.changes {
+                writeln!(f, "  {c}")?;
+            }
+            if !p.barrier.is_empty() {
+                writeln!(f, "  then wait for:")?;
+                for c in &p.barrier {
+                    writeln!(f, "    {c}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Order a change set into phases with barriers.
+pub fn plan(set: ChangeSet) -> Plan {
+    // Ports that get an INTERFACE entry in this plan: their VLAN-member
+    // deletions must also wait for the ASIC bridge port to go.
+    let routed_later: BTreeSet<String> = set
+        .changes
+        .iter()
+        .filter(|c| c.key.table == Table::Interface && c.is_create())
+        .map(|c| c.key.name.clone())
+        .collect();
+    let mut stages: BTreeMap<Stage, Vec<Change>> = BTreeMap::new();
+    for c in set.changes {
+        stages.entry(stage_of(&c)).or_default().push(c);
+    }
+    let phases = stages
+        .into_iter()
+        .map(|(stage, mut changes)| {
+            changes.sort_by(|a, b| a.key.cmp(&b.key));
+            let mut barrier: Vec<Condition> = changes
+                .iter()
+                .flat_map(|c| confirmations(c, &routed_later))
+                .collect();
+            barrier.sort();
+            barrier.dedup();
+            Phase {
+                stage,
+                changes,
+                barrier,
+            }
+        })
+        .collect();
+    Plan { phases }
+}
+
+/// The conditions that confirm one change.
+fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> {
+    use Check::*;
+    let key = &c.key;
+    let parts: Vec<&str> = key.parts().collect();
+    let rif_gone = |name: &str| {
+        Condition::new(
+            Db::Counters,
+            "COUNTERS_RIF_NAME_MAP",
+            &[],
+            FieldGone {
+                field: name.to_owned(),
+            },
+            "orchagent removed the router interface",
+        )
+    };
+    match (key.table, &c.op) {
+        (Table::VlanMember, Op::Delete { .. }) => {
+            let mut v = vec![Condition::new(
+                Db::State,
+                "VLAN_MEMBER_TABLE",
+                &parts,
+                Gone,
+                "vlanmgrd",
+            )];
+            if let Some(port) = parts.get(1)
+                && routed_later.contains(*port)
+            {
+                v.push(Condition::new(
+                    Db::Asic,
+                    "",
+                    &[port],
+                    NoBridgePort,
+                    "orchagent",
+                ));
+            }
+            v
+        }
+        (Table::VlanMember, Op::Create { .. }) => {
+            vec![Condition::new(
+                Db::State,
+                "VLAN_MEMBER_TABLE",
+                &parts,
+                Present,
+                "vlanmgrd",
+            )]
+        }
+        (Table::Interface | Table::VlanInterface, Op::Delete { .. }) => vec![
+            Condition::new(Db::State, "INTERFACE_TABLE", &parts, Gone, "intfmgrd"),
+            rif_gone(&key.name),
+        ],
+        (Table::Interface | Table::VlanInterface, Op::Create { .. }) => {
+            vec![Condition::new(
+                Db::State,
+                "INTERFACE_TABLE",
+                &parts,
+                Present,
+                "intfmgrd",
+            )]
+        }
+        (Table::VxlanTunnelMap, Op::Delete { .. }) => {
+            vec![Condition::new(
+                Db::Appl,
+                "VXLAN_TUNNEL_MAP_TABLE",
+                &parts,
+                Gone,
+                "vxlanmgrd",
+            )]
+        }
+        (Table::VxlanTunnelMap, Op::Create { .. }) => {
+            vec![Condition::new(
+                Db::Appl,
+                "VXLAN_TUNNEL_MAP_TABLE",
+                &parts,
+                Present,
+                "vxlanmgrd",
+            )]
+        }
+        (Table::Vlan, Op::Create { .. }) => {
+            vec![Condition::new(
+                Db::State,
+                "VLAN_TABLE",
+                &parts,
+                Present,
+                "vlanmgrd",
+            )]
+        }
+        (Table::Vlan, Op::Delete { .. }) => {
+            vec![Condition::new(
+                Db::State,
+                "VLAN_TABLE",
+                &parts,
+                Gone,
+                "vlanmgrd",
+            )]
+        }
+        (Table::Vrf, Op::Create { .. }) => {
+            vec![Condition::new(
+                Db::State,
+                "VRF_TABLE",
+                &parts,
+                Present,
+                "vrfmgrd",
+            )]
+        }
+        (Table::Vrf, Op::Update { set, .. }) => match set.get("vni") {
+            Some(vni) => vec![Condition::new(
+                Db::Appl,
+                "VRF_TABLE",
+                &parts,
+                FieldIs {
+                    field: "vni".into(),
+                    value: vni.clone(),
+                },
+                "vrfmgrd",
+            )],
+            None => Vec::new(),
+        },
+        (Table::Vrf, Op::Delete { .. }) => {
+            vec![Condition::new(
+                Db::State,
+                "VRF_TABLE",
+                &parts,
+                Gone,
+                "vrfmgrd",
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The ordering rules, as a checker for tests
+// ---------------------------------------------------------------------------
+
+/// Every ordering rule of sonic-configdb §3/§7 the plan breaks (empty = none).
+pub fn check_rules(plan: &Plan) -> Vec<String> {
+    let mut bad = Vec::new();
+    // (phase index, change) of every change by key
+    let mut by_key: BTreeMap<&Key, Vec<(usize, &Change)>> = BTreeMap::new();
+    for (i, p) in plan.phases.iter().enumerate() {
+        for c in &p.changes {
+            by_key.entry(&c.key).or_default().push((i, c));
+        }
+    }
+    let phase_of = |table: Table, pred: &dyn Fn(&Change) -> bool| -> Vec<(usize, &Change)> {
+        by_key
+            .iter()
+            .filter(|(k, _)| k.table == table)
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|(_, c)| pred(c))
+            .collect()
+    };
+
+    for (key, changes) in &by_key {
+        if key.table == Table::Port
+            && changes
+                .iter()
+                .any(|(_, c)| !matches!(c.op, Op::Update { .. }))
+        {
+            bad.push(format!("{key}: PORT keys are never created or deleted"));
+        }
+        let phases: BTreeSet<usize> = changes.iter().map(|(i, _)| *i).collect();
+        if phases.len() != changes.len() {
+            bad.push(format!("{key}: changed twice in one phase"));
+        }
+        let del = changes.iter().find(|(_, c)| c.is_delete()).map(|(i, _)| *i);
+        let cre = changes.iter().find(|(_, c)| c.is_create()).map(|(i, _)| *i);
+        if let (Some(d), Some(c)) = (del, cre) {
+            if d >= c {
+                bad.push(format!("{key}: re-created before (or with) its deletion"));
+            }
+            let confirmed = plan.phases[d]
+                .barrier
+                .iter()
+                .any(|b| b.check == Check::Gone);
+            if !confirmed {
+                bad.push(format!("{key}: deletion not confirmed before re-creation"));
+            }
+        }
+    }
+
+    // A port is never routed and bridged at once: INTERFACE creation after all
+    // VLAN_MEMBER deletions of the port, and the other way round.
+    let port_of_member = |c: &Change| c.key.name.split_once(SEP).map(|(_, p)| p.to_owned());
+    for (ci, c) in phase_of(Table::Interface, &|c| c.is_create()) {
+        let port = &c.key.name;
+        for (mi, m) in phase_of(Table::VlanMember, &|m| {
+            port_of_member(m).as_deref() == Some(port)
+        }) {
+            if m.is_create() {
+                bad.push(format!(
+                    "{port}: INTERFACE and VLAN_MEMBER created in one plan"
+                ));
+            } else if mi >= ci {
+                bad.push(format!(
+                    "{port}: INTERFACE created before {} is deleted",
+                    m.key
+                ));
+            } else if !plan.phases[mi]
+                .barrier
+                .iter()
+                .any(|b| b.check == Check::NoBridgePort && b.parts == [port.clone()])
+            {
+                bad.push(format!(
+                    "{port}: routed without waiting for its ASIC bridge port to go"
+                ));
+            }
+        }
+    }
+    for (mi, m) in phase_of(Table::VlanMember, &|c| c.is_create()) {
+        let Some(port) = port_of_member(m) else {
+            continue;
+        };
+        if let Some(dels) = by_key.get(&Key::interface(&port)) {
+            for (di, d) in dels {
+                if d.is_delete() && *di >= mi {
+                    bad.push(format!(
+                        "{port}: VLAN member created before INTERFACE is deleted"
+                    ));
+                }
+            }
+        }
+    }
+
+    // Deletion order of tenant objects.
+    let first = |table: Table, pred: &dyn Fn(&Change) -> bool| {
+        phase_of(table, pred).into_iter().map(|(i, _)| i).min()
+    };
+    let last = |table: Table, pred: &dyn Fn(&Change) -> bool| {
+        phase_of(table, pred).into_iter().map(|(i, _)| i).max()
+    };
+    let vid_of = |c: &Change| vid_of_vlan_name(c.key.parts().next().unwrap_or(""));
+    for (vi, v) in phase_of(Table::Vlan, &|c| c.is_delete()) {
+        let vid = vid_of(v);
+        let before = |table: Table, what: &str, bad: &mut Vec<String>| {
+            if let Some(i) = last(table, &|c| c.is_delete() && vid_of(c) == vid) {
+                if i >= vi {
+                    bad.push(format!("{}: deleted before its {what}", v.key));
+                }
+            }
+        };
+        before(Table::VlanMember, "members", &mut bad);
+        before(Table::VlanInterface, "VLAN interface", &mut bad);
+        if let Some(i) = last(Table::VxlanTunnelMap, &|c| {
+            c.is_delete() && c.key.name.ends_with(&format!("_{}", v.key.name))
+        }) && i >= vi
+        {
+            bad.push(format!("{}: deleted before its VXLAN map", v.key));
+        }
+    }
+    for (vi, v) in phase_of(Table::VlanInterface, &|c| {
+        c.is_delete() && c.cause == Cause::Desired
+    }) {
+        if let Some(i) = last(Table::VxlanTunnelMap, &|c| {
+            c.is_delete() && c.key.name.ends_with(&format!("_{}", v.key.name))
+        }) && i > vi
+        {
+            bad.push(format!("{}: deleted before its VXLAN map", v.key));
+        }
+    }
+    for (ri, r) in phase_of(Table::Vrf, &|c| c.is_delete()) {
+        let vrf = r.key.name.as_str();
+        let bound = |c: &Change| matches!(&c.op, Op::Delete { old } if old.get("vrf_name").map(String::as_str) == Some(vrf));
+        if let Some(i) = last(Table::Interface, &|c| bound(c))
+            && i >= ri
+        {
+            bad.push(format!("{}: deleted while ports are still bound", r.key));
+        }
+        if let Some(i) = last(Table::VlanInterface, &|c| bound(c))
+            && i >= ri
+        {
+            bad.push(format!("{}: deleted before its VLAN interface", r.key));
+        }
+    }
+    // Creation order: VLAN → map → VRF(vni) → VLAN interface / bindings.
+    for (ri, r) in phase_of(Table::Vrf, &|c| !c.is_delete() && c.cause == Cause::Desired) {
+        let vrf = r.key.name.clone();
+        let vni = match &r.op {
+            Op::Create { fields } | Op::Update { set: fields, .. } => fields.get("vni").cloned(),
+            Op::Delete { .. } => None,
+        };
+        if let Some(vni) = vni {
+            let prefix = format!("map_{vni}_");
+            if let Some(i) = first(Table::VxlanTunnelMap, &|c| {
+                c.is_create()
+                    && c.key
+                        .name
+                        .rsplit(SEP)
+                        .next()
+                        .is_some_and(|m| m.starts_with(&prefix))
+            }) && i >= ri
+            {
+                bad.push(format!(
+                    "{}: takes VNI {vni} before its VLAN-VNI map exists",
+                    r.key
+                ));
+            }
+        }
+        let binds = |c: &Change| matches!(&c.op, Op::Create { fields } if fields.get("vrf_name") == Some(&vrf));
+        if let Some(i) = first(Table::Interface, &|c| binds(c))
+            .into_iter()
+            .chain(first(Table::VlanInterface, &|c| binds(c)))
+            .min()
+            && i <= ri
+        {
+            bad.push(format!(
+                "{}: an interface is bound before the VRF exists",
+                r.key
+            ));
+        }
+    }
+    for (mi, m) in phase_of(Table::VxlanTunnelMap, &|c| c.is_create()) {
+        let vlan = match &m.op {
+            Op::Create { fields } => fields.get("vlan").cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        if let Some(i) = first(Table::Vlan, &|c| c.is_create() && c.key.name == vlan)
+            && i > mi
+        {
+            bad.push(format!("{}: created before {vlan}", m.key));
+        }
+    }
+    bad
+}

@@ -1,0 +1,290 @@
+//! CONFIG_DB tables, keys and entries as plain data.
+//!
+//! A [`Key`] is a table plus the rest of the redis key (its parts joined with
+//! `|`, CONFIG_DB's separator); an entry is a hash of string fields. Entries
+//! without attributes carry SONiC's placeholder `NULL: NULL`. [`DbState`] is
+//! a snapshot of the tables the agent reads, owned or not.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// The key separator of CONFIG_DB (and STATE_DB).
+pub const SEP: char = '|';
+/// Placeholder field of an entry without attributes.
+pub const NULL_FIELD: &str = "NULL";
+
+/// The CONFIG_DB tables the agent reads. The order is the order of output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    Port,
+    Interface,
+    Vrf,
+    Vlan,
+    VlanMember,
+    VlanInterface,
+    SuppressVlanNeigh,
+    VxlanTunnel,
+    VxlanTunnelMap,
+    VxlanEvpnNvo,
+}
+
+impl Table {
+    /// Every table the agent reads, in output order.
+    pub const ALL: [Table; 10] = [
+        Table::Port,
+        Table::Interface,
+        Table::Vrf,
+        Table::Vlan,
+        Table::VlanMember,
+        Table::VlanInterface,
+        Table::SuppressVlanNeigh,
+        Table::VxlanTunnel,
+        Table::VxlanTunnelMap,
+        Table::VxlanEvpnNvo,
+    ];
+
+    /// The table's name in redis keys.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Table::Port => "PORT",
+            Table::Interface => "INTERFACE",
+            Table::Vrf => "VRF",
+            Table::Vlan => "VLAN",
+            Table::VlanMember => "VLAN_MEMBER",
+            Table::VlanInterface => "VLAN_INTERFACE",
+            Table::SuppressVlanNeigh => "SUPPRESS_VLAN_NEIGH",
+            Table::VxlanTunnel => "VXLAN_TUNNEL",
+            Table::VxlanTunnelMap => "VXLAN_TUNNEL_MAP",
+            Table::VxlanEvpnNvo => "VXLAN_EVPN_NVO",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == s)
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A CONFIG_DB key: `<TABLE>|<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub table: Table,
+    /// The key without the table, parts joined with `|`.
+    pub name: String,
+}
+
+impl Key {
+    pub fn new(table: Table, name: impl Into<String>) -> Key {
+        Key {
+            table,
+            name: name.into(),
+        }
+    }
+
+    /// Parse a full redis key (`VLAN_MEMBER|Vlan4000|Ethernet0`); `None` for
+    /// tables the agent does not read.
+    pub fn parse(full: &str) -> Option<Key> {
+        let (table, name) = full.split_once(SEP)?;
+        Some(Key::new(Table::from_name(table)?, name))
+    }
+
+    /// The key parts after the table (`["Vlan4000", "Ethernet0"]`).
+    pub fn parts(&self) -> impl Iterator<Item = &str> {
+        self.name.split(SEP)
+    }
+
+    /// The redis key with CONFIG_DB's separator.
+    pub fn redis_key(&self) -> String {
+        format!("{}{SEP}{}", self.table.name(), self.name)
+    }
+
+    // Constructors for the keys the agent writes.
+    pub fn port(port: &str) -> Key {
+        Key::new(Table::Port, port)
+    }
+    pub fn interface(port: &str) -> Key {
+        Key::new(Table::Interface, port)
+    }
+    pub fn vrf(vrf: &str) -> Key {
+        Key::new(Table::Vrf, vrf)
+    }
+    pub fn vlan(vid: u16) -> Key {
+        Key::new(Table::Vlan, vlan_name(vid))
+    }
+    pub fn vlan_member(vid: u16, port: &str) -> Key {
+        Key::new(Table::VlanMember, format!("Vlan{vid}{SEP}{port}"))
+    }
+    pub fn vlan_interface(vid: u16) -> Key {
+        Key::new(Table::VlanInterface, vlan_name(vid))
+    }
+    pub fn suppress_vlan_neigh(vid: u16) -> Key {
+        Key::new(Table::SuppressVlanNeigh, vlan_name(vid))
+    }
+    pub fn vxlan_tunnel_map(vtep: &str, vni: u32, vid: u16) -> Key {
+        Key::new(
+            Table::VxlanTunnelMap,
+            format!("{vtep}{SEP}{}", map_name(vni, vid)),
+        )
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{SEP}{}", self.table.name(), self.name)
+    }
+}
+
+impl Serialize for Key {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// `Vlan<id>`.
+pub fn vlan_name(vid: u16) -> String {
+    format!("Vlan{vid}")
+}
+
+/// The VLAN id of `Vlan<id>` (no leading zeros, 1..=4095).
+pub fn vid_of_vlan_name(name: &str) -> Option<u16> {
+    let digits = name.strip_prefix("Vlan")?;
+    let vid: u16 = digits.parse().ok()?;
+    (vid >= 1 && vid <= 4095 && digits == vid.to_string()).then_some(vid)
+}
+
+/// The VXLAN map name metal-stack and the SONiC CLI use: `map_<vni>_Vlan<id>`.
+pub fn map_name(vni: u32, vid: u16) -> String {
+    format!("map_{vni}_Vlan{vid}")
+}
+
+/// Fields of an entry, sorted by name.
+pub type Fields = BTreeMap<String, String>;
+
+/// Build a [`Fields`] from pairs; an empty list becomes `NULL: NULL`.
+pub fn fields<const N: usize>(pairs: [(&str, String); N]) -> Fields {
+    let mut f: Fields = pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    if f.is_empty() {
+        f.insert(NULL_FIELD.to_owned(), NULL_FIELD.to_owned());
+    }
+    f
+}
+
+/// A snapshot of the CONFIG_DB tables the agent reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DbState {
+    entries: BTreeMap<Key, Fields>,
+}
+
+impl DbState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, key: Key, fields: Fields) {
+        self.entries.insert(key, fields);
+    }
+
+    pub fn remove(&mut self, key: &Key) -> Option<Fields> {
+        self.entries.remove(key)
+    }
+
+    pub fn get(&self, key: &Key) -> Option<&Fields> {
+        self.entries.get(key)
+    }
+
+    pub fn contains(&self, key: &Key) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    pub fn get_mut(&mut self, key: &Key) -> Option<&mut Fields> {
+        self.entries.get_mut(key)
+    }
+
+    /// A field of an entry.
+    pub fn field(&self, key: &Key, field: &str) -> Option<&str> {
+        self.entries.get(key)?.get(field).map(String::as_str)
+    }
+
+    /// All entries of one table, in key order.
+    pub fn table(&self, table: Table) -> impl Iterator<Item = (&Key, &Fields)> {
+        let start = Key::new(table, String::new());
+        self.entries
+            .range(start..)
+            .take_while(move |(k, _)| k.table == table)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Fields)> {
+        self.entries.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl FromIterator<(Key, Fields)> for DbState {
+    fn from_iter<I: IntoIterator<Item = (Key, Fields)>>(iter: I) -> Self {
+        DbState {
+            entries: iter.into_iter().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_print() {
+        let k = Key::parse("VLAN_MEMBER|Vlan4000|Ethernet0").unwrap();
+        assert_eq!(k, Key::vlan_member(4000, "Ethernet0"));
+        assert_eq!(k.parts().collect::<Vec<_>>(), ["Vlan4000", "Ethernet0"]);
+        assert_eq!(k.to_string(), "VLAN_MEMBER|Vlan4000|Ethernet0");
+        assert!(Key::parse("VXLAN_TUNNEL|vtep").is_some());
+        assert_eq!(
+            Key::parse("VXLAN_TUNNEL_MAP|vtep|map_1_Vlan2")
+                .unwrap()
+                .table,
+            Table::VxlanTunnelMap
+        );
+        assert!(Key::parse("ACL_RULE|x").is_none());
+        assert!(Key::parse("CONFIG_DB_INITIALIZED").is_none());
+    }
+
+    #[test]
+    fn vlan_names() {
+        assert_eq!(vid_of_vlan_name("Vlan1001"), Some(1001));
+        assert_eq!(vid_of_vlan_name("Vlan01001"), None);
+        assert_eq!(vid_of_vlan_name("Vlan"), None);
+        assert_eq!(vid_of_vlan_name("Vlanx"), None);
+    }
+
+    #[test]
+    fn table_ranges() {
+        let s: DbState = [
+            (Key::vlan(1), fields([])),
+            (Key::vrf("Vrf1"), fields([])),
+            (Key::vlan(2), fields([])),
+            (Key::vlan_member(1, "Ethernet0"), fields([])),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(s.table(Table::Vlan).count(), 2);
+        assert_eq!(s.table(Table::Vrf).count(), 1);
+        assert_eq!(s.table(Table::VlanMember).count(), 1);
+        assert_eq!(s.table(Table::Port).count(), 0);
+        assert_eq!(s.get(&Key::vlan(1)).unwrap().get("NULL").unwrap(), "NULL");
+    }
+}

@@ -1,0 +1,59 @@
+//! The crate error: one variant per source module, and what it means for
+//! the exit code and for retrying.
+
+use crate::api::SwitchDocError;
+use crate::config::ConfigError;
+use crate::configdb::dbconfig::DbConfigError;
+use crate::configdb::snapshot::SnapshotError;
+use crate::spec::Problems;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a runtime failure (redis, SONiC, I/O); may have written phases.
+pub const EXIT_RUNTIME: u8 = 1;
+/// Exit code: invalid input (configuration, switch state); nothing was written.
+pub const EXIT_INVALID: u8 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Invalid(#[from] Problems),
+    #[error(transparent)]
+    SwitchDoc(#[from] SwitchDocError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    DbConfig(#[from] DbConfigError),
+    #[cfg(feature = "agent")]
+    #[error(transparent)]
+    ConfigDb(#[from] crate::configdb::redis::ConfigDbError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::Invalid(_) | Error::SwitchDoc(_) | Error::Snapshot(_) => {
+                EXIT_INVALID
+            }
+            _ => EXIT_RUNTIME,
+        }
+    }
+
+    /// Whether a later attempt may succeed without a change of input.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            #[cfg(feature = "agent")]
+            Error::ConfigDb(e) => e.is_transient(),
+            Error::Read { .. } => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! metal-switchd: the metal-stack agent of a SONiC leaf switch.
+//!
+//! One reconcile, from the metal API to the switch:
+//!
+//! ```text
+//! metal API ──▶ api (v1/v2 wire) ──▶ SwitchDesc
+//!                                        │ spec::build (+ Config, + LocalFacts from CONFIG_DB)
+//!                                        ▼
+//!                                    SwitchSpec (validated; rejected as a whole if bad)
+//!                                        │
+//!            configdb::target ◀──────────┤
+//!                  │                     │
+//!  configdb::diff(current, target) ─▶ ChangeSet
+//!  configdb::plan ─▶ Plan (phases + barriers)
+//!  ─────────────────────── I/O ───────────────────────
+//!  configdb::redis: one MULTI/EXEC per phase, then wait for
+//!  the phase's barrier in STATE_DB / APPL_DB / ASIC_DB
+//! ```
+//!
+//! Everything above the I/O line is pure (no async, sockets or clock) and
+//! compiles without the `agent` feature. The adapters live behind it.
+
+pub mod api;
+#[cfg(feature = "agent")]
+pub mod cli;
+pub mod config;
+pub mod configdb;
+pub mod error;
+pub mod spec;
+
+pub use error::Error;

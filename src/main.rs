@@ -1,0 +1,28 @@
+//! metal-switchd: parse the command line, run, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use metal_switchd::cli::{self, Cli};
+use metal_switchd::error::EXIT_RUNTIME;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("metal-switchd: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("metal-switchd: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
