@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod configdb;
 pub mod error;
+pub mod observed;
 pub mod spec;
 
 pub use error::Error;

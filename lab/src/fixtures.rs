@@ -1,0 +1,23 @@
+//! The repository's test data, embedded so the lab runs from any directory.
+//! Origins of the `testdata/` files: `testdata/ORIGIN.md`.
+
+/// Base CONFIG_DB of mini-lab leaf01 (Dell Enterprise SONiC 4.5.1).
+pub const LEAF01_CONFIG: &str =
+    include_str!("../../testdata/sonic/mini-lab-leaf01-dell-4.5.1.config_db.json");
+/// Base CONFIG_DB of mini-lab leaf02.
+pub const LEAF02_CONFIG: &str =
+    include_str!("../../testdata/sonic/mini-lab-leaf02-dell-4.5.1.config_db.json");
+/// Port map of the mini-lab virtual leaf: 122 ports (30 × 4×25G + 2 × 100G).
+pub const MINI_LAB_PORT_MAP: &str =
+    include_str!("../../testdata/sonic/port_config/mini-lab-vs-as7726-breakout.port_config.ini");
+/// A generated AS7726-32X leaf config with PORT entries, foreign VRFs, VLANs and maps.
+pub const CONFIGDB_UTILS_AS7726: &str =
+    include_str!("../../testdata/sonic/configdb-utils-test1-as7726.config_db.json");
+/// sonic-utilities' mock CONFIG_DB (flat redis form).
+pub const SONIC_UTILITIES_MOCK: &str =
+    include_str!("../../testdata/sonic/sonic-utilities-mock.config_db.redis-dump.json");
+
+/// The lab's sample switch state for leaf01 (v1 SwitchResponse).
+pub const LEAF01_SWITCH_V1: &str = include_str!("../switches/leaf01.v1.json");
+/// The lab's agent configuration for leaf01.
+pub const LEAF01_AGENT_CONFIG: &str = include_str!("../config/leaf01.toml");

@@ -1,0 +1,164 @@
+//! A throwaway `redis-server` for tests and the lab, stopped on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// SONiC's database ids (community `database_config.json.j2`).
+pub const APPL_DB: i64 = 0;
+pub const ASIC_DB: i64 = 1;
+pub const COUNTERS_DB: i64 = 2;
+pub const CONFIG_DB: i64 = 4;
+pub const STATE_DB: i64 = 6;
+
+/// A running `redis-server` on a unix socket in its own temp dir.
+pub struct RedisServer {
+    dir: tempfile::TempDir,
+    child: Child,
+    socket: PathBuf,
+}
+
+impl RedisServer {
+    /// Start one, configured like SONiC's database container
+    /// (`notify-keyspace-events AKE`, `save ""`, 100 databases).
+    pub fn start() -> Result<RedisServer> {
+        let dir = tempfile::Builder::new()
+            .prefix("metal-switchd-redis-")
+            .tempdir()
+            .context("creating a temp dir for redis-server")?;
+        let socket = dir.path().join("redis.sock");
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args([
+                "--notify-keyspace-events",
+                "AKE",
+                "--databases",
+                "100",
+                "--dir",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context(
+                "cannot start redis-server; install it with `apt-get install -y redis-server` \
+                 (the test command in README.md does this)",
+            )?;
+        let server = RedisServer { dir, child, socket };
+        server.wait_ready(Duration::from_secs(10))?;
+        Ok(server)
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if let Ok(mut c) = self.connection(0)
+                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+            {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "redis-server did not answer on {} within {timeout:?}",
+                    self.socket.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The unix socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The temp dir (for files that belong with this server).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// URL of database `db` (`redis+unix:///...?db=N`).
+    pub fn url(&self, db: i64) -> String {
+        format!("redis+unix://{}?db={db}", self.socket.display())
+    }
+
+    /// A blocking connection to database `db`.
+    pub fn connection(&self, db: i64) -> Result<redis::Connection> {
+        let client = redis::Client::open(self.url(db))?;
+        Ok(client.get_connection()?)
+    }
+
+    /// An async client for database `db`.
+    pub fn client(&self, db: i64) -> Result<redis::Client> {
+        Ok(redis::Client::open(self.url(db))?)
+    }
+
+    /// Write a SONiC `database_config.json` pointing at this server and return its path.
+    pub fn write_database_config(&self) -> Result<PathBuf> {
+        let path = self.dir.path().join("database_config.json");
+        std::fs::write(&path, database_config_json(&self.socket))?;
+        Ok(path)
+    }
+
+    /// Total calls of one redis command (`INFO commandstats`), e.g. `hset`.
+    pub fn command_calls(&self, command: &str) -> Result<u64> {
+        let mut c = self.connection(0)?;
+        let info: String = redis::cmd("INFO").arg("commandstats").query(&mut c)?;
+        let prefix = format!("cmdstat_{}:calls=", command.to_ascii_lowercase());
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Reset `INFO commandstats`.
+    pub fn reset_stats(&self) -> Result<()> {
+        let mut c = self.connection(0)?;
+        redis::cmd("CONFIG").arg("RESETSTAT").query::<()>(&mut c)?;
+        Ok(())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A community-SONiC `database_config.json` whose one instance is `socket`.
+pub fn database_config_json(socket: &Path) -> String {
+    let s = socket.display();
+    format!(
+        r#"{{
+  "INSTANCES": {{
+    "redis": {{"hostname": "127.0.0.1", "port": 6379, "unix_socket_path": "{s}", "persistence_for_warm_boot": "yes"}}
+  }},
+  "DATABASES": {{
+    "APPL_DB": {{"id": 0, "separator": ":", "instance": "redis"}},
+    "ASIC_DB": {{"id": 1, "separator": ":", "instance": "redis"}},
+    "COUNTERS_DB": {{"id": 2, "separator": ":", "instance": "redis"}},
+    "LOGLEVEL_DB": {{"id": 3, "separator": ":", "instance": "redis"}},
+    "CONFIG_DB": {{"id": 4, "separator": "|", "instance": "redis"}},
+    "PFC_WD_DB": {{"id": 5, "separator": ":", "instance": "redis"}},
+    "FLEX_COUNTER_DB": {{"id": 5, "separator": ":", "instance": "redis"}},
+    "STATE_DB": {{"id": 6, "separator": "|", "instance": "redis"}}
+  }},
+  "VERSION": "1.0"
+}}
+"#
+    )
+}
