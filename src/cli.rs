@@ -257,6 +257,12 @@ async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
 /// One paragraph about an apply, for people.
 pub fn report_text(r: &ApplyReport) -> String {
     let s = &r.stats;
+    if r.phases.is_empty() {
+        return format!(
+            "nothing written ({} round trip(s): the read)\n",
+            s.round_trips
+        );
+    }
     format!(
         "applied {} phase(s): {} key(s) written with {} command(s) in {} round trip(s) \
          (reads included); SONiC confirmed in {:.1} ms ({} barrier poll(s)); writes took {:.1} ms\n",

@@ -10,6 +10,7 @@
 //!   ASIC_DB markers and reports orders that would crash or wedge them.
 //! - [`fixtures`]: the repository's test data, embedded.
 
+pub mod demo;
 pub mod fixtures;
 pub mod redis_server;
 pub mod seed;

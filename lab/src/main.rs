@@ -1,6 +1,9 @@
 //! `metal-switchd-lab`: lab tools around metal-switchd (not shipped).
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+use metal_switchd_lab::demo;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,13 +18,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run metal-switchd once against a throwaway SONiC-like redis seeded with mini-lab leaf01
-    Demo,
+    /// Run metal-switchd (plan, apply, apply again) against a throwaway
+    /// SONiC-like redis seeded with mini-lab leaf01 and print the CONFIG_DB changes
+    Demo {
+        /// Switch state to apply [default: the embedded lab/switches/leaf01.v1.json]
+        #[arg(long, value_name = "FILE")]
+        switch: Option<PathBuf>,
+        /// The metal-switchd binary [default: next to this binary]
+        #[arg(long, value_name = "FILE")]
+        agent: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo => anyhow::bail!("not implemented yet"),
+        Command::Demo { switch, agent } => demo::run(&demo::DemoOptions { switch, agent }),
     }
 }

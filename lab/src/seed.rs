@@ -106,6 +106,9 @@ pub fn port_entries(ini: &str) -> Result<Vec<Entry>> {
 
 /// Write entries into one database of `server` (one pipeline).
 pub fn write_entries(server: &RedisServer, db: i64, entries: &[Entry]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
     let mut c = server.connection(db)?;
     let mut pipe = redis::pipe();
     for (key, fields) in entries {

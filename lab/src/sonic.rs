@@ -1,1 +1,1263 @@
-//! Stand-in for SONiC's swss daemons (written next; see module docs in lib.rs).
+//! A stand-in for SONiC's swss daemons (vrfmgrd, vlanmgrd, intfmgrd,
+//! vxlanmgrd, portmgrd, plus the orchagent effects the agent waits on).
+//!
+//! SONiC's daemons cannot run here. This stand-in consumes CONFIG_DB the way
+//! they do (sonic-configdb reference §3): it subscribes to keyspace
+//! notifications, reads the whole hash when it gets to a key (a key gone by
+//! then is dropped as "outdated"), retries tasks whose prerequisites are
+//! missing, and writes the STATE_DB / APPL_DB / COUNTERS_DB / ASIC_DB markers
+//! of §4. Each daemon is its own task with its own processing delay, so —
+//! as on a switch — daemons are not ordered against each other, and
+//! orchagent's ASIC effects (bridge ports, router interfaces) lag behind.
+//!
+//! It reports loudly every order that would crash or wedge the real daemons
+//! ([`SonicStandIn::violations`]): binding a VLAN member to a VRF
+//! (sonic-buildimage#13772), deleting a VLAN member of a port that left the
+//! bridge, an in-place VRF change, a changed VXLAN map or VLAN member, a
+//! direct VNI change, deleting a VLAN before its members, interface or map,
+//! a VRF-VNI before its VLAN-VNI map (#11428), a DEL followed by a SET of a
+//! key before the daemon saw the DEL, PORT keys created or deleted, bad names.
+//!
+//! Processed operations are logged in order ([`SonicStandIn::events`]) so
+//! tests can assert what SONiC saw when.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::mpsc;
+
+use crate::redis_server::{APPL_DB, ASIC_DB, CONFIG_DB, COUNTERS_DB, RedisServer, STATE_DB};
+
+/// Processing delays of the stand-in's daemons.
+#[derive(Debug, Clone, Default)]
+pub struct StandInOptions {
+    pub vrfmgrd: Duration,
+    pub vlanmgrd: Duration,
+    pub intfmgrd: Duration,
+    pub vxlanmgrd: Duration,
+    pub portmgrd: Duration,
+    /// How long orchagent takes to create or remove bridge ports and router
+    /// interfaces after the daemon's step.
+    pub orchagent: Duration,
+}
+
+impl StandInOptions {
+    /// Every daemon (and orchagent) takes `d`.
+    pub fn uniform(d: Duration) -> Self {
+        StandInOptions {
+            vrfmgrd: d,
+            vlanmgrd: d,
+            intfmgrd: d,
+            vxlanmgrd: d,
+            portmgrd: d,
+            orchagent: d,
+        }
+    }
+
+    /// Delays that expose a missing barrier: each daemon that must finish
+    /// first in a safe order is slower than the one that follows it.
+    pub fn adversarial() -> Self {
+        StandInOptions {
+            vrfmgrd: Duration::from_millis(40),
+            vlanmgrd: Duration::from_millis(60),
+            intfmgrd: Duration::from_millis(50),
+            vxlanmgrd: Duration::from_millis(30),
+            portmgrd: Duration::from_millis(5),
+            orchagent: Duration::from_millis(40),
+        }
+    }
+}
+
+/// One operation the stand-in processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub daemon: &'static str,
+    /// e.g. `del VLAN_MEMBER|Vlan3900|Ethernet1`, `set INTERFACE|Ethernet1 vrf=Vrf104009`.
+    pub what: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Set,
+    Del,
+}
+
+#[derive(Debug)]
+struct Task {
+    key: String,
+    kind: Kind,
+    arrived: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Kernel {
+    /// port → VLAN ids it is a bridge member of
+    bridged: BTreeMap<String, BTreeSet<u16>>,
+    /// interface → VRF ("" = default)
+    routed: BTreeMap<String, String>,
+    /// VLAN ids that exist
+    vlans: BTreeSet<u16>,
+    /// VRF → vni (0 = none)
+    vrfs: BTreeMap<String, u32>,
+    /// VTEP name → src_ip
+    vteps: BTreeMap<String, String>,
+    /// an EVPN NVO exists
+    nvo: bool,
+    /// map name → (vid, vni)
+    maps: BTreeMap<String, (u16, u32)>,
+    next_oid: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    events: Mutex<Vec<Event>>,
+    violations: Mutex<Vec<String>>,
+    kernel: Mutex<Kernel>,
+    /// kinds of the events received but not yet processed, per key
+    queued: Mutex<HashMap<String, VecDeque<Kind>>>,
+    /// notifications received and not yet processed, plus orchagent effects under way
+    inflight: AtomicUsize,
+    /// tasks waiting for a prerequisite (retried, as the daemons do)
+    pending: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn event(&self, daemon: &'static str, what: String) {
+        lock(&self.events).push(Event { daemon, what });
+    }
+    fn violation(&self, daemon: &'static str, what: String) {
+        lock(&self.violations).push(format!("{daemon}: {what}"));
+    }
+}
+
+/// The running stand-in; stops on drop.
+pub struct SonicStandIn {
+    shared: Arc<Shared>,
+    /// What the start-up replay of the existing CONFIG_DB reported.
+    base_findings: Vec<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Clone)]
+struct Dbs {
+    config: MultiplexedConnection,
+    appl: MultiplexedConnection,
+    asic: MultiplexedConnection,
+    counters: MultiplexedConnection,
+    state: MultiplexedConnection,
+}
+
+/// Which daemon consumes a CONFIG_DB table.
+fn daemon_of(table: &str) -> Option<usize> {
+    Some(match table {
+        "VRF" => 0,
+        "VLAN" | "VLAN_MEMBER" => 1,
+        "INTERFACE" | "VLAN_INTERFACE" | "LOOPBACK_INTERFACE" => 2,
+        "VXLAN_TUNNEL" | "VXLAN_TUNNEL_MAP" | "VXLAN_EVPN_NVO" => 3,
+        "PORT" => 4,
+        _ => return None,
+    })
+}
+
+const DAEMONS: [&str; 5] = ["vrfmgrd", "vlanmgrd", "intfmgrd", "vxlanmgrd", "portmgrd"];
+
+impl SonicStandIn {
+    /// Start the stand-in against `server`; it first replays the existing
+    /// CONFIG_DB (as daemons do at start) and returns once that has settled.
+    pub fn start(server: &RedisServer, opts: StandInOptions) -> Result<SonicStandIn> {
+        let shared = Arc::new(Shared::default());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let urls: Vec<String> = [CONFIG_DB, APPL_DB, ASIC_DB, COUNTERS_DB, STATE_DB]
+            .iter()
+            .map(|db| server.url(*db))
+            .collect();
+        let pubsub_url = server.url(CONFIG_DB);
+        let sh = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("sonic-standin".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                rt.block_on(run(sh, opts, urls, pubsub_url, stop_rx, ready_tx));
+            })
+            .context("starting the SONiC stand-in thread")?;
+        let mut standin = SonicStandIn {
+            shared,
+            base_findings: Vec::new(),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        };
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .context("the SONiC stand-in did not start")??;
+        standin.settle(Duration::from_secs(10))?;
+        // Findings of the replay are about the base configuration, not about
+        // what is written afterwards.
+        standin.base_findings = std::mem::take(&mut *lock(&standin.shared.violations));
+        Ok(standin)
+    }
+
+    /// Everything processed so far, in order.
+    pub fn events(&self) -> Vec<Event> {
+        lock(&self.shared.events).clone()
+    }
+
+    /// Position of the first event whose text contains `needle`.
+    pub fn position(&self, needle: &str) -> Option<usize> {
+        lock(&self.shared.events)
+            .iter()
+            .position(|e| e.what.contains(needle))
+    }
+
+    /// Every order that would crash or wedge SONiC, so far.
+    pub fn violations(&self) -> Vec<String> {
+        lock(&self.shared.violations).clone()
+    }
+
+    /// What replaying the base configuration at start reported (e.g. a
+    /// static VRF whose VNI has no VLAN-VNI map).
+    pub fn base_findings(&self) -> &[String] {
+        &self.base_findings
+    }
+
+    /// Forget events and violations seen so far.
+    pub fn clear(&self) {
+        lock(&self.shared.events).clear();
+        lock(&self.shared.violations).clear();
+    }
+
+    /// Wait until every received notification and every orchagent effect has
+    /// been processed; error (naming the count) after `timeout`. Tasks waiting
+    /// for a prerequisite that never comes (as on a switch) do not count; see
+    /// [`SonicStandIn::waiting`].
+    pub fn settle(&self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        let mut quiet = 0;
+        loop {
+            if self.shared.inflight.load(Ordering::SeqCst) == 0 {
+                quiet += 1;
+                if quiet >= 3 {
+                    return Ok(());
+                }
+            } else {
+                quiet = 0;
+            }
+            if start.elapsed() > timeout {
+                anyhow::bail!(
+                    "SONiC stand-in did not settle within {timeout:?}: {} notification(s) or orchagent effect(s) unprocessed",
+                    self.shared.inflight.load(Ordering::SeqCst),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// How many tasks wait for a prerequisite (retried like the daemons do).
+    pub fn waiting(&self) -> usize {
+        self.shared.pending.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SonicStandIn {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn open(url: &str) -> Result<MultiplexedConnection> {
+    Ok(redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?)
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    opts: StandInOptions,
+    urls: Vec<String>,
+    pubsub_url: String,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    ready: std::sync::mpsc::Sender<Result<()>>,
+) {
+    let setup = async {
+        let dbs = Dbs {
+            config: open(&urls[0]).await?,
+            appl: open(&urls[1]).await?,
+            asic: open(&urls[2]).await?,
+            counters: open(&urls[3]).await?,
+            state: open(&urls[4]).await?,
+        };
+        let mut pubsub = redis::Client::open(pubsub_url.as_str())?
+            .get_async_pubsub()
+            .await?;
+        pubsub
+            .psubscribe(format!("__keyspace@{CONFIG_DB}__:*"))
+            .await?;
+        anyhow::Ok((dbs, pubsub))
+    };
+    let (dbs, pubsub) = match setup.await {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let delays = [
+        opts.vrfmgrd,
+        opts.vlanmgrd,
+        opts.intfmgrd,
+        opts.vxlanmgrd,
+        opts.portmgrd,
+    ];
+    let mut senders = Vec::new();
+    for (i, name) in DAEMONS.iter().enumerate() {
+        let (tx, rx) = mpsc::unbounded_channel::<Task>();
+        senders.push(tx);
+        let d = Daemon {
+            name,
+            delay: delays[i],
+            orchagent: opts.orchagent,
+            shared: shared.clone(),
+            dbs: dbs.clone(),
+        };
+        tokio::spawn(d.run(rx));
+    }
+    // Replay what exists, as daemons do when they start.
+    let mut config = dbs.config.clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut config)
+        .await
+        .unwrap_or_default();
+    let mut keys: Vec<String> = keys.into_iter().filter(|k| k.contains('|')).collect();
+    let order = ["PORT", "VXLAN_TUNNEL", "VXLAN_EVPN_NVO", "VRF", "VLAN"];
+    keys.sort_by_key(|k| {
+        let t = k.split('|').next().unwrap_or("");
+        (
+            order.iter().position(|o| *o == t).unwrap_or(order.len()),
+            k.clone(),
+        )
+    });
+    let replay_at = Instant::now()
+        .checked_sub(Duration::from_secs(3600))
+        .unwrap_or_else(Instant::now);
+    for key in keys {
+        dispatch(&shared, &senders, key, Kind::Set, replay_at);
+    }
+    let _ = ready.send(Ok(()));
+
+    let mut stream = pubsub.into_on_message();
+    let prefix = format!("__keyspace@{CONFIG_DB}__:");
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            msg = stream.next() => {
+                let Some(msg) = msg else { break };
+                let channel = msg.get_channel_name().to_owned();
+                let Some(key) = channel.strip_prefix(&prefix) else { continue };
+                let op: String = msg.get_payload().unwrap_or_default();
+                let kind = match op.as_str() {
+                    "del" | "expired" | "evicted" => Kind::Del,
+                    "hset" | "hdel" | "hmset" | "hsetnx" | "hincrby" | "hincrbyfloat" => Kind::Set,
+                    _ => continue,
+                };
+                dispatch(&shared, &senders, key.to_owned(), kind, Instant::now());
+            }
+        }
+    }
+}
+
+fn dispatch(
+    shared: &Shared,
+    senders: &[mpsc::UnboundedSender<Task>],
+    key: String,
+    kind: Kind,
+    arrived: Instant,
+) {
+    let Some(d) = key.split('|').next().and_then(daemon_of) else {
+        return;
+    };
+    lock(&shared.queued)
+        .entry(key.clone())
+        .or_default()
+        .push_back(kind);
+    shared.inflight.fetch_add(1, Ordering::SeqCst);
+    if senders[d].send(Task { key, kind, arrived }).is_err() {
+        shared.inflight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+enum Outcome {
+    Done,
+    /// A prerequisite is missing; retry later.
+    Wait,
+}
+
+struct Daemon {
+    name: &'static str,
+    delay: Duration,
+    orchagent: Duration,
+    shared: Arc<Shared>,
+    dbs: Dbs,
+}
+
+fn vid(name: &str) -> Option<u16> {
+    let d = name.strip_prefix("Vlan")?;
+    let v: u16 = d.parse().ok()?;
+    (d == v.to_string() && (1..=4094).contains(&v)).then_some(v)
+}
+
+impl Daemon {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Task>) {
+        let mut pending: BTreeMap<String, Kind> = BTreeMap::new();
+        loop {
+            let task = if pending.is_empty() {
+                rx.recv().await
+            } else {
+                match tokio::time::timeout(Duration::from_millis(10), rx.recv()).await {
+                    Ok(t) => t,
+                    Err(_) => {
+                        self.retry(&mut pending).await;
+                        continue;
+                    }
+                }
+            };
+            let Some(task) = task else { break };
+            let due = task.arrived + self.delay;
+            tokio::time::sleep_until(due.into()).await;
+            let remaining: Vec<Kind> = {
+                let mut q = lock(&self.shared.queued);
+                let entry = q.entry(task.key.clone()).or_default();
+                entry.pop_front();
+                let rest = entry.iter().copied().collect();
+                if entry.is_empty() {
+                    q.remove(&task.key);
+                }
+                rest
+            };
+            if task.kind == Kind::Del && remaining.contains(&Kind::Set) && !self.delay.is_zero() {
+                self.shared.violation(
+                    self.name,
+                    format!(
+                        "{} was deleted and written again before the daemon processed the delete \
+                         (DEL then SET of one key: the daemon tears the object down and rebuilds it)",
+                        task.key
+                    ),
+                );
+            }
+            // A newer task for the same key replaces a waiting one.
+            if pending.remove(&task.key).is_some() {
+                self.shared.pending.fetch_sub(1, Ordering::SeqCst);
+            }
+            if let Outcome::Wait = self.handle(&task.key, task.kind).await {
+                pending.insert(task.key, task.kind);
+                self.shared.pending.fetch_add(1, Ordering::SeqCst);
+            }
+            self.shared.inflight.fetch_sub(1, Ordering::SeqCst);
+            if !pending.is_empty() {
+                self.retry(&mut pending).await;
+            }
+        }
+    }
+
+    async fn retry(&mut self, pending: &mut BTreeMap<String, Kind>) {
+        let tasks: Vec<(String, Kind)> = pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for (key, kind) in tasks {
+            if let Outcome::Done = self.handle(&key, kind).await {
+                pending.remove(&key);
+                self.shared.pending.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn event(&self, what: String) {
+        self.shared.event(self.name, what);
+    }
+
+    fn violation(&self, what: String) {
+        self.shared.violation(self.name, what);
+    }
+
+    fn kernel(&self) -> MutexGuard<'_, Kernel> {
+        lock(&self.shared.kernel)
+    }
+
+    async fn handle(&mut self, key: &str, kind: Kind) -> Outcome {
+        let (table, rest) = key.split_once('|').unwrap_or((key, ""));
+        let fields: BTreeMap<String, String> = match kind {
+            Kind::Set => {
+                let f: BTreeMap<String, String> = redis::cmd("HGETALL")
+                    .arg(key)
+                    .query_async(&mut self.dbs.config)
+                    .await
+                    .unwrap_or_default();
+                if f.is_empty() {
+                    self.event(format!("drop {key} (gone when processed)"));
+                    return Outcome::Done;
+                }
+                f.into_iter().filter(|(k, _)| k != "NULL").collect()
+            }
+            Kind::Del => BTreeMap::new(),
+        };
+        let result = match (table, kind) {
+            ("VRF", Kind::Set) => self.vrf_set(rest, &fields).await,
+            ("VRF", Kind::Del) => self.vrf_del(rest).await,
+            ("VLAN", Kind::Set) => self.vlan_set(rest, &fields).await,
+            ("VLAN", Kind::Del) => self.vlan_del(rest).await,
+            ("VLAN_MEMBER", Kind::Set) => self.member_set(rest, &fields).await,
+            ("VLAN_MEMBER", Kind::Del) => self.member_del(rest).await,
+            ("INTERFACE" | "VLAN_INTERFACE" | "LOOPBACK_INTERFACE", Kind::Set) => {
+                self.intf_set(table, rest, &fields).await
+            }
+            ("INTERFACE" | "VLAN_INTERFACE" | "LOOPBACK_INTERFACE", Kind::Del) => {
+                self.intf_del(table, rest).await
+            }
+            ("VXLAN_TUNNEL", Kind::Set) => {
+                self.kernel().vteps.insert(
+                    rest.to_owned(),
+                    fields.get("src_ip").cloned().unwrap_or_default(),
+                );
+                Ok(Outcome::Done)
+            }
+            ("VXLAN_EVPN_NVO", Kind::Set) => {
+                self.kernel().nvo = true;
+                Ok(Outcome::Done)
+            }
+            ("VXLAN_TUNNEL_MAP", Kind::Set) => self.map_set(rest, &fields).await,
+            ("VXLAN_TUNNEL_MAP", Kind::Del) => self.map_del(rest).await,
+            ("PORT", Kind::Set) => self.port_set(rest, &fields).await,
+            ("PORT", Kind::Del) => {
+                self.violation(format!(
+                    "PORT|{rest} was deleted: portmgrd removes the port from the ASIC"
+                ));
+                Ok(Outcome::Done)
+            }
+            _ => Ok(Outcome::Done),
+        };
+        match result {
+            Ok(o) => o,
+            Err(e) => {
+                self.violation(format!("redis error while processing {key}: {e}"));
+                Outcome::Done
+            }
+        }
+    }
+
+    async fn exists(&mut self, db: &str, key: &str) -> redis::RedisResult<bool> {
+        let conn = match db {
+            "state" => &mut self.dbs.state,
+            "appl" => &mut self.dbs.appl,
+            _ => &mut self.dbs.config,
+        };
+        let n: i64 = redis::cmd("EXISTS").arg(key).query_async(conn).await?;
+        Ok(n == 1)
+    }
+
+    async fn hset(
+        conn: &mut MultiplexedConnection,
+        key: &str,
+        fields: &[(&str, &str)],
+    ) -> redis::RedisResult<()> {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(key);
+        if fields.is_empty() {
+            cmd.arg("NULL").arg("NULL");
+        }
+        for (f, v) in fields {
+            cmd.arg(*f).arg(*v);
+        }
+        cmd.query_async(conn).await
+    }
+
+    async fn del(conn: &mut MultiplexedConnection, key: &str) -> redis::RedisResult<()> {
+        redis::cmd("DEL").arg(key).query_async(conn).await
+    }
+
+    fn oid(&self, kind: u64) -> String {
+        let mut k = self.kernel();
+        k.next_oid += 1;
+        format!("oid:0x{kind:x}{:011x}", k.next_oid)
+    }
+
+    /// Run an orchagent effect after its delay, without blocking the daemon.
+    fn orchagent<F>(&self, f: F)
+    where
+        F: FnOnce(Dbs) -> futures_util::future::BoxFuture<'static, redis::RedisResult<()>>
+            + Send
+            + 'static,
+    {
+        let dbs = self.dbs.clone();
+        let delay = self.orchagent;
+        let shared = self.shared.clone();
+        shared.inflight.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Err(e) = f(dbs).await {
+                shared.violation("orchagent", format!("redis error: {e}"));
+            }
+            shared.inflight.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+
+    // ---- vrfmgrd ----
+
+    async fn vrf_set(
+        &mut self,
+        name: &str,
+        f: &BTreeMap<String, String>,
+    ) -> redis::RedisResult<Outcome> {
+        let valid = name.len() <= 15
+            && name.strip_prefix("Vrf").is_some_and(|r| {
+                !r.is_empty()
+                    && r.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+        if !valid {
+            self.violation(format!(
+                "VRF {name:?}: `ip link add {name} type vrf` fails; vrfmgrd throws and swss restarts"
+            ));
+            return Ok(Outcome::Done);
+        }
+        let vni = match f.get("vni").map(|v| v.parse::<u32>()) {
+            None => 0,
+            Some(Ok(v)) => v,
+            Some(Err(_)) => {
+                self.violation(format!(
+                    "VRF {name}: vni {:?} is not a number: stoul throws, vrfmgrd crashes",
+                    f.get("vni")
+                ));
+                return Ok(Outcome::Done);
+            }
+        };
+        let (old, taken, mapped) = {
+            let k = self.kernel();
+            let old = k.vrfs.get(name).copied();
+            let taken = k
+                .vrfs
+                .iter()
+                .any(|(n, v)| n != name && *v == vni && vni != 0);
+            let mapped = k.maps.values().any(|(_, v)| *v == vni);
+            (old, taken, mapped)
+        };
+        if let Some(o) = old
+            && o != 0
+            && vni != 0
+            && o != vni
+        {
+            self.violation(format!("VRF {name}: vni {o} -> {vni} directly is rejected (already mapped); go through vni 0"));
+            return Ok(Outcome::Done);
+        }
+        if taken {
+            self.violation(format!(
+                "VRF {name}: vni {vni} is already used by another VRF"
+            ));
+            return Ok(Outcome::Done);
+        }
+        if vni != 0 && !mapped && old.unwrap_or(0) != vni {
+            self.violation(format!(
+                "VRF {name} takes vni {vni} before a VLAN-VNI map for it exists \
+                 (breaks the tunnel on older builds, sonic-buildimage#11428)"
+            ));
+        }
+        let nvo = self.kernel().nvo;
+        let vtep = self
+            .kernel()
+            .vteps
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_default();
+        self.kernel().vrfs.insert(name.to_owned(), vni);
+        let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Self::hset(
+            &mut self.dbs.state,
+            &format!("VRF_TABLE|{name}"),
+            &[("state", "ok")],
+        )
+        .await?;
+        Self::hset(&mut self.dbs.appl, &format!("VRF_TABLE:{name}"), &pairs).await?;
+        if let Some(o) = old.filter(|o| *o != 0 && *o != vni) {
+            Self::del(
+                &mut self.dbs.appl,
+                &format!("VXLAN_VRF_TABLE:{vtep}:evpn_map_{o}_{name}"),
+            )
+            .await?;
+        }
+        if nvo && vni != 0 {
+            let v = vni.to_string();
+            Self::hset(
+                &mut self.dbs.appl,
+                &format!("VXLAN_VRF_TABLE:{vtep}:evpn_map_{vni}_{name}"),
+                &[("vni", v.as_str()), ("vrf", name)],
+            )
+            .await?;
+        }
+        Self::hset(
+            &mut self.dbs.state,
+            &format!("VRF_OBJECT_TABLE|{name}"),
+            &[("state", "ok")],
+        )
+        .await?;
+        self.event(format!("set VRF|{name} vni={vni}"));
+        Ok(Outcome::Done)
+    }
+
+    async fn vrf_del(&mut self, name: &str) -> redis::RedisResult<Outcome> {
+        let bound: Vec<String> = self
+            .kernel()
+            .routed
+            .iter()
+            .filter(|(_, v)| v.as_str() == name)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !bound.is_empty() {
+            self.violation(format!(
+                "VRF {name} deleted while {} still bound: vrfmgrd stalls until they are unbound",
+                bound.join(", ")
+            ));
+            return Ok(Outcome::Wait);
+        }
+        let old = self.kernel().vrfs.remove(name).unwrap_or(0);
+        let vtep = self
+            .kernel()
+            .vteps
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_default();
+        Self::del(&mut self.dbs.state, &format!("VRF_TABLE|{name}")).await?;
+        Self::del(&mut self.dbs.state, &format!("VRF_OBJECT_TABLE|{name}")).await?;
+        Self::del(&mut self.dbs.appl, &format!("VRF_TABLE:{name}")).await?;
+        Self::del(
+            &mut self.dbs.appl,
+            &format!("VXLAN_VRF_TABLE:{vtep}:evpn_map_{old}_{name}"),
+        )
+        .await?;
+        self.event(format!("del VRF|{name}"));
+        Ok(Outcome::Done)
+    }
+
+    // ---- vlanmgrd ----
+
+    async fn vlan_set(
+        &mut self,
+        name: &str,
+        f: &BTreeMap<String, String>,
+    ) -> redis::RedisResult<Outcome> {
+        let Some(v) = vid(name) else {
+            self.violation(format!(
+                "VLAN key {name:?} has no valid VLAN id (logged and dropped)"
+            ));
+            return Ok(Outcome::Done);
+        };
+        if f.get("vlanid").is_some_and(|id| *id != v.to_string()) {
+            self.violation(format!(
+                "VLAN {name}: vlanid {:?} differs from the key",
+                f.get("vlanid")
+            ));
+        }
+        let new = self.kernel().vlans.insert(v);
+        let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Self::hset(&mut self.dbs.appl, &format!("VLAN_TABLE:{name}"), &pairs).await?;
+        Self::hset(
+            &mut self.dbs.state,
+            &format!("VLAN_TABLE|{name}"),
+            &[("state", "ok")],
+        )
+        .await?;
+        if new {
+            let oid = self.oid(0x26);
+            Self::hset(
+                &mut self.dbs.asic,
+                &format!("ASIC_STATE:SAI_OBJECT_TYPE_VLAN:{oid}"),
+                &[("SAI_VLAN_ATTR_VLAN_ID", &v.to_string())],
+            )
+            .await?;
+        }
+        self.event(format!("set VLAN|{name}"));
+        Ok(Outcome::Done)
+    }
+
+    async fn vlan_del(&mut self, name: &str) -> redis::RedisResult<Outcome> {
+        let Some(v) = vid(name) else {
+            return Ok(Outcome::Done);
+        };
+        let (members, mapped) = {
+            let k = self.kernel();
+            let members: Vec<String> = k
+                .bridged
+                .iter()
+                .filter(|(_, vs)| vs.contains(&v))
+                .map(|(p, _)| p.clone())
+                .collect();
+            let mapped = k.maps.values().any(|(mv, _)| *mv == v);
+            (members, mapped)
+        };
+        let has_intf = self
+            .exists("state", &format!("INTERFACE_TABLE|{name}"))
+            .await?;
+        if !members.is_empty() || mapped || has_intf {
+            self.violation(format!(
+                "VLAN {name} deleted while it still has {}{}{}: vlanmgrd deletes it without checks \
+                 (orchagent leaves hardware state behind)",
+                if members.is_empty() {
+                    String::new()
+                } else {
+                    format!("members {} ", members.join(","))
+                },
+                if mapped { "a VXLAN map " } else { "" },
+                if has_intf { "a VLAN interface" } else { "" },
+            ));
+        }
+        self.kernel().vlans.remove(&v);
+        Self::del(&mut self.dbs.appl, &format!("VLAN_TABLE:{name}")).await?;
+        Self::del(&mut self.dbs.state, &format!("VLAN_TABLE|{name}")).await?;
+        self.event(format!("del VLAN|{name}"));
+        Ok(Outcome::Done)
+    }
+
+    async fn member_set(
+        &mut self,
+        rest: &str,
+        f: &BTreeMap<String, String>,
+    ) -> redis::RedisResult<Outcome> {
+        let Some((vlan, port)) = rest.split_once('|') else {
+            self.violation(format!(
+                "VLAN_MEMBER|{rest}: malformed key: stoi throws, vlanmgrd crashes"
+            ));
+            return Ok(Outcome::Done);
+        };
+        let Some(v) = vid(vlan) else {
+            self.violation(format!(
+                "VLAN_MEMBER|{rest}: malformed VLAN: stoi throws, vlanmgrd crashes"
+            ));
+            return Ok(Outcome::Done);
+        };
+        let state_key = format!("VLAN_MEMBER_TABLE|{vlan}|{port}");
+        if self.exists("state", &state_key).await? {
+            let appl: BTreeMap<String, String> = redis::cmd("HGETALL")
+                .arg(format!("VLAN_MEMBER_TABLE:{vlan}:{port}"))
+                .query_async(&mut self.dbs.appl)
+                .await?;
+            if appl.get("tagging_mode") != f.get("tagging_mode") {
+                self.violation(format!(
+                    "VLAN_MEMBER|{rest} changed in place ({:?} -> {:?}): vlanmgrd skips a SET of an existing member",
+                    appl.get("tagging_mode"),
+                    f.get("tagging_mode")
+                ));
+            }
+            return Ok(Outcome::Done);
+        }
+        if !self.kernel().vlans.contains(&v)
+            || !self.exists("state", &format!("PORT_TABLE|{port}")).await?
+        {
+            return Ok(Outcome::Wait);
+        }
+        if let Some(vrf) = self.kernel().routed.get(port).cloned() {
+            self.violation(format!(
+                "VLAN_MEMBER|{rest}: {port} is still a router interface (vrf {vrf:?}): orchagent cannot create a \
+                 bridge port, and intfmgrd's pending `nomaster` will pull the port out of the bridge"
+            ));
+        }
+        let first = {
+            let mut k = self.kernel();
+            let e = k.bridged.entry(port.to_owned()).or_default();
+            let first = e.is_empty();
+            e.insert(v);
+            first
+        };
+        let mode = f.get("tagging_mode").cloned().unwrap_or_default();
+        Self::hset(
+            &mut self.dbs.appl,
+            &format!("VLAN_MEMBER_TABLE:{vlan}:{port}"),
+            &[("tagging_mode", &mode)],
+        )
+        .await?;
+        Self::hset(&mut self.dbs.state, &state_key, &[("state", "ok")]).await?;
+        self.event(format!("set VLAN_MEMBER|{rest}"));
+        if first {
+            let port = port.to_owned();
+            let bp = self.oid(0x3a);
+            self.orchagent(move |mut dbs| {
+                Box::pin(async move {
+                    let oid: Option<String> = redis::cmd("HGET")
+                        .arg("COUNTERS_PORT_NAME_MAP")
+                        .arg(&port)
+                        .query_async(&mut dbs.counters)
+                        .await?;
+                    if let Some(oid) = oid {
+                        Daemon::hset(
+                            &mut dbs.asic,
+                            &format!("ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:{bp}"),
+                            &[
+                                ("SAI_BRIDGE_PORT_ATTR_PORT_ID", &oid),
+                                ("SAI_BRIDGE_PORT_ATTR_TYPE", "SAI_BRIDGE_PORT_TYPE_PORT"),
+                            ],
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            });
+        }
+        Ok(Outcome::Done)
+    }
+
+    async fn member_del(&mut self, rest: &str) -> redis::RedisResult<Outcome> {
+        let Some((vlan, port)) = rest.split_once('|') else {
+            return Ok(Outcome::Done);
+        };
+        let Some(v) = vid(vlan) else {
+            return Ok(Outcome::Done);
+        };
+        let state_key = format!("VLAN_MEMBER_TABLE|{vlan}|{port}");
+        if !self.exists("state", &state_key).await? {
+            self.event(format!("del VLAN_MEMBER|{rest} (never applied)"));
+            return Ok(Outcome::Done);
+        }
+        let (bridged, routed) = {
+            let k = self.kernel();
+            (
+                k.bridged.get(port).is_some_and(|s| s.contains(&v)),
+                k.routed.contains_key(port),
+            )
+        };
+        if !bridged || routed {
+            self.violation(format!(
+                "VLAN_MEMBER|{rest} deleted after {port} left the bridge (it is bound to a VRF): \
+                 `bridge vlan del` fails, vlanmgrd exits and swss restarts (sonic-buildimage#13772)"
+            ));
+        }
+        let last = {
+            let mut k = self.kernel();
+            let last = match k.bridged.get_mut(port) {
+                Some(s) => {
+                    s.remove(&v);
+                    s.is_empty()
+                }
+                None => true,
+            };
+            if last {
+                k.bridged.remove(port);
+            }
+            last
+        };
+        Self::del(
+            &mut self.dbs.appl,
+            &format!("VLAN_MEMBER_TABLE:{vlan}:{port}"),
+        )
+        .await?;
+        Self::del(&mut self.dbs.state, &state_key).await?;
+        self.event(format!("del VLAN_MEMBER|{rest}"));
+        if last {
+            let port = port.to_owned();
+            self.orchagent(move |mut dbs| {
+                Box::pin(async move {
+                    let oid: Option<String> = redis::cmd("HGET")
+                        .arg("COUNTERS_PORT_NAME_MAP")
+                        .arg(&port)
+                        .query_async(&mut dbs.counters)
+                        .await?;
+                    let Some(oid) = oid else { return Ok(()) };
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg("ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:*")
+                        .query_async(&mut dbs.asic)
+                        .await?;
+                    for k in keys {
+                        let p: Option<String> = redis::cmd("HGET")
+                            .arg(&k)
+                            .arg("SAI_BRIDGE_PORT_ATTR_PORT_ID")
+                            .query_async(&mut dbs.asic)
+                            .await?;
+                        if p.as_deref() == Some(oid.as_str()) {
+                            Daemon::del(&mut dbs.asic, &k).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            });
+        }
+        Ok(Outcome::Done)
+    }
+
+    // ---- intfmgrd ----
+
+    async fn intf_set(
+        &mut self,
+        table: &str,
+        rest: &str,
+        f: &BTreeMap<String, String>,
+    ) -> redis::RedisResult<Outcome> {
+        if let Some((ifname, prefix)) = rest.split_once('|') {
+            if !self.kernel().routed.contains_key(ifname) {
+                return Ok(Outcome::Wait);
+            }
+            Self::hset(
+                &mut self.dbs.state,
+                &format!("INTERFACE_TABLE|{ifname}|{prefix}"),
+                &[("state", "ok")],
+            )
+            .await?;
+            self.event(format!("set {table}|{rest}"));
+            return Ok(Outcome::Done);
+        }
+        let ifname = rest;
+        let ready = match table {
+            "INTERFACE" => {
+                self.exists("state", &format!("PORT_TABLE|{ifname}"))
+                    .await?
+            }
+            "VLAN_INTERFACE" => vid(ifname).is_some_and(|v| self.kernel().vlans.contains(&v)),
+            _ => true,
+        };
+        if !ready {
+            return Ok(Outcome::Wait);
+        }
+        let vrf = f.get("vrf_name").cloned().unwrap_or_default();
+        if !vrf.is_empty() && !self.exists("state", &format!("VRF_TABLE|{vrf}")).await? {
+            return Ok(Outcome::Wait);
+        }
+        let current = self.kernel().routed.get(ifname).cloned();
+        if let Some(old) = &current
+            && *old != vrf
+        {
+            self.violation(format!(
+                "{table}|{ifname}: VRF changed in place ({old:?} -> {vrf:?}): intfmgrd logs \
+                 \"can not change to {vrf} directly, skipping\" and drops it"
+            ));
+            return Ok(Outcome::Done);
+        }
+        if table == "INTERFACE" && self.kernel().bridged.contains_key(ifname) {
+            self.violation(format!(
+                "INTERFACE|{ifname} (vrf {vrf:?}) while {ifname} is still a VLAN member: `ip link set master` pulls it \
+                 out of the bridge and vlanmgrd crashes on the member delete (sonic-buildimage#13772)"
+            ));
+        }
+        self.kernel().routed.insert(ifname.to_owned(), vrf.clone());
+        let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Self::hset(&mut self.dbs.appl, &format!("INTF_TABLE:{ifname}"), &pairs).await?;
+        Self::hset(
+            &mut self.dbs.state,
+            &format!("INTERFACE_TABLE|{ifname}"),
+            &[("vrf", vrf.as_str())],
+        )
+        .await?;
+        self.event(format!("set {table}|{ifname} vrf={vrf}"));
+        if current.is_none() && table != "LOOPBACK_INTERFACE" {
+            let name = ifname.to_owned();
+            let rif = self.oid(0x6);
+            self.orchagent(move |mut dbs| {
+                Box::pin(async move {
+                    Daemon::hset(
+                        &mut dbs.asic,
+                        &format!("ASIC_STATE:SAI_OBJECT_TYPE_ROUTER_INTERFACE:{rif}"),
+                        &[],
+                    )
+                    .await?;
+                    redis::cmd("HSET")
+                        .arg("COUNTERS_RIF_NAME_MAP")
+                        .arg(&name)
+                        .arg(&rif)
+                        .query_async::<()>(&mut dbs.counters)
+                        .await
+                })
+            });
+        }
+        Ok(Outcome::Done)
+    }
+
+    async fn intf_del(&mut self, table: &str, rest: &str) -> redis::RedisResult<Outcome> {
+        if let Some((ifname, prefix)) = rest.split_once('|') {
+            Self::del(
+                &mut self.dbs.state,
+                &format!("INTERFACE_TABLE|{ifname}|{prefix}"),
+            )
+            .await?;
+            self.event(format!("del {table}|{rest}"));
+            return Ok(Outcome::Done);
+        }
+        let ifname = rest;
+        let ips: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("INTERFACE_TABLE|{ifname}|*"))
+            .query_async(&mut self.dbs.state)
+            .await?;
+        if !ips.is_empty() {
+            return Ok(Outcome::Wait);
+        }
+        let was = self.kernel().routed.remove(ifname);
+        Self::del(&mut self.dbs.appl, &format!("INTF_TABLE:{ifname}")).await?;
+        Self::del(&mut self.dbs.state, &format!("INTERFACE_TABLE|{ifname}")).await?;
+        self.event(format!("del {table}|{ifname}"));
+        if was.is_some() {
+            let name = ifname.to_owned();
+            self.orchagent(move |mut dbs| {
+                Box::pin(async move {
+                    let rif: Option<String> = redis::cmd("HGET")
+                        .arg("COUNTERS_RIF_NAME_MAP")
+                        .arg(&name)
+                        .query_async(&mut dbs.counters)
+                        .await?;
+                    if let Some(rif) = rif {
+                        Daemon::del(
+                            &mut dbs.asic,
+                            &format!("ASIC_STATE:SAI_OBJECT_TYPE_ROUTER_INTERFACE:{rif}"),
+                        )
+                        .await?;
+                    }
+                    redis::cmd("HDEL")
+                        .arg("COUNTERS_RIF_NAME_MAP")
+                        .arg(&name)
+                        .query_async::<()>(&mut dbs.counters)
+                        .await
+                })
+            });
+        }
+        Ok(Outcome::Done)
+    }
+
+    // ---- vxlanmgrd ----
+
+    async fn map_set(
+        &mut self,
+        rest: &str,
+        f: &BTreeMap<String, String>,
+    ) -> redis::RedisResult<Outcome> {
+        let Some((vtep, map)) = rest.split_once('|') else {
+            return Ok(Outcome::Done);
+        };
+        let (Some(vlan), Some(vni)) = (f.get("vlan"), f.get("vni")) else {
+            self.violation(format!("VXLAN_TUNNEL_MAP|{rest} is incomplete ({f:?}); vxlanmgrd caches the half-written map"));
+            return Ok(Outcome::Done);
+        };
+        let (Some(v), Ok(n)) = (vid(vlan), vni.parse::<u32>()) else {
+            self.violation(format!(
+                "VXLAN_TUNNEL_MAP|{rest}: bad vlan {vlan:?} or vni {vni:?}"
+            ));
+            return Ok(Outcome::Done);
+        };
+        let active = self
+            .kernel()
+            .vteps
+            .get(vtep)
+            .is_some_and(|ip| !ip.is_empty());
+        if !active || !self.kernel().vlans.contains(&v) {
+            return Ok(Outcome::Wait);
+        }
+        let existing = self.kernel().maps.get(map).copied();
+        if let Some(e) = existing {
+            if e != (v, n) {
+                self.violation(format!("VXLAN_TUNNEL_MAP|{rest} changed in place: vxlanmgrd ignores it (\"Map already present\")"));
+            }
+            return Ok(Outcome::Done);
+        }
+        let clash = self
+            .kernel()
+            .maps
+            .iter()
+            .find(|(_, (mv, mn))| *mv == v || *mn == n)
+            .map(|(k, _)| k.clone());
+        if let Some(other) = clash {
+            self.violation(format!(
+                "VXLAN_TUNNEL_MAP|{rest}: VLAN or VNI already mapped by {other}"
+            ));
+            return Ok(Outcome::Done);
+        }
+        let netdev = format!("{vtep}-{v}");
+        if netdev.len() > 15 {
+            self.violation(format!("VXLAN_TUNNEL_MAP|{rest}: netdev {netdev:?} is longer than 15 characters; `ip link add` fails"));
+            return Ok(Outcome::Done);
+        }
+        self.kernel().maps.insert(map.to_owned(), (v, n));
+        Self::hset(
+            &mut self.dbs.appl,
+            &format!("VXLAN_TUNNEL_MAP_TABLE:{vtep}:{map}"),
+            &[("vlan", vlan), ("vni", vni)],
+        )
+        .await?;
+        Self::hset(
+            &mut self.dbs.state,
+            &format!("SUPPRESS_VLAN_NEIGH_TABLE|{vlan}"),
+            &[("netdev", &netdev)],
+        )
+        .await?;
+        self.event(format!("set VXLAN_TUNNEL_MAP|{rest}"));
+        Ok(Outcome::Done)
+    }
+
+    async fn map_del(&mut self, rest: &str) -> redis::RedisResult<Outcome> {
+        let Some((vtep, map)) = rest.split_once('|') else {
+            return Ok(Outcome::Done);
+        };
+        let Some((v, _)) = self.kernel().maps.remove(map) else {
+            return Ok(Outcome::Done);
+        };
+        if !self.kernel().vlans.contains(&v) {
+            self.violation(format!(
+                "VXLAN_TUNNEL_MAP|{rest} deleted after Vlan{v}: orchagent fails with \"vlan id doesn't exist\" and leaves hardware state"
+            ));
+        }
+        Self::del(
+            &mut self.dbs.appl,
+            &format!("VXLAN_TUNNEL_MAP_TABLE:{vtep}:{map}"),
+        )
+        .await?;
+        Self::del(
+            &mut self.dbs.state,
+            &format!("SUPPRESS_VLAN_NEIGH_TABLE|Vlan{v}"),
+        )
+        .await?;
+        self.event(format!("del VXLAN_TUNNEL_MAP|{rest}"));
+        Ok(Outcome::Done)
+    }
+
+    // ---- portmgrd ----
+
+    async fn port_set(
+        &mut self,
+        port: &str,
+        f: &BTreeMap<String, String>,
+    ) -> redis::RedisResult<Outcome> {
+        if !f.contains_key("lanes") {
+            self.violation(format!(
+                "PORT|{port} has no lanes: an HSET on a missing PORT created a lane-less port"
+            ));
+            return Ok(Outcome::Done);
+        }
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        for k in ["mtu", "admin_status"] {
+            if let Some(v) = f.get(k) {
+                pairs.push((k, v.as_str()));
+            }
+        }
+        if !pairs.is_empty() {
+            Self::hset(&mut self.dbs.state, &format!("PORT_TABLE|{port}"), &pairs).await?;
+            Self::hset(&mut self.dbs.appl, &format!("PORT_TABLE:{port}"), &pairs).await?;
+        }
+        self.event(format!("set PORT|{port}"));
+        Ok(Outcome::Done)
+    }
+}

@@ -246,13 +246,46 @@ impl fmt::Display for Plan {
             }
             if !p.barrier.is_empty() {
                 writeln!(f, "  then wait for:")?;
-                for c in &p.barrier {
-                    writeln!(f, "    {c}")?;
-                }
+                write_barrier(f, &p.barrier)?;
             }
         }
         Ok(())
     }
+}
+
+/// Print a barrier; runs of more than three conditions of one kind are shortened.
+fn write_barrier(f: &mut fmt::Formatter<'_>, barrier: &[Condition]) -> fmt::Result {
+    let kind = |c: &Condition| {
+        (
+            c.db,
+            c.table.clone(),
+            std::mem::discriminant(&c.check),
+            c.by,
+        )
+    };
+    let mut i = 0;
+    while i < barrier.len() {
+        let k = kind(&barrier[i]);
+        let n = barrier[i..].iter().take_while(|c| kind(c) == k).count();
+        if n <= 3 {
+            for c in &barrier[i..i + n] {
+                writeln!(f, "    {c}")?;
+            }
+        } else {
+            let group = &barrier[i..i + n];
+            let sep = group[0].db.default_separator().to_string();
+            let names: Vec<String> = group.iter().take(3).map(|c| c.parts.join(&sep)).collect();
+            writeln!(
+                f,
+                "    {} (x{n}: {}, ... and {} more)",
+                group[0],
+                names.join(", "),
+                n - 3
+            )?;
+        }
+        i += n;
+    }
+    Ok(())
 }
 
 /// Order a change set into phases with barriers.

@@ -241,6 +241,9 @@ end
 return unmet
 ";
 
+/// Barrier script arguments of one instance: (condition index, ARGV group).
+type InstanceChecks = (DbLocation, Vec<(usize, Vec<String>)>);
+
 /// A connection per instance; scripts `SELECT` the database they need.
 pub struct ConfigDb {
     dbs: Databases,
@@ -485,12 +488,8 @@ impl ConfigDb {
 
     /// Encode the conditions per instance for [`BARRIER_SCRIPT`]; conditions
     /// on databases this switch does not have (no ASIC) hold trivially.
-    fn barrier_args(
-        &self,
-        conditions: &[Condition],
-    ) -> BTreeMap<String, (DbLocation, Vec<(usize, Vec<String>)>)> {
-        let mut by_instance: BTreeMap<String, (DbLocation, Vec<(usize, Vec<String>)>)> =
-            BTreeMap::new();
+    fn barrier_args(&self, conditions: &[Condition]) -> BTreeMap<String, InstanceChecks> {
+        let mut by_instance: BTreeMap<String, InstanceChecks> = BTreeMap::new();
         for (idx, c) in conditions.iter().enumerate() {
             let args = match &c.check {
                 Check::NoBridgePort => {

@@ -253,6 +253,9 @@ impl Builder<'_> {
                     return None;
                 }
                 let digits = vrf.strip_prefix("vrf").unwrap_or(vrf);
+                // The union of the members' CIDRs is built per VRF later;
+                // every CIDR is validated here, once per nic.
+                self.prefixes(&object, &nic.filter.cidrs);
                 match parse_vni(digits) {
                     Ok(vni) => Some(PortRole::Tenant { vni }),
                     Err(m) => {

@@ -1,0 +1,178 @@
+//! Shared helpers of the integration tests: a lab switch is a real
+//! redis-server seeded with a SONiC base configuration and port map, the
+//! SONiC stand-in answering barriers, and an agent configuration for it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use metal_switchd::api::parse_switch_document;
+use metal_switchd::config::Config;
+use metal_switchd::configdb::dbconfig::Databases;
+use metal_switchd::configdb::plan::Plan;
+use metal_switchd::configdb::redis::{ApplyOptions, ApplyReport, ConfigDb};
+use metal_switchd::configdb::{self, Prepared};
+use metal_switchd::spec::SwitchDesc;
+use metal_switchd_lab::fixtures;
+use metal_switchd_lab::redis_server::{CONFIG_DB, RedisServer};
+use metal_switchd_lab::seed::{Entry, SeedOptions, dump, seed_switch, write_entries};
+use metal_switchd_lab::sonic::{SonicStandIn, StandInOptions};
+
+pub type Dump = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
+
+pub struct Switch {
+    pub redis: RedisServer,
+    pub standin: Option<SonicStandIn>,
+    pub dbconf: PathBuf,
+}
+
+impl Switch {
+    /// mini-lab leaf01 (122 ports) with the stand-in.
+    pub fn leaf01(standin: StandInOptions) -> Switch {
+        Switch::new(
+            fixtures::LEAF01_CONFIG,
+            Some(fixtures::MINI_LAB_PORT_MAP),
+            &[],
+            SeedOptions::default(),
+            Some(standin),
+        )
+    }
+
+    pub fn new(
+        config_db: &str,
+        port_map: Option<&str>,
+        extra: &[Entry],
+        seed: SeedOptions,
+        standin: Option<StandInOptions>,
+    ) -> Switch {
+        let redis = RedisServer::start().expect("redis-server (apt-get install -y redis-server)");
+        seed_switch(&redis, config_db, port_map, &seed).expect("seeding");
+        write_entries(&redis, CONFIG_DB, extra).expect("extra entries");
+        let dbconf = redis.write_database_config().expect("database_config.json");
+        let standin = standin.map(|o| SonicStandIn::start(&redis, o).expect("SONiC stand-in"));
+        redis.reset_stats().expect("CONFIG RESETSTAT");
+        Switch {
+            redis,
+            standin,
+            dbconf,
+        }
+    }
+
+    /// The lab's leaf01 agent configuration, overridden by the keys in `extra` (TOML).
+    pub fn config(&self, extra: &str) -> Config {
+        let mut table: toml::Table =
+            toml::from_str(fixtures::LEAF01_AGENT_CONFIG).expect("lab config");
+        table.insert(
+            "database_config".into(),
+            self.dbconf.display().to_string().into(),
+        );
+        table.insert("barrier_timeout".into(), "10s".into());
+        table.extend(toml::from_str::<toml::Table>(extra).expect("extra TOML"));
+        let text = toml::to_string(&table).expect("TOML");
+        Config::from_sources(Some(("test.toml", &text)), Vec::new()).expect("test configuration")
+    }
+
+    pub async fn connect(&self) -> ConfigDb {
+        ConfigDb::connect(Databases::load(&self.dbconf).expect("database_config"))
+            .await
+            .expect("connect")
+    }
+
+    /// Read, plan and apply like `apply --once`.
+    pub async fn apply(
+        &self,
+        cfg: &Config,
+        desc: &SwitchDesc,
+    ) -> Result<(Prepared, ApplyReport), metal_switchd::Error> {
+        let mut db = self.connect().await;
+        let state = db
+            .read_when_ready(Duration::from_secs(5), Duration::from_millis(50))
+            .await?;
+        let prepared = configdb::prepare(desc, cfg, &state)?;
+        let opts = ApplyOptions {
+            barrier_timeout: cfg.barrier_timeout.0,
+            ..ApplyOptions::default()
+        };
+        let mut report = db.apply(&prepared.plan, &opts).await?;
+        report.stats = db.stats();
+        Ok((prepared, report))
+    }
+
+    pub async fn plan(&self, cfg: &Config, desc: &SwitchDesc) -> Plan {
+        let mut db = self.connect().await;
+        let (state, _) = db.read().await.expect("read");
+        configdb::prepare(desc, cfg, &state)
+            .expect("valid desired state")
+            .plan
+    }
+
+    /// Write commands redis executed since the last reset (all clients).
+    pub fn writes(&self) -> u64 {
+        ["hset", "hmset", "hdel", "del", "set", "exec"]
+            .iter()
+            .map(|c| self.redis.command_calls(c).expect("INFO commandstats"))
+            .sum()
+    }
+
+    pub fn dump(&self, db: i64) -> Dump {
+        dump(&self.redis, db).expect("dump")
+    }
+
+    pub fn settle(&self) {
+        if let Some(s) = &self.standin {
+            s.settle(Duration::from_secs(10)).expect("stand-in settles");
+        }
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.standin
+            .as_ref()
+            .map(|s| s.violations())
+            .unwrap_or_default()
+    }
+
+    pub fn standin(&self) -> &SonicStandIn {
+        self.standin
+            .as_ref()
+            .expect("this switch runs the stand-in")
+    }
+}
+
+/// The lab's leaf01 desired state.
+pub fn leaf01_desc() -> SwitchDesc {
+    parse_switch_document("leaf01.v1.json", fixtures::LEAF01_SWITCH_V1, None)
+        .expect("lab switch")
+        .1
+}
+
+/// `desc` with `port`'s VRF set (`""` = unprovisioned).
+pub fn with_vrf(mut desc: SwitchDesc, port: &str, vrf: &str) -> SwitchDesc {
+    let nic = desc
+        .nics
+        .iter_mut()
+        .find(|n| n.name == port)
+        .expect("nic exists");
+    nic.vrf = (!vrf.is_empty()).then(|| vrf.to_owned());
+    desc
+}
+
+/// Panic with the stand-in's report if SONiC would have crashed or wedged.
+pub fn assert_no_violations(sw: &Switch) {
+    sw.settle();
+    let v = sw.violations();
+    assert!(
+        v.is_empty(),
+        "orders that would crash or wedge SONiC:\n{}",
+        v.join("\n")
+    );
+}
+
+/// Index of the first stand-in event containing `needle`, or panic.
+pub fn event(sw: &Switch, needle: &str) -> usize {
+    sw.standin().position(needle).unwrap_or_else(|| {
+        panic!(
+            "SONiC never processed {needle:?}; events: {:#?}",
+            sw.standin().events()
+        )
+    })
+}
