@@ -13,6 +13,8 @@ pub mod diff;
 pub mod facts;
 pub mod owned;
 pub mod plan;
+#[cfg(test)]
+mod proptests;
 #[cfg(feature = "agent")]
 pub mod redis;
 pub mod schema;

@@ -1,0 +1,355 @@
+//! Property tests of the pure planner.
+//!
+//! A base CONFIG_DB with foreign and static objects; random sequences of
+//! desired states; before each plan the agent's own entries may be corrupted
+//! (changed fields, stray fields, wrong bindings, wrong VNIs). For every step:
+//! the plan breaks no SONiC ordering rule, simulating it reaches the target,
+//! planning again is empty, and nothing the agent does not own changes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::plan::{Plan, check_rules};
+use super::schema::{DbState, Fields, Key, Table};
+use super::{Prepared, diff::Op, prepare};
+use crate::config::Config;
+use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
+
+const MANAGED: usize = 10;
+
+fn f(pairs: &[(&str, &str)]) -> Fields {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A leaf with 12 ports, a VTEP, the PXE VLAN, and foreign/static objects.
+fn base() -> DbState {
+    let mut s = DbState::new();
+    for i in 0..12 {
+        s.insert(
+            Key::port(&format!("Ethernet{i}")),
+            f(&[
+                ("lanes", &i.to_string()),
+                ("alias", &format!("Eth{i}")),
+                ("mtu", "9100"),
+                ("admin_status", "up"),
+                ("speed", "25000"),
+            ]),
+        );
+    }
+    s.insert(
+        Key::new(Table::VxlanTunnel, "vtep0"),
+        f(&[("src_ip", "10.0.0.11")]),
+    );
+    s.insert(
+        Key::new(Table::VxlanEvpnNvo, "nvo1"),
+        f(&[("source_vtep", "vtep0")]),
+    );
+    s.insert(
+        Key::vlan(3900),
+        f(&[("vlanid", "3900"), ("dhcp_servers@", "10.0.0.21")]),
+    );
+    // foreign VRF (not Vrf<digits>) with a VNI, bound to the unmanaged Ethernet10
+    s.insert(Key::vrf("VrfMpls"), f(&[("vni", "5000")]));
+    s.insert(Key::interface("Ethernet10"), f(&[("vrf_name", "VrfMpls")]));
+    // static VRF with its VLAN inside the tenant range and a map
+    s.insert(Key::vrf("Vrf42"), f(&[("vni", "42")]));
+    s.insert(Key::vlan(1500), f(&[("vlanid", "1500")]));
+    s.insert(Key::vlan_interface(1500), f(&[("vrf_name", "Vrf42")]));
+    s.insert(
+        Key::vxlan_tunnel_map("vtep0", 42, 1500),
+        f(&[("vlan", "Vlan1500"), ("vni", "42")]),
+    );
+    // an operator's VLAN inside the range with a member on an unmanaged port
+    s.insert(Key::vlan(1001), f(&[("vlanid", "1001")]));
+    s.insert(
+        Key::vlan_member(1001, "Ethernet11"),
+        f(&[("tagging_mode", "untagged")]),
+    );
+    s
+}
+
+fn config() -> Config {
+    Config::from_sources(
+        Some((
+            "t.toml",
+            "hostname = \"leaf01\"\npxe_vlan_id = 3900\nstatic_vrfs = [\"Vrf42\"]\n",
+        )),
+        Vec::new(),
+    )
+    .unwrap()
+}
+
+#[derive(Debug, Clone)]
+enum Role {
+    Pxe,
+    Firewall,
+    Tenant(u32),
+}
+
+fn role() -> impl Strategy<Value = Role> {
+    prop_oneof![
+        2 => Just(Role::Pxe),
+        1 => Just(Role::Firewall),
+        4 => (0u32..4).prop_map(|i| Role::Tenant(100 + i)),
+    ]
+}
+
+fn desc() -> impl Strategy<Value = SwitchDesc> {
+    let admin = prop_oneof![
+        Just(None),
+        Just(Some(AdminStatus::Up)),
+        Just(Some(AdminStatus::Down))
+    ];
+    let cidr = prop::sample::select(vec![
+        "10.0.0.0/24",
+        "10.0.1.0/24",
+        "2001:db8::/48",
+        "192.168.0.1/32",
+    ]);
+    prop::collection::vec((role(), admin, prop::collection::vec(cidr, 0..3)), MANAGED).prop_map(
+        |nics| SwitchDesc {
+            id: "leaf01".into(),
+            nics: nics
+                .into_iter()
+                .enumerate()
+                .map(|(i, (role, admin, cidrs))| NicDesc {
+                    name: format!("Ethernet{i}"),
+                    vrf: match role {
+                        Role::Pxe => None,
+                        Role::Firewall => Some("default".into()),
+                        Role::Tenant(v) => Some(format!("vrf{v}")),
+                    },
+                    filter: FilterDesc {
+                        cidrs: cidrs.into_iter().map(String::from).collect(),
+                        vnis: vec!["100".into()],
+                    },
+                    admin,
+                })
+                .collect(),
+        },
+    )
+}
+
+/// Ways to corrupt the agent's own entries before planning.
+#[derive(Debug, Clone)]
+enum Corruption {
+    StrayField(usize),
+    TaggedMember(usize),
+    RebindInterface(usize, u32),
+    VrfVni(usize, u32),
+    DropField(usize),
+}
+
+fn corruption() -> impl Strategy<Value = Corruption> {
+    prop_oneof![
+        any::<usize>().prop_map(Corruption::StrayField),
+        any::<usize>().prop_map(Corruption::TaggedMember),
+        (any::<usize>(), 0u32..4).prop_map(|(i, v)| Corruption::RebindInterface(i, 100 + v)),
+        (any::<usize>(), 6000u32..6003).prop_map(|(i, v)| Corruption::VrfVni(i, v)),
+        any::<usize>().prop_map(Corruption::DropField),
+    ]
+}
+
+fn pick(state: &DbState, table: Table, i: usize) -> Option<Key> {
+    let keys: Vec<Key> = state.table(table).map(|(k, _)| k.clone()).collect();
+    (!keys.is_empty()).then(|| keys[i % keys.len()].clone())
+}
+
+fn corrupt(state: &mut DbState, owned: &[Key], c: &Corruption) {
+    let owned_in = |t: Table, i: usize| {
+        let ks: Vec<&Key> = owned.iter().filter(|k| k.table == t).collect();
+        (!ks.is_empty()).then(|| ks[i % ks.len()].clone())
+    };
+    match c {
+        Corruption::StrayField(i) => {
+            if !owned.is_empty() {
+                let k = &owned[i % owned.len()];
+                if k.table != Table::Port
+                    && let Some(e) = state.get_mut(k)
+                {
+                    e.insert("stray".into(), "x".into());
+                }
+            }
+        }
+        Corruption::TaggedMember(i) => {
+            if let Some(k) = owned_in(Table::VlanMember, *i)
+                && let Some(e) = state.get_mut(&k)
+            {
+                e.insert("tagging_mode".into(), "tagged".into());
+            }
+        }
+        Corruption::RebindInterface(i, vni) => {
+            if let Some(k) = owned_in(Table::Interface, *i)
+                && state.contains(&Key::vrf(&format!("Vrf{vni}")))
+                && let Some(e) = state.get_mut(&k)
+            {
+                e.insert("vrf_name".into(), format!("Vrf{vni}"));
+            }
+        }
+        Corruption::VrfVni(i, vni) => {
+            if let Some(k) = owned_in(Table::Vrf, *i)
+                && let Some(e) = state.get_mut(&k)
+            {
+                e.insert("vni".into(), vni.to_string());
+            }
+        }
+        Corruption::DropField(i) => {
+            if let Some(k) = pick(state, Table::SuppressVlanNeigh, *i)
+                && let Some(e) = state.get_mut(&k)
+            {
+                e.clear();
+                e.insert("NULL".into(), "NULL".into());
+            }
+        }
+    }
+}
+
+/// Apply a plan to an in-memory CONFIG_DB the way redis executes it.
+fn simulate(state: &mut DbState, plan: &Plan) {
+    for phase in &plan.phases {
+        for c in &phase.changes {
+            match &c.op {
+                Op::Create { fields } => {
+                    assert!(!state.contains(&c.key), "{}: created but exists", c.key);
+                    state.insert(c.key.clone(), fields.clone());
+                }
+                Op::Update { set, remove } => {
+                    let e = state
+                        .get_mut(&c.key)
+                        .unwrap_or_else(|| panic!("{}: updated but missing", c.key));
+                    e.extend(set.clone());
+                    for r in remove {
+                        e.remove(r);
+                    }
+                    if e.is_empty() {
+                        state.remove(&c.key);
+                    }
+                }
+                Op::Delete { .. } => {
+                    assert!(
+                        state.remove(&c.key).is_some(),
+                        "{}: deleted but missing",
+                        c.key
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The part of the state the agent must never change.
+fn foreign_view(state: &DbState, managed: &[String]) -> BTreeMap<Key, Fields> {
+    state
+        .iter()
+        .filter(|(k, _)| {
+            let agentish = matches!(
+                k.table,
+                Table::Interface
+                    | Table::VlanMember
+                    | Table::VlanInterface
+                    | Table::SuppressVlanNeigh
+                    | Table::VxlanTunnelMap
+                    | Table::Vrf
+                    | Table::Vlan
+            );
+            !agentish
+                || k.name.contains("Mpls")
+                || k.name.contains("42")
+                || k.name.contains("1500")
+                || k.name.contains("1001")
+                || k.name == "Vlan3900"
+                || k.name == "Ethernet10"
+        })
+        .map(|(k, v)| {
+            let mut v = v.clone();
+            if k.table == Table::Port && managed.contains(&k.name) {
+                v.remove("mtu");
+                v.remove("admin_status");
+            }
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+fn check_step(state: &mut DbState, desc: &SwitchDesc) -> Result<Prepared, TestCaseError> {
+    let cfg = config();
+    let prepared = prepare(desc, &cfg, state).map_err(|p| TestCaseError::fail(p.to_string()))?;
+    let broken = check_rules(&prepared.plan);
+    prop_assert!(
+        broken.is_empty(),
+        "rules broken: {broken:?}\n{}",
+        prepared.plan
+    );
+    let managed: Vec<String> = prepared.spec.ports.keys().cloned().collect();
+    let before = foreign_view(state, &managed);
+    simulate(state, &prepared.plan);
+    prop_assert_eq!(
+        &before,
+        &foreign_view(state, &managed),
+        "foreign entries changed\n{}",
+        prepared.plan
+    );
+    for (key, want) in &prepared.target.entries {
+        let have = state.get(key);
+        prop_assert!(have.is_some(), "{} missing after the plan", key);
+        for (f, v) in &want.fields {
+            prop_assert_eq!(have.and_then(|h| h.get(f)), Some(v), "{} field {}", key, f);
+        }
+    }
+    let again = prepare(desc, &cfg, state).map_err(|p| TestCaseError::fail(p.to_string()))?;
+    prop_assert!(
+        again.plan.is_empty(),
+        "second plan not empty:\n{}",
+        again.plan
+    );
+    Ok(prepared)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn plans_keep_the_rules_reach_the_target_and_touch_nothing_foreign(
+        steps in prop::collection::vec((desc(), prop::collection::vec(corruption(), 0..3)), 1..5)
+    ) {
+        let mut state = base();
+        for (desc, corruptions) in steps {
+            let owned: Vec<Key> = {
+                let cfg = config();
+                let p = prepare(&desc, &cfg, &state).map_err(|p| TestCaseError::fail(p.to_string()))?;
+                let own = super::owned::Ownership::new(&state, &p.spec);
+                state.iter().filter(|(k, v)| own.owns(k, v)).map(|(k, _)| k.clone()).collect()
+            };
+            for c in &corruptions {
+                corrupt(&mut state, &owned, c);
+            }
+            check_step(&mut state, &desc)?;
+        }
+    }
+}
+
+#[test]
+fn a_state_planned_against_itself_is_empty() {
+    let mut state = base();
+    let desc = SwitchDesc {
+        id: "leaf01".into(),
+        nics: (0..MANAGED)
+            .map(|i| NicDesc {
+                name: format!("Ethernet{i}"),
+                vrf: Some(format!("vrf{}", 100 + i % 3)),
+                ..NicDesc::default()
+            })
+            .collect(),
+    };
+    let first = check_step(&mut state, &desc).unwrap();
+    assert!(!first.plan.is_empty());
+    // Tenant VLANs avoid the operator's Vlan1001 and the static Vlan1500.
+    let vlans: Vec<u16> = first.spec.vrfs.values().map(|v| v.vlan).collect();
+    assert_eq!(vlans, [1002, 1003, 1004]);
+}
