@@ -9,9 +9,13 @@
 //!   intfmgrd, vxlanmgrd, orchagent) that writes their STATE_DB / APPL_DB /
 //!   ASIC_DB markers and reports orders that would crash or wedge them.
 //! - [`fixtures`]: the repository's test data, embedded.
+//! - [`generate`]: generated switch states and port maps of any size.
+//! - [`demo`], [`measure`]: the `metal-switchd-lab` sub-commands.
 
 pub mod demo;
 pub mod fixtures;
+pub mod generate;
+pub mod measure;
 pub mod redis_server;
 pub mod seed;
 pub mod sonic;

@@ -22,7 +22,7 @@
 //! tests can assert what SONiC saw when.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -144,6 +144,7 @@ pub struct SonicStandIn {
     shared: Arc<Shared>,
     /// What the start-up replay of the existing CONFIG_DB reported.
     base_findings: Vec<String>,
+    writes: Arc<AtomicU64>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -155,6 +156,55 @@ struct Dbs {
     asic: MultiplexedConnection,
     counters: MultiplexedConnection,
     state: MultiplexedConnection,
+    /// write commands the stand-in sent (so measurements can tell them apart)
+    writes: Arc<AtomicU64>,
+}
+
+#[derive(Clone, Copy)]
+enum Db {
+    Appl,
+    Asic,
+    Counters,
+    State,
+}
+
+impl Dbs {
+    fn conn(&mut self, db: Db) -> &mut MultiplexedConnection {
+        match db {
+            Db::Appl => &mut self.appl,
+            Db::Asic => &mut self.asic,
+            Db::Counters => &mut self.counters,
+            Db::State => &mut self.state,
+        }
+    }
+
+    /// `HSET key fields` (`NULL: NULL` when empty).
+    async fn hset(&mut self, db: Db, key: &str, fields: &[(&str, &str)]) -> redis::RedisResult<()> {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(key);
+        if fields.is_empty() {
+            cmd.arg("NULL").arg("NULL");
+        }
+        for (f, v) in fields {
+            cmd.arg(*f).arg(*v);
+        }
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        cmd.query_async(self.conn(db)).await
+    }
+
+    async fn del(&mut self, db: Db, key: &str) -> redis::RedisResult<()> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        redis::cmd("DEL").arg(key).query_async(self.conn(db)).await
+    }
+
+    async fn hdel(&mut self, db: Db, key: &str, field: &str) -> redis::RedisResult<()> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        redis::cmd("HDEL")
+            .arg(key)
+            .arg(field)
+            .query_async(self.conn(db))
+            .await
+    }
 }
 
 /// Which daemon consumes a CONFIG_DB table.
@@ -184,6 +234,8 @@ impl SonicStandIn {
             .collect();
         let pubsub_url = server.url(CONFIG_DB);
         let sh = shared.clone();
+        let writes = Arc::new(AtomicU64::new(0));
+        let standin_writes = writes.clone();
         let thread = std::thread::Builder::new()
             .name("sonic-standin".into())
             .spawn(move || {
@@ -198,11 +250,12 @@ impl SonicStandIn {
                         return;
                     }
                 };
-                rt.block_on(run(sh, opts, urls, pubsub_url, stop_rx, ready_tx));
+                rt.block_on(run(sh, writes, opts, urls, pubsub_url, stop_rx, ready_tx));
             })
             .context("starting the SONiC stand-in thread")?;
         let mut standin = SonicStandIn {
             shared,
+            writes: standin_writes,
             base_findings: Vec::new(),
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -238,6 +291,11 @@ impl SonicStandIn {
     /// static VRF whose VNI has no VLAN-VNI map).
     pub fn base_findings(&self) -> &[String] {
         &self.base_findings
+    }
+
+    /// Write commands (HSET, HDEL, DEL) the stand-in itself has sent so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
     }
 
     /// Forget events and violations seen so far.
@@ -297,6 +355,7 @@ async fn open(url: &str) -> Result<MultiplexedConnection> {
 
 async fn run(
     shared: Arc<Shared>,
+    writes: Arc<AtomicU64>,
     opts: StandInOptions,
     urls: Vec<String>,
     pubsub_url: String,
@@ -310,6 +369,7 @@ async fn run(
             asic: open(&urls[2]).await?,
             counters: open(&urls[3]).await?,
             state: open(&urls[4]).await?,
+            writes: writes.clone(),
         };
         let mut pubsub = redis::Client::open(pubsub_url.as_str())?
             .get_async_pubsub()
@@ -577,26 +637,6 @@ impl Daemon {
         Ok(n == 1)
     }
 
-    async fn hset(
-        conn: &mut MultiplexedConnection,
-        key: &str,
-        fields: &[(&str, &str)],
-    ) -> redis::RedisResult<()> {
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(key);
-        if fields.is_empty() {
-            cmd.arg("NULL").arg("NULL");
-        }
-        for (f, v) in fields {
-            cmd.arg(*f).arg(*v);
-        }
-        cmd.query_async(conn).await
-    }
-
-    async fn del(conn: &mut MultiplexedConnection, key: &str) -> redis::RedisResult<()> {
-        redis::cmd("DEL").arg(key).query_async(conn).await
-    }
-
     fn oid(&self, kind: u64) -> String {
         let mut k = self.kernel();
         k.next_oid += 1;
@@ -693,35 +733,37 @@ impl Daemon {
             .unwrap_or_default();
         self.kernel().vrfs.insert(name.to_owned(), vni);
         let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Self::hset(
-            &mut self.dbs.state,
-            &format!("VRF_TABLE|{name}"),
-            &[("state", "ok")],
-        )
-        .await?;
-        Self::hset(&mut self.dbs.appl, &format!("VRF_TABLE:{name}"), &pairs).await?;
-        if let Some(o) = old.filter(|o| *o != 0 && *o != vni) {
-            Self::del(
-                &mut self.dbs.appl,
-                &format!("VXLAN_VRF_TABLE:{vtep}:evpn_map_{o}_{name}"),
-            )
+        self.dbs
+            .hset(Db::State, &format!("VRF_TABLE|{name}"), &[("state", "ok")])
             .await?;
+        self.dbs
+            .hset(Db::Appl, &format!("VRF_TABLE:{name}"), &pairs)
+            .await?;
+        if let Some(o) = old.filter(|o| *o != 0 && *o != vni) {
+            self.dbs
+                .del(
+                    Db::Appl,
+                    &format!("VXLAN_VRF_TABLE:{vtep}:evpn_map_{o}_{name}"),
+                )
+                .await?;
         }
         if nvo && vni != 0 {
             let v = vni.to_string();
-            Self::hset(
-                &mut self.dbs.appl,
-                &format!("VXLAN_VRF_TABLE:{vtep}:evpn_map_{vni}_{name}"),
-                &[("vni", v.as_str()), ("vrf", name)],
+            self.dbs
+                .hset(
+                    Db::Appl,
+                    &format!("VXLAN_VRF_TABLE:{vtep}:evpn_map_{vni}_{name}"),
+                    &[("vni", v.as_str()), ("vrf", name)],
+                )
+                .await?;
+        }
+        self.dbs
+            .hset(
+                Db::State,
+                &format!("VRF_OBJECT_TABLE|{name}"),
+                &[("state", "ok")],
             )
             .await?;
-        }
-        Self::hset(
-            &mut self.dbs.state,
-            &format!("VRF_OBJECT_TABLE|{name}"),
-            &[("state", "ok")],
-        )
-        .await?;
         self.event(format!("set VRF|{name} vni={vni}"));
         Ok(Outcome::Done)
     }
@@ -749,14 +791,19 @@ impl Daemon {
             .next()
             .cloned()
             .unwrap_or_default();
-        Self::del(&mut self.dbs.state, &format!("VRF_TABLE|{name}")).await?;
-        Self::del(&mut self.dbs.state, &format!("VRF_OBJECT_TABLE|{name}")).await?;
-        Self::del(&mut self.dbs.appl, &format!("VRF_TABLE:{name}")).await?;
-        Self::del(
-            &mut self.dbs.appl,
-            &format!("VXLAN_VRF_TABLE:{vtep}:evpn_map_{old}_{name}"),
-        )
-        .await?;
+        self.dbs
+            .del(Db::State, &format!("VRF_TABLE|{name}"))
+            .await?;
+        self.dbs
+            .del(Db::State, &format!("VRF_OBJECT_TABLE|{name}"))
+            .await?;
+        self.dbs.del(Db::Appl, &format!("VRF_TABLE:{name}")).await?;
+        self.dbs
+            .del(
+                Db::Appl,
+                &format!("VXLAN_VRF_TABLE:{vtep}:evpn_map_{old}_{name}"),
+            )
+            .await?;
         self.event(format!("del VRF|{name}"));
         Ok(Outcome::Done)
     }
@@ -782,21 +829,21 @@ impl Daemon {
         }
         let new = self.kernel().vlans.insert(v);
         let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Self::hset(&mut self.dbs.appl, &format!("VLAN_TABLE:{name}"), &pairs).await?;
-        Self::hset(
-            &mut self.dbs.state,
-            &format!("VLAN_TABLE|{name}"),
-            &[("state", "ok")],
-        )
-        .await?;
+        self.dbs
+            .hset(Db::Appl, &format!("VLAN_TABLE:{name}"), &pairs)
+            .await?;
+        self.dbs
+            .hset(Db::State, &format!("VLAN_TABLE|{name}"), &[("state", "ok")])
+            .await?;
         if new {
             let oid = self.oid(0x26);
-            Self::hset(
-                &mut self.dbs.asic,
-                &format!("ASIC_STATE:SAI_OBJECT_TYPE_VLAN:{oid}"),
-                &[("SAI_VLAN_ATTR_VLAN_ID", &v.to_string())],
-            )
-            .await?;
+            self.dbs
+                .hset(
+                    Db::Asic,
+                    &format!("ASIC_STATE:SAI_OBJECT_TYPE_VLAN:{oid}"),
+                    &[("SAI_VLAN_ATTR_VLAN_ID", &v.to_string())],
+                )
+                .await?;
         }
         self.event(format!("set VLAN|{name}"));
         Ok(Outcome::Done)
@@ -834,8 +881,12 @@ impl Daemon {
             ));
         }
         self.kernel().vlans.remove(&v);
-        Self::del(&mut self.dbs.appl, &format!("VLAN_TABLE:{name}")).await?;
-        Self::del(&mut self.dbs.state, &format!("VLAN_TABLE|{name}")).await?;
+        self.dbs
+            .del(Db::Appl, &format!("VLAN_TABLE:{name}"))
+            .await?;
+        self.dbs
+            .del(Db::State, &format!("VLAN_TABLE|{name}"))
+            .await?;
         self.event(format!("del VLAN|{name}"));
         Ok(Outcome::Done)
     }
@@ -891,13 +942,16 @@ impl Daemon {
             first
         };
         let mode = f.get("tagging_mode").cloned().unwrap_or_default();
-        Self::hset(
-            &mut self.dbs.appl,
-            &format!("VLAN_MEMBER_TABLE:{vlan}:{port}"),
-            &[("tagging_mode", &mode)],
-        )
-        .await?;
-        Self::hset(&mut self.dbs.state, &state_key, &[("state", "ok")]).await?;
+        self.dbs
+            .hset(
+                Db::Appl,
+                &format!("VLAN_MEMBER_TABLE:{vlan}:{port}"),
+                &[("tagging_mode", &mode)],
+            )
+            .await?;
+        self.dbs
+            .hset(Db::State, &state_key, &[("state", "ok")])
+            .await?;
         self.event(format!("set VLAN_MEMBER|{rest}"));
         if first {
             let port = port.to_owned();
@@ -910,8 +964,8 @@ impl Daemon {
                         .query_async(&mut dbs.counters)
                         .await?;
                     if let Some(oid) = oid {
-                        Daemon::hset(
-                            &mut dbs.asic,
+                        dbs.hset(
+                            Db::Asic,
                             &format!("ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:{bp}"),
                             &[
                                 ("SAI_BRIDGE_PORT_ATTR_PORT_ID", &oid),
@@ -966,12 +1020,10 @@ impl Daemon {
             }
             last
         };
-        Self::del(
-            &mut self.dbs.appl,
-            &format!("VLAN_MEMBER_TABLE:{vlan}:{port}"),
-        )
-        .await?;
-        Self::del(&mut self.dbs.state, &state_key).await?;
+        self.dbs
+            .del(Db::Appl, &format!("VLAN_MEMBER_TABLE:{vlan}:{port}"))
+            .await?;
+        self.dbs.del(Db::State, &state_key).await?;
         self.event(format!("del VLAN_MEMBER|{rest}"));
         if last {
             let port = port.to_owned();
@@ -994,7 +1046,7 @@ impl Daemon {
                             .query_async(&mut dbs.asic)
                             .await?;
                         if p.as_deref() == Some(oid.as_str()) {
-                            Daemon::del(&mut dbs.asic, &k).await?;
+                            dbs.del(Db::Asic, &k).await?;
                         }
                     }
                     Ok(())
@@ -1016,12 +1068,13 @@ impl Daemon {
             if !self.kernel().routed.contains_key(ifname) {
                 return Ok(Outcome::Wait);
             }
-            Self::hset(
-                &mut self.dbs.state,
-                &format!("INTERFACE_TABLE|{ifname}|{prefix}"),
-                &[("state", "ok")],
-            )
-            .await?;
+            self.dbs
+                .hset(
+                    Db::State,
+                    &format!("INTERFACE_TABLE|{ifname}|{prefix}"),
+                    &[("state", "ok")],
+                )
+                .await?;
             self.event(format!("set {table}|{rest}"));
             return Ok(Outcome::Done);
         }
@@ -1059,31 +1112,34 @@ impl Daemon {
         }
         self.kernel().routed.insert(ifname.to_owned(), vrf.clone());
         let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Self::hset(&mut self.dbs.appl, &format!("INTF_TABLE:{ifname}"), &pairs).await?;
-        Self::hset(
-            &mut self.dbs.state,
-            &format!("INTERFACE_TABLE|{ifname}"),
-            &[("vrf", vrf.as_str())],
-        )
-        .await?;
+        self.dbs
+            .hset(Db::Appl, &format!("INTF_TABLE:{ifname}"), &pairs)
+            .await?;
+        self.dbs
+            .hset(
+                Db::State,
+                &format!("INTERFACE_TABLE|{ifname}"),
+                &[("vrf", vrf.as_str())],
+            )
+            .await?;
         self.event(format!("set {table}|{ifname} vrf={vrf}"));
         if current.is_none() && table != "LOOPBACK_INTERFACE" {
             let name = ifname.to_owned();
             let rif = self.oid(0x6);
             self.orchagent(move |mut dbs| {
                 Box::pin(async move {
-                    Daemon::hset(
-                        &mut dbs.asic,
+                    dbs.hset(
+                        Db::Asic,
                         &format!("ASIC_STATE:SAI_OBJECT_TYPE_ROUTER_INTERFACE:{rif}"),
                         &[],
                     )
                     .await?;
-                    redis::cmd("HSET")
-                        .arg("COUNTERS_RIF_NAME_MAP")
-                        .arg(&name)
-                        .arg(&rif)
-                        .query_async::<()>(&mut dbs.counters)
-                        .await
+                    dbs.hset(
+                        Db::Counters,
+                        "COUNTERS_RIF_NAME_MAP",
+                        &[(name.as_str(), rif.as_str())],
+                    )
+                    .await
                 })
             });
         }
@@ -1092,11 +1148,9 @@ impl Daemon {
 
     async fn intf_del(&mut self, table: &str, rest: &str) -> redis::RedisResult<Outcome> {
         if let Some((ifname, prefix)) = rest.split_once('|') {
-            Self::del(
-                &mut self.dbs.state,
-                &format!("INTERFACE_TABLE|{ifname}|{prefix}"),
-            )
-            .await?;
+            self.dbs
+                .del(Db::State, &format!("INTERFACE_TABLE|{ifname}|{prefix}"))
+                .await?;
             self.event(format!("del {table}|{rest}"));
             return Ok(Outcome::Done);
         }
@@ -1109,8 +1163,12 @@ impl Daemon {
             return Ok(Outcome::Wait);
         }
         let was = self.kernel().routed.remove(ifname);
-        Self::del(&mut self.dbs.appl, &format!("INTF_TABLE:{ifname}")).await?;
-        Self::del(&mut self.dbs.state, &format!("INTERFACE_TABLE|{ifname}")).await?;
+        self.dbs
+            .del(Db::Appl, &format!("INTF_TABLE:{ifname}"))
+            .await?;
+        self.dbs
+            .del(Db::State, &format!("INTERFACE_TABLE|{ifname}"))
+            .await?;
         self.event(format!("del {table}|{ifname}"));
         if was.is_some() {
             let name = ifname.to_owned();
@@ -1122,17 +1180,13 @@ impl Daemon {
                         .query_async(&mut dbs.counters)
                         .await?;
                     if let Some(rif) = rif {
-                        Daemon::del(
-                            &mut dbs.asic,
+                        dbs.del(
+                            Db::Asic,
                             &format!("ASIC_STATE:SAI_OBJECT_TYPE_ROUTER_INTERFACE:{rif}"),
                         )
                         .await?;
                     }
-                    redis::cmd("HDEL")
-                        .arg("COUNTERS_RIF_NAME_MAP")
-                        .arg(&name)
-                        .query_async::<()>(&mut dbs.counters)
-                        .await
+                    dbs.hdel(Db::Counters, "COUNTERS_RIF_NAME_MAP", &name).await
                 })
             });
         }
@@ -1192,18 +1246,20 @@ impl Daemon {
             return Ok(Outcome::Done);
         }
         self.kernel().maps.insert(map.to_owned(), (v, n));
-        Self::hset(
-            &mut self.dbs.appl,
-            &format!("VXLAN_TUNNEL_MAP_TABLE:{vtep}:{map}"),
-            &[("vlan", vlan), ("vni", vni)],
-        )
-        .await?;
-        Self::hset(
-            &mut self.dbs.state,
-            &format!("SUPPRESS_VLAN_NEIGH_TABLE|{vlan}"),
-            &[("netdev", &netdev)],
-        )
-        .await?;
+        self.dbs
+            .hset(
+                Db::Appl,
+                &format!("VXLAN_TUNNEL_MAP_TABLE:{vtep}:{map}"),
+                &[("vlan", vlan), ("vni", vni)],
+            )
+            .await?;
+        self.dbs
+            .hset(
+                Db::State,
+                &format!("SUPPRESS_VLAN_NEIGH_TABLE|{vlan}"),
+                &[("netdev", &netdev)],
+            )
+            .await?;
         self.event(format!("set VXLAN_TUNNEL_MAP|{rest}"));
         Ok(Outcome::Done)
     }
@@ -1220,16 +1276,12 @@ impl Daemon {
                 "VXLAN_TUNNEL_MAP|{rest} deleted after Vlan{v}: orchagent fails with \"vlan id doesn't exist\" and leaves hardware state"
             ));
         }
-        Self::del(
-            &mut self.dbs.appl,
-            &format!("VXLAN_TUNNEL_MAP_TABLE:{vtep}:{map}"),
-        )
-        .await?;
-        Self::del(
-            &mut self.dbs.state,
-            &format!("SUPPRESS_VLAN_NEIGH_TABLE|Vlan{v}"),
-        )
-        .await?;
+        self.dbs
+            .del(Db::Appl, &format!("VXLAN_TUNNEL_MAP_TABLE:{vtep}:{map}"))
+            .await?;
+        self.dbs
+            .del(Db::State, &format!("SUPPRESS_VLAN_NEIGH_TABLE|Vlan{v}"))
+            .await?;
         self.event(format!("del VXLAN_TUNNEL_MAP|{rest}"));
         Ok(Outcome::Done)
     }
@@ -1254,8 +1306,12 @@ impl Daemon {
             }
         }
         if !pairs.is_empty() {
-            Self::hset(&mut self.dbs.state, &format!("PORT_TABLE|{port}"), &pairs).await?;
-            Self::hset(&mut self.dbs.appl, &format!("PORT_TABLE:{port}"), &pairs).await?;
+            self.dbs
+                .hset(Db::State, &format!("PORT_TABLE|{port}"), &pairs)
+                .await?;
+            self.dbs
+                .hset(Db::Appl, &format!("PORT_TABLE:{port}"), &pairs)
+                .await?;
         }
         self.event(format!("set PORT|{port}"));
         Ok(Outcome::Done)

@@ -1,0 +1,102 @@
+//! Generated switch states for measurements and benchmarks.
+//!
+//! A v1 `SwitchResponse` for the mini-lab leaf (or any port list): the first
+//! port is a firewall, the next ports are spread round-robin over `vrfs`
+//! tenant VRFs (`vrf<100000+k>`, each port with a /24 and a /32), the rest
+//! are unprovisioned; spine uplinks are listed like the API lists them.
+
+use serde_json::{Value, json};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct SwitchShape {
+    pub id: String,
+    /// Machine-facing port names, in order.
+    pub ports: Vec<String>,
+    /// Uplinks (listed as nics without VRF).
+    pub uplinks: Vec<String>,
+    /// Number of tenant VRFs.
+    pub vrfs: usize,
+    /// Tenant ports per VRF (at most; the ports may run out).
+    pub ports_per_vrf: usize,
+}
+
+impl SwitchShape {
+    /// mini-lab leaf01: Ethernet0..Ethernet119, uplinks Ethernet120/124.
+    pub fn mini_lab(vrfs: usize) -> Self {
+        SwitchShape {
+            id: "leaf01".into(),
+            ports: (0..120).map(|i| format!("Ethernet{i}")).collect(),
+            uplinks: vec!["Ethernet120".into(), "Ethernet124".into()],
+            vrfs,
+            ports_per_vrf: 2,
+        }
+    }
+}
+
+/// The VNI of generated VRF `k`.
+pub fn vni(k: usize) -> u32 {
+    100_000 + k as u32
+}
+
+/// The VRF (`""`, `default` or `vrf<N>`) of port index `i`.
+pub fn vrf_of(shape: &SwitchShape, i: usize) -> String {
+    if i == 0 {
+        return "default".into();
+    }
+    let j = i - 1;
+    if shape.vrfs > 0 && j < shape.vrfs * shape.ports_per_vrf {
+        format!("vrf{}", vni(j % shape.vrfs))
+    } else {
+        String::new()
+    }
+}
+
+fn nic(name: &str, vrf: &str, i: usize) -> Value {
+    let filter = match vrf {
+        "" => Value::Null,
+        "default" => json!({"cidrs": ["10.1.0.1/32"], "vnis": ["100000", "100001"]}),
+        _ => {
+            json!({"cidrs": [format!("10.{}.{}.0/24", (i / 250) % 250, i % 250), format!("212.34.{}.{}/32", (i / 250) % 250, i % 250)], "vnis": []})
+        }
+    };
+    json!({"mac": null, "name": name, "identifier": name, "vrf": vrf, "filter": filter,
+           "actual": "UP", "admin_status": null, "bgp_port_state": null})
+}
+
+/// The switch state as v1 JSON.
+pub fn switch_v1(shape: &SwitchShape) -> Value {
+    let mut nics: Vec<Value> = shape
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| nic(p, &vrf_of(shape, i), i))
+        .collect();
+    nics.extend(shape.uplinks.iter().map(|u| nic(u, "", 0)));
+    json!({"id": shape.id, "name": shape.id, "rack_id": "rack01", "management_ip": "172.17.0.10",
+           "management_user": "admin", "console_command": "", "mode": "operational", "nics": nics,
+           "connections": [], "last_sync": null, "last_sync_error": null})
+}
+
+/// The same state with the port at `index` moved to VRF `vrf`.
+pub fn with_port_vrf(mut doc: Value, index: usize, vrf: &str) -> Value {
+    if let Some(n) = doc["nics"].get_mut(index) {
+        n["vrf"] = Value::String(vrf.to_owned());
+    }
+    doc
+}
+
+/// A `port_config.ini` with `n` ports `Ethernet0..`, 4 lanes each.
+pub fn port_map(n: usize) -> String {
+    let mut s = String::from("# name lanes alias index speed\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "Ethernet{i} {},{},{},{} Eth{i} {i} 100000\n",
+            4 * i + 1,
+            4 * i + 2,
+            4 * i + 3,
+            4 * i + 4
+        ));
+    }
+    s
+}
