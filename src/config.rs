@@ -692,6 +692,20 @@ mod tests {
     }
 
     #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../docs/configuration.md");
+        let missing: Vec<&str> = KEYS
+            .iter()
+            .map(|k| k.name)
+            .filter(|k| !doc.contains(&format!("| `{k}` |")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md lacks {missing:?}"
+        );
+    }
+
+    #[test]
     fn defaults_are_metal_core_defaults() {
         let c = Config::from_sources(None, vec![]).unwrap();
         assert_eq!(c.pxe_vlan_id, 4000);
