@@ -8,9 +8,10 @@
 //! between — never `DEL` followed by `HSET` in one go:
 //! - `INTERFACE|<p>` and `VLAN_INTERFACE|Vlan<V>` when `vrf_name` changes
 //!   (intfmgrd refuses an in-place VRF change);
-//! - `VLAN_MEMBER` when it changes at all (vlanmgrd skips a SET of an
-//!   existing member);
-//! - `VXLAN_TUNNEL_MAP` when it changes at all (vxlanmgrd ignores a second SET).
+//! - `VLAN_MEMBER` when its `tagging_mode` changes (vlanmgrd skips a SET of
+//!   an existing member);
+//! - `VXLAN_TUNNEL_MAP` when its `vlan` or `vni` changes (vxlanmgrd ignores a
+//!   second SET).
 //!
 //! A VRF whose non-zero `vni` must change goes through `vni = 0` first
 //! (vrfmgrd rejects a direct change).
@@ -147,11 +148,18 @@ impl ChangeSet {
 }
 
 /// Whether changing `cur` into `want` needs delete + create.
+/// A daemon drops or ignores a change of these fields on an existing entry;
+/// other fields (a stray one) are removed in place, which the daemons treat
+/// as a no-op.
 fn needs_replace(table: Table, cur: &Fields, want: &Fields) -> bool {
-    let vrf = |f: &Fields| f.get("vrf_name").cloned().unwrap_or_default();
+    let differs = |f: &str| cur.get(f) != want.get(f);
     match table {
-        Table::Interface | Table::VlanInterface => vrf(cur) != vrf(want),
-        Table::VlanMember | Table::VxlanTunnelMap => true,
+        Table::Interface | Table::VlanInterface => {
+            let vrf = |f: &Fields| f.get("vrf_name").cloned().unwrap_or_default();
+            vrf(cur) != vrf(want)
+        }
+        Table::VlanMember => differs("tagging_mode"),
+        Table::VxlanTunnelMap => differs("vlan") || differs("vni"),
         _ => false,
     }
 }

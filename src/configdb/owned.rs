@@ -47,20 +47,23 @@ fn nonzero_vni(fields: &Fields) -> Option<u32> {
         .filter(|v| (1..=MAX_VNI).contains(v))
 }
 
-/// `(vni, vid)` of a VXLAN map entry, from its fields, else from its name.
+/// `(vni, vid)` of a VXLAN map entry: from its name when it follows the
+/// agent's convention `map_<vni>_Vlan<vid>` (what the agent created, so a
+/// corrupted entry is repaired in place), else from its fields.
 fn map_target(key: &Key, fields: &Fields) -> (Option<u32>, Option<u16>) {
     let map_name = key.name.rsplit(SEP).next().unwrap_or("");
-    let mut from_name = map_name
+    let from_name = map_name
         .strip_prefix("map_")
-        .and_then(|r| r.split_once('_'));
-    let vni = fields
-        .get("vni")
-        .and_then(|v| v.parse().ok())
-        .or_else(|| from_name.and_then(|(n, _)| n.parse().ok()));
-    let vid = fields
-        .get("vlan")
-        .and_then(|v| vid_of_vlan_name(v))
-        .or_else(|| from_name.take().and_then(|(_, v)| vid_of_vlan_name(v)));
+        .and_then(|r| r.split_once('_'))
+        .and_then(|(n, v)| {
+            let vni: u32 = n.parse().ok()?;
+            (vni.to_string() == n).then_some((vni, vid_of_vlan_name(v)?))
+        });
+    if let Some((vni, vid)) = from_name {
+        return (Some(vni), Some(vid));
+    }
+    let vni = fields.get("vni").and_then(|v| v.parse().ok());
+    let vid = fields.get("vlan").and_then(|v| vid_of_vlan_name(v));
     (vni, vid)
 }
 

@@ -2,7 +2,8 @@
 //!
 //! SONiC's daemons order work only by key within one table and crash on some
 //! cross-table orders (sonic-configdb reference §3, §7). The planner puts
-//! every change into one of five stages; each non-empty stage becomes one
+//! every change into one of six stages (the second only when a VXLAN map
+//! must be replaced); each non-empty stage becomes one
 //! phase, written as one `MULTI/EXEC`, followed by a barrier: conditions in
 //! STATE_DB, APPL_DB, COUNTERS_DB and ASIC_DB that say SONiC has processed
 //! the phase.
@@ -10,6 +11,7 @@
 //! | stage | writes | waits for |
 //! |---|---|---|
 //! | 1 detach | delete VLAN members and INTERFACE entries (ports leave their VLAN or VRF); delete the first half of replacements; VRF `vni` → 0 where a VNI changes; PORT mtu/admin; create VLANs and VXLAN maps | members gone (STATE + ASIC bridge port), interfaces gone (STATE + RIF), VLANs and maps present |
+//! | (remap) | re-create VXLAN maps that had to be replaced (rare) | maps present |
 //! | 2 vrfs | create/update VRFs (with `vni`, after their VLAN-VNI map); delete VXLAN maps no longer wanted | VRFs present / VNI applied, maps gone |
 //! | 3 attach | create INTERFACE (VRF binding), VLAN members, VLAN interfaces, neighbour suppression, replaced maps; delete VLAN interfaces | those present / gone |
 //! | 4 cleanup | delete neighbour suppression and VLANs | VLANs gone |
@@ -30,11 +32,13 @@ use serde::Serialize;
 use super::diff::{Cause, Change, ChangeSet, Op};
 use super::schema::{Key, SEP, Table, vid_of_vlan_name};
 
-/// The five stages of a plan, in order.
+/// The stages of a plan, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Detach,
+    /// Re-create replaced VXLAN maps (only when a map had to be replaced).
+    Remap,
     Vrfs,
     Attach,
     Cleanup,
@@ -45,6 +49,7 @@ impl Stage {
     pub fn describe(self) -> &'static str {
         match self {
             Stage::Detach => "detach ports, create VLANs and VXLAN maps",
+            Stage::Remap => "re-create replaced VXLAN maps",
             Stage::Vrfs => "create VRFs, remove VXLAN maps",
             Stage::Attach => "bind ports and VLAN interfaces",
             Stage::Cleanup => "remove VLANs",
@@ -62,6 +67,7 @@ pub fn stage_of(c: &Change) -> Stage {
         (Vrf, Op::Update { .. }, Cause::VniReset) => Stage::Detach,
         (Vlan, Op::Create { .. } | Op::Update { .. }, _) => Stage::Detach,
         (VxlanTunnelMap, Op::Create { .. }, Cause::Desired) => Stage::Detach,
+        (VxlanTunnelMap, Op::Create { .. }, Cause::Replace) => Stage::Remap,
         (Vrf, Op::Create { .. } | Op::Update { .. }, _) => Stage::Vrfs,
         (VxlanTunnelMap, Op::Delete { .. }, _) => Stage::Vrfs,
         (

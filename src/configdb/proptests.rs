@@ -144,6 +144,8 @@ enum Corruption {
     RebindInterface(usize, u32),
     VrfVni(usize, u32),
     DropField(usize),
+    /// A VXLAN map whose `vni` field no longer matches its name.
+    MapVni(usize, u32),
 }
 
 fn corruption() -> impl Strategy<Value = Corruption> {
@@ -153,6 +155,7 @@ fn corruption() -> impl Strategy<Value = Corruption> {
         (any::<usize>(), 0u32..4).prop_map(|(i, v)| Corruption::RebindInterface(i, 100 + v)),
         (any::<usize>(), 6000u32..6003).prop_map(|(i, v)| Corruption::VrfVni(i, v)),
         any::<usize>().prop_map(Corruption::DropField),
+        (any::<usize>(), 7000u32..7003).prop_map(|(i, v)| Corruption::MapVni(i, v)),
     ]
 }
 
@@ -194,6 +197,13 @@ fn corrupt(state: &mut DbState, owned: &[Key], c: &Corruption) {
         }
         Corruption::VrfVni(i, vni) => {
             if let Some(k) = owned_in(Table::Vrf, *i)
+                && let Some(e) = state.get_mut(&k)
+            {
+                e.insert("vni".into(), vni.to_string());
+            }
+        }
+        Corruption::MapVni(i, vni) => {
+            if let Some(k) = owned_in(Table::VxlanTunnelMap, *i)
                 && let Some(e) = state.get_mut(&k)
             {
                 e.insert("vni".into(), vni.to_string());
@@ -352,4 +362,31 @@ fn a_state_planned_against_itself_is_empty() {
     // Tenant VLANs avoid the operator's Vlan1001 and the static Vlan1500.
     let vlans: Vec<u16> = first.spec.vrfs.values().map(|v| v.vlan).collect();
     assert_eq!(vlans, [1002, 1003, 1004]);
+}
+
+#[test]
+fn a_corrupted_map_is_replaced_before_its_vrf_takes_the_vni() {
+    let mut state = base();
+    let desc = SwitchDesc {
+        id: "leaf01".into(),
+        nics: vec![NicDesc {
+            name: "Ethernet0".into(),
+            vrf: Some("vrf100".into()),
+            ..NicDesc::default()
+        }],
+    };
+    check_step(&mut state, &desc).unwrap();
+    // Corrupt the map's vni and the VRF's vni at once.
+    state
+        .get_mut(&Key::vxlan_tunnel_map("vtep0", 100, 1002))
+        .unwrap()
+        .insert("vni".into(), "7000".into());
+    state
+        .get_mut(&Key::vrf("Vrf100"))
+        .unwrap()
+        .insert("vni".into(), "7000".into());
+    let p = check_step(&mut state, &desc).unwrap();
+    let stages: Vec<_> = p.plan.phases.iter().map(|ph| ph.stage).collect();
+    use super::plan::Stage::*;
+    assert_eq!(stages, [Detach, Remap, Vrfs], "{}", p.plan);
 }
