@@ -1,38 +1,42 @@
-//! Planning benchmarks of the pure core (see docs/performance.md).
+//! Benchmarks of the pure core at three sizes (see docs/performance.md):
+//! (48 ports, 16 VRFs), (256, 256), (1024, 1000), on the mini-lab base
+//! configuration with a generated PORT table and generated tenants (a few
+//! CIDRs per port, a firewall with VNIs).
 //!
-//! Input: mini-lab leaf01 (122 ports) with generated tenant VRFs, the
-//! CONFIG_DB snapshot either empty of agent state (fresh) or already at the
-//! target (no-op).
+//! - `spec`: local facts + SwitchSpec build and validation;
+//! - `plan-noop`: target + diff + plan when CONFIG_DB is at the target;
+//! - `plan-move`: the same after one port moved between two VRFs (full path);
+//! - `plan-move-incremental`: that move on the incremental path (only the
+//!   changed ports and VRFs are re-targeted);
+//! - `plan-fresh`: target + diff + plan on a switch without agent state.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use metal_switchd::api::parse_switch_document;
 use metal_switchd::config::Config;
 use metal_switchd::configdb::schema::{DbState, Key};
 use metal_switchd::configdb::snapshot::parse_config_db_json;
-use metal_switchd::configdb::{diff::Op, prepare};
+use metal_switchd::configdb::{diff::Op, facts, plan_delta, plan_spec, prepare};
+use metal_switchd::spec::{self, SwitchDesc};
 use metal_switchd_lab::fixtures;
-use metal_switchd_lab::generate::{SwitchShape, switch_v1};
+use metal_switchd_lab::generate::{bench_config, bench_switch, vni};
 use metal_switchd_lab::seed::port_entries;
 
-fn base() -> DbState {
-    let mut s = parse_config_db_json("leaf01", fixtures::LEAF01_CONFIG).unwrap();
-    for (k, f) in port_entries(fixtures::MINI_LAB_PORT_MAP).unwrap() {
-        s.insert(Key::parse(&k).unwrap(), f.into_iter().collect());
-    }
-    s
+pub const SIZES: [(usize, usize); 3] = [(48, 16), (256, 256), (1024, 1000)];
+
+struct Case {
+    cfg: Config,
+    desc: SwitchDesc,
+    moved: SwitchDesc,
+    fresh: DbState,
+    done: DbState,
 }
 
-fn at_target(mut s: DbState, cfg: &Config, desc: &metal_switchd::spec::SwitchDesc) -> DbState {
-    for c in prepare(desc, cfg, &s)
-        .unwrap()
-        .plan
-        .iter_changes()
-        .cloned()
-        .collect::<Vec<_>>()
-    {
+fn apply_plan(mut s: DbState, plan: &metal_switchd::configdb::plan::Plan) -> DbState {
+    for c in plan.iter_changes().cloned() {
         match c.op {
             Op::Create { fields } => s.insert(c.key, fields),
             Op::Update { set, remove } => {
@@ -50,24 +54,79 @@ fn at_target(mut s: DbState, cfg: &Config, desc: &metal_switchd::spec::SwitchDes
     s
 }
 
-fn bench(c: &mut Criterion) {
-    let cfg = Config::from_sources(
-        Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)),
-        Vec::new(),
-    )
-    .unwrap();
-    let doc = switch_v1(&SwitchShape::mini_lab(60)).to_string();
-    let desc = parse_switch_document("gen", &doc, None).unwrap().1;
-    let fresh = base();
-    let done = at_target(base(), &cfg, &desc);
+fn case(ports: usize, vrfs: usize) -> Case {
+    let (doc, port_map) = bench_switch(ports, vrfs);
+    let cfg = Config::from_sources(Some(("bench.toml", &bench_config(ports))), Vec::new()).unwrap();
+    let mut fresh = parse_config_db_json("leaf01", fixtures::LEAF01_CONFIG).unwrap();
+    for (k, f) in port_entries(&port_map).unwrap() {
+        fresh.insert(Key::parse(&k).unwrap(), f.into_iter().collect());
+    }
+    let desc = parse_switch_document("gen", &doc.to_string(), None)
+        .unwrap()
+        .1;
+    // Move a VRF's second port where there is one (the VRF stays), else the
+    // first port (its VRF goes).
+    let mut moved = desc.clone();
+    let i = if ports > vrfs + 2 { vrfs + 2 } else { 0 };
+    let nic = moved
+        .nics
+        .iter_mut()
+        .find(|n| n.name == format!("Ethernet{i}"))
+        .unwrap();
+    nic.vrf = Some(format!("vrf{}", vni(1)));
+    let done = apply_plan(fresh.clone(), &prepare(&desc, &cfg, &fresh).unwrap().plan);
     assert!(prepare(&desc, &cfg, &done).unwrap().plan.is_empty());
-    c.bench_function("prepare/leaf01-122p-60vrf/fresh", |b| {
-        b.iter(|| prepare(black_box(&desc), &cfg, black_box(&fresh)).unwrap())
-    });
-    c.bench_function("prepare/leaf01-122p-60vrf/no-op", |b| {
-        b.iter(|| prepare(black_box(&desc), &cfg, black_box(&done)).unwrap())
-    });
+    Case {
+        cfg,
+        desc,
+        moved,
+        fresh,
+        done,
+    }
 }
 
-criterion_group!(benches, bench);
+fn bench(c: &mut Criterion) {
+    for (ports, vrfs) in SIZES {
+        let k = case(ports, vrfs);
+        let id = format!("{ports}p-{vrfs}vrf");
+        let statics = BTreeSet::new();
+        let spec = prepare(&k.desc, &k.cfg, &k.done).unwrap().spec;
+        let moved_spec = prepare(&k.moved, &k.cfg, &k.done).unwrap().spec;
+        let n = plan_spec(&moved_spec, &k.done).changes();
+        assert_eq!(
+            plan_delta(&spec, &moved_spec, &k.done),
+            plan_spec(&moved_spec, &k.done)
+        );
+        assert!((2..=7).contains(&n), "moving one port changes {n} keys");
+
+        c.bench_with_input(BenchmarkId::new("spec", &id), &k, |b, k| {
+            b.iter(|| {
+                let f = facts::local_facts(black_box(&k.done), k.cfg.vlan_range, &statics);
+                spec::build(black_box(&k.desc), &k.cfg, &f).unwrap()
+            })
+        });
+        c.bench_with_input(BenchmarkId::new("plan-noop", &id), &k, |b, k| {
+            b.iter(|| plan_spec(black_box(&spec), black_box(&k.done)))
+        });
+        c.bench_with_input(BenchmarkId::new("plan-move", &id), &k, |b, k| {
+            b.iter(|| plan_spec(black_box(&moved_spec), black_box(&k.done)))
+        });
+        c.bench_with_input(
+            BenchmarkId::new("plan-move-incremental", &id),
+            &k,
+            |b, k| {
+                b.iter(|| plan_delta(black_box(&spec), black_box(&moved_spec), black_box(&k.done)))
+            },
+        );
+        c.bench_with_input(BenchmarkId::new("plan-fresh", &id), &k, |b, k| {
+            b.iter(|| plan_spec(black_box(&spec), black_box(&k.fresh)))
+        });
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30);
+    targets = bench
+}
 criterion_main!(benches);

@@ -16,7 +16,7 @@ use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::configdb::dbconfig::Databases;
 use crate::configdb::redis::{ApplyOptions, ApplyReport, ConfigDb};
 use crate::configdb::schema::DbState;
-use crate::configdb::{self, snapshot};
+use crate::configdb::{self, snapshot, target};
 use crate::error::{EXIT_OK, Error};
 use crate::spec::SwitchDesc;
 
@@ -158,7 +158,9 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             let (_, desc) = read_switch(&args.switch)?;
             let state = read_state(&cfg, args.configdb.as_deref()).await?;
             let prepared = configdb::prepare(&desc, &cfg, &state)?;
-            print_json(&snapshot::target_to_config_db_json(&prepared.target));
+            print_json(&snapshot::target_to_config_db_json(&target::target(
+                &prepared.spec,
+            )));
             Ok(EXIT_OK)
         }
     }

@@ -24,7 +24,7 @@ use support::*;
 /// Everything the target asks for is in CONFIG_DB, with the owned fields.
 fn assert_target_reached(sw: &Switch, prepared: &metal_switchd::configdb::Prepared) {
     let dump = sw.dump(CONFIG_DB);
-    for (key, want) in &prepared.target.entries {
+    for (key, want) in &metal_switchd::configdb::target::target(&prepared.spec).entries {
         let have = dump
             .get(&key.redis_key())
             .unwrap_or_else(|| panic!("{key} missing from CONFIG_DB"));

@@ -149,7 +149,7 @@ proptest! {
             prop_assert!(sw.violations().is_empty(), "SONiC would break: {:?}\n{}", sw.violations(), prepared.plan);
             prop_assert_eq!(&before, &not_owned(&sw.dump(CONFIG_DB)), "a key the agent does not own changed");
             let dump = sw.dump(CONFIG_DB);
-            for (key, want) in &prepared.target.entries {
+            for (key, want) in &metal_switchd::configdb::target::target(&prepared.spec).entries {
                 let have = dump.get(&key.redis_key());
                 prop_assert!(have.is_some(), "{} missing", key);
                 for (f, v) in &want.fields {

@@ -34,6 +34,52 @@ impl SwitchShape {
     }
 }
 
+/// A benchmark switch: `ports` machine ports `Ethernet0..` plus two uplinks,
+/// `vrfs` tenant VRFs. Ports `0..vrfs` get one VRF each; of the rest the
+/// first is a firewall (with the VNIs of up to ten VRFs) and the others
+/// alternate between a second tenant port of a VRF and unprovisioned.
+pub fn bench_switch(ports: usize, vrfs: usize) -> (Value, String) {
+    let vrfs = vrfs.min(ports);
+    let vrf_of = |i: usize| -> String {
+        if i < vrfs {
+            format!("vrf{}", vni(i))
+        } else if i == vrfs {
+            "default".into()
+        } else if (i - vrfs) % 2 == 0 && vrfs > 0 {
+            format!("vrf{}", vni(i % vrfs))
+        } else {
+            String::new()
+        }
+    };
+    let mut nics: Vec<Value> = (0..ports)
+        .map(|i| {
+            let name = format!("Ethernet{i}");
+            let vrf = vrf_of(i);
+            let mut n = nic(&name, &vrf, i);
+            if vrf == "default" {
+                let vnis: Vec<String> = (0..vrfs.min(10)).map(|k| vni(k).to_string()).collect();
+                n["filter"] = json!({"cidrs": ["10.1.0.1/32", "10.1.0.2/32"], "vnis": vnis});
+            }
+            n
+        })
+        .collect();
+    let uplinks = [format!("Ethernet{ports}"), format!("Ethernet{}", ports + 1)];
+    nics.extend(uplinks.iter().map(|u| nic(u, "", 0)));
+    let doc = json!({"id": "leaf01", "name": "leaf01", "rack_id": "rack01", "management_ip": "172.17.0.10",
+           "management_user": "admin", "console_command": "", "mode": "operational", "nics": nics,
+           "connections": [], "last_sync": null, "last_sync_error": null});
+    (doc, port_map(ports + 2))
+}
+
+/// Agent configuration (TOML) for [`bench_switch`] with `ports` machine ports.
+pub fn bench_config(ports: usize) -> String {
+    format!(
+        "hostname = \"leaf01\"\nasn = 4200000011\nloopback_ip = \"10.0.0.11\"\npxe_vlan_id = 3900\n\
+         spine_uplinks = [\"Ethernet{ports}\", \"Ethernet{}\"]\n",
+        ports + 1
+    )
+}
+
 /// The VNI of generated VRF `k`.
 pub fn vni(k: usize) -> u32 {
     100_000 + k as u32

@@ -23,9 +23,14 @@ use std::fmt;
 
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashSet;
+
 use super::owned::Ownership;
 use super::schema::{DbState, Fields, Key, Table};
-use super::target::{Scope, Target};
+use super::target::{self, Desired, Scope, Scratch};
+use crate::spec::SwitchSpec;
 
 /// What happens to one key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -182,37 +187,77 @@ fn field_diff(cur: &Fields, want: &Fields, scope: Scope) -> (Fields, Vec<String>
     (set, remove)
 }
 
-/// Compute the change set. `owned` must be built from the same `current`.
-pub fn diff(current: &DbState, target: &Target, owned: &Ownership<'_>) -> ChangeSet {
-    let mut changes = Vec::new();
-    for (key, want) in &target.entries {
-        let Some(cur) = current.get(key) else {
-            if key.table != Table::Port {
-                changes.push(Change {
-                    key: key.clone(),
+/// Whether an existing entry already holds the desired fields.
+fn matches(want: &[(&str, &str)], cur: &Fields, scope: Scope) -> bool {
+    (scope == Scope::Listed || cur.len() == want.len())
+        && want
+            .iter()
+            .all(|(k, v)| cur.get(*k).map(String::as_str) == Some(*v))
+}
+
+/// Entries of `current` identified by table and the address of their stored
+/// name (stable while `current` is borrowed); no key is copied or hashed as
+/// a string.
+type Matched = FxHashSet<(usize, usize)>;
+
+fn id(table: Table, stored_name: &str) -> (usize, usize) {
+    (table.index(), stored_name.as_ptr() as usize)
+}
+
+/// Compare one desired entry with CONFIG_DB. `owned` is `None` where the
+/// caller knows the key is the agent's (the incremental path).
+fn diff_desired(
+    current: &DbState,
+    owned: Option<&Ownership<'_>>,
+    d: &Desired<'_>,
+    matched: &mut Matched,
+    out: &mut Vec<Change>,
+) {
+    match current.entry_in(d.table, d.name) {
+        None => {
+            if d.table != Table::Port {
+                out.push(Change {
+                    key: d.key(),
                     op: Op::Create {
-                        fields: want.fields.clone(),
+                        fields: d.to_fields(),
                     },
                     cause: Cause::Desired,
                 });
             }
-            continue;
-        };
-        if key.table != Table::Port && !owned.owns(key, cur) {
-            // Spec validation refuses desired states that collide with foreign
-            // entries; never overwrite one here.
-            continue;
         }
-        diff_entry(key, cur, &want.fields, want.scope, &mut changes);
+        Some((stored, cur)) => {
+            matched.insert(id(d.table, stored));
+            if d.table != Table::Port && owned.is_some_and(|o| !o.owns(d.table, d.name, cur)) {
+                // Spec validation refuses desired states that collide with
+                // foreign entries; never overwrite one here.
+                return;
+            }
+            if !matches(d.fields, cur, d.scope) {
+                diff_entry(&d.key(), cur, &d.to_fields(), d.scope, out);
+            }
+        }
     }
+}
+
+/// The change set that turns the owned part of `current` into the target of
+/// `spec`. `owned` must be built from the same `current` and `spec`.
+pub fn diff(current: &DbState, spec: &SwitchSpec, owned: &Ownership<'_>) -> ChangeSet {
+    let mut changes = Vec::new();
+    let mut matched = Matched::with_capacity_and_hasher(current.len(), Default::default());
+    target::visit(spec, &mut |d| {
+        diff_desired(current, Some(owned), &d, &mut matched, &mut changes)
+    });
     for table in Table::ALL {
-        if table == Table::Port {
+        if matches!(
+            table,
+            Table::Port | Table::VxlanTunnel | Table::VxlanEvpnNvo
+        ) {
             continue;
         }
-        for (key, cur) in current.table(table) {
-            if !target.entries.contains_key(key) && owned.owns(key, cur) {
+        for (name, cur) in current.table(table) {
+            if !matched.contains(&id(table, name)) && owned.owns(table, name, cur) {
                 changes.push(Change {
-                    key: key.clone(),
+                    key: Key::new(table, name),
                     op: Op::Delete { old: cur.clone() },
                     cause: Cause::Desired,
                 });
@@ -220,6 +265,96 @@ pub fn diff(current: &DbState, target: &Target, owned: &Ownership<'_>) -> Change
         }
     }
     ChangeSet { changes }
+}
+
+/// The change set from `old` to `new` when CONFIG_DB holds `old`'s target
+/// (the agent applied it and nobody changed the agent's entries since):
+/// only ports and VRFs whose spec differs are re-targeted and compared.
+/// `None` when a switch-wide setting changed (PXE VLAN, VTEP, VLAN range,
+/// static VRFs) — plan the whole switch then.
+pub fn diff_delta(old: &SwitchSpec, new: &SwitchSpec, current: &DbState) -> Option<ChangeSet> {
+    if old.pxe_vlan != new.pxe_vlan
+        || old.vtep != new.vtep
+        || old.vlan_range != new.vlan_range
+        || old.static_vrfs != new.static_vrfs
+    {
+        return None;
+    }
+    let mut changes = Vec::new();
+    let mut matched = Matched::default();
+    let mut wanted: FxHashSet<Key> = FxHashSet::default();
+    let mut s = Scratch::default();
+    let ports = changed(&old.ports, &new.ports);
+    let vrfs = changed(&old.vrfs, &new.vrfs);
+    let mut visit_new = |d: Desired<'_>| {
+        wanted.insert(d.key());
+        diff_desired(current, None, &d, &mut matched, &mut changes);
+    };
+    for p in ports.iter().filter_map(|k| new.ports.get(*k)) {
+        target::visit_port(new, p, &mut s, &mut visit_new);
+    }
+    for v in vrfs.iter().filter_map(|k| new.vrfs.get(*k)) {
+        target::visit_vrf(new, v, &mut s, &mut visit_new);
+    }
+    let mut visit_old = |d: Desired<'_>| {
+        if d.table != Table::Port
+            && let Some(cur) = current.get_in(d.table, d.name)
+            && !wanted.contains(&d.key())
+        {
+            changes.push(Change {
+                key: d.key(),
+                op: Op::Delete { old: cur.clone() },
+                cause: Cause::Desired,
+            });
+        }
+    };
+    for p in ports.iter().filter_map(|k| old.ports.get(*k)) {
+        target::visit_port(old, p, &mut s, &mut visit_old);
+    }
+    for v in vrfs.iter().filter_map(|k| old.vrfs.get(*k)) {
+        target::visit_vrf(old, v, &mut s, &mut visit_old);
+    }
+    Some(ChangeSet { changes })
+}
+
+/// Keys whose value differs between two sorted maps (added, removed, changed).
+fn changed<'a, K: Ord, V: PartialEq>(
+    old: &'a BTreeMap<K, V>,
+    new: &'a BTreeMap<K, V>,
+) -> Vec<&'a K> {
+    let mut out = Vec::new();
+    let (mut a, mut b) = (old.iter().peekable(), new.iter().peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some((k, _)), None) => {
+                out.push(*k);
+                a.next();
+            }
+            (None, Some((k, _))) => {
+                out.push(*k);
+                b.next();
+            }
+            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => {
+                    out.push(*ka);
+                    a.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(*kb);
+                    b.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if va != vb {
+                        out.push(*ka);
+                    }
+                    a.next();
+                    b.next();
+                }
+            },
+        }
+    }
+    out
 }
 
 /// The changes for one existing entry (none when it already matches).

@@ -16,28 +16,29 @@ pub fn local_facts(
 ) -> LocalFacts {
     let tenancy = Tenancy::from_state(state, range, static_vrfs);
     let mut f = LocalFacts {
-        tenant_vlans: tenancy.vni_vlans.clone(),
-        foreign_vnis: tenancy.foreign_vnis.clone(),
-        foreign_vlans: tenancy.foreign_vlans.clone(),
-        owned_vlans: tenancy.vlans.clone(),
+        tenant_vlans: tenancy.vni_vlans.iter().map(|(k, v)| (*k, *v)).collect(),
+        owned_vlans: tenancy.vlans.iter().copied().collect(),
+        foreign_vnis: tenancy.foreign_vnis,
+        foreign_vlans: tenancy.foreign_vlans,
         ..LocalFacts::default()
     };
-    for (key, fields) in state.table(Table::Port) {
+    for (name, fields) in state.table(Table::Port) {
         f.ports
-            .insert(key.name.clone(), fields.get("alias").cloned());
+            .insert(name.to_owned(), fields.get("alias").cloned());
     }
     f.vteps = state
         .table(Table::VxlanTunnel)
-        .map(|(k, _)| k.name.clone())
+        .map(|(n, _)| n.to_owned())
         .collect();
-    for (key, fields) in state.table(Table::VxlanEvpnNvo) {
+    f.vteps.sort();
+    for (name, fields) in state.table(Table::VxlanEvpnNvo) {
         f.nvos.insert(
-            key.name.clone(),
+            name.to_owned(),
             fields.get("source_vtep").cloned().unwrap_or_default(),
         );
     }
-    for (key, _) in state.table(Table::Vlan) {
-        if let Some(v) = vid_of_vlan_name(&key.name) {
+    for (name, _) in state.table(Table::Vlan) {
+        if let Some(v) = vid_of_vlan_name(name) {
             f.vlans.insert(v);
         }
     }
@@ -47,26 +48,26 @@ pub fn local_facts(
             f.used_vlans.insert(v);
         }
     }
-    for (key, fields) in state.table(Table::Vrf) {
+    for (name, fields) in state.table(Table::Vrf) {
         let vni = fields
             .get("vni")
             .and_then(|v| v.parse::<u32>().ok())
             .filter(|v| *v != 0);
-        f.vrfs.insert(key.name.clone(), vni);
+        f.vrfs.insert(name.to_owned(), vni);
     }
-    for (key, fields) in state.table(Table::Interface) {
-        match key.name.split_once(SEP) {
+    for (name, fields) in state.table(Table::Interface) {
+        match name.split_once(SEP) {
             Some((port, _prefix)) => {
                 f.interface_ips.insert(port.to_owned());
             }
             None => {
                 let vrf = fields.get("vrf_name").filter(|v| !v.is_empty()).cloned();
-                f.interfaces.insert(key.name.clone(), vrf);
+                f.interfaces.insert(name.to_owned(), vrf);
             }
         }
     }
-    for (key, _) in state.table(Table::VlanMember) {
-        if let Some((vlan, port)) = key.name.split_once(SEP)
+    for (name, _) in state.table(Table::VlanMember) {
+        if let Some((vlan, port)) = name.split_once(SEP)
             && let Some(v) = vid_of_vlan_name(vlan)
         {
             f.memberships.entry(port.to_owned()).or_default().insert(v);

@@ -30,7 +30,6 @@ use crate::spec::{self, Problems, SwitchDesc, SwitchSpec};
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub spec: SwitchSpec,
-    pub target: target::Target,
     pub plan: plan::Plan,
 }
 
@@ -44,9 +43,21 @@ pub fn prepare(
     let static_vrfs: BTreeSet<String> = cfg.static_vrfs.iter().cloned().collect();
     let facts = facts::local_facts(state, cfg.vlan_range, &static_vrfs);
     let spec = spec::build(desc, cfg, &facts)?;
-    let target = target::target(&spec);
-    let owned = owned::Ownership::new(state, &spec);
-    let changes = diff::diff(state, &target, &owned);
-    let plan = plan::plan(changes);
-    Ok(Prepared { spec, target, plan })
+    let plan = plan_spec(&spec, state);
+    Ok(Prepared { spec, plan })
+}
+
+/// Diff and plan of a validated spec against a snapshot (pure).
+pub fn plan_spec(spec: &SwitchSpec, state: &schema::DbState) -> plan::Plan {
+    let owned = owned::Ownership::new(state, spec);
+    plan::plan(diff::diff(state, spec, &owned))
+}
+
+/// The incremental path: plan `new` when CONFIG_DB holds `old`'s target.
+/// Falls back to [`plan_spec`] when a switch-wide setting changed.
+pub fn plan_delta(old: &SwitchSpec, new: &SwitchSpec, state: &schema::DbState) -> plan::Plan {
+    match diff::diff_delta(old, new, state) {
+        Some(changes) => plan::plan(changes),
+        None => plan_spec(new, state),
+    }
 }

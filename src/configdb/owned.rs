@@ -19,21 +19,23 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::schema::{DbState, Fields, Key, SEP, Table, vid_of_vlan_name};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::schema::{DbState, Fields, SEP, Table, parse_canonical, vid_of_vlan_name};
 use crate::config::VlanRange;
 use crate::spec::{MAX_VNI, SwitchSpec, vni_of_vrf_name};
 
 /// The agent's tenant objects found in CONFIG_DB, and what others hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tenancy {
+pub struct Tenancy<'s> {
     /// Owned VRF names.
-    pub vrfs: BTreeSet<String>,
+    pub vrfs: FxHashSet<&'s str>,
     /// Owned VLAN ids.
-    pub vlans: BTreeSet<u16>,
-    /// Owned VXLAN map keys.
-    pub maps: BTreeSet<Key>,
-    /// VNI → VLAN id, from owned maps (the first map of a VNI wins).
-    pub vni_vlans: BTreeMap<u32, u16>,
+    pub vlans: FxHashSet<u16>,
+    /// Owned VXLAN map names (`<vtep>|<map>`).
+    pub maps: FxHashSet<&'s str>,
+    /// VNI → VLAN id, from owned maps (the map with the smallest name wins).
+    pub vni_vlans: FxHashMap<u32, u16>,
     /// VNIs used by objects the agent does not own → a description.
     pub foreign_vnis: BTreeMap<u32, String>,
     /// VLAN ids inside the range held by objects the agent does not own.
@@ -47,18 +49,16 @@ fn nonzero_vni(fields: &Fields) -> Option<u32> {
         .filter(|v| (1..=MAX_VNI).contains(v))
 }
 
-/// `(vni, vid)` of a VXLAN map entry: from its name when it follows the
-/// agent's convention `map_<vni>_Vlan<vid>` (what the agent created, so a
-/// corrupted entry is repaired in place), else from its fields.
-fn map_target(key: &Key, fields: &Fields) -> (Option<u32>, Option<u16>) {
-    let map_name = key.name.rsplit(SEP).next().unwrap_or("");
+/// `(vni, vid)` of a VXLAN map entry `name` (`<vtep>|<map>`): from the map
+/// name when it follows the agent's convention `map_<vni>_Vlan<vid>` (what
+/// the agent created, so a corrupted entry is repaired in place), else from
+/// its fields.
+fn map_target(name: &str, fields: &Fields) -> (Option<u32>, Option<u16>) {
+    let map_name = name.rsplit(SEP).next().unwrap_or("");
     let from_name = map_name
         .strip_prefix("map_")
         .and_then(|r| r.split_once('_'))
-        .and_then(|(n, v)| {
-            let vni: u32 = n.parse().ok()?;
-            (vni.to_string() == n).then_some((vni, vid_of_vlan_name(v)?))
-        });
+        .and_then(|(n, v)| Some((parse_canonical(n)?, vid_of_vlan_name(v)?)));
     if let Some((vni, vid)) = from_name {
         return (Some(vni), Some(vid));
     }
@@ -67,46 +67,60 @@ fn map_target(key: &Key, fields: &Fields) -> (Option<u32>, Option<u16>) {
     (vni, vid)
 }
 
-impl Tenancy {
+impl<'s> Tenancy<'s> {
     /// Classify the tenant objects of `state`.
     pub fn from_state(
-        state: &DbState,
+        state: &'s DbState,
         range: VlanRange,
         static_vrfs: &BTreeSet<String>,
-    ) -> Tenancy {
-        let mut t = Tenancy::default();
-        for (key, fields) in state.table(Table::Vrf) {
-            if vni_of_vrf_name(&key.name).is_some() && !static_vrfs.contains(&key.name) {
-                t.vrfs.insert(key.name.clone());
+    ) -> Tenancy<'s> {
+        let mut t = Tenancy {
+            vrfs: FxHashSet::with_capacity_and_hasher(
+                state.table_len(Table::Vrf),
+                Default::default(),
+            ),
+            maps: FxHashSet::with_capacity_and_hasher(
+                state.table_len(Table::VxlanTunnelMap),
+                Default::default(),
+            ),
+            ..Tenancy::default()
+        };
+        for (name, fields) in state.table(Table::Vrf) {
+            if vni_of_vrf_name(name).is_some() && !static_vrfs.contains(name) {
+                t.vrfs.insert(name);
             } else if let Some(vni) = nonzero_vni(fields) {
                 t.foreign_vnis
-                    .insert(vni, format!("VRF {} (not owned by the agent)", key.name));
+                    .insert(vni, format!("VRF {name} (not owned by the agent)"));
             }
         }
-        let mut owned_maps: Vec<(Key, u32, u16)> = Vec::new();
-        for (key, fields) in state.table(Table::VxlanTunnelMap) {
-            let (vni, vid) = map_target(key, fields);
-            match (vni, vid) {
+        let mut owned_maps: Vec<(&str, u32, u16)> = Vec::new();
+        let mut foreign_maps: Vec<(&str, Option<u32>, Option<u16>)> = Vec::new();
+        for (name, fields) in state.table(Table::VxlanTunnelMap) {
+            match map_target(name, fields) {
                 (Some(vni), Some(vid))
                     if range.contains(vid) && !t.foreign_vnis.contains_key(&vni) =>
                 {
-                    owned_maps.push((key.clone(), vni, vid));
+                    owned_maps.push((name, vni, vid));
                 }
-                _ => {
-                    if let Some(vni) = vni {
-                        t.foreign_vnis
-                            .entry(vni)
-                            .or_insert_with(|| format!("{key} (not owned by the agent)"));
-                    }
-                    if let Some(vid) = vid.filter(|v| range.contains(*v)) {
-                        t.foreign_vlans.insert(vid, key.to_string());
-                    }
-                }
+                (vni, vid) => foreign_maps.push((name, vni, vid)),
             }
         }
-        let mut candidates: BTreeSet<u16> = owned_maps.iter().map(|m| m.2).collect();
-        for (key, fields) in state.table(Table::VlanInterface) {
-            let Some(vid) = vid_of_vlan_name(&key.name).filter(|v| range.contains(*v)) else {
+        // Deterministic descriptions whatever the hash order.
+        foreign_maps.sort_unstable_by_key(|m| m.0);
+        for (name, vni, vid) in foreign_maps {
+            let key = format!("{}{SEP}{name}", Table::VxlanTunnelMap.name());
+            if let Some(vni) = vni {
+                t.foreign_vnis
+                    .entry(vni)
+                    .or_insert_with(|| format!("{key} (not owned by the agent)"));
+            }
+            if let Some(vid) = vid.filter(|v| range.contains(*v)) {
+                t.foreign_vlans.entry(vid).or_insert(key);
+            }
+        }
+        let mut candidates: FxHashSet<u16> = owned_maps.iter().map(|m| m.2).collect();
+        for (name, fields) in state.table(Table::VlanInterface) {
+            let Some(vid) = vid_of_vlan_name(name).filter(|v| range.contains(*v)) else {
                 continue;
             };
             match fields.get("vrf_name").map(String::as_str) {
@@ -114,14 +128,16 @@ impl Tenancy {
                     candidates.insert(vid);
                 }
                 Some(vrf) if !vrf.is_empty() => {
-                    t.foreign_vlans
-                        .insert(vid, format!("{key} (bound to VRF {vrf})"));
+                    t.foreign_vlans.insert(
+                        vid,
+                        format!("VLAN_INTERFACE{SEP}{name} (bound to VRF {vrf})"),
+                    );
                 }
                 _ => {}
             }
         }
-        for (key, _) in state.table(Table::SuppressVlanNeigh) {
-            if let Some(vid) = vid_of_vlan_name(&key.name).filter(|v| range.contains(*v)) {
+        for (name, _) in state.table(Table::SuppressVlanNeigh) {
+            if let Some(vid) = vid_of_vlan_name(name).filter(|v| range.contains(*v)) {
                 candidates.insert(vid);
             }
         }
@@ -129,15 +145,20 @@ impl Tenancy {
             .into_iter()
             .filter(|v| !t.foreign_vlans.contains_key(v))
             .collect();
-        for (key, vni, vid) in owned_maps {
+        let mut smallest: FxHashMap<u32, &str> = FxHashMap::default();
+        for (name, vni, vid) in owned_maps {
             if t.vlans.contains(&vid) {
-                t.vni_vlans.entry(vni).or_insert(vid);
-                t.maps.insert(key);
+                let first = smallest.get(&vni).is_none_or(|s| name < *s);
+                if first {
+                    smallest.insert(vni, name);
+                    t.vni_vlans.insert(vni, vid);
+                }
+                t.maps.insert(name);
             } else {
                 // The map's VLAN is held by someone else: so is the map.
-                t.foreign_vnis
-                    .entry(vni)
-                    .or_insert_with(|| format!("{key} (its VLAN is not owned by the agent)"));
+                t.foreign_vnis.entry(vni).or_insert_with(|| {
+                    format!("VXLAN_TUNNEL_MAP{SEP}{name} (its VLAN is not owned by the agent)")
+                });
             }
         }
         t
@@ -147,12 +168,12 @@ impl Tenancy {
 /// Ownership of existing entries for one desired state.
 #[derive(Debug, Clone)]
 pub struct Ownership<'a> {
-    pub tenancy: Tenancy,
+    pub tenancy: Tenancy<'a>,
     spec: &'a SwitchSpec,
 }
 
 impl<'a> Ownership<'a> {
-    pub fn new(state: &DbState, spec: &'a SwitchSpec) -> Self {
+    pub fn new(state: &'a DbState, spec: &'a SwitchSpec) -> Self {
         Ownership {
             tenancy: Tenancy::from_state(state, spec.vlan_range, &spec.static_vrfs),
             spec,
@@ -163,26 +184,27 @@ impl<'a> Ownership<'a> {
         self.spec.ports.contains_key(port)
     }
 
-    /// Whether the whole entry `key` (currently `fields`) belongs to the agent.
-    /// `PORT` entries never do (only some of their fields, see `target`).
-    pub fn owns(&self, key: &Key, fields: &Fields) -> bool {
+    /// Whether the whole entry `table|name` (currently `fields`) belongs to
+    /// the agent. `PORT` entries never do (only some of their fields, see
+    /// `target`).
+    pub fn owns(&self, table: Table, name: &str, fields: &Fields) -> bool {
         let t = &self.tenancy;
-        let single_vlan = || vid_of_vlan_name(&key.name).is_some_and(|v| t.vlans.contains(&v));
-        match key.table {
+        let single_vlan = || vid_of_vlan_name(name).is_some_and(|v| t.vlans.contains(&v));
+        match table {
             Table::Port | Table::VxlanTunnel | Table::VxlanEvpnNvo => false,
             Table::Interface => {
-                if key.name.contains(SEP) {
+                if name.contains(SEP) {
                     return false;
                 }
                 match fields.get("vrf_name").map(String::as_str) {
                     Some(vrf) if !vrf.is_empty() => t.vrfs.contains(vrf),
-                    _ => self.managed(&key.name),
+                    _ => self.managed(name),
                 }
             }
-            Table::Vrf => t.vrfs.contains(&key.name),
+            Table::Vrf => t.vrfs.contains(name),
             Table::Vlan | Table::VlanInterface | Table::SuppressVlanNeigh => single_vlan(),
             Table::VlanMember => {
-                let Some((vlan, port)) = key.name.split_once(SEP) else {
+                let Some((vlan, port)) = name.split_once(SEP) else {
                     return false;
                 };
                 match vid_of_vlan_name(vlan) {
@@ -191,7 +213,7 @@ impl<'a> Ownership<'a> {
                     None => false,
                 }
             }
-            Table::VxlanTunnelMap => t.maps.contains(key),
+            Table::VxlanTunnelMap => t.maps.contains(name),
         }
     }
 }

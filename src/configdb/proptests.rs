@@ -160,7 +160,11 @@ fn corruption() -> impl Strategy<Value = Corruption> {
 }
 
 fn pick(state: &DbState, table: Table, i: usize) -> Option<Key> {
-    let keys: Vec<Key> = state.table(table).map(|(k, _)| k.clone()).collect();
+    let mut keys: Vec<Key> = state
+        .table(table)
+        .map(|(n, _)| Key::new(table, n))
+        .collect();
+    keys.sort();
     (!keys.is_empty()).then(|| keys[i % keys.len()].clone())
 }
 
@@ -305,7 +309,7 @@ fn check_step(state: &mut DbState, desc: &SwitchDesc) -> Result<Prepared, TestCa
         "foreign entries changed\n{}",
         prepared.plan
     );
-    for (key, want) in &prepared.target.entries {
+    for (key, want) in &super::target::target(&prepared.spec).entries {
         let have = state.get(key);
         prop_assert!(have.is_some(), "{} missing after the plan", key);
         for (f, v) in &want.fields {
@@ -334,12 +338,36 @@ proptest! {
                 let cfg = config();
                 let p = prepare(&desc, &cfg, &state).map_err(|p| TestCaseError::fail(p.to_string()))?;
                 let own = super::owned::Ownership::new(&state, &p.spec);
-                state.iter().filter(|(k, v)| own.owns(k, v)).map(|(k, _)| k.clone()).collect()
+                let mut owned: Vec<Key> = state.iter().filter(|(k, v)| own.owns(k.table, &k.name, v)).map(|(k, _)| k).collect();
+                owned.sort();
+                owned
             };
             for c in &corruptions {
                 corrupt(&mut state, &owned, c);
             }
             check_step(&mut state, &desc)?;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The incremental path plans exactly what the full path plans, when
+    /// CONFIG_DB holds the previous spec's target.
+    #[test]
+    fn the_incremental_plan_equals_the_full_plan(steps in prop::collection::vec(desc(), 2..5)) {
+        let cfg = config();
+        let mut state = base();
+        let mut previous: Option<crate::spec::SwitchSpec> = None;
+        for desc in steps {
+            let prepared = prepare(&desc, &cfg, &state).map_err(|p| TestCaseError::fail(p.to_string()))?;
+            if let Some(old) = &previous {
+                let delta = super::plan_delta(old, &prepared.spec, &state);
+                prop_assert_eq!(&delta, &prepared.plan, "incremental:\n{}\nfull:\n{}", delta, prepared.plan);
+            }
+            simulate(&mut state, &prepared.plan);
+            previous = Some(prepared.spec);
         }
     }
 }

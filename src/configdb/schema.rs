@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 
 /// The key separator of CONFIG_DB (and STATE_DB).
@@ -154,9 +155,41 @@ pub fn vlan_name(vid: u16) -> String {
 
 /// The VLAN id of `Vlan<id>` (no leading zeros, 1..=4095).
 pub fn vid_of_vlan_name(name: &str) -> Option<u16> {
-    let digits = name.strip_prefix("Vlan")?;
-    let vid: u16 = digits.parse().ok()?;
-    ((1..=4095).contains(&vid) && digits == vid.to_string()).then_some(vid)
+    let vid: u16 = parse_canonical(name.strip_prefix("Vlan")?)?
+        .try_into()
+        .ok()?;
+    (1..=4095).contains(&vid).then_some(vid)
+}
+
+/// A decimal number written canonically (digits only, no leading zero).
+pub fn parse_canonical(digits: &str) -> Option<u32> {
+    let b = digits.as_bytes();
+    if b.is_empty()
+        || b.len() > 10
+        || (b[0] == b'0' && b.len() > 1)
+        || !b.iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Append the decimal form of `n` to `buf` (no formatting machinery).
+pub fn push_decimal(buf: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[i..] {
+        buf.push(char::from(*d));
+    }
 }
 
 /// The VXLAN map name metal-stack and the SONiC CLI use: `map_<vni>_Vlan<id>`.
@@ -176,11 +209,19 @@ pub fn fields<const N: usize>(pairs: [(&str, String); N]) -> Fields {
     f
 }
 
-/// A snapshot of the CONFIG_DB tables the agent reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+/// A snapshot of the CONFIG_DB tables the agent reads: one hash map per
+/// table, so that a lookup by table and name allocates nothing. Iteration
+/// order is unspecified; [`DbState::sorted`] gives key order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DbState {
-    entries: BTreeMap<Key, Fields>,
+    tables: [FxHashMap<String, Fields>; Table::ALL.len()],
+}
+
+impl Table {
+    /// Position in [`Table::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 }
 
 impl DbState {
@@ -189,56 +230,89 @@ impl DbState {
     }
 
     pub fn insert(&mut self, key: Key, fields: Fields) {
-        self.entries.insert(key, fields);
+        self.tables[key.table.index()].insert(key.name, fields);
     }
 
     pub fn remove(&mut self, key: &Key) -> Option<Fields> {
-        self.entries.remove(key)
+        self.tables[key.table.index()].remove(&key.name)
     }
 
     pub fn get(&self, key: &Key) -> Option<&Fields> {
-        self.entries.get(key)
+        self.get_in(key.table, &key.name)
+    }
+
+    /// Lookup by table and name, without building a [`Key`].
+    pub fn get_in(&self, table: Table, name: &str) -> Option<&Fields> {
+        self.tables[table.index()].get(name)
+    }
+
+    /// Like [`DbState::get_in`], also returning the stored name (whose
+    /// address identifies the entry while the state is not modified).
+    pub fn entry_in(&self, table: Table, name: &str) -> Option<(&str, &Fields)> {
+        self.tables[table.index()]
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v))
     }
 
     pub fn contains(&self, key: &Key) -> bool {
-        self.entries.contains_key(key)
+        self.get(key).is_some()
     }
 
     pub fn get_mut(&mut self, key: &Key) -> Option<&mut Fields> {
-        self.entries.get_mut(key)
+        self.tables[key.table.index()].get_mut(&key.name)
     }
 
     /// A field of an entry.
     pub fn field(&self, key: &Key, field: &str) -> Option<&str> {
-        self.entries.get(key)?.get(field).map(String::as_str)
+        self.get(key)?.get(field).map(String::as_str)
     }
 
-    /// All entries of one table, in key order.
-    pub fn table(&self, table: Table) -> impl Iterator<Item = (&Key, &Fields)> {
-        let start = Key::new(table, String::new());
-        self.entries
-            .range(start..)
-            .take_while(move |(k, _)| k.table == table)
+    /// Names and fields of one table, in no particular order.
+    pub fn table(&self, table: Table) -> impl Iterator<Item = (&str, &Fields)> {
+        self.tables[table.index()]
+            .iter()
+            .map(|(k, v)| (k.as_str(), v))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Fields)> {
-        self.entries.iter()
+    /// Number of entries of one table.
+    pub fn table_len(&self, table: Table) -> usize {
+        self.tables[table.index()].len()
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (Key, &Fields)> {
+        Table::ALL
+            .into_iter()
+            .flat_map(move |t| self.table(t).map(move |(n, f)| (Key::new(t, n), f)))
+    }
+
+    /// Every entry in key order.
+    pub fn sorted(&self) -> BTreeMap<Key, &Fields> {
+        self.iter().collect()
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.tables.iter().map(|t| t.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 }
 
 impl FromIterator<(Key, Fields)> for DbState {
     fn from_iter<I: IntoIterator<Item = (Key, Fields)>>(iter: I) -> Self {
-        DbState {
-            entries: iter.into_iter().collect(),
+        let mut s = DbState::new();
+        for (k, f) in iter {
+            s.insert(k, f);
         }
+        s
+    }
+}
+
+impl Serialize for DbState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.sorted())
     }
 }
 
@@ -269,6 +343,15 @@ mod tests {
         assert_eq!(vid_of_vlan_name("Vlan01001"), None);
         assert_eq!(vid_of_vlan_name("Vlan"), None);
         assert_eq!(vid_of_vlan_name("Vlanx"), None);
+        assert_eq!(vid_of_vlan_name("Vlan+5"), None);
+        assert_eq!(vid_of_vlan_name("Vlan0"), None);
+        assert_eq!(vid_of_vlan_name("Vlan4096"), None);
+        let mut b = String::from("x");
+        for n in [0, 7, 10, 4094, u32::MAX] {
+            b.truncate(1);
+            push_decimal(&mut b, n);
+            assert_eq!(b, format!("x{n}"));
+        }
     }
 
     #[test]

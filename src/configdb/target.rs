@@ -12,15 +12,17 @@
 //!   `SUPPRESS_VLAN_NEIGH|Vlan<V> {suppress: on}` and
 //!   `VXLAN_TUNNEL_MAP|<vtep>|map_<N>_Vlan<V> {vlan: Vlan<V>, vni: N}`.
 //!
-//! The target is built per port and per VRF so that a change of one object
-//! can be re-targeted without rebuilding the rest.
+//! The entries are produced by one visitor per port and per VRF
+//! ([`visit_port`], [`visit_vrf`]), which borrows and allocates nothing per
+//! entry; the diff compares them with CONFIG_DB on the fly, and [`target`]
+//! materializes them (for `render configdb` and the tests).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::schema::{Fields, Key, fields, vlan_name};
-use crate::spec::{PortRole, PortSpec, SwitchSpec, VrfSpec, vrf_name};
+use super::schema::{Fields, Key, SEP, Table, push_decimal};
+use crate::spec::{PortRole, PortSpec, SwitchSpec, VrfSpec};
 
 /// Which fields of a target entry the agent owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,14 +34,158 @@ pub enum Scope {
     Listed,
 }
 
-/// One desired entry.
+/// One desired entry as the visitor hands it out (borrowed).
+#[derive(Debug, Clone, Copy)]
+pub struct Desired<'a> {
+    pub table: Table,
+    /// The key without the table.
+    pub name: &'a str,
+    pub fields: &'a [(&'static str, &'a str)],
+    pub scope: Scope,
+}
+
+impl Desired<'_> {
+    pub fn key(&self) -> Key {
+        Key::new(self.table, self.name)
+    }
+
+    /// The fields as an owned hash.
+    pub fn to_fields(&self) -> Fields {
+        self.fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+}
+
+/// Reusable buffers of the visitors (no allocation once warmed up).
+#[derive(Debug, Default)]
+pub struct Scratch {
+    a: String,
+    b: String,
+    c: String,
+    d: String,
+}
+
+/// Fill `buf` with `prefix`, the decimal `n` and `suffix`; return it.
+fn num<'a>(buf: &'a mut String, prefix: &str, n: u32, suffix: &str) -> &'a str {
+    buf.clear();
+    buf.push_str(prefix);
+    push_decimal(buf, n);
+    buf.push_str(suffix);
+    buf.as_str()
+}
+
+/// The entries of one managed port.
+pub fn visit_port(
+    spec: &SwitchSpec,
+    port: &PortSpec,
+    s: &mut Scratch,
+    f: &mut impl FnMut(Desired<'_>),
+) {
+    let p = port.name.as_str();
+    let mtu = num(&mut s.a, "", u32::from(port.role.mtu()), "");
+    let port_fields = [
+        ("mtu", mtu),
+        ("admin_status", port.admin.map_or("", |a| a.as_str())),
+    ];
+    let n = if port.admin.is_some() { 2 } else { 1 };
+    f(Desired {
+        table: Table::Port,
+        name: p,
+        fields: &port_fields[..n],
+        scope: Scope::Listed,
+    });
+    match &port.role {
+        PortRole::Unprovisioned => f(Desired {
+            table: Table::VlanMember,
+            name: {
+                num(&mut s.b, "Vlan", u32::from(spec.pxe_vlan), "|");
+                s.b.push_str(p);
+                s.b.as_str()
+            },
+            fields: &[("tagging_mode", "untagged")],
+            scope: Scope::Whole,
+        }),
+        PortRole::Underlay | PortRole::Firewall { .. } => f(Desired {
+            table: Table::Interface,
+            name: p,
+            fields: &[("ipv6_use_link_local_only", "enable")],
+            scope: Scope::Whole,
+        }),
+        PortRole::Tenant { vni } => f(Desired {
+            table: Table::Interface,
+            name: p,
+            fields: &[
+                ("ipv6_use_link_local_only", "enable"),
+                ("vrf_name", num(&mut s.b, "Vrf", *vni, "")),
+            ],
+            scope: Scope::Whole,
+        }),
+    }
+}
+
+fn whole<'a>(table: Table, name: &'a str, fields: &'a [(&'static str, &'a str)]) -> Desired<'a> {
+    Desired {
+        table,
+        name,
+        fields,
+        scope: Scope::Whole,
+    }
+}
+
+/// The entries of one tenant VRF.
+pub fn visit_vrf(
+    spec: &SwitchSpec,
+    vrf: &VrfSpec,
+    s: &mut Scratch,
+    f: &mut impl FnMut(Desired<'_>),
+) {
+    let name = num(&mut s.a, "Vrf", vrf.vni, "");
+    let vni = num(&mut s.b, "", vrf.vni, "");
+    let vlan = num(&mut s.c, "Vlan", u32::from(vrf.vlan), "");
+    f(whole(
+        Table::Vrf,
+        name,
+        &[("fallback", "false"), ("vni", vni)],
+    ));
+    f(whole(Table::Vlan, vlan, &[("vlanid", &vlan[4..])]));
+    f(whole(Table::VlanInterface, vlan, &[("vrf_name", name)]));
+    f(whole(Table::SuppressVlanNeigh, vlan, &[("suppress", "on")]));
+    s.d.clear();
+    s.d.push_str(&spec.vtep);
+    s.d.push(SEP);
+    s.d.push_str("map_");
+    push_decimal(&mut s.d, vrf.vni);
+    s.d.push_str("_Vlan");
+    push_decimal(&mut s.d, u32::from(vrf.vlan));
+    let map = s.d.as_str();
+    f(whole(
+        Table::VxlanTunnelMap,
+        map,
+        &[("vlan", vlan), ("vni", vni)],
+    ));
+}
+
+/// Every desired entry of a spec.
+pub fn visit(spec: &SwitchSpec, f: &mut impl FnMut(Desired<'_>)) {
+    let mut s = Scratch::default();
+    for port in spec.ports.values() {
+        visit_port(spec, port, &mut s, f);
+    }
+    for vrf in spec.vrfs.values() {
+        visit_vrf(spec, vrf, &mut s, f);
+    }
+}
+
+/// One materialized desired entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetEntry {
     pub fields: Fields,
     pub scope: Scope,
 }
 
-/// The desired owned entries of a switch.
+/// The desired owned entries of a switch, materialized.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Target {
@@ -55,84 +201,17 @@ impl Target {
     }
 }
 
-/// The whole target of a spec.
+/// The whole target of a spec, materialized.
 pub fn target(spec: &SwitchSpec) -> Target {
     let mut entries = BTreeMap::new();
-    for port in spec.ports.values() {
-        entries.extend(port_entries(spec, port));
-    }
-    for vrf in spec.vrfs.values() {
-        entries.extend(vrf_entries(spec, vrf));
-    }
+    visit(spec, &mut |d| {
+        entries.insert(
+            d.key(),
+            TargetEntry {
+                fields: d.to_fields(),
+                scope: d.scope,
+            },
+        );
+    });
     Target { entries }
-}
-
-fn whole(f: Fields) -> TargetEntry {
-    TargetEntry {
-        fields: f,
-        scope: Scope::Whole,
-    }
-}
-
-/// The entries of one managed port.
-pub fn port_entries(spec: &SwitchSpec, port: &PortSpec) -> Vec<(Key, TargetEntry)> {
-    let p = port.name.as_str();
-    let mut port_fields = Fields::new();
-    port_fields.insert("mtu".into(), port.role.mtu().to_string());
-    if let Some(a) = port.admin {
-        port_fields.insert("admin_status".into(), a.as_str().into());
-    }
-    let mut out = vec![(
-        Key::port(p),
-        TargetEntry {
-            fields: port_fields,
-            scope: Scope::Listed,
-        },
-    )];
-    match &port.role {
-        PortRole::Unprovisioned => out.push((
-            Key::vlan_member(spec.pxe_vlan, p),
-            whole(fields([("tagging_mode", "untagged".into())])),
-        )),
-        PortRole::Underlay | PortRole::Firewall { .. } => out.push((
-            Key::interface(p),
-            whole(fields([("ipv6_use_link_local_only", "enable".into())])),
-        )),
-        PortRole::Tenant { vni } => out.push((
-            Key::interface(p),
-            whole(fields([
-                ("ipv6_use_link_local_only", "enable".into()),
-                ("vrf_name", vrf_name(*vni)),
-            ])),
-        )),
-    }
-    out
-}
-
-/// The entries of one tenant VRF.
-pub fn vrf_entries(spec: &SwitchSpec, vrf: &VrfSpec) -> Vec<(Key, TargetEntry)> {
-    let name = vrf.name();
-    let vni = vrf.vni.to_string();
-    vec![
-        (
-            Key::vrf(&name),
-            whole(fields([("fallback", "false".into()), ("vni", vni.clone())])),
-        ),
-        (
-            Key::vlan(vrf.vlan),
-            whole(fields([("vlanid", vrf.vlan.to_string())])),
-        ),
-        (
-            Key::vlan_interface(vrf.vlan),
-            whole(fields([("vrf_name", name)])),
-        ),
-        (
-            Key::suppress_vlan_neigh(vrf.vlan),
-            whole(fields([("suppress", "on".into())])),
-        ),
-        (
-            Key::vxlan_tunnel_map(&spec.vtep, vrf.vni, vrf.vlan),
-            whole(fields([("vlan", vlan_name(vrf.vlan)), ("vni", vni)])),
-        ),
-    ]
 }

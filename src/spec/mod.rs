@@ -278,9 +278,8 @@ pub fn vrf_name(vni: u32) -> String {
 
 /// The VNI of an agent-style VRF name `Vrf<digits>` (exact decimal form).
 pub fn vni_of_vrf_name(name: &str) -> Option<u32> {
-    let digits = name.strip_prefix("Vrf")?;
-    let vni: u32 = digits.parse().ok()?;
-    ((1..=MAX_VNI).contains(&vni) && digits == vni.to_string()).then_some(vni)
+    let vni = crate::configdb::schema::parse_canonical(name.strip_prefix("Vrf")?)?;
+    (1..=MAX_VNI).contains(&vni).then_some(vni)
 }
 
 // ---------------------------------------------------------------------------
