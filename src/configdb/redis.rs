@@ -281,6 +281,10 @@ async fn connect(db: &DbLocation) -> Result<MultiplexedConnection, ConfigDbError
         .map_err(connect_err)
 }
 
+/// Barrier conditions of one redis instance: where it is, and per condition
+/// (index) its script arguments.
+type InstanceConditions = (DbLocation, Vec<(usize, Vec<String>)>);
+
 impl ConfigDb {
     /// Connect to CONFIG_DB's instance (and the others on demand).
     pub async fn connect(dbs: Databases) -> Result<ConfigDb, ConfigDbError> {
@@ -485,12 +489,8 @@ impl ConfigDb {
 
     /// Encode the conditions per instance for [`BARRIER_SCRIPT`]; conditions
     /// on databases this switch does not have (no ASIC) hold trivially.
-    fn barrier_args(
-        &self,
-        conditions: &[Condition],
-    ) -> BTreeMap<String, (DbLocation, Vec<(usize, Vec<String>)>)> {
-        let mut by_instance: BTreeMap<String, (DbLocation, Vec<(usize, Vec<String>)>)> =
-            BTreeMap::new();
+    fn barrier_args(&self, conditions: &[Condition]) -> BTreeMap<String, InstanceConditions> {
+        let mut by_instance: BTreeMap<String, InstanceConditions> = BTreeMap::new();
         for (idx, c) in conditions.iter().enumerate() {
             let args = match &c.check {
                 Check::NoBridgePort => {
