@@ -15,6 +15,8 @@
 //!  ─────────────────────── I/O ───────────────────────
 //!  configdb::redis: one MULTI/EXEC per phase, then wait for
 //!  the phase's barrier in STATE_DB / APPL_DB / ASIC_DB
+//!
+//!  SwitchSpec ──▶ frr::render ──▶ frr.conf text (pure)
 //! ```
 //!
 //! Everything above the I/O line is pure (no async, sockets or clock) and
@@ -26,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod configdb;
 pub mod error;
+pub mod frr;
 pub mod observed;
 pub mod spec;
 
