@@ -14,6 +14,15 @@
 //! reloaded, and the error reports both outcomes. Behaviour of FRR 8.4 and
 //! every deliberate difference from metal-core are in `docs/frr.md`.
 
+pub mod bgp;
+#[cfg(feature = "agent")]
+mod command;
+#[cfg(feature = "agent")]
+pub mod install;
+#[cfg(feature = "agent")]
+pub mod reload;
 pub mod render;
+#[cfg(feature = "agent")]
+pub mod validate;
 
 pub use render::render;
