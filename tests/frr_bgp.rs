@@ -55,14 +55,18 @@ async fn unnumbered_session_reaches_established_and_is_reported() {
     let state = loop {
         let n = reader.read().await.unwrap();
         match n.states.get("Ethernet120") {
-            Some(s) if s.state == BgpState::Established && s.accepted_prefixes > 0 => {
+            Some(s)
+                if s.state == BgpState::Established
+                    && s.accepted_prefixes > 0
+                    && s.sent_prefixes > 0 =>
+            {
                 break s.clone();
             }
             other => {
                 if started.elapsed() > Duration::from_secs(60) {
                     panic!(
-                        "no Established session with routes on Ethernet120 after 60s: \
-                         {other:?}\n{}\n{}",
+                        "no Established session with routes both ways on Ethernet120 \
+                         after 60s: {other:?}\n{}\n{}",
                         a.vtysh(&["show bgp summary"]).unwrap_or_default(),
                         a.logs()
                     );

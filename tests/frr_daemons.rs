@@ -102,6 +102,11 @@ async fn install_and_exec_reload_into_real_daemons() {
         "frr-reload.py --test shows deltas after the reload:\n{}",
         deltas.output
     );
+    eprintln!(
+        "frr-reload.py --test {} against the running daemons:\n{}",
+        lab.config_file().display(),
+        deltas.output
+    );
 
     // The same text again: nothing to do, no reload.
     assert_eq!(
@@ -124,6 +129,15 @@ async fn install_and_exec_reload_into_real_daemons() {
     );
     // ... the previous file becomes .bak, FRR follows.
     let outcome = installer.install(&changed).await.unwrap();
+    if let Installed::Replaced {
+        reload: Some(r), ..
+    } = &outcome
+    {
+        eprintln!(
+            "reload of a change (set-src and mgmt routes removed): {:?}",
+            r.elapsed
+        );
+    }
     assert!(matches!(
         outcome,
         Installed::Replaced { backup: Some(ref b), .. } if *b == installer.backup_path()
