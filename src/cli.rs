@@ -18,14 +18,16 @@ use crate::configdb::redis::{ApplyOptions, ApplyReport, ConfigDb};
 use crate::configdb::schema::DbState;
 use crate::configdb::{self, snapshot, target};
 use crate::error::{EXIT_OK, Error};
+use crate::frr;
 use crate::spec::SwitchDesc;
 
 /// metal-switchd: the metal-stack agent of a SONiC leaf switch.
 ///
 /// It turns the switch's desired state (from the metal API, or a file) into
-/// ordered, atomic CONFIG_DB writes. Configuration: a TOML file (--config)
-/// whose keys can also be set as METAL_SWITCHD_<KEY> or, for metal-core's
-/// settings, METAL_CORE_<KEY> environment variables.
+/// ordered, atomic CONFIG_DB writes and a validated FRR configuration.
+/// Configuration: a TOML file (--config) whose keys can also be set as
+/// METAL_SWITCHD_<KEY> or, for metal-core's settings, METAL_CORE_<KEY>
+/// environment variables.
 #[derive(Debug, Parser)]
 #[command(name = "metal-switchd", version, max_term_width = 100)]
 pub struct Cli {
@@ -56,6 +58,8 @@ pub enum Command {
 pub enum RenderCommand {
     /// The agent-owned CONFIG_DB entries, in config_db.json shape
     Configdb(RenderArgs),
+    /// The frr.conf the agent would install (validated against CONFIG_DB like `plan`)
+    Frr(RenderArgs),
 }
 
 /// Wire version of a switch file.
@@ -161,6 +165,13 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             print_json(&snapshot::target_to_config_db_json(&target::target(
                 &prepared.spec,
             )));
+            Ok(EXIT_OK)
+        }
+        Command::Render(RenderCommand::Frr(args)) => {
+            let (_, desc) = read_switch(&args.switch)?;
+            let state = read_state(&cfg, args.configdb.as_deref()).await?;
+            let prepared = configdb::prepare(&desc, &cfg, &state)?;
+            print(&frr::render(&prepared.spec));
             Ok(EXIT_OK)
         }
     }

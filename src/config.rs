@@ -120,6 +120,19 @@ const KEYS: &[KeyDef] = &[
     key("database_config", Kind::Str, false),
     key("frr_config", Kind::Str, false),
     key("barrier_timeout", Kind::Str, false),
+    key("frr_agentx", Kind::Bool, false),
+    key("frr_validation", Kind::Str, false),
+    key("frr_validation_unit", Kind::Str, false),
+    key("frr_validation_timeout", Kind::Str, false),
+    key("frr_reload", Kind::Str, false),
+    key("frr_reload_unit", Kind::Str, false),
+    key("frr_reload_path", Kind::Str, false),
+    key("frr_reload_args", Kind::List, false),
+    key("frr_reload_timeout", Kind::Str, false),
+    key("vtysh_path", Kind::Str, false),
+    key("frr_vty_socket_dir", Kind::Str, false),
+    key("bgp_state_source", Kind::Str, false),
+    key("systemd_bus_address", Kind::Str, false),
 ];
 
 /// Log level as metal-core names it.
@@ -177,6 +190,42 @@ pub enum ApiVersion {
     V1,
     /// metal-apiserver, Connect with a bearer token.
     V2,
+}
+
+/// How a rendered FRR configuration is checked before it is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrrValidation {
+    /// Run `vtysh --dryrun -f FILE` directly.
+    #[default]
+    Vtysh,
+    /// Start `frr_validation_unit` (e.g. `bgp-validation@<escaped path>.service`)
+    /// over D-Bus, as metal-core does on SONiC.
+    Systemd,
+}
+
+/// How FRR is told to load an installed configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrrReload {
+    /// Start `frr_reload_unit` over D-Bus and wait for its job (metal-core's way).
+    #[default]
+    Systemd,
+    /// Run `frr_reload_path` with `frr_reload_args` directly.
+    Exec,
+    /// Install only; never reload.
+    None,
+}
+
+/// Where the BGP neighbour states come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BgpStateSource {
+    /// `bgp_neighbor_state_file`, written by metal-stack's bgp-neighbor-stats timer.
+    #[default]
+    File,
+    /// `vtysh -c "show bgp vrf all neighbors json"`, on every read.
+    Vtysh,
 }
 
 /// An inclusive VLAN id range, written `1001-2000`.
@@ -397,6 +446,34 @@ pub struct Config {
     pub frr_config: PathBuf,
     /// How long the applier waits for SONiC to confirm one phase.
     pub barrier_timeout: HumanDuration,
+    /// Render `agentx` into frr.conf (needs FRR's SNMP module, which SONiC loads).
+    pub frr_agentx: bool,
+    /// `vtysh` (run `vtysh --dryrun`) or `systemd` (start `frr_validation_unit`).
+    pub frr_validation: FrrValidation,
+    /// Template unit that validates the file named by its instance (`vtysh --dryrun --inputfile %I`).
+    pub frr_validation_unit: String,
+    /// Time limit of one validation.
+    pub frr_validation_timeout: HumanDuration,
+    /// `systemd` (start `frr_reload_unit`), `exec` (run `frr_reload_path`) or `none`.
+    pub frr_reload: FrrReload,
+    /// Unit that makes FRR load `frr_config`.
+    pub frr_reload_unit: String,
+    /// Program run by `frr_reload = "exec"`.
+    pub frr_reload_path: PathBuf,
+    /// Its arguments; `{file}` is replaced by the installed configuration's path.
+    pub frr_reload_args: Vec<String>,
+    /// Time limit of one reload.
+    pub frr_reload_timeout: HumanDuration,
+    /// vtysh, for validation and for reading BGP state.
+    pub vtysh_path: PathBuf,
+    /// Directory of FRR's vty sockets (`vtysh --vty_socket`); empty: FRR's default.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub frr_vty_socket_dir: Option<PathBuf>,
+    /// `file` (bgp_neighbor_state_file) or `vtysh`.
+    pub bgp_state_source: BgpStateSource,
+    /// D-Bus address of systemd's bus; empty: `DBUS_SYSTEM_BUS_ADDRESS` or the system bus.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub systemd_bus_address: Option<String>,
 }
 
 impl Default for Config {
@@ -447,6 +524,21 @@ impl Default for Config {
             database_config: PathBuf::from("/var/run/redis/sonic-db/database_config.json"),
             frr_config: PathBuf::from("/etc/sonic/frr/frr.conf"),
             barrier_timeout: HumanDuration(Duration::from_secs(30)),
+            frr_agentx: true,
+            frr_validation: FrrValidation::Vtysh,
+            frr_validation_unit: "bgp-validation@.service".into(),
+            frr_validation_timeout: HumanDuration(Duration::from_secs(30)),
+            frr_reload: FrrReload::Systemd,
+            frr_reload_unit: "frr-reload.service".into(),
+            frr_reload_path: PathBuf::from("/usr/lib/frr/frr-reload.py"),
+            frr_reload_args: ["--reload", "--stdout", "{file}"]
+                .map(String::from)
+                .to_vec(),
+            frr_reload_timeout: HumanDuration(Duration::from_secs(60)),
+            vtysh_path: PathBuf::from("/usr/bin/vtysh"),
+            frr_vty_socket_dir: None,
+            bgp_state_source: BgpStateSource::File,
+            systemd_bus_address: None,
         }
     }
 }
@@ -565,6 +657,27 @@ impl Config {
                 "port {p} is listed in both spine_uplinks and additional_bridge_ports"
             ));
         }
+        if !self.frr_validation_unit.ends_with("@.service") {
+            problems.push(format!(
+                "frr_validation_unit {:?} is not a template unit (NAME@.service); the agent \
+                 starts NAME@<escaped file path>.service",
+                self.frr_validation_unit
+            ));
+        }
+        if !self.frr_reload_unit.ends_with(".service") || self.frr_reload_unit.contains('@') {
+            problems.push(format!(
+                "frr_reload_unit {:?} is not a plain service unit name (NAME.service)",
+                self.frr_reload_unit
+            ));
+        }
+        for (key, d) in [
+            ("frr_validation_timeout", self.frr_validation_timeout),
+            ("frr_reload_timeout", self.frr_reload_timeout),
+        ] {
+            if d.0.is_zero() {
+                problems.push(format!("{key} must be longer than 0s"));
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -681,7 +794,27 @@ mod tests {
             if k.name == "api_version" {
                 cfg_env[0].1 = "v2".into();
             }
-            if ["reconfigure_switch_interval", "timeout", "barrier_timeout"].contains(&k.name) {
+            if k.name == "frr_validation" || k.name == "bgp_state_source" {
+                cfg_env[0].1 = "vtysh".into();
+            }
+            if k.name == "frr_reload" {
+                cfg_env[0].1 = "exec".into();
+            }
+            if k.name == "frr_validation_unit" {
+                cfg_env[0].1 = "check@.service".into();
+            }
+            if k.name == "frr_reload_unit" {
+                cfg_env[0].1 = "reload.service".into();
+            }
+            if [
+                "reconfigure_switch_interval",
+                "timeout",
+                "barrier_timeout",
+                "frr_validation_timeout",
+                "frr_reload_timeout",
+            ]
+            .contains(&k.name)
+            {
                 cfg_env[0].1 = "5s".into();
             }
             if k.name == "pxe_vlan_id" {
@@ -746,6 +879,54 @@ mod tests {
         assert_eq!(c.spine_uplinks, vec!["Ethernet120", "Ethernet124"]);
         assert!(c.set_src_loopback);
         assert_eq!(c.management_gateway, Some("192.168.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn frr_settings() {
+        let c = Config::from_sources(None, vec![]).unwrap();
+        assert_eq!(c.frr_validation, FrrValidation::Vtysh);
+        assert_eq!(c.frr_reload, FrrReload::Systemd);
+        assert_eq!(c.frr_reload_unit, "frr-reload.service");
+        assert_eq!(c.frr_validation_unit, "bgp-validation@.service");
+        assert_eq!(c.frr_reload_args, ["--reload", "--stdout", "{file}"]);
+        assert_eq!(c.bgp_state_source, BgpStateSource::File);
+        assert!(c.frr_agentx);
+        let c = Config::from_sources(
+            Some((
+                "f.toml",
+                "frr_reload = \"exec\"\nfrr_validation = \"systemd\"\nbgp_state_source = \"vtysh\"\n",
+            )),
+            env(&[
+                ("METAL_SWITCHD_FRR_RELOAD_ARGS", "--reload,{file}"),
+                ("METAL_SWITCHD_FRR_VTY_SOCKET_DIR", "/run/frr/x"),
+                ("METAL_SWITCHD_SYSTEMD_BUS_ADDRESS", ""),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.frr_reload, FrrReload::Exec);
+        assert_eq!(c.frr_validation, FrrValidation::Systemd);
+        assert_eq!(c.bgp_state_source, BgpStateSource::Vtysh);
+        assert_eq!(c.frr_reload_args, ["--reload", "{file}"]);
+        assert_eq!(c.frr_vty_socket_dir, Some(PathBuf::from("/run/frr/x")));
+        assert_eq!(c.systemd_bus_address, None);
+        let e = Config::from_sources(
+            None,
+            env(&[
+                (
+                    "METAL_SWITCHD_FRR_VALIDATION_UNIT",
+                    "bgp-validation.service",
+                ),
+                ("METAL_SWITCHD_FRR_RELOAD_TIMEOUT", "0s"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not a template unit"), "{e}");
+        assert!(e.contains("frr_reload_timeout must be longer"), "{e}");
+        let e = Config::from_sources(None, env(&[("METAL_SWITCHD_FRR_RELOAD", "restart")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("restart"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::api::SwitchDocError;
 use crate::config::ConfigError;
 use crate::configdb::dbconfig::DbConfigError;
 use crate::configdb::snapshot::SnapshotError;
+use crate::frr::bgp::BgpStateError;
 use crate::spec::Problems;
 
 /// Exit code: success.
@@ -29,6 +30,20 @@ pub enum Error {
     #[cfg(feature = "agent")]
     #[error(transparent)]
     ConfigDb(#[from] crate::configdb::redis::ConfigDbError),
+    #[error(transparent)]
+    BgpState(#[from] BgpStateError),
+    #[cfg(feature = "agent")]
+    #[error(transparent)]
+    FrrValidate(#[from] crate::frr::validate::ValidateError),
+    #[cfg(feature = "agent")]
+    #[error(transparent)]
+    FrrReload(#[from] crate::frr::reload::ReloadError),
+    #[cfg(feature = "agent")]
+    #[error(transparent)]
+    FrrInstall(#[from] crate::frr::install::InstallError),
+    #[cfg(feature = "agent")]
+    #[error(transparent)]
+    Systemd(#[from] crate::systemd::SystemdError),
     #[error("cannot read {path}: {source}")]
     Read {
         path: std::path::PathBuf,
@@ -43,6 +58,11 @@ impl Error {
             Error::Config(_) | Error::Invalid(_) | Error::SwitchDoc(_) | Error::Snapshot(_) => {
                 EXIT_INVALID
             }
+            // FRR rejected the configuration: nothing was installed.
+            #[cfg(feature = "agent")]
+            Error::FrrValidate(e) if e.is_rejection() => EXIT_INVALID,
+            #[cfg(feature = "agent")]
+            Error::FrrInstall(e) if e.is_rejection() => EXIT_INVALID,
             _ => EXIT_RUNTIME,
         }
     }
@@ -52,6 +72,15 @@ impl Error {
         match self {
             #[cfg(feature = "agent")]
             Error::ConfigDb(e) => e.is_transient(),
+            Error::BgpState(e) => e.is_transient(),
+            #[cfg(feature = "agent")]
+            Error::FrrValidate(e) => !e.is_rejection(),
+            #[cfg(feature = "agent")]
+            Error::FrrReload(e) => e.is_transient(),
+            #[cfg(feature = "agent")]
+            Error::FrrInstall(e) => e.is_transient(),
+            #[cfg(feature = "agent")]
+            Error::Systemd(e) => e.is_transient(),
             Error::Read { .. } => true,
             _ => false,
         }

@@ -15,6 +15,14 @@
 //!  ─────────────────────── I/O ───────────────────────
 //!  configdb::redis: one MULTI/EXEC per phase, then wait for
 //!  the phase's barrier in STATE_DB / APPL_DB / ASIC_DB
+//!
+//!  SwitchSpec ──▶ frr::render ──▶ frr.conf text (pure)
+//!  ─────────────────────── I/O ───────────────────────
+//!  frr::install: temp file → frr::validate (vtysh --dryrun or the
+//!  validation unit) → .bak + rename → frr::reload (frr-reload.py or
+//!  frr-reload.service via systemd) → roll back on failure
+//!  frr::bgp: show bgp vrf all neighbors json (vtysh or state file)
+//!  ──▶ observed::BgpPortState per port
 //! ```
 //!
 //! Everything above the I/O line is pure (no async, sockets or clock) and
@@ -26,7 +34,9 @@ pub mod cli;
 pub mod config;
 pub mod configdb;
 pub mod error;
+pub mod frr;
 pub mod observed;
 pub mod spec;
+pub mod systemd;
 
 pub use error::Error;

@@ -21,3 +21,24 @@ pub const SONIC_UTILITIES_MOCK: &str =
 pub const LEAF01_SWITCH_V1: &str = include_str!("../switches/leaf01.v1.json");
 /// The lab's agent configuration for leaf01.
 pub const LEAF01_AGENT_CONFIG: &str = include_str!("../config/leaf01.toml");
+
+/// mini-lab leaf01's base CONFIG_DB plus the PORT table of the mini-lab port
+/// map (what CONFIG_DB holds after SONiC's first boot), as `config_db.json`
+/// text for `--configdb` and for tests that need a complete leaf.
+pub fn leaf01_with_ports() -> anyhow::Result<String> {
+    use anyhow::Context;
+    use serde_json::{Map, Value};
+    let mut root: Map<String, Value> =
+        serde_json::from_str(LEAF01_CONFIG).context("leaf01 config_db.json is not an object")?;
+    let mut ports = Map::new();
+    for (key, fields) in crate::seed::port_entries(MINI_LAB_PORT_MAP)? {
+        let name = key.strip_prefix("PORT|").unwrap_or(&key).to_owned();
+        let fields: Map<String, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        ports.insert(name, Value::Object(fields));
+    }
+    root.insert("PORT".into(), Value::Object(ports));
+    Ok(serde_json::to_string_pretty(&Value::Object(root))?)
+}

@@ -8,14 +8,21 @@
 //! - [`sonic`]: a stand-in for SONiC's swss daemons (vrfmgrd, vlanmgrd,
 //!   intfmgrd, vxlanmgrd, orchagent) that writes their STATE_DB / APPL_DB /
 //!   ASIC_DB markers and reports orders that would crash or wedge them.
+//! - [`frr_lab`]: real `zebra` + `bgpd` + `staticd` in a network namespace
+//!   with their own vty sockets, configuration directory and host name,
+//!   stopped on drop.
+//! - [`systemd_standin`]: a private `dbus-daemon` with a stand-in for
+//!   systemd's manager (`StartUnit`, `JobRemoved`: done, failed, never).
 //! - [`fixtures`]: the repository's test data, embedded.
 //! - [`generate`]: generated switch states and port maps of any size.
 //! - [`demo`], [`measure`]: the `metal-switchd-lab` sub-commands.
 
 pub mod demo;
 pub mod fixtures;
+pub mod frr_lab;
 pub mod generate;
 pub mod measure;
 pub mod redis_server;
 pub mod seed;
 pub mod sonic;
+pub mod systemd_standin;

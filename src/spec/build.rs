@@ -549,6 +549,19 @@ impl Builder<'_> {
         if self.cfg.asn == 0 {
             self.problem("asn", "0 is not a valid ASN");
         }
+        if let Some(gw) = self.cfg.management_gateway {
+            for r in &self.cfg.additional_mgmt_routes {
+                if r.addr().is_ipv4() != gw.is_ipv4() {
+                    self.problem(
+                        format!("additional_mgmt_routes {r}"),
+                        format!(
+                            "is not of the address family of management_gateway {gw}; a route \
+                             via the management gateway must be"
+                        ),
+                    );
+                }
+            }
+        }
         Routing {
             asn: self.cfg.asn,
             loopback: self.cfg.loopback_ip,
@@ -561,6 +574,7 @@ impl Builder<'_> {
                 .map(IpNet::trunc)
                 .collect(),
             set_src_loopback: self.cfg.set_src_loopback,
+            agentx: self.cfg.frr_agentx,
         }
     }
 }

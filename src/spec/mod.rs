@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::config::{LogLevel, VlanRange};
 
 pub use build::build;
+pub(crate) use build::natural_cmp;
 
 /// Largest VXLAN network identifier (24 bit).
 pub const MAX_VNI: u32 = 16_777_215;
@@ -242,6 +243,8 @@ pub struct Routing {
     pub management_gateway: Option<IpAddr>,
     pub management_routes: Vec<IpNet>,
     pub set_src_loopback: bool,
+    /// Render `agentx` (FRR's SNMP AgentX client; needs the daemons' snmp module).
+    pub agentx: bool,
 }
 
 /// The validated desired state of a switch.

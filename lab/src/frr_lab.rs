@@ -1,0 +1,459 @@
+//! Real FRR daemons (`zebra`, `bgpd`, `staticd`) in a network namespace of
+//! their own, with their own vty socket and configuration directories and
+//! their own host name; everything is stopped and removed on drop.
+//!
+//! What this kernel cannot give FRR: VRF devices (no `vrf` link type), so
+//! tenant VRFs stay *inactive* in zebra (`vrfId -1`): their configuration
+//! blocks load and show in `show running-config`, BGP instances exist, but
+//! no tenant session can come up. [`kernel_has_vrf`] probes for it so tests
+//! can say so loudly.
+//!
+//! The daemons run as user `frr` (FRR refuses vty sockets for users outside
+//! `frrvty`); each runs in a fresh UTS namespace with the given host name,
+//! because FRR takes its host name (and BGP's hostname capability) from
+//! `uname`, not from the `hostname` line of an integrated configuration
+//! loaded through vtysh. [`FrrLab::vtysh`] and [`FrrLab::reload_test`] run in
+//! the same UTS namespace, so `show running-config` and `frr-reload.py
+//! --test` see the same host name as the daemons.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// Where Debian installs the FRR daemons.
+pub const FRR_SBIN: &str = "/usr/lib/frr";
+/// Debian's frr-reload.py (package frr-pythontools).
+pub const FRR_RELOAD: &str = "/usr/lib/frr/frr-reload.py";
+/// The daemons every lab runs.
+pub const DAEMONS: [&str; 3] = ["zebra", "bgpd", "staticd"];
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh, unique name with `prefix` (pid + counter), at most 15 characters
+/// when `prefix` has at most 4.
+pub fn unique_name(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}-{n}", std::process::id() % 100_000)
+}
+
+/// Fail with a useful message unless we are root and FRR is installed.
+pub fn require_frr() -> Result<()> {
+    if !is_root() {
+        bail!("FRR lab tests need root (network namespaces, FRR daemons); run them as root");
+    }
+    for d in DAEMONS {
+        let p = Path::new(FRR_SBIN).join(d);
+        if !p.exists() {
+            bail!(
+                "{} is missing; install FRR: apt-get install -y frr frr-pythontools iproute2",
+                p.display()
+            );
+        }
+    }
+    for tool in ["/usr/bin/vtysh", FRR_RELOAD] {
+        if !Path::new(tool).exists() {
+            bail!("{tool} is missing; install it: apt-get install -y frr frr-pythontools");
+        }
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether this kernel can create VRF devices (it cannot here).
+pub fn kernel_has_vrf() -> bool {
+    let ns = unique_name("vrfp");
+    if run("ip", &["netns", "add", &ns]).is_err() {
+        return false;
+    }
+    let ok = run(
+        "ip",
+        &[
+            "-n", &ns, "link", "add", "probe0", "type", "vrf", "table", "10",
+        ],
+    )
+    .is_ok();
+    let _ = run("ip", &["netns", "del", &ns]);
+    ok
+}
+
+/// Run a command; error with its output unless it succeeds.
+pub fn run(program: &str, args: &[&str]) -> Result<Output> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed ({}): {}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// The deltas `frr-reload.py --test` reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadTest {
+    pub to_delete: Vec<String>,
+    pub to_add: Vec<String>,
+    /// The whole output, for messages.
+    pub output: String,
+}
+
+impl ReloadTest {
+    /// No line to delete and none to add.
+    pub fn is_empty(&self) -> bool {
+        self.to_delete.is_empty() && self.to_add.is_empty()
+    }
+
+    fn parse(output: &str) -> ReloadTest {
+        let mut t = ReloadTest {
+            output: output.to_owned(),
+            ..ReloadTest::default()
+        };
+        let mut section = 0;
+        for line in output.lines() {
+            match line.trim() {
+                "Lines To Delete" => section = 1,
+                "Lines To Add" => section = 2,
+                "" => {}
+                l if l.chars().all(|c| c == '=') => {}
+                // Log lines of --stdout: "2024-01-01 12:00:00,000  INFO: ..."
+                l if l.len() > 4 && l[..4].chars().all(|c| c.is_ascii_digit()) => {}
+                _ if section == 1 => t.to_delete.push(line.to_owned()),
+                _ if section == 2 => t.to_add.push(line.to_owned()),
+                _ => {}
+            }
+        }
+        t
+    }
+}
+
+/// zebra + bgpd + staticd in their own network namespace.
+pub struct FrrLab {
+    netns: String,
+    hostname: String,
+    dir: tempfile::TempDir,
+    children: Vec<(&'static str, Child)>,
+}
+
+impl FrrLab {
+    /// Start the daemons in a new namespace with host name `hostname`; they
+    /// begin with an empty configuration.
+    pub fn start(hostname: &str) -> Result<FrrLab> {
+        require_frr()?;
+        let netns = unique_name("frr");
+        let dir = tempfile::Builder::new()
+            .prefix("metal-switchd-frr-")
+            .tempdir()
+            .context("creating the lab directory")?;
+        let mut lab = FrrLab {
+            netns,
+            hostname: hostname.to_owned(),
+            dir,
+            children: Vec::new(),
+        };
+        lab.prepare()?;
+        for daemon in DAEMONS {
+            let child = lab.spawn(daemon)?;
+            lab.children.push((daemon, child));
+        }
+        lab.wait_ready(Duration::from_secs(15))?;
+        Ok(lab)
+    }
+
+    fn prepare(&self) -> Result<()> {
+        run("ip", &["netns", "add", &self.netns])?;
+        run("ip", &["-n", &self.netns, "link", "set", "lo", "up"])?;
+        let root = self.dir.path();
+        std::fs::create_dir_all(self.config_dir())?;
+        std::fs::create_dir_all(self.vty_socket_dir())?;
+        std::fs::write(
+            self.config_dir().join("vtysh.conf"),
+            "service integrated-vtysh-config\n",
+        )?;
+        std::fs::write(self.config_dir().join("boot.conf"), "")?;
+        // The daemons run as frr: they need to reach and write run/.
+        run("chmod", &["0755", &root.display().to_string()])?;
+        run(
+            "chown",
+            &[
+                "-R",
+                "frr:frr",
+                &self.vty_socket_dir().display().to_string(),
+                &self.config_dir().join("boot.conf").display().to_string(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn spawn(&self, daemon: &str) -> Result<Child> {
+        let run_dir = self.vty_socket_dir();
+        let run_dir = run_dir.display().to_string();
+        let zserv = format!("{run_dir}/zserv.api");
+        let pid = format!("{run_dir}/{daemon}.pid");
+        let log = format!("file:{run_dir}/{daemon}.log");
+        let boot = self.config_dir().join("boot.conf").display().to_string();
+        let binary = format!("{FRR_SBIN}/{daemon}");
+        let log_file = std::fs::File::create(self.dir.path().join(format!("{daemon}.out")))?;
+        let log_err = log_file.try_clone()?;
+        Command::new("ip")
+            .args(["netns", "exec", &self.netns, "unshare", "--uts", "--"])
+            .args(["sh", "-c", "hostname \"$1\" && shift && exec \"$@\"", "sh"])
+            .arg(&self.hostname)
+            .arg(&binary)
+            .args(["-u", "frr", "-g", "frr", "--vty_socket", &run_dir])
+            .args([
+                "-z", &zserv, "-i", &pid, "-f", &boot, "-P", "0", "--log", &log,
+            ])
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err)
+            .spawn()
+            .with_context(|| format!("starting {binary} in netns {}", self.netns))
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let mut missing = Vec::new();
+            let mut exited = None;
+            for (daemon, child) in &mut self.children {
+                if let Some(status) = child.try_wait()? {
+                    exited = Some((*daemon, status));
+                    break;
+                }
+                if !self.dir.path().join(format!("run/{daemon}.vty")).exists() {
+                    missing.push(*daemon);
+                }
+            }
+            if let Some((daemon, status)) = exited {
+                bail!(
+                    "{daemon} in netns {} exited ({status}):\n{}",
+                    self.netns,
+                    self.daemon_output(daemon)
+                );
+            }
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "{} did not open a vty socket within {timeout:?} in {}",
+                    missing.join(", "),
+                    self.vty_socket_dir().display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn daemon_output(&self, daemon: &str) -> String {
+        let out = std::fs::read_to_string(self.dir.path().join(format!("{daemon}.out")))
+            .unwrap_or_default();
+        let log = std::fs::read_to_string(self.dir.path().join(format!("run/{daemon}.log")))
+            .unwrap_or_default();
+        format!("{out}{log}")
+    }
+
+    /// The network namespace's name.
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// The host name the daemons run with.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    /// FRR's configuration directory (`vtysh.conf`; install `frr.conf` here).
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("etc")
+    }
+
+    /// Where the agent installs the configuration in tests.
+    pub fn config_file(&self) -> PathBuf {
+        self.config_dir().join("frr.conf")
+    }
+
+    /// The daemons' vty sockets (`vtysh --vty_socket`).
+    pub fn vty_socket_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// A directory for the test's own files, removed with the lab.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// PID of zebra (whose UTS namespace carries the host name).
+    fn zebra_pid(&self) -> Result<u32> {
+        self.children
+            .iter()
+            .find(|(d, _)| *d == "zebra")
+            .map(|(_, c)| c.id())
+            .context("zebra is not running")
+    }
+
+    /// Arguments for the agent's `frr_reload = "exec"` with
+    /// `frr_reload_path = FRR_RELOAD` against this lab.
+    pub fn frr_reload_args(&self) -> Vec<String> {
+        let etc = self.config_dir().display().to_string();
+        let run = self.vty_socket_dir().display().to_string();
+        [
+            "--reload",
+            "--stdout",
+            "--confdir",
+            &etc,
+            "--vty_socket",
+            &run,
+            "--rundir",
+            &run,
+            "{file}",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// Run vtysh with `-c` commands against this lab's daemons.
+    pub fn vtysh(&self, commands: &[&str]) -> Result<String> {
+        let mut cmd = self.in_uts("/usr/bin/vtysh")?;
+        cmd.arg("--vty_socket")
+            .arg(self.vty_socket_dir())
+            .arg("--config_dir")
+            .arg(self.config_dir());
+        for c in commands {
+            cmd.args(["-c", c]);
+        }
+        let out = cmd.stdin(Stdio::null()).output()?;
+        if !out.status.success() {
+            bail!(
+                "vtysh {commands:?} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `show running-config`.
+    pub fn running_config(&self) -> Result<String> {
+        self.vtysh(&["show running-config"])
+    }
+
+    /// `frr-reload.py --test FILE`: what a reload of `file` would change.
+    pub fn reload_test(&self, file: &Path) -> Result<ReloadTest> {
+        let mut cmd = self.in_uts("python3")?;
+        let out = cmd
+            .arg(FRR_RELOAD)
+            .args(["--test", "--stdout", "--confdir"])
+            .arg(self.config_dir())
+            .arg("--vty_socket")
+            .arg(self.vty_socket_dir())
+            .arg("--rundir")
+            .arg(self.vty_socket_dir())
+            .arg(file)
+            .stdin(Stdio::null())
+            .output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() {
+            bail!("frr-reload.py --test {} failed: {text}", file.display());
+        }
+        Ok(ReloadTest::parse(&text))
+    }
+
+    /// A command that runs in the daemons' UTS namespace (their host name).
+    fn in_uts(&self, program: &str) -> Result<Command> {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--uts=/proc/{}/ns/uts", self.zebra_pid()?))
+            .arg("--")
+            .arg(program);
+        Ok(cmd)
+    }
+
+    /// Join `self` and `other` with a veth pair: `name` here, `peer_name`
+    /// there, both up.
+    pub fn link(&self, name: &str, other: &FrrLab, peer_name: &str) -> Result<()> {
+        run(
+            "ip",
+            &[
+                "-n",
+                &self.netns,
+                "link",
+                "add",
+                name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                peer_name,
+                "netns",
+                &other.netns,
+            ],
+        )?;
+        run("ip", &["-n", &self.netns, "link", "set", name, "up"])?;
+        run("ip", &["-n", &other.netns, "link", "set", peer_name, "up"])?;
+        Ok(())
+    }
+
+    /// Log files of the daemons (for failure messages).
+    pub fn logs(&self) -> String {
+        DAEMONS
+            .iter()
+            .map(|d| format!("--- {d}\n{}", self.daemon_output(d)))
+            .collect()
+    }
+}
+
+impl Drop for FrrLab {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_test_output() {
+        let out = "2024-01-01 10:00:00,123  INFO: Called via\n\nLines To Delete\n===============\nno hostname vm\n\nLines To Add\n============\nhostname leaf01\ninterface x\n ipv6 nd ra-interval 6\n";
+        let t = ReloadTest::parse(out);
+        assert_eq!(t.to_delete, ["no hostname vm"]);
+        assert_eq!(
+            t.to_add,
+            ["hostname leaf01", "interface x", " ipv6 nd ra-interval 6"]
+        );
+        assert!(ReloadTest::parse("2024-01-01 10:00:00,123  INFO: x\n").is_empty());
+    }
+}

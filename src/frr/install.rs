@@ -1,0 +1,303 @@
+//! Installing a rendered configuration: compare, validate, back up, rename,
+//! reload, roll back (feature `agent`).
+//!
+//! [`Installer::install`] touches two files: the destination (`frr_config`)
+//! and `<destination>.bak`, plus a temporary file in the same directory that
+//! it always removes or renames. In order:
+//!
+//! 1. the text is written to a temporary file next to the destination
+//!    (same owner and mode as the installed file; new files get the
+//!    directory's owner and mode 0640, FRR's configuration file mask);
+//! 2. byte-equal to the installed file → nothing else happens;
+//! 3. FRR validates the temporary file ([`Validator`]); a rejection leaves
+//!    the destination and FRR untouched;
+//! 4. the installed file is copied to `.bak` (temporary file, fsync, rename);
+//! 5. the temporary file is fsynced and renamed onto the destination, and the
+//!    directory is fsynced;
+//! 6. FRR reloads it ([`Reloader`]). If that fails, the previous content is
+//!    renamed back into place and reloaded (or, if there was none, the new
+//!    file is removed), and the error reports the reload failure and what
+//!    the roll-back achieved.
+//!
+//! File operations are small and synchronous; only validation and reload
+//! wait on other processes.
+
+use std::fmt;
+use std::fs::{self, File, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::reload::{ReloadError, Reloaded, Reloader};
+use super::validate::{ValidateError, Validator};
+use crate::config::Config;
+
+/// Mode of a newly created configuration file (FRR's configfile mask).
+pub const NEW_FILE_MODE: u32 = 0o640;
+
+/// What the roll-back after a failed reload achieved.
+#[derive(Debug)]
+pub enum Rollback {
+    /// The previous file is back in place and FRR reloaded it.
+    Restored,
+    /// The previous file is back in place, but reloading it failed too.
+    RestoredButReloadFailed(ReloadError),
+    /// There was no previous file: the new one was removed. FRR may still
+    /// run parts of the failed configuration.
+    Removed,
+    /// The previous file could not be put back.
+    Failed(String),
+}
+
+impl fmt::Display for Rollback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rollback::Restored => {
+                f.write_str("the previous configuration was restored and reloaded")
+            }
+            Rollback::RestoredButReloadFailed(e) => write!(
+                f,
+                "the previous configuration was restored, but reloading it failed too: {e}"
+            ),
+            Rollback::Removed => f.write_str(
+                "there was no previous configuration; the new file was removed, FRR may still \
+                 run parts of it",
+            ),
+            Rollback::Failed(m) => write!(f, "restoring the previous configuration failed: {m}"),
+        }
+    }
+}
+
+/// Errors installing a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("frr_config {0} has no parent directory; set frr_config to a file path")]
+    NoDirectory(PathBuf),
+    #[error("the new FRR configuration was not installed, {dest} is unchanged: {source}")]
+    Invalid {
+        dest: PathBuf,
+        source: ValidateError,
+    },
+    #[error("reloading FRR with {dest} failed: {error}\nroll-back: {rollback}")]
+    Reload {
+        dest: PathBuf,
+        error: Box<ReloadError>,
+        rollback: Box<Rollback>,
+    },
+}
+
+impl InstallError {
+    /// FRR rejected the configuration itself (nothing was changed).
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, InstallError::Invalid { source, .. } if source.is_rejection())
+    }
+
+    /// Whether a later attempt may succeed without a change of input.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            InstallError::Io { .. } => true,
+            InstallError::Invalid { source, .. } => !source.is_rejection(),
+            InstallError::Reload { error, .. } => error.is_transient(),
+            InstallError::NoDirectory(_) => false,
+        }
+    }
+}
+
+/// The outcome of a successful install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Installed {
+    /// The installed file already had these bytes; nothing was done.
+    Unchanged,
+    /// The file was replaced (and FRR reloaded, unless reloading is off).
+    Replaced {
+        /// Where the previous content went, if there was any.
+        backup: Option<PathBuf>,
+        /// How long FRR took to validate.
+        validation: Duration,
+        /// The reload, `None` when `frr_reload = "none"`.
+        reload: Option<Reloaded>,
+    },
+}
+
+/// Installs configurations at one destination.
+#[derive(Debug, Clone)]
+pub struct Installer {
+    pub dest: PathBuf,
+    pub validator: Validator,
+    pub reloader: Reloader,
+}
+
+impl Installer {
+    /// The installer the configuration selects.
+    pub fn from_config(cfg: &Config) -> Installer {
+        Installer {
+            dest: cfg.frr_config.clone(),
+            validator: Validator::from_config(cfg),
+            reloader: Reloader::from_config(cfg),
+        }
+    }
+
+    /// `<dest>.bak`.
+    pub fn backup_path(&self) -> PathBuf {
+        let mut s = self.dest.clone().into_os_string();
+        s.push(".bak");
+        PathBuf::from(s)
+    }
+
+    /// Install `text` (see the module documentation for the steps).
+    pub async fn install(&self, text: &str) -> Result<Installed, InstallError> {
+        let dest = &self.dest;
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => return Err(InstallError::NoDirectory(dest.clone())),
+        };
+        let previous = match fs::read(dest) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(io("read", dest, source)),
+        };
+        if previous.as_deref() == Some(text.as_bytes()) {
+            tracing::debug!(file = %dest.display(), "FRR configuration unchanged");
+            return Ok(Installed::Unchanged);
+        }
+        let owner = match &fs::metadata(dest).ok() {
+            Some(m) => (m.uid(), m.gid(), m.mode() & 0o7777),
+            None => {
+                let d = fs::metadata(&dir).map_err(|e| io("inspect", &dir, e))?;
+                (d.uid(), d.gid(), NEW_FILE_MODE)
+            }
+        };
+
+        let new = write_temp(&dir, dest, text.as_bytes(), owner)?;
+        let started = Instant::now();
+        if let Err(source) = self.validator.validate(new.path()).await {
+            return Err(InstallError::Invalid {
+                dest: dest.clone(),
+                source,
+            });
+        }
+        let validation = started.elapsed();
+
+        let backup = match &previous {
+            Some(bytes) => {
+                let bak = self.backup_path();
+                let tmp = write_temp(&dir, &bak, bytes, owner)?;
+                tmp.persist(&bak)
+                    .map_err(|e| io("rename a temporary file to", &bak, e.error))?;
+                Some(bak)
+            }
+            None => None,
+        };
+        new.persist(dest)
+            .map_err(|e| io("rename the new configuration to", dest, e.error))?;
+        sync_dir(&dir)?;
+        tracing::info!(file = %dest.display(), ?validation, "installed a new FRR configuration");
+
+        if self.reloader.is_none() {
+            return Ok(Installed::Replaced {
+                backup,
+                validation,
+                reload: None,
+            });
+        }
+        match self.reloader.reload(dest).await {
+            Ok(reloaded) => {
+                tracing::info!(elapsed = ?reloaded.elapsed, "FRR reloaded");
+                Ok(Installed::Replaced {
+                    backup,
+                    validation,
+                    reload: Some(reloaded),
+                })
+            }
+            Err(error) => {
+                tracing::warn!(%error, "FRR reload failed; rolling back");
+                let rollback = self.roll_back(&dir, previous.as_deref(), owner).await;
+                Err(InstallError::Reload {
+                    dest: dest.clone(),
+                    error: Box::new(error),
+                    rollback: Box::new(rollback),
+                })
+            }
+        }
+    }
+
+    async fn roll_back(
+        &self,
+        dir: &Path,
+        previous: Option<&[u8]>,
+        owner: (u32, u32, u32),
+    ) -> Rollback {
+        let dest = &self.dest;
+        let Some(bytes) = previous else {
+            return match fs::remove_file(dest).and_then(|_| File::open(dir)?.sync_all()) {
+                Ok(()) => Rollback::Removed,
+                Err(e) => Rollback::Failed(format!("cannot remove {}: {e}", dest.display())),
+            };
+        };
+        let restored = write_temp(dir, dest, bytes, owner).and_then(|tmp| {
+            tmp.persist(dest)
+                .map_err(|e| io("rename the previous configuration to", dest, e.error))?;
+            sync_dir(dir)
+        });
+        if let Err(e) = restored {
+            return Rollback::Failed(e.to_string());
+        }
+        match self.reloader.reload(dest).await {
+            Ok(_) => Rollback::Restored,
+            Err(e) => Rollback::RestoredButReloadFailed(e),
+        }
+    }
+}
+
+fn io(action: &'static str, path: &Path, source: std::io::Error) -> InstallError {
+    InstallError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A temporary file next to `target` holding `bytes`, fsynced, with
+/// `owner` = (uid, gid, mode).
+fn write_temp(
+    dir: &Path,
+    target: &Path,
+    bytes: &[u8],
+    owner: (u32, u32, u32),
+) -> Result<tempfile::NamedTempFile, InstallError> {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "frr.conf".into());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!("{name}."))
+        .suffix(".new")
+        .tempfile_in(dir)
+        .map_err(|e| io("create a temporary file in", dir, e))?;
+    let path = tmp.path().to_owned();
+    tmp.write_all(bytes).map_err(|e| io("write", &path, e))?;
+    let (uid, gid, mode) = owner;
+    fs::set_permissions(&path, Permissions::from_mode(mode))
+        .map_err(|e| io("set the mode of", &path, e))?;
+    if let Err(e) = std::os::unix::fs::chown(&path, Some(uid), Some(gid)) {
+        // Only root can give files away; an unprivileged test run keeps its own.
+        tracing::debug!(file = %path.display(), error = %e, "cannot keep the owner");
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| io("fsync", &path, e))?;
+    Ok(tmp)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), InstallError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("fsync the directory", dir, e))
+}

@@ -1,0 +1,273 @@
+//! The FRR adapters against real daemons: `zebra` + `bgpd` + `staticd` in a
+//! network namespace per test (see `metal_switchd_lab::frr_lab`), with
+//! `vtysh --dryrun` validation and `frr-reload.py` reloads.
+//!
+//! This kernel has no VRF devices: tenant VRFs load as *inactive* VRFs
+//! (their blocks are in the running configuration, their BGP instances
+//! exist, no tenant session can come up). The tests print that loudly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{LEAF_SWITCH, exec_installer, leaf_conf, leaf_config, spec, temp_files};
+use metal_switchd::frr;
+use metal_switchd::frr::install::{InstallError, Installed, Rollback};
+use metal_switchd::frr::reload::ReloadError;
+use metal_switchd_lab::frr_lab::{FrrLab, kernel_has_vrf};
+
+fn say_no_vrf() {
+    if !kernel_has_vrf() {
+        eprintln!(
+            "NOTE: this kernel has no `vrf` link type: tenant VRFs stay inactive in zebra \
+             (configuration and BGP instances only; no tenant session can be exercised here)"
+        );
+    }
+}
+
+#[tokio::test]
+async fn install_and_exec_reload_into_real_daemons() {
+    say_no_vrf();
+    let lab = FrrLab::start("leaf01").unwrap();
+    let text = leaf_conf(
+        &lab,
+        LEAF_SWITCH,
+        "set_src_loopback = true\nmanagement_gateway = \"192.168.0.1\"\n\
+         additional_mgmt_routes = [\"10.10.0.0/16\"]\n",
+    );
+    let installer = exec_installer(&lab);
+
+    let started = Instant::now();
+    let outcome = installer.install(&text).await.unwrap_or_else(|e| {
+        panic!("{e}\n{}", lab.logs());
+    });
+    let Installed::Replaced {
+        backup,
+        validation,
+        reload: Some(reload),
+    } = outcome
+    else {
+        panic!("expected a replaced configuration, got {outcome:?}");
+    };
+    assert_eq!(backup, None, "there was no previous file");
+    eprintln!(
+        "install into empty daemons: validation {validation:?}, reload {:?}, total {:?}",
+        reload.elapsed,
+        started.elapsed()
+    );
+    assert_eq!(std::fs::read_to_string(lab.config_file()).unwrap(), text);
+
+    let running = lab.running_config().unwrap();
+    for needle in [
+        "hostname leaf01",
+        "frr defaults datacenter",
+        "router bgp 4200000011\n",
+        " neighbor FABRIC peer-group",
+        " neighbor FIREWALL peer-group",
+        " neighbor Ethernet120 interface peer-group FABRIC",
+        " neighbor Ethernet0 interface peer-group FIREWALL",
+        "  neighbor Ethernet0 route-map fw-Ethernet0-in in",
+        "  neighbor Ethernet0 route-map fw-Ethernet0-in6 in",
+        "  neighbor Ethernet0 route-map fw-Ethernet0-vni out",
+        "route-map DENY_MGMT deny 10",
+        "route-map fw-Ethernet0-vni permit 11",
+        " match evpn vni 104010",
+        "ipv6 prefix-list fw-Ethernet0-in6-prefixes seq 5 permit 2001:db8:f::/48 le 128",
+        "route-map RM_SET_SRC permit 10",
+        "ip protocol bgp route-map RM_SET_SRC",
+        "ip route 0.0.0.0/0 192.168.0.1 nexthop-vrf mgmt",
+        "ip route 10.10.0.0/16 192.168.0.1 nexthop-vrf mgmt",
+        "vrf Vrf104009\n vni 104009\nexit-vrf",
+        "vrf Vrf104010\n vni 104010\nexit-vrf",
+        "router bgp 4200000011 vrf Vrf104009",
+        "router bgp 4200000011 vrf Vrf104010",
+        " neighbor MACHINE peer-group",
+        " neighbor Ethernet1 interface peer-group MACHINE",
+        "  neighbor MACHINE route-map Vrf104010-in6 in",
+        "  advertise ipv6 unicast",
+        "interface Ethernet2\n ipv6 nd ra-interval 6\n no ipv6 nd suppress-ra",
+    ] {
+        assert!(
+            running.contains(needle),
+            "running config lacks {needle:?}:\n{running}"
+        );
+    }
+
+    // What the agent rendered is what FRR runs: frr-reload.py finds no delta.
+    let deltas = lab.reload_test(&lab.config_file()).unwrap();
+    assert!(
+        deltas.is_empty(),
+        "frr-reload.py --test shows deltas after the reload:\n{}",
+        deltas.output
+    );
+    eprintln!(
+        "frr-reload.py --test {} against the running daemons:\n{}",
+        lab.config_file().display(),
+        deltas.output
+    );
+
+    // The same text again: nothing to do, no reload.
+    assert_eq!(
+        installer.install(&text).await.unwrap(),
+        Installed::Unchanged
+    );
+
+    // A change: frr-reload.py sees it (the check above can fail) ...
+    let changed = leaf_conf(&lab, LEAF_SWITCH, "");
+    let pending = lab.scratch_dir().join("changed.conf");
+    std::fs::write(&pending, &changed).unwrap();
+    let deltas = lab.reload_test(&pending).unwrap();
+    assert!(
+        deltas
+            .to_delete
+            .iter()
+            .any(|l| l.contains("ip protocol bgp route-map RM_SET_SRC")),
+        "{}",
+        deltas.output
+    );
+    // ... the previous file becomes .bak, FRR follows.
+    let outcome = installer.install(&changed).await.unwrap();
+    if let Installed::Replaced {
+        reload: Some(r), ..
+    } = &outcome
+    {
+        eprintln!(
+            "reload of a change (set-src and mgmt routes removed): {:?}",
+            r.elapsed
+        );
+    }
+    assert!(matches!(
+        outcome,
+        Installed::Replaced { backup: Some(ref b), .. } if *b == installer.backup_path()
+    ));
+    assert_eq!(
+        std::fs::read_to_string(installer.backup_path()).unwrap(),
+        text
+    );
+    let running = lab.running_config().unwrap();
+    assert!(!running.contains("RM_SET_SRC"), "{running}");
+    assert!(!running.contains("nexthop-vrf mgmt"), "{running}");
+    assert!(lab.reload_test(&lab.config_file()).unwrap().is_empty());
+    assert!(temp_files(&lab.config_dir()).is_empty());
+}
+
+#[tokio::test]
+async fn a_configuration_frr_rejects_is_never_installed() {
+    let lab = FrrLab::start("leaf01").unwrap();
+    let installer = exec_installer(&lab);
+    let good = leaf_conf(&lab, LEAF_SWITCH, "");
+    installer.install(&good).await.unwrap();
+    let running_before = lab.running_config().unwrap();
+
+    let bad = good.replace(
+        " neighbor FABRIC timers 2 8\n",
+        " neighbor FABRIC timers 2 8\n neighbor FABRIC bogus-option\n",
+    );
+    let err = installer.install(&bad).await.unwrap_err();
+    assert!(err.is_rejection(), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("bogus-option"), "{msg}");
+    assert!(msg.contains("not installed"), "{msg}");
+    assert!(matches!(err, InstallError::Invalid { .. }));
+    assert_eq!(std::fs::read_to_string(lab.config_file()).unwrap(), good);
+    assert!(
+        !installer.backup_path().exists(),
+        "a rejected file must not rotate the backup"
+    );
+    assert_eq!(lab.running_config().unwrap(), running_before);
+    assert!(temp_files(&lab.config_dir()).is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_reload_restores_the_backup_and_reloads_it() {
+    let lab = FrrLab::start("leaf01").unwrap();
+    let installer = exec_installer(&lab);
+
+    // `agentx` passes `vtysh --dryrun` but zebra without its snmp module
+    // refuses it at load time: a real reload failure after validation.
+    let mut cfg = leaf_config(lab.hostname(), 4200000011, "10.0.0.11", "");
+    cfg.frr_agentx = true;
+    let with_agentx = frr::render(&spec(&cfg, LEAF_SWITCH));
+    assert!(with_agentx.contains("\nagentx\n"));
+
+    // No previous file: the failed one is removed.
+    let err = installer.install(&with_agentx).await.unwrap_err();
+    let InstallError::Reload {
+        error, rollback, ..
+    } = &err
+    else {
+        panic!("expected a reload failure, got {err}");
+    };
+    assert!(matches!(**error, ReloadError::Failed { .. }), "{error}");
+    assert!(matches!(**rollback, Rollback::Removed), "{rollback}");
+    assert!(!lab.config_file().exists());
+
+    // With a previous file: it is put back and reloaded.
+    let good = leaf_conf(&lab, LEAF_SWITCH, "");
+    installer.install(&good).await.unwrap();
+    let more_firewalls = LEAF_SWITCH.replace(
+        r#"{"name": "Ethernet3", "vrf": "", "filter": null}"#,
+        r#"{"name": "Ethernet3", "vrf": "default", "filter": {"cidrs": ["10.3.0.0/24"], "vnis": []}}"#,
+    );
+    let bad = frr::render(&spec(&cfg, &more_firewalls));
+    assert!(bad.contains("neighbor Ethernet3 interface peer-group FIREWALL"));
+
+    let started = Instant::now();
+    let err = installer.install(&bad).await.unwrap_err();
+    eprintln!("failed reload + roll-back took {:?}", started.elapsed());
+    let msg = err.to_string();
+    let InstallError::Reload { rollback, .. } = &err else {
+        panic!("expected a reload failure, got {msg}");
+    };
+    assert!(matches!(**rollback, Rollback::Restored), "{msg}");
+    assert!(
+        msg.contains("agentx"),
+        "the error shows FRR's complaint: {msg}"
+    );
+    assert!(msg.contains("restored and reloaded"), "{msg}");
+    assert_eq!(std::fs::read_to_string(lab.config_file()).unwrap(), good);
+    let running = lab.running_config().unwrap();
+    assert!(
+        !running.contains("Ethernet3"),
+        "the failed configuration's firewall is still running:\n{running}"
+    );
+    let deltas = lab.reload_test(&lab.config_file()).unwrap();
+    assert!(
+        deltas.is_empty(),
+        "FRR does not run the restored file:\n{}",
+        deltas.output
+    );
+    assert!(temp_files(&lab.config_dir()).is_empty());
+}
+
+/// A reload that never ends is cut off by the timeout and rolled back.
+#[tokio::test]
+async fn a_hanging_reload_times_out() {
+    let lab = FrrLab::start("leaf01").unwrap();
+    let mut installer = exec_installer(&lab);
+    let good = leaf_conf(&lab, LEAF_SWITCH, "");
+    installer.install(&good).await.unwrap();
+    installer.reloader = metal_switchd::frr::reload::Reloader::Exec {
+        program: "sleep".into(),
+        args: vec!["30".into()],
+        timeout: Duration::from_millis(300),
+    };
+    let changed = leaf_conf(&lab, LEAF_SWITCH, "set_src_loopback = true\n");
+    let started = Instant::now();
+    let err = installer.install(&changed).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let InstallError::Reload {
+        error, rollback, ..
+    } = &err
+    else {
+        panic!("{err}");
+    };
+    assert!(matches!(**error, ReloadError::Timeout { .. }), "{error}");
+    assert!(
+        matches!(**rollback, Rollback::RestoredButReloadFailed(_)),
+        "{rollback}"
+    );
+    assert_eq!(std::fs::read_to_string(lab.config_file()).unwrap(), good);
+}
