@@ -26,6 +26,8 @@ pub mod cli;
 pub mod config;
 pub mod configdb;
 pub mod error;
+#[cfg(feature = "agent")]
+pub mod kernel;
 pub mod observed;
 pub mod spec;
 
