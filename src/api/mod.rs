@@ -1,19 +1,159 @@
-//! The metal API's switch object: wire types and their conversion.
+//! The metal API: wire types, their conversion, and the clients.
 //!
 //! Wire types of both API versions live here and never leak past this
-//! module: callers get a [`SwitchDesc`](crate::spec::SwitchDesc), the
-//! API-neutral reading that `spec::build` validates.
-//! - [`v1`]: metal-api (Swagger REST): `SwitchResponse`, snake_case JSON.
-//! - [`v2`]: metal-apiserver (Connect, proto3 JSON): `Switch` or
-//!   `SwitchServiceGetResponse`, camelCase JSON.
+//! module: callers hand in and get back API-neutral values —
+//! [`SwitchDesc`](crate::spec::SwitchDesc) (what `spec::build` validates),
+//! [`Registration`], [`SwitchReport`](crate::observed::SwitchReport),
+//! [`PhoneHomeEvent`], [`SyncStatus`].
+//! - `v1` (private): metal-api (Swagger REST), snake_case JSON, HMAC.
+//! - `v2` (private): metal-apiserver (Connect, proto3 JSON), bearer token.
+//! - [`hmac`], [`time`]: request signing and wire time formats (pure).
+//! - [`client`] (feature `agent`): one client for either version over
+//!   HTTP(S), with retries for transient failures; [`transport`] is its
+//!   HTTP layer, [`token`] reads the v2 token file.
+//! - [`register`] (feature `agent`): what the switch registers (PORT table,
+//!   SONiC version, management address) and the register-until-done loop.
+//!
+//! Everything except `client`, `transport`, `token` and `register` is pure.
 
-pub mod v1;
-pub mod v2;
+#[cfg(feature = "agent")]
+pub mod client;
+pub mod hmac;
+#[cfg(feature = "agent")]
+pub mod register;
+pub mod time;
+#[cfg(feature = "agent")]
+pub mod token;
+#[cfg(feature = "agent")]
+pub mod transport;
+mod v1;
+mod v2;
+
+use std::net::IpAddr;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::observed::PortOperState;
 use crate::spec::SwitchDesc;
+
+/// This agent's version string, registered as `metal_core_version`.
+pub const AGENT_VERSION: &str = concat!("metal-switchd v", env!("CARGO_PKG_VERSION"));
+
+/// What the switch registers, independent of the API version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Registration {
+    /// Switch id: the hostname the switch advertises over LLDP.
+    pub id: String,
+    pub partition: String,
+    pub rack: Option<String>,
+    pub room: Option<String>,
+    pub management_ip: IpAddr,
+    /// `admin` on SONiC.
+    pub management_user: String,
+    /// `build_version` of `sonic_version.yml`.
+    pub os_version: String,
+    /// [`AGENT_VERSION`].
+    pub agent_version: String,
+    pub nics: Vec<RegisteredNic>,
+}
+
+/// One registered nic (names per `interface_naming_schema`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegisteredNic {
+    pub name: String,
+    /// Must equal the LLDP port id the switch advertises; unique, non-empty.
+    pub identifier: String,
+    /// Operational state at registration (v2 `state.actual`).
+    pub oper: PortOperState,
+}
+
+impl Registration {
+    /// Problems every API version refuses (trap 8): empty or duplicate
+    /// identifiers or names, no nics.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.id.is_empty() {
+            problems.push("switch id is empty; set hostname".into());
+        }
+        if self.nics.is_empty() {
+            problems.push(
+                "no nics to register: CONFIG_DB PORT has no ports outside additional_bridge_ports"
+                    .into(),
+            );
+        }
+        let mut ids = std::collections::BTreeMap::new();
+        let mut names = std::collections::BTreeMap::new();
+        for n in &self.nics {
+            if n.identifier.is_empty() {
+                problems.push(format!("nic {} has an empty identifier", n.name));
+            } else if let Some(first) = ids.insert(n.identifier.as_str(), n.name.as_str()) {
+                problems.push(format!(
+                    "nics {first} and {} have the same identifier {:?}; identifiers must be unique",
+                    n.name, n.identifier
+                ));
+            }
+            if names.insert(n.name.as_str(), ()).is_some() {
+                problems.push(format!("nic name {:?} appears twice", n.name));
+            }
+        }
+        problems
+    }
+}
+
+/// One synchronisation the API recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncRecord {
+    /// Unix seconds (server clock).
+    pub time: i64,
+    pub duration: Duration,
+    pub error: Option<String>,
+}
+
+/// The API's record of the switch's last reports (`None` = never).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncStatus {
+    pub last_sync: Option<SyncRecord>,
+    pub last_sync_error: Option<SyncRecord>,
+}
+
+/// A switch as the API returned it (Get or Register), read API-neutrally.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FetchedSwitch {
+    pub desc: SwitchDesc,
+    /// The nic names, in the API's order (what port states must cover).
+    pub nic_names: Vec<String>,
+    pub sync: SyncStatus,
+}
+
+/// A machine that phoned home (LLDP), for the event service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhoneHomeEvent {
+    pub machine_id: String,
+    /// When the frame was seen, since the Unix epoch (the servers replace it).
+    pub time: Duration,
+    /// The LLDP system description.
+    pub message: String,
+}
+
+/// What the event service accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EventOutcome {
+    pub sent: u64,
+    pub failed: Vec<String>,
+}
+
+/// A v2 component ping (metal-apiserver's list of running agents).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentPing {
+    pub identifier: String,
+    /// Start of the agent, since the Unix epoch.
+    pub started_at: Duration,
+    /// How often the agent pings (5s..1h).
+    pub interval: Duration,
+    pub version: String,
+}
 
 /// Which wire format a switch document is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::config::{LogLevel, VlanRange};
 
 pub use build::build;
+pub(crate) use build::natural_cmp;
 
 /// Largest VXLAN network identifier (24 bit).
 pub const MAX_VNI: u32 = 16_777_215;
