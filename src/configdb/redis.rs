@@ -485,12 +485,8 @@ impl ConfigDb {
 
     /// Encode the conditions per instance for [`BARRIER_SCRIPT`]; conditions
     /// on databases this switch does not have (no ASIC) hold trivially.
-    fn barrier_args(
-        &self,
-        conditions: &[Condition],
-    ) -> BTreeMap<String, (DbLocation, Vec<(usize, Vec<String>)>)> {
-        let mut by_instance: BTreeMap<String, (DbLocation, Vec<(usize, Vec<String>)>)> =
-            BTreeMap::new();
+    fn barrier_args(&self, conditions: &[Condition]) -> BTreeMap<String, BarrierArgs> {
+        let mut by_instance: BTreeMap<String, BarrierArgs> = BTreeMap::new();
         for (idx, c) in conditions.iter().enumerate() {
             let args = match &c.check {
                 Check::NoBridgePort => {
@@ -606,6 +602,10 @@ impl ConfigDb {
         }
     }
 }
+
+/// One redis instance's barrier conditions: where, and per condition its
+/// index in the phase's barrier and its script arguments.
+type BarrierArgs = (DbLocation, Vec<(usize, Vec<String>)>);
 
 fn fields_args(fields: &Fields) -> Vec<&str> {
     fields

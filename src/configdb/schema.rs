@@ -156,7 +156,7 @@ pub fn vlan_name(vid: u16) -> String {
 pub fn vid_of_vlan_name(name: &str) -> Option<u16> {
     let digits = name.strip_prefix("Vlan")?;
     let vid: u16 = digits.parse().ok()?;
-    (vid >= 1 && vid <= 4095 && digits == vid.to_string()).then_some(vid)
+    ((1..=4095).contains(&vid) && digits == vid.to_string()).then_some(vid)
 }
 
 /// The VXLAN map name metal-stack and the SONiC CLI use: `map_<vni>_Vlan<id>`.

@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::config::{LogLevel, VlanRange};
 
 pub use build::build;
+#[cfg(feature = "agent")]
 pub(crate) use build::natural_cmp;
 
 /// Largest VXLAN network identifier (24 bit).
@@ -281,7 +282,7 @@ pub fn vrf_name(vni: u32) -> String {
 pub fn vni_of_vrf_name(name: &str) -> Option<u32> {
     let digits = name.strip_prefix("Vrf")?;
     let vni: u32 = digits.parse().ok()?;
-    (vni >= 1 && vni <= MAX_VNI && digits == vni.to_string()).then_some(vni)
+    ((1..=MAX_VNI).contains(&vni) && digits == vni.to_string()).then_some(vni)
 }
 
 // ---------------------------------------------------------------------------
