@@ -21,3 +21,11 @@ pub const SONIC_UTILITIES_MOCK: &str =
 pub const LEAF01_SWITCH_V1: &str = include_str!("../switches/leaf01.v1.json");
 /// The lab's agent configuration for leaf01.
 pub const LEAF01_AGENT_CONFIG: &str = include_str!("../config/leaf01.toml");
+
+/// The lab CA certificate (PEM) that signed [`LAB_TLS_CERT`]; a client
+/// trusts the lab's HTTPS server with it (`api_ca_file`).
+pub const LAB_TLS_CA: &str = include_str!("../../testdata/tls/ca.pem");
+/// The lab's HTTPS server certificate for `localhost` and `127.0.0.1`.
+pub const LAB_TLS_CERT: &str = include_str!("../../testdata/tls/server.pem");
+/// The key of [`LAB_TLS_CERT`] (test-only, not a secret).
+pub const LAB_TLS_KEY: &str = include_str!("../../testdata/tls/server-key.pem");

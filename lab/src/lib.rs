@@ -8,8 +8,12 @@
 //! - [`sonic`]: a stand-in for SONiC's swss daemons (vrfmgrd, vlanmgrd,
 //!   intfmgrd, vxlanmgrd, orchagent) that writes their STATE_DB / APPL_DB /
 //!   ASIC_DB markers and reports orders that would crash or wedge them.
+//! - [`api_server`]: a stand-in for metal-api v1 (REST, HMAC) and
+//!   metal-apiserver v2 (Connect, bearer tokens) that records every call
+//!   and injects faults on request.
 //! - [`fixtures`]: the repository's test data, embedded.
 
+pub mod api_server;
 pub mod fixtures;
 pub mod redis_server;
 pub mod seed;
