@@ -144,8 +144,8 @@ fn v2_hint(code: Code) -> &'static str {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(
-        "{call}: cannot reach {url}: {message}; check the API address settings and that the \
-         server is up"
+        "{call}: the request to {url} failed before an answer arrived: {message}; check the API \
+         address settings and that the server is up"
     )]
     Connect {
         call: &'static str,
@@ -732,12 +732,11 @@ impl ApiClient {
                         "BGP state not reported: metal-apiserver would refuse the whole heartbeat"
                     );
                 }
-                if report.bgp_port_states.is_some()
-                    && hb.request.port_states.is_none()
-                    && !report.port_states.is_empty()
-                {
+                if hb.request.port_states.is_none() && !report.port_states.is_empty() {
+                    // A partial map would fail the whole heartbeat (trap 5).
                     tracing::debug!(
-                        "port states not reported: the nics of the switch are not known yet"
+                        "port states not reported: the nics of the switch are not known yet \
+                         (no register or get answer so far)"
                     );
                 }
                 let body = to_json(CALL, &hb.request)?;
