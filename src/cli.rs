@@ -11,6 +11,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+use crate::api::client::ApiClient;
+use crate::api::register::RegisterOptions;
+use crate::api::transport::RetryPolicy;
 use crate::api::{self, WireVersion};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::configdb::dbconfig::Databases;
@@ -19,7 +22,8 @@ use crate::configdb::schema::DbState;
 use crate::configdb::{self, snapshot, target};
 use crate::error::{EXIT_OK, Error};
 use crate::frr;
-use crate::spec::SwitchDesc;
+use crate::kernel::netlink::Netlink;
+use crate::spec::{PortRole, SwitchDesc, SwitchSpec};
 
 /// metal-switchd: the metal-stack agent of a SONiC leaf switch.
 ///
@@ -50,6 +54,18 @@ pub enum Command {
     /// Print what the agent would write
     #[command(subcommand)]
     Render(RenderCommand),
+    /// Register the switch with the metal API (v1 or v2 per api_version)
+    ///
+    /// Waits for SONiC (PortInitDone), registers the PORT table's ports as
+    /// nics (per interface_naming_schema), the management address of
+    /// management_interface and the SONiC version; retries transient
+    /// failures with backoff until the API accepts the registration.
+    Register(RegisterArgs),
+    /// Print the SwitchSpec the metal API currently describes for this switch
+    ///
+    /// Fetches the switch (hostname) from the configured API and validates it
+    /// against CONFIG_DB (redis, or --configdb); nothing is written.
+    Fetch(FetchArgs),
     /// Load and validate the configuration and print it (secrets masked)
     CheckConfig,
 }
@@ -124,6 +140,30 @@ pub struct ApplyArgs {
     pub format: Format,
 }
 
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Register once and exit (required: `run` registers at start)
+    #[arg(long, required = true)]
+    pub once: bool,
+    /// How long to wait for SONiC to be ready per attempt (CONFIG_DB_INITIALIZED, PortInitDone)
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub wait_ready: Duration,
+    /// Stop retrying transient failures after this long [default: retry until it succeeds]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub give_up_after: Option<Duration>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Read CONFIG_DB from a config_db.json snapshot instead of redis
+    #[arg(long, value_name = "FILE")]
+    pub configdb: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
 /// Load the configuration named on the command line.
 pub fn load_config(cli: &Cli) -> Result<Config, Error> {
     let (path, required) = match &cli.config {
@@ -157,6 +197,8 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             Ok(EXIT_OK)
         }
         Command::Plan(args) => plan(&cfg, args).await,
+        Command::Register(args) => register(&cfg, args).await,
+        Command::Fetch(args) => fetch(&cfg, args).await,
         Command::Apply(args) => apply(&cfg, args).await,
         Command::Render(RenderCommand::Configdb(args)) => {
             let (_, desc) = read_switch(&args.switch)?;
@@ -265,6 +307,154 @@ async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
         })),
     }
     Ok(EXIT_OK)
+}
+
+async fn register(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error> {
+    let mut client = ApiClient::from_config(cfg)?;
+    let mut db = connect(cfg).await?;
+    let mut netlink = Netlink::open()?;
+    let opts = RegisterOptions {
+        wait_ready: args.wait_ready,
+        retry: RetryPolicy::from_config(cfg),
+        give_up_after: args.give_up_after,
+    };
+    let (reg, fetched) =
+        api::register::register(cfg, &mut db, &mut netlink, &mut client, &opts).await?;
+    match args.format {
+        Format::Text => print(&format!(
+            "registered switch {} with {} ({}): {} nics, management IP {}, OS {}, agent {}\n\
+             the API now describes {} nics\n",
+            reg.id,
+            client.base_url(),
+            api_name(&client),
+            reg.nics.len(),
+            reg.management_ip,
+            reg.os_version,
+            reg.agent_version,
+            fetched.nic_names.len(),
+        )),
+        Format::Json => print_json(&json!({
+            "api": client.version(),
+            "endpoint": client.base_url(),
+            "registration": reg,
+            "switch": fetched,
+        })),
+    }
+    Ok(EXIT_OK)
+}
+
+fn api_name(client: &ApiClient) -> &'static str {
+    match client.version() {
+        crate::config::ApiVersion::V1 => "metal-api v1",
+        crate::config::ApiVersion::V2 => "metal-apiserver v2",
+    }
+}
+
+async fn fetch(cfg: &Config, args: &FetchArgs) -> Result<u8, Error> {
+    let id = cfg.hostname()?.to_owned();
+    let mut client = ApiClient::from_config(cfg)?;
+    let fetched = client.get(&id).await?;
+    let state = read_state(cfg, args.configdb.as_deref()).await?;
+    let prepared = configdb::prepare(&fetched.desc, cfg, &state)?;
+    match args.format {
+        Format::Text => print(&spec_text(&prepared.spec)),
+        Format::Json => print_json(&json!({
+            "api": client.version(),
+            "endpoint": client.base_url(),
+            "sync": fetched.sync,
+            "spec": prepared.spec,
+        })),
+    }
+    Ok(EXIT_OK)
+}
+
+/// A SwitchSpec for people: one line per port that is not plainly
+/// unprovisioned, the unprovisioned ones together, one line per VRF.
+pub fn spec_text(spec: &SwitchSpec) -> String {
+    let mut out = format!(
+        "switch {}: VTEP {}, PXE VLAN {}, tenant VLANs {}, ASN {}, loopback {}\n",
+        spec.hostname,
+        spec.vtep,
+        spec.pxe_vlan,
+        spec.vlan_range,
+        spec.routing.asn,
+        spec.routing.loopback
+    );
+    let mut pxe = Vec::new();
+    out.push_str(&format!("ports ({} managed):\n", spec.ports.len()));
+    let mut ports: Vec<_> = spec.ports.values().collect();
+    ports.sort_by(|a, b| crate::spec::natural_cmp(&a.name, &b.name));
+    for p in ports {
+        let admin = p
+            .admin
+            .map(|a| format!(", admin {}", a.as_str()))
+            .unwrap_or_default();
+        match &p.role {
+            PortRole::Unprovisioned if p.admin.is_none() => pxe.push(p.name.as_str()),
+            PortRole::Firewall { filter } => {
+                let prefixes: Vec<String> = filter
+                    .prefixes
+                    .v4
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(filter.prefixes.v6.iter().map(ToString::to_string))
+                    .collect();
+                let vnis: Vec<String> = filter.vnis.iter().map(ToString::to_string).collect();
+                out.push_str(&format!(
+                    "  {:<12} firewall, mtu {}{admin}; prefixes {}; VNIs {}\n",
+                    p.name,
+                    p.role.mtu(),
+                    if prefixes.is_empty() {
+                        "-".into()
+                    } else {
+                        prefixes.join(", ")
+                    },
+                    if vnis.is_empty() {
+                        "-".into()
+                    } else {
+                        vnis.join(", ")
+                    },
+                ));
+            }
+            role => out.push_str(&format!(
+                "  {:<12} {}, mtu {}{admin}\n",
+                p.name,
+                role.describe(),
+                role.mtu()
+            )),
+        }
+    }
+    if !pxe.is_empty() {
+        out.push_str(&format!(
+            "  unprovisioned (PXE VLAN {}), {} ports: {}\n",
+            spec.pxe_vlan,
+            pxe.len(),
+            pxe.join(" ")
+        ));
+    }
+    out.push_str(&format!("VRFs ({}):\n", spec.vrfs.len()));
+    for v in spec.vrfs.values() {
+        let prefixes: Vec<String> = v
+            .prefixes
+            .v4
+            .iter()
+            .map(ToString::to_string)
+            .chain(v.prefixes.v6.iter().map(ToString::to_string))
+            .collect();
+        out.push_str(&format!(
+            "  {} VNI {} VLAN {}: ports {}; prefixes {}\n",
+            v.name(),
+            v.vni,
+            v.vlan,
+            v.ports.join(", "),
+            if prefixes.is_empty() {
+                "-".into()
+            } else {
+                prefixes.join(", ")
+            }
+        ));
+    }
+    out
 }
 
 /// One paragraph about an apply, for people.

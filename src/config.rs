@@ -133,6 +133,13 @@ const KEYS: &[KeyDef] = &[
     key("frr_vty_socket_dir", Kind::Str, false),
     key("bgp_state_source", Kind::Str, false),
     key("systemd_bus_address", Kind::Str, false),
+    key("sonic_version_file", Kind::Str, false),
+    key("management_interface", Kind::Str, false),
+    key("api_ca_file", Kind::Str, false),
+    key("api_retry_attempts", Kind::Int, false),
+    key("api_retry_backoff", Kind::Str, false),
+    key("api_retry_max_backoff", Kind::Str, false),
+    key("api_max_response_bytes", Kind::Int, false),
 ];
 
 /// Log level as metal-core names it.
@@ -474,6 +481,23 @@ pub struct Config {
     /// D-Bus address of systemd's bus; empty: `DBUS_SYSTEM_BUS_ADDRESS` or the system bus.
     #[serde(deserialize_with = "empty_as_none")]
     pub systemd_bus_address: Option<String>,
+    /// SONiC's version file; its `build_version` is the registered OS version.
+    pub sonic_version_file: PathBuf,
+    /// Interface whose first global unicast address is registered as the
+    /// switch's management IP.
+    pub management_interface: String,
+    /// Extra CA certificates (PEM) trusted for the metal API, on top of the
+    /// system's roots.
+    pub api_ca_file: Option<PathBuf>,
+    /// Attempts per API call when it fails transiently (connection errors,
+    /// 5xx, `unavailable`); 1 = no retry. Registration retries until it succeeds.
+    pub api_retry_attempts: u32,
+    /// First pause between attempts; doubles per attempt, with jitter.
+    pub api_retry_backoff: HumanDuration,
+    /// Longest pause between attempts.
+    pub api_retry_max_backoff: HumanDuration,
+    /// Largest API response body accepted.
+    pub api_max_response_bytes: u64,
 }
 
 impl Default for Config {
@@ -539,6 +563,13 @@ impl Default for Config {
             frr_vty_socket_dir: None,
             bgp_state_source: BgpStateSource::File,
             systemd_bus_address: None,
+            sonic_version_file: PathBuf::from("/etc/sonic/sonic_version.yml"),
+            management_interface: "eth0".into(),
+            api_ca_file: None,
+            api_retry_attempts: 4,
+            api_retry_backoff: HumanDuration(Duration::from_millis(500)),
+            api_retry_max_backoff: HumanDuration(Duration::from_secs(30)),
+            api_max_response_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -678,6 +709,28 @@ impl Config {
                 problems.push(format!("{key} must be longer than 0s"));
             }
         }
+        if self.hmac_key.is_some() && self.hmac_key_file.is_some() {
+            problems.push(
+                "hmac_key and hmac_key_file are both set; set only one (prefer hmac_key_file)"
+                    .into(),
+            );
+        }
+        if self.api_retry_attempts == 0 {
+            problems.push("api_retry_attempts must be at least 1 (1 = no retry)".into());
+        }
+        if self.api_retry_backoff.0 > self.api_retry_max_backoff.0 {
+            problems.push(format!(
+                "api_retry_backoff {} is longer than api_retry_max_backoff {}",
+                humantime::format_duration(self.api_retry_backoff.0),
+                humantime::format_duration(self.api_retry_max_backoff.0)
+            ));
+        }
+        if self.api_max_response_bytes < 1024 {
+            problems.push(format!(
+                "api_max_response_bytes {} is below 1024; a switch response needs more",
+                self.api_max_response_bytes
+            ));
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -812,10 +865,17 @@ mod tests {
                 "barrier_timeout",
                 "frr_validation_timeout",
                 "frr_reload_timeout",
+                "api_retry_backoff",
             ]
             .contains(&k.name)
             {
                 cfg_env[0].1 = "5s".into();
+            }
+            if k.name == "api_retry_max_backoff" {
+                cfg_env[0].1 = "1m".into();
+            }
+            if k.name == "api_max_response_bytes" {
+                cfg_env[0].1 = "65536".into();
             }
             if k.name == "pxe_vlan_id" {
                 cfg_env[0].1 = "3000".into();
@@ -960,6 +1020,46 @@ mod tests {
             e.to_string().contains("inside the tenant vlan_range"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn registration_and_transport_defaults() {
+        let c = Config::from_sources(None, vec![]).unwrap();
+        assert_eq!(
+            c.sonic_version_file,
+            PathBuf::from("/etc/sonic/sonic_version.yml")
+        );
+        assert_eq!(c.management_interface, "eth0");
+        assert_eq!(c.api_ca_file, None);
+        assert_eq!(c.api_retry_attempts, 4);
+        assert_eq!(c.api_retry_backoff.0, Duration::from_millis(500));
+        assert_eq!(c.api_retry_max_backoff.0, Duration::from_secs(30));
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_METAL_APISERVER_URL", "https://api.example.com"),
+                ("METAL_CORE_METAL_APISERVER_TOKEN_FILE", "/run/t"),
+                ("METAL_SWITCHD_API_VERSION", "v2"),
+                ("METAL_SWITCHD_MANAGEMENT_INTERFACE", "mgmt0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.api_version, ApiVersion::V2);
+        assert_eq!(c.metal_apiserver_token_file, PathBuf::from("/run/t"));
+        assert_eq!(c.management_interface, "mgmt0");
+        let e = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_HMAC_KEY", "k"),
+                ("METAL_SWITCHD_HMAC_KEY_FILE", "/k"),
+                ("METAL_SWITCHD_API_RETRY_ATTEMPTS", "0"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("set only one"), "{e}");
+        assert!(e.contains("api_retry_attempts"), "{e}");
+        assert!(!e.contains("\"k\""), "{e}");
     }
 
     #[test]

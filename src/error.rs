@@ -44,6 +44,15 @@ pub enum Error {
     #[cfg(feature = "agent")]
     #[error(transparent)]
     Systemd(#[from] crate::systemd::SystemdError),
+    #[cfg(feature = "agent")]
+    #[error(transparent)]
+    Api(#[from] crate::api::client::ApiError),
+    #[cfg(feature = "agent")]
+    #[error(transparent)]
+    Register(#[from] crate::api::register::RegisterError),
+    #[cfg(feature = "agent")]
+    #[error(transparent)]
+    Netlink(#[from] crate::kernel::netlink::NetlinkError),
     #[error("cannot read {path}: {source}")]
     Read {
         path: std::path::PathBuf,
@@ -55,6 +64,10 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
+            #[cfg(feature = "agent")]
+            Error::Api(e) => e.exit_code(),
+            #[cfg(feature = "agent")]
+            Error::Register(e) => e.exit_code(),
             Error::Config(_) | Error::Invalid(_) | Error::SwitchDoc(_) | Error::Snapshot(_) => {
                 EXIT_INVALID
             }
@@ -81,6 +94,12 @@ impl Error {
             Error::FrrInstall(e) => e.is_transient(),
             #[cfg(feature = "agent")]
             Error::Systemd(e) => e.is_transient(),
+            #[cfg(feature = "agent")]
+            Error::Api(e) => e.is_transient(),
+            #[cfg(feature = "agent")]
+            Error::Register(e) => e.is_transient(),
+            #[cfg(feature = "agent")]
+            Error::Netlink(e) => e.is_transient(),
             Error::Read { .. } => true,
             _ => false,
         }

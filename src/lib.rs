@@ -35,6 +35,8 @@ pub mod config;
 pub mod configdb;
 pub mod error;
 pub mod frr;
+#[cfg(feature = "agent")]
+pub mod kernel;
 pub mod observed;
 pub mod spec;
 pub mod systemd;

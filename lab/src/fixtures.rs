@@ -42,3 +42,10 @@ pub fn leaf01_with_ports() -> anyhow::Result<String> {
     root.insert("PORT".into(), Value::Object(ports));
     Ok(serde_json::to_string_pretty(&Value::Object(root))?)
 }
+/// The lab CA certificate (PEM) that signed [`LAB_TLS_CERT`]; a client
+/// trusts the lab's HTTPS server with it (`api_ca_file`).
+pub const LAB_TLS_CA: &str = include_str!("../../testdata/tls/ca.pem");
+/// The lab's HTTPS server certificate for `localhost` and `127.0.0.1`.
+pub const LAB_TLS_CERT: &str = include_str!("../../testdata/tls/server.pem");
+/// The key of [`LAB_TLS_CERT`] (test-only, not a secret).
+pub const LAB_TLS_KEY: &str = include_str!("../../testdata/tls/server-key.pem");

@@ -13,10 +13,14 @@
 //!   stopped on drop.
 //! - [`systemd_standin`]: a private `dbus-daemon` with a stand-in for
 //!   systemd's manager (`StartUnit`, `JobRemoved`: done, failed, never).
+//! - [`api_server`]: a stand-in for metal-api v1 (REST, HMAC) and
+//!   metal-apiserver v2 (Connect, bearer tokens) that records every call
+//!   and injects faults on request.
 //! - [`fixtures`]: the repository's test data, embedded.
 //! - [`generate`]: generated switch states and port maps of any size.
 //! - [`demo`], [`measure`]: the `metal-switchd-lab` sub-commands.
 
+pub mod api_server;
 pub mod demo;
 pub mod fixtures;
 pub mod frr_lab;

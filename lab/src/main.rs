@@ -3,6 +3,13 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+
+use anyhow::Context;
+use metal_switchd_lab::api_server::{ApiServer, ApiServerOptions, TokenGrant};
 use metal_switchd_lab::{demo, generate, measure};
 
 #[derive(Debug, Parser)]
@@ -44,6 +51,96 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         vrfs: usize,
     },
+    /// Serve metal-api v1 (REST, HMAC) and metal-apiserver v2 (Connect, token) for lab switches
+    ///
+    /// Records every call under --record-dir and at GET /lab/records; switch
+    /// states can be replaced with PUT /lab/switches/{id}, faults injected
+    /// with POST /lab/faults (see the api_server module docs).
+    ApiServer(ApiServerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ApiServerArgs {
+    /// Directory of switch states (*.json, v1 or v2)
+    #[arg(long, default_value = "lab/switches")]
+    switches: PathBuf,
+    /// Address to listen on (port 0 = pick a free one)
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// v1 Metal-Edit HMAC key
+    #[arg(long, default_value = "metal-edit")]
+    hmac_key: String,
+    /// Write a new editor token for v2 into this file (mode 0600)
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Additional partitions that exist
+    #[arg(long)]
+    partition: Vec<String>,
+    /// Where to write the recorded calls (default: a temp dir, printed)
+    #[arg(long)]
+    record_dir: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM) ...
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// ... and this key (PEM)
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+fn random_token() -> anyhow::Result<String> {
+    let mut b = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .context("reading /dev/urandom")?;
+    Ok(format!(
+        "lab-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    ))
+}
+
+fn api_server(args: ApiServerArgs) -> anyhow::Result<()> {
+    let mut tokens = BTreeMap::new();
+    if let Some(path) = &args.token_file {
+        let t = random_token()?;
+        std::fs::write(path, format!("{t}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        tokens.insert(t, TokenGrant::Editor);
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some((std::fs::read_to_string(c)?, std::fs::read_to_string(k)?)),
+        _ => None,
+    };
+    let server = ApiServer::start(ApiServerOptions {
+        switches_dir: Some(args.switches.clone()),
+        partitions: args.partition.clone(),
+        hmac_edit_key: Some(args.hmac_key.clone()),
+        tokens,
+        tls,
+        record_dir: args.record_dir.clone(),
+        listen: args.listen,
+        ..ApiServerOptions::default()
+    })?;
+    println!("lab API server listening on {}", server.base_url());
+    println!("  v1: metal_api_protocol/ip/port = {}", server.base_url());
+    println!("  v2: metal_apiserver_url = {}", server.base_url());
+    if let Some(p) = &args.token_file {
+        println!("  v2 token written to {}", p.display());
+    }
+    println!("  recorded calls: {}", server.record_dir().display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
+    // Dropping the server stops it and removes its temp record dir.
+    drop(server);
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,5 +157,6 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(())
         }
+        Command::ApiServer(args) => api_server(args),
     }
 }

@@ -1,0 +1,885 @@
+//! One client for the metal API, v1 or v2 by configuration (feature `agent`).
+//!
+//! - v1 (metal-api): `POST /v1/switch/register`, `GET /v1/switch/{id}`,
+//!   `POST /v1/switch/{id}/notify` under
+//!   `<metal_api_protocol>://<metal_api_ip>:<metal_api_port><metal_api_basepath>`,
+//!   every request signed with the `Metal-Edit` HMAC (fresh `X-Date` and
+//!   salt per attempt). Error bodies `{statuscode, message}`.
+//! - v2 (metal-apiserver): Connect unary calls with the JSON codec under
+//!   `metal_apiserver_url`: `SwitchService/Get|Register|Heartbeat`,
+//!   `EventService/Send`, `ComponentService/Ping`; `Authorization: Bearer`
+//!   with the token file's content, re-read per attempt. Error bodies
+//!   `{code, message}`; a body-less error is mapped from the HTTP status as
+//!   the Connect protocol says.
+//!
+//! The client remembers the nic names of the last register/get, so that a
+//! report covers exactly those nics (v2 refuses a partial `portStates`).
+//! Transient failures are retried per [`RetryPolicy`]; everything else is
+//! returned at once.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::hmac::{METAL_EDIT, SALT_LEN, sign};
+use super::token::{self, SecretFileError};
+use super::transport::{HttpResponse, RetryPolicy, Transport, TransportOptions};
+use super::{
+    ComponentPing, EventOutcome, FetchedSwitch, PhoneHomeEvent, Registration, SyncStatus, v1, v2,
+};
+use crate::config::{ApiVersion, Config, Secret};
+use crate::error::{EXIT_INVALID, EXIT_RUNTIME};
+use crate::observed::SwitchReport;
+
+/// A Connect error code (metal-api reference §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    Canceled,
+    Unknown,
+    InvalidArgument,
+    DeadlineExceeded,
+    NotFound,
+    AlreadyExists,
+    PermissionDenied,
+    ResourceExhausted,
+    FailedPrecondition,
+    Aborted,
+    OutOfRange,
+    Unimplemented,
+    Internal,
+    Unavailable,
+    DataLoss,
+    Unauthenticated,
+}
+
+impl Code {
+    const ALL: [(Code, &'static str); 16] = [
+        (Code::Canceled, "canceled"),
+        (Code::Unknown, "unknown"),
+        (Code::InvalidArgument, "invalid_argument"),
+        (Code::DeadlineExceeded, "deadline_exceeded"),
+        (Code::NotFound, "not_found"),
+        (Code::AlreadyExists, "already_exists"),
+        (Code::PermissionDenied, "permission_denied"),
+        (Code::ResourceExhausted, "resource_exhausted"),
+        (Code::FailedPrecondition, "failed_precondition"),
+        (Code::Aborted, "aborted"),
+        (Code::OutOfRange, "out_of_range"),
+        (Code::Unimplemented, "unimplemented"),
+        (Code::Internal, "internal"),
+        (Code::Unavailable, "unavailable"),
+        (Code::DataLoss, "data_loss"),
+        (Code::Unauthenticated, "unauthenticated"),
+    ];
+
+    /// The code's wire name, e.g. `invalid_argument`.
+    pub fn as_str(self) -> &'static str {
+        Code::ALL
+            .iter()
+            .find(|(c, _)| *c == self)
+            .map(|(_, s)| *s)
+            .unwrap_or("unknown")
+    }
+
+    /// Parse a wire name; unknown names are `unknown`, like connect-go.
+    pub fn from_wire(s: &str) -> Code {
+        Code::ALL
+            .iter()
+            .find(|(_, n)| *n == s)
+            .map(|(c, _)| *c)
+            .unwrap_or(Code::Unknown)
+    }
+
+    /// The code of a non-200 answer without a Connect error body.
+    pub fn from_http_status(status: u16) -> Code {
+        match status {
+            400 => Code::Internal,
+            401 => Code::Unauthenticated,
+            403 => Code::PermissionDenied,
+            404 => Code::Unimplemented,
+            429 | 502 | 503 | 504 => Code::Unavailable,
+            _ => Code::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn v1_hint(status: u16) -> &'static str {
+    match status {
+        403 => {
+            "; metal-api answers 403 for a wrong or missing HMAC and for an X-Date older than \
+             30 s: check hmac_key/hmac_key_file and the switch's clock"
+        }
+        404 => "; the switch (or its partition) is unknown to metal-api",
+        400 | 422 => "; metal-api refused the request body",
+        _ => "",
+    }
+}
+
+fn v2_hint(code: Code) -> &'static str {
+    match code {
+        Code::Unauthenticated => {
+            "; the token in metal_apiserver_token_file is invalid, expired or revoked, or was \
+             issued for another server URL (its audience)"
+        }
+        Code::PermissionDenied => {
+            "; no token was sent, or the token lacks infra_role INFRA_ROLE_EDITOR"
+        }
+        Code::InvalidArgument => "; metal-apiserver's validation refused the request",
+        Code::NotFound => "; the switch is not registered (yet)",
+        _ => "",
+    }
+}
+
+/// Errors of the metal API clients.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(
+        "{call}: the request to {url} failed before an answer arrived: {message}; check the API \
+         address settings and that the server is up"
+    )]
+    Connect {
+        call: &'static str,
+        url: String,
+        message: String,
+    },
+    #[error("{call}: {url} did not answer within {timeout:?} (setting `timeout`)")]
+    Timeout {
+        call: &'static str,
+        url: String,
+        timeout: Duration,
+    },
+    #[error("{call}: the answer of {url} was cut off: {message}")]
+    Body {
+        call: &'static str,
+        url: String,
+        message: String,
+    },
+    #[error("{call}: the answer of {url} is larger than {limit} bytes (api_max_response_bytes)")]
+    TooLarge {
+        call: &'static str,
+        url: String,
+        limit: u64,
+    },
+    #[error("{call}: {url} answered HTTP {status}: {message}{}", v1_hint(*status))]
+    Http {
+        call: &'static str,
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{call}: {url} answered {code} (HTTP {status}): {message}{}", v2_hint(*code))]
+    Rpc {
+        call: &'static str,
+        url: String,
+        status: u16,
+        code: Code,
+        message: String,
+    },
+    #[error("{call}: cannot read the answer of {url} (HTTP {status}): {message}")]
+    Decode {
+        call: &'static str,
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error(
+        "{call}: not sent, the server would refuse it:\n  - {}",
+        problems.join("\n  - ")
+    )]
+    Invalid {
+        call: &'static str,
+        problems: Vec<String>,
+    },
+    #[error("{call} is not available with api_version = {version}: {why}")]
+    Unsupported {
+        call: &'static str,
+        version: &'static str,
+        why: &'static str,
+    },
+    #[error(transparent)]
+    Secret(#[from] SecretFileError),
+    #[error("metal API client configuration: {0}")]
+    Config(String),
+    #[error("cannot set up TLS for the metal API: {0}")]
+    Tls(String),
+}
+
+impl ApiError {
+    /// Whether the same call may succeed later: connection problems,
+    /// timeouts, cut-off answers, v1 5xx, v2 `unavailable` /
+    /// `deadline_exceeded`. Never 4xx, `invalid_argument` or a refused token.
+    ///
+    /// v2 `internal` (500) is not retried: metal-apiserver returns it for a
+    /// heartbeat whose `portStates` misses a nic, which fails again the same way.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Connect { .. } | ApiError::Timeout { .. } | ApiError::Body { .. } => true,
+            ApiError::Http { status, .. } => *status >= 500,
+            ApiError::Rpc { code, .. } => {
+                matches!(code, Code::Unavailable | Code::DeadlineExceeded)
+            }
+            _ => false,
+        }
+    }
+
+    /// Exit code: 2 for configuration and input the agent itself got wrong,
+    /// 1 for everything that happened at run time.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ApiError::Invalid { .. }
+            | ApiError::Unsupported { .. }
+            | ApiError::Secret(_)
+            | ApiError::Config(_)
+            | ApiError::Tls(_) => EXIT_INVALID,
+            _ => EXIT_RUNTIME,
+        }
+    }
+
+    /// The HTTP status of an answered call.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Http { status, .. }
+            | ApiError::Rpc { status, .. }
+            | ApiError::Decode { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The Connect code of a v2 error.
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            ApiError::Rpc { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// Where and how to authenticate.
+enum Endpoint {
+    V1 { base: String, key: Secret },
+    V2 { base: String, token_file: PathBuf },
+}
+
+/// A metal API client for one switch agent.
+pub struct ApiClient {
+    transport: Transport,
+    endpoint: Endpoint,
+    retry: RetryPolicy,
+    known_nics: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("version", &self.version())
+            .field("base", &self.base_url())
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `http` / `https` base URL without a trailing slash.
+fn check_base(setting: &str, url: &str) -> Result<String, ApiError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let uri: http::Uri = trimmed
+        .parse()
+        .map_err(|e| ApiError::Config(format!("{setting} {url:?} is not a URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => {
+            return Err(ApiError::Config(format!(
+                "{setting} {url:?} must start with http:// or https://"
+            )));
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(ApiError::Config(format!("{setting} {url:?} has no host")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// metal-core's v1 base URL: `<protocol>://<ip>:<port><basepath>`.
+pub fn v1_base_url(cfg: &Config) -> Result<String, ApiError> {
+    let host = cfg.metal_api_ip.trim();
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let path = cfg.metal_api_basepath.trim().trim_matches('/');
+    let path = if path.is_empty() {
+        String::new()
+    } else {
+        format!("/{path}")
+    };
+    let url = format!(
+        "{}://{host}:{}{path}",
+        cfg.metal_api_protocol.trim(),
+        cfg.metal_api_port
+    );
+    check_base("metal_api_protocol/_ip/_port/_basepath", &url)
+}
+
+/// Percent-encode a path segment (switch ids are host names; be safe anyway).
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn salt() -> String {
+    (0..SALT_LEN).map(|_| fastrand::alphabetic()).collect()
+}
+
+fn to_json(call: &'static str, v: &impl Serialize) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(v).map_err(|e| ApiError::Invalid {
+        call,
+        problems: vec![format!("cannot encode the request: {e}")],
+    })
+}
+
+fn decode<T: DeserializeOwned>(
+    call: &'static str,
+    url: &str,
+    resp: &HttpResponse,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(&resp.body).map_err(|e| ApiError::Decode {
+        call,
+        url: url.to_owned(),
+        status: resp.status,
+        message: format!("{e} (body starts with {:?})", preview(&resp.body)),
+    })
+}
+
+fn preview(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned()
+}
+
+impl ApiClient {
+    /// A client for the configured API version. Reads `hmac_key_file` (v1)
+    /// now; the v2 token file is read for every request.
+    pub fn from_config(cfg: &Config) -> Result<ApiClient, ApiError> {
+        let endpoint = match cfg.api_version {
+            ApiVersion::V1 => {
+                let key = match (&cfg.hmac_key, &cfg.hmac_key_file) {
+                    (Some(k), None) => k.clone(),
+                    (None, Some(f)) => token::read_secret_file(token::HMAC_KEY, f)?,
+                    (Some(_), Some(_)) => {
+                        return Err(ApiError::Config(
+                            "hmac_key and hmac_key_file are both set; set only one".into(),
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(ApiError::Config(
+                            "api_version = v1 needs the Metal-Edit HMAC key: set hmac_key_file \
+                             (or hmac_key / METAL_CORE_HMAC_KEY)"
+                                .into(),
+                        ));
+                    }
+                };
+                Endpoint::V1 {
+                    base: v1_base_url(cfg)?,
+                    key,
+                }
+            }
+            ApiVersion::V2 => {
+                let url = cfg.metal_apiserver_url.as_deref().ok_or_else(|| {
+                    ApiError::Config(
+                        "api_version = v2 needs metal_apiserver_url \
+                         (or METAL_CORE_METAL_APISERVER_URL)"
+                            .into(),
+                    )
+                })?;
+                Endpoint::V2 {
+                    base: check_base("metal_apiserver_url", url)?,
+                    token_file: cfg.metal_apiserver_token_file.clone(),
+                }
+            }
+        };
+        let tls = match &endpoint {
+            Endpoint::V1 { base, .. } | Endpoint::V2 { base, .. } => base.starts_with("https:"),
+        };
+        let transport = Transport::new(&TransportOptions {
+            tls,
+            ca_file: cfg.api_ca_file.clone(),
+            timeout: cfg.timeout.0,
+            max_response_bytes: cfg.api_max_response_bytes,
+        })?;
+        Ok(ApiClient {
+            transport,
+            endpoint,
+            retry: RetryPolicy::from_config(cfg),
+            known_nics: None,
+        })
+    }
+
+    pub fn version(&self) -> ApiVersion {
+        match self.endpoint {
+            Endpoint::V1 { .. } => ApiVersion::V1,
+            Endpoint::V2 { .. } => ApiVersion::V2,
+        }
+    }
+
+    /// The base URL calls go to.
+    pub fn base_url(&self) -> &str {
+        match &self.endpoint {
+            Endpoint::V1 { base, .. } | Endpoint::V2 { base, .. } => base,
+        }
+    }
+
+    /// Replace the retry policy; returns the previous one.
+    pub fn set_retry(&mut self, retry: RetryPolicy) -> RetryPolicy {
+        std::mem::replace(&mut self.retry, retry)
+    }
+
+    pub fn retry(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// The nic names of the last register/get answer.
+    pub fn known_nics(&self) -> Option<&[String]> {
+        self.known_nics.as_deref()
+    }
+
+    /// Run `attempt` until it succeeds, fails permanently, or the policy
+    /// says stop.
+    async fn with_retry<T>(
+        &self,
+        call: &'static str,
+        mut attempt: impl AsyncFnMut() -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let start = Instant::now();
+        let mut failed = 0u32;
+        loop {
+            match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    failed += 1;
+                    let delay = self.retry.delay(failed);
+                    if !e.is_transient() || !self.retry.allows_another(failed, start, delay) {
+                        return Err(e);
+                    }
+                    tracing::warn!(
+                        call,
+                        attempt = failed,
+                        retry_in = ?delay,
+                        error = %e,
+                        "transient metal API failure, retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// One signed v1 request; 200/201 → body, anything else → error.
+    async fn v1_call(
+        &self,
+        call: &'static str,
+        method: http::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<HttpResponse, ApiError> {
+        let Endpoint::V1 { base, key } = &self.endpoint else {
+            return Err(ApiError::Config(format!("{call} is a v1 call")));
+        };
+        let url = format!("{base}{path}");
+        let body = body.map(Bytes::from);
+        self.with_retry(call, async || {
+            let now = i64::try_from(unix_now().as_secs()).unwrap_or(i64::MAX);
+            let auth = sign(
+                METAL_EDIT,
+                key.expose().as_bytes(),
+                now,
+                method.as_str(),
+                &salt(),
+            );
+            let mut b = http::Request::builder()
+                .method(method.clone())
+                .uri(&url)
+                .header(http::header::ACCEPT, "application/json")
+                .header(http::header::AUTHORIZATION, &auth.authorization)
+                .header("X-Date", &auth.date)
+                .header("X-Data-Salt", &auth.salt);
+            if body.is_some() {
+                b = b.header(http::header::CONTENT_TYPE, "application/json");
+            }
+            let req = b
+                .body(Full::new(body.clone().unwrap_or_default()))
+                .map_err(|e| {
+                    ApiError::Config(format!("{call}: cannot build a request for {url}: {e}"))
+                })?;
+            let resp = self.transport.send(call, &url, req).await?;
+            tracing::debug!(call, url = %url, status = resp.status, "metal-api answered");
+            if matches!(resp.status, 200 | 201) {
+                return Ok(resp);
+            }
+            let message = match serde_json::from_slice::<v1::HttpErrorResponse>(&resp.body) {
+                Ok(e) if !e.message.is_empty() => e.message,
+                _ => format!("(no error body) {}", preview(&resp.body)),
+            };
+            Err(ApiError::Http {
+                call,
+                url: url.clone(),
+                status: resp.status,
+                message,
+            })
+        })
+        .await
+    }
+
+    /// One Connect unary call with the JSON codec; 200 → body, else error.
+    async fn v2_call(
+        &self,
+        call: &'static str,
+        procedure: &str,
+        body: Vec<u8>,
+    ) -> Result<HttpResponse, ApiError> {
+        let Endpoint::V2 { base, token_file } = &self.endpoint else {
+            return Err(ApiError::Config(format!("{call} is a v2 call")));
+        };
+        let url = format!("{base}/{procedure}");
+        let body = Bytes::from(body);
+        let timeout_ms = self.transport.timeout().as_millis().clamp(1, 9_999_999_999);
+        self.with_retry(call, async || {
+            let token = token::read_secret_file(token::TOKEN, token_file)?;
+            let req = http::Request::builder()
+                .method(http::Method::POST)
+                .uri(&url)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .header(http::header::ACCEPT, "application/json")
+                .header("Connect-Protocol-Version", "1")
+                .header("Connect-Timeout-Ms", timeout_ms.to_string())
+                .header(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", token.expose()),
+                )
+                .body(Full::new(body.clone()))
+                .map_err(|_| {
+                    ApiError::Config(format!(
+                        "{call}: cannot build a request for {url} (is the token a single line \
+                         of printable characters?)"
+                    ))
+                })?;
+            let resp = self.transport.send(call, &url, req).await?;
+            tracing::debug!(call, url = %url, status = resp.status, "metal-apiserver answered");
+            if resp.status == 200 {
+                return Ok(resp);
+            }
+            let is_json = resp
+                .content_type
+                .as_deref()
+                .is_some_and(|c| c.starts_with("application/json"));
+            let (code, message) = match serde_json::from_slice::<v2::ConnectError>(&resp.body) {
+                Ok(e) if is_json || !e.code.is_empty() => (Code::from_wire(&e.code), e.message),
+                _ => (
+                    Code::from_http_status(resp.status),
+                    format!("(no Connect error body) {}", preview(&resp.body)),
+                ),
+            };
+            Err(ApiError::Rpc {
+                call,
+                url: url.clone(),
+                status: resp.status,
+                code,
+                message,
+            })
+        })
+        .await
+    }
+
+    /// Register the switch; returns the switch as the API now stores it.
+    pub async fn register(&mut self, reg: &Registration) -> Result<FetchedSwitch, ApiError> {
+        const CALL: &str = "register switch";
+        let problems = reg.problems();
+        if !problems.is_empty() {
+            return Err(ApiError::Invalid {
+                call: CALL,
+                problems,
+            });
+        }
+        let fetched = match &self.endpoint {
+            Endpoint::V1 { .. } => {
+                let body = to_json(CALL, &v1::register_request(reg))?;
+                let resp = self
+                    .v1_call(CALL, http::Method::POST, "/v1/switch/register", Some(body))
+                    .await?;
+                let url = format!("{}/v1/switch/register", self.base_url());
+                let sw: v1::SwitchResponse = decode(CALL, &url, &resp)?;
+                sw.to_fetched().map_err(|message| ApiError::Decode {
+                    call: CALL,
+                    url,
+                    status: resp.status,
+                    message,
+                })?
+            }
+            Endpoint::V2 { .. } => {
+                let req = v2::register_request(reg).map_err(|problems| ApiError::Invalid {
+                    call: CALL,
+                    problems,
+                })?;
+                let body = to_json(CALL, &req)?;
+                self.v2_switch_call(CALL, "metalstack.infra.v2.SwitchService/Register", body)
+                    .await?
+            }
+        };
+        self.known_nics = Some(fetched.nic_names.clone());
+        Ok(fetched)
+    }
+
+    async fn v2_switch_call(
+        &self,
+        call: &'static str,
+        procedure: &str,
+        body: Vec<u8>,
+    ) -> Result<FetchedSwitch, ApiError> {
+        let resp = self.v2_call(call, procedure, body).await?;
+        let url = format!("{}/{procedure}", self.base_url());
+        let sw: v2::SwitchResponse = decode(call, &url, &resp)?;
+        sw.switch.to_fetched().map_err(|message| ApiError::Decode {
+            call,
+            url,
+            status: resp.status,
+            message,
+        })
+    }
+
+    /// The switch's desired state as the API describes it now.
+    pub async fn get(&mut self, id: &str) -> Result<FetchedSwitch, ApiError> {
+        const CALL: &str = "get switch";
+        let fetched = match &self.endpoint {
+            Endpoint::V1 { .. } => {
+                let path = format!("/v1/switch/{}", path_segment(id));
+                let resp = self.v1_call(CALL, http::Method::GET, &path, None).await?;
+                let url = format!("{}{path}", self.base_url());
+                let sw: v1::SwitchResponse = decode(CALL, &url, &resp)?;
+                sw.to_fetched().map_err(|message| ApiError::Decode {
+                    call: CALL,
+                    url,
+                    status: resp.status,
+                    message,
+                })?
+            }
+            Endpoint::V2 { .. } => {
+                let body = to_json(CALL, &v2::GetRequest { id: id.to_owned() })?;
+                self.v2_switch_call(CALL, "metalstack.infra.v2.SwitchService/Get", body)
+                    .await?
+            }
+        };
+        self.known_nics = Some(fetched.nic_names.clone());
+        Ok(fetched)
+    }
+
+    /// Report one reconcile: v1 notify, v2 heartbeat.
+    pub async fn report(
+        &mut self,
+        id: &str,
+        report: &SwitchReport,
+    ) -> Result<SyncStatus, ApiError> {
+        match &self.endpoint {
+            Endpoint::V1 { .. } => {
+                const CALL: &str = "notify switch";
+                let body = to_json(CALL, &v1::notify_request(report, self.known_nics()))?;
+                let path = format!("/v1/switch/{}/notify", path_segment(id));
+                let resp = self
+                    .v1_call(CALL, http::Method::POST, &path, Some(body))
+                    .await?;
+                let url = format!("{}{path}", self.base_url());
+                let r: v1::SwitchNotifyResponse = decode(CALL, &url, &resp)?;
+                r.to_status().map_err(|message| ApiError::Decode {
+                    call: CALL,
+                    url,
+                    status: resp.status,
+                    message,
+                })
+            }
+            Endpoint::V2 { .. } => {
+                const CALL: &str = "heartbeat";
+                const PROC: &str = "metalstack.infra.v2.SwitchService/Heartbeat";
+                let hb =
+                    v2::heartbeat_request(id, report, self.known_nics()).map_err(|problems| {
+                        ApiError::Invalid {
+                            call: CALL,
+                            problems,
+                        }
+                    })?;
+                for (port, why) in &hb.dropped_bgp {
+                    tracing::debug!(
+                        port = %port,
+                        reason = %why,
+                        "BGP state not reported: metal-apiserver would refuse the whole heartbeat"
+                    );
+                }
+                if hb.request.port_states.is_none() && !report.port_states.is_empty() {
+                    // A partial map would fail the whole heartbeat (trap 5).
+                    tracing::debug!(
+                        "port states not reported: the nics of the switch are not known yet \
+                         (no register or get answer so far)"
+                    );
+                }
+                let body = to_json(CALL, &hb.request)?;
+                let resp = self.v2_call(CALL, PROC, body).await?;
+                let url = format!("{}/{PROC}", self.base_url());
+                let r: v2::HeartbeatResponse = decode(CALL, &url, &resp)?;
+                r.to_status().map_err(|message| ApiError::Decode {
+                    call: CALL,
+                    url,
+                    status: resp.status,
+                    message,
+                })
+            }
+        }
+    }
+
+    /// Send phone-home events (v2 `EventService/Send`; nothing is sent for
+    /// an empty batch).
+    pub async fn send_events(
+        &mut self,
+        events: &[PhoneHomeEvent],
+    ) -> Result<EventOutcome, ApiError> {
+        const CALL: &str = "send events";
+        const PROC: &str = "metalstack.infra.v2.EventService/Send";
+        match &self.endpoint {
+            Endpoint::V1 { .. } => Err(ApiError::Unsupported {
+                call: CALL,
+                version: "v1",
+                why: "metal-api v1 takes phone-home events over gRPC with mTLS \
+                      (api.v1.EventService), which this agent does not implement; use \
+                      api_version = v2",
+            }),
+            Endpoint::V2 { .. } => {
+                if events.is_empty() {
+                    return Ok(EventOutcome::default());
+                }
+                let body = to_json(CALL, &v2::event_request(events))?;
+                let resp = self.v2_call(CALL, PROC, body).await?;
+                let url = format!("{}/{PROC}", self.base_url());
+                let r: v2::EventSendResponse = decode(CALL, &url, &resp)?;
+                Ok(EventOutcome {
+                    sent: r.events,
+                    failed: r.failed,
+                })
+            }
+        }
+    }
+
+    /// Announce the agent (v2 `ComponentService/Ping`); v1 has no such call
+    /// and does nothing.
+    pub async fn ping(&mut self, ping: &ComponentPing) -> Result<(), ApiError> {
+        const CALL: &str = "ping";
+        const PROC: &str = "metalstack.infra.v2.ComponentService/Ping";
+        if matches!(self.endpoint, Endpoint::V1 { .. }) {
+            return Ok(());
+        }
+        let req = v2::ping_request(ping).map_err(|problems| ApiError::Invalid {
+            call: CALL,
+            problems,
+        })?;
+        let body = to_json(CALL, &req)?;
+        self.v2_call(CALL, PROC, body).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_base_url_like_metal_core() {
+        let mut cfg = Config::default();
+        assert_eq!(v1_base_url(&cfg).unwrap(), "http://localhost:8080");
+        cfg.metal_api_basepath = "/metal/".into();
+        cfg.metal_api_protocol = "https".into();
+        cfg.metal_api_ip = "api.example.com".into();
+        cfg.metal_api_port = 443;
+        assert_eq!(
+            v1_base_url(&cfg).unwrap(),
+            "https://api.example.com:443/metal"
+        );
+        cfg.metal_api_basepath = "/".into();
+        cfg.metal_api_ip = "fd00::1".into();
+        assert_eq!(v1_base_url(&cfg).unwrap(), "https://[fd00::1]:443");
+        cfg.metal_api_protocol = "ftp".into();
+        assert!(
+            v1_base_url(&cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("http://")
+        );
+    }
+
+    #[test]
+    fn codes_and_transience() {
+        assert_eq!(Code::from_wire("invalid_argument"), Code::InvalidArgument);
+        assert_eq!(Code::from_wire("bogus"), Code::Unknown);
+        assert_eq!(Code::from_http_status(503), Code::Unavailable);
+        assert_eq!(Code::from_http_status(400), Code::Internal);
+        assert_eq!(Code::from_http_status(404), Code::Unimplemented);
+        for (c, _) in Code::ALL {
+            assert_eq!(Code::from_wire(c.as_str()), c);
+        }
+        let rpc = |code| ApiError::Rpc {
+            call: "x",
+            url: "u".into(),
+            status: 0,
+            code,
+            message: String::new(),
+        };
+        assert!(rpc(Code::Unavailable).is_transient());
+        assert!(rpc(Code::DeadlineExceeded).is_transient());
+        assert!(!rpc(Code::InvalidArgument).is_transient());
+        assert!(!rpc(Code::Internal).is_transient());
+        assert!(!rpc(Code::Unauthenticated).is_transient());
+        let http = |status| ApiError::Http {
+            call: "x",
+            url: "u".into(),
+            status,
+            message: String::new(),
+        };
+        assert!(http(503).is_transient() && http(500).is_transient());
+        assert!(!http(400).is_transient() && !http(403).is_transient());
+        assert!(http(403).to_string().contains("hmac_key"));
+        assert_eq!(
+            path_segment("r01leaf01.example.com"),
+            "r01leaf01.example.com"
+        );
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn configuration_errors_say_what_to_set() {
+        let cfg = Config::default();
+        let e = ApiClient::from_config(&cfg).unwrap_err();
+        assert!(e.to_string().contains("hmac_key_file"), "{e}");
+        assert_eq!(e.exit_code(), EXIT_INVALID);
+        let cfg = Config {
+            api_version: ApiVersion::V2,
+            ..Config::default()
+        };
+        let e = ApiClient::from_config(&cfg).unwrap_err();
+        assert!(e.to_string().contains("metal_apiserver_url"), "{e}");
+    }
+}

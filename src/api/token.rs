@@ -1,0 +1,154 @@
+//! Secret files: the v2 API token (`metal_apiserver_token_file`) and the
+//! v1 HMAC key (`hmac_key_file`) (feature `agent`).
+//!
+//! Rules, the same for both:
+//! - the content is trimmed (a trailing newline would otherwise end up in
+//!   the `Authorization` header);
+//! - an empty file is refused;
+//! - a file that group or others may read or write is refused, with the
+//!   `chmod` that fixes it (metal-stack's Go client writes its token 0600);
+//! - the content never appears in an error, a log line or `Debug` output:
+//!   it is returned as a [`Secret`].
+//!
+//! The token file is re-read for every request, so a renewed token is picked
+//! up without a restart.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::Secret;
+
+/// A secret file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    #[error("cannot read the {what} file {path}: {source}; {hint}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error(
+        "the {what} file {path} has mode {mode:04o}: it is {access} by group or others, so the \
+         agent refuses to use it; run `chmod 600 {path}` (owner read/write only)"
+    )]
+    Permissions {
+        what: &'static str,
+        path: PathBuf,
+        mode: u32,
+        access: &'static str,
+    },
+    #[error("the {what} file {path} is not a regular file")]
+    NotAFile { what: &'static str, path: PathBuf },
+    #[error("the {what} file {path} is empty; write the {what} into it")]
+    Empty { what: &'static str, path: PathBuf },
+    #[error("the {what} file {path} is not UTF-8 text")]
+    NotText { what: &'static str, path: PathBuf },
+}
+
+/// What a secret file holds, for messages.
+pub const TOKEN: &str = "metal-apiserver token";
+/// What a secret file holds, for messages.
+pub const HMAC_KEY: &str = "HMAC key";
+
+/// Read a secret file under the rules of this module.
+pub fn read_secret_file(what: &'static str, path: &Path) -> Result<Secret, SecretFileError> {
+    let hint = if what == TOKEN {
+        "write the switch's API token there (or set metal_apiserver_token_file)"
+    } else {
+        "write the Metal-Edit HMAC key there (or set hmac_key_file)"
+    };
+    let read_err = |source| SecretFileError::Read {
+        what,
+        path: path.to_owned(),
+        source,
+        hint,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(SecretFileError::NotAFile {
+            what,
+            path: path.to_owned(),
+        });
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o066 != 0 {
+        let access = match (mode & 0o044 != 0, mode & 0o022 != 0) {
+            (true, true) => "readable and writable",
+            (true, false) => "readable",
+            _ => "writable",
+        };
+        return Err(SecretFileError::Permissions {
+            what,
+            path: path.to_owned(),
+            mode,
+            access,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(read_err)?;
+    let text = String::from_utf8(bytes).map_err(|_| SecretFileError::NotText {
+        what,
+        path: path.to_owned(),
+    })?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(SecretFileError::Empty {
+            what,
+            path: path.to_owned(),
+        });
+    }
+    Ok(Secret::new(trimmed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, content: &str, mode: u32) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn token_is_trimmed_and_mode_0600_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "t", "  eyJhbGciOi.secret-part \n", 0o600);
+        let s = read_secret_file(TOKEN, &p).unwrap();
+        assert_eq!(s.expose(), "eyJhbGciOi.secret-part");
+        let p = write(dir.path(), "t4", "tok", 0o400);
+        assert!(read_secret_file(TOKEN, &p).is_ok());
+    }
+
+    #[test]
+    fn token_readable_by_others_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "t", "eyJ-very-secret\n", 0o644);
+        let e = read_secret_file(TOKEN, &p).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("mode 0644"), "{msg}");
+        assert!(msg.contains("readable by group or others"), "{msg}");
+        assert!(msg.contains(&format!("chmod 600 {}", p.display())), "{msg}");
+        assert!(!msg.contains("very-secret") && !format!("{e:?}").contains("very-secret"));
+        let p = write(dir.path(), "g", "x", 0o620);
+        let msg = read_secret_file(HMAC_KEY, &p).unwrap_err().to_string();
+        assert!(msg.contains("writable by group or others"), "{msg}");
+    }
+
+    #[test]
+    fn missing_empty_and_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_secret_file(TOKEN, &dir.path().join("nope")).unwrap_err();
+        assert!(e.to_string().contains("metal_apiserver_token_file"), "{e}");
+        let p = write(dir.path(), "empty", " \n", 0o600);
+        assert!(matches!(
+            read_secret_file(TOKEN, &p),
+            Err(SecretFileError::Empty { .. })
+        ));
+        assert!(matches!(
+            read_secret_file(TOKEN, dir.path()),
+            Err(SecretFileError::NotAFile { .. })
+        ));
+    }
+}
