@@ -118,7 +118,11 @@ impl<'s> Tenancy<'s> {
                 t.foreign_vlans.entry(vid).or_insert(key);
             }
         }
-        let mut candidates: FxHashSet<u16> = owned_maps.iter().map(|m| m.2).collect();
+        let mut candidates: FxHashSet<u16> = FxHashSet::with_capacity_and_hasher(
+            owned_maps.len() + state.table_len(Table::SuppressVlanNeigh),
+            Default::default(),
+        );
+        candidates.extend(owned_maps.iter().map(|m| m.2));
         for (name, fields) in state.table(Table::VlanInterface) {
             let Some(vid) = vid_of_vlan_name(name).filter(|v| range.contains(*v)) else {
                 continue;
@@ -145,7 +149,9 @@ impl<'s> Tenancy<'s> {
             .into_iter()
             .filter(|v| !t.foreign_vlans.contains_key(v))
             .collect();
-        let mut smallest: FxHashMap<u32, &str> = FxHashMap::default();
+        let mut smallest: FxHashMap<u32, &str> =
+            FxHashMap::with_capacity_and_hasher(owned_maps.len(), Default::default());
+        t.vni_vlans.reserve(owned_maps.len());
         for (name, vni, vid) in owned_maps {
             if t.vlans.contains(&vid) {
                 let first = smallest.get(&vni).is_none_or(|s| name < *s);

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 
@@ -210,11 +211,13 @@ pub fn fields<const N: usize>(pairs: [(&str, String); N]) -> Fields {
 }
 
 /// A snapshot of the CONFIG_DB tables the agent reads: one hash map per
-/// table, so that a lookup by table and name allocates nothing. Iteration
-/// order is unspecified; [`DbState::sorted`] gives key order.
+/// table, so that a lookup by table and name allocates nothing. Names of up
+/// to 24 bytes (nearly all) are stored inline in the table, so a lookup does
+/// not chase a pointer to compare them. Iteration order is unspecified;
+/// [`DbState::sorted`] gives key order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DbState {
-    tables: [FxHashMap<String, Fields>; Table::ALL.len()],
+    tables: [FxHashMap<CompactString, Fields>; Table::ALL.len()],
 }
 
 impl Table {
@@ -230,11 +233,11 @@ impl DbState {
     }
 
     pub fn insert(&mut self, key: Key, fields: Fields) {
-        self.tables[key.table.index()].insert(key.name, fields);
+        self.tables[key.table.index()].insert(CompactString::from(key.name), fields);
     }
 
     pub fn remove(&mut self, key: &Key) -> Option<Fields> {
-        self.tables[key.table.index()].remove(&key.name)
+        self.tables[key.table.index()].remove(key.name.as_str())
     }
 
     pub fn get(&self, key: &Key) -> Option<&Fields> {
@@ -259,7 +262,7 @@ impl DbState {
     }
 
     pub fn get_mut(&mut self, key: &Key) -> Option<&mut Fields> {
-        self.tables[key.table.index()].get_mut(&key.name)
+        self.tables[key.table.index()].get_mut(key.name.as_str())
     }
 
     /// A field of an entry.
