@@ -8,7 +8,8 @@
 //! - `plan-move`: the same after one port moved between two VRFs (full path);
 //! - `plan-move-incremental`: that move on the incremental path (only the
 //!   changed ports and VRFs are re-targeted);
-//! - `plan-fresh`: target + diff + plan on a switch without agent state.
+//! - `plan-fresh`: target + diff + plan on a switch without agent state;
+//! - `render-frr`: frr.conf of the spec.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -118,6 +119,9 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| plan_delta(black_box(&spec), black_box(&moved_spec), black_box(&k.done)))
             },
         );
+        c.bench_with_input(BenchmarkId::new("render-frr", &id), &spec, |b, spec| {
+            b.iter(|| metal_switchd::frr::render(black_box(spec)))
+        });
         c.bench_with_input(BenchmarkId::new("plan-fresh", &id), &k, |b, k| {
             b.iter(|| plan_spec(black_box(&spec), black_box(&k.fresh)))
         });

@@ -285,16 +285,23 @@ async fn plan(cfg: &Config, args: &PlanArgs) -> Result<u8, Error> {
 async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
     let (version, desc) = read_switch(&args.switch)?;
     let mut db = connect(cfg).await?;
+    let started = std::time::Instant::now();
     let state = db
         .read_when_ready(args.wait_ready, Duration::from_secs(1))
         .await?;
+    let read_time = started.elapsed();
+    let started = std::time::Instant::now();
     let prepared = configdb::prepare(&desc, cfg, &state)?;
+    let plan_time = started.elapsed();
     let opts = ApplyOptions {
         barrier_timeout: cfg.barrier_timeout.0,
         ..ApplyOptions::default()
     };
     let mut report = db.apply(&prepared.plan, &opts).await?;
     report.stats = db.stats();
+    report.read_time = read_time;
+    report.plan_time = plan_time;
+    report.peak_rss_kib = peak_rss_kib();
     match args.format {
         Format::Text => {
             print(&prepared.plan.to_string());
@@ -457,6 +464,19 @@ pub fn spec_text(spec: &SwitchSpec) -> String {
     out
 }
 
+/// This process' peak resident memory (`VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// One paragraph about an apply, for people.
 pub fn report_text(r: &ApplyReport) -> String {
     let s = &r.stats;
@@ -468,14 +488,17 @@ pub fn report_text(r: &ApplyReport) -> String {
     }
     format!(
         "applied {} phase(s): {} key(s) written with {} command(s) in {} round trip(s) \
-         (reads included); SONiC confirmed in {:.1} ms ({} barrier poll(s)); writes took {:.1} ms\n",
+         (reads included); read {:.1} ms, planned {:.1} ms, wrote {:.1} ms; SONiC confirmed \
+         in {:.1} ms ({} barrier poll(s))\n",
         r.phases.len(),
         s.keys_written,
         s.write_commands,
         s.round_trips,
+        r.read_time.as_secs_f64() * 1e3,
+        r.plan_time.as_secs_f64() * 1e3,
+        r.write_time.as_secs_f64() * 1e3,
         r.barrier_time.as_secs_f64() * 1e3,
         s.barrier_polls,
-        r.write_time.as_secs_f64() * 1e3,
     )
 }
 

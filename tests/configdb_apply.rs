@@ -110,7 +110,7 @@ async fn pxe_to_vrf_waits_until_the_port_left_the_bridge() {
         first
             .barrier
             .iter()
-            .any(|c| c.check == Check::NoBridgePort && c.parts == ["Ethernet5"])
+            .any(|c| c.check == Check::NoBridgePort && c.name == "Ethernet5")
     );
     let left = event(&sw, "del VLAN_MEMBER|Vlan3900|Ethernet5");
     let bound = event(&sw, "set INTERFACE|Ethernet5 vrf=Vrf104009");

@@ -18,9 +18,11 @@
 //!   and injects faults on request.
 //! - [`fixtures`]: the repository's test data, embedded.
 //! - [`generate`]: generated switch states and port maps of any size.
-//! - [`demo`], [`measure`]: the `metal-switchd-lab` sub-commands.
+//! - [`demo`], [`measure`], [`bench`]: the `metal-switchd-lab` sub-commands
+//!   (demo, round-trip measurement, apply benchmark and performance report).
 
 pub mod api_server;
+pub mod bench;
 pub mod demo;
 pub mod fixtures;
 pub mod frr_lab;

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use anyhow::Context;
 use metal_switchd_lab::api_server::{ApiServer, ApiServerOptions, TokenGrant};
-use metal_switchd_lab::{demo, generate, measure};
+use metal_switchd_lab::{bench, demo, generate, measure};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +41,33 @@ enum Command {
         /// Number of tenant VRFs
         #[arg(long, default_value_t = 60)]
         vrfs: usize,
+        /// The metal-switchd binary [default: next to this binary]
+        #[arg(long, value_name = "FILE")]
+        agent: Option<PathBuf>,
+    },
+    /// Apply benchmark: fresh, no-op and one-port-move applies at (48, 16),
+    /// (256, 256) and (1024, 1000) against a real redis, next to the raw
+    /// pipelined limit for the same commands
+    BenchApply {
+        /// Runs per size
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// The metal-switchd binary [default: next to this binary]
+        #[arg(long, value_name = "FILE")]
+        agent: Option<PathBuf>,
+    },
+    /// Write docs/performance.md from criterion's results (run `cargo bench
+    /// --bench plan` first) and a fresh apply benchmark
+    PerfReport {
+        /// Runs per size of the apply benchmark
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+        /// Criterion's output directory
+        #[arg(long, default_value = "target/criterion")]
+        criterion: PathBuf,
+        /// Where to write the report
+        #[arg(long, default_value = "docs/performance.md")]
+        out: PathBuf,
         /// The metal-switchd binary [default: next to this binary]
         #[arg(long, value_name = "FILE")]
         agent: Option<PathBuf>,
@@ -150,6 +177,25 @@ fn main() -> anyhow::Result<()> {
         Command::Measure { vrfs, agent } => {
             let rows = measure::run(agent.as_deref(), vrfs)?;
             print!("{}", measure::table(&rows));
+            Ok(())
+        }
+        Command::BenchApply { runs, agent } => {
+            let agent = demo::agent_binary(agent.as_deref())?;
+            print!(
+                "{}",
+                bench::apply_table(&bench::run(&agent, &bench::SIZES, runs)?)
+            );
+            Ok(())
+        }
+        Command::PerfReport {
+            runs,
+            criterion,
+            out,
+            agent,
+        } => {
+            let agent = demo::agent_binary(agent.as_deref())?;
+            bench::report(&agent, &criterion, runs, &out)?;
+            println!("wrote {}", out.display());
             Ok(())
         }
         Command::GenSwitch { vrfs } => {

@@ -173,13 +173,13 @@ fn needs_replace(table: Table, cur: &Fields, want: &Fields) -> bool {
 fn field_diff(cur: &Fields, want: &Fields, scope: Scope) -> (Fields, Vec<String>) {
     let set: Fields = want
         .iter()
-        .filter(|(k, v)| cur.get(*k) != Some(*v))
+        .filter(|(k, v)| cur.get(k) != Some(*v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let remove = match scope {
         Scope::Whole => cur
             .keys()
-            .filter(|k| !want.contains_key(*k))
+            .filter(|k| !want.contains_key(k))
             .cloned()
             .collect(),
         Scope::Listed => Vec::new(),
@@ -192,7 +192,7 @@ fn matches(want: &[(&str, &str)], cur: &Fields, scope: Scope) -> bool {
     (scope == Scope::Listed || cur.len() == want.len())
         && want
             .iter()
-            .all(|(k, v)| cur.get(*k).map(String::as_str) == Some(*v))
+            .all(|(k, v)| cur.get(k).map(String::as_str) == Some(*v))
 }
 
 /// Entries of `current` identified by table and the address of their stored

@@ -140,9 +140,10 @@ pub enum Check {
 pub struct Condition {
     pub db: Db,
     /// Table, or the full key of a single hash.
-    pub table: String,
-    /// Key parts after the table (empty for a single hash).
-    pub parts: Vec<String>,
+    pub table: &'static str,
+    /// The key after the table, parts joined with `|` (empty for a single
+    /// hash; the port for [`Check::NoBridgePort`]).
+    pub name: String,
     #[serde(flatten)]
     pub check: Check,
     /// Who makes it true, for messages (e.g. `vlanmgrd`).
@@ -150,24 +151,31 @@ pub struct Condition {
 }
 
 impl Condition {
-    fn new(db: Db, table: &str, parts: &[&str], check: Check, by: &'static str) -> Self {
+    fn new(db: Db, table: &'static str, name: &str, check: Check, by: &'static str) -> Self {
         Condition {
             db,
-            table: table.to_owned(),
-            parts: parts.iter().map(|s| (*s).to_owned()).collect(),
+            table,
+            name: name.to_owned(),
             check,
             by,
         }
     }
 
+    /// The key after the table with the given separator.
+    pub fn name_with(&self, sep: char) -> String {
+        if sep == SEP {
+            self.name.clone()
+        } else {
+            self.name.replace(SEP, &sep.to_string())
+        }
+    }
+
     /// The redis key with the given separator.
     pub fn redis_key(&self, sep: char) -> String {
-        let mut k = self.table.clone();
-        for p in &self.parts {
-            k.push(sep);
-            k.push_str(p);
+        if self.name.is_empty() {
+            return self.table.to_owned();
         }
-        k
+        format!("{}{sep}{}", self.table, self.name_with(sep))
     }
 }
 
@@ -182,7 +190,7 @@ impl fmt::Display for Condition {
             }
             Check::FieldGone { field } => write!(f, "{} {key}[{field}] gone", self.db.name()),
             Check::NoBridgePort => {
-                write!(f, "ASIC_DB has no bridge port for {}", self.parts.join(""))
+                write!(f, "ASIC_DB has no bridge port for {}", self.name)
             }
         }?;
         write!(f, " ({})", self.by)
@@ -261,14 +269,7 @@ impl fmt::Display for Plan {
 
 /// Print a barrier; runs of more than three conditions of one kind are shortened.
 fn write_barrier(f: &mut fmt::Formatter<'_>, barrier: &[Condition]) -> fmt::Result {
-    let kind = |c: &Condition| {
-        (
-            c.db,
-            c.table.clone(),
-            std::mem::discriminant(&c.check),
-            c.by,
-        )
-    };
+    let kind = |c: &Condition| (c.db, c.table, std::mem::discriminant(&c.check), c.by);
     let mut i = 0;
     while i < barrier.len() {
         let k = kind(&barrier[i]);
@@ -279,8 +280,8 @@ fn write_barrier(f: &mut fmt::Formatter<'_>, barrier: &[Condition]) -> fmt::Resu
             }
         } else {
             let group = &barrier[i..i + n];
-            let sep = group[0].db.default_separator().to_string();
-            let names: Vec<String> = group.iter().take(3).map(|c| c.parts.join(&sep)).collect();
+            let sep = group[0].db.default_separator();
+            let names: Vec<String> = group.iter().take(3).map(|c| c.name_with(sep)).collect();
             writeln!(
                 f,
                 "    {} (x{n}: {}, ... and {} more)",
@@ -332,12 +333,12 @@ pub fn plan(set: ChangeSet) -> Plan {
 fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> {
     use Check::*;
     let key = &c.key;
-    let parts: Vec<&str> = key.parts().collect();
+    let parts = key.name.as_str();
     let rif_gone = |name: &str| {
         Condition::new(
             Db::Counters,
             "COUNTERS_RIF_NAME_MAP",
-            &[],
+            "",
             FieldGone {
                 field: name.to_owned(),
             },
@@ -349,17 +350,17 @@ fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> 
             let mut v = vec![Condition::new(
                 Db::State,
                 "VLAN_MEMBER_TABLE",
-                &parts,
+                parts,
                 Gone,
                 "vlanmgrd",
             )];
-            if let Some(port) = parts.get(1)
-                && routed_later.contains(*port)
+            if let Some((_, port)) = parts.split_once(SEP)
+                && routed_later.contains(port)
             {
                 v.push(Condition::new(
                     Db::Asic,
                     "",
-                    &[port],
+                    port,
                     NoBridgePort,
                     "orchagent",
                 ));
@@ -370,20 +371,20 @@ fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> 
             vec![Condition::new(
                 Db::State,
                 "VLAN_MEMBER_TABLE",
-                &parts,
+                parts,
                 Present,
                 "vlanmgrd",
             )]
         }
         (Table::Interface | Table::VlanInterface, Op::Delete { .. }) => vec![
-            Condition::new(Db::State, "INTERFACE_TABLE", &parts, Gone, "intfmgrd"),
+            Condition::new(Db::State, "INTERFACE_TABLE", parts, Gone, "intfmgrd"),
             rif_gone(&key.name),
         ],
         (Table::Interface | Table::VlanInterface, Op::Create { .. }) => {
             vec![Condition::new(
                 Db::State,
                 "INTERFACE_TABLE",
-                &parts,
+                parts,
                 Present,
                 "intfmgrd",
             )]
@@ -392,7 +393,7 @@ fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> 
             vec![Condition::new(
                 Db::Appl,
                 "VXLAN_TUNNEL_MAP_TABLE",
-                &parts,
+                parts,
                 Gone,
                 "vxlanmgrd",
             )]
@@ -401,7 +402,7 @@ fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> 
             vec![Condition::new(
                 Db::Appl,
                 "VXLAN_TUNNEL_MAP_TABLE",
-                &parts,
+                parts,
                 Present,
                 "vxlanmgrd",
             )]
@@ -410,7 +411,7 @@ fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> 
             vec![Condition::new(
                 Db::State,
                 "VLAN_TABLE",
-                &parts,
+                parts,
                 Present,
                 "vlanmgrd",
             )]
@@ -419,7 +420,7 @@ fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> 
             vec![Condition::new(
                 Db::State,
                 "VLAN_TABLE",
-                &parts,
+                parts,
                 Gone,
                 "vlanmgrd",
             )]
@@ -428,7 +429,7 @@ fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> 
             vec![Condition::new(
                 Db::State,
                 "VRF_TABLE",
-                &parts,
+                parts,
                 Present,
                 "vrfmgrd",
             )]
@@ -437,7 +438,7 @@ fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> 
             Some(vni) => vec![Condition::new(
                 Db::Appl,
                 "VRF_TABLE",
-                &parts,
+                parts,
                 FieldIs {
                     field: "vni".into(),
                     value: vni.clone(),
@@ -450,7 +451,7 @@ fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> 
             vec![Condition::new(
                 Db::State,
                 "VRF_TABLE",
-                &parts,
+                parts,
                 Gone,
                 "vrfmgrd",
             )]
@@ -530,7 +531,7 @@ pub fn check_rules(plan: &Plan) -> Vec<String> {
             } else if !plan.phases[mi]
                 .barrier
                 .iter()
-                .any(|b| b.check == Check::NoBridgePort && b.parts == [port.clone()])
+                .any(|b| b.check == Check::NoBridgePort && b.name == *port)
             {
                 bad.push(format!(
                     "{port}: routed without waiting for its ASIC bridge port to go"

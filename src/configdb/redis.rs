@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::dbconfig::{Databases, DbConfigError, DbLocation, Instance};
 use super::diff::Op;
 use super::plan::{Check, Condition, Db, Plan, Stage};
-use super::schema::{DbState, Fields, Key, SEP, Table};
+use super::schema::{DbState, Fields, Key, PORT_FIELDS, SEP, Table};
 
 /// Errors talking to SONiC's redis.
 #[derive(Debug, thiserror::Error)]
@@ -154,19 +154,29 @@ pub struct PhaseReport {
     pub barrier_polls: u64,
 }
 
-/// What applying a plan did.
+/// What applying a plan did. Durations are serialised in microseconds.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ApplyReport {
     pub phases: Vec<PhaseReport>,
     /// Counters of the whole apply (including the read that preceded it when
     /// the same client did it).
     pub stats: Stats,
+    /// Wall time of reading CONFIG_DB (filled in by the caller that read).
+    #[serde(with = "duration_micros")]
+    pub read_time: Duration,
+    /// Wall time of validating and planning (filled in by the caller).
+    #[serde(with = "duration_micros")]
+    pub plan_time: Duration,
     /// Wall time spent writing (barrier waits excluded).
     #[serde(with = "duration_micros")]
     pub write_time: Duration,
     /// Wall time spent waiting for barriers.
     #[serde(with = "duration_micros")]
     pub barrier_time: Duration,
+    /// Peak resident memory of the process so far, in KiB (filled in by the
+    /// caller; `None` where the kernel does not tell).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_kib: Option<u64>,
 }
 
 mod duration_micros {
@@ -177,29 +187,58 @@ mod duration_micros {
     }
 }
 
-/// Reads every entry of the agent's tables and the readiness flags.
+/// Reads every entry of the agent's tables and the readiness flags, as one
+/// flat array: `init, portinit, key1, n1, f, v, … (n1 pairs), key2, n2, …`.
+/// PORT entries carry only the fields the agent uses ([`PORT_FIELDS`]).
 /// ARGV[1]: APPL_DB id on this instance (or ""), ARGV[2]: PortInitDone key,
-/// ARGV[3..]: KEYS patterns.
+/// ARGV[3]: the KEYS pattern of PORT, ARGV[4..]: PORT fields, then "--",
+/// then the KEYS patterns of the other tables.
 const READ_SCRIPT: &str = r"
 local init = redis.call('GET', 'CONFIG_DB_INITIALIZED')
 if not init then init = '' end
-local entries = {}
-for i = 3, #ARGV do
-  local keys = redis.call('KEYS', ARGV[i])
-  for _, k in ipairs(keys) do
+local out = {init, -1}
+local n = 2
+local fields = {}
+local i = 4
+while ARGV[i] ~= '--' do
+  fields[#fields + 1] = ARGV[i]
+  i = i + 1
+end
+for _, k in ipairs(redis.call('KEYS', ARGV[3])) do
+  local h = redis.pcall('HMGET', k, unpack(fields))
+  if type(h) == 'table' and h.err == nil then
+    local at = n + 2
+    local c = 0
+    for j, v in ipairs(fields) do
+      if h[j] then
+        out[at + 2 * c + 1] = v
+        out[at + 2 * c + 2] = h[j]
+        c = c + 1
+      end
+    end
+    out[n + 1] = k
+    out[n + 2] = c
+    n = n + 2 + 2 * c
+  end
+end
+for p = i + 1, #ARGV do
+  for _, k in ipairs(redis.call('KEYS', ARGV[p])) do
     local h = redis.pcall('HGETALL', k)
     if type(h) == 'table' and h.err == nil then
-      entries[#entries + 1] = k
-      entries[#entries + 1] = h
+      out[n + 1] = k
+      out[n + 2] = #h / 2
+      for j = 1, #h do
+        out[n + 2 + j] = h[j]
+      end
+      n = n + 2 + #h
     end
   end
 end
-local portinit = -1
 if ARGV[1] ~= '' then
   redis.call('SELECT', tonumber(ARGV[1]))
-  portinit = redis.call('EXISTS', ARGV[2])
+  out[2] = redis.call('EXISTS', ARGV[2])
 end
-return {init, portinit, entries}
+return out
 ";
 
 /// Checks barrier conditions; returns the 1-based indices of unmet ones.
@@ -339,7 +378,9 @@ impl ConfigDb {
             String::new()
         });
         cmd.arg(&port_init_key);
-        for t in Table::ALL {
+        cmd.arg(format!("{}{SEP}*", Table::Port.name()));
+        cmd.arg(&PORT_FIELDS[..]).arg("--");
+        for t in Table::ALL.into_iter().filter(|t| *t != Table::Port) {
             cmd.arg(format!("{}{SEP}*", t.name()));
         }
         let conn = self.conn(&config).await?;
@@ -505,7 +546,7 @@ impl ConfigDb {
                         "ASIC_STATE{0}SAI_OBJECT_TYPE_BRIDGE_PORT{0}*",
                         asic.separator
                     );
-                    let port = c.parts.concat();
+                    let port = c.name.clone();
                     (
                         counters.clone(),
                         vec![
@@ -613,55 +654,47 @@ fn fields_args(fields: &Fields) -> Vec<&str> {
         .collect()
 }
 
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::Int(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
 fn parse_read_reply(reply: Value) -> Result<(DbState, String, Option<bool>), ConfigDbError> {
-    let bad = |reply: &Value| ConfigDbError::Reply {
+    let bad = |what: &str| ConfigDbError::Reply {
         what: "reading CONFIG_DB".into(),
-        reply: format!("{reply:?}").chars().take(200).collect(),
+        reply: what.to_owned(),
     };
-    let Value::Array(top) = &reply else {
-        return Err(bad(&reply));
+    let Value::Array(top) = reply else {
+        return Err(bad("not an array"));
     };
-    let [init, portinit, entries] = top.as_slice() else {
-        return Err(bad(&reply));
+    // Consume the reply: bulk strings become Strings without a copy.
+    let owned = |v: Value| -> Option<String> {
+        match v {
+            Value::BulkString(b) => String::from_utf8(b).ok(),
+            Value::SimpleString(s) => Some(s),
+            Value::Int(i) => Some(i.to_string()),
+            _ => None,
+        }
     };
-    let init = text(init).unwrap_or_default();
-    let port_init = match portinit {
-        Value::Int(-1) => None,
-        Value::Int(n) => Some(*n == 1),
-        other => return Err(bad(other)),
+    let mut it = top.into_iter();
+    let init = it.next().and_then(owned).unwrap_or_default();
+    let port_init = match it.next() {
+        Some(Value::Int(-1)) => None,
+        Some(Value::Int(n)) => Some(n == 1),
+        _ => return Err(bad("no PortInitDone flag")),
     };
     let mut state = DbState::new();
-    let Value::Array(items) = entries else {
-        return Err(bad(entries));
-    };
-    for pair in items.chunks(2) {
-        let [k, h] = pair else {
-            return Err(bad(&reply));
-        };
-        let Some(key) = text(k).and_then(|k| Key::parse(&k)) else {
-            continue;
-        };
-        let Value::Array(fv) = h else {
-            return Err(bad(h));
+    while let Some(k) = it.next() {
+        let key = owned(k).ok_or_else(|| bad("a key is not a string"))?;
+        let n = match it.next() {
+            Some(Value::Int(n)) => usize::try_from(n).map_err(|_| bad("negative field count"))?,
+            _ => return Err(bad("no field count")),
         };
         let mut fields = Fields::new();
-        for f in fv.chunks(2) {
-            if let [f, v] = f
-                && let (Some(f), Some(v)) = (text(f), text(v))
-            {
-                fields.insert(f, v);
-            }
+        for _ in 0..n {
+            let (Some(f), Some(v)) = (it.next().and_then(owned), it.next().and_then(owned)) else {
+                return Err(bad("truncated entry"));
+            };
+            fields.insert(f, v);
         }
-        state.insert(key, fields);
+        if let Some(key) = Key::parse(&key) {
+            state.insert(key, fields);
+        }
     }
     Ok((state, init, port_init))
 }

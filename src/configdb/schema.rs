@@ -198,8 +198,117 @@ pub fn map_name(vni: u32, vid: u16) -> String {
     format!("map_{vni}_Vlan{vid}")
 }
 
-/// Fields of an entry, sorted by name.
-pub type Fields = BTreeMap<String, String>;
+/// The fields of `PORT` entries the agent reads from redis (it never writes
+/// other fields and never creates or deletes the key).
+pub const PORT_FIELDS: [&str; 3] = ["alias", "mtu", "admin_status"];
+
+/// Fields of an entry: a small map kept as a vector sorted by field name.
+/// Most entries have one to three fields; a B-tree would reserve room for
+/// eleven per node, and for thousands of entries that is most of the memory
+/// a snapshot takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    pub fn new() -> Self {
+        Fields(Vec::new())
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Fields(Vec::with_capacity(n))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn position(&self, field: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(field))
+    }
+
+    /// The value of a field (a scan with equality tests: few fields, and
+    /// most names differ in length).
+    pub fn get(&self, field: &str) -> Option<&String> {
+        self.0.iter().find(|(k, _)| k == field).map(|(_, v)| v)
+    }
+
+    pub fn contains_key(&self, field: &str) -> bool {
+        self.get(field).is_some()
+    }
+
+    /// Set a field; returns the previous value.
+    pub fn insert(&mut self, field: String, value: String) -> Option<String> {
+        match self.position(&field) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (field, value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, field: &str) -> Option<String> {
+        self.position(field).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Fields in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+}
+
+impl Extend<(String, String)> for Fields {
+    fn extend<I: IntoIterator<Item = (String, String)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k, v);
+        }
+    }
+}
+
+impl FromIterator<(String, String)> for Fields {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let mut f = Fields::new();
+        f.extend(iter);
+        f
+    }
+}
+
+impl IntoIterator for Fields {
+    type Item = (String, String);
+    type IntoIter = std::vec::IntoIter<(String, String)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, String)>,
+        fn(&'a (String, String)) -> (&'a String, &'a String),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl Serialize for Fields {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
 
 /// Build a [`Fields`] from pairs; an empty list becomes `NULL: NULL`.
 pub fn fields<const N: usize>(pairs: [(&str, String); N]) -> Fields {
@@ -355,6 +464,22 @@ mod tests {
             push_decimal(&mut b, n);
             assert_eq!(b, format!("x{n}"));
         }
+    }
+
+    #[test]
+    fn fields_stay_sorted_and_unique() {
+        let mut f: Fields = [("vni", "1"), ("fallback", "false"), ("vni", "2")]
+            .into_iter()
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .collect();
+        assert_eq!(
+            f.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["fallback", "vni"]
+        );
+        assert_eq!(f.get("vni").map(String::as_str), Some("2"));
+        assert_eq!(f.insert("a".into(), "x".into()), None);
+        assert_eq!(f.remove("fallback").as_deref(), Some("false"));
+        assert_eq!(serde_json::to_string(&f).unwrap(), r#"{"a":"x","vni":"2"}"#);
     }
 
     #[test]

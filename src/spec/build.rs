@@ -68,7 +68,8 @@ impl Builder<'_> {
 
         // Ports: spine uplinks are the underlay; nics give the rest.
         let mut ports: BTreeMap<String, PortSpec> = BTreeMap::new();
-        let mut origin: BTreeMap<String, String> = BTreeMap::new();
+        // The parsed filter CIDRs of each tenant VRF's member nics.
+        let mut tenant_nets: BTreeMap<u32, Vec<IpNet>> = BTreeMap::new();
         let bridge_ports: BTreeSet<String> = self
             .cfg
             .additional_bridge_ports
@@ -89,14 +90,7 @@ impl Builder<'_> {
             })
             .collect();
         for name in &uplinks {
-            self.add_port(
-                &mut ports,
-                &mut origin,
-                name,
-                PortRole::Underlay,
-                None,
-                "spine_uplinks",
-            );
+            self.add_port(&mut ports, name, PortRole::Underlay, None, None);
         }
 
         for nic in &desc.nics {
@@ -113,14 +107,21 @@ impl Builder<'_> {
             if bridge_ports.contains(&name) {
                 continue;
             }
-            let Some(role) = self.role(&nic.name, nic) else {
+            let Some((role, nets)) = self.role(&nic.name, nic) else {
                 continue;
             };
-            let why = format!("nic {}", nic.name);
-            self.add_port(&mut ports, &mut origin, &name, role, nic.admin, &why);
+            let vni = match role {
+                PortRole::Tenant { vni } => Some(vni),
+                _ => None,
+            };
+            if self.add_port(&mut ports, &name, role, nic.admin, Some(&nic.name))
+                && let Some(vni) = vni
+            {
+                tenant_nets.entry(vni).or_default().extend(nets);
+            }
         }
 
-        let vrfs = self.vrfs(desc, &ports, &static_vrfs, vtep.as_deref());
+        let vrfs = self.vrfs(&ports, tenant_nets, &static_vrfs, vtep.as_deref());
         self.check_pxe(&ports);
         self.check_local_conflicts(&ports, &static_vrfs);
         let routing = self.routing();
@@ -225,42 +226,41 @@ impl Builder<'_> {
         }
     }
 
-    fn role(&mut self, nic_name: &str, nic: &NicDesc) -> Option<PortRole> {
-        let object = format!("nic {nic_name}");
+    /// The role of a nic and, for a tenant port, its parsed filter CIDRs.
+    fn role(&mut self, nic_name: &str, nic: &NicDesc) -> Option<(PortRole, Vec<IpNet>)> {
+        let object = || format!("nic {nic_name}");
         match nic.vrf.as_deref().unwrap_or("") {
-            "" => Some(PortRole::Unprovisioned),
+            "" => Some((PortRole::Unprovisioned, Vec::new())),
             "default" => {
-                let prefixes = self.prefixes(&object, &nic.filter.cidrs);
+                let prefixes = Prefixes::compact(self.parse_cidrs(nic_name, &nic.filter.cidrs));
                 let mut vnis = BTreeSet::new();
                 for v in &nic.filter.vnis {
                     match parse_vni(v) {
                         Ok(n) => {
                             vnis.insert(n);
                         }
-                        Err(m) => self.problem(&object, format!("filter VNI {m}")),
+                        Err(m) => self.problem(object(), format!("filter VNI {m}")),
                     }
                 }
-                Some(PortRole::Firewall {
-                    filter: Filter {
-                        prefixes,
-                        vnis: vnis.into_iter().collect(),
-                    },
-                })
+                let filter = Filter {
+                    prefixes,
+                    vnis: vnis.into_iter().collect(),
+                };
+                Some((PortRole::Firewall { filter }, Vec::new()))
             }
             vrf => {
                 if let Some(p) = identifier_problem(vrf) {
-                    self.problem(&object, format!("VRF {p}"));
+                    self.problem(object(), format!("VRF {p}"));
                     return None;
                 }
                 let digits = vrf.strip_prefix("vrf").unwrap_or(vrf);
-                // The union of the members' CIDRs is built per VRF later;
-                // every CIDR is validated here, once per nic.
-                self.prefixes(&object, &nic.filter.cidrs);
+                // The union of the members' CIDRs is compacted per VRF later.
+                let nets = self.parse_cidrs(nic_name, &nic.filter.cidrs);
                 match parse_vni(digits) {
-                    Ok(vni) => Some(PortRole::Tenant { vni }),
+                    Ok(vni) => Some((PortRole::Tenant { vni }, nets)),
                     Err(m) => {
                         self.problem(
-                            &object,
+                            object(),
                             format!(
                                 "VRF {vrf:?} is not empty, \"default\" or \"vrf<VNI>\": VNI {m}"
                             ),
@@ -272,28 +272,38 @@ impl Builder<'_> {
         }
     }
 
-    fn prefixes(&mut self, object: &str, cidrs: &[String]) -> Prefixes {
-        let mut nets = Vec::new();
+    /// Parse filter CIDRs, recording every one that is not a prefix.
+    fn parse_cidrs(&mut self, nic_name: &str, cidrs: &[String]) -> Vec<IpNet> {
+        let mut nets = Vec::with_capacity(cidrs.len());
         for c in cidrs {
             match c.parse::<IpNet>() {
                 Ok(n) => nets.push(n),
-                Err(_) => self.problem(object, format!("filter CIDR {c:?} is not an IP prefix")),
+                Err(_) => self.problem(
+                    format!("nic {nic_name}"),
+                    format!("filter CIDR {c:?} is not an IP prefix"),
+                ),
             }
         }
-        Prefixes::compact(nets)
+        nets
     }
 
+    /// Add a managed port; `nic` is the API nic it came from (`None`: the
+    /// spine uplinks). Returns whether it was added (not a duplicate).
     fn add_port(
         &mut self,
         ports: &mut BTreeMap<String, PortSpec>,
-        origin: &mut BTreeMap<String, String>,
         name: &str,
         role: PortRole,
         admin: Option<super::AdminStatus>,
-        why: &str,
-    ) {
+        nic: Option<&str>,
+    ) -> bool {
         if let Some(existing) = ports.get(name) {
-            let first = origin.get(name).cloned().unwrap_or_default();
+            // Underlay ports come from spine_uplinks, all others from nics.
+            let first = match existing.role {
+                PortRole::Underlay => "spine_uplinks".to_owned(),
+                _ => format!("nic {name}"),
+            };
+            let why = nic.map_or_else(|| "spine_uplinks".to_owned(), |n| format!("nic {n}"));
             let msg = if existing.role == role {
                 format!("listed twice ({first} and {why})")
             } else {
@@ -304,9 +314,8 @@ impl Builder<'_> {
                 )
             };
             self.problem(format!("port {name}"), msg);
-            return;
+            return false;
         }
-        origin.insert(name.to_owned(), why.to_owned());
         ports.insert(
             name.to_owned(),
             PortSpec {
@@ -315,12 +324,13 @@ impl Builder<'_> {
                 admin,
             },
         );
+        true
     }
 
     fn vrfs(
         &mut self,
-        desc: &SwitchDesc,
         ports: &BTreeMap<String, PortSpec>,
+        mut tenant_nets: BTreeMap<u32, Vec<IpNet>>,
         static_vrfs: &BTreeSet<String>,
         vtep: Option<&str>,
     ) -> BTreeMap<u32, VrfSpec> {
@@ -328,22 +338,11 @@ impl Builder<'_> {
         let mut members: BTreeMap<u32, (Vec<String>, Vec<IpNet>)> = BTreeMap::new();
         for p in ports.values() {
             if let PortRole::Tenant { vni } = p.role {
-                members.entry(vni).or_default().0.push(p.name.clone());
-            }
-        }
-        for nic in &desc.nics {
-            let vni = nic
-                .vrf
-                .as_deref()
-                .and_then(|v| v.strip_prefix("vrf"))
-                .and_then(|d| parse_vni(d).ok());
-            if let Some((_, nets)) = vni.and_then(|v| members.get_mut(&v)) {
-                nets.extend(
-                    nic.filter
-                        .cidrs
-                        .iter()
-                        .filter_map(|c| c.parse::<IpNet>().ok()),
-                );
+                let m = members.entry(vni).or_default();
+                m.0.push(p.name.clone());
+                if m.1.is_empty() {
+                    m.1 = tenant_nets.remove(&vni).unwrap_or_default();
+                }
             }
         }
 
@@ -359,10 +358,10 @@ impl Builder<'_> {
         let mut need_vlan = Vec::new();
         for (vni, (ports, nets)) in members {
             let name = vrf_name(vni);
-            let object = format!("VRF {name}");
+            let object = || format!("VRF Vrf{vni}");
             if static_vrfs.contains(&name) {
                 self.problem(
-                    &object,
+                    object(),
                     format!(
                         "is listed in static_vrfs but the API assigns ports to it ({})",
                         ports.join(", ")
@@ -371,16 +370,16 @@ impl Builder<'_> {
                 continue;
             }
             if let Some(user) = self.facts.foreign_vnis.get(&vni) {
-                self.problem(&object, format!("VNI {vni} is already used by {user}"));
+                self.problem(object(), format!("VNI {vni} is already used by {user}"));
                 continue;
             }
             if let Some(p) = ifname_problem(&name) {
-                self.problem(&object, p);
+                self.problem(object(), p);
             }
             let vlan = self.facts.tenant_vlans.get(&vni).copied();
             if let Some(v) = vlan {
                 if let Some(holder) = self.facts.foreign_vlans.get(&v) {
-                    self.problem(&object, format!("its VLAN Vlan{v} collides with {holder}"));
+                    self.problem(object(), format!("its VLAN Vlan{v} collides with {holder}"));
                 }
             } else {
                 need_vlan.push(vni);
@@ -484,18 +483,20 @@ impl Builder<'_> {
     ) {
         let owned_vrf = |v: &str| vni_of_vrf_name(v).is_some() && !static_vrfs.contains(v);
         for p in ports.values() {
-            let object = format!("port {}", p.name);
+            let object = || format!("port {}", p.name);
             let current = self.facts.interfaces.get(&p.name);
-            let desired: Option<Option<String>> = match &p.role {
+            // The INTERFACE binding wanted: None = no INTERFACE entry,
+            // Some(None) = unbound, Some(Some(vni)) = bound to Vrf<vni>.
+            let desired: Option<Option<u32>> = match &p.role {
                 PortRole::Unprovisioned => None,
                 PortRole::Underlay | PortRole::Firewall { .. } => Some(None),
-                PortRole::Tenant { vni } => Some(Some(vrf_name(*vni))),
+                PortRole::Tenant { vni } => Some(Some(*vni)),
             };
             if let Some(Some(bound)) = current
                 && !owned_vrf(bound)
             {
                 self.problem(
-                    &object,
+                    object(),
                     format!(
                         "is bound to VRF {bound}, which the agent does not own (static or \
                          foreign); it would have to become {}",
@@ -507,11 +508,11 @@ impl Builder<'_> {
             let interface_changes = match (current, &desired) {
                 (None, _) => false,
                 (Some(_), None) => true,
-                (Some(cur), Some(want)) => cur != want,
+                (Some(cur), Some(want)) => cur.as_deref().and_then(vni_of_vrf_name) != *want,
             };
             if interface_changes && self.facts.interface_ips.contains(&p.name) {
                 self.problem(
-                    &object,
+                    object(),
                     "has IP addresses (INTERFACE|<port>|<prefix>), which the agent does not \
                      manage; its INTERFACE entry cannot be replaced while they exist",
                 );
@@ -528,7 +529,7 @@ impl Builder<'_> {
                     .collect();
                 if !foreign.is_empty() {
                     self.problem(
-                        &object,
+                        object(),
                         format!(
                             "is a member of {}, which the agent does not own; a {} port must \
                              leave every VLAN",
