@@ -529,8 +529,8 @@ impl ConfigDb {
 
     /// Encode the conditions per instance for [`BARRIER_SCRIPT`]; conditions
     /// on databases this switch does not have (no ASIC) hold trivially.
-    fn barrier_args(&self, conditions: &[Condition]) -> BTreeMap<String, InstanceChecks> {
-        let mut by_instance: BTreeMap<String, InstanceChecks> = BTreeMap::new();
+    fn barrier_args(&self, conditions: &[Condition]) -> Vec<InstanceChecks> {
+        let mut by_instance: BTreeMap<&str, InstanceChecks> = BTreeMap::new();
         for (idx, c) in conditions.iter().enumerate() {
             let args = match &c.check {
                 Check::NoBridgePort => {
@@ -548,7 +548,7 @@ impl ConfigDb {
                     );
                     let port = c.name.clone();
                     (
-                        counters.clone(),
+                        counters,
                         vec![
                             "NB".into(),
                             counters.id.to_string(),
@@ -571,31 +571,32 @@ impl ConfigDb {
                         Check::NoBridgePort => continue,
                     };
                     (
-                        loc.clone(),
+                        loc,
                         vec![kind.into(), loc.id.to_string(), key, field, value],
                     )
                 }
             };
             let (loc, a) = args;
             by_instance
-                .entry(loc.instance.name.clone())
-                .or_insert_with(|| (loc, Vec::new()))
+                .entry(loc.instance.name.as_str())
+                .or_insert_with(|| (loc.clone(), Vec::new()))
                 .1
                 .push((idx, a));
         }
-        by_instance
+        by_instance.into_values().collect()
     }
 
-    /// Indices of the conditions that do not hold yet (one round trip per instance).
-    pub async fn unmet(&mut self, conditions: &[Condition]) -> Result<Vec<usize>, ConfigDbError> {
+    /// Indices of the conditions that do not hold yet (one round trip per
+    /// instance); `checks` comes from [`Self::barrier_args`].
+    async fn unmet(&mut self, checks: &[InstanceChecks]) -> Result<Vec<usize>, ConfigDbError> {
         let mut unmet = Vec::new();
-        for (_, (loc, items)) in self.barrier_args(conditions) {
+        for (loc, items) in checks {
             let mut cmd = redis::cmd("EVAL");
             cmd.arg(BARRIER_SCRIPT).arg(0);
-            for (_, a) in &items {
+            for (_, a) in items {
                 cmd.arg(a);
             }
-            let conn = self.conn(&loc).await?;
+            let conn = self.conn(loc).await?;
             let idx: Vec<usize> = cmd
                 .query_async(conn)
                 .await
@@ -623,8 +624,9 @@ impl ConfigDb {
         }
         let start = Instant::now();
         let mut interval = opts.poll_interval;
+        let checks = self.barrier_args(&phase.barrier);
         loop {
-            let unmet = self.unmet(&phase.barrier).await?;
+            let unmet = self.unmet(&checks).await?;
             if unmet.is_empty() {
                 tracing::debug!(phase = i + 1, waited = ?start.elapsed(), "barrier confirmed");
                 return Ok(());
