@@ -373,6 +373,23 @@ fn decode<T: DeserializeOwned>(
     })
 }
 
+/// Decode an answer as `T` and turn it into what the caller wants; a
+/// conversion that fails is a decode error of that answer too.
+fn decode_into<T: DeserializeOwned, U>(
+    call: &'static str,
+    url: String,
+    resp: &HttpResponse,
+    convert: impl FnOnce(T) -> Result<U, String>,
+) -> Result<U, ApiError> {
+    let answer: T = decode(call, &url, resp)?;
+    convert(answer).map_err(|message| ApiError::Decode {
+        call,
+        url,
+        status: resp.status,
+        message,
+    })
+}
+
 fn preview(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned()
 }
@@ -623,17 +640,8 @@ impl ApiClient {
         let fetched = match &self.endpoint {
             Endpoint::V1 { .. } => {
                 let body = to_json(CALL, &v1::register_request(reg))?;
-                let resp = self
-                    .v1_call(CALL, http::Method::POST, "/v1/switch/register", Some(body))
-                    .await?;
-                let url = format!("{}/v1/switch/register", self.base_url());
-                let sw: v1::SwitchResponse = decode(CALL, &url, &resp)?;
-                sw.to_fetched().map_err(|message| ApiError::Decode {
-                    call: CALL,
-                    url,
-                    status: resp.status,
-                    message,
-                })?
+                self.v1_switch_call(CALL, http::Method::POST, "/v1/switch/register", Some(body))
+                    .await?
             }
             Endpoint::V2 { .. } => {
                 let req = v2::register_request(reg).map_err(|problems| ApiError::Invalid {
@@ -649,6 +657,20 @@ impl ApiClient {
         Ok(fetched)
     }
 
+    /// A v1 call answered with a `v1.SwitchResponse`.
+    async fn v1_switch_call(
+        &self,
+        call: &'static str,
+        method: http::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<FetchedSwitch, ApiError> {
+        let resp = self.v1_call(call, method, path, body).await?;
+        let url = format!("{}{path}", self.base_url());
+        decode_into(call, url, &resp, |sw: v1::SwitchResponse| sw.to_fetched())
+    }
+
+    /// A v2 call answered with a `SwitchService*Response` holding a switch.
     async fn v2_switch_call(
         &self,
         call: &'static str,
@@ -657,12 +679,8 @@ impl ApiClient {
     ) -> Result<FetchedSwitch, ApiError> {
         let resp = self.v2_call(call, procedure, body).await?;
         let url = format!("{}/{procedure}", self.base_url());
-        let sw: v2::SwitchResponse = decode(call, &url, &resp)?;
-        sw.switch.to_fetched().map_err(|message| ApiError::Decode {
-            call,
-            url,
-            status: resp.status,
-            message,
+        decode_into(call, url, &resp, |sw: v2::SwitchResponse| {
+            sw.switch.to_fetched()
         })
     }
 
@@ -672,15 +690,8 @@ impl ApiClient {
         let fetched = match &self.endpoint {
             Endpoint::V1 { .. } => {
                 let path = format!("/v1/switch/{}", path_segment(id));
-                let resp = self.v1_call(CALL, http::Method::GET, &path, None).await?;
-                let url = format!("{}{path}", self.base_url());
-                let sw: v1::SwitchResponse = decode(CALL, &url, &resp)?;
-                sw.to_fetched().map_err(|message| ApiError::Decode {
-                    call: CALL,
-                    url,
-                    status: resp.status,
-                    message,
-                })?
+                self.v1_switch_call(CALL, http::Method::GET, &path, None)
+                    .await?
             }
             Endpoint::V2 { .. } => {
                 let body = to_json(CALL, &v2::GetRequest { id: id.to_owned() })?;
@@ -707,12 +718,8 @@ impl ApiClient {
                     .v1_call(CALL, http::Method::POST, &path, Some(body))
                     .await?;
                 let url = format!("{}{path}", self.base_url());
-                let r: v1::SwitchNotifyResponse = decode(CALL, &url, &resp)?;
-                r.to_status().map_err(|message| ApiError::Decode {
-                    call: CALL,
-                    url,
-                    status: resp.status,
-                    message,
+                decode_into(CALL, url, &resp, |r: v1::SwitchNotifyResponse| {
+                    r.to_status()
                 })
             }
             Endpoint::V2 { .. } => {
@@ -742,13 +749,7 @@ impl ApiClient {
                 let body = to_json(CALL, &hb.request)?;
                 let resp = self.v2_call(CALL, PROC, body).await?;
                 let url = format!("{}/{PROC}", self.base_url());
-                let r: v2::HeartbeatResponse = decode(CALL, &url, &resp)?;
-                r.to_status().map_err(|message| ApiError::Decode {
-                    call: CALL,
-                    url,
-                    status: resp.status,
-                    message,
-                })
+                decode_into(CALL, url, &resp, |r: v2::HeartbeatResponse| r.to_status())
             }
         }
     }

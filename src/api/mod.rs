@@ -259,6 +259,106 @@ pub fn parse_switch_document(
     Ok((version, desc))
 }
 
+/// Samples the v1 and v2 body tests share: switch r01leaf01 as the fixtures
+/// under `testdata/api` describe it. Each test adjusts them to its fixture.
+#[cfg(test)]
+pub(crate) mod samples {
+    use std::collections::BTreeMap;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    use super::{RegisteredNic, Registration};
+    use crate::observed::{BgpPortState, BgpState, PortOperState, SwitchReport};
+
+    /// An established session in VRF `default`.
+    pub(crate) fn established(
+        neighbor: &str,
+        peer_group: &str,
+        since: u64,
+        sent: u64,
+        accepted: u64,
+    ) -> BgpPortState {
+        BgpPortState {
+            neighbor: neighbor.into(),
+            peer_group: peer_group.into(),
+            vrf_name: "default".into(),
+            state: BgpState::Established,
+            established_since: Some(since),
+            sent_prefixes: sent,
+            accepted_prefixes: accepted,
+        }
+    }
+
+    /// An idle machine session that never learnt its neighbor's name.
+    pub(crate) fn idle_machine() -> BgpPortState {
+        BgpPortState {
+            neighbor: String::new(),
+            peer_group: "MACHINE".into(),
+            vrf_name: "Vrf104009".into(),
+            state: BgpState::Idle,
+            established_since: None,
+            sent_prefixes: 0,
+            accepted_prefixes: 0,
+        }
+    }
+
+    /// The registration of r01leaf01: Ethernet0, Ethernet1 and Ethernet120,
+    /// all up.
+    pub(crate) fn registration() -> Registration {
+        Registration {
+            id: "r01leaf01".into(),
+            partition: "fra-equ01".into(),
+            rack: Some("rack01".into()),
+            room: None,
+            management_ip: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 11)),
+            management_user: "admin".into(),
+            os_version: "ec202211_metal-stack_1.0.0".into(),
+            agent_version: "v0.18.0 (eb8219c1), tags/v0.18.0-0-geb8219c, 2026-08-11T09:06:07+00:00"
+                .into(),
+            nics: [
+                ("Ethernet0", "Eth1(Port1)"),
+                ("Ethernet1", "Eth2(Port2)"),
+                ("Ethernet120", "Eth31(Port31)"),
+            ]
+            .iter()
+            .map(|(n, i)| RegisteredNic {
+                name: (*n).into(),
+                identifier: (*i).into(),
+                oper: PortOperState::Up,
+            })
+            .collect(),
+        }
+    }
+
+    /// A successful reconcile of r01leaf01: Ethernet0, Ethernet1 and
+    /// Ethernet120 up, established sessions to a firewall on Ethernet0 and
+    /// a spine on Ethernet120.
+    pub(crate) fn report() -> SwitchReport {
+        SwitchReport {
+            duration: Duration::from_nanos(812_345_678),
+            error: None,
+            port_states: [
+                ("Ethernet0", PortOperState::Up),
+                ("Ethernet1", PortOperState::Up),
+                ("Ethernet120", PortOperState::Up),
+            ]
+            .iter()
+            .map(|(n, s)| ((*n).to_owned(), *s))
+            .collect(),
+            bgp_port_states: Some(BTreeMap::from([
+                (
+                    "Ethernet0".to_owned(),
+                    established("fw-1", "FIREWALL", 1_776_078_835, 60, 1),
+                ),
+                (
+                    "Ethernet120".to_owned(),
+                    established("fra-equ01-spine02", "FABRIC", 1_773_056_572, 59, 95),
+                ),
+            ])),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

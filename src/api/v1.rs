@@ -301,14 +301,12 @@ pub fn notify_request(report: &SwitchReport, known_nics: Option<&[String]>) -> S
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
     use std::time::Duration;
 
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::api::RegisteredNic;
-    use crate::observed::{BgpPortState as Observed, BgpState};
+    use crate::api::samples;
 
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(format!(
@@ -383,29 +381,7 @@ mod tests {
 
     #[test]
     fn register_body_matches_the_sonic_fixture() {
-        let reg = Registration {
-            id: "r01leaf01".into(),
-            partition: "fra-equ01".into(),
-            rack: Some("rack01".into()),
-            room: None,
-            management_ip: "10.1.0.11".parse::<IpAddr>().unwrap(),
-            management_user: "admin".into(),
-            os_version: "ec202211_metal-stack_1.0.0".into(),
-            agent_version: "v0.18.0 (eb8219c1), tags/v0.18.0-0-geb8219c, 2026-08-11T09:06:07+00:00"
-                .into(),
-            nics: [
-                ("Ethernet0", "Eth1(Port1)"),
-                ("Ethernet1", "Eth2(Port2)"),
-                ("Ethernet120", "Eth31(Port31)"),
-            ]
-            .iter()
-            .map(|(n, i)| RegisteredNic {
-                name: (*n).into(),
-                identifier: (*i).into(),
-                oper: PortOperState::Up,
-            })
-            .collect(),
-        };
+        let reg = samples::registration();
         let got = serde_json::to_value(register_request(&reg)).unwrap();
         let want: Value =
             serde_json::from_str(&fixture("switch-register-request-sonic.json")).unwrap();
@@ -414,38 +390,11 @@ mod tests {
 
     #[test]
     fn notify_body_matches_the_fixture() {
-        let est = |n: &str, g: &str, since: u64, sent, acc| Observed {
-            neighbor: n.into(),
-            peer_group: g.into(),
-            vrf_name: "default".into(),
-            state: BgpState::Established,
-            established_since: Some(since),
-            sent_prefixes: sent,
-            accepted_prefixes: acc,
-        };
-        let report = SwitchReport {
-            duration: Duration::from_nanos(812_345_678),
-            error: None,
-            port_states: [
-                ("Ethernet0", PortOperState::Up),
-                ("Ethernet1", PortOperState::Up),
-                ("Ethernet120", PortOperState::Up),
-                ("Ethernet2", PortOperState::Down),
-            ]
-            .iter()
-            .map(|(n, s)| ((*n).to_owned(), *s))
-            .collect(),
-            bgp_port_states: Some(BTreeMap::from([
-                (
-                    "Ethernet0".to_owned(),
-                    est("fw-1", "FIREWALL", 1_776_078_835, 60, 1),
-                ),
-                (
-                    "Ethernet120".to_owned(),
-                    est("fra-equ01-spine02", "FABRIC", 1_773_056_572, 59, 95),
-                ),
-            ])),
-        };
+        // The v1 fixture also reports Ethernet2, down.
+        let mut report = samples::report();
+        report
+            .port_states
+            .insert("Ethernet2".to_owned(), PortOperState::Down);
         let got = serde_json::to_value(notify_request(&report, None)).unwrap();
         let want: Value = serde_json::from_str(&fixture("switch-notify-request.json")).unwrap();
         assert_eq!(got, want);
@@ -462,15 +411,7 @@ mod tests {
             ]),
             bgp_port_states: Some(BTreeMap::from([(
                 "Ethernet1".into(),
-                Observed {
-                    neighbor: String::new(),
-                    peer_group: "MACHINE".into(),
-                    vrf_name: "Vrf104009".into(),
-                    state: BgpState::Idle,
-                    established_since: None,
-                    sent_prefixes: 0,
-                    accepted_prefixes: 0,
-                },
+                samples::idle_machine(),
             )])),
         };
         let known = vec!["Ethernet0".to_owned(), "Ethernet1".to_owned()];

@@ -554,13 +554,13 @@ pub fn ping_request(p: &ComponentPing) -> Result<PingRequest, Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
     use std::time::Duration;
 
     use serde_json::json;
 
     use super::*;
     use crate::api::RegisteredNic;
+    use crate::api::samples::{self, established};
     use crate::observed::BgpPortState as Observed;
 
     fn fixture(name: &str) -> String {
@@ -575,16 +575,14 @@ mod tests {
         serde_json::from_str(&fixture(name)).unwrap()
     }
 
-    fn established(n: &str, g: &str, since: u64, sent: u64, acc: u64) -> Observed {
-        Observed {
-            neighbor: n.into(),
-            peer_group: g.into(),
-            vrf_name: "default".into(),
-            state: BgpState::Established,
-            established_since: Some(since),
-            sent_prefixes: sent,
-            accepted_prefixes: acc,
-        }
+    /// The heartbeat body for `report`, as JSON.
+    fn heartbeat_body(report: &SwitchReport, known: Option<&[String]>) -> Value {
+        serde_json::to_value(
+            heartbeat_request("r01leaf01", report, known)
+                .unwrap()
+                .request,
+        )
+        .unwrap()
     }
 
     /// Every v2 fixture parses into the type it is an example of.
@@ -633,29 +631,9 @@ mod tests {
 
     #[test]
     fn register_body_matches_the_fixture() {
-        let reg = Registration {
-            id: "r01leaf01".into(),
-            partition: "fra-equ01".into(),
-            rack: Some("rack01".into()),
-            room: None,
-            management_ip: "10.1.0.11".parse::<IpAddr>().unwrap(),
-            management_user: "admin".into(),
-            os_version: "ec202211_metal-stack_1.0.0".into(),
-            agent_version: "v0.18.0 (eb8219c1), tags/v0.18.0-0-geb8219c, 2026-08-11T09:06:07+00:00"
-                .into(),
-            nics: [
-                ("Ethernet0", "Eth1(Port1)", PortOperState::Up),
-                ("Ethernet1", "Eth2(Port2)", PortOperState::Down),
-                ("Ethernet120", "Eth31(Port31)", PortOperState::Up),
-            ]
-            .iter()
-            .map(|(n, i, s)| RegisteredNic {
-                name: (*n).into(),
-                identifier: (*i).into(),
-                oper: *s,
-            })
-            .collect(),
-        };
+        // The v2 fixture registers Ethernet1 down.
+        let mut reg = samples::registration();
+        reg.nics[1].oper = PortOperState::Down;
         let got = serde_json::to_value(register_request(&reg).unwrap()).unwrap();
         assert_eq!(got, json_fixture("switch-register-request.json"));
 
@@ -681,28 +659,7 @@ mod tests {
 
     #[test]
     fn heartbeat_body_matches_the_fixture() {
-        let report = SwitchReport {
-            duration: Duration::from_nanos(812_345_678),
-            error: None,
-            port_states: [
-                ("Ethernet0", PortOperState::Up),
-                ("Ethernet1", PortOperState::Up),
-                ("Ethernet120", PortOperState::Up),
-            ]
-            .iter()
-            .map(|(n, s)| ((*n).to_owned(), *s))
-            .collect(),
-            bgp_port_states: Some(BTreeMap::from([
-                (
-                    "Ethernet0".to_owned(),
-                    established("fw-1", "FIREWALL", 1_776_078_835, 60, 1),
-                ),
-                (
-                    "Ethernet120".to_owned(),
-                    established("fra-equ01-spine02", "FABRIC", 1_773_056_572, 59, 95),
-                ),
-            ])),
-        };
+        let report = samples::report();
         let known: Vec<String> = ["Ethernet0", "Ethernet1", "Ethernet120"]
             .iter()
             .map(|s| (*s).to_owned())
@@ -717,14 +674,8 @@ mod tests {
             error: Some("could not apply switch config: context deadline exceeded".into()),
             ..SwitchReport::default()
         };
-        let got = serde_json::to_value(
-            heartbeat_request("r01leaf01", &failed, Some(&known))
-                .unwrap()
-                .request,
-        )
-        .unwrap();
         assert_eq!(
-            got,
+            heartbeat_body(&failed, Some(&known)),
             json_fixture("switch-heartbeat-request-with-error.json")
         );
     }
@@ -733,15 +684,7 @@ mod tests {
     /// BGP entries dropped, the timer always present.
     #[test]
     fn heartbeat_never_sends_what_the_server_refuses() {
-        let idle = Observed {
-            neighbor: String::new(),
-            peer_group: "MACHINE".into(),
-            vrf_name: "Vrf104009".into(),
-            state: BgpState::Idle,
-            established_since: None,
-            sent_prefixes: 0,
-            accepted_prefixes: 0,
-        };
+        let idle = samples::idle_machine();
         let active = Observed {
             neighbor: "m".into(),
             state: BgpState::Active,
@@ -797,29 +740,14 @@ mod tests {
             bgp_port_states: None,
             ..report.clone()
         };
-        let v = serde_json::to_value(
-            heartbeat_request("r01leaf01", &empty, Some(&known))
-                .unwrap()
-                .request,
-        )
-        .unwrap();
+        let v = heartbeat_body(&empty, Some(&known));
         assert!(
             v.get("portStates").is_none() && v.get("bgpPortStates").is_none(),
             "{v}"
         );
-        let v = serde_json::to_value(
-            heartbeat_request("r01leaf01", &report, None)
-                .unwrap()
-                .request,
-        )
-        .unwrap();
+        let v = heartbeat_body(&report, None);
         assert!(v.get("portStates").is_none(), "{v}");
-        let v = serde_json::to_value(
-            heartbeat_request("r01leaf01", &report, Some(&[]))
-                .unwrap()
-                .request,
-        )
-        .unwrap();
+        let v = heartbeat_body(&report, Some(&[]));
         assert!(v.get("portStates").is_none(), "{v}");
         // No enum value is ever 0 / UNSPECIFIED.
         assert!(!got.to_string().contains("UNSPECIFIED"));

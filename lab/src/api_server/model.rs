@@ -181,6 +181,31 @@ fn str_list(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A BGP filter object of a switch document (both versions use the same keys).
+fn filter_of(f: &Value) -> Filter {
+    Filter {
+        cidrs: str_list(f.get("cidrs")),
+        vnis: str_list(f.get("vnis")),
+    }
+}
+
+/// The (machine id, nic name) pairs of a switch document's connection list
+/// `list` (v1 `connections`, v2 `machineConnections`); entries without
+/// either are skipped.
+fn connections_of(d: &Value, list: &str, machine_id: &str) -> Vec<(String, String)> {
+    d.get(list)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                opt_str(c, machine_id)?,
+                c.get("nic").and_then(|n| opt_str(n, "name"))?,
+            ))
+        })
+        .collect()
+}
+
 /// Which wire format a switch document is in.
 pub fn is_v2_document(doc: &Value) -> bool {
     if doc.get("switch").is_some_and(Value::is_object) {
@@ -218,6 +243,32 @@ impl LabSwitch {
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
+
+    /// Why registering `nics` in place of the stored ones is refused: a nic
+    /// connected to a machine must stay, under the same identifier and name.
+    pub fn connected_nic_problem(&self, nics: &[Nic]) -> Option<String> {
+        for (_, nic_name) in &self.connections {
+            let Some(old) = self.nic_by_name(nic_name) else {
+                continue;
+            };
+            match nics.iter().find(|n| n.identifier == old.identifier) {
+                None => {
+                    return Some(format!(
+                        "nic {} is connected to a machine and cannot be removed",
+                        old.name
+                    ));
+                }
+                Some(n) if n.name != old.name => {
+                    return Some(format!(
+                        "nic {} is connected to a machine and cannot be renamed",
+                        old.name
+                    ));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
 }
 
 fn from_v1(d: &Value) -> Result<(LabSwitch, Status)> {
@@ -251,13 +302,7 @@ fn from_v1(d: &Value) -> Result<(LabSwitch, Status)> {
             }),
             _ => None,
         };
-        let filter = match n.get("filter") {
-            Some(f) if f.is_object() => Some(Filter {
-                cidrs: str_list(f.get("cidrs")),
-                vnis: str_list(f.get("vnis")),
-            }),
-            _ => None,
-        };
+        let filter = n.get("filter").filter(|f| f.is_object()).map(filter_of);
         nics.push(Nic {
             identifier: opt_str(n, "identifier").unwrap_or_default(),
             mac: nonempty(opt_str(n, "mac")),
@@ -286,18 +331,7 @@ fn from_v1(d: &Value) -> Result<(LabSwitch, Status)> {
         .or_else(|| d.get("partition_id").and_then(Value::as_str))
         .unwrap_or_default()
         .to_owned();
-    let connections = d
-        .get("connections")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            Some((
-                opt_str(c, "machine_id")?,
-                c.get("nic").and_then(|n| opt_str(n, "name"))?,
-            ))
-        })
-        .collect();
+    let connections = connections_of(d, "connections", "machine_id");
     let sync = |k: &str| -> Result<Option<SyncRec>> {
         match d.get(k) {
             Some(s) if s.is_object() => {
@@ -371,10 +405,7 @@ fn from_v2(d: &Value) -> Result<(LabSwitch, Status)> {
             .get("bgpFilter")
             .or_else(|| n.get("bgp_filter"))
             .filter(|f| f.is_object())
-            .map(|f| Filter {
-                cidrs: str_list(f.get("cidrs")),
-                vnis: str_list(f.get("vnis")),
-            });
+            .map(filter_of);
         let bgp = n
             .get("bgpPortState")
             .or_else(|| n.get("bgp_port_state"))
@@ -408,18 +439,7 @@ fn from_v2(d: &Value) -> Result<(LabSwitch, Status)> {
         Some("SWITCH_REPLACE_MODE_OPERATIONAL") => "operational",
         _ => "",
     };
-    let connections = d
-        .get("machineConnections")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            Some((
-                opt_str(c, "machineId")?,
-                c.get("nic").and_then(|n| opt_str(n, "name"))?,
-            ))
-        })
-        .collect();
+    let connections = connections_of(d, "machineConnections", "machineId");
     let meta = d.get("meta");
     let mt = |k: &str| {
         meta.and_then(|x| x.get(k))

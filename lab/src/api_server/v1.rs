@@ -85,6 +85,15 @@ fn string(o: &Map<String, Value>, k: &str) -> Result<Option<String>, String> {
     }
 }
 
+/// An optional object field; the error says what it is instead.
+fn object_field(o: &Map<String, Value>, k: &str) -> Result<Option<Map<String, Value>>, String> {
+    match field(o, k) {
+        None => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m.clone())),
+        Some(v) => Err(format!("{k} is a {}", kind(v))),
+    }
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -242,31 +251,8 @@ fn register(shared: &Shared, body: &[u8]) -> Reply {
             if sw.mode == "replace" {
                 return error(422, "lab: switch replacement is not implemented");
             }
-            for (_, nic_name) in &sw.connections {
-                let Some(old) = sw.nic_by_name(nic_name) else {
-                    continue;
-                };
-                match nics.iter().find(|n| n.identifier == old.identifier) {
-                    None => {
-                        return error(
-                            400,
-                            format!(
-                                "nic {} is connected to a machine and cannot be removed",
-                                old.name
-                            ),
-                        );
-                    }
-                    Some(n) if n.name != old.name => {
-                        return error(
-                            400,
-                            format!(
-                                "nic {} is connected to a machine and cannot be renamed",
-                                old.name
-                            ),
-                        );
-                    }
-                    _ => {}
-                }
+            if let Some(problem) = sw.connected_nic_problem(&nics) {
+                return error(400, problem);
             }
             let merged = nics
                 .into_iter()
@@ -326,29 +312,16 @@ fn notify(shared: &Shared, id: &str, body: &[u8]) -> Reply {
             );
         }
     };
-    let err = match string(&req, "error") {
-        Ok(e) => e,
+    let fields = string(&req, "error").and_then(|err| {
+        Ok((
+            err,
+            object_field(&req, "port_states")?,
+            object_field(&req, "bgp_port_states")?,
+        ))
+    });
+    let (err, port_states, bgp_states) = match fields {
+        Ok(f) => f,
         Err(m) => return error(400, format!("cannot read request body: {m}")),
-    };
-    let port_states = match field(&req, "port_states") {
-        None => None,
-        Some(Value::Object(o)) => Some(o.clone()),
-        Some(v) => {
-            return error(
-                400,
-                format!("cannot read request body: port_states is a {}", kind(v)),
-            );
-        }
-    };
-    let bgp_states = match field(&req, "bgp_port_states") {
-        None => None,
-        Some(Value::Object(o)) => Some(o.clone()),
-        Some(v) => {
-            return error(
-                400,
-                format!("cannot read request body: bgp_port_states is a {}", kind(v)),
-            );
-        }
     };
     let mut st = shared.lock();
     let Some(mut sw) = st.switches.get(id).cloned() else {

@@ -704,31 +704,8 @@ fn register(shared: &Shared, s: &SwitchReq) -> Reply {
                     ),
                 );
             }
-            for (_, nic_name) in &sw.connections {
-                let Some(old) = sw.nic_by_name(nic_name) else {
-                    continue;
-                };
-                match nics.iter().find(|n| n.identifier == old.identifier) {
-                    None => {
-                        return rpc_error(
-                            "invalid_argument",
-                            format!(
-                                "nic {} is connected to a machine and cannot be removed",
-                                old.name
-                            ),
-                        );
-                    }
-                    Some(n) if n.name != old.name => {
-                        return rpc_error(
-                            "invalid_argument",
-                            format!(
-                                "nic {} is connected to a machine and cannot be renamed",
-                                old.name
-                            ),
-                        );
-                    }
-                    _ => {}
-                }
+            if let Some(problem) = sw.connected_nic_problem(&nics) {
+                return rpc_error("invalid_argument", problem);
             }
             if !nics.is_empty() {
                 sw.nics = nics
