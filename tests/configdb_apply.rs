@@ -86,11 +86,7 @@ async fn second_apply_writes_nothing() {
 
 #[tokio::test]
 async fn pxe_to_vrf_waits_until_the_port_left_the_bridge() {
-    let sw = Switch::leaf01(StandInOptions::adversarial());
-    let cfg = sw.config("");
-    sw.apply(&cfg, &leaf01_desc()).await.expect("first apply");
-    sw.settle();
-    sw.standin().clear();
+    let (sw, cfg) = Switch::leaf01_applied(StandInOptions::adversarial()).await;
 
     let desc = with_vrf(leaf01_desc(), "Ethernet5", "vrf104009");
     let (prepared, _) = sw
@@ -130,11 +126,7 @@ async fn pxe_to_vrf_waits_until_the_port_left_the_bridge() {
 
 #[tokio::test]
 async fn vrf_to_vrf_unbinds_confirms_and_rebinds() {
-    let sw = Switch::leaf01(StandInOptions::adversarial());
-    let cfg = sw.config("");
-    sw.apply(&cfg, &leaf01_desc()).await.expect("first apply");
-    sw.settle();
-    sw.standin().clear();
+    let (sw, cfg) = Switch::leaf01_applied(StandInOptions::adversarial()).await;
 
     let desc = with_vrf(leaf01_desc(), "Ethernet1", "vrf104010");
     let (prepared, _) = sw
@@ -158,11 +150,7 @@ async fn vrf_to_vrf_unbinds_confirms_and_rebinds() {
 
 #[tokio::test]
 async fn vrf_to_pxe_and_a_vrf_no_longer_wanted_is_cleaned_up_in_order() {
-    let sw = Switch::leaf01(StandInOptions::adversarial());
-    let cfg = sw.config("");
-    sw.apply(&cfg, &leaf01_desc()).await.expect("first apply");
-    sw.settle();
-    sw.standin().clear();
+    let (sw, cfg) = Switch::leaf01_applied(StandInOptions::adversarial()).await;
 
     // Ethernet3 was the only member of Vrf104010.
     let desc = with_vrf(leaf01_desc(), "Ethernet3", "");
@@ -208,11 +196,7 @@ async fn vrf_to_pxe_and_a_vrf_no_longer_wanted_is_cleaned_up_in_order() {
 async fn a_skipped_barrier_is_caught_by_the_stand_in() {
     // Negative control: the same PXE -> VRF move written as ONE phase (no
     // barrier) is reported as the sonic-buildimage#13772 crash.
-    let sw = Switch::leaf01(StandInOptions::adversarial());
-    let cfg = sw.config("");
-    sw.apply(&cfg, &leaf01_desc()).await.expect("first apply");
-    sw.settle();
-    sw.standin().clear();
+    let (sw, cfg) = Switch::leaf01_applied(StandInOptions::adversarial()).await;
     let desc = with_vrf(leaf01_desc(), "Ethernet5", "vrf104009");
     let mut plan = sw.plan(&cfg, &desc).await;
     let mut merged = plan.phases.remove(0);
@@ -460,11 +444,7 @@ async fn asic_bridge_port_removal_is_awaited() {
         orchagent: Duration::from_millis(300),
         ..StandInOptions::uniform(Duration::from_millis(1))
     };
-    let sw = Switch::leaf01(opts);
-    let cfg = sw.config("");
-    sw.apply(&cfg, &leaf01_desc()).await.expect("first apply");
-    sw.settle();
-    sw.standin().clear();
+    let (sw, cfg) = Switch::leaf01_applied(opts).await;
     let desc = with_vrf(leaf01_desc(), "Ethernet6", "vrf104009");
     let (_, report) = sw.apply(&cfg, &desc).await.expect("apply");
     assert!(

@@ -95,31 +95,54 @@ pub fn diff_dumps(before: &Dump, after: &Dump) -> Vec<String> {
     out
 }
 
+/// A throwaway redis seeded with mini-lab leaf01 (122 ports), the SONiC
+/// stand-in answering, and an agent configuration file pointing at it.
+pub struct LabLeaf {
+    pub redis: RedisServer,
+    pub standin: SonicStandIn,
+    /// `metal-switchd.toml` in the server's directory.
+    pub config: PathBuf,
+}
+
+impl LabLeaf {
+    pub fn start(standin: StandInOptions) -> Result<LabLeaf> {
+        let redis = RedisServer::start()?;
+        seed_switch(
+            &redis,
+            fixtures::LEAF01_CONFIG,
+            Some(fixtures::MINI_LAB_PORT_MAP),
+            &SeedOptions::default(),
+        )?;
+        let dbconf = redis.write_database_config()?;
+        let standin = SonicStandIn::start(&redis, standin)?;
+        let config = redis.dir().join("metal-switchd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}\ndatabase_config = {:?}\n",
+                fixtures::LEAF01_AGENT_CONFIG,
+                dbconf.display().to_string()
+            ),
+        )?;
+        Ok(LabLeaf {
+            redis,
+            standin,
+            config,
+        })
+    }
+}
+
 /// Run the demo, printing to stdout.
 pub fn run(opts: &DemoOptions) -> Result<()> {
     let agent = agent_binary(opts.agent.as_deref())?;
     println!("== starting a throwaway redis-server seeded with mini-lab leaf01 (122 ports)");
-    let redis = RedisServer::start()?;
-    seed_switch(
-        &redis,
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &SeedOptions::default(),
-    )?;
-    let dbconf = redis.write_database_config()?;
-    let standin = SonicStandIn::start(&redis, StandInOptions::uniform(Duration::from_millis(2)))?;
+    let LabLeaf {
+        redis,
+        standin,
+        config,
+    } = LabLeaf::start(StandInOptions::uniform(Duration::from_millis(2)))?;
     println!("   redis: {}", redis.socket().display());
     println!("   SONiC daemons: stand-in (lab), answering every barrier after 2 ms\n");
-
-    let config = redis.dir().join("metal-switchd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}\ndatabase_config = {:?}\n",
-            fixtures::LEAF01_AGENT_CONFIG,
-            dbconf.display().to_string()
-        ),
-    )?;
     let switch = match &opts.switch {
         Some(p) => p.clone(),
         None => {

@@ -11,12 +11,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::demo::agent_binary;
-use crate::fixtures;
+use crate::demo::{LabLeaf, agent_binary};
 use crate::generate::{SwitchShape, switch_v1, vni, with_port_vrf};
 use crate::redis_server::RedisServer;
-use crate::seed::{SeedOptions, seed_switch};
-use crate::sonic::{SonicStandIn, StandInOptions};
+use crate::sonic::StandInOptions;
 
 /// One measured apply.
 #[derive(Debug, Clone)]
@@ -61,24 +59,11 @@ fn writes(redis: &RedisServer) -> Result<(u64, u64)> {
 /// Run the three scenarios with `vrfs` tenant VRFs.
 pub fn run(agent: Option<&Path>, vrfs: usize) -> Result<Vec<Row>> {
     let agent = agent_binary(agent)?;
-    let redis = RedisServer::start()?;
-    seed_switch(
-        &redis,
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &SeedOptions::default(),
-    )?;
-    let dbconf = redis.write_database_config()?;
-    let standin = SonicStandIn::start(&redis, StandInOptions::default())?;
-    let config = redis.dir().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}\ndatabase_config = {:?}\n",
-            fixtures::LEAF01_AGENT_CONFIG,
-            dbconf.display().to_string()
-        ),
-    )?;
+    let LabLeaf {
+        redis,
+        standin,
+        config,
+    } = LabLeaf::start(StandInOptions::default())?;
     let shape = SwitchShape::mini_lab(vrfs);
     let state = switch_v1(&shape);
     let a = redis.dir().join("a.json");

@@ -562,6 +562,20 @@ impl Daemon {
         self.shared.violation(self.name, what);
     }
 
+    /// A deleted object is gone: remove the daemon's own APPL_DB / STATE_DB
+    /// entries for it and record the event.
+    async fn retract(
+        &mut self,
+        keys: &[(Db, String)],
+        event: String,
+    ) -> redis::RedisResult<Outcome> {
+        for (db, key) in keys {
+            self.dbs.del(*db, key).await?;
+        }
+        self.event(event);
+        Ok(Outcome::Done)
+    }
+
     fn kernel(&self) -> MutexGuard<'_, Kernel> {
         lock(&self.shared.kernel)
     }
@@ -791,21 +805,19 @@ impl Daemon {
             .next()
             .cloned()
             .unwrap_or_default();
-        self.dbs
-            .del(Db::State, &format!("VRF_TABLE|{name}"))
-            .await?;
-        self.dbs
-            .del(Db::State, &format!("VRF_OBJECT_TABLE|{name}"))
-            .await?;
-        self.dbs.del(Db::Appl, &format!("VRF_TABLE:{name}")).await?;
-        self.dbs
-            .del(
-                Db::Appl,
-                &format!("VXLAN_VRF_TABLE:{vtep}:evpn_map_{old}_{name}"),
-            )
-            .await?;
-        self.event(format!("del VRF|{name}"));
-        Ok(Outcome::Done)
+        self.retract(
+            &[
+                (Db::State, format!("VRF_TABLE|{name}")),
+                (Db::State, format!("VRF_OBJECT_TABLE|{name}")),
+                (Db::Appl, format!("VRF_TABLE:{name}")),
+                (
+                    Db::Appl,
+                    format!("VXLAN_VRF_TABLE:{vtep}:evpn_map_{old}_{name}"),
+                ),
+            ],
+            format!("del VRF|{name}"),
+        )
+        .await
     }
 
     // ---- vlanmgrd ----
@@ -881,14 +893,14 @@ impl Daemon {
             ));
         }
         self.kernel().vlans.remove(&v);
-        self.dbs
-            .del(Db::Appl, &format!("VLAN_TABLE:{name}"))
-            .await?;
-        self.dbs
-            .del(Db::State, &format!("VLAN_TABLE|{name}"))
-            .await?;
-        self.event(format!("del VLAN|{name}"));
-        Ok(Outcome::Done)
+        self.retract(
+            &[
+                (Db::Appl, format!("VLAN_TABLE:{name}")),
+                (Db::State, format!("VLAN_TABLE|{name}")),
+            ],
+            format!("del VLAN|{name}"),
+        )
+        .await
     }
 
     async fn member_set(
@@ -1020,11 +1032,14 @@ impl Daemon {
             }
             last
         };
-        self.dbs
-            .del(Db::Appl, &format!("VLAN_MEMBER_TABLE:{vlan}:{port}"))
-            .await?;
-        self.dbs.del(Db::State, &state_key).await?;
-        self.event(format!("del VLAN_MEMBER|{rest}"));
+        self.retract(
+            &[
+                (Db::Appl, format!("VLAN_MEMBER_TABLE:{vlan}:{port}")),
+                (Db::State, state_key),
+            ],
+            format!("del VLAN_MEMBER|{rest}"),
+        )
+        .await?;
         if last {
             let port = port.to_owned();
             self.orchagent(move |mut dbs| {
@@ -1148,11 +1163,12 @@ impl Daemon {
 
     async fn intf_del(&mut self, table: &str, rest: &str) -> redis::RedisResult<Outcome> {
         if let Some((ifname, prefix)) = rest.split_once('|') {
-            self.dbs
-                .del(Db::State, &format!("INTERFACE_TABLE|{ifname}|{prefix}"))
-                .await?;
-            self.event(format!("del {table}|{rest}"));
-            return Ok(Outcome::Done);
+            return self
+                .retract(
+                    &[(Db::State, format!("INTERFACE_TABLE|{ifname}|{prefix}"))],
+                    format!("del {table}|{rest}"),
+                )
+                .await;
         }
         let ifname = rest;
         let ips: Vec<String> = redis::cmd("KEYS")
@@ -1163,13 +1179,14 @@ impl Daemon {
             return Ok(Outcome::Wait);
         }
         let was = self.kernel().routed.remove(ifname);
-        self.dbs
-            .del(Db::Appl, &format!("INTF_TABLE:{ifname}"))
-            .await?;
-        self.dbs
-            .del(Db::State, &format!("INTERFACE_TABLE|{ifname}"))
-            .await?;
-        self.event(format!("del {table}|{ifname}"));
+        self.retract(
+            &[
+                (Db::Appl, format!("INTF_TABLE:{ifname}")),
+                (Db::State, format!("INTERFACE_TABLE|{ifname}")),
+            ],
+            format!("del {table}|{ifname}"),
+        )
+        .await?;
         if was.is_some() {
             let name = ifname.to_owned();
             self.orchagent(move |mut dbs| {
@@ -1276,14 +1293,14 @@ impl Daemon {
                 "VXLAN_TUNNEL_MAP|{rest} deleted after Vlan{v}: orchagent fails with \"vlan id doesn't exist\" and leaves hardware state"
             ));
         }
-        self.dbs
-            .del(Db::Appl, &format!("VXLAN_TUNNEL_MAP_TABLE:{vtep}:{map}"))
-            .await?;
-        self.dbs
-            .del(Db::State, &format!("SUPPRESS_VLAN_NEIGH_TABLE|Vlan{v}"))
-            .await?;
-        self.event(format!("del VXLAN_TUNNEL_MAP|{rest}"));
-        Ok(Outcome::Done)
+        self.retract(
+            &[
+                (Db::Appl, format!("VXLAN_TUNNEL_MAP_TABLE:{vtep}:{map}")),
+                (Db::State, format!("SUPPRESS_VLAN_NEIGH_TABLE|Vlan{v}")),
+            ],
+            format!("del VXLAN_TUNNEL_MAP|{rest}"),
+        )
+        .await
     }
 
     // ---- portmgrd ----

@@ -38,6 +38,17 @@ impl Switch {
         )
     }
 
+    /// leaf01 with the lab sample state applied and settled, the stand-in's
+    /// events cleared: the starting point of a move test.
+    pub async fn leaf01_applied(standin: StandInOptions) -> (Switch, Config) {
+        let sw = Switch::leaf01(standin);
+        let cfg = sw.config("");
+        sw.apply(&cfg, &leaf01_desc()).await.expect("first apply");
+        sw.settle();
+        sw.standin().clear();
+        (sw, cfg)
+    }
+
     pub fn new(
         config_db: &str,
         port_map: Option<&str>,
