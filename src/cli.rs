@@ -128,7 +128,7 @@ pub struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// Apply once and exit (required: the continuous loop is `run`)
+    /// Apply once and exit (required; the continuous daemon loop is not built yet)
     #[arg(long, required = true)]
     pub once: bool,
     #[command(flatten)]
@@ -142,7 +142,7 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
-    /// Register once and exit (required: `run` registers at start)
+    /// Register once and exit (required; the continuous daemon loop is not built yet)
     #[arg(long, required = true)]
     pub once: bool,
     /// How long to wait for SONiC to be ready per attempt (CONFIG_DB_INITIALIZED, PortInitDone)

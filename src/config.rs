@@ -400,9 +400,10 @@ pub struct Config {
     pub management_gateway: Option<IpAddr>,
     /// Extra routes via the management gateway.
     pub additional_mgmt_routes: Vec<IpNet>,
-    /// Whether `run` applies the desired state (false: compute and report only).
+    /// Whether the daemon loop applies the desired state (false: compute and
+    /// report only). The loop is not built yet; `apply --once` always applies.
     pub reconfigure_switch: bool,
-    /// How often `run` reconciles without another trigger.
+    /// How often the daemon loop reconciles without another trigger.
     pub reconfigure_switch_interval: HumanDuration,
     /// Time limit of one reconcile and of API calls.
     pub timeout: HumanDuration,

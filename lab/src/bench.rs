@@ -464,7 +464,7 @@ pub fn report(agent: &Path, criterion: &Path, runs: usize, out: &Path) -> Result
     );
     let _ = writeln!(
         s,
-        "Times are medians with the range over the runs. \"read + plan + write\" is the agent's own wall time without barrier waits (the SONiC stand-in answers at once; waits are listed separately). \"raw\" sends the same commands over one connection as one pipeline (redis-benchmark style, no transaction, no planning, no waiting) to a redis in the same starting state: once idle, once with the SONiC stand-in subscribed to its keyspace and answering, as SONiC's daemons always are on a switch. Ratio = agent / raw. Peak RSS is the largest `VmHWM` that the `metal-switchd apply --once` processes report for themselves.\n"
+        "Times are medians with the range over the runs. \"read + plan + write\" is the agent's own wall time without barrier waits (the SONiC stand-in answers at once; waits are listed separately). \"raw\" sends the same commands over one connection as one pipeline (redis-benchmark style, no transaction, no planning, no waiting) to a redis in the same starting state: once idle, once with the SONiC stand-in subscribed to its keyspace and answering, as SONiC's daemons always are on a switch. Ratio = agent / raw. Peak RSS is the largest `VmHWM` that the `metal-switchd apply --once` processes report for themselves. The one-port move takes a tenant port to another tenant VRF; at (256, 256) every VRF has exactly one port, so the move also empties a VRF and the plan removes it (hence more phases there).\n"
     );
     s.push_str(&apply_table(&results));
     // Targets
@@ -537,9 +537,35 @@ pub fn report(agent: &Path, criterion: &Path, runs: usize, out: &Path) -> Result
         rss_big as f64 / 1024.0,
         ok(rss_big <= 30 * 1024)
     );
+    let med = |f: fn(&Sample) -> f64| stats(fresh256.iter().map(f).collect()).0;
+    let (read, plan, write) = (med(|x| x.read_us), med(|x| x.plan_us), med(|x| x.write_us));
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     let _ = writeln!(
         s,
-        "\n## Reproduce\n\n```sh\n./dev perf        # cargo bench --bench plan, then metal-switchd-lab perf-report\n```\n\nThe report is rewritten by that command; on a shared machine expect a spread of tens of percent between runs, compare ratios measured in one run."
+        "\n## Where the time goes (fresh apply at (256, 256))\n\n\
+         The raw limit only sends commands; the agent first reads the switch's state ({}) and plans ({}: local facts, SwitchSpec, target, diff, plan), \
+         then writes ({}). The write part alone is {:.1}× the idle raw pipeline and {:.1}× the raw pipeline with SONiC subscribed: \
+         it sends the same commands as `MULTI/EXEC` per phase (one `+QUEUED` reply per command, parsed by the redis client, and the server queues \
+         before executing), split into phases because SONiC's ordering rules require barriers between them. \
+         Reading is one round trip that is needed before anything can be planned, so read + plan is a fixed cost on top of the limit \
+         ({:.1}× of it here). Instruction profile of the agent: see \"Profiling\" below.",
+        fmt_us(read),
+        fmt_us(plan),
+        fmt_us(write),
+        ratio(write, raw256),
+        ratio(write, raw256s),
+        ratio(read + plan, raw256),
+    );
+    let _ = writeln!(
+        s,
+        "\n## Reproduce\n\n```sh\n./dev perf        # cargo bench --bench plan, then metal-switchd-lab perf-report\n```\n\nThe report is rewritten by that command; on a shared machine expect a spread of tens of percent between runs, compare ratios measured in one run.\n\n\
+         ### Profiling\n\n`bench-apply` runs any program in place of the agent, so an instruction profile of the three applies at one size is:\n\n\
+         ```sh\ncargo build --release --workspace --bins\n\
+         printf '#!/bin/sh\\nexec valgrind --tool=callgrind --callgrind-out-file=/tmp/callgrind.%%p -q %s/target/release/metal-switchd \"$@\"\\n' \"$PWD\" >/tmp/agent.sh\n\
+         chmod +x /tmp/agent.sh\n\
+         ./target/release/metal-switchd-lab bench-apply --runs 1 --size 256,256 --agent /tmp/agent.sh\n\
+         callgrind_annotate --inclusive=yes /tmp/callgrind.<pid> | less\n```\n\n\
+         (Times in that table are inflated by valgrind; the instruction counts are what to read.)"
     );
     std::fs::write(out, s).with_context(|| format!("writing {}", out.display()))?;
     Ok(())

@@ -52,6 +52,9 @@ enum Command {
         /// Runs per size
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Only this size, as PORTS,VRFS (repeatable) [default: the three sizes]
+        #[arg(long, value_name = "PORTS,VRFS", value_parser = parse_size)]
+        size: Vec<(usize, usize)>,
         /// The metal-switchd binary [default: next to this binary]
         #[arg(long, value_name = "FILE")]
         agent: Option<PathBuf>,
@@ -179,12 +182,14 @@ fn main() -> anyhow::Result<()> {
             print!("{}", measure::table(&rows));
             Ok(())
         }
-        Command::BenchApply { runs, agent } => {
+        Command::BenchApply { runs, size, agent } => {
             let agent = demo::agent_binary(agent.as_deref())?;
-            print!(
-                "{}",
-                bench::apply_table(&bench::run(&agent, &bench::SIZES, runs)?)
-            );
+            let sizes = if size.is_empty() {
+                bench::SIZES.to_vec()
+            } else {
+                size
+            };
+            print!("{}", bench::apply_table(&bench::run(&agent, &sizes, runs)?));
             Ok(())
         }
         Command::PerfReport {
@@ -205,4 +210,17 @@ fn main() -> anyhow::Result<()> {
         }
         Command::ApiServer(args) => api_server(args),
     }
+}
+
+/// Parse `PORTS,VRFS`.
+fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
+    let (p, v) = s
+        .split_once(',')
+        .ok_or_else(|| format!("expected PORTS,VRFS, got {s:?}"))?;
+    let n = |x: &str| {
+        x.trim()
+            .parse::<usize>()
+            .map_err(|e| format!("{x:?} in {s:?}: {e}"))
+    };
+    Ok((n(p)?, n(v)?))
 }
