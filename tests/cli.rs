@@ -212,3 +212,26 @@ fn unreachable_redis_is_a_runtime_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_snapshot_without_ports_is_one_problem_not_one_per_port() {
+    let f = Files::new();
+    std::fs::write(f.path("no-ports.json"), fixtures::LEAF01_CONFIG).unwrap();
+    let o = f.run(&[
+        "render",
+        "frr",
+        "--switch",
+        "leaf01.v1.json",
+        "--configdb",
+        "no-ports.json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.contains("CONFIG_DB PORT: the PORT table is empty"),
+        "{err}"
+    );
+    assert!(err.contains("(1 problem"), "{err}");
+    assert!(!err.contains("is not in CONFIG_DB PORT"), "{err}");
+}

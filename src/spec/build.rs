@@ -47,6 +47,14 @@ impl Builder<'_> {
         });
     }
 
+    /// A port that is not in PORT; left out when PORT is empty altogether,
+    /// which is reported once.
+    fn port_problem(&mut self, object: impl Into<String>, message: impl Into<String>) {
+        if !self.facts.ports.is_empty() {
+            self.problem(object, message);
+        }
+    }
+
     fn run(&mut self, desc: &SwitchDesc) -> SwitchSpec {
         let hostname = self
             .cfg
@@ -59,6 +67,14 @@ impl Builder<'_> {
         }
 
         let vtep = self.vtep();
+        if self.facts.ports.is_empty() {
+            // One problem instead of one per port.
+            self.problem(
+                "CONFIG_DB PORT",
+                "the PORT table is empty: SONiC has not created its ports yet, or the \
+                 config_db.json snapshot (--configdb) lacks the PORT table",
+            );
+        }
         let static_vrfs: BTreeSet<String> = self.cfg.static_vrfs.iter().cloned().collect();
         for v in &static_vrfs {
             if let Some(p) = ifname_problem(v) {
@@ -84,7 +100,7 @@ impl Builder<'_> {
                 Some(name) => Some(name),
                 None => {
                     let msg = self.not_a_port(p);
-                    self.problem(format!("spine uplink {p}"), msg);
+                    self.port_problem(format!("spine uplink {p}"), msg);
                     None
                 }
             })
@@ -195,7 +211,7 @@ impl Builder<'_> {
                 .find(|(_, alias)| alias.as_deref() == Some(nic.name.as_str()))
                 .map(|(name, _)| name.clone());
             if found.is_none() {
-                self.problem(
+                self.port_problem(
                     format!("nic {}", nic.name),
                     format!(
                         "no port in CONFIG_DB PORT has this alias (interface_naming_schema = {:?})",
@@ -209,7 +225,7 @@ impl Builder<'_> {
             Some(nic.name.clone())
         } else {
             let msg = self.not_a_port(&nic.name);
-            self.problem(format!("port {}", nic.name), msg);
+            self.port_problem(format!("port {}", nic.name), msg);
             None
         }
     }
@@ -222,7 +238,7 @@ impl Builder<'_> {
                 "{name} is not in CONFIG_DB PORT (known: {first}..{last}, {} ports)",
                 known.len()
             ),
-            _ => format!("{name} is not in CONFIG_DB PORT (the PORT table is empty)"),
+            _ => format!("{name} is not in CONFIG_DB PORT"),
         }
     }
 
