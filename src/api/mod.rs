@@ -270,6 +270,15 @@ pub(crate) mod samples {
     use super::{RegisteredNic, Registration};
     use crate::observed::{BgpPortState, BgpState, PortOperState, SwitchReport};
 
+    /// A wire fixture of `testdata/api/<version>/`.
+    pub(crate) fn fixture(version: &str, name: &str) -> String {
+        let path = format!(
+            "{}/testdata/api/{version}/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
     /// An established session in VRF `default`.
     pub(crate) fn established(
         neighbor: &str,

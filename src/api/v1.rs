@@ -309,11 +309,7 @@ mod tests {
     use crate::api::samples;
 
     fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/testdata/api/v1/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        samples::fixture("v1", name)
     }
 
     /// Every v1 fixture parses into the type it is an example of.

@@ -564,11 +564,7 @@ mod tests {
     use crate::observed::BgpPortState as Observed;
 
     fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/testdata/api/v2/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        samples::fixture("v2", name)
     }
 
     fn json_fixture(name: &str) -> Value {
