@@ -16,6 +16,7 @@ use crate::api::register::RegisterOptions;
 use crate::api::transport::RetryPolicy;
 use crate::api::{self, WireVersion};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::configdb::confirmed::Confirmed;
 use crate::configdb::dbconfig::Databases;
 use crate::configdb::redis::{ApplyOptions, ApplyReport, ConfigDb};
 use crate::configdb::schema::DbState;
@@ -202,8 +203,8 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Apply(args) => apply(&cfg, args).await,
         Command::Render(RenderCommand::Configdb(args)) => {
             let (_, desc) = read_switch(&args.switch)?;
-            let state = read_state(&cfg, args.configdb.as_deref()).await?;
-            let prepared = configdb::prepare(&desc, &cfg, &state)?;
+            let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
+            let prepared = configdb::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
             print_json(&snapshot::target_to_config_db_json(&target::target(
                 &prepared.spec,
             )));
@@ -211,8 +212,8 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         }
         Command::Render(RenderCommand::Frr(args)) => {
             let (_, desc) = read_switch(&args.switch)?;
-            let state = read_state(&cfg, args.configdb.as_deref()).await?;
-            let prepared = configdb::prepare(&desc, &cfg, &state)?;
+            let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
+            let prepared = configdb::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
             print(&frr::render(&prepared.spec));
             Ok(EXIT_OK)
         }
@@ -246,16 +247,20 @@ async fn connect(cfg: &Config) -> Result<ConfigDb, Error> {
     Ok(ConfigDb::connect(dbs).await?)
 }
 
-/// CONFIG_DB from a snapshot file, or read from redis.
-async fn read_state(cfg: &Config, snapshot_file: Option<&Path>) -> Result<DbState, Error> {
+/// CONFIG_DB from a snapshot file (SONiC assumed to have confirmed all of
+/// it), or read from redis with what SONiC confirmed.
+async fn read_state(
+    cfg: &Config,
+    snapshot_file: Option<&Path>,
+) -> Result<(DbState, Confirmed), Error> {
     match snapshot_file {
-        Some(f) => Ok(snapshot::parse_config_db_json(
-            &f.display().to_string(),
-            &read_file(f)?,
-        )?),
+        Some(f) => Ok((
+            snapshot::parse_config_db_json(&f.display().to_string(), &read_file(f)?)?,
+            Confirmed::assumed(),
+        )),
         None => {
             let mut db = connect(cfg).await?;
-            let (state, ready) = db.read().await?;
+            let (_, ready) = db.read().await?;
             if !ready.ready() {
                 tracing::warn!(
                     config_db_initialized = %ready.config_db_initialized,
@@ -263,15 +268,16 @@ async fn read_state(cfg: &Config, snapshot_file: Option<&Path>) -> Result<DbStat
                     "SONiC is not initialised yet; CONFIG_DB may be incomplete"
                 );
             }
-            Ok(state)
+            let view = db.view();
+            Ok((view.config.clone(), view.confirmed.clone()))
         }
     }
 }
 
 async fn plan(cfg: &Config, args: &PlanArgs) -> Result<u8, Error> {
     let (version, desc) = read_switch(&args.switch)?;
-    let state = read_state(cfg, args.configdb.as_deref()).await?;
-    let prepared = configdb::prepare(&desc, cfg, &state)?;
+    let (state, confirmed) = read_state(cfg, args.configdb.as_deref()).await?;
+    let prepared = configdb::prepare_confirmed(&desc, cfg, &state, &confirmed)?;
     match args.format {
         Format::Text => print(&prepared.plan.to_string()),
         Format::Json => print_json(&json!({
@@ -286,12 +292,11 @@ async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
     let (version, desc) = read_switch(&args.switch)?;
     let mut db = connect(cfg).await?;
     let started = std::time::Instant::now();
-    let state = db
-        .read_when_ready(args.wait_ready, Duration::from_secs(1))
-        .await?;
+    db.wait_ready(args.wait_ready).await?;
     let read_time = started.elapsed();
     let started = std::time::Instant::now();
-    let prepared = configdb::prepare(&desc, cfg, &state)?;
+    let view = db.view();
+    let prepared = configdb::prepare_confirmed(&desc, cfg, &view.config, &view.confirmed)?;
     let plan_time = started.elapsed();
     let opts = ApplyOptions {
         barrier_timeout: cfg.barrier_timeout.0,
@@ -361,8 +366,8 @@ async fn fetch(cfg: &Config, args: &FetchArgs) -> Result<u8, Error> {
     let id = cfg.hostname()?.to_owned();
     let mut client = ApiClient::from_config(cfg)?;
     let fetched = client.get(&id).await?;
-    let state = read_state(cfg, args.configdb.as_deref()).await?;
-    let prepared = configdb::prepare(&fetched.desc, cfg, &state)?;
+    let (state, confirmed) = read_state(cfg, args.configdb.as_deref()).await?;
+    let prepared = configdb::prepare_confirmed(&fetched.desc, cfg, &state, &confirmed)?;
     match args.format {
         Format::Text => print(&spec_text(&prepared.spec)),
         Format::Json => print_json(&json!({

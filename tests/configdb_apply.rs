@@ -42,19 +42,16 @@ fn assert_target_reached(sw: &Switch, prepared: &metal_switchd::configdb::Prepar
 }
 
 #[tokio::test]
-async fn fresh_apply_reaches_the_target_in_phases_plus_one_round_trips() {
+async fn fresh_apply_writes_one_transaction_per_phase() {
     let sw = Switch::leaf01(StandInOptions::uniform(Duration::from_millis(1)));
     let cfg = sw.config("");
     let (prepared, report) = sw.apply(&cfg, &leaf01_desc()).await.expect("apply");
     let phases = prepared.plan.phases.len();
     assert_eq!(phases, 3, "{}", prepared.plan);
-    assert_eq!(
-        report.stats.round_trips,
-        phases as u64 + 1,
-        "one read plus one MULTI/EXEC per phase"
-    );
+    // Each phase is one MULTI/EXEC holding all its writes.
     assert_eq!(report.stats.keys_written, prepared.plan.changes() as u64);
     assert_eq!(sw.redis.command_calls("exec").unwrap(), phases as u64);
+    assert_eq!(sw.redis.command_calls("multi").unwrap(), phases as u64);
     assert_target_reached(&sw, &prepared);
     // SONiC confirmed every phase: e.g. the VRFs and the ports' memberships exist in STATE_DB.
     let state = sw.dump(STATE_DB);
@@ -74,14 +71,13 @@ async fn second_apply_writes_nothing() {
     let (prepared, report) = sw.apply(&cfg, &leaf01_desc()).await.expect("second apply");
     sw.settle();
     assert!(prepared.plan.is_empty(), "{}", prepared.plan);
-    assert_eq!(report.stats.round_trips, 1, "a no-op reconcile is one read");
     assert_eq!(report.stats.keys_written, 0);
     assert_eq!(
         sw.writes(),
         0,
         "redis saw write commands during a no-op apply"
     );
-    assert_eq!(sw.redis.command_calls("eval").unwrap(), 1);
+    assert_eq!(sw.redis.command_calls("multi").unwrap(), 0);
 }
 
 #[tokio::test]

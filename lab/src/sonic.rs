@@ -124,6 +124,9 @@ struct Shared {
     inflight: AtomicUsize,
     /// tasks waiting for a prerequisite (retried, as the daemons do)
     pending: AtomicUsize,
+    /// The daemons (and orchagent) are stopped: notifications queue up.
+    paused: std::sync::atomic::AtomicBool,
+    resumed: tokio::sync::Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -136,6 +139,19 @@ impl Shared {
     }
     fn violation(&self, daemon: &'static str, what: String) {
         lock(&self.violations).push(format!("{daemon}: {what}"));
+    }
+
+    /// Return once the daemons are not paused.
+    async fn unpaused(&self) {
+        loop {
+            let resumed = self.resumed.notified();
+            tokio::pin!(resumed);
+            resumed.as_mut().enable();
+            if !self.paused.load(Ordering::SeqCst) {
+                return;
+            }
+            resumed.await;
+        }
     }
 }
 
@@ -334,6 +350,18 @@ impl SonicStandIn {
     pub fn waiting(&self) -> usize {
         self.shared.pending.load(Ordering::SeqCst)
     }
+
+    /// Stop every daemon (and orchagent), as if swss were frozen: CONFIG_DB
+    /// notifications queue up and nothing is confirmed until [`Self::resume`].
+    pub fn pause(&self) {
+        self.shared.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Let the daemons process what queued up while they were paused.
+    pub fn resume(&self) {
+        self.shared.paused.store(false, Ordering::SeqCst);
+        self.shared.resumed.notify_waiters();
+    }
 }
 
 impl Drop for SonicStandIn {
@@ -509,6 +537,7 @@ impl Daemon {
             let Some(task) = task else { break };
             let due = task.arrived + self.delay;
             tokio::time::sleep_until(due.into()).await;
+            self.shared.unpaused().await;
             let remaining: Vec<Kind> = {
                 let mut q = lock(&self.shared.queued);
                 let entry = q.entry(task.key.clone()).or_default();
@@ -545,6 +574,7 @@ impl Daemon {
     }
 
     async fn retry(&mut self, pending: &mut BTreeMap<String, Kind>) {
+        self.shared.unpaused().await;
         let tasks: Vec<(String, Kind)> = pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
         for (key, kind) in tasks {
             if let Outcome::Done = self.handle(&key, kind).await {
@@ -670,6 +700,7 @@ impl Daemon {
         shared.inflight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
+            shared.unpaused().await;
             if let Err(e) = f(dbs).await {
                 shared.violation("orchagent", format!("redis error: {e}"));
             }

@@ -209,6 +209,7 @@ fn id(table: Table, stored_name: &str) -> (usize, usize) {
 fn diff_desired(
     current: &DbState,
     owned: Option<&Ownership<'_>>,
+    force: &[Key],
     d: &Desired<'_>,
     matched: &mut Matched,
     out: &mut Vec<Change>,
@@ -232,7 +233,9 @@ fn diff_desired(
                 // foreign entries; never overwrite one here.
                 return;
             }
-            if !matches(d.fields, cur, d.scope) {
+            if !force.is_empty() && force.iter().any(|k| k.table == d.table && k.name == d.name) {
+                force_replace(&d.key(), cur, &d.to_fields(), out);
+            } else if !matches(d.fields, cur, d.scope) {
                 diff_entry(&d.key(), cur, &d.to_fields(), d.scope, out);
             }
         }
@@ -242,10 +245,23 @@ fn diff_desired(
 /// The change set that turns the owned part of `current` into the target of
 /// `spec`. `owned` must be built from the same `current` and `spec`.
 pub fn diff(current: &DbState, spec: &SwitchSpec, owned: &Ownership<'_>) -> ChangeSet {
+    diff_forced(current, spec, owned, &[])
+}
+
+/// Like [`diff`], and every wanted entry of `force` (entries SONiC dropped,
+/// see [`super::confirmed`]) is replaced even where CONFIG_DB already holds
+/// the desired fields: `INTERFACE` / `VLAN_INTERFACE` by delete → confirm →
+/// create, a VRF by taking its VNI through 0.
+pub fn diff_forced(
+    current: &DbState,
+    spec: &SwitchSpec,
+    owned: &Ownership<'_>,
+    force: &[Key],
+) -> ChangeSet {
     let mut changes = Vec::new();
     let mut matched = Matched::with_capacity_and_hasher(current.len(), Default::default());
     target::visit(spec, &mut |d| {
-        diff_desired(current, Some(owned), &d, &mut matched, &mut changes)
+        diff_desired(current, Some(owned), force, &d, &mut matched, &mut changes)
     });
     for table in Table::ALL {
         if matches!(
@@ -288,7 +304,7 @@ pub fn diff_delta(old: &SwitchSpec, new: &SwitchSpec, current: &DbState) -> Opti
     let vrfs = changed(&old.vrfs, &new.vrfs);
     let mut visit_new = |d: Desired<'_>| {
         wanted.insert(d.key());
-        diff_desired(current, None, &d, &mut matched, &mut changes);
+        diff_desired(current, None, &[], &d, &mut matched, &mut changes);
     };
     for p in ports.iter().filter_map(|k| new.ports.get(*k)) {
         target::visit_port(new, p, &mut s, &mut visit_new);
@@ -355,6 +371,48 @@ fn changed<'a, K: Ord, V: PartialEq>(
         }
     }
     out
+}
+
+/// Replace an entry SONiC dropped although CONFIG_DB holds it.
+fn force_replace(key: &Key, cur: &Fields, want: &Fields, out: &mut Vec<Change>) {
+    if key.table == Table::Vrf {
+        let mut reset = Fields::new();
+        reset.insert("vni".into(), "0".into());
+        out.push(Change {
+            key: key.clone(),
+            op: Op::Update {
+                set: reset,
+                remove: Vec::new(),
+            },
+            cause: Cause::VniReset,
+        });
+        let remove = cur
+            .keys()
+            .filter(|k| !want.contains_key(k))
+            .cloned()
+            .collect();
+        out.push(Change {
+            key: key.clone(),
+            op: Op::Update {
+                set: want.clone(),
+                remove,
+            },
+            cause: Cause::Desired,
+        });
+        return;
+    }
+    out.push(Change {
+        key: key.clone(),
+        op: Op::Delete { old: cur.clone() },
+        cause: Cause::Replace,
+    });
+    out.push(Change {
+        key: key.clone(),
+        op: Op::Create {
+            fields: want.clone(),
+        },
+        cause: Cause::Replace,
+    });
 }
 
 /// The changes for one existing entry (none when it already matches).

@@ -8,9 +8,12 @@
 //! chain. The adapter (`redis`, feature `agent`) reads the snapshot in one
 //! round trip and applies a plan phase by phase.
 
+pub mod confirmed;
 pub mod dbconfig;
 pub mod diff;
 pub mod facts;
+#[cfg(feature = "agent")]
+pub mod feed;
 pub mod owned;
 pub mod plan;
 #[cfg(test)]
@@ -20,6 +23,7 @@ pub mod redis;
 pub mod schema;
 pub mod snapshot;
 pub mod target;
+pub mod view;
 
 use std::collections::BTreeSet;
 
@@ -47,10 +51,42 @@ pub fn prepare(
     Ok(Prepared { spec, plan })
 }
 
-/// Diff and plan of a validated spec against a snapshot (pure).
+/// Diff and plan of a validated spec against a snapshot (pure), assuming
+/// SONiC has confirmed everything the snapshot holds (offline planning).
 pub fn plan_spec(spec: &SwitchSpec, state: &schema::DbState) -> plan::Plan {
     let owned = owned::Ownership::new(state, spec);
     plan::plan(diff::diff(state, spec, &owned))
+}
+
+/// Diff and plan of a validated spec against CONFIG_DB and what SONiC has
+/// confirmed of it (pure): the plan first waits for every pending
+/// confirmation and replaces what SONiC dropped ([`confirmed::assess`]).
+/// It is empty only when CONFIG_DB matches the spec and SONiC confirmed it.
+pub fn plan_confirmed(
+    spec: &SwitchSpec,
+    state: &schema::DbState,
+    confirmed: &confirmed::Confirmed,
+) -> plan::Plan {
+    let owned = owned::Ownership::new(state, spec);
+    let assessment = confirmed::assess(state, confirmed, spec, &owned);
+    let mut plan = plan::plan(diff::diff_forced(state, spec, &owned, &assessment.replace));
+    plan.pending = assessment.pending;
+    plan
+}
+
+/// Validate the desired state against CONFIG_DB and what SONiC confirmed,
+/// and plan the writes ([`plan_confirmed`]).
+pub fn prepare_confirmed(
+    desc: &SwitchDesc,
+    cfg: &Config,
+    state: &schema::DbState,
+    confirmed: &confirmed::Confirmed,
+) -> Result<Prepared, Problems> {
+    let static_vrfs: BTreeSet<String> = cfg.static_vrfs.iter().cloned().collect();
+    let facts = facts::local_facts(state, cfg.vlan_range, &static_vrfs);
+    let spec = spec::build(desc, cfg, &facts)?;
+    let plan = plan_confirmed(&spec, state, confirmed);
+    Ok(Prepared { spec, plan })
 }
 
 /// The incremental path: plan `new` when CONFIG_DB holds `old`'s target.

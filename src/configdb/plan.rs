@@ -151,7 +151,13 @@ pub struct Condition {
 }
 
 impl Condition {
-    fn new(db: Db, table: &'static str, name: &str, check: Check, by: &'static str) -> Self {
+    pub(crate) fn new(
+        db: Db,
+        table: &'static str,
+        name: &str,
+        check: Check,
+        by: &'static str,
+    ) -> Self {
         Condition {
             db,
             table,
@@ -197,10 +203,15 @@ impl fmt::Display for Condition {
     }
 }
 
-/// One atomic write and what to wait for afterwards.
+/// One atomic write, what must hold before it, and what to wait for afterwards.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Phase {
     pub stage: Stage,
+    /// Conditions checked (and waited for) right before the write: a port
+    /// that becomes routed must have no ASIC bridge port left, also when
+    /// its VLAN membership ended in an earlier reconcile.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub preconditions: Vec<Condition>,
     pub changes: Vec<Change>,
     pub barrier: Vec<Condition>,
 }
@@ -214,12 +225,18 @@ impl Phase {
 /// The ordered phases that apply a change set safely.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
+    /// Confirmations SONiC still owes for what CONFIG_DB already holds
+    /// (see [`super::confirmed`]); waited for before the first write.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Condition>,
     pub phases: Vec<Phase>,
 }
 
 impl Plan {
+    /// Nothing to write and nothing to wait for: CONFIG_DB matches the
+    /// desired state and SONiC has confirmed it.
     pub fn is_empty(&self) -> bool {
-        self.phases.is_empty()
+        self.phases.is_empty() && self.pending.is_empty()
     }
     /// Number of changed keys.
     pub fn changes(&self) -> usize {
@@ -237,8 +254,22 @@ impl Plan {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return writeln!(
+                f,
+                "no changes: CONFIG_DB matches the desired state and SONiC has confirmed it"
+            );
+        }
+        if !self.pending.is_empty() {
+            writeln!(
+                f,
+                "first wait for SONiC to confirm what CONFIG_DB already holds ({} condition(s)):",
+                self.pending.len()
+            )?;
+            write_barrier(f, &self.pending)?;
+        }
         if self.phases.is_empty() {
-            return writeln!(f, "no changes: CONFIG_DB already matches the desired state");
+            return writeln!(f, "no changes to write");
         }
         writeln!(
             f,
@@ -255,6 +286,10 @@ impl fmt::Display for Plan {
                 self.phases.len(),
                 p.stage.describe()
             )?;
+            if !p.preconditions.is_empty() {
+                writeln!(f, "  first check:")?;
+                write_barrier(f, &p.preconditions)?;
+            }
             for c in &p.changes {
                 writeln!(f, "  {c}")?;
             }
@@ -305,6 +340,14 @@ pub fn plan(set: ChangeSet) -> Plan {
         .filter(|c| c.key.table == Table::Interface && c.is_create())
         .map(|c| c.key.name.clone())
         .collect();
+    // Ports whose VLAN membership ends in this plan: that phase's barrier
+    // already waits for their bridge port to go.
+    let unbridged_here: BTreeSet<String> = set
+        .changes
+        .iter()
+        .filter(|c| c.key.table == Table::VlanMember && c.is_delete())
+        .filter_map(|c| c.key.name.split_once(SEP).map(|(_, p)| p.to_owned()))
+        .collect();
     let mut stages: BTreeMap<Stage, Vec<Change>> = BTreeMap::new();
     for c in set.changes {
         stages.entry(stage_of(&c)).or_default().push(c);
@@ -319,14 +362,26 @@ pub fn plan(set: ChangeSet) -> Plan {
                 .collect();
             barrier.sort();
             barrier.dedup();
+            let preconditions: Vec<Condition> = changes
+                .iter()
+                .filter(|c| c.key.table == Table::Interface && c.is_create())
+                .filter(|c| !unbridged_here.contains(&c.key.name))
+                .map(|c| {
+                    Condition::new(Db::Asic, "", &c.key.name, Check::NoBridgePort, "orchagent")
+                })
+                .collect();
             Phase {
                 stage,
+                preconditions,
                 changes,
                 barrier,
             }
         })
         .collect();
-    Plan { phases }
+    Plan {
+        pending: Vec::new(),
+        phases,
+    }
 }
 
 /// The conditions that confirm one change.
@@ -537,6 +592,22 @@ pub fn check_rules(plan: &Plan) -> Vec<String> {
                     "{port}: routed without waiting for its ASIC bridge port to go"
                 ));
             }
+        }
+    }
+    // Every port that becomes routed is checked for a lingering bridge port
+    // (a membership may have ended in an earlier, interrupted reconcile).
+    for (ci, c) in phase_of(Table::Interface, &|c| c.is_create()) {
+        let port = &c.key.name;
+        let waited = plan.phases[..=ci].iter().any(|p| {
+            p.preconditions
+                .iter()
+                .chain(&p.barrier)
+                .any(|b| b.check == Check::NoBridgePort && b.name == *port)
+        });
+        if !waited {
+            bad.push(format!(
+                "{port}: routed without checking for a lingering ASIC bridge port"
+            ));
         }
     }
     for (mi, m) in phase_of(Table::VlanMember, &|c| c.is_create()) {

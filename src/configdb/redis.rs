@@ -1,27 +1,35 @@
-//! The CONFIG_DB adapter: read the agent's tables, apply a plan (feature `agent`).
+//! The CONFIG_DB adapter: a live view of SONiC's databases and the applier
+//! (feature `agent`).
 //!
 //! - Every database is located through `database_config.json`
 //!   ([`Databases`]); a `password_path` means `AUTH` with the file's content.
-//! - Reading is one round trip: a Lua script collects every entry of the
-//!   agent's tables plus the readiness flags (`CONFIG_DB_INITIALIZED` and,
-//!   when APPL_DB lives on the same instance, `PortInitDone`).
-//! - Applying writes each phase as one `MULTI/EXEC` (one round trip), then
-//!   polls the phase's barrier — one scripted round trip per instance and
-//!   poll — until it holds or the timeout names what is missing.
-//! - [`Stats`] counts round trips and commands, separately for barrier polls.
+//! - [`ConfigDb`] owns a [`View`] of the agent's CONFIG_DB tables, their
+//!   STATE_DB / APPL_DB / COUNTERS_DB / ASIC_DB confirmations and the
+//!   readiness flags, kept current by the [`Feed`] from keyspace
+//!   notifications: read once in full, then only what changes.
+//! - Applying a plan first waits for the confirmations SONiC still owes
+//!   (`plan.pending`), then writes each phase as one `MULTI/EXEC`, applies it
+//!   to the view, and waits for the phase's barrier in the view — woken by
+//!   notifications, never by polling (a re-read of the unmet keys every two
+//!   seconds without progress is the only fallback). A timeout names what is
+//!   missing; nothing after it is written.
+//! - [`Stats`] counts round trips and commands.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Value};
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 use serde::Serialize;
 
+use super::confirmed::PORT_NAME_MAP;
 use super::dbconfig::{Databases, DbConfigError, DbLocation, Instance};
-use super::diff::Op;
-use super::plan::{Check, Condition, Db, Plan, Stage};
-use super::schema::{DbState, Fields, Key, PORT_FIELDS, SEP, Table};
+use super::diff::{Change, Op};
+use super::feed::{Feed, FeedEvent, FeedOptions};
+use super::plan::{Check, Condition, Db, Phase, Plan, Stage};
+use super::schema::{DbState, Fields};
+pub use super::view::Readiness;
+use super::view::{Changed, View};
 
 /// Errors talking to SONiC's redis.
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +69,9 @@ pub enum ConfigDbError {
     },
     #[error(
         "phase {phase}/{phases} ({stage:?}) was written, but SONiC did not confirm it within {waited:?}; \
-         still waiting for:\n{}\nphases 1..{phase} are in CONFIG_DB; the next reconcile continues from there",
-        unmet.iter().map(|c| format!("  - {c}")).collect::<Vec<_>>().join("\n")
+         still waiting for:\n{}\nphases 1..{phase} are in CONFIG_DB; the next reconcile first waits \
+         for these confirmations and writes nothing before them",
+        list(unmet)
     )]
     Barrier {
         phase: usize,
@@ -71,6 +80,36 @@ pub enum ConfigDbError {
         waited: Duration,
         unmet: Vec<Condition>,
     },
+    #[error(
+        "SONiC has not confirmed what CONFIG_DB already holds after {waited:?}; nothing was \
+         written; still waiting for:\n{}",
+        list(unmet)
+    )]
+    Pending {
+        waited: Duration,
+        unmet: Vec<Condition>,
+    },
+    #[error(
+        "phase {phase}/{phases} was not written: its precondition did not hold within {waited:?}:\n{}",
+        list(unmet)
+    )]
+    Precondition {
+        phase: usize,
+        phases: usize,
+        waited: Duration,
+        unmet: Vec<Condition>,
+    },
+    #[error("SONiC's redis (instance {instance}) is unavailable: {reason}; nothing was written")]
+    Unavailable { instance: String, reason: String },
+}
+
+/// Conditions as an indented list (the first 20, then a count).
+fn list(unmet: &[Condition]) -> String {
+    let mut lines: Vec<String> = unmet.iter().take(20).map(|c| format!("  - {c}")).collect();
+    if unmet.len() > 20 {
+        lines.push(format!("  … and {} more", unmet.len() - 20));
+    }
+    lines.join("\n")
 }
 
 impl ConfigDbError {
@@ -83,60 +122,57 @@ impl ConfigDbError {
             ConfigDbError::Connect { .. }
             | ConfigDbError::Redis { .. }
             | ConfigDbError::NotReady { .. }
-            | ConfigDbError::Barrier { .. } => true,
+            | ConfigDbError::Barrier { .. }
+            | ConfigDbError::Pending { .. }
+            | ConfigDbError::Precondition { .. }
+            | ConfigDbError::Unavailable { .. } => true,
         }
     }
-}
-
-fn redis_err(what: impl Into<String>) -> impl FnOnce(redis::RedisError) -> ConfigDbError {
-    let what = what.into();
-    move |source| ConfigDbError::Redis { what, source }
 }
 
 /// Round trips and commands sent to redis.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    /// Round trips for reads and writes (barrier polls excluded).
+    /// Round trips to redis: full reads, re-reads after notifications,
+    /// sync markers and writes.
     pub round_trips: u64,
     /// Write commands sent (`HSET`, `HDEL`, `DEL`; `MULTI`/`EXEC` excluded).
     pub write_commands: u64,
     /// Keys written (created, updated or deleted).
     pub keys_written: u64,
-    /// Round trips spent polling barriers.
+    /// Notifications that woke a waiting barrier.
     pub barrier_polls: u64,
 }
 
-/// What CONFIG_DB / APPL_DB say about readiness.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Readiness {
-    /// Value of `CONFIG_DB_INITIALIZED` (empty when absent).
-    pub config_db_initialized: String,
-    /// Whether `PORT_TABLE:PortInitDone` exists in APPL_DB.
-    pub port_init_done: bool,
-}
-
-impl Readiness {
-    pub fn ready(&self) -> bool {
-        self.config_db_initialized == "1" && self.port_init_done
-    }
-}
+/// A hook called with a phase's number (1-based) and stage.
+pub type PhaseHook = std::sync::Arc<dyn Fn(usize, Stage) + Send + Sync>;
 
 /// How applying behaves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApplyOptions {
-    /// Longest wait for one phase's barrier.
+    /// Longest wait for what SONiC still owes, for a phase's precondition
+    /// and for its barrier (each).
     pub barrier_timeout: Duration,
-    /// First poll interval; doubles up to `max_poll_interval`.
-    pub poll_interval: Duration,
-    pub max_poll_interval: Duration,
+    /// Called before a phase's precondition is checked.
+    pub before_phase: Option<PhaseHook>,
+    /// Called right after a phase was written, before its barrier.
+    pub after_write: Option<PhaseHook>,
+}
+
+impl std::fmt::Debug for ApplyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyOptions")
+            .field("barrier_timeout", &self.barrier_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
             barrier_timeout: Duration::from_secs(30),
-            poll_interval: Duration::from_millis(2),
-            max_poll_interval: Duration::from_millis(100),
+            before_phase: None,
+            after_write: None,
         }
     }
 }
@@ -170,9 +206,13 @@ pub struct ApplyReport {
     /// Wall time spent writing (barrier waits excluded).
     #[serde(with = "duration_micros")]
     pub write_time: Duration,
-    /// Wall time spent waiting for barriers.
+    /// Wall time spent waiting for barriers and preconditions.
     #[serde(with = "duration_micros")]
     pub barrier_time: Duration,
+    /// Wall time spent waiting for confirmations SONiC owed before the
+    /// first write.
+    #[serde(with = "duration_micros")]
+    pub pending_wait: Duration,
     /// Peak resident memory of the process so far, in KiB (filled in by the
     /// caller; `None` where the kernel does not tell).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -187,110 +227,8 @@ mod duration_micros {
     }
 }
 
-/// Reads every entry of the agent's tables and the readiness flags, as one
-/// flat array: `init, portinit, key1, n1, f, v, … (n1 pairs), key2, n2, …`.
-/// PORT entries carry only the fields the agent uses ([`PORT_FIELDS`]).
-/// ARGV[1]: APPL_DB id on this instance (or ""), ARGV[2]: PortInitDone key,
-/// ARGV[3]: the KEYS pattern of PORT, ARGV[4..]: PORT fields, then "--",
-/// then the KEYS patterns of the other tables.
-const READ_SCRIPT: &str = r"
-local init = redis.call('GET', 'CONFIG_DB_INITIALIZED')
-if not init then init = '' end
-local out = {init, -1}
-local n = 2
-local fields = {}
-local i = 4
-while ARGV[i] ~= '--' do
-  fields[#fields + 1] = ARGV[i]
-  i = i + 1
-end
-for _, k in ipairs(redis.call('KEYS', ARGV[3])) do
-  local h = redis.pcall('HMGET', k, unpack(fields))
-  if type(h) == 'table' and h.err == nil then
-    local at = n + 2
-    local c = 0
-    for j, v in ipairs(fields) do
-      if h[j] then
-        out[at + 2 * c + 1] = v
-        out[at + 2 * c + 2] = h[j]
-        c = c + 1
-      end
-    end
-    out[n + 1] = k
-    out[n + 2] = c
-    n = n + 2 + 2 * c
-  end
-end
-for p = i + 1, #ARGV do
-  for _, k in ipairs(redis.call('KEYS', ARGV[p])) do
-    local h = redis.pcall('HGETALL', k)
-    if type(h) == 'table' and h.err == nil then
-      out[n + 1] = k
-      out[n + 2] = #h / 2
-      for j = 1, #h do
-        out[n + 2 + j] = h[j]
-      end
-      n = n + 2 + #h
-    end
-  end
-end
-if ARGV[1] ~= '' then
-  redis.call('SELECT', tonumber(ARGV[1]))
-  out[2] = redis.call('EXISTS', ARGV[2])
-end
-return out
-";
-
-/// Checks barrier conditions; returns the 1-based indices of unmet ones.
-/// ARGV: groups of five: kind, db id, key, field, value.
-/// Kinds: P present, G gone, F field equals, FG field gone,
-/// NB no bridge port (db = COUNTERS_DB id, key = port, field = ASIC_DB id,
-/// value = bridge port key pattern).
-const BARRIER_SCRIPT: &str = r"
-local unmet = {}
-local idx = 0
-for i = 1, #ARGV, 5 do
-  idx = idx + 1
-  local kind, db, key, field, value = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
-  redis.call('SELECT', tonumber(db))
-  local ok = false
-  if kind == 'P' then
-    ok = redis.call('EXISTS', key) == 1
-  elseif kind == 'G' then
-    ok = redis.call('EXISTS', key) == 0
-  elseif kind == 'F' then
-    ok = redis.call('HGET', key, field) == value
-  elseif kind == 'FG' then
-    ok = redis.call('HEXISTS', key, field) == 0
-  elseif kind == 'NB' then
-    local oid = redis.call('HGET', 'COUNTERS_PORT_NAME_MAP', key)
-    ok = true
-    if oid then
-      redis.call('SELECT', tonumber(field))
-      for _, k in ipairs(redis.call('KEYS', value)) do
-        if redis.call('HGET', k, 'SAI_BRIDGE_PORT_ATTR_PORT_ID') == oid then
-          ok = false
-          break
-        end
-      end
-    end
-  end
-  if not ok then unmet[#unmet + 1] = idx end
-end
-return unmet
-";
-
-/// Barrier script arguments of one instance: (condition index, ARGV group).
-type InstanceChecks = (DbLocation, Vec<(usize, Vec<String>)>);
-
-/// A connection per instance; scripts `SELECT` the database they need.
-pub struct ConfigDb {
-    dbs: Databases,
-    conns: BTreeMap<String, MultiplexedConnection>,
-    stats: Stats,
-}
-
-async fn connect(db: &DbLocation) -> Result<MultiplexedConnection, ConfigDbError> {
+/// A client for the instance of `db` (password from `password_path`).
+fn client_for(db: &DbLocation) -> Result<(redis::Client, String), ConfigDbError> {
     let inst: &Instance = &db.instance;
     let addr = match &inst.unix_socket_path {
         Some(p) => ConnectionAddr::Unix(p.clone()),
@@ -306,199 +244,481 @@ async fn connect(db: &DbLocation) -> Result<MultiplexedConnection, ConfigDbError
         })?;
         settings = settings.set_password(pw.trim());
     }
-    let connect_err = |source| ConfigDbError::Connect {
-        db: db.name.clone(),
-        instance: inst.name.clone(),
-        addr: addr_text.clone(),
-        source,
-    };
     let info = addr
         .into_connection_info()
-        .map_err(connect_err)?
+        .map_err(connect_error(db, addr_text.clone()))?
         .set_redis_settings(settings);
-    let client = redis::Client::open(info).map_err(connect_err)?;
+    let client = redis::Client::open(info).map_err(connect_error(db, addr_text.clone()))?;
+    Ok((client, addr_text))
+}
+
+fn connect_error(db: &DbLocation, addr: String) -> impl FnOnce(redis::RedisError) -> ConfigDbError {
+    let (name, instance) = (db.name.clone(), db.instance.name.clone());
+    move |source| ConfigDbError::Connect {
+        db: name,
+        instance,
+        addr,
+        source,
+    }
+}
+
+/// A multiplexed connection to the instance of `db` (selecting `db`).
+pub(crate) async fn connect_instance(
+    db: &DbLocation,
+) -> Result<MultiplexedConnection, ConfigDbError> {
+    let (client, addr) = client_for(db)?;
     client
         .get_multiplexed_async_connection()
         .await
-        .map_err(connect_err)
+        .map_err(connect_error(db, addr))
+}
+
+/// A pub/sub connection to the instance of `db`.
+pub(crate) async fn pubsub_instance(db: &DbLocation) -> Result<redis::aio::PubSub, ConfigDbError> {
+    let (client, addr) = client_for(db)?;
+    client
+        .get_async_pubsub()
+        .await
+        .map_err(connect_error(db, addr))
+}
+
+/// The agent's handle on SONiC's databases: the [`View`] kept current by the
+/// [`Feed`], and a connection for writes.
+pub struct ConfigDb {
+    dbs: Databases,
+    feed: Feed,
+    view: View,
+    /// Whether the feed has delivered a snapshot since it last lost redis.
+    connected: bool,
+    /// Why the feed last lost redis.
+    lost: Option<String>,
+    writer: Option<MultiplexedConnection>,
+    stats: Stats,
+    /// The feed's round trips at the last [`ConfigDb::reset_stats`].
+    feed_base: u64,
+    /// What changed since [`ConfigDb::take_changed`] was last called.
+    changed: Changed,
+}
+
+/// How often a barrier that sees no progress re-reads its keys (the
+/// fallback when a notification was lost).
+const REREAD_EVERY: Duration = Duration::from_secs(2);
+
+/// What a wait is for, for its error.
+#[derive(Debug, Clone, Copy)]
+enum Waiting {
+    Pending,
+    Precondition { phase: usize },
+    Barrier { phase: usize },
 }
 
 impl ConfigDb {
-    /// Connect to CONFIG_DB's instance (and the others on demand).
+    /// Start following SONiC's databases and wait (at most `timeout`) for
+    /// the first full read.
+    pub async fn connect_within(
+        dbs: Databases,
+        timeout: Duration,
+    ) -> Result<ConfigDb, ConfigDbError> {
+        let mut db = ConfigDb::start(dbs);
+        let deadline = Instant::now() + timeout;
+        while !db.connected {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, db.feed.recv()).await {
+                Ok(Some(ev)) => db.on_event(ev),
+                Ok(None) => return Err(db.unavailable()),
+                Err(_) => return Err(db.unavailable()),
+            }
+            if !db.connected && db.lost.is_some() {
+                return Err(db.unavailable());
+            }
+        }
+        Ok(db)
+    }
+
+    /// [`ConfigDb::connect_within`] ten seconds.
     pub async fn connect(dbs: Databases) -> Result<ConfigDb, ConfigDbError> {
-        let mut conns = BTreeMap::new();
-        conns.insert(
-            dbs.config.instance.name.clone(),
-            connect(&dbs.config).await?,
-        );
-        Ok(ConfigDb {
+        ConfigDb::connect_within(dbs, Duration::from_secs(10)).await
+    }
+
+    /// Start following SONiC's databases without waiting: the daemon keeps
+    /// running while redis is away, and the view fills once it is back.
+    pub fn start(dbs: Databases) -> ConfigDb {
+        let feed = Feed::start(dbs.clone(), FeedOptions::default());
+        ConfigDb {
             dbs,
-            conns,
+            feed,
+            view: View::default(),
+            connected: false,
+            lost: None,
+            writer: None,
             stats: Stats::default(),
-        })
+            feed_base: 0,
+            changed: Changed::default(),
+        }
+    }
+
+    fn unavailable(&self) -> ConfigDbError {
+        ConfigDbError::Unavailable {
+            instance: self.dbs.config.instance.name.clone(),
+            reason: self
+                .lost
+                .clone()
+                .unwrap_or_else(|| "no answer from redis".into()),
+        }
     }
 
     pub fn databases(&self) -> &Databases {
         &self.dbs
     }
 
+    /// The current view (as current as the events processed so far).
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// Whether redis is reachable and the view is filled.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Round trips and commands so far (the feed's reads included).
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            round_trips: self.stats.round_trips + self.feed.round_trips() - self.feed_base,
+            ..self.stats
+        }
     }
 
     pub fn reset_stats(&mut self) {
         self.stats = Stats::default();
+        self.feed_base = self.feed.round_trips();
     }
 
-    async fn conn(&mut self, db: &DbLocation) -> Result<&mut MultiplexedConnection, ConfigDbError> {
-        if !self.conns.contains_key(&db.instance.name) {
-            let c = connect(db).await?;
-            self.conns.insert(db.instance.name.clone(), c);
-        }
-        self.conns
-            .get_mut(&db.instance.name)
-            .ok_or_else(|| ConfigDbError::Reply {
-                what: "connection cache".into(),
-                reply: "missing".into(),
-            })
+    /// What changed in the view since the last call.
+    pub fn take_changed(&mut self) -> Changed {
+        std::mem::take(&mut self.changed)
     }
 
-    /// Read the agent's tables and the readiness flags (one round trip when
-    /// APPL_DB shares CONFIG_DB's instance, as on every SONiC build).
-    pub async fn read(&mut self) -> Result<(DbState, Readiness), ConfigDbError> {
-        let config = self.dbs.config.clone();
-        let appl = self.dbs.appl.clone();
-        let same_instance = appl.instance == config.instance;
-        let port_init_key = format!("PORT_TABLE{}PortInitDone", appl.separator);
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(READ_SCRIPT).arg(0);
-        cmd.arg(if same_instance {
-            appl.id.to_string()
-        } else {
-            String::new()
-        });
-        cmd.arg(&port_init_key);
-        cmd.arg(format!("{}{SEP}*", Table::Port.name()));
-        cmd.arg(&PORT_FIELDS[..]).arg("--");
-        for t in Table::ALL.into_iter().filter(|t| *t != Table::Port) {
-            cmd.arg(format!("{}{SEP}*", t.name()));
-        }
-        let conn = self.conn(&config).await?;
-        let reply: Value = cmd
-            .query_async(conn)
-            .await
-            .map_err(redis_err("reading CONFIG_DB"))?;
-        self.stats.round_trips += 1;
-        let (state, init, port_init) = parse_read_reply(reply)?;
-        let port_init_done = match port_init {
-            Some(v) => v,
-            None => {
-                let conn = self.conn(&appl).await?;
-                let n: i64 = redis::cmd("EXISTS")
-                    .arg(&port_init_key)
-                    .query_async(conn)
-                    .await
-                    .map_err(redis_err("reading APPL_DB PortInitDone"))?;
-                self.stats.round_trips += 1;
-                n == 1
+    fn on_event(&mut self, ev: FeedEvent) {
+        match ev {
+            FeedEvent::Snapshot(view) => {
+                let version = self.view.version.max(view.version) + 1;
+                let config_version = self.view.config_version.max(view.config_version) + 1;
+                self.view = *view;
+                self.view.version = version;
+                self.view.config_version = config_version;
+                self.connected = true;
+                self.lost = None;
+                self.changed.merge(Changed {
+                    config: true,
+                    confirmed: true,
+                    readiness: true,
+                });
             }
-        };
-        Ok((
-            state,
-            Readiness {
-                config_db_initialized: init,
-                port_init_done,
-            },
-        ))
+            FeedEvent::Updates(updates) => {
+                for u in updates {
+                    let c = self.view.apply(u);
+                    self.changed.merge(c);
+                }
+            }
+            FeedEvent::Synced(_) => {}
+            FeedEvent::Lost(reason) => {
+                if self.connected {
+                    tracing::warn!(%reason, "lost SONiC's redis; keeping the last known state");
+                }
+                self.connected = false;
+                self.lost = Some(reason);
+                self.writer = None;
+                self.changed.readiness = true;
+            }
+        }
     }
 
-    /// Read until SONiC is ready (`CONFIG_DB_INITIALIZED=1`, `PortInitDone`),
-    /// polling every `interval`, at most `timeout`.
-    pub async fn read_when_ready(
-        &mut self,
-        timeout: Duration,
-        interval: Duration,
-    ) -> Result<DbState, ConfigDbError> {
+    /// Apply every event that is already here; returns whether any was.
+    pub fn pump(&mut self) -> bool {
+        let mut any = false;
+        while let Some(ev) = self.feed.try_recv() {
+            self.on_event(ev);
+            any = true;
+        }
+        any
+    }
+
+    /// Wait for the next event and apply it (for the daemon's `select!`).
+    /// `None` when the feed stopped.
+    pub async fn next_event(&mut self) -> Option<()> {
+        let ev = self.feed.recv().await?;
+        self.on_event(ev);
+        self.pump();
+        Some(())
+    }
+
+    /// Wait until the view holds every change redis made before this call
+    /// (at most `timeout`).
+    pub async fn sync(&mut self, timeout: Duration) -> Result<(), ConfigDbError> {
+        let token = self.feed.sync();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.feed.recv()).await {
+                Ok(Some(FeedEvent::Synced(t))) if t >= token => {
+                    return if self.connected {
+                        Ok(())
+                    } else {
+                        Err(self.unavailable())
+                    };
+                }
+                Ok(Some(ev)) => self.on_event(ev),
+                Ok(None) | Err(_) => return Err(self.unavailable()),
+            }
+        }
+    }
+
+    /// The current CONFIG_DB tables and readiness flags, synced first.
+    pub async fn read(&mut self) -> Result<(DbState, Readiness), ConfigDbError> {
+        self.sync(Duration::from_secs(10)).await?;
+        Ok((self.view.config.clone(), self.view.readiness.clone()))
+    }
+
+    /// Wait until SONiC is ready (`CONFIG_DB_INITIALIZED=1`, `PortInitDone`),
+    /// at most `timeout`; woken by notifications, not by polling.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<(), ConfigDbError> {
         let start = Instant::now();
+        let deadline = start + timeout;
+        if !(self.connected && self.view.readiness.ready()) {
+            self.sync(timeout).await?;
+        }
         let mut logged = false;
         loop {
-            let (state, ready) = self.read().await?;
-            if ready.ready() {
-                return Ok(state);
-            }
-            if start.elapsed() >= timeout {
-                return Err(ConfigDbError::NotReady {
-                    waited: start.elapsed(),
-                    config_db_initialized: ready.config_db_initialized,
-                    port_init: if ready.port_init_done {
-                        "present"
-                    } else {
-                        "missing"
-                    },
-                });
+            if self.connected && self.view.readiness.ready() {
+                return Ok(());
             }
             if !logged {
                 tracing::info!(
-                    config_db_initialized = %ready.config_db_initialized,
-                    port_init_done = ready.port_init_done,
+                    config_db_initialized = %self.view.readiness.config_db_initialized,
+                    port_init_done = self.view.readiness.port_init_done,
                     "waiting for SONiC to finish initialising before writing"
                 );
                 logged = true;
             }
-            tokio::time::sleep(interval).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.feed.recv()).await {
+                Ok(Some(ev)) => self.on_event(ev),
+                Ok(None) => return Err(self.unavailable()),
+                Err(_) => {
+                    let r = &self.view.readiness;
+                    return Err(ConfigDbError::NotReady {
+                        waited: start.elapsed(),
+                        config_db_initialized: r.config_db_initialized.clone(),
+                        port_init: if r.port_init_done {
+                            "present"
+                        } else {
+                            "missing"
+                        },
+                    });
+                }
+            }
         }
     }
 
-    /// Apply a plan phase by phase: one `MULTI/EXEC`, then the barrier.
+    /// Wait until SONiC is ready, then return CONFIG_DB (compatibility with
+    /// the one-shot commands; `_interval` is unused: waiting is event-driven).
+    pub async fn read_when_ready(
+        &mut self,
+        timeout: Duration,
+        _interval: Duration,
+    ) -> Result<DbState, ConfigDbError> {
+        self.wait_ready(timeout).await?;
+        Ok(self.view.config.clone())
+    }
+
+    /// Wait until every condition holds in the view. Woken by notifications;
+    /// re-reads the keys of unmet conditions every [`REREAD_EVERY`] without
+    /// progress, as a fallback. Returns the unmet conditions on timeout.
+    async fn wait_for<'c>(
+        &mut self,
+        conditions: &'c [Condition],
+        timeout: Duration,
+    ) -> Result<u64, Vec<&'c Condition>> {
+        let deadline = Instant::now() + timeout;
+        let mut reread_at = Instant::now() + REREAD_EVERY;
+        let mut wakeups = 0u64;
+        loop {
+            self.pump();
+            if self.connected && self.view.all_hold(conditions) {
+                return Ok(wakeups);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(self.view.unmet(conditions));
+            }
+            if now >= reread_at {
+                self.reread(&self.view.unmet(conditions));
+                reread_at = now + REREAD_EVERY;
+            }
+            let until = deadline.min(reread_at);
+            match tokio::time::timeout_at(until.into(), self.feed.recv()).await {
+                Ok(Some(ev)) => {
+                    wakeups += 1;
+                    self.on_event(ev);
+                }
+                Ok(None) => return Err(self.view.unmet(conditions)),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Ask the feed to re-read the keys behind these conditions.
+    fn reread(&self, conditions: &[&Condition]) {
+        let seps = self.view.confirmed.separators();
+        let keys: Vec<(Db, String)> = conditions
+            .iter()
+            .map(|c| match (&c.check, c.db) {
+                (Check::NoBridgePort, _) => (Db::Counters, PORT_NAME_MAP.to_owned()),
+                (_, db) => (db, c.redis_key(seps.of(db))),
+            })
+            .collect();
+        self.feed.reread(keys);
+    }
+
+    /// Write one phase as one `MULTI/EXEC` and apply it to the view.
+    async fn write_phase(&mut self, phase: &Phase, label: &str) -> Result<(), ConfigDbError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        // SELECT inside the transaction: the connection may be shared with
+        // scripts that select other databases.
+        pipe.cmd("SELECT").arg(self.dbs.config.id).ignore();
+        let mut expected: Vec<(String, u32)> = Vec::with_capacity(phase.changes.len());
+        for c in &phase.changes {
+            let key = c.key.redis_key();
+            let exists = self.view.config.contains(&c.key);
+            let events = match &c.op {
+                Op::Create { fields } => {
+                    pipe.cmd("HSET").arg(&key).arg(fields_args(fields)).ignore();
+                    1
+                }
+                Op::Update { set, remove } => {
+                    if !set.is_empty() {
+                        pipe.cmd("HSET").arg(&key).arg(fields_args(set)).ignore();
+                    }
+                    if !remove.is_empty() {
+                        pipe.cmd("HDEL").arg(&key).arg(remove).ignore();
+                    }
+                    u32::from(!set.is_empty()) + u32::from(!remove.is_empty())
+                }
+                Op::Delete { .. } => {
+                    pipe.cmd("DEL").arg(&key).ignore();
+                    u32::from(exists)
+                }
+            };
+            if events > 0 {
+                expected.push((key, events));
+            }
+            tracing::info!(phase = label, change = %c, "CONFIG_DB write");
+        }
+        let keys: Vec<String> = expected.iter().map(|(k, _)| k.clone()).collect();
+        self.feed.expect(expected);
+        let result = match self.writer_conn().await {
+            Ok(conn) => pipe
+                .query_async::<()>(conn)
+                .await
+                .map_err(|source| ConfigDbError::Redis {
+                    what: format!("writing phase {label}"),
+                    source,
+                }),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            // Unknown whether it was applied: read the keys back.
+            self.writer = None;
+            self.feed.unexpect(keys.iter().cloned());
+            self.feed.reread_config(keys);
+            return Err(e);
+        }
+        self.stats.round_trips += 1;
+        self.stats.write_commands += phase.commands() as u64;
+        self.stats.keys_written += phase.changes.len() as u64;
+        for c in &phase.changes {
+            apply_to_state(&mut self.view.config, c);
+        }
+        self.view.version += 1;
+        self.view.config_version += 1;
+        self.changed.config = true;
+        // Every notification of the write has reached the feed after the
+        // sync; forget what was not consumed (a DEL of a key that was
+        // already gone causes none).
+        let synced = self.sync(Duration::from_secs(10)).await;
+        self.feed.unexpect(keys);
+        synced
+    }
+
+    async fn writer_conn(&mut self) -> Result<&mut MultiplexedConnection, ConfigDbError> {
+        if self.writer.is_none() {
+            self.writer = Some(connect_instance(&self.dbs.config).await?);
+        }
+        self.writer.as_mut().ok_or_else(|| ConfigDbError::Reply {
+            what: "connection".into(),
+            reply: "missing".into(),
+        })
+    }
+
+    /// Apply a plan: wait for what SONiC still owes (`plan.pending`), then per
+    /// phase check its preconditions, write it as one `MULTI/EXEC` and wait
+    /// for its barrier. Every wait is woken by notifications and limited by
+    /// `opts.barrier_timeout`; a timeout names what is missing, and nothing
+    /// after it is written.
     pub async fn apply(
         &mut self,
         plan: &Plan,
         opts: &ApplyOptions,
     ) -> Result<ApplyReport, ConfigDbError> {
         let mut report = ApplyReport::default();
-        let config = self.dbs.config.clone();
-        let before = self.stats;
-        for (i, phase) in plan.phases.iter().enumerate() {
-            let started = Instant::now();
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for c in &phase.changes {
-                let key = c.key.redis_key();
-                match &c.op {
-                    Op::Create { fields } => {
-                        pipe.cmd("HSET").arg(&key).arg(fields_args(fields)).ignore();
-                    }
-                    Op::Update { set, remove } => {
-                        if !set.is_empty() {
-                            pipe.cmd("HSET").arg(&key).arg(fields_args(set)).ignore();
-                        }
-                        if !remove.is_empty() {
-                            pipe.cmd("HDEL").arg(&key).arg(remove).ignore();
-                        }
-                    }
-                    Op::Delete { .. } => {
-                        pipe.cmd("DEL").arg(&key).ignore();
-                    }
-                }
-                tracing::info!(phase = i + 1, stage = ?phase.stage, change = %c, "CONFIG_DB write");
-            }
-            let conn = self.conn(&config).await?;
-            pipe.query_async::<()>(conn)
-                .await
-                .map_err(redis_err(format!(
-                    "writing phase {}/{}",
-                    i + 1,
-                    plan.phases.len()
-                )))?;
-            self.stats.round_trips += 1;
-            self.stats.write_commands += phase.commands() as u64;
-            self.stats.keys_written += phase.changes.len() as u64;
-            report.write_time += started.elapsed();
-
+        let before = self.stats();
+        if !self.connected {
+            return Err(self.unavailable());
+        }
+        if !plan.pending.is_empty() {
             let waited = Instant::now();
-            let polls_before = self.stats.barrier_polls;
-            self.wait_barrier(i, plan, opts).await?;
+            self.wait(&plan.pending, opts, plan, Waiting::Pending)
+                .await?;
+            report.pending_wait = waited.elapsed();
+            tracing::info!(
+                conditions = plan.pending.len(),
+                waited = ?report.pending_wait,
+                "SONiC confirmed what CONFIG_DB already held"
+            );
+        }
+        let n = plan.phases.len();
+        for (i, phase) in plan.phases.iter().enumerate() {
+            if let Some(hook) = &opts.before_phase {
+                hook(i + 1, phase.stage);
+            }
+            let waited = Instant::now();
+            self.wait(
+                &phase.preconditions,
+                opts,
+                plan,
+                Waiting::Precondition { phase: i + 1 },
+            )
+            .await?;
+            report.barrier_time += waited.elapsed();
+            let started = Instant::now();
+            self.write_phase(phase, &format!("{}/{n}", i + 1)).await?;
+            report.write_time += started.elapsed();
+            if let Some(hook) = &opts.after_write {
+                hook(i + 1, phase.stage);
+            }
+            let waited = Instant::now();
+            let wakeups = self
+                .wait(
+                    &phase.barrier,
+                    opts,
+                    plan,
+                    Waiting::Barrier { phase: i + 1 },
+                )
+                .await?;
             let barrier_wait = waited.elapsed();
+            tracing::debug!(phase = i + 1, waited = ?barrier_wait, "barrier confirmed");
             report.barrier_time += barrier_wait;
             report.phases.push(PhaseReport {
                 stage: phase.stage,
@@ -506,145 +726,87 @@ impl ConfigDb {
                 commands: phase.commands(),
                 conditions: phase.barrier.len(),
                 barrier_wait,
-                barrier_polls: self.stats.barrier_polls - polls_before,
+                barrier_polls: wakeups,
             });
         }
+        let after = self.stats();
         report.stats = Stats {
-            round_trips: self.stats.round_trips - before.round_trips,
-            write_commands: self.stats.write_commands - before.write_commands,
-            keys_written: self.stats.keys_written - before.keys_written,
-            barrier_polls: self.stats.barrier_polls - before.barrier_polls,
+            round_trips: after.round_trips - before.round_trips,
+            write_commands: after.write_commands - before.write_commands,
+            keys_written: after.keys_written - before.keys_written,
+            barrier_polls: after.barrier_polls - before.barrier_polls,
         };
         Ok(report)
     }
 
-    fn location(&self, db: Db) -> Option<&DbLocation> {
-        match db {
-            Db::Appl => Some(&self.dbs.appl),
-            Db::State => Some(&self.dbs.state),
-            Db::Counters => self.dbs.counters.as_ref(),
-            Db::Asic => self.dbs.asic.as_ref(),
+    async fn wait(
+        &mut self,
+        conditions: &[Condition],
+        opts: &ApplyOptions,
+        plan: &Plan,
+        what: Waiting,
+    ) -> Result<u64, ConfigDbError> {
+        if conditions.is_empty() {
+            return Ok(0);
+        }
+        let started = Instant::now();
+        match self.wait_for(conditions, opts.barrier_timeout).await {
+            Ok(w) => {
+                self.stats.barrier_polls += w;
+                Ok(w)
+            }
+            Err(unmet) => {
+                let unmet: Vec<Condition> = unmet.into_iter().cloned().collect();
+                let waited = started.elapsed();
+                let phases = plan.phases.len();
+                Err(match what {
+                    Waiting::Pending => ConfigDbError::Pending { waited, unmet },
+                    Waiting::Precondition { phase } => ConfigDbError::Precondition {
+                        phase,
+                        phases,
+                        waited,
+                        unmet,
+                    },
+                    Waiting::Barrier { phase } => ConfigDbError::Barrier {
+                        phase,
+                        phases,
+                        stage: plan.phases[phase - 1].stage,
+                        waited,
+                        unmet,
+                    },
+                })
+            }
         }
     }
+}
 
-    /// Encode the conditions per instance for [`BARRIER_SCRIPT`]; conditions
-    /// on databases this switch does not have (no ASIC) hold trivially.
-    fn barrier_args(&self, conditions: &[Condition]) -> Vec<InstanceChecks> {
-        let mut by_instance: BTreeMap<&str, InstanceChecks> = BTreeMap::new();
-        for (idx, c) in conditions.iter().enumerate() {
-            let args = match &c.check {
-                Check::NoBridgePort => {
-                    let (Some(counters), Some(asic)) =
-                        (self.dbs.counters.as_ref(), self.dbs.asic.as_ref())
-                    else {
-                        continue;
-                    };
-                    if counters.instance != asic.instance {
-                        continue;
+/// Apply one written change to an in-memory CONFIG_DB.
+pub fn apply_to_state(state: &mut DbState, c: &Change) {
+    match &c.op {
+        Op::Create { fields } => state.insert(c.key.clone(), fields.clone()),
+        Op::Update { set, remove } => {
+            let entry = match state.get_mut(&c.key) {
+                Some(e) => e,
+                None => {
+                    state.insert(c.key.clone(), Fields::new());
+                    match state.get_mut(&c.key) {
+                        Some(e) => e,
+                        None => return,
                     }
-                    let pattern = format!(
-                        "ASIC_STATE{0}SAI_OBJECT_TYPE_BRIDGE_PORT{0}*",
-                        asic.separator
-                    );
-                    let port = c.name.clone();
-                    (
-                        counters,
-                        vec![
-                            "NB".into(),
-                            counters.id.to_string(),
-                            port,
-                            asic.id.to_string(),
-                            pattern,
-                        ],
-                    )
-                }
-                check => {
-                    let Some(loc) = self.location(c.db) else {
-                        continue;
-                    };
-                    let key = c.redis_key(loc.separator);
-                    let (kind, field, value) = match check {
-                        Check::Present => ("P", String::new(), String::new()),
-                        Check::Gone => ("G", String::new(), String::new()),
-                        Check::FieldIs { field, value } => ("F", field.clone(), value.clone()),
-                        Check::FieldGone { field } => ("FG", field.clone(), String::new()),
-                        Check::NoBridgePort => continue,
-                    };
-                    (
-                        loc,
-                        vec![kind.into(), loc.id.to_string(), key, field, value],
-                    )
                 }
             };
-            let (loc, a) = args;
-            by_instance
-                .entry(loc.instance.name.as_str())
-                .or_insert_with(|| (loc.clone(), Vec::new()))
-                .1
-                .push((idx, a));
-        }
-        by_instance.into_values().collect()
-    }
-
-    /// Indices of the conditions that do not hold yet (one round trip per
-    /// instance); `checks` comes from [`Self::barrier_args`].
-    async fn unmet(&mut self, checks: &[InstanceChecks]) -> Result<Vec<usize>, ConfigDbError> {
-        let mut unmet = Vec::new();
-        for (loc, items) in checks {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(BARRIER_SCRIPT).arg(0);
-            for (_, a) in items {
-                cmd.arg(a);
+            for (k, v) in set.iter() {
+                entry.insert(k.clone(), v.clone());
             }
-            let conn = self.conn(loc).await?;
-            let idx: Vec<usize> = cmd
-                .query_async(conn)
-                .await
-                .map_err(redis_err("checking a barrier"))?;
-            self.stats.barrier_polls += 1;
-            for i in idx {
-                if let Some((orig, _)) = items.get(i.saturating_sub(1)) {
-                    unmet.push(*orig);
-                }
+            for k in remove {
+                entry.remove(k);
+            }
+            if entry.is_empty() {
+                state.remove(&c.key);
             }
         }
-        unmet.sort_unstable();
-        Ok(unmet)
-    }
-
-    async fn wait_barrier(
-        &mut self,
-        i: usize,
-        plan: &Plan,
-        opts: &ApplyOptions,
-    ) -> Result<(), ConfigDbError> {
-        let phase = &plan.phases[i];
-        if phase.barrier.is_empty() {
-            return Ok(());
-        }
-        let start = Instant::now();
-        let mut interval = opts.poll_interval;
-        let checks = self.barrier_args(&phase.barrier);
-        loop {
-            let unmet = self.unmet(&checks).await?;
-            if unmet.is_empty() {
-                tracing::debug!(phase = i + 1, waited = ?start.elapsed(), "barrier confirmed");
-                return Ok(());
-            }
-            if start.elapsed() >= opts.barrier_timeout {
-                return Err(ConfigDbError::Barrier {
-                    phase: i + 1,
-                    phases: plan.phases.len(),
-                    stage: phase.stage,
-                    waited: start.elapsed(),
-                    unmet: unmet
-                        .into_iter()
-                        .map(|u| phase.barrier[u].clone())
-                        .collect(),
-                });
-            }
-            tokio::time::sleep(interval).await;
-            interval = (interval * 2).min(opts.max_poll_interval);
+        Op::Delete { .. } => {
+            state.remove(&c.key);
         }
     }
 }
@@ -654,49 +816,4 @@ fn fields_args(fields: &Fields) -> Vec<&str> {
         .iter()
         .flat_map(|(k, v)| [k.as_str(), v.as_str()])
         .collect()
-}
-
-fn parse_read_reply(reply: Value) -> Result<(DbState, String, Option<bool>), ConfigDbError> {
-    let bad = |what: &str| ConfigDbError::Reply {
-        what: "reading CONFIG_DB".into(),
-        reply: what.to_owned(),
-    };
-    let Value::Array(top) = reply else {
-        return Err(bad("not an array"));
-    };
-    // Consume the reply: bulk strings become Strings without a copy.
-    let owned = |v: Value| -> Option<String> {
-        match v {
-            Value::BulkString(b) => String::from_utf8(b).ok(),
-            Value::SimpleString(s) => Some(s),
-            Value::Int(i) => Some(i.to_string()),
-            _ => None,
-        }
-    };
-    let mut it = top.into_iter();
-    let init = it.next().and_then(owned).unwrap_or_default();
-    let port_init = match it.next() {
-        Some(Value::Int(-1)) => None,
-        Some(Value::Int(n)) => Some(n == 1),
-        _ => return Err(bad("no PortInitDone flag")),
-    };
-    let mut state = DbState::new();
-    while let Some(k) = it.next() {
-        let key = owned(k).ok_or_else(|| bad("a key is not a string"))?;
-        let n = match it.next() {
-            Some(Value::Int(n)) => usize::try_from(n).map_err(|_| bad("negative field count"))?,
-            _ => return Err(bad("no field count")),
-        };
-        let mut fields = Fields::new();
-        for _ in 0..n {
-            let (Some(f), Some(v)) = (it.next().and_then(owned), it.next().and_then(owned)) else {
-                return Err(bad("truncated entry"));
-            };
-            fields.insert(f, v);
-        }
-        if let Some(key) = Key::parse(&key) {
-            state.insert(key, fields);
-        }
-    }
-    Ok((state, init, port_init))
 }

@@ -83,6 +83,22 @@ impl Switch {
         Config::from_sources(Some(("test.toml", &text)), Vec::new()).expect("test configuration")
     }
 
+    /// The agent configuration of [`Switch::config`] as a TOML file in `dir`
+    /// (for running the `metal-switchd` binary against this switch).
+    pub fn config_file(&self, dir: &std::path::Path, extra: &str) -> PathBuf {
+        let mut table: toml::Table =
+            toml::from_str(fixtures::LEAF01_AGENT_CONFIG).expect("lab config");
+        table.insert(
+            "database_config".into(),
+            self.dbconf.display().to_string().into(),
+        );
+        table.insert("barrier_timeout".into(), "10s".into());
+        table.extend(toml::from_str::<toml::Table>(extra).expect("extra TOML"));
+        let path = dir.join("agent.toml");
+        std::fs::write(&path, toml::to_string(&table).expect("TOML")).expect("write config");
+        path
+    }
+
     pub async fn connect(&self) -> ConfigDb {
         ConfigDb::connect(Databases::load(&self.dbconf).expect("database_config"))
             .await
@@ -96,10 +112,9 @@ impl Switch {
         desc: &SwitchDesc,
     ) -> Result<(Prepared, ApplyReport), metal_switchd::Error> {
         let mut db = self.connect().await;
-        let state = db
-            .read_when_ready(Duration::from_secs(5), Duration::from_millis(50))
-            .await?;
-        let prepared = configdb::prepare(desc, cfg, &state)?;
+        db.wait_ready(Duration::from_secs(5)).await?;
+        let view = db.view();
+        let prepared = configdb::prepare_confirmed(desc, cfg, &view.config, &view.confirmed)?;
         let opts = ApplyOptions {
             barrier_timeout: cfg.barrier_timeout.0,
             ..ApplyOptions::default()
@@ -111,8 +126,9 @@ impl Switch {
 
     pub async fn plan(&self, cfg: &Config, desc: &SwitchDesc) -> Plan {
         let mut db = self.connect().await;
-        let (state, _) = db.read().await.expect("read");
-        configdb::prepare(desc, cfg, &state)
+        db.read().await.expect("read");
+        let view = db.view();
+        configdb::prepare_confirmed(desc, cfg, &view.config, &view.confirmed)
             .expect("valid desired state")
             .plan
     }
@@ -178,8 +194,10 @@ pub fn assert_no_violations(sw: &Switch) {
     );
 }
 
-/// Index of the first stand-in event containing `needle`, or panic.
+/// Index of the first stand-in event containing `needle`, or panic (after
+/// the stand-in processed everything it received).
 pub fn event(sw: &Switch, needle: &str) -> usize {
+    sw.settle();
     sw.standin().position(needle).unwrap_or_else(|| {
         panic!(
             "SONiC never processed {needle:?}; events: {:#?}",

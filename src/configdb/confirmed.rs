@@ -1,0 +1,846 @@
+//! What SONiC has confirmed, and what is still pending (pure).
+//!
+//! CONFIG_DB holds what was asked for; STATE_DB, APPL_DB, COUNTERS_DB and
+//! ASIC_DB hold what SONiC's daemons did about it (sonic-configdb reference
+//! §4). [`Confirmed`] is the part of those databases the agent watches, and
+//! [`assess`] compares it with the owned part of CONFIG_DB:
+//!
+//! - an owned entry written but not confirmed yet (a `VRF` without
+//!   `STATE_DB VRF_TABLE`, a `VLAN_MEMBER` without its STATE entry, an
+//!   `INTERFACE` whose STATE `vrf` is not the configured one, …), or a
+//!   deletion not confirmed yet (a STATE entry in the agent's domain without
+//!   its CONFIG_DB entry, a router interface still in `COUNTERS_RIF_NAME_MAP`)
+//!   is **pending**: the applier waits for it before it writes anything, so no
+//!   write ever builds on a state SONiC has not reached;
+//! - an entry SONiC has provably dropped — an `INTERFACE` or `VLAN_INTERFACE`
+//!   whose `vrf_name` was changed in place (intfmgrd skips that), a VRF whose
+//!   VNI was changed directly (vrfmgrd rejects that) — can never be confirmed
+//!   and is **replaced** the SONiC way instead (delete → confirm → create; VNI
+//!   via 0).
+//!
+//! Invariants: nothing here reads a clock or does I/O; a [`Condition`] holds
+//! against [`Confirmed`] exactly when the applier's barrier would accept it.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::owned::Ownership;
+use super::plan::{Check, Condition, Db};
+use super::schema::{DbState, Fields, Key, SEP, Table, vid_of_vlan_name};
+use crate::spec::{SwitchSpec, vni_of_vrf_name};
+
+/// STATE_DB tables the agent watches.
+pub const STATE_TABLES: [&str; 4] = [
+    "VRF_TABLE",
+    "VLAN_TABLE",
+    "VLAN_MEMBER_TABLE",
+    "INTERFACE_TABLE",
+];
+/// APPL_DB tables the agent watches.
+pub const APPL_TABLES: [&str; 2] = ["VRF_TABLE", "VXLAN_TUNNEL_MAP_TABLE"];
+/// COUNTERS_DB hash: interface name → router interface OID.
+pub const RIF_NAME_MAP: &str = "COUNTERS_RIF_NAME_MAP";
+/// COUNTERS_DB hash: port name → port OID.
+pub const PORT_NAME_MAP: &str = "COUNTERS_PORT_NAME_MAP";
+/// ASIC_DB bridge port table (between `ASIC_STATE` and the OID).
+pub const BRIDGE_PORT_TYPE: &str = "SAI_OBJECT_TYPE_BRIDGE_PORT";
+/// The bridge port's field naming the port OID it bridges.
+pub const BRIDGE_PORT_FIELD: &str = "SAI_BRIDGE_PORT_ATTR_PORT_ID";
+
+/// Key separators of the databases (from `database_config.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Separators {
+    pub appl: char,
+    pub state: char,
+    pub counters: char,
+    pub asic: char,
+}
+
+impl Default for Separators {
+    fn default() -> Self {
+        Separators {
+            appl: Db::Appl.default_separator(),
+            state: Db::State.default_separator(),
+            counters: Db::Counters.default_separator(),
+            asic: Db::Asic.default_separator(),
+        }
+    }
+}
+
+impl Separators {
+    pub fn of(&self, db: Db) -> char {
+        match db {
+            Db::Appl => self.appl,
+            Db::State => self.state,
+            Db::Counters => self.counters,
+            Db::Asic => self.asic,
+        }
+    }
+
+    /// The key prefix of ASIC bridge ports (`ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:`).
+    pub fn bridge_port_prefix(&self) -> String {
+        format!("ASIC_STATE{0}{BRIDGE_PORT_TYPE}{0}", self.asic)
+    }
+}
+
+/// The watched part of STATE_DB, APPL_DB, COUNTERS_DB and ASIC_DB.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Confirmed {
+    seps: Separators,
+    /// Offline (a `config_db.json` file): every condition holds.
+    assumed: bool,
+    /// STATE_DB entries of [`STATE_TABLES`], by redis key.
+    state: FxHashMap<String, Fields>,
+    /// APPL_DB entries of [`APPL_TABLES`], by redis key.
+    appl: FxHashMap<String, Fields>,
+    /// Interfaces with a router interface ([`RIF_NAME_MAP`] fields).
+    rifs: FxHashSet<String>,
+    /// Port name → port OID ([`PORT_NAME_MAP`]).
+    port_oids: FxHashMap<String, String>,
+    /// ASIC bridge port key → the port OID it bridges.
+    bridge_ports: FxHashMap<String, String>,
+    /// Port OID → number of bridge ports pointing at it.
+    bridged: FxHashMap<String, u32>,
+}
+
+/// A watched database entry, as the feed reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    State,
+    Appl,
+    RifNameMap,
+    PortNameMap,
+    BridgePort,
+}
+
+impl Confirmed {
+    /// An empty confirmed state for databases with these separators.
+    pub fn new(seps: Separators) -> Confirmed {
+        Confirmed {
+            seps,
+            ..Confirmed::default()
+        }
+    }
+
+    /// For offline planning against a `config_db.json` file: SONiC is assumed
+    /// to have confirmed everything CONFIG_DB says.
+    pub fn assumed() -> Confirmed {
+        Confirmed {
+            assumed: true,
+            ..Confirmed::default()
+        }
+    }
+
+    pub fn is_assumed(&self) -> bool {
+        self.assumed
+    }
+
+    pub fn separators(&self) -> Separators {
+        self.seps
+    }
+
+    /// Which watched kind a redis key of `db` is, if any.
+    pub fn classify(&self, db: Db, key: &str) -> Option<Watched> {
+        let table_of = |sep: char| key.split_once(sep).map(|(t, _)| t);
+        match db {
+            Db::State => table_of(self.seps.state)
+                .filter(|t| STATE_TABLES.contains(t))
+                .map(|_| Watched::State),
+            Db::Appl => table_of(self.seps.appl)
+                .filter(|t| APPL_TABLES.contains(t))
+                .map(|_| Watched::Appl),
+            Db::Counters => match key {
+                RIF_NAME_MAP => Some(Watched::RifNameMap),
+                PORT_NAME_MAP => Some(Watched::PortNameMap),
+                _ => None,
+            },
+            Db::Asic => key
+                .starts_with(&self.seps.bridge_port_prefix())
+                .then_some(Watched::BridgePort),
+        }
+    }
+
+    /// Record the current value of a watched key (`None`: it does not exist);
+    /// returns whether anything changed. Keys that are not watched are ignored.
+    pub fn set(&mut self, db: Db, key: &str, value: Option<Fields>) -> bool {
+        match self.classify(db, key) {
+            Some(Watched::State) => set_entry(&mut self.state, key, value),
+            Some(Watched::Appl) => set_entry(&mut self.appl, key, value),
+            Some(Watched::RifNameMap) => {
+                let rifs: FxHashSet<String> = value
+                    .map(|f| f.keys().cloned().collect())
+                    .unwrap_or_default();
+                let changed = rifs != self.rifs;
+                self.rifs = rifs;
+                changed
+            }
+            Some(Watched::PortNameMap) => {
+                let oids: FxHashMap<String, String> =
+                    value.map(|f| f.into_iter().collect()).unwrap_or_default();
+                let changed = oids != self.port_oids;
+                self.port_oids = oids;
+                changed
+            }
+            Some(Watched::BridgePort) => {
+                let oid = value.and_then(|f| f.get(BRIDGE_PORT_FIELD).cloned());
+                if self.bridge_ports.get(key) == oid.as_ref() {
+                    return false;
+                }
+                let old = match oid {
+                    Some(oid) => {
+                        *self.bridged.entry(oid.clone()).or_default() += 1;
+                        self.bridge_ports.insert(key.to_owned(), oid)
+                    }
+                    None => self.bridge_ports.remove(key),
+                };
+                if let Some(old) = old
+                    && let Some(n) = self.bridged.get_mut(&old)
+                {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.bridged.remove(&old);
+                    }
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A STATE_DB entry by table and name (parts joined with `|`).
+    pub fn state_entry(&self, table: &str, name: &str) -> Option<&Fields> {
+        self.state.get(&redis_key(table, name, self.seps.state))
+    }
+
+    /// An APPL_DB entry by table and name (parts joined with `|`).
+    pub fn appl_entry(&self, table: &str, name: &str) -> Option<&Fields> {
+        self.appl.get(&redis_key(table, name, self.seps.appl))
+    }
+
+    /// Whether `port` has an ASIC bridge port (only known where
+    /// `COUNTERS_PORT_NAME_MAP` knows the port).
+    pub fn has_bridge_port(&self, port: &str) -> bool {
+        self.port_oids
+            .get(port)
+            .is_some_and(|oid| self.bridged.contains_key(oid))
+    }
+
+    pub fn has_rif(&self, ifname: &str) -> bool {
+        self.rifs.contains(ifname)
+    }
+
+    /// Number of watched entries (for status and tests).
+    pub fn len(&self) -> usize {
+        self.state.len() + self.appl.len() + self.rifs.len() + self.bridge_ports.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a barrier condition holds.
+    pub fn holds(&self, c: &Condition) -> bool {
+        if self.assumed {
+            return true;
+        }
+        let entry = || match c.db {
+            Db::State => self.state.get(&c.redis_key(self.seps.state)),
+            Db::Appl => self.appl.get(&c.redis_key(self.seps.appl)),
+            Db::Counters | Db::Asic => None,
+        };
+        match &c.check {
+            Check::NoBridgePort => !self.has_bridge_port(&c.name),
+            Check::FieldGone { field } if c.table == RIF_NAME_MAP => !self.rifs.contains(field),
+            Check::FieldGone { field } => entry().is_none_or(|f| !f.contains_key(field)),
+            Check::Present => entry().is_some(),
+            Check::Gone => entry().is_none(),
+            Check::FieldIs { field, value } => {
+                entry().and_then(|f| f.get(field)).map(String::as_str) == Some(value.as_str())
+            }
+        }
+    }
+}
+
+fn set_entry(map: &mut FxHashMap<String, Fields>, key: &str, value: Option<Fields>) -> bool {
+    if map.get(key) == value.as_ref() {
+        return false;
+    }
+    match value {
+        Some(f) => {
+            map.insert(key.to_owned(), f);
+        }
+        None => {
+            map.remove(key);
+        }
+    }
+    true
+}
+
+fn redis_key(table: &str, name: &str, sep: char) -> String {
+    let mut k = String::with_capacity(table.len() + name.len() + 1);
+    k.push_str(table);
+    k.push(sep);
+    if sep == SEP {
+        k.push_str(name);
+    } else {
+        k.extend(name.chars().map(|c| if c == SEP { sep } else { c }));
+    }
+    k
+}
+
+/// What a reconcile must respect before it writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assessment {
+    /// Confirmations SONiC still owes for the current CONFIG_DB; the applier
+    /// waits for all of them before its first write.
+    pub pending: Vec<Condition>,
+    /// Owned entries SONiC dropped and that must be replaced (delete →
+    /// confirm → create; a VRF's VNI via 0).
+    pub replace: Vec<Key>,
+}
+
+impl Assessment {
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.replace.is_empty()
+    }
+}
+
+fn vni_of(f: Option<&Fields>) -> u32 {
+    f.and_then(|f| f.get("vni"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Compare the owned part of CONFIG_DB with what SONiC confirmed.
+/// `owned` must be built from the same `config` and `spec`.
+pub fn assess(
+    config: &DbState,
+    confirmed: &Confirmed,
+    spec: &SwitchSpec,
+    owned: &Ownership<'_>,
+) -> Assessment {
+    let mut a = Assessment::default();
+    if confirmed.assumed {
+        return a;
+    }
+    let mut want = |c: Condition| {
+        if !confirmed.holds(&c) {
+            a.pending.push(c);
+        }
+    };
+
+    // Entries CONFIG_DB has: SONiC must have confirmed them.
+    for (name, f) in config.table(Table::Vrf) {
+        if !owned.owns(Table::Vrf, name, f) {
+            continue;
+        }
+        want(Condition::new(
+            Db::State,
+            "VRF_TABLE",
+            name,
+            Check::Present,
+            "vrfmgrd",
+        ));
+        let (conf, appl) = (
+            vni_of(Some(f)),
+            vni_of(confirmed.appl_entry("VRF_TABLE", name)),
+        );
+        if conf != appl {
+            if conf != 0 && appl != 0 {
+                a.replace.push(Key::vrf(name));
+            } else {
+                want(Condition::new(
+                    Db::Appl,
+                    "VRF_TABLE",
+                    name,
+                    Check::FieldIs {
+                        field: "vni".into(),
+                        value: conf.to_string(),
+                    },
+                    "vrfmgrd",
+                ));
+            }
+        }
+    }
+    for (name, f) in config.table(Table::Vlan) {
+        if owned.owns(Table::Vlan, name, f) {
+            want(Condition::new(
+                Db::State,
+                "VLAN_TABLE",
+                name,
+                Check::Present,
+                "vlanmgrd",
+            ));
+        }
+    }
+    for (name, f) in config.table(Table::VlanMember) {
+        if owned.owns(Table::VlanMember, name, f) {
+            want(Condition::new(
+                Db::State,
+                "VLAN_MEMBER_TABLE",
+                name,
+                Check::Present,
+                "vlanmgrd",
+            ));
+        }
+    }
+    for table in [Table::Interface, Table::VlanInterface] {
+        for (name, f) in config.table(table) {
+            if name.contains(SEP) || !owned.owns(table, name, f) {
+                continue;
+            }
+            let vrf = f.get("vrf_name").map(String::as_str).unwrap_or("");
+            match confirmed.state_entry("INTERFACE_TABLE", name) {
+                Some(s) if s.get("vrf").map(String::as_str).unwrap_or("") != vrf => {
+                    a.replace.push(Key::new(table, name));
+                }
+                _ => want(Condition::new(
+                    Db::State,
+                    "INTERFACE_TABLE",
+                    name,
+                    Check::FieldIs {
+                        field: "vrf".into(),
+                        value: vrf.to_owned(),
+                    },
+                    "intfmgrd",
+                )),
+            }
+        }
+    }
+    for (name, f) in config.table(Table::VxlanTunnelMap) {
+        if owned.owns(Table::VxlanTunnelMap, name, f) {
+            want(Condition::new(
+                Db::Appl,
+                "VXLAN_TUNNEL_MAP_TABLE",
+                name,
+                Check::Present,
+                "vxlanmgrd",
+            ));
+        }
+    }
+
+    // Entries SONiC still has in the agent's domain that CONFIG_DB no longer
+    // has: their deletion is not confirmed yet.
+    let range = spec.vlan_range;
+    let owned_vlan = |vlan: &str| vid_of_vlan_name(vlan).is_some_and(|v| range.contains(v));
+    let managed = |port: &str| spec.ports.contains_key(port);
+    let sep = confirmed.seps.state;
+    let mut gone: Vec<Condition> = Vec::new();
+    for key in confirmed.state.keys() {
+        let Some((table, rest)) = key.split_once(sep) else {
+            continue;
+        };
+        let name = rest.replace(sep, &SEP.to_string());
+        let (ours, config_key, by, table): (bool, Key, &'static str, &'static str) = match table {
+            "VRF_TABLE" => (
+                vni_of_vrf_name(&name).is_some() && !spec.static_vrfs.contains(&name),
+                Key::vrf(&name),
+                "vrfmgrd",
+                "VRF_TABLE",
+            ),
+            "VLAN_TABLE" => (
+                owned_vlan(&name),
+                Key::new(Table::Vlan, &name),
+                "vlanmgrd",
+                "VLAN_TABLE",
+            ),
+            "VLAN_MEMBER_TABLE" => {
+                let Some((vlan, port)) = name.split_once(SEP) else {
+                    continue;
+                };
+                let pxe = vid_of_vlan_name(vlan) == Some(spec.pxe_vlan);
+                (
+                    owned_vlan(vlan) || (pxe && managed(port)),
+                    Key::new(Table::VlanMember, &name),
+                    "vlanmgrd",
+                    "VLAN_MEMBER_TABLE",
+                )
+            }
+            "INTERFACE_TABLE" if !name.contains(SEP) => {
+                let table = if owned_vlan(&name) {
+                    Table::VlanInterface
+                } else {
+                    Table::Interface
+                };
+                (
+                    owned_vlan(&name) || managed(&name),
+                    Key::new(table, &name),
+                    "intfmgrd",
+                    "INTERFACE_TABLE",
+                )
+            }
+            _ => continue,
+        };
+        if ours && !config.contains(&config_key) {
+            gone.push(Condition::new(Db::State, table, &name, Check::Gone, by));
+        }
+    }
+    let asep = confirmed.seps.appl;
+    for key in confirmed.appl.keys() {
+        let Some(rest) = key
+            .strip_prefix("VXLAN_TUNNEL_MAP_TABLE")
+            .and_then(|r| r.strip_prefix(asep))
+        else {
+            continue;
+        };
+        let name = rest.replace(asep, &SEP.to_string());
+        let map = name.rsplit(SEP).next().unwrap_or("");
+        let ours = map
+            .strip_prefix("map_")
+            .and_then(|r| r.split_once('_'))
+            .is_some_and(|(_, vlan)| owned_vlan(vlan));
+        if ours && !config.contains(&Key::new(Table::VxlanTunnelMap, &name)) {
+            gone.push(Condition::new(
+                Db::Appl,
+                "VXLAN_TUNNEL_MAP_TABLE",
+                &name,
+                Check::Gone,
+                "vxlanmgrd",
+            ));
+        }
+    }
+    // Router interfaces orchagent has not removed yet.
+    for ifname in &confirmed.rifs {
+        let (ours, key) = if owned_vlan(ifname) {
+            (true, Key::new(Table::VlanInterface, ifname.as_str()))
+        } else {
+            (managed(ifname), Key::interface(ifname))
+        };
+        if ours && !config.contains(&key) {
+            gone.push(Condition::new(
+                Db::Counters,
+                RIF_NAME_MAP,
+                "",
+                Check::FieldGone {
+                    field: ifname.clone(),
+                },
+                "orchagent removed the router interface",
+            ));
+        }
+    }
+    gone.sort();
+    a.pending.extend(gone);
+    a.pending.sort();
+    a.pending.dedup();
+    a.replace.sort();
+    a.replace.dedup();
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    //! Expectations from sonic-configdb reference §4 ("Confirming that a
+    //! change took effect"): which daemon writes which STATE_DB / APPL_DB /
+    //! COUNTERS_DB entry for which CONFIG_DB entry.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::config::Config;
+    use crate::configdb::owned::Ownership;
+    use crate::configdb::schema::fields;
+    use crate::spec::{FilterDesc, NicDesc, SwitchDesc};
+
+    fn f(pairs: &[(&str, &str)]) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// Four ports, a VTEP, the PXE VLAN 3900; tenant ranges 1001–2000.
+    fn base() -> DbState {
+        let mut s = DbState::new();
+        for i in 0..4 {
+            s.insert(
+                Key::port(&format!("Ethernet{i}")),
+                f(&[("alias", &format!("Eth{i}")), ("mtu", "9000")]),
+            );
+        }
+        s.insert(
+            Key::new(Table::VxlanTunnel, "vtep"),
+            f(&[("src_ip", "10.0.0.11")]),
+        );
+        s.insert(
+            Key::new(Table::VxlanEvpnNvo, "nvo"),
+            f(&[("source_vtep", "vtep")]),
+        );
+        s.insert(Key::vlan(3900), f(&[("vlanid", "3900")]));
+        s
+    }
+
+    fn spec_for(state: &DbState, nics: &[(&str, &str)]) -> SwitchSpec {
+        let cfg = Config::from_sources(
+            Some(("t", "hostname = \"leaf01\"\npxe_vlan_id = 3900\n")),
+            vec![],
+        )
+        .unwrap();
+        let desc = SwitchDesc {
+            id: "leaf01".into(),
+            nics: nics
+                .iter()
+                .map(|(n, v)| NicDesc {
+                    name: (*n).into(),
+                    vrf: (!v.is_empty()).then(|| (*v).to_owned()),
+                    filter: FilterDesc::default(),
+                    ..NicDesc::default()
+                })
+                .collect(),
+        };
+        crate::configdb::prepare(&desc, &cfg, state).unwrap().spec
+    }
+
+    /// What SONiC's daemons write once they processed `config` (§4).
+    fn sonic_confirms(config: &DbState) -> Confirmed {
+        let mut c = Confirmed::new(Separators::default());
+        for (name, fl) in config.table(Table::Vrf) {
+            c.set(
+                Db::State,
+                &format!("VRF_TABLE|{name}"),
+                Some(f(&[("state", "ok")])),
+            );
+            c.set(Db::Appl, &format!("VRF_TABLE:{name}"), Some(fl.clone()));
+        }
+        for (name, _) in config.table(Table::Vlan) {
+            c.set(
+                Db::State,
+                &format!("VLAN_TABLE|{name}"),
+                Some(f(&[("state", "ok")])),
+            );
+        }
+        for (name, _) in config.table(Table::VlanMember) {
+            c.set(
+                Db::State,
+                &format!("VLAN_MEMBER_TABLE|{name}"),
+                Some(f(&[("state", "ok")])),
+            );
+        }
+        let mut rifs = Fields::new();
+        for t in [Table::Interface, Table::VlanInterface] {
+            for (name, fl) in config.table(t) {
+                let vrf = fl.get("vrf_name").cloned().unwrap_or_default();
+                c.set(
+                    Db::State,
+                    &format!("INTERFACE_TABLE|{name}"),
+                    Some(f(&[("vrf", &vrf)])),
+                );
+                rifs.insert(name.to_owned(), "oid:0x6000000000001".into());
+            }
+        }
+        c.set(Db::Counters, RIF_NAME_MAP, Some(rifs));
+        for (name, _) in config.table(Table::VxlanTunnelMap) {
+            let key = format!("VXLAN_TUNNEL_MAP_TABLE:{}", name.replace('|', ":"));
+            c.set(Db::Appl, &key, Some(f(&[("vni", "1")])));
+        }
+        c
+    }
+
+    /// `base` with `nics` applied (target written to CONFIG_DB).
+    fn applied(nics: &[(&str, &str)]) -> (DbState, SwitchSpec) {
+        let mut state = base();
+        let spec = spec_for(&state, nics);
+        let plan = crate::configdb::plan_spec(&spec, &state);
+        for c in plan.iter_changes() {
+            match &c.op {
+                crate::configdb::diff::Op::Create { fields } => {
+                    state.insert(c.key.clone(), fields.clone())
+                }
+                crate::configdb::diff::Op::Update { set, .. } => {
+                    let e = state.get_mut(&c.key).unwrap();
+                    e.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                crate::configdb::diff::Op::Delete { .. } => {
+                    state.remove(&c.key);
+                }
+            }
+        }
+        let spec = spec_for(&state, nics);
+        (state, spec)
+    }
+
+    fn assess_of(state: &DbState, confirmed: &Confirmed, spec: &SwitchSpec) -> Assessment {
+        assess(state, confirmed, spec, &Ownership::new(state, spec))
+    }
+
+    const NICS: &[(&str, &str)] = &[
+        ("Ethernet0", ""),
+        ("Ethernet1", "vrf104009"),
+        ("Ethernet2", "default"),
+    ];
+
+    #[test]
+    fn a_confirmed_switch_owes_nothing() {
+        let (state, spec) = applied(NICS);
+        let a = assess_of(&state, &sonic_confirms(&state), &spec);
+        assert!(a.is_empty(), "{a:?}");
+    }
+
+    #[test]
+    fn written_but_unconfirmed_entries_are_pending() {
+        let (state, spec) = applied(NICS);
+        let mut c = sonic_confirms(&state);
+        // vrfmgrd and vlanmgrd have not got to the new VRF and member yet.
+        c.set(Db::State, "VRF_TABLE|Vrf104009", None);
+        c.set(Db::State, "VLAN_MEMBER_TABLE|Vlan3900|Ethernet0", None);
+        c.set(Db::State, "INTERFACE_TABLE|Ethernet1", None);
+        let a = assess_of(&state, &c, &spec);
+        let shown: Vec<String> = a.pending.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "STATE_DB INTERFACE_TABLE|Ethernet1 vrf=\"Vrf104009\" (intfmgrd)",
+                "STATE_DB VLAN_MEMBER_TABLE|Vlan3900|Ethernet0 present (vlanmgrd)",
+                "STATE_DB VRF_TABLE|Vrf104009 present (vrfmgrd)",
+            ]
+        );
+        assert!(a.replace.is_empty());
+    }
+
+    #[test]
+    fn deletions_not_yet_confirmed_are_pending() {
+        // Ethernet1 left its VRF and Vrf104009 was removed from CONFIG_DB, but
+        // intfmgrd, orchagent and vrfmgrd still show them.
+        let (old, _) = applied(NICS);
+        let c = sonic_confirms(&old);
+        let (state, spec) = applied(&[
+            ("Ethernet0", ""),
+            ("Ethernet1", ""),
+            ("Ethernet2", "default"),
+        ]);
+        let a = assess_of(&state, &c, &spec);
+        let shown: Vec<String> = a.pending.iter().map(ToString::to_string).collect();
+        for want in [
+            "STATE_DB INTERFACE_TABLE|Ethernet1 gone (intfmgrd)",
+            "COUNTERS_DB COUNTERS_RIF_NAME_MAP[Ethernet1] gone (orchagent removed the router interface)",
+            "STATE_DB VRF_TABLE|Vrf104009 gone (vrfmgrd)",
+            "STATE_DB VLAN_MEMBER_TABLE|Vlan3900|Ethernet1 present (vlanmgrd)",
+        ] {
+            assert!(
+                shown.iter().any(|s| s == want),
+                "missing {want:?} in {shown:#?}"
+            );
+        }
+        // The VLAN and its VXLAN map of the removed VRF: confirmed gone too.
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.starts_with("STATE_DB VLAN_TABLE|Vlan1001 gone")),
+            "{shown:#?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|s| s
+                    .starts_with("APPL_DB VXLAN_TUNNEL_MAP_TABLE:vtep:map_104009_Vlan1001 gone")),
+            "{shown:#?}"
+        );
+    }
+
+    #[test]
+    fn a_binding_changed_in_place_is_replaced() {
+        // Someone rewrote vrf_name in place: intfmgrd skipped it ("can not
+        // change to … directly"), STATE_DB keeps the old VRF forever.
+        let (state, spec) = applied(NICS);
+        let mut c = sonic_confirms(&state);
+        c.set(
+            Db::State,
+            "INTERFACE_TABLE|Ethernet1",
+            Some(f(&[("vrf", "Vrf104010")])),
+        );
+        let a = assess_of(&state, &c, &spec);
+        assert_eq!(a.replace, [Key::interface("Ethernet1")]);
+        assert!(a.pending.is_empty(), "{:?}", a.pending);
+        let plan = {
+            let owned = Ownership::new(&state, &spec);
+            crate::configdb::plan::plan(crate::configdb::diff::diff_forced(
+                &state, &spec, &owned, &a.replace,
+            ))
+        };
+        // Delete, confirm, create: two phases with the deletion's barrier between.
+        let keys: Vec<String> = plan.iter_changes().map(ToString::to_string).collect();
+        assert_eq!(keys.len(), 2, "{plan}");
+        assert!(keys[0].starts_with("- INTERFACE|Ethernet1"), "{plan}");
+        assert!(keys[1].starts_with("+ INTERFACE|Ethernet1"), "{plan}");
+        assert!(
+            crate::configdb::plan::check_rules(&plan).is_empty(),
+            "{plan}"
+        );
+    }
+
+    #[test]
+    fn a_vni_changed_directly_goes_through_zero() {
+        let (state, spec) = applied(NICS);
+        let mut c = sonic_confirms(&state);
+        // vrfmgrd rejected a direct VNI change and still has the old one.
+        c.set(
+            Db::Appl,
+            "VRF_TABLE:Vrf104009",
+            Some(f(&[("vni", "104010")])),
+        );
+        let a = assess_of(&state, &c, &spec);
+        assert_eq!(a.replace, [Key::vrf("Vrf104009")]);
+        let owned = Ownership::new(&state, &spec);
+        let plan = crate::configdb::plan::plan(crate::configdb::diff::diff_forced(
+            &state, &spec, &owned, &a.replace,
+        ));
+        let shown = plan.to_string();
+        assert!(
+            shown.contains("~ VRF|Vrf104009 set {vni=0}  [vni via 0]"),
+            "{shown}"
+        );
+        assert!(shown.contains("vni=104009"), "{shown}");
+    }
+
+    #[test]
+    fn entries_outside_the_agents_domain_are_ignored() {
+        let (state, spec) = applied(NICS);
+        let mut c = sonic_confirms(&state);
+        // An operator's VRF and VLAN outside the range, an unmanaged port's binding.
+        c.set(Db::State, "VRF_TABLE|VrfMpls", Some(f(&[("state", "ok")])));
+        c.set(
+            Db::State,
+            "VLAN_TABLE|Vlan3000",
+            Some(f(&[("state", "ok")])),
+        );
+        c.set(
+            Db::State,
+            "INTERFACE_TABLE|Ethernet120",
+            Some(f(&[("vrf", "")])),
+        );
+        c.set(
+            Db::State,
+            "INTERFACE_TABLE|Loopback0|10.0.0.11/32",
+            Some(f(&[("state", "ok")])),
+        );
+        let a = assess_of(&state, &c, &spec);
+        assert!(a.is_empty(), "{a:?}");
+    }
+
+    #[test]
+    fn bridge_ports_are_found_through_the_port_oid() {
+        let mut c = Confirmed::new(Separators::default());
+        let no_bridge = Condition::new(Db::Asic, "", "Ethernet0", Check::NoBridgePort, "orchagent");
+        assert!(
+            c.holds(&no_bridge),
+            "a port COUNTERS_DB does not know has no bridge port"
+        );
+        c.set(
+            Db::Counters,
+            PORT_NAME_MAP,
+            Some(f(&[("Ethernet0", "oid:0x1000000000002")])),
+        );
+        let bp = "ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:oid:0x3a000000000010";
+        c.set(
+            Db::Asic,
+            bp,
+            Some(f(&[(BRIDGE_PORT_FIELD, "oid:0x1000000000002")])),
+        );
+        assert!(!c.holds(&no_bridge));
+        c.set(Db::Asic, bp, None);
+        assert!(c.holds(&no_bridge));
+        // Not a watched key: ignored.
+        assert!(!c.set(
+            Db::Asic,
+            "ASIC_STATE:SAI_OBJECT_TYPE_ROUTE_ENTRY:x",
+            Some(fields([]))
+        ));
+    }
+}
