@@ -24,6 +24,9 @@ use crate::configdb::{self, snapshot, target};
 use crate::error::{EXIT_OK, Error};
 use crate::frr;
 use crate::kernel::netlink::Netlink;
+use crate::reconcile::desired::DesiredSource;
+use crate::reconcile::run::{ConfigLoader, Daemon, Signals, daemon_agent};
+use crate::reconcile::{Agent, AgentOptions, FrrOutcome, Mode, Outcome, ResultKind, Trigger};
 use crate::spec::{PortRole, SwitchDesc, SwitchSpec};
 
 /// metal-switchd: the metal-stack agent of a SONiC leaf switch.
@@ -48,6 +51,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the agent: register with the metal API, then keep the switch at
+    /// the API's desired state
+    ///
+    /// Reconciles every reconfigure_switch_interval, at once when an owned
+    /// CONFIG_DB entry is changed under it, when SONiC becomes ready again
+    /// and on SIGHUP (which re-reads the configuration); reports every
+    /// reconcile to the API (v2 heartbeat, v1 notify). With
+    /// reconfigure_switch = false it computes and reports but writes
+    /// nothing. SIGTERM / SIGINT stop it cleanly (exit 0).
+    Run,
     /// Show the CONFIG_DB changes a switch state causes, phase by phase (read-only)
     Plan(PlanArgs),
     /// Apply a switch state to CONFIG_DB and wait until SONiC confirms each phase
@@ -129,9 +142,12 @@ pub struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// Apply once and exit (required; the continuous daemon loop is not built yet)
+    /// Apply once and exit (required; `run` is the continuous agent)
     #[arg(long, required = true)]
     pub once: bool,
+    /// Write CONFIG_DB only; leave FRR's configuration alone
+    #[arg(long)]
+    pub configdb_only: bool,
     #[command(flatten)]
     pub switch: SwitchArgs,
     /// How long to wait for SONiC to be ready (CONFIG_DB_INITIALIZED, PortInitDone)
@@ -201,6 +217,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Register(args) => register(&cfg, args).await,
         Command::Fetch(args) => fetch(&cfg, args).await,
         Command::Apply(args) => apply(&cfg, args).await,
+        Command::Run => run_daemon(&cli, cfg).await,
         Command::Render(RenderCommand::Configdb(args)) => {
             let (_, desc) = read_switch(&args.switch)?;
             let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
@@ -289,35 +306,94 @@ async fn plan(cfg: &Config, args: &PlanArgs) -> Result<u8, Error> {
 }
 
 async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
-    let (version, desc) = read_switch(&args.switch)?;
-    let mut db = connect(cfg).await?;
-    let started = std::time::Instant::now();
-    db.wait_ready(args.wait_ready).await?;
-    let read_time = started.elapsed();
-    let started = std::time::Instant::now();
-    let view = db.view();
-    let prepared = configdb::prepare_confirmed(&desc, cfg, &view.config, &view.confirmed)?;
-    let plan_time = started.elapsed();
-    let opts = ApplyOptions {
-        barrier_timeout: cfg.barrier_timeout.0,
-        ..ApplyOptions::default()
+    let source = DesiredSource::File {
+        path: args.switch.switch.clone(),
+        version: api_version(args.switch.api),
     };
-    let mut report = db.apply(&prepared.plan, &opts).await?;
-    report.stats = db.stats();
-    report.read_time = read_time;
-    report.plan_time = plan_time;
+    let opts = AgentOptions {
+        mode: Mode::Apply,
+        frr: !args.configdb_only,
+        wait_ready: args.wait_ready,
+        hooks: ApplyOptions {
+            barrier_timeout: cfg.barrier_timeout.0,
+            ..ApplyOptions::default()
+        },
+    };
+    let mut agent = Agent::new(cfg.clone(), source, None, opts)?;
+    // Each wait is bounded by --wait-ready or barrier_timeout.
+    let deadline = std::time::Instant::now() + Duration::from_secs(86_400);
+    let outcome = agent.reconcile_once(Trigger::Command, true, deadline).await;
+    let mut report = outcome.apply.clone().unwrap_or_default();
+    report.stats = agent.db().stats();
+    report.read_time = outcome.stages.fetch;
+    report.plan_time = outcome.stages.plan;
     report.peak_rss_kib = peak_rss_kib();
+    let plan = outcome.plan.clone().unwrap_or_default();
     match args.format {
         Format::Text => {
-            print(&prepared.plan.to_string());
-            print(&report_text(&report));
+            if outcome.plan.is_some() {
+                print(&plan.to_string());
+            }
+            if outcome.result != ResultKind::Invalid && outcome.plan.is_some() {
+                print(&report_text(&report));
+                print(&frr_text(&outcome));
+            }
         }
         Format::Json => print_json(&json!({
-            "api": version,
-            "plan": prepared.plan,
+            "api": outcome.api_version,
+            "plan": plan,
             "report": report,
+            "outcome": outcome,
         })),
     }
+    match outcome.result {
+        ResultKind::Converged => Ok(EXIT_OK),
+        _ => {
+            if let Some(e) = &outcome.error {
+                eprintln!("metal-switchd: error: {e}");
+            }
+            Ok(outcome.exit_code.max(1))
+        }
+    }
+}
+
+fn api_version(arg: ApiArg) -> Option<WireVersion> {
+    match arg {
+        ApiArg::Auto => None,
+        ApiArg::V1 => Some(WireVersion::V1),
+        ApiArg::V2 => Some(WireVersion::V2),
+    }
+}
+
+fn frr_text(o: &Outcome) -> String {
+    match o.frr {
+        FrrOutcome::Skipped => String::new(),
+        FrrOutcome::Unchanged => {
+            "FRR: the installed configuration is already the rendered one\n".into()
+        }
+        FrrOutcome::Replaced { validation, reload } => format!(
+            "FRR: installed a new configuration (validated in {:.0} ms{})\n",
+            validation.as_secs_f64() * 1e3,
+            match reload {
+                Some(r) => format!(", reloaded in {:.0} ms", r.as_secs_f64() * 1e3),
+                None => ", not reloaded: frr_reload = none".into(),
+            }
+        ),
+    }
+}
+
+/// `run`: the daemon until SIGTERM / SIGINT.
+async fn run_daemon(cli: &Cli, cfg: Config) -> Result<u8, Error> {
+    let agent = daemon_agent(&cfg)?;
+    let signals = Signals::install()?;
+    let (path, required) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+    };
+    let loader: ConfigLoader = Box::new(move || Ok(Config::load(&path, required)?));
+    Daemon::new(agent, loader, signals, Box::new(|_| {}))
+        .run()
+        .await?;
     Ok(EXIT_OK)
 }
 

@@ -38,6 +38,8 @@ pub mod frr;
 #[cfg(feature = "agent")]
 pub mod kernel;
 pub mod observed;
+#[cfg(feature = "agent")]
+pub mod reconcile;
 pub mod spec;
 pub mod systemd;
 

@@ -14,7 +14,6 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use metal_switchd_lab::redis_server::{CONFIG_DB, STATE_DB};
 use metal_switchd_lab::sonic::StandInOptions;
@@ -129,6 +128,20 @@ async fn frozen_daemons_get_nothing_written_on_top_of_unconfirmed_phases() {
     assert!(!state.contains_key("VLAN_MEMBER_TABLE|Vlan3900|Ethernet4"));
     assert_no_violations(&sw);
 
+    // FRR got the new VRF in the same run (frr-config.md: `vrf Vrf<VNI>` with
+    // `vni <VNI>`, the port as a MACHINE neighbour of its VRF's BGP instance).
+    let frr = std::fs::read_to_string(dir_ok.path().join("frr.conf")).unwrap();
+    assert!(
+        frr.contains("vrf Vrf104011\n vni 104011\nexit-vrf"),
+        "{frr}"
+    );
+    assert!(frr.contains("router bgp 4200000011 vrf Vrf104011"), "{frr}");
+    assert!(
+        frr.contains(" neighbor Ethernet4 interface peer-group MACHINE"),
+        "{frr}"
+    );
+    assert!(!frr.contains("Vrf104010"), "{frr}");
+
     // And the next run has nothing left to do or to wait for.
     let again = apply_once(&normal, &switch);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
@@ -138,5 +151,4 @@ async fn frozen_daemons_get_nothing_written_on_top_of_unconfirmed_phases() {
         "{}",
         text(&again)
     );
-    let _ = Duration::ZERO;
 }

@@ -203,7 +203,14 @@ pub fn run(agent: &Path, sizes: &[(usize, usize)], runs: usize) -> Result<Result
                 cmd.arg("--config")
                     .arg(&config)
                     .args([
-                        "--log", "error", "apply", "--once", "--format", "json", "--switch",
+                        "--log",
+                        "error",
+                        "apply",
+                        "--once",
+                        "--configdb-only",
+                        "--format",
+                        "json",
+                        "--switch",
                     ])
                     .arg(file);
                 let (stdout, _) = run_with_rss(cmd)?;

@@ -169,7 +169,15 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     let (code, out, err) = run_agent(
         &agent,
         &config,
-        &["--log", "warn", "apply", "--once", "--switch", &sw],
+        &[
+            "--log",
+            "warn",
+            "apply",
+            "--once",
+            "--configdb-only",
+            "--switch",
+            &sw,
+        ],
     )?;
     print!(
         "{}",
@@ -191,7 +199,15 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     let (code, out, err) = run_agent(
         &agent,
         &config,
-        &["--log", "warn", "apply", "--once", "--switch", &sw],
+        &[
+            "--log",
+            "warn",
+            "apply",
+            "--once",
+            "--configdb-only",
+            "--switch",
+            &sw,
+        ],
     )?;
     print!("{out}");
     if code != 0 {

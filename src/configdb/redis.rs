@@ -101,6 +101,12 @@ pub enum ConfigDbError {
     },
     #[error("SONiC's redis (instance {instance}) is unavailable: {reason}; nothing was written")]
     Unavailable { instance: String, reason: String },
+    #[error("not converged after applying the plan; still to do:\n{remaining}")]
+    NotConverged { remaining: String },
+    #[error(
+        "stopped before the next write (shutdown); the next start continues from what SONiC confirmed"
+    )]
+    Stopped,
 }
 
 /// Conditions as an indented list (the first 20, then a count).
@@ -125,7 +131,9 @@ impl ConfigDbError {
             | ConfigDbError::Barrier { .. }
             | ConfigDbError::Pending { .. }
             | ConfigDbError::Precondition { .. }
-            | ConfigDbError::Unavailable { .. } => true,
+            | ConfigDbError::Unavailable { .. }
+            | ConfigDbError::NotConverged { .. } => true,
+            ConfigDbError::Stopped => false,
         }
     }
 }
@@ -157,6 +165,8 @@ pub struct ApplyOptions {
     pub before_phase: Option<PhaseHook>,
     /// Called right after a phase was written, before its barrier.
     pub after_write: Option<PhaseHook>,
+    /// When it turns true (shutdown), no further write starts and waits end.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for ApplyOptions {
@@ -173,6 +183,7 @@ impl Default for ApplyOptions {
             barrier_timeout: Duration::from_secs(30),
             before_phase: None,
             after_write: None,
+            stop: None,
         }
     }
 }
@@ -303,6 +314,12 @@ pub struct ConfigDb {
 /// How often a barrier that sees no progress re-reads its keys (the
 /// fallback when a notification was lost).
 const REREAD_EVERY: Duration = Duration::from_secs(2);
+
+/// Why a wait ended without its conditions.
+enum WaitEnd<'c> {
+    Timeout(Vec<&'c Condition>),
+    Stopped,
+}
 
 /// What a wait is for, for its error.
 #[derive(Debug, Clone, Copy)]
@@ -539,7 +556,8 @@ impl ConfigDb {
         &mut self,
         conditions: &'c [Condition],
         timeout: Duration,
-    ) -> Result<u64, Vec<&'c Condition>> {
+        mut stop: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Result<u64, WaitEnd<'c>> {
         let deadline = Instant::now() + timeout;
         let mut reread_at = Instant::now() + REREAD_EVERY;
         let mut wakeups = 0u64;
@@ -550,20 +568,34 @@ impl ConfigDb {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(self.view.unmet(conditions));
+                return Err(WaitEnd::Timeout(self.view.unmet(conditions)));
+            }
+            if stop.as_ref().is_some_and(|s| *s.borrow()) {
+                return Err(WaitEnd::Stopped);
             }
             if now >= reread_at {
                 self.reread(&self.view.unmet(conditions));
                 reread_at = now + REREAD_EVERY;
             }
             let until = deadline.min(reread_at);
-            match tokio::time::timeout_at(until.into(), self.feed.recv()).await {
-                Ok(Some(ev)) => {
-                    wakeups += 1;
-                    self.on_event(ev);
+            let stopped = async {
+                match stop.as_mut() {
+                    Some(s) => {
+                        let _ = s.wait_for(|v| *v).await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-                Ok(None) => return Err(self.view.unmet(conditions)),
-                Err(_) => {}
+            };
+            tokio::select! {
+                ev = tokio::time::timeout_at(until.into(), self.feed.recv()) => match ev {
+                    Ok(Some(ev)) => {
+                        wakeups += 1;
+                        self.on_event(ev);
+                    }
+                    Ok(None) => return Err(WaitEnd::Timeout(self.view.unmet(conditions))),
+                    Err(_) => {}
+                },
+                () = stopped => return Err(WaitEnd::Stopped),
             }
         }
     }
@@ -702,6 +734,9 @@ impl ConfigDb {
             )
             .await?;
             report.barrier_time += waited.elapsed();
+            if opts.stop.as_ref().is_some_and(|s| *s.borrow()) {
+                return Err(ConfigDbError::Stopped);
+            }
             let started = Instant::now();
             self.write_phase(phase, &format!("{}/{n}", i + 1)).await?;
             report.write_time += started.elapsed();
@@ -750,12 +785,16 @@ impl ConfigDb {
             return Ok(0);
         }
         let started = Instant::now();
-        match self.wait_for(conditions, opts.barrier_timeout).await {
+        match self
+            .wait_for(conditions, opts.barrier_timeout, opts.stop.clone())
+            .await
+        {
             Ok(w) => {
                 self.stats.barrier_polls += w;
                 Ok(w)
             }
-            Err(unmet) => {
+            Err(WaitEnd::Stopped) => Err(ConfigDbError::Stopped),
+            Err(WaitEnd::Timeout(unmet)) => {
                 let unmet: Vec<Condition> = unmet.into_iter().cloned().collect();
                 let waited = started.elapsed();
                 let phases = plan.phases.len();

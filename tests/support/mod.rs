@@ -93,6 +93,13 @@ impl Switch {
             self.dbconf.display().to_string().into(),
         );
         table.insert("barrier_timeout".into(), "10s".into());
+        // FRR: validated with vtysh --dryrun and installed in `dir`, not reloaded.
+        table.insert(
+            "frr_config".into(),
+            dir.join("frr.conf").display().to_string().into(),
+        );
+        table.insert("frr_reload".into(), "none".into());
+        table.insert("frr_agentx".into(), false.into());
         table.extend(toml::from_str::<toml::Table>(extra).expect("extra TOML"));
         let path = dir.join("agent.toml");
         std::fs::write(&path, toml::to_string(&table).expect("TOML")).expect("write config");

@@ -1,0 +1,70 @@
+//! Where the desired state comes from: the metal API (the daemon, `fetch`)
+//! or a file (`apply --once --switch FILE`).
+
+use std::path::PathBuf;
+
+use crate::api::client::ApiClient;
+use crate::api::{self, SyncStatus, WireVersion};
+use crate::config::ApiVersion;
+use crate::error::Error;
+use crate::spec::SwitchDesc;
+
+/// A source of the switch's desired state.
+#[derive(Debug, Clone)]
+pub enum DesiredSource {
+    /// `Get` of switch `id` from the configured API.
+    Api { id: String },
+    /// A switch document on disk (v1 or v2, detected unless given).
+    File {
+        path: PathBuf,
+        version: Option<WireVersion>,
+    },
+}
+
+/// One fetched desired state.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub desc: SwitchDesc,
+    pub version: WireVersion,
+    /// The API's record of the last reports (`None` for files).
+    pub sync: Option<SyncStatus>,
+}
+
+impl DesiredSource {
+    /// Fetch the desired state (the API client is needed for `Api`).
+    pub async fn fetch(&self, api: Option<&mut ApiClient>) -> Result<Fetched, Error> {
+        match self {
+            DesiredSource::Api { id } => {
+                let Some(client) = api else {
+                    return Err(Error::Config(crate::config::ConfigError::Invalid(vec![
+                        "the desired state comes from the metal API, but no API is configured"
+                            .into(),
+                    ])));
+                };
+                let version = match client.version() {
+                    ApiVersion::V1 => WireVersion::V1,
+                    ApiVersion::V2 => WireVersion::V2,
+                };
+                let fetched = client.get(id).await?;
+                Ok(Fetched {
+                    desc: fetched.desc,
+                    version,
+                    sync: Some(fetched.sync),
+                })
+            }
+            DesiredSource::File { path, version } => {
+                let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let (version, desc) =
+                    api::parse_switch_document(&path.display().to_string(), &text, *version)?;
+                Ok(Fetched {
+                    desc,
+                    version,
+                    sync: None,
+                })
+            }
+        }
+    }
+}

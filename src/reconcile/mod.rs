@@ -1,0 +1,394 @@
+//! One reconcile, and the agent that owns everything it touches (feature
+//! `agent`).
+//!
+//! [`Agent`] is the one owner of the agent's handles — the live view of
+//! SONiC's databases ([`ConfigDb`]), the source of the desired state, the
+//! metal API client, the FRR installer, the BGP state source — and of what
+//! the last reconcile produced (the desired state, its [`SwitchSpec`], the
+//! installed frr.conf). [`Agent::reconcile_once`] is the only sequence of the
+//! steps; `apply --once`, `run` and the tests all call it:
+//!
+//! ```text
+//! fetch ─▶ SwitchSpec ─▶ plan (against what SONiC confirmed) ─▶ apply phases
+//!   ─▶ render / validate / install / reload FRR ─▶ verify (plan again: empty)
+//!   ─▶ outcome (the daemon reports it to the API)
+//! ```
+//!
+//! Invariants: invalid desired state writes nothing; a reconcile is
+//! "converged" only when CONFIG_DB matches the desired state, SONiC
+//! confirmed it and FRR runs the rendered configuration; when nothing changed
+//! since the last converged reconcile (same desired state, no notification
+//! from SONiC), it sends nothing to redis and renders nothing.
+
+pub mod desired;
+pub mod outcome;
+pub mod report;
+pub mod run;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+pub use outcome::{FrrOutcome, Outcome, ResultKind, Stages, Trigger};
+
+use crate::api::client::ApiClient;
+use crate::config::Config;
+use crate::configdb::dbconfig::Databases;
+use crate::configdb::plan::Plan;
+use crate::configdb::redis::{ApplyOptions, ConfigDb, ConfigDbError};
+use crate::configdb::{self, facts};
+use crate::error::Error;
+use crate::frr;
+use crate::frr::install::{Installed, Installer};
+use crate::spec::{self, SwitchDesc, SwitchSpec};
+use desired::DesiredSource;
+
+/// Whether (and how) the agent changes the switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Write CONFIG_DB and FRR (`reconfigure_switch = true`, `apply`).
+    Apply,
+    /// Compute and report, write nothing (`reconfigure_switch = false`).
+    DryRun,
+}
+
+/// How the agent is put together.
+pub struct AgentOptions {
+    pub mode: Mode,
+    /// Install and reload FRR (false: CONFIG_DB only).
+    pub frr: bool,
+    /// How long a reconcile may wait for SONiC to be ready.
+    pub wait_ready: Duration,
+    /// Called before each CONFIG_DB phase and after its write (crash points,
+    /// tests).
+    pub hooks: ApplyOptions,
+}
+
+impl AgentOptions {
+    pub fn from_config(cfg: &Config) -> AgentOptions {
+        AgentOptions {
+            mode: if cfg.reconfigure_switch {
+                Mode::Apply
+            } else {
+                Mode::DryRun
+            },
+            frr: true,
+            wait_ready: Duration::ZERO,
+            hooks: ApplyOptions {
+                barrier_timeout: cfg.barrier_timeout.0,
+                ..ApplyOptions::default()
+            },
+        }
+    }
+}
+
+/// What the last reconcile left behind.
+#[derive(Debug, Default)]
+struct Last {
+    /// The desired state the spec was built from.
+    desc: Option<SwitchDesc>,
+    /// The spec built from `desc` and CONFIG_DB at `spec_config_version`.
+    spec: Option<SwitchSpec>,
+    spec_config_version: u64,
+    /// The view's version when the last reconcile converged.
+    converged_at: Option<u64>,
+}
+
+/// The agent: the handles and the last applied state.
+pub struct Agent {
+    cfg: Config,
+    db: ConfigDb,
+    source: DesiredSource,
+    api: Option<ApiClient>,
+    installer: Option<Installer>,
+    opts: AgentOptions,
+    last: Last,
+    /// Reconciles so far.
+    generation: u64,
+}
+
+impl Agent {
+    /// Put an agent together; the CONFIG_DB view starts following redis at
+    /// once (without waiting for it).
+    pub fn new(
+        cfg: Config,
+        source: DesiredSource,
+        api: Option<ApiClient>,
+        opts: AgentOptions,
+    ) -> Result<Agent, Error> {
+        let dbs = Databases::load(&cfg.database_config)?;
+        let db = ConfigDb::start(dbs);
+        let installer = opts.frr.then(|| Installer::from_config(&cfg));
+        Ok(Agent {
+            cfg,
+            db,
+            source,
+            api,
+            installer,
+            opts,
+            last: Last::default(),
+            generation: 0,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn db(&self) -> &ConfigDb {
+        &self.db
+    }
+
+    pub fn db_mut(&mut self) -> &mut ConfigDb {
+        &mut self.db
+    }
+
+    pub fn api_mut(&mut self) -> Option<&mut ApiClient> {
+        self.api.as_mut()
+    }
+
+    /// The spec of the last valid desired state.
+    pub fn spec(&self) -> Option<&SwitchSpec> {
+        self.last.spec.as_ref()
+    }
+
+    /// The desired state last fetched.
+    pub fn desired(&self) -> Option<&SwitchDesc> {
+        self.last.desc.as_ref()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Replace the configuration (SIGHUP): the next reconcile re-plans.
+    pub fn set_config(&mut self, cfg: Config) -> Result<(), Error> {
+        if cfg.database_config != self.cfg.database_config {
+            let dbs = Databases::load(&cfg.database_config)?;
+            self.db = ConfigDb::start(dbs);
+        }
+        if self.opts.frr {
+            self.installer = Some(Installer::from_config(&cfg));
+        }
+        self.opts.mode = if cfg.reconfigure_switch {
+            Mode::Apply
+        } else {
+            self.opts.mode
+        };
+        self.opts.hooks.barrier_timeout = cfg.barrier_timeout.0;
+        self.cfg = cfg;
+        self.last = Last::default();
+        Ok(())
+    }
+
+    /// Whether the owned CONFIG_DB state or its confirmations moved since the
+    /// last converged reconcile (a cheap check for the daemon's triggers).
+    pub fn view_moved(&self) -> bool {
+        self.last.converged_at != Some(self.db.view().version)
+    }
+
+    /// Whether CONFIG_DB no longer matches the last applied spec (someone
+    /// changed or deleted an owned entry): plans against the view, no I/O.
+    pub fn drifted(&self) -> Option<Plan> {
+        let spec = self.last.spec.as_ref()?;
+        let view = self.db.view();
+        let plan = configdb::plan_confirmed(spec, &view.config, &view.confirmed);
+        (!plan.phases.is_empty()).then_some(plan)
+    }
+
+    /// One reconcile. `refetch = false` reuses the desired state of the last
+    /// one (a drift repair); `deadline` bounds the waits for SONiC.
+    pub async fn reconcile_once(
+        &mut self,
+        trigger: Trigger,
+        refetch: bool,
+        deadline: Instant,
+    ) -> Outcome {
+        self.generation += 1;
+        let started = Instant::now();
+        let mut out = Outcome::new(self.generation, trigger);
+        let result = self.reconcile(&mut out, refetch, deadline).await;
+        match result {
+            Ok(kind) => out.result = kind,
+            Err(e) => {
+                out.result = match &e {
+                    Error::Invalid(_) | Error::SwitchDoc(_) => ResultKind::Invalid,
+                    _ => ResultKind::Error,
+                };
+                out.transient = e.is_transient();
+                out.error = Some(e.to_string());
+                out.exit_code = e.exit_code();
+            }
+        }
+        out.duration = started.elapsed();
+        out
+    }
+
+    async fn reconcile(
+        &mut self,
+        out: &mut Outcome,
+        refetch: bool,
+        deadline: Instant,
+    ) -> Result<ResultKind, Error> {
+        // 1. The desired state.
+        let t = Instant::now();
+        let desc = match (refetch, &self.last.desc) {
+            (false, Some(d)) => d.clone(),
+            _ => {
+                let fetched = self.source.fetch(self.api.as_mut()).await?;
+                out.api_version = Some(fetched.version);
+                fetched.desc
+            }
+        };
+        out.stages.fetch = t.elapsed();
+        let desired_changed = self.last.desc.as_ref() != Some(&desc);
+        out.desired_changed = desired_changed;
+
+        // 2. SONiC must be ready, the view filled.
+        self.db.pump();
+        if !self.db.view().readiness.ready() || !self.db.is_connected() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.db
+                .wait_ready(self.opts.wait_ready.min(left).max(Duration::from_millis(1)))
+                .await?;
+        }
+        // The view holds every change made before this reconcile started.
+        if desired_changed || self.view_moved() {
+            self.db.sync(Duration::from_secs(10)).await?;
+        }
+
+        // Nothing new since the last converged reconcile: nothing to do.
+        if !desired_changed && !self.view_moved() && self.last.spec.is_some() {
+            out.unchanged = true;
+            return Ok(ResultKind::Converged);
+        }
+
+        // 3. The spec (rebuilt when the desired state or CONFIG_DB changed).
+        let t = Instant::now();
+        let view_config_version = self.db.view().config_version;
+        let rebuild = desired_changed
+            || self.last.spec.is_none()
+            || self.last.spec_config_version != view_config_version;
+        if rebuild {
+            self.last.desc = Some(desc);
+            self.last.spec = None;
+            let static_vrfs: BTreeSet<String> = self.cfg.static_vrfs.iter().cloned().collect();
+            let view = self.db.view();
+            let facts = facts::local_facts(&view.config, self.cfg.vlan_range, &static_vrfs);
+            let built = self
+                .last
+                .desc
+                .as_ref()
+                .map(|d| spec::build(d, &self.cfg, &facts));
+            match built {
+                Some(Ok(s)) => {
+                    self.last.spec = Some(s);
+                    self.last.spec_config_version = view_config_version;
+                }
+                Some(Err(problems)) => return Err(problems.into()),
+                None => {}
+            }
+        }
+        let Some(spec) = self.last.spec.clone() else {
+            return Err(Error::Invalid(spec::Problems(Vec::new())));
+        };
+        let plan = {
+            let view = self.db.view();
+            configdb::plan_confirmed(&spec, &view.config, &view.confirmed)
+        };
+        out.stages.plan = t.elapsed();
+        out.changes = plan.changes();
+        out.phases = plan.phases.len();
+        out.pending = plan.pending.len();
+        out.plan = Some(plan.clone());
+
+        if self.opts.mode == Mode::DryRun {
+            out.frr = FrrOutcome::Skipped;
+            return Ok(if plan.is_empty() {
+                ResultKind::Converged
+            } else {
+                ResultKind::DryRun
+            });
+        }
+
+        // 4. CONFIG_DB, phase by phase, each confirmed by SONiC.
+        if !plan.is_empty() {
+            let mut opts = self.opts.hooks.clone();
+            let left = deadline.saturating_duration_since(Instant::now());
+            opts.barrier_timeout = opts.barrier_timeout.min(left).max(Duration::from_millis(1));
+            let report = self.db.apply(&plan, &opts).await;
+            match report {
+                Ok(r) => {
+                    out.stages.configdb_write = r.write_time;
+                    out.stages.barrier_wait = r.barrier_time + r.pending_wait;
+                    out.apply = Some(r);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+
+        // 5. FRR (not started once a shutdown was asked for).
+        if self.opts.hooks.stop.as_ref().is_some_and(|s| *s.borrow()) {
+            return Err(ConfigDbError::Stopped.into());
+        }
+        let t = Instant::now();
+        out.frr = self.install_frr(&spec).await?;
+        out.stages.frr = t.elapsed();
+
+        // 6. Verify: SONiC's view now matches the desired state, and FRR's
+        // file is the rendered one.
+        self.verify_frr(&spec)?;
+        self.db.sync(Duration::from_secs(10)).await?;
+        let again = {
+            let view = self.db.view();
+            configdb::plan_confirmed(&spec, &view.config, &view.confirmed)
+        };
+        if !again.is_empty() {
+            return Err(ConfigDbError::NotConverged {
+                remaining: again.to_string(),
+            }
+            .into());
+        }
+        self.last.converged_at = Some(self.db.view().version);
+        Ok(ResultKind::Converged)
+    }
+
+    /// Render, validate, install and reload FRR when the rendered text
+    /// differs from the installed file.
+    async fn install_frr(&mut self, spec: &SwitchSpec) -> Result<FrrOutcome, Error> {
+        let Some(installer) = &self.installer else {
+            return Ok(FrrOutcome::Skipped);
+        };
+        let text = frr::render(spec);
+        let installed = installer.install(&text).await?;
+        Ok(match installed {
+            Installed::Unchanged => FrrOutcome::Unchanged,
+            Installed::Replaced {
+                validation, reload, ..
+            } => FrrOutcome::Replaced {
+                validation,
+                reload: reload.map(|r| r.elapsed),
+            },
+        })
+    }
+
+    /// The installed frr.conf is the rendered one.
+    fn verify_frr(&self, spec: &SwitchSpec) -> Result<(), Error> {
+        let Some(installer) = &self.installer else {
+            return Ok(());
+        };
+        let installed = std::fs::read(&installer.dest).map_err(|source| Error::Read {
+            path: installer.dest.clone(),
+            source,
+        })?;
+        if installed != frr::render(spec).as_bytes() {
+            return Err(ConfigDbError::NotConverged {
+                remaining: format!(
+                    "{} changed after it was installed (someone else writes it?)",
+                    installer.dest.display()
+                ),
+            }
+            .into());
+        }
+        Ok(())
+    }
+}

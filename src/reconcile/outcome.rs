@@ -1,0 +1,213 @@
+//! What one reconcile did, for people, logs, metrics and the API report.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::api::WireVersion;
+use crate::configdb::plan::Plan;
+use crate::configdb::redis::ApplyReport;
+use crate::error::EXIT_OK;
+
+/// Why a reconcile ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// The first reconcile after start.
+    Start,
+    /// `reconfigure_switch_interval` passed.
+    Timer,
+    /// An owned CONFIG_DB entry changed under the agent (drift).
+    ConfigDb,
+    /// SONiC became ready, or its confirmations moved.
+    Sonic,
+    /// SIGHUP: configuration re-read.
+    Reload,
+    /// A retry after a transient failure.
+    Retry,
+    /// A one-shot command (`apply --once`).
+    Command,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::Timer => "timer",
+            Trigger::ConfigDb => "configdb",
+            Trigger::Sonic => "sonic",
+            Trigger::Reload => "reload",
+            Trigger::Retry => "retry",
+            Trigger::Command => "command",
+        }
+    }
+}
+
+/// The result of a reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResultKind {
+    /// CONFIG_DB matches the desired state, SONiC confirmed it, FRR runs the
+    /// rendered configuration.
+    Converged,
+    /// `reconfigure_switch = false`: changes computed, nothing written.
+    DryRun,
+    /// The desired state (or configuration) is invalid: nothing written.
+    Invalid,
+    /// A runtime failure (API, redis, SONiC, FRR).
+    Error,
+}
+
+impl ResultKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultKind::Converged => "converged",
+            ResultKind::DryRun => "dry-run",
+            ResultKind::Invalid => "invalid",
+            ResultKind::Error => "error",
+        }
+    }
+}
+
+/// Time spent per stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stages {
+    #[serde(with = "micros")]
+    pub fetch: Duration,
+    #[serde(with = "micros")]
+    pub plan: Duration,
+    #[serde(with = "micros")]
+    pub configdb_write: Duration,
+    #[serde(with = "micros")]
+    pub barrier_wait: Duration,
+    #[serde(with = "micros")]
+    pub frr: Duration,
+    #[serde(with = "micros")]
+    pub kernel: Duration,
+    #[serde(with = "micros")]
+    pub report: Duration,
+}
+
+/// What happened to FRR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum FrrOutcome {
+    /// Not reached (an earlier step failed) or not configured.
+    Skipped,
+    /// The installed file already had the rendered bytes.
+    Unchanged,
+    /// Installed and (unless `frr_reload = "none"`) reloaded.
+    Replaced {
+        #[serde(with = "micros")]
+        validation: Duration,
+        #[serde(with = "micros_opt")]
+        reload: Option<Duration>,
+    },
+}
+
+/// What one reconcile did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The agent's reconcile counter.
+    pub generation: u64,
+    pub trigger: Trigger,
+    pub result: ResultKind,
+    /// Nothing changed since the last converged reconcile.
+    pub unchanged: bool,
+    /// The desired state differs from the previous reconcile's.
+    pub desired_changed: bool,
+    pub api_version: Option<WireVersion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether a later attempt may succeed without a change of input.
+    pub transient: bool,
+    /// Exit code for one-shot commands.
+    #[serde(skip)]
+    pub exit_code: u8,
+    pub changes: usize,
+    pub phases: usize,
+    /// Confirmations SONiC owed at the start.
+    pub pending: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply: Option<ApplyReport>,
+    pub frr: FrrOutcome,
+    pub stages: Stages,
+    #[serde(with = "micros")]
+    pub duration: Duration,
+}
+
+impl Outcome {
+    pub fn new(generation: u64, trigger: Trigger) -> Outcome {
+        Outcome {
+            generation,
+            trigger,
+            result: ResultKind::Error,
+            unchanged: false,
+            desired_changed: false,
+            api_version: None,
+            error: None,
+            transient: false,
+            exit_code: EXIT_OK,
+            changes: 0,
+            phases: 0,
+            pending: 0,
+            plan: None,
+            apply: None,
+            frr: FrrOutcome::Skipped,
+            stages: Stages::default(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    pub fn is_converged(&self) -> bool {
+        self.result == ResultKind::Converged
+    }
+
+    /// One line for logs and `STATUS=`.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "reconcile {} ({}): {}",
+            self.generation,
+            self.trigger.as_str(),
+            self.result.as_str()
+        );
+        if self.unchanged {
+            s.push_str(", nothing changed");
+        } else if self.changes > 0 {
+            s.push_str(&format!(
+                ", {} change(s) in {} phase(s)",
+                self.changes, self.phases
+            ));
+        }
+        if let FrrOutcome::Replaced { .. } = self.frr {
+            s.push_str(", frr.conf replaced");
+        }
+        s.push_str(&format!(" in {:.1} ms", self.duration.as_secs_f64() * 1e3));
+        if let Some(e) = &self.error {
+            let first = e.lines().next().unwrap_or_default();
+            s.push_str(&format!(": {first}"));
+        }
+        s
+    }
+}
+
+mod micros {
+    use serde::Serializer;
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_micros().try_into().unwrap_or(u64::MAX))
+    }
+}
+
+mod micros_opt {
+    use serde::Serializer;
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+}
