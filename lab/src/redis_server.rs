@@ -6,6 +6,35 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+fn spawn(dir: &Path, socket: &Path) -> Result<Child> {
+    Command::new("redis-server")
+        .args(["--port", "0", "--unixsocket"])
+        .arg(socket)
+        .args([
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args([
+            "--notify-keyspace-events",
+            "AKE",
+            "--databases",
+            "100",
+            "--dir",
+        ])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context(
+            "cannot start redis-server; install it with `apt-get install -y redis-server` \
+             (the test command in README.md does this)",
+        )
+}
+
 /// SONiC's database ids (community `database_config.json.j2`).
 pub const APPL_DB: i64 = 0;
 pub const ASIC_DB: i64 = 1;
@@ -29,35 +58,20 @@ impl RedisServer {
             .tempdir()
             .context("creating a temp dir for redis-server")?;
         let socket = dir.path().join("redis.sock");
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&socket)
-            .args([
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args([
-                "--notify-keyspace-events",
-                "AKE",
-                "--databases",
-                "100",
-                "--dir",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context(
-                "cannot start redis-server; install it with `apt-get install -y redis-server` \
-                 (the test command in README.md does this)",
-            )?;
+        let child = spawn(dir.path(), &socket)?;
         let server = RedisServer { dir, child, socket };
         server.wait_ready(Duration::from_secs(10))?;
         Ok(server)
+    }
+
+    /// Stop the server and start a new, empty one on the same socket (as a
+    /// restart of SONiC's database container does: no persistence).
+    pub fn restart(&mut self) -> Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+        self.child = spawn(self.dir.path(), &self.socket)?;
+        self.wait_ready(Duration::from_secs(10))
     }
 
     fn wait_ready(&self, timeout: Duration) -> Result<()> {

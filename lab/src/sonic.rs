@@ -59,6 +59,21 @@ impl StandInOptions {
         }
     }
 
+    /// Random per-daemon delays between 0 and `max` (orchagent too), from
+    /// `seed`: daemons finish in an order nobody chose.
+    pub fn random(seed: u64, max: Duration) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut d = || max.mul_f64(rng.f64());
+        StandInOptions {
+            vrfmgrd: d(),
+            vlanmgrd: d(),
+            intfmgrd: d(),
+            vxlanmgrd: d(),
+            portmgrd: d(),
+            orchagent: d(),
+        }
+    }
+
     /// Delays that expose a missing barrier: each daemon that must finish
     /// first in a safe order is slower than the one that follows it.
     pub fn adversarial() -> Self {
