@@ -368,3 +368,82 @@ fn owned_entries_changed_by_hand_are_repaired_at_once_and_foreign_ones_left_alon
     );
     assert_no_violations(&sw);
 }
+
+/// The second case: the daemon is killed (SIGKILL) between phases
+/// while SONiC's daemons are frozen, and started again; it writes nothing
+/// on top of the unconfirmed phase, and converges once SONiC runs again.
+#[test]
+fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
+    let sw = Switch::leaf01(StandInOptions::random(0x4b11, Duration::from_millis(25)));
+    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
+    let server = lab_api(&ns);
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(&sw, &server, dir.path(), true, "500ms");
+    // Short barrier waits so that the frozen daemons are noticed quickly.
+    let text = std::fs::read_to_string(&config).unwrap() + "\n";
+    let text = text.replace("barrier_timeout = \"10s\"", "barrier_timeout = \"300ms\"");
+    std::fs::write(&config, text).unwrap();
+
+    sw.standin().pause();
+    sw.redis.reset_stats().unwrap();
+    let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent-1.log"));
+    wait_for(
+        "the first phase written and not confirmed",
+        HANG,
+        &agent,
+        || {
+            agent
+                .log_text()
+                .contains("did not confirm it within")
+                .then_some(())
+        },
+    );
+    wait_for(
+        "a reconcile that waits for the pending confirmations",
+        HANG,
+        &agent,
+        || {
+            agent
+                .log_text()
+                .contains("SONiC has not confirmed what CONFIG_DB already holds")
+                .then_some(())
+        },
+    );
+    agent.signal("KILL");
+    drop(agent);
+    assert_eq!(
+        sw.redis.command_calls("exec").unwrap(),
+        1,
+        "only the first phase was written"
+    );
+
+    let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent-2.log"));
+    wait_for(
+        "the restarted daemon waiting for SONiC",
+        HANG,
+        &agent,
+        || {
+            agent
+                .log_text()
+                .contains("SONiC has not confirmed what CONFIG_DB already holds")
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        sw.redis.command_calls("exec").unwrap(),
+        1,
+        "the restarted daemon wrote on top of the unconfirmed phase"
+    );
+    sw.standin().resume();
+    wait_for("convergence", HANG, &agent, || {
+        report_after(&server, true, 0, no_error)
+    });
+    assert_leaf01_target(&sw.dump(CONFIG_DB), true);
+    let status = agent.stop(HANG);
+    assert!(
+        status.success(),
+        "exit {status:?}; log:\n{}",
+        agent.log_text()
+    );
+    assert_no_violations(&sw);
+}
