@@ -2,6 +2,7 @@
 //! or a file (`apply --once --switch FILE`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::api::client::ApiClient;
 use crate::api::{self, SyncStatus, WireVersion};
@@ -19,18 +20,27 @@ pub enum DesiredSource {
         path: PathBuf,
         version: Option<WireVersion>,
     },
+    /// A desired state held in memory (benchmarks, embedding).
+    Memory(Arc<SwitchDesc>),
 }
 
 /// One fetched desired state.
 #[derive(Debug, Clone)]
 pub struct Fetched {
-    pub desc: SwitchDesc,
+    pub desc: Arc<SwitchDesc>,
     pub version: WireVersion,
     /// The API's record of the last reports (`None` for files).
     pub sync: Option<SyncStatus>,
 }
 
 impl DesiredSource {
+    /// Replace an in-memory desired state (no effect on other sources).
+    pub fn set_memory(&mut self, desc: SwitchDesc) {
+        if let DesiredSource::Memory(d) = self {
+            *d = Arc::new(desc);
+        }
+    }
+
     /// Fetch the desired state (the API client is needed for `Api`).
     pub async fn fetch(&self, api: Option<&mut ApiClient>) -> Result<Fetched, Error> {
         match self {
@@ -47,11 +57,16 @@ impl DesiredSource {
                 };
                 let fetched = client.get(id).await?;
                 Ok(Fetched {
-                    desc: fetched.desc,
+                    desc: Arc::new(fetched.desc),
                     version,
                     sync: Some(fetched.sync),
                 })
             }
+            DesiredSource::Memory(desc) => Ok(Fetched {
+                desc: desc.clone(),
+                version: WireVersion::V2,
+                sync: None,
+            }),
             DesiredSource::File { path, version } => {
                 let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
                     path: path.clone(),
@@ -60,7 +75,7 @@ impl DesiredSource {
                 let (version, desc) =
                     api::parse_switch_document(&path.display().to_string(), &text, *version)?;
                 Ok(Fetched {
-                    desc,
+                    desc: Arc::new(desc),
                     version,
                     sync: None,
                 })

@@ -26,6 +26,7 @@ pub mod report;
 pub mod run;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use outcome::{FrrOutcome, Outcome, ResultKind, Stages, Trigger};
@@ -85,12 +86,14 @@ impl AgentOptions {
 #[derive(Debug, Default)]
 struct Last {
     /// The desired state the spec was built from.
-    desc: Option<SwitchDesc>,
+    desc: Option<Arc<SwitchDesc>>,
     /// The spec built from `desc` and CONFIG_DB at `spec_config_version`.
     spec: Option<SwitchSpec>,
     spec_config_version: u64,
     /// The view's version when the last reconcile converged.
     converged_at: Option<u64>,
+    /// The spec CONFIG_DB held, confirmed, at `converged_at`.
+    converged_spec: Option<SwitchSpec>,
 }
 
 /// The agent: the handles and the last applied state.
@@ -153,7 +156,12 @@ impl Agent {
 
     /// The desired state last fetched.
     pub fn desired(&self) -> Option<&SwitchDesc> {
-        self.last.desc.as_ref()
+        self.last.desc.as_deref()
+    }
+
+    /// The source of the desired state (to change an in-memory one).
+    pub fn source_mut(&mut self) -> &mut DesiredSource {
+        &mut self.source
     }
 
     pub fn generation(&self) -> u64 {
@@ -240,7 +248,11 @@ impl Agent {
             }
         };
         out.stages.fetch = t.elapsed();
-        let desired_changed = self.last.desc.as_ref() != Some(&desc);
+        let desired_changed = self
+            .last
+            .desc
+            .as_ref()
+            .is_none_or(|d| !Arc::ptr_eq(d, &desc) && **d != *desc);
         out.desired_changed = desired_changed;
 
         // 2. SONiC must be ready, the view filled.
@@ -251,13 +263,11 @@ impl Agent {
                 .wait_ready(self.opts.wait_ready.min(left).max(Duration::from_millis(1)))
                 .await?;
         }
-        // The view holds every change made before this reconcile started.
-        if desired_changed || self.view_moved() {
-            self.db.sync(Duration::from_secs(10)).await?;
-        }
+        let view_moved = self.view_moved();
 
         // Nothing new since the last converged reconcile: nothing to do.
-        if !desired_changed && !self.view_moved() && self.last.spec.is_some() {
+        if !desired_changed && !view_moved && self.last.spec.is_some() {
+            self.last.desc = Some(desc);
             out.unchanged = true;
             return Ok(ResultKind::Converged);
         }
@@ -269,31 +279,26 @@ impl Agent {
             || self.last.spec.is_none()
             || self.last.spec_config_version != view_config_version;
         if rebuild {
-            self.last.desc = Some(desc);
+            self.last.desc = Some(desc.clone());
             self.last.spec = None;
             let static_vrfs: BTreeSet<String> = self.cfg.static_vrfs.iter().cloned().collect();
             let view = self.db.view();
             let facts = facts::local_facts(&view.config, self.cfg.vlan_range, &static_vrfs);
-            let built = self
-                .last
-                .desc
-                .as_ref()
-                .map(|d| spec::build(d, &self.cfg, &facts));
-            match built {
-                Some(Ok(s)) => {
-                    self.last.spec = Some(s);
-                    self.last.spec_config_version = view_config_version;
-                }
-                Some(Err(problems)) => return Err(problems.into()),
-                None => {}
-            }
+            let spec = spec::build(&desc, &self.cfg, &facts)?;
+            self.last.spec = Some(spec);
+            self.last.spec_config_version = view_config_version;
         }
         let Some(spec) = self.last.spec.clone() else {
             return Err(Error::Invalid(spec::Problems(Vec::new())));
         };
         let plan = {
             let view = self.db.view();
-            configdb::plan_confirmed(&spec, &view.config, &view.confirmed)
+            match (&self.last.converged_spec, view_moved) {
+                // CONFIG_DB holds the converged spec's target, confirmed, and
+                // nothing moved since: only what the desired state changed.
+                (Some(old), false) => configdb::plan_delta(old, &spec, &view.config),
+                _ => configdb::plan_confirmed(&spec, &view.config, &view.confirmed),
+            }
         };
         out.stages.plan = t.elapsed();
         out.changes = plan.changes();
@@ -334,21 +339,24 @@ impl Agent {
         out.frr = self.install_frr(&spec).await?;
         out.stages.frr = t.elapsed();
 
-        // 6. Verify: SONiC's view now matches the desired state, and FRR's
-        // file is the rendered one.
+        // 6. Verify: the installed frr.conf is the rendered one, and — when
+        // anything was written — SONiC's view now matches the desired state.
         self.verify_frr(&spec)?;
-        self.db.sync(Duration::from_secs(10)).await?;
-        let again = {
-            let view = self.db.view();
-            configdb::plan_confirmed(&spec, &view.config, &view.confirmed)
-        };
-        if !again.is_empty() {
-            return Err(ConfigDbError::NotConverged {
-                remaining: again.to_string(),
+        if !plan.is_empty() {
+            self.db.sync(Duration::from_secs(10)).await?;
+            let again = {
+                let view = self.db.view();
+                configdb::plan_confirmed(&spec, &view.config, &view.confirmed)
+            };
+            if !again.is_empty() {
+                return Err(ConfigDbError::NotConverged {
+                    remaining: again.to_string(),
+                }
+                .into());
             }
-            .into());
         }
         self.last.converged_at = Some(self.db.view().version);
+        self.last.converged_spec = Some(spec);
         Ok(ResultKind::Converged)
     }
 
