@@ -94,6 +94,8 @@ struct Last {
     converged_at: Option<u64>,
     /// The spec CONFIG_DB held, confirmed, at `converged_at`.
     converged_spec: Option<SwitchSpec>,
+    /// The last rendered frr.conf and the spec it was rendered from.
+    rendered: Option<(SwitchSpec, Arc<str>)>,
 }
 
 /// The agent: the handles and the last applied state.
@@ -363,10 +365,13 @@ impl Agent {
     /// Render, validate, install and reload FRR when the rendered text
     /// differs from the installed file.
     async fn install_frr(&mut self, spec: &SwitchSpec) -> Result<FrrOutcome, Error> {
+        if self.installer.is_none() {
+            return Ok(FrrOutcome::Skipped);
+        }
+        let text = self.rendered(spec);
         let Some(installer) = &self.installer else {
             return Ok(FrrOutcome::Skipped);
         };
-        let text = frr::render(spec);
         let installed = installer.install(&text).await?;
         Ok(match installed {
             Installed::Unchanged => FrrOutcome::Unchanged,
@@ -379,8 +384,24 @@ impl Agent {
         })
     }
 
+    /// frr.conf for `spec` (rendered again only when the spec changed).
+    fn rendered(&mut self, spec: &SwitchSpec) -> Arc<str> {
+        match &self.last.rendered {
+            Some((s, text)) if s == spec => text.clone(),
+            _ => {
+                let text: Arc<str> = frr::render(spec).into();
+                self.last.rendered = Some((spec.clone(), text.clone()));
+                text
+            }
+        }
+    }
+
     /// The installed frr.conf is the rendered one.
-    fn verify_frr(&self, spec: &SwitchSpec) -> Result<(), Error> {
+    fn verify_frr(&mut self, spec: &SwitchSpec) -> Result<(), Error> {
+        if self.installer.is_none() {
+            return Ok(());
+        }
+        let text = self.rendered(spec);
         let Some(installer) = &self.installer else {
             return Ok(());
         };
@@ -388,7 +409,7 @@ impl Agent {
             path: installer.dest.clone(),
             source,
         })?;
-        if installed != frr::render(spec).as_bytes() {
+        if installed != text.as_bytes() {
             return Err(ConfigDbError::NotConverged {
                 remaining: format!(
                     "{} changed after it was installed (someone else writes it?)",

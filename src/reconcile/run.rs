@@ -370,6 +370,9 @@ impl Daemon {
 
     /// Send the report of `outcome` (v1 notify, v2 heartbeat).
     async fn report(&mut self, outcome: &Outcome) {
+        if self.agent.api.is_none() {
+            return;
+        }
         let started = Instant::now();
         let bgp = match &self.bgp {
             Some(src) => match src.read().await {
