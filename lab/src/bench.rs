@@ -142,7 +142,8 @@ fn raw_pipeline(server: &RedisServer, cmds: &[Vec<String>]) -> Result<Duration> 
     Ok(t.elapsed())
 }
 
-fn seeded(port_map: &str) -> Result<RedisServer> {
+/// A redis seeded with leaf01's base configuration and `port_map`.
+pub fn seeded(port_map: &str) -> Result<RedisServer> {
     let server = RedisServer::start()?;
     seed_switch(
         &server,

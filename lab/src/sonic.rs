@@ -176,6 +176,7 @@ pub struct SonicStandIn {
     /// What the start-up replay of the existing CONFIG_DB reported.
     base_findings: Vec<String>,
     writes: Arc<AtomicU64>,
+    last_write: Arc<Mutex<Option<Instant>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -189,6 +190,8 @@ struct Dbs {
     state: MultiplexedConnection,
     /// write commands the stand-in sent (so measurements can tell them apart)
     writes: Arc<AtomicU64>,
+    /// when the last of them completed
+    last_write: Arc<Mutex<Option<Instant>>>,
 }
 
 #[derive(Clone, Copy)]
@@ -220,21 +223,31 @@ impl Dbs {
             cmd.arg(*f).arg(*v);
         }
         self.writes.fetch_add(1, Ordering::SeqCst);
-        cmd.query_async(self.conn(db)).await
+        let r = cmd.query_async(self.conn(db)).await;
+        self.wrote();
+        r
     }
 
     async fn del(&mut self, db: Db, key: &str) -> redis::RedisResult<()> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        redis::cmd("DEL").arg(key).query_async(self.conn(db)).await
+        let r = redis::cmd("DEL").arg(key).query_async(self.conn(db)).await;
+        self.wrote();
+        r
     }
 
     async fn hdel(&mut self, db: Db, key: &str, field: &str) -> redis::RedisResult<()> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        redis::cmd("HDEL")
+        let r = redis::cmd("HDEL")
             .arg(key)
             .arg(field)
             .query_async(self.conn(db))
-            .await
+            .await;
+        self.wrote();
+        r
+    }
+
+    fn wrote(&self) {
+        *lock(&self.last_write) = Some(Instant::now());
     }
 }
 
@@ -267,6 +280,8 @@ impl SonicStandIn {
         let sh = shared.clone();
         let writes = Arc::new(AtomicU64::new(0));
         let standin_writes = writes.clone();
+        let last_write: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let standin_last_write = last_write.clone();
         let thread = std::thread::Builder::new()
             .name("sonic-standin".into())
             .spawn(move || {
@@ -281,12 +296,15 @@ impl SonicStandIn {
                         return;
                     }
                 };
-                rt.block_on(run(sh, writes, opts, urls, pubsub_url, stop_rx, ready_tx));
+                rt.block_on(run(
+                    sh, writes, last_write, opts, urls, pubsub_url, stop_rx, ready_tx,
+                ));
             })
             .context("starting the SONiC stand-in thread")?;
         let mut standin = SonicStandIn {
             shared,
             writes: standin_writes,
+            last_write: standin_last_write,
             base_findings: Vec::new(),
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -322,6 +340,12 @@ impl SonicStandIn {
     /// static VRF whose VNI has no VLAN-VNI map).
     pub fn base_findings(&self) -> &[String] {
         &self.base_findings
+    }
+
+    /// When the stand-in's last write to redis completed (a daemon's or
+    /// orchagent's confirmation).
+    pub fn last_write(&self) -> Option<Instant> {
+        *lock(&self.last_write)
     }
 
     /// Write commands (HSET, HDEL, DEL) the stand-in itself has sent so far.
@@ -396,9 +420,11 @@ async fn open(url: &str) -> Result<MultiplexedConnection> {
         .await?)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     shared: Arc<Shared>,
     writes: Arc<AtomicU64>,
+    last_write: Arc<Mutex<Option<Instant>>>,
     opts: StandInOptions,
     urls: Vec<String>,
     pubsub_url: String,
@@ -413,6 +439,7 @@ async fn run(
             counters: open(&urls[3]).await?,
             state: open(&urls[4]).await?,
             writes: writes.clone(),
+            last_write: last_write.clone(),
         };
         let mut pubsub = redis::Client::open(pubsub_url.as_str())?
             .get_async_pubsub()

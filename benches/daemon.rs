@@ -1,0 +1,385 @@
+//! Benchmarks of the daemon (issue "The daemon", targets), against a real
+//! redis with the SONiC stand-in answering at once, in one process so that
+//! the agent's and the stand-in's clocks are the same:
+//!
+//! - fresh apply and one-port VRF→VRF move: redis round trips in all (full
+//!   read, writes, syncs, the feed's re-reads after notifications);
+//! - idle tick (unchanged desired state, no events): wall and thread CPU
+//!   time of `reconcile_once`, redis commands sent, resident memory at the
+//!   10th and the last tick;
+//! - a tick whose desired state changed but plans to nothing (a tenant's
+//!   CIDRs listed in another order): CPU time, redis commands;
+//! - barrier reaction: from the stand-in's last confirming write to the
+//!   agent starting the next phase;
+//! - drift repair: the daemon running, an owned `INTERFACE` entry deleted by
+//!   hand, until it is written back (seen by a keyspace subscription).
+//!
+//! `cargo bench --bench daemon [-- --sizes 256x256,1024x1000 --out FILE]`
+//! prints a Markdown report (and writes it to FILE). Medians and p99 are of
+//! the samples of one run; the machine is shared, compare within a run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use metal_switchd::api::parse_switch_document;
+use metal_switchd::config::Config;
+use metal_switchd::configdb::redis::ApplyOptions;
+use metal_switchd::reconcile::desired::DesiredSource;
+use metal_switchd::reconcile::run::{Daemon, Signals};
+use metal_switchd::reconcile::{Agent, AgentOptions, Mode, ResultKind, Trigger};
+use metal_switchd::spec::SwitchDesc;
+use metal_switchd_lab::bench::seeded;
+use metal_switchd_lab::generate::{bench_config, bench_switch, vni};
+use metal_switchd_lab::redis_server::{CONFIG_DB, RedisServer};
+use metal_switchd_lab::sonic::{SonicStandIn, StandInOptions};
+
+const IDLE_TICKS: usize = 1000;
+const CHANGED_TICKS: usize = 200;
+const MOVES: usize = 50;
+const REPAIRS: usize = 100;
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
+        .unwrap()
+}
+
+/// Commands redis processed so far (its own counter; each call of this
+/// function adds one, the INFO itself).
+fn commands(redis: &RedisServer) -> u64 {
+    let mut c = redis.connection(0).unwrap();
+    let info: String = redis::cmd("INFO").arg("stats").query(&mut c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn pct(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i]
+}
+
+fn fmt(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 {
+        format!("{us:.1} µs")
+    } else {
+        format!("{:.2} ms", us / 1000.0)
+    }
+}
+
+struct Size {
+    ports: usize,
+    vrfs: usize,
+    rows: Vec<(String, String, String)>,
+}
+
+fn moved(desc: &SwitchDesc, ports: usize, vrfs: usize) -> SwitchDesc {
+    let mut m = desc.clone();
+    let i = if ports > vrfs + 2 { vrfs + 2 } else { 0 };
+    let nic = m
+        .nics
+        .iter_mut()
+        .find(|n| n.name == format!("Ethernet{i}"))
+        .unwrap();
+    nic.vrf = Some(format!("vrf{}", vni(1)));
+    m
+}
+
+/// The same desired state with a tenant's CIDRs listed in reverse order
+/// (the spec compacts and sorts them: nothing to do).
+fn reordered(desc: &SwitchDesc) -> SwitchDesc {
+    let mut d = desc.clone();
+    let nic = d
+        .nics
+        .iter_mut()
+        .find(|n| n.filter.cidrs.len() > 1)
+        .expect("a nic with two CIDRs");
+    nic.filter.cidrs.reverse();
+    d
+}
+
+async fn bench_size(ports: usize, vrfs: usize) -> Size {
+    let mut rows = Vec::new();
+    let (doc, port_map) = bench_switch(ports, vrfs);
+    let redis = seeded(&port_map).unwrap();
+    let standin = Arc::new(SonicStandIn::start(&redis, StandInOptions::default()).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}database_config = {:?}\nreconfigure_switch = true\nbarrier_timeout = \"120s\"\n\
+         frr_config = {:?}\nfrr_reload = \"none\"\nfrr_agentx = false\n",
+        bench_config(ports),
+        redis.write_database_config().unwrap().display().to_string(),
+        dir.path().join("frr.conf").display().to_string()
+    );
+    let cfg = Config::from_sources(Some(("bench.toml", &text)), Vec::new()).unwrap();
+    let desc = parse_switch_document("bench", &doc.to_string(), None)
+        .unwrap()
+        .1;
+    let desc_moved = moved(&desc, ports, vrfs);
+
+    // Barrier reaction: the agent starts phase k+1 after the stand-in's
+    // last write (which confirmed phase k).
+    let reactions: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let (r, s) = (reactions.clone(), standin.clone());
+    let hook: Arc<dyn Fn(usize, metal_switchd::configdb::plan::Stage) + Send + Sync> =
+        Arc::new(move |phase, _| {
+            if phase > 1
+                && let Some(last) = s.last_write()
+            {
+                r.lock().unwrap().push(last.elapsed());
+            }
+        });
+    let opts = AgentOptions {
+        mode: Mode::Apply,
+        frr: true,
+        wait_ready: Duration::from_secs(30),
+        hooks: ApplyOptions {
+            barrier_timeout: Duration::from_secs(120),
+            before_phase: Some(hook),
+            ..ApplyOptions::default()
+        },
+    };
+    let mut agent = Agent::new(
+        cfg.clone(),
+        DesiredSource::Memory(Arc::new(desc.clone())),
+        None,
+        opts,
+    )
+    .unwrap();
+    let far = || Instant::now() + Duration::from_secs(3600);
+
+    // Fresh apply.
+    let o = agent.reconcile_once(Trigger::Start, true, far()).await;
+    assert_eq!(o.result, ResultKind::Converged, "{:?}", o.error);
+    let rt = agent.db().stats().round_trips;
+    rows.push((
+        "fresh apply: redis round trips in all".into(),
+        format!("{rt} ({} phases, {} changes)", o.phases, o.changes),
+        "≤ 20 at (256, 256)".into(),
+    ));
+    standin.settle(Duration::from_secs(60)).unwrap();
+
+    // One-port moves back and forth.
+    let mut move_rts = Vec::new();
+    for k in 0..MOVES {
+        let d = if k % 2 == 0 { &desc_moved } else { &desc };
+        agent.source_mut().set_memory(d.clone());
+        agent.db_mut().reset_stats();
+        let o = agent.reconcile_once(Trigger::Timer, true, far()).await;
+        assert_eq!(o.result, ResultKind::Converged, "{:?}", o.error);
+        move_rts.push(agent.db().stats().round_trips);
+    }
+    move_rts.sort();
+    rows.push((
+        "one-port VRF→VRF move: redis round trips in all (median, max)".into(),
+        format!("{}, {}", move_rts[move_rts.len() / 2], move_rts[move_rts.len() - 1]),
+        "≤ 12".into(),
+    ));
+    let mut reaction = reactions.lock().unwrap().clone();
+    rows.push((
+        format!(
+            "barrier reaction: last confirming write → next phase (p50 / p99 of {})",
+            reaction.len()
+        ),
+        format!("{} / {}", fmt(pct(&mut reaction, 0.5)), fmt(pct(&mut reaction, 0.99))),
+        "p50 ≤ 2 ms, p99 ≤ 10 ms".into(),
+    ));
+
+    // Idle ticks.
+    agent.source_mut().set_memory(desc.clone());
+    let o = agent.reconcile_once(Trigger::Timer, true, far()).await;
+    assert_eq!(o.result, ResultKind::Converged, "{:?}", o.error);
+    standin.settle(Duration::from_secs(60)).unwrap();
+    // Let trailing confirmations reach the view, then converge once more.
+    agent.db_mut().sync(Duration::from_secs(10)).await.unwrap();
+    let _ = agent.reconcile_once(Trigger::Timer, true, far()).await;
+    let before = commands(&redis);
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    let (mut rss10, mut rss_last) = (0, 0);
+    for k in 0..IDLE_TICKS {
+        let (t, c) = (Instant::now(), thread_cpu());
+        let o = agent.reconcile_once(Trigger::Timer, true, far()).await;
+        cpu.push(thread_cpu() - c);
+        wall.push(t.elapsed());
+        assert!(o.unchanged, "tick {k} was not a no-op: {}", o.summary());
+        if k == 9 {
+            rss10 = rss_kib();
+        }
+        rss_last = rss_kib();
+    }
+    let idle_cmds = commands(&redis) - before - 1;
+    rows.push((
+        format!("idle tick: CPU (p50 / p99 of {IDLE_TICKS})"),
+        format!("{} / {}", fmt(pct(&mut cpu, 0.5)), fmt(pct(&mut cpu, 0.99))),
+        "≤ 50 µs".into(),
+    ));
+    rows.push((
+        "idle tick: wall time (p50)".into(),
+        fmt(pct(&mut wall, 0.5)),
+        String::new(),
+    ));
+    rows.push((
+        format!("idle ticks: redis commands in {IDLE_TICKS} ticks"),
+        idle_cmds.to_string(),
+        "0".into(),
+    ));
+    rows.push((
+        format!("resident memory at tick 10 / tick {IDLE_TICKS}"),
+        format!(
+            "{:.1} MiB / {:.1} MiB",
+            rss10 as f64 / 1024.0,
+            rss_last as f64 / 1024.0
+        ),
+        "≤ 30 MiB, flat".into(),
+    ));
+
+    // Desired state changed, plans to nothing.
+    let other = reordered(&desc);
+    let before = commands(&redis);
+    let mut cpu = Vec::new();
+    for k in 0..CHANGED_TICKS {
+        agent
+            .source_mut()
+            .set_memory(if k % 2 == 0 { other.clone() } else { desc.clone() });
+        let c = thread_cpu();
+        let o = agent.reconcile_once(Trigger::Timer, true, far()).await;
+        cpu.push(thread_cpu() - c);
+        assert!(o.desired_changed && o.changes == 0, "{}", o.summary());
+    }
+    let changed_cmds = commands(&redis) - before - 1;
+    rows.push((
+        format!("changed desired state, nothing to do: CPU (p50 / p99 of {CHANGED_TICKS})"),
+        format!("{} / {}", fmt(pct(&mut cpu, 0.5)), fmt(pct(&mut cpu, 0.99))),
+        "≤ 1 ms".into(),
+    ));
+    rows.push((
+        "… redis commands in those ticks".into(),
+        changed_cmds.to_string(),
+        "0".into(),
+    ));
+
+    // Drift repair with the daemon running.
+    agent.source_mut().set_memory(desc.clone());
+    let (signals, stop, _hup) = Signals::manual();
+    let loader = {
+        let cfg = cfg.clone();
+        Box::new(move || Ok(cfg.clone()))
+    };
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let observer = Box::new(move |e: &metal_switchd::reconcile::run::LoopEvent| {
+        if matches!(e, metal_switchd::reconcile::run::LoopEvent::Reconciled(_)) {
+            let _ = seen_tx.send(());
+        }
+    });
+    let daemon = Daemon::new(agent, loader, signals, observer);
+    let task = tokio::spawn(daemon.run());
+    let client = redis.client(CONFIG_DB).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub
+        .psubscribe(format!("__keyspace@{CONFIG_DB}__:INTERFACE|*"))
+        .await
+        .unwrap();
+    let mut events = pubsub.into_on_message();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // The daemon's first reconcile (nothing to do) before the repairs.
+    seen.recv().await.expect("the daemon's first reconcile");
+    let mut repairs = Vec::new();
+    for k in 0..REPAIRS {
+        let port = format!("Ethernet{}", k % vrfs.max(1));
+        let key = format!("INTERFACE|{port}");
+        let t = Instant::now();
+        redis::cmd("DEL")
+            .arg(&key)
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(30), events.next())
+                .await
+                .expect("the repair within 30 s")
+                .unwrap();
+            let payload: String = msg.get_payload().unwrap();
+            if msg.get_channel_name().ends_with(&key) && payload == "hset" {
+                break;
+            }
+        }
+        repairs.push(t.elapsed());
+        standin.settle(Duration::from_secs(30)).unwrap();
+    }
+    rows.push((
+        format!("drift repair: owned key deleted → written back (p50 / p99 of {REPAIRS})"),
+        format!("{} / {}", fmt(pct(&mut repairs, 0.5)), fmt(pct(&mut repairs, 0.99))),
+        "p50 ≤ 20 ms, p99 ≤ 100 ms".into(),
+    ));
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let v = standin.violations();
+    assert!(v.is_empty(), "ordering violations: {v:?}");
+    Size { ports, vrfs, rows }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    // cargo bench passes --bench; run only when asked to bench.
+    if !args.iter().any(|a| a == "--bench") && arg("--sizes").is_none() {
+        return;
+    }
+    let sizes: Vec<(usize, usize)> = arg("--sizes")
+        .unwrap_or_else(|| "256x256,1024x1000".into())
+        .split(',')
+        .map(|s| {
+            let (p, v) = s.split_once('x').expect("PORTSxVRFS");
+            (p.parse().unwrap(), v.parse().unwrap())
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut out = String::from(
+        "## The daemon (`cargo bench --bench daemon`)\n\n\
+         One process: the agent library, a real redis, the SONiC stand-in answering at once.\n\n",
+    );
+    for (ports, vrfs) in sizes {
+        eprintln!("bench daemon: {ports} ports, {vrfs} VRFs");
+        let s = rt.block_on(bench_size(ports, vrfs));
+        out.push_str(&format!(
+            "### ({}, {})\n\n| figure | measured | target |\n|---|---|---|\n",
+            s.ports, s.vrfs
+        ));
+        for (a, b, c) in s.rows {
+            out.push_str(&format!("| {a} | {b} | {c} |\n"));
+        }
+        out.push('\n');
+    }
+    print!("{out}");
+    if let Some(path) = arg("--out") {
+        std::fs::write(path, &out).unwrap();
+    }
+}
