@@ -351,6 +351,7 @@ impl Agent {
                 configdb::plan_confirmed(&spec, &view.config, &view.confirmed)
             };
             if !again.is_empty() {
+                out.retry_now = true;
                 return Err(ConfigDbError::NotConverged {
                     remaining: again.to_string(),
                 }

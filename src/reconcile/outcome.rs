@@ -121,6 +121,9 @@ pub struct Outcome {
     pub error: Option<String>,
     /// Whether a later attempt may succeed without a change of input.
     pub transient: bool,
+    /// CONFIG_DB changed under the agent while it applied (the verification
+    /// found work left): reconcile again at once rather than back off.
+    pub retry_now: bool,
     /// Exit code for one-shot commands.
     #[serde(skip)]
     pub exit_code: u8,
@@ -149,6 +152,7 @@ impl Outcome {
             api_version: None,
             error: None,
             transient: false,
+            retry_now: false,
             exit_code: EXIT_OK,
             changes: 0,
             phases: 0,

@@ -38,6 +38,9 @@ use crate::observed::{PortOperState, SwitchReport};
 /// How often the agent announces itself to metal-apiserver (v2), as the Go
 /// client does.
 pub const PING_INTERVAL: Duration = Duration::from_secs(300);
+/// Reconciles in a row started at once because CONFIG_DB changed while the
+/// agent applied; then the usual backoff.
+const MAX_IMMEDIATE_RETRIES: u32 = 3;
 /// Shortest pause between two reports caused by state changes.
 pub const REPORT_MIN_GAP: Duration = Duration::from_secs(1);
 
@@ -219,6 +222,7 @@ impl Daemon {
         let mut next_tick = Instant::now();
         let mut retry_at: Option<Instant> = None;
         let mut failures = 0u32;
+        let mut immediate = 0u32;
         let mut next_ping = Instant::now();
         let mut report_due = false;
         let mut stop = self.signals.stop.clone();
@@ -243,7 +247,12 @@ impl Daemon {
                 let deadline = Instant::now() + self.agent.cfg.timeout.0;
                 let outcome = self.agent.reconcile_once(t, refetch, deadline).await;
                 self.log(&outcome);
-                if outcome.result == ResultKind::Error && outcome.transient {
+                if outcome.retry_now && immediate < MAX_IMMEDIATE_RETRIES {
+                    // Someone changed CONFIG_DB while the agent applied.
+                    immediate += 1;
+                    retry_at = None;
+                    trigger = Some((Trigger::ConfigDb, false));
+                } else if outcome.result == ResultKind::Error && outcome.transient {
                     failures += 1;
                     let wait = backoff(failures, interval);
                     retry_at = Some(Instant::now() + wait);
@@ -251,6 +260,9 @@ impl Daemon {
                 } else {
                     failures = 0;
                     retry_at = None;
+                }
+                if !outcome.retry_now {
+                    immediate = 0;
                 }
                 self.report(&outcome).await;
                 report_due = false;
