@@ -192,7 +192,11 @@ async fn bench_size(ports: usize, vrfs: usize) -> Size {
     move_rts.sort();
     rows.push((
         "one-port VRF→VRF move: redis round trips in all (median, max)".into(),
-        format!("{}, {}", move_rts[move_rts.len() / 2], move_rts[move_rts.len() - 1]),
+        format!(
+            "{}, {}",
+            move_rts[move_rts.len() / 2],
+            move_rts[move_rts.len() - 1]
+        ),
         "≤ 12".into(),
     ));
     let mut reaction = reactions.lock().unwrap().clone();
@@ -201,7 +205,11 @@ async fn bench_size(ports: usize, vrfs: usize) -> Size {
             "barrier reaction: last confirming write → next phase (p50 / p99 of {})",
             reaction.len()
         ),
-        format!("{} / {}", fmt(pct(&mut reaction, 0.5)), fmt(pct(&mut reaction, 0.99))),
+        format!(
+            "{} / {}",
+            fmt(pct(&mut reaction, 0.5)),
+            fmt(pct(&mut reaction, 0.99))
+        ),
         "p50 ≤ 2 ms, p99 ≤ 10 ms".into(),
     ));
 
@@ -258,9 +266,11 @@ async fn bench_size(ports: usize, vrfs: usize) -> Size {
     let before = commands(&redis);
     let mut cpu = Vec::new();
     for k in 0..CHANGED_TICKS {
-        agent
-            .source_mut()
-            .set_memory(if k % 2 == 0 { other.clone() } else { desc.clone() });
+        agent.source_mut().set_memory(if k % 2 == 0 {
+            other.clone()
+        } else {
+            desc.clone()
+        });
         let c = thread_cpu();
         let o = agent.reconcile_once(Trigger::Timer, true, far()).await;
         cpu.push(thread_cpu() - c);
@@ -337,7 +347,11 @@ async fn bench_size(ports: usize, vrfs: usize) -> Size {
     ran.unwrap();
     rows.push((
         format!("drift repair: owned key deleted → written back (p50 / p99 of {REPAIRS})"),
-        format!("{} / {}", fmt(pct(&mut repairs, 0.5)), fmt(pct(&mut repairs, 0.99))),
+        format!(
+            "{} / {}",
+            fmt(pct(&mut repairs, 0.5)),
+            fmt(pct(&mut repairs, 0.99))
+        ),
         "p50 ≤ 20 ms, p99 ≤ 100 ms".into(),
     ));
     let v = standin.violations();

@@ -386,7 +386,7 @@ fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
 
     sw.standin().pause();
     sw.redis.reset_stats().unwrap();
-    let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent-1.log"));
+    let agent = AgentProcess::start(&ns, &config, &dir.path().join("agent-1.log"));
     wait_for(
         "the first phase written and not confirmed",
         HANG,

@@ -88,18 +88,32 @@ pub struct Confirmed {
     seps: Separators,
     /// Offline (a `config_db.json` file): every condition holds.
     assumed: bool,
-    /// STATE_DB entries of [`STATE_TABLES`], by redis key.
-    state: FxHashMap<String, Fields>,
-    /// APPL_DB entries of [`APPL_TABLES`], by redis key.
-    appl: FxHashMap<String, Fields>,
+    /// STATE_DB entries of [`STATE_TABLES`], by redis key (`None`: the key
+    /// exists, its fields were not read since it last changed).
+    state: FxHashMap<String, Option<Fields>>,
+    /// APPL_DB entries of [`APPL_TABLES`], by redis key (as `state`).
+    appl: FxHashMap<String, Option<Fields>>,
     /// Interfaces with a router interface ([`RIF_NAME_MAP`] fields).
     rifs: FxHashSet<String>,
+    /// `rifs` changed since it was read.
+    rifs_stale: bool,
     /// Port name → port OID ([`PORT_NAME_MAP`]).
     port_oids: FxHashMap<String, String>,
-    /// ASIC bridge port key → the port OID it bridges.
-    bridge_ports: FxHashMap<String, String>,
-    /// Port OID → number of bridge ports pointing at it.
+    /// `port_oids` changed since it was read.
+    port_oids_stale: bool,
+    /// ASIC bridge port key → the port OID it bridges (`None`: not read).
+    bridge_ports: FxHashMap<String, Option<String>>,
+    /// Port OID → number of bridge ports known to point at it.
     bridged: FxHashMap<String, u32>,
+}
+
+/// What is known of one watched entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry<'a> {
+    Absent,
+    /// It exists; its fields were not read since it last changed.
+    Unread,
+    Known(&'a Fields),
 }
 
 /// A watched database entry, as the feed reports it.
@@ -163,69 +177,134 @@ impl Confirmed {
     /// returns whether anything changed. Keys that are not watched are ignored.
     pub fn set(&mut self, db: Db, key: &str, value: Option<Fields>) -> bool {
         match self.classify(db, key) {
-            Some(Watched::State) => set_entry(&mut self.state, key, value),
-            Some(Watched::Appl) => set_entry(&mut self.appl, key, value),
+            Some(Watched::State) => set_entry(&mut self.state, key, value.map(Some)),
+            Some(Watched::Appl) => set_entry(&mut self.appl, key, value.map(Some)),
             Some(Watched::RifNameMap) => {
                 let rifs: FxHashSet<String> = value
                     .map(|f| f.keys().cloned().collect())
                     .unwrap_or_default();
-                let changed = rifs != self.rifs;
+                let changed = rifs != self.rifs || self.rifs_stale;
                 self.rifs = rifs;
+                self.rifs_stale = false;
                 changed
             }
             Some(Watched::PortNameMap) => {
                 let oids: FxHashMap<String, String> =
                     value.map(|f| f.into_iter().collect()).unwrap_or_default();
-                let changed = oids != self.port_oids;
+                let changed = oids != self.port_oids || self.port_oids_stale;
                 self.port_oids = oids;
+                self.port_oids_stale = false;
                 changed
             }
             Some(Watched::BridgePort) => {
-                let oid = value.and_then(|f| f.get(BRIDGE_PORT_FIELD).cloned());
-                if self.bridge_ports.get(key) == oid.as_ref() {
-                    return false;
-                }
-                let old = match oid {
-                    Some(oid) => {
-                        *self.bridged.entry(oid.clone()).or_default() += 1;
-                        self.bridge_ports.insert(key.to_owned(), oid)
-                    }
-                    None => self.bridge_ports.remove(key),
-                };
-                if let Some(old) = old
-                    && let Some(n) = self.bridged.get_mut(&old)
-                {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.bridged.remove(&old);
-                    }
-                }
-                true
+                let oid = value.map(|f| f.get(BRIDGE_PORT_FIELD).cloned());
+                self.set_bridge_port(key, oid)
             }
             None => false,
         }
     }
 
+    /// A watched key was written (a notification said so) but its value was
+    /// not read: it exists, with fields unknown until read. Returns whether
+    /// anything changed.
+    pub fn touch(&mut self, db: Db, key: &str) -> bool {
+        match self.classify(db, key) {
+            Some(Watched::State) => set_entry(&mut self.state, key, Some(None)),
+            Some(Watched::Appl) => set_entry(&mut self.appl, key, Some(None)),
+            Some(Watched::RifNameMap) => !std::mem::replace(&mut self.rifs_stale, true),
+            Some(Watched::PortNameMap) => !std::mem::replace(&mut self.port_oids_stale, true),
+            Some(Watched::BridgePort) => self.set_bridge_port(key, Some(None)),
+            None => false,
+        }
+    }
+
+    /// `oid`: `None` gone, `Some(None)` present unread, `Some(Some(x))` known.
+    fn set_bridge_port(&mut self, key: &str, oid: Option<Option<String>>) -> bool {
+        if self.bridge_ports.get(key) == oid.as_ref() && !matches!(oid, Some(None)) {
+            return false;
+        }
+        let old = match oid {
+            Some(oid) => {
+                if let Some(o) = &oid {
+                    *self.bridged.entry(o.clone()).or_default() += 1;
+                }
+                self.bridge_ports.insert(key.to_owned(), oid)
+            }
+            None => self.bridge_ports.remove(key),
+        };
+        if let Some(Some(old)) = old
+            && let Some(n) = self.bridged.get_mut(&old)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.bridged.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// The watched keys whose current value is not known (to be read).
+    pub fn unread(&self) -> Vec<(Db, String)> {
+        let mut out: Vec<(Db, String)> = Vec::new();
+        out.extend(
+            self.state
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| (Db::State, k.clone())),
+        );
+        out.extend(
+            self.appl
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| (Db::Appl, k.clone())),
+        );
+        if self.rifs_stale {
+            out.push((Db::Counters, RIF_NAME_MAP.to_owned()));
+        }
+        if self.port_oids_stale {
+            out.push((Db::Counters, PORT_NAME_MAP.to_owned()));
+        }
+        out.extend(
+            self.bridge_ports
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| (Db::Asic, k.clone())),
+        );
+        out
+    }
+
     /// A STATE_DB entry by table and name (parts joined with `|`).
-    pub fn state_entry(&self, table: &str, name: &str) -> Option<&Fields> {
-        self.state.get(&redis_key(table, name, self.seps.state))
+    pub fn state_entry(&self, table: &str, name: &str) -> Entry<'_> {
+        entry_of(self.state.get(&redis_key(table, name, self.seps.state)))
     }
 
     /// An APPL_DB entry by table and name (parts joined with `|`).
-    pub fn appl_entry(&self, table: &str, name: &str) -> Option<&Fields> {
-        self.appl.get(&redis_key(table, name, self.seps.appl))
+    pub fn appl_entry(&self, table: &str, name: &str) -> Entry<'_> {
+        entry_of(self.appl.get(&redis_key(table, name, self.seps.appl)))
     }
 
     /// Whether `port` has an ASIC bridge port (only known where
-    /// `COUNTERS_PORT_NAME_MAP` knows the port).
-    pub fn has_bridge_port(&self, port: &str) -> bool {
-        self.port_oids
-            .get(port)
-            .is_some_and(|oid| self.bridged.contains_key(oid))
+    /// `COUNTERS_PORT_NAME_MAP` knows the port); `None` when unread data
+    /// could tell otherwise.
+    pub fn has_bridge_port(&self, port: &str) -> Option<bool> {
+        if self.port_oids_stale {
+            return None;
+        }
+        let Some(oid) = self.port_oids.get(port) else {
+            return Some(false);
+        };
+        if self.bridged.contains_key(oid) {
+            return Some(true);
+        }
+        if self.bridge_ports.values().any(Option::is_none) {
+            return None;
+        }
+        Some(false)
     }
 
-    pub fn has_rif(&self, ifname: &str) -> bool {
-        self.rifs.contains(ifname)
+    /// Whether `ifname` has a router interface; `None` while unread.
+    pub fn has_rif(&self, ifname: &str) -> Option<bool> {
+        (!self.rifs_stale).then(|| self.rifs.contains(ifname))
     }
 
     /// Number of watched entries (for status and tests).
@@ -237,31 +316,84 @@ impl Confirmed {
         self.len() == 0
     }
 
-    /// Whether a barrier condition holds.
-    pub fn holds(&self, c: &Condition) -> bool {
+    /// Whether a barrier condition holds; `None` when it depends on data
+    /// not read since it changed.
+    pub fn check(&self, c: &Condition) -> Option<bool> {
         if self.assumed {
-            return true;
+            return Some(true);
         }
         let entry = || match c.db {
-            Db::State => self.state.get(&c.redis_key(self.seps.state)),
-            Db::Appl => self.appl.get(&c.redis_key(self.seps.appl)),
-            Db::Counters | Db::Asic => None,
+            Db::State => entry_of(self.state.get(&c.redis_key(self.seps.state))),
+            Db::Appl => entry_of(self.appl.get(&c.redis_key(self.seps.appl))),
+            Db::Counters | Db::Asic => Entry::Absent,
         };
         match &c.check {
-            Check::NoBridgePort => !self.has_bridge_port(&c.name),
-            Check::FieldGone { field } if c.table == RIF_NAME_MAP => !self.rifs.contains(field),
-            Check::FieldGone { field } => entry().is_none_or(|f| !f.contains_key(field)),
-            Check::Present => entry().is_some(),
-            Check::Gone => entry().is_none(),
-            Check::FieldIs { field, value } => {
-                entry().and_then(|f| f.get(field)).map(String::as_str) == Some(value.as_str())
+            Check::NoBridgePort => self.has_bridge_port(&c.name).map(|b| !b),
+            Check::FieldGone { field } if c.table == RIF_NAME_MAP => {
+                self.has_rif(field).map(|b| !b)
             }
+            Check::FieldGone { field } => match entry() {
+                Entry::Absent => Some(true),
+                Entry::Unread => None,
+                Entry::Known(f) => Some(!f.contains_key(field)),
+            },
+            Check::Present => Some(entry() != Entry::Absent),
+            Check::Gone => Some(entry() == Entry::Absent),
+            Check::FieldIs { field, value } => match entry() {
+                Entry::Absent => Some(false),
+                Entry::Unread => None,
+                Entry::Known(f) => Some(f.get(field).map(String::as_str) == Some(value.as_str())),
+            },
+        }
+    }
+
+    /// Whether a barrier condition is known to hold.
+    pub fn holds(&self, c: &Condition) -> bool {
+        self.check(c) == Some(true)
+    }
+
+    /// The keys to read to decide `c` (empty when it can be decided).
+    pub fn to_read(&self, c: &Condition) -> Vec<(Db, String)> {
+        if self.check(c).is_some() {
+            return Vec::new();
+        }
+        match &c.check {
+            Check::NoBridgePort => {
+                let mut keys = Vec::new();
+                if self.port_oids_stale {
+                    keys.push((Db::Counters, PORT_NAME_MAP.to_owned()));
+                }
+                keys.extend(
+                    self.bridge_ports
+                        .iter()
+                        .filter(|(_, v)| v.is_none())
+                        .map(|(k, _)| (Db::Asic, k.clone())),
+                );
+                keys
+            }
+            Check::FieldGone { .. } if c.table == RIF_NAME_MAP => {
+                vec![(Db::Counters, RIF_NAME_MAP.to_owned())]
+            }
+            _ => vec![(c.db, c.redis_key(self.seps.of(c.db)))],
         }
     }
 }
 
-fn set_entry(map: &mut FxHashMap<String, Fields>, key: &str, value: Option<Fields>) -> bool {
-    if map.get(key) == value.as_ref() {
+fn entry_of(e: Option<&Option<Fields>>) -> Entry<'_> {
+    match e {
+        None => Entry::Absent,
+        Some(None) => Entry::Unread,
+        Some(Some(f)) => Entry::Known(f),
+    }
+}
+
+/// `value`: `None` gone, `Some(None)` present unread, `Some(Some(f))` known.
+fn set_entry(
+    map: &mut FxHashMap<String, Option<Fields>>,
+    key: &str,
+    value: Option<Option<Fields>>,
+) -> bool {
+    if map.get(key) == value.as_ref() && !matches!(value, Some(None)) {
         return false;
     }
     match value {
@@ -340,12 +472,14 @@ pub fn assess(
             Check::Present,
             "vrfmgrd",
         ));
-        let (conf, appl) = (
-            vni_of(Some(f)),
-            vni_of(confirmed.appl_entry("VRF_TABLE", name)),
-        );
-        if conf != appl {
-            if conf != 0 && appl != 0 {
+        let appl = match confirmed.appl_entry("VRF_TABLE", name) {
+            Entry::Known(a) => Some(vni_of(Some(a))),
+            Entry::Absent => Some(0),
+            Entry::Unread => None,
+        };
+        let conf = vni_of(Some(f));
+        if appl != Some(conf) {
+            if conf != 0 && appl.is_some_and(|a| a != 0) {
                 a.replace.push(Key::vrf(name));
             } else {
                 want(Condition::new(
@@ -390,7 +524,7 @@ pub fn assess(
             }
             let vrf = f.get("vrf_name").map(String::as_str).unwrap_or("");
             match confirmed.state_entry("INTERFACE_TABLE", name) {
-                Some(s) if s.get("vrf").map(String::as_str).unwrap_or("") != vrf => {
+                Entry::Known(s) if s.get("vrf").map(String::as_str).unwrap_or("") != vrf => {
                     a.replace.push(Key::new(table, name));
                 }
                 _ => want(Condition::new(

@@ -8,11 +8,11 @@
 //! the ASIC_DB bridge ports — *before* it reads them once in full, then turns
 //! each notification into an [`Update`] carrying the key's current value:
 //!
-//! - keys whose existence is all that matters (`VLAN_TABLE`, `VRF_TABLE`,
-//!   member and map confirmations) are updated from the event itself
-//!   (`hset` → present, `del` → gone) without reading anything;
-//! - other keys are re-read, many per round trip (one script per redis
-//!   instance, loaded once and called by `EVALSHA`);
+//! - SONiC's confirmations are updated from the event itself (`hset` →
+//!   present with its fields unread, `del` → gone); their fields are read
+//!   only when a decision needs them ([`Feed::reread`]), many keys per round
+//!   trip (one script per redis instance, loaded once, called by `EVALSHA`);
+//! - CONFIG_DB keys changed by someone else are read at once (drift);
 //! - the agent's own CONFIG_DB writes are announced before they are sent
 //!   ([`Feed::expect`]) and their notifications are not re-read; the agent
 //!   applies them to its view itself;
@@ -439,25 +439,18 @@ impl Layout {
         out
     }
 
-    /// How a watched key is read, and whether its existence is enough.
-    fn read_of(&self, src: Src, key: &str) -> Option<(Read, bool)> {
+    /// How a watched key is read.
+    fn read_of(&self, src: Src, key: &str) -> Option<Read> {
         match src {
-            Src::Config if key == CONFIG_DB_INITIALIZED => Some((Read::String, false)),
-            Src::Config => Key::parse(key).map(|_| (Read::Hash, false)),
-            Src::Other(Db::Appl) if key == self.port_init_key => Some((Read::Exists, true)),
+            Src::Config if key == CONFIG_DB_INITIALIZED => Some(Read::String),
+            Src::Config => Key::parse(key).map(|_| Read::Hash),
+            Src::Other(Db::Appl) if key == self.port_init_key => Some(Read::Exists),
             Src::Other(db) => {
                 let probe = Confirmed::new(self.seps);
                 match probe.classify(db, key)? {
-                    Watched::State => {
-                        let existence = !key.starts_with("INTERFACE_TABLE");
-                        Some((Read::Hash, existence))
-                    }
-                    Watched::Appl => {
-                        let existence = key.starts_with("VXLAN_TUNNEL_MAP_TABLE");
-                        Some((Read::Hash, existence))
-                    }
-                    Watched::RifNameMap | Watched::PortNameMap => Some((Read::Hash, false)),
-                    Watched::BridgePort => Some((Read::Field(BRIDGE_PORT_FIELD), false)),
+                    Watched::State | Watched::Appl => Some(Read::Hash),
+                    Watched::RifNameMap | Watched::PortNameMap => Some(Read::Hash),
+                    Watched::BridgePort => Some(Read::Field(BRIDGE_PORT_FIELD)),
                 }
             }
         }
@@ -803,7 +796,7 @@ fn classify_event(
     if !batch.touched.contains(&instance) {
         batch.touched.push(instance);
     }
-    let Some((read, existence)) = layout.read_of(src, &key) else {
+    let Some(read) = layout.read_of(src, &key) else {
         return;
     };
     if src == Src::Config && key == CONFIG_DB_INITIALIZED {
@@ -815,20 +808,27 @@ fn classify_event(
         batch.resnapshot |= event != "del";
         return;
     }
-    if src == Src::Config && expected.take(&key) {
-        return;
+    match src {
+        // CONFIG_DB: the agent's own writes are announced; anything else is
+        // read at once (it may be drift to repair).
+        Src::Config => {
+            if !expected.take(&key) {
+                batch.reread(src, key, read);
+            }
+        }
+        // SONiC's confirmations: existence from the event; values are read
+        // when a decision needs them (`Update::Touched`).
+        Src::Other(db) => {
+            let gone = matches!(event, "del" | "expired" | "evicted" | "rename_from");
+            if batch.seen.contains_key(&(src, key.clone())) {
+                batch.reread(src, key, read);
+            } else if gone {
+                batch.direct.push(update(src, key, None));
+            } else {
+                batch.direct.push(Update::Touched { db, key });
+            }
+        }
     }
-    let gone = matches!(event, "del" | "expired" | "evicted" | "rename_from");
-    let set = matches!(
-        event,
-        "hset" | "hsetnx" | "hmset" | "hincrby" | "hincrbyfloat"
-    );
-    if existence && (gone || set) && !batch.seen.contains_key(&(src, key.clone())) {
-        let value = set.then(Fields::new);
-        batch.direct.push(update(src, key, value));
-        return;
-    }
-    batch.reread(src, key, read);
 }
 
 fn update(src: Src, key: String, value: Option<Fields>) -> Update {
@@ -854,7 +854,10 @@ async fn flush(
             .filter(|(src, _, _)| layout.instance_index(*src) == Some(i))
             .cloned()
             .collect();
-        if batch.touched.contains(&i) {
+        // The readiness flags ride along with reads that happen anyway
+        // (`config reload` flushes CONFIG_DB without notifications, then
+        // writes it anew: the reads of its new keys find the flag).
+        if batch.touched.contains(&i) && !groups.is_empty() {
             if layout.instance_index(Src::Config) == Some(i) {
                 groups.push((Src::Config, CONFIG_DB_INITIALIZED.to_owned(), Read::String));
             }
@@ -869,6 +872,11 @@ async fn flush(
         if groups.is_empty() {
             continue;
         }
+        tracing::trace!(
+            keys = groups.len(),
+            first = %groups.first().map(|g| g.1.as_str()).unwrap_or(""),
+            "re-reading"
+        );
         let mut inv = s.reread.prepare_invoke();
         for (src, key, read) in &groups {
             let id = layout.location(*src).map_or(0, |l| l.id);
@@ -1002,7 +1010,7 @@ async fn session(
                 }
                 Some(Ctl::Reread(keys)) => {
                     for (src, key) in keys {
-                        if let Some((read, _)) = layout.read_of(src, &key) {
+                        if let Some(read) = layout.read_of(src, &key) {
                             batch.reread(src, key, read);
                         }
                     }

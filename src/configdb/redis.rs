@@ -307,6 +307,8 @@ pub struct ConfigDb {
     stats: Stats,
     /// The feed's round trips at the last [`ConfigDb::reset_stats`].
     feed_base: u64,
+    /// Keys written since the last [`ConfigDb::settle_writes`].
+    written: Vec<String>,
     /// What changed since [`ConfigDb::take_changed`] was last called.
     changed: Changed,
 }
@@ -370,6 +372,7 @@ impl ConfigDb {
             writer: None,
             stats: Stats::default(),
             feed_base: 0,
+            written: Vec::new(),
             changed: Changed::default(),
         }
     }
@@ -497,6 +500,18 @@ impl ConfigDb {
         Ok((self.view.config.clone(), self.view.readiness.clone()))
     }
 
+    /// Read every watched value that changed since it was last read (one
+    /// round trip when there are any), and wait until the view has them.
+    pub async fn refresh(&mut self, timeout: Duration) -> Result<(), ConfigDbError> {
+        self.pump();
+        let keys = self.view.confirmed.unread();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.feed.reread(keys);
+        self.sync(timeout).await
+    }
+
     /// Wait until SONiC is ready (`CONFIG_DB_INITIALIZED=1`, `PortInitDone`),
     /// at most `timeout`; woken by notifications, not by polling.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<(), ConfigDbError> {
@@ -561,10 +576,20 @@ impl ConfigDb {
         let deadline = Instant::now() + timeout;
         let mut reread_at = Instant::now() + REREAD_EVERY;
         let mut wakeups = 0u64;
+        let mut asked_at: Option<u64> = None;
         loop {
             self.pump();
             if self.connected && self.view.all_hold(conditions) {
                 return Ok(wakeups);
+            }
+            // Conditions that depend on fields not read since they changed:
+            // read them (once per change of the view).
+            if asked_at != Some(self.view.version) {
+                asked_at = Some(self.view.version);
+                let keys = self.view.to_read(conditions);
+                if !keys.is_empty() {
+                    self.feed.reread(keys);
+                }
             }
             let now = Instant::now();
             if now >= deadline {
@@ -676,10 +701,19 @@ impl ConfigDb {
         self.view.version += 1;
         self.view.config_version += 1;
         self.changed.config = true;
-        // Every notification of the write has reached the feed after the
-        // sync; forget what was not consumed (a DEL of a key that was
-        // already gone causes none).
+        self.written.extend(keys);
+        Ok(())
+    }
+
+    /// After the last write of an apply: once synced, every notification of
+    /// the writes has reached the feed; forget the expectations none
+    /// consumed (a DEL of a key already gone causes no notification).
+    async fn settle_writes(&mut self) -> Result<(), ConfigDbError> {
+        if self.written.is_empty() {
+            return Ok(());
+        }
         let synced = self.sync(Duration::from_secs(10)).await;
+        let keys = std::mem::take(&mut self.written);
         self.feed.unexpect(keys);
         synced
     }
@@ -700,6 +734,30 @@ impl ConfigDb {
     /// `opts.barrier_timeout`; a timeout names what is missing, and nothing
     /// after it is written.
     pub async fn apply(
+        &mut self,
+        plan: &Plan,
+        opts: &ApplyOptions,
+    ) -> Result<ApplyReport, ConfigDbError> {
+        let result = self.apply_phases(plan, opts).await;
+        let settled = self.settle_writes().await;
+        let mut report = result?;
+        settled?;
+        report.stats = self.stats_since(&report.stats);
+        Ok(report)
+    }
+
+    /// Counters since `before` (a snapshot of [`ConfigDb::stats`]).
+    fn stats_since(&self, before: &Stats) -> Stats {
+        let after = self.stats();
+        Stats {
+            round_trips: after.round_trips - before.round_trips,
+            write_commands: after.write_commands - before.write_commands,
+            keys_written: after.keys_written - before.keys_written,
+            barrier_polls: after.barrier_polls - before.barrier_polls,
+        }
+    }
+
+    async fn apply_phases(
         &mut self,
         plan: &Plan,
         opts: &ApplyOptions,
@@ -764,13 +822,8 @@ impl ConfigDb {
                 barrier_polls: wakeups,
             });
         }
-        let after = self.stats();
-        report.stats = Stats {
-            round_trips: after.round_trips - before.round_trips,
-            write_commands: after.write_commands - before.write_commands,
-            keys_written: after.keys_written - before.keys_written,
-            barrier_polls: after.barrier_polls - before.barrier_polls,
-        };
+        // `apply` turns this into the counters of the apply.
+        report.stats = before;
         Ok(report)
     }
 

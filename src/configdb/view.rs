@@ -48,6 +48,12 @@ pub enum Update {
         key: String,
         value: Option<Fields>,
     },
+    /// A watched key of another database was written; its value was not
+    /// read (it is read when a decision needs it).
+    Touched {
+        db: Db,
+        key: String,
+    },
     ConfigDbInitialized(Option<String>),
     PortInitDone(bool),
 }
@@ -131,6 +137,9 @@ impl View {
             Update::Other { db, key, value } => {
                 changed.confirmed = self.confirmed.set(db, &key, value);
             }
+            Update::Touched { db, key } => {
+                changed.confirmed = self.confirmed.touch(db, &key);
+            }
             Update::ConfigDbInitialized(v) => {
                 let v = v.unwrap_or_default();
                 if self.readiness.config_db_initialized != v {
@@ -157,6 +166,17 @@ impl View {
     /// Whether every condition holds.
     pub fn all_hold(&self, conditions: &[Condition]) -> bool {
         conditions.iter().all(|c| self.confirmed.holds(c))
+    }
+
+    /// Keys to read before the unmet `conditions` can be decided.
+    pub fn to_read(&self, conditions: &[Condition]) -> Vec<(Db, String)> {
+        let mut keys: Vec<(Db, String)> = conditions
+            .iter()
+            .flat_map(|c| self.confirmed.to_read(c))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     /// The conditions that do not hold yet.

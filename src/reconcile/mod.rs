@@ -274,6 +274,10 @@ impl Agent {
             return Ok(ResultKind::Converged);
         }
 
+        // What SONiC confirmed, with every value read (planning decides on
+        // them).
+        self.db.refresh(Duration::from_secs(10)).await?;
+
         // 3. The spec (rebuilt when the desired state or CONFIG_DB changed).
         let t = Instant::now();
         let view_config_version = self.db.view().config_version;
@@ -345,7 +349,8 @@ impl Agent {
         // anything was written — SONiC's view now matches the desired state.
         self.verify_frr(&spec)?;
         if !plan.is_empty() {
-            self.db.sync(Duration::from_secs(10)).await?;
+            // The apply ended synced with redis; read what changed unread.
+            self.db.refresh(Duration::from_secs(10)).await?;
             let again = {
                 let view = self.db.view();
                 configdb::plan_confirmed(&spec, &view.config, &view.confirmed)
