@@ -53,11 +53,8 @@ pub enum Error {
     #[cfg(feature = "agent")]
     #[error(transparent)]
     Netlink(#[from] crate::kernel::netlink::NetlinkError),
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
 }
 
 impl Error {
@@ -68,9 +65,14 @@ impl Error {
             Error::Api(e) => e.exit_code(),
             #[cfg(feature = "agent")]
             Error::Register(e) => e.exit_code(),
-            Error::Config(_) | Error::Invalid(_) | Error::SwitchDoc(_) | Error::Snapshot(_) => {
-                EXIT_INVALID
-            }
+            Error::Config(_)
+            | Error::Invalid(_)
+            | Error::SwitchDoc(_)
+            | Error::Snapshot(_)
+            | Error::File(_)
+            | Error::DbConfig(_) => EXIT_INVALID,
+            #[cfg(feature = "agent")]
+            Error::ConfigDb(crate::configdb::redis::ConfigDbError::Password { .. }) => EXIT_INVALID,
             // FRR rejected the configuration: nothing was installed.
             #[cfg(feature = "agent")]
             Error::FrrValidate(e) if e.is_rejection() => EXIT_INVALID,
@@ -100,7 +102,8 @@ impl Error {
             Error::Register(e) => e.is_transient(),
             #[cfg(feature = "agent")]
             Error::Netlink(e) => e.is_transient(),
-            Error::Read { .. } => true,
+            Error::File(e) => e.is_transient(),
+            Error::DbConfig(e) => e.is_transient(),
             _ => false,
         }
     }
