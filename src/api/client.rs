@@ -387,6 +387,24 @@ fn decode<T: DeserializeOwned>(
         })
 }
 
+/// Decode without the repeated-key check.
+fn decode_lenient<T: DeserializeOwned>(
+    call: &'static str,
+    url: &str,
+    resp: &HttpResponse,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(&resp.body).map_err(|e| ApiError::Decode {
+        call,
+        url: url.to_owned(),
+        status: resp.status,
+        message: format!(
+            "{} (body starts with {})",
+            escaped(&e.to_string(), 300),
+            quoted(&preview(&resp.body))
+        ),
+    })
+}
+
 /// A switch answer: strict JSON, then the same checks as a switch document
 /// from a file (`--switch`); a document the agent refuses is
 /// [`ApiError::Document`] (invalid input, exit code 2).
@@ -396,8 +414,16 @@ fn switch_answer(
     resp: &HttpResponse,
     version: WireVersion,
 ) -> Result<FetchedSwitch, ApiError> {
-    let doc: serde_json::Value = decode(call, &url, resp)?;
+    // An answer that is not JSON at all is a broken answer (runtime error);
+    // JSON with a repeated key is a document the agent refuses.
+    let _: serde::de::IgnoredAny = decode_lenient(call, &url, resp)?;
     let origin = format!("{call}: the answer of {url}");
+    let doc = crate::json::from_slice(&resp.body).map_err(|e| {
+        ApiError::Document(SwitchDocError::Json {
+            origin: origin.clone(),
+            message: escaped(&e.to_string(), 300),
+        })
+    })?;
     let (_, obj) = SwitchObject::decode(&origin, doc, Some(version)).map_err(ApiError::Document)?;
     obj.fetched(&origin).map_err(ApiError::Document)
 }
