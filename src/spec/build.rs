@@ -208,7 +208,7 @@ impl Builder<'_> {
         match self.facts.vteps.as_slice() {
             [one] => {
                 if let Some(p) = identifier_problem(one) {
-                    self.problem(format!("VXLAN_TUNNEL {one:?}"), p);
+                    self.problem(format!("VXLAN_TUNNEL {}", quoted(one)), p);
                     return None;
                 }
                 Some(one.clone())
@@ -357,7 +357,7 @@ impl Builder<'_> {
                 Ok(n) => nets.push(n),
                 Err(_) => self.problem(
                     format!("nic {nic_name}"),
-                    format!("filter CIDR {c:?} is not an IP prefix"),
+                    format!("filter CIDR {} is not an IP prefix", quoted(c)),
                 ),
             }
         }
@@ -518,7 +518,7 @@ impl Builder<'_> {
         {
             self.problem(
                 "CONFIG_DB VXLAN_EVPN_NVO",
-                format!("no NVO has source_vtep {vtep:?}"),
+                format!("no NVO has source_vtep {}", quoted(vtep)),
             );
         }
     }
