@@ -12,7 +12,8 @@ use crate::spec::Problems;
 pub const EXIT_OK: u8 = 0;
 /// Exit code: a runtime failure (redis, SONiC, I/O); may have written phases.
 pub const EXIT_RUNTIME: u8 = 1;
-/// Exit code: invalid input (configuration, switch state); nothing was written.
+/// Exit code: invalid input (configuration, switch state, an input file that
+/// is missing, not a regular file, too large or not UTF-8); nothing was written.
 pub const EXIT_INVALID: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
