@@ -22,6 +22,7 @@ use crate::configdb::redis::{ApplyOptions, ApplyReport, ConfigDb};
 use crate::configdb::schema::DbState;
 use crate::configdb::{self, snapshot, target};
 use crate::error::{EXIT_OK, Error};
+use crate::files::{self, FileKind};
 use crate::frr;
 use crate::kernel::netlink::Netlink;
 use crate::reconcile::desired::DesiredSource;
@@ -219,7 +220,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Apply(args) => apply(&cfg, args).await,
         Command::Run => run_daemon(&cli, cfg).await,
         Command::Render(RenderCommand::Configdb(args)) => {
-            let (_, desc) = read_switch(&args.switch)?;
+            let (_, desc) = read_switch(&cfg, &args.switch)?;
             let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
             let prepared = configdb::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
             print_json(&snapshot::target_to_config_db_json(&target::target(
@@ -228,7 +229,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             Ok(EXIT_OK)
         }
         Command::Render(RenderCommand::Frr(args)) => {
-            let (_, desc) = read_switch(&args.switch)?;
+            let (_, desc) = read_switch(&cfg, &args.switch)?;
             let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
             let prepared = configdb::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
             print(&frr::render(&prepared.spec));
@@ -237,9 +238,14 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
     }
 }
 
-/// Read a switch file of the requested wire version.
-pub fn read_switch(args: &SwitchArgs) -> Result<(WireVersion, SwitchDesc), Error> {
-    let text = read_file(&args.switch)?;
+/// Read a switch file of the requested wire version (bounded: a regular
+/// file of at most `api_max_response_bytes`, like an API answer).
+pub fn read_switch(cfg: &Config, args: &SwitchArgs) -> Result<(WireVersion, SwitchDesc), Error> {
+    let text = files::read_text(
+        FileKind::SwitchDocument,
+        &args.switch,
+        cfg.api_max_response_bytes,
+    )?;
     let version = match args.api {
         ApiArg::Auto => None,
         ApiArg::V1 => Some(WireVersion::V1),
@@ -250,13 +256,6 @@ pub fn read_switch(args: &SwitchArgs) -> Result<(WireVersion, SwitchDesc), Error
         &text,
         version,
     )?)
-}
-
-fn read_file(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 async fn connect(cfg: &Config) -> Result<ConfigDb, Error> {
@@ -272,7 +271,10 @@ async fn read_state(
 ) -> Result<(DbState, Confirmed), Error> {
     match snapshot_file {
         Some(f) => Ok((
-            snapshot::parse_config_db_json(&f.display().to_string(), &read_file(f)?)?,
+            snapshot::parse_config_db_json(
+                &f.display().to_string(),
+                &files::read_text(FileKind::ConfigDbSnapshot, f, cfg.max_snapshot_bytes)?,
+            )?,
             Confirmed::assumed(),
         )),
         None => {
@@ -292,7 +294,7 @@ async fn read_state(
 }
 
 async fn plan(cfg: &Config, args: &PlanArgs) -> Result<u8, Error> {
-    let (version, desc) = read_switch(&args.switch)?;
+    let (version, desc) = read_switch(cfg, &args.switch)?;
     let (state, confirmed) = read_state(cfg, args.configdb.as_deref()).await?;
     let prepared = configdb::prepare_confirmed(&desc, cfg, &state, &confirmed)?;
     match args.format {
@@ -309,6 +311,7 @@ async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
     let source = DesiredSource::File {
         path: args.switch.switch.clone(),
         version: api_version(args.switch.api),
+        max_bytes: cfg.api_max_response_bytes,
     };
     let opts = AgentOptions {
         mode: Mode::Apply,
@@ -547,15 +550,19 @@ pub fn spec_text(spec: &SwitchSpec) -> String {
 
 /// This process' peak resident memory (`VmHWM`), in KiB.
 fn peak_rss_kib() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
+    files::read_text(
+        FileKind::ProcessStatus,
+        Path::new("/proc/self/status"),
+        files::PROC_MAX_BYTES,
+    )
+    .ok()?
+    .lines()
+    .find_map(|l| l.strip_prefix("VmHWM:"))?
+    .trim()
+    .trim_end_matches("kB")
+    .trim()
+    .parse()
+    .ok()
 }
 
 /// One paragraph about an apply, for people.

@@ -32,18 +32,20 @@ const RESERVED_ENV: &[&str] = &["METAL_SWITCHD_CONFIG", "METAL_SWITCHD_LOG"];
 /// Errors while loading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Missing (when named), not a regular file, larger than 1 MiB, not UTF-8.
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
+    /// Never shows source lines: a line may hold a secret.
     #[error("configuration file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
-    #[error("{}", .0.join("\n"))]
+    #[error("invalid configuration ({}):{}", crate::spec::count(.0.len(), "problem"), crate::spec::listed(.0))]
     Invalid(Vec<String>),
 }
+
+/// Keys whose values are secrets: never shown in an error.
+const SECRET_KEYS: &[&str] = &["hmac_key"];
 
 /// How the value of an environment variable is turned into a TOML value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +142,7 @@ const KEYS: &[KeyDef] = &[
     key("api_retry_backoff", Kind::Str, false),
     key("api_retry_max_backoff", Kind::Str, false),
     key("api_max_response_bytes", Kind::Int, false),
+    key("max_snapshot_bytes", Kind::Int, false),
 ];
 
 /// Log level as metal-core names it.
@@ -497,8 +500,10 @@ pub struct Config {
     pub api_retry_backoff: HumanDuration,
     /// Longest pause between attempts.
     pub api_retry_max_backoff: HumanDuration,
-    /// Largest API response body accepted.
+    /// Largest API response body accepted, and largest `--switch` file.
     pub api_max_response_bytes: u64,
+    /// Largest CONFIG_DB snapshot (`--configdb`) read.
+    pub max_snapshot_bytes: u64,
 }
 
 impl Default for Config {
@@ -571,22 +576,23 @@ impl Default for Config {
             api_retry_backoff: HumanDuration(Duration::from_millis(500)),
             api_retry_max_backoff: HumanDuration(Duration::from_secs(30)),
             api_max_response_bytes: 16 * 1024 * 1024,
+            max_snapshot_bytes: 64 * 1024 * 1024,
         }
     }
 }
 
 impl Config {
     /// Load from `path` (if it exists, or if `required`) and the process environment.
+    ///
+    /// The file is read bounded ([`crate::files`]): at most 1 MiB, a regular
+    /// file, UTF-8. Without `hostname`, the system host name is used and
+    /// checked like a configured one.
     pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
+        use crate::files::{CONFIGURATION_MAX_BYTES, FileKind, read_text};
+        let text = match read_text(FileKind::Configuration, path, CONFIGURATION_MAX_BYTES) {
             Ok(t) => Some(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => None,
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
+            Err(e) if e.is_missing() && !required => None,
+            Err(e) => return Err(e.into()),
         };
         let origin = path.display().to_string();
         let mut cfg = Config::from_sources(
@@ -594,7 +600,18 @@ impl Config {
             std::env::vars(),
         )?;
         if cfg.hostname.is_none() {
-            cfg.hostname = system_hostname();
+            let system = system_hostname().ok_or_else(|| {
+                ConfigError::Invalid(vec![
+                    "hostname is not set and the system host name is unknown; set hostname".into(),
+                ])
+            })?;
+            if let Some(p) = crate::spec::names::hostname_problem(&system) {
+                return Err(ConfigError::Invalid(vec![format!(
+                    "hostname is not set and the system host name cannot be used: {p}; set \
+                     hostname"
+                )]));
+            }
+            cfg.hostname = Some(system);
         }
         Ok(cfg)
     }
@@ -607,18 +624,20 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut table = match file {
             Some((path, text)) => {
-                toml::from_str::<toml::Table>(text).map_err(|e| ConfigError::Parse {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?
+                toml::from_str::<toml::Table>(text).map_err(|e| syntax_error(path, text, &e))?
             }
             None => toml::Table::new(),
         };
+        // Where each key's value comes from, for errors.
+        let mut origins: BTreeMap<String, String> = BTreeMap::new();
         if let Some((path, _)) = file {
+            for k in table.keys() {
+                origins.insert(k.clone(), format!("configuration file {path}"));
+            }
             let unknown: Vec<String> = table
                 .keys()
                 .filter(|k| !KEYS.iter().any(|d| d.name == k.as_str()))
-                .map(|k| format!("unknown key {k:?}"))
+                .map(|k| format!("unknown key {}", crate::spec::names::quoted(k)))
                 .collect();
             if !unknown.is_empty() {
                 return Err(ConfigError::Parse {
@@ -649,22 +668,58 @@ impl Config {
                         var: var.clone(),
                         message: format!("not a configuration key (known keys: {})", known_keys()),
                     })?;
-                table.insert(name, env_value(&var, def.kind, &value)?);
+                table.insert(name.clone(), env_value(&var, def.kind, &value)?);
+                origins.insert(name, format!("environment variable {var}"));
             }
         }
-        let cfg: Config = table
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                path: file.map(|f| f.0).unwrap_or("(environment)").to_owned(),
-                message: e.message().to_owned(),
-            })?;
+        let cfg: Config = match table.clone().try_into() {
+            Ok(c) => c,
+            Err(e) => return Err(type_errors(&table, &origins, &e)),
+        };
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Checks that cannot be expressed in the types; all problems together.
+    ///
+    /// These are also the configuration checks of `spec::build`, so
+    /// `check-config` accepts exactly what `plan` accepts.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Every problem [`Config::validate`] reports.
+    pub fn problems(&self) -> Vec<String> {
+        use crate::spec::names::{hostname_problem, ifname_problem, quoted};
         let mut problems = Vec::new();
+        if let Some(h) = &self.hostname
+            && let Some(p) = hostname_problem(h)
+        {
+            problems.push(format!("hostname: {p}"));
+        }
+        for v in &self.static_vrfs {
+            if let Some(p) = ifname_problem(v) {
+                problems.push(format!("static VRF {}: {p}", quoted(v)));
+            }
+        }
+        if self.asn == 0 {
+            problems.push("asn: 0 is not a valid ASN".into());
+        }
+        if let Some(gw) = self.management_gateway {
+            for r in &self.additional_mgmt_routes {
+                if r.addr().is_ipv4() != gw.is_ipv4() {
+                    problems.push(format!(
+                        "additional_mgmt_routes {r}: is not of the address family of \
+                         management_gateway {gw}; a route via the management gateway must be"
+                    ));
+                }
+            }
+        }
         if !(2..=4094).contains(&self.pxe_vlan_id) {
             problems.push(format!(
                 "pxe_vlan_id {} is outside 2..4094",
@@ -703,6 +758,13 @@ impl Config {
             ));
         }
         for (key, d) in [
+            ("barrier_timeout", self.barrier_timeout),
+            ("timeout", self.timeout),
+            (
+                "reconfigure_switch_interval",
+                self.reconfigure_switch_interval,
+            ),
+            ("api_retry_backoff", self.api_retry_backoff),
             ("frr_validation_timeout", self.frr_validation_timeout),
             ("frr_reload_timeout", self.frr_reload_timeout),
         ] {
@@ -732,11 +794,13 @@ impl Config {
                 self.api_max_response_bytes
             ));
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(problems))
+        if self.max_snapshot_bytes < 1024 {
+            problems.push(format!(
+                "max_snapshot_bytes {} is below 1024; a config_db.json needs more",
+                self.max_snapshot_bytes
+            ));
         }
+        problems
     }
 
     /// The switch id / hostname, or an error saying how to set it.
@@ -756,6 +820,66 @@ impl Config {
 
 fn known_keys() -> String {
     KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+}
+
+/// A TOML syntax error: position, the key of that line (when it is a
+/// configuration key) and the parser's message; never the source line,
+/// which may hold a secret (`hmac_key = "..." junk`).
+fn syntax_error(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let mut message = format!(
+        "not valid TOML: {}",
+        crate::spec::names::escaped(e.message(), 200)
+    );
+    if let Some(span) = e.span() {
+        let before = text.get(..span.start).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let key = text
+            .lines()
+            .nth(line - 1)
+            .and_then(|l| l.split('=').next())
+            .map(str::trim)
+            .and_then(|k| KEYS.iter().find(|d| d.name == k))
+            .map(|d| format!(" (key {})", d.name))
+            .unwrap_or_default();
+        message = format!("line {line}, column {column}{key}: {message}");
+    }
+    ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    }
+}
+
+/// The keys whose values do not fit their type, each with where it was set.
+/// Found by deserialising each key alone (every other key at its default);
+/// the value of a secret key is never shown.
+fn type_errors(
+    table: &toml::Table,
+    origins: &BTreeMap<String, String>,
+    whole: &toml::de::Error,
+) -> ConfigError {
+    let mut problems = Vec::new();
+    for (k, v) in table {
+        let one: toml::Table = [(k.clone(), v.clone())].into_iter().collect();
+        if let Err(e) = one.try_into::<Config>() {
+            let origin = origins.get(k).map_or("configuration", String::as_str);
+            let message = if SECRET_KEYS.contains(&k.as_str()) {
+                "not a string (the value is not shown: it is a secret)".to_owned()
+            } else {
+                crate::spec::names::escaped(e.message(), 200)
+            };
+            problems.push(format!("{origin}: key {k}: {message}"));
+        }
+    }
+    if problems.is_empty() {
+        let secret = table.keys().any(|k| SECRET_KEYS.contains(&k.as_str()));
+        problems.push(if secret {
+            "a value does not fit its key's type".to_owned()
+        } else {
+            crate::spec::names::escaped(whole.message(), 200)
+        });
+    }
+    ConfigError::Invalid(problems)
 }
 
 fn env_value(var: &str, kind: Kind, value: &str) -> Result<toml::Value, ConfigError> {
@@ -789,10 +913,14 @@ fn env_value(var: &str, kind: Kind, value: &str) -> Result<toml::Value, ConfigEr
 
 /// The kernel's hostname, as `hostname(1)` prints it.
 pub fn system_hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
+    crate::files::read_text(
+        crate::files::FileKind::SystemHostname,
+        Path::new("/proc/sys/kernel/hostname"),
+        crate::files::PROC_MAX_BYTES,
+    )
+    .ok()
+    .map(|s| s.trim().to_owned())
+    .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]
@@ -874,6 +1002,12 @@ mod tests {
             }
             if k.name == "api_retry_max_backoff" {
                 cfg_env[0].1 = "1m".into();
+            }
+            if k.name == "hostname" {
+                cfg_env[0].1 = "leaf01".into();
+            }
+            if k.name == "max_snapshot_bytes" {
+                cfg_env[0].1 = "65536".into();
             }
             if k.name == "api_max_response_bytes" {
                 cfg_env[0].1 = "65536".into();
@@ -1061,6 +1195,122 @@ mod tests {
         assert!(e.contains("set only one"), "{e}");
         assert!(e.contains("api_retry_attempts"), "{e}");
         assert!(!e.contains("\"k\""), "{e}");
+    }
+
+    /// Issue 9, finding 4: a syntax error on a secret's line never shows
+    /// the secret; the position and the key are named instead.
+    #[test]
+    fn syntax_errors_never_show_the_source_line() {
+        for (text, line, column) in [
+            ("asn = 1\nhmac_key = \"S3CR3T\" trailing\n", 2, 21),
+            ("hmac_key = \"S3CR3T\n", 1, 19),
+            ("hmac_key = S3CR3T\n", 1, 12),
+            ("hmac_key = \"S3\\qCR3T\"\n", 1, 16),
+        ] {
+            let e = Config::from_sources(Some(("f.toml", text)), vec![]).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                !msg.contains("S3CR3T") && !msg.contains("S3\\q"),
+                "{text:?}: {msg}"
+            );
+            assert!(!format!("{e:?}").contains("S3CR3T"), "{text:?}: {e:?}");
+            assert!(
+                msg.starts_with(&format!(
+                    "configuration file f.toml: line {line}, column {column} (key hmac_key): \
+                     not valid TOML: "
+                )),
+                "{text:?}: {msg}"
+            );
+        }
+        // A multi-line secret: the error is on a line without the key.
+        let e = Config::from_sources(
+            Some(("f.toml", "hmac_key = \"\"\"\nS3CR3T\n\"\"\" x\n")),
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains("S3CR3T"), "{e}");
+        assert!(e.contains("line 3, column 5: not valid TOML"), "{e}");
+        // A secret of the wrong type is not shown either.
+        let e = Config::from_sources(Some(("f.toml", "hmac_key = 31337\n")), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("31337"), "{e}");
+        assert!(
+            e.contains("configuration file f.toml: key hmac_key: not a string"),
+            "{e}"
+        );
+    }
+
+    /// Issue 9, finding 4: control and format characters of the input are
+    /// escaped where they are echoed.
+    #[test]
+    fn echoed_input_is_escaped() {
+        let e = Config::from_sources(Some(("f.toml", "\"a\u{202e}b\" = 1\n")), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key \"a\\u{202e}b\""), "{e}");
+        assert!(!e.contains('\u{202e}'), "{e}");
+        let e = Config::from_sources(
+            Some(("f.toml", "static_vrfs = [\"Vrf1\\nrouter bgp 1\"]\n")),
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("static VRF \"Vrf1\\nrouter bgp 1\""), "{e}");
+        assert!(!e.contains("Vrf1\nrouter"), "{e}");
+    }
+
+    /// Issue 9, finding 5: a type error names its key, and for an
+    /// environment variable the variable.
+    #[test]
+    fn type_errors_name_the_key_and_where_it_was_set() {
+        let e = Config::from_sources(
+            Some(("f.toml", "asn = \"abc\"\npxe_vlan_id = 3900\n")),
+            env(&[("METAL_CORE_LOOPBACK_IP", "not-an-ip")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "configuration file f.toml: key asn: invalid type: string \"abc\", expected u32"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("environment variable METAL_CORE_LOOPBACK_IP: key loopback_ip: "),
+            "{e}"
+        );
+        assert!(e.contains("(2 problems)"), "{e}");
+    }
+
+    /// Issue 9, finding 5: what `plan` refuses in the configuration,
+    /// `check-config` (which is `Config::load`) refuses too.
+    #[test]
+    fn plan_checks_are_configuration_checks() {
+        let e = Config::from_sources(
+            Some((
+                "f.toml",
+                "hostname = \"leaf 01!\"\nasn = 0\nstatic_vrfs = [\"Vrf1\\n\"]\n\
+                 barrier_timeout = \"0s\"\ntimeout = \"0s\"\nreconfigure_switch_interval = \"0s\"\n\
+                 api_retry_backoff = \"0s\"\n",
+            )),
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "invalid configuration (7 problems):",
+            "hostname: \"leaf 01!\" is not an RFC 1123 host name",
+            "static VRF \"Vrf1\\n\": ",
+            "asn: 0 is not a valid ASN",
+            "barrier_timeout must be longer than 0s",
+            "  - timeout must be longer than 0s",
+            "reconfigure_switch_interval must be longer than 0s",
+            "api_retry_backoff must be longer than 0s",
+        ] {
+            assert!(e.contains(want), "lacks {want:?}: {e}");
+        }
     }
 
     #[test]

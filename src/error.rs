@@ -12,7 +12,8 @@ use crate::spec::Problems;
 pub const EXIT_OK: u8 = 0;
 /// Exit code: a runtime failure (redis, SONiC, I/O); may have written phases.
 pub const EXIT_RUNTIME: u8 = 1;
-/// Exit code: invalid input (configuration, switch state); nothing was written.
+/// Exit code: invalid input (configuration, switch state, an input file that
+/// is missing, not a regular file, too large or not UTF-8); nothing was written.
 pub const EXIT_INVALID: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,9 +54,12 @@ pub enum Error {
     #[cfg(feature = "agent")]
     #[error(transparent)]
     Netlink(#[from] crate::kernel::netlink::NetlinkError),
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: std::path::PathBuf,
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
+    /// The daemon cannot run on (signal handlers, a stopped internal task).
+    #[error("{what}: {source}")]
+    Runtime {
+        what: &'static str,
         source: std::io::Error,
     },
 }
@@ -68,9 +72,14 @@ impl Error {
             Error::Api(e) => e.exit_code(),
             #[cfg(feature = "agent")]
             Error::Register(e) => e.exit_code(),
-            Error::Config(_) | Error::Invalid(_) | Error::SwitchDoc(_) | Error::Snapshot(_) => {
-                EXIT_INVALID
-            }
+            Error::Config(_)
+            | Error::Invalid(_)
+            | Error::SwitchDoc(_)
+            | Error::Snapshot(_)
+            | Error::File(_)
+            | Error::DbConfig(_) => EXIT_INVALID,
+            #[cfg(feature = "agent")]
+            Error::ConfigDb(crate::configdb::redis::ConfigDbError::Password { .. }) => EXIT_INVALID,
             // FRR rejected the configuration: nothing was installed.
             #[cfg(feature = "agent")]
             Error::FrrValidate(e) if e.is_rejection() => EXIT_INVALID,
@@ -100,7 +109,8 @@ impl Error {
             Error::Register(e) => e.is_transient(),
             #[cfg(feature = "agent")]
             Error::Netlink(e) => e.is_transient(),
-            Error::Read { .. } => true,
+            Error::File(e) => e.is_transient(),
+            Error::DbConfig(e) => e.is_transient(),
             _ => false,
         }
     }

@@ -34,7 +34,9 @@ pub mod cli;
 pub mod config;
 pub mod configdb;
 pub mod error;
+pub mod files;
 pub mod frr;
+pub mod json;
 #[cfg(feature = "agent")]
 pub mod kernel;
 pub mod observed;

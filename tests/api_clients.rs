@@ -1349,6 +1349,160 @@ fn cli_register_once_and_fetch() {
     assert!(!stderr.contains(TOKEN));
 }
 
+/// Issue 9, finding 3 on the API path: `metal-switchd fetch` refuses a switch
+/// the API describes without nics, with another id, with a non-canonical
+/// VRF, an unknown admin status, an uplink connected to a firewall, or a
+/// repeated key — exit code 2 and the same message as for a file.
+#[test]
+fn fetch_refuses_what_a_switch_file_is_refused_for() {
+    let server = lab(&[(TOKEN, TokenGrant::Editor)]);
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/sonic/mini-lab-leaf01-dell-4.5.1-with-ports.config_db.json");
+    let config = |port: u16| -> PathBuf {
+        let p = dir.path().join(format!("config-{port}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "{}
+metal_api_ip = \"127.0.0.1\"\nmetal_api_port = {port}\n\
+                 metal_api_basepath = \"/metal/\"\nhmac_key = \"{HMAC_KEY}\"\n\
+                 api_retry_attempts = 1\ntimeout = \"5s\"\n",
+                fixtures::LEAF01_AGENT_CONFIG
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let fetch = |config: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+            .arg("--config")
+            .arg(config)
+            .arg("fetch")
+            .arg("--configdb")
+            .arg(&snapshot)
+            .env_remove("METAL_SWITCHD_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let lab_config = config(server.addr().port());
+    // The lab's leaf01 as it is: accepted.
+    let (code, stdout, stderr) = fetch(&lab_config);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("Ethernet0    firewall"), "{stdout}");
+
+    let doc: Value = serde_json::from_str(fixtures::LEAF01_SWITCH_V1).unwrap();
+    let nic = |doc: &mut Value, name: &str| -> Value {
+        let nics = doc["nics"].as_array_mut().unwrap();
+        nics.iter().find(|n| n["name"] == name).unwrap().clone()
+    };
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut d = doc.clone();
+        f(&mut d);
+        d.to_string()
+    };
+    let set_nic = |d: &mut Value, name: &str, key: &str, v: Value| {
+        let mut n = nic(d, name);
+        n[key] = v;
+        let nics = d["nics"].as_array_mut().unwrap();
+        let i = nics.iter().position(|x| x["name"] == name).unwrap();
+        nics[i] = n;
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "nics null",
+            with(&|d| d["nics"] = Value::Null),
+            "switch document: lists no nics (`nics` is missing, null or empty)",
+        ),
+        (
+            "nics missing",
+            with(&|d| {
+                d.as_object_mut().unwrap().remove("nics");
+            }),
+            "switch document: lists no nics",
+        ),
+        (
+            "another switch",
+            with(&|d| d["id"] = json!("leaf02")),
+            "describes switch \"leaf02\", but this switch is \"leaf01\" (hostname)",
+        ),
+        (
+            "vrf+5",
+            with(&|d| set_nic(d, "Ethernet7", "vrf", json!("vrf+5"))),
+            "VNI \"+5\" is not a number",
+        ),
+        (
+            "vrf0104009",
+            with(&|d| set_nic(d, "Ethernet7", "vrf", json!("vrf0104009"))),
+            "VNI \"0104009\" has a leading zero",
+        ),
+        (
+            "admin status",
+            with(&|d| set_nic(d, "Ethernet7", "admin_status", json!("SIDEWAYS"))),
+            "nic \"Ethernet7\": admin_status \"SIDEWAYS\" is not UP, DOWN, UNKNOWN or null",
+        ),
+        (
+            "uplink as firewall",
+            with(&|d| set_nic(d, "Ethernet120", "vrf", json!("default"))),
+            "port Ethernet120: is a spine uplink (spine_uplinks), but the API makes it a firewall port",
+        ),
+    ];
+    for (name, body, want) in &cases {
+        server.inject(Fault {
+            call: Some(Call::V1Find),
+            times: 1,
+            kind: FaultKind::Status {
+                status: 200,
+                body: Some(body.clone()),
+            },
+        });
+        let (code, stdout, stderr) = fetch(&lab_config);
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stdout.is_empty(), "{name}: {stdout}");
+        assert!(stderr.contains(want), "{name}: lacks {want:?}: {stderr}");
+    }
+
+    // A repeated key, which the lab server cannot send (it re-encodes its
+    // answers): one answer from a bare socket.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = fixtures::LEAF01_SWITCH_V1.replacen(
+        "\"id\": \"leaf01\",",
+        "\"id\": \"leaf01\", \"nics\": null,",
+        1,
+    );
+    assert_ne!(body, fixtures::LEAF01_SWITCH_V1);
+    let answer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "the client closed before its request ended");
+            req.extend_from_slice(&buf[..n]);
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body.as_bytes()).unwrap();
+    });
+    let (code, _, stderr) = fetch(&config(port));
+    answer.join().unwrap();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("key \"nics\" appears twice in one object"),
+        "{stderr}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Helpers: raw HTTP and HMAC headers (for requests the client would not send)
 // ---------------------------------------------------------------------------

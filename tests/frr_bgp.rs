@@ -17,7 +17,13 @@ use metal_switchd::frr::bgp::{BgpSource, MAX_STATE_FILE_AGE, SHOW_NEIGHBORS, Sta
 use metal_switchd::observed::BgpState;
 use metal_switchd_lab::frr_lab::{FrrLab, run};
 
-const NO_NICS: &str = r#"{"id": "leaf", "rack_id": "rack01", "nics": []}"#;
+/// A switch without machines: one unprovisioned nic (a document without
+/// nics is refused); the underlay comes from spine_uplinks.
+fn no_machines(id: &str) -> String {
+    format!(
+        r#"{{"id": "{id}", "rack_id": "rack01", "nics": [{{"name": "Ethernet0", "vrf": ""}}]}}"#
+    )
+}
 
 #[tokio::test]
 async fn unnumbered_session_reaches_established_and_is_reported() {
@@ -38,7 +44,7 @@ async fn unnumbered_session_reaches_established_and_is_reported() {
 
     for (lab, asn, lo) in [(&a, 4200000011, "10.0.0.11"), (&b, 4200000012, "10.0.0.12")] {
         let cfg = leaf_config(lab.hostname(), asn, lo, "");
-        let text = frr::render(&spec(&cfg, NO_NICS));
+        let text = frr::render(&spec(&cfg, &no_machines(lab.hostname())));
         assert!(text.contains(" neighbor Ethernet120 interface peer-group FABRIC\n"));
         exec_installer(lab)
             .install(&text)

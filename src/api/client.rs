@@ -29,11 +29,13 @@ use super::hmac::{METAL_EDIT, SALT_LEN, sign};
 use super::token::{self, SecretFileError};
 use super::transport::{HttpResponse, RetryPolicy, Transport, TransportOptions};
 use super::{
-    ComponentPing, EventOutcome, FetchedSwitch, PhoneHomeEvent, Registration, SyncStatus, v1, v2,
+    ComponentPing, EventOutcome, FetchedSwitch, PhoneHomeEvent, Registration, SwitchDocError,
+    SwitchObject, SyncStatus, WireVersion, v1, v2,
 };
 use crate::config::{ApiVersion, Config, Secret};
 use crate::error::{EXIT_INVALID, EXIT_RUNTIME};
 use crate::observed::SwitchReport;
+use crate::spec::names::{escaped, quoted};
 
 /// A Connect error code (metal-api reference §3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -206,6 +208,9 @@ pub enum ApiError {
         version: &'static str,
         why: &'static str,
     },
+    /// The API described the switch in a way the agent refuses.
+    #[error(transparent)]
+    Document(SwitchDocError),
     #[error(transparent)]
     Secret(#[from] SecretFileError),
     #[error("metal API client configuration: {0}")]
@@ -237,6 +242,7 @@ impl ApiError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ApiError::Invalid { .. }
+            | ApiError::Document(_)
             | ApiError::Unsupported { .. }
             | ApiError::Secret(_)
             | ApiError::Config(_)
@@ -360,7 +366,29 @@ fn to_json(call: &'static str, v: &impl Serialize) -> Result<Vec<u8>, ApiError> 
     })
 }
 
+/// Decode an answer as `T`. The JSON is read strictly (a repeated key is
+/// refused), like a switch document from a file.
 fn decode<T: DeserializeOwned>(
+    call: &'static str,
+    url: &str,
+    resp: &HttpResponse,
+) -> Result<T, ApiError> {
+    crate::json::from_slice(&resp.body)
+        .and_then(serde_json::from_value)
+        .map_err(|e| ApiError::Decode {
+            call,
+            url: url.to_owned(),
+            status: resp.status,
+            message: format!(
+                "{} (body starts with {})",
+                escaped(&e.to_string(), 300),
+                quoted(&preview(&resp.body))
+            ),
+        })
+}
+
+/// Decode without the repeated-key check.
+fn decode_lenient<T: DeserializeOwned>(
     call: &'static str,
     url: &str,
     resp: &HttpResponse,
@@ -369,8 +397,35 @@ fn decode<T: DeserializeOwned>(
         call,
         url: url.to_owned(),
         status: resp.status,
-        message: format!("{e} (body starts with {:?})", preview(&resp.body)),
+        message: format!(
+            "{} (body starts with {})",
+            escaped(&e.to_string(), 300),
+            quoted(&preview(&resp.body))
+        ),
     })
+}
+
+/// A switch answer: strict JSON, then the same checks as a switch document
+/// from a file (`--switch`); a document the agent refuses is
+/// [`ApiError::Document`] (invalid input, exit code 2).
+fn switch_answer(
+    call: &'static str,
+    url: String,
+    resp: &HttpResponse,
+    version: WireVersion,
+) -> Result<FetchedSwitch, ApiError> {
+    // An answer that is not JSON at all is a broken answer (runtime error);
+    // JSON with a repeated key is a document the agent refuses.
+    let _: serde::de::IgnoredAny = decode_lenient(call, &url, resp)?;
+    let origin = format!("{call}: the answer of {url}");
+    let doc = crate::json::from_slice(&resp.body).map_err(|e| {
+        ApiError::Document(SwitchDocError::Json {
+            origin: origin.clone(),
+            message: escaped(&e.to_string(), 300),
+        })
+    })?;
+    let (_, obj) = SwitchObject::decode(&origin, doc, Some(version)).map_err(ApiError::Document)?;
+    obj.fetched(&origin).map_err(ApiError::Document)
 }
 
 /// Decode an answer as `T` and turn it into what the caller wants; a
@@ -667,7 +722,7 @@ impl ApiClient {
     ) -> Result<FetchedSwitch, ApiError> {
         let resp = self.v1_call(call, method, path, body).await?;
         let url = format!("{}{path}", self.base_url());
-        decode_into(call, url, &resp, |sw: v1::SwitchResponse| sw.to_fetched())
+        switch_answer(call, url, &resp, WireVersion::V1)
     }
 
     /// A v2 call answered with a `SwitchService*Response` holding a switch.
@@ -679,9 +734,7 @@ impl ApiClient {
     ) -> Result<FetchedSwitch, ApiError> {
         let resp = self.v2_call(call, procedure, body).await?;
         let url = format!("{}/{procedure}", self.base_url());
-        decode_into(call, url, &resp, |sw: v2::SwitchResponse| {
-            sw.switch.to_fetched()
-        })
+        switch_answer(call, url, &resp, WireVersion::V2)
     }
 
     /// The switch's desired state as the API describes it now.

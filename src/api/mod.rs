@@ -166,7 +166,7 @@ pub enum WireVersion {
     V2,
 }
 
-/// A switch document that cannot be read.
+/// A switch document that cannot be read (from a file or the API).
 #[derive(Debug, thiserror::Error)]
 pub enum SwitchDocError {
     #[error("{origin}: not JSON: {message}")]
@@ -181,6 +181,99 @@ pub enum SwitchDocError {
         version: WireVersion,
         message: String,
     },
+    #[error(
+        "{origin}: invalid nics, nothing was changed ({}):{}",
+        crate::spec::count(problems.len(), "problem"),
+        crate::spec::listed(problems)
+    )]
+    Nics {
+        origin: String,
+        problems: Vec<String>,
+    },
+}
+
+/// Why a decoded switch object cannot be used.
+#[derive(Debug)]
+pub enum SwitchProblem {
+    /// Nic values the wire format does not allow (e.g. an unknown admin status).
+    Nics(Vec<String>),
+    /// `last_sync` / `last_sync_error` cannot be read.
+    Sync(String),
+}
+
+/// A switch object of either wire version, decoded but not yet converted.
+pub(crate) enum SwitchObject {
+    V1(v1::SwitchResponse),
+    V2(v2::Switch),
+}
+
+impl SwitchObject {
+    /// Decode `doc` (strictly parsed JSON) as a switch object of `version`,
+    /// or of the version [`detect`] finds.
+    pub(crate) fn decode(
+        origin: &str,
+        doc: Value,
+        version: Option<WireVersion>,
+    ) -> Result<(WireVersion, SwitchObject), SwitchDocError> {
+        let version = match version.or_else(|| detect(&doc)) {
+            Some(v) => v,
+            None => {
+                return Err(SwitchDocError::Ambiguous {
+                    origin: origin.to_owned(),
+                });
+            }
+        };
+        let shape = |e: serde_json::Error| SwitchDocError::Shape {
+            origin: origin.to_owned(),
+            version,
+            message: crate::spec::names::escaped(&e.to_string(), 300),
+        };
+        let obj = match version {
+            WireVersion::V1 => SwitchObject::V1(serde_json::from_value(doc).map_err(shape)?),
+            WireVersion::V2 => SwitchObject::V2(v2::switch_from_document(doc).map_err(shape)?),
+        };
+        Ok((version, obj))
+    }
+
+    fn version(&self) -> WireVersion {
+        match self {
+            SwitchObject::V1(_) => WireVersion::V1,
+            SwitchObject::V2(_) => WireVersion::V2,
+        }
+    }
+
+    fn problem(&self, origin: &str, p: SwitchProblem) -> SwitchDocError {
+        match p {
+            SwitchProblem::Nics(problems) => SwitchDocError::Nics {
+                origin: origin.to_owned(),
+                problems,
+            },
+            SwitchProblem::Sync(message) => SwitchDocError::Shape {
+                origin: origin.to_owned(),
+                version: self.version(),
+                message: crate::spec::names::escaped(&message, 300),
+            },
+        }
+    }
+
+    /// The API-neutral desired state.
+    pub(crate) fn desc(&self, origin: &str) -> Result<SwitchDesc, SwitchDocError> {
+        match self {
+            SwitchObject::V1(s) => s.to_desc(),
+            SwitchObject::V2(s) => s.to_desc(),
+        }
+        .map_err(|p| self.problem(origin, SwitchProblem::Nics(p)))
+    }
+
+    /// Everything the agent keeps from an API answer.
+    #[cfg_attr(not(feature = "agent"), allow(dead_code))]
+    pub(crate) fn fetched(&self, origin: &str) -> Result<FetchedSwitch, SwitchDocError> {
+        match self {
+            SwitchObject::V1(s) => s.to_fetched(),
+            SwitchObject::V2(s) => s.to_fetched(),
+        }
+        .map_err(|p| self.problem(origin, p))
+    }
 }
 
 /// Guess the wire version of a switch document.
@@ -226,37 +319,20 @@ pub fn detect(doc: &Value) -> Option<WireVersion> {
 }
 
 /// Read a switch document of the given (or detected) version.
+///
+/// The JSON is read strictly: an object with a repeated key (`"nics"`
+/// twice) is refused, because which of the two counts is a guess.
 pub fn parse_switch_document(
     origin: &str,
     text: &str,
     version: Option<WireVersion>,
 ) -> Result<(WireVersion, SwitchDesc), SwitchDocError> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| SwitchDocError::Json {
+    let doc = crate::json::from_str(text).map_err(|e| SwitchDocError::Json {
         origin: origin.to_owned(),
-        message: e.to_string(),
+        message: crate::spec::names::escaped(&e.to_string(), 300),
     })?;
-    let version = match version.or_else(|| detect(&doc)) {
-        Some(v) => v,
-        None => {
-            return Err(SwitchDocError::Ambiguous {
-                origin: origin.to_owned(),
-            });
-        }
-    };
-    let shape = |message: String| SwitchDocError::Shape {
-        origin: origin.to_owned(),
-        version,
-        message,
-    };
-    let desc = match version {
-        WireVersion::V1 => serde_json::from_value::<v1::SwitchResponse>(doc)
-            .map_err(|e| shape(e.to_string()))?
-            .to_desc(),
-        WireVersion::V2 => v2::switch_from_document(doc)
-            .map_err(|e| shape(e.to_string()))?
-            .to_desc(),
-    };
-    Ok((version, desc))
+    let (version, obj) = SwitchObject::decode(origin, doc, version)?;
+    Ok((version, obj.desc(origin)?))
 }
 
 /// Samples the v1 and v2 body tests share: switch r01leaf01 as the fixtures
@@ -479,6 +555,7 @@ mod tests {
             ..LocalFacts::default()
         };
         let cfg = crate::config::Config {
+            hostname: Some("r01leaf01".into()),
             spine_uplinks: vec!["Ethernet120".into()],
             ..crate::config::Config::default()
         };
@@ -504,5 +581,51 @@ mod tests {
             parse_switch_document("x", r#"{"id": "a", "nics": []}"#, Some(WireVersion::V1))
                 .unwrap();
         assert!(d.nics.is_empty());
+    }
+
+    /// Issue 9, finding 3: a repeated key is refused, in both versions.
+    #[test]
+    fn repeated_keys_are_refused() {
+        let v1 = r#"{"id": "leaf01", "rack_id": "r", "nics": [{"name": "Ethernet0", "vrf": ""}], "nics": null}"#;
+        let e = parse_switch_document("v1.json", v1, None).unwrap_err();
+        assert!(matches!(e, SwitchDocError::Json { .. }), "{e}");
+        assert!(e.to_string().contains("key \"nics\" appears twice"), "{e}");
+        let v2 = r#"{"switch": {"id": "leaf01", "partition": "p", "nics": [{"name": "Ethernet0", "vrf": "vrf1", "vrf": "default"}]}}"#;
+        let e = parse_switch_document("v2.json", v2, None).unwrap_err();
+        assert!(e.to_string().contains("key \"vrf\" appears twice"), "{e}");
+    }
+
+    /// Issue 9, finding 3: an admin status outside the wire enum is refused
+    /// (metal-api reference §1.2: `admin_status` is `DOWN|UP`, nullable;
+    /// §3.2: `SwitchPortStatus` names), every such nic named.
+    #[test]
+    fn unknown_admin_status_is_refused() {
+        let v1 = r#"{"id": "leaf01", "rack_id": "r", "nics": [
+            {"name": "Ethernet0", "vrf": "", "admin_status": "SIDEWAYS"},
+            {"name": "Ethernet1", "vrf": "", "admin_status": "up"},
+            {"name": "Ethernet2", "vrf": "", "admin_status": "UNKNOWN"},
+            {"name": "Ethernet3", "vrf": "", "admin_status": "DOWN\u202e"}]}"#;
+        let e = parse_switch_document("v1.json", v1, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(2 problems)"), "{e}");
+        assert!(
+            e.contains(
+                "nic \"Ethernet0\": admin_status \"SIDEWAYS\" is not UP, DOWN, UNKNOWN or null"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("\"DOWN\\u{202e}\""), "{e}");
+        let v2 = r#"{"switch": {"id": "leaf01", "partition": "p", "nics": [
+            {"name": "Ethernet0", "state": {"desired": "UP"}},
+            {"name": "Ethernet1", "state": {"desired": "SWITCH_PORT_STATUS_DOWN"}}]}}"#;
+        let e = parse_switch_document("v2.json", v2, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nic \"Ethernet0\": state.desired \"UP\" is not"),
+            "{e}"
+        );
+        assert!(!e.contains("Ethernet1"), "{e}");
     }
 }

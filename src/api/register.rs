@@ -52,6 +52,9 @@ pub enum RegisterError {
          build_version from this file (set sonic_version_file)"
     )]
     SonicVersion { path: PathBuf, message: String },
+    /// `sonic_version.yml` missing, not a regular file, too large, not UTF-8.
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
     #[error("cannot build the nics to register from CONFIG_DB PORT:\n  - {}", .0.join("\n  - "))]
     Ports(Vec<String>),
     #[error(transparent)]
@@ -67,6 +70,7 @@ impl RegisterError {
             RegisterError::Api(e) => e.is_transient(),
             // The file may appear once SONiC has finished booting.
             RegisterError::SonicVersion { .. } => true,
+            RegisterError::File(e) => e.is_transient(),
             RegisterError::Config(_) | RegisterError::Ports(_) => false,
         }
     }
@@ -75,7 +79,9 @@ impl RegisterError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RegisterError::Api(e) => e.exit_code(),
-            RegisterError::Config(_) | RegisterError::Ports(_) => crate::error::EXIT_INVALID,
+            RegisterError::Config(_) | RegisterError::Ports(_) | RegisterError::File(_) => {
+                crate::error::EXIT_INVALID
+            }
             _ => crate::error::EXIT_RUNTIME,
         }
     }
@@ -215,10 +221,11 @@ pub async fn gather(
     .map_err(RegisterError::Ports)?;
     let management_ip = netlink.management_address(&cfg.management_interface)?;
     let path = &cfg.sonic_version_file;
-    let text = std::fs::read_to_string(path).map_err(|e| RegisterError::SonicVersion {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    let text = crate::files::read_text(
+        crate::files::FileKind::SonicVersion,
+        path,
+        crate::files::SONIC_VERSION_MAX_BYTES,
+    )?;
     let os_version = build_version(&text).ok_or_else(|| RegisterError::SonicVersion {
         path: path.clone(),
         message: "it has no build_version".into(),

@@ -17,17 +17,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Secret;
+use crate::files::{self, FileError, FileKind, FileText, SECRET_MAX_BYTES};
 
 /// A secret file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretFileError {
-    #[error("cannot read the {what} file {path}: {source}; {hint}")]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-        hint: &'static str,
-    },
+    /// Missing, not a regular file, larger than 64 KiB, not UTF-8, unreadable.
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error(
         "the {what} file {path} has mode {mode:04o}: it is {access} by group or others, so the \
          agent refuses to use it; run `chmod 600 {path}` (owner read/write only)"
@@ -38,12 +35,8 @@ pub enum SecretFileError {
         mode: u32,
         access: &'static str,
     },
-    #[error("the {what} file {path} is not a regular file")]
-    NotAFile { what: &'static str, path: PathBuf },
     #[error("the {what} file {path} is empty; write the {what} into it")]
     Empty { what: &'static str, path: PathBuf },
-    #[error("the {what} file {path} is not UTF-8 text")]
-    NotText { what: &'static str, path: PathBuf },
 }
 
 /// What a secret file holds, for messages.
@@ -53,24 +46,13 @@ pub const HMAC_KEY: &str = "HMAC key";
 
 /// Read a secret file under the rules of this module.
 pub fn read_secret_file(what: &'static str, path: &Path) -> Result<Secret, SecretFileError> {
-    let hint = if what == TOKEN {
-        "write the switch's API token there (or set metal_apiserver_token_file)"
+    let kind = if what == TOKEN {
+        FileKind::Token
     } else {
-        "write the Metal-Edit HMAC key there (or set hmac_key_file)"
+        FileKind::HmacKey
     };
-    let read_err = |source| SecretFileError::Read {
-        what,
-        path: path.to_owned(),
-        source,
-        hint,
-    };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if !meta.is_file() {
-        return Err(SecretFileError::NotAFile {
-            what,
-            path: path.to_owned(),
-        });
-    }
+    // One open: the mode checked is that of the file whose content is used.
+    let FileText { text, meta } = files::read(kind, path, SECRET_MAX_BYTES)?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o066 != 0 {
         let access = match (mode & 0o044 != 0, mode & 0o022 != 0) {
@@ -85,11 +67,6 @@ pub fn read_secret_file(what: &'static str, path: &Path) -> Result<Secret, Secre
             access,
         });
     }
-    let bytes = std::fs::read(path).map_err(read_err)?;
-    let text = String::from_utf8(bytes).map_err(|_| SecretFileError::NotText {
-        what,
-        path: path.to_owned(),
-    })?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(SecretFileError::Empty {
@@ -103,6 +80,7 @@ pub fn read_secret_file(what: &'static str, path: &Path) -> Result<Secret, Secre
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::FileProblem;
 
     fn write(dir: &Path, name: &str, content: &str, mode: u32) -> PathBuf {
         let p = dir.join(name);
@@ -148,7 +126,25 @@ mod tests {
         ));
         assert!(matches!(
             read_secret_file(TOKEN, dir.path()),
-            Err(SecretFileError::NotAFile { .. })
+            Err(SecretFileError::File(FileError {
+                problem: FileProblem::NotAFile("a directory"),
+                ..
+            }))
         ));
+        // A FIFO is refused without waiting for a writer; /dev/zero without reading it.
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let e = read_secret_file(HMAC_KEY, &fifo).unwrap_err().to_string();
+        assert!(e.contains("HMAC key file") && e.contains("a FIFO"), "{e}");
+        let e = read_secret_file(TOKEN, Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a character device"), "{e}");
     }
 }

@@ -157,8 +157,13 @@ fn root_store(opts: &TransportOptions) -> Result<RootCertStore, ApiError> {
     }
     if let Some(path) = &opts.ca_file {
         let tls_err = |m: String| ApiError::Tls(format!("api_ca_file {}: {m}", path.display()));
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| tls_err(e.to_string()))?
+        let pem = crate::files::read_bytes(
+            crate::files::FileKind::CaCertificates,
+            path,
+            crate::files::CA_FILE_MAX_BYTES,
+        )
+        .map_err(|e| ApiError::Tls(e.to_string()))?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<_, _>>()
             .map_err(|e| tls_err(e.to_string()))?;
         if certs.is_empty() {

@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::time::parse_sync_time;
-use super::{FetchedSwitch, Registration, SyncRecord, SyncStatus};
+use super::{FetchedSwitch, Registration, SwitchProblem, SyncRecord, SyncStatus};
 use crate::observed::{PortOperState, SwitchReport};
+use crate::spec::names::quoted;
 use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
 
 /// `v1.SwitchResponse` (the fields the agent reads).
@@ -154,37 +155,64 @@ pub fn port_state(s: PortOperState) -> &'static str {
 }
 
 impl SwitchResponse {
-    /// The API-neutral reading (metal-core master reads `admin_status`, not `actual`).
-    pub fn to_desc(&self) -> SwitchDesc {
-        SwitchDesc {
-            id: self.id.clone(),
-            nics: self
-                .nics
-                .iter()
-                .flatten()
-                .map(|n| {
-                    let filter = n.filter.clone().unwrap_or_default();
-                    NicDesc {
-                        name: n.name.clone(),
-                        vrf: n.vrf.clone().filter(|v| !v.is_empty()),
-                        filter: FilterDesc {
-                            cidrs: filter.cidrs.unwrap_or_default(),
-                            vnis: filter.vnis.unwrap_or_default(),
-                        },
-                        admin: n.admin_status.as_deref().and_then(AdminStatus::from_api),
-                    }
-                })
-                .collect(),
+    /// The API-neutral reading (metal-core master reads `admin_status`, not
+    /// `actual`), or every nic whose `admin_status` is not `UP`, `DOWN`,
+    /// `UNKNOWN` (not set) or `null`.
+    pub fn to_desc(&self) -> Result<SwitchDesc, Vec<String>> {
+        let mut problems = Vec::new();
+        let nics = self
+            .nics
+            .iter()
+            .flatten()
+            .map(|n| {
+                let filter = n.filter.clone().unwrap_or_default();
+                let admin = admin_status(n.admin_status.as_deref()).unwrap_or_else(|p| {
+                    problems.push(format!("nic {}: {p}", quoted(&n.name)));
+                    None
+                });
+                NicDesc {
+                    name: n.name.clone(),
+                    vrf: n.vrf.clone().filter(|v| !v.is_empty()),
+                    filter: FilterDesc {
+                        cidrs: filter.cidrs.unwrap_or_default(),
+                        vnis: filter.vnis.unwrap_or_default(),
+                    },
+                    admin,
+                }
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(problems);
         }
+        Ok(SwitchDesc {
+            id: self.id.clone(),
+            nics,
+        })
     }
 
     /// Everything the agent keeps from a register or find response.
-    pub fn to_fetched(&self) -> Result<FetchedSwitch, String> {
+    pub fn to_fetched(&self) -> Result<FetchedSwitch, SwitchProblem> {
         Ok(FetchedSwitch {
-            desc: self.to_desc(),
+            desc: self.to_desc().map_err(SwitchProblem::Nics)?,
             nic_names: self.nics.iter().flatten().map(|n| n.name.clone()).collect(),
-            sync: sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref())?,
+            sync: sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref())
+                .map_err(SwitchProblem::Sync)?,
         })
+    }
+}
+
+/// `admin_status`: `UP`/`DOWN` (any case: metal-core lower-cases it), `null`
+/// or `UNKNOWN` (not set: metal-core applies only up and down); anything
+/// else is refused rather than ignored.
+fn admin_status(s: Option<&str>) -> Result<Option<AdminStatus>, String> {
+    match s.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("unknown") => Ok(None),
+        Some("up") => Ok(Some(AdminStatus::Up)),
+        Some("down") => Ok(Some(AdminStatus::Down)),
+        Some(_) => Err(format!(
+            "admin_status {} is not UP, DOWN, UNKNOWN or null",
+            quoted(s.unwrap_or_default())
+        )),
     }
 }
 

@@ -24,9 +24,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::time::{format_duration, format_timestamp, parse_duration, parse_sync_time};
-use super::{ComponentPing, FetchedSwitch, PhoneHomeEvent, Registration, SyncRecord, SyncStatus};
+use super::{
+    ComponentPing, FetchedSwitch, PhoneHomeEvent, Registration, SwitchProblem, SyncRecord,
+    SyncStatus,
+};
 use crate::observed::{BgpState, PortOperState, SwitchReport};
-use crate::spec::names::hostname_problem;
+use crate::spec::names::{hostname_problem, quoted};
 use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
 
 // ---------------------------------------------------------------------------
@@ -170,40 +173,62 @@ fn sync_status(ok: Option<&SwitchSync>, err: Option<&SwitchSync>) -> Result<Sync
 }
 
 impl Switch {
-    /// The API-neutral reading: admin status from `state.desired` (MC-v2).
-    pub fn to_desc(&self) -> SwitchDesc {
-        SwitchDesc {
-            id: self.id.clone(),
-            nics: self
-                .nics
-                .iter()
-                .map(|n| {
-                    let filter = n.bgp_filter.clone().unwrap_or_default();
-                    NicDesc {
-                        name: n.name.clone(),
-                        vrf: n.vrf.clone().filter(|v| !v.is_empty()),
-                        filter: FilterDesc {
-                            cidrs: filter.cidrs,
-                            vnis: filter.vnis,
-                        },
-                        admin: n
-                            .state
-                            .as_ref()
-                            .and_then(|s| s.desired.as_deref())
-                            .and_then(AdminStatus::from_api),
-                    }
-                })
-                .collect(),
+    /// The API-neutral reading: admin status from `state.desired` (MC-v2),
+    /// or every nic whose `state.desired` is not a `SwitchPortStatus` name.
+    pub fn to_desc(&self) -> Result<SwitchDesc, Vec<String>> {
+        let mut problems = Vec::new();
+        let nics = self
+            .nics
+            .iter()
+            .map(|n| {
+                let filter = n.bgp_filter.clone().unwrap_or_default();
+                let desired = n.state.as_ref().and_then(|s| s.desired.as_deref());
+                let admin = desired_status(desired).unwrap_or_else(|p| {
+                    problems.push(format!("nic {}: {p}", quoted(&n.name)));
+                    None
+                });
+                NicDesc {
+                    name: n.name.clone(),
+                    vrf: n.vrf.clone().filter(|v| !v.is_empty()),
+                    filter: FilterDesc {
+                        cidrs: filter.cidrs,
+                        vnis: filter.vnis,
+                    },
+                    admin,
+                }
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(problems);
         }
+        Ok(SwitchDesc {
+            id: self.id.clone(),
+            nics,
+        })
     }
 
     /// Everything the agent keeps from a Get or Register response.
-    pub fn to_fetched(&self) -> Result<FetchedSwitch, String> {
+    pub fn to_fetched(&self) -> Result<FetchedSwitch, SwitchProblem> {
         Ok(FetchedSwitch {
-            desc: self.to_desc(),
+            desc: self.to_desc().map_err(SwitchProblem::Nics)?,
             nic_names: self.nics.iter().map(|n| n.name.clone()).collect(),
-            sync: sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref())?,
+            sync: sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref())
+                .map_err(SwitchProblem::Sync)?,
         })
+    }
+}
+
+/// `state.desired`: `SWITCH_PORT_STATUS_UP` / `_DOWN` set it; `_UNKNOWN`,
+/// `_UNSPECIFIED` or no value leave it unset; any other name is refused.
+fn desired_status(s: Option<&str>) -> Result<Option<AdminStatus>, String> {
+    match s {
+        None | Some("SWITCH_PORT_STATUS_UNKNOWN" | "SWITCH_PORT_STATUS_UNSPECIFIED") => Ok(None),
+        Some("SWITCH_PORT_STATUS_UP") => Ok(Some(AdminStatus::Up)),
+        Some("SWITCH_PORT_STATUS_DOWN") => Ok(Some(AdminStatus::Down)),
+        Some(other) => Err(format!(
+            "state.desired {} is not SWITCH_PORT_STATUS_UP, _DOWN, _UNKNOWN or unset",
+            quoted(other)
+        )),
     }
 }
 

@@ -12,11 +12,8 @@ use serde::Deserialize;
 /// Errors in `database_config.json`.
 #[derive(Debug, thiserror::Error)]
 pub enum DbConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
     #[error("{path}: not a SONiC database_config.json: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: database {db} is not defined (DATABASES.{db})")]
@@ -33,6 +30,14 @@ pub enum DbConfigError {
         db: String,
         sep: String,
     },
+}
+
+impl DbConfigError {
+    /// Whether reading again later may succeed: the file is missing (SONiC
+    /// writes it while it boots) or could not be read.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DbConfigError::File(e) if e.is_transient())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,10 +98,13 @@ pub struct Databases {
 impl Databases {
     /// Parse the text of a `database_config.json` (`path` names it in errors).
     pub fn parse(path: &str, text: &str) -> Result<Databases, DbConfigError> {
-        let raw: RawConfig = serde_json::from_str(text).map_err(|e| DbConfigError::Parse {
+        let parse_err = |e: serde_json::Error| DbConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+            message: crate::spec::names::escaped(&e.to_string(), 300),
+        };
+        let raw: RawConfig = crate::json::from_str(text)
+            .and_then(serde_json::from_value)
+            .map_err(parse_err)?;
         let resolve = |db: &str, required: bool| -> Result<Option<DbLocation>, DbConfigError> {
             let Some(d) = raw.databases.get(db) else {
                 return if required {
@@ -169,12 +177,10 @@ impl Databases {
         })
     }
 
-    /// Read and parse the file.
+    /// Read (a regular file of at most 1 MiB) and parse the file.
     pub fn load(path: &std::path::Path) -> Result<Databases, DbConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DbConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        use crate::files::{DATABASE_CONFIG_MAX_BYTES, FileKind, read_text};
+        let text = read_text(FileKind::DatabaseConfig, path, DATABASE_CONFIG_MAX_BYTES)?;
         Databases::parse(&path.display().to_string(), &text)
     }
 }

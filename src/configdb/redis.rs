@@ -15,7 +15,6 @@
 //!   missing; nothing after it is written.
 //! - [`Stats`] counts round trips and commands.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -36,13 +35,10 @@ use super::view::{Changed, View};
 pub enum ConfigDbError {
     #[error(transparent)]
     DbConfig(#[from] DbConfigError),
-    #[error(
-        "cannot read redis password file {path} (password_path of instance {instance}): {source}"
-    )]
+    #[error("{source} (password_path of instance {instance})")]
     Password {
         instance: String,
-        path: PathBuf,
-        source: std::io::Error,
+        source: crate::files::FileError,
     },
     #[error("cannot connect to {db} (redis instance {instance} at {addr}): {source}")]
     Connect {
@@ -248,10 +244,12 @@ fn client_for(db: &DbLocation) -> Result<(redis::Client, String), ConfigDbError>
     let addr_text = addr.to_string();
     let mut settings = RedisConnectionInfo::default().set_db(db.id);
     if let Some(path) = &inst.password_path {
-        let pw = std::fs::read_to_string(path).map_err(|source| ConfigDbError::Password {
-            instance: inst.name.clone(),
-            path: path.clone(),
-            source,
+        use crate::files::{FileKind, SECRET_MAX_BYTES, read_text};
+        let pw = read_text(FileKind::RedisPassword, path, SECRET_MAX_BYTES).map_err(|source| {
+            ConfigDbError::Password {
+                instance: inst.name.clone(),
+                source,
+            }
         })?;
         settings = settings.set_password(pw.trim());
     }

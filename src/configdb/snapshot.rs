@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::schema::{DbState, Fields, Key, NULL_FIELD, Table};
 use super::target::Target;
+use crate::spec::names::quoted;
 
 /// A `config_db.json` that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -62,15 +63,28 @@ pub fn parse_config_db_json(origin: &str, text: &str) -> Result<DbState, Snapsho
         origin: origin.to_owned(),
         message,
     };
-    let root: Map<String, Value> =
-        serde_json::from_str(text).map_err(|e| err(format!("not JSON: {e}")))?;
+    // Strict: a key given twice (a table, an entry or a field) is refused.
+    let root = match crate::json::from_str(text) {
+        Ok(Value::Object(root)) => root,
+        Ok(_) => {
+            return Err(err(
+                "not a config_db.json: the document is not a JSON object".into(),
+            ));
+        }
+        Err(e) => {
+            return Err(err(format!(
+                "not JSON: {}",
+                crate::spec::names::escaped(&e.to_string(), 300)
+            )));
+        }
+    };
     let mut state = DbState::new();
     for (top, value) in &root {
         if top.contains('|') {
             // flat redis form
             let Some(key) = Key::parse(top) else { continue };
-            let f =
-                raw_fields(value).ok_or_else(|| err(format!("{top}: entry is not an object")))?;
+            let f = raw_fields(value)
+                .ok_or_else(|| err(format!("{}: entry is not an object", quoted(top))))?;
             state.insert(key, f);
             continue;
         }
@@ -79,10 +93,14 @@ pub fn parse_config_db_json(origin: &str, text: &str) -> Result<DbState, Snapsho
         };
         let entries = value
             .as_object()
-            .ok_or_else(|| err(format!("table {top} is not an object")))?;
+            .ok_or_else(|| err(format!("table {} is not an object", quoted(top))))?;
         for (name, v) in entries {
-            let f = raw_fields(v)
-                .ok_or_else(|| err(format!("{top}|{name}: entry is not an object")))?;
+            let f = raw_fields(v).ok_or_else(|| {
+                err(format!(
+                    "{}: entry is not an object",
+                    quoted(&format!("{top}|{name}"))
+                ))
+            })?;
             state.insert(Key::new(table, name.clone()), f);
         }
     }
@@ -133,5 +151,22 @@ mod tests {
         let s = parse_config_db_json("f", flat).unwrap();
         assert_eq!(s.field(&Key::vrf("Vrf1"), "vni"), Some("1000"));
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn repeated_keys_are_refused() {
+        let e = parse_config_db_json(
+            "dup.json",
+            r#"{"VRF": {"Vrf1": {"vni": "1"}}, "VRF": {"Vrf2": {"vni": "2"}}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("key \"VRF\" appears twice"), "{e}");
+        assert!(
+            parse_config_db_json(
+                "x",
+                r#"{"PORT": {"Ethernet0": {"mtu": "9100", "mtu": "9000"}}}"#
+            )
+            .is_err()
+        );
     }
 }

@@ -49,11 +49,9 @@ const UNICAST_FAMILIES: [&str; 4] = ["ipv4Unicast", "ipv6Unicast", "IPv4 Unicast
 pub enum BgpStateError {
     #[error("{origin}: not the JSON of `{SHOW_NEIGHBORS}`: {message}")]
     Parse { origin: String, message: String },
-    #[error("cannot read the BGP neighbour state file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Missing, not a regular file, larger than 16 MiB, not UTF-8, unreadable.
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
     #[error(
         "the BGP neighbour state file {path} is {age:?} old (more than one hour); is the \
          bgp-neighbor-stats timer running?"
@@ -234,13 +232,16 @@ mod reader {
         max_age: Duration,
         now: SystemTime,
     ) -> Result<Neighbors, BgpStateError> {
-        let read_err = |source| BgpStateError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let modified = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .map_err(read_err)?;
+        use crate::files::{BGP_STATE_MAX_BYTES, FileKind, read};
+        // The age is that of the file whose content is parsed (one open).
+        let file = read(FileKind::BgpState, path, BGP_STATE_MAX_BYTES)?;
+        let modified = file.meta.modified().map_err(|source| {
+            BgpStateError::File(crate::files::FileError {
+                kind: FileKind::BgpState,
+                path: path.to_owned(),
+                problem: crate::files::FileProblem::Io(source),
+            })
+        })?;
         // A modification time in the future counts as fresh.
         let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
         if age > max_age {
@@ -249,7 +250,7 @@ mod reader {
                 age: Duration::from_secs(age.as_secs()),
             });
         }
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let text = file.text;
         parse_neighbors(&path.display().to_string(), &text)
     }
 
@@ -468,7 +469,18 @@ mod tests {
         assert!(matches!(e, BgpStateError::Stale { .. }), "{e}");
         assert!(e.to_string().contains("bgp-neighbor-stats"), "{e}");
         let e = reader::read_file(&dir.path().join("nope"), MAX_STATE_FILE_AGE, now).unwrap_err();
-        assert!(matches!(e, BgpStateError::Read { .. }), "{e}");
+        assert!(matches!(e, BgpStateError::File(_)), "{e}");
+        // A FIFO is refused at once instead of blocking the reconcile.
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let e = reader::read_file(&fifo, MAX_STATE_FILE_AGE, now).unwrap_err();
+        assert!(e.to_string().contains("BGP neighbour state file"), "{e}");
     }
 
     #[cfg(feature = "agent")]

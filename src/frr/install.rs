@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use super::reload::{ReloadError, Reloaded, Reloader};
 use super::validate::{ValidateError, Validator};
 use crate::config::Config;
+use crate::files::{FRR_CONFIG_MAX_BYTES, FileKind, read_bytes};
 
 /// Mode of a newly created configuration file (FRR's configfile mask).
 pub const NEW_FILE_MODE: u32 = 0o640;
@@ -78,6 +79,8 @@ pub enum InstallError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Previous(crate::files::FileError),
     #[error("frr_config {0} has no parent directory; set frr_config to a file path")]
     NoDirectory(PathBuf),
     #[error("the new FRR configuration was not installed, {dest} is unchanged: {source}")]
@@ -106,6 +109,7 @@ impl InstallError {
             InstallError::Invalid { source, .. } => !source.is_rejection(),
             InstallError::Reload { error, .. } => error.is_transient(),
             InstallError::NoDirectory(_) => false,
+            InstallError::Previous(e) => e.is_transient(),
         }
     }
 }
@@ -158,10 +162,11 @@ impl Installer {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
             _ => return Err(InstallError::NoDirectory(dest.clone())),
         };
-        let previous = match fs::read(dest) {
+        // Bounded, and refused unless a regular file (a FIFO would block).
+        let previous = match read_bytes(FileKind::FrrConfig, dest, FRR_CONFIG_MAX_BYTES) {
             Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => return Err(io("read", dest, source)),
+            Err(e) if e.is_missing() => None,
+            Err(e) => return Err(InstallError::Previous(e)),
         };
         if previous.as_deref() == Some(text.as_bytes()) {
             tracing::debug!(file = %dest.display(), "FRR configuration unchanged");

@@ -8,6 +8,7 @@ use crate::api::client::ApiClient;
 use crate::api::{self, SyncStatus, WireVersion};
 use crate::config::ApiVersion;
 use crate::error::Error;
+use crate::files::{self, FileKind};
 use crate::spec::SwitchDesc;
 
 /// A source of the switch's desired state.
@@ -15,10 +16,12 @@ use crate::spec::SwitchDesc;
 pub enum DesiredSource {
     /// `Get` of switch `id` from the configured API.
     Api { id: String },
-    /// A switch document on disk (v1 or v2, detected unless given).
+    /// A switch document on disk (v1 or v2, detected unless given), read
+    /// only if it is a regular file of at most `max_bytes`.
     File {
         path: PathBuf,
         version: Option<WireVersion>,
+        max_bytes: u64,
     },
     /// A desired state held in memory (benchmarks, embedding).
     Memory(Arc<SwitchDesc>),
@@ -67,11 +70,12 @@ impl DesiredSource {
                 version: WireVersion::V2,
                 sync: None,
             }),
-            DesiredSource::File { path, version } => {
-                let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-                    path: path.clone(),
-                    source,
-                })?;
+            DesiredSource::File {
+                path,
+                version,
+                max_bytes,
+            } => {
+                let text = files::read_text(FileKind::SwitchDocument, path, *max_bytes)?;
                 let (version, desc) =
                     api::parse_switch_document(&path.display().to_string(), &text, *version)?;
                 Ok(Fetched {

@@ -411,10 +411,11 @@ impl Agent {
         let Some(installer) = &self.installer else {
             return Ok(());
         };
-        let installed = std::fs::read(&installer.dest).map_err(|source| Error::Read {
-            path: installer.dest.clone(),
-            source,
-        })?;
+        let installed = crate::files::read_bytes(
+            crate::files::FileKind::FrrConfig,
+            &installer.dest,
+            crate::files::FRR_CONFIG_MAX_BYTES,
+        )?;
         if installed != text.as_bytes() {
             return Err(ConfigDbError::NotConverged {
                 remaining: format!(

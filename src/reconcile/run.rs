@@ -71,8 +71,8 @@ impl Signals {
     /// Listen to SIGTERM, SIGINT and SIGHUP.
     pub fn install() -> Result<Signals, Error> {
         use tokio::signal::unix::{SignalKind, signal};
-        let io = |e: std::io::Error| Error::Read {
-            path: "signal handler".into(),
+        let io = |e: std::io::Error| Error::Runtime {
+            what: "cannot install the signal handlers",
             source: e,
         };
         let mut term = signal(SignalKind::terminate()).map_err(io)?;
@@ -311,8 +311,8 @@ impl Daemon {
                 }
                 ev = self.agent.db_mut().next_event() => {
                     if ev.is_none() {
-                        return Err(Error::Read {
-                            path: "CONFIG_DB feed".into(),
+                        return Err(Error::Runtime {
+                            what: "following CONFIG_DB",
                             source: std::io::Error::other("the CONFIG_DB feed stopped"),
                         });
                     }

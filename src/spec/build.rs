@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
-use super::names::{hostname_problem, identifier_problem, ifname_problem};
+use super::names::{identifier_problem, ifname_problem, quoted};
 use super::{
     Filter, LocalFacts, MAX_VNI, NicDesc, PortRole, PortSpec, Prefixes, Problem, Problems, Routing,
     SwitchDesc, SwitchSpec, VrfSpec, vni_of_vrf_name, vrf_name,
@@ -24,6 +24,7 @@ pub fn build(desc: &SwitchDesc, cfg: &Config, facts: &LocalFacts) -> Result<Swit
         cfg,
         facts,
         problems: Vec::new(),
+        known_ports: None,
     };
     let spec = b.run(desc);
     if b.problems.is_empty() {
@@ -37,6 +38,8 @@ struct Builder<'a> {
     cfg: &'a Config,
     facts: &'a LocalFacts,
     problems: Vec<Problem>,
+    /// `" (known: first..last, N ports)"`, once computed.
+    known_ports: Option<String>,
 }
 
 impl Builder<'_> {
@@ -56,14 +59,44 @@ impl Builder<'_> {
     }
 
     fn run(&mut self, desc: &SwitchDesc) -> SwitchSpec {
-        let hostname = self
-            .cfg
-            .hostname
-            .clone()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| desc.id.clone());
-        if let Some(p) = hostname_problem(&hostname) {
-            self.problem("hostname", p);
+        // The configuration's own checks, the same `check-config` runs.
+        for p in self.cfg.problems() {
+            self.problem("configuration", p);
+        }
+        let hostname = match self.cfg.hostname.clone().filter(|h| !h.is_empty()) {
+            Some(h) => h,
+            None => {
+                self.problem(
+                    "hostname",
+                    "is not set and the system host name is unknown; set hostname to this \
+                     switch's id",
+                );
+                desc.id.clone()
+            }
+        };
+        if desc.id != hostname {
+            self.problem(
+                "switch document",
+                format!(
+                    "describes switch {}, but this switch is {} (hostname); the desired state \
+                     of another switch is never applied",
+                    quoted(&desc.id),
+                    quoted(&hostname)
+                ),
+            );
+        }
+        if desc.nics.is_empty() {
+            // metal-api reference §1.2/§1.3: a switch is registered with one
+            // nic per port and `nics` is required; v2 omits an empty list
+            // (§3.3), so missing, null and [] are the same and none of them
+            // describes a registered switch. Taken literally it would delete
+            // every tenant VRF, VLAN and binding.
+            self.problem(
+                "switch document",
+                "lists no nics (`nics` is missing, null or empty); a registered switch has one \
+                 nic per port, so this is refused instead of removing every tenant \
+                 configuration; check the switch in the metal API",
+            );
         }
 
         let vtep = self.vtep();
@@ -76,11 +109,6 @@ impl Builder<'_> {
             );
         }
         let static_vrfs: BTreeSet<String> = self.cfg.static_vrfs.iter().cloned().collect();
-        for v in &static_vrfs {
-            if let Some(p) = ifname_problem(v) {
-                self.problem(format!("static VRF {v:?}"), p);
-            }
-        }
 
         // Ports: spine uplinks are the underlay; nics give the rest.
         let mut ports: BTreeMap<String, PortSpec> = BTreeMap::new();
@@ -114,9 +142,31 @@ impl Builder<'_> {
                 continue;
             };
             if uplinks.contains(&name) {
-                // The underlay: only the admin status comes from the nic.
-                if let Some(p) = ports.get_mut(&name) {
-                    p.admin = nic.admin;
+                // The underlay: only the admin status comes from the nic. A
+                // nic the API connects (firewall or machine) cannot be an
+                // uplink: refused, not silently turned into one.
+                match nic.vrf.as_deref().unwrap_or("") {
+                    "" => {
+                        if let Some(p) = ports.get_mut(&name) {
+                            p.admin = nic.admin;
+                        }
+                    }
+                    vrf => {
+                        let role = if vrf == "default" {
+                            "a firewall port"
+                        } else {
+                            "a machine port"
+                        };
+                        self.problem(
+                            format!("port {name}"),
+                            format!(
+                                "is a spine uplink (spine_uplinks), but the API makes it {role} \
+                                 (nic {}, vrf {}); fix spine_uplinks or the switch's nics in the API",
+                                quoted(&nic.name),
+                                quoted(vrf)
+                            ),
+                        );
+                    }
                 }
                 continue;
             }
@@ -158,7 +208,7 @@ impl Builder<'_> {
         match self.facts.vteps.as_slice() {
             [one] => {
                 if let Some(p) = identifier_problem(one) {
-                    self.problem(format!("VXLAN_TUNNEL {one:?}"), p);
+                    self.problem(format!("VXLAN_TUNNEL {}", quoted(one)), p);
                     return None;
                 }
                 Some(one.clone())
@@ -200,7 +250,7 @@ impl Builder<'_> {
     /// The kernel name of a nic, per naming schema; records a problem if none.
     fn resolve_nic(&mut self, nic: &NicDesc) -> Option<String> {
         if let Some(p) = identifier_problem(&nic.name) {
-            self.problem(format!("nic {:?}", nic.name), format!("name {p}"));
+            self.problem(format!("nic {}", quoted(&nic.name)), format!("name {p}"));
             return None;
         }
         if self.cfg.interface_naming_schema.nic_name_is_alias() {
@@ -230,16 +280,20 @@ impl Builder<'_> {
         }
     }
 
-    fn not_a_port(&self, name: &str) -> String {
-        let mut known: Vec<&str> = self.facts.ports.keys().map(String::as_str).collect();
-        known.sort_by(|a, b| natural_cmp(a, b));
-        match (known.first(), known.last()) {
-            (Some(first), Some(last)) => format!(
-                "{name} is not in CONFIG_DB PORT (known: {first}..{last}, {} ports)",
-                known.len()
-            ),
-            _ => format!("{name} is not in CONFIG_DB PORT"),
-        }
+    fn not_a_port(&mut self, name: &str) -> String {
+        // The range of known ports, computed once: a document may name
+        // thousands of unknown ports.
+        let known = self.known_ports.get_or_insert_with(|| {
+            let mut known: Vec<&str> = self.facts.ports.keys().map(String::as_str).collect();
+            known.sort_by(|a, b| natural_cmp(a, b));
+            match (known.first(), known.last()) {
+                (Some(first), Some(last)) => {
+                    format!(" (known: {first}..{last}, {} ports)", known.len())
+                }
+                _ => String::new(),
+            }
+        });
+        format!("{name} is not in CONFIG_DB PORT{known}")
     }
 
     /// The role of a nic and, for a tenant port, its parsed filter CIDRs.
@@ -269,16 +323,23 @@ impl Builder<'_> {
                     self.problem(object(), format!("VRF {p}"));
                     return None;
                 }
-                let digits = vrf.strip_prefix("vrf").unwrap_or(vrf);
                 // The union of the members' CIDRs is compacted per VRF later.
                 let nets = self.parse_cidrs(nic_name, &nic.filter.cidrs);
-                match parse_vni(digits) {
+                // Only the API's own form `vrf<VNI>` (metal-api reference
+                // §1.3: `fmt.Sprintf("vrf%d")`): `vrf+5`, `vrf0104009` or a
+                // bare number would be silently read as another name.
+                let parsed = match vrf.strip_prefix("vrf") {
+                    Some(digits) => parse_vni(digits).map_err(|m| format!(": VNI {m}")),
+                    None => Err(String::new()),
+                };
+                match parsed {
                     Ok(vni) => Some((PortRole::Tenant { vni }, nets)),
                     Err(m) => {
                         self.problem(
                             object(),
                             format!(
-                                "VRF {vrf:?} is not empty, \"default\" or \"vrf<VNI>\": VNI {m}"
+                                "VRF {} is not empty, \"default\" or \"vrf<VNI>\"{m}",
+                                quoted(vrf)
                             ),
                         );
                         None
@@ -296,7 +357,7 @@ impl Builder<'_> {
                 Ok(n) => nets.push(n),
                 Err(_) => self.problem(
                     format!("nic {nic_name}"),
-                    format!("filter CIDR {c:?} is not an IP prefix"),
+                    format!("filter CIDR {} is not an IP prefix", quoted(c)),
                 ),
             }
         }
@@ -457,25 +518,14 @@ impl Builder<'_> {
         {
             self.problem(
                 "CONFIG_DB VXLAN_EVPN_NVO",
-                format!("no NVO has source_vtep {vtep:?}"),
+                format!("no NVO has source_vtep {}", quoted(vtep)),
             );
         }
     }
 
     fn check_pxe(&mut self, ports: &BTreeMap<String, PortSpec>) {
+        // The range checks of pxe_vlan_id are the configuration's (run()).
         let pxe = self.cfg.pxe_vlan_id;
-        if !(2..=4094).contains(&pxe) {
-            self.problem("pxe_vlan_id", format!("{pxe} is outside 2..4094"));
-        }
-        if self.cfg.vlan_range.contains(pxe) {
-            self.problem(
-                "pxe_vlan_id",
-                format!(
-                    "{pxe} lies inside the tenant vlan_range {}",
-                    self.cfg.vlan_range
-                ),
-            );
-        }
         let unprovisioned = ports
             .values()
             .filter(|p| p.role == PortRole::Unprovisioned)
@@ -563,22 +613,7 @@ impl Builder<'_> {
     }
 
     fn routing(&mut self) -> Routing {
-        if self.cfg.asn == 0 {
-            self.problem("asn", "0 is not a valid ASN");
-        }
-        if let Some(gw) = self.cfg.management_gateway {
-            for r in &self.cfg.additional_mgmt_routes {
-                if r.addr().is_ipv4() != gw.is_ipv4() {
-                    self.problem(
-                        format!("additional_mgmt_routes {r}"),
-                        format!(
-                            "is not of the address family of management_gateway {gw}; a route \
-                             via the management gateway must be"
-                        ),
-                    );
-                }
-            }
-        }
+        // asn and the management routes are checked with the configuration (run()).
         Routing {
             asn: self.cfg.asn,
             loopback: self.cfg.loopback_ip,
@@ -596,12 +631,22 @@ impl Builder<'_> {
     }
 }
 
-/// A VNI in 1..=16777215, written in decimal.
+/// A VNI in 1..=16777215, written in canonical decimal (digits only, no
+/// sign, no leading zero).
 fn parse_vni(s: &str) -> Result<u32, String> {
-    match s.parse::<u32>() {
-        Ok(n) if (1..=MAX_VNI).contains(&n) => Ok(n),
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{} is not a number", quoted(s)));
+    }
+    if s.len() > 1 && s.starts_with('0') {
+        return Err(format!(
+            "{} has a leading zero; the API writes VNIs without one",
+            quoted(s)
+        ));
+    }
+    match s.parse::<u64>() {
+        Ok(n) if (1..=u64::from(MAX_VNI)).contains(&n) => Ok(n as u32),
         Ok(n) => Err(format!("{n} is outside 1..{MAX_VNI}")),
-        Err(_) => Err(format!("{s:?} is not a number")),
+        Err(_) => Err(format!("{} is outside 1..{MAX_VNI}", quoted(s))),
     }
 }
 

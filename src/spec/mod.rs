@@ -312,15 +312,33 @@ impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "desired state rejected, nothing was changed ({} problem{}):",
-            self.0.len(),
-            if self.0.len() == 1 { "" } else { "s" }
-        )?;
-        for p in &self.0 {
-            write!(f, "\n  - {p}")?;
-        }
-        Ok(())
+            "desired state rejected, nothing was changed ({}):{}",
+            count(self.0.len(), "problem"),
+            listed(&self.0)
+        )
     }
+}
+
+/// Problems listed in one message at most; the others are counted, so a
+/// document with thousands of bad nics gives a short error.
+pub const MAX_LISTED: usize = 20;
+
+/// `n` and `what`, plural when `n` is not 1: `3 problems`.
+pub fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `items` as an indented list, one per line (`\n  - item`), at most
+/// [`MAX_LISTED`] of them, then `\n  - … and K more`.
+pub fn listed<T: fmt::Display>(items: &[T]) -> String {
+    let mut out = String::new();
+    for item in items.iter().take(MAX_LISTED) {
+        out.push_str(&format!("\n  - {item}"));
+    }
+    if items.len() > MAX_LISTED {
+        out.push_str(&format!("\n  - … and {} more", items.len() - MAX_LISTED));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -366,6 +384,31 @@ mod tests {
         assert_eq!(
             p.v6.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
             ["2001:db8::/32"]
+        );
+    }
+
+    #[test]
+    fn long_problem_lists_are_cut() {
+        let many = Problems(
+            (0..70_000)
+                .map(|i| Problem {
+                    object: format!("port Ethernet{i}"),
+                    message: "is not in CONFIG_DB PORT".into(),
+                })
+                .collect(),
+        );
+        let text = many.to_string();
+        assert!(text.starts_with("desired state rejected, nothing was changed (70000 problems):"));
+        assert_eq!(text.lines().count(), 1 + MAX_LISTED + 1, "{text}");
+        assert!(text.ends_with("\n  - … and 69980 more"), "{text}");
+        assert!(text.len() < 2000);
+        let one = Problems(vec![Problem {
+            object: "asn".into(),
+            message: "0 is not a valid ASN".into(),
+        }]);
+        assert_eq!(
+            one.to_string(),
+            "desired state rejected, nothing was changed (1 problem):\n  - asn: 0 is not a valid ASN"
         );
     }
 

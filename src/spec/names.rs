@@ -5,29 +5,96 @@
 //! whitespace, a control character, `!` (an FRR comment) or `|` (the
 //! CONFIG_DB key separator) could change the meaning of either, so it is
 //! refused here, before anything is written.
+//!
+//! Input echoed in a message goes through [`quoted`] or [`escaped`]: control
+//! characters (a newline would forge a line of the report) and Unicode
+//! format characters such as `U+202E` (which reorder what a terminal shows)
+//! are escaped, and long values are cut.
 
 /// Linux `IFNAMSIZ - 1`: the longest network device name.
 pub const IFNAME_MAX: usize = 15;
 
+/// Characters of input shown in one message at most, per value.
+pub const SHOWN_CHARS: usize = 64;
+
+/// Whether `c` must be escaped when input is shown: control characters and
+/// the invisible format characters that change how text is displayed
+/// (bidirectional overrides and isolates, zero-width characters, BOM).
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}')
+}
+
+/// `s` as a quoted string for a message: `"`, `\`, control and format
+/// characters escaped like Rust's `{:?}`, and cut after [`SHOWN_CHARS`]
+/// characters (with the full length in bytes).
+pub fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(SHOWN_CHARS * 2) + 2);
+    out.push('"');
+    for (i, c) in s.chars().enumerate() {
+        if i == SHOWN_CHARS {
+            out.push_str(&format!("…\" ({} bytes)", s.len()));
+            return out;
+        }
+        match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\0' => out.extend(c.escape_debug()),
+            c if needs_escape(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A message that may contain input (a parser's error text): control and
+/// format characters escaped (`\n`, `\u{202e}`), at most `max` characters.
+pub fn escaped(message: &str, max: usize) -> String {
+    let mut out = String::with_capacity(message.len().min(max) + 8);
+    for (i, c) in message.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' | '\r' | '\t' | '\0' => out.extend(c.escape_debug()),
+            c if needs_escape(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Why `s` is not acceptable as an identifier, or `None` if it is.
+///
+/// Identifiers (port, VRF, VTEP names) are printable ASCII without
+/// whitespace, `!` and `|`, at most 128 characters.
 pub fn identifier_problem(s: &str) -> Option<String> {
     if s.is_empty() {
         return Some("is empty".into());
     }
+    let shown = quoted(s);
     if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Some(format!(
-            "{:?} contains whitespace or a control character ({c:?})",
-            s
+            "{shown} contains whitespace or a control character ({c:?})"
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| !c.is_ascii()) {
+        return Some(format!(
+            "{shown} contains {}, which is not printable ASCII",
+            c.escape_unicode()
         ));
     }
     if s.contains('!') {
-        return Some(format!("{s:?} contains '!'"));
+        return Some(format!("{shown} contains '!'"));
     }
     if s.contains('|') {
-        return Some(format!("{s:?} contains '|'"));
+        return Some(format!("{shown} contains '|'"));
     }
     if s.len() > 128 {
-        return Some(format!("{s:?} is longer than 128 characters"));
+        return Some(format!("{shown} is longer than 128 characters"));
     }
     None
 }
@@ -38,7 +105,8 @@ pub fn ifname_problem(s: &str) -> Option<String> {
     identifier_problem(s).or_else(|| {
         (s.len() > IFNAME_MAX).then(|| {
             format!(
-                "{s:?} is {} characters long; a network device name has at most {IFNAME_MAX}",
+                "{} is {} characters long; a network device name has at most {IFNAME_MAX}",
+                quoted(s),
                 s.len()
             )
         })
@@ -48,7 +116,7 @@ pub fn ifname_problem(s: &str) -> Option<String> {
 /// Why `s` is not an RFC 1123 host name, or `None`.
 pub fn hostname_problem(s: &str) -> Option<String> {
     if s.is_empty() || s.len() > 253 {
-        return Some(format!("{s:?} is not 1..253 characters long"));
+        return Some(format!("{} is not 1..253 characters long", quoted(s)));
     }
     for label in s.split('.') {
         let ok = !label.is_empty()
@@ -60,7 +128,9 @@ pub fn hostname_problem(s: &str) -> Option<String> {
             && !label.ends_with('-');
         if !ok {
             return Some(format!(
-                "{s:?} is not an RFC 1123 host name (label {label:?})"
+                "{} is not an RFC 1123 host name (label {})",
+                quoted(s),
+                quoted(label)
             ));
         }
     }
@@ -86,6 +156,29 @@ mod tests {
         ] {
             assert!(identifier_problem(bad).is_some(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn non_ascii_and_format_characters_are_refused_and_escaped() {
+        let p = identifier_problem("Ethernet\u{202e}0").unwrap();
+        assert_eq!(
+            p,
+            "\"Ethernet\\u{202e}0\" contains \\u{202e}, which is not printable ASCII"
+        );
+        assert!(!p.contains('\u{202e}'));
+        assert!(identifier_problem("Eth\u{e9}rnet0").is_some());
+    }
+
+    #[test]
+    fn quoted_escapes_and_cuts() {
+        assert_eq!(quoted("a\nb\"c"), "\"a\\nb\\\"c\"");
+        assert_eq!(quoted("x\u{202e}y\u{2066}"), "\"x\\u{202e}y\\u{2066}\"");
+        let long = "a".repeat(1000);
+        let q = quoted(&long);
+        assert!(q.ends_with("…\" (1000 bytes)"), "{q}");
+        assert!(q.len() < 100);
+        assert_eq!(escaped("line\nnext\u{202e}", 100), "line\\nnext\\u{202e}");
+        assert_eq!(escaped("abcdef", 3), "abc…");
     }
 
     #[test]
