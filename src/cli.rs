@@ -33,7 +33,7 @@ use crate::spec::{PortRole, SwitchDesc, SwitchSpec};
 /// METAL_SWITCHD_<KEY> or, for metal-core's settings, METAL_CORE_<KEY>
 /// environment variables.
 #[derive(Debug, Parser)]
-#[command(name = "metal-switchd", version, max_term_width = 100)]
+#[command(name = "metal-switchd", version = crate::LONG_VERSION, max_term_width = 100)]
 pub struct Cli {
     /// Configuration file [default: /etc/metal-switchd/config.toml, used only if it exists]
     #[arg(long, global = true, env = "METAL_SWITCHD_CONFIG", value_name = "FILE")]
@@ -173,17 +173,15 @@ pub fn load_config(cli: &Cli) -> Result<Config, Error> {
     Ok(Config::load(&path, required)?)
 }
 
-/// Start logging to stderr at the configured level.
+/// Start logging at the configured level and format (`crate::telemetry`).
 pub fn init_logging(cli: &Cli, cfg: Option<&Config>) {
     let filter = cli.log.clone().unwrap_or_else(|| {
         cfg.map(|c| c.log_level.as_filter())
             .unwrap_or("info")
             .to_owned()
     });
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .try_init();
+    let format = cfg.map(|c| c.log_format).unwrap_or_default();
+    crate::telemetry::init(&filter, format);
 }
 
 /// Run a parsed command line; returns the exit code.

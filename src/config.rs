@@ -140,6 +140,8 @@ const KEYS: &[KeyDef] = &[
     key("api_retry_backoff", Kind::Str, false),
     key("api_retry_max_backoff", Kind::Str, false),
     key("api_max_response_bytes", Kind::Int, false),
+    key("log_format", Kind::Str, false),
+    key("state_directory", Kind::Str, false),
 ];
 
 /// Log level as metal-core names it.
@@ -164,6 +166,17 @@ impl LogLevel {
             LogLevel::Error => "error",
         }
     }
+}
+
+/// How log lines look when they do not go to the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (ANSI colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Which API nic field holds the kernel port name (metal-api reference §7.3).
@@ -499,6 +512,12 @@ pub struct Config {
     pub api_retry_max_backoff: HumanDuration,
     /// Largest API response body accepted.
     pub api_max_response_bytes: u64,
+    /// `text` or `json`: how log lines look on stderr (the journal always
+    /// gets structured entries).
+    pub log_format: LogFormat,
+    /// Where the daemon writes its status file (`status.json`) for
+    /// `metal-switchd status`; the unit's `RuntimeDirectory=`.
+    pub state_directory: PathBuf,
 }
 
 impl Default for Config {
@@ -571,6 +590,8 @@ impl Default for Config {
             api_retry_backoff: HumanDuration(Duration::from_millis(500)),
             api_retry_max_backoff: HumanDuration(Duration::from_secs(30)),
             api_max_response_bytes: 16 * 1024 * 1024,
+            log_format: LogFormat::Text,
+            state_directory: PathBuf::from("/run/metal-switchd"),
         }
     }
 }
@@ -841,6 +862,9 @@ mod tests {
             }
             if k.name == "log_level" {
                 cfg_env[0].1 = "info".into();
+            }
+            if k.name == "log_format" {
+                cfg_env[0].1 = "json".into();
             }
             if k.name == "interface_naming_schema" {
                 cfg_env[0].1 = "swap".into();
