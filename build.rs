@@ -22,7 +22,9 @@ fn main() {
         Ok(r) if !r.trim().is_empty() => r.trim().to_owned(),
         _ => from_git().unwrap_or_else(|| "unknown".to_owned()),
     };
-    println!("cargo:rustc-env=METAL_SWITCHD_REVISION={revision}");
+    // Not under the METAL_SWITCHD_ prefix: cargo also sets this variable when it
+    // runs tests, and the agent reads METAL_SWITCHD_* as configuration keys.
+    println!("cargo:rustc-env=SWITCHD_SOURCE_REVISION={revision}");
 }
 
 fn from_git() -> Option<String> {

@@ -68,6 +68,15 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Load and validate the configuration and print it (secrets masked)
     CheckConfig,
+    /// Show the running daemon's state: phase, last reconcile, stage times,
+    /// errors, drift repairs, ports, BGP sessions, phone-home
+    ///
+    /// Reads status.json in state_directory, which the daemon rewrites after
+    /// every reconcile. Exit codes: 0 the daemon runs and its status is
+    /// current; 3 it is not running (no status file, or its process is
+    /// gone); 4 its process exists but has not updated the file within
+    /// --stale-after (the loop may be stuck), or the file cannot be read.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +173,16 @@ pub struct FetchArgs {
     pub format: Format,
 }
 
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// How old the status may be before it counts as stale [default: three
+    /// reconfigure_switch_interval plus timeout, at least 2m]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub stale_after: Option<Duration>,
+}
+
 /// Load the configuration named on the command line.
 pub fn load_config(cli: &Cli) -> Result<Config, Error> {
     let (path, required) = match &cli.config {
@@ -194,6 +213,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             print(&text);
             Ok(EXIT_OK)
         }
+        Command::Status(args) => Ok(status(&cfg, args)),
         Command::Plan(args) => plan(&cfg, args).await,
         Command::Register(args) => register(&cfg, args).await,
         Command::Fetch(args) => fetch(&cfg, args).await,
@@ -215,6 +235,53 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// `metal-switchd status`: the daemon's status file, judged and printed.
+fn status(cfg: &Config, args: &StatusArgs) -> u8 {
+    use crate::status::{self, Liveness, Status};
+    let max_age = args
+        .stale_after
+        .unwrap_or_else(|| status::max_age(cfg.reconfigure_switch_interval.0, cfg.timeout.0));
+    let st = match Status::read(&cfg.state_directory) {
+        Ok(st) => st,
+        Err(e) => {
+            eprintln!("metal-switchd: {e}");
+            return match e {
+                status::StatusFileError::Missing { .. } => status::EXIT_NOT_RUNNING,
+                _ => status::EXIT_STALE,
+            };
+        }
+    };
+    let now = std::time::SystemTime::now();
+    let live = status::liveness(&st, now, max_age, status::process_is_agent(st.agent.pid));
+    let verdict = match &live {
+        Liveness::Running => "metal-switchd is running".to_owned(),
+        Liveness::NotRunning => format!(
+            "metal-switchd is NOT running: process {} is gone; its last status follows",
+            st.agent.pid
+        ),
+        Liveness::Stale { age } => format!(
+            "metal-switchd (pid {}) has not updated its status for {} (allowed {}): the loop \
+             may be stuck",
+            st.agent.pid,
+            status::short_duration(*age),
+            status::short_duration(max_age)
+        ),
+    };
+    match args.format {
+        Format::Text => print(&format!("{verdict}\n{}", st.text(now))),
+        Format::Json => print_json(&json!({
+            "liveness": live.as_str(),
+            "age_seconds": st.updated_at.age(now).as_secs_f64(),
+            "stale_after_seconds": max_age.as_secs_f64(),
+            "status": st,
+        })),
+    }
+    if live != Liveness::Running {
+        eprintln!("metal-switchd: {verdict}");
+    }
+    live.exit_code()
 }
 
 /// Read a switch file of the requested wire version.

@@ -26,8 +26,13 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/metal-switchd/config.toml";
 pub const ENV_PREFIX: &str = "METAL_SWITCHD_";
 /// Environment prefix of the predecessor's variables.
 pub const METAL_CORE_PREFIX: &str = "METAL_CORE_";
-/// Variables with [`ENV_PREFIX`] that are not configuration keys (read by the CLI).
-const RESERVED_ENV: &[&str] = &["METAL_SWITCHD_CONFIG", "METAL_SWITCHD_LOG"];
+/// Variables with [`ENV_PREFIX`] that are not configuration keys (read by the
+/// CLI; `METAL_SWITCHD_REVISION` by the build).
+const RESERVED_ENV: &[&str] = &[
+    "METAL_SWITCHD_CONFIG",
+    "METAL_SWITCHD_LOG",
+    "METAL_SWITCHD_REVISION",
+];
 
 /// Errors while loading the configuration.
 #[derive(Debug, thiserror::Error)]

@@ -52,11 +52,11 @@ pub use error::Error;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The source revision the binary was built from (`build.rs`): a short
 /// commit id, the `METAL_SWITCHD_REVISION` given at build time, or `unknown`.
-pub const REVISION: &str = env!("METAL_SWITCHD_REVISION");
+pub const REVISION: &str = env!("SWITCHD_SOURCE_REVISION");
 /// `VERSION (REVISION)`, as `metal-switchd --version` prints it.
 pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
-    env!("METAL_SWITCHD_REVISION"),
+    env!("SWITCHD_SOURCE_REVISION"),
     ")"
 );

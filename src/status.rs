@@ -865,6 +865,43 @@ pub fn liveness(
     }
 }
 
+/// Exit code of `metal-switchd status`: the daemon runs and its status is current.
+pub const EXIT_RUNNING: u8 = 0;
+/// Exit code of `metal-switchd status`: the daemon is not running (no status
+/// file, or the process that wrote it is gone) — LSB's "program is not running".
+pub const EXIT_NOT_RUNNING: u8 = 3;
+/// Exit code of `metal-switchd status`: the daemon's process exists but has
+/// not updated its status in time (the loop may be stuck), or the file cannot
+/// be read — LSB's "status is unknown".
+pub const EXIT_STALE: u8 = 4;
+
+impl Liveness {
+    /// The exit code of `metal-switchd status` for this judgement.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Liveness::Running => EXIT_RUNNING,
+            Liveness::NotRunning => EXIT_NOT_RUNNING,
+            Liveness::Stale { .. } => EXIT_STALE,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Liveness::Running => "running",
+            Liveness::NotRunning => "not-running",
+            Liveness::Stale { .. } => "stale",
+        }
+    }
+}
+
+/// Whether process `pid` runs and is a metal-switchd (its `comm` in
+/// `/proc`), so that a pid reused by another program does not count.
+pub fn process_is_agent(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|comm| comm.trim_end() == "metal-switchd")
+        .unwrap_or(false)
+}
+
 /// How old a status record may be before `status` calls it stale: three
 /// reconcile intervals plus the time limit of one reconcile, at least two
 /// minutes (a reconcile that waits on barriers or retries the API is slow,
