@@ -149,6 +149,7 @@ async fn a_real_scrape_passes_promtool() {
         "{head}"
     );
     let text = String::from_utf8(body.clone()).unwrap();
+    eprintln!("{text}");
     let out = promtool_check_metrics(&body);
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
