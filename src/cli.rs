@@ -38,7 +38,7 @@ use crate::spec::{PortRole, SwitchDesc, SwitchSpec};
 /// METAL_SWITCHD_<KEY> or, for metal-core's settings, METAL_CORE_<KEY>
 /// environment variables.
 #[derive(Debug, Parser)]
-#[command(name = "metal-switchd", version, max_term_width = 100)]
+#[command(name = "metal-switchd", version = crate::LONG_VERSION, max_term_width = 100)]
 pub struct Cli {
     /// Configuration file [default: /etc/metal-switchd/config.toml, used only if it exists]
     #[arg(long, global = true, env = "METAL_SWITCHD_CONFIG", value_name = "FILE")]
@@ -83,6 +83,15 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Load and validate the configuration and print it (secrets masked)
     CheckConfig,
+    /// Show the running daemon's state: phase, last reconcile, stage times,
+    /// errors, drift repairs, ports, BGP sessions, phone-home
+    ///
+    /// Reads status.json in state_directory, which the daemon rewrites after
+    /// every reconcile. Exit codes: 0 the daemon runs and its status is
+    /// current; 3 it is not running (no status file, or its process is
+    /// gone); 4 its process exists but has not updated the file within
+    /// --stale-after (the loop may be stuck), or the file cannot be read.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +191,16 @@ pub struct FetchArgs {
     pub format: Format,
 }
 
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// How old the status may be before it counts as stale [default: three
+    /// reconfigure_switch_interval plus timeout, at least 2m]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub stale_after: Option<Duration>,
+}
+
 /// Load the configuration named on the command line.
 pub fn load_config(cli: &Cli) -> Result<Config, Error> {
     let (path, required) = match &cli.config {
@@ -191,17 +210,15 @@ pub fn load_config(cli: &Cli) -> Result<Config, Error> {
     Ok(Config::load(&path, required)?)
 }
 
-/// Start logging to stderr at the configured level.
+/// Start logging at the configured level and format (`crate::telemetry`).
 pub fn init_logging(cli: &Cli, cfg: Option<&Config>) {
     let filter = cli.log.clone().unwrap_or_else(|| {
         cfg.map(|c| c.log_level.as_filter())
             .unwrap_or("info")
             .to_owned()
     });
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .try_init();
+    let format = cfg.map(|c| c.log_format).unwrap_or_default();
+    crate::telemetry::init(&filter, format);
 }
 
 /// Run a parsed command line; returns the exit code.
@@ -214,6 +231,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             print(&text);
             Ok(EXIT_OK)
         }
+        Command::Status(args) => Ok(status(&cfg, args)),
         Command::Plan(args) => plan(&cfg, args).await,
         Command::Register(args) => register(&cfg, args).await,
         Command::Fetch(args) => fetch(&cfg, args).await,
@@ -238,6 +256,53 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
     }
 }
 
+/// `metal-switchd status`: the daemon's status file, judged and printed.
+fn status(cfg: &Config, args: &StatusArgs) -> u8 {
+    use crate::status::{self, Liveness, Status};
+    let max_age = args
+        .stale_after
+        .unwrap_or_else(|| status::max_age(cfg.reconfigure_switch_interval.0, cfg.timeout.0));
+    let st = match Status::read(&cfg.state_directory) {
+        Ok(st) => st,
+        Err(e) => {
+            eprintln!("metal-switchd: {e}");
+            return match e {
+                status::StatusFileError::Missing { .. } => status::EXIT_NOT_RUNNING,
+                _ => status::EXIT_STALE,
+            };
+        }
+    };
+    let now = std::time::SystemTime::now();
+    let live = status::liveness(&st, now, max_age, status::process_is_agent(st.agent.pid));
+    let verdict = match &live {
+        Liveness::Running => "metal-switchd is running".to_owned(),
+        Liveness::NotRunning => format!(
+            "metal-switchd is NOT running: process {} is gone; its last status follows",
+            st.agent.pid
+        ),
+        Liveness::Stale { age } => format!(
+            "metal-switchd (pid {}) has not updated its status for {} (allowed {}): the loop \
+             may be stuck",
+            st.agent.pid,
+            status::short_duration(*age),
+            status::short_duration(max_age)
+        ),
+    };
+    match args.format {
+        Format::Text => print(&format!("{verdict}\n{}", st.text(now))),
+        Format::Json => print_json(&json!({
+            "liveness": live.as_str(),
+            "age_seconds": st.updated_at.age(now).as_secs_f64(),
+            "stale_after_seconds": max_age.as_secs_f64(),
+            "status": st,
+        })),
+    }
+    if live != Liveness::Running {
+        eprintln!("metal-switchd: {verdict}");
+    }
+    live.exit_code()
+}
+
 /// Read a switch file of the requested wire version (bounded: a regular
 /// file of at most `api_max_response_bytes`, like an API answer).
 pub fn read_switch(cfg: &Config, args: &SwitchArgs) -> Result<(WireVersion, SwitchDesc), Error> {
@@ -246,6 +311,7 @@ pub fn read_switch(cfg: &Config, args: &SwitchArgs) -> Result<(WireVersion, Swit
         &args.switch,
         cfg.api_max_response_bytes,
     )?;
+
     let version = match args.api {
         ApiArg::Auto => None,
         ApiArg::V1 => Some(WireVersion::V1),

@@ -26,8 +26,13 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/metal-switchd/config.toml";
 pub const ENV_PREFIX: &str = "METAL_SWITCHD_";
 /// Environment prefix of the predecessor's variables.
 pub const METAL_CORE_PREFIX: &str = "METAL_CORE_";
-/// Variables with [`ENV_PREFIX`] that are not configuration keys (read by the CLI).
-const RESERVED_ENV: &[&str] = &["METAL_SWITCHD_CONFIG", "METAL_SWITCHD_LOG"];
+/// Variables with [`ENV_PREFIX`] that are not configuration keys (read by the
+/// CLI; `METAL_SWITCHD_REVISION` by the build).
+const RESERVED_ENV: &[&str] = &[
+    "METAL_SWITCHD_CONFIG",
+    "METAL_SWITCHD_LOG",
+    "METAL_SWITCHD_REVISION",
+];
 
 /// Errors while loading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +148,8 @@ const KEYS: &[KeyDef] = &[
     key("api_retry_max_backoff", Kind::Str, false),
     key("api_max_response_bytes", Kind::Int, false),
     key("max_snapshot_bytes", Kind::Int, false),
+    key("log_format", Kind::Str, false),
+    key("state_directory", Kind::Str, false),
 ];
 
 /// Log level as metal-core names it.
@@ -167,6 +174,17 @@ impl LogLevel {
             LogLevel::Error => "error",
         }
     }
+}
+
+/// How log lines look when they do not go to the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (ANSI colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Which API nic field holds the kernel port name (metal-api reference §7.3).
@@ -504,6 +522,12 @@ pub struct Config {
     pub api_max_response_bytes: u64,
     /// Largest CONFIG_DB snapshot (`--configdb`) read.
     pub max_snapshot_bytes: u64,
+    /// `text` or `json`: how log lines look on stderr (the journal always
+    /// gets structured entries).
+    pub log_format: LogFormat,
+    /// Where the daemon writes its status file (`status.json`) for
+    /// `metal-switchd status`; the unit's `RuntimeDirectory=`.
+    pub state_directory: PathBuf,
 }
 
 impl Default for Config {
@@ -577,6 +601,8 @@ impl Default for Config {
             api_retry_max_backoff: HumanDuration(Duration::from_secs(30)),
             api_max_response_bytes: 16 * 1024 * 1024,
             max_snapshot_bytes: 64 * 1024 * 1024,
+            log_format: LogFormat::Text,
+            state_directory: PathBuf::from("/run/metal-switchd"),
         }
     }
 }
@@ -969,6 +995,9 @@ mod tests {
             }
             if k.name == "log_level" {
                 cfg_env[0].1 = "info".into();
+            }
+            if k.name == "log_format" {
+                cfg_env[0].1 = "json".into();
             }
             if k.name == "interface_naming_schema" {
                 cfg_env[0].1 = "swap".into();

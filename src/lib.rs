@@ -39,10 +39,28 @@ pub mod frr;
 pub mod json;
 #[cfg(feature = "agent")]
 pub mod kernel;
+#[cfg(feature = "agent")]
+pub mod metrics;
 pub mod observed;
 #[cfg(feature = "agent")]
 pub mod reconcile;
 pub mod spec;
+pub mod status;
 pub mod systemd;
+#[cfg(feature = "agent")]
+pub mod telemetry;
 
 pub use error::Error;
+
+/// The package version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The source revision the binary was built from (`build.rs`): a short
+/// commit id, the `METAL_SWITCHD_REVISION` given at build time, or `unknown`.
+pub const REVISION: &str = env!("SWITCHD_SOURCE_REVISION");
+/// `VERSION (REVISION)`, as `metal-switchd --version` prints it.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SWITCHD_SOURCE_REVISION"),
+    ")"
+);

@@ -13,11 +13,16 @@
 //! Invariant: the `JobRemoved` subscription exists before `StartUnit` is
 //! sent, so a job that ends before the call returns is never missed.
 //!
+//! [`notify`] speaks the `sd_notify` protocol to the service manager that
+//! started the daemon (readiness, watchdog, status line).
+//!
 //! [`escape_path`] and [`template_instance`] are pure (systemd's
 //! `systemd-escape --path --template` rules) and compile without the feature.
 
 #[cfg(feature = "agent")]
 mod client;
+#[cfg(feature = "agent")]
+pub mod notify;
 
 #[cfg(feature = "agent")]
 pub use client::{JobResult, Systemd, SystemdError};

@@ -1,0 +1,1002 @@
+//! Every Prometheus metric of the agent, and the `/metrics` endpoint (feature `agent`).
+//!
+//! [`Metrics`] owns the registry and one typed handle per metric family; the
+//! reconcile loop records through its methods (`reconcile_finished`,
+//! `observe_stage`, `record_plan`, …), never through label strings, so every
+//! label set stays bounded: results, stages, tables, actions, drift sources,
+//! API calls, error kinds and phone-home results are enums; `port` labels
+//! are bounded by the switch's PORT table; `version`/`revision` take one
+//! value per binary.
+//!
+//! The endpoint ([`Metrics::serve`]) answers `GET`/`HEAD /metrics` with the
+//! Prometheus text format 0.0.4 (what Prometheus and `promtool check metrics`
+//! read), 404 for any other path and 405 for other methods. It binds to
+//! `metrics_server_bind_address:metrics_server_port` (metal-core's
+//! 0.0.0.0:2112) and stops through [`MetricsServer::shutdown`].
+//!
+//! metal-core's one metric, `metal_core_total_errors{operation}`, keeps its
+//! name so that existing dashboards and alerts keep working. It is exposed as
+//! `untyped`: the text format's linter insists that a `counter` ends in
+//! `_total`, and renaming it would break those queries; `rate()` and
+//! `increase()` work on it as before.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder,
+};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::{Registry, Unit};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::configdb::diff::Op;
+use crate::configdb::plan::Plan;
+use crate::configdb::redis::ApplyReport;
+use crate::configdb::schema::Table;
+use crate::observed::{BgpPortState, BgpState, PortOperState};
+use crate::status::{DriftSource, ReconcileResult, Stage};
+
+/// Path of the metrics endpoint.
+pub const METRICS_PATH: &str = "/metrics";
+/// `Content-Type` of the answer (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+macro_rules! label_value {
+    ($t:ty) => {
+        impl EncodeLabelValue for $t {
+            fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(e, self.as_str())
+            }
+        }
+    };
+}
+
+label_value!(ReconcileResult);
+label_value!(Stage);
+label_value!(DriftSource);
+
+/// What a plan does to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PlanAction {
+    Create,
+    Update,
+    Delete,
+}
+
+impl PlanAction {
+    pub const ALL: [PlanAction; 3] = [PlanAction::Create, PlanAction::Update, PlanAction::Delete];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanAction::Create => "create",
+            PlanAction::Update => "update",
+            PlanAction::Delete => "delete",
+        }
+    }
+    fn of(op: &Op) -> PlanAction {
+        match op {
+            Op::Create { .. } => PlanAction::Create,
+            Op::Update { .. } => PlanAction::Update,
+            Op::Delete { .. } => PlanAction::Delete,
+        }
+    }
+}
+label_value!(PlanAction);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct TableName(Table);
+impl EncodeLabelValue for TableName {
+    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(e, self.0.name())
+    }
+}
+
+/// A metal API call (both API versions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiCall {
+    /// v1 `POST /v1/switch/register`, v2 `SwitchService/Register`.
+    Register,
+    /// v1 `GET /v1/switch/{id}`, v2 `SwitchService/Get`.
+    GetSwitch,
+    /// v1 notify, v2 heartbeat.
+    Report,
+    /// Phone-home events (v2 `EventService/Send`).
+    SendEvents,
+    /// v2 `ComponentService/Ping`.
+    Ping,
+    /// v2 `TokenService/Refresh`.
+    RefreshToken,
+}
+
+impl ApiCall {
+    pub const ALL: [ApiCall; 6] = [
+        ApiCall::Register,
+        ApiCall::GetSwitch,
+        ApiCall::Report,
+        ApiCall::SendEvents,
+        ApiCall::Ping,
+        ApiCall::RefreshToken,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiCall::Register => "register",
+            ApiCall::GetSwitch => "get_switch",
+            ApiCall::Report => "report",
+            ApiCall::SendEvents => "send_events",
+            ApiCall::Ping => "ping",
+            ApiCall::RefreshToken => "refresh_token",
+        }
+    }
+}
+label_value!(ApiCall);
+
+/// How an API call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiErrorKind {
+    /// May succeed later unchanged (connection, timeout, 5xx, `unavailable`).
+    Transient,
+    /// Refused or unusable (4xx, invalid answer, not sent).
+    Permanent,
+}
+
+impl ApiErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiErrorKind::Transient => "transient",
+            ApiErrorKind::Permanent => "permanent",
+        }
+    }
+}
+label_value!(ApiErrorKind);
+
+/// What became of a phone-home event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PhoneHomeResult {
+    /// A machine was seen over LLDP; an event was queued.
+    Queued,
+    /// The API accepted it.
+    Sent,
+    /// Sending failed (it stays queued for the next attempt).
+    Failed,
+    /// Dropped (queue full, or refused for good).
+    Dropped,
+}
+
+impl PhoneHomeResult {
+    pub const ALL: [PhoneHomeResult; 4] = [
+        PhoneHomeResult::Queued,
+        PhoneHomeResult::Sent,
+        PhoneHomeResult::Failed,
+        PhoneHomeResult::Dropped,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhoneHomeResult::Queued => "queued",
+            PhoneHomeResult::Sent => "sent",
+            PhoneHomeResult::Failed => "failed",
+            PhoneHomeResult::Dropped => "dropped",
+        }
+    }
+}
+label_value!(PhoneHomeResult);
+
+/// metal-core's `operation` values of `metal_core_total_errors`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetalCoreOperation {
+    /// A reconcile failed (metal-core: `switch-reconfiguration`).
+    SwitchReconfiguration,
+    /// The notify/heartbeat after a reconcile failed (`reconfiguration-notification`).
+    ReconfigurationNotification,
+    /// Sending phone-home events failed (`send-provisioning`).
+    SendProvisioning,
+}
+
+impl MetalCoreOperation {
+    pub const ALL: [MetalCoreOperation; 3] = [
+        MetalCoreOperation::SwitchReconfiguration,
+        MetalCoreOperation::ReconfigurationNotification,
+        MetalCoreOperation::SendProvisioning,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetalCoreOperation::SwitchReconfiguration => "switch-reconfiguration",
+            MetalCoreOperation::ReconfigurationNotification => "reconfiguration-notification",
+            MetalCoreOperation::SendProvisioning => "send-provisioning",
+        }
+    }
+}
+label_value!(MetalCoreOperation);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct OperState(PortOperState);
+impl EncodeLabelValue for OperState {
+    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let s = match self.0 {
+            PortOperState::Up => "up",
+            PortOperState::Down => "down",
+            PortOperState::Unknown => "unknown",
+        };
+        std::fmt::Write::write_str(e, s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Bgp(BgpState);
+impl EncodeLabelValue for Bgp {
+    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(e, self.0.as_str())
+    }
+}
+const BGP_STATES: [BgpState; 6] = [
+    BgpState::Idle,
+    BgpState::Connect,
+    BgpState::Active,
+    BgpState::OpenSent,
+    BgpState::OpenConfirm,
+    BgpState::Established,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabels {
+    result: ReconcileResult,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StageLabels {
+    stage: Stage,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PlanLabels {
+    table: TableName,
+    action: PlanAction,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DriftLabels {
+    source: DriftSource,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OperStateLabels {
+    oper_state: OperState,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PortLabels {
+    port: String,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BgpStateLabels {
+    state: Bgp,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BgpPortLabels {
+    port: String,
+    vrf: String,
+    peer_group: String,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ApiLabels {
+    call: ApiCall,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ApiErrorLabels {
+    call: ApiCall,
+    kind: ApiErrorKind,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PhoneHomeLabels {
+    result: PhoneHomeResult,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OperationLabels {
+    operation: MetalCoreOperation,
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    revision: String,
+}
+
+/// A counter exposed under its exact name as `untyped` (see the module docs).
+#[derive(Debug, Clone, Default)]
+struct UntypedCounter(Counter);
+
+impl TypedMetric for UntypedCounter {
+    const TYPE: MetricType = MetricType::Unknown;
+}
+
+impl EncodeMetric for UntypedCounter {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_gauge(&self.0.get())
+    }
+    fn metric_type(&self) -> MetricType {
+        MetricType::Unknown
+    }
+}
+
+/// Buckets of the duration histograms: 1 ms to about 4.5 min, doubling.
+fn duration_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.001, 2.0, 19)
+}
+
+fn seconds_since_epoch(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The agent's metrics. Share it as `Arc<Metrics>`; every method takes `&self`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_duration: Histogram,
+    stage_duration: Family<StageLabels, Histogram>,
+    plan_operations: Family<PlanLabels, Counter>,
+    redis_round_trips: Counter,
+    drift_repairs: Family<DriftLabels, Counter>,
+    last_success: Gauge<f64, AtomicU64>,
+    consecutive_failures: Gauge,
+    desired_generation: Gauge,
+    ports: Family<OperStateLabels, Gauge>,
+    port_up: Family<PortLabels, Gauge>,
+    bgp_sessions: Family<BgpStateLabels, Gauge>,
+    bgp_established: Family<BgpPortLabels, Gauge>,
+    api_requests: Family<ApiLabels, Counter>,
+    api_errors: Family<ApiErrorLabels, Counter>,
+    phone_home_events: Family<PhoneHomeLabels, Counter>,
+    phone_home_pending: Gauge,
+    metal_core_errors: Family<OperationLabels, UntypedCounter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new(SystemTime::now())
+    }
+}
+
+impl Metrics {
+    /// Declare every metric; `started` is the process start time.
+    pub fn new(started: SystemTime) -> Metrics {
+        let mut root = Registry::default();
+        let reg = root.sub_registry_with_prefix("metal_switchd");
+
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: crate::VERSION.to_owned(),
+                revision: crate::REVISION.to_owned(),
+            })
+            .set(1);
+        reg.register(
+            "build_info",
+            "Version and source revision of the running agent (always 1)",
+            build,
+        );
+        let start_time = Gauge::<f64, AtomicU64>::default();
+        start_time.set(seconds_since_epoch(started));
+        reg.register_with_unit(
+            "start_time",
+            "When the agent process started, as a Unix time",
+            Unit::Seconds,
+            start_time,
+        );
+
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        for result in ReconcileResult::ALL {
+            let _ = reconciles.get_or_create(&ResultLabels { result });
+        }
+        reg.register(
+            "reconciles",
+            "Reconciles by result: converged (the switch matches and SONiC confirmed it), \
+             pending (written, not yet confirmed), invalid (desired state rejected, nothing \
+             written), error (API, redis, FRR or a barrier failed), dry-run \
+             (reconfigure_switch = false)",
+            reconciles.clone(),
+        );
+        let reconcile_duration = Histogram::new(duration_buckets());
+        reg.register_with_unit(
+            "reconcile_duration",
+            "Wall time of one whole reconcile",
+            Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        let stage_duration = Family::<StageLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(duration_buckets())
+        });
+        for stage in Stage::ALL {
+            let _ = stage_duration.get_or_create(&StageLabels { stage });
+        }
+        reg.register_with_unit(
+            "reconcile_stage_duration",
+            "Wall time of one stage of a reconcile: fetch (metal API), plan (read CONFIG_DB, \
+             validate, diff, plan), configdb_write (MULTI/EXEC of the phases), barrier_wait \
+             (SONiC confirming the phases), frr (render, validate, install, reload), kernel \
+             (netlink observation), report (notify/heartbeat)",
+            Unit::Seconds,
+            stage_duration.clone(),
+        );
+        let plan_operations = Family::<PlanLabels, Counter>::default();
+        reg.register(
+            "plan_operations",
+            "CONFIG_DB keys changed by applied plans, by table and action (create, update, delete)",
+            plan_operations.clone(),
+        );
+        let redis_round_trips = Counter::default();
+        reg.register(
+            "redis_round_trips",
+            "Round trips to redis for reads and writes (barrier polls excluded)",
+            redis_round_trips.clone(),
+        );
+        let drift_repairs = Family::<DriftLabels, Counter>::default();
+        for source in DriftSource::ALL {
+            let _ = drift_repairs.get_or_create(&DriftLabels { source });
+        }
+        reg.register(
+            "drift_repairs",
+            "Owned state changed behind the agent's back and put back, by where it was noticed \
+             (configdb: a keyspace notification; kernel: netlink)",
+            drift_repairs.clone(),
+        );
+        let last_success = Gauge::<f64, AtomicU64>::default();
+        reg.register_with_unit(
+            "last_success_timestamp",
+            "When the last successful (converged or dry-run) reconcile ended, as a Unix time; \
+             0 = none since start",
+            Unit::Seconds,
+            last_success.clone(),
+        );
+        let consecutive_failures = Gauge::default();
+        reg.register(
+            "consecutive_failures",
+            "Reconciles that ended invalid or in error since the last success",
+            consecutive_failures.clone(),
+        );
+        let desired_generation = Gauge::default();
+        reg.register(
+            "desired_state_generation",
+            "Number of distinct desired states received since start (changes when the API's \
+             state of the switch changes)",
+            desired_generation.clone(),
+        );
+        let ports = Family::<OperStateLabels, Gauge>::default();
+        for s in [
+            PortOperState::Up,
+            PortOperState::Down,
+            PortOperState::Unknown,
+        ] {
+            let _ = ports.get_or_create(&OperStateLabels {
+                oper_state: OperState(s),
+            });
+        }
+        reg.register(
+            "ports",
+            "Managed ports by kernel operational state",
+            ports.clone(),
+        );
+        let port_up = Family::<PortLabels, Gauge>::default();
+        reg.register(
+            "port_oper_up",
+            "1 when the managed port is operationally up, else 0 (one series per port of the \
+             PORT table)",
+            port_up.clone(),
+        );
+        let bgp_sessions = Family::<BgpStateLabels, Gauge>::default();
+        for s in BGP_STATES {
+            let _ = bgp_sessions.get_or_create(&BgpStateLabels { state: Bgp(s) });
+        }
+        reg.register(
+            "bgp_sessions",
+            "BGP sessions by FSM state",
+            bgp_sessions.clone(),
+        );
+        let bgp_established = Family::<BgpPortLabels, Gauge>::default();
+        reg.register(
+            "bgp_session_established",
+            "1 when the BGP session on the port is Established, else 0",
+            bgp_established.clone(),
+        );
+        let api_requests = Family::<ApiLabels, Counter>::default();
+        let api_errors = Family::<ApiErrorLabels, Counter>::default();
+        for call in ApiCall::ALL {
+            let _ = api_requests.get_or_create(&ApiLabels { call });
+        }
+        reg.register(
+            "api_requests",
+            "Calls to the metal API (each attempt counts), by call",
+            api_requests.clone(),
+        );
+        reg.register(
+            "api_errors",
+            "Failed calls to the metal API, by call and kind (transient: may succeed unchanged \
+             later; permanent: refused)",
+            api_errors.clone(),
+        );
+        let phone_home_events = Family::<PhoneHomeLabels, Counter>::default();
+        for result in PhoneHomeResult::ALL {
+            let _ = phone_home_events.get_or_create(&PhoneHomeLabels { result });
+        }
+        reg.register(
+            "phone_home_events",
+            "Phone-home events of machines seen over LLDP, by what became of them",
+            phone_home_events.clone(),
+        );
+        let phone_home_pending = Gauge::default();
+        reg.register(
+            "phone_home_pending",
+            "Phone-home events waiting to be sent",
+            phone_home_pending.clone(),
+        );
+
+        let metal_core_errors = Family::<OperationLabels, UntypedCounter>::default();
+        for operation in MetalCoreOperation::ALL {
+            let _ = metal_core_errors.get_or_create(&OperationLabels { operation });
+        }
+        root.register(
+            "metal_core_total_errors",
+            "total number of errors",
+            metal_core_errors.clone(),
+        );
+
+        Metrics {
+            registry: root,
+            reconciles,
+            reconcile_duration,
+            stage_duration,
+            plan_operations,
+            redis_round_trips,
+            drift_repairs,
+            last_success,
+            consecutive_failures,
+            desired_generation,
+            ports,
+            port_up,
+            bgp_sessions,
+            bgp_established,
+            api_requests,
+            api_errors,
+            phone_home_events,
+            phone_home_pending,
+            metal_core_errors,
+        }
+    }
+
+    /// A reconcile ended with `result` after `duration`, at `now`. Counts it,
+    /// observes its duration, keeps the failure streak and the last success,
+    /// and counts metal-core's `switch-reconfiguration` error for `invalid`
+    /// and `error`.
+    pub fn reconcile_finished(&self, result: ReconcileResult, duration: Duration, now: SystemTime) {
+        self.reconciles
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        self.reconcile_duration.observe(duration.as_secs_f64());
+        if result.is_success() {
+            self.consecutive_failures.set(0);
+            self.last_success.set(seconds_since_epoch(now));
+        } else if result.is_failure() {
+            self.consecutive_failures.inc();
+            self.metal_core_error(MetalCoreOperation::SwitchReconfiguration);
+        }
+    }
+
+    /// One stage of a reconcile took `d`.
+    pub fn observe_stage(&self, stage: Stage, d: Duration) {
+        self.stage_duration
+            .get_or_create(&StageLabels { stage })
+            .observe(d.as_secs_f64());
+    }
+
+    /// An applied plan: its changes by table and action.
+    pub fn record_plan(&self, plan: &Plan) {
+        for c in plan.iter_changes() {
+            self.plan_operations
+                .get_or_create(&PlanLabels {
+                    table: TableName(c.key.table),
+                    action: PlanAction::of(&c.op),
+                })
+                .inc();
+        }
+    }
+
+    /// An apply's report: observes the `configdb_write` and `barrier_wait`
+    /// stages and adds the round trips it made. (Count the plan's
+    /// operations with [`Metrics::record_plan`].)
+    pub fn record_apply(&self, report: &ApplyReport) {
+        self.observe_stage(Stage::ConfigdbWrite, report.write_time);
+        self.observe_stage(Stage::BarrierWait, report.barrier_time);
+        self.redis_round_trips.inc_by(report.stats.round_trips);
+    }
+
+    /// Round trips to redis outside an apply (e.g. the read of a no-op reconcile).
+    pub fn redis_round_trips(&self, n: u64) {
+        self.redis_round_trips.inc_by(n);
+    }
+
+    /// Drift was repaired.
+    pub fn drift_repaired(&self, source: DriftSource) {
+        self.drift_repairs
+            .get_or_create(&DriftLabels { source })
+            .inc();
+    }
+
+    /// The desired state's generation (see [`crate::status::DesiredState`]).
+    pub fn set_desired_generation(&self, generation: u64) {
+        self.desired_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+
+    /// The managed ports' operational states (replaces the previous set).
+    pub fn set_port_states<'a>(&self, ports: impl IntoIterator<Item = (&'a str, PortOperState)>) {
+        let mut counts = [0i64; 3];
+        self.port_up.clear();
+        for (port, state) in ports {
+            let i = match state {
+                PortOperState::Up => 0,
+                PortOperState::Down => 1,
+                PortOperState::Unknown => 2,
+            };
+            counts[i] += 1;
+            self.port_up
+                .get_or_create(&PortLabels {
+                    port: port.to_owned(),
+                })
+                .set(i64::from(state == PortOperState::Up));
+        }
+        for (s, n) in [
+            PortOperState::Up,
+            PortOperState::Down,
+            PortOperState::Unknown,
+        ]
+        .into_iter()
+        .zip(counts)
+        {
+            self.ports
+                .get_or_create(&OperStateLabels {
+                    oper_state: OperState(s),
+                })
+                .set(n);
+        }
+    }
+
+    /// The BGP sessions per port (replaces the previous set).
+    pub fn set_bgp_states<'a>(
+        &self,
+        sessions: impl IntoIterator<Item = (&'a str, &'a BgpPortState)>,
+    ) {
+        let mut counts = [0i64; BGP_STATES.len()];
+        self.bgp_established.clear();
+        for (port, b) in sessions {
+            if let Some(i) = BGP_STATES.iter().position(|s| *s == b.state) {
+                counts[i] += 1;
+            }
+            self.bgp_established
+                .get_or_create(&BgpPortLabels {
+                    port: port.to_owned(),
+                    vrf: b.vrf_name.clone(),
+                    peer_group: b.peer_group.clone(),
+                })
+                .set(i64::from(b.state == BgpState::Established));
+        }
+        for (s, n) in BGP_STATES.into_iter().zip(counts) {
+            self.bgp_sessions
+                .get_or_create(&BgpStateLabels { state: Bgp(s) })
+                .set(n);
+        }
+    }
+
+    /// One attempt of an API call; `error` is `None` when it succeeded.
+    /// A failed `report` also counts metal-core's `reconfiguration-notification`
+    /// error, a failed `send_events` its `send-provisioning` error.
+    pub fn api_call(&self, call: ApiCall, error: Option<ApiErrorKind>) {
+        self.api_requests.get_or_create(&ApiLabels { call }).inc();
+        if let Some(kind) = error {
+            self.api_errors
+                .get_or_create(&ApiErrorLabels { call, kind })
+                .inc();
+            match call {
+                ApiCall::Report => {
+                    self.metal_core_error(MetalCoreOperation::ReconfigurationNotification)
+                }
+                ApiCall::SendEvents => self.metal_core_error(MetalCoreOperation::SendProvisioning),
+                _ => {}
+            }
+        }
+    }
+
+    /// `n` phone-home events had `result`.
+    pub fn phone_home(&self, result: PhoneHomeResult, n: u64) {
+        self.phone_home_events
+            .get_or_create(&PhoneHomeLabels { result })
+            .inc_by(n);
+    }
+
+    /// Phone-home events waiting to be sent.
+    pub fn set_phone_home_pending(&self, n: u64) {
+        self.phone_home_pending
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// metal-core's error counter (called by the methods above; direct use
+    /// only for an operation they do not cover).
+    pub fn metal_core_error(&self, operation: MetalCoreOperation) {
+        self.metal_core_errors
+            .get_or_create(&OperationLabels { operation })
+            .0
+            .inc();
+    }
+
+    /// The exposition: Prometheus text format 0.0.4.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        {
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
+        out
+    }
+
+    /// Serve `/metrics` on `addr` until [`MetricsServer::shutdown`]. Binding
+    /// happens before this returns, so a port in use is an error here.
+    pub async fn serve(self: Arc<Self>, addr: SocketAddr) -> Result<MetricsServer, MetricsError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| MetricsError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| MetricsError::Bind { addr, source })?;
+        let (tx, mut rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = rx.changed() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            let metrics = self.clone();
+                            connections.spawn(async move {
+                                let service = service_fn(move |req| {
+                                    let metrics = metrics.clone();
+                                    async move { Ok::<_, std::convert::Infallible>(metrics.answer(&req)) }
+                                });
+                                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await
+                                {
+                                    tracing::debug!(error = %e, "metrics connection ended with an error");
+                                }
+                            });
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "metrics endpoint cannot accept a connection");
+                            // e.g. out of file descriptors: do not spin
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    },
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+            connections.abort_all();
+            while connections.join_next().await.is_some() {}
+        });
+        tracing::info!(address = %local, "metrics endpoint listening");
+        Ok(MetricsServer {
+            addr: local,
+            stop: tx,
+            task,
+        })
+    }
+
+    fn answer<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
+        let plain = |status: StatusCode, text: &'static str| {
+            let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        };
+        if req.uri().path() != METRICS_PATH {
+            return plain(
+                StatusCode::NOT_FOUND,
+                "not found: metrics are at /metrics\n",
+            );
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+            r.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static("GET, HEAD"),
+            );
+            return r;
+        }
+        let mut r = Response::new(Full::new(Bytes::from(self.encode())));
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(CONTENT_TYPE),
+        );
+        r
+    }
+}
+
+/// Errors of the metrics endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error(
+        "cannot listen for metrics on {addr}: {source} (metrics_server_bind_address, \
+         metrics_server_port)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running metrics endpoint.
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// The address it listens on (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop accepting, close open connections and wait until the listener is closed.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn names_and_labels_are_the_documented_ones() {
+        let m = Metrics::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1000));
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(2000);
+        m.reconcile_finished(ReconcileResult::Converged, Duration::from_millis(40), now);
+        m.reconcile_finished(ReconcileResult::Error, Duration::from_millis(5), now);
+        m.observe_stage(Stage::Fetch, Duration::from_millis(3));
+        m.api_call(ApiCall::Report, Some(ApiErrorKind::Transient));
+        m.api_call(ApiCall::SendEvents, Some(ApiErrorKind::Permanent));
+        m.drift_repaired(DriftSource::Kernel);
+        let text = m.encode();
+        let v = |s| sample_value(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
+        assert_eq!(
+            v("metal_switchd_reconciles_total{result=\"converged\"}"),
+            1.0
+        );
+        assert_eq!(v("metal_switchd_reconciles_total{result=\"error\"}"), 1.0);
+        assert_eq!(v("metal_switchd_reconciles_total{result=\"dry-run\"}"), 0.0);
+        assert_eq!(v("metal_switchd_last_success_timestamp_seconds"), 2000.0);
+        assert_eq!(v("metal_switchd_start_time_seconds"), 1000.0);
+        assert_eq!(v("metal_switchd_consecutive_failures"), 1.0);
+        assert_eq!(v("metal_switchd_reconcile_duration_seconds_count"), 2.0);
+        assert_eq!(
+            v(
+                "metal_switchd_reconcile_stage_duration_seconds_bucket{stage=\"fetch\",le=\"0.004\"}"
+            ),
+            1.0
+        );
+        assert_eq!(
+            v("metal_switchd_drift_repairs_total{source=\"kernel\"}"),
+            1.0
+        );
+        assert_eq!(
+            v("metal_switchd_api_errors_total{call=\"report\",kind=\"transient\"}"),
+            1.0
+        );
+        // metal-core's counter, under its own name
+        assert!(
+            text.contains("# TYPE metal_core_total_errors untyped\n"),
+            "{text}"
+        );
+        assert_eq!(
+            v("metal_core_total_errors{operation=\"switch-reconfiguration\"}"),
+            1.0
+        );
+        assert_eq!(
+            v("metal_core_total_errors{operation=\"reconfiguration-notification\"}"),
+            1.0
+        );
+        assert_eq!(
+            v("metal_core_total_errors{operation=\"send-provisioning\"}"),
+            1.0
+        );
+        assert!(text.contains(&format!(
+            "metal_switchd_build_info{{version=\"{}\",revision=\"{}\"}} 1",
+            crate::VERSION,
+            crate::REVISION
+        )));
+        // a success ends the streak
+        m.reconcile_finished(ReconcileResult::DryRun, Duration::from_millis(5), now);
+        assert_eq!(
+            sample_value(&m.encode(), "metal_switchd_consecutive_failures"),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn port_and_bgp_sets_are_replaced_not_accumulated() {
+        let m = Metrics::default();
+        m.set_port_states([
+            ("Ethernet0", PortOperState::Up),
+            ("Ethernet4", PortOperState::Down),
+        ]);
+        m.set_port_states([("Ethernet0", PortOperState::Down)]);
+        let text = m.encode();
+        assert_eq!(
+            sample_value(&text, "metal_switchd_port_oper_up{port=\"Ethernet0\"}"),
+            Some(0.0)
+        );
+        assert!(!text.contains("Ethernet4"), "{text}");
+        assert_eq!(
+            sample_value(&text, "metal_switchd_ports{oper_state=\"down\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample_value(&text, "metal_switchd_ports{oper_state=\"up\"}"),
+            Some(0.0)
+        );
+        let b = |state| BgpPortState {
+            neighbor: "m1".into(),
+            peer_group: "MACHINE".into(),
+            vrf_name: "Vrf104009".into(),
+            state,
+            established_since: None,
+            sent_prefixes: 0,
+            accepted_prefixes: 0,
+        };
+        let (e, a) = (b(BgpState::Established), b(BgpState::Active));
+        m.set_bgp_states([("Ethernet0", &e), ("Ethernet4", &a)]);
+        let text = m.encode();
+        assert_eq!(
+            sample_value(&text, "metal_switchd_bgp_sessions{state=\"Established\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample_value(&text, "metal_switchd_bgp_sessions{state=\"Active\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample_value(&text, "metal_switchd_bgp_sessions{state=\"Idle\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample_value(
+                &text,
+                "metal_switchd_bgp_session_established{port=\"Ethernet4\",vrf=\"Vrf104009\",peer_group=\"MACHINE\"}"
+            ),
+            Some(0.0)
+        );
+    }
+}
