@@ -601,3 +601,56 @@ async fn unreachable_v2_api_loses_no_event() {
 async fn unreachable_v1_grpc_loses_no_event() {
     unreachable_api_loses_no_event(Api::v1()).await;
 }
+
+/// metal-apiserver refuses a whole batch (`invalid_argument`) when one
+/// machine id is unknown and not a UUID; the other machines still get
+/// through in the same interval and the refused one is dropped, not retried
+/// for ever.
+#[tokio::test]
+async fn a_refused_machine_does_not_block_the_others() {
+    let switch = switch_ns();
+    let m = Netns::new("lmr").unwrap();
+    veth(&switch, "Ethernet0", &m, "eth0", 1500).unwrap();
+    veth(&switch, "Ethernet4", &m, "eth1", 1500).unwrap();
+    let api = Api::V2;
+    let server = api.server(0, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, rx) = watch::channel(ports(&["Ethernet0", "Ethernet4"]));
+    // The first interval ends 2 s after the start: both frames below are
+    // seen long before, so they share one batch.
+    let h = PhoneHome::spawn(rx, api.client(&server, dir.path()), options(2000));
+    wait_snapshot(&h, "both ports captured", |s| {
+        is_open(s, "Ethernet0") && is_open(s, "Ethernet4")
+    })
+    .await;
+    let send = |dev: &str, id: &str| {
+        RawSender::open(&m, dev)
+            .unwrap()
+            .send(&ethernet(MAC, 0x88cc, &go_lldpd_pdu(MAC, dev, id, SINCE_A)))
+            .unwrap();
+    };
+    send("eth0", MACHINE_A);
+    send("eth1", "not-a-machine-uuid");
+    let snap = wait_snapshot(&h, "the batch handled", |s| {
+        s.stats.events_sent == 1 && s.stats.events_rejected == 1
+    })
+    .await;
+    assert!(snap.pending.is_empty(), "{:?}", snap.pending);
+    let recs = server.records_of(Call::V2EventSend);
+    let bodies: Vec<(u16, Vec<String>)> = recs
+        .iter()
+        .map(|r| (r.status, events(r).into_keys().collect()))
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![
+            (
+                400,
+                vec![MACHINE_A.to_owned(), "not-a-machine-uuid".to_owned()]
+            ),
+            (200, vec![MACHINE_A.to_owned()]),
+            (400, vec!["not-a-machine-uuid".to_owned()]),
+        ]
+    );
+    h.shutdown().await;
+}
