@@ -150,6 +150,7 @@ const KEYS: &[KeyDef] = &[
     key("max_snapshot_bytes", Kind::Int, false),
     key("log_format", Kind::Str, false),
     key("state_directory", Kind::Str, false),
+    key("phone_home_interval", Kind::Str, false),
 ];
 
 /// Log level as metal-core names it.
@@ -438,13 +439,17 @@ pub struct Config {
     pub frr_tpl_file: Option<PathBuf>,
     /// v1 HMAC key (Metal-Edit). Prefer `hmac_key_file`.
     pub hmac_key: Option<Secret>,
-    /// Accepted for compatibility: v1 gRPC event endpoint.
+    /// v1 phone-home: `host:port` of metal-api's gRPC event service (mTLS).
+    #[serde(deserialize_with = "empty_as_none")]
     pub grpc_address: Option<String>,
-    /// Accepted for compatibility: v1 gRPC CA certificate.
+    /// v1 phone-home: CA certificate (PEM) the gRPC server's certificate is checked against.
+    #[serde(deserialize_with = "empty_as_none")]
     pub grpc_ca_cert_file: Option<PathBuf>,
-    /// Accepted for compatibility: v1 gRPC client certificate.
+    /// v1 phone-home: client certificate (PEM) presented to the gRPC server.
+    #[serde(deserialize_with = "empty_as_none")]
     pub grpc_client_cert_file: Option<PathBuf>,
-    /// Accepted for compatibility: v1 gRPC client key.
+    /// v1 phone-home: the client certificate's private key (PEM).
+    #[serde(deserialize_with = "empty_as_none")]
     pub grpc_client_key_file: Option<PathBuf>,
     /// VLAN of unprovisioned ports (static in CONFIG_DB; the agent adds members).
     pub pxe_vlan_id: u16,
@@ -528,6 +533,8 @@ pub struct Config {
     /// Where the daemon writes its status file (`status.json`) for
     /// `metal-switchd status`; the unit's `RuntimeDirectory=`.
     pub state_directory: PathBuf,
+    /// How often machines seen over LLDP are reported (phone-home), in one call.
+    pub phone_home_interval: HumanDuration,
 }
 
 impl Default for Config {
@@ -603,6 +610,7 @@ impl Default for Config {
             max_snapshot_bytes: 64 * 1024 * 1024,
             log_format: LogFormat::Text,
             state_directory: PathBuf::from("/run/metal-switchd"),
+            phone_home_interval: HumanDuration(Duration::from_secs(60)),
         }
     }
 }
@@ -793,6 +801,7 @@ impl Config {
             ("api_retry_backoff", self.api_retry_backoff),
             ("frr_validation_timeout", self.frr_validation_timeout),
             ("frr_reload_timeout", self.frr_reload_timeout),
+            ("phone_home_interval", self.phone_home_interval),
         ] {
             if d.0.is_zero() {
                 problems.push(format!("{key} must be longer than 0s"));
@@ -803,6 +812,25 @@ impl Config {
                 "hmac_key and hmac_key_file are both set; set only one (prefer hmac_key_file)"
                     .into(),
             );
+        }
+        if self.grpc_address.is_some() {
+            let missing: Vec<&str> = [
+                ("grpc_ca_cert_file", self.grpc_ca_cert_file.is_none()),
+                (
+                    "grpc_client_cert_file",
+                    self.grpc_client_cert_file.is_none(),
+                ),
+                ("grpc_client_key_file", self.grpc_client_key_file.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(k, m)| m.then_some(k))
+            .collect();
+            if !missing.is_empty() {
+                problems.push(format!(
+                    "grpc_address is set, so the gRPC event service needs mutual TLS: set {}",
+                    missing.join(", ")
+                ));
+            }
         }
         if self.api_retry_attempts == 0 {
             problems.push("api_retry_attempts must be at least 1 (1 = no retry)".into());
@@ -1024,6 +1052,7 @@ mod tests {
                 "frr_validation_timeout",
                 "frr_reload_timeout",
                 "api_retry_backoff",
+                "phone_home_interval",
             ]
             .contains(&k.name)
             {
@@ -1081,6 +1110,8 @@ mod tests {
         );
         assert_eq!(c.frr_config, PathBuf::from("/etc/sonic/frr/frr.conf"));
         assert_eq!(c.reconfigure_switch_interval.0, Duration::from_secs(10));
+        // metal-core's phonedHomeInterval.
+        assert_eq!(c.phone_home_interval.0, Duration::from_secs(60));
     }
 
     #[test]

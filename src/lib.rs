@@ -23,6 +23,10 @@
 //!  frr-reload.service via systemd) → roll back on failure
 //!  frr::bgp: show bgp vrf all neighbors json (vtysh or state file)
 //!  ──▶ observed::BgpPortState per port
+//!
+//!  lldp: AF_PACKET capture per port ──▶ lldp::frame (pure parser) ──▶
+//!  lldp::collector (pure: port → neighbour, one event per machine)
+//!  ──▶ every phone_home_interval one EventService/Send (v1 gRPC, v2 Connect)
 //! ```
 //!
 //! Everything above the I/O line is pure (no async, sockets or clock) and
@@ -39,6 +43,7 @@ pub mod frr;
 pub mod json;
 #[cfg(feature = "agent")]
 pub mod kernel;
+pub mod lldp;
 #[cfg(feature = "agent")]
 pub mod metrics;
 pub mod observed;

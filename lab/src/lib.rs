@@ -16,6 +16,10 @@
 //! - [`api_server`]: a stand-in for metal-api v1 (REST, HMAC) and
 //!   metal-apiserver v2 (Connect, bearer tokens) that records every call
 //!   and injects faults on request.
+//! - [`pki`]: throwaway CA, server and client certificates (rcgen) for
+//!   mutual TLS tests.
+//! - [`netns`]: network namespaces with veth links, Debian's `lldpd` as an
+//!   LLDP sender, and a raw frame sender, for the phone-home tests.
 //! - [`fixtures`]: the repository's test data, embedded.
 //! - [`generate`]: generated switch states and port maps of any size.
 //! - [`demo`], [`measure`], [`bench`]: the `metal-switchd-lab` sub-commands
@@ -28,6 +32,8 @@ pub mod fixtures;
 pub mod frr_lab;
 pub mod generate;
 pub mod measure;
+pub mod netns;
+pub mod pki;
 pub mod redis_server;
 pub mod seed;
 pub mod sonic;

@@ -12,6 +12,9 @@
 //!   `{code, message}`; a body-less error is mapped from the HTTP status as
 //!   the Connect protocol says.
 //!
+//! - v1 phone-home events: `api.v1.EventService/Send` over gRPC with mutual
+//!   TLS at `grpc_address` ([`super::grpc`]), the channel built on first use.
+//!
 //! The client remembers the nic names of the last register/get, so that a
 //! report covers exactly those nics (v2 refuses a partial `portStates`).
 //! Transient failures are retried per [`RetryPolicy`]; everything else is
@@ -25,6 +28,7 @@ use http_body_util::Full;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::grpc::{GrpcEvents, GrpcSettings};
 use super::hmac::{METAL_EDIT, SALT_LEN, sign};
 use super::token::{self, SecretFileError};
 use super::transport::{HttpResponse, RetryPolicy, Transport, TransportOptions};
@@ -142,6 +146,19 @@ fn v2_hint(code: Code) -> &'static str {
     }
 }
 
+fn grpc_hint(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Unavailable => {
+            "; check grpc_address, that metal-api's gRPC port is reachable, and the mutual TLS \
+             files (grpc_ca_cert_file, grpc_client_cert_file, grpc_client_key_file)"
+        }
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+            "; metal-api did not accept the client certificate (grpc_client_cert_file)"
+        }
+        _ => "",
+    }
+}
+
 /// Errors of the metal API clients.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -185,6 +202,13 @@ pub enum ApiError {
         url: String,
         status: u16,
         code: Code,
+        message: String,
+    },
+    #[error("{call}: the gRPC event service at {address} answered {code:?}: {message}{}", grpc_hint(*code))]
+    Grpc {
+        call: &'static str,
+        address: String,
+        code: tonic::Code,
         message: String,
     },
     #[error("{call}: cannot read the answer of {url} (HTTP {status}): {message}")]
@@ -233,6 +257,12 @@ impl ApiError {
             ApiError::Rpc { code, .. } => {
                 matches!(code, Code::Unavailable | Code::DeadlineExceeded)
             }
+            ApiError::Grpc { code, .. } => {
+                matches!(
+                    code,
+                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+                )
+            }
             _ => false,
         }
     }
@@ -261,6 +291,14 @@ impl ApiError {
         }
     }
 
+    /// The gRPC status code of a v1 event service error.
+    pub fn grpc_code(&self) -> Option<tonic::Code> {
+        match self {
+            ApiError::Grpc { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
     /// The Connect code of a v2 error.
     pub fn code(&self) -> Option<Code> {
         match self {
@@ -282,6 +320,9 @@ pub struct ApiClient {
     endpoint: Endpoint,
     retry: RetryPolicy,
     known_nics: Option<Vec<String>>,
+    /// v1 phone-home: the gRPC settings, and the client once built.
+    grpc_settings: Option<GrpcSettings>,
+    grpc: Option<GrpcEvents>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -490,6 +531,10 @@ impl ApiClient {
                 }
             }
         };
+        let grpc_settings = match cfg.api_version {
+            ApiVersion::V1 => GrpcSettings::from_config(cfg)?,
+            ApiVersion::V2 => None,
+        };
         let tls = match &endpoint {
             Endpoint::V1 { base, .. } | Endpoint::V2 { base, .. } => base.starts_with("https:"),
         };
@@ -504,6 +549,8 @@ impl ApiClient {
             endpoint,
             retry: RetryPolicy::from_config(cfg),
             known_nics: None,
+            grpc_settings,
+            grpc: None,
         })
     }
 
@@ -537,11 +584,15 @@ impl ApiClient {
 
     /// Run `attempt` until it succeeds, fails permanently, or the policy
     /// says stop.
-    async fn with_retry<T>(
-        &self,
-        call: &'static str,
-        mut attempt: impl AsyncFnMut() -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+    ///
+    /// `attempt` is a closure returning a future rather than an async
+    /// closure: the compiler cannot yet prove an async closure's future
+    /// `Send`, and the daemon runs API calls in spawned tasks.
+    async fn with_retry<T, F, Fut>(&self, call: &'static str, mut attempt: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
         let start = Instant::now();
         let mut failed = 0u32;
         loop {
@@ -579,7 +630,8 @@ impl ApiClient {
         };
         let url = format!("{base}{path}");
         let body = body.map(Bytes::from);
-        self.with_retry(call, async || {
+        let (url, body, method) = (&url, &body, &method);
+        self.with_retry(call, move || async move {
             let now = i64::try_from(unix_now().as_secs()).unwrap_or(i64::MAX);
             let auth = sign(
                 METAL_EDIT,
@@ -590,7 +642,7 @@ impl ApiClient {
             );
             let mut b = http::Request::builder()
                 .method(method.clone())
-                .uri(&url)
+                .uri(url)
                 .header(http::header::ACCEPT, "application/json")
                 .header(http::header::AUTHORIZATION, &auth.authorization)
                 .header("X-Date", &auth.date)
@@ -603,7 +655,7 @@ impl ApiClient {
                 .map_err(|e| {
                     ApiError::Config(format!("{call}: cannot build a request for {url}: {e}"))
                 })?;
-            let resp = self.transport.send(call, &url, req).await?;
+            let resp = self.transport.send(call, url, req).await?;
             tracing::debug!(call, url = %url, status = resp.status, "metal-api answered");
             if matches!(resp.status, 200 | 201) {
                 return Ok(resp);
@@ -635,11 +687,12 @@ impl ApiClient {
         let url = format!("{base}/{procedure}");
         let body = Bytes::from(body);
         let timeout_ms = self.transport.timeout().as_millis().clamp(1, 9_999_999_999);
-        self.with_retry(call, async || {
+        let (url, body) = (&url, &body);
+        self.with_retry(call, move || async move {
             let token = token::read_secret_file(token::TOKEN, token_file)?;
             let req = http::Request::builder()
                 .method(http::Method::POST)
-                .uri(&url)
+                .uri(url)
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .header(http::header::ACCEPT, "application/json")
                 .header("Connect-Protocol-Version", "1")
@@ -655,7 +708,7 @@ impl ApiClient {
                          of printable characters?)"
                     ))
                 })?;
-            let resp = self.transport.send(call, &url, req).await?;
+            let resp = self.transport.send(call, url, req).await?;
             tracing::debug!(call, url = %url, status = resp.status, "metal-apiserver answered");
             if resp.status == 200 {
                 return Ok(resp);
@@ -807,26 +860,44 @@ impl ApiClient {
         }
     }
 
-    /// Send phone-home events (v2 `EventService/Send`; nothing is sent for
-    /// an empty batch).
+    /// The v1 gRPC event client, built on first use.
+    fn grpc_events(&mut self) -> Result<GrpcEvents, ApiError> {
+        if let Some(g) = &self.grpc {
+            return Ok(g.clone());
+        }
+        let settings = self.grpc_settings.as_ref().ok_or_else(|| {
+            ApiError::Config(
+                "api_version = v1 sends phone-home events to metal-api's gRPC event service: \
+                 set grpc_address, grpc_ca_cert_file, grpc_client_cert_file and \
+                 grpc_client_key_file (METAL_CORE_GRPC_*)"
+                    .into(),
+            )
+        })?;
+        let g = GrpcEvents::new(settings)?;
+        self.grpc = Some(g.clone());
+        Ok(g)
+    }
+
+    /// Send phone-home events in one call: v1 `api.v1.EventService/Send`
+    /// (gRPC, mutual TLS, event `Phoned Home`), v2 `EventService/Send`
+    /// (`MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME`). Nothing is sent for
+    /// an empty batch.
     pub async fn send_events(
         &mut self,
         events: &[PhoneHomeEvent],
     ) -> Result<EventOutcome, ApiError> {
         const CALL: &str = "send events";
         const PROC: &str = "metalstack.infra.v2.EventService/Send";
+        if events.is_empty() {
+            return Ok(EventOutcome::default());
+        }
         match &self.endpoint {
-            Endpoint::V1 { .. } => Err(ApiError::Unsupported {
-                call: CALL,
-                version: "v1",
-                why: "metal-api v1 takes phone-home events over gRPC with mTLS \
-                      (api.v1.EventService), which this agent does not implement; use \
-                      api_version = v2",
-            }),
+            Endpoint::V1 { .. } => {
+                let grpc = self.grpc_events()?;
+                let grpc = &grpc;
+                self.with_retry(CALL, move || grpc.send(CALL, events)).await
+            }
             Endpoint::V2 { .. } => {
-                if events.is_empty() {
-                    return Ok(EventOutcome::default());
-                }
                 let body = to_json(CALL, &v2::event_request(events))?;
                 let resp = self.v2_call(CALL, PROC, body).await?;
                 let url = format!("{}/{PROC}", self.base_url());

@@ -10,14 +10,18 @@
 //! - [`hmac`], [`time`]: request signing and wire time formats (pure).
 //! - [`client`] (feature `agent`): one client for either version over
 //!   HTTP(S), with retries for transient failures; [`transport`] is its
-//!   HTTP layer, [`token`] reads the v2 token file.
+//!   HTTP layer, [`token`] reads the v2 token file, [`grpc`] is v1's gRPC
+//!   event service (phone-home, mutual TLS).
 //! - [`register`] (feature `agent`): what the switch registers (PORT table,
 //!   SONiC version, management address) and the register-until-done loop.
 //!
-//! Everything except `client`, `transport`, `token` and `register` is pure.
+//! Everything except `client`, `grpc`, `transport`, `token` and `register`
+//! is pure.
 
 #[cfg(feature = "agent")]
 pub mod client;
+#[cfg(feature = "agent")]
+pub mod grpc;
 pub mod hmac;
 #[cfg(feature = "agent")]
 pub mod register;

@@ -17,6 +17,9 @@
 //!   viewer on a write → 403); the protovalidate rules and the handlers'
 //!   behaviour of metal-apiserver (see [`v2`]); Connect error bodies
 //!   `{code, message}`.
+//! - v1 events ([`grpc`]): `api.v1.EventService/Send` over gRPC with
+//!   mutual TLS on a port of its own ([`ApiServerOptions::grpc`],
+//!   [`ApiServer::grpc_address`]).
 //! - Every call is recorded (request and response bodies, never the
 //!   `Authorization` header): [`ApiServer::records`], `GET /lab/records`,
 //!   and one JSON file per call in [`ApiServer::record_dir`].
@@ -26,6 +29,7 @@
 //! It listens on 127.0.0.1 with an ephemeral port (optionally TLS) on its
 //! own thread and runtime, and stops when dropped.
 
+pub mod grpc;
 mod model;
 mod v1;
 mod v2;
@@ -46,6 +50,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Request, Response};
 use serde_json::{Value, json};
 
+pub use grpc::GrpcTls;
 pub use model::{Bgp, Filter, LabSwitch, Nic, Os, PortStatus, Status, SyncRec};
 
 /// The calls the server knows.
@@ -54,6 +59,7 @@ pub enum Call {
     V1Register,
     V1Find,
     V1Notify,
+    V1EventSend,
     V2Get,
     V2Register,
     V2Heartbeat,
@@ -62,10 +68,11 @@ pub enum Call {
 }
 
 impl Call {
-    pub const ALL: [Call; 8] = [
+    pub const ALL: [Call; 9] = [
         Call::V1Register,
         Call::V1Find,
         Call::V1Notify,
+        Call::V1EventSend,
         Call::V2Get,
         Call::V2Register,
         Call::V2Heartbeat,
@@ -79,6 +86,7 @@ impl Call {
             Call::V1Register => "v1.register",
             Call::V1Find => "v1.find",
             Call::V1Notify => "v1.notify",
+            Call::V1EventSend => "v1.event-send",
             Call::V2Get => "v2.get",
             Call::V2Register => "v2.register",
             Call::V2Heartbeat => "v2.heartbeat",
@@ -92,7 +100,10 @@ impl Call {
     }
 
     pub fn is_v1(self) -> bool {
-        matches!(self, Call::V1Register | Call::V1Find | Call::V1Notify)
+        matches!(
+            self,
+            Call::V1Register | Call::V1Find | Call::V1Notify | Call::V1EventSend
+        )
     }
 }
 
@@ -209,6 +220,10 @@ pub struct ApiServerOptions {
     pub record_dir: Option<PathBuf>,
     /// Address to listen on (default 127.0.0.1:0).
     pub listen: SocketAddr,
+    /// Also serve v1's gRPC event service with mutual TLS.
+    pub grpc: Option<GrpcTls>,
+    /// Address of the gRPC port (default 127.0.0.1:0).
+    pub grpc_listen: SocketAddr,
 }
 
 impl Default for ApiServerOptions {
@@ -224,6 +239,8 @@ impl Default for ApiServerOptions {
             tls: None,
             record_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc: None,
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -286,6 +303,7 @@ impl Reply {
 /// A running lab API server; stops on drop.
 pub struct ApiServer {
     addr: SocketAddr,
+    grpc_addr: Option<SocketAddr>,
     tls: bool,
     shared: Arc<Shared>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -385,6 +403,19 @@ impl ApiServer {
             .with_context(|| format!("binding {}", opts.listen))?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
+        let grpc = match &opts.grpc {
+            Some(tls) => {
+                let l = std::net::TcpListener::bind(opts.grpc_listen)
+                    .with_context(|| format!("binding {}", opts.grpc_listen))?;
+                l.set_nonblocking(true)?;
+                Some((l, tls.clone()))
+            }
+            None => None,
+        };
+        let grpc_addr = match &grpc {
+            Some((l, _)) => Some(l.local_addr()?),
+            None => None,
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let serve_shared = shared.clone();
@@ -410,6 +441,22 @@ impl ApiServer {
                             return;
                         }
                     };
+                    if let Some((l, grpc_tls)) = grpc {
+                        let l = match tokio::net::TcpListener::from_std(l) {
+                            Ok(l) => l,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(anyhow!("listening (gRPC): {e}")));
+                                return;
+                            }
+                        };
+                        let shared = serve_shared.clone();
+                        // Ends with the runtime, when `serve` returns.
+                        tokio::spawn(async move {
+                            if let Err(e) = grpc::serve(l, grpc_tls, shared).await {
+                                eprintln!("lab gRPC event service stopped: {e:#}");
+                            }
+                        });
+                    }
                     let _ = ready_tx.send(Ok(()));
                     serve(listener, tls, serve_shared, rx).await;
                 });
@@ -420,6 +467,7 @@ impl ApiServer {
             .map_err(|_| anyhow!("the server thread ended before listening"))??;
         Ok(ApiServer {
             addr,
+            grpc_addr,
             tls: is_tls,
             shared,
             shutdown: Some(tx),
@@ -440,6 +488,12 @@ impl ApiServer {
         } else {
             format!("http://{}", self.addr)
         }
+    }
+
+    /// `localhost:<port>` of the gRPC event service (matches the lab
+    /// certificate), if it was started.
+    pub fn grpc_address(&self) -> Option<String> {
+        self.grpc_addr.map(|a| format!("localhost:{}", a.port()))
     }
 
     /// Where the recorded calls are written.

@@ -1,0 +1,40 @@
+//! Phone-home: LLDP on the switch ports, provisioned machines reported to
+//! the metal API.
+//!
+//! ```text
+//! ports (watch: BTreeSet<port name>) ──▶ capture: one AF_PACKET socket per
+//!     port (ethertype 0x88cc), async on tokio, re-opened when the netdev
+//!     comes back
+//!          │ frame bytes
+//!          ▼
+//!     frame::parse_frame (pure; malformed → counted, dropped)
+//!          │ Lldpdu
+//!          ▼
+//!     collector::Collector (pure): port → neighbour table, one pending
+//!     event per machine (last wins), bounded
+//!          │ every phone_home_interval: one batch
+//!          ▼
+//!     EventSender (ApiClient::send_events: v1 gRPC with mTLS, v2 Connect)
+//!          failures → kept for the next interval
+//! ```
+//!
+//! - [`frame`], [`collector`]: pure, compiled without the `agent` feature.
+//! - [`capture`] (feature `agent`): the packet sockets.
+//! - [`phone_home`] (feature `agent`): the task the daemon spawns
+//!   ([`PhoneHome::spawn`]) and its handle ([`PhoneHomeHandle::snapshot`]
+//!   for `status`).
+//!
+//! Ports are whatever the caller puts into the watch channel (the daemon:
+//! the managed ports that exist in the kernel); this module neither reads
+//! CONFIG_DB nor listens to netlink.
+
+#[cfg(feature = "agent")]
+pub mod capture;
+pub mod collector;
+pub mod frame;
+#[cfg(feature = "agent")]
+pub mod phone_home;
+
+pub use collector::{Collector, Neighbor, PhoneHomeSnapshot, PortCapture};
+#[cfg(feature = "agent")]
+pub use phone_home::{EventSender, PhoneHome, PhoneHomeHandle, PhoneHomeOptions, SendError};

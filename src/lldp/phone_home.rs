@@ -1,0 +1,470 @@
+//! The phone-home task (feature `agent`): captures LLDP on the ports it is
+//! told about and reports provisioned machines to the API every interval.
+//!
+//! One owner task holds the port tasks and the sender; each port task owns
+//! one [`PacketSocket`] and feeds the shared [`Collector`] (a mutex held
+//! for one frame at a time, never across an `.await`). The owner:
+//!
+//! - follows the watch channel of port names: a new name gets a port task,
+//!   a removed one is stopped (its socket closed, its neighbour forgotten);
+//! - every `interval` takes all pending events and sends them in **one**
+//!   call, in the background, so that capture goes on while the API
+//!   answers; while a call is still under way the next interval is skipped
+//!   (its events go out with the following one);
+//! - gives failed batches back to the collector (kept, bounded); a batch
+//!   the server *refuses* (`invalid_argument`: v2 fails the whole batch for
+//!   one unknown non-UUID machine id) is sent again event by event in the
+//!   same interval, so one bad machine cannot block the others; the
+//!   refused ones are dropped and counted.
+//!
+//! A port task re-opens its socket when the netdev is gone or was replaced
+//! (a new ifindex), checking every `recheck` interval; a port whose netdev
+//! does not exist is retried at the same pace.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{oneshot, watch};
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
+use tokio::time::MissedTickBehavior;
+
+use super::capture::{PacketSocket, Received};
+use super::collector::{Collector, DEFAULT_MAX_PENDING, Delivery, PhoneHomeSnapshot, PortCapture};
+use super::frame::{FrameError, MAX_FRAME_LEN, parse_frame};
+use crate::api::client::{ApiClient, ApiError, Code};
+use crate::api::{EventOutcome, PhoneHomeEvent};
+use crate::config::Config;
+
+/// Why a batch was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    pub message: String,
+    /// The server refused the content (`invalid_argument`); sending the
+    /// same events again fails the same way.
+    pub rejected: bool,
+}
+
+impl From<ApiError> for SendError {
+    fn from(e: ApiError) -> SendError {
+        let rejected = matches!(e.code(), Some(Code::InvalidArgument))
+            || matches!(e.grpc_code(), Some(tonic::Code::InvalidArgument))
+            || matches!(e, ApiError::Invalid { .. });
+        SendError {
+            message: e.to_string(),
+            rejected,
+        }
+    }
+}
+
+/// The future of one [`EventSender::send`].
+pub type SendFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<EventOutcome, SendError>> + Send + 'a>>;
+
+/// Something that delivers a batch of phone-home events in one call.
+pub trait EventSender: Send + 'static {
+    fn send<'a>(&'a mut self, events: &'a [PhoneHomeEvent]) -> SendFuture<'a>;
+}
+
+/// The metal API client: v1 `api.v1.EventService/Send` over gRPC with
+/// mTLS, v2 `EventService/Send` over Connect.
+impl EventSender for ApiClient {
+    fn send<'a>(&'a mut self, events: &'a [PhoneHomeEvent]) -> SendFuture<'a> {
+        Box::pin(async move { self.send_events(events).await.map_err(SendError::from) })
+    }
+}
+
+/// How the phone-home task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhoneHomeOptions {
+    /// How often collected machines are sent (`phone_home_interval`).
+    pub interval: Duration,
+    /// Most machines kept while the API is unreachable.
+    pub max_pending: usize,
+    /// How often a port checks that its netdev is still the one its socket
+    /// is bound to, and how often a missing netdev is looked for.
+    pub recheck: Duration,
+}
+
+impl Default for PhoneHomeOptions {
+    fn default() -> Self {
+        PhoneHomeOptions {
+            interval: Duration::from_secs(60),
+            max_pending: DEFAULT_MAX_PENDING,
+            recheck: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PhoneHomeOptions {
+    /// The configured interval, defaults otherwise.
+    pub fn from_config(cfg: &Config) -> PhoneHomeOptions {
+        PhoneHomeOptions {
+            interval: cfg.phone_home_interval.0,
+            ..PhoneHomeOptions::default()
+        }
+    }
+}
+
+/// State shared by the owner, the port tasks and the handle.
+struct Shared {
+    collector: Mutex<Collector>,
+    changed: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Collector> {
+        self.collector.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update<R>(&self, f: impl FnOnce(&mut Collector) -> R) -> R {
+        let r = f(&mut self.lock());
+        self.changed.send_modify(|g| *g = g.wrapping_add(1));
+        r
+    }
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// The phone-home service.
+#[derive(Debug)]
+pub struct PhoneHome;
+
+impl PhoneHome {
+    /// Start capturing on the ports in `ports` (and on those put there
+    /// later) and sending through `sender`. Must be called within a tokio
+    /// runtime; the task stops when the handle is shut down or dropped.
+    pub fn spawn<S: EventSender>(
+        ports: watch::Receiver<BTreeSet<String>>,
+        sender: S,
+        opts: PhoneHomeOptions,
+    ) -> PhoneHomeHandle {
+        let (changed, changed_rx) = watch::channel(0u64);
+        let shared = Arc::new(Shared {
+            collector: Mutex::new(Collector::new(opts.max_pending)),
+            changed,
+        });
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(run(ports, sender, opts, shared.clone(), stop_rx));
+        PhoneHomeHandle {
+            shared,
+            changed: changed_rx,
+            stop: Some(stop_tx),
+            task: Some(task),
+        }
+    }
+}
+
+/// The running phone-home task.
+pub struct PhoneHomeHandle {
+    shared: Arc<Shared>,
+    changed: watch::Receiver<u64>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for PhoneHomeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhoneHomeHandle").finish_non_exhaustive()
+    }
+}
+
+impl PhoneHomeHandle {
+    /// Port → neighbour table, capture states, pending machines, last send,
+    /// counters.
+    pub fn snapshot(&self) -> PhoneHomeSnapshot {
+        self.shared.lock().snapshot()
+    }
+
+    /// A receiver that changes whenever the snapshot may have changed.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.clone()
+    }
+
+    /// Wait until the snapshot satisfies `pred` (wrap it in a timeout).
+    pub async fn wait_for(&self, pred: impl Fn(&PhoneHomeSnapshot) -> bool) -> PhoneHomeSnapshot {
+        let mut rx = self.subscribe();
+        loop {
+            let snap = self.snapshot();
+            if pred(&snap) {
+                return snap;
+            }
+            if rx.changed().await.is_err() {
+                return self.snapshot();
+            }
+        }
+    }
+
+    /// Stop capturing and sending; pending events are dropped.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for PhoneHomeHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+type InFlight<S> = Pin<Box<dyn Future<Output = (S, Delivery)> + Send>>;
+
+async fn run<S: EventSender>(
+    mut ports: watch::Receiver<BTreeSet<String>>,
+    sender: S,
+    opts: PhoneHomeOptions,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let interval = opts.interval.max(Duration::from_millis(10));
+    let mut port_tasks = JoinSet::new();
+    let mut following: BTreeMap<String, AbortHandle> = BTreeMap::new();
+    let mut ports_open = true;
+    let wanted = ports.borrow_and_update().clone();
+    follow(
+        &wanted,
+        &mut following,
+        &mut port_tasks,
+        &shared,
+        opts.recheck,
+    );
+
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut idle = Some(sender);
+    let mut in_flight: Option<InFlight<S>> = None;
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            changed = ports.changed(), if ports_open => {
+                if changed.is_ok() {
+                    let wanted = ports.borrow_and_update().clone();
+                    follow(&wanted, &mut following, &mut port_tasks, &shared, opts.recheck);
+                } else {
+                    // The daemon dropped the sender: keep the last set.
+                    ports_open = false;
+                }
+            }
+            Some(_) = port_tasks.join_next(), if !port_tasks.is_empty() => {}
+            _ = tick.tick() => match idle.take() {
+                Some(s) => {
+                    let batch = shared.update(Collector::take_batch);
+                    if batch.is_empty() {
+                        idle = Some(s);
+                    } else {
+                        tracing::debug!(events = batch.len(), "sending phone-home events");
+                        in_flight = Some(Box::pin(deliver(s, batch)));
+                    }
+                }
+                None => tracing::debug!(
+                    "the previous phone-home batch is still being sent; its successor waits"
+                ),
+            },
+            (s, delivery) = async {
+                match in_flight.as_mut() {
+                    Some(f) => f.await,
+                    None => std::future::pending().await,
+                }
+            }, if in_flight.is_some() => {
+                in_flight = None;
+                idle = Some(s);
+                log_delivery(&delivery);
+                shared.update(|c| c.delivered(delivery, unix_now()));
+            }
+        }
+    }
+    port_tasks.shutdown().await;
+}
+
+fn log_delivery(d: &Delivery) {
+    match &d.error {
+        None => tracing::info!(
+            machines = d.sent.len(),
+            failed = d.failed_ids.len(),
+            "phone-home events sent"
+        ),
+        Some(e) => tracing::warn!(
+            sent = d.sent.len(),
+            kept = d.kept.len(),
+            refused = d.rejected.len(),
+            error = %e,
+            "phone-home events not delivered; kept ones go out with the next interval"
+        ),
+    }
+    if !d.failed_ids.is_empty() {
+        tracing::warn!(machines = ?d.failed_ids, "the API did not take these phone-home events");
+    }
+}
+
+/// Send a batch in one call; if the server refuses it as a whole, find the
+/// refused events by sending them one by one.
+async fn deliver<S: EventSender>(mut s: S, batch: Vec<PhoneHomeEvent>) -> (S, Delivery) {
+    let first = s.send(&batch).await;
+    let d = match first {
+        Ok(outcome) => Delivery::sent(batch, outcome),
+        Err(e) if e.rejected && batch.len() > 1 => {
+            tracing::warn!(error = %e, events = batch.len(),
+                "the API refused the phone-home batch; sending its events one by one");
+            let mut d = Delivery {
+                calls: 1,
+                failed_calls: 1,
+                error: Some(e.message),
+                ..Delivery::default()
+            };
+            for ev in batch {
+                d.calls = d.calls.saturating_add(1);
+                match s.send(std::slice::from_ref(&ev)).await {
+                    Ok(outcome) => {
+                        d.failed_ids.extend(outcome.failed);
+                        d.sent.push(ev);
+                    }
+                    Err(e) => {
+                        d.failed_calls = d.failed_calls.saturating_add(1);
+                        if e.rejected {
+                            tracing::warn!(machine = %ev.machine_id, error = %e.message,
+                                "the API refused this machine's phone-home event; dropped");
+                            d.rejected.push(ev);
+                        } else {
+                            d.kept.push(ev);
+                        }
+                        d.error = Some(e.message);
+                    }
+                }
+            }
+            d
+        }
+        Err(e) if e.rejected => Delivery {
+            calls: 1,
+            failed_calls: 1,
+            rejected: batch,
+            error: Some(e.message),
+            ..Delivery::default()
+        },
+        Err(e) => Delivery::failed(batch, e.message),
+    };
+    (s, d)
+}
+
+/// Start port tasks for new names, stop those of removed names.
+fn follow(
+    wanted: &BTreeSet<String>,
+    following: &mut BTreeMap<String, AbortHandle>,
+    tasks: &mut JoinSet<()>,
+    shared: &Arc<Shared>,
+    recheck: Duration,
+) {
+    let gone: Vec<String> = following
+        .keys()
+        .filter(|p| !wanted.contains(*p))
+        .cloned()
+        .collect();
+    for port in gone {
+        if let Some(h) = following.remove(&port) {
+            h.abort();
+        }
+        shared.update(|c| c.forget_port(&port));
+        tracing::info!(port = %port, "LLDP capture stopped: the port is no longer managed");
+    }
+    for port in wanted {
+        if !following.contains_key(port) {
+            let h = tasks.spawn(follow_port(port.clone(), shared.clone(), recheck));
+            following.insert(port.clone(), h);
+        }
+    }
+}
+
+/// Capture on one port for as long as the task lives.
+async fn follow_port(port: String, shared: Arc<Shared>, recheck: Duration) {
+    let recheck = recheck.max(Duration::from_millis(10));
+    let mut last_problem: Option<String> = None;
+    loop {
+        match PacketSocket::open(&port) {
+            Ok(mut sock) => {
+                let ifindex = sock.ifindex();
+                shared.update(|c| c.set_capture(&port, PortCapture::Open { ifindex }));
+                tracing::info!(port = %port, ifindex, "LLDP capture started");
+                last_problem = None;
+                let why = read_until_gone(&mut sock, &shared, recheck).await;
+                drop(sock);
+                tracing::warn!(port = %port, reason = %why, "LLDP capture lost; re-opening");
+                shared.update(|c| c.set_capture(&port, PortCapture::Unavailable { reason: why }));
+                continue;
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                if last_problem.as_deref() != Some(reason.as_str()) {
+                    tracing::warn!(port = %port, error = %reason,
+                        "cannot capture LLDP on the port; retrying");
+                    shared.update(|c| {
+                        c.set_capture(
+                            &port,
+                            PortCapture::Unavailable {
+                                reason: reason.clone(),
+                            },
+                        );
+                    });
+                    last_problem = Some(reason);
+                }
+            }
+        }
+        tokio::time::sleep(recheck).await;
+    }
+}
+
+/// Read frames until the socket is no longer bound to the port's netdev.
+async fn read_until_gone(sock: &mut PacketSocket, shared: &Shared, recheck: Duration) -> String {
+    let port = sock.port().to_owned();
+    let mut check = tokio::time::interval(recheck);
+    check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    check.tick().await;
+    loop {
+        tokio::select! {
+            received = sock.recv() => match received {
+                Ok(Received::Frame(bytes)) => {
+                    let now = unix_now();
+                    match parse_frame(bytes) {
+                        Ok(frame) => {
+                            let seen = shared.update(|c| c.observe(&port, &frame.lldpdu, now));
+                            tracing::debug!(port = %port, frame = %frame, ?seen, "LLDP frame");
+                        }
+                        Err(e) => {
+                            tracing::debug!(port = %port, error = %e, "malformed LLDP frame dropped");
+                            shared.update(|c| c.malformed(&e));
+                        }
+                    }
+                }
+                Ok(Received::Oversized(len)) => {
+                    let e = FrameError::TooLong { len, max: MAX_FRAME_LEN };
+                    tracing::debug!(port = %port, error = %e, "malformed LLDP frame dropped");
+                    shared.update(|c| c.malformed(&e));
+                }
+                Ok(Received::Down) => {
+                    if !sock.is_current() {
+                        return "the netdev was removed".into();
+                    }
+                    tracing::debug!(port = %port, "port went down; capture resumes when it is up");
+                }
+                Err(e) => return e.to_string(),
+            },
+            _ = check.tick() => {
+                if !sock.is_current() {
+                    return "the netdev was removed or replaced".into();
+                }
+            }
+        }
+    }
+}

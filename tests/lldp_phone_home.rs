@@ -1,0 +1,658 @@
+//! Phone-home end to end: LLDP frames on veth ports of a switch network
+//! namespace, captured with AF_PACKET sockets, reported to the lab API
+//! server over v2 Connect and over v1 gRPC with mutual TLS.
+//!
+//! Senders: Debian's `lldpd` (configured like go-lldpd: system name =
+//! machine UUID, description `provisioned since …`) in machine namespaces,
+//! and hand-built frames (metal-api reference §4.3, IEEE 802.1AB) for the
+//! edge cases. Each test process makes its own namespaces; the test thread
+//! enters the switch namespace, so the agent's sockets, the lab server and
+//! its loopback port all live there.
+//!
+//! Prerequisites: root, `ip` (iproute2), `lldpd` (Debian package; `./dev
+//! test` installs it). A missing one fails the test with a message.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use metal_switchd::api::client::ApiClient;
+use metal_switchd::config::Config;
+use metal_switchd::lldp::{
+    PhoneHome, PhoneHomeHandle, PhoneHomeOptions, PhoneHomeSnapshot, PortCapture,
+};
+use metal_switchd_lab::api_server::{ApiServer, ApiServerOptions, Call, Record, TokenGrant};
+use metal_switchd_lab::netns::{Lldpd, Netns, RawSender, ethernet, go_lldpd_pdu, tlv, veth};
+use metal_switchd_lab::pki::TestPki;
+use serde_json::json;
+use tokio::sync::watch;
+
+const TOKEN: &str = "eyJhbGciOiJFUzUxMiJ9.lab-phone-home-token.c2lnbmF0dXJl";
+const MACHINE_A: &str = "00000000-0000-0000-0000-0000000000a1";
+const MACHINE_B: &str = "00000000-0000-0000-0000-0000000000b2";
+const MACHINE_C: &str = "00000000-0000-0000-0000-0000000000c3";
+const MACHINE_D: &str = "00000000-0000-0000-0000-0000000000d4";
+const SINCE_A: &str = "provisioned since 2026-08-01T09:58:12Z";
+const SINCE_B: &str = "provisioned since 2026-08-02T17:01:44Z";
+const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+/// Only catches hangs; every wait ends as soon as its condition holds.
+const HANG: Duration = Duration::from_secs(90);
+
+fn ports(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The switch namespace, entered by the calling (test) thread.
+fn switch_ns() -> Netns {
+    let ns = Netns::new("lsw").expect("switch namespace");
+    ns.enter_current_thread()
+        .expect("entering the switch namespace");
+    ns
+}
+
+/// Which API the agent reports to, and the lab server for it.
+enum Api {
+    V1 { pki: TestPki },
+    V2,
+}
+
+impl Api {
+    fn v1() -> Api {
+        Api::V1 {
+            pki: TestPki::generate("r01leaf01").expect("test certificates"),
+        }
+    }
+
+    fn call(&self) -> Call {
+        match self {
+            Api::V1 { .. } => Call::V1EventSend,
+            Api::V2 => Call::V2EventSend,
+        }
+    }
+
+    /// A lab server (on the given ports, or free ones).
+    fn server(&self, http: u16, grpc: u16) -> ApiServer {
+        ApiServer::start(ApiServerOptions {
+            tokens: [(TOKEN.to_owned(), TokenGrant::Editor)].into(),
+            grpc: match self {
+                Api::V1 { pki } => Some(pki.server_tls()),
+                Api::V2 => None,
+            },
+            listen: ([127, 0, 0, 1], http).into(),
+            grpc_listen: ([127, 0, 0, 1], grpc).into(),
+            ..ApiServerOptions::default()
+        })
+        .expect("lab API server")
+    }
+
+    /// The agent's configuration for a server at these ports.
+    fn config(&self, dir: &Path, http: u16, grpc: u16) -> Config {
+        let mut env: Vec<(String, String)> = vec![
+            ("METAL_CORE_TIMEOUT".into(), "3s".into()),
+            ("METAL_SWITCHD_API_RETRY_ATTEMPTS".into(), "1".into()),
+        ];
+        match self {
+            Api::V1 { pki } => {
+                let files = pki.write(dir).unwrap();
+                env.extend([
+                    ("METAL_CORE_HMAC_KEY".into(), "metal-edit".into()),
+                    ("METAL_CORE_METAL_API_IP".into(), "127.0.0.1".into()),
+                    ("METAL_CORE_METAL_API_PORT".into(), http.to_string()),
+                    (
+                        "METAL_CORE_GRPC_ADDRESS".into(),
+                        format!("localhost:{grpc}"),
+                    ),
+                    (
+                        "METAL_CORE_GRPC_CA_CERT_FILE".into(),
+                        files.ca.display().to_string(),
+                    ),
+                    (
+                        "METAL_CORE_GRPC_CLIENT_CERT_FILE".into(),
+                        files.client_cert.display().to_string(),
+                    ),
+                    (
+                        "METAL_CORE_GRPC_CLIENT_KEY_FILE".into(),
+                        files.client_key.display().to_string(),
+                    ),
+                ]);
+            }
+            Api::V2 => {
+                let token = dir.join("token");
+                std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+                std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+                env.extend([
+                    ("METAL_SWITCHD_API_VERSION".into(), "v2".into()),
+                    (
+                        "METAL_CORE_METAL_APISERVER_URL".into(),
+                        format!("http://127.0.0.1:{http}"),
+                    ),
+                    (
+                        "METAL_CORE_METAL_APISERVER_TOKEN_FILE".into(),
+                        token.display().to_string(),
+                    ),
+                ]);
+            }
+        }
+        Config::from_sources(None, env).expect("agent configuration")
+    }
+
+    fn client(&self, server: &ApiServer, dir: &Path) -> ApiClient {
+        let grpc = server
+            .grpc_address()
+            .and_then(|a| a.rsplit_once(':').map(|(_, p)| p.parse().unwrap()))
+            .unwrap_or(1);
+        ApiClient::from_config(&self.config(dir, server.addr().port(), grpc)).unwrap()
+    }
+}
+
+fn options(interval_ms: u64) -> PhoneHomeOptions {
+    PhoneHomeOptions {
+        interval: Duration::from_millis(interval_ms),
+        recheck: Duration::from_millis(100),
+        ..PhoneHomeOptions::default()
+    }
+}
+
+async fn wait_snapshot(
+    h: &PhoneHomeHandle,
+    what: &str,
+    pred: impl Fn(&PhoneHomeSnapshot) -> bool,
+) -> PhoneHomeSnapshot {
+    match tokio::time::timeout(HANG, h.wait_for(pred)).await {
+        Ok(s) => s,
+        Err(_) => panic!(
+            "timed out waiting for {what}; snapshot: {}",
+            serde_json::to_string_pretty(&h.snapshot()).unwrap()
+        ),
+    }
+}
+
+/// Wait until the lab recorded `n` calls of `call` after `seq`.
+async fn wait_records(server: &ApiServer, call: Call, after_seq: u64, n: usize) -> Vec<Record> {
+    let deadline = tokio::time::Instant::now() + HANG;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        let recs: Vec<Record> = server
+            .records_of(call)
+            .into_iter()
+            .filter(|r| r.seq > after_seq)
+            .collect();
+        if recs.len() >= n {
+            return recs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {n} {} calls; recorded: {:#?}",
+            call.name(),
+            server.records()
+        );
+        tick.tick().await;
+    }
+}
+
+fn is_open(s: &PhoneHomeSnapshot, port: &str) -> bool {
+    matches!(s.ports.get(port), Some(PortCapture::Open { .. }))
+}
+
+fn machine_on(s: &PhoneHomeSnapshot, port: &str) -> Option<String> {
+    s.neighbors.get(port).and_then(|n| n.machine_id.clone())
+}
+
+/// The events of one recorded Send body: machine id → (event, message).
+fn events(r: &Record) -> BTreeMap<String, (String, String)> {
+    r.request["events"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no events in {}", r.request))
+        .iter()
+        .map(|(id, e)| {
+            (
+                id.clone(),
+                (
+                    e["event"].as_str().unwrap_or_default().to_owned(),
+                    e["message"].as_str().unwrap_or_default().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Machines A (on Ethernet0 and Ethernet4) and B (Ethernet8) run lldpd
+/// like go-lldpd; C (Ethernet12) runs lldpd without `provisioned`. Every
+/// Send holds exactly one event per provisioned machine.
+async fn phone_home_with_lldpd(api: Api) {
+    let _switch = switch_ns();
+    let a = Netns::new("lma").unwrap();
+    let b = Netns::new("lmb").unwrap();
+    let c = Netns::new("lmc").unwrap();
+    veth(&_switch, "Ethernet0", &a, "eth0", 1500).unwrap();
+    veth(&_switch, "Ethernet4", &a, "eth1", 1500).unwrap();
+    veth(&_switch, "Ethernet8", &b, "eth0", 1500).unwrap();
+    veth(&_switch, "Ethernet12", &c, "eth0", 1500).unwrap();
+    let _la = Lldpd::start(&a, &["eth0", "eth1"], MACHINE_A, SINCE_A).unwrap();
+    let _lb = Lldpd::start(&b, &["eth0"], MACHINE_B, SINCE_B).unwrap();
+    let _lc = Lldpd::start(
+        &c,
+        &["eth0"],
+        MACHINE_C,
+        "metal-hammer waiting for installation",
+    )
+    .unwrap();
+
+    let server = api.server(0, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let client = api.client(&server, dir.path());
+    let (_tx, rx) = watch::channel(ports(&[
+        "Ethernet0",
+        "Ethernet4",
+        "Ethernet8",
+        "Ethernet12",
+    ]));
+    let h = PhoneHome::spawn(rx, client, options(3000));
+
+    let snap = wait_snapshot(&h, "all four neighbours", |s| {
+        machine_on(s, "Ethernet0").as_deref() == Some(MACHINE_A)
+            && machine_on(s, "Ethernet4").as_deref() == Some(MACHINE_A)
+            && machine_on(s, "Ethernet8").as_deref() == Some(MACHINE_B)
+            && s.neighbors.contains_key("Ethernet12")
+    })
+    .await;
+    let c_neighbor = &snap.neighbors["Ethernet12"];
+    assert_eq!(c_neighbor.machine_id, None);
+    assert_eq!(c_neighbor.system_name.as_deref(), Some(MACHINE_C));
+    assert_eq!(
+        snap.neighbors["Ethernet4"].port_description.as_deref(),
+        Some("eth1")
+    );
+    assert_eq!(
+        snap.neighbors["Ethernet0"].ttl, 4,
+        "lldpd: TTL = 4 × tx-interval"
+    );
+
+    // From now on every interval has frames of A and B. The first call
+    // recorded after this point may stem from a batch taken just before
+    // it; the two after that each carry exactly one event per machine.
+    let seen_at = server.records().last().map(|r| r.seq).unwrap_or(0);
+    let recs = wait_records(&server, api.call(), seen_at, 3).await;
+    let recs = &recs[1..];
+    let (event, message_a, message_b) = match api {
+        Api::V1 { .. } => ("Phoned Home", SINCE_A, SINCE_B),
+        Api::V2 => (
+            "MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME",
+            SINCE_A,
+            SINCE_B,
+        ),
+    };
+    for r in &recs[..2] {
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(
+            events(r),
+            BTreeMap::from([
+                (
+                    MACHINE_A.to_owned(),
+                    (event.to_owned(), message_a.to_owned())
+                ),
+                (
+                    MACHINE_B.to_owned(),
+                    (event.to_owned(), message_b.to_owned())
+                ),
+            ]),
+            "{}",
+            r.request
+        );
+        assert!(r.request["events"][MACHINE_A]["time"].is_string());
+    }
+    match api {
+        Api::V1 { .. } => assert_eq!(recs[0].response, json!({"events": "2", "failed": []})),
+        Api::V2 => assert_eq!(recs[0].response, json!({"events": "2"})),
+    }
+    println!(
+        "recorded {} request body from lldpd senders:\n{}",
+        api.call().name(),
+        serde_json::to_string_pretty(&recs[0].request).unwrap()
+    );
+    let snap = wait_snapshot(&h, "three successful sends", |s| s.stats.sends_ok >= 3).await;
+    assert_eq!(snap.stats.sends_failed, 0);
+    assert_eq!(
+        snap.stats.malformed.total(),
+        0,
+        "{:?}",
+        snap.stats.malformed
+    );
+    println!(
+        "status snapshot:\n{}",
+        serde_json::to_string_pretty(&snap).unwrap()
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn lldpd_machines_phone_home_over_v2_connect() {
+    phone_home_with_lldpd(Api::V2).await;
+}
+
+#[tokio::test]
+async fn lldpd_machines_phone_home_over_v1_grpc_with_mtls() {
+    phone_home_with_lldpd(Api::v1()).await;
+}
+
+/// The lab's gRPC port really requires a client certificate of its CA.
+#[tokio::test]
+async fn v1_grpc_refuses_a_client_certificate_of_another_ca() {
+    let _switch = switch_ns();
+    let api = Api::v1();
+    let server = api.server(0, 0);
+    let Api::V1 { pki } = &api else {
+        unreachable!()
+    };
+    let intruder = Api::V1 {
+        pki: pki.foreign().unwrap(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = intruder.client(&server, dir.path());
+    let ev = metal_switchd::api::PhoneHomeEvent {
+        machine_id: MACHINE_A.into(),
+        time: Duration::from_secs(1_775_000_000),
+        message: SINCE_A.into(),
+    };
+    let e = client
+        .send_events(std::slice::from_ref(&ev))
+        .await
+        .unwrap_err();
+    assert!(e.grpc_code().is_some(), "{e}");
+    assert!(server.records_of(Call::V1EventSend).is_empty());
+    // The right certificate gets through.
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = api.client(&server, dir.path());
+    let out = client.send_events(&[ev]).await.unwrap();
+    assert_eq!(out.sent, 1);
+    assert!(out.failed.is_empty());
+}
+
+/// Hand-built frames: each malformed kind is counted once and dropped, a
+/// wrong EtherType never reaches the socket, a non-provisioned neighbour is
+/// shown but not reported, and a frame after all of them still works.
+#[tokio::test]
+async fn edge_case_frames_are_counted_and_dropped() {
+    let switch = switch_ns();
+    let m = Netns::new("lme").unwrap();
+    veth(&switch, "Ethernet0", &m, "eth0", 9500).unwrap();
+    let raw = RawSender::open(&m, "eth0").unwrap();
+    let api = Api::V2;
+    let server = api.server(0, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, rx) = watch::channel(ports(&["Ethernet0"]));
+    let h = PhoneHome::spawn(rx, api.client(&server, dir.path()), options(500));
+    wait_snapshot(&h, "Ethernet0 captured", |s| is_open(s, "Ethernet0")).await;
+
+    let good = go_lldpd_pdu(MAC, "eth0", MACHINE_A, SINCE_A);
+    let chassis = tlv(1, &[4, 0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+    let port = tlv(2, b"\x05eth0");
+    let ttl = tlv(3, &[0, 4]);
+    let mut too_long_tlv = tlv(6, SINCE_A.as_bytes());
+    too_long_tlv[1] = 0xff; // declares 255 bytes, carries 38
+    let frames: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "missing TTL",
+            ethernet(
+                MAC,
+                0x88cc,
+                &[chassis.clone(), port.clone(), tlv(0, &[])].concat(),
+            ),
+        ),
+        (
+            "truncated inside a TLV",
+            ethernet(MAC, 0x88cc, &good[..good.len() - 10]),
+        ),
+        (
+            "TLV longer than the frame",
+            ethernet(
+                MAC,
+                0x88cc,
+                &[chassis.clone(), port.clone(), ttl.clone(), too_long_tlv].concat(),
+            ),
+        ),
+        (
+            "out of order",
+            ethernet(
+                MAC,
+                0x88cc,
+                &[port.clone(), chassis.clone(), ttl.clone()].concat(),
+            ),
+        ),
+        ("oversized (9400 bytes)", {
+            let mut f = ethernet(MAC, 0x88cc, &good);
+            f.resize(9400, 0);
+            f
+        }),
+        ("wrong EtherType", ethernet(MAC, 0x0800, &good)),
+        (
+            "not provisioned",
+            ethernet(
+                MAC,
+                0x88cc,
+                &go_lldpd_pdu(MAC, "eth0", MACHINE_C, "metal-hammer waiting"),
+            ),
+        ),
+        ("provisioned (last)", ethernet(MAC, 0x88cc, &good)),
+    ];
+    for (what, f) in &frames {
+        raw.send(f).unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+    // One socket delivers in order: once the last frame is seen, all are.
+    let snap = wait_snapshot(&h, "the last frame", |s| {
+        machine_on(s, "Ethernet0").as_deref() == Some(MACHINE_A)
+    })
+    .await;
+    let malformed: BTreeMap<&str, u64> = snap.stats.malformed.0.clone();
+    assert_eq!(
+        malformed,
+        BTreeMap::from([
+            ("missing_tlv", 1),
+            ("out_of_order", 1),
+            ("too_long", 1),
+            ("truncated", 2),
+        ])
+    );
+    assert_eq!(
+        snap.stats.frames, 2,
+        "the non-provisioned and the provisioned frame"
+    );
+    assert_eq!(snap.stats.phone_home_frames, 1);
+    let recs = wait_records(&server, Call::V2EventSend, 0, 1).await;
+    assert_eq!(
+        events(&recs[0]).keys().collect::<Vec<_>>(),
+        vec![MACHINE_A],
+        "only the provisioned machine: {}",
+        recs[0].request
+    );
+    h.shutdown().await;
+}
+
+/// The watch channel decides what is captured: a port added later is
+/// picked up, a removed one released; a port whose netdev is deleted and
+/// created again (new ifindex) is re-opened by itself.
+#[tokio::test]
+async fn ports_follow_the_watch_channel_and_the_netdevs() {
+    let switch = switch_ns();
+    let m = Netns::new("lmp").unwrap();
+    veth(&switch, "Ethernet0", &m, "p0", 1500).unwrap();
+    veth(&switch, "Ethernet4", &m, "p4", 1500).unwrap();
+    let api = Api::V2;
+    let server = api.server(0, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = watch::channel(ports(&["Ethernet0"]));
+    let h = PhoneHome::spawn(rx, api.client(&server, dir.path()), options(60_000));
+    wait_snapshot(&h, "Ethernet0 captured", |s| is_open(s, "Ethernet0")).await;
+    let frame = |id: &str, nic: &str| ethernet(MAC, 0x88cc, &go_lldpd_pdu(MAC, nic, id, SINCE_A));
+
+    // Not followed: a frame on Ethernet4 is not captured.
+    let p0 = RawSender::open(&m, "p0").unwrap();
+    let p4 = RawSender::open(&m, "p4").unwrap();
+    p4.send(&frame(MACHINE_B, "p4")).unwrap();
+    p0.send(&frame(MACHINE_A, "p0")).unwrap();
+    let snap = wait_snapshot(&h, "A on Ethernet0", |s| {
+        machine_on(s, "Ethernet0").is_some()
+    })
+    .await;
+    assert!(!snap.ports.contains_key("Ethernet4"));
+    assert!(!snap.neighbors.contains_key("Ethernet4"));
+
+    // Added later: picked up.
+    tx.send(ports(&["Ethernet0", "Ethernet4"])).unwrap();
+    wait_snapshot(&h, "Ethernet4 captured", |s| is_open(s, "Ethernet4")).await;
+    p4.send(&frame(MACHINE_B, "p4")).unwrap();
+    wait_snapshot(&h, "B on Ethernet4", |s| {
+        machine_on(s, "Ethernet4").as_deref() == Some(MACHINE_B)
+    })
+    .await;
+
+    // Removed: released, its neighbour forgotten; pending events stay.
+    tx.send(ports(&["Ethernet4"])).unwrap();
+    let snap = wait_snapshot(&h, "Ethernet0 released", |s| {
+        !s.ports.contains_key("Ethernet0") && !s.neighbors.contains_key("Ethernet0")
+    })
+    .await;
+    assert_eq!(
+        snap.pending,
+        vec![MACHINE_A.to_owned(), MACHINE_B.to_owned()]
+    );
+
+    // The netdev vanishes and comes back with a new ifindex.
+    let old = switch.ifindex("Ethernet4").unwrap();
+    switch.ip(&["link", "del", "Ethernet4"]).unwrap();
+    wait_snapshot(&h, "Ethernet4 unavailable", |s| {
+        matches!(
+            s.ports.get("Ethernet4"),
+            Some(PortCapture::Unavailable { .. })
+        )
+    })
+    .await;
+    veth(&switch, "Ethernet4", &m, "p4", 1500).unwrap();
+    let new = switch.ifindex("Ethernet4").unwrap();
+    assert_ne!(old, new);
+    wait_snapshot(&h, "Ethernet4 re-opened", |s| {
+        s.ports.get("Ethernet4") == Some(&PortCapture::Open { ifindex: new })
+    })
+    .await;
+    let p4 = RawSender::open(&m, "p4").unwrap();
+    p4.send(&frame(MACHINE_D, "p4")).unwrap();
+    wait_snapshot(&h, "D on the new Ethernet4", |s| {
+        machine_on(s, "Ethernet4").as_deref() == Some(MACHINE_D)
+    })
+    .await;
+    h.shutdown().await;
+}
+
+/// While the API is unreachable every batch fails and is kept; once it is
+/// up, the events seen before (and no newer frame since) arrive.
+async fn unreachable_api_loses_no_event(api: Api) {
+    let switch = switch_ns();
+    let m = Netns::new("lmu").unwrap();
+    veth(&switch, "Ethernet0", &m, "eth0", 1500).unwrap();
+    veth(&switch, "Ethernet4", &m, "eth1", 1500).unwrap();
+    // The switch namespace is ours alone: these ports stay free.
+    let (http, grpc) = (18080, 50051);
+    let dir = tempfile::tempdir().unwrap();
+    let client = ApiClient::from_config(&api.config(dir.path(), http, grpc)).unwrap();
+    let (_tx, rx) = watch::channel(ports(&["Ethernet0", "Ethernet4"]));
+    let h = PhoneHome::spawn(rx, client, options(300));
+    wait_snapshot(&h, "both ports captured", |s| {
+        is_open(s, "Ethernet0") && is_open(s, "Ethernet4")
+    })
+    .await;
+    let send = |dev: &str, id: &str, desc: &str| {
+        RawSender::open(&m, dev)
+            .unwrap()
+            .send(&ethernet(MAC, 0x88cc, &go_lldpd_pdu(MAC, dev, id, desc)))
+            .unwrap();
+    };
+    send("eth0", MACHINE_A, SINCE_A);
+    send("eth1", MACHINE_B, SINCE_B);
+    let snap = wait_snapshot(&h, "two failed sends with both machines kept", |s| {
+        s.stats.sends_failed >= 2 && s.pending.len() == 2
+    })
+    .await;
+    assert_eq!(snap.stats.sends_ok, 0);
+    assert!(
+        snap.last_send
+            .as_ref()
+            .is_some_and(|l| !l.ok && l.error.is_some())
+    );
+
+    let server = api.server(http, grpc);
+    let recs = wait_records(&server, api.call(), 0, 1).await;
+    let got = events(&recs[0]);
+    assert_eq!(got.len(), 2, "{}", recs[0].request);
+    assert_eq!(got[MACHINE_A].1, SINCE_A);
+    assert_eq!(got[MACHINE_B].1, SINCE_B);
+    let snap = wait_snapshot(&h, "delivered", |s| s.stats.events_sent == 2).await;
+    assert!(snap.pending.is_empty());
+    assert!(snap.last_success.is_some());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn unreachable_v2_api_loses_no_event() {
+    unreachable_api_loses_no_event(Api::V2).await;
+}
+
+#[tokio::test]
+async fn unreachable_v1_grpc_loses_no_event() {
+    unreachable_api_loses_no_event(Api::v1()).await;
+}
+
+/// metal-apiserver refuses a whole batch (`invalid_argument`) when one
+/// machine id is unknown and not a UUID; the other machines still get
+/// through in the same interval and the refused one is dropped, not retried
+/// for ever.
+#[tokio::test]
+async fn a_refused_machine_does_not_block_the_others() {
+    let switch = switch_ns();
+    let m = Netns::new("lmr").unwrap();
+    veth(&switch, "Ethernet0", &m, "eth0", 1500).unwrap();
+    veth(&switch, "Ethernet4", &m, "eth1", 1500).unwrap();
+    let api = Api::V2;
+    let server = api.server(0, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, rx) = watch::channel(ports(&["Ethernet0", "Ethernet4"]));
+    // The first interval ends 2 s after the start: both frames below are
+    // seen long before, so they share one batch.
+    let h = PhoneHome::spawn(rx, api.client(&server, dir.path()), options(2000));
+    wait_snapshot(&h, "both ports captured", |s| {
+        is_open(s, "Ethernet0") && is_open(s, "Ethernet4")
+    })
+    .await;
+    let send = |dev: &str, id: &str| {
+        RawSender::open(&m, dev)
+            .unwrap()
+            .send(&ethernet(MAC, 0x88cc, &go_lldpd_pdu(MAC, dev, id, SINCE_A)))
+            .unwrap();
+    };
+    send("eth0", MACHINE_A);
+    send("eth1", "not-a-machine-uuid");
+    let snap = wait_snapshot(&h, "the batch handled", |s| {
+        s.stats.events_sent == 1 && s.stats.events_rejected == 1
+    })
+    .await;
+    assert!(snap.pending.is_empty(), "{:?}", snap.pending);
+    let recs = server.records_of(Call::V2EventSend);
+    let bodies: Vec<(u16, Vec<String>)> = recs
+        .iter()
+        .map(|r| (r.status, events(r).into_keys().collect()))
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![
+            (
+                400,
+                vec![MACHINE_A.to_owned(), "not-a-machine-uuid".to_owned()]
+            ),
+            (200, vec![MACHINE_A.to_owned()]),
+            (400, vec!["not-a-machine-uuid".to_owned()]),
+        ]
+    );
+    h.shutdown().await;
+}
