@@ -52,7 +52,7 @@ pub enum Error {
     Register(#[from] crate::api::register::RegisterError),
     #[cfg(feature = "agent")]
     #[error(transparent)]
-    Netlink(#[from] crate::kernel::netlink::NetlinkError),
+    Kernel(#[from] crate::kernel::KernelError),
     #[error("cannot read {path}: {source}")]
     Read {
         path: std::path::PathBuf,
@@ -99,7 +99,7 @@ impl Error {
             #[cfg(feature = "agent")]
             Error::Register(e) => e.is_transient(),
             #[cfg(feature = "agent")]
-            Error::Netlink(e) => e.is_transient(),
+            Error::Kernel(e) => e.is_transient(),
             Error::Read { .. } => true,
             _ => false,
         }

@@ -23,6 +23,12 @@
 //!  frr-reload.service via systemd) → roll back on failure
 //!  frr::bgp: show bgp vrf all neighbors json (vtysh or state file)
 //!  ──▶ observed::BgpPortState per port
+//!
+//!  SwitchSpec ──▶ kernel::expect ──▶ KernelExpectations (pure)
+//!  ─────────────────────── I/O ───────────────────────
+//!  kernel::view: rtnetlink dump + events ──▶ KernelState (port oper
+//!  states, VLAN↔VNI map, mgmt address); expect::compare ──▶ mismatches
+//!  and the owned CONFIG_DB keys that repair them
 //! ```
 //!
 //! Everything above the I/O line is pure (no async, sockets or clock) and
@@ -35,7 +41,6 @@ pub mod config;
 pub mod configdb;
 pub mod error;
 pub mod frr;
-#[cfg(feature = "agent")]
 pub mod kernel;
 pub mod observed;
 pub mod spec;

@@ -16,6 +16,7 @@
 //! - [`api_server`]: a stand-in for metal-api v1 (REST, HMAC) and
 //!   metal-apiserver v2 (Connect, bearer tokens) that records every call
 //!   and injects faults on request.
+//! - [`netns`]: a throwaway network namespace for kernel tests.
 //! - [`fixtures`]: the repository's test data, embedded.
 //! - [`generate`]: generated switch states and port maps of any size.
 //! - [`demo`], [`measure`], [`bench`]: the `metal-switchd-lab` sub-commands
@@ -28,6 +29,7 @@ pub mod fixtures;
 pub mod frr_lab;
 pub mod generate;
 pub mod measure;
+pub mod netns;
 pub mod redis_server;
 pub mod seed;
 pub mod sonic;
