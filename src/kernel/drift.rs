@@ -12,6 +12,10 @@
 //! `max_repairs` repairs, spaced by at least `min_repair_interval`. One
 //! still there after its last repair and another grace period is reported
 //! in [`DriftStatus::failed`] and never repaired again until it disappears.
+//! One SONiC cannot repair from CONFIG_DB
+//! ([`RepairMethod::RestartOnly`](super::expect::RepairMethod::RestartOnly),
+//! [`RepairMethod::None`](super::expect::RepairMethod::None)) is reported in [`DriftStatus::unrepairable`]
+//! once it lasted `grace`, and never repaired.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -63,6 +67,8 @@ pub struct DriftStatus {
     pub due: Vec<Mismatch>,
     /// Repaired `max_repairs` times and still there after the grace period.
     pub failed: Vec<FailedRepair>,
+    /// Lasted past the grace period, but writing CONFIG_DB cannot repair it.
+    pub unrepairable: Vec<Mismatch>,
     /// Mismatches still inside their grace period or repair spacing.
     pub waiting: usize,
     /// When to call `observe` again even without a change (the earliest
@@ -71,9 +77,9 @@ pub struct DriftStatus {
 }
 
 impl DriftStatus {
-    /// Drift that is there now (due or failed).
+    /// Drift that is there now (past its grace period).
     pub fn drifting(&self) -> usize {
-        self.due.len() + self.failed.len()
+        self.due.len() + self.failed.len() + self.unrepairable.len()
     }
 }
 
@@ -132,6 +138,8 @@ impl DriftTracker {
             if now < due_at {
                 status.waiting += 1;
                 next(due_at, &mut status);
+            } else if !s.mismatch.method.is_repairable() {
+                status.unrepairable.push(s.mismatch.clone());
             } else if s.repairs >= p.max_repairs {
                 status.failed.push(FailedRepair {
                     mismatch: s.mismatch.clone(),
@@ -164,6 +172,7 @@ impl DriftTracker {
 mod tests {
     use super::*;
     use crate::configdb::schema::Key;
+    use crate::kernel::expect::RepairMethod;
 
     fn m(kind: MismatchKind, object: &str) -> Mismatch {
         Mismatch {
@@ -172,6 +181,7 @@ mod tests {
             expected: "x".into(),
             found: "y".into(),
             repair: vec![Key::interface("Ethernet1")],
+            method: RepairMethod::Recreate,
         }
     }
 
@@ -221,6 +231,18 @@ mod tests {
         let st = t.observe(s(12), std::slice::from_ref(&a));
         assert!(st.due.is_empty(), "grace restarts when it reappears");
         assert_eq!(st.next_check, Some(s(22)));
+    }
+
+    #[test]
+    fn what_sonic_cannot_repair_is_only_reported() {
+        let mut t = DriftTracker::new(DriftPolicy::default());
+        let mut a = m(MismatchKind::VrfMissing, "VRF device Vrf1");
+        a.method = RepairMethod::RestartOnly;
+        assert_eq!(t.observe(s(0), std::slice::from_ref(&a)).waiting, 1);
+        let st = t.observe(s(10), std::slice::from_ref(&a));
+        assert!(st.due.is_empty());
+        assert_eq!(st.unrepairable, [a]);
+        assert_eq!(st.drifting(), 1);
     }
 
     #[test]

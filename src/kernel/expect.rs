@@ -18,12 +18,17 @@
 //! | `PORT\|<p> {mtu, admin_status}` | portmgrd | `<p>` MTU, `IFF_UP` |
 //!
 //! [`compare`] lists every [`Mismatch`]: the object, what was expected,
-//! what was found, and the owned CONFIG_DB keys whose re-assertion makes
-//! SONiC's managers repair it (in the order they would be created). A
-//! mismatch caused by another one is folded into it: a missing VRF device
-//! also covers its VLAN interface and ports no longer enslaved to it; a
-//! missing `Bridge` covers everything on it. Nothing here touches the kernel:
-//! repairs go through CONFIG_DB, the SONiC way.
+//! what was found, the owned CONFIG_DB keys behind it (in the order they
+//! would be created) and the [`RepairMethod`] — whether writing them again
+//! makes SONiC's managers repair it, whether they must be deleted and
+//! re-created, or whether the manager cannot rebuild it from CONFIG_DB at
+//! all (vrfmgrd and vlanmgrd remember what they created: a SET of a known
+//! VRF or VLAN is ignored, and a DEL runs `ip link del` on the missing
+//! device, which throws and restarts swss). A mismatch caused by another
+//! one is folded into it: a missing VRF device also covers its VLAN
+//! interface and ports no longer enslaved to it; a missing `Bridge` covers
+//! everything on it. Nothing here touches the kernel: repairs go through
+//! CONFIG_DB, the SONiC way.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -213,6 +218,45 @@ impl MismatchKind {
     }
 }
 
+/// How SONiC's managers can be made to repair a mismatch through CONFIG_DB
+/// (from the managers' code, reference §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepairMethod {
+    /// Write the entries again as they are (one HSET each): portmgrd
+    /// applies MTU and admin state on every SET.
+    Rewrite,
+    /// Delete the entries, wait until the manager confirmed (its STATE_DB
+    /// entry is gone), write them again: intfmgrd unbinds and rebinds
+    /// (`nomaster`, `master`), vxlanmgrd deletes and re-creates the VXLAN
+    /// device, vlanmgrd removes and re-adds a member still in the VLAN.
+    Recreate,
+    /// The manager cannot rebuild it from CONFIG_DB: it remembers the
+    /// object, so a SET is ignored, and a DEL runs `ip link del` / `bridge
+    /// vlan del` on what is gone, which throws and restarts swss
+    /// (vrfmgrd, vlanmgrd). Report it; a swss restart replays CONFIG_DB.
+    RestartOnly,
+    /// Nothing the agent owns can repair it (a missing port netdev or
+    /// bridge).
+    None,
+}
+
+impl RepairMethod {
+    /// Whether the agent may repair it by writing CONFIG_DB.
+    pub fn is_repairable(self) -> bool {
+        matches!(self, RepairMethod::Rewrite | RepairMethod::Recreate)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepairMethod::Rewrite => "rewrite",
+            RepairMethod::Recreate => "recreate",
+            RepairMethod::RestartOnly => "restart_only",
+            RepairMethod::None => "none",
+        }
+    }
+}
+
 /// One disagreement between the kernel and the expectations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mismatch {
@@ -221,10 +265,11 @@ pub struct Mismatch {
     pub object: String,
     pub expected: String,
     pub found: String,
-    /// Owned CONFIG_DB keys to re-assert so SONiC's managers rebuild the
-    /// object, in creation order. Empty: nothing the agent owns can repair
-    /// it (a missing port netdev, a missing bridge).
+    /// The owned CONFIG_DB entries behind the object, in creation order:
+    /// the ones to re-assert (see `method`). Empty: none.
     pub repair: Vec<Key>,
+    /// How re-asserting them works, or why it must not be tried.
+    pub method: RepairMethod,
 }
 
 impl Mismatch {
@@ -241,17 +286,26 @@ impl fmt::Display for Mismatch {
             "{}: expected {}, found {}",
             self.object, self.expected, self.found
         )?;
-        if self.repair.is_empty() {
-            f.write_str(" (no agent-owned CONFIG_DB entry can repair this)")
-        } else {
-            f.write_str("; repair by re-asserting ")?;
-            for (i, k) in self.repair.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                write!(f, "{k}")?;
-            }
-            Ok(())
+        let keys = || {
+            self.repair
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self.method {
+            RepairMethod::Rewrite => write!(f, "; repair by writing {} again", keys()),
+            RepairMethod::Recreate => write!(
+                f,
+                "; repair by deleting and re-creating {} (waiting for SONiC in between)",
+                keys()
+            ),
+            RepairMethod::RestartOnly => write!(
+                f,
+                "; SONiC cannot rebuild it from CONFIG_DB ({}): restart swss",
+                keys()
+            ),
+            RepairMethod::None => f.write_str(" (no agent-owned CONFIG_DB entry can repair this)"),
         }
     }
 }
@@ -295,6 +349,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
             expected: "a VLAN-filtering bridge (created by SONiC's vlanmgrd at start)".into(),
             found: describe_device(state.link(&exp.bridge)),
             repair: Vec::new(),
+            method: RepairMethod::None,
         });
     }
     let bridge_index = bridge.map(|b| b.index);
@@ -321,6 +376,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                     expected: format!("a vrf device {} (vni {})", v.name, v.vni),
                     found: describe_device(state.link(&v.name)),
                     repair: vrf_repair(),
+                    method: RepairMethod::RestartOnly,
                 });
             }
             Some(l) if !l.admin_up => out.push(Mismatch {
@@ -329,6 +385,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                 expected: "admin up".into(),
                 found: "admin down".into(),
                 repair: vrf_repair(),
+                method: RepairMethod::RestartOnly,
             }),
             Some(_) => {}
         }
@@ -356,6 +413,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                         None => describe_device(None),
                     },
                     repair: svi_repair(),
+                    method: RepairMethod::RestartOnly,
                 }),
                 Some(l) => {
                     if !l.admin_up {
@@ -365,6 +423,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                             expected: "admin up".into(),
                             found: "admin down".into(),
                             repair: svi_repair(),
+                            method: RepairMethod::RestartOnly,
                         });
                     }
                     let in_vrf = vrf_link.is_some_and(|vrf| l.master == Some(vrf.index));
@@ -375,6 +434,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                             expected: format!("master {}", v.name),
                             found: describe_master(state, l),
                             repair: vec![Key::vlan_interface(v.vlan)],
+                            method: RepairMethod::Recreate,
                         });
                     }
                 }
@@ -394,6 +454,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                             expected: format!("vni {}", v.vni),
                             found,
                             repair: vec![map_key.clone()],
+                            method: RepairMethod::Recreate,
                         });
                     }
                     let vlans = state.bridge_vlans(&v.vxlan);
@@ -414,6 +475,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                             expected: format!("in {} with pvid {} untagged", exp.bridge, v.vlan),
                             found,
                             repair: vec![map_key.clone()],
+                            method: RepairMethod::Recreate,
                         });
                     }
                     if !l.admin_up {
@@ -423,6 +485,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                             expected: "admin up".into(),
                             found: "admin down".into(),
                             repair: vec![map_key.clone()],
+                            method: RepairMethod::Recreate,
                         });
                     }
                 }
@@ -435,6 +498,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                     ),
                     found: describe_device(other),
                     repair: vec![map_key.clone()],
+                    method: RepairMethod::Recreate,
                 }),
             }
         }
@@ -449,6 +513,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                 expected: "the port's netdev".into(),
                 found: "no such device".into(),
                 repair: Vec::new(),
+                method: RepairMethod::None,
             });
             continue;
         };
@@ -459,6 +524,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                 expected: format!("mtu {}", p.mtu),
                 found: link.mtu.map_or("no mtu".into(), |m| format!("mtu {m}")),
                 repair: vec![Key::port(&p.name)],
+                method: RepairMethod::Rewrite,
             });
         }
         if let Some(admin) = p.admin {
@@ -470,6 +536,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                     expected: format!("admin {}", up_down(want)),
                     found: format!("admin {}", up_down(link.admin_up)),
                     repair: vec![Key::port(&p.name)],
+                    method: RepairMethod::Rewrite,
                 });
             }
         }
@@ -482,6 +549,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                         expected: "no master (routed in the default VRF)".into(),
                         found: describe_master(state, link),
                         repair: vec![Key::interface(&p.name)],
+                        method: RepairMethod::Recreate,
                     });
                 }
             }
@@ -497,6 +565,7 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                         expected: format!("master {vrf}"),
                         found: describe_master(state, link),
                         repair: vec![Key::interface(&p.name)],
+                        method: RepairMethod::Recreate,
                     });
                 }
             }
@@ -512,11 +581,19 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                         expected: format!("master {}", exp.bridge),
                         found: describe_master(state, link),
                         repair,
+                        // vlanmgrd's DEL runs `bridge vlan del` on a port
+                        // that left the bridge: it throws (#13772).
+                        method: RepairMethod::RestartOnly,
                     });
                 } else if !state
                     .bridge_vlans(&p.name)
                     .is_some_and(|b| b.is_untagged_pvid(*vid))
                 {
+                    // The DEL's `bridge vlan del` only works while the port
+                    // still has the VLAN.
+                    let has_vlan = state
+                        .bridge_vlans(&p.name)
+                        .is_some_and(|b| b.vids.contains(vid));
                     out.push(Mismatch {
                         kind: MismatchKind::PortVlan,
                         object,
@@ -526,6 +603,11 @@ pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
                             None => "no pvid".into(),
                         },
                         repair,
+                        method: if has_vlan {
+                            RepairMethod::Recreate
+                        } else {
+                            RepairMethod::RestartOnly
+                        },
                     });
                 }
             }
@@ -790,7 +872,8 @@ mod tests {
                 "INTERFACE|Ethernet2"
             ]
         );
-        assert!(m[0].to_string().contains("re-asserting VRF|Vrf104009"));
+        assert_eq!(m[0].method, RepairMethod::RestartOnly);
+        assert!(m[0].to_string().contains("restart swss"), "{}", m[0]);
     }
 
     #[test]
@@ -804,6 +887,7 @@ mod tests {
         assert_eq!(m[0].expected, "master Vrf104010");
         assert_eq!(m[0].found, "no master");
         assert_eq!(keys(&m[0]), ["INTERFACE|Ethernet3"]);
+        assert_eq!(m[0].method, RepairMethod::Recreate);
         // In the wrong VRF.
         let other = k.idx("Vrf104009");
         k.edit("Ethernet3", |l| l.master = Some(other));
@@ -832,6 +916,7 @@ mod tests {
             ("vni 104010", "vni 999")
         );
         assert_eq!(keys(&m[0]), ["VXLAN_TUNNEL_MAP|vtep|map_104010_Vlan1002"]);
+        assert_eq!(m[0].method, RepairMethod::Recreate);
         assert_eq!(k.s.vlan_vni_map("Bridge")[&1002].vni, 999);
     }
 
@@ -851,6 +936,18 @@ mod tests {
             .iter()
             .map(|m| (m.kind, m.found.clone(), keys(m)))
             .collect();
+        let methods: Vec<RepairMethod> = m.iter().map(|m| m.method).collect();
+        assert_eq!(
+            methods,
+            [
+                RepairMethod::Recreate,
+                RepairMethod::RestartOnly,
+                RepairMethod::Recreate,
+                // Ethernet4 lost VLAN 3900 altogether: vlanmgrd's
+                // `bridge vlan del vid 3900` would throw.
+                RepairMethod::RestartOnly,
+            ]
+        );
         assert_eq!(
             got,
             [
@@ -905,10 +1002,10 @@ mod tests {
         assert_eq!(
             got,
             [
-                "port Ethernet0: expected mtu 9216, found mtu 1500; repair by re-asserting PORT|Ethernet0",
+                "port Ethernet0: expected mtu 9216, found mtu 1500; repair by writing PORT|Ethernet0 again",
                 "port Ethernet120: expected the port's netdev, found no such device (no agent-owned CONFIG_DB entry can repair this)",
-                "port Ethernet2: expected admin up, found admin down; repair by re-asserting PORT|Ethernet2",
-                "port Ethernet4: expected admin down, found admin up; repair by re-asserting PORT|Ethernet4",
+                "port Ethernet2: expected admin up, found admin down; repair by writing PORT|Ethernet2 again",
+                "port Ethernet4: expected admin down, found admin up; repair by writing PORT|Ethernet4 again",
             ]
         );
     }
@@ -932,6 +1029,40 @@ mod tests {
         assert_eq!(m.len(), 1, "{m:#?}");
         assert_eq!(m[0].kind, MismatchKind::BridgeMissing);
         assert!(m[0].repair.is_empty());
+        assert_eq!(m[0].method, RepairMethod::None);
+    }
+
+    #[test]
+    fn pxe_member_repairs_depend_on_what_vlanmgrd_can_delete() {
+        let mut k = converged();
+        let i = k.idx("Ethernet4");
+        // Still in VLAN 3900, but tagged and another PVID: DEL works.
+        k.s.set_bridge_vlans(
+            i,
+            Some(BridgeVlans {
+                vids: [1, 3900].into(),
+                pvid: Some(1),
+                untagged: [1].into(),
+            }),
+        );
+        let m = compare(&k.s, &expectations(&spec()));
+        assert_eq!(m.len(), 1, "{m:#?}");
+        assert_eq!(
+            (m[0].kind, m[0].method),
+            (MismatchKind::PortVlan, RepairMethod::Recreate)
+        );
+        assert_eq!(keys(&m[0]), ["VLAN_MEMBER|Vlan3900|Ethernet4"]);
+        // Out of the bridge.
+        k.edit("Ethernet4", |l| l.master = None);
+        let m = compare(&k.s, &expectations(&spec()));
+        assert_eq!(
+            (m[0].kind, m[0].method, m[0].found.as_str()),
+            (
+                MismatchKind::PortMaster,
+                RepairMethod::RestartOnly,
+                "no master"
+            )
+        );
     }
 
     #[test]

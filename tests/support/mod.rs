@@ -3,6 +3,8 @@
 //! SONiC stand-in answering barriers, and an agent configuration for it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod kernel;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
