@@ -24,7 +24,7 @@ use crate::configdb::{self, snapshot, target};
 use crate::error::{EXIT_OK, Error};
 use crate::files::{self, FileKind};
 use crate::frr;
-use crate::kernel::netlink::Netlink;
+use crate::kernel::KernelView;
 use crate::reconcile::desired::DesiredSource;
 use crate::reconcile::run::{ConfigLoader, Daemon, Signals, daemon_agent};
 use crate::reconcile::{Agent, AgentOptions, FrrOutcome, Mode, Outcome, ResultKind, Trigger};
@@ -469,14 +469,13 @@ async fn run_daemon(cli: &Cli, cfg: Config) -> Result<u8, Error> {
 async fn register(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error> {
     let mut client = ApiClient::from_config(cfg)?;
     let mut db = connect(cfg).await?;
-    let mut netlink = Netlink::open()?;
+    let kernel = KernelView::start().await?;
     let opts = RegisterOptions {
         wait_ready: args.wait_ready,
         retry: RetryPolicy::from_config(cfg),
         give_up_after: args.give_up_after,
     };
-    let (reg, fetched) =
-        api::register::register(cfg, &mut db, &mut netlink, &mut client, &opts).await?;
+    let (reg, fetched) = api::register::register(cfg, &mut db, &kernel, &mut client, &opts).await?;
     match args.format {
         Format::Text => print(&format!(
             "registered switch {} with {} ({}): {} nics, management IP {}, OS {}, agent {}\n\

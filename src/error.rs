@@ -53,7 +53,7 @@ pub enum Error {
     Register(#[from] crate::api::register::RegisterError),
     #[cfg(feature = "agent")]
     #[error(transparent)]
-    Netlink(#[from] crate::kernel::netlink::NetlinkError),
+    Kernel(#[from] crate::kernel::KernelError),
     #[error(transparent)]
     File(#[from] crate::files::FileError),
     /// The daemon cannot run on (signal handlers, a stopped internal task).
@@ -108,7 +108,7 @@ impl Error {
             #[cfg(feature = "agent")]
             Error::Register(e) => e.is_transient(),
             #[cfg(feature = "agent")]
-            Error::Netlink(e) => e.is_transient(),
+            Error::Kernel(e) => e.is_transient(),
             Error::File(e) => e.is_transient(),
             Error::DbConfig(e) => e.is_transient(),
             _ => false,

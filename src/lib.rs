@@ -27,6 +27,12 @@
 //!  lldp: AF_PACKET capture per port ──▶ lldp::frame (pure parser) ──▶
 //!  lldp::collector (pure: port → neighbour, one event per machine)
 //!  ──▶ every phone_home_interval one EventService/Send (v1 gRPC, v2 Connect)
+//!
+//!  SwitchSpec ──▶ kernel::expect ──▶ KernelExpectations (pure)
+//!  ─────────────────────── I/O ───────────────────────
+//!  kernel::view: rtnetlink dump + events ──▶ KernelState (port oper
+//!  states, VLAN↔VNI map, mgmt address); expect::compare ──▶ mismatches
+//!  and the owned CONFIG_DB keys that repair them
 //! ```
 //!
 //! Everything above the I/O line is pure (no async, sockets or clock) and
@@ -41,7 +47,6 @@ pub mod error;
 pub mod files;
 pub mod frr;
 pub mod json;
-#[cfg(feature = "agent")]
 pub mod kernel;
 pub mod lldp;
 #[cfg(feature = "agent")]

@@ -28,7 +28,7 @@ use metal_switchd::api::{ComponentPing, PhoneHomeEvent, RegisteredNic, Registrat
 use metal_switchd::config::{ApiVersion, Config, HumanDuration, NamingSchema};
 use metal_switchd::configdb::dbconfig::Databases;
 use metal_switchd::configdb::redis::ConfigDb;
-use metal_switchd::kernel::netlink::Netlink;
+use metal_switchd::kernel::KernelView;
 use metal_switchd::observed::{BgpPortState, BgpState, PortOperState, SwitchReport};
 use metal_switchd_lab::api_server::{
     ApiServer, ApiServerOptions, Call, Fault, FaultKind, PortStatus, Record, TokenGrant,
@@ -1180,7 +1180,9 @@ async fn registration_from_redis_and_netlink() {
         cfg.database_config = redis.write_database_config().unwrap();
         cfg.interface_naming_schema = NamingSchema::Default;
 
-        let mut netlink = ns.enter(|| Netlink::open().unwrap());
+        let kernel = KernelView::start_in_netns(format!("/var/run/netns/{}", ns.name))
+            .await
+            .unwrap();
         let mut db = ConfigDb::connect(Databases::load(&cfg.database_config).unwrap())
             .await
             .unwrap();
@@ -1205,7 +1207,7 @@ async fn registration_from_redis_and_netlink() {
             })
         });
         let started = Instant::now();
-        let (reg, fetched) = register::register(&cfg, &mut db, &mut netlink, &mut client, &opts)
+        let (reg, fetched) = register::register(&cfg, &mut db, &kernel, &mut client, &opts)
             .await
             .unwrap();
         if let Some(s) = setter {

@@ -7,7 +7,8 @@
 //!   `port_config.ini` port maps) into it the way SONiC's boot does.
 //! - [`sonic`]: a stand-in for SONiC's swss daemons (vrfmgrd, vlanmgrd,
 //!   intfmgrd, vxlanmgrd, orchagent) that writes their STATE_DB / APPL_DB /
-//!   ASIC_DB markers and reports orders that would crash or wedge them.
+//!   ASIC_DB markers and reports orders that would crash or wedge them;
+//!   [`sonic_kernel`] does the managers' kernel steps in a namespace.
 //! - [`frr_lab`]: real `zebra` + `bgpd` + `staticd` in a network namespace
 //!   with their own vty sockets, configuration directory and host name,
 //!   stopped on drop.
@@ -18,8 +19,11 @@
 //!   and injects faults on request.
 //! - [`pki`]: throwaway CA, server and client certificates (rcgen) for
 //!   mutual TLS tests.
-//! - [`netns`]: network namespaces with veth links, Debian's `lldpd` as an
-//!   LLDP sender, and a raw frame sender, for the phone-home tests.
+//! - [`netns`]: throwaway network namespaces with `ip`/`bridge` helpers and
+//!   link-type probes, veth links, Debian's `lldpd` as an LLDP sender and a
+//!   raw frame sender.
+//! - [`vm`]: run test binaries under Debian's full kernel in a qemu VM
+//!   (host root over 9p), for what this machine's kernel cannot do.
 //! - [`fixtures`]: the repository's test data, embedded.
 //! - [`generate`]: generated switch states and port maps of any size.
 //! - [`demo`], [`measure`], [`bench`]: the `metal-switchd-lab` sub-commands
@@ -37,4 +41,6 @@ pub mod pki;
 pub mod redis_server;
 pub mod seed;
 pub mod sonic;
+pub mod sonic_kernel;
 pub mod systemd_standin;
+pub mod vm;

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use anyhow::Context;
 use metal_switchd_lab::api_server::{ApiServer, ApiServerOptions, TokenGrant};
-use metal_switchd_lab::{bench, demo, generate, measure};
+use metal_switchd_lab::{bench, demo, generate, measure, vm};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -87,6 +87,68 @@ enum Command {
     /// states can be replaced with PUT /lab/switches/{id}, faults injected
     /// with POST /lab/faults (see the api_server module docs).
     ApiServer(ApiServerArgs),
+    /// Build integration test binaries on the host and run them in a VM
+    /// with Debian's full kernel (vrf, vlan, bridge VLAN filtering)
+    ///
+    /// Needs qemu-system-x86, busybox-static and linux-image-amd64; runs
+    /// as root. Prints the boot and test times; exits with the tests' status.
+    VmTest {
+        /// Integration test target to run (repeatable)
+        #[arg(long = "test", value_name = "NAME", default_values_t = ["kernel_vm".to_owned()])]
+        tests: Vec<String>,
+        #[command(flatten)]
+        vm: VmArgs,
+        /// Arguments for the test binaries (libtest: filters, --nocapture, ...)
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run a shell command in the full-kernel VM (in the current directory)
+    VmRun {
+        #[command(flatten)]
+        vm: VmArgs,
+        /// The command (run by /bin/sh in the guest)
+        #[arg(required = true, last = true)]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct VmArgs {
+    /// Kernel release in /boot [default: the newest with modules]
+    #[arg(long)]
+    kernel: Option<String>,
+    /// Guest memory in MiB
+    #[arg(long, default_value_t = 1536)]
+    memory: u32,
+    /// Guest CPUs
+    #[arg(long, default_value_t = 2)]
+    cpus: u32,
+    /// Give up after this many seconds (boot, command and power-off)
+    #[arg(long, default_value_t = 170)]
+    timeout_secs: u64,
+    /// Directory for the per-run initramfs and script (not under /tmp)
+    #[arg(long, default_value = "target/vm")]
+    work_dir: PathBuf,
+}
+
+impl VmArgs {
+    fn options(&self) -> vm::VmOptions {
+        vm::VmOptions {
+            kernel: self.kernel.clone(),
+            memory_mib: self.memory,
+            cpus: self.cpus,
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+            work_dir: self.work_dir.clone(),
+            echo: true,
+        }
+    }
+}
+
+fn vm_report(run: &vm::VmRun) {
+    eprintln!(
+        "VM (kernel {}): booted in {:.1?}, command took {:.1?}, {:.1?} in all; exit status {}",
+        run.kernel, run.boot, run.command, run.total, run.exit_code
+    );
 }
 
 #[derive(Debug, clap::Args)]
@@ -209,6 +271,27 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::ApiServer(args) => api_server(args),
+        Command::VmTest { tests, vm, args } => {
+            let started = std::time::Instant::now();
+            let bins = vm::build_tests(&tests)?;
+            eprintln!(
+                "built {} test binaries in {:.1?}",
+                bins.len(),
+                started.elapsed()
+            );
+            let mut args = args;
+            if !args.iter().any(|a| a.starts_with("--test-threads")) {
+                args.push("--test-threads=1".into());
+            }
+            let run = vm::run(&vm.options(), &vm::test_script(&bins, &args))?;
+            vm_report(&run);
+            std::process::exit(run.exit_code.clamp(0, 255));
+        }
+        Command::VmRun { vm, command } => {
+            let run = vm::run(&vm.options(), &command.join(" "))?;
+            vm_report(&run);
+            std::process::exit(run.exit_code.clamp(0, 255));
+        }
     }
 }
 

@@ -1,13 +1,15 @@
-//! Network namespaces for the phone-home tests: a switch namespace whose
+//! Network namespaces for tests and the lab: namespaces with `ip`/`bridge`
+//! helpers and link-type probes (kernel tests), a switch namespace whose
 //! veth ports are named like SONiC's (`Ethernet0`, …), machine namespaces at
 //! the other ends, Debian's `lldpd` as the machines' LLDP sender, and a raw
-//! frame sender for hand-built frames. Everything is unique per process and
-//! removed on drop.
+//! frame sender for hand-built frames (phone-home tests). Everything is
+//! unique per process and removed on drop.
 //!
 //! Frames for the raw sender are built here from the IEEE 802.1AB TLV
 //! layout ([`tlv`], [`ethernet`]), independently of the agent's parser.
 
 use std::ffi::CString;
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +37,35 @@ pub fn require_lldpd() -> Result<()> {
     Ok(())
 }
 
+/// Arguments of an `ip` or `bridge` command: a list, or one line split at
+/// whitespace.
+#[derive(Debug, Clone)]
+pub struct CmdArgs<'a>(Vec<&'a str>);
+
+impl<'a> From<&'a str> for CmdArgs<'a> {
+    fn from(line: &'a str) -> Self {
+        CmdArgs(line.split_whitespace().collect())
+    }
+}
+
+impl<'a> From<&'a String> for CmdArgs<'a> {
+    fn from(line: &'a String) -> Self {
+        CmdArgs(line.split_whitespace().collect())
+    }
+}
+
+impl<'a> From<&[&'a str]> for CmdArgs<'a> {
+    fn from(args: &[&'a str]) -> Self {
+        CmdArgs(args.to_vec())
+    }
+}
+
+impl<'a, const N: usize> From<&[&'a str; N]> for CmdArgs<'a> {
+    fn from(args: &[&'a str; N]) -> Self {
+        CmdArgs(args.to_vec())
+    }
+}
+
 /// A named network namespace (`ip netns`), deleted on drop.
 #[derive(Debug)]
 pub struct Netns {
@@ -56,14 +87,23 @@ impl Netns {
         &self.name
     }
 
-    /// `ip -n <ns> ARGS`.
-    pub fn ip(&self, args: &[&str]) -> Result<()> {
+    /// `ip -n <ns> ARGS` (a list, or one whitespace-separated line),
+    /// failing with its output.
+    pub fn ip<'a>(&self, args: impl Into<CmdArgs<'a>>) -> Result<()> {
         let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
+        all.extend(args.into().0);
         run("ip", &all).map(|_| ())
     }
 
-    fn path(&self) -> PathBuf {
+    /// `bridge -n <ns> ARGS`.
+    pub fn bridge<'a>(&self, args: impl Into<CmdArgs<'a>>) -> Result<()> {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend(args.into().0);
+        run("bridge", &all).map(|_| ())
+    }
+
+    /// The namespace file (`/run/netns/<name>`).
+    pub fn path(&self) -> PathBuf {
         Path::new("/run/netns").join(&self.name)
     }
 
@@ -82,6 +122,81 @@ impl Netns {
             ));
         }
         Ok(())
+    }
+
+    /// Run many `ip` commands in one process (`ip -force -batch -`): fast
+    /// enough to change links while a dump runs. `-force` goes on after a
+    /// failed line.
+    pub fn ip_batch(&self, commands: &str) -> Result<()> {
+        let mut child = Command::new("ip")
+            .args(["-n", &self.name, "-force", "-batch", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run ip -batch")?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(commands.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "ip -n {} -batch failed ({}): {}",
+                self.name,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// The names of the namespace's links, as `ip` lists them (an
+    /// independent reading of the kernel for tests).
+    pub fn link_names(&self) -> Result<Vec<String>> {
+        let out = run("ip", &["-n", &self.name, "-o", "link", "show"])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut names: Vec<String> = text
+            .lines()
+            .filter_map(|l| {
+                let name = l.split(": ").nth(1)?;
+                Some(name.split('@').next().unwrap_or(name).to_owned())
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Whether this namespace's kernel can create a link of `kind`
+    /// (`vrf`, `vlan`, `dummy`, ...), probed by creating and deleting one.
+    pub fn supports(&self, kind: &str) -> bool {
+        let probe = "probe0";
+        let args = match kind {
+            "vrf" => "link add probe0 type vrf table 4000".to_owned(),
+            "vlan" => {
+                if self.ip("link add probe0p type dummy").is_err()
+                    && self
+                        .ip("link add probe0p type veth peer name probe0q")
+                        .is_err()
+                {
+                    return false;
+                }
+                "link add link probe0p name probe0 type vlan id 10".to_owned()
+            }
+            other => format!("link add probe0 type {other}"),
+        };
+        let ok = self.ip(&args).is_ok();
+        let _ = self.ip(&format!("link del {probe}"));
+        let _ = self.ip("link del probe0p");
+        ok
+    }
+
+    /// Whether bridges here can filter VLANs (`vlan_filtering 1`).
+    pub fn supports_vlan_filtering(&self) -> bool {
+        let ok = self
+            .ip("link add probebr0 type bridge vlan_filtering 1")
+            .is_ok();
+        let _ = self.ip("link del probebr0");
+        ok
     }
 
     /// The ifindex of `dev` in this namespace.

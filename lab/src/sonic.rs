@@ -32,6 +32,7 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 
 use crate::redis_server::{APPL_DB, ASIC_DB, CONFIG_DB, COUNTERS_DB, RedisServer, STATE_DB};
+use crate::sonic_kernel::{Op, SonicKernel};
 
 /// Processing delays of the stand-in's daemons.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +45,10 @@ pub struct StandInOptions {
     /// How long orchagent takes to create or remove bridge ports and router
     /// interfaces after the daemon's step.
     pub orchagent: Duration,
+    /// A network namespace (`ip netns` name) in which to do what the
+    /// managers do in the kernel (see [`crate::sonic_kernel`]); `None`:
+    /// CONFIG_DB / STATE_DB only.
+    pub kernel_netns: Option<String>,
 }
 
 impl StandInOptions {
@@ -56,6 +61,7 @@ impl StandInOptions {
             vxlanmgrd: d,
             portmgrd: d,
             orchagent: d,
+            kernel_netns: None,
         }
     }
 
@@ -71,6 +77,7 @@ impl StandInOptions {
             vxlanmgrd: d(),
             portmgrd: d(),
             orchagent: d(),
+            kernel_netns: None,
         }
     }
 
@@ -84,6 +91,7 @@ impl StandInOptions {
             vxlanmgrd: Duration::from_millis(30),
             portmgrd: Duration::from_millis(5),
             orchagent: Duration::from_millis(40),
+            kernel_netns: None,
         }
     }
 }
@@ -142,6 +150,8 @@ struct Shared {
     /// The daemons (and orchagent) are stopped: notifications queue up.
     paused: std::sync::atomic::AtomicBool,
     resumed: tokio::sync::Notify,
+    /// the managers' kernel steps, when a namespace was given
+    netdevs: Option<SonicKernel>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -269,7 +279,15 @@ impl SonicStandIn {
     /// Start the stand-in against `server`; it first replays the existing
     /// CONFIG_DB (as daemons do at start) and returns once that has settled.
     pub fn start(server: &RedisServer, opts: StandInOptions) -> Result<SonicStandIn> {
-        let shared = Arc::new(Shared::default());
+        let kernel = opts.kernel_netns.is_some();
+        let netdevs = match &opts.kernel_netns {
+            Some(ns) => Some(SonicKernel::start(ns)?),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            netdevs,
+            ..Shared::default()
+        });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
         let urls: Vec<String> = [CONFIG_DB, APPL_DB, ASIC_DB, COUNTERS_DB, STATE_DB]
@@ -312,7 +330,8 @@ impl SonicStandIn {
         ready_rx
             .recv_timeout(Duration::from_secs(10))
             .context("the SONiC stand-in did not start")??;
-        standin.settle(Duration::from_secs(10))?;
+        // Replaying into a kernel namespace runs `ip` for every object.
+        standin.settle(Duration::from_secs(if kernel { 60 } else { 10 }))?;
         // Findings of the replay are about the base configuration, not about
         // what is written afterwards.
         standin.base_findings = std::mem::take(&mut *lock(&standin.shared.violations));
@@ -351,6 +370,11 @@ impl SonicStandIn {
     /// Write commands (HSET, HDEL, DEL) the stand-in itself has sent so far.
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::SeqCst)
+    }
+
+    /// The kernel side, when the stand-in runs with `kernel_netns`.
+    pub fn netdevs(&self) -> Option<&SonicKernel> {
+        self.shared.netdevs.as_ref()
     }
 
     /// Forget events and violations seen so far.
@@ -652,6 +676,16 @@ impl Daemon {
         lock(&self.shared.kernel)
     }
 
+    /// Do the manager's kernel step (with `kernel_netns`); a failure is a
+    /// violation (the real managers throw or log).
+    async fn netdev(&self, op: Op) {
+        if let Some(k) = &self.shared.netdevs
+            && let Err(e) = k.apply(&op).await
+        {
+            self.violation(format!("kernel: {e}"));
+        }
+    }
+
     async fn handle(&mut self, key: &str, kind: Kind) -> Outcome {
         let (table, rest) = key.split_once('|').unwrap_or((key, ""));
         let fields: BTreeMap<String, String> = match kind {
@@ -818,6 +852,9 @@ impl Daemon {
             .next()
             .cloned()
             .unwrap_or_default();
+        if old.is_none() {
+            self.netdev(Op::VrfAdd { name: name.into() }).await;
+        }
         self.kernel().vrfs.insert(name.to_owned(), vni);
         let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         self.dbs
@@ -870,6 +907,7 @@ impl Daemon {
             ));
             return Ok(Outcome::Wait);
         }
+        self.netdev(Op::VrfDel { name: name.into() }).await;
         let old = self.kernel().vrfs.remove(name).unwrap_or(0);
         let vtep = self
             .kernel()
@@ -911,6 +949,9 @@ impl Daemon {
                 "VLAN {name}: vlanid {:?} differs from the key",
                 f.get("vlanid")
             ));
+        }
+        if !self.kernel().vlans.contains(&v) {
+            self.netdev(Op::VlanAdd { vid: v }).await;
         }
         let new = self.kernel().vlans.insert(v);
         let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -965,6 +1006,7 @@ impl Daemon {
                 if has_intf { "a VLAN interface" } else { "" },
             ));
         }
+        self.netdev(Op::VlanDel { vid: v }).await;
         self.kernel().vlans.remove(&v);
         self.retract(
             &[
@@ -1027,6 +1069,14 @@ impl Daemon {
             first
         };
         let mode = f.get("tagging_mode").cloned().unwrap_or_default();
+        let (vid, port_name) = (v, port.to_owned());
+        let untagged = mode == "untagged" || mode == "priority_tagged";
+        self.netdev(Op::MemberAdd {
+            vid,
+            port: port_name,
+            untagged,
+        })
+        .await;
         self.dbs
             .hset(
                 Db::Appl,
@@ -1105,6 +1155,13 @@ impl Daemon {
             }
             last
         };
+        let (vid, port_name) = (v, port.to_owned());
+        self.netdev(Op::MemberDel {
+            vid,
+            port: port_name,
+            last,
+        })
+        .await;
         self.retract(
             &[
                 (Db::Appl, format!("VLAN_MEMBER_TABLE:{vlan}:{port}")),
@@ -1198,6 +1255,10 @@ impl Daemon {
                  out of the bridge and vlanmgrd crashes on the member delete (sonic-buildimage#13772)"
             ));
         }
+        if current.is_none() && !vrf.is_empty() {
+            let (ifname, vrf) = (ifname.to_owned(), vrf.clone());
+            self.netdev(Op::Bind { ifname, vrf }).await;
+        }
         self.kernel().routed.insert(ifname.to_owned(), vrf.clone());
         let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         self.dbs
@@ -1252,6 +1313,12 @@ impl Daemon {
             return Ok(Outcome::Wait);
         }
         let was = self.kernel().routed.remove(ifname);
+        if was.is_some() {
+            self.netdev(Op::Unbind {
+                ifname: ifname.into(),
+            })
+            .await;
+        }
         self.retract(
             &[
                 (Db::Appl, format!("INTF_TABLE:{ifname}")),
@@ -1335,6 +1402,14 @@ impl Daemon {
             self.violation(format!("VXLAN_TUNNEL_MAP|{rest}: netdev {netdev:?} is longer than 15 characters; `ip link add` fails"));
             return Ok(Outcome::Done);
         }
+        let src_ip = self.kernel().vteps.get(vtep).cloned().unwrap_or_default();
+        let op = Op::VxlanAdd {
+            vtep: vtep.into(),
+            vid: v,
+            vni: n,
+            src_ip,
+        };
+        self.netdev(op).await;
         self.kernel().maps.insert(map.to_owned(), (v, n));
         self.dbs
             .hset(
@@ -1361,6 +1436,11 @@ impl Daemon {
         let Some((v, _)) = self.kernel().maps.remove(map) else {
             return Ok(Outcome::Done);
         };
+        self.netdev(Op::VxlanDel {
+            vtep: vtep.into(),
+            vid: v,
+        })
+        .await;
         if !self.kernel().vlans.contains(&v) {
             self.violation(format!(
                 "VXLAN_TUNNEL_MAP|{rest} deleted after Vlan{v}: orchagent fails with \"vlan id doesn't exist\" and leaves hardware state"
@@ -1395,6 +1475,13 @@ impl Daemon {
                 pairs.push((k, v.as_str()));
             }
         }
+        let (mtu, admin) = (f.get("mtu").cloned(), f.get("admin_status").cloned());
+        self.netdev(Op::Port {
+            port: port.into(),
+            mtu,
+            admin,
+        })
+        .await;
         if !pairs.is_empty() {
             self.dbs
                 .hset(Db::State, &format!("PORT_TABLE|{port}"), &pairs)

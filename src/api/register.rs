@@ -13,7 +13,8 @@
 //!   if the netdev does not exist) — v2 needs it (trap 7);
 //! - the OS version from `build_version` in `sonic_version_file`;
 //! - the management IP: the first global unicast address of
-//!   `management_interface` (`eth0`), read over netlink;
+//!   `management_interface` (`eth0`), from the kernel view (the same
+//!   [`KernelView`] the daemon keeps current);
 //! - user `admin`, `metal_core_version` = [`AGENT_VERSION`](super::AGENT_VERSION).
 //!
 //! [`register`] retries transient failures (SONiC not ready, no management
@@ -31,7 +32,7 @@ use super::{AGENT_VERSION, FetchedSwitch, RegisteredNic, Registration};
 use crate::config::{Config, NamingSchema};
 use crate::configdb::redis::{ConfigDb, ConfigDbError};
 use crate::configdb::schema::Table;
-use crate::kernel::netlink::{Netlink, NetlinkError};
+use crate::kernel::{KernelError, KernelView};
 use crate::observed::PortOperState;
 use crate::spec::natural_cmp;
 
@@ -46,7 +47,7 @@ pub enum RegisterError {
     #[error(transparent)]
     ConfigDb(#[from] ConfigDbError),
     #[error("cannot read the management address: {0}")]
-    Netlink(#[from] NetlinkError),
+    Kernel(#[from] KernelError),
     #[error(
         "cannot read the SONiC version from {path}: {message}; the switch registers \
          build_version from this file (set sonic_version_file)"
@@ -66,7 +67,7 @@ impl RegisterError {
     pub fn is_transient(&self) -> bool {
         match self {
             RegisterError::ConfigDb(e) => e.is_transient(),
-            RegisterError::Netlink(e) => e.is_transient(),
+            RegisterError::Kernel(e) => e.is_transient(),
             RegisterError::Api(e) => e.is_transient(),
             // The file may appear once SONiC has finished booting.
             RegisterError::SonicVersion { .. } => true,
@@ -193,7 +194,7 @@ fn required(cfg_value: &Option<String>, key: &str) -> Result<String, RegisterErr
 pub async fn gather(
     cfg: &Config,
     db: &mut ConfigDb,
-    netlink: &mut Netlink,
+    kernel: &KernelView,
     wait_ready: Duration,
 ) -> Result<Registration, RegisterError> {
     let id = cfg
@@ -211,7 +212,7 @@ pub async fn gather(
         .table(Table::Port)
         .map(|(k, f)| (k.to_owned(), f.get("alias").cloned()))
         .collect();
-    let oper = netlink.oper_states()?;
+    let oper = kernel.oper_states();
     let nics = registered_nics(
         &ports,
         cfg.interface_naming_schema,
@@ -219,7 +220,7 @@ pub async fn gather(
         &oper,
     )
     .map_err(RegisterError::Ports)?;
-    let management_ip = netlink.management_address(&cfg.management_interface)?;
+    let management_ip = kernel.management_address(&cfg.management_interface)?;
     let path = &cfg.sonic_version_file;
     let text = crate::files::read_text(
         crate::files::FileKind::SonicVersion,
@@ -248,7 +249,7 @@ pub async fn gather(
 pub async fn register(
     cfg: &Config,
     db: &mut ConfigDb,
-    netlink: &mut Netlink,
+    kernel: &KernelView,
     client: &mut ApiClient,
     opts: &RegisterOptions,
 ) -> Result<(Registration, FetchedSwitch), RegisterError> {
@@ -257,7 +258,7 @@ pub async fn register(
     let policy = opts.retry.until_success(opts.give_up_after);
     loop {
         let attempt = async {
-            let reg = gather(cfg, db, netlink, opts.wait_ready).await?;
+            let reg = gather(cfg, db, kernel, opts.wait_ready).await?;
             // One API attempt per round: this loop does the retrying.
             let previous = client.set_retry(RetryPolicy::NONE);
             let result = client.register(&reg).await;

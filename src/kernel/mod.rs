@@ -1,10 +1,29 @@
-//! The kernel's view of the switch, read over rtnetlink (feature `agent`).
+//! The kernel's view of the switch.
 //!
-//! - [`netlink`]: a route-netlink socket wrapped in a struct with typed
-//!   methods (link dump with operational flags, address dump, the
-//!   management address).
+//! - [`state`] (pure): [`KernelState`](state::KernelState), the interfaces
+//!   of one network namespace as plain data — links with kind, flags, MTU,
+//!   master and lower device, addresses, bridge-port VLANs — and what the
+//!   agent asks of it (port oper state, the VLAN↔VNI map, the management
+//!   address).
+//! - [`expect`] (pure): what the kernel must show once SONiC processed the
+//!   agent's CONFIG_DB state, and [`compare`](expect::compare), which names
+//!   every mismatch and the owned CONFIG_DB keys that repair it.
+//! - [`drift`] (pure): mismatches over time — grace period, repair spacing,
+//!   repairs that do not help.
+//! - [`view`] (feature `agent`): the async view that keeps a
+//!   `KernelState` current over rtnetlink, with port events and
+//!   event-driven waits.
 //!
-//! The socket belongs to the network namespace it was opened in; the agent
-//! opens it in its own (SONiC's host namespace, where `eth0` lives).
+//! The agent only reads the kernel; SONiC's managers own its objects and
+//! are repaired through CONFIG_DB.
 
-pub mod netlink;
+#[cfg(feature = "agent")]
+mod decode;
+pub mod drift;
+pub mod expect;
+pub mod state;
+#[cfg(feature = "agent")]
+pub mod view;
+
+#[cfg(feature = "agent")]
+pub use view::{KernelError, KernelView, NotConverged, ViewOptions, ViewStats};

@@ -32,7 +32,8 @@ use crate::api::{AGENT_VERSION, ComponentPing};
 use crate::config::Config;
 use crate::error::Error;
 use crate::frr::bgp::{BgpSource, StateFileWatch};
-use crate::kernel::netlink::Netlink;
+use crate::kernel::KernelView;
+use crate::kernel::state::PortEvent;
 use crate::observed::{PortOperState, SwitchReport};
 
 /// How often the agent announces itself to metal-apiserver (v2), as the Go
@@ -122,17 +123,6 @@ fn backoff(failures: u32, max: Duration) -> Duration {
     base.mul_f64(jitter)
 }
 
-/// The port states the kernel shows now (netdev name → state).
-fn kernel_port_states() -> BTreeMap<String, PortOperState> {
-    match Netlink::open().and_then(|mut n| n.oper_states()) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read port states from the kernel");
-            BTreeMap::new()
-        }
-    }
-}
-
 /// The daemon: registration, then the loop, until SIGTERM / SIGINT.
 pub struct Daemon {
     agent: Agent,
@@ -146,6 +136,8 @@ pub struct Daemon {
     last_report_at: Option<Instant>,
     last_outcome: Option<Outcome>,
     last_error: Option<String>,
+    /// The kernel's links and addresses (started with the loop).
+    kernel: Option<KernelView>,
 }
 
 impl Daemon {
@@ -180,6 +172,7 @@ impl Daemon {
             last_report_at: None,
             last_outcome: None,
             last_error: None,
+            kernel: None,
         }
     }
 
@@ -196,14 +189,16 @@ impl Daemon {
     async fn register(&mut self) -> Result<bool, Error> {
         let cfg = self.agent.cfg.clone();
         let opts = RegisterOptions::from_config(&cfg);
-        let mut netlink = Netlink::open()?;
         let mut stop = self.signals.stop.clone();
+        let Some(kernel) = &self.kernel else {
+            return Ok(true);
+        };
         let Agent { db, api, .. } = &mut self.agent;
         let Some(client) = api.as_mut() else {
             return Ok(true);
         };
         tokio::select! {
-            r = register::register(&cfg, db, &mut netlink, client, &opts) => {
+            r = register::register(&cfg, db, kernel, client, &opts) => {
                 r?;
                 (self.observer)(&LoopEvent::Registered);
                 Ok(true)
@@ -214,6 +209,9 @@ impl Daemon {
 
     /// Run until SIGTERM / SIGINT.
     pub async fn run(mut self) -> Result<(), Error> {
+        let kernel = KernelView::start().await?;
+        let mut port_events = kernel.port_events();
+        self.kernel = Some(kernel);
         if !self.register().await? {
             (self.observer)(&LoopEvent::Stopping);
             return Ok(());
@@ -340,6 +338,22 @@ impl Daemon {
                 } => {
                     report_due = true;
                 }
+                ev = port_events.recv() => match ev {
+                    Ok(PortEvent { port, old, new }) => {
+                        if self.is_reported_port(&port) {
+                            tracing::info!(%port, ?old, ?new, "port operational state changed");
+                            report_due = true;
+                        }
+                    }
+                    // Events were lost: report the current states.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => report_due = true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return Err(Error::Runtime {
+                            what: "following the kernel's links",
+                            source: std::io::Error::other("the kernel view stopped"),
+                        });
+                    }
+                },
             }
         }
         (self.observer)(&LoopEvent::Stopping);
@@ -396,7 +410,11 @@ impl Daemon {
             },
             None => None,
         };
-        let oper = kernel_port_states();
+        let oper: BTreeMap<String, PortOperState> = self
+            .kernel
+            .as_ref()
+            .map(KernelView::oper_states)
+            .unwrap_or_default();
         let rep = {
             let view = self.agent.db().view();
             report::build(
@@ -427,6 +445,17 @@ impl Daemon {
         self.last_report = Some(rep);
         self.last_report_at = Some(Instant::now());
         (self.observer)(&LoopEvent::Reported { ok, error });
+    }
+
+    /// Whether the API hears about `port` (a nic of the desired state).
+    fn is_reported_port(&self, port: &str) -> bool {
+        let Some(desc) = self.agent.desired() else {
+            return false;
+        };
+        let view = self.agent.db().view();
+        desc.nics
+            .iter()
+            .any(|n| report::kernel_name(&n.name, &self.agent.cfg, &view.config) == Some(port))
     }
 
     /// v2 `ComponentService/Ping` (v1: nothing).
