@@ -407,7 +407,10 @@ impl Agent {
                 .into());
             }
         }
-        // 7. The kernel shows what SONiC's managers make of it.
+        // 7. The kernel shows what SONiC's managers made of it. They write
+        // their STATE_DB confirmations after their kernel commands, so a
+        // mismatch left now is drift rather than lag: wait at most the
+        // drift grace period, then let drift repair take over.
         if self.cfg.kernel_checks
             && let Some(kernel) = &self.kernel
         {
@@ -415,12 +418,20 @@ impl Agent {
             let left = deadline.saturating_duration_since(Instant::now());
             let wait = self
                 .cfg
-                .barrier_timeout
+                .kernel_drift_grace
                 .0
                 .min(left)
                 .max(Duration::from_millis(1));
-            kernel.wait_until(&expectations(&spec), wait).await?;
+            let confirmed = kernel.wait_until(&expectations(&spec), wait).await;
             out.stages.kernel = t.elapsed();
+            if let Err(e) = confirmed {
+                out.kernel_pending = true;
+                // CONFIG_DB is at the desired state: remember it, so that
+                // drift repair can run.
+                self.last.converged_at = Some(self.db.view().version);
+                self.last.converged_spec = Some(spec);
+                return Err(e.into());
+            }
         }
         self.last.converged_at = Some(self.db.view().version);
         self.last.converged_spec = Some(spec);

@@ -75,6 +75,9 @@ pub struct Outcome {
     pub unchanged: bool,
     /// The desired state was fetched (not the last one reused).
     pub refetched: bool,
+    /// CONFIG_DB is at the desired state and SONiC confirmed it, but the
+    /// kernel does not show it (yet): drift repair takes over.
+    pub kernel_pending: bool,
     /// The fetch failed (`Some(transient)`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetch_failed: Option<bool>,
@@ -114,6 +117,7 @@ impl Outcome {
             unchanged: false,
             refetched: false,
             fetch_failed: None,
+            kernel_pending: false,
             desired_changed: false,
             api_version: None,
             error: None,
