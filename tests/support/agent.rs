@@ -136,6 +136,11 @@ impl AgentProcess {
         }
     }
 
+    /// The process id (of `ip netns exec`, which execs the agent).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
