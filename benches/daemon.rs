@@ -27,8 +27,8 @@ use metal_switchd::api::parse_switch_document;
 use metal_switchd::config::Config;
 use metal_switchd::configdb::redis::ApplyOptions;
 use metal_switchd::reconcile::desired::DesiredSource;
-use metal_switchd::reconcile::run::{Daemon, Signals};
-use metal_switchd::reconcile::{Agent, AgentOptions, Mode, ResultKind, Trigger};
+use metal_switchd::reconcile::run::{Daemon, DaemonOptions, Signals};
+use metal_switchd::reconcile::{Agent, AgentOptions, Mode, ReconcileResult, Trigger};
 use metal_switchd::spec::SwitchDesc;
 use metal_switchd_lab::bench::seeded;
 use metal_switchd_lab::generate::{bench_config, bench_switch, vni};
@@ -169,8 +169,8 @@ async fn bench_size(ports: usize, vrfs: usize) -> Size {
     let far = || Instant::now() + Duration::from_secs(3600);
 
     eprintln!("  fresh apply");
-    let o = agent.reconcile_once(Trigger::Start, true, far()).await;
-    assert_eq!(o.result, ResultKind::Converged, "{:?}", o.error);
+    let o = agent.reconcile_once(Trigger::Startup, true, far()).await;
+    assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
     let rt = agent.db().stats().round_trips;
     rows.push((
         "fresh apply: redis round trips in all".into(),
@@ -186,7 +186,7 @@ async fn bench_size(ports: usize, vrfs: usize) -> Size {
         agent.source_mut().set_memory(d.clone());
         agent.db_mut().reset_stats();
         let o = agent.reconcile_once(Trigger::Timer, true, far()).await;
-        assert_eq!(o.result, ResultKind::Converged, "{:?}", o.error);
+        assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
         move_rts.push(agent.db().stats().round_trips);
     }
     move_rts.sort();
@@ -216,7 +216,7 @@ async fn bench_size(ports: usize, vrfs: usize) -> Size {
     eprintln!("  {IDLE_TICKS} idle ticks");
     agent.source_mut().set_memory(desc.clone());
     let o = agent.reconcile_once(Trigger::Timer, true, far()).await;
-    assert_eq!(o.result, ResultKind::Converged, "{:?}", o.error);
+    assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
     standin.settle(Duration::from_secs(60)).unwrap();
     // Let trailing confirmations reach the view, then converge once more.
     agent.db_mut().sync(Duration::from_secs(10)).await.unwrap();
@@ -301,7 +301,7 @@ async fn bench_size(ports: usize, vrfs: usize) -> Size {
             let _ = seen_tx.send(());
         }
     });
-    let daemon = Daemon::new(agent, loader, signals, observer);
+    let daemon = Daemon::new(agent, loader, signals, observer, DaemonOptions::minimal());
     let client = redis.client(CONFIG_DB).unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub

@@ -26,8 +26,8 @@ use crate::files::{self, FileKind};
 use crate::frr;
 use crate::kernel::KernelView;
 use crate::reconcile::desired::DesiredSource;
-use crate::reconcile::run::{ConfigLoader, Daemon, Signals, daemon_agent};
-use crate::reconcile::{Agent, AgentOptions, FrrOutcome, Mode, Outcome, ResultKind, Trigger};
+use crate::reconcile::run::{ConfigLoader, Daemon, DaemonOptions, Signals, daemon_agent};
+use crate::reconcile::{Agent, AgentOptions, FrrOutcome, Mode, Outcome, ReconcileResult, Trigger};
 use crate::spec::{PortRole, SwitchDesc, SwitchSpec};
 
 /// metal-switchd: the metal-stack agent of a SONiC leaf switch.
@@ -403,7 +403,7 @@ async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
             if outcome.plan.is_some() {
                 print(&plan.to_string());
             }
-            if outcome.result != ResultKind::Invalid && outcome.plan.is_some() {
+            if outcome.result != ReconcileResult::Invalid && outcome.plan.is_some() {
                 print(&report_text(&report));
                 print(&frr_text(&outcome));
             }
@@ -416,7 +416,7 @@ async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
         })),
     }
     match outcome.result {
-        ResultKind::Converged => Ok(EXIT_OK),
+        ReconcileResult::Converged => Ok(EXIT_OK),
         _ => {
             if let Some(e) = &outcome.error {
                 eprintln!("metal-switchd: error: {e}");
@@ -460,9 +460,15 @@ async fn run_daemon(cli: &Cli, cfg: Config) -> Result<u8, Error> {
         None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
     };
     let loader: ConfigLoader = Box::new(move || Ok(Config::load(&path, required)?));
-    Daemon::new(agent, loader, signals, Box::new(|_| {}))
-        .run()
-        .await?;
+    Daemon::new(
+        agent,
+        loader,
+        signals,
+        Box::new(|_| {}),
+        DaemonOptions::full(),
+    )
+    .run()
+    .await?;
     Ok(EXIT_OK)
 }
 

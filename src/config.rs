@@ -127,6 +127,8 @@ const KEYS: &[KeyDef] = &[
     key("database_config", Kind::Str, false),
     key("frr_config", Kind::Str, false),
     key("barrier_timeout", Kind::Str, false),
+    key("kernel_checks", Kind::Bool, false),
+    key("kernel_drift_grace", Kind::Str, false),
     key("frr_agentx", Kind::Bool, false),
     key("frr_validation", Kind::Str, false),
     key("frr_validation_unit", Kind::Str, false),
@@ -480,6 +482,11 @@ pub struct Config {
     pub frr_config: PathBuf,
     /// How long the applier waits for SONiC to confirm one phase.
     pub barrier_timeout: HumanDuration,
+    /// Wait for the kernel to show the desired state before a reconcile
+    /// counts as converged, and repair kernel drift through CONFIG_DB.
+    pub kernel_checks: bool,
+    /// How long the kernel may disagree before it counts as drift.
+    pub kernel_drift_grace: HumanDuration,
     /// Render `agentx` into frr.conf (needs FRR's SNMP module, which SONiC loads).
     pub frr_agentx: bool,
     /// `vtysh` (run `vtysh --dryrun`) or `systemd` (start `frr_validation_unit`).
@@ -585,6 +592,8 @@ impl Default for Config {
             database_config: PathBuf::from("/var/run/redis/sonic-db/database_config.json"),
             frr_config: PathBuf::from("/etc/sonic/frr/frr.conf"),
             barrier_timeout: HumanDuration(Duration::from_secs(30)),
+            kernel_checks: true,
+            kernel_drift_grace: HumanDuration(Duration::from_secs(10)),
             frr_agentx: true,
             frr_validation: FrrValidation::Vtysh,
             frr_validation_unit: "bgp-validation@.service".into(),
@@ -793,6 +802,7 @@ impl Config {
         }
         for (key, d) in [
             ("barrier_timeout", self.barrier_timeout),
+            ("kernel_drift_grace", self.kernel_drift_grace),
             ("timeout", self.timeout),
             (
                 "reconfigure_switch_interval",
@@ -1053,6 +1063,7 @@ mod tests {
                 "frr_reload_timeout",
                 "api_retry_backoff",
                 "phone_home_interval",
+                "kernel_drift_grace",
             ]
             .contains(&k.name)
             {

@@ -54,6 +54,9 @@ pub enum Error {
     #[cfg(feature = "agent")]
     #[error(transparent)]
     Kernel(#[from] crate::kernel::KernelError),
+    #[cfg(feature = "agent")]
+    #[error(transparent)]
+    KernelNotConverged(#[from] crate::kernel::NotConverged),
     #[error(transparent)]
     File(#[from] crate::files::FileError),
     /// The daemon cannot run on (signal handlers, a stopped internal task).
@@ -109,6 +112,8 @@ impl Error {
             Error::Register(e) => e.is_transient(),
             #[cfg(feature = "agent")]
             Error::Kernel(e) => e.is_transient(),
+            #[cfg(feature = "agent")]
+            Error::KernelNotConverged(_) => true,
             Error::File(e) => e.is_transient(),
             Error::DbConfig(e) => e.is_transient(),
             _ => false,

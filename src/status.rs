@@ -193,6 +193,11 @@ impl ReconcileResult {
     pub fn is_failure(self) -> bool {
         matches!(self, ReconcileResult::Invalid | ReconcileResult::Error)
     }
+
+    /// Not done: a failure, or written and not confirmed yet.
+    pub fn is_failure_or_pending(self) -> bool {
+        self.is_failure() || self == ReconcileResult::Pending
+    }
 }
 
 impl fmt::Display for ReconcileResult {
@@ -217,6 +222,12 @@ pub enum Trigger {
     BgpState,
     /// SIGHUP.
     Reload,
+    /// SONiC became ready again (`config reload`, swss restart).
+    Sonic,
+    /// A retry after a transient failure.
+    Retry,
+    /// A one-shot command (`apply --once`).
+    Command,
 }
 
 impl Trigger {
@@ -228,6 +239,9 @@ impl Trigger {
             Trigger::Kernel => "kernel",
             Trigger::BgpState => "bgp-state",
             Trigger::Reload => "reload",
+            Trigger::Sonic => "sonic",
+            Trigger::Retry => "retry",
+            Trigger::Command => "command",
         }
     }
 }

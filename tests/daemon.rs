@@ -447,3 +447,270 @@ fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
     );
     assert_no_violations(&sw);
 }
+
+/// An HTTP GET of `path` on `addr`; the body.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+/// The value of the first sample of `name` whose labels contain `labels`.
+fn metric(body: &str, name: &str, labels: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(name) && l.contains(labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// systemd's notify protocol (sd_notify), the metrics endpoint and the
+/// status file of a running daemon (issue "Operability").
+#[test]
+fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
+    let sw = Switch::leaf01(StandInOptions::random(0x0b5e, Duration::from_millis(25)));
+    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
+    let server = lab_api(&ns);
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let notify_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let collected = messages.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(120) {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let stop = m.contains("STOPPING=1");
+                collected.lock().unwrap().push(m);
+                if stop {
+                    break;
+                }
+            }
+        }
+    });
+    let notify = notify_path.display().to_string();
+    let mut agent = AgentProcess::start_with_env(
+        &ns,
+        &config,
+        &dir.path().join("agent.log"),
+        &[
+            ("NOTIFY_SOCKET", notify.as_str()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    let has = |needle: &str| messages.lock().unwrap().iter().any(|m| m.contains(needle));
+    wait_for("READY=1", HANG, &agent, || has("READY=1").then_some(()));
+    wait_for("a converged heartbeat", HANG, &agent, || {
+        report_after(&server, true, 0, no_error)
+    });
+    wait_for("WATCHDOG=1 from the loop", HANG, &agent, || {
+        has("WATCHDOG=1").then_some(())
+    });
+    wait_for("a STATUS= line after a reconcile", HANG, &agent, || {
+        has("STATUS=").then_some(())
+    });
+
+    // The metrics endpoint (metal-core's default port, in the agent's namespace).
+    let addr = std::net::SocketAddr::from((ns.ns_ip, 2112));
+    let body = wait_for("a converged reconcile in the metrics", HANG, &agent, || {
+        let b = http_get(addr, "/metrics");
+        metric(&b, "metal_switchd_reconciles_total", "result=\"converged\"")
+            .filter(|v| *v >= 1.0)
+            .map(|_| b)
+    });
+    assert!(
+        metric(&body, "metal_core_total_errors", "switch-reconfiguration").is_some(),
+        "{body}"
+    );
+    assert!(
+        metric(&body, "metal_switchd_ports", "oper_state=\"up\"").is_some_and(|v| v >= 1.0),
+        "{body}"
+    );
+    assert!(
+        metric(&body, "metal_switchd_api_requests_total", "call=\"report\"")
+            .is_some_and(|v| v >= 1.0),
+        "{body}"
+    );
+    assert!(
+        std::path::Path::new("/usr/bin/promtool").exists(),
+        "promtool is missing: apt-get install -y prometheus (./dev test does)"
+    );
+    let check = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .output_with_stdin(&body);
+    assert!(
+        check.status.success(),
+        "promtool: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // The status file, read by `metal-switchd status`.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+        .env_remove("METAL_SWITCHD_CONFIG")
+        .arg("--config")
+        .arg(&config)
+        .args(["status", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["liveness"], "running", "{st}");
+    assert_eq!(
+        st["status"]["last_reconcile"]["result"], "converged",
+        "{st}"
+    );
+    assert_eq!(st["status"]["ports"]["Ethernet0"]["oper"], "up", "{st}");
+
+    // SIGHUP: RELOADING=1, then READY=1 again.
+    let readies = messages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.contains("READY=1"))
+        .count();
+    agent.signal("HUP");
+    wait_for("RELOADING=1 and READY=1 after SIGHUP", HANG, &agent, || {
+        let m = messages.lock().unwrap();
+        (m.iter().any(|m| m.contains("RELOADING=1"))
+            && m.iter().filter(|m| m.contains("READY=1")).count() > readies)
+            .then_some(())
+    });
+    let status = agent.stop(HANG);
+    assert!(
+        status.success(),
+        "exit {status:?}; log:\n{}",
+        agent.log_text()
+    );
+    reader.join().unwrap();
+    assert!(has("STOPPING=1"));
+}
+
+/// A machine announcing itself over LLDP (Debian's lldpd, as the machine's
+/// go-lldpd does: machine id as system name, `provisioned since …` as
+/// description) phones home through the running daemon, and `status` shows
+/// it on its port (issue "Phone-home").
+#[test]
+fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
+    use metal_switchd_lab::netns::{Lldpd, Netns};
+    let sw = Switch::leaf01(StandInOptions::random(0x11d9, Duration::from_millis(25)));
+    let ns = AgentNetns::new(&["Ethernet1"]);
+    let machine = Netns::new("msd-m").unwrap();
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ip(&[
+        "link",
+        "add",
+        "Ethernet0",
+        "netns",
+        &ns.name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "lan0",
+        "netns",
+        machine.name(),
+    ]);
+    ns.ip(&["link", "set", "Ethernet0", "up"]);
+    machine.ip(&["link", "set", "lan0", "up"]).unwrap();
+    const MACHINE: &str = "00000000-0000-0000-0000-0000000000a1";
+    let _lldpd = Lldpd::start(
+        &machine,
+        &["lan0"],
+        MACHINE,
+        "provisioned since 2026-08-01T09:58:12Z",
+    )
+    .unwrap();
+
+    let server = lab_api(&ns);
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let text = std::fs::read_to_string(&config).unwrap() + "phone_home_interval = \"1s\"\n";
+    std::fs::write(&config, text).unwrap();
+    let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
+    let ev = wait_for("a phone-home event", HANG, &agent, || {
+        server
+            .records_of(Call::V2EventSend)
+            .into_iter()
+            .find(|r| r.status == 200 && r.request["events"].get(MACHINE).is_some())
+    });
+    let e = &ev.request["events"][MACHINE];
+    assert_eq!(
+        e["event"], "MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME",
+        "{}",
+        ev.request
+    );
+    assert_eq!(
+        e["message"], "provisioned since 2026-08-01T09:58:12Z",
+        "{}",
+        ev.request
+    );
+    wait_for("the machine on Ethernet0 in status", HANG, &agent, || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+            .env_remove("METAL_SWITCHD_CONFIG")
+            .arg("--config")
+            .arg(&config)
+            .args(["status", "--format", "json"])
+            .output()
+            .unwrap();
+        let st: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (st["status"]["ports"]["Ethernet0"]["lldp"]["machine_id"] == MACHINE).then_some(())
+    });
+    let status = agent.stop(HANG);
+    assert!(
+        status.success(),
+        "exit {status:?}; log:\n{}",
+        agent.log_text()
+    );
+}
+
+trait OutputWithStdin {
+    fn output_with_stdin(&mut self, input: &str) -> std::process::Output;
+}
+
+impl OutputWithStdin for std::process::Command {
+    fn output_with_stdin(&mut self, input: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = self
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+}

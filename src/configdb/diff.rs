@@ -373,8 +373,22 @@ fn changed<'a, K: Ord, V: PartialEq>(
     out
 }
 
-/// Replace an entry SONiC dropped although CONFIG_DB holds it.
+/// Re-assert an entry SONiC dropped although CONFIG_DB holds it (or whose
+/// effect the kernel lost): PORT fields are written again in place (the agent
+/// never deletes a PORT key); a VRF takes its VNI through 0; everything else
+/// is replaced by delete → confirm → create.
 fn force_replace(key: &Key, cur: &Fields, want: &Fields, out: &mut Vec<Change>) {
+    if key.table == Table::Port {
+        out.push(Change {
+            key: key.clone(),
+            op: Op::Update {
+                set: want.clone(),
+                remove: Vec::new(),
+            },
+            cause: Cause::Desired,
+        });
+        return;
+    }
     if key.table == Table::Vrf {
         let mut reset = Fields::new();
         reset.insert("vni".into(), "0".into());

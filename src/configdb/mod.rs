@@ -67,9 +67,25 @@ pub fn plan_confirmed(
     state: &schema::DbState,
     confirmed: &confirmed::Confirmed,
 ) -> plan::Plan {
+    plan_reasserting(spec, state, confirmed, &[])
+}
+
+/// [`plan_confirmed`], also re-asserting the owned entries `reassert` (a
+/// kernel drift repair: written again the SONiC way, see
+/// [`diff::diff_forced`]).
+pub fn plan_reasserting(
+    spec: &SwitchSpec,
+    state: &schema::DbState,
+    confirmed: &confirmed::Confirmed,
+    reassert: &[schema::Key],
+) -> plan::Plan {
     let owned = owned::Ownership::new(state, spec);
     let assessment = confirmed::assess(state, confirmed, spec, &owned);
-    let mut plan = plan::plan(diff::diff_forced(state, spec, &owned, &assessment.replace));
+    let mut force = assessment.replace;
+    force.extend(reassert.iter().cloned());
+    force.sort();
+    force.dedup();
+    let mut plan = plan::plan(diff::diff_forced(state, spec, &owned, &force));
     plan.pending = assessment.pending;
     plan
 }

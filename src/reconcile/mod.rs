@@ -24,22 +24,26 @@ pub mod desired;
 pub mod outcome;
 pub mod report;
 pub mod run;
+pub mod schedule;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use outcome::{FrrOutcome, Outcome, ResultKind, Stages, Trigger};
+pub use outcome::{FrrOutcome, Outcome, ReconcileResult, Stages, Trigger};
 
 use crate::api::client::ApiClient;
 use crate::config::Config;
 use crate::configdb::dbconfig::Databases;
 use crate::configdb::plan::Plan;
 use crate::configdb::redis::{ApplyOptions, ConfigDb, ConfigDbError};
+use crate::configdb::schema::Key;
 use crate::configdb::{self, facts};
 use crate::error::Error;
 use crate::frr;
 use crate::frr::install::{Installed, Installer};
+use crate::kernel::KernelView;
+use crate::kernel::expect::expectations;
 use crate::spec::{self, SwitchDesc, SwitchSpec};
 use desired::DesiredSource;
 
@@ -102,6 +106,10 @@ struct Last {
 pub struct Agent {
     cfg: Config,
     db: ConfigDb,
+    /// The kernel's links (kernel-confirmed convergence), when started.
+    kernel: Option<KernelView>,
+    /// Owned entries the next reconcile writes again (kernel drift repair).
+    reassert: Vec<Key>,
     source: DesiredSource,
     api: Option<ApiClient>,
     installer: Option<Installer>,
@@ -126,6 +134,8 @@ impl Agent {
         Ok(Agent {
             cfg,
             db,
+            kernel: None,
+            reassert: Vec::new(),
             source,
             api,
             installer,
@@ -137,6 +147,22 @@ impl Agent {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Use the kernel view: a reconcile then counts as converged only once
+    /// the kernel shows the desired state (`kernel_checks`).
+    pub fn set_kernel(&mut self, view: KernelView) {
+        self.kernel = Some(view);
+    }
+
+    pub fn kernel(&self) -> Option<&KernelView> {
+        self.kernel.as_ref()
+    }
+
+    /// Write these owned entries again in the next reconcile (kernel drift
+    /// repair; see [`configdb::plan_reasserting`]).
+    pub fn reassert(&mut self, keys: impl IntoIterator<Item = Key>) {
+        self.reassert.extend(keys);
     }
 
     pub fn db(&self) -> &ConfigDb {
@@ -216,13 +242,21 @@ impl Agent {
         self.generation += 1;
         let started = Instant::now();
         let mut out = Outcome::new(self.generation, trigger);
+        out.refetched = refetch || self.last.desc.is_none();
         let result = self.reconcile(&mut out, refetch, deadline).await;
         match result {
             Ok(kind) => out.result = kind,
             Err(e) => {
                 out.result = match &e {
-                    Error::Invalid(_) | Error::SwitchDoc(_) => ResultKind::Invalid,
-                    _ => ResultKind::Error,
+                    e if e.exit_code() == crate::error::EXIT_INVALID => ReconcileResult::Invalid,
+                    // Written (or waiting), SONiC has not confirmed it yet.
+                    Error::ConfigDb(
+                        ConfigDbError::Barrier { .. }
+                        | ConfigDbError::Pending { .. }
+                        | ConfigDbError::Precondition { .. },
+                    )
+                    | Error::KernelNotConverged(_) => ReconcileResult::Pending,
+                    _ => ReconcileResult::Error,
                 };
                 out.transient = e.is_transient();
                 out.error = Some(e.to_string());
@@ -238,13 +272,19 @@ impl Agent {
         out: &mut Outcome,
         refetch: bool,
         deadline: Instant,
-    ) -> Result<ResultKind, Error> {
+    ) -> Result<ReconcileResult, Error> {
         // 1. The desired state.
         let t = Instant::now();
         let desc = match (refetch, &self.last.desc) {
             (false, Some(d)) => d.clone(),
             _ => {
-                let fetched = self.source.fetch(self.api.as_mut()).await?;
+                let fetched = match self.source.fetch(self.api.as_mut()).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        out.fetch_failed = Some(e.is_transient());
+                        return Err(e);
+                    }
+                };
                 out.api_version = Some(fetched.version);
                 fetched.desc
             }
@@ -267,11 +307,13 @@ impl Agent {
         }
         let view_moved = self.view_moved();
 
+        let reassert = std::mem::take(&mut self.reassert);
+
         // Nothing new since the last converged reconcile: nothing to do.
-        if !desired_changed && !view_moved && self.last.spec.is_some() {
+        if !desired_changed && !view_moved && reassert.is_empty() && self.last.spec.is_some() {
             self.last.desc = Some(desc);
             out.unchanged = true;
-            return Ok(ResultKind::Converged);
+            return Ok(ReconcileResult::Converged);
         }
 
         // What SONiC confirmed, with every value read (planning decides on
@@ -302,8 +344,10 @@ impl Agent {
             match (&self.last.converged_spec, view_moved) {
                 // CONFIG_DB holds the converged spec's target, confirmed, and
                 // nothing moved since: only what the desired state changed.
-                (Some(old), false) => configdb::plan_delta(old, &spec, &view.config),
-                _ => configdb::plan_confirmed(&spec, &view.config, &view.confirmed),
+                (Some(old), false) if reassert.is_empty() => {
+                    configdb::plan_delta(old, &spec, &view.config)
+                }
+                _ => configdb::plan_reasserting(&spec, &view.config, &view.confirmed, &reassert),
             }
         };
         out.stages.plan = t.elapsed();
@@ -315,9 +359,9 @@ impl Agent {
         if self.opts.mode == Mode::DryRun {
             out.frr = FrrOutcome::Skipped;
             return Ok(if plan.is_empty() {
-                ResultKind::Converged
+                ReconcileResult::Converged
             } else {
-                ResultKind::DryRun
+                ReconcileResult::DryRun
             });
         }
 
@@ -363,9 +407,24 @@ impl Agent {
                 .into());
             }
         }
+        // 7. The kernel shows what SONiC's managers make of it.
+        if self.cfg.kernel_checks
+            && let Some(kernel) = &self.kernel
+        {
+            let t = Instant::now();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = self
+                .cfg
+                .barrier_timeout
+                .0
+                .min(left)
+                .max(Duration::from_millis(1));
+            kernel.wait_until(&expectations(&spec), wait).await?;
+            out.stages.kernel = t.elapsed();
+        }
         self.last.converged_at = Some(self.db.view().version);
         self.last.converged_spec = Some(spec);
-        Ok(ResultKind::Converged)
+        Ok(ReconcileResult::Converged)
     }
 
     /// Render, validate, install and reload FRR when the rendered text

@@ -8,66 +8,7 @@ use crate::api::WireVersion;
 use crate::configdb::plan::Plan;
 use crate::configdb::redis::ApplyReport;
 use crate::error::EXIT_OK;
-
-/// Why a reconcile ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Trigger {
-    /// The first reconcile after start.
-    Start,
-    /// `reconfigure_switch_interval` passed.
-    Timer,
-    /// An owned CONFIG_DB entry changed under the agent (drift).
-    ConfigDb,
-    /// SONiC became ready, or its confirmations moved.
-    Sonic,
-    /// SIGHUP: configuration re-read.
-    Reload,
-    /// A retry after a transient failure.
-    Retry,
-    /// A one-shot command (`apply --once`).
-    Command,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Start => "start",
-            Trigger::Timer => "timer",
-            Trigger::ConfigDb => "configdb",
-            Trigger::Sonic => "sonic",
-            Trigger::Reload => "reload",
-            Trigger::Retry => "retry",
-            Trigger::Command => "command",
-        }
-    }
-}
-
-/// The result of a reconcile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ResultKind {
-    /// CONFIG_DB matches the desired state, SONiC confirmed it, FRR runs the
-    /// rendered configuration.
-    Converged,
-    /// `reconfigure_switch = false`: changes computed, nothing written.
-    DryRun,
-    /// The desired state (or configuration) is invalid: nothing written.
-    Invalid,
-    /// A runtime failure (API, redis, SONiC, FRR).
-    Error,
-}
-
-impl ResultKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResultKind::Converged => "converged",
-            ResultKind::DryRun => "dry-run",
-            ResultKind::Invalid => "invalid",
-            ResultKind::Error => "error",
-        }
-    }
-}
+pub use crate::status::{ReconcileResult, Stage, Trigger};
 
 /// Time spent per stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -86,6 +27,24 @@ pub struct Stages {
     pub kernel: Duration,
     #[serde(with = "micros")]
     pub report: Duration,
+}
+
+impl Stages {
+    /// The stages that ran (non-zero), as the status record keeps them.
+    pub fn to_map(&self) -> std::collections::BTreeMap<Stage, Duration> {
+        [
+            (Stage::Fetch, self.fetch),
+            (Stage::Plan, self.plan),
+            (Stage::ConfigdbWrite, self.configdb_write),
+            (Stage::BarrierWait, self.barrier_wait),
+            (Stage::Frr, self.frr),
+            (Stage::Kernel, self.kernel),
+            (Stage::Report, self.report),
+        ]
+        .into_iter()
+        .filter(|(_, d)| !d.is_zero())
+        .collect()
+    }
 }
 
 /// What happened to FRR.
@@ -111,9 +70,14 @@ pub struct Outcome {
     /// The agent's reconcile counter.
     pub generation: u64,
     pub trigger: Trigger,
-    pub result: ResultKind,
+    pub result: ReconcileResult,
     /// Nothing changed since the last converged reconcile.
     pub unchanged: bool,
+    /// The desired state was fetched (not the last one reused).
+    pub refetched: bool,
+    /// The fetch failed (`Some(transient)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch_failed: Option<bool>,
     /// The desired state differs from the previous reconcile's.
     pub desired_changed: bool,
     pub api_version: Option<WireVersion>,
@@ -146,8 +110,10 @@ impl Outcome {
         Outcome {
             generation,
             trigger,
-            result: ResultKind::Error,
+            result: ReconcileResult::Error,
             unchanged: false,
+            refetched: false,
+            fetch_failed: None,
             desired_changed: false,
             api_version: None,
             error: None,
@@ -166,7 +132,7 @@ impl Outcome {
     }
 
     pub fn is_converged(&self) -> bool {
-        self.result == ResultKind::Converged
+        self.result == ReconcileResult::Converged
     }
 
     /// One line for logs and `STATUS=`.

@@ -9,7 +9,7 @@ use crate::frr::bgp::Neighbors;
 use crate::observed::{BgpPortState, PortOperState, SwitchReport};
 use crate::spec::SwitchDesc;
 
-use super::outcome::{Outcome, ResultKind};
+use super::outcome::{Outcome, ReconcileResult};
 
 /// The kernel name of a nic as the API names it (per
 /// `interface_naming_schema`: the name, or the alias in CONFIG_DB PORT).
@@ -35,8 +35,8 @@ pub fn build(
     bgp: Option<&Neighbors>,
 ) -> SwitchReport {
     let error = match outcome.result {
-        ResultKind::Converged | ResultKind::DryRun => None,
-        ResultKind::Invalid | ResultKind::Error => Some(
+        ReconcileResult::Converged | ReconcileResult::DryRun => None,
+        ReconcileResult::Invalid | ReconcileResult::Error | ReconcileResult::Pending => Some(
             outcome
                 .error
                 .clone()

@@ -1,56 +1,70 @@
 //! `metal-switchd run`: register, then reconcile on every trigger, one at a
-//! time, and report (feature `agent`).
+//! time, report, and keep operators informed (feature `agent`).
 //!
-//! Triggers only wake the loop; [`Agent::reconcile_once`] does the work:
+//! The loop owns the [`Agent`] and asks the [`Schedule`] what to do next;
+//! everything else only wakes it:
 //! - the interval timer (`reconfigure_switch_interval`): fetch and reconcile;
 //! - a CONFIG_DB notification that leaves the owned entries different from
 //!   the last applied desired state (someone edited or deleted one): repair
 //!   at once, without fetching;
 //! - SONiC becoming ready again (`config reload`, swss restart);
+//! - the kernel: a port's operational state changed (report); the kernel
+//!   disagrees with the desired state for longer than `kernel_drift_grace`
+//!   (re-assert the owned CONFIG_DB entries the SONiC way, at most three
+//!   times; what SONiC cannot repair from CONFIG_DB is reported);
 //! - a change of the BGP state file: report;
 //! - `SIGHUP`: re-read the configuration, re-plan;
 //! - `SIGTERM` / `SIGINT`: no new write starts; a running FRR reload ends;
 //!   exit 0. Stopping between CONFIG_DB phases is safe: the next start waits
 //!   for SONiC's confirmations before it writes (see `configdb::confirmed`).
 //!
-//! Bursts coalesce into one reconcile. Transient failures back off with
-//! jitter; an invalid desired state is reported and not applied until it
-//! changes; while the API or redis is unreachable the switch keeps its last
-//! state and the loop goes on reporting what it can.
+//! Alongside: LLDP phone-home on the managed ports, the status file
+//! (`metal-switchd status`), the Prometheus endpoint, and systemd's notify
+//! protocol (`READY=1` once SONiC's databases and the kernel were read,
+//! `WATCHDOG=1` from the loop, `STATUS=`, `RELOADING=1`, `STOPPING=1`).
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
 use super::desired::DesiredSource;
-use super::outcome::{Outcome, ResultKind, Trigger};
+use super::outcome::{FrrOutcome, Outcome, ReconcileResult, Trigger};
+use super::schedule::{Next, Schedule, backoff};
 use super::{Agent, AgentOptions, report};
 use crate::api::client::ApiClient;
 use crate::api::register::{self, RegisterOptions};
 use crate::api::{AGENT_VERSION, ComponentPing};
-use crate::config::Config;
+use crate::config::{ApiVersion, Config};
 use crate::error::Error;
-use crate::frr::bgp::{BgpSource, StateFileWatch};
+use crate::frr::bgp::{BgpSource, Neighbors, StateFileWatch};
 use crate::kernel::KernelView;
+use crate::kernel::drift::{DriftPolicy, DriftTracker};
+use crate::kernel::expect::{compare, expectations, repair_keys};
 use crate::kernel::state::PortEvent;
+use crate::lldp::{PhoneHome, PhoneHomeHandle, PhoneHomeOptions};
+use crate::metrics::{
+    ApiCall, ApiErrorKind, MetalCoreOperation, Metrics, MetricsServer, PhoneHomeResult,
+};
 use crate::observed::{PortOperState, SwitchReport};
+use crate::status::{
+    self, DriftSource, LldpNeighbor, LoopPhase, PortStatus, ReconcileRecord, Status, Timestamp,
+};
+use crate::systemd::notify::Notifier;
 
 /// How often the agent announces itself to metal-apiserver (v2), as the Go
 /// client does.
 pub const PING_INTERVAL: Duration = Duration::from_secs(300);
-/// Reconciles in a row started at once because CONFIG_DB changed while the
-/// agent applied; then the usual backoff.
-const MAX_IMMEDIATE_RETRIES: u32 = 3;
-/// Shortest pause between two reports caused by state changes.
-pub const REPORT_MIN_GAP: Duration = Duration::from_secs(1);
 
-/// Something the loop did, for observers (status, metrics, tests).
+/// Something the loop did, for observers (tests, benchmarks).
 #[derive(Debug, Clone)]
 pub enum LoopEvent {
     Registered,
     Reconciled(Box<Outcome>),
     Reported { ok: bool, error: Option<String> },
+    KernelDrift { repaired: usize, reported: usize },
     Stopping,
 }
 
@@ -101,6 +115,46 @@ impl Signals {
     }
 }
 
+/// Which of the daemon's side jobs run (all for `metal-switchd run`; a
+/// benchmark or an embedding may leave some out).
+#[derive(Debug, Clone, Copy)]
+pub struct DaemonOptions {
+    /// Serve `/metrics` on `metrics_server_bind_address:metrics_server_port`.
+    pub metrics: bool,
+    /// Write `status.json` to `state_directory`.
+    pub status_file: bool,
+    /// Talk to systemd over `NOTIFY_SOCKET` (when set).
+    pub notify: bool,
+    /// Follow the kernel's links (port states, kernel checks, drift).
+    pub kernel: bool,
+    /// LLDP phone-home on the managed ports.
+    pub phone_home: bool,
+}
+
+impl DaemonOptions {
+    /// Everything: what `metal-switchd run` does.
+    pub fn full() -> DaemonOptions {
+        DaemonOptions {
+            metrics: true,
+            status_file: true,
+            notify: true,
+            kernel: true,
+            phone_home: true,
+        }
+    }
+
+    /// Only the loop and its reports (benchmarks, tests of the loop).
+    pub fn minimal() -> DaemonOptions {
+        DaemonOptions {
+            metrics: false,
+            status_file: false,
+            notify: false,
+            kernel: false,
+            phone_home: false,
+        }
+    }
+}
+
 /// Build the daemon's agent from the configuration.
 pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     let id = cfg.hostname()?.to_owned();
@@ -113,31 +167,33 @@ pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     )
 }
 
-/// Backoff after `failures` consecutive transient failures: 1 s doubling,
-/// at most the reconcile interval, with ±20 % jitter.
-fn backoff(failures: u32, max: Duration) -> Duration {
-    let base = Duration::from_secs(1)
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(10))
-        .min(max.max(Duration::from_secs(1)));
-    let jitter = 0.8 + fastrand::f64() * 0.4;
-    base.mul_f64(jitter)
-}
-
 /// The daemon: registration, then the loop, until SIGTERM / SIGINT.
 pub struct Daemon {
     agent: Agent,
     loader: ConfigLoader,
     signals: Signals,
     observer: Observer,
+    opts: DaemonOptions,
     bgp: Option<BgpSource>,
     bgp_watch: Option<StateFileWatch>,
-    started: std::time::SystemTime,
-    last_report: Option<SwitchReport>,
-    last_report_at: Option<Instant>,
+    started: SystemTime,
+    start: Instant,
+    status: Status,
+    metrics: Arc<Metrics>,
+    metrics_server: Option<MetricsServer>,
+    notifier: Notifier,
+    phone_home: Option<PhoneHomeHandle>,
+    phone_home_ports: watch::Sender<BTreeSet<String>>,
+    /// Phone-home counters already turned into metrics.
+    phone_home_seen: crate::lldp::collector::Stats,
+    drift: DriftTracker,
+    /// Kernel drift that is reported, not repaired (for the heartbeat).
+    drift_problem: Option<String>,
     last_outcome: Option<Outcome>,
     last_error: Option<String>,
-    /// The kernel's links and addresses (started with the loop).
-    kernel: Option<KernelView>,
+    /// Distinct desired states seen (status and metrics).
+    desired_generation: u64,
+    status_error_logged: bool,
 }
 
 impl Daemon {
@@ -146,6 +202,7 @@ impl Daemon {
         loader: ConfigLoader,
         signals: Signals,
         observer: Observer,
+        opts: DaemonOptions,
     ) -> Daemon {
         agent.opts.hooks.stop = Some(signals.stop.clone());
         let cfg = agent.config();
@@ -160,19 +217,42 @@ impl Daemon {
             },
             _ => None,
         };
+        let drift = DriftTracker::new(DriftPolicy {
+            grace: cfg.kernel_drift_grace.0,
+            ..DriftPolicy::default()
+        });
+        let started = SystemTime::now();
+        let notifier = if opts.notify {
+            Notifier::from_env().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot talk to systemd (NOTIFY_SOCKET)");
+                Notifier::disabled()
+            })
+        } else {
+            Notifier::disabled()
+        };
         Daemon {
             agent,
             loader,
             signals,
             observer,
+            opts,
             bgp,
             bgp_watch,
-            started: std::time::SystemTime::now(),
-            last_report: None,
-            last_report_at: None,
+            started,
+            start: Instant::now(),
+            status: Status::new(std::process::id(), started),
+            metrics: Arc::new(Metrics::new(started)),
+            metrics_server: None,
+            notifier,
+            phone_home: None,
+            phone_home_ports: watch::channel(BTreeSet::new()).0,
+            phone_home_seen: Default::default(),
+            drift,
+            drift_problem: None,
             last_outcome: None,
             last_error: None,
-            kernel: None,
+            desired_generation: 0,
+            status_error_logged: false,
         }
     }
 
@@ -180,8 +260,44 @@ impl Daemon {
         &self.agent
     }
 
+    /// The metrics the daemon records (also served on `/metrics`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     fn stopping(&self) -> bool {
         *self.signals.stop.borrow()
+    }
+
+    fn set_phase(&mut self, phase: LoopPhase) {
+        self.status.set_phase(phase);
+        self.publish_status();
+    }
+
+    /// Write the status file and send `STATUS=`.
+    fn publish_status(&mut self) {
+        let now = SystemTime::now();
+        if self.opts.status_file {
+            let dir = self.agent.cfg.state_directory.clone();
+            let written = std::fs::create_dir_all(&dir)
+                .map_err(|source| status::StatusFileError::Write {
+                    dir: dir.clone(),
+                    source,
+                })
+                .and_then(|()| self.status.write_atomic(&dir, now));
+            match written {
+                Ok(_) => self.status_error_logged = false,
+                Err(e) if !self.status_error_logged => {
+                    tracing::warn!(error = %e, "cannot write the status file");
+                    self.status_error_logged = true;
+                }
+                Err(_) => {}
+            }
+        }
+        let line = self.status.status_line(now);
+        if let Err(e) = self.notifier.status(&line) {
+            tracing::debug!(error = %e, "STATUS= not sent");
+        }
     }
 
     /// Register, retrying until the API accepts it (or a stop signal).
@@ -190,7 +306,7 @@ impl Daemon {
         let cfg = self.agent.cfg.clone();
         let opts = RegisterOptions::from_config(&cfg);
         let mut stop = self.signals.stop.clone();
-        let Some(kernel) = &self.kernel else {
+        let Some(kernel) = self.agent.kernel.clone() else {
             return Ok(true);
         };
         let Agent { db, api, .. } = &mut self.agent;
@@ -198,8 +314,14 @@ impl Daemon {
             return Ok(true);
         };
         tokio::select! {
-            r = register::register(&cfg, db, kernel, client, &opts) => {
-                r?;
+            r = register::register(&cfg, db, &kernel, client, &opts) => {
+                match r {
+                    Ok(_) => self.metrics.api_call(ApiCall::Register, None),
+                    Err(e) => {
+                        self.metrics.api_call(ApiCall::Register, Some(ApiErrorKind::Permanent));
+                        return Err(e.into());
+                    }
+                }
                 (self.observer)(&LoopEvent::Registered);
                 Ok(true)
             }
@@ -207,163 +329,332 @@ impl Daemon {
         }
     }
 
+    /// Start what runs beside the loop: metrics, the kernel view,
+    /// phone-home; then wait for the first full read of SONiC's databases
+    /// and tell systemd the agent is ready.
+    async fn start_side_jobs(&mut self) -> Result<(), Error> {
+        let cfg = self.agent.cfg.clone();
+        if self.opts.metrics {
+            let addr = format!(
+                "{}:{}",
+                cfg.metrics_server_bind_address, cfg.metrics_server_port
+            );
+            match addr.parse::<SocketAddr>() {
+                Ok(addr) => match self.metrics.clone().serve(addr).await {
+                    Ok(server) => {
+                        tracing::info!(addr = %server.local_addr(), "serving /metrics");
+                        self.metrics_server = Some(server);
+                    }
+                    // The agent's job matters more than its metrics.
+                    Err(e) => tracing::error!(error = %e, "metrics are not served"),
+                },
+                Err(e) => tracing::error!(%addr, error = %e, "metrics are not served"),
+            }
+        }
+        if self.opts.kernel {
+            let view = KernelView::start().await?;
+            self.agent.set_kernel(view);
+        }
+        if self.opts.phone_home
+            && self.agent.api.is_some()
+            && let Ok(client) = ApiClient::from_config(&cfg)
+        {
+            let ports = self.phone_home_ports.subscribe();
+            self.phone_home = Some(PhoneHome::spawn(
+                ports,
+                client,
+                PhoneHomeOptions::from_config(&cfg),
+            ));
+        }
+        // READY=1 once the switch was observed: SONiC's databases read in
+        // full (or found unreachable for now) and the kernel dumped.
+        let mut stop = self.signals.stop.clone();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.agent.db().is_connected() && Instant::now() < deadline {
+            tokio::select! {
+                _ = self.agent.db_mut().next_event() => {}
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+        }
+        if !self.agent.db().is_connected() {
+            tracing::warn!("SONiC's redis is not reachable yet; starting anyway");
+        }
+        if let Err(e) = self
+            .notifier
+            .ready(&self.status.status_line(SystemTime::now()))
+        {
+            tracing::warn!(error = %e, "READY=1 not sent");
+        }
+        Ok(())
+    }
+
     /// Run until SIGTERM / SIGINT.
     pub async fn run(mut self) -> Result<(), Error> {
-        let kernel = KernelView::start().await?;
-        let mut port_events = kernel.port_events();
-        self.kernel = Some(kernel);
-        if !self.register().await? {
-            (self.observer)(&LoopEvent::Stopping);
-            return Ok(());
+        self.set_phase(LoopPhase::Starting);
+        self.start_side_jobs().await?;
+        let mut port_events = self.agent.kernel().map(KernelView::port_events);
+        let mut kernel_states = self.agent.kernel().map(KernelView::subscribe);
+        self.set_phase(LoopPhase::Registering);
+        if !self.stopping() && !self.register().await? {
+            return self.finish().await;
         }
-        let mut trigger: Option<(Trigger, bool)> = Some((Trigger::Start, true));
-        let mut next_tick = Instant::now();
-        let mut retry_at: Option<Instant> = None;
-        let mut failures = 0u32;
-        let mut immediate = 0u32;
-        let mut next_ping = Instant::now();
-        let mut report_due = false;
+        let mut schedule = Schedule::new(
+            Instant::now(),
+            self.agent.cfg.reconfigure_switch_interval.0,
+            (self.agent.cfg.api_version == ApiVersion::V2).then_some(PING_INTERVAL),
+            self.notifier.watchdog_period(),
+        );
         let mut stop = self.signals.stop.clone();
-        loop {
-            if self.stopping() {
-                break;
-            }
-            let now = Instant::now();
-            if now >= next_ping {
-                self.ping().await;
-                next_ping = now + PING_INTERVAL;
-            }
-            if now >= next_tick {
-                trigger = Some(merge(trigger, (Trigger::Timer, true)));
-            }
-            if let Some((t, refetch)) = trigger
-                && retry_at.is_none_or(|r| now >= r)
-            {
-                trigger = None;
-                let interval = self.agent.cfg.reconfigure_switch_interval.0;
-                next_tick = Instant::now() + interval;
-                let deadline = Instant::now() + self.agent.cfg.timeout.0;
-                let outcome = self.agent.reconcile_once(t, refetch, deadline).await;
-                self.log(&outcome);
-                if outcome.retry_now && immediate < MAX_IMMEDIATE_RETRIES {
-                    // Someone changed CONFIG_DB while the agent applied.
-                    immediate += 1;
-                    retry_at = None;
-                    trigger = Some((Trigger::ConfigDb, false));
-                } else if outcome.result == ResultKind::Error && outcome.transient {
-                    failures += 1;
-                    let wait = backoff(failures, interval);
-                    retry_at = Some(Instant::now() + wait);
-                    trigger = Some((Trigger::Retry, refetch));
-                } else {
-                    failures = 0;
-                    retry_at = None;
+        self.set_phase(LoopPhase::Idle);
+        while !self.stopping() {
+            match schedule.next(Instant::now()) {
+                Next::Watchdog => {
+                    if let Err(e) = self.notifier.watchdog() {
+                        tracing::warn!(error = %e, "WATCHDOG=1 not sent");
+                    }
+                    schedule.watchdog_sent(Instant::now());
                 }
-                if !outcome.retry_now {
-                    immediate = 0;
+                Next::Ping => {
+                    self.ping().await;
+                    schedule.pinged(Instant::now());
                 }
-                self.report(&outcome).await;
-                report_due = false;
-                (self.observer)(&LoopEvent::Reconciled(Box::new(outcome.clone())));
-                self.last_outcome = Some(outcome);
-                continue;
-            }
-            if report_due
-                && self
-                    .last_report_at
-                    .is_none_or(|t| t.elapsed() >= REPORT_MIN_GAP)
-            {
-                report_due = false;
-                if let Some(o) = self.last_outcome.clone() {
-                    self.report(&o).await;
+                Next::Reconcile { trigger, refetch } => {
+                    let started = Instant::now();
+                    self.reconcile(trigger, refetch).await;
+                    let o = self.last_outcome.as_ref();
+                    if let Some(o) = o {
+                        let wait = backoff(
+                            schedule.failures() + 1,
+                            self.agent.cfg.reconfigure_switch_interval.0,
+                            0.8 + fastrand::f64() * 0.4,
+                        );
+                        schedule.reconciled(started, o, wait);
+                        if o.is_converged() {
+                            schedule.kernel_check_at(Instant::now());
+                        }
+                    }
+                    schedule.reported(Instant::now());
                 }
-            }
-            let wake = [Some(next_tick), retry_at, Some(next_ping)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(next_tick);
-            let report_wake = if report_due {
-                self.last_report_at
-                    .map(|t| t + REPORT_MIN_GAP)
-                    .unwrap_or_else(Instant::now)
-            } else {
-                wake
-            };
-            let wake = wake.min(report_wake);
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake.into()) => {}
-                _ = stop.wait_for(|s| *s) => {}
-                Some(()) = self.signals.hup.recv() => {
-                    match (self.loader)() {
-                        Ok(cfg) => match self.agent.set_config(cfg) {
-                            Ok(()) => {
-                                tracing::info!("configuration re-read (SIGHUP)");
-                                trigger = Some(merge(trigger, (Trigger::Reload, true)));
-                                retry_at = None;
+                Next::Report => {
+                    if let Some(o) = self.last_outcome.clone() {
+                        self.report(&o).await;
+                        self.publish_status();
+                    }
+                    schedule.reported(Instant::now());
+                }
+                Next::KernelCheck => {
+                    schedule.kernel_checked();
+                    if let Some(after) = self.kernel_check() {
+                        schedule.kernel_check_at(Instant::now() + after);
+                    }
+                    if !self.agent.reassert.is_empty() {
+                        schedule.trigger(Trigger::Kernel, false);
+                    }
+                }
+                Next::Wait(until) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until.into()) => {}
+                        _ = stop.wait_for(|s| *s) => {}
+                        Some(()) = self.signals.hup.recv() => {
+                            self.reload(&mut schedule);
+                        }
+                        ev = self.agent.db_mut().next_event() => {
+                            if ev.is_none() {
+                                return Err(Error::Runtime {
+                                    what: "following CONFIG_DB",
+                                    source: std::io::Error::other("the CONFIG_DB feed stopped"),
+                                });
                             }
-                            Err(e) => tracing::error!(error = %e, "SIGHUP: the new configuration cannot be used; keeping the old one"),
+                            self.on_configdb_change(&mut schedule);
+                        }
+                        Some(()) = async {
+                            match self.bgp_watch.as_mut() {
+                                Some(w) => w.changed().await,
+                                None => std::future::pending().await,
+                            }
+                        } => schedule.report_soon(),
+                        ev = async {
+                            match port_events.as_mut() {
+                                Some(rx) => rx.recv().await,
+                                None => std::future::pending().await,
+                            }
+                        } => match ev {
+                            Ok(PortEvent { port, old, new }) => {
+                                if self.is_reported_port(&port) {
+                                    tracing::info!(%port, ?old, ?new, "port operational state changed");
+                                    schedule.report_soon();
+                                }
+                            }
+                            // Events were lost: report the current states.
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                schedule.report_soon();
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                return Err(Error::Runtime {
+                                    what: "following the kernel's links",
+                                    source: std::io::Error::other("the kernel view stopped"),
+                                });
+                            }
                         },
-                        Err(e) => tracing::error!(error = %e, "SIGHUP: the configuration is invalid; keeping the old one"),
-                    }
-                }
-                ev = self.agent.db_mut().next_event() => {
-                    if ev.is_none() {
-                        return Err(Error::Runtime {
-                            what: "following CONFIG_DB",
-                            source: std::io::Error::other("the CONFIG_DB feed stopped"),
-                        });
-                    }
-                    let changed = self.agent.db_mut().take_changed();
-                    let converged = self.last_outcome.as_ref().is_some_and(Outcome::is_converged);
-                    if changed.readiness && self.agent.db().view().readiness.ready() && !converged {
-                        trigger = Some(merge(trigger, (Trigger::Sonic, false)));
-                    } else if (changed.config || changed.confirmed)
-                        && let Some(plan) = self.agent.drifted()
-                    {
-                        if trigger.is_none() {
-                            tracing::info!(
-                                changes = plan.changes(),
-                                "CONFIG_DB differs from the desired state (changed under the agent); repairing"
-                            );
-                        }
-                        trigger = Some(merge(trigger, (Trigger::ConfigDb, false)));
-                    }
-                }
-                Some(()) = async {
-                    match self.bgp_watch.as_mut() {
-                        Some(w) => w.changed().await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    report_due = true;
-                }
-                ev = port_events.recv() => match ev {
-                    Ok(PortEvent { port, old, new }) => {
-                        if self.is_reported_port(&port) {
-                            tracing::info!(%port, ?old, ?new, "port operational state changed");
-                            report_due = true;
+                        changed = async {
+                            match kernel_states.as_mut() {
+                                Some(rx) => rx.changed().await,
+                                None => std::future::pending().await,
+                            }
+                        } => {
+                            if changed.is_ok() {
+                                schedule.kernel_check_at(Instant::now());
+                            } else {
+                                kernel_states = None;
+                            }
                         }
                     }
-                    // Events were lost: report the current states.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => report_due = true,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        return Err(Error::Runtime {
-                            what: "following the kernel's links",
-                            source: std::io::Error::other("the kernel view stopped"),
-                        });
-                    }
-                },
+                }
             }
         }
-        (self.observer)(&LoopEvent::Stopping);
-        tracing::info!("stopping");
-        Ok(())
+        self.finish().await
+    }
+
+    /// A CONFIG_DB notification arrived (and was applied to the view).
+    fn on_configdb_change(&mut self, schedule: &mut Schedule) {
+        let changed = self.agent.db_mut().take_changed();
+        let converged = self
+            .last_outcome
+            .as_ref()
+            .is_some_and(Outcome::is_converged);
+        if changed.readiness && self.agent.db().view().readiness.ready() && !converged {
+            schedule.trigger(Trigger::Sonic, false);
+        } else if (changed.config || changed.confirmed)
+            && let Some(plan) = self.agent.drifted()
+        {
+            if !schedule.is_pending() {
+                tracing::info!(
+                    changes = plan.changes(),
+                    "CONFIG_DB differs from the desired state (changed under the agent); repairing"
+                );
+            }
+            schedule.trigger(Trigger::Configdb, false);
+        }
+    }
+
+    /// SIGHUP: re-read the configuration.
+    fn reload(&mut self, schedule: &mut Schedule) {
+        let _ = self.notifier.reloading("re-reading the configuration");
+        match (self.loader)() {
+            Ok(cfg) => {
+                let interval = cfg.reconfigure_switch_interval.0;
+                match self.agent.set_config(cfg) {
+                    Ok(()) => {
+                        tracing::info!("configuration re-read (SIGHUP)");
+                        schedule.set_interval(Instant::now(), interval);
+                        schedule.trigger(Trigger::Reload, true);
+                    }
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "SIGHUP: the new configuration cannot be used; keeping the old one"
+                    ),
+                }
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "SIGHUP: the configuration is invalid; keeping the old one"
+            ),
+        }
+        let _ = self
+            .notifier
+            .ready(&self.status.status_line(SystemTime::now()));
+    }
+
+    /// One reconcile with everything around it: status, metrics, log,
+    /// report, phone-home ports.
+    async fn reconcile(&mut self, trigger: Trigger, refetch: bool) {
+        self.set_phase(LoopPhase::Reconciling);
+        let started_at = SystemTime::now();
+        let deadline = Instant::now() + self.agent.cfg.timeout.0;
+        let outcome = self.agent.reconcile_once(trigger, refetch, deadline).await;
+        self.log(&outcome);
+        self.record(&outcome, started_at);
+        self.report(&outcome).await;
+        if let Some(spec) = self.agent.spec() {
+            let ports: BTreeSet<String> = spec.ports.keys().cloned().collect();
+            self.phone_home_ports.send_if_modified(|p| {
+                let changed = *p != ports;
+                *p = ports;
+                changed
+            });
+        }
+        (self.observer)(&LoopEvent::Reconciled(Box::new(outcome.clone())));
+        self.last_outcome = Some(outcome);
+        self.status.set_phase(LoopPhase::Idle);
+        self.publish_status();
+    }
+
+    /// Metrics and the status record of one reconcile.
+    fn record(&mut self, o: &Outcome, started_at: SystemTime) {
+        let now = SystemTime::now();
+        let m = &self.metrics;
+        m.reconcile_finished(o.result, o.duration, now);
+        for (stage, d) in o.stages.to_map() {
+            m.observe_stage(stage, d);
+        }
+        if let Some(r) = &o.apply {
+            if let Some(plan) = &o.plan {
+                m.record_plan(plan);
+            }
+            m.record_apply(r);
+        }
+        match o.fetch_failed {
+            Some(transient) => m.api_call(
+                ApiCall::GetSwitch,
+                Some(if transient {
+                    ApiErrorKind::Transient
+                } else {
+                    ApiErrorKind::Permanent
+                }),
+            ),
+            None if o.refetched && !o.stages.fetch.is_zero() => {
+                m.api_call(ApiCall::GetSwitch, None)
+            }
+            None => {}
+        }
+        if o.desired_changed {
+            self.desired_generation += 1;
+            m.set_desired_generation(self.desired_generation);
+        }
+        self.status.desired = Some(status::DesiredState {
+            source: match self.agent.cfg.api_version {
+                ApiVersion::V1 => status::DesiredSource::ApiV1,
+                ApiVersion::V2 => status::DesiredSource::ApiV2,
+            },
+            generation: self.desired_generation,
+        });
+        if o.trigger == Trigger::Configdb && o.is_converged() && o.changes > 0 {
+            m.drift_repaired(DriftSource::Configdb);
+            let what = o
+                .plan
+                .as_ref()
+                .and_then(|p| p.iter_changes().next())
+                .map(|c| c.key.to_string())
+                .unwrap_or_default();
+            self.status.record_drift(DriftSource::Configdb, what, now);
+        }
+        self.status.record_reconcile(ReconcileRecord {
+            started_at: Timestamp(started_at),
+            duration: o.duration,
+            result: o.result,
+            error: o.error.clone(),
+            trigger: o.trigger,
+            stages: o.stages.to_map(),
+            changes: o.changes as u64,
+            phases: o.phases as u64,
+            frr_changed: matches!(o.frr, FrrOutcome::Replaced { .. }),
+        });
     }
 
     fn log(&mut self, o: &Outcome) {
         match o.result {
-            ResultKind::Converged | ResultKind::DryRun => {
+            ReconcileResult::Converged | ReconcileResult::DryRun => {
                 if o.unchanged {
                     tracing::debug!(generation = o.generation, "{}", o.summary());
                 } else {
@@ -379,7 +670,7 @@ impl Daemon {
                 }
                 self.last_error = None;
             }
-            ResultKind::Invalid | ResultKind::Error => {
+            ReconcileResult::Invalid | ReconcileResult::Error | ReconcileResult::Pending => {
                 // An error is logged once, not on every retry of it.
                 if self.last_error != o.error {
                     tracing::error!(generation = o.generation, "{}", o.summary());
@@ -394,13 +685,67 @@ impl Daemon {
         }
     }
 
-    /// Send the report of `outcome` (v1 notify, v2 heartbeat).
-    async fn report(&mut self, outcome: &Outcome) {
-        if self.agent.api.is_none() {
-            return;
+    /// Compare the kernel with the desired state; schedule repairs of drift
+    /// that lasted its grace period. Returns when to look again.
+    fn kernel_check(&mut self) -> Option<Duration> {
+        if !self.agent.cfg.kernel_checks {
+            return None;
         }
+        let converged = self
+            .last_outcome
+            .as_ref()
+            .is_some_and(Outcome::is_converged);
+        let (Some(kernel), Some(spec)) = (self.agent.kernel(), self.agent.spec()) else {
+            return None;
+        };
+        let state = kernel.state();
+        if !state.in_sync || !converged {
+            return None;
+        }
+        let mismatches = compare(&state, &expectations(spec));
+        let now = self.start.elapsed();
+        let drift = self.drift.observe(now, &mismatches);
+        let mut problems: Vec<String> = Vec::new();
+        for f in &drift.failed {
+            problems.push(format!(
+                "{} (not repaired by {} re-assertion(s) through CONFIG_DB)",
+                f.mismatch, f.repairs
+            ));
+        }
+        for m in &drift.unrepairable {
+            problems.push(format!("{m} (SONiC cannot repair this from CONFIG_DB)"));
+        }
+        let problem =
+            (!problems.is_empty()).then(|| format!("kernel drift: {}", problems.join("; ")));
+        if problem != self.drift_problem {
+            if let Some(p) = &problem {
+                tracing::error!("{p}");
+            }
+            self.drift_problem = problem;
+        }
+        if !drift.due.is_empty() {
+            let keys = repair_keys(&drift.due);
+            for m in &drift.due {
+                tracing::warn!(mismatch = %m, "kernel drift; re-asserting its CONFIG_DB entries");
+                self.metrics.drift_repaired(DriftSource::Kernel);
+                self.status
+                    .record_drift(DriftSource::Kernel, m.to_string(), SystemTime::now());
+            }
+            self.agent.reassert(keys);
+            self.drift.repaired(now, &drift.due);
+            (self.observer)(&LoopEvent::KernelDrift {
+                repaired: drift.due.len(),
+                reported: drift.failed.len() + drift.unrepairable.len(),
+            });
+        }
+        drift.next_check
+    }
+
+    /// Send the report of `outcome` (v1 notify, v2 heartbeat) and record the
+    /// observed states.
+    async fn report(&mut self, outcome: &Outcome) {
         let started = Instant::now();
-        let bgp = match &self.bgp {
+        let bgp: Option<Neighbors> = match &self.bgp {
             Some(src) => match src.read().await {
                 Ok(n) => Some(n),
                 Err(e) => {
@@ -411,11 +756,12 @@ impl Daemon {
             None => None,
         };
         let oper: BTreeMap<String, PortOperState> = self
-            .kernel
-            .as_ref()
+            .agent
+            .kernel()
             .map(KernelView::oper_states)
             .unwrap_or_default();
-        let rep = {
+        self.observe_states(&oper, bgp.as_ref());
+        let mut rep: SwitchReport = {
             let view = self.agent.db().view();
             report::build(
                 outcome,
@@ -426,25 +772,111 @@ impl Daemon {
                 bgp.as_ref(),
             )
         };
-        let id = match self.agent.cfg.hostname() {
-            Ok(id) => id.to_owned(),
-            Err(_) => return,
+        if rep.error.is_none() {
+            rep.error = self.drift_problem.clone();
+        }
+        let Ok(id) = self.agent.cfg.hostname().map(str::to_owned) else {
+            return;
         };
         let Some(client) = self.agent.api_mut() else {
             return;
         };
         let result = client.report(&id, &rep).await;
         let (ok, error) = match result {
-            Ok(_) => (true, None),
+            Ok(_) => {
+                self.metrics.api_call(ApiCall::Report, None);
+                (true, None)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot report to the metal API");
+                let kind = if e.is_transient() {
+                    ApiErrorKind::Transient
+                } else {
+                    ApiErrorKind::Permanent
+                };
+                self.metrics.api_call(ApiCall::Report, Some(kind));
+                self.metrics
+                    .metal_core_error(MetalCoreOperation::ReconfigurationNotification);
                 (false, Some(e.to_string()))
             }
         };
         tracing::debug!(elapsed = ?started.elapsed(), ok, "reported");
-        self.last_report = Some(rep);
-        self.last_report_at = Some(Instant::now());
+        self.metrics
+            .observe_stage(status::Stage::Report, started.elapsed());
         (self.observer)(&LoopEvent::Reported { ok, error });
+    }
+
+    /// Port, BGP and phone-home states into the status record and metrics.
+    fn observe_states(&mut self, oper: &BTreeMap<String, PortOperState>, bgp: Option<&Neighbors>) {
+        let Some(spec) = self.agent.spec() else {
+            return;
+        };
+        let snapshot = self.phone_home.as_ref().map(PhoneHomeHandle::snapshot);
+        let mut ports = BTreeMap::new();
+        for (name, p) in &spec.ports {
+            let state = oper.get(name).copied().unwrap_or(PortOperState::Unknown);
+            let lldp = snapshot
+                .as_ref()
+                .and_then(|s| s.neighbors.get(name))
+                .and_then(|n| {
+                    Some(LldpNeighbor {
+                        machine_id: n.machine_id.clone()?,
+                        last_seen: Timestamp(std::time::UNIX_EPOCH + n.last_seen),
+                    })
+                });
+            ports.insert(
+                name.clone(),
+                PortStatus {
+                    oper: state,
+                    admin: p.admin,
+                    lldp,
+                },
+            );
+        }
+        self.metrics
+            .set_port_states(ports.iter().map(|(n, p)| (n.as_str(), p.oper)));
+        self.status.ports = ports;
+        if let Some(n) = bgp {
+            self.metrics
+                .set_bgp_states(n.states.iter().map(|(p, b)| (p.as_str(), b)));
+            self.status.set_bgp(n.states.iter());
+        }
+        if let Some(s) = snapshot {
+            let seen = &mut self.phone_home_seen;
+            let m = &self.metrics;
+            let delta = |now: u64, before: &mut u64| {
+                let d = now.saturating_sub(*before);
+                *before = now;
+                d
+            };
+            m.phone_home(
+                PhoneHomeResult::Queued,
+                delta(s.stats.phone_home_frames, &mut seen.phone_home_frames),
+            );
+            m.phone_home(
+                PhoneHomeResult::Sent,
+                delta(s.stats.events_sent, &mut seen.events_sent),
+            );
+            let failed = delta(s.stats.sends_failed, &mut seen.sends_failed);
+            m.phone_home(PhoneHomeResult::Failed, failed);
+            for _ in 0..failed {
+                m.api_call(ApiCall::SendEvents, Some(ApiErrorKind::Transient));
+                m.metal_core_error(MetalCoreOperation::SendProvisioning);
+            }
+            for _ in 0..delta(s.stats.sends_ok, &mut seen.sends_ok) {
+                m.api_call(ApiCall::SendEvents, None);
+            }
+            let dropped = delta(s.stats.dropped_overflow, &mut seen.dropped_overflow)
+                + delta(s.stats.events_rejected, &mut seen.events_rejected);
+            m.phone_home(PhoneHomeResult::Dropped, dropped);
+            m.set_phone_home_pending(s.pending.len() as u64);
+            self.status.phone_home = status::PhoneHome {
+                pending: s.pending.len() as u64,
+                sent: s.stats.events_sent,
+                last_sent: s.last_success.map(|d| Timestamp(std::time::UNIX_EPOCH + d)),
+                failures: s.stats.sends_failed,
+            };
+        }
     }
 
     /// Whether the API hears about `port` (a nic of the desired state).
@@ -476,16 +908,28 @@ impl Daemon {
             interval: PING_INTERVAL,
             version: AGENT_VERSION.to_owned(),
         };
-        if let Err(e) = client.ping(&ping).await {
-            tracing::warn!(error = %e, "component ping failed");
+        match client.ping(&ping).await {
+            Ok(()) => self.metrics.api_call(ApiCall::Ping, None),
+            Err(e) => {
+                tracing::warn!(error = %e, "component ping failed");
+                self.metrics
+                    .api_call(ApiCall::Ping, Some(ApiErrorKind::Transient));
+            }
         }
     }
-}
 
-/// Coalesce two triggers: a fetching one wins over a repair.
-fn merge(current: Option<(Trigger, bool)>, new: (Trigger, bool)) -> (Trigger, bool) {
-    match current {
-        Some((t, refetch)) => (t, refetch || new.1),
-        None => new,
+    /// Shut down: `STOPPING=1`, the side jobs, the last status.
+    async fn finish(mut self) -> Result<(), Error> {
+        let _ = self.notifier.stopping("stopping");
+        (self.observer)(&LoopEvent::Stopping);
+        tracing::info!("stopping");
+        self.set_phase(LoopPhase::Stopping);
+        if let Some(p) = self.phone_home.take() {
+            p.shutdown().await;
+        }
+        if let Some(m) = self.metrics_server.take() {
+            m.shutdown().await;
+        }
+        Ok(())
     }
 }

@@ -102,6 +102,16 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// Start `metal-switchd --config CONFIG run` in `ns`; stderr goes to `log`.
     pub fn start(ns: &AgentNetns, config: &Path, log: &Path) -> AgentProcess {
+        AgentProcess::start_with_env(ns, config, log, &[])
+    }
+
+    /// [`AgentProcess::start`] with extra environment variables.
+    pub fn start_with_env(
+        ns: &AgentNetns,
+        config: &Path,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> AgentProcess {
         let err = std::fs::File::create(log).unwrap();
         let child = Command::new("ip")
             .args([
@@ -115,6 +125,7 @@ impl AgentProcess {
             .arg("run")
             .env_remove("METAL_SWITCHD_CONFIG")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(err)
             .spawn()

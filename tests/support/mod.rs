@@ -103,6 +103,13 @@ impl Switch {
         );
         table.insert("frr_reload".into(), "none".into());
         table.insert("frr_agentx".into(), false.into());
+        // This kernel cannot create VRF devices: no kernel confirmation.
+        table.insert("kernel_checks".into(), false.into());
+        // The status file next to the configuration; no fixed metrics port.
+        table.insert(
+            "state_directory".into(),
+            dir.join("state").display().to_string().into(),
+        );
         table.extend(toml::from_str::<toml::Table>(extra).expect("extra TOML"));
         let path = dir.join("agent.toml");
         std::fs::write(&path, toml::to_string(&table).expect("TOML")).expect("write config");
