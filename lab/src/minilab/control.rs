@@ -290,6 +290,8 @@ pub fn status(opts: &LabOptions) -> Result<()> {
             vty_dir: s("vty_dir"),
             frr_config: s("frr_config"),
             state_dir: s("dir"),
+            agent: PathBuf::from(l["agent"].as_str().unwrap_or_default()),
+            agent_config: s("agent_config"),
         };
         let pid = leaf["agent_pid"].as_i64().unwrap_or(0) as i32;
         let agent = if alive(pid) {

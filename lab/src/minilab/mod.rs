@@ -134,6 +134,8 @@ pub struct LeafNode {
     agent: Option<Child>,
     pub agent_log: PathBuf,
     pub config: PathBuf,
+    /// The metal-switchd binary it runs.
+    pub agent_bin: PathBuf,
     /// How the agent ended (after teardown or a crash).
     pub agent_exit: Option<std::process::ExitStatus>,
 }
@@ -146,6 +148,8 @@ impl LeafNode {
             vty_dir: self.frr.vty_socket_dir(),
             frr_config: self.frr.config_file(),
             state_dir: self.dir.clone(),
+            agent: self.agent_bin.clone(),
+            agent_config: self.config.clone(),
         }
     }
 
@@ -215,6 +219,9 @@ pub struct Lab {
     pub started: Instant,
     /// From the start of `up` to every leaf↔exit session Established.
     pub established_after: Option<Duration>,
+    /// The kernel can create VRF devices: the agents confirm convergence in
+    /// the kernel (`kernel_checks`), tenant sessions can come up.
+    pub full_kernel: bool,
     down: bool,
 }
 
@@ -366,6 +373,7 @@ impl Lab {
             "api": opts.api.as_str(),
             "owner_pid": me,
             "owner_start": process_start(me),
+            "agent": opts.agent,
             "namespaces": namespaces,
             "state": "starting",
         });
@@ -378,6 +386,7 @@ impl Lab {
             routers: Vec::new(),
             started,
             established_after: None,
+            full_kernel: crate::frr_lab::kernel_has_vrf(),
             down: false,
         };
         lab.build(&mut info)?;
@@ -592,6 +601,7 @@ impl Lab {
             state_directory: s(&dir),
             secret_file: s(&secret),
             interval: format!("{}ms", o.interval.as_millis()),
+            kernel_checks: self.full_kernel,
         };
         let config = dir.join("metal-switchd.toml");
         std::fs::write(&config, topology::agent_config(leaf, o.api, &files))?;
@@ -624,6 +634,7 @@ impl Lab {
             agent: Some(child),
             agent_log,
             config,
+            agent_bin: o.agent.clone(),
             agent_exit: None,
         })
     }

@@ -317,20 +317,59 @@ pub fn dump(socket: &Path, db: i64) -> Result<Dump> {
     Ok(out)
 }
 
-/// The agent's `status.json` (`state_directory`), when it writes one.
-pub fn agent_status(state_dir: &Path) -> Option<Value> {
-    let text = std::fs::read_to_string(state_dir.join("status.json")).ok()?;
-    serde_json::from_str(&text).ok()
+/// `metal-switchd --config CONFIG status --format json`: the agent's own
+/// account (`liveness`, and `status`: what it wrote to `status.json`), or
+/// None when it has not written one.
+pub fn agent_status(agent: &Path, config: &Path) -> Option<Value> {
+    let out = Command::new(agent)
+        .arg("--config")
+        .arg(config)
+        .args(["status", "--format", "json"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    serde_json::from_str::<Value>(&String::from_utf8_lossy(&out.stdout))
+        .ok()
+        .filter(|v| v.get("status").is_some())
 }
 
-/// Drift repairs the agent counted (`status.json`), if it says.
-pub fn drift_repairs(status: &Value) -> Option<u64> {
-    let d = status.get("drift_repairs")?;
-    match d {
-        Value::Number(n) => n.as_u64(),
-        Value::Object(m) => Some(m.values().filter_map(Value::as_u64).sum()),
-        _ => None,
+/// Drift repairs by source, from `status --format json`
+/// (`status.drift.repairs`), e.g. `configdb 1, kernel 0`.
+pub fn drift_repairs(status: &Value) -> Option<String> {
+    let m = status
+        .get("status")?
+        .get("drift")?
+        .get("repairs")?
+        .as_object()?;
+    if m.is_empty() {
+        return Some("0".into());
     }
+    Some(
+        m.iter()
+            .map(|(k, v)| format!("{k} {}", v.as_u64().unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// The last reconcile as the agent's status shows it.
+pub fn last_reconcile(status: &Value) -> Option<String> {
+    let r = status.get("status")?.get("last_reconcile")?;
+    let secs = r.get("duration").and_then(Value::as_f64).unwrap_or(0.0);
+    Some(format!(
+        "{} ({} trigger), {} CONFIG_DB changes in {} phases, frr.conf {}, {:.0} ms",
+        r.get("result").and_then(Value::as_str).unwrap_or("?"),
+        r.get("trigger").and_then(Value::as_str).unwrap_or("?"),
+        r.get("changes").and_then(Value::as_u64).unwrap_or(0),
+        r.get("phases").and_then(Value::as_u64).unwrap_or(0),
+        if r.get("frr_changed").and_then(Value::as_bool) == Some(true) {
+            "installed"
+        } else {
+            "unchanged"
+        },
+        secs * 1e3
+    ))
 }
 
 /// What one leaf looks like right now.
@@ -343,7 +382,7 @@ pub struct LeafView {
     pub sessions: Result<Vec<Session>, String>,
     /// A digest of the installed frr.conf (None: not installed yet).
     pub frr_digest: Option<u64>,
-    /// The agent's status.json, if any.
+    /// `metal-switchd status --format json`, if the agent wrote a status.
     pub status: Option<Value>,
     /// CONFIG_DB changes since the previous view (scenario steps only).
     pub changes: Option<Vec<String>>,
@@ -409,7 +448,18 @@ pub fn table(v: &LeafView) -> String {
     let row = |s: &mut String, k: &str, val: &str| {
         let _ = writeln!(s, "  {k:<18} {val}");
     };
-    let _ = writeln!(s, "{}  (agent {})", v.name, v.agent);
+    let liveness = v
+        .status
+        .as_ref()
+        .and_then(|st| {
+            Some(format!(
+                ", status: {} {}",
+                st.get("liveness")?.as_str()?,
+                st.get("status")?.get("phase")?.as_str()?
+            ))
+        })
+        .unwrap_or_default();
+    let _ = writeln!(s, "{}  (agent {}{liveness})", v.name, v.agent);
     if let Some(c) = &v.changes {
         row(&mut s, "CONFIG_DB changes", &format!("{} keys", c.len()));
         for line in c {
@@ -497,12 +547,14 @@ pub fn table(v: &LeafView) -> String {
             }
         }
     }
+    if let Some(r) = v.status.as_ref().and_then(last_reconcile) {
+        row(&mut s, "last reconcile", &r);
+    }
     let drift = v
         .status
         .as_ref()
         .and_then(drift_repairs)
-        .map(|n| n.to_string())
-        .unwrap_or_else(|| "not reported (the agent writes no status.json)".into());
+        .unwrap_or_else(|| "not reported (metal-switchd status has no status yet)".into());
     row(&mut s, "drift repairs", &drift);
     row(
         &mut s,
@@ -527,6 +579,9 @@ pub struct LeafPaths {
     pub vty_dir: PathBuf,
     pub frr_config: PathBuf,
     pub state_dir: PathBuf,
+    /// The agent binary and its configuration (for `metal-switchd status`).
+    pub agent: PathBuf,
+    pub agent_config: PathBuf,
 }
 
 /// Read a leaf's view (without the per-step fields).
@@ -544,7 +599,7 @@ pub fn view(
         report,
         sessions: bgp_sessions(&p.vty_dir).map_err(|e| format!("{e:#}")),
         frr_digest: digest(&p.frr_config),
-        status: agent_status(&p.state_dir),
+        status: agent_status(&p.agent, &p.agent_config),
         changes: None,
         frr_changed: None,
         violations,

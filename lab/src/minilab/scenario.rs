@@ -25,6 +25,8 @@ pub struct StepResult {
     /// expected sessions Established).
     pub converged_after: Duration,
     pub views: Vec<LeafView>,
+    /// What happened besides the API change, for the reader.
+    pub note: Option<String>,
 }
 
 /// The whole run.
@@ -352,22 +354,30 @@ pub fn run_steps(
         return Ok(result);
     }
 
-    // 5. An operator deletes an owned entry by hand: the agent repairs it.
-    let key = format!("INTERFACE|{}", m2.port);
-    let expect = both(&key, &[("ipv6_use_link_local_only", "enable")], true);
-    let s = step_with(
+    // 5. An operator changes an owned entry by hand: the agent repairs it.
+    let key = format!("PORT|{}", m2.port);
+    let expect = both(&key, &[("mtu", "9216")], false);
+    let mut s = step_with(
         lab,
-        "an operator deletes INTERFACE|Ethernet1 on leaf01 by hand (drift)",
+        "an operator sets PORT|Ethernet1 mtu 1500 on leaf01 by hand (drift)",
         &["leaf01"],
         |lab| {
             let leaf = lab.leaf("leaf01")?;
             let mut c = leaf.redis.connection(crate::redis_server::CONFIG_DB)?;
-            redis::cmd("DEL").arg(&key).query::<()>(&mut c)?;
+            redis::cmd("HSET")
+                .arg(&key)
+                .arg("mtu")
+                .arg("1500")
+                .query::<()>(&mut c)?;
             Ok(())
         },
         &expect,
         &want4,
     )?;
+    s.note = Some(format!(
+        "leaf01's {key} mtu was set to 1500 under the agent; it wrote 9216 back \
+         (CONFIG_DB ends as it began)"
+    ));
     print(result.steps.len() + 1, &s);
     result.steps.push(s);
     if result.steps.len() >= count {
@@ -552,6 +562,7 @@ fn step_with(
         title: title.to_owned(),
         converged_after,
         views,
+        note: None,
     })
 }
 
@@ -562,6 +573,9 @@ pub fn render(n: usize, s: &StepResult) -> String {
         s.title,
         s.converged_after.as_secs_f64()
     );
+    if let Some(n) = &s.note {
+        out.push_str(&format!("   ({n})\n"));
+    }
     for v in &s.views {
         out.push_str(&observe::table(v));
     }

@@ -206,6 +206,10 @@ pub struct AgentFiles {
     pub secret_file: String,
     /// `reconfigure_switch_interval`.
     pub interval: String,
+    /// `kernel_checks`: on where the kernel can create what SONiC's
+    /// managers make (VRF devices); off on a kernel without them, where a
+    /// reconcile could never be confirmed.
+    pub kernel_checks: bool,
 }
 
 fn toml_str(s: &str) -> String {
@@ -259,6 +263,7 @@ pub fn agent_config(leaf: &Leaf, api: ApiVersion, f: &AgentFiles) -> String {
          reconfigure_switch_interval = {interval}\n\
          timeout = \"20s\"\n\
          barrier_timeout = \"15s\"\n\
+         kernel_checks = {kernel_checks}\n\
          management_interface = \"eth0\"\n\
          database_config = {dbconf}\n\
          sonic_version_file = {version}\n\
@@ -285,6 +290,7 @@ pub fn agent_config(leaf: &Leaf, api: ApiVersion, f: &AgentFiles) -> String {
         reload = crate::frr_lab::FRR_RELOAD,
         args = reload_args.join(", "),
         vty = toml_str(&f.vty_socket_dir),
+        kernel_checks = f.kernel_checks,
     )
 }
 
@@ -335,12 +341,14 @@ mod tests {
             state_directory: "/x".into(),
             secret_file: "/x/token".into(),
             interval: "1s".into(),
+            kernel_checks: false,
         };
         for api in [ApiVersion::V1, ApiVersion::V2] {
             let t: toml::Table = toml::from_str(&agent_config(&LEAVES[1], api, &f)).unwrap();
             assert_eq!(t["hostname"].as_str(), Some("leaf02"));
             assert_eq!(t["api_version"].as_str(), Some(api.as_str()));
             assert_eq!(t["frr_reload_args"].as_array().unwrap().len(), 2);
+            assert_eq!(t["kernel_checks"].as_bool(), Some(false));
         }
         assert_eq!(toml_string("a\"b\\c"), r#""a\"b\\c""#);
     }
