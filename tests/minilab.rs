@@ -30,6 +30,10 @@ fn options() -> LabOptions {
 #[test]
 fn the_scenario_converges_at_every_step_with_bgp_established_and_tears_down_cleanly() {
     let opts = options();
+    // Labs of earlier runs that were killed (a timeout) are removed first.
+    for r in metal_switchd_lab::minilab::clean_dead_labs(&opts.agent).unwrap() {
+        eprintln!("removed a dead lab's leftovers: {r}");
+    }
     let prefix = opts.prefix.clone();
     let dir = opts.dir();
     let mut lab = Lab::up(opts).unwrap_or_else(|e| panic!("the mini-lab did not come up: {e:#}"));

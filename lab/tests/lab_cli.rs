@@ -76,9 +76,25 @@ fn supervisor_pid(prefix: &str) -> i32 {
     v["owner_pid"].as_i64().unwrap() as i32
 }
 
+/// Takes the lab down when the test ends, also when it fails half-way
+/// (the supervisor is detached and would outlive the test).
+struct Down(String);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        if state_dir(&self.0).exists() {
+            let _ = Command::new(LAB)
+                .args(["lab", "down", "--prefix", &self.0])
+                .stdin(Stdio::null())
+                .output();
+        }
+    }
+}
+
 #[test]
 fn up_status_crash_up_again_down_and_ctrl_c_leave_nothing_behind() {
     let prefix = format!("c{:05x}-", std::process::id() & 0xf_ffff);
+    let _down = Down(prefix.clone());
 
     // Up (v1) in the background; both leaves converged and peering.
     let up = lab(&prefix, &["lab", "up", "--api", "v1"]);

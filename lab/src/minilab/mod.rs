@@ -347,6 +347,33 @@ pub fn clean_leftovers(opts: &LabOptions) -> Result<Vec<String>> {
     Ok(removed)
 }
 
+/// Remove the leftovers of every lab under [`STATE_ROOT`] whose owning
+/// process is gone (tests use a unique prefix per run; a run killed by a
+/// timeout leaves its lab behind). Labs whose owner runs are not touched.
+/// Returns what it removed.
+pub fn clean_dead_labs(agent: &Path) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(STATE_ROOT) else {
+        return Ok(removed);
+    };
+    for e in entries.flatten() {
+        let dir = e.path();
+        let Ok(Some(l)) = read_lab_json(&dir) else {
+            continue;
+        };
+        if owner_alive(&l).is_some()
+            || l["owner_pid"].as_i64() == Some(i64::from(std::process::id()))
+        {
+            continue;
+        }
+        let mut o = LabOptions::new(agent.to_owned());
+        o.prefix = l["prefix"].as_str().unwrap_or_default().to_owned();
+        o.state_dir = Some(dir.clone());
+        removed.extend(clean_leftovers(&o)?);
+    }
+    Ok(removed)
+}
+
 impl Lab {
     /// Bring the lab up: clean leftovers, create everything, start every
     /// piece, wait until both leaves registered and converged and both
@@ -461,6 +488,9 @@ impl Lab {
             )?;
             run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
         }
+        if self.full_kernel {
+            self.add_unwired_ports()?;
+        }
         self.say(&format!(
             "== network namespaces {} (links as in mini-lab; management bridge in {mgmt})",
             topology::nodes()
@@ -551,6 +581,29 @@ impl Lab {
         info["state"] = json!("ready");
         info["established_after_seconds"] = json!(self.established_after.map(|d| d.as_secs_f64()));
         write_lab_json(&self.dir, info)?;
+        Ok(())
+    }
+
+    /// On a full kernel the agents confirm every managed port in the kernel
+    /// (`kernel_checks`), and a SONiC switch has a netdev for every port of
+    /// its port map: the ports no cable is plugged into become `dummy`
+    /// devices (one `ip -batch` per leaf).
+    fn add_unwired_ports(&self) -> Result<()> {
+        let wired: Vec<(&str, &str)> = topology::links()
+            .iter()
+            .flat_map(|l| [l.a, l.b])
+            .collect();
+        let ports = crate::seed::port_entries(fixtures::MINI_LAB_PORT_MAP)?;
+        for leaf in LEAVES {
+            let mut batch = String::new();
+            for (key, _) in &ports {
+                let name = key.strip_prefix("PORT|").unwrap_or(key);
+                if !wired.contains(&(leaf.name, name)) {
+                    batch.push_str(&format!("link add {name} type dummy\n"));
+                }
+            }
+            crate::netns::Netns::batch_in(&self.opts.netns(leaf.name), &batch)?;
+        }
         Ok(())
     }
 
