@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -72,6 +72,14 @@ pub struct LabOptions {
     pub progress: bool,
     /// Bound of every wait (only catches hangs).
     pub timeout: Duration,
+    /// Seed the leaves with only their cabled ports (`Ethernet0`,
+    /// `Ethernet1`, `Ethernet120`) instead of mini-lab's 122: for an
+    /// emulated CPU, where SONiC's per-port kernel steps for 122 ports take
+    /// minutes.
+    pub only_wired_ports: bool,
+    /// The agents' `timeout` and `barrier_timeout`.
+    pub agent_timeout: Duration,
+    pub barrier_timeout: Duration,
 }
 
 impl LabOptions {
@@ -86,7 +94,33 @@ impl LabOptions {
             max_delay: Duration::from_millis(25),
             progress: false,
             timeout: Duration::from_secs(120),
+            only_wired_ports: false,
+            agent_timeout: Duration::from_secs(20),
+            barrier_timeout: Duration::from_secs(15),
         }
+    }
+
+    /// The port map the leaves are seeded with (`port_config.ini`).
+    pub fn port_map(&self) -> String {
+        if !self.only_wired_ports {
+            return fixtures::MINI_LAB_PORT_MAP.to_owned();
+        }
+        let wired: Vec<&str> = topology::links()
+            .iter()
+            .flat_map(|l| [l.a, l.b])
+            .filter(|(node, _)| node.starts_with("leaf"))
+            .map(|(_, port)| port)
+            .collect();
+        fixtures::MINI_LAB_PORT_MAP
+            .lines()
+            .filter(|l| {
+                l.starts_with('#')
+                    || l.split_whitespace()
+                        .next()
+                        .is_some_and(|p| wired.contains(&p))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
     }
 
     /// The state directory these options name.
@@ -488,7 +522,7 @@ impl Lab {
             )?;
             run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
         }
-        if self.full_kernel {
+        if self.full_kernel && !o.only_wired_ports {
             self.add_unwired_ports()?;
         }
         self.say(&format!(
@@ -589,11 +623,8 @@ impl Lab {
     /// its port map: the ports no cable is plugged into become `dummy`
     /// devices (one `ip -batch` per leaf).
     fn add_unwired_ports(&self) -> Result<()> {
-        let wired: Vec<(&str, &str)> = topology::links()
-            .iter()
-            .flat_map(|l| [l.a, l.b])
-            .collect();
-        let ports = crate::seed::port_entries(fixtures::MINI_LAB_PORT_MAP)?;
+        let wired: Vec<(&str, &str)> = topology::links().iter().flat_map(|l| [l.a, l.b]).collect();
+        let ports = crate::seed::port_entries(&self.opts.port_map())?;
         for leaf in LEAVES {
             let mut batch = String::new();
             for (key, _) in &ports {
@@ -616,7 +647,7 @@ impl Lab {
         seed_switch(
             &redis,
             leaf.config_db,
-            Some(fixtures::MINI_LAB_PORT_MAP),
+            Some(&o.port_map()),
             &SeedOptions::default(),
         )
         .with_context(|| format!("seeding {}'s CONFIG_DB", leaf.name))?;
@@ -655,6 +686,8 @@ impl Lab {
             secret_file: s(&secret),
             interval: format!("{}ms", o.interval.as_millis()),
             kernel_checks: self.full_kernel,
+            timeout: format!("{}ms", o.agent_timeout.as_millis()),
+            barrier_timeout: format!("{}ms", o.barrier_timeout.as_millis()),
         };
         let config = dir.join("metal-switchd.toml");
         std::fs::write(&config, topology::agent_config(leaf, o.api, &files))?;
@@ -929,10 +962,27 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Seconds since the Unix epoch, for records.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wired_port_map_keeps_the_cabled_ports() {
+        let mut o = LabOptions::new(PathBuf::from("/nonexistent"));
+        assert_eq!(crate::seed::port_entries(&o.port_map()).unwrap().len(), 122);
+        o.only_wired_ports = true;
+        let ports: Vec<String> = crate::seed::port_entries(&o.port_map())
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            ports,
+            ["PORT|Ethernet0", "PORT|Ethernet1", "PORT|Ethernet120"]
+        );
+        assert_eq!(o.netns("leaf01"), "leaf01");
+        o.prefix = "t1-".into();
+        assert_eq!(o.netns("leaf01"), "t1-leaf01");
+        assert_eq!(o.dir(), Path::new("/run/metal-switchd-lab/t1-lab"));
+    }
 }

@@ -360,7 +360,6 @@ pub fn run_steps(
     let mut s = step_with(
         lab,
         "an operator sets PORT|Ethernet1 mtu 1500 on leaf01 by hand (drift)",
-        &["leaf01"],
         |lab| {
             let leaf = lab.leaf("leaf01")?;
             let mut c = leaf.redis.connection(crate::redis_server::CONFIG_DB)?;
@@ -474,7 +473,6 @@ fn step(
     step_with(
         lab,
         title,
-        on,
         |lab| {
             for id in on {
                 lab.api()?.update_switch(id, &change)?;
@@ -489,7 +487,6 @@ fn step(
 fn step_with(
     lab: &mut Lab,
     title: &str,
-    _on: &[&'static str],
     change: impl FnOnce(&Lab) -> Result<()>,
     expect: &[Expect],
     want: &[Want],

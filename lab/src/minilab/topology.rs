@@ -210,6 +210,9 @@ pub struct AgentFiles {
     /// managers make (VRF devices); off on a kernel without them, where a
     /// reconcile could never be confirmed.
     pub kernel_checks: bool,
+    /// `timeout` and `barrier_timeout`.
+    pub timeout: String,
+    pub barrier_timeout: String,
 }
 
 fn toml_str(s: &str) -> String {
@@ -261,8 +264,8 @@ pub fn agent_config(leaf: &Leaf, api: ApiVersion, f: &AgentFiles) -> String {
          api_retry_max_backoff = \"1s\"\n\
          reconfigure_switch = true\n\
          reconfigure_switch_interval = {interval}\n\
-         timeout = \"20s\"\n\
-         barrier_timeout = \"15s\"\n\
+         timeout = {timeout}\n\
+         barrier_timeout = {barrier}\n\
          kernel_checks = {kernel_checks}\n\
          management_interface = \"eth0\"\n\
          database_config = {dbconf}\n\
@@ -291,6 +294,8 @@ pub fn agent_config(leaf: &Leaf, api: ApiVersion, f: &AgentFiles) -> String {
         args = reload_args.join(", "),
         vty = toml_str(&f.vty_socket_dir),
         kernel_checks = f.kernel_checks,
+        timeout = toml_str(&f.timeout),
+        barrier = toml_str(&f.barrier_timeout),
     )
 }
 
@@ -342,6 +347,8 @@ mod tests {
             secret_file: "/x/token".into(),
             interval: "1s".into(),
             kernel_checks: false,
+            timeout: "20s".into(),
+            barrier_timeout: "15s".into(),
         };
         for api in [ApiVersion::V1, ApiVersion::V2] {
             let t: toml::Table = toml::from_str(&agent_config(&LEAVES[1], api, &f)).unwrap();
