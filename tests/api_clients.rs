@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use metal_switchd::api::client::{ApiClient, ApiError, Code};
-use metal_switchd::api::register::{self, RegisterOptions};
 use metal_switchd::api::transport::RetryPolicy;
 use metal_switchd::api::{ComponentPing, PhoneHomeEvent, RegisteredNic, Registration};
 use metal_switchd::config::{ApiVersion, Config, HumanDuration, NamingSchema};
@@ -30,6 +29,7 @@ use metal_switchd::configdb::dbconfig::Databases;
 use metal_switchd::configdb::redis::ConfigDb;
 use metal_switchd::kernel::KernelView;
 use metal_switchd::observed::{BgpPortState, BgpState, PortOperState, SwitchReport};
+use metal_switchd::reconcile::register::{self, RegisterOptions};
 use metal_switchd_lab::api_server::{
     ApiServer, ApiServerOptions, Call, Fault, FaultKind, PortStatus, Record, TokenGrant,
 };
@@ -1233,7 +1233,7 @@ async fn registration_from_redis_and_netlink() {
         // The API's switch (leaf01 existed: VRFs kept) as a SwitchSpec.
         let got = client.get("leaf01").await.unwrap();
         let state = db.read().await.unwrap().0;
-        let spec = metal_switchd::configdb::prepare(&got.desc, &cfg, &state)
+        let spec = metal_switchd::reconcile::prepare(&got.desc, &cfg, &state)
             .unwrap()
             .spec;
         assert_eq!(spec.hostname, "leaf01");

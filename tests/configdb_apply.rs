@@ -22,7 +22,7 @@ use metal_switchd_lab::sonic::StandInOptions;
 use support::*;
 
 /// Everything the target asks for is in CONFIG_DB, with the owned fields.
-fn assert_target_reached(sw: &Switch, prepared: &metal_switchd::configdb::Prepared) {
+fn assert_target_reached(sw: &Switch, prepared: &metal_switchd::reconcile::Prepared) {
     let dump = sw.dump(CONFIG_DB);
     for (key, want) in &metal_switchd::configdb::target::target(&prepared.spec).entries {
         let have = dump
@@ -361,7 +361,7 @@ async fn missing_vtep_is_an_error_and_nothing_is_written() {
         .expect_err("must refuse");
     assert!(matches!(err, Error::Invalid(_)), "{err}");
     assert!(err.to_string().contains("no VTEP is configured"), "{err}");
-    assert_eq!(err.exit_code(), 2);
+    assert_eq!(metal_switchd::cli::exit_code(&err), 2);
     assert_eq!(sw.writes(), 0);
 }
 

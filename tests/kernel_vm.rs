@@ -286,3 +286,174 @@ async fn a_converged_leaf_is_confirmed_by_the_kernel_and_drift_is_named() {
     eprintln!("kernel view: {stats:?}; test took {:?}", started.elapsed());
     assert_eq!(stats.reconnects, 0, "{stats:?}");
 }
+
+/// The daemon itself finds kernel drift and repairs it through CONFIG_DB
+/// (issue "Kernel interfaces over netlink", item 4): with kernel checks on,
+/// its first reconcile converges only once the kernel shows the leaf; a
+/// port taken out of its VRF and a VXLAN device with the wrong VNI are
+/// re-asserted the SONiC way after the grace period; a deleted VRF device,
+/// which SONiC cannot rebuild from CONFIG_DB, is reported, not looped on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_repairs_kernel_drift_through_configdb() {
+    use metal_switchd::reconcile::desired::DesiredSource;
+    use metal_switchd::reconcile::run::{Daemon, DaemonOptions, LoopEvent, Signals};
+    use metal_switchd::reconcile::{Agent, AgentOptions, Mode, ReconcileResult};
+    use std::sync::Arc;
+
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "metal_switchd=info,metal_switchd::configdb::redis=warn",
+        ))
+        .try_init();
+    let ns = full_kernel_netns("vmd");
+    add_ports(&ns);
+    let sw = Switch::new(
+        fixtures::LEAF01_CONFIG,
+        Some(fixtures::MINI_LAB_PORT_MAP),
+        &[],
+        SeedOptions::default(),
+        Some(StandInOptions {
+            kernel_netns: Some(ns.name().to_owned()),
+            ..StandInOptions::adversarial()
+        }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sw.config(&format!(
+        "reconfigure_switch = true\nkernel_checks = true\nkernel_drift_grace = \"1s\"\n\
+         barrier_timeout = \"60s\"\ntimeout = \"120s\"\nfrr_reload = \"none\"\nfrr_agentx = false\n\
+         frr_config = {:?}\nbgp_neighbor_state_file = \"\"\n",
+        dir.path().join("frr.conf").display().to_string()
+    ));
+    let mut opts = AgentOptions::from_config(&cfg);
+    opts.mode = Mode::Apply;
+    let agent = Agent::new(
+        cfg.clone(),
+        DesiredSource::Memory(Arc::new(small_leaf())),
+        None,
+        opts,
+    )
+    .unwrap();
+    let (signals, stop, _hup) = Signals::manual();
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<LoopEvent>();
+    let observer = Box::new(move |e: &LoopEvent| {
+        let _ = tx.send(e.clone());
+    });
+    let daemon_opts = DaemonOptions {
+        kernel: true,
+        kernel_netns: Some(ns.path()),
+        ..DaemonOptions::minimal()
+    };
+    let loader_cfg = cfg.clone();
+    let daemon = Daemon::new(
+        agent,
+        Box::new(move || Ok(loader_cfg.clone())),
+        signals,
+        observer,
+        daemon_opts,
+    );
+    let view = KernelView::start_in_netns(ns.path()).await.unwrap();
+    let exp = {
+        let mut db = sw.connect().await;
+        db.wait_ready(WAIT).await.unwrap();
+        let v = db.view();
+        metal_switchd::reconcile::prepare_confirmed(&small_leaf(), &cfg, &v.config, &v.confirmed)
+            .unwrap()
+            .spec
+    };
+    let exp = expectations(&exp);
+
+    async fn next_event(
+        events: &mut tokio::sync::mpsc::UnboundedReceiver<LoopEvent>,
+        what: &str,
+    ) -> LoopEvent {
+        tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no loop event while waiting for {what}"))
+            .unwrap_or_else(|| panic!("the daemon stopped while waiting for {what}"))
+    }
+    let scenario = async {
+        let events = &mut events;
+        // The first reconcile converges only once the kernel confirmed it.
+        loop {
+            if let LoopEvent::Reconciled(o) = next_event(events, "the first reconcile").await {
+                assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
+                assert!(!o.stages.kernel.is_zero() || o.unchanged, "{}", o.summary());
+                break;
+            }
+        }
+        assert!(compare(&view.state(), &exp).is_empty());
+
+        // A port out of its VRF: repaired by the daemon.
+        ns.ip("link set Ethernet2 nomaster").unwrap();
+        loop {
+            if let LoopEvent::KernelDrift { repaired, .. } =
+                next_event(events, "the port's drift").await
+                && repaired > 0
+            {
+                break;
+            }
+        }
+        // The repair's reconcile converges, kernel confirmed.
+        loop {
+            if let LoopEvent::Reconciled(o) = next_event(events, "the port's repair").await {
+                assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
+                assert!(o.changes > 0, "{}", o.summary());
+                break;
+            }
+        }
+        assert!(compare(&view.state(), &exp).is_empty());
+        eprintln!("drift repaired: Ethernet2 back in Vrf104009");
+
+        // A VXLAN device with the wrong VNI: repaired by the daemon.
+        let v2 = exp.vrfs["Vrf104010"].vlan;
+        let dev = format!("vtep0-{v2}");
+        ns.ip(&format!("link del {dev}")).unwrap();
+        ns.ip(&format!(
+            "link add {dev} type vxlan id 999 local 10.0.0.11 nolearning dstport 4789"
+        ))
+        .unwrap();
+        ns.ip(&format!("link set {dev} master Bridge")).unwrap();
+        ns.bridge(&format!("vlan add vid {v2} untagged pvid dev {dev}"))
+            .unwrap();
+        ns.bridge(&format!("vlan del vid 1 dev {dev}")).unwrap();
+        ns.ip(&format!("link set {dev} up")).unwrap();
+        loop {
+            if let LoopEvent::KernelDrift { repaired, .. } =
+                next_event(events, "the VNI's drift").await
+                && repaired > 0
+            {
+                break;
+            }
+        }
+        loop {
+            if let LoopEvent::Reconciled(o) = next_event(events, "the VNI's repair").await {
+                assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
+                break;
+            }
+        }
+        assert!(compare(&view.state(), &exp).is_empty());
+        assert_eq!(view.state().vlan_vni_map("Bridge")[&v2].vni, 104010);
+        eprintln!("drift repaired: {dev} carries VNI 104010 again");
+
+        // A VRF device deleted: reported, not repaired.
+        ns.ip("link del Vrf104010").unwrap();
+        loop {
+            if let LoopEvent::KernelDrift { reported, repaired } =
+                next_event(events, "the VRF's drift").await
+            {
+                assert_eq!(
+                    repaired, 0,
+                    "SONiC cannot rebuild a VRF device from CONFIG_DB"
+                );
+                if reported > 0 {
+                    break;
+                }
+            }
+        }
+        stop.send(true).unwrap();
+    };
+    let (_, ran) = tokio::join!(scenario, daemon.run());
+    ran.unwrap();
+    assert_no_violations(&sw);
+}

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use super::client::ApiError;
+use super::error::ApiError;
 use super::{EventOutcome, PhoneHomeEvent};
 use crate::config::Config;
 

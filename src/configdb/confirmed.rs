@@ -319,12 +319,28 @@ impl Confirmed {
     /// Whether a barrier condition holds; `None` when it depends on data
     /// not read since it changed.
     pub fn check(&self, c: &Condition) -> Option<bool> {
+        self.check_at(c, &self.key_of(c))
+    }
+
+    /// The redis key a condition looks at (empty for the COUNTERS_DB and
+    /// ASIC_DB checks, which look at whole hashes).
+    pub fn key_of(&self, c: &Condition) -> String {
+        match c.db {
+            Db::State | Db::Appl => c.redis_key(self.seps.of(c.db)),
+            Db::Counters | Db::Asic => String::new(),
+        }
+    }
+
+    /// [`Confirmed::check`] with the condition's key computed beforehand
+    /// ([`Confirmed::key_of`]): a barrier re-checks its conditions on every
+    /// notification.
+    pub fn check_at(&self, c: &Condition, key: &str) -> Option<bool> {
         if self.assumed {
             return Some(true);
         }
         let entry = || match c.db {
-            Db::State => entry_of(self.state.get(&c.redis_key(self.seps.state))),
-            Db::Appl => entry_of(self.appl.get(&c.redis_key(self.seps.appl))),
+            Db::State => entry_of(self.state.get(key)),
+            Db::Appl => entry_of(self.appl.get(key)),
             Db::Counters | Db::Asic => Entry::Absent,
         };
         match &c.check {
@@ -719,7 +735,7 @@ mod tests {
                 })
                 .collect(),
         };
-        crate::configdb::prepare(&desc, &cfg, state).unwrap().spec
+        crate::reconcile::prepare(&desc, &cfg, state).unwrap().spec
     }
 
     /// What SONiC's daemons write once they processed `config` (§4).

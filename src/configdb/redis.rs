@@ -575,29 +575,50 @@ impl ConfigDb {
         let mut reread_at = Instant::now() + REREAD_EVERY;
         let mut wakeups = 0u64;
         let mut asked_at: Option<u64> = None;
+        // The keys once; then only the conditions that do not hold yet are
+        // checked again (barriers are met one key at a time).
+        let keys: Vec<String> = conditions
+            .iter()
+            .map(|c| self.view.confirmed.key_of(c))
+            .collect();
+        let mut open: Vec<usize> = (0..conditions.len()).collect();
+        let unmet = |open: &[usize]| -> Vec<&'c Condition> {
+            open.iter().map(|&i| &conditions[i]).collect()
+        };
         loop {
             self.pump();
-            if self.connected && self.view.all_hold(conditions) {
-                return Ok(wakeups);
+            if self.connected {
+                let confirmed = &self.view.confirmed;
+                open.retain(|&i| confirmed.check_at(&conditions[i], &keys[i]) != Some(true));
+                // Conditions are not all monotonic (a key can come and go):
+                // confirm the whole barrier once before leaving.
+                if open.is_empty() {
+                    open = (0..conditions.len())
+                        .filter(|&i| confirmed.check_at(&conditions[i], &keys[i]) != Some(true))
+                        .collect();
+                    if open.is_empty() {
+                        return Ok(wakeups);
+                    }
+                }
             }
             // Conditions that depend on fields not read since they changed:
             // read them (once per change of the view).
             if asked_at != Some(self.view.version) {
                 asked_at = Some(self.view.version);
-                let keys = self.view.to_read(conditions);
+                let keys = self.view.to_read(open.iter().map(|&i| &conditions[i]));
                 if !keys.is_empty() {
                     self.feed.reread(keys);
                 }
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(WaitEnd::Timeout(self.view.unmet(conditions)));
+                return Err(WaitEnd::Timeout(unmet(&open)));
             }
             if stop.as_ref().is_some_and(|s| *s.borrow()) {
                 return Err(WaitEnd::Stopped);
             }
             if now >= reread_at {
-                self.reread(&self.view.unmet(conditions));
+                self.reread(&unmet(&open));
                 reread_at = now + REREAD_EVERY;
             }
             let until = deadline.min(reread_at);
@@ -615,7 +636,7 @@ impl ConfigDb {
                         wakeups += 1;
                         self.on_event(ev);
                     }
-                    Ok(None) => return Err(WaitEnd::Timeout(self.view.unmet(conditions))),
+                    Ok(None) => return Err(WaitEnd::Timeout(unmet(&open))),
                     Err(_) => {}
                 },
                 () = stopped => return Err(WaitEnd::Stopped),

@@ -169,9 +169,12 @@ impl View {
     }
 
     /// Keys to read before the unmet `conditions` can be decided.
-    pub fn to_read(&self, conditions: &[Condition]) -> Vec<(Db, String)> {
+    pub fn to_read<'c>(
+        &self,
+        conditions: impl IntoIterator<Item = &'c Condition>,
+    ) -> Vec<(Db, String)> {
         let mut keys: Vec<(Db, String)> = conditions
-            .iter()
+            .into_iter()
             .flat_map(|c| self.confirmed.to_read(c))
             .collect();
         keys.sort();

@@ -7,7 +7,6 @@ use serde::Serialize;
 use crate::api::WireVersion;
 use crate::configdb::plan::Plan;
 use crate::configdb::redis::ApplyReport;
-use crate::error::EXIT_OK;
 pub use crate::status::{ReconcileResult, Stage, Trigger};
 
 /// Time spent per stage.
@@ -75,6 +74,9 @@ pub struct Outcome {
     pub unchanged: bool,
     /// The desired state was fetched (not the last one reused).
     pub refetched: bool,
+    /// CONFIG_DB is at the desired state and SONiC confirmed it, but the
+    /// kernel does not show it (yet): drift repair takes over.
+    pub kernel_pending: bool,
     /// The fetch failed (`Some(transient)`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetch_failed: Option<bool>,
@@ -88,9 +90,6 @@ pub struct Outcome {
     /// CONFIG_DB changed under the agent while it applied (the verification
     /// found work left): reconcile again at once rather than back off.
     pub retry_now: bool,
-    /// Exit code for one-shot commands.
-    #[serde(skip)]
-    pub exit_code: u8,
     pub changes: usize,
     pub phases: usize,
     /// Confirmations SONiC owed at the start.
@@ -114,12 +113,12 @@ impl Outcome {
             unchanged: false,
             refetched: false,
             fetch_failed: None,
+            kernel_pending: false,
             desired_changed: false,
             api_version: None,
             error: None,
             transient: false,
             retry_now: false,
-            exit_code: EXIT_OK,
             changes: 0,
             phases: 0,
             pending: 0,

@@ -32,10 +32,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::desired::DesiredSource;
 use super::outcome::{FrrOutcome, Outcome, ReconcileResult, Trigger};
+use super::register::{self, RegisterOptions};
 use super::schedule::{Next, Schedule, backoff};
 use super::{Agent, AgentOptions, report};
 use crate::api::client::ApiClient;
-use crate::api::register::{self, RegisterOptions};
 use crate::api::{AGENT_VERSION, ComponentPing};
 use crate::config::{ApiVersion, Config};
 use crate::error::Error;
@@ -117,7 +117,7 @@ impl Signals {
 
 /// Which of the daemon's side jobs run (all for `metal-switchd run`; a
 /// benchmark or an embedding may leave some out).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DaemonOptions {
     /// Serve `/metrics` on `metrics_server_bind_address:metrics_server_port`.
     pub metrics: bool,
@@ -125,8 +125,12 @@ pub struct DaemonOptions {
     pub status_file: bool,
     /// Talk to systemd over `NOTIFY_SOCKET` (when set).
     pub notify: bool,
-    /// Follow the kernel's links (port states, kernel checks, drift).
+    /// Follow the kernel's links (port states, the management address for
+    /// registration, kernel checks, drift).
     pub kernel: bool,
+    /// The network namespace the kernel view reads (`None`: the agent's
+    /// own; tests point it at a namespace of their switch).
+    pub kernel_netns: Option<std::path::PathBuf>,
     /// LLDP phone-home on the managed ports.
     pub phone_home: bool,
 }
@@ -139,6 +143,7 @@ impl DaemonOptions {
             status_file: true,
             notify: true,
             kernel: true,
+            kernel_netns: None,
             phone_home: true,
         }
     }
@@ -150,6 +155,7 @@ impl DaemonOptions {
             status_file: false,
             notify: false,
             kernel: false,
+            kernel_netns: None,
             phone_home: false,
         }
     }
@@ -319,7 +325,7 @@ impl Daemon {
                     Ok(_) => self.metrics.api_call(ApiCall::Register, None),
                     Err(e) => {
                         self.metrics.api_call(ApiCall::Register, Some(ApiErrorKind::Permanent));
-                        return Err(e.into());
+                        return Err(e);
                     }
                 }
                 (self.observer)(&LoopEvent::Registered);
@@ -352,7 +358,10 @@ impl Daemon {
             }
         }
         if self.opts.kernel {
-            let view = KernelView::start().await?;
+            let view = match &self.opts.kernel_netns {
+                Some(ns) => KernelView::start_in_netns(ns).await?,
+                None => KernelView::start().await?,
+            };
             self.agent.set_kernel(view);
         }
         if self.opts.phone_home
@@ -430,7 +439,7 @@ impl Daemon {
                             0.8 + fastrand::f64() * 0.4,
                         );
                         schedule.reconciled(started, o, wait);
-                        if o.is_converged() {
+                        if o.is_converged() || o.kernel_pending {
                             schedule.kernel_check_at(Instant::now());
                         }
                     }
@@ -691,10 +700,11 @@ impl Daemon {
         if !self.agent.cfg.kernel_checks {
             return None;
         }
+        // CONFIG_DB must be at the desired state (the kernel may lag).
         let converged = self
             .last_outcome
             .as_ref()
-            .is_some_and(Outcome::is_converged);
+            .is_some_and(|o| o.is_converged() || o.kernel_pending);
         let (Some(kernel), Some(spec)) = (self.agent.kernel(), self.agent.spec()) else {
             return None;
         };
@@ -717,6 +727,7 @@ impl Daemon {
         }
         let problem =
             (!problems.is_empty()).then(|| format!("kernel drift: {}", problems.join("; ")));
+        let newly_reported = problem.is_some() && problem != self.drift_problem;
         if problem != self.drift_problem {
             if let Some(p) = &problem {
                 tracing::error!("{p}");
@@ -733,6 +744,8 @@ impl Daemon {
             }
             self.agent.reassert(keys);
             self.drift.repaired(now, &drift.due);
+        }
+        if !drift.due.is_empty() || newly_reported {
             (self.observer)(&LoopEvent::KernelDrift {
                 repaired: drift.due.len(),
                 reported: drift.failed.len() + drift.unrepairable.len(),

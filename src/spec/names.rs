@@ -137,6 +137,19 @@ pub fn hostname_problem(s: &str) -> Option<String> {
     None
 }
 
+/// A decimal number written canonically (digits only, no leading zero).
+pub fn parse_canonical(digits: &str) -> Option<u32> {
+    let b = digits.as_bytes();
+    if b.is_empty()
+        || b.len() > 10
+        || (b[0] == b'0' && b.len() > 1)
+        || !b.iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
