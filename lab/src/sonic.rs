@@ -279,6 +279,18 @@ impl SonicStandIn {
     /// Start the stand-in against `server`; it first replays the existing
     /// CONFIG_DB (as daemons do at start) and returns once that has settled.
     pub fn start(server: &RedisServer, opts: StandInOptions) -> Result<SonicStandIn> {
+        SonicStandIn::start_urls(|db| server.url(db), opts)
+    }
+
+    /// Like [`SonicStandIn::start`], against a redis server on the unix
+    /// socket `socket` that this process does not own (the lab's
+    /// `sonic-standin` process).
+    pub fn start_at(socket: &std::path::Path, opts: StandInOptions) -> Result<SonicStandIn> {
+        let socket = socket.display().to_string();
+        SonicStandIn::start_urls(|db| format!("redis+unix://{socket}?db={db}"), opts)
+    }
+
+    fn start_urls(url: impl Fn(i64) -> String, opts: StandInOptions) -> Result<SonicStandIn> {
         let kernel = opts.kernel_netns.is_some();
         let netdevs = match &opts.kernel_netns {
             Some(ns) => Some(SonicKernel::start(ns)?),
@@ -292,9 +304,9 @@ impl SonicStandIn {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
         let urls: Vec<String> = [CONFIG_DB, APPL_DB, ASIC_DB, COUNTERS_DB, STATE_DB]
             .iter()
-            .map(|db| server.url(*db))
+            .map(|db| url(*db))
             .collect();
-        let pubsub_url = server.url(CONFIG_DB);
+        let pubsub_url = url(CONFIG_DB);
         let sh = shared.clone();
         let writes = Arc::new(AtomicU64::new(0));
         let standin_writes = writes.clone();
