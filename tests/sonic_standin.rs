@@ -12,11 +12,16 @@ use metal_switchd_lab::sonic::StandInOptions;
 use support::Switch;
 
 /// Writes straight into CONFIG_DB (no agent), then one `settle()`: every
-/// VLAN written is processed by then, with slow daemons and without any
-/// pause between the write and the call.
+/// VLAN written is processed by then, with slow daemons, notifications that
+/// arrive late, and no pause between the write and the call.
 #[test]
 fn settle_waits_until_every_notification_is_processed() {
-    let sw = Switch::leaf01(StandInOptions::uniform(Duration::from_millis(20)));
+    // Each notification reaches the daemons 2 ms late: a settle that does
+    // not wait for what is still on its way returns too early.
+    let sw = Switch::leaf01(StandInOptions {
+        notification_lag: Duration::from_millis(2),
+        ..StandInOptions::uniform(Duration::from_millis(20))
+    });
     let mut c = sw.redis.connection(CONFIG_DB).unwrap();
     let vids: Vec<u16> = (2100..2300).collect();
     let mut tx = redis::pipe();

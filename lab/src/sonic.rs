@@ -52,6 +52,9 @@ pub struct StandInOptions {
     /// managers do in the kernel (see [`crate::sonic_kernel`]); `None`:
     /// CONFIG_DB / STATE_DB only.
     pub kernel_netns: Option<String>,
+    /// How late each keyspace notification reaches the daemons (a busy
+    /// subscriber); zero by default.
+    pub notification_lag: Duration,
 }
 
 impl StandInOptions {
@@ -65,6 +68,7 @@ impl StandInOptions {
             portmgrd: d,
             orchagent: d,
             kernel_netns: None,
+            notification_lag: Duration::ZERO,
         }
     }
 
@@ -81,6 +85,7 @@ impl StandInOptions {
             portmgrd: d(),
             orchagent: d(),
             kernel_netns: None,
+            notification_lag: Duration::ZERO,
         }
     }
 
@@ -95,6 +100,7 @@ impl StandInOptions {
             portmgrd: Duration::from_millis(5),
             orchagent: Duration::from_millis(40),
             kernel_netns: None,
+            notification_lag: Duration::ZERO,
         }
     }
 }
@@ -556,6 +562,7 @@ async fn run(
             return;
         }
     };
+    let lag = opts.notification_lag;
     let delays = [
         opts.vrfmgrd,
         opts.vlanmgrd,
@@ -615,6 +622,9 @@ async fn run(
                     continue;
                 }
                 let Some(key) = channel.strip_prefix(&prefix) else { continue };
+                if !lag.is_zero() {
+                    tokio::time::sleep(lag).await;
+                }
                 let op: String = msg.get_payload().unwrap_or_default();
                 let kind = match op.as_str() {
                     "del" | "expired" | "evicted" => Kind::Del,
