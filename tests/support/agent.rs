@@ -102,6 +102,16 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// Start `metal-switchd --config CONFIG run` in `ns`; stderr goes to `log`.
     pub fn start(ns: &AgentNetns, config: &Path, log: &Path) -> AgentProcess {
+        AgentProcess::start_with(ns, config, log, &[])
+    }
+
+    /// [`AgentProcess::start`] with global options before `run` (e.g. `--log debug`).
+    pub fn start_with(
+        ns: &AgentNetns,
+        config: &Path,
+        log: &Path,
+        options: &[&str],
+    ) -> AgentProcess {
         let err = std::fs::File::create(log).unwrap();
         let child = Command::new("ip")
             .args([
@@ -112,6 +122,7 @@ impl AgentProcess {
             ])
             .arg("--config")
             .arg(config)
+            .args(options)
             .arg("run")
             .env_remove("METAL_SWITCHD_CONFIG")
             .env("NO_COLOR", "1")
