@@ -76,7 +76,7 @@ fn scalar() -> impl Strategy<Value = Value> {
             Just(i64::MIN),
             any::<i64>()
         ]
-        .prop_map(|n| Value::from(n)),
+        .prop_map(Value::from),
         Just(Value::from(1e300)),
         prop_oneof![
             Just("".to_owned()),
@@ -205,7 +205,16 @@ fn pipeline(text: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        // Integration tests have no lib.rs beside them: name the file.
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(
+                "tests/fuzz_props.proptest-regressions",
+            ),
+        )),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn mutated_api_documents_never_panic_and_accepted_ones_are_safe(
