@@ -24,6 +24,8 @@ pub mod redis;
 pub mod schema;
 pub mod snapshot;
 pub mod target;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod view;
 
 use crate::spec::SwitchSpec;
