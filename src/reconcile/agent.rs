@@ -20,7 +20,7 @@ use crate::frr;
 use crate::frr::install::{Installed, Installer};
 use crate::kernel::KernelView;
 use crate::kernel::expect::expectations;
-use crate::spec::{self, SwitchDesc, SwitchSpec};
+use crate::spec::{self, LocalFacts, SwitchDesc, SwitchSpec};
 
 /// Whether (and how) the agent changes the switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,8 @@ struct Last {
     /// The spec built from `desc` and CONFIG_DB at `spec_config_version`.
     spec: Option<SwitchSpec>,
     spec_config_version: u64,
+    /// The local facts of CONFIG_DB at a view version.
+    facts: Option<(u64, LocalFacts)>,
     /// The view's version when the last reconcile converged.
     converged_at: Option<u64>,
     /// The spec CONFIG_DB held, confirmed, at `converged_at`.
@@ -303,7 +305,19 @@ impl Agent {
         if rebuild {
             self.last.desc = Some(desc.clone());
             self.last.spec = None;
-            let spec = prepare::spec(&desc, &self.cfg, &self.db.view().config)?;
+            if self
+                .last
+                .facts
+                .as_ref()
+                .is_none_or(|(v, _)| *v != view_config_version)
+            {
+                let facts = prepare::local_facts(&self.cfg, &self.db.view().config);
+                self.last.facts = Some((view_config_version, facts));
+            }
+            let spec = match &self.last.facts {
+                Some((_, facts)) => spec::build(&desc, &self.cfg, facts)?,
+                None => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
+            };
             self.last.spec = Some(spec);
             self.last.spec_config_version = view_config_version;
         }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::config::Config;
 use crate::configdb::{confirmed, facts, plan, plan_confirmed, plan_spec, schema};
-use crate::spec::{self, Problems, SwitchDesc, SwitchSpec};
+use crate::spec::{self, LocalFacts, Problems, SwitchDesc, SwitchSpec};
 
 /// Validate the desired state into a [`SwitchSpec`] against the local facts
 /// of `state` (PORT table, VTEP, VLAN↔VNI maps in use). Pure; rejects the
@@ -18,9 +18,14 @@ pub fn spec(
     cfg: &Config,
     state: &schema::DbState,
 ) -> Result<SwitchSpec, Problems> {
+    spec::build(desc, cfg, &local_facts(cfg, state))
+}
+
+/// The local facts of `state` the spec is validated against (the daemon
+/// keeps them while CONFIG_DB does not change).
+pub fn local_facts(cfg: &Config, state: &schema::DbState) -> LocalFacts {
     let static_vrfs: BTreeSet<String> = cfg.static_vrfs.iter().cloned().collect();
-    let facts = facts::local_facts(state, cfg.vlan_range, &static_vrfs);
-    spec::build(desc, cfg, &facts)
+    facts::local_facts(state, cfg.vlan_range, &static_vrfs)
 }
 
 /// The result of planning one desired state against one snapshot.
