@@ -88,6 +88,9 @@ enum Command {
         /// Where to write the report
         #[arg(long, default_value = "docs/performance.md")]
         out: PathBuf,
+        /// The daemon benchmark's report (`cargo bench --bench daemon -- --out FILE`), included as a section
+        #[arg(long, value_name = "FILE")]
+        daemon: Option<PathBuf>,
         /// The metal-switchd binary [default: next to this binary]
         #[arg(long, value_name = "FILE")]
         agent: Option<PathBuf>,
@@ -328,9 +331,10 @@ fn main() -> anyhow::Result<()> {
             criterion,
             out,
             agent,
+            daemon,
         } => {
             let agent = demo::agent_binary(agent.as_deref())?;
-            bench::report(&agent, &criterion, runs, &out)?;
+            bench::report(&agent, &criterion, runs, daemon.as_deref(), &out)?;
             println!("wrote {}", out.display());
             Ok(())
         }
