@@ -271,13 +271,22 @@ fn connect_error(db: &DbLocation, addr: String) -> impl FnOnce(redis::RedisError
     }
 }
 
+/// How long one redis command (a phase's `MULTI/EXEC`, a read script) may
+/// take before the connection counts as broken. The redis client's default
+/// (500 ms) is too short for a large phase on a switch CPU that SONiC's
+/// daemons keep busy; this only catches a redis that no longer answers
+/// (barrier waits follow notifications and have their own timeout).
+pub const REDIS_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A multiplexed connection to the instance of `db` (selecting `db`).
 pub(crate) async fn connect_instance(
     db: &DbLocation,
 ) -> Result<MultiplexedConnection, ConfigDbError> {
     let (client, addr) = client_for(db)?;
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
     client
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(connect_error(db, addr))
 }
