@@ -1384,6 +1384,79 @@ mod tests {
         }
     }
 
+    /// Issue 9, finding 5: a configuration with many problems lists the
+    /// first 20 (`spec::MAX_LISTED`) and counts the rest, like a desired
+    /// state with many problems.
+    #[test]
+    fn more_than_20_configuration_problems_are_cut() {
+        // 25 static VRFs whose names are too long for a network device.
+        let names: Vec<String> = (0..25).map(|i| format!("\"Vrf{i:013}\"")).collect();
+        let text = format!("static_vrfs = [{}]\n", names.join(", "));
+        let e = Config::from_sources(Some(("f.toml", &text)), vec![]).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid(p) if p.len() == 25),
+            "{e}"
+        );
+        let msg = e.to_string();
+        let lines: Vec<&str> = msg.lines().collect();
+        assert_eq!(lines[0], "invalid configuration (25 problems):", "{msg}");
+        assert_eq!(lines.len(), 1 + 20 + 1, "{msg}");
+        for (i, line) in lines[1..21].iter().enumerate() {
+            let want = format!("  - static VRF \"Vrf{i:013}\": ");
+            assert!(line.starts_with(&want), "line {}: {line:?}", i + 1);
+        }
+        assert_eq!(lines[21], "  - … and 5 more", "{msg}");
+        assert!(!msg.contains("Vrf0000000000020"), "{msg}");
+        // Exactly 20 are all listed, without a count.
+        let text = format!("static_vrfs = [{}]\n", names[..20].join(", "));
+        let msg = Config::from_sources(Some(("f.toml", &text)), vec![])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(msg.lines().count(), 21, "{msg}");
+        assert!(!msg.contains("more"), "{msg}");
+    }
+
+    /// Issue 9, finding 2 and docs/configuration.md "Input files": the
+    /// configuration file is read up to 1 MiB (fixed); a larger one is
+    /// refused by its size, naming the file and the limit.
+    #[test]
+    fn a_configuration_file_over_1_mib_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.toml");
+        // Valid TOML: a short setting, then comment lines past 1 MiB.
+        let mut text = String::from("asn = 4200000011\n");
+        while text.len() <= 1024 * 1024 {
+            text.push_str("# a comment line to make the file large enough\n");
+        }
+        std::fs::write(&p, &text).unwrap();
+        let e = Config::load(&p, true).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(
+                &e,
+                ConfigError::File(crate::files::FileError {
+                    problem: crate::files::FileProblem::TooLarge { limit: 1048576 },
+                    ..
+                })
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!(
+                "configuration file {}: it is larger than the limit of 1048576 bytes",
+                p.display()
+            )),
+            "{msg}"
+        );
+        // The same file within the limit is read.
+        std::fs::write(&p, &text[..1024 * 1024]).unwrap();
+        let e = Config::load(&p, true).err().map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_none_or(|m| !m.contains("larger than")),
+            "{e:?}"
+        );
+    }
+
     #[test]
     fn secrets_are_masked() {
         let c = Config::from_sources(None, env(&[("METAL_CORE_HMAC_KEY", "topsecret")])).unwrap();

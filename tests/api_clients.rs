@@ -1469,6 +1469,11 @@ metal_api_ip = \"127.0.0.1\"\nmetal_api_port = {port}\n\
             with(&|d| set_nic(d, "Ethernet120", "vrf", json!("default"))),
             "port Ethernet120: is a spine uplink (spine_uplinks), but the API makes it a firewall port",
         ),
+        (
+            "uplink as tenant",
+            with(&|d| set_nic(d, "Ethernet120", "vrf", json!("vrf104009"))),
+            "port Ethernet120: is a spine uplink (spine_uplinks), but the API makes it a machine port",
+        ),
     ];
     for (name, body, want) in &cases {
         server.inject(Fault {
@@ -1519,6 +1524,205 @@ metal_api_ip = \"127.0.0.1\"\nmetal_api_port = {port}\n\
         stderr.contains("key \"nics\" appears twice in one object"),
         "{stderr}"
     );
+}
+
+/// Issue 9, finding 3 on the v2 API path: `metal-switchd fetch` with
+/// `api_version = "v2"` refuses a Switch whose `nics` is missing, `null`
+/// (protojson: unset) or empty, and a spine uplink the API makes a tenant
+/// port: exit 2, nothing on stdout, the problem named on stderr.
+#[test]
+fn fetch_v2_refuses_a_switch_without_nics_or_with_an_uplink_as_tenant() {
+    let server = lab(&[(TOKEN, TokenGrant::Editor)]);
+    let dir = tempfile::tempdir().unwrap();
+    let token = write_token(dir.path(), "token", TOKEN, 0o600);
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/sonic/mini-lab-leaf01-dell-4.5.1-with-ports.config_db.json");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\napi_version = \"v2\"\nmetal_apiserver_url = \"{}\"\n\
+             metal_apiserver_token_file = \"{}\"\napi_retry_attempts = 1\ntimeout = \"5s\"\n",
+            fixtures::LEAF01_AGENT_CONFIG,
+            server.base_url(),
+            token.display(),
+        ),
+    )
+    .unwrap();
+    let fetch = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+            .arg("--config")
+            .arg(&config)
+            .arg("fetch")
+            .arg("--configdb")
+            .arg(&snapshot)
+            .env_remove("METAL_SWITCHD_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The lab's leaf01 over v2 as it is: accepted.
+    let (code, stdout, stderr) = fetch();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("Ethernet0    firewall"), "{stdout}");
+    assert_eq!(server.records_of(Call::V2Get).len(), 1);
+
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(lab_switches().join("leaf01.v2.json")).unwrap(),
+    )
+    .unwrap();
+    let with = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut d = doc.clone();
+        f(d["switch"].as_object_mut().unwrap());
+        d.to_string()
+    };
+    let no_nics = "switch document: lists no nics (`nics` is missing, null or empty)";
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "nics missing",
+            with(&|s| {
+                assert!(s.remove("nics").is_some());
+            }),
+            no_nics,
+        ),
+        (
+            "nics null",
+            with(&|s| {
+                s.insert("nics".into(), Value::Null);
+            }),
+            no_nics,
+        ),
+        (
+            "nics empty",
+            with(&|s| {
+                s.insert("nics".into(), json!([]));
+            }),
+            no_nics,
+        ),
+        (
+            "uplink as tenant",
+            with(&|s| {
+                let nics = s["nics"].as_array_mut().unwrap();
+                let n = nics
+                    .iter_mut()
+                    .find(|n| n["name"] == "Ethernet120")
+                    .unwrap();
+                n["vrf"] = json!("vrf104009");
+            }),
+            "port Ethernet120: is a spine uplink (spine_uplinks), but the API makes it a machine port",
+        ),
+    ];
+    for (i, (name, body, want)) in cases.iter().enumerate() {
+        server.inject(Fault {
+            call: Some(Call::V2Get),
+            times: 1,
+            kind: FaultKind::Status {
+                status: 200,
+                body: Some(body.clone()),
+            },
+        });
+        let (code, stdout, stderr) = fetch();
+        // The answer came from the API (the injected one), not elsewhere.
+        assert_eq!(server.records_of(Call::V2Get).len(), i + 2, "{name}");
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stdout.is_empty(), "{name}: {stdout}");
+        assert!(stderr.contains(want), "{name}: lacks {want:?}: {stderr}");
+    }
+}
+
+/// Issue 9, finding 2 on the registration path: `sonic_version.yml`
+/// (`sonic_version_file`) is a regular file of at most 64 KiB. /dev/zero, a
+/// FIFO and a larger file are invalid input: `register --once` exits 2 with
+/// an error that names the file and the reason, without blocking, and
+/// registers nothing.
+#[test]
+fn register_refuses_an_endless_or_oversized_sonic_version_file() {
+    let redis = start_redis();
+    seed_switch(
+        &redis,
+        fixtures::LEAF01_CONFIG,
+        Some(fixtures::MINI_LAB_PORT_MAP),
+        &SeedOptions::default(),
+    )
+    .unwrap();
+    let ns = switch_netns("sver");
+    let server = ns.enter(|| lab(&[(TOKEN, TokenGrant::Editor)]));
+    let dir = tempfile::tempdir().unwrap();
+    let token = write_token(dir.path(), "token", TOKEN, 0o600);
+    let fifo = dir.path().join("sonic_version-fifo.yml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let big = dir.path().join("sonic_version-big.yml");
+    let mut text = String::from("---\nbuild_version: 'SONiC.4.5.1-Enterprise_Base'\n");
+    while text.len() <= 64 * 1024 {
+        text.push_str("# padding to make the file larger than its limit\n");
+    }
+    std::fs::write(&big, &text).unwrap();
+    let database_config = redis.write_database_config().unwrap();
+    let bin = env!("CARGO_BIN_EXE_metal-switchd");
+    for (version_file, want) in [
+        (
+            PathBuf::from("/dev/zero"),
+            "sonic_version.yml /dev/zero: it is a character device, not a regular file".to_owned(),
+        ),
+        (
+            fifo.clone(),
+            format!(
+                "sonic_version.yml {}: it is a FIFO (named pipe), not a regular file",
+                fifo.display()
+            ),
+        ),
+        (
+            big.clone(),
+            format!(
+                "sonic_version.yml {}: it is larger than the limit of 65536 bytes",
+                big.display()
+            ),
+        ),
+    ] {
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}\napi_version = \"v2\"\nmetal_apiserver_url = \"{}\"\n\
+                 metal_apiserver_token_file = \"{}\"\nmanagement_interface = \"mgmt0\"\n\
+                 sonic_version_file = \"{}\"\ndatabase_config = \"{}\"\n",
+                fixtures::LEAF01_AGENT_CONFIG,
+                server.base_url(),
+                token.display(),
+                version_file.display(),
+                database_config.display(),
+            ),
+        )
+        .unwrap();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.name, bin, "--config"])
+            .arg(&config)
+            .args(["register", "--once", "--wait-ready", "5s"])
+            .env_remove("METAL_SWITCHD_LOG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{version_file:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{version_file:?}");
+        assert!(
+            stderr.contains(&want),
+            "{version_file:?}: lacks {want:?}: {stderr}"
+        );
+        assert!(
+            server.records_of(Call::V2Register).is_empty(),
+            "{version_file:?}: registered"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -474,3 +474,222 @@ fn check_config_never_prints_the_hmac_key_of_a_syntax_error() {
     assert!(!err.contains("S3CR3T"), "{err}");
     assert!(o.stdout.is_empty());
 }
+
+/// leaf01 converged: the repository's leaf01 snapshot with every change of
+/// the plan for `lab/switches/leaf01.v1.json` applied (as SONiC holds it
+/// after a successful `apply`), in config_db.json form. Tables the agent
+/// does not read are kept as they are.
+fn converged_leaf01_snapshot() -> Value {
+    use metal_switchd::configdb::redis::apply_to_state;
+    use metal_switchd::configdb::schema::Table;
+    use metal_switchd::configdb::snapshot::parse_config_db_json;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join(LEAF01_SNAPSHOT)).unwrap();
+    let mut state = parse_config_db_json(LEAF01_SNAPSHOT, &text).unwrap();
+    let doc = std::fs::read_to_string(root.join("lab/switches/leaf01.v1.json")).unwrap();
+    let (_, desc) =
+        metal_switchd::api::parse_switch_document("leaf01.v1.json", &doc, None).unwrap();
+    let cfg = metal_switchd::config::Config::from_sources(
+        Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)),
+        Vec::new(),
+    )
+    .unwrap();
+    let prepared = metal_switchd::reconcile::prepare(&desc, &cfg, &state).unwrap();
+    assert!(prepared.plan.changes() > 0, "the base is already converged");
+    for change in prepared.plan.iter_changes() {
+        apply_to_state(&mut state, change);
+    }
+    assert!(
+        metal_switchd::reconcile::prepare(&desc, &cfg, &state)
+            .unwrap()
+            .plan
+            .is_empty(),
+        "applying the plan did not converge"
+    );
+    // config_db.json: the agent's tables from the converged state, the
+    // others from the snapshot.
+    let mut snap: Map<String, Value> = serde_json::from_str(&text).unwrap();
+    snap.retain(|table, _| Table::from_name(table).is_none());
+    for (key, fields) in state.sorted() {
+        let table = snap
+            .entry(key.table.name().to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        let fields: Map<String, Value> = fields
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        table
+            .as_object_mut()
+            .unwrap()
+            .insert(key.name.clone(), Value::Object(fields));
+    }
+    Value::Object(snap)
+}
+
+/// Issue 9, finding 3, the issue's own scenario: `plan` with a switch
+/// document without nics against a converged leaf would plan the deletion
+/// of every tenant VRF, VLAN, map and binding. Required: the document is
+/// refused (exit 2, "lists no nics"), and nothing is planned, for `nics`
+/// missing, null and empty, in both API versions (v2 omits an empty list).
+#[test]
+fn plan_refuses_a_switch_without_nics_against_a_converged_leaf() {
+    let f = Files::new();
+    let converged = converged_leaf01_snapshot();
+    // What the converged leaf holds: the tenant VRFs of leaf01.v1.json.
+    for vrf in ["Vrf104009", "Vrf104010"] {
+        assert!(converged["VRF"].get(vrf).is_some(), "{vrf} missing");
+    }
+    assert!(converged["INTERFACE"].get("Ethernet1").is_some());
+    std::fs::write(f.path("converged.json"), converged.to_string()).unwrap();
+    // The valid document plans nothing against it.
+    let out = stdout(&f.run(&[
+        "plan",
+        "--switch",
+        "leaf01.v1.json",
+        "--configdb",
+        "converged.json",
+    ]));
+    assert!(out.starts_with("no changes"), "{out}");
+
+    let v1: Value =
+        serde_json::from_str(&std::fs::read_to_string(f.path("leaf01.v1.json")).unwrap()).unwrap();
+    let v2: Value =
+        serde_json::from_str(&std::fs::read_to_string(f.path("leaf01.v2.json")).unwrap()).unwrap();
+    let mut docs: Vec<(String, Value)> = Vec::new();
+    for (version, doc, obj) in [("v1", &v1, None), ("v2", &v2, Some("switch"))] {
+        for (how, nics) in [
+            ("missing", None),
+            ("null", Some(Value::Null)),
+            ("empty", Some(Value::Array(Vec::new()))),
+        ] {
+            let mut d = doc.clone();
+            let o = match obj {
+                Some(k) => d[k].as_object_mut().unwrap(),
+                None => d.as_object_mut().unwrap(),
+            };
+            assert!(o.remove("nics").is_some());
+            if let Some(n) = nics {
+                o.insert("nics".into(), n);
+            }
+            docs.push((format!("{version}-nics-{how}.json"), d));
+        }
+    }
+    for (name, doc) in &docs {
+        std::fs::write(f.path(name), doc.to_string()).unwrap();
+        for format in ["text", "json"] {
+            let o = f.run(&[
+                "plan",
+                "--switch",
+                name,
+                "--configdb",
+                "converged.json",
+                "--format",
+                format,
+            ]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{name} {format}: {err}");
+            assert!(
+                o.stdout.is_empty(),
+                "{name} {format}: planned: {}",
+                String::from_utf8_lossy(&o.stdout)
+            );
+            assert!(
+                err.contains("switch document: lists no nics (`nics` is missing, null or empty)"),
+                "{name} {format}: {err}"
+            );
+            for deletion in ["- VRF|", "- VLAN|", "- VXLAN_TUNNEL_MAP|", "- INTERFACE|"] {
+                assert!(!err.contains(deletion), "{name} {format}: {err}");
+            }
+        }
+    }
+}
+
+/// Issue 9, finding 2 and docs/configuration.md "Input files": the redis
+/// password file (`password_path` of an instance in database_config.json)
+/// is a regular file of at most 64 KiB. A FIFO or a larger file is invalid
+/// input (exit 2), refused before redis is contacted, with an error that
+/// names the file, the reason and the instance; a usable file gets as far
+/// as connecting (here: no redis, a runtime error, exit 1).
+#[test]
+fn unusable_redis_password_files_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Files::new();
+    let fifo = f.path("passwd-fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let secret = |name: &str, content: &str| {
+        let p = f.path(name);
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    };
+    let big = secret("passwd-big", &"p".repeat(64 * 1024 + 1));
+    let good = secret("passwd-good", "lab-redis-password\n");
+    // No redis listens on this socket: only the password decides exit 2.
+    let socket = f.path("no-redis.sock");
+    for (password, want, code) in [
+        (
+            &fifo,
+            format!(
+                "cannot read the redis password file {}: it is a FIFO (named pipe), not a \
+                 regular file",
+                fifo.display()
+            ),
+            2,
+        ),
+        (
+            &big,
+            format!(
+                "cannot read the redis password file {}: it is larger than the limit of 65536 \
+                 bytes",
+                big.display()
+            ),
+            2,
+        ),
+        (&good, "(redis instance redis".to_owned(), 1),
+    ] {
+        let dbconfig = serde_json::json!({
+            "INSTANCES": {"redis": {
+                "hostname": "127.0.0.1", "port": 6379,
+                "unix_socket_path": socket, "password_path": password,
+            }},
+            "DATABASES": {
+                "APPL_DB": {"id": 0, "separator": ":", "instance": "redis"},
+                "CONFIG_DB": {"id": 4, "separator": "|", "instance": "redis"},
+                "STATE_DB": {"id": 6, "separator": "|", "instance": "redis"},
+            },
+        });
+        std::fs::write(f.path("database_config.json"), dbconfig.to_string()).unwrap();
+        std::fs::write(
+            f.path("pw.toml"),
+            format!(
+                "{}\ndatabase_config = \"{}\"\n",
+                fixtures::LEAF01_AGENT_CONFIG,
+                f.path("database_config.json").display()
+            ),
+        )
+        .unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+            .current_dir(f.dir.path())
+            .env_remove("METAL_SWITCHD_CONFIG")
+            .args(["--config", "pw.toml", "plan", "--switch", "leaf01.v1.json"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{password:?}: {err}");
+        assert!(o.stdout.is_empty(), "{password:?}");
+        assert!(err.contains(&want), "{password:?}: lacks {want:?}: {err}");
+        if code == 2 {
+            assert!(
+                err.contains("(password_path of instance redis)"),
+                "{password:?}: {err}"
+            );
+        }
+        assert!(!err.contains("pppp") && !err.contains("lab-redis-password"));
+    }
+}

@@ -129,4 +129,40 @@ mod tests {
             .to_string();
         assert!(e.contains("a character device"), "{e}");
     }
+
+    /// Issue 9, finding 2 and docs/configuration.md "Input files": token and
+    /// HMAC key files are read up to 64 KiB (65536 bytes); one byte more is
+    /// refused before it is used, without showing the content.
+    #[test]
+    fn secret_files_over_64_kib_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let at_limit = write(dir.path(), "t64k", &"a".repeat(64 * 1024), 0o600);
+        assert_eq!(
+            read_secret_file(TOKEN, &at_limit).unwrap().expose().len(),
+            64 * 1024
+        );
+        let over = write(dir.path(), "t64k1", &"b".repeat(64 * 1024 + 1), 0o600);
+        for what in [TOKEN, HMAC_KEY] {
+            let e = read_secret_file(what, &over).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                matches!(
+                    e,
+                    SecretFileError::File(FileError {
+                        problem: FileProblem::TooLarge { limit: 65536 },
+                        ..
+                    })
+                ),
+                "{msg}"
+            );
+            assert!(
+                msg.contains(&format!(
+                    "{what} file {}: it is larger than the limit of 65536 bytes",
+                    over.display()
+                )),
+                "{msg}"
+            );
+            assert!(!msg.contains("bbbb"), "{msg}");
+        }
+    }
 }

@@ -40,7 +40,9 @@ use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
 #[derive(Debug, Clone, Deserialize)]
 pub struct Switch {
     pub id: String,
-    #[serde(default)]
+    /// Missing, `null` (protojson: unset) and `[]` are the same: no nics,
+    /// which `spec::build` refuses with one clear message.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub nics: Vec<SwitchNic>,
     #[serde(default, rename = "lastSync", alias = "last_sync")]
     pub last_sync: Option<SwitchSync>,
@@ -120,6 +122,11 @@ pub struct ConnectError {
     pub code: String,
     #[serde(default)]
     pub message: String,
+}
+
+/// A repeated field: proto3 JSON reads `null` as unset, i.e. empty.
+fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A proto3 JSON 64-bit integer: a string, or a number (both are valid input).

@@ -249,4 +249,66 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("instance \"nope\""), "{e}");
     }
+
+    /// Issue 9, finding 3 and docs/configuration.md "Input files":
+    /// `database_config.json` is strict JSON. With CONFIG_DB given twice
+    /// (ids 4 and 8), which database the agent writes would be a guess.
+    #[test]
+    fn a_repeated_key_is_refused() {
+        let text = COMMUNITY.replace(
+            "\"STATE_DB\": {",
+            "\"CONFIG_DB\": {\"id\": 8, \"separator\": \"|\", \"instance\": \"redis\"},\n        \"STATE_DB\": {",
+        );
+        assert_ne!(text, COMMUNITY);
+        let e = Databases::parse("db.json", &text).unwrap_err();
+        assert!(matches!(e, DbConfigError::Parse { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("db.json: not a SONiC database_config.json: "),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("key \"CONFIG_DB\" appears twice in one object"),
+            "{msg}"
+        );
+        // A repeated field inside an instance, too.
+        let text = COMMUNITY.replace("\"port\": 6379,", "\"port\": 6379, \"port\": 6380,");
+        assert_ne!(text, COMMUNITY);
+        let msg = Databases::parse("db.json", &text).unwrap_err().to_string();
+        assert!(msg.contains("key \"port\" appears twice"), "{msg}");
+    }
+
+    /// Issue 9, finding 2 and docs/configuration.md "Input files":
+    /// `database_config.json` is read up to 1 MiB (fixed).
+    #[test]
+    fn a_database_config_over_1_mib_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("database_config.json");
+        // Valid JSON, padded with blanks past the limit.
+        let text = format!("{COMMUNITY}{}", " ".repeat(1024 * 1024));
+        std::fs::write(&p, &text).unwrap();
+        let e = Databases::load(&p).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(
+                &e,
+                DbConfigError::File(crate::files::FileError {
+                    problem: crate::files::FileProblem::TooLarge { limit: 1048576 },
+                    ..
+                })
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!(
+                "database_config.json {}: it is larger than the limit of 1048576 bytes",
+                p.display()
+            )),
+            "{msg}"
+        );
+        assert!(!e.is_transient());
+        // Within the limit, the same content is read.
+        std::fs::write(&p, &text[..1024 * 1024]).unwrap();
+        assert_eq!(Databases::load(&p).unwrap().config.id, 4);
+    }
 }

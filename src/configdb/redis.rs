@@ -234,6 +234,32 @@ mod duration_micros {
     }
 }
 
+/// The content of the instance's `password_path`, if it has one.
+fn password(inst: &Instance) -> Result<Option<String>, ConfigDbError> {
+    use crate::files::{FileKind, SECRET_MAX_BYTES, read_text};
+    let Some(path) = &inst.password_path else {
+        return Ok(None);
+    };
+    read_text(FileKind::RedisPassword, path, SECRET_MAX_BYTES)
+        .map(Some)
+        .map_err(|source| ConfigDbError::Password {
+            instance: inst.name.clone(),
+            source,
+        })
+}
+
+/// Refuse a password file that cannot be used (missing, not a regular
+/// file, too large, exposed) before connecting: it is invalid input, not
+/// redis being away (the feed would only retry it).
+fn check_passwords(dbs: &Databases) -> Result<(), ConfigDbError> {
+    let required = [Some(&dbs.config), Some(&dbs.appl), Some(&dbs.state)];
+    let optional = [dbs.counters.as_ref(), dbs.asic.as_ref()];
+    for db in required.into_iter().chain(optional).flatten() {
+        password(&db.instance)?;
+    }
+    Ok(())
+}
+
 /// A client for the instance of `db` (password from `password_path`).
 fn client_for(db: &DbLocation) -> Result<(redis::Client, String), ConfigDbError> {
     let inst: &Instance = &db.instance;
@@ -243,14 +269,7 @@ fn client_for(db: &DbLocation) -> Result<(redis::Client, String), ConfigDbError>
     };
     let addr_text = addr.to_string();
     let mut settings = RedisConnectionInfo::default().set_db(db.id);
-    if let Some(path) = &inst.password_path {
-        use crate::files::{FileKind, SECRET_MAX_BYTES, read_text};
-        let pw = read_text(FileKind::RedisPassword, path, SECRET_MAX_BYTES).map_err(|source| {
-            ConfigDbError::Password {
-                instance: inst.name.clone(),
-                source,
-            }
-        })?;
+    if let Some(pw) = password(inst)? {
         settings = settings.set_password(pw.trim());
     }
     let info = addr
@@ -340,11 +359,13 @@ enum Waiting {
 
 impl ConfigDb {
     /// Start following SONiC's databases and wait (at most `timeout`) for
-    /// the first full read.
+    /// the first full read. A `password_path` that cannot be used is
+    /// refused first ([`ConfigDbError::Password`], invalid input).
     pub async fn connect_within(
         dbs: Databases,
         timeout: Duration,
     ) -> Result<ConfigDb, ConfigDbError> {
+        check_passwords(&dbs)?;
         let mut db = ConfigDb::start(dbs);
         let deadline = Instant::now() + timeout;
         while !db.connected {

@@ -506,6 +506,63 @@ mod tests {
         assert!(e.to_string().contains("BGP neighbour state file"), "{e}");
     }
 
+    /// Issue 9, finding 2 and docs/configuration.md "Input files": the BGP
+    /// neighbour state file is a regular file of at most 16 MiB; /dev/zero
+    /// is refused by its type, without reading it, and a file one byte over
+    /// the limit by its size.
+    #[cfg(feature = "agent")]
+    #[test]
+    fn endless_and_oversized_state_files_are_refused() {
+        use crate::files::{FileError, FileKind, FileProblem};
+        use std::time::SystemTime;
+        let now = SystemTime::now();
+        let e = reader::read_file(Path::new("/dev/zero"), MAX_STATE_FILE_AGE, now).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(
+                &e,
+                BgpStateError::File(FileError {
+                    kind: FileKind::BgpState,
+                    problem: FileProblem::NotAFile("a character device"),
+                    ..
+                })
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(
+                "BGP neighbour state file /dev/zero: it is a character device, not a regular file"
+            ),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("bgp-neighbors.json");
+        // A sparse file: its size is over the limit without 16 MiB on disk.
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(16 * 1024 * 1024 + 1)
+            .unwrap();
+        let e = reader::read_file(&big, MAX_STATE_FILE_AGE, now).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(
+                &e,
+                BgpStateError::File(FileError {
+                    problem: FileProblem::TooLarge { limit: 16777216 },
+                    ..
+                })
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!(
+                "BGP neighbour state file {}: it is larger than the limit of 16777216 bytes",
+                big.display()
+            )),
+            "{msg}"
+        );
+    }
+
     /// The events an observed watch has handled: (file name, counted).
     #[cfg(feature = "agent")]
     struct Seen(std::sync::mpsc::Receiver<(String, bool)>);

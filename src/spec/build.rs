@@ -902,6 +902,41 @@ mod tests {
         );
     }
 
+    /// Issue 9, finding 3: the API writes a tenant VRF as `vrf%d`
+    /// (metal-api reference §1.3). `vrf+5` would parse as VNI 5 with Rust's
+    /// integer parser; it is refused instead, and so is a minus sign, while
+    /// `vrf5` itself is accepted.
+    #[test]
+    fn a_vni_with_a_sign_is_refused() {
+        let ok = build(
+            &desc(vec![nic("Ethernet2", "vrf5", &[], &[])]),
+            &config(""),
+            &facts(),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.ports["Ethernet2"].role,
+            crate::spec::PortRole::Tenant { vni: 5 }
+        );
+        for (vrf, digits) in [("vrf+5", "+5"), ("vrf-5", "-5"), ("vrf+0", "+0")] {
+            let p = problems(
+                &desc(vec![nic("Ethernet2", vrf, &[], &[])]),
+                &config(""),
+                &facts(),
+            );
+            assert_eq!(
+                p,
+                [format!(
+                    "nic Ethernet2: VRF \"{vrf}\" is not empty, \"default\" or \"vrf<VNI>\": \
+                     VNI \"{digits}\" is not a number"
+                )],
+                "{vrf:?}"
+            );
+        }
+        assert_eq!(parse_vni("+5"), Err("\"+5\" is not a number".into()));
+        assert_eq!(parse_vni("5"), Ok(5));
+    }
+
     #[test]
     fn the_switch_and_its_base_configuration_are_checked() {
         // The document of another switch, without nics, on a switch
