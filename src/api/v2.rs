@@ -81,9 +81,9 @@ pub struct NicState {
 /// `BGPFilter`: repeated fields are omitted when empty.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BgpFilter {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub cidrs: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub vnis: Vec<String>,
 }
 
@@ -611,6 +611,16 @@ mod tests {
                 .request,
         )
         .unwrap()
+    }
+
+    /// protojson: a JSON null leaves a repeated field unset (empty).
+    #[test]
+    fn null_filter_lists_are_empty() {
+        let f: BgpFilter = serde_json::from_value(json!({"cidrs": null, "vnis": null})).unwrap();
+        assert!(f.cidrs.is_empty() && f.vnis.is_empty());
+        let f: BgpFilter = serde_json::from_value(json!({"cidrs": ["10.0.0.0/8"]})).unwrap();
+        assert_eq!(f.cidrs, ["10.0.0.0/8"]);
+        assert!(serde_json::from_value::<BgpFilter>(json!({"cidrs": "10.0.0.0/8"})).is_err());
     }
 
     /// Every v2 fixture parses into the type it is an example of.
