@@ -189,6 +189,7 @@ impl Installer {
             });
         }
         let validation = started.elapsed();
+        crate::crash_point!("frr.validated");
 
         let backup = match &previous {
             Some(bytes) => {
@@ -200,9 +201,11 @@ impl Installer {
             }
             None => None,
         };
+        crate::crash_point!("frr.backed-up");
         new.persist(dest)
             .map_err(|e| io("rename the new configuration to", dest, e.error))?;
         sync_dir(&dir)?;
+        crate::crash_point!("frr.installed");
         tracing::info!(file = %dest.display(), ?validation, "installed a new FRR configuration");
 
         if self.reloader.is_none() {
@@ -214,6 +217,7 @@ impl Installer {
         }
         match self.reloader.reload(dest).await {
             Ok(reloaded) => {
+                crate::crash_point!("frr.reloaded");
                 tracing::info!(elapsed = ?reloaded.elapsed, "FRR reloaded");
                 Ok(Installed::Replaced {
                     backup,

@@ -407,6 +407,7 @@ impl Agent {
                 .into());
             }
         }
+        crate::crash_point!("reconcile.kernel-check");
         // 7. The kernel shows what SONiC's managers made of it. They write
         // their STATE_DB confirmations after their kernel commands, so a
         // mismatch left now is drift rather than lag: wait at most the
