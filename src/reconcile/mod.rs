@@ -117,6 +117,9 @@ pub struct Agent {
     last: Last,
     /// Reconciles so far.
     generation: u64,
+    /// FRR runs the installed frr.conf: an install or reload of this process
+    /// succeeded. Until then an unchanged file is reloaded anyway.
+    frr_loaded: bool,
 }
 
 impl Agent {
@@ -142,6 +145,7 @@ impl Agent {
             opts,
             last: Last::default(),
             generation: 0,
+            frr_loaded: false,
         })
     }
 
@@ -450,7 +454,16 @@ impl Agent {
             return Ok(FrrOutcome::Skipped);
         };
         let installed = installer.install(&text).await?;
-        Ok(match installed {
+        let outcome = match installed {
+            // An earlier run may have been killed between installing this
+            // file and reloading FRR (crash point `frr.installed`).
+            Installed::Unchanged if !self.frr_loaded => match installer.reload_installed().await? {
+                Some(r) => {
+                    tracing::info!(elapsed = ?r.elapsed, "FRR reloaded with the installed configuration (first install of this run)");
+                    FrrOutcome::Reloaded { reload: r.elapsed }
+                }
+                None => FrrOutcome::Unchanged,
+            },
             Installed::Unchanged => FrrOutcome::Unchanged,
             Installed::Replaced {
                 validation, reload, ..
@@ -458,7 +471,9 @@ impl Agent {
                 validation,
                 reload: reload.map(|r| r.elapsed),
             },
-        })
+        };
+        self.frr_loaded = true;
+        Ok(outcome)
     }
 
     /// frr.conf for `spec` (rendered again only when the spec changed).
