@@ -5,6 +5,8 @@
 
 pub mod agent;
 pub mod kernel;
+pub mod lab;
+pub mod model;
 
 use std::path::PathBuf;
 use std::time::Duration;
