@@ -33,7 +33,13 @@ use support::agent::AgentProcess;
 use support::lab::{HANG, Lab, desc_of, leaf01_doc, no_error};
 use support::model::{self, Model};
 
-const PORTS: &[&str] = &["Ethernet0", "Ethernet1", "Ethernet2", "Ethernet3", "Ethernet4"];
+const PORTS: &[&str] = &[
+    "Ethernet0",
+    "Ethernet1",
+    "Ethernet2",
+    "Ethernet3",
+    "Ethernet4",
+];
 
 /// The lab leaf01 (Ethernet3 in Vrf104010, Ethernet4 unprovisioned).
 fn state_a() -> String {
@@ -205,7 +211,12 @@ fn scenario(name: &str, from: &str, to: &str, seed: u64) -> Vec<(String, String)
         let before = lab.sw.dump(CONFIG_DB);
         let expected = model.transition(&desc_of(to), &before);
         crash_at(&lab, point, "crashed");
-        assert_frr_is_one_of(&lab, &old_frr, &new_frr, &format!("{point}: after the kill"));
+        assert_frr_is_one_of(
+            &lab,
+            &old_frr,
+            &new_frr,
+            &format!("{point}: after the kill"),
+        );
         let was = if lab.frr_conf().as_deref() == Some(new_frr.as_str()) {
             "new"
         } else {
@@ -213,7 +224,11 @@ fn scenario(name: &str, from: &str, to: &str, seed: u64) -> Vec<(String, String)
         };
         let after_kill = lab.last_seq();
         let agent = lab.start("restarted", &[]);
-        lab.wait_converged(&agent, after_kill, &format!("{point}: convergence after the restart"));
+        lab.wait_converged(
+            &agent,
+            after_kill,
+            &format!("{point}: convergence after the restart"),
+        );
         let when = format!("{name}, killed at {point}, restarted");
         lab.sw.settle();
         model::assert_matches(&model, &expected, &lab.sw.dump(CONFIG_DB), &when);
@@ -226,7 +241,10 @@ fn scenario(name: &str, from: &str, to: &str, seed: u64) -> Vec<(String, String)
         );
         assert_eq!(lab.frr_temp_files(), Vec::<String>::new(), "{when}");
         stop(agent, &when);
-        outcomes.push((point.clone(), format!("frr.conf after the kill: {was}; converged")));
+        outcomes.push((
+            point.clone(),
+            format!("frr.conf after the kill: {was}; converged"),
+        ));
     }
     outcomes
 }
@@ -279,7 +297,12 @@ fn killed_again_while_waiting_for_what_sonic_owes_it_still_converges() {
     let agent = lab.start("restarted", &[]);
     lab.wait_converged(&agent, after, "convergence after two crashes");
     lab.sw.settle();
-    model::assert_matches(&model, &expected, &lab.sw.dump(CONFIG_DB), "after two crashes");
+    model::assert_matches(
+        &model,
+        &expected,
+        &lab.sw.dump(CONFIG_DB),
+        "after two crashes",
+    );
     support::assert_no_violations(&lab.sw);
     stop(agent, "after two crashes");
 }

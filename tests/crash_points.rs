@@ -54,7 +54,15 @@ fn the_release_binary_and_the_debian_package_have_no_crash_points() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(Command::new(&cargo)
-        .args(["build", "--release", "--locked", "-p", "metal-switchd", "--bin", "metal-switchd"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "metal-switchd",
+            "--bin",
+            "metal-switchd",
+        ])
         .current_dir(root));
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
@@ -70,7 +78,14 @@ fn the_release_binary_and_the_debian_package_have_no_crash_points() {
     // The package of that binary (what `./dev package` builds from it).
     let out = tempfile::tempdir().unwrap();
     let deb = run(Command::new(&cargo)
-        .args(["deb", "--locked", "--no-build", "-p", "metal-switchd", "--output"])
+        .args([
+            "deb",
+            "--locked",
+            "--no-build",
+            "-p",
+            "metal-switchd",
+            "--output",
+        ])
         .arg(out.path())
         .current_dir(root))
     .lines()

@@ -212,8 +212,7 @@ impl Shared {
             let resumed = self.resumed.notified();
             tokio::pin!(resumed);
             resumed.as_mut().enable();
-            if !self.paused.load(Ordering::SeqCst) && !lock(&self.paused_daemons).contains(daemon)
-            {
+            if !self.paused.load(Ordering::SeqCst) && !lock(&self.paused_daemons).contains(daemon) {
                 return;
             }
             resumed.await;

@@ -223,8 +223,10 @@ impl Model {
                 format!("VRF|{vrf}"),
                 fields(&[("vni", &n), ("fallback", "false")]),
             );
-            e.entries
-                .insert(format!("VLAN|{v}"), fields(&[("vlanid", &vlan.to_string())]));
+            e.entries.insert(
+                format!("VLAN|{v}"),
+                fields(&[("vlanid", &vlan.to_string())]),
+            );
             e.entries
                 .insert(format!("VLAN_INTERFACE|{v}"), fields(&[("vrf_name", &vrf)]));
             e.entries.insert(
@@ -254,7 +256,9 @@ impl Model {
             let managed = port.is_some_and(|p| expected.ports.contains_key(p));
             let strip = |f: &Fields| -> Fields {
                 f.iter()
-                    .filter(|(n, _)| !managed || (n.as_str() != "mtu" && n.as_str() != "admin_status"))
+                    .filter(|(n, _)| {
+                        !managed || (n.as_str() != "mtu" && n.as_str() != "admin_status")
+                    })
                     .map(|(a, b)| (a.clone(), b.clone()))
                     .collect()
             };
@@ -342,7 +346,10 @@ pub fn foreign_entries() -> Vec<(String, Vec<(String, String)>)> {
         e("VRF|VrfMpls", &[("NULL", "NULL")]),
         e(
             "INTERFACE|Ethernet100",
-            &[("vrf_name", "Vrf42"), ("ipv6_use_link_local_only", "enable")],
+            &[
+                ("vrf_name", "Vrf42"),
+                ("ipv6_use_link_local_only", "enable"),
+            ],
         ),
         e("INTERFACE|Ethernet100|10.9.9.1/31", &[("NULL", "NULL")]),
     ]
