@@ -5,8 +5,8 @@
 //! status file and an FRR reload stand-in.
 //!
 //! The reload stand-in (`frr_reload = "exec"`) copies the file it is given
-//! to `reloaded.conf` — what FRR "runs" — and appends a line to
-//! `reloads.log`. While `reload-fail` exists in the directory it fails (if
+//! to `reloaded.conf` — what FRR "runs" — and appends a line with the
+//! file's `cksum` to `reloads.log` ([`Lab::reloads`], [`cksum`]). While `reload-fail` exists in the directory it fails (if
 //! the file holds a text: only for configurations containing it); when
 //! `reload-hang` exists it removes it and hangs (once).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -39,7 +39,7 @@ if [ -e "$dir/reload-hang" ]; then
     exec sleep 600
 fi
 cp "$1" "$dir/reloaded.conf.tmp" && mv "$dir/reloaded.conf.tmp" "$dir/reloaded.conf"
-echo "reloaded $1" >> "$dir/reloads.log"
+echo "reloaded $(cksum < "$1")" >> "$dir/reloads.log"
 "#;
 
 /// A v1 switch document: the lab's leaf01 with these nics' `vrf` set
@@ -48,7 +48,8 @@ echo "reloaded $1" >> "$dir/reloads.log"
 /// does not register them, so the API's switch has no nic for them (and
 /// refuses a heartbeat that does not cover every nic it has).
 pub fn leaf01_doc(vrfs: &[(&str, &str)]) -> String {
-    let mut doc: Value = serde_json::from_str(metal_switchd_lab::fixtures::LEAF01_SWITCH_V1).unwrap();
+    let mut doc: Value =
+        serde_json::from_str(metal_switchd_lab::fixtures::LEAF01_SWITCH_V1).unwrap();
     doc["nics"]
         .as_array_mut()
         .unwrap()
@@ -140,7 +141,12 @@ impl Lab {
 
     /// `metal-switchd run` with its log in `<name>.log`.
     pub fn start(&self, name: &str, env: &[(&str, &str)]) -> AgentProcess {
-        AgentProcess::start_with_env(&self.ns, &self.config, &self.path(&format!("{name}.log")), env)
+        AgentProcess::start_with_env(
+            &self.ns,
+            &self.config,
+            &self.path(&format!("{name}.log")),
+            env,
+        )
     }
 
     /// `metal-switchd apply --once` of `doc` (no API), as a setup step.
@@ -174,6 +180,14 @@ impl Lab {
         std::fs::read_to_string(self.path("reloaded.conf")).ok()
     }
 
+    /// The reloads that succeeded, in order: `reloaded <cksum of the file>`.
+    pub fn reloads(&self) -> Vec<String> {
+        read(&self.path("reloads.log"))
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Temporary files an install left in the frr.conf directory.
     pub fn frr_temp_files(&self) -> Vec<String> {
         std::fs::read_dir(self.dir.path())
@@ -189,7 +203,12 @@ impl Lab {
     }
 
     pub fn last_seq(&self) -> u64 {
-        self.server.records().iter().map(|r| r.seq).max().unwrap_or(0)
+        self.server
+            .records()
+            .iter()
+            .map(|r| r.seq)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The first accepted heartbeat after `after` (a record seq) that
@@ -229,7 +248,10 @@ impl Lab {
 
     /// The metrics the agent serves (port 2112 in its namespace).
     pub fn metrics(&self) -> String {
-        http_get(std::net::SocketAddr::from((self.ns.ns_ip, 2112)), "/metrics")
+        http_get(
+            std::net::SocketAddr::from((self.ns.ns_ip, 2112)),
+            "/metrics",
+        )
     }
 }
 
@@ -241,9 +263,7 @@ pub fn no_error(req: &Value) -> bool {
 pub fn metric(body: &str, name: &str, labels: &str) -> Option<f64> {
     body.lines()
         .filter(|l| !l.starts_with('#'))
-        .find(|l| {
-            l.split([' ', '{']).next() == Some(name) && l.contains(labels)
-        })
+        .find(|l| l.split([' ', '{']).next() == Some(name) && l.contains(labels))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
@@ -267,4 +287,23 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// `cksum` of `text`, as the reload stand-in logs it.
+pub fn cksum(text: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("cksum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
