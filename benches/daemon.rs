@@ -14,10 +14,19 @@
 //! - drift repair: the daemon running, an owned `INTERFACE` entry deleted by
 //!   hand, until it is written back (seen by a keyspace subscription).
 //!
+//! And the daemon on its own: `metal-switchd run` as a separate process (in
+//! a network namespace, against the lab API server over v1, a fresh redis
+//! with the stand-in), ticking every 10 ms: its resident memory at the 10th
+//! and the 1000th reconcile (counted by the reports it sends; 1000 ticks at
+//! the default 10 s interval are 2.8 hours). Needs root (the namespace).
+//!
 //! `cargo bench --bench daemon [-- --sizes 256x256,1024x1000 --out FILE]`
 //! prints a Markdown report (and writes it to FILE). Medians and p99 are of
 //! the samples of one run; the machine is shared, compare within a run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../tests/support/agent.rs"]
+mod agent;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +39,7 @@ use metal_switchd::reconcile::desired::DesiredSource;
 use metal_switchd::reconcile::run::{Daemon, DaemonOptions, Signals};
 use metal_switchd::reconcile::{Agent, AgentOptions, Mode, ReconcileResult, Trigger};
 use metal_switchd::spec::SwitchDesc;
+use metal_switchd_lab::api_server::{ApiServer, ApiServerOptions, Call};
 use metal_switchd_lab::bench::seeded;
 use metal_switchd_lab::generate::{bench_config, bench_switch, vni};
 use metal_switchd_lab::redis_server::{CONFIG_DB, RedisServer};
@@ -39,6 +49,9 @@ const IDLE_TICKS: usize = 1000;
 const CHANGED_TICKS: usize = 200;
 const MOVES: usize = 50;
 const REPAIRS: usize = 100;
+/// Reconciles of the daemon process before the last memory reading.
+const PROCESS_TICKS: usize = 1000;
+const HMAC_KEY: &str = "metal-edit-bench-key";
 
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
@@ -51,12 +64,96 @@ fn thread_cpu() -> Duration {
 }
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
+    rss_kib_of("self").unwrap()
+}
+
+/// `VmRSS` of a process (`self` or a pid); `None` once it has exited.
+fn rss_kib_of(pid: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
-        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
-        .unwrap()
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `metal-switchd run` on its own: resident memory at the 10th and the
+/// [`PROCESS_TICKS`]th reconcile.
+fn daemon_process(ports: usize, vrfs: usize) -> Vec<(String, String, String)> {
+    let (mut doc, port_map) = bench_switch(ports, vrfs);
+    doc["partition_id"] = "bench".into();
+    let redis = seeded(&port_map).unwrap();
+    let standin = SonicStandIn::start(&redis, StandInOptions::default()).unwrap();
+    let ns = agent::AgentNetns::new(&[]);
+    let server = ApiServer::start(ApiServerOptions {
+        switches: vec![doc.to_string()],
+        partitions: vec!["bench".into()],
+        hmac_edit_key: Some(HMAC_KEY.into()),
+        listen: (ns.host_ip, 0).into(),
+        ..ApiServerOptions::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let version = dir.path().join("sonic_version.yml");
+    std::fs::write(&version, "build_version: 'SONiC.4.5.1-Enterprise_Base'\n").unwrap();
+    let config = dir.path().join("agent.toml");
+    let path = |p: std::path::PathBuf| p.display().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "{}partition_id = \"bench\"\nrack_id = \"rack01\"\ndatabase_config = {:?}\n\
+             api_version = \"v1\"\nmetal_api_ip = \"{}\"\nmetal_api_port = {}\n\
+             metal_api_basepath = \"/metal/\"\nhmac_key = \"{HMAC_KEY}\"\n\
+             reconfigure_switch = true\nreconfigure_switch_interval = \"10ms\"\n\
+             timeout = \"60s\"\nbarrier_timeout = \"60s\"\nmanagement_interface = \"mgmt0\"\n\
+             sonic_version_file = {:?}\nbgp_neighbor_state_file = \"\"\nkernel_checks = false\n\
+             frr_config = {:?}\nfrr_reload = \"none\"\nfrr_agentx = false\n\
+             state_directory = {:?}\nlog_level = \"warn\"\n",
+            bench_config(ports),
+            path(redis.write_database_config().unwrap()),
+            server.addr().ip(),
+            server.addr().port(),
+            path(version),
+            path(dir.path().join("frr.conf")),
+            path(dir.path().join("state")),
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("agent.log");
+    let mut daemon = agent::AgentProcess::start(&ns, &config, &log);
+    let pid = daemon.pid().to_string();
+    // The reports the daemon sent (one per reconcile); records are dropped
+    // as they are counted so the server's memory stays flat too.
+    let mut reports = 0usize;
+    let mut readings = Vec::new();
+    let start = Instant::now();
+    for at in [10, PROCESS_TICKS] {
+        while reports < at {
+            assert!(
+                daemon.running() && start.elapsed() < Duration::from_secs(1800),
+                "the daemon stopped reconciling after {reports} reports; log:\n{}",
+                daemon.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+            let records = server.records();
+            server.clear_records();
+            reports += records.iter().filter(|r| r.call == Call::V1Notify).count();
+        }
+        readings.push(rss_kib_of(&pid).expect("the daemon runs"));
+    }
+    let ticks = reports;
+    let status = daemon.stop(Duration::from_secs(60));
+    assert!(status.success(), "{status}; log:\n{}", daemon.log_text());
+    let v = standin.violations();
+    assert!(v.is_empty(), "ordering violations: {v:?}");
+    vec![(
+        format!("`metal-switchd run` alone: resident memory at reconcile 10 / {ticks}"),
+        format!(
+            "{:.1} MiB / {:.1} MiB",
+            readings[0] as f64 / 1024.0,
+            readings[1] as f64 / 1024.0
+        ),
+        "≤ 30 MiB, flat".into(),
+    )]
 }
 
 /// Commands redis processed so far (its own counter; each call of this
@@ -252,7 +349,7 @@ async fn bench_size(ports: usize, vrfs: usize) -> Size {
         "0".into(),
     ));
     rows.push((
-        format!("resident memory at tick 10 / tick {IDLE_TICKS}"),
+        format!("bench process (agent, stand-in, redis clients): resident memory at tick 10 / {IDLE_TICKS}"),
         format!(
             "{:.1} MiB / {:.1} MiB",
             rss10 as f64 / 1024.0,
@@ -395,7 +492,9 @@ fn main() {
     );
     for (ports, vrfs) in sizes {
         eprintln!("bench daemon: {ports} ports, {vrfs} VRFs");
-        let s = rt.block_on(bench_size(ports, vrfs));
+        let mut s = rt.block_on(bench_size(ports, vrfs));
+        eprintln!("  the daemon process, {PROCESS_TICKS} reconciles");
+        s.rows.extend(daemon_process(ports, vrfs));
         out.push_str(&format!(
             "### ({}, {})\n\n| figure | measured | target |\n|---|---|---|\n",
             s.ports, s.vrfs

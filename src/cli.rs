@@ -12,7 +12,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::api::client::ApiClient;
-use crate::api::register::RegisterOptions;
 use crate::api::transport::RetryPolicy;
 use crate::api::{self, WireVersion};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
@@ -20,15 +19,35 @@ use crate::configdb::confirmed::Confirmed;
 use crate::configdb::dbconfig::Databases;
 use crate::configdb::redis::{ApplyOptions, ApplyReport, ConfigDb};
 use crate::configdb::schema::DbState;
-use crate::configdb::{self, snapshot, target};
-use crate::error::{EXIT_OK, Error};
+use crate::configdb::{snapshot, target};
+use crate::error::Error;
 use crate::files::{self, FileKind};
 use crate::frr;
 use crate::kernel::KernelView;
+use crate::reconcile;
 use crate::reconcile::desired::DesiredSource;
+use crate::reconcile::register::{self, RegisterOptions};
 use crate::reconcile::run::{ConfigLoader, Daemon, DaemonOptions, Signals, daemon_agent};
 use crate::reconcile::{Agent, AgentOptions, FrrOutcome, Mode, Outcome, ReconcileResult, Trigger};
 use crate::spec::{PortRole, SwitchDesc, SwitchSpec};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a runtime failure (redis, SONiC, the API, I/O); may have
+/// written phases.
+pub const EXIT_RUNTIME: u8 = 1;
+/// Exit code: invalid input (configuration, switch state, an input file that
+/// is missing, not a regular file, too large or not UTF-8); nothing was written.
+pub const EXIT_INVALID: u8 = 2;
+
+/// The exit code of a command that failed with `e`.
+pub fn exit_code(e: &Error) -> u8 {
+    if e.is_invalid_input() {
+        EXIT_INVALID
+    } else {
+        EXIT_RUNTIME
+    }
+}
 
 /// metal-switchd: the metal-stack agent of a SONiC leaf switch.
 ///
@@ -233,14 +252,14 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         }
         Command::Status(args) => Ok(status(&cfg, args)),
         Command::Plan(args) => plan(&cfg, args).await,
-        Command::Register(args) => register(&cfg, args).await,
+        Command::Register(args) => register_switch(&cfg, args).await,
         Command::Fetch(args) => fetch(&cfg, args).await,
         Command::Apply(args) => apply(&cfg, args).await,
         Command::Run => run_daemon(&cli, cfg).await,
         Command::Render(RenderCommand::Configdb(args)) => {
             let (_, desc) = read_switch(&cfg, &args.switch)?;
             let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
-            let prepared = configdb::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
+            let prepared = reconcile::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
             print_json(&snapshot::target_to_config_db_json(&target::target(
                 &prepared.spec,
             )));
@@ -249,7 +268,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Render(RenderCommand::Frr(args)) => {
             let (_, desc) = read_switch(&cfg, &args.switch)?;
             let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
-            let prepared = configdb::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
+            let prepared = reconcile::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
             print(&frr::render(&prepared.spec));
             Ok(EXIT_OK)
         }
@@ -362,7 +381,7 @@ async fn read_state(
 async fn plan(cfg: &Config, args: &PlanArgs) -> Result<u8, Error> {
     let (version, desc) = read_switch(cfg, &args.switch)?;
     let (state, confirmed) = read_state(cfg, args.configdb.as_deref()).await?;
-    let prepared = configdb::prepare_confirmed(&desc, cfg, &state, &confirmed)?;
+    let prepared = reconcile::prepare_confirmed(&desc, cfg, &state, &confirmed)?;
     match args.format {
         Format::Text => print(&prepared.plan.to_string()),
         Format::Json => print_json(&json!({
@@ -421,7 +440,11 @@ async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
             if let Some(e) = &outcome.error {
                 eprintln!("metal-switchd: error: {e}");
             }
-            Ok(outcome.exit_code.max(1))
+            Ok(if outcome.result == ReconcileResult::Invalid {
+                EXIT_INVALID
+            } else {
+                EXIT_RUNTIME
+            })
         }
     }
 }
@@ -477,7 +500,7 @@ async fn run_daemon(cli: &Cli, cfg: Config) -> Result<u8, Error> {
     Ok(EXIT_OK)
 }
 
-async fn register(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error> {
+async fn register_switch(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error> {
     let mut client = ApiClient::from_config(cfg)?;
     let mut db = connect(cfg).await?;
     let kernel = KernelView::start().await?;
@@ -486,7 +509,7 @@ async fn register(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error> {
         retry: RetryPolicy::from_config(cfg),
         give_up_after: args.give_up_after,
     };
-    let (reg, fetched) = api::register::register(cfg, &mut db, &kernel, &mut client, &opts).await?;
+    let (reg, fetched) = register::register(cfg, &mut db, &kernel, &mut client, &opts).await?;
     match args.format {
         Format::Text => print(&format!(
             "registered switch {} with {} ({}): {} nics, management IP {}, OS {}, agent {}\n\
@@ -522,7 +545,7 @@ async fn fetch(cfg: &Config, args: &FetchArgs) -> Result<u8, Error> {
     let mut client = ApiClient::from_config(cfg)?;
     let fetched = client.get(&id).await?;
     let (state, confirmed) = read_state(cfg, args.configdb.as_deref()).await?;
-    let prepared = configdb::prepare_confirmed(&fetched.desc, cfg, &state, &confirmed)?;
+    let prepared = reconcile::prepare_confirmed(&fetched.desc, cfg, &state, &confirmed)?;
     match args.format {
         Format::Text => print(&spec_text(&prepared.spec)),
         Format::Json => print_json(&json!({

@@ -1,5 +1,6 @@
 //! The crate error: one variant per source module, and what it means for
-//! the exit code and for retrying.
+//! retrying and whether the input was at fault (the CLI turns that into an
+//! exit code, [`crate::cli::exit_code`]).
 
 use crate::api::SwitchDocError;
 use crate::config::ConfigError;
@@ -7,14 +8,6 @@ use crate::configdb::dbconfig::DbConfigError;
 use crate::configdb::snapshot::SnapshotError;
 use crate::frr::bgp::BgpStateError;
 use crate::spec::Problems;
-
-/// Exit code: success.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: a runtime failure (redis, SONiC, I/O); may have written phases.
-pub const EXIT_RUNTIME: u8 = 1;
-/// Exit code: invalid input (configuration, switch state, an input file that
-/// is missing, not a regular file, too large or not UTF-8); nothing was written.
-pub const EXIT_INVALID: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -47,10 +40,20 @@ pub enum Error {
     Systemd(#[from] crate::systemd::SystemdError),
     #[cfg(feature = "agent")]
     #[error(transparent)]
-    Api(#[from] crate::api::client::ApiError),
-    #[cfg(feature = "agent")]
-    #[error(transparent)]
-    Register(#[from] crate::api::register::RegisterError),
+    Api(#[from] crate::api::error::ApiError),
+    /// What the switch would register is incomplete (configuration, the
+    /// PORT table); nothing was sent.
+    #[error("cannot register the switch:\n  - {}", .0.join("\n  - "))]
+    Registration(Vec<String>),
+    /// `build_version` is missing from `sonic_version.yml`.
+    #[error(
+        "cannot read the SONiC version from {}: {message}; the switch registers \
+         build_version from this file (set sonic_version_file)", path.display()
+    )]
+    SonicVersion {
+        path: std::path::PathBuf,
+        message: String,
+    },
     #[cfg(feature = "agent")]
     #[error(transparent)]
     Kernel(#[from] crate::kernel::KernelError),
@@ -68,27 +71,29 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    /// Whether the input is at fault (configuration, the desired state, an
+    /// input file that is missing, not a regular file, too large or not
+    /// UTF-8, a configuration FRR rejects): nothing was written, and trying
+    /// again without a change of input fails the same way.
+    pub fn is_invalid_input(&self) -> bool {
         match self {
             #[cfg(feature = "agent")]
-            Error::Api(e) => e.exit_code(),
-            #[cfg(feature = "agent")]
-            Error::Register(e) => e.exit_code(),
+            Error::Api(e) => e.is_invalid_input(),
             Error::Config(_)
             | Error::Invalid(_)
             | Error::SwitchDoc(_)
             | Error::Snapshot(_)
             | Error::File(_)
-            | Error::DbConfig(_) => EXIT_INVALID,
+            | Error::Registration(_)
+            | Error::DbConfig(_) => true,
             #[cfg(feature = "agent")]
-            Error::ConfigDb(crate::configdb::redis::ConfigDbError::Password { .. }) => EXIT_INVALID,
+            Error::ConfigDb(crate::configdb::redis::ConfigDbError::Password { .. }) => true,
             // FRR rejected the configuration: nothing was installed.
             #[cfg(feature = "agent")]
-            Error::FrrValidate(e) if e.is_rejection() => EXIT_INVALID,
+            Error::FrrValidate(e) => e.is_rejection(),
             #[cfg(feature = "agent")]
-            Error::FrrInstall(e) if e.is_rejection() => EXIT_INVALID,
-            _ => EXIT_RUNTIME,
+            Error::FrrInstall(e) => e.is_rejection(),
+            _ => false,
         }
     }
 
@@ -108,8 +113,8 @@ impl Error {
             Error::Systemd(e) => e.is_transient(),
             #[cfg(feature = "agent")]
             Error::Api(e) => e.is_transient(),
-            #[cfg(feature = "agent")]
-            Error::Register(e) => e.is_transient(),
+            // The file may appear once SONiC has finished booting.
+            Error::SonicVersion { .. } => true,
             #[cfg(feature = "agent")]
             Error::Kernel(e) => e.is_transient(),
             #[cfg(feature = "agent")]

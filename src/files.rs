@@ -12,7 +12,10 @@
 //! - read at most `limit + 1` bytes, so an endless or huge file costs at
 //!   most the limit in memory (the size `fstat` reports is not trusted:
 //!   `/proc` files report 0 and a file may grow while it is read);
-//! - for text, check UTF-8.
+//! - for text, check UTF-8;
+//! - for secrets (token, HMAC key, redis password, gRPC client key), refuse
+//!   a file that others may read or write, or that belongs to a user other
+//!   than root or the agent's own ([`FileKind::secret`]), before reading it.
 //!
 //! Errors ([`FileError`]) name the file, what it is ([`FileKind`]) and what
 //! to do. Pure std plus `libc` for the flag; no feature needed.
@@ -39,6 +42,18 @@ pub const CA_FILE_MAX_BYTES: u64 = 1024 * 1024;
 pub const FRR_CONFIG_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Size limit of the small `/proc` files (hostname, process status).
 pub const PROC_MAX_BYTES: u64 = 64 * 1024;
+/// Size limit of the v1 gRPC certificate and key files.
+pub const GRPC_PEM_MAX_BYTES: u64 = 1024 * 1024;
+
+/// Who besides the owner may access a secret file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretAccess {
+    /// Nobody: no read or write bit for group or others (`chmod 600`).
+    OwnerOnly,
+    /// The file's group may read it (SONiC's redis password file belongs to
+    /// SONiC, which may share it with its redis group); nobody else.
+    GroupMayRead,
+}
 
 /// What a file is for; decides the words and the advice of an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +84,10 @@ pub enum FileKind {
     SystemHostname,
     /// `/proc/self/status`.
     ProcessStatus,
+    /// `grpc_ca_cert_file` or `grpc_client_cert_file` (PEM).
+    GrpcCertificate,
+    /// `grpc_client_key_file`: the v1 gRPC client's private key (PEM).
+    GrpcClientKey,
 }
 
 impl FileKind {
@@ -88,6 +107,21 @@ impl FileKind {
             FileKind::FrrConfig => "FRR configuration",
             FileKind::SystemHostname => "kernel host name file",
             FileKind::ProcessStatus => "process status file",
+            FileKind::GrpcCertificate => "gRPC certificate file",
+            FileKind::GrpcClientKey => "gRPC client key file",
+        }
+    }
+
+    /// Whether the file holds a secret, and who besides its owner may
+    /// access it then. A secret file must also belong to root or to the
+    /// agent's own user.
+    pub fn secret(self) -> Option<SecretAccess> {
+        match self {
+            FileKind::Token | FileKind::HmacKey | FileKind::GrpcClientKey => {
+                Some(SecretAccess::OwnerOnly)
+            }
+            FileKind::RedisPassword => Some(SecretAccess::GroupMayRead),
+            _ => None,
         }
     }
 
@@ -125,6 +159,10 @@ impl FileKind {
             FileKind::CaCertificates => "set api_ca_file to a PEM file of CA certificates",
             FileKind::FrrConfig => "move the file away or set frr_config",
             FileKind::SystemHostname | FileKind::ProcessStatus => "is /proc mounted?",
+            FileKind::GrpcCertificate | FileKind::GrpcClientKey => {
+                "set grpc_ca_cert_file, grpc_client_cert_file and grpc_client_key_file to the \
+                 PEM files of the v1 gRPC event service's mutual TLS"
+            }
         }
     }
 
@@ -155,6 +193,10 @@ pub enum FileProblem {
     TooLarge { limit: u64 },
     /// Not UTF-8; `offset` is the first invalid byte.
     NotUtf8 { offset: usize },
+    /// A secret file that others may read or write (`mode` & 0o7777).
+    Exposed { mode: u32, access: &'static str },
+    /// A secret file of another user, who could read or replace it.
+    ForeignOwner { uid: u32 },
     /// Any other error of open or read (e.g. permission denied).
     Io(std::io::Error),
 }
@@ -183,6 +225,20 @@ impl fmt::Display for FileError {
             FileProblem::NotUtf8 { offset } => {
                 write!(f, "it is not UTF-8 text (invalid byte at offset {offset})")?
             }
+            FileProblem::Exposed { mode, access } => write!(
+                f,
+                "it has mode {mode:04o}: it is {access}, so the agent refuses to use it; run \
+                 `chmod {} {path}`",
+                match kind.secret() {
+                    Some(SecretAccess::GroupMayRead) => "640",
+                    _ => "600",
+                }
+            )?,
+            FileProblem::ForeignOwner { uid } => write!(
+                f,
+                "it belongs to uid {uid}, who could read or replace it, so the agent refuses to \
+                 use it; run `chown root {path}` (or give it to the agent's user)"
+            )?,
             FileProblem::Io(e) => write!(f, "{e}")?,
         }
         write!(f, "; {}", kind.advice())
@@ -269,6 +325,9 @@ fn read_regular(kind: FileKind, path: &Path, limit: u64) -> Result<(Vec<u8>, Met
         };
         return Err(err(FileProblem::NotAFile(what)));
     }
+    if let Some(access) = kind.secret() {
+        secret_problem(&meta, access).map_or(Ok(()), |p| Err(err(p)))?;
+    }
     if meta.len() > limit {
         return Err(err(FileProblem::TooLarge { limit }));
     }
@@ -280,6 +339,40 @@ fn read_regular(kind: FileKind, path: &Path, limit: u64) -> Result<(Vec<u8>, Met
         return Err(err(FileProblem::TooLarge { limit }));
     }
     Ok((bytes, meta))
+}
+
+/// Why a secret file with metadata `meta` must not be used, if it must not.
+fn secret_problem(meta: &Metadata, access: SecretAccess) -> Option<FileProblem> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mode = meta.permissions().mode() & 0o7777;
+    let (read, write) = match access {
+        SecretAccess::OwnerOnly => (mode & 0o044, mode & 0o022),
+        SecretAccess::GroupMayRead => (mode & 0o004, mode & 0o022),
+    };
+    let who = match access {
+        SecretAccess::OwnerOnly => "group or others",
+        SecretAccess::GroupMayRead => "others",
+    };
+    let access = match (read != 0, write != 0, who) {
+        (true, true, "others") => "readable by others and writable by group or others",
+        (true, true, _) => "readable and writable by group or others",
+        (true, false, "others") => "readable by others",
+        (true, false, _) => "readable by group or others",
+        (false, true, _) => "writable by group or others",
+        (false, false, _) => {
+            let uid = meta.uid();
+            return (uid != 0 && Some(uid) != own_uid())
+                .then_some(FileProblem::ForeignOwner { uid });
+        }
+    };
+    Some(FileProblem::Exposed { mode, access })
+}
+
+/// The agent's effective user: the owner of its `/proc/self` (without
+/// `/proc`, only root's files count as its own).
+fn own_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
 #[cfg(test)]
@@ -360,6 +453,75 @@ mod tests {
         let (p2, msg) = problem(read(FileKind::Configuration, &p, 100));
         assert!(matches!(p2, FileProblem::NotUtf8 { offset: 2 }), "{msg}");
         assert_eq!(read_bytes(FileKind::FrrConfig, &p, 100).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn secret_files_others_can_use_are_refused_before_reading() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
+        std::fs::write(&p, "s3cr3t-value\n").unwrap();
+        let set =
+            |mode| std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        for kind in [FileKind::Token, FileKind::HmacKey, FileKind::GrpcClientKey] {
+            set(0o600);
+            assert!(read_bytes(kind, &p, 100).is_ok(), "{kind}");
+            set(0o400);
+            assert!(read_bytes(kind, &p, 100).is_ok(), "{kind}");
+            for (mode, access) in [
+                (0o640, "readable by group or others"),
+                (0o604, "readable by group or others"),
+                (0o620, "writable by group or others"),
+                (0o666, "readable and writable by group or others"),
+            ] {
+                set(mode);
+                let e = read_bytes(kind, &p, 100).unwrap_err();
+                let msg = e.to_string();
+                assert!(
+                    matches!(e.problem, FileProblem::Exposed { .. }),
+                    "{kind} {mode:o}: {msg}"
+                );
+                assert!(
+                    msg.contains(&format!("mode {mode:04o}: it is {access}")),
+                    "{msg}"
+                );
+                assert!(msg.contains(&format!("chmod 600 {}", p.display())), "{msg}");
+                assert!(!msg.contains("s3cr3t"), "{msg}");
+                assert!(!e.is_transient());
+            }
+        }
+        // SONiC's redis password may be readable by its group, not by others.
+        set(0o640);
+        assert!(read_bytes(FileKind::RedisPassword, &p, 100).is_ok());
+        set(0o644);
+        let msg = read_bytes(FileKind::RedisPassword, &p, 100)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("it is readable by others"), "{msg}");
+        assert!(msg.contains("chmod 640"), "{msg}");
+        // Other files are not secrets.
+        set(0o666);
+        assert!(read_bytes(FileKind::SwitchDocument, &p, 100).is_ok());
+    }
+
+    #[test]
+    fn a_secret_file_of_another_user_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        std::fs::write(&p, "t").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if std::os::unix::fs::chown(&p, Some(4242), None).is_err() {
+            // Only root can give a file away; the check itself is pure.
+            assert_ne!(own_uid(), Some(0), "root could not chown");
+            return;
+        }
+        let e = read_bytes(FileKind::Token, &p, 100).unwrap_err();
+        assert!(
+            matches!(e.problem, FileProblem::ForeignOwner { uid: 4242 }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("belongs to uid 4242"), "{e}");
     }
 
     #[test]

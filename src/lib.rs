@@ -53,7 +53,6 @@ pub mod lldp;
 #[cfg(feature = "agent")]
 pub mod metrics;
 pub mod observed;
-#[cfg(feature = "agent")]
 pub mod reconcile;
 pub mod spec;
 pub mod status;

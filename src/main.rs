@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use metal_switchd::cli::{self, Cli};
-use metal_switchd::error::EXIT_RUNTIME;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -15,14 +14,14 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("metal-switchd: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
+            return ExitCode::from(cli::EXIT_RUNTIME);
         }
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("metal-switchd: error: {e}");
-            ExitCode::from(e.exit_code())
+            ExitCode::from(cli::exit_code(&e))
         }
     }
 }

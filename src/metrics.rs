@@ -52,6 +52,23 @@ use crate::status::{DriftSource, ReconcileResult, Stage};
 
 /// Path of the metrics endpoint.
 pub const METRICS_PATH: &str = "/metrics";
+
+/// Limits of the metrics endpoint, which anyone who reaches the port can
+/// talk to: it serves GET/HEAD of [`METRICS_PATH`] and nothing else, never
+/// reads a request body, and bounds what a client can hold.
+pub mod limits {
+    use std::time::Duration;
+
+    /// Connections served at once; more are closed at once.
+    pub const MAX_CONNECTIONS: usize = 32;
+    /// Time a client gets to send a request's headers (slowloris).
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Largest request head read (hyper's smallest allowed buffer):
+    /// larger heads are answered 431 and the connection closed.
+    pub const MAX_HEAD_BYTES: usize = 8 * 1024;
+    /// Longest life of one connection (Prometheus reconnects).
+    pub const MAX_CONNECTION_TIME: Duration = Duration::from_secs(120);
+}
 /// `Content-Type` of the answer (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
@@ -762,18 +779,29 @@ impl Metrics {
                 tokio::select! {
                     _ = rx.changed() => break,
                     accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => {
+                        Ok((stream, peer)) => {
+                            // Reap what ended, then refuse beyond the limit.
+                            while connections.try_join_next().is_some() {}
+                            if connections.len() >= limits::MAX_CONNECTIONS {
+                                tracing::debug!(%peer, "metrics endpoint busy, connection closed");
+                                drop(stream);
+                                continue;
+                            }
                             let metrics = self.clone();
                             connections.spawn(async move {
                                 let service = service_fn(move |req| {
                                     let metrics = metrics.clone();
                                     async move { Ok::<_, std::convert::Infallible>(metrics.answer(&req)) }
                                 });
-                                if let Err(e) = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(TokioIo::new(stream), service)
-                                    .await
-                                {
-                                    tracing::debug!(error = %e, "metrics connection ended with an error");
+                                let conn = hyper::server::conn::http1::Builder::new()
+                                    .timer(hyper_util::rt::TokioTimer::new())
+                                    .header_read_timeout(limits::HEADER_READ_TIMEOUT)
+                                    .max_buf_size(limits::MAX_HEAD_BYTES)
+                                    .serve_connection(TokioIo::new(stream), service);
+                                match tokio::time::timeout(limits::MAX_CONNECTION_TIME, conn).await {
+                                    Ok(Err(e)) => tracing::debug!(error = %e, "metrics connection ended with an error"),
+                                    Err(_) => tracing::debug!(%peer, "metrics connection closed after its time"),
+                                    Ok(Ok(())) => {}
                                 }
                             });
                         }

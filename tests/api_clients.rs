@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use metal_switchd::api::client::{ApiClient, ApiError, Code};
-use metal_switchd::api::register::{self, RegisterOptions};
 use metal_switchd::api::transport::RetryPolicy;
 use metal_switchd::api::{ComponentPing, PhoneHomeEvent, RegisteredNic, Registration};
 use metal_switchd::config::{ApiVersion, Config, HumanDuration, NamingSchema};
@@ -30,6 +29,7 @@ use metal_switchd::configdb::dbconfig::Databases;
 use metal_switchd::configdb::redis::ConfigDb;
 use metal_switchd::kernel::KernelView;
 use metal_switchd::observed::{BgpPortState, BgpState, PortOperState, SwitchReport};
+use metal_switchd::reconcile::register::{self, RegisterOptions};
 use metal_switchd_lab::api_server::{
     ApiServer, ApiServerOptions, Call, Fault, FaultKind, PortStatus, Record, TokenGrant,
 };
@@ -729,11 +729,18 @@ async fn broken_answers_are_typed_errors() {
     assert!(matches!(e, ApiError::Connect { .. }), "{e:?}");
     assert!(e.is_transient());
 
-    server.inject(fault(FaultKind::Delay(Duration::from_millis(800))));
-    let started = Instant::now();
-    let e = client.get("leaf01").await.unwrap_err();
-    assert!(matches!(e, ApiError::Timeout { .. }), "{e:?}");
-    assert!(started.elapsed() < Duration::from_millis(700));
+    // An answer that would take ten minutes: the configured 300 ms cut it
+    // off (the outer minute only catches a client that waits for it).
+    server.inject(fault(FaultKind::Delay(Duration::from_secs(600))));
+    let e = tokio::time::timeout(Duration::from_secs(60), client.get("leaf01"))
+        .await
+        .expect("the client waited for the slow answer instead of timing out")
+        .unwrap_err();
+    assert!(
+        matches!(e, ApiError::Timeout { timeout, .. } if timeout == Duration::from_millis(300)),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("did not answer within 300ms"), "{e}");
     assert!(e.is_transient());
 
     // Too large: a limit below the 122-nic answer.
@@ -1113,7 +1120,7 @@ fn switch_netns(tag: &str) -> Netns {
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(5),
+            start.elapsed() < Duration::from_secs(60),
             "Ethernet0 did not come up"
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -1192,31 +1199,40 @@ async fn registration_from_redis_and_netlink() {
             retry: fast_retry(1),
             give_up_after: Some(Duration::from_secs(20)),
         };
-        // SONiC finishes port initialisation a little later.
-        let setter = (version == ApiVersion::V2).then(|| {
-            let url = redis.url(APPL_DB);
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(300));
-                let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
-                redis::cmd("HSET")
-                    .arg("PORT_TABLE:PortInitDone")
-                    .arg("lanes")
-                    .arg("0")
-                    .query::<()>(&mut c)
-                    .unwrap();
-            })
-        });
-        let started = Instant::now();
+        if version == ApiVersion::V2 {
+            // Without PortInitDone nothing is registered: the wait ends in
+            // NotReady and the API never sees a request.
+            let not_yet = RegisterOptions {
+                wait_ready: Duration::from_millis(300),
+                retry: fast_retry(1),
+                give_up_after: Some(Duration::ZERO),
+            };
+            let e = register::register(&cfg, &mut db, &kernel, &mut client, &not_yet)
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("PortInitDone missing"), "{e}");
+            assert!(
+                server.records_of(Call::V2Register).is_empty(),
+                "registered before PortInitDone: {:?}",
+                server.records_of(Call::V2Register)
+            );
+        }
+        // SONiC finishes port initialisation: now the switch registers.
+        if version == ApiVersion::V2 {
+            let mut c = redis::Client::open(redis.url(APPL_DB))
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            redis::cmd("HSET")
+                .arg("PORT_TABLE:PortInitDone")
+                .arg("lanes")
+                .arg("0")
+                .query::<()>(&mut c)
+                .unwrap();
+        }
         let (reg, fetched) = register::register(&cfg, &mut db, &kernel, &mut client, &opts)
             .await
             .unwrap();
-        if let Some(s) = setter {
-            s.join().unwrap();
-            assert!(
-                started.elapsed() >= Duration::from_millis(300),
-                "waited for PortInitDone"
-            );
-        }
         assert_eq!(reg.id, "leaf01");
         assert_eq!(reg.management_ip.to_string(), "10.99.0.11");
         assert_eq!(reg.os_version, "SONiC.4.5.1-Enterprise_Base");
@@ -1233,7 +1249,7 @@ async fn registration_from_redis_and_netlink() {
         // The API's switch (leaf01 existed: VRFs kept) as a SwitchSpec.
         let got = client.get("leaf01").await.unwrap();
         let state = db.read().await.unwrap().0;
-        let spec = metal_switchd::configdb::prepare(&got.desc, &cfg, &state)
+        let spec = metal_switchd::reconcile::prepare(&got.desc, &cfg, &state)
             .unwrap()
             .spec;
         assert_eq!(spec.hostname, "leaf01");

@@ -160,17 +160,27 @@ fn bad_configuration_and_usage_exit_2() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown key \"spine_uplink\""));
-    // A --config that does not exist is an error (the default path is optional).
-    let o = f.run(&["--config", "nope.toml", "check-config"]);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    // A --config that does not exist is an error (the default path is
+    // optional). One --config only: `f.run` passes its own, and a second
+    // one would be refused by the argument parser before any file is read.
+    let o = Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+        .current_dir(f.dir.path())
+        .env_remove("METAL_SWITCHD_CONFIG")
+        .args(["--config", "nope.toml", "check-config"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot read the configuration file nope.toml: it does not exist"),
+        "the error is about the missing file: {err}"
     );
+    assert!(!err.contains("cannot be used multiple times"), "{err}");
     // apply needs --once (the continuous loop is `run`).
     let o = f.run(&["apply", "--switch", "leaf01.v1.json"]);
-    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--once"), "{err}");
     // A switch document that is neither version.
     std::fs::write(f.path("odd.json"), r#"{"id": "x", "nics": []}"#).unwrap();
     let o = f.run(&[

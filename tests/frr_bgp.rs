@@ -116,12 +116,17 @@ async fn unnumbered_session_reaches_established_and_is_reported() {
     let dir = a.scratch_dir().join("bgp-neighbors");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bgp-neighbors.json");
-    let mut watch = StateFileWatch::new(&path).unwrap();
+    let (seen_tx, seen) = std::sync::mpsc::channel::<(String, bool)>();
+    let mut watch = StateFileWatch::observed(&path, move |p, counted| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let _ = seen_tx.send((name.unwrap_or_default(), counted));
+    })
+    .unwrap();
     let output = a.vtysh(&[SHOW_NEIGHBORS]).unwrap();
     let tmp = dir.join("tmp.XXXX");
     std::fs::write(&tmp, &output).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), watch.changed())
+    tokio::time::timeout(Duration::from_secs(60), watch.changed())
         .await
         .expect("the watch reports the replaced state file")
         .expect("the watch is alive");
@@ -135,12 +140,38 @@ async fn unnumbered_session_reaches_established_and_is_reported() {
     let s = &from_file.states["Ethernet120"];
     assert_eq!(s.state, BgpState::Established);
     assert_eq!(s.neighbor, "leaf02");
-    // Unrelated files in the directory do not wake the watcher.
+    // Unrelated files in the directory do not wake the watcher. The watch
+    // handles events in order: once it has seen the barrier file, it has
+    // handled every event of other.json.
+    let until = |barrier: &str| {
+        std::fs::write(dir.join(barrier), "").unwrap();
+        let mut events = Vec::new();
+        while events
+            .last()
+            .is_none_or(|(n, _): &(String, bool)| n != barrier)
+        {
+            events.push(
+                seen.recv_timeout(Duration::from_secs(60))
+                    .unwrap_or_else(|_| panic!("the watch never saw {barrier}: {events:?}")),
+            );
+        }
+        events
+    };
+    // Everything of the replacement above is handled; drop its notices.
+    until("barrier.0");
+    while watch.try_changed() {}
     std::fs::write(dir.join("other.json"), "{}").unwrap();
+    let events = until("barrier.1");
+    assert!(events.iter().any(|(n, _)| n == "other.json"), "{events:?}");
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), watch.changed())
-            .await
-            .is_err(),
+        events
+            .iter()
+            .filter(|(n, _)| n == "other.json")
+            .all(|(_, counted)| !counted),
+        "a change of another file counted: {events:?}"
+    );
+    assert!(
+        !watch.try_changed(),
         "a change of another file was reported"
     );
 }

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Command;
 
 use metal_switchd::config::Config;
-use metal_switchd::configdb::{self, snapshot};
+use metal_switchd::configdb::snapshot;
+use metal_switchd::reconcile;
 use metal_switchd::{api, frr};
 use metal_switchd_lab::fixtures;
 
@@ -27,7 +28,7 @@ fn render_case(dir: &Path) -> Result<String, String> {
         Config::from_sources(Some(("config.toml", &config)), vec![]).map_err(|e| e.to_string())?;
     let (_, desc) =
         api::parse_switch_document("switch.json", &switch, None).map_err(|e| e.to_string())?;
-    let prepared = configdb::prepare(&desc, &cfg, &base_state()).map_err(|e| e.to_string())?;
+    let prepared = reconcile::prepare(&desc, &cfg, &base_state()).map_err(|e| e.to_string())?;
     Ok(frr::render(&prepared.spec))
 }
 
@@ -106,7 +107,7 @@ fn injected_names_are_rejected_before_rendering() {
         };
         let doc = serde_json::json!({"id": "leaf01", "rack_id": "r", "nics": [nic]}).to_string();
         let (_, desc) = api::parse_switch_document("t", &doc, None).unwrap();
-        let err = match configdb::prepare(&desc, &cfg, &state) {
+        let err = match reconcile::prepare(&desc, &cfg, &state) {
             Ok(p) => panic!(
                 "{field} {bad:?} was accepted; frr.conf would contain:\n{}",
                 frr::render(&p.spec)
@@ -124,7 +125,7 @@ fn injected_names_are_rejected_before_rendering() {
     let (_, desc) =
         api::parse_switch_document("t", r#"{"id": "leaf01", "rack_id": "r", "nics": []}"#, None)
             .unwrap();
-    let err = configdb::prepare(&desc, &bad_host, &state).unwrap_err();
+    let err = reconcile::prepare(&desc, &bad_host, &state).unwrap_err();
     assert!(err.to_string().contains("hostname"), "{err}");
 }
 
@@ -207,7 +208,7 @@ fn management_route_family_must_match_the_gateway() {
         None,
     )
     .unwrap();
-    let err = configdb::prepare(&desc, &cfg, &base_state())
+    let err = reconcile::prepare(&desc, &cfg, &base_state())
         .unwrap_err()
         .to_string();
     assert!(

@@ -15,6 +15,7 @@ use metal_switchd::config::Config;
 use metal_switchd::configdb::{self, snapshot};
 use metal_switchd::metrics::{ApiCall, ApiErrorKind, Metrics, PhoneHomeResult};
 use metal_switchd::observed::{BgpPortState, BgpState, PortOperState};
+use metal_switchd::reconcile;
 use metal_switchd::status::{DriftSource, ReconcileResult, Stage};
 use metal_switchd_lab::fixtures;
 use metal_switchd_lab::seed::port_entries;
@@ -73,7 +74,7 @@ fn leaf01_plan() -> configdb::plan::Plan {
     let cfg =
         Config::from_sources(Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)), vec![]).unwrap();
     let desc = parse_switch_document("leaf01.v1.json", fixtures::LEAF01_SWITCH_V1, None).unwrap();
-    configdb::prepare(&desc.1, &cfg, &state).unwrap().plan
+    reconcile::prepare(&desc.1, &cfg, &state).unwrap().plan
 }
 
 fn busy_metrics() -> Metrics {

@@ -409,7 +409,15 @@ fn machine() -> String {
 }
 
 /// Write the performance report.
-pub fn report(agent: &Path, criterion: &Path, runs: usize, out: &Path) -> Result<()> {
+/// `daemon`: the Markdown of `cargo bench --bench daemon -- --out FILE`,
+/// included as its own section.
+pub fn report(
+    agent: &Path,
+    criterion: &Path,
+    runs: usize,
+    daemon: Option<&Path>,
+    out: &Path,
+) -> Result<()> {
     let results = run(agent, &SIZES, runs)?;
     let mut s = String::new();
     let _ = writeln!(
@@ -564,9 +572,16 @@ pub fn report(agent: &Path, criterion: &Path, runs: usize, out: &Path) -> Result
         ratio(write, raw256s),
         ratio(read + plan, raw256),
     );
+    if let Some(daemon) = daemon {
+        let text = std::fs::read_to_string(daemon).with_context(|| {
+            format!("reading the daemon benchmark's report {}", daemon.display())
+        })?;
+        let _ = write!(s, "\n{}", text.trim_end());
+        let _ = writeln!(s);
+    }
     let _ = writeln!(
         s,
-        "\n## Reproduce\n\n```sh\n./dev perf        # cargo bench --bench plan, then metal-switchd-lab perf-report\n```\n\nThe report is rewritten by that command; on a shared machine expect a spread of tens of percent between runs, compare ratios measured in one run.\n\n\
+        "\n## Reproduce\n\n```sh\n./dev perf        # cargo bench --bench plan and --bench daemon, then metal-switchd-lab perf-report\n```\n\nThe report is rewritten by that command; on a shared machine expect a spread of tens of percent between runs, compare ratios measured in one run.\n\n\
          ### Profiling\n\n`bench-apply` runs any program in place of the agent, so an instruction profile of the three applies at one size is:\n\n\
          ```sh\ncargo build --release --workspace --bins\n\
          printf '#!/bin/sh\\nexec valgrind --tool=callgrind --callgrind-out-file=/tmp/callgrind.%%p -q %s/target/release/metal-switchd \"$@\"\\n' \"$PWD\" >/tmp/agent.sh\n\

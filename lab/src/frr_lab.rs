@@ -146,12 +146,30 @@ impl ReloadTest {
     }
 }
 
+/// The lab's files: a temp dir (removed with the lab) or a directory the
+/// caller owns.
+enum LabDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl LabDir {
+    fn path(&self) -> &Path {
+        match self {
+            LabDir::Temp(t) => t.path(),
+            LabDir::Kept(p) => p,
+        }
+    }
+}
+
 /// zebra + bgpd + staticd in their own network namespace.
 pub struct FrrLab {
     netns: String,
     hostname: String,
-    dir: tempfile::TempDir,
+    dir: LabDir,
     children: Vec<(&'static str, Child)>,
+    /// The namespace was created here (and is deleted on drop).
+    owns_netns: bool,
 }
 
 impl FrrLab {
@@ -164,12 +182,35 @@ impl FrrLab {
             .prefix("metal-switchd-frr-")
             .tempdir()
             .context("creating the lab directory")?;
-        let mut lab = FrrLab {
+        run("ip", &["netns", "add", &netns])?;
+        let lab = FrrLab {
             netns,
             hostname: hostname.to_owned(),
-            dir,
+            dir: LabDir::Temp(dir),
             children: Vec::new(),
+            owns_netns: true,
         };
+        lab.launch()
+    }
+
+    /// Start the daemons in the existing namespace `netns` with host name
+    /// `hostname`, their files in `dir` (created; kept on drop, as is the
+    /// namespace). They begin with an empty configuration.
+    pub fn start_in(netns: &str, hostname: &str, dir: &Path) -> Result<FrrLab> {
+        require_frr()?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lab = FrrLab {
+            netns: netns.to_owned(),
+            hostname: hostname.to_owned(),
+            dir: LabDir::Kept(dir.to_owned()),
+            children: Vec::new(),
+            owns_netns: false,
+        };
+        lab.launch()
+    }
+
+    fn launch(self) -> Result<FrrLab> {
+        let mut lab = self;
         lab.prepare()?;
         for daemon in DAEMONS {
             let child = lab.spawn(daemon)?;
@@ -180,7 +221,6 @@ impl FrrLab {
     }
 
     fn prepare(&self) -> Result<()> {
-        run("ip", &["netns", "add", &self.netns])?;
         run("ip", &["-n", &self.netns, "link", "set", "lo", "up"])?;
         let root = self.dir.path();
         std::fs::create_dir_all(self.config_dir())?;
@@ -418,6 +458,38 @@ impl FrrLab {
         Ok(())
     }
 
+    /// Load an integrated configuration the way FRR's start script does:
+    /// write it to `frr.conf` in [`FrrLab::config_dir`] and run `vtysh -b`.
+    pub fn boot(&self, config: &str) -> Result<()> {
+        let file = self.config_file();
+        std::fs::write(&file, config).with_context(|| format!("writing {}", file.display()))?;
+        let mut cmd = self.in_uts("/usr/bin/vtysh")?;
+        let out = cmd
+            .arg("--vty_socket")
+            .arg(self.vty_socket_dir())
+            .arg("--config_dir")
+            .arg(self.config_dir())
+            .arg("-b")
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "vtysh -b of {} in {} failed ({}): {}{}",
+                file.display(),
+                self.netns,
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Process ids of the daemons (as started: `ip netns exec` execs into them).
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.children.iter().map(|(d, c)| (*d, c.id())).collect()
+    }
+
     /// Log files of the daemons (for failure messages).
     pub fn logs(&self) -> String {
         DAEMONS
@@ -433,11 +505,13 @@ impl Drop for FrrLab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        if self.owns_netns {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.netns])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

@@ -24,6 +24,9 @@
 //!   raw frame sender.
 //! - [`vm`]: run test binaries under Debian's full kernel in a qemu VM
 //!   (host root over 9p), for what this machine's kernel cannot do.
+//! - [`minilab`]: the netns mini-lab (two leaves running `metal-switchd
+//!   run`, FRR BGP to an exit router, machines, one lab API server), its
+//!   scenario and status tables; `demo` and `lab up | status | down`.
 //! - [`fixtures`]: the repository's test data, embedded.
 //! - [`generate`]: generated switch states and port maps of any size.
 //! - [`demo`], [`measure`], [`bench`]: the `metal-switchd-lab` sub-commands
@@ -36,6 +39,7 @@ pub mod fixtures;
 pub mod frr_lab;
 pub mod generate;
 pub mod measure;
+pub mod minilab;
 pub mod netns;
 pub mod pki;
 pub mod redis_server;

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use anyhow::Context;
 use metal_switchd_lab::api_server::{ApiServer, ApiServerOptions, TokenGrant};
-use metal_switchd_lab::{bench, demo, generate, measure, vm};
+use metal_switchd_lab::{bench, demo, generate, measure, minilab, vm};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,9 +25,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run metal-switchd (plan, apply, apply again) against a throwaway
-    /// SONiC-like redis seeded with mini-lab leaf01 and print the CONFIG_DB changes
+    /// The agent's main job: bring up the netns mini-lab, run the scenario
+    /// with a status table per leaf after each step, tear it down
+    ///
+    /// Two leaves run `metal-switchd run` against one lab API server, with
+    /// real FRR peering over BGP unnumbered with an exit router and the
+    /// machines. Needs root, redis-server and FRR (./dev demo installs them).
+    /// Ctrl-C tears the lab down; leftovers of a crashed run are removed first.
     Demo {
+        #[command(flatten)]
+        lab: LabArgs,
+    },
+    /// Keep the netns mini-lab running for exploration: up | status | down
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+    /// Run metal-switchd (plan, apply, apply again) against a throwaway
+    /// SONiC-like redis seeded with mini-lab leaf01 and print the CONFIG_DB
+    /// changes (no root needed)
+    ApplyDemo {
         /// Switch state to apply [default: the embedded lab/switches/leaf01.v1.json]
         #[arg(long, value_name = "FILE")]
         switch: Option<PathBuf>,
@@ -71,6 +88,9 @@ enum Command {
         /// Where to write the report
         #[arg(long, default_value = "docs/performance.md")]
         out: PathBuf,
+        /// The daemon benchmark's report (`cargo bench --bench daemon -- --out FILE`), included as a section
+        #[arg(long, value_name = "FILE")]
+        daemon: Option<PathBuf>,
         /// The metal-switchd binary [default: next to this binary]
         #[arg(long, value_name = "FILE")]
         agent: Option<PathBuf>,
@@ -110,6 +130,51 @@ enum Command {
         #[arg(required = true, last = true)]
         command: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Bring the lab up in the background (a supervisor process) and print its status
+    Up(LabArgs),
+    /// Print each leaf's status table (agent, CONFIG_DB, frr.conf, BGP, last heartbeat)
+    Status(LabArgs),
+    /// Stop the lab and remove everything it created (also after a crash)
+    Down(LabArgs),
+    /// The supervisor `lab up` starts (internal)
+    #[command(hide = true)]
+    Supervise(LabArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct LabArgs {
+    /// Metal API of the lab: v1 (REST, HMAC) or v2 (Connect, token)
+    #[arg(long, default_value = "v2")]
+    api: metal_switchd_lab::minilab::topology::ApiVersion,
+    /// Prefix of the lab's network namespace names (for a second lab beside
+    /// the default one; at most 8 of a-z, 0-9, '-')
+    #[arg(long, env = "METAL_SWITCHD_LAB_PREFIX", default_value = "")]
+    prefix: String,
+    /// The metal-switchd binary [default: next to this binary]
+    #[arg(long, value_name = "FILE")]
+    agent: Option<PathBuf>,
+    /// State directory [default: /run/metal-switchd-lab/<prefix>lab]
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// The agents' reconcile interval, in milliseconds
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+}
+
+impl LabArgs {
+    fn options(&self) -> anyhow::Result<minilab::LabOptions> {
+        let agent = demo::agent_binary(self.agent.as_deref())?;
+        let mut o = minilab::LabOptions::new(agent);
+        o.api = self.api;
+        o.prefix = self.prefix.clone();
+        o.state_dir = self.state_dir.clone();
+        o.interval = std::time::Duration::from_millis(self.interval_ms.max(100));
+        Ok(o)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -238,7 +303,14 @@ fn api_server(args: ApiServerArgs) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo { switch, agent } => demo::run(&demo::DemoOptions { switch, agent }),
+        Command::Demo { lab } => minilab::control::demo(lab.options()?),
+        Command::Lab { command } => match command {
+            LabCommand::Up(a) => minilab::control::up(a.options()?),
+            LabCommand::Status(a) => minilab::control::status(&a.options()?),
+            LabCommand::Down(a) => minilab::control::down(&a.options()?),
+            LabCommand::Supervise(a) => minilab::control::supervise(a.options()?),
+        },
+        Command::ApplyDemo { switch, agent } => demo::run(&demo::DemoOptions { switch, agent }),
         Command::Measure { vrfs, agent } => {
             let rows = measure::run(agent.as_deref(), vrfs)?;
             print!("{}", measure::table(&rows));
@@ -259,9 +331,10 @@ fn main() -> anyhow::Result<()> {
             criterion,
             out,
             agent,
+            daemon,
         } => {
             let agent = demo::agent_binary(agent.as_deref())?;
-            bench::report(&agent, &criterion, runs, &out)?;
+            bench::report(&agent, &criterion, runs, daemon.as_deref(), &out)?;
             println!("wrote {}", out.display());
             Ok(())
         }

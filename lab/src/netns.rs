@@ -128,8 +128,13 @@ impl Netns {
     /// enough to change links while a dump runs. `-force` goes on after a
     /// failed line.
     pub fn ip_batch(&self, commands: &str) -> Result<()> {
+        Netns::batch_in(&self.name, commands)
+    }
+
+    /// [`Netns::ip_batch`] in the namespace called `name`.
+    pub fn batch_in(name: &str, commands: &str) -> Result<()> {
         let mut child = Command::new("ip")
-            .args(["-n", &self.name, "-force", "-batch", "-"])
+            .args(["-n", name, "-force", "-batch", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -142,7 +147,7 @@ impl Netns {
         if !out.status.success() {
             bail!(
                 "ip -n {} -batch failed ({}): {}",
-                self.name,
+                name,
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             );

@@ -114,6 +114,10 @@ impl TestPki {
         ] {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         }
+        // The agent refuses a private key others could read.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&files.client_key, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("chmod 600 {}", files.client_key.display()))?;
         Ok(files)
     }
 }

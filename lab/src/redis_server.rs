@@ -6,9 +6,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-fn spawn(dir: &Path, socket: &Path) -> Result<Child> {
-    Command::new("redis-server")
-        .args(["--port", "0", "--unixsocket"])
+fn spawn(dir: &Path, socket: &Path, netns: Option<&str>) -> Result<Child> {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "redis-server"]);
+            c
+        }
+        None => Command::new("redis-server"),
+    };
+    cmd.args(["--port", "0", "--unixsocket"])
         .arg(socket)
         .args([
             "--unixsocketperm",
@@ -47,6 +54,8 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     child: Child,
     socket: PathBuf,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    netns: Option<String>,
 }
 
 impl RedisServer {
@@ -57,11 +66,36 @@ impl RedisServer {
             .prefix("metal-switchd-redis-")
             .tempdir()
             .context("creating a temp dir for redis-server")?;
+        RedisServer::start_at(dir, None)
+    }
+
+    /// Start one with its directory under `parent`, running in network
+    /// namespace `netns` (so that removing the namespace's processes stops
+    /// it too; the unix socket is reachable from everywhere).
+    pub fn start_in(parent: &Path, netns: Option<&str>) -> Result<RedisServer> {
+        let dir = tempfile::Builder::new()
+            .prefix("redis-")
+            .tempdir_in(parent)
+            .with_context(|| format!("creating a redis directory in {}", parent.display()))?;
+        RedisServer::start_at(dir, netns)
+    }
+
+    fn start_at(dir: tempfile::TempDir, netns: Option<&str>) -> Result<RedisServer> {
         let socket = dir.path().join("redis.sock");
-        let child = spawn(dir.path(), &socket)?;
-        let server = RedisServer { dir, child, socket };
+        let child = spawn(dir.path(), &socket, netns)?;
+        let server = RedisServer {
+            dir,
+            child,
+            socket,
+            netns: netns.map(str::to_owned),
+        };
         server.wait_ready(Duration::from_secs(10))?;
         Ok(server)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stop the server and start a new, empty one on the same socket (as a
@@ -70,7 +104,7 @@ impl RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.socket);
-        self.child = spawn(self.dir.path(), &self.socket)?;
+        self.child = spawn(self.dir.path(), &self.socket, self.netns.as_deref())?;
         self.wait_ready(Duration::from_secs(10))
     }
 

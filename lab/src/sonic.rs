@@ -16,10 +16,13 @@
 //! bridge, an in-place VRF change, a changed VXLAN map or VLAN member, a
 //! direct VNI change, deleting a VLAN before its members, interface or map,
 //! a VRF-VNI before its VLAN-VNI map (#11428), a DEL followed by a SET of a
-//! key before the daemon saw the DEL, PORT keys created or deleted, bad names.
+//! key before the daemon saw the DEL, a port's INTERFACE entry while its
+//! ASIC bridge port still exists, PORT keys created or deleted, bad names.
 //!
 //! Processed operations are logged in order ([`SonicStandIn::events`]) so
-//! tests can assert what SONiC saw when.
+//! tests can assert what SONiC saw when; orchagent's bridge ports appear as
+//! `add BRIDGE_PORT <port>` / `del BRIDGE_PORT <port>` (daemon `orchagent`).
+//! [`SonicStandIn::settle`] waits until the daemons' queues are empty.
 //!
 //! Harder modes (all off by default): a random extra delay per task, each
 //! daemon's tasks reordered within a window across its tables (tasks of one
@@ -69,6 +72,9 @@ pub struct StandInOptions {
     pub duplicate: bool,
     /// Seed of `jitter` and `reorder_window`.
     pub seed: u64,
+    /// How late each keyspace notification reaches the daemons (a busy
+    /// subscriber); zero by default.
+    pub notification_lag: Duration,
 }
 
 impl StandInOptions {
@@ -169,6 +175,8 @@ struct Kernel {
     nvo: bool,
     /// map name → (vid, vni)
     maps: BTreeMap<String, (u16, u32)>,
+    /// ports that have an ASIC bridge port (orchagent's view)
+    asic_bridge_ports: BTreeSet<String>,
     next_oid: u64,
 }
 
@@ -181,6 +189,11 @@ struct Shared {
     queued: Mutex<HashMap<String, VecDeque<Kind>>>,
     /// notifications received and not yet processed, plus orchagent effects under way
     inflight: AtomicUsize,
+    /// the highest settle mark that came through the pubsub connection
+    /// (see [`SonicStandIn::settle`]); `settled` is notified when it grows
+    /// and when `inflight` drops to zero
+    marks: Mutex<u64>,
+    settled: std::sync::Condvar,
     /// tasks waiting for a prerequisite (retried, as the daemons do)
     pending: AtomicUsize,
     /// The daemons (and orchagent) are stopped: notifications queue up.
@@ -206,6 +219,23 @@ impl Shared {
         lock(&self.violations).push(format!("{daemon}: {what}"));
     }
 
+    /// One notification or orchagent effect is done.
+    fn finished(&self) {
+        if self.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Under the lock: a waiter checks `inflight` while holding it.
+            let _marks = lock(&self.marks);
+            self.settled.notify_all();
+        }
+    }
+
+    /// A settle mark arrived: every notification published before it has
+    /// been dispatched.
+    fn marked(&self, mark: u64) {
+        let mut m = lock(&self.marks);
+        *m = (*m).max(mark);
+        self.settled.notify_all();
+    }
+
     /// Return once neither all daemons nor `daemon` are paused.
     async fn unpaused(&self, daemon: &str) {
         loop {
@@ -223,6 +253,11 @@ impl Shared {
 /// The running stand-in; stops on drop.
 pub struct SonicStandIn {
     shared: Arc<Shared>,
+    /// CONFIG_DB's URL, for publishing settle marks.
+    url: String,
+    /// The channel the pubsub connection listens on for settle marks.
+    mark_channel: String,
+    next_mark: AtomicU64,
     /// What the start-up replay of the existing CONFIG_DB reported.
     base_findings: Vec<String>,
     writes: Arc<AtomicU64>,
@@ -319,6 +354,18 @@ impl SonicStandIn {
     /// Start the stand-in against `server`; it first replays the existing
     /// CONFIG_DB (as daemons do at start) and returns once that has settled.
     pub fn start(server: &RedisServer, opts: StandInOptions) -> Result<SonicStandIn> {
+        SonicStandIn::start_urls(|db| server.url(db), opts)
+    }
+
+    /// Like [`SonicStandIn::start`], against a redis server on the unix
+    /// socket `socket` that this process does not own (the lab's
+    /// `sonic-standin` process).
+    pub fn start_at(socket: &std::path::Path, opts: StandInOptions) -> Result<SonicStandIn> {
+        let socket = socket.display().to_string();
+        SonicStandIn::start_urls(|db| format!("redis+unix://{socket}?db={db}"), opts)
+    }
+
+    fn start_urls(url: impl Fn(i64) -> String, opts: StandInOptions) -> Result<SonicStandIn> {
         let kernel = opts.kernel_netns.is_some();
         let netdevs = match &opts.kernel_netns {
             Some(ns) => Some(SonicKernel::start(ns)?),
@@ -333,9 +380,15 @@ impl SonicStandIn {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
         let urls: Vec<String> = [CONFIG_DB, APPL_DB, ASIC_DB, COUNTERS_DB, STATE_DB]
             .iter()
-            .map(|db| server.url(*db))
+            .map(|db| url(*db))
             .collect();
-        let pubsub_url = server.url(CONFIG_DB);
+        let pubsub_url = url(CONFIG_DB);
+        let mark_channel = format!(
+            "metal-switchd-lab:settle:{}:{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        );
+        let channel = mark_channel.clone();
         let sh = shared.clone();
         let writes = Arc::new(AtomicU64::new(0));
         let standin_writes = writes.clone();
@@ -356,12 +409,15 @@ impl SonicStandIn {
                     }
                 };
                 rt.block_on(run(
-                    sh, writes, last_write, opts, urls, pubsub_url, stop_rx, ready_tx,
+                    sh, writes, last_write, opts, urls, pubsub_url, channel, stop_rx, ready_tx,
                 ));
             })
             .context("starting the SONiC stand-in thread")?;
         let mut standin = SonicStandIn {
             shared,
+            url: url(CONFIG_DB),
+            mark_channel,
+            next_mark: AtomicU64::new(0),
             writes: standin_writes,
             last_write: standin_last_write,
             base_findings: Vec::new(),
@@ -424,29 +480,60 @@ impl SonicStandIn {
         lock(&self.shared.violations).clear();
     }
 
-    /// Wait until every received notification and every orchagent effect has
-    /// been processed; error (naming the count) after `timeout`. Tasks waiting
-    /// for a prerequisite that never comes (as on a switch) do not count; see
-    /// [`SonicStandIn::waiting`].
+    /// Wait until the daemons' queues are empty: every CONFIG_DB
+    /// notification redis published before this call has been received and
+    /// processed, and every orchagent effect it started is done. Error
+    /// (naming what is left) after `timeout`, which only catches a hang.
+    ///
+    /// "Received" is proven, not guessed: a mark is published on a channel
+    /// the stand-in's pubsub connection subscribes to; redis delivers a
+    /// connection's messages in the order it produced them, so once the
+    /// mark is there, every earlier keyspace notification has been
+    /// dispatched. Tasks waiting for a prerequisite that never comes (as on
+    /// a switch) do not count; see [`SonicStandIn::waiting`].
     pub fn settle(&self, timeout: Duration) -> Result<()> {
-        let start = Instant::now();
-        let mut quiet = 0;
+        let deadline = Instant::now() + timeout;
+        let mark = self.next_mark.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut conn = redis::Client::open(self.url.as_str())?
+            .get_connection_with_timeout(timeout)
+            .context("connecting to publish a settle mark")?;
+        let receivers: i64 = redis::cmd("PUBLISH")
+            .arg(&self.mark_channel)
+            .arg(mark)
+            .query(&mut conn)
+            .context("publishing a settle mark")?;
+        if receivers == 0 {
+            anyhow::bail!("the SONiC stand-in is not listening (its pubsub connection is gone)");
+        }
+        let mut marks = lock(&self.shared.marks);
         loop {
-            if self.shared.inflight.load(Ordering::SeqCst) == 0 {
-                quiet += 1;
-                if quiet >= 3 {
-                    return Ok(());
-                }
-            } else {
-                quiet = 0;
+            let inflight = self.shared.inflight.load(Ordering::SeqCst);
+            if *marks >= mark && inflight == 0 {
+                return Ok(());
             }
-            if start.elapsed() > timeout {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 anyhow::bail!(
-                    "SONiC stand-in did not settle within {timeout:?}: {} notification(s) or orchagent effect(s) unprocessed",
-                    self.shared.inflight.load(Ordering::SeqCst),
+                    "SONiC stand-in did not settle within {timeout:?}: {}{inflight} notification(s) \
+                     or orchagent effect(s) unprocessed{}",
+                    if *marks >= mark {
+                        ""
+                    } else {
+                        "the settle mark has not arrived, "
+                    },
+                    if self.shared.paused.load(Ordering::SeqCst) {
+                        " (the daemons are paused)"
+                    } else {
+                        ""
+                    },
                 );
             }
-            std::thread::sleep(Duration::from_millis(10));
+            marks = self
+                .shared
+                .settled
+                .wait_timeout(marks, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -506,6 +593,7 @@ async fn run(
     opts: StandInOptions,
     urls: Vec<String>,
     pubsub_url: String,
+    mark_channel: String,
     mut stop: tokio::sync::oneshot::Receiver<()>,
     ready: std::sync::mpsc::Sender<Result<()>>,
 ) {
@@ -525,6 +613,9 @@ async fn run(
         pubsub
             .psubscribe(format!("__keyspace@{CONFIG_DB}__:*"))
             .await?;
+        // Settle marks come through the same connection, after every
+        // notification published before them.
+        pubsub.subscribe(&mark_channel).await?;
         anyhow::Ok((dbs, pubsub))
     };
     let (dbs, pubsub) = match setup.await {
@@ -534,6 +625,7 @@ async fn run(
             return;
         }
     };
+    let lag = opts.notification_lag;
     let delays = [
         opts.vrfmgrd,
         opts.vlanmgrd,
@@ -589,7 +681,16 @@ async fn run(
             msg = stream.next() => {
                 let Some(msg) = msg else { break };
                 let channel = msg.get_channel_name().to_owned();
+                if channel == mark_channel {
+                    if let Ok(mark) = msg.get_payload::<u64>() {
+                        shared.marked(mark);
+                    }
+                    continue;
+                }
                 let Some(key) = channel.strip_prefix(&prefix) else { continue };
+                if !lag.is_zero() {
+                    tokio::time::sleep(lag).await;
+                }
                 let op: String = msg.get_payload().unwrap_or_default();
                 let kind = match op.as_str() {
                     "del" | "expired" | "evicted" => Kind::Del,
@@ -625,7 +726,7 @@ fn dispatch(
             arrived,
         };
         if senders[d].send(task).is_err() {
-            shared.inflight.fetch_sub(1, Ordering::SeqCst);
+            shared.finished();
         }
     }
 }
@@ -735,7 +836,7 @@ impl Daemon {
             pending.insert(task.key, task.kind);
             self.shared.pending.fetch_add(1, Ordering::SeqCst);
         }
-        self.shared.inflight.fetch_sub(1, Ordering::SeqCst);
+        self.shared.finished();
         if !pending.is_empty() {
             self.retry(pending).await;
         }
@@ -868,7 +969,10 @@ impl Daemon {
     /// Run an orchagent effect after its delay, without blocking the daemon.
     fn orchagent<F>(&self, f: F)
     where
-        F: FnOnce(Dbs) -> futures_util::future::BoxFuture<'static, redis::RedisResult<()>>
+        F: FnOnce(
+                Dbs,
+                Arc<Shared>,
+            ) -> futures_util::future::BoxFuture<'static, redis::RedisResult<()>>
             + Send
             + 'static,
     {
@@ -879,10 +983,10 @@ impl Daemon {
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             shared.unpaused("orchagent").await;
-            if let Err(e) = f(dbs).await {
+            if let Err(e) = f(dbs, shared.clone()).await {
                 shared.violation("orchagent", format!("redis error: {e}"));
             }
-            shared.inflight.fetch_sub(1, Ordering::SeqCst);
+            shared.finished();
         });
     }
 
@@ -1193,7 +1297,7 @@ impl Daemon {
         if first {
             let port = port.to_owned();
             let bp = self.oid(0x3a);
-            self.orchagent(move |mut dbs| {
+            self.orchagent(move |mut dbs, shared| {
                 Box::pin(async move {
                     let oid: Option<String> = redis::cmd("HGET")
                         .arg("COUNTERS_PORT_NAME_MAP")
@@ -1201,6 +1305,8 @@ impl Daemon {
                         .query_async(&mut dbs.counters)
                         .await?;
                     if let Some(oid) = oid {
+                        lock(&shared.kernel).asic_bridge_ports.insert(port.clone());
+                        shared.event("orchagent", format!("add BRIDGE_PORT {port}"));
                         dbs.hset(
                             Db::Asic,
                             &format!("ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:{bp}"),
@@ -1274,7 +1380,7 @@ impl Daemon {
         .await?;
         if last {
             let port = port.to_owned();
-            self.orchagent(move |mut dbs| {
+            self.orchagent(move |mut dbs, shared| {
                 Box::pin(async move {
                     let oid: Option<String> = redis::cmd("HGET")
                         .arg("COUNTERS_PORT_NAME_MAP")
@@ -1286,6 +1392,10 @@ impl Daemon {
                         .arg("ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:*")
                         .query_async(&mut dbs.asic)
                         .await?;
+                    // Recorded before the ASIC_DB delete the agent waits for.
+                    if lock(&shared.kernel).asic_bridge_ports.remove(&port) {
+                        shared.event("orchagent", format!("del BRIDGE_PORT {port}"));
+                    }
                     for k in keys {
                         let p: Option<String> = redis::cmd("HGET")
                             .arg(&k)
@@ -1356,6 +1466,12 @@ impl Daemon {
                 "INTERFACE|{ifname} (vrf {vrf:?}) while {ifname} is still a VLAN member: `ip link set master` pulls it \
                  out of the bridge and vlanmgrd crashes on the member delete (sonic-buildimage#13772)"
             ));
+        } else if table == "INTERFACE" && self.kernel().asic_bridge_ports.contains(ifname) {
+            self.violation(format!(
+                "INTERFACE|{ifname} (vrf {vrf:?}) while orchagent still has {ifname}'s ASIC bridge \
+                 port: a router interface on a port the ASIC still bridges (wait for the bridge port \
+                 to go, sonic-configdb reference §3.3 rule 2)"
+            ));
         }
         if current.is_none() && !vrf.is_empty() {
             let (ifname, vrf) = (ifname.to_owned(), vrf.clone());
@@ -1377,7 +1493,7 @@ impl Daemon {
         if current.is_none() && table != "LOOPBACK_INTERFACE" {
             let name = ifname.to_owned();
             let rif = self.oid(0x6);
-            self.orchagent(move |mut dbs| {
+            self.orchagent(move |mut dbs, _shared| {
                 Box::pin(async move {
                     dbs.hset(
                         Db::Asic,
@@ -1431,7 +1547,7 @@ impl Daemon {
         .await?;
         if was.is_some() {
             let name = ifname.to_owned();
-            self.orchagent(move |mut dbs| {
+            self.orchagent(move |mut dbs, _shared| {
                 Box::pin(async move {
                     let rif: Option<String> = redis::cmd("HGET")
                         .arg("COUNTERS_RIF_NAME_MAP")

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use super::client::ApiError;
+use super::error::ApiError;
 use super::{EventOutcome, PhoneHomeEvent};
 use crate::config::Config;
 
@@ -138,13 +138,17 @@ fn host_of(address: &str) -> Option<&str> {
     (!host.is_empty() && port.parse::<u16>().is_ok()).then_some(host)
 }
 
+/// A PEM file of the mutual TLS: bounded, a regular file, and for the
+/// private key a file only its owner (root or the agent's user) can use.
 fn read_pem(key: &str, path: &Path) -> Result<Vec<u8>, ApiError> {
-    std::fs::read(path).map_err(|e| {
-        ApiError::Config(format!(
-            "cannot read {key} {}: {e} (the v1 gRPC event service needs it)",
-            path.display()
-        ))
-    })
+    use crate::files::{FileKind, GRPC_PEM_MAX_BYTES, read_bytes};
+    let kind = if key == "grpc_client_key_file" {
+        FileKind::GrpcClientKey
+    } else {
+        FileKind::GrpcCertificate
+    };
+    read_bytes(kind, path, GRPC_PEM_MAX_BYTES)
+        .map_err(|e| ApiError::Config(format!("{key}: {e} (the v1 gRPC event service needs it)")))
 }
 
 /// A client of `api.v1.EventService`.

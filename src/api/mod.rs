@@ -11,20 +11,19 @@
 //! - [`client`] (feature `agent`): one client for either version over
 //!   HTTP(S), with retries for transient failures; [`transport`] is its
 //!   HTTP layer, [`token`] reads the v2 token file, [`grpc`] is v1's gRPC
-//!   event service (phone-home, mutual TLS).
-//! - [`register`] (feature `agent`): what the switch registers (PORT table,
-//!   SONiC version, management address) and the register-until-done loop.
+//!   event service (phone-home, mutual TLS), [`error`] their errors.
 //!
-//! Everything except `client`, `grpc`, `transport`, `token` and `register`
-//! is pure.
+//! Everything except `client`, `error`, `grpc`, `transport` and `token` is
+//! pure. Registration (what the switch registers, gathered from CONFIG_DB
+//! and the kernel) is orchestrated by [`crate::reconcile::register`].
 
 #[cfg(feature = "agent")]
 pub mod client;
 #[cfg(feature = "agent")]
+pub mod error;
+#[cfg(feature = "agent")]
 pub mod grpc;
 pub mod hmac;
-#[cfg(feature = "agent")]
-pub mod register;
 pub mod time;
 #[cfg(feature = "agent")]
 pub mod token;
@@ -516,8 +515,8 @@ mod tests {
         assert_eq!(v, WireVersion::V1);
         let (v, two) = parse_switch_document("v2", &lab("leaf01.v2.json"), None).unwrap();
         assert_eq!(v, WireVersion::V2);
-        let a = crate::configdb::prepare(&one, &cfg, &state).unwrap();
-        let b = crate::configdb::prepare(&two, &cfg, &state).unwrap();
+        let a = crate::reconcile::prepare(&one, &cfg, &state).unwrap();
+        let b = crate::reconcile::prepare(&two, &cfg, &state).unwrap();
         assert_eq!(a.spec, b.spec);
         assert_eq!(a.plan, b.plan);
         // Not trivially equal: the spec has the lab's tenants, firewall and a

@@ -5,15 +5,16 @@
 //! - the content is trimmed (a trailing newline would otherwise end up in
 //!   the `Authorization` header);
 //! - an empty file is refused;
-//! - a file that group or others may read or write is refused, with the
-//!   `chmod` that fixes it (metal-stack's Go client writes its token 0600);
+//! - a file that group or others may read or write, or that belongs to
+//!   another user than root or the agent's, is refused with the `chmod` /
+//!   `chown` that fixes it, before it is read (`crate::files`; metal-stack's
+//!   Go client writes its token 0600);
 //! - the content never appears in an error, a log line or `Debug` output:
 //!   it is returned as a [`Secret`].
 //!
 //! The token file is re-read for every request, so a renewed token is picked
 //! up without a restart.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Secret;
@@ -22,19 +23,10 @@ use crate::files::{self, FileError, FileKind, FileText, SECRET_MAX_BYTES};
 /// A secret file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretFileError {
-    /// Missing, not a regular file, larger than 64 KiB, not UTF-8, unreadable.
+    /// Missing, not a regular file, larger than 64 KiB, not UTF-8,
+    /// unreadable, readable or writable by others, of another user.
     #[error(transparent)]
     File(#[from] FileError),
-    #[error(
-        "the {what} file {path} has mode {mode:04o}: it is {access} by group or others, so the \
-         agent refuses to use it; run `chmod 600 {path}` (owner read/write only)"
-    )]
-    Permissions {
-        what: &'static str,
-        path: PathBuf,
-        mode: u32,
-        access: &'static str,
-    },
     #[error("the {what} file {path} is empty; write the {what} into it")]
     Empty { what: &'static str, path: PathBuf },
 }
@@ -51,22 +43,9 @@ pub fn read_secret_file(what: &'static str, path: &Path) -> Result<Secret, Secre
     } else {
         FileKind::HmacKey
     };
-    // One open: the mode checked is that of the file whose content is used.
-    let FileText { text, meta } = files::read(kind, path, SECRET_MAX_BYTES)?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o066 != 0 {
-        let access = match (mode & 0o044 != 0, mode & 0o022 != 0) {
-            (true, true) => "readable and writable",
-            (true, false) => "readable",
-            _ => "writable",
-        };
-        return Err(SecretFileError::Permissions {
-            what,
-            path: path.to_owned(),
-            mode,
-            access,
-        });
-    }
+    // One open: the mode and owner checked (by `files`, before reading)
+    // are those of the file whose content is used.
+    let FileText { text, .. } = files::read(kind, path, SECRET_MAX_BYTES)?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(SecretFileError::Empty {
@@ -79,6 +58,8 @@ pub fn read_secret_file(what: &'static str, path: &Path) -> Result<Secret, Secre
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
     use crate::files::FileProblem;
 
@@ -107,6 +88,7 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("mode 0644"), "{msg}");
         assert!(msg.contains("readable by group or others"), "{msg}");
+        assert!(msg.contains("metal-apiserver token file"), "{msg}");
         assert!(msg.contains(&format!("chmod 600 {}", p.display())), "{msg}");
         assert!(!msg.contains("very-secret") && !format!("{e:?}").contains("very-secret"));
         let p = write(dir.path(), "g", "x", 0o620);

@@ -23,7 +23,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use super::client::ApiError;
+use super::error::ApiError;
 use crate::config::Config;
 
 /// When and how often to try a call again after a transient failure.

@@ -735,7 +735,7 @@ mod tests {
                 })
                 .collect(),
         };
-        crate::configdb::prepare(&desc, &cfg, state).unwrap().spec
+        crate::reconcile::prepare(&desc, &cfg, state).unwrap().spec
     }
 
     /// What SONiC's daemons write once they processed `config` (§4).

@@ -477,3 +477,307 @@ pub fn diff_entry(key: &Key, cur: &Fields, want: &Fields, scope: Scope, out: &mu
         cause: Cause::Desired,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    //! Change sets against hand-written snapshots; the expected writes follow
+    //! sonic-configdb reference §2.2 (one HSET per entry, HDEL for stale
+    //! fields, never DEL + HSET of one key), §3.2 (intfmgrd drops an
+    //! in-place VRF change, vrfmgrd rejects a direct VNI change, vlanmgrd
+    //! skips a SET of an existing member, vxlanmgrd ignores a second SET of
+    //! a map) and §7.
+    use super::*;
+    use crate::configdb::testkit::{f, port, spec, state};
+    use crate::spec::{AdminStatus, PortRole};
+
+    fn changes(current: &DbState, spec: &SwitchSpec) -> Vec<String> {
+        let owned = Ownership::new(current, spec);
+        diff(current, spec, &owned)
+            .changes
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn base() -> Vec<(&'static str, &'static [(&'static str, &'static str)])> {
+        vec![
+            (
+                "PORT|Ethernet1",
+                &[("mtu", "9100"), ("speed", "25000"), ("alias", "Eth1/2")],
+            ),
+            ("PORT|Ethernet2", &[("mtu", "9000"), ("admin_status", "up")]),
+            ("VXLAN_TUNNEL|vtep", &[("src_ip", "10.0.0.11")]),
+            ("VLAN|Vlan3900", &[("vlanid", "3900")]),
+        ]
+    }
+
+    /// Ethernet1 a tenant port of Vrf104009 (VLAN 1001), Ethernet2 unprovisioned.
+    fn tenant_spec() -> SwitchSpec {
+        spec(
+            vec![
+                port("Ethernet1", PortRole::Tenant { vni: 104009 }, None),
+                port("Ethernet2", PortRole::Unprovisioned, Some(AdminStatus::Up)),
+            ],
+            &[(104009, 1001)],
+        )
+    }
+
+    /// The snapshot holding exactly `tenant_spec`'s entries.
+    fn converged() -> DbState {
+        let mut e = base();
+        e.extend([
+            (
+                "PORT|Ethernet1",
+                &[("mtu", "9000"), ("speed", "25000"), ("alias", "Eth1/2")] as &[_],
+            ),
+            (
+                "INTERFACE|Ethernet1",
+                &[
+                    ("ipv6_use_link_local_only", "enable"),
+                    ("vrf_name", "Vrf104009"),
+                ],
+            ),
+            (
+                "VLAN_MEMBER|Vlan3900|Ethernet2",
+                &[("tagging_mode", "untagged")],
+            ),
+            ("VRF|Vrf104009", &[("vni", "104009"), ("fallback", "false")]),
+            ("VLAN|Vlan1001", &[("vlanid", "1001")]),
+            ("VLAN_INTERFACE|Vlan1001", &[("vrf_name", "Vrf104009")]),
+            ("SUPPRESS_VLAN_NEIGH|Vlan1001", &[("suppress", "on")]),
+            (
+                "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
+                &[("vlan", "Vlan1001"), ("vni", "104009")],
+            ),
+        ]);
+        state(&e)
+    }
+
+    #[test]
+    fn a_fresh_switch_gets_one_create_per_entry_and_port_fields_only() {
+        let c = changes(&state(&base()), &tenant_spec());
+        assert_eq!(
+            c,
+            [
+                // PORT: only the owned field that differs; never created
+                "~ PORT|Ethernet1 set {mtu=9000}",
+                "+ INTERFACE|Ethernet1 {ipv6_use_link_local_only=enable, vrf_name=Vrf104009}",
+                "+ VLAN_MEMBER|Vlan3900|Ethernet2 {tagging_mode=untagged}",
+                "+ VRF|Vrf104009 {fallback=false, vni=104009}",
+                "+ VLAN|Vlan1001 {vlanid=1001}",
+                "+ VLAN_INTERFACE|Vlan1001 {vrf_name=Vrf104009}",
+                "+ SUPPRESS_VLAN_NEIGH|Vlan1001 {suppress=on}",
+                "+ VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001 {vlan=Vlan1001, vni=104009}",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_converged_switch_needs_nothing() {
+        assert!(changes(&converged(), &tenant_spec()).is_empty());
+    }
+
+    #[test]
+    fn a_port_missing_from_port_is_never_created() {
+        let s = spec(vec![port("Ethernet9", PortRole::Underlay, None)], &[]);
+        assert_eq!(
+            changes(&state(&base()), &s),
+            ["+ INTERFACE|Ethernet9 {ipv6_use_link_local_only=enable}"]
+        );
+    }
+
+    #[test]
+    fn a_stray_field_is_removed_in_place() {
+        let mut cur = converged();
+        cur.get_mut(&Key::parse("VLAN|Vlan1001").unwrap())
+            .unwrap()
+            .insert("mtu".into(), "1500".into());
+        let want = tenant_spec();
+        let owned = Ownership::new(&cur, &want);
+        let set = diff(&cur, &want, &owned);
+        assert_eq!(set.len(), 1);
+        let c = &set.changes[0];
+        assert_eq!(c.to_string(), "~ VLAN|Vlan1001 remove [mtu]");
+        // one HDEL, no DEL
+        assert_eq!(c.commands(), 1);
+        assert!(!c.is_delete());
+    }
+
+    #[test]
+    fn a_vrf_binding_is_replaced_never_edited() {
+        let mut cur = converged();
+        cur.insert(
+            Key::interface("Ethernet1"),
+            f(&[
+                ("ipv6_use_link_local_only", "enable"),
+                ("vrf_name", "Vrf104010"),
+            ]),
+        );
+        cur.insert(
+            Key::vrf("Vrf104010"),
+            f(&[("vni", "104010"), ("fallback", "false")]),
+        );
+        let c = changes(&cur, &tenant_spec());
+        assert!(
+            c.contains(&"- INTERFACE|Ethernet1 (was {ipv6_use_link_local_only=enable, vrf_name=Vrf104010})  [replace]".to_owned()),
+            "{c:#?}"
+        );
+        assert!(
+            c.contains(&"+ INTERFACE|Ethernet1 {ipv6_use_link_local_only=enable, vrf_name=Vrf104009}  [replace]".to_owned()),
+            "{c:#?}"
+        );
+        // The VRF no longer wanted goes.
+        assert!(
+            c.contains(&"- VRF|Vrf104010 (was {fallback=false, vni=104010})".to_owned()),
+            "{c:#?}"
+        );
+        assert!(!c.iter().any(|l| l.starts_with("~ INTERFACE")), "{c:#?}");
+    }
+
+    #[test]
+    fn a_changed_member_or_map_is_replaced() {
+        let mut cur = converged();
+        cur.insert(
+            Key::parse("VLAN_MEMBER|Vlan3900|Ethernet2").unwrap(),
+            f(&[("tagging_mode", "tagged")]),
+        );
+        cur.insert(
+            Key::parse("VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001").unwrap(),
+            f(&[("vlan", "Vlan1001"), ("vni", "1")]),
+        );
+        let want = tenant_spec();
+        let owned = Ownership::new(&cur, &want);
+        let set = diff(&cur, &want, &owned);
+        for key in [
+            "VLAN_MEMBER|Vlan3900|Ethernet2",
+            "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
+        ] {
+            let ops: Vec<(&str, Cause)> = set
+                .changes
+                .iter()
+                .filter(|c| c.key.redis_key() == key)
+                .map(|c| {
+                    let op = match c.op {
+                        Op::Create { .. } => "create",
+                        Op::Update { .. } => "update",
+                        Op::Delete { .. } => "delete",
+                    };
+                    (op, c.cause)
+                })
+                .collect();
+            assert_eq!(
+                ops,
+                [("delete", Cause::Replace), ("create", Cause::Replace)],
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_vni_change_goes_through_zero() {
+        let mut cur = converged();
+        cur.insert(
+            Key::vrf("Vrf104009"),
+            f(&[("vni", "555"), ("fallback", "false")]),
+        );
+        let c = changes(&cur, &tenant_spec());
+        assert_eq!(
+            c,
+            [
+                "~ VRF|Vrf104009 set {vni=0}  [vni via 0]",
+                "~ VRF|Vrf104009 set {vni=104009}"
+            ]
+        );
+    }
+
+    #[test]
+    fn unwanted_owned_entries_go_and_foreign_ones_stay() {
+        let mut e = converged();
+        e.insert(
+            Key::parse("VLAN_MEMBER|Vlan3900|Ethernet50").unwrap(),
+            f(&[("tagging_mode", "untagged")]),
+        );
+        e.insert(Key::vrf("VrfMpls"), f(&[("vni", "5000")]));
+        e.insert(Key::vlan(1002), f(&[("vlanid", "1002")]));
+        // Ethernet1 becomes unprovisioned: the VRF and its objects go.
+        let s = spec(
+            vec![
+                port("Ethernet1", PortRole::Unprovisioned, None),
+                port("Ethernet2", PortRole::Unprovisioned, Some(AdminStatus::Up)),
+            ],
+            &[],
+        );
+        let mut c = changes(&e, &s);
+        c.sort();
+        assert_eq!(
+            c,
+            [
+                "+ VLAN_MEMBER|Vlan3900|Ethernet1 {tagging_mode=untagged}",
+                "- INTERFACE|Ethernet1 (was {ipv6_use_link_local_only=enable, vrf_name=Vrf104009})",
+                "- SUPPRESS_VLAN_NEIGH|Vlan1001 (was {suppress=on})",
+                "- VLAN_INTERFACE|Vlan1001 (was {vrf_name=Vrf104009})",
+                "- VLAN|Vlan1001 (was {vlanid=1001})",
+                "- VRF|Vrf104009 (was {fallback=false, vni=104009})",
+                "- VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001 (was {vlan=Vlan1001, vni=104009})",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_update_costs_one_command_per_kind() {
+        let c = Change {
+            key: Key::vlan(1001),
+            op: Op::Update {
+                set: f(&[("vlanid", "1001")]),
+                remove: vec!["mtu".into()],
+            },
+            cause: Cause::Desired,
+        };
+        assert_eq!(c.commands(), 2, "HSET + HDEL");
+    }
+
+    #[test]
+    fn the_incremental_diff_matches_the_full_one() {
+        // A port moves from unprovisioned to the tenant VRF.
+        let old = spec(
+            vec![
+                port("Ethernet1", PortRole::Tenant { vni: 104009 }, None),
+                port("Ethernet2", PortRole::Unprovisioned, Some(AdminStatus::Up)),
+            ],
+            &[(104009, 1001)],
+        );
+        let new = spec(
+            vec![
+                port("Ethernet1", PortRole::Tenant { vni: 104009 }, None),
+                port(
+                    "Ethernet2",
+                    PortRole::Tenant { vni: 104009 },
+                    Some(AdminStatus::Up),
+                ),
+            ],
+            &[(104009, 1001)],
+        );
+        let cur = converged();
+        let mut full: Vec<String> = changes(&cur, &new);
+        let mut delta: Vec<String> = diff_delta(&old, &new, &cur)
+            .unwrap()
+            .changes
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        full.sort();
+        delta.sort();
+        assert_eq!(delta, full);
+        assert_eq!(
+            full,
+            [
+                "+ INTERFACE|Ethernet2 {ipv6_use_link_local_only=enable, vrf_name=Vrf104009}",
+                "- VLAN_MEMBER|Vlan3900|Ethernet2 (was {tagging_mode=untagged})",
+            ]
+        );
+        // A switch-wide change falls back to the full diff.
+        let mut other = new.clone();
+        other.pxe_vlan = 3901;
+        assert!(diff_delta(&old, &other, &cur).is_none());
+    }
+}

@@ -75,3 +75,114 @@ pub fn local_facts(
     }
     f
 }
+
+#[cfg(test)]
+mod tests {
+    //! What spec validation needs from CONFIG_DB, read off a hand-written
+    //! snapshot.
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::configdb::testkit::state;
+
+    #[test]
+    fn facts_of_a_small_switch() {
+        let s = state(&[
+            ("PORT|Ethernet0", &[("alias", "Eth1/1"), ("mtu", "9100")]),
+            ("PORT|Ethernet4", &[("mtu", "9100")]),
+            ("VXLAN_TUNNEL|vtep1", &[("src_ip", "10.0.0.11")]),
+            ("VXLAN_TUNNEL|vtep0", &[("src_ip", "10.0.0.12")]),
+            ("VXLAN_EVPN_NVO|nvo", &[("source_vtep", "vtep0")]),
+            ("VLAN|Vlan3900", &[("vlanid", "3900")]),
+            ("VLAN|Vlan1001", &[("vlanid", "1001")]),
+            ("VLAN|Vlan01002", &[("vlanid", "1002")]),
+            (
+                "VXLAN_TUNNEL_MAP|vtep0|map_104009_Vlan1001",
+                &[("vlan", "Vlan1001"), ("vni", "104009")],
+            ),
+            // a map whose VLAN entry is missing still uses its VLAN id
+            (
+                "VXLAN_TUNNEL_MAP|vtep0|map_7_Vlan1100",
+                &[("vlan", "Vlan1100"), ("vni", "7")],
+            ),
+            ("VRF|Vrf104009", &[("vni", "104009"), ("fallback", "false")]),
+            ("VRF|Vrf7", &[("vni", "0")]),
+            ("VRF|VrfMpls", &[("NULL", "NULL")]),
+            (
+                "INTERFACE|Ethernet0",
+                &[("ipv6_use_link_local_only", "enable")],
+            ),
+            ("INTERFACE|Ethernet8", &[("vrf_name", "Vrf104009")]),
+            ("INTERFACE|Ethernet8|10.1.0.1/31", &[("NULL", "NULL")]),
+            (
+                "VLAN_MEMBER|Vlan3900|Ethernet4",
+                &[("tagging_mode", "untagged")],
+            ),
+            (
+                "VLAN_MEMBER|Vlan1001|Ethernet4",
+                &[("tagging_mode", "tagged")],
+            ),
+        ]);
+        let range = VlanRange {
+            first: 1001,
+            last: 2000,
+        };
+        let f = local_facts(&s, range, &BTreeSet::new());
+        assert_eq!(
+            f.ports,
+            BTreeMap::from([
+                ("Ethernet0".to_owned(), Some("Eth1/1".to_owned())),
+                ("Ethernet4".to_owned(), None),
+            ])
+        );
+        assert_eq!(f.vteps, ["vtep0", "vtep1"], "sorted");
+        assert_eq!(
+            f.nvos,
+            BTreeMap::from([("nvo".to_owned(), "vtep0".to_owned())])
+        );
+        // `Vlan01002` is not a VLAN name (no leading zero, reference §2.3).
+        assert_eq!(f.vlans, BTreeSet::from([1001, 3900]));
+        assert_eq!(f.used_vlans, BTreeSet::from([1001, 1100, 3900]));
+        assert_eq!(
+            f.vrfs,
+            BTreeMap::from([
+                ("Vrf104009".to_owned(), Some(104009)),
+                ("Vrf7".to_owned(), None),
+                ("VrfMpls".to_owned(), None),
+            ])
+        );
+        assert_eq!(
+            f.interfaces,
+            BTreeMap::from([
+                ("Ethernet0".to_owned(), None),
+                ("Ethernet8".to_owned(), Some("Vrf104009".to_owned())),
+            ])
+        );
+        assert_eq!(f.interface_ips, BTreeSet::from(["Ethernet8".to_owned()]));
+        assert_eq!(
+            f.memberships,
+            BTreeMap::from([("Ethernet4".to_owned(), BTreeSet::from([1001, 3900]))])
+        );
+        // Tenancy: the agent's map ties VNI 104009 to VLAN 1001.
+        assert_eq!(f.tenant_vlans.get(&104009), Some(&1001));
+        assert!(f.owned_vlans.contains(&1001));
+        assert!(f.foreign_vnis.is_empty(), "{:?}", f.foreign_vnis);
+    }
+
+    #[test]
+    fn static_vrfs_and_their_vlans_are_foreign() {
+        let s = state(&[
+            ("VRF|Vrf42", &[("vni", "42")]),
+            ("VLAN|Vlan1500", &[("vlanid", "1500")]),
+            ("VLAN_INTERFACE|Vlan1500", &[("vrf_name", "Vrf42")]),
+        ]);
+        let range = VlanRange {
+            first: 1001,
+            last: 2000,
+        };
+        let f = local_facts(&s, range, &BTreeSet::from(["Vrf42".to_owned()]));
+        assert!(f.foreign_vnis.contains_key(&42), "{:?}", f.foreign_vnis);
+        assert!(f.foreign_vlans.contains_key(&1500), "{:?}", f.foreign_vlans);
+        assert!(f.owned_vlans.is_empty());
+    }
+}

@@ -4,8 +4,9 @@
 //! snapshot of CONFIG_DB into a [`Plan`](plan::Plan):
 //! [`facts`] (local facts for the spec) → [`target`] (owned entries wanted)
 //! → [`diff`] (minimal [`ChangeSet`](diff::ChangeSet) against the owned part,
-//! see [`owned`]) → [`plan`] (phases and barriers). [`prepare`] runs the whole
-//! chain. The adapter (`redis`, feature `agent`) reads the snapshot in one
+//! see [`owned`]) → [`plan`] (phases and barriers).
+//! [`crate::reconcile::prepare`] runs the whole chain from a desired state.
+//! The adapter (`redis`, feature `agent`) reads the snapshot in one
 //! round trip and applies a plan phase by phase.
 
 pub mod confirmed;
@@ -23,33 +24,11 @@ pub mod redis;
 pub mod schema;
 pub mod snapshot;
 pub mod target;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod view;
 
-use std::collections::BTreeSet;
-
-use crate::config::Config;
-use crate::spec::{self, Problems, SwitchDesc, SwitchSpec};
-
-/// The result of planning one desired state against one snapshot.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub spec: SwitchSpec,
-    pub plan: plan::Plan,
-}
-
-/// Validate the desired state against the snapshot and plan the writes.
-/// Pure; rejects the whole state with every problem when it is invalid.
-pub fn prepare(
-    desc: &SwitchDesc,
-    cfg: &Config,
-    state: &schema::DbState,
-) -> Result<Prepared, Problems> {
-    let static_vrfs: BTreeSet<String> = cfg.static_vrfs.iter().cloned().collect();
-    let facts = facts::local_facts(state, cfg.vlan_range, &static_vrfs);
-    let spec = spec::build(desc, cfg, &facts)?;
-    let plan = plan_spec(&spec, state);
-    Ok(Prepared { spec, plan })
-}
+use crate::spec::SwitchSpec;
 
 /// Diff and plan of a validated spec against a snapshot (pure), assuming
 /// SONiC has confirmed everything the snapshot holds (offline planning).
@@ -88,21 +67,6 @@ pub fn plan_reasserting(
     let mut plan = plan::plan(diff::diff_forced(state, spec, &owned, &force));
     plan.pending = assessment.pending;
     plan
-}
-
-/// Validate the desired state against CONFIG_DB and what SONiC confirmed,
-/// and plan the writes ([`plan_confirmed`]).
-pub fn prepare_confirmed(
-    desc: &SwitchDesc,
-    cfg: &Config,
-    state: &schema::DbState,
-    confirmed: &confirmed::Confirmed,
-) -> Result<Prepared, Problems> {
-    let static_vrfs: BTreeSet<String> = cfg.static_vrfs.iter().cloned().collect();
-    let facts = facts::local_facts(state, cfg.vlan_range, &static_vrfs);
-    let spec = spec::build(desc, cfg, &facts)?;
-    let plan = plan_confirmed(&spec, state, confirmed);
-    Ok(Prepared { spec, plan })
 }
 
 /// The incremental path: plan `new` when CONFIG_DB holds `old`'s target.

@@ -223,3 +223,202 @@ impl<'a> Ownership<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Ownership as ARCHITECTURE.md ("Ownership") and README.md ("What the
+    //! agent writes, and what it never touches") state it, on a snapshot
+    //! written by hand.
+    use super::*;
+    use crate::configdb::schema::Key;
+    use crate::configdb::testkit::{firewall, port, spec, state};
+    use crate::spec::PortRole;
+
+    fn snapshot() -> DbState {
+        state(&[
+            ("PORT|Ethernet0", &[("mtu", "9216"), ("alias", "Eth1/1")]),
+            ("VXLAN_TUNNEL|vtep", &[("src_ip", "10.0.0.11")]),
+            ("VXLAN_EVPN_NVO|nvo", &[("source_vtep", "vtep")]),
+            // the agent's tenant VRF with its L3VNI objects (VLAN 1001)
+            ("VRF|Vrf104009", &[("vni", "104009"), ("fallback", "false")]),
+            ("VLAN|Vlan1001", &[("vlanid", "1001")]),
+            ("VLAN_INTERFACE|Vlan1001", &[("vrf_name", "Vrf104009")]),
+            ("SUPPRESS_VLAN_NEIGH|Vlan1001", &[("suppress", "on")]),
+            (
+                "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
+                &[("vlan", "Vlan1001"), ("vni", "104009")],
+            ),
+            (
+                "VLAN_MEMBER|Vlan1001|Ethernet7",
+                &[("tagging_mode", "tagged")],
+            ),
+            // an operator's VRF with a VNI and a map of its own (VLAN 1004)
+            ("VRF|VrfMpls", &[("vni", "5000")]),
+            ("VLAN|Vlan1004", &[("vlanid", "1004")]),
+            (
+                "VXLAN_TUNNEL_MAP|vtep|map_5000_Vlan1004",
+                &[("vlan", "Vlan1004"), ("vni", "5000")],
+            ),
+            // a static VRF (static_vrfs) whose VLAN is inside the range
+            ("VRF|Vrf42", &[("vni", "42")]),
+            ("VLAN|Vlan1500", &[("vlanid", "1500")]),
+            ("VLAN_INTERFACE|Vlan1500", &[("vrf_name", "Vrf42")]),
+            // not the agent's decimal form
+            ("VRF|Vrf0104010", &[("NULL", "NULL")]),
+            // an operator's VLAN inside the range, tied to nothing
+            ("VLAN|Vlan1002", &[("vlanid", "1002")]),
+            // suppression alone ties a VLAN of the range to the agent
+            ("SUPPRESS_VLAN_NEIGH|Vlan1003", &[("suppress", "on")]),
+            // outside the range: never the agent's
+            ("VLAN|Vlan3000", &[("vlanid", "3000")]),
+            ("SUPPRESS_VLAN_NEIGH|Vlan3000", &[("suppress", "on")]),
+            // the PXE VLAN and memberships of a managed and an unmanaged port
+            ("VLAN|Vlan3900", &[("vlanid", "3900")]),
+            (
+                "VLAN_MEMBER|Vlan3900|Ethernet2",
+                &[("tagging_mode", "untagged")],
+            ),
+            (
+                "VLAN_MEMBER|Vlan3900|Ethernet50",
+                &[("tagging_mode", "untagged")],
+            ),
+            // interfaces
+            (
+                "INTERFACE|Ethernet0",
+                &[("ipv6_use_link_local_only", "enable")],
+            ),
+            ("INTERFACE|Ethernet0|10.0.0.1/31", &[("NULL", "NULL")]),
+            ("INTERFACE|Ethernet10", &[("vrf_name", "VrfMpls")]),
+            (
+                "INTERFACE|Ethernet11",
+                &[
+                    ("vrf_name", "Vrf104009"),
+                    ("ipv6_use_link_local_only", "enable"),
+                ],
+            ),
+            (
+                "INTERFACE|Ethernet12",
+                &[("ipv6_use_link_local_only", "enable")],
+            ),
+        ])
+    }
+
+    fn owned(o: &Ownership<'_>, s: &DbState, key: &str) -> bool {
+        let k = Key::parse(key).unwrap();
+        let fields = s
+            .get(&k)
+            .unwrap_or_else(|| panic!("{key} not in the snapshot"));
+        o.owns(k.table, &k.name, fields)
+    }
+
+    #[test]
+    fn the_agent_owns_what_it_creates_and_nothing_else() {
+        let s = snapshot();
+        let mut sp = spec(
+            vec![
+                port("Ethernet0", firewall(), None),
+                port("Ethernet2", PortRole::Unprovisioned, None),
+                port("Ethernet10", PortRole::Underlay, None),
+            ],
+            &[],
+        );
+        sp.static_vrfs.insert("Vrf42".into());
+        let o = Ownership::new(&s, &sp);
+        let yes = [
+            "VRF|Vrf104009",
+            "VLAN|Vlan1001",
+            "VLAN_INTERFACE|Vlan1001",
+            "SUPPRESS_VLAN_NEIGH|Vlan1001",
+            "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
+            "VLAN_MEMBER|Vlan1001|Ethernet7",
+            "SUPPRESS_VLAN_NEIGH|Vlan1003",
+            "VLAN_MEMBER|Vlan3900|Ethernet2",
+            "INTERFACE|Ethernet0",
+            // bound to an owned VRF, even on a port the API does not list
+            "INTERFACE|Ethernet11",
+        ];
+        let no = [
+            "PORT|Ethernet0",
+            "VXLAN_TUNNEL|vtep",
+            "VXLAN_EVPN_NVO|nvo",
+            "VRF|VrfMpls",
+            "VLAN|Vlan1004",
+            "VXLAN_TUNNEL_MAP|vtep|map_5000_Vlan1004",
+            "VRF|Vrf42",
+            "VLAN|Vlan1500",
+            "VLAN_INTERFACE|Vlan1500",
+            "VRF|Vrf0104010",
+            "VLAN|Vlan1002",
+            "VLAN|Vlan3000",
+            "SUPPRESS_VLAN_NEIGH|Vlan3000",
+            "VLAN|Vlan3900",
+            "VLAN_MEMBER|Vlan3900|Ethernet50",
+            "INTERFACE|Ethernet0|10.0.0.1/31",
+            // managed, but bound to a VRF the agent does not own
+            "INTERFACE|Ethernet10",
+            // not managed and not bound
+            "INTERFACE|Ethernet12",
+        ];
+        for k in yes {
+            assert!(owned(&o, &s, k), "{k} should be the agent's");
+        }
+        for k in no {
+            assert!(!owned(&o, &s, k), "{k} must never be the agent's");
+        }
+    }
+
+    #[test]
+    fn tenancy_finds_vlans_of_vnis_and_what_others_hold() {
+        let s = snapshot();
+        let statics = ["Vrf42".to_owned()].into_iter().collect();
+        let range = VlanRange {
+            first: 1001,
+            last: 2000,
+        };
+        let t = Tenancy::from_state(&s, range, &statics);
+        let mut vlans: Vec<u16> = t.vlans.iter().copied().collect();
+        vlans.sort();
+        assert_eq!(vlans, [1001, 1003]);
+        assert_eq!(t.vni_vlans.get(&104009), Some(&1001));
+        assert_eq!(t.vni_vlans.len(), 1);
+        let foreign_vnis: Vec<u32> = t.foreign_vnis.keys().copied().collect();
+        assert_eq!(foreign_vnis, [42, 5000]);
+        assert!(
+            t.foreign_vnis[&5000].contains("VrfMpls"),
+            "{:?}",
+            t.foreign_vnis
+        );
+        let foreign_vlans: Vec<u16> = t.foreign_vlans.keys().copied().collect();
+        assert_eq!(foreign_vlans, [1004, 1500]);
+        assert!(
+            t.foreign_vlans[&1500].contains("Vrf42"),
+            "{:?}",
+            t.foreign_vlans
+        );
+        // A static VRF is not the agent's, whatever its name.
+        let none = BTreeSet::new();
+        let t = Tenancy::from_state(&s, range, &none);
+        assert!(t.vrfs.contains("Vrf42"));
+        assert!(t.vlans.contains(&1500));
+    }
+
+    #[test]
+    fn a_map_in_the_range_of_a_foreign_vni_makes_its_vlan_foreign() {
+        let s = state(&[
+            ("VRF|VrfMpls", &[("vni", "5000")]),
+            (
+                "VXLAN_TUNNEL_MAP|vtep|map_5000_Vlan1001",
+                &[("vlan", "Vlan1001"), ("vni", "5000")],
+            ),
+            ("SUPPRESS_VLAN_NEIGH|Vlan1001", &[("suppress", "on")]),
+        ]);
+        let range = VlanRange {
+            first: 1001,
+            last: 2000,
+        };
+        let t = Tenancy::from_state(&s, range, &BTreeSet::new());
+        assert!(t.vlans.is_empty(), "{:?}", t.vlans);
+        assert!(t.maps.is_empty());
+        assert!(t.foreign_vlans.contains_key(&1001));
+    }
+}

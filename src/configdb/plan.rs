@@ -725,3 +725,352 @@ pub fn check_rules(plan: &Plan) -> Vec<String> {
     }
     bad
 }
+
+#[cfg(test)]
+mod tests {
+    //! Phases and barriers of hand-written change sets, checked against the
+    //! ordering rules of sonic-configdb reference §3.3 and §7 and the
+    //! confirmations of §4 — not against this module's own table.
+    use super::*;
+    use crate::configdb::testkit::f;
+
+    fn create(key: &str, fields: &[(&str, &str)], cause: Cause) -> Change {
+        Change {
+            key: Key::parse(key).unwrap(),
+            op: Op::Create { fields: f(fields) },
+            cause,
+        }
+    }
+
+    fn delete(key: &str, old: &[(&str, &str)], cause: Cause) -> Change {
+        Change {
+            key: Key::parse(key).unwrap(),
+            op: Op::Delete { old: f(old) },
+            cause,
+        }
+    }
+
+    fn update(key: &str, set: &[(&str, &str)], cause: Cause) -> Change {
+        Change {
+            key: Key::parse(key).unwrap(),
+            op: Op::Update {
+                set: f(set),
+                remove: Vec::new(),
+            },
+            cause,
+        }
+    }
+
+    /// The phase index of the change of `key` that `pred` picks.
+    fn phase_of(p: &Plan, key: &str, pred: impl Fn(&Change) -> bool) -> usize {
+        p.phases
+            .iter()
+            .position(|ph| {
+                ph.changes
+                    .iter()
+                    .any(|c| c.key.redis_key() == key && pred(c))
+            })
+            .unwrap_or_else(|| panic!("{key} is not in the plan:\n{p}"))
+    }
+
+    /// A phase's barrier as text, sorted (the order of conditions does not matter).
+    fn barrier(p: &Plan, phase: usize) -> Vec<String> {
+        let mut b: Vec<String> = p.phases[phase]
+            .barrier
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        b.sort();
+        b
+    }
+
+    const D: Cause = Cause::Desired;
+    const R: Cause = Cause::Replace;
+    const LLO: (&str, &str) = ("ipv6_use_link_local_only", "enable");
+
+    #[test]
+    fn pxe_to_vrf_leaves_the_bridge_before_it_is_routed() {
+        // §3.3 rule 2: DEL VLAN_MEMBER, wait until STATE_DB's member entry
+        // and the ASIC bridge port are gone, then HSET INTERFACE.
+        let p = plan(ChangeSet {
+            changes: vec![
+                create("INTERFACE|Ethernet1", &[LLO, ("vrf_name", "Vrf104009")], D),
+                delete(
+                    "VLAN_MEMBER|Vlan3900|Ethernet1",
+                    &[("tagging_mode", "untagged")],
+                    D,
+                ),
+            ],
+        });
+        let del = phase_of(&p, "VLAN_MEMBER|Vlan3900|Ethernet1", Change::is_delete);
+        let cre = phase_of(&p, "INTERFACE|Ethernet1", Change::is_create);
+        assert!(del < cre, "{p}");
+        assert_eq!(
+            barrier(&p, del),
+            [
+                "ASIC_DB has no bridge port for Ethernet1 (orchagent)",
+                "STATE_DB VLAN_MEMBER_TABLE|Vlan3900|Ethernet1 gone (vlanmgrd)",
+            ]
+        );
+        assert_eq!(
+            barrier(&p, cre),
+            ["STATE_DB INTERFACE_TABLE|Ethernet1 present (intfmgrd)"]
+        );
+        assert!(check_rules(&p).is_empty(), "{:?}", check_rules(&p));
+    }
+
+    #[test]
+    fn a_port_routed_without_a_membership_ending_now_checks_for_a_bridge_port_first() {
+        // A membership may have ended in an interrupted earlier reconcile:
+        // the bridge port is checked right before the INTERFACE entry.
+        let p = plan(ChangeSet {
+            changes: vec![create("INTERFACE|Ethernet3", &[LLO], D)],
+        });
+        assert_eq!(p.phases.len(), 1);
+        let pre: Vec<String> = p.phases[0]
+            .preconditions
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            pre,
+            ["ASIC_DB has no bridge port for Ethernet3 (orchagent)"]
+        );
+    }
+
+    #[test]
+    fn vrf_to_pxe_unroutes_before_it_bridges() {
+        // §3.3 rule 3: DEL INTERFACE, wait for STATE_DB and the RIF to go,
+        // then HSET VLAN_MEMBER.
+        let p = plan(ChangeSet {
+            changes: vec![
+                delete("INTERFACE|Ethernet1", &[LLO, ("vrf_name", "Vrf104009")], D),
+                create(
+                    "VLAN_MEMBER|Vlan3900|Ethernet1",
+                    &[("tagging_mode", "untagged")],
+                    D,
+                ),
+            ],
+        });
+        let del = phase_of(&p, "INTERFACE|Ethernet1", Change::is_delete);
+        let cre = phase_of(&p, "VLAN_MEMBER|Vlan3900|Ethernet1", Change::is_create);
+        assert!(del < cre, "{p}");
+        assert_eq!(
+            barrier(&p, del),
+            [
+                "COUNTERS_DB COUNTERS_RIF_NAME_MAP[Ethernet1] gone (orchagent removed the router interface)",
+                "STATE_DB INTERFACE_TABLE|Ethernet1 gone (intfmgrd)",
+            ]
+        );
+        assert_eq!(
+            barrier(&p, cre),
+            ["STATE_DB VLAN_MEMBER_TABLE|Vlan3900|Ethernet1 present (vlanmgrd)"]
+        );
+        assert!(check_rules(&p).is_empty(), "{:?}", check_rules(&p));
+    }
+
+    #[test]
+    fn vrf_to_vrf_unbinds_confirms_and_rebinds() {
+        // §3.3 rule 4 / §7.2: never rewrite vrf_name in place.
+        let p = plan(ChangeSet {
+            changes: vec![
+                delete("INTERFACE|Ethernet1", &[LLO, ("vrf_name", "Vrf1")], R),
+                create("INTERFACE|Ethernet1", &[LLO, ("vrf_name", "Vrf2")], R),
+            ],
+        });
+        let del = phase_of(&p, "INTERFACE|Ethernet1", Change::is_delete);
+        let cre = phase_of(&p, "INTERFACE|Ethernet1", Change::is_create);
+        assert!(del < cre, "{p}");
+        assert!(
+            barrier(&p, del)
+                .contains(&"STATE_DB INTERFACE_TABLE|Ethernet1 gone (intfmgrd)".to_owned()),
+            "{p}"
+        );
+        assert!(check_rules(&p).is_empty(), "{:?}", check_rules(&p));
+    }
+
+    #[test]
+    fn a_tenant_vrf_is_built_vlan_and_map_first_then_the_vrf_then_its_interface() {
+        // §3.3 rule 5: VLAN → VXLAN_TUNNEL_MAP → VRF (vni) → VLAN_INTERFACE.
+        let p = plan(ChangeSet {
+            changes: vec![
+                create(
+                    "VRF|Vrf104009",
+                    &[("vni", "104009"), ("fallback", "false")],
+                    D,
+                ),
+                create("VLAN_INTERFACE|Vlan1001", &[("vrf_name", "Vrf104009")], D),
+                create("SUPPRESS_VLAN_NEIGH|Vlan1001", &[("suppress", "on")], D),
+                create(
+                    "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
+                    &[("vlan", "Vlan1001"), ("vni", "104009")],
+                    D,
+                ),
+                create("VLAN|Vlan1001", &[("vlanid", "1001")], D),
+                create("INTERFACE|Ethernet1", &[LLO, ("vrf_name", "Vrf104009")], D),
+            ],
+        });
+        let vlan = phase_of(&p, "VLAN|Vlan1001", |_| true);
+        let map = phase_of(&p, "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001", |_| true);
+        let vrf = phase_of(&p, "VRF|Vrf104009", |_| true);
+        let svi = phase_of(&p, "VLAN_INTERFACE|Vlan1001", |_| true);
+        let bind = phase_of(&p, "INTERFACE|Ethernet1", |_| true);
+        assert!(vlan <= map && map < vrf && vrf < svi && vrf < bind, "{p}");
+        // The VRF takes its VNI only once vxlanmgrd confirmed the map.
+        assert!(
+            barrier(&p, map).contains(
+                &"APPL_DB VXLAN_TUNNEL_MAP_TABLE:vtep:map_104009_Vlan1001 present (vxlanmgrd)"
+                    .to_owned()
+            ),
+            "{p}"
+        );
+        assert!(
+            barrier(&p, vlan)
+                .contains(&"STATE_DB VLAN_TABLE|Vlan1001 present (vlanmgrd)".to_owned()),
+            "{p}"
+        );
+        assert!(
+            barrier(&p, vrf).contains(&"STATE_DB VRF_TABLE|Vrf104009 present (vrfmgrd)".to_owned()),
+            "{p}"
+        );
+        assert!(check_rules(&p).is_empty(), "{:?}", check_rules(&p));
+    }
+
+    #[test]
+    fn a_tenant_vrf_is_removed_ports_map_interface_suppression_vlan_vrf() {
+        // §7.7 / §3.3 rule 6.
+        let p = plan(ChangeSet {
+            changes: vec![
+                delete(
+                    "VRF|Vrf104009",
+                    &[("vni", "104009"), ("fallback", "false")],
+                    D,
+                ),
+                delete("VLAN|Vlan1001", &[("vlanid", "1001")], D),
+                delete("SUPPRESS_VLAN_NEIGH|Vlan1001", &[("suppress", "on")], D),
+                delete("VLAN_INTERFACE|Vlan1001", &[("vrf_name", "Vrf104009")], D),
+                delete(
+                    "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
+                    &[("vlan", "Vlan1001"), ("vni", "104009")],
+                    D,
+                ),
+                delete("INTERFACE|Ethernet1", &[LLO, ("vrf_name", "Vrf104009")], D),
+            ],
+        });
+        let port = phase_of(&p, "INTERFACE|Ethernet1", |_| true);
+        let map = phase_of(&p, "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001", |_| true);
+        let svi = phase_of(&p, "VLAN_INTERFACE|Vlan1001", |_| true);
+        let sup = phase_of(&p, "SUPPRESS_VLAN_NEIGH|Vlan1001", |_| true);
+        let vlan = phase_of(&p, "VLAN|Vlan1001", |_| true);
+        let vrf = phase_of(&p, "VRF|Vrf104009", |_| true);
+        assert!(
+            port < map && map < svi && svi < vlan && sup <= vlan && vlan < vrf,
+            "{p}"
+        );
+        // Each deletion is confirmed before the next step.
+        assert!(
+            barrier(&p, map)
+                .iter()
+                .any(|b| b.contains("VXLAN_TUNNEL_MAP_TABLE:vtep:map_104009_Vlan1001 gone")),
+            "{p}"
+        );
+        assert!(
+            barrier(&p, vlan)
+                .iter()
+                .any(|b| b == "STATE_DB VLAN_TABLE|Vlan1001 gone (vlanmgrd)"),
+            "{p}"
+        );
+        assert!(
+            barrier(&p, vrf)
+                .iter()
+                .any(|b| b == "STATE_DB VRF_TABLE|Vrf104009 gone (vrfmgrd)"),
+            "{p}"
+        );
+        assert!(check_rules(&p).is_empty(), "{:?}", check_rules(&p));
+    }
+
+    #[test]
+    fn a_vni_reset_is_confirmed_before_the_new_vni() {
+        let p = plan(ChangeSet {
+            changes: vec![
+                update("VRF|Vrf104009", &[("vni", "0")], Cause::VniReset),
+                update("VRF|Vrf104009", &[("vni", "104009")], D),
+            ],
+        });
+        assert_eq!(p.phases.len(), 2, "{p}");
+        assert_eq!(
+            barrier(&p, 0),
+            ["APPL_DB VRF_TABLE:Vrf104009 vni=\"0\" (vrfmgrd)"]
+        );
+        assert_eq!(
+            barrier(&p, 1),
+            ["APPL_DB VRF_TABLE:Vrf104009 vni=\"104009\" (vrfmgrd)"]
+        );
+    }
+
+    #[test]
+    fn phases_are_atomic_sorted_and_port_updates_wait_for_nothing() {
+        let p = plan(ChangeSet {
+            changes: vec![
+                update("PORT|Ethernet2", &[("mtu", "9000")], D),
+                update("PORT|Ethernet1", &[("admin_status", "up")], D),
+            ],
+        });
+        assert_eq!(p.phases.len(), 1);
+        let keys: Vec<String> = p.phases[0]
+            .changes
+            .iter()
+            .map(|c| c.key.redis_key())
+            .collect();
+        assert_eq!(keys, ["PORT|Ethernet1", "PORT|Ethernet2"]);
+        assert!(p.phases[0].barrier.is_empty());
+        assert_eq!(p.commands(), 2);
+        assert_eq!(p.changes(), 2);
+    }
+
+    #[test]
+    fn an_empty_change_set_is_an_empty_plan() {
+        let p = plan(ChangeSet::default());
+        assert!(p.is_empty());
+        assert_eq!(
+            p.to_string(),
+            "no changes: CONFIG_DB matches the desired state and SONiC has confirmed it\n"
+        );
+    }
+
+    #[test]
+    fn the_rule_checker_catches_broken_orders() {
+        // A hand-made plan that routes a port in the phase that removes it
+        // from its VLAN, and deletes a VLAN with its map.
+        let bad = Plan {
+            pending: Vec::new(),
+            phases: vec![Phase {
+                stage: Stage::Detach,
+                preconditions: Vec::new(),
+                changes: vec![
+                    delete(
+                        "VLAN_MEMBER|Vlan3900|Ethernet1",
+                        &[("tagging_mode", "untagged")],
+                        D,
+                    ),
+                    create("INTERFACE|Ethernet1", &[LLO], D),
+                    delete("VLAN|Vlan1001", &[("vlanid", "1001")], D),
+                    delete(
+                        "VXLAN_TUNNEL_MAP|vtep|map_7_Vlan1001",
+                        &[("vlan", "Vlan1001"), ("vni", "7")],
+                        D,
+                    ),
+                ],
+                barrier: Vec::new(),
+            }],
+        };
+        let found = check_rules(&bad).join("\n");
+        for want in [
+            "Ethernet1: INTERFACE created before VLAN_MEMBER|Vlan3900|Ethernet1 is deleted",
+            "Ethernet1: routed without checking for a lingering ASIC bridge port",
+            "VLAN|Vlan1001: deleted before its VXLAN map",
+        ] {
+            assert!(found.contains(want), "missing {want:?} in:\n{found}");
+        }
+    }
+}

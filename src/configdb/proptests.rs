@@ -12,10 +12,11 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
+use super::diff::Op;
 use super::plan::{Plan, check_rules};
 use super::schema::{DbState, Fields, Key, Table};
-use super::{Prepared, diff::Op, prepare};
 use crate::config::Config;
+use crate::reconcile::{Prepared, prepare};
 use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
 
 const MANAGED: usize = 10;

@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use crate::spec::names::parse_canonical;
+
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
@@ -160,19 +162,6 @@ pub fn vid_of_vlan_name(name: &str) -> Option<u16> {
         .try_into()
         .ok()?;
     (1..=4095).contains(&vid).then_some(vid)
-}
-
-/// A decimal number written canonically (digits only, no leading zero).
-pub fn parse_canonical(digits: &str) -> Option<u32> {
-    let b = digits.as_bytes();
-    if b.is_empty()
-        || b.len() > 10
-        || (b[0] == b'0' && b.len() > 1)
-        || !b.iter().all(u8::is_ascii_digit)
-    {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 /// Append the decimal form of `n` to `buf` (no formatting machinery).

@@ -215,3 +215,174 @@ pub fn target(spec: &SwitchSpec) -> Target {
     });
     Target { entries }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Expected entries from README.md "What the agent writes" and
+    //! sonic-configdb reference §2.3 (metal-core's values), written out by
+    //! hand.
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::configdb::testkit::{firewall, port, spec};
+    use crate::spec::AdminStatus;
+
+    /// Redis key → (fields sorted, scope).
+    type Rows = BTreeMap<String, (Vec<(String, String)>, Scope)>;
+    type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], Scope);
+
+    fn entries(t: &Target) -> Rows {
+        t.entries
+            .iter()
+            .map(|(k, e)| {
+                (
+                    k.redis_key(),
+                    (
+                        e.fields
+                            .iter()
+                            .map(|(a, b)| (a.clone(), b.clone()))
+                            .collect(),
+                        e.scope,
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    fn want(rows: &[Row<'_>]) -> Rows {
+        rows.iter()
+            .map(|(k, f, s)| {
+                let mut f: Vec<(String, String)> = f
+                    .iter()
+                    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                    .collect();
+                f.sort();
+                ((*k).to_owned(), (f, *s))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_role_and_a_tenant_vrf_give_metal_cores_entries() {
+        let s = spec(
+            vec![
+                port("Ethernet0", firewall(), None),
+                port(
+                    "Ethernet1",
+                    PortRole::Tenant { vni: 104009 },
+                    Some(AdminStatus::Up),
+                ),
+                port(
+                    "Ethernet2",
+                    PortRole::Unprovisioned,
+                    Some(AdminStatus::Down),
+                ),
+                port("Ethernet120", PortRole::Underlay, None),
+            ],
+            &[(104009, 1001)],
+        );
+        use Scope::{Listed, Whole};
+        let lls = ("ipv6_use_link_local_only", "enable");
+        assert_eq!(
+            entries(&target(&s)),
+            want(&[
+                // firewall: PORT mtu 9216, routed without a VRF
+                ("PORT|Ethernet0", &[("mtu", "9216")], Listed),
+                ("INTERFACE|Ethernet0", &[lls], Whole),
+                // tenant: PORT mtu 9000, bound to Vrf<N>; admin status from the API
+                (
+                    "PORT|Ethernet1",
+                    &[("mtu", "9000"), ("admin_status", "up")],
+                    Listed
+                ),
+                (
+                    "INTERFACE|Ethernet1",
+                    &[lls, ("vrf_name", "Vrf104009")],
+                    Whole
+                ),
+                // unprovisioned: PORT mtu 9000, untagged member of the PXE VLAN
+                (
+                    "PORT|Ethernet2",
+                    &[("mtu", "9000"), ("admin_status", "down")],
+                    Listed
+                ),
+                (
+                    "VLAN_MEMBER|Vlan3900|Ethernet2",
+                    &[("tagging_mode", "untagged")],
+                    Whole
+                ),
+                // spine uplink: PORT mtu 9216, routed without a VRF
+                ("PORT|Ethernet120", &[("mtu", "9216")], Listed),
+                ("INTERFACE|Ethernet120", &[lls], Whole),
+                // the tenant VRF and its L3VNI objects
+                (
+                    "VRF|Vrf104009",
+                    &[("vni", "104009"), ("fallback", "false")],
+                    Whole
+                ),
+                ("VLAN|Vlan1001", &[("vlanid", "1001")], Whole),
+                (
+                    "VLAN_INTERFACE|Vlan1001",
+                    &[("vrf_name", "Vrf104009")],
+                    Whole
+                ),
+                ("SUPPRESS_VLAN_NEIGH|Vlan1001", &[("suppress", "on")], Whole),
+                (
+                    "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
+                    &[("vlan", "Vlan1001"), ("vni", "104009")],
+                    Whole
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn no_admin_status_no_ports_no_vrfs() {
+        // Without a desired admin status only the MTU is owned.
+        let s = spec(vec![port("Ethernet4", PortRole::Unprovisioned, None)], &[]);
+        let t = target(&s);
+        assert_eq!(
+            t.entries[&Key::port("Ethernet4")].fields,
+            [("mtu".to_owned(), "9000".to_owned())]
+                .into_iter()
+                .collect()
+        );
+        assert_eq!(t.len(), 2);
+        assert!(target(&spec(Vec::new(), &[])).is_empty());
+    }
+
+    #[test]
+    fn two_vrfs_get_their_own_vlans_and_maps() {
+        let s = spec(
+            vec![
+                port("Ethernet1", PortRole::Tenant { vni: 7 }, None),
+                port("Ethernet2", PortRole::Tenant { vni: 16_777_215 }, None),
+            ],
+            &[(7, 1999), (16_777_215, 2000)],
+        );
+        let t = target(&s);
+        for key in [
+            "VRF|Vrf7",
+            "VRF|Vrf16777215",
+            "VLAN|Vlan1999",
+            "VLAN|Vlan2000",
+            "VXLAN_TUNNEL_MAP|vtep|map_7_Vlan1999",
+            "VXLAN_TUNNEL_MAP|vtep|map_16777215_Vlan2000",
+            "VLAN_INTERFACE|Vlan2000",
+        ] {
+            assert!(
+                t.entries.contains_key(&Key::parse(key).unwrap()),
+                "{key} missing from {:?}",
+                t.entries.keys().collect::<Vec<_>>()
+            );
+        }
+        assert_eq!(
+            t.entries[&Key::parse("VLAN_INTERFACE|Vlan2000").unwrap()]
+                .fields
+                .get("vrf_name")
+                .map(String::as_str),
+            Some("Vrf16777215")
+        );
+        assert_eq!(t.len(), 2 * 2 + 2 * 5);
+    }
+}

@@ -306,6 +306,20 @@ mod reader {
     impl StateFileWatch {
         /// Start watching `path` (its directory must exist).
         pub fn new(path: &Path) -> Result<StateFileWatch, BgpStateError> {
+            StateFileWatch::observed(path, |_, _| {})
+        }
+
+        /// [`StateFileWatch::new`], and `observer` sees every event in the
+        /// directory, in order: each path it names and whether the event
+        /// counted as a change of the state file. Events are handled one
+        /// after the other, so seeing a later event (of any file) proves that
+        /// the earlier ones were handled and their notices sent: tests use it
+        /// to check what did *not* wake the watch without waiting for time
+        /// to pass.
+        pub fn observed(
+            path: &Path,
+            observer: impl Fn(&Path, bool) + Send + 'static,
+        ) -> Result<StateFileWatch, BgpStateError> {
             let watch_err = |message: String| BgpStateError::Watch {
                 path: path.to_owned(),
                 message,
@@ -333,9 +347,13 @@ mod reader {
                             | notify::EventKind::Modify(_)
                             | notify::EventKind::Remove(_)
                     );
-                    if ours && relevant {
+                    let counted = ours && relevant;
+                    if counted {
                         // Full: a notice is already pending.
                         let _ = tx.try_send(());
+                    }
+                    for p in &event.paths {
+                        observer(p, counted);
                     }
                 })
                 .map_err(|e| watch_err(e.to_string()))?;
@@ -346,6 +364,11 @@ mod reader {
                 _watcher: watcher,
                 rx,
             })
+        }
+
+        /// Whether a change is pending, without waiting (it is consumed).
+        pub fn try_changed(&mut self) -> bool {
+            self.rx.try_recv().is_ok()
         }
 
         /// Wait for the next change; `None` when the watch ended. The
@@ -483,31 +506,80 @@ mod tests {
         assert!(e.to_string().contains("BGP neighbour state file"), "{e}");
     }
 
+    /// The events an observed watch has handled: (file name, counted).
+    #[cfg(feature = "agent")]
+    struct Seen(std::sync::mpsc::Receiver<(String, bool)>);
+
+    #[cfg(feature = "agent")]
+    impl Seen {
+        fn watch(path: &Path) -> (StateFileWatch, Seen) {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let w = StateFileWatch::observed(path, move |p, counted| {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+                let _ = tx.send((name.unwrap_or_default(), counted));
+            })
+            .unwrap();
+            (w, Seen(rx))
+        }
+
+        /// Every event up to and including the first one of `barrier`
+        /// (events are handled in order, so all earlier ones are in).
+        fn until(&self, barrier: &str) -> Vec<(String, bool)> {
+            let mut out = Vec::new();
+            loop {
+                let e = self
+                    .0
+                    .recv_timeout(Duration::from_secs(60))
+                    .unwrap_or_else(|_| panic!("no event of {barrier}; seen {out:?}"));
+                let done = e.0 == barrier;
+                out.push(e);
+                if done {
+                    return out;
+                }
+            }
+        }
+    }
+
     #[cfg(feature = "agent")]
     #[tokio::test]
     async fn the_watch_reports_each_replacement_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bgp-neighbors.json");
-        let mut watch = StateFileWatch::new(&path).unwrap();
-        let quiet = Duration::from_millis(300);
+        let (mut watch, seen) = Seen::watch(&path);
         for round in 0..2 {
             let tmp = dir.path().join(format!("tmp.{round}"));
             std::fs::write(&tmp, "{}").unwrap();
             std::fs::rename(&tmp, &path).unwrap();
-            tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            // A later event of another file: every event of the
+            // replacement has been handled once it is seen.
+            let barrier = format!("barrier.{round}");
+            std::fs::write(dir.path().join(&barrier), "").unwrap();
+            let events = seen.until(&barrier);
+            assert!(
+                events.iter().any(|(n, c)| n == "bgp-neighbors.json" && *c),
+                "round {round}: the replacement did not count: {events:?}"
+            );
+            tokio::time::timeout(Duration::from_secs(60), watch.changed())
                 .await
                 .unwrap_or_else(|_| panic!("round {round}: no change reported"))
                 .unwrap();
             assert!(
-                tokio::time::timeout(quiet, watch.changed()).await.is_err(),
-                "round {round}: one replacement reported twice"
+                !watch.try_changed(),
+                "round {round}: one replacement reported twice ({events:?})"
             );
         }
         std::fs::write(dir.path().join("other.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("barrier.other"), "").unwrap();
+        let events = seen.until("barrier.other");
         assert!(
-            tokio::time::timeout(quiet, watch.changed()).await.is_err(),
-            "another file's change was reported"
+            events.iter().any(|(n, _)| n == "other.json"),
+            "the watch did not see other.json at all: {events:?}"
         );
+        assert!(
+            events.iter().all(|(_, counted)| !counted),
+            "another file's change counted: {events:?}"
+        );
+        assert!(!watch.try_changed(), "another file's change was reported");
         assert!(StateFileWatch::new(Path::new("relative-without-dir")).is_err());
     }
 }

@@ -7,7 +7,6 @@ use serde::Serialize;
 use crate::api::WireVersion;
 use crate::configdb::plan::Plan;
 use crate::configdb::redis::ApplyReport;
-use crate::error::EXIT_OK;
 pub use crate::status::{ReconcileResult, Stage, Trigger};
 
 /// Time spent per stage.
@@ -98,9 +97,6 @@ pub struct Outcome {
     /// CONFIG_DB changed under the agent while it applied (the verification
     /// found work left): reconcile again at once rather than back off.
     pub retry_now: bool,
-    /// Exit code for one-shot commands.
-    #[serde(skip)]
-    pub exit_code: u8,
     pub changes: usize,
     pub phases: usize,
     /// Confirmations SONiC owed at the start.
@@ -130,7 +126,6 @@ impl Outcome {
             error: None,
             transient: false,
             retry_now: false,
-            exit_code: EXIT_OK,
             changes: 0,
             phases: 0,
             pending: 0,

@@ -32,10 +32,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::desired::DesiredSource;
 use super::outcome::{FrrOutcome, Outcome, ReconcileResult, Trigger};
+use super::register::{self, RegisterOptions};
 use super::schedule::{Next, Schedule, backoff};
 use super::{Agent, AgentOptions, report};
 use crate::api::client::ApiClient;
-use crate::api::register::{self, RegisterOptions};
 use crate::api::{AGENT_VERSION, ComponentPing};
 use crate::config::{ApiVersion, Config};
 use crate::error::Error;
@@ -325,7 +325,7 @@ impl Daemon {
                     Ok(_) => self.metrics.api_call(ApiCall::Register, None),
                     Err(e) => {
                         self.metrics.api_call(ApiCall::Register, Some(ApiErrorKind::Permanent));
-                        return Err(e.into());
+                        return Err(e);
                     }
                 }
                 (self.observer)(&LoopEvent::Registered);

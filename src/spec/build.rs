@@ -659,3 +659,349 @@ pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
     };
     split(a).cmp(&split(b)).then_with(|| a.cmp(b))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Building a spec from hand-written inputs. The expected roles, MTUs
+    //! and VRFs follow README.md ("What the agent writes") and the metal-api
+    //! reference (nic `vrf`: `""` unprovisioned, `default` firewall,
+    //! `vrf<VNI>` tenant); the refusals follow the name and range rules of
+    //! sonic-configdb reference §2.4.
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::spec::{AdminStatus, FilterDesc, MTU_EDGE, MTU_FABRIC};
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "hostname = \"leaf01\"\nasn = 4200000011\nloopback_ip = \"10.0.0.11\"\n\
+             pxe_vlan_id = 3900\nspine_uplinks = [\"Ethernet120\"]\n{extra}"
+        );
+        Config::from_sources(Some(("t.toml", &text)), Vec::new()).unwrap()
+    }
+
+    /// Ports Ethernet0..7 and Ethernet120 (aliases Eth1/1...), one VTEP and
+    /// NVO, the PXE VLAN.
+    fn facts() -> LocalFacts {
+        let mut ports: BTreeMap<String, Option<String>> = (0..8)
+            .map(|i| (format!("Ethernet{i}"), Some(format!("Eth1/{}", i + 1))))
+            .collect();
+        ports.insert("Ethernet120".into(), Some("Eth31/1".into()));
+        LocalFacts {
+            ports,
+            vteps: vec!["vtep".into()],
+            nvos: BTreeMap::from([("nvo".into(), "vtep".into())]),
+            vlans: BTreeSet::from([3900]),
+            used_vlans: BTreeSet::from([3900]),
+            ..LocalFacts::default()
+        }
+    }
+
+    fn nic(name: &str, vrf: &str, cidrs: &[&str], vnis: &[&str]) -> NicDesc {
+        NicDesc {
+            name: name.into(),
+            vrf: (!vrf.is_empty()).then(|| vrf.to_owned()),
+            filter: FilterDesc {
+                cidrs: cidrs.iter().map(|s| (*s).to_owned()).collect(),
+                vnis: vnis.iter().map(|s| (*s).to_owned()).collect(),
+            },
+            admin: None,
+        }
+    }
+
+    fn desc(nics: Vec<NicDesc>) -> SwitchDesc {
+        SwitchDesc {
+            id: "leaf01".into(),
+            nics,
+        }
+    }
+
+    /// Every problem's text, one per line.
+    fn problems(d: &SwitchDesc, cfg: &Config, f: &LocalFacts) -> Vec<String> {
+        match build(d, cfg, f) {
+            Ok(spec) => panic!("accepted: {spec:?}"),
+            Err(p) => p.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn has(problems: &[String], needle: &str) -> bool {
+        problems.iter().any(|p| p.contains(needle))
+    }
+
+    #[test]
+    fn roles_mtus_and_a_tenant_vrf() {
+        let mut tenant = nic(
+            "Ethernet1",
+            "vrf104009",
+            &["10.1.0.0/25", "10.1.0.128/25"],
+            &[],
+        );
+        tenant.admin = Some(AdminStatus::Up);
+        let d = desc(vec![
+            nic(
+                "Ethernet0",
+                "default",
+                &["10.0.0.0/24", "2001:db8::/48"],
+                &["104009", "7"],
+            ),
+            tenant,
+            nic("Ethernet2", "vrf104009", &["192.168.0.1/32"], &[]),
+            nic("Ethernet3", "", &[], &[]),
+            nic("Ethernet120", "", &[], &[]),
+        ]);
+        let s = build(&d, &config(""), &facts()).unwrap();
+        assert_eq!(s.hostname, "leaf01");
+        assert_eq!(s.vtep, "vtep");
+        assert_eq!(s.pxe_vlan, 3900);
+        let roles: BTreeMap<&str, (&PortRole, u16, Option<AdminStatus>)> = s
+            .ports
+            .values()
+            .map(|p| (p.name.as_str(), (&p.role, p.role.mtu(), p.admin)))
+            .collect();
+        assert_eq!(roles.len(), 5);
+        assert_eq!(
+            roles["Ethernet120"],
+            (&PortRole::Underlay, MTU_FABRIC, None)
+        );
+        assert_eq!(
+            roles["Ethernet3"],
+            (&PortRole::Unprovisioned, MTU_EDGE, None)
+        );
+        assert_eq!(
+            roles["Ethernet1"],
+            (
+                &PortRole::Tenant { vni: 104009 },
+                MTU_EDGE,
+                Some(AdminStatus::Up)
+            )
+        );
+        assert_eq!(MTU_FABRIC, 9216);
+        assert_eq!(MTU_EDGE, 9000);
+        let PortRole::Firewall { filter } = roles["Ethernet0"].0 else {
+            panic!("Ethernet0 is a firewall: {:?}", roles["Ethernet0"]);
+        };
+        assert_eq!(roles["Ethernet0"].1, 9216);
+        assert_eq!(filter.vnis, [7, 104009], "sorted");
+        assert_eq!(filter.prefixes.v4, ["10.0.0.0/24".parse().unwrap()]);
+        assert_eq!(filter.prefixes.v6, ["2001:db8::/48".parse().unwrap()]);
+        // One VRF: its members, the union of their CIDRs (compacted), the
+        // first VLAN id of the default range 1001..2000.
+        assert_eq!(s.vrfs.len(), 1);
+        let v = &s.vrfs[&104009];
+        assert_eq!(v.name(), "Vrf104009");
+        assert_eq!(v.ports, ["Ethernet1", "Ethernet2"]);
+        assert_eq!(v.vlan, 1001);
+        let v4: Vec<String> = v.prefixes.v4.iter().map(ToString::to_string).collect();
+        assert_eq!(v4, ["10.1.0.0/24", "192.168.0.1/32"]);
+    }
+
+    #[test]
+    fn vlans_of_existing_vrfs_are_kept_and_new_ones_take_the_lowest_free_id() {
+        let mut f = facts();
+        f.tenant_vlans.insert(104010, 1001);
+        f.owned_vlans.insert(1001);
+        f.used_vlans.extend([1001, 1002]);
+        f.vlans.extend([1001, 1002]);
+        f.foreign_vlans.insert(
+            1003,
+            "VLAN_INTERFACE|Vlan1003 (bound to VRF VrfMpls)".into(),
+        );
+        let d = desc(vec![
+            nic("Ethernet1", "vrf104009", &[], &[]),
+            nic("Ethernet2", "vrf104010", &[], &[]),
+            nic("Ethernet3", "vrf5", &[], &[]),
+        ]);
+        let s = build(&d, &config(""), &f).unwrap();
+        let vlans: BTreeMap<u32, u16> = s.vrfs.values().map(|v| (v.vni, v.vlan)).collect();
+        // 1001 stays with 104010; 1002 is used, 1003 foreign; new VRFs in
+        // VNI order get 1004 and 1005.
+        assert_eq!(
+            vlans,
+            BTreeMap::from([(5, 1004), (104009, 1005), (104010, 1001)])
+        );
+    }
+
+    #[test]
+    fn bridge_ports_are_skipped_and_uplinks_only_take_the_admin_status() {
+        let mut up = nic("Ethernet120", "", &[], &[]);
+        up.admin = Some(AdminStatus::Down);
+        let d = desc(vec![up, nic("Ethernet7", "vrf104009", &[], &[])]);
+        let s = build(
+            &d,
+            &config("additional_bridge_ports = [\"Ethernet7\"]\n"),
+            &facts(),
+        )
+        .unwrap();
+        assert_eq!(s.ports.keys().collect::<Vec<_>>(), ["Ethernet120"]);
+        assert_eq!(s.ports["Ethernet120"].role, PortRole::Underlay);
+        assert_eq!(s.ports["Ethernet120"].admin, Some(AdminStatus::Down));
+        assert!(s.vrfs.is_empty());
+    }
+
+    #[test]
+    fn nic_names_can_be_aliases() {
+        let d = desc(vec![nic("Eth1/2", "vrf9", &[], &[])]);
+        let s = build(
+            &d,
+            &config("interface_naming_schema = \"swap\"\n"),
+            &facts(),
+        )
+        .unwrap();
+        assert!(s.ports.contains_key("Ethernet1"), "{:?}", s.ports.keys());
+        let p = problems(&d, &config(""), &facts());
+        assert!(
+            has(
+                &p,
+                "port Eth1/2: Eth1/2 is not in CONFIG_DB PORT (known: Ethernet0..Ethernet120, 9 ports)"
+            ),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn bad_names_vnis_and_ports_are_all_reported_together() {
+        let d = desc(vec![
+            nic("Ethernet999", "", &[], &[]),
+            nic("Ethernet0", "vrf0", &[], &[]),
+            nic("Ethernet1", "vrf16777216", &[], &[]),
+            nic("Ethernet2", "vrf0104009", &[], &[]),
+            nic("Ethernet3", "Vrf5", &[], &[]),
+            nic(
+                "Ethernet4",
+                "default",
+                &["10.0.0.0/33", "not-a-prefix"],
+                &["x", "0"],
+            ),
+            nic("Ether net5", "", &[], &[]),
+            nic("Ethernet6\n!", "", &[], &[]),
+            nic(&"E".repeat(200), "", &[], &[]),
+            nic("Ethernet7", "", &[], &[]),
+            nic("Ethernet7", "vrf9", &[], &[]),
+        ]);
+        let p = problems(&d, &config(""), &facts());
+        for want in [
+            "port Ethernet999: Ethernet999 is not in CONFIG_DB PORT",
+            "nic Ethernet0: VRF \"vrf0\" is not empty, \"default\" or \"vrf<VNI>\": VNI 0 is outside 1..16777215",
+            "nic Ethernet1: VRF \"vrf16777216\" is not empty, \"default\" or \"vrf<VNI>\": VNI 16777216 is outside 1..16777215",
+            "leading zero",
+            "nic Ethernet3: VRF \"Vrf5\" is not empty, \"default\" or \"vrf<VNI>\"",
+            "filter CIDR \"10.0.0.0/33\" is not an IP prefix",
+            "filter CIDR \"not-a-prefix\" is not an IP prefix",
+            "filter VNI \"x\" is not a number",
+            "filter VNI 0 is outside 1..16777215",
+            "nic \"Ether net5\": name",
+            "nic \"Ethernet6\\n!\": name",
+            "port Ethernet7: in two roles",
+        ] {
+            assert!(has(&p, want), "missing {want:?} in {p:#?}");
+        }
+        // A 200-character name is refused, and shown cut.
+        assert!(
+            p.iter().any(|x| x.contains("(200 bytes)") && x.len() < 400),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn the_switch_and_its_base_configuration_are_checked() {
+        // The document of another switch, without nics, on a switch
+        // without VTEP, NVO, PXE VLAN or ports.
+        let d = SwitchDesc {
+            id: "leaf02".into(),
+            nics: Vec::new(),
+        };
+        let p = problems(&d, &config(""), &LocalFacts::default());
+        for want in [
+            "switch document: describes switch \"leaf02\", but this switch is \"leaf01\"",
+            "switch document: lists no nics",
+            "CONFIG_DB VXLAN_TUNNEL: no VTEP is configured",
+            "CONFIG_DB PORT: the PORT table is empty",
+        ] {
+            assert!(has(&p, want), "missing {want:?} in {p:#?}");
+        }
+        // Unprovisioned ports need the PXE VLAN; tenant VRFs need an NVO.
+        let mut f = facts();
+        f.vlans.clear();
+        f.nvos.clear();
+        let d = desc(vec![
+            nic("Ethernet1", "", &[], &[]),
+            nic("Ethernet2", "vrf9", &[], &[]),
+        ]);
+        let p = problems(&d, &config(""), &f);
+        assert!(
+            has(&p, "PXE VLAN Vlan3900: does not exist in CONFIG_DB VLAN"),
+            "{p:#?}"
+        );
+        assert!(
+            has(&p, "CONFIG_DB VXLAN_EVPN_NVO: no EVPN NVO is configured"),
+            "{p:#?}"
+        );
+        // Two VTEPs.
+        let mut f = facts();
+        f.vteps = vec!["vtep".into(), "vtep2".into()];
+        let p = problems(&desc(vec![nic("Ethernet1", "", &[], &[])]), &config(""), &f);
+        assert!(has(&p, "2 VTEPs are configured"), "{p:#?}");
+    }
+
+    #[test]
+    fn collisions_with_objects_the_agent_does_not_own_are_refused() {
+        let mut f = facts();
+        f.foreign_vnis
+            .insert(104009, "VRF VrfMpls (not owned by the agent)".into());
+        f.tenant_vlans.insert(104010, 1500);
+        f.foreign_vlans
+            .insert(1500, "VLAN_INTERFACE|Vlan1500 (bound to VRF Vrf42)".into());
+        f.interfaces
+            .insert("Ethernet3".into(), Some("VrfMpls".into()));
+        f.interfaces.insert("Ethernet4".into(), None);
+        f.interface_ips.insert("Ethernet4".into());
+        f.memberships
+            .insert("Ethernet5".into(), BTreeSet::from([1600]));
+        let d = desc(vec![
+            nic("Ethernet1", "vrf104009", &[], &[]),
+            nic("Ethernet2", "vrf104010", &[], &[]),
+            nic("Ethernet3", "", &[], &[]),
+            nic("Ethernet4", "vrf7", &[], &[]),
+            nic("Ethernet5", "default", &[], &[]),
+            nic("Ethernet6", "vrf42", &[], &[]),
+        ]);
+        let p = problems(&d, &config("static_vrfs = [\"Vrf42\"]\n"), &f);
+        for want in [
+            "VRF Vrf104009: VNI 104009 is already used by VRF VrfMpls",
+            "VRF Vrf104010: its VLAN Vlan1500 collides with VLAN_INTERFACE|Vlan1500",
+            "port Ethernet3: is bound to VRF VrfMpls, which the agent does not own",
+            "port Ethernet4: has IP addresses",
+            "port Ethernet5: is a member of Vlan1600, which the agent does not own",
+            "VRF Vrf42: is listed in static_vrfs but the API assigns ports to it (Ethernet6)",
+        ] {
+            assert!(has(&p, want), "missing {want:?} in {p:#?}");
+        }
+    }
+
+    #[test]
+    fn the_vlan_range_can_run_out() {
+        let d = desc(vec![
+            nic("Ethernet1", "vrf1", &[], &[]),
+            nic("Ethernet2", "vrf2", &[], &[]),
+        ]);
+        let p = problems(&d, &config("vlan_range = \"1001-1001\"\n"), &facts());
+        assert!(
+            has(&p, "VRF Vrf2: no free VLAN id left in vlan_range 1001-1001"),
+            "{p:#?}"
+        );
+        assert_eq!(p.len(), 1, "{p:#?}");
+    }
+
+    #[test]
+    fn a_long_vtep_name_would_make_an_over_long_vxlan_device() {
+        let mut f = facts();
+        f.vteps = vec!["vtep-with-a-long-name".into()];
+        f.nvos = BTreeMap::from([("nvo".into(), "vtep-with-a-long-name".into())]);
+        let p = problems(
+            &desc(vec![nic("Ethernet1", "vrf9", &[], &[])]),
+            &config(""),
+            &f,
+        );
+        assert!(has(&p, "use a shorter VTEP name"), "{p:#?}");
+    }
+}

@@ -281,7 +281,7 @@ pub fn vrf_name(vni: u32) -> String {
 
 /// The VNI of an agent-style VRF name `Vrf<digits>` (exact decimal form).
 pub fn vni_of_vrf_name(name: &str) -> Option<u32> {
-    let vni = crate::configdb::schema::parse_canonical(name.strip_prefix("Vrf")?)?;
+    let vni = names::parse_canonical(name.strip_prefix("Vrf")?)?;
     (1..=MAX_VNI).contains(&vni).then_some(vni)
 }
 

@@ -75,26 +75,29 @@ pub fn identifier_problem(s: &str) -> Option<String> {
     if s.is_empty() {
         return Some("is empty".into());
     }
-    let shown = quoted(s);
+    // Quoted only for a message: valid names (nearly all) cost no allocation.
+    let shown = || quoted(s);
     if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Some(format!(
-            "{shown} contains whitespace or a control character ({c:?})"
+            "{} contains whitespace or a control character ({c:?})",
+            shown()
         ));
     }
     if let Some(c) = s.chars().find(|c| !c.is_ascii()) {
         return Some(format!(
-            "{shown} contains {}, which is not printable ASCII",
+            "{} contains {}, which is not printable ASCII",
+            shown(),
             c.escape_unicode()
         ));
     }
     if s.contains('!') {
-        return Some(format!("{shown} contains '!'"));
+        return Some(format!("{} contains '!'", shown()));
     }
     if s.contains('|') {
-        return Some(format!("{shown} contains '|'"));
+        return Some(format!("{} contains '|'", shown()));
     }
     if s.len() > 128 {
-        return Some(format!("{shown} is longer than 128 characters"));
+        return Some(format!("{} is longer than 128 characters", shown()));
     }
     None
 }
@@ -135,6 +138,19 @@ pub fn hostname_problem(s: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// A decimal number written canonically (digits only, no leading zero).
+pub fn parse_canonical(digits: &str) -> Option<u32> {
+    let b = digits.as_bytes();
+    if b.is_empty()
+        || b.len() > 10
+        || (b[0] == b'0' && b.len() > 1)
+        || !b.iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 #[cfg(test)]

@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use metal_switchd::config::Config;
-use metal_switchd::configdb::{self, snapshot};
+use metal_switchd::configdb::snapshot;
 use metal_switchd::frr::install::Installer;
 use metal_switchd::frr::reload::Reloader;
 use metal_switchd::frr::validate::Validator;
+use metal_switchd::reconcile;
 use metal_switchd::spec::SwitchSpec;
 use metal_switchd::{api, frr};
 use metal_switchd_lab::fixtures;
@@ -46,7 +47,7 @@ pub fn spec(cfg: &Config, switch: &str) -> SwitchSpec {
     )
     .expect("leaf01 CONFIG_DB parses");
     let (_, desc) = api::parse_switch_document("switch", switch, None).expect("switch document");
-    configdb::prepare(&desc, cfg, &state)
+    reconcile::prepare(&desc, cfg, &state)
         .unwrap_or_else(|e| panic!("{e}"))
         .spec
 }

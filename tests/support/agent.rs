@@ -102,7 +102,7 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// Start `metal-switchd --config CONFIG run` in `ns`; stderr goes to `log`.
     pub fn start(ns: &AgentNetns, config: &Path, log: &Path) -> AgentProcess {
-        AgentProcess::start_with_env(ns, config, log, &[])
+        AgentProcess::start_full(ns, config, log, &[], &[])
     }
 
     /// [`AgentProcess::start`] with extra environment variables.
@@ -110,6 +110,27 @@ impl AgentProcess {
         ns: &AgentNetns,
         config: &Path,
         log: &Path,
+        env: &[(&str, &str)],
+    ) -> AgentProcess {
+        AgentProcess::start_full(ns, config, log, &[], env)
+    }
+
+    /// [`AgentProcess::start`] with global options before `run` (e.g. `--log debug`).
+    pub fn start_with(
+        ns: &AgentNetns,
+        config: &Path,
+        log: &Path,
+        options: &[&str],
+    ) -> AgentProcess {
+        AgentProcess::start_full(ns, config, log, options, &[])
+    }
+
+    /// Options before `run` and extra environment variables.
+    pub fn start_full(
+        ns: &AgentNetns,
+        config: &Path,
+        log: &Path,
+        options: &[&str],
         env: &[(&str, &str)],
     ) -> AgentProcess {
         let err = std::fs::File::create(log).unwrap();
@@ -122,6 +143,7 @@ impl AgentProcess {
             ])
             .arg("--config")
             .arg(config)
+            .args(options)
             .arg("run")
             .env_remove("METAL_SWITCHD_CONFIG")
             .env("NO_COLOR", "1")
@@ -134,6 +156,11 @@ impl AgentProcess {
             child: Some(child),
             log: log.to_owned(),
         }
+    }
+
+    /// The process id (of `ip netns exec`, which execs the agent).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub fn log_text(&self) -> String {

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod agent;
+pub mod cases;
 pub mod kernel;
 pub mod lab;
 pub mod model;
@@ -16,7 +17,7 @@ use metal_switchd::config::Config;
 use metal_switchd::configdb::dbconfig::Databases;
 use metal_switchd::configdb::plan::Plan;
 use metal_switchd::configdb::redis::{ApplyOptions, ApplyReport, ConfigDb};
-use metal_switchd::configdb::{self, Prepared};
+use metal_switchd::reconcile::{self, Prepared};
 use metal_switchd::spec::SwitchDesc;
 use metal_switchd_lab::fixtures;
 use metal_switchd_lab::redis_server::{CONFIG_DB, RedisServer};
@@ -133,7 +134,7 @@ impl Switch {
         let mut db = self.connect().await;
         db.wait_ready(Duration::from_secs(5)).await?;
         let view = db.view();
-        let prepared = configdb::prepare_confirmed(desc, cfg, &view.config, &view.confirmed)?;
+        let prepared = reconcile::prepare_confirmed(desc, cfg, &view.config, &view.confirmed)?;
         let opts = ApplyOptions {
             barrier_timeout: cfg.barrier_timeout.0,
             ..ApplyOptions::default()
@@ -147,7 +148,7 @@ impl Switch {
         let mut db = self.connect().await;
         db.read().await.expect("read");
         let view = db.view();
-        configdb::prepare_confirmed(desc, cfg, &view.config, &view.confirmed)
+        reconcile::prepare_confirmed(desc, cfg, &view.config, &view.confirmed)
             .expect("valid desired state")
             .plan
     }

@@ -143,6 +143,10 @@ pub enum FaultKind {
     InvalidBody,
     /// Close the connection without an answer.
     Drop,
+    /// Answer with this status and exactly these bytes as the body
+    /// (`application/json`), whatever the call: hostile documents, huge
+    /// or deeply nested bodies. Recorded as `{"raw_bytes": N}`.
+    Body { status: u16, body: Bytes },
 }
 
 impl Fault {
@@ -161,6 +165,9 @@ impl Fault {
             FaultKind::Truncate => "truncate".into(),
             FaultKind::InvalidBody => "invalid body".into(),
             FaultKind::Drop => "drop".into(),
+            FaultKind::Body { status, body } => {
+                format!("body of {} bytes, status {status}", body.len())
+            }
         }
     }
 }
@@ -262,6 +269,9 @@ pub(crate) struct State {
     pub partitions: BTreeSet<String>,
     pub faults: Vec<Fault>,
     pub records: Vec<Record>,
+    /// `Authorization` and `X-Date` header values of every call, kept apart
+    /// from the records (which never hold them).
+    pub credentials: Vec<String>,
     pub components: BTreeMap<String, Value>,
 }
 
@@ -504,6 +514,13 @@ impl ApiServer {
     /// Every recorded call, oldest first.
     pub fn records(&self) -> Vec<Record> {
         self.shared.lock().records.clone()
+    }
+
+    /// Every `Authorization` and `X-Date` header value the server received,
+    /// in order, kept apart from the records (for tests that check the
+    /// agent never logs them).
+    pub fn credentials(&self) -> Vec<String> {
+        self.shared.lock().credentials.clone()
     }
 
     /// The recorded calls of one kind.
@@ -830,6 +847,15 @@ async fn handle(
         return Ok(r);
     };
     let id = percent_decode(&id);
+    {
+        let mut st = shared.lock();
+        for name in ["authorization", "x-date"] {
+            for v in headers.get_all(name) {
+                st.credentials
+                    .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+            }
+        }
+    }
 
     let fault = {
         let mut st = shared.lock();
@@ -868,6 +894,12 @@ async fn handle(
                     why: "lab fault".into(),
                 })
             }
+            FaultKind::Body { status, .. } => {
+                reply = Some(Reply::Json {
+                    status: *status,
+                    body: Value::Null,
+                })
+            }
             FaultKind::Truncate | FaultKind::InvalidBody => {}
         }
     }
@@ -890,9 +922,12 @@ async fn handle(
         }
     };
 
-    let (status, response) = match &reply {
-        Reply::Json { status, body } => (*status, body.clone()),
-        Reply::Drop { why } => (0, json!({"dropped": why})),
+    let (status, response) = match (&reply, fault.as_ref().map(|f| &f.kind)) {
+        (Reply::Json { status, .. }, Some(FaultKind::Body { body, .. })) => {
+            (*status, json!({"raw_bytes": body.len()}))
+        }
+        (Reply::Json { status, body }, _) => (*status, body.clone()),
+        (Reply::Drop { why }, _) => (0, json!({"dropped": why})),
     };
     let record = {
         let mut st = shared.lock();
@@ -921,6 +956,11 @@ async fn handle(
         (Reply::Drop { why }, _) => Err(std::io::Error::other(why)),
         (Reply::Json { status, body }, Some(FaultKind::Truncate)) => {
             Ok(json_response(status, &body, true))
+        }
+        (Reply::Json { status, .. }, Some(FaultKind::Body { body, .. })) => {
+            let mut r = json_response(status, &Value::Null, false);
+            *r.body_mut() = LabBody::full(body);
+            Ok(r)
         }
         (Reply::Json { status, .. }, Some(FaultKind::InvalidBody)) => {
             let mut r = json_response(status, &Value::Null, false);

@@ -15,7 +15,7 @@
 //! - the management IP: the first global unicast address of
 //!   `management_interface` (`eth0`), from the kernel view (the same
 //!   [`KernelView`] the daemon keeps current);
-//! - user `admin`, `metal_core_version` = [`AGENT_VERSION`](super::AGENT_VERSION).
+//! - user `admin`, `metal_core_version` = [`AGENT_VERSION`](crate::api::AGENT_VERSION).
 //!
 //! [`register`] retries transient failures (SONiC not ready, no management
 //! address yet, API unreachable, 5xx, `unavailable`) with backoff until it
@@ -23,70 +23,21 @@
 //! `invalid_argument`, a refused token) ends it with the error.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::client::{ApiClient, ApiError};
-use super::transport::RetryPolicy;
-use super::{AGENT_VERSION, FetchedSwitch, RegisteredNic, Registration};
+use crate::api::client::ApiClient;
+use crate::api::transport::RetryPolicy;
+use crate::api::{AGENT_VERSION, FetchedSwitch, RegisteredNic, Registration};
 use crate::config::{Config, NamingSchema};
-use crate::configdb::redis::{ConfigDb, ConfigDbError};
+use crate::configdb::redis::ConfigDb;
 use crate::configdb::schema::Table;
-use crate::kernel::{KernelError, KernelView};
+use crate::error::Error;
+use crate::kernel::KernelView;
 use crate::observed::PortOperState;
 use crate::spec::natural_cmp;
 
 /// The management user metal-core registers on SONiC.
 pub const MANAGEMENT_USER: &str = "admin";
-
-/// Errors while registering the switch.
-#[derive(Debug, thiserror::Error)]
-pub enum RegisterError {
-    #[error("cannot register the switch: {0}")]
-    Config(String),
-    #[error(transparent)]
-    ConfigDb(#[from] ConfigDbError),
-    #[error("cannot read the management address: {0}")]
-    Kernel(#[from] KernelError),
-    #[error(
-        "cannot read the SONiC version from {path}: {message}; the switch registers \
-         build_version from this file (set sonic_version_file)"
-    )]
-    SonicVersion { path: PathBuf, message: String },
-    /// `sonic_version.yml` missing, not a regular file, too large, not UTF-8.
-    #[error(transparent)]
-    File(#[from] crate::files::FileError),
-    #[error("cannot build the nics to register from CONFIG_DB PORT:\n  - {}", .0.join("\n  - "))]
-    Ports(Vec<String>),
-    #[error(transparent)]
-    Api(#[from] ApiError),
-}
-
-impl RegisterError {
-    /// Whether registering again later may succeed without a change of input.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            RegisterError::ConfigDb(e) => e.is_transient(),
-            RegisterError::Kernel(e) => e.is_transient(),
-            RegisterError::Api(e) => e.is_transient(),
-            // The file may appear once SONiC has finished booting.
-            RegisterError::SonicVersion { .. } => true,
-            RegisterError::File(e) => e.is_transient(),
-            RegisterError::Config(_) | RegisterError::Ports(_) => false,
-        }
-    }
-
-    /// Exit code for the CLI.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            RegisterError::Api(e) => e.exit_code(),
-            RegisterError::Config(_) | RegisterError::Ports(_) | RegisterError::File(_) => {
-                crate::error::EXIT_INVALID
-            }
-            _ => crate::error::EXIT_RUNTIME,
-        }
-    }
-}
 
 /// `build_version` of SONiC's `sonic_version.yml` (a flat YAML map of
 /// scalars; quotes are removed). Pure.
@@ -178,15 +129,15 @@ impl RegisterOptions {
     }
 }
 
-fn required(cfg_value: &Option<String>, key: &str) -> Result<String, RegisterError> {
+fn required(cfg_value: &Option<String>, key: &str) -> Result<String, Error> {
     cfg_value
         .clone()
         .filter(|v| !v.trim().is_empty())
         .ok_or_else(|| {
-            RegisterError::Config(format!(
+            Error::Registration(vec![format!(
                 "{key} is not set (set it in the configuration file or as METAL_CORE_{})",
                 key.to_ascii_uppercase()
-            ))
+            )])
         })
 }
 
@@ -196,10 +147,10 @@ pub async fn gather(
     db: &mut ConfigDb,
     kernel: &KernelView,
     wait_ready: Duration,
-) -> Result<Registration, RegisterError> {
+) -> Result<Registration, Error> {
     let id = cfg
         .hostname()
-        .map_err(|e| RegisterError::Config(e.to_string()))?
+        .map_err(|e| Error::Registration(vec![e.to_string()]))?
         .to_owned();
     let partition = required(&cfg.partition_id, "partition_id")?;
     let rack = required(&cfg.rack_id, "rack_id")?;
@@ -219,7 +170,7 @@ pub async fn gather(
         &cfg.additional_bridge_ports,
         &oper,
     )
-    .map_err(RegisterError::Ports)?;
+    .map_err(Error::Registration)?;
     let management_ip = kernel.management_address(&cfg.management_interface)?;
     let path = &cfg.sonic_version_file;
     let text = crate::files::read_text(
@@ -227,7 +178,7 @@ pub async fn gather(
         path,
         crate::files::SONIC_VERSION_MAX_BYTES,
     )?;
-    let os_version = build_version(&text).ok_or_else(|| RegisterError::SonicVersion {
+    let os_version = build_version(&text).ok_or_else(|| Error::SonicVersion {
         path: path.clone(),
         message: "it has no build_version".into(),
     })?;
@@ -252,7 +203,7 @@ pub async fn register(
     kernel: &KernelView,
     client: &mut ApiClient,
     opts: &RegisterOptions,
-) -> Result<(Registration, FetchedSwitch), RegisterError> {
+) -> Result<(Registration, FetchedSwitch), Error> {
     let start = Instant::now();
     let mut failed = 0u32;
     let policy = opts.retry.until_success(opts.give_up_after);
@@ -263,7 +214,7 @@ pub async fn register(
             let previous = client.set_retry(RetryPolicy::NONE);
             let result = client.register(&reg).await;
             client.set_retry(previous);
-            Ok::<_, RegisterError>((reg, result?))
+            Ok::<_, Error>((reg, result?))
         };
         match attempt.await {
             Ok((reg, fetched)) => {

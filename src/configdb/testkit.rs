@@ -1,0 +1,99 @@
+//! Test data for the pure CONFIG_DB modules: hand-written states and specs
+//! (not produced by the code under test).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::schema::{DbState, Fields, Key};
+use crate::config::{LogLevel, VlanRange};
+use crate::spec::{
+    AdminStatus, Filter, PortRole, PortSpec, Prefixes, Routing, SwitchSpec, VrfSpec,
+};
+
+/// Fields from pairs.
+pub fn f(pairs: &[(&str, &str)]) -> Fields {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// A snapshot from `(redis key, fields)` pairs.
+pub fn state(entries: &[(&str, &[(&str, &str)])]) -> DbState {
+    let mut s = DbState::new();
+    for (key, fields) in entries {
+        s.insert(
+            Key::parse(key).unwrap_or_else(|| panic!("not a key: {key}")),
+            f(fields),
+        );
+    }
+    s
+}
+
+pub fn port(name: &str, role: PortRole, admin: Option<AdminStatus>) -> (String, PortSpec) {
+    (
+        name.to_owned(),
+        PortSpec {
+            name: name.to_owned(),
+            role,
+            admin,
+        },
+    )
+}
+
+pub fn firewall() -> PortRole {
+    PortRole::Firewall {
+        filter: Filter {
+            prefixes: Prefixes::compact(["10.0.0.0/24".parse().unwrap()]),
+            vnis: vec![104009],
+        },
+    }
+}
+
+/// A switch spec written by hand: VTEP `vtep`, PXE VLAN 3900, tenant VLANs
+/// 1001..2000, the given ports and tenant VRFs `(vni, vlan)` (members are
+/// the tenant ports of that VNI).
+pub fn spec(ports: Vec<(String, PortSpec)>, vrfs: &[(u32, u16)]) -> SwitchSpec {
+    let ports: BTreeMap<String, PortSpec> = ports.into_iter().collect();
+    let vrfs = vrfs
+        .iter()
+        .map(|&(vni, vlan)| {
+            let members = ports
+                .values()
+                .filter(|p| p.role == PortRole::Tenant { vni })
+                .map(|p| p.name.clone())
+                .collect();
+            (
+                vni,
+                VrfSpec {
+                    vni,
+                    vlan,
+                    ports: members,
+                    prefixes: Prefixes::default(),
+                },
+            )
+        })
+        .collect();
+    SwitchSpec {
+        hostname: "leaf01".into(),
+        ports,
+        vrfs,
+        pxe_vlan: 3900,
+        vtep: "vtep".into(),
+        vlan_range: VlanRange {
+            first: 1001,
+            last: 2000,
+        },
+        static_vrfs: BTreeSet::new(),
+        routing: Routing {
+            asn: 4200000011,
+            loopback: "10.0.0.11".parse().unwrap(),
+            log_level: LogLevel::Info,
+            management_gateway: None,
+            management_routes: Vec::new(),
+            set_src_loopback: false,
+            agentx: false,
+        },
+    }
+}
