@@ -463,6 +463,11 @@ fn frr_text(o: &Outcome) -> String {
         FrrOutcome::Unchanged => {
             "FRR: the installed configuration is already the rendered one\n".into()
         }
+        FrrOutcome::Reloaded { reload } => format!(
+            "FRR: the installed configuration is already the rendered one; reloaded it in {:.0} ms \
+             (the first install of a run cannot know whether FRR runs it)\n",
+            reload.as_secs_f64() * 1e3
+        ),
         FrrOutcome::Replaced { validation, reload } => format!(
             "FRR: installed a new configuration (validated in {:.0} ms{})\n",
             validation.as_secs_f64() * 1e3,

@@ -694,7 +694,7 @@ impl Config {
         let mut own = BTreeMap::new();
         for (var, value) in env {
             if let Some(k) = var.strip_prefix(ENV_PREFIX) {
-                if RESERVED_ENV.contains(&var.as_str()) {
+                if RESERVED_ENV.contains(&var.as_str()) || crate::crash::is_crash_var(&var) {
                     continue;
                 }
                 own.insert(var.clone(), (k.to_ascii_lowercase(), value));

@@ -43,6 +43,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod configdb;
+pub mod crash;
 pub mod error;
 pub mod files;
 pub mod frr;

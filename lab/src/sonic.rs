@@ -23,6 +23,12 @@
 //! tests can assert what SONiC saw when; orchagent's bridge ports appear as
 //! `add BRIDGE_PORT <port>` / `del BRIDGE_PORT <port>` (daemon `orchagent`).
 //! [`SonicStandIn::settle`] waits until the daemons' queues are empty.
+//!
+//! Harder modes (all off by default): a random extra delay per task, each
+//! daemon's tasks reordered within a window across its tables (tasks of one
+//! key keep their order), every notification processed twice
+//! ([`StandInOptions::shuffled`], `duplicate`); all daemons or a single one
+//! paused ([`SonicStandIn::pause`], [`SonicStandIn::pause_daemon`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -52,6 +58,20 @@ pub struct StandInOptions {
     /// managers do in the kernel (see [`crate::sonic_kernel`]); `None`:
     /// CONFIG_DB / STATE_DB only.
     pub kernel_netns: Option<String>,
+    /// A random extra delay per task, from zero to this (from `seed`); zero:
+    /// every task of a daemon takes exactly its delay.
+    pub jitter: Duration,
+    /// Each daemon takes the tasks that arrive within this window after the
+    /// first one and processes them in a random order (from `seed`), across
+    /// its tables; tasks of one key keep their order. On a switch a daemon's
+    /// tables are separate consumers, and one table's pending tasks are taken
+    /// in key order, not in arrival order (reference §3.1). Zero: arrival
+    /// order.
+    pub reorder_window: Duration,
+    /// Every notification is processed twice (a replayed or duplicated event).
+    pub duplicate: bool,
+    /// Seed of `jitter` and `reorder_window`.
+    pub seed: u64,
     /// How late each keyspace notification reaches the daemons (a busy
     /// subscriber); zero by default.
     pub notification_lag: Duration,
@@ -68,7 +88,7 @@ impl StandInOptions {
             portmgrd: d,
             orchagent: d,
             kernel_netns: None,
-            notification_lag: Duration::ZERO,
+            ..StandInOptions::default()
         }
     }
 
@@ -85,7 +105,20 @@ impl StandInOptions {
             portmgrd: d(),
             orchagent: d(),
             kernel_netns: None,
-            notification_lag: Duration::ZERO,
+            ..StandInOptions::default()
+        }
+    }
+
+    /// What a switch under load looks like: random per-daemon delays up to
+    /// `max` (as [`StandInOptions::random`]), a random extra delay per task
+    /// up to `max / 2`, and each daemon's tasks reordered within a window of
+    /// `max`.
+    pub fn shuffled(seed: u64, max: Duration) -> Self {
+        StandInOptions {
+            jitter: max / 2,
+            reorder_window: max,
+            seed,
+            ..StandInOptions::random(seed, max)
         }
     }
 
@@ -100,7 +133,7 @@ impl StandInOptions {
             portmgrd: Duration::from_millis(5),
             orchagent: Duration::from_millis(40),
             kernel_netns: None,
-            notification_lag: Duration::ZERO,
+            ..StandInOptions::default()
         }
     }
 }
@@ -165,6 +198,10 @@ struct Shared {
     pending: AtomicUsize,
     /// The daemons (and orchagent) are stopped: notifications queue up.
     paused: std::sync::atomic::AtomicBool,
+    /// Single daemons (or `orchagent`) that are stopped.
+    paused_daemons: Mutex<BTreeSet<String>>,
+    /// Every notification is dispatched twice.
+    duplicate: bool,
     resumed: tokio::sync::Notify,
     /// the managers' kernel steps, when a namespace was given
     netdevs: Option<SonicKernel>,
@@ -199,13 +236,13 @@ impl Shared {
         self.settled.notify_all();
     }
 
-    /// Return once the daemons are not paused.
-    async fn unpaused(&self) {
+    /// Return once neither all daemons nor `daemon` are paused.
+    async fn unpaused(&self, daemon: &str) {
         loop {
             let resumed = self.resumed.notified();
             tokio::pin!(resumed);
             resumed.as_mut().enable();
-            if !self.paused.load(Ordering::SeqCst) {
+            if !self.paused.load(Ordering::SeqCst) && !lock(&self.paused_daemons).contains(daemon) {
                 return;
             }
             resumed.await;
@@ -336,6 +373,7 @@ impl SonicStandIn {
         };
         let shared = Arc::new(Shared {
             netdevs,
+            duplicate: opts.duplicate,
             ..Shared::default()
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -515,6 +553,19 @@ impl SonicStandIn {
         self.shared.paused.store(false, Ordering::SeqCst);
         self.shared.resumed.notify_waiters();
     }
+
+    /// Stop one daemon (`vrfmgrd`, `vlanmgrd`, `intfmgrd`, `vxlanmgrd`,
+    /// `portmgrd`) or `orchagent`: its tasks queue up, the others go on (a
+    /// hung daemon: the confirmations it owes never appear).
+    pub fn pause_daemon(&self, daemon: &str) {
+        lock(&self.shared.paused_daemons).insert(daemon.to_owned());
+    }
+
+    /// Let one daemon paused by [`Self::pause_daemon`] go on.
+    pub fn resume_daemon(&self, daemon: &str) {
+        lock(&self.shared.paused_daemons).remove(daemon);
+        self.shared.resumed.notify_waiters();
+    }
 }
 
 impl Drop for SonicStandIn {
@@ -595,6 +646,9 @@ async fn run(
             name,
             delay: delays[i],
             orchagent: opts.orchagent,
+            jitter: opts.jitter,
+            reorder_window: opts.reorder_window,
+            rng: fastrand::Rng::with_seed(opts.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9)),
             shared: shared.clone(),
             dbs: dbs.clone(),
         };
@@ -664,13 +718,21 @@ fn dispatch(
     let Some(d) = key.split('|').next().and_then(daemon_of) else {
         return;
     };
-    lock(&shared.queued)
-        .entry(key.clone())
-        .or_default()
-        .push_back(kind);
-    shared.inflight.fetch_add(1, Ordering::SeqCst);
-    if senders[d].send(Task { key, kind, arrived }).is_err() {
-        shared.finished();
+    let times = if shared.duplicate { 2 } else { 1 };
+    for _ in 0..times {
+        lock(&shared.queued)
+            .entry(key.clone())
+            .or_default()
+            .push_back(kind);
+        shared.inflight.fetch_add(1, Ordering::SeqCst);
+        let task = Task {
+            key: key.clone(),
+            kind,
+            arrived,
+        };
+        if senders[d].send(task).is_err() {
+            shared.finished();
+        }
     }
 }
 
@@ -684,6 +746,9 @@ struct Daemon {
     name: &'static str,
     delay: Duration,
     orchagent: Duration,
+    jitter: Duration,
+    reorder_window: Duration,
+    rng: fastrand::Rng,
     shared: Arc<Shared>,
     dbs: Dbs,
 }
@@ -710,46 +775,80 @@ impl Daemon {
                 }
             };
             let Some(task) = task else { break };
-            let due = task.arrived + self.delay;
-            tokio::time::sleep_until(due.into()).await;
-            self.shared.unpaused().await;
-            let remaining: Vec<Kind> = {
-                let mut q = lock(&self.shared.queued);
-                let entry = q.entry(task.key.clone()).or_default();
-                entry.pop_front();
-                let rest = entry.iter().copied().collect();
-                if entry.is_empty() {
-                    q.remove(&task.key);
+            let mut batch = vec![task];
+            if !self.reorder_window.is_zero() {
+                let until = tokio::time::Instant::now() + self.reorder_window;
+                while let Ok(Some(t)) = tokio::time::timeout_at(until, rx.recv()).await {
+                    batch.push(t);
                 }
-                rest
-            };
-            if task.kind == Kind::Del && remaining.contains(&Kind::Set) && !self.delay.is_zero() {
-                self.shared.violation(
-                    self.name,
-                    format!(
-                        "{} was deleted and written again before the daemon processed the delete \
-                         (DEL then SET of one key: the daemon tears the object down and rebuilds it)",
-                        task.key
-                    ),
-                );
+                batch = self.shuffle(batch);
             }
-            // A newer task for the same key replaces a waiting one.
-            if pending.remove(&task.key).is_some() {
-                self.shared.pending.fetch_sub(1, Ordering::SeqCst);
-            }
-            if let Outcome::Wait = self.handle(&task.key, task.kind).await {
-                pending.insert(task.key, task.kind);
-                self.shared.pending.fetch_add(1, Ordering::SeqCst);
-            }
-            self.shared.finished();
-            if !pending.is_empty() {
-                self.retry(&mut pending).await;
+            for task in batch {
+                self.process(task, &mut pending).await;
             }
         }
     }
 
+    /// A random order of `tasks` in which the tasks of each key keep their
+    /// order.
+    fn shuffle(&mut self, tasks: Vec<Task>) -> Vec<Task> {
+        let mut slots: Vec<String> = tasks.iter().map(|t| t.key.clone()).collect();
+        self.rng.shuffle(&mut slots);
+        let mut by_key: HashMap<String, VecDeque<Task>> = HashMap::new();
+        for t in tasks {
+            by_key.entry(t.key.clone()).or_default().push_back(t);
+        }
+        slots
+            .into_iter()
+            .filter_map(|k| by_key.get_mut(&k).and_then(VecDeque::pop_front))
+            .collect()
+    }
+
+    async fn process(&mut self, task: Task, pending: &mut BTreeMap<String, Kind>) {
+        let jitter = if self.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            self.jitter.mul_f64(self.rng.f64())
+        };
+        let due = task.arrived + self.delay + jitter;
+        tokio::time::sleep_until(due.into()).await;
+        self.shared.unpaused(self.name).await;
+        let remaining: Vec<Kind> = {
+            let mut q = lock(&self.shared.queued);
+            let entry = q.entry(task.key.clone()).or_default();
+            entry.pop_front();
+            let rest = entry.iter().copied().collect();
+            if entry.is_empty() {
+                q.remove(&task.key);
+            }
+            rest
+        };
+        if task.kind == Kind::Del && remaining.contains(&Kind::Set) && !self.delay.is_zero() {
+            self.shared.violation(
+                self.name,
+                format!(
+                    "{} was deleted and written again before the daemon processed the delete \
+                     (DEL then SET of one key: the daemon tears the object down and rebuilds it)",
+                    task.key
+                ),
+            );
+        }
+        // A newer task for the same key replaces a waiting one.
+        if pending.remove(&task.key).is_some() {
+            self.shared.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+        if let Outcome::Wait = self.handle(&task.key, task.kind).await {
+            pending.insert(task.key, task.kind);
+            self.shared.pending.fetch_add(1, Ordering::SeqCst);
+        }
+        self.shared.finished();
+        if !pending.is_empty() {
+            self.retry(pending).await;
+        }
+    }
+
     async fn retry(&mut self, pending: &mut BTreeMap<String, Kind>) {
-        self.shared.unpaused().await;
+        self.shared.unpaused(self.name).await;
         let tasks: Vec<(String, Kind)> = pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
         for (key, kind) in tasks {
             if let Outcome::Done = self.handle(&key, kind).await {
@@ -888,7 +987,7 @@ impl Daemon {
         shared.inflight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            shared.unpaused().await;
+            shared.unpaused("orchagent").await;
             if let Err(e) = f(dbs, shared.clone()).await {
                 shared.violation("orchagent", format!("redis error: {e}"));
             }

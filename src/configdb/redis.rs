@@ -357,6 +357,17 @@ enum Waiting {
     Barrier { phase: usize },
 }
 
+/// The wait's crash point (`configdb.<this>`, see `crate::crash`).
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Waiting::Pending => f.write_str("pending"),
+            Waiting::Precondition { phase } => write!(f, "phase.{phase}.precondition"),
+            Waiting::Barrier { phase } => write!(f, "phase.{phase}.barrier"),
+        }
+    }
+}
+
 impl ConfigDb {
     /// Start following SONiC's databases and wait (at most `timeout`) for
     /// the first full read. A `password_path` that cannot be used is
@@ -600,6 +611,7 @@ impl ConfigDb {
         conditions: &'c [Condition],
         timeout: Duration,
         mut stop: Option<tokio::sync::watch::Receiver<bool>>,
+        what: Waiting,
     ) -> Result<u64, WaitEnd<'c>> {
         let deadline = Instant::now() + timeout;
         let mut reread_at = Instant::now() + REREAD_EVERY;
@@ -651,6 +663,7 @@ impl ConfigDb {
                 self.reread(&unmet(&open));
                 reread_at = now + REREAD_EVERY;
             }
+            crate::crash_point!("configdb.{}", what);
             let until = deadline.min(reread_at);
             let stopped = async {
                 match stop.as_mut() {
@@ -844,9 +857,11 @@ impl ConfigDb {
             if opts.stop.as_ref().is_some_and(|s| *s.borrow()) {
                 return Err(ConfigDbError::Stopped);
             }
+            crate::crash_point!("configdb.phase.{}.before-write", i + 1);
             let started = Instant::now();
             self.write_phase(phase, &format!("{}/{n}", i + 1)).await?;
             report.write_time += started.elapsed();
+            crate::crash_point!("configdb.phase.{}.after-write", i + 1);
             if let Some(hook) = &opts.after_write {
                 hook(i + 1, phase.stage);
             }
@@ -888,7 +903,7 @@ impl ConfigDb {
         }
         let started = Instant::now();
         match self
-            .wait_for(conditions, opts.barrier_timeout, opts.stop.clone())
+            .wait_for(conditions, opts.barrier_timeout, opts.stop.clone(), what)
             .await
         {
             Ok(w) => {

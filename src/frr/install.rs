@@ -19,6 +19,9 @@
 //!    file is removed), and the error reports the reload failure and what
 //!    the roll-back achieved.
 //!
+//! Before step 1, temporary files an earlier install left behind (the agent
+//! was killed between creating and renaming one) are removed.
+//!
 //! File operations are small and synchronous; only validation and reload
 //! wait on other processes.
 
@@ -49,6 +52,9 @@ pub enum Rollback {
     Removed,
     /// The previous file could not be put back.
     Failed(String),
+    /// Nothing was changed: FRR was only asked to load the installed file
+    /// again ([`Installer::reload_installed`]).
+    NotNeeded,
 }
 
 impl fmt::Display for Rollback {
@@ -66,6 +72,7 @@ impl fmt::Display for Rollback {
                  run parts of it",
             ),
             Rollback::Failed(m) => write!(f, "restoring the previous configuration failed: {m}"),
+            Rollback::NotNeeded => f.write_str("nothing to roll back, the installed file was kept"),
         }
     }
 }
@@ -155,6 +162,24 @@ impl Installer {
         PathBuf::from(s)
     }
 
+    /// Make FRR load the installed file again, unchanged (`None` when
+    /// reloading is off). For a process that cannot know whether FRR runs
+    /// the installed file: an earlier run may have been killed between
+    /// installing it and reloading FRR.
+    pub async fn reload_installed(&self) -> Result<Option<Reloaded>, InstallError> {
+        if self.reloader.is_none() {
+            return Ok(None);
+        }
+        match self.reloader.reload(&self.dest).await {
+            Ok(r) => Ok(Some(r)),
+            Err(error) => Err(InstallError::Reload {
+                dest: self.dest.clone(),
+                error: Box::new(error),
+                rollback: Box::new(Rollback::NotNeeded),
+            }),
+        }
+    }
+
     /// Install `text` (see the module documentation for the steps).
     pub async fn install(&self, text: &str) -> Result<Installed, InstallError> {
         let dest = &self.dest;
@@ -162,6 +187,9 @@ impl Installer {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
             _ => return Err(InstallError::NoDirectory(dest.clone())),
         };
+        // A run killed between writing a temporary file and renaming it left
+        // it behind.
+        remove_stale_temps(&dir, dest);
         // Bounded, and refused unless a regular file (a FIFO would block).
         let previous = match read_bytes(FileKind::FrrConfig, dest, FRR_CONFIG_MAX_BYTES) {
             Ok(bytes) => Some(bytes),
@@ -189,6 +217,7 @@ impl Installer {
             });
         }
         let validation = started.elapsed();
+        crate::crash_point!("frr.validated");
 
         let backup = match &previous {
             Some(bytes) => {
@@ -200,9 +229,11 @@ impl Installer {
             }
             None => None,
         };
+        crate::crash_point!("frr.backed-up");
         new.persist(dest)
             .map_err(|e| io("rename the new configuration to", dest, e.error))?;
         sync_dir(&dir)?;
+        crate::crash_point!("frr.installed");
         tracing::info!(file = %dest.display(), ?validation, "installed a new FRR configuration");
 
         if self.reloader.is_none() {
@@ -214,6 +245,7 @@ impl Installer {
         }
         match self.reloader.reload(dest).await {
             Ok(reloaded) => {
+                crate::crash_point!("frr.reloaded");
                 tracing::info!(elapsed = ?reloaded.elapsed, "FRR reloaded");
                 Ok(Installed::Replaced {
                     backup,
@@ -301,8 +333,82 @@ fn write_temp(
     Ok(tmp)
 }
 
+/// Whether `file` is a temporary file [`write_temp`] makes for `dest` or its
+/// backup: `<name>.XXXXXX.new` or `<name>.bak.XXXXXX.new` (six random
+/// alphanumerics).
+fn is_temp_of(file: &str, name: &str) -> bool {
+    let Some(rest) = file
+        .strip_prefix(name)
+        .and_then(|r| r.strip_prefix('.'))
+        .and_then(|r| r.strip_suffix(".new"))
+    else {
+        return false;
+    };
+    let random = rest.strip_prefix("bak.").unwrap_or(rest);
+    random.len() == 6 && random.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Remove the temporary files an earlier, killed install left next to
+/// `dest` (the process ended between creating one and renaming or removing
+/// it). Best effort: a file that cannot be removed is logged and left.
+fn remove_stale_temps(dir: &Path, dest: &Path) {
+    let Some(name) = dest.file_name().and_then(|n| n.to_str()) else {
+        return;
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), error = %e, "cannot list for stale temporary files");
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        if !file.to_str().is_some_and(|f| is_temp_of(f, name)) {
+            continue;
+        }
+        let path = entry.path();
+        match fs::remove_file(&path) {
+            Ok(()) => tracing::info!(
+                file = %path.display(),
+                "removed a temporary file an interrupted install left behind"
+            ),
+            Err(e) => tracing::warn!(
+                file = %path.display(),
+                error = %e,
+                "cannot remove a temporary file an interrupted install left behind"
+            ),
+        }
+    }
+}
+
 fn sync_dir(dir: &Path) -> Result<(), InstallError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io("fsync the directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_temp_of;
+
+    #[test]
+    fn only_the_installers_own_temporary_files_count_as_stale() {
+        // tempfile's names: prefix, six random alphanumerics, suffix.
+        assert!(is_temp_of("frr.conf.GcJx6t.new", "frr.conf"));
+        assert!(is_temp_of("frr.conf.bak.a1B2c3.new", "frr.conf"));
+        for other in [
+            "frr.conf",
+            "frr.conf.bak",
+            "frr.conf.new",
+            "frr.conf.GcJx6t",
+            "frr.conf.GcJx6.new",
+            "frr.conf.operator.new",
+            "frr.conf.Gc-x6t.new",
+            "daemons.GcJx6t.new",
+            "vtysh.conf.GcJx6t.new",
+        ] {
+            assert!(!is_temp_of(other, "frr.conf"), "{other}");
+        }
+    }
 }

@@ -94,6 +94,9 @@ pub struct Agent {
     last: Last,
     /// Reconciles so far.
     pub(super) generation: u64,
+    /// FRR runs the installed frr.conf: an install or reload of this process
+    /// succeeded. Until then an unchanged file is reloaded anyway.
+    frr_loaded: bool,
 }
 
 impl Agent {
@@ -119,6 +122,7 @@ impl Agent {
             opts,
             last: Last::default(),
             generation: 0,
+            frr_loaded: false,
         })
     }
 
@@ -392,6 +396,7 @@ impl Agent {
                 .into());
             }
         }
+        crate::crash_point!("reconcile.kernel-check");
         // 7. The kernel shows what SONiC's managers made of it. They write
         // their STATE_DB confirmations after their kernel commands, so a
         // mismatch left now is drift rather than lag: wait at most the
@@ -434,7 +439,19 @@ impl Agent {
             return Ok(FrrOutcome::Skipped);
         };
         let installed = installer.install(&text).await?;
-        Ok(match installed {
+        let outcome = match installed {
+            // An earlier run may have been killed between installing this
+            // file and reloading FRR (crash point `frr.installed`).
+            Installed::Unchanged if !self.frr_loaded => match installer.reload_installed().await? {
+                Some(r) => {
+                    tracing::info!(
+                        elapsed = ?r.elapsed,
+                        "FRR reloaded with the installed configuration (first install of this run)"
+                    );
+                    FrrOutcome::Reloaded { reload: r.elapsed }
+                }
+                None => FrrOutcome::Unchanged,
+            },
             Installed::Unchanged => FrrOutcome::Unchanged,
             Installed::Replaced {
                 validation, reload, ..
@@ -442,7 +459,9 @@ impl Agent {
                 validation,
                 reload: reload.map(|r| r.elapsed),
             },
-        })
+        };
+        self.frr_loaded = true;
+        Ok(outcome)
     }
 
     /// frr.conf for `spec` (rendered again only when the spec changed).

@@ -54,6 +54,13 @@ pub enum FrrOutcome {
     Skipped,
     /// The installed file already had the rendered bytes.
     Unchanged,
+    /// The installed file already had the rendered bytes, and FRR was
+    /// reloaded with it: the agent's first install cannot know whether FRR
+    /// runs it (an earlier run may have been killed before its reload).
+    Reloaded {
+        #[serde(with = "micros")]
+        reload: Duration,
+    },
     /// Installed and (unless `frr_reload = "none"`) reloaded.
     Replaced {
         #[serde(with = "micros")]

@@ -183,6 +183,27 @@ impl AgentProcess {
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
+    /// Wait until it ends by itself (a crash point, an error), without
+    /// signalling it; panics with the log after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "metal-switchd did not end within {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM, then wait for the exit (panics after `timeout`).
     pub fn stop(&mut self, timeout: Duration) -> std::process::ExitStatus {
         self.signal("TERM");

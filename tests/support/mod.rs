@@ -6,6 +6,8 @@
 pub mod agent;
 pub mod cases;
 pub mod kernel;
+pub mod lab;
+pub mod model;
 
 use std::path::PathBuf;
 use std::time::Duration;
