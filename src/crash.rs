@@ -11,8 +11,8 @@
 //!
 //! Without the feature the macro expands to nothing (its arguments are only
 //! borrowed), so neither the points nor their names nor these variables
-//! exist in a release build; `tests/crash_points.rs` checks the release
-//! binary and the Debian package for them.
+//! exist in a release build; `tests/crash_points.rs` checks that the tests'
+//! binary has them and `tests/debian_package.rs` that the packaged one has not.
 //!
 //! The points (`N`: the phase's number, from 1):
 //!

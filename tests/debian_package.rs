@@ -154,6 +154,26 @@ fn build_install_upgrade_remove_purge() {
             "{path} not in\n{listing}"
         );
     }
+    // Crash points (src/crash.rs) exist only in the tests' build: the
+    // packaged binary has neither the points nor their names.
+    let x = dir.path().join("x");
+    sh(Command::new("dpkg-deb").arg("-x").arg(&deb1).arg(&x));
+    let packaged = std::fs::read(x.join("usr/bin/metal-switchd")).unwrap();
+    for marker in [
+        "METAL_SWITCHD_CRASH_AT",
+        "METAL_SWITCHD_CRASH_TRACE",
+        "configdb.phase.",
+        "frr.backed-up",
+        "reconcile.kernel-check",
+        "crash point",
+    ] {
+        assert!(
+            !packaged
+                .windows(marker.len())
+                .any(|w| w == marker.as_bytes()),
+            "the packaged metal-switchd contains {marker:?}: crash points must stay out of it"
+        );
+    }
     let conffiles = text(&sh(Command::new("dpkg-deb")
         .arg("--info")
         .arg(&deb1)
