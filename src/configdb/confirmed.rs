@@ -97,6 +97,11 @@ pub struct Confirmed {
     rifs: FxHashSet<String>,
     /// `rifs` changed since it was read.
     rifs_stale: bool,
+    /// While `rifs` is stale: single fields read since it went stale
+    /// (interface → has a router interface). A barrier waits for one or two
+    /// interfaces; reading those beats reading a hash of every router
+    /// interface of the switch.
+    rif_fields: FxHashMap<String, bool>,
     /// Port name → port OID ([`PORT_NAME_MAP`]).
     port_oids: FxHashMap<String, String>,
     /// `port_oids` changed since it was read.
@@ -122,8 +127,18 @@ pub enum Watched {
     State,
     Appl,
     RifNameMap,
+    /// One field of [`RIF_NAME_MAP`], read alone (the key of [`rif_field_key`]).
+    RifField,
     PortNameMap,
     BridgePort,
+}
+
+/// Between the hash and the field in a [`rif_field_key`].
+pub const RIF_FIELD_SEP: char = '\u{1f}';
+
+/// The feed's key for one field of [`RIF_NAME_MAP`] (read with `HGET`).
+pub fn rif_field_key(ifname: &str) -> String {
+    format!("{RIF_NAME_MAP}{RIF_FIELD_SEP}{ifname}")
 }
 
 impl Confirmed {
@@ -165,7 +180,10 @@ impl Confirmed {
             Db::Counters => match key {
                 RIF_NAME_MAP => Some(Watched::RifNameMap),
                 PORT_NAME_MAP => Some(Watched::PortNameMap),
-                _ => None,
+                _ => key
+                    .strip_prefix(RIF_NAME_MAP)
+                    .and_then(|r| r.strip_prefix(RIF_FIELD_SEP))
+                    .map(|_| Watched::RifField),
             },
             Db::Asic => key
                 .starts_with(&self.seps.bridge_port_prefix())
@@ -186,7 +204,15 @@ impl Confirmed {
                 let changed = rifs != self.rifs || self.rifs_stale;
                 self.rifs = rifs;
                 self.rifs_stale = false;
+                self.rif_fields.clear();
                 changed
+            }
+            Some(Watched::RifField) => {
+                let field = key
+                    .split_once(RIF_FIELD_SEP)
+                    .map_or("", |(_, f)| f)
+                    .to_owned();
+                self.set_rif_field(field, value.is_some())
             }
             Some(Watched::PortNameMap) => {
                 let oids: FxHashMap<String, String> =
@@ -211,7 +237,13 @@ impl Confirmed {
         match self.classify(db, key) {
             Some(Watched::State) => set_entry(&mut self.state, key, Some(None)),
             Some(Watched::Appl) => set_entry(&mut self.appl, key, Some(None)),
-            Some(Watched::RifNameMap) => !std::mem::replace(&mut self.rifs_stale, true),
+            Some(Watched::RifNameMap) => {
+                let had_fields = !self.rif_fields.is_empty();
+                self.rif_fields.clear();
+                !std::mem::replace(&mut self.rifs_stale, true) || had_fields
+            }
+            // Never notified: the feed's own key for a field read.
+            Some(Watched::RifField) => false,
             Some(Watched::PortNameMap) => !std::mem::replace(&mut self.port_oids_stale, true),
             Some(Watched::BridgePort) => self.set_bridge_port(key, Some(None)),
             None => false,
@@ -304,7 +336,23 @@ impl Confirmed {
 
     /// Whether `ifname` has a router interface; `None` while unread.
     pub fn has_rif(&self, ifname: &str) -> Option<bool> {
-        (!self.rifs_stale).then(|| self.rifs.contains(ifname))
+        if self.rifs_stale {
+            self.rif_fields.get(ifname).copied()
+        } else {
+            Some(self.rifs.contains(ifname))
+        }
+    }
+
+    /// One field of [`RIF_NAME_MAP`] was read: `present` or not.
+    fn set_rif_field(&mut self, ifname: String, present: bool) -> bool {
+        if self.rifs_stale {
+            return self.rif_fields.insert(ifname, present) != Some(present);
+        }
+        if present {
+            self.rifs.insert(ifname)
+        } else {
+            self.rifs.remove(&ifname)
+        }
     }
 
     /// Number of watched entries (for status and tests).
@@ -387,8 +435,8 @@ impl Confirmed {
                 );
                 keys
             }
-            Check::FieldGone { .. } if c.table == RIF_NAME_MAP => {
-                vec![(Db::Counters, RIF_NAME_MAP.to_owned())]
+            Check::FieldGone { field } if c.table == RIF_NAME_MAP => {
+                vec![(Db::Counters, rif_field_key(field))]
             }
             _ => vec![(c.db, c.redis_key(self.seps.of(c.db)))],
         }
@@ -842,6 +890,64 @@ mod tests {
             ]
         );
         assert!(a.replace.is_empty());
+    }
+
+    /// A barrier waiting for one router interface to go reads that field
+    /// alone once the map changed; any later change of the map forgets it.
+    #[test]
+    fn a_removed_router_interface_is_read_by_its_field() {
+        let mut c = Confirmed::new(Separators::default());
+        c.set(
+            Db::Counters,
+            RIF_NAME_MAP,
+            Some(f(&[
+                ("Ethernet1", "oid:0x6000000000001"),
+                ("Vlan1001", "oid:0x6000000000002"),
+            ])),
+        );
+        let gone = Condition::new(
+            Db::Counters,
+            RIF_NAME_MAP,
+            "",
+            Check::FieldGone {
+                field: "Ethernet1".into(),
+            },
+            "orchagent removed the router interface",
+        );
+        assert_eq!(c.check(&gone), Some(false));
+        assert!(c.to_read(&gone).is_empty(), "known: nothing to read");
+
+        // orchagent changed the map (a notification without the value).
+        assert!(c.touch(Db::Counters, RIF_NAME_MAP));
+        assert_eq!(c.check(&gone), None);
+        let key = rif_field_key("Ethernet1");
+        assert_eq!(c.to_read(&gone), vec![(Db::Counters, key.clone())]);
+        assert_eq!(c.classify(Db::Counters, &key), Some(Watched::RifField));
+
+        // HGET answered: still there, then gone.
+        assert!(c.set(Db::Counters, &key, Some(Fields::new())));
+        assert_eq!(c.check(&gone), Some(false));
+        assert!(c.set(Db::Counters, &key, None));
+        assert_eq!(c.check(&gone), Some(true));
+        // Other interfaces stay unknown until the map is read.
+        assert_eq!(c.has_rif("Vlan1001"), None);
+        // The full read still lists what `assess` needs.
+        assert!(
+            c.unread()
+                .contains(&(Db::Counters, RIF_NAME_MAP.to_owned()))
+        );
+
+        // Another change of the map: the field read is forgotten.
+        assert!(c.touch(Db::Counters, RIF_NAME_MAP));
+        assert_eq!(c.check(&gone), None);
+        // A full read replaces everything.
+        c.set(
+            Db::Counters,
+            RIF_NAME_MAP,
+            Some(f(&[("Vlan1001", "oid:0x6000000000002")])),
+        );
+        assert_eq!(c.check(&gone), Some(true));
+        assert_eq!(c.has_rif("Vlan1001"), Some(true));
     }
 
     #[test]

@@ -41,8 +41,8 @@ use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
 use super::confirmed::{
-    APPL_TABLES, BRIDGE_PORT_FIELD, Confirmed, PORT_NAME_MAP, RIF_NAME_MAP, STATE_TABLES,
-    Separators, Watched,
+    APPL_TABLES, BRIDGE_PORT_FIELD, Confirmed, PORT_NAME_MAP, RIF_FIELD_SEP, RIF_NAME_MAP,
+    STATE_TABLES, Separators, Watched,
 };
 use super::dbconfig::{Databases, DbLocation, Instance};
 use super::plan::Db;
@@ -316,6 +316,9 @@ enum Read {
     String,
     Exists,
     Field(&'static str),
+    /// One field of `COUNTERS_RIF_NAME_MAP` (the key of
+    /// [`rif_field_key`](super::confirmed::rif_field_key)).
+    RifField,
 }
 
 impl Read {
@@ -324,7 +327,7 @@ impl Read {
             Read::Hash => "H",
             Read::String => "G",
             Read::Exists => "E",
-            Read::Field(_) => "F",
+            Read::Field(_) | Read::RifField => "F",
         }
     }
 }
@@ -450,6 +453,7 @@ impl Layout {
                 match probe.classify(db, key)? {
                     Watched::State | Watched::Appl => Some(Read::Hash),
                     Watched::RifNameMap | Watched::PortNameMap => Some(Read::Hash),
+                    Watched::RifField => Some(Read::RifField),
                     Watched::BridgePort => Some(Read::Field(BRIDGE_PORT_FIELD)),
                 }
             }
@@ -880,9 +884,10 @@ async fn flush(
         let mut inv = s.reread.prepare_invoke();
         for (src, key, read) in &groups {
             let id = layout.location(*src).map_or(0, |l| l.id);
-            let field = match read {
-                Read::Field(f) => f,
-                _ => "",
+            let (key, field) = match read {
+                Read::Field(f) => (key.as_str(), *f),
+                Read::RifField => key.split_once(RIF_FIELD_SEP).unwrap_or((key.as_str(), "")),
+                _ => (key.as_str(), ""),
             };
             inv.arg(id).arg(read.kind()).arg(key).arg(field);
         }
@@ -922,6 +927,10 @@ async fn flush(
                         f.insert(k, v);
                     }
                     update(src, key, Some(f))
+                }
+                (Read::RifField, v) => {
+                    // Only presence matters (`Confirmed::has_rif`).
+                    update(src, key, text(v).map(|_| Fields::new()))
                 }
                 (Read::Field(name), v) => {
                     let value = text(v).map(|val| {
