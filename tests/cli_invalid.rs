@@ -8,7 +8,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use support::cases::{self, Case};
@@ -22,18 +21,7 @@ struct Outcome {
 fn run_case(path: &Path) -> Result<Outcome, String> {
     let case = Case::load(path)?;
     let b = cases::build(&case, "")?;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_metal-switchd"));
-    cmd.env_remove("METAL_SWITCHD_CONFIG").envs(b.env.clone());
-    cmd.arg("--config").arg(&b.config_path).args([
-        "--log",
-        "error",
-        "apply",
-        "--once",
-        "--wait-ready",
-        "2s",
-        "--switch",
-    ]);
-    cmd.arg(&b.switch_path);
+    let cmd = cases::apply_once_command(&b);
     // A FIFO must be refused, never waited on: a hang fails the case.
     let out = cases::run_measured(cmd, Duration::from_secs(60))?.output;
     Ok(Outcome {

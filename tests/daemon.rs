@@ -23,6 +23,7 @@ use metal_switchd_lab::seed::{SeedOptions, seed_switch};
 use metal_switchd_lab::sonic::{SonicStandIn, StandInOptions};
 use serde_json::Value;
 use support::agent::{AgentNetns, AgentProcess, wait_for};
+use support::lab::{http_get, metric};
 use support::{Switch, assert_no_violations};
 
 const TOKEN: &str = "eyJhbGciOiJFUzUxMiJ9.lab-daemon-token.c2lnbmF0dXJl";
@@ -446,32 +447,6 @@ fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
         agent.log_text()
     );
     assert_no_violations(&sw);
-}
-
-/// An HTTP GET of `path` on `addr`; the body.
-fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
-}
-
-/// The value of the first sample of `name` whose labels contain `labels`.
-fn metric(body: &str, name: &str, labels: &str) -> Option<f64> {
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| l.starts_with(name) && l.contains(labels))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 /// systemd's notify protocol (sd_notify), the metrics endpoint and the

@@ -316,6 +316,19 @@ fn an_expired_token_is_reported_and_a_renewed_one_is_used_without_a_restart() {
     stop(agent);
 }
 
+/// The leaf's base configuration and the foreign objects, as SONiC loads
+/// them after its database restarts or a `config reload`.
+fn seed_base(lab: &Lab, opts: &SeedOptions) {
+    seed_switch(
+        &lab.sw.redis,
+        fixtures::LEAF01_CONFIG,
+        Some(fixtures::MINI_LAB_PORT_MAP),
+        opts,
+    )
+    .unwrap();
+    write_entries(&lab.sw.redis, CONFIG_DB, &model::foreign_entries()).unwrap();
+}
+
 /// redis restarts while a multi-phase apply waits for a barrier (SONiC's
 /// database container restarts: empty, then the base configuration loaded
 /// again, swss started again): the agent reports redis unavailable, and
@@ -339,14 +352,7 @@ fn redis_restarted_in_the_middle_of_an_apply() {
     lab.sw.redis.restart().unwrap();
     let hb = lab.wait_error(&agent, after, "redis");
     eprintln!("redis away: heartbeat error: {}", hb.request["error"]);
-    seed_switch(
-        &lab.sw.redis,
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &SeedOptions::default(),
-    )
-    .unwrap();
-    write_entries(&lab.sw.redis, CONFIG_DB, &model::foreign_entries()).unwrap();
+    seed_base(&lab, &SeedOptions::default());
     lab.sw.standin = Some(
         SonicStandIn::start(
             &lab.sw.redis,
@@ -393,18 +399,14 @@ fn config_reload_the_agent_waits_for_config_db_initialized_then_reasserts_its_st
             .query::<()>(&mut c)
             .unwrap();
     }
-    seed_switch(
-        &lab.sw.redis,
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
+    seed_base(
+        &lab,
         &SeedOptions {
             config_db_initialized: false,
             port_init_done: false,
             asic: true,
         },
-    )
-    .unwrap();
-    write_entries(&lab.sw.redis, CONFIG_DB, &model::foreign_entries()).unwrap();
+    );
     lab.sw.redis.reset_stats().unwrap();
     // The agent notices (its owned entries are gone) and waits.
     let hb = lab.wait_error(&agent, after, "not ready");

@@ -87,18 +87,7 @@ fn check(run: &Run, want_exit: i32, expect: &[String], absent: &[String]) -> Vec
 
 fn apply_once(case: &Case) -> Result<Run, String> {
     let b = cases::build(case, "")?;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_metal-switchd"));
-    cmd.env_remove("METAL_SWITCHD_CONFIG").envs(b.env.clone());
-    cmd.arg("--config").arg(&b.config_path).args([
-        "--log",
-        "error",
-        "apply",
-        "--once",
-        "--wait-ready",
-        "2s",
-        "--switch",
-    ]);
-    cmd.arg(&b.switch_path);
+    let cmd = cases::apply_once_command(&b);
     let m = cases::run_measured(cmd, HANG)?;
     Ok(Run {
         case: case.name.clone(),

@@ -416,6 +416,24 @@ pub struct Measured {
 /// GNU time, which reports the peak RSS of the command it runs.
 const TIME: &str = "/usr/bin/time";
 
+/// `metal-switchd --config CONFIG --log error apply --once --wait-ready 2s
+/// --switch FILE` for a built case, with the case's environment.
+pub fn apply_once_command(b: &Built) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_metal-switchd"));
+    cmd.env_remove("METAL_SWITCHD_CONFIG").envs(b.env.clone());
+    cmd.arg("--config").arg(&b.config_path).args([
+        "--log",
+        "error",
+        "apply",
+        "--once",
+        "--wait-ready",
+        "2s",
+        "--switch",
+    ]);
+    cmd.arg(&b.switch_path);
+    cmd
+}
+
 /// Run `cmd` under GNU time, failing (and killing it) if it has not ended
 /// after `limit` (which only catches hangs: a FIFO must be refused, never
 /// waited on).
