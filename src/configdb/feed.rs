@@ -40,12 +40,9 @@ use redis::{Msg, Script, Value};
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
-use super::confirmed::{
-    APPL_TABLES, BRIDGE_PORT_FIELD, Confirmed, PORT_NAME_MAP, RIF_FIELD_SEP, RIF_NAME_MAP,
-    STATE_TABLES, Separators, Watched,
-};
+use super::confirmed::{Confirmed, RIF_FIELD_SEP, Separators, Watched};
+use super::confirms::{self, BRIDGE_PORT_FIELD, Db, PORT_NAME_MAP, RIF_NAME_MAP};
 use super::dbconfig::{Databases, DbLocation, Instance};
-use super::plan::Db;
 use super::redis::{ConfigDbError, connect_instance, pubsub_instance};
 use super::schema::{DbState, Fields, Key, PORT_FIELDS, SEP, Table};
 use super::view::{CONFIG_DB_INITIALIZED, Readiness, Update, View};
@@ -420,12 +417,12 @@ impl Layout {
                     out.push(p(CONFIG_DB_INITIALIZED));
                 }
                 Src::Other(Db::State) => {
-                    for t in STATE_TABLES {
+                    for t in confirms::watched(Db::State) {
                         out.push(p(&format!("{t}{}*", self.seps.state)));
                     }
                 }
                 Src::Other(Db::Appl) => {
-                    for t in APPL_TABLES {
+                    for t in confirms::watched(Db::Appl) {
                         out.push(p(&format!("{t}{}*", self.seps.appl)));
                     }
                     out.push(p(&self.port_init_key));
@@ -598,12 +595,12 @@ async fn snapshot(layout: &Layout, s: &mut Session) -> Result<View, ConfigDbErro
                     group("G", CONFIG_DB_INITIALIZED.to_owned());
                 }
                 Src::Other(Db::State) => {
-                    for t in STATE_TABLES {
+                    for t in confirms::watched(Db::State) {
                         group("K", format!("{t}{}*", seps.state));
                     }
                 }
                 Src::Other(Db::Appl) => {
-                    for t in APPL_TABLES {
+                    for t in confirms::watched(Db::Appl) {
                         group("K", format!("{t}{}*", seps.appl));
                     }
                     group("E", layout.port_init_key.clone());

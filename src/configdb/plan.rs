@@ -29,6 +29,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::confirms::{self, Check, Condition, Special};
 use super::diff::{Cause, Change, ChangeSet, Op};
 use super::schema::{Key, SEP, Table, vid_of_vlan_name};
 
@@ -82,124 +83,6 @@ pub fn stage_of(c: &Change) -> Stage {
         (_, Op::Update { .. }, _) => Stage::Detach,
         // VXLAN_TUNNEL / VXLAN_EVPN_NVO / PORT are never created or deleted.
         (VxlanTunnel | VxlanEvpnNvo | Port, _, _) => Stage::Detach,
-    }
-}
-
-/// A database a barrier looks into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Db {
-    #[serde(rename = "APPL_DB")]
-    Appl,
-    #[serde(rename = "ASIC_DB")]
-    Asic,
-    #[serde(rename = "COUNTERS_DB")]
-    Counters,
-    #[serde(rename = "STATE_DB")]
-    State,
-}
-
-impl Db {
-    pub fn name(self) -> &'static str {
-        match self {
-            Db::Appl => "APPL_DB",
-            Db::Asic => "ASIC_DB",
-            Db::Counters => "COUNTERS_DB",
-            Db::State => "STATE_DB",
-        }
-    }
-
-    /// SONiC's default separator of the database (the applier uses the one
-    /// from database_config.json).
-    pub fn default_separator(self) -> char {
-        match self {
-            Db::State => '|',
-            Db::Appl | Db::Asic | Db::Counters => ':',
-        }
-    }
-}
-
-/// What a barrier checks.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(tag = "check", rename_all = "snake_case")]
-pub enum Check {
-    /// The key exists.
-    Present,
-    /// The key does not exist.
-    Gone,
-    /// A field has a value.
-    FieldIs { field: String, value: String },
-    /// A field of a single hash is absent (e.g. `COUNTERS_RIF_NAME_MAP`).
-    FieldGone { field: String },
-    /// No ASIC bridge port points at the port's OID (checked only where
-    /// `COUNTERS_PORT_NAME_MAP` knows the port).
-    NoBridgePort,
-}
-
-/// One barrier condition.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Condition {
-    pub db: Db,
-    /// Table, or the full key of a single hash.
-    pub table: &'static str,
-    /// The key after the table, parts joined with `|` (empty for a single
-    /// hash; the port for [`Check::NoBridgePort`]).
-    pub name: String,
-    #[serde(flatten)]
-    pub check: Check,
-    /// Who makes it true, for messages (e.g. `vlanmgrd`).
-    pub by: &'static str,
-}
-
-impl Condition {
-    pub(crate) fn new(
-        db: Db,
-        table: &'static str,
-        name: &str,
-        check: Check,
-        by: &'static str,
-    ) -> Self {
-        Condition {
-            db,
-            table,
-            name: name.to_owned(),
-            check,
-            by,
-        }
-    }
-
-    /// The key after the table with the given separator.
-    pub fn name_with(&self, sep: char) -> String {
-        if sep == SEP {
-            self.name.clone()
-        } else {
-            self.name.replace(SEP, &sep.to_string())
-        }
-    }
-
-    /// The redis key with the given separator.
-    pub fn redis_key(&self, sep: char) -> String {
-        if self.name.is_empty() {
-            return self.table.to_owned();
-        }
-        format!("{}{sep}{}", self.table, self.name_with(sep))
-    }
-}
-
-impl fmt::Display for Condition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = self.redis_key(self.db.default_separator());
-        match &self.check {
-            Check::Present => write!(f, "{} {key} present", self.db.name()),
-            Check::Gone => write!(f, "{} {key} gone", self.db.name()),
-            Check::FieldIs { field, value } => {
-                write!(f, "{} {key} {field}={value:?}", self.db.name())
-            }
-            Check::FieldGone { field } => write!(f, "{} {key}[{field}] gone", self.db.name()),
-            Check::NoBridgePort => {
-                write!(f, "ASIC_DB has no bridge port for {}", self.name)
-            }
-        }?;
-        write!(f, " ({})", self.by)
     }
 }
 
@@ -366,9 +249,7 @@ pub fn plan(set: ChangeSet) -> Plan {
                 .iter()
                 .filter(|c| c.key.table == Table::Interface && c.is_create())
                 .filter(|c| !unbridged_here.contains(&c.key.name))
-                .map(|c| {
-                    Condition::new(Db::Asic, "", &c.key.name, Check::NoBridgePort, "orchagent")
-                })
+                .map(|c| confirms::no_bridge_port(&c.key.name))
                 .collect();
             Phase {
                 stage,
@@ -384,134 +265,42 @@ pub fn plan(set: ChangeSet) -> Plan {
     }
 }
 
-/// The conditions that confirm one change.
+/// The conditions that confirm one change, from the catalogue
+/// ([`confirms::CATALOGUE`]): a created entry's marker is present, a deleted
+/// one's gone (and its router interface, and — for a port routed later in
+/// the plan — its ASIC bridge port); an update waits for the copy of a
+/// field the daemon mirrors.
 fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> {
-    use Check::*;
-    let key = &c.key;
-    let parts = key.name.as_str();
-    let rif_gone = |name: &str| {
-        Condition::new(
-            Db::Counters,
-            "COUNTERS_RIF_NAME_MAP",
-            "",
-            FieldGone {
-                field: name.to_owned(),
-            },
-            "orchagent removed the router interface",
-        )
+    let Some(entry) = confirms::of(c.key.table) else {
+        return Vec::new();
     };
-    match (key.table, &c.op) {
-        (Table::VlanMember, Op::Delete { .. }) => {
-            let mut v = vec![Condition::new(
-                Db::State,
-                "VLAN_MEMBER_TABLE",
-                parts,
-                Gone,
-                "vlanmgrd",
-            )];
-            if let Some((_, port)) = parts.split_once(SEP)
-                && routed_later.contains(port)
-            {
-                v.push(Condition::new(
-                    Db::Asic,
-                    "",
-                    port,
-                    NoBridgePort,
-                    "orchagent",
-                ));
+    let name = c.key.name.as_str();
+    match &c.op {
+        Op::Create { .. } => vec![entry.marker.present(name)],
+        Op::Update { set, .. } => entry
+            .mirror
+            .iter()
+            .filter(|m| m.on_update)
+            .filter_map(|m| {
+                set.get(m.config_field)
+                    .map(|v| m.marker.field_is(name, m.marker_field, v))
+            })
+            .collect(),
+        Op::Delete { .. } => {
+            let mut v = vec![entry.marker.gone(name)];
+            match entry.special {
+                Some(Special::RouterInterface) => v.push(confirms::rif_gone(name)),
+                Some(Special::BridgePort) => {
+                    if let Some((_, port)) = name.split_once(SEP)
+                        && routed_later.contains(port)
+                    {
+                        v.push(confirms::no_bridge_port(port));
+                    }
+                }
+                None => {}
             }
             v
         }
-        (Table::VlanMember, Op::Create { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "VLAN_MEMBER_TABLE",
-                parts,
-                Present,
-                "vlanmgrd",
-            )]
-        }
-        (Table::Interface | Table::VlanInterface, Op::Delete { .. }) => vec![
-            Condition::new(Db::State, "INTERFACE_TABLE", parts, Gone, "intfmgrd"),
-            rif_gone(&key.name),
-        ],
-        (Table::Interface | Table::VlanInterface, Op::Create { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "INTERFACE_TABLE",
-                parts,
-                Present,
-                "intfmgrd",
-            )]
-        }
-        (Table::VxlanTunnelMap, Op::Delete { .. }) => {
-            vec![Condition::new(
-                Db::Appl,
-                "VXLAN_TUNNEL_MAP_TABLE",
-                parts,
-                Gone,
-                "vxlanmgrd",
-            )]
-        }
-        (Table::VxlanTunnelMap, Op::Create { .. }) => {
-            vec![Condition::new(
-                Db::Appl,
-                "VXLAN_TUNNEL_MAP_TABLE",
-                parts,
-                Present,
-                "vxlanmgrd",
-            )]
-        }
-        (Table::Vlan, Op::Create { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "VLAN_TABLE",
-                parts,
-                Present,
-                "vlanmgrd",
-            )]
-        }
-        (Table::Vlan, Op::Delete { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "VLAN_TABLE",
-                parts,
-                Gone,
-                "vlanmgrd",
-            )]
-        }
-        (Table::Vrf, Op::Create { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "VRF_TABLE",
-                parts,
-                Present,
-                "vrfmgrd",
-            )]
-        }
-        (Table::Vrf, Op::Update { set, .. }) => match set.get("vni") {
-            Some(vni) => vec![Condition::new(
-                Db::Appl,
-                "VRF_TABLE",
-                parts,
-                FieldIs {
-                    field: "vni".into(),
-                    value: vni.clone(),
-                },
-                "vrfmgrd",
-            )],
-            None => Vec::new(),
-        },
-        (Table::Vrf, Op::Delete { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "VRF_TABLE",
-                parts,
-                Gone,
-                "vrfmgrd",
-            )]
-        }
-        _ => Vec::new(),
     }
 }
 

@@ -21,11 +21,11 @@ use redis::aio::MultiplexedConnection;
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 use serde::Serialize;
 
-use super::confirmed::PORT_NAME_MAP;
+use super::confirms::{Check, Condition, Db, PORT_NAME_MAP};
 use super::dbconfig::{Databases, DbConfigError, DbLocation, Instance};
 use super::diff::{Change, Op};
 use super::feed::{Feed, FeedEvent, FeedOptions};
-use super::plan::{Check, Condition, Db, Phase, Plan, Stage};
+use super::plan::{Phase, Plan, Stage};
 use super::schema::{DbState, Fields};
 pub use super::view::Readiness;
 use super::view::{Changed, View};
