@@ -11,9 +11,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+use crate::api;
 use crate::api::client::ApiClient;
 use crate::api::transport::RetryPolicy;
-use crate::api::{self, WireVersion};
+use crate::config::ApiVersion;
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::configdb::confirmed::Confirmed;
 use crate::configdb::dbconfig::Databases;
@@ -28,7 +29,8 @@ use crate::reconcile;
 use crate::reconcile::desired::DesiredSource;
 use crate::reconcile::register::{self, RegisterOptions};
 use crate::reconcile::run::{ConfigLoader, Daemon, DaemonOptions, Signals, daemon_agent};
-use crate::reconcile::{Agent, AgentOptions, FrrOutcome, Mode, Outcome, ReconcileResult, Trigger};
+use crate::reconcile::{Agent, AgentOptions, Mode};
+use crate::report::{FrrOutcome, Outcome, ReconcileResult, Trigger};
 use crate::spec::{PortRole, SwitchDesc, SwitchSpec};
 
 /// Exit code: success.
@@ -130,6 +132,17 @@ pub enum ApiArg {
     V1,
     /// metal-apiserver v2 Switch or SwitchServiceGetResponse
     V2,
+}
+
+impl ApiArg {
+    /// The version asked for (`None`: detect it).
+    pub fn version(self) -> Option<ApiVersion> {
+        match self {
+            ApiArg::Auto => None,
+            ApiArg::V1 => Some(ApiVersion::V1),
+            ApiArg::V2 => Some(ApiVersion::V2),
+        }
+    }
 }
 
 /// Output format.
@@ -277,22 +290,24 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
 
 /// `metal-switchd status`: the daemon's status file, judged and printed.
 fn status(cfg: &Config, args: &StatusArgs) -> u8 {
-    use crate::status::{self, Liveness, Status};
+    use crate::report::liveness::{self, Liveness};
+    use crate::report::status::{Status, StatusFileError};
+    use crate::report::text::short_duration;
     let max_age = args
         .stale_after
-        .unwrap_or_else(|| status::max_age(cfg.reconfigure_switch_interval.0, cfg.timeout.0));
+        .unwrap_or_else(|| liveness::max_age(cfg.reconfigure_switch_interval.0, cfg.timeout.0));
     let st = match Status::read(&cfg.state_directory) {
         Ok(st) => st,
         Err(e) => {
             eprintln!("metal-switchd: {e}");
             return match e {
-                status::StatusFileError::Missing { .. } => status::EXIT_NOT_RUNNING,
-                _ => status::EXIT_STALE,
+                StatusFileError::Missing { .. } => liveness::EXIT_NOT_RUNNING,
+                _ => liveness::EXIT_STALE,
             };
         }
     };
     let now = std::time::SystemTime::now();
-    let live = status::liveness(&st, now, max_age, status::process_is_agent(st.agent.pid));
+    let live = liveness::liveness(&st, now, max_age, liveness::process_is_agent(st.agent.pid));
     let verdict = match &live {
         Liveness::Running => "metal-switchd is running".to_owned(),
         Liveness::NotRunning => format!(
@@ -303,8 +318,8 @@ fn status(cfg: &Config, args: &StatusArgs) -> u8 {
             "metal-switchd (pid {}) has not updated its status for {} (allowed {}): the loop \
              may be stuck",
             st.agent.pid,
-            status::short_duration(*age),
-            status::short_duration(max_age)
+            short_duration(*age),
+            short_duration(max_age)
         ),
     };
     match args.format {
@@ -324,22 +339,17 @@ fn status(cfg: &Config, args: &StatusArgs) -> u8 {
 
 /// Read a switch file of the requested wire version (bounded: a regular
 /// file of at most `api_max_response_bytes`, like an API answer).
-pub fn read_switch(cfg: &Config, args: &SwitchArgs) -> Result<(WireVersion, SwitchDesc), Error> {
+pub fn read_switch(cfg: &Config, args: &SwitchArgs) -> Result<(ApiVersion, SwitchDesc), Error> {
     let text = files::read_text(
         FileKind::SwitchDocument,
         &args.switch,
         cfg.api_max_response_bytes,
     )?;
 
-    let version = match args.api {
-        ApiArg::Auto => None,
-        ApiArg::V1 => Some(WireVersion::V1),
-        ApiArg::V2 => Some(WireVersion::V2),
-    };
     Ok(api::parse_switch_document(
         &args.switch.display().to_string(),
         &text,
-        version,
+        args.api.version(),
     )?)
 }
 
@@ -395,7 +405,7 @@ async fn plan(cfg: &Config, args: &PlanArgs) -> Result<u8, Error> {
 async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
     let source = DesiredSource::File {
         path: args.switch.switch.clone(),
-        version: api_version(args.switch.api),
+        version: args.switch.api.version(),
         max_bytes: cfg.api_max_response_bytes,
     };
     let opts = AgentOptions {
@@ -446,14 +456,6 @@ async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
                 EXIT_RUNTIME
             })
         }
-    }
-}
-
-fn api_version(arg: ApiArg) -> Option<WireVersion> {
-    match arg {
-        ApiArg::Auto => None,
-        ApiArg::V1 => Some(WireVersion::V1),
-        ApiArg::V2 => Some(WireVersion::V2),
     }
 }
 
@@ -516,7 +518,7 @@ async fn register_switch(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error>
              the API now describes {} nics\n",
             reg.id,
             client.base_url(),
-            api_name(&client),
+            client.version().server(),
             reg.nics.len(),
             reg.management_ip,
             reg.os_version,
@@ -531,13 +533,6 @@ async fn register_switch(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error>
         })),
     }
     Ok(EXIT_OK)
-}
-
-fn api_name(client: &ApiClient) -> &'static str {
-    match client.version() {
-        crate::config::ApiVersion::V1 => "metal-api v1",
-        crate::config::ApiVersion::V2 => "metal-apiserver v2",
-    }
 }
 
 async fn fetch(cfg: &Config, args: &FetchArgs) -> Result<u8, Error> {

@@ -223,6 +223,16 @@ pub enum ApiVersion {
     V2,
 }
 
+impl ApiVersion {
+    /// The server of this version, for people.
+    pub fn server(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "metal-api v1",
+            ApiVersion::V2 => "metal-apiserver v2",
+        }
+    }
+}
+
 /// How a rendered FRR configuration is checked before it is installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -50,15 +50,14 @@ pub mod frr;
 pub mod json;
 pub mod kernel;
 pub mod lldp;
-#[cfg(feature = "agent")]
-pub mod metrics;
 pub mod observed;
 pub mod reconcile;
+pub mod report;
 pub mod spec;
-pub mod status;
 pub mod systemd;
 #[cfg(feature = "agent")]
 pub mod telemetry;
+pub mod time;
 
 pub use error::Error;
 

@@ -1769,7 +1769,7 @@ fn now_rfc3339() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    metal_switchd::api::time::format_rfc3339_seconds(secs as i64)
+    metal_switchd::time::format_rfc3339_seconds(secs as i64)
 }
 
 fn signed_headers(key: &str, method: &str, date: &str) -> Vec<(&'static str, String)> {

@@ -297,7 +297,8 @@ async fn a_converged_leaf_is_confirmed_by_the_kernel_and_drift_is_named() {
 async fn the_daemon_repairs_kernel_drift_through_configdb() {
     use metal_switchd::reconcile::desired::DesiredSource;
     use metal_switchd::reconcile::run::{Daemon, DaemonOptions, LoopEvent, Signals};
-    use metal_switchd::reconcile::{Agent, AgentOptions, Mode, ReconcileResult};
+    use metal_switchd::reconcile::{Agent, AgentOptions, Mode};
+    use metal_switchd::report::ReconcileResult;
     use std::sync::Arc;
 
     let _ = tracing_subscriber::fmt()

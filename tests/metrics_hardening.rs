@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metal_switchd::metrics::{Metrics, limits};
+use metal_switchd::report::metrics::{Metrics, limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 
 use metal_switchd::configdb::redis::ApplyOptions;
 use metal_switchd::reconcile::desired::DesiredSource;
-use metal_switchd::reconcile::{Agent, AgentOptions, Mode, ReconcileResult, Trigger};
+use metal_switchd::reconcile::{Agent, AgentOptions, Mode};
+use metal_switchd::report::{ReconcileResult, Trigger};
 use metal_switchd::spec::{AdminStatus, FilterDesc, SwitchDesc};
 use metal_switchd_lab::fixtures;
 use metal_switchd_lab::redis_server::CONFIG_DB;

@@ -35,7 +35,7 @@ use super::token;
 use super::transport::{HttpResponse, RetryPolicy, Transport, TransportOptions};
 use super::{
     ComponentPing, EventOutcome, FetchedSwitch, PhoneHomeEvent, Registration, SwitchDocError,
-    SwitchObject, SyncStatus, WireVersion, v1, v2,
+    SwitchObject, SyncStatus, v1, v2,
 };
 use crate::config::{ApiVersion, Config, Secret};
 use crate::observed::SwitchReport;
@@ -186,7 +186,7 @@ fn switch_answer(
     call: &'static str,
     url: String,
     resp: &HttpResponse,
-    version: WireVersion,
+    version: ApiVersion,
 ) -> Result<FetchedSwitch, ApiError> {
     // An answer that is not JSON at all is a broken answer (runtime error);
     // JSON with a repeated key is a document the agent refuses.
@@ -508,7 +508,7 @@ impl ApiClient {
     ) -> Result<FetchedSwitch, ApiError> {
         let resp = self.v1_call(call, method, path, body).await?;
         let url = format!("{}{path}", self.base_url());
-        switch_answer(call, url, &resp, WireVersion::V1)
+        switch_answer(call, url, &resp, ApiVersion::V1)
     }
 
     /// A v2 call answered with a `SwitchService*Response` holding a switch.
@@ -520,7 +520,7 @@ impl ApiClient {
     ) -> Result<FetchedSwitch, ApiError> {
         let resp = self.v2_call(call, procedure, body).await?;
         let url = format!("{}/{procedure}", self.base_url());
-        switch_answer(call, url, &resp, WireVersion::V2)
+        switch_answer(call, url, &resp, ApiVersion::V2)
     }
 
     /// The switch's desired state as the API describes it now.

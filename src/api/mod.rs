@@ -7,7 +7,8 @@
 //! [`PhoneHomeEvent`], [`SyncStatus`].
 //! - `v1` (private): metal-api (Swagger REST), snake_case JSON, HMAC.
 //! - `v2` (private): metal-apiserver (Connect, proto3 JSON), bearer token.
-//! - [`hmac`], [`time`]: request signing and wire time formats (pure).
+//! - [`hmac`]: request signing (pure); wire time formats are
+//!   [`crate::time`]'s.
 //! - [`client`] (feature `agent`): one client for either version over
 //!   HTTP(S), with retries for transient failures; [`transport`] is its
 //!   HTTP layer, [`token`] reads the v2 token file, [`grpc`] is v1's gRPC
@@ -24,7 +25,6 @@ pub mod error;
 #[cfg(feature = "agent")]
 pub mod grpc;
 pub mod hmac;
-pub mod time;
 #[cfg(feature = "agent")]
 pub mod token;
 #[cfg(feature = "agent")]
@@ -39,6 +39,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::config::ApiVersion;
 use serde_json::Value;
 
 use crate::observed::PortOperState;
@@ -161,14 +163,6 @@ pub struct ComponentPing {
     pub version: String,
 }
 
-/// Which wire format a switch document is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WireVersion {
-    V1,
-    V2,
-}
-
 /// A switch document that cannot be read (from a file or the API).
 #[derive(Debug, thiserror::Error)]
 pub enum SwitchDocError {
@@ -181,7 +175,7 @@ pub enum SwitchDocError {
     #[error("{origin}: not a {version:?} switch object: {message}")]
     Shape {
         origin: String,
-        version: WireVersion,
+        version: ApiVersion,
         message: String,
     },
     #[error(
@@ -216,8 +210,8 @@ impl SwitchObject {
     pub(crate) fn decode(
         origin: &str,
         doc: Value,
-        version: Option<WireVersion>,
-    ) -> Result<(WireVersion, SwitchObject), SwitchDocError> {
+        version: Option<ApiVersion>,
+    ) -> Result<(ApiVersion, SwitchObject), SwitchDocError> {
         let version = match version.or_else(|| detect(&doc)) {
             Some(v) => v,
             None => {
@@ -232,16 +226,16 @@ impl SwitchObject {
             message: crate::spec::names::escaped(&e.to_string(), 300),
         };
         let obj = match version {
-            WireVersion::V1 => SwitchObject::V1(serde_json::from_value(doc).map_err(shape)?),
-            WireVersion::V2 => SwitchObject::V2(v2::switch_from_document(doc).map_err(shape)?),
+            ApiVersion::V1 => SwitchObject::V1(serde_json::from_value(doc).map_err(shape)?),
+            ApiVersion::V2 => SwitchObject::V2(v2::switch_from_document(doc).map_err(shape)?),
         };
         Ok((version, obj))
     }
 
-    fn version(&self) -> WireVersion {
+    fn version(&self) -> ApiVersion {
         match self {
-            SwitchObject::V1(_) => WireVersion::V1,
-            SwitchObject::V2(_) => WireVersion::V2,
+            SwitchObject::V1(_) => ApiVersion::V1,
+            SwitchObject::V2(_) => ApiVersion::V2,
         }
     }
 
@@ -280,10 +274,10 @@ impl SwitchObject {
 }
 
 /// Guess the wire version of a switch document.
-pub fn detect(doc: &Value) -> Option<WireVersion> {
+pub fn detect(doc: &Value) -> Option<ApiVersion> {
     let obj = doc.as_object()?;
     if obj.get("switch").is_some_and(Value::is_object) {
-        return Some(WireVersion::V2);
+        return Some(ApiVersion::V2);
     }
     const V2_KEYS: &[&str] = &[
         "managementIp",
@@ -303,19 +297,19 @@ pub fn detect(doc: &Value) -> Option<WireVersion> {
     if V2_KEYS.iter().any(|k| obj.contains_key(*k))
         || obj.get("partition").is_some_and(Value::is_string)
     {
-        return Some(WireVersion::V2);
+        return Some(ApiVersion::V2);
     }
     if V1_KEYS.iter().any(|k| obj.contains_key(*k))
         || obj.get("partition").is_some_and(Value::is_object)
     {
-        return Some(WireVersion::V1);
+        return Some(ApiVersion::V1);
     }
     let nics = obj.get("nics")?.as_array()?;
     let has = |k: &str| nics.iter().any(|n| n.get(k).is_some());
     if has("bgpFilter") || has("state") || has("bgpPortState") {
-        Some(WireVersion::V2)
+        Some(ApiVersion::V2)
     } else if has("filter") || has("actual") || has("admin_status") || has("bgp_port_state") {
-        Some(WireVersion::V1)
+        Some(ApiVersion::V1)
     } else {
         None
     }
@@ -328,8 +322,8 @@ pub fn detect(doc: &Value) -> Option<WireVersion> {
 pub fn parse_switch_document(
     origin: &str,
     text: &str,
-    version: Option<WireVersion>,
-) -> Result<(WireVersion, SwitchDesc), SwitchDocError> {
+    version: Option<ApiVersion>,
+) -> Result<(ApiVersion, SwitchDesc), SwitchDocError> {
     let doc = crate::json::from_str(text).map_err(|e| SwitchDocError::Json {
         origin: origin.to_owned(),
         message: crate::spec::names::escaped(&e.to_string(), 300),
@@ -459,10 +453,10 @@ mod tests {
     fn v1_and_v2_fixtures_describe_the_same_switch() {
         let (v, one) =
             parse_switch_document("v1", &fixture("v1/switch-response.json"), None).unwrap();
-        assert_eq!(v, WireVersion::V1);
+        assert_eq!(v, ApiVersion::V1);
         let (v, two) =
             parse_switch_document("v2", &fixture("v2/switch-get-response.json"), None).unwrap();
-        assert_eq!(v, WireVersion::V2);
+        assert_eq!(v, ApiVersion::V2);
         assert_eq!(one.id, "r01leaf01");
         // The v1 fixture has one nic more (Ethernet2) and no desired admin status.
         let common: Vec<_> = one
@@ -512,9 +506,9 @@ mod tests {
                 .unwrap()
         };
         let (v, one) = parse_switch_document("v1", &lab("leaf01.v1.json"), None).unwrap();
-        assert_eq!(v, WireVersion::V1);
+        assert_eq!(v, ApiVersion::V1);
         let (v, two) = parse_switch_document("v2", &lab("leaf01.v2.json"), None).unwrap();
-        assert_eq!(v, WireVersion::V2);
+        assert_eq!(v, ApiVersion::V2);
         let a = crate::reconcile::prepare(&one, &cfg, &state).unwrap();
         let b = crate::reconcile::prepare(&two, &cfg, &state).unwrap();
         assert_eq!(a.spec, b.spec);
@@ -581,8 +575,7 @@ mod tests {
         let e = parse_switch_document("x", r#"{"id": "a", "nics": []}"#, None).unwrap_err();
         assert!(e.to_string().contains("--api v1"), "{e}");
         let (_, d) =
-            parse_switch_document("x", r#"{"id": "a", "nics": []}"#, Some(WireVersion::V1))
-                .unwrap();
+            parse_switch_document("x", r#"{"id": "a", "nics": []}"#, Some(ApiVersion::V1)).unwrap();
         assert!(d.nics.is_empty());
     }
 

@@ -14,11 +14,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::time::parse_sync_time;
 use super::{FetchedSwitch, Registration, SwitchProblem, SyncRecord, SyncStatus};
 use crate::observed::{PortOperState, SwitchReport};
 use crate::spec::names::quoted;
 use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
+use crate::time::parse_sync_time;
 
 /// `v1.SwitchResponse` (the fields the agent reads).
 #[derive(Debug, Clone, Deserialize)]

@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use super::time::{format_duration, format_timestamp, parse_duration, parse_sync_time};
 use super::{
     ComponentPing, FetchedSwitch, PhoneHomeEvent, Registration, SwitchProblem, SyncRecord,
     SyncStatus,
@@ -31,6 +30,7 @@ use super::{
 use crate::observed::{BgpState, PortOperState, SwitchReport};
 use crate::spec::names::{hostname_problem, quoted};
 use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
+use crate::time::{format_duration, format_timestamp, parse_duration, parse_sync_time};
 
 // ---------------------------------------------------------------------------
 // Responses

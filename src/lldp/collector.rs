@@ -46,7 +46,7 @@ fn unix_time_opt<S: Serializer>(t: &Option<Duration>, s: S) -> Result<S::Ok, S::
 
 /// A time since the Unix epoch as RFC 3339 (UTC).
 pub fn unix_rfc3339(t: Duration) -> String {
-    crate::api::time::format_timestamp(
+    crate::time::format_timestamp(
         i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
         t.subsec_nanos(),
     )

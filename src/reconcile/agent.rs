@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::outcome::{FrrOutcome, Outcome, ReconcileResult};
-use crate::status::Trigger;
+use crate::report::{FrrOutcome, Outcome, ReconcileResult, Trigger};
 
 use super::desired::DesiredSource;
 use super::prepare;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::api::client::ApiClient;
-use crate::api::{self, SyncStatus, WireVersion};
+use crate::api::{self, SyncStatus};
 use crate::config::ApiVersion;
 use crate::error::Error;
 use crate::files::{self, FileKind};
@@ -20,7 +20,7 @@ pub enum DesiredSource {
     /// only if it is a regular file of at most `max_bytes`.
     File {
         path: PathBuf,
-        version: Option<WireVersion>,
+        version: Option<ApiVersion>,
         max_bytes: u64,
     },
     /// A desired state held in memory (benchmarks, embedding).
@@ -31,7 +31,7 @@ pub enum DesiredSource {
 #[derive(Debug, Clone)]
 pub struct Fetched {
     pub desc: Arc<SwitchDesc>,
-    pub version: WireVersion,
+    pub version: ApiVersion,
     /// The API's record of the last reports (`None` for files).
     pub sync: Option<SyncStatus>,
 }
@@ -54,10 +54,7 @@ impl DesiredSource {
                             .into(),
                     ])));
                 };
-                let version = match client.version() {
-                    ApiVersion::V1 => WireVersion::V1,
-                    ApiVersion::V2 => WireVersion::V2,
-                };
+                let version = client.version();
                 let fetched = client.get(id).await?;
                 Ok(Fetched {
                     desc: Arc::new(fetched.desc),
@@ -67,7 +64,7 @@ impl DesiredSource {
             }
             DesiredSource::Memory(desc) => Ok(Fetched {
                 desc: desc.clone(),
-                version: WireVersion::V2,
+                version: ApiVersion::V2,
                 sync: None,
             }),
             DesiredSource::File {

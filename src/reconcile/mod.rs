@@ -10,7 +10,7 @@
 //! ```text
 //! fetch ─▶ SwitchSpec ─▶ plan (against what SONiC confirmed) ─▶ apply phases
 //!   ─▶ render / validate / install / reload FRR ─▶ verify (plan again: empty)
-//!   ─▶ outcome (the daemon reports it to the API)
+//!   ─▶ outcome (the daemon's reporter tells the world: `crate::report`)
 //! ```
 //!
 //! Invariants: invalid desired state writes nothing; a reconcile is
@@ -29,13 +29,9 @@
 mod agent;
 #[cfg(feature = "agent")]
 pub mod desired;
-#[cfg(feature = "agent")]
-pub mod outcome;
 pub mod prepare;
 #[cfg(feature = "agent")]
 pub mod register;
-#[cfg(feature = "agent")]
-pub mod report;
 #[cfg(feature = "agent")]
 pub mod run;
 #[cfg(feature = "agent")]
@@ -43,6 +39,4 @@ pub mod schedule;
 
 #[cfg(feature = "agent")]
 pub use agent::*;
-#[cfg(feature = "agent")]
-pub use outcome::{FrrOutcome, Outcome, ReconcileResult, Stages, Trigger};
 pub use prepare::{Prepared, prepare, prepare_confirmed};

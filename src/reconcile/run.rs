@@ -18,23 +18,24 @@
 //!   exit 0. Stopping between CONFIG_DB phases is safe: the next start waits
 //!   for SONiC's confirmations before it writes (see `configdb::confirmed`).
 //!
-//! Alongside: LLDP phone-home on the managed ports, the status file
-//! (`metal-switchd status`), the Prometheus endpoint, and systemd's notify
-//! protocol (`READY=1` once SONiC's databases and the kernel were read,
-//! `WATCHDOG=1` from the loop, `STATUS=`, `RELOADING=1`, `STOPPING=1`).
+//! Alongside: LLDP phone-home on the managed ports. What the daemon does
+//! goes to its [`Reporter`] (`crate::report`): the status file
+//! (`metal-switchd status`), the Prometheus endpoint, the API reports and
+//! systemd's notify protocol (`READY=1` once SONiC's databases and the
+//! kernel were read, `WATCHDOG=1` from the loop, `STATUS=`, `RELOADING=1`,
+//! `STOPPING=1`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::desired::DesiredSource;
-use super::outcome::{FrrOutcome, Outcome, ReconcileResult, Trigger};
 use super::register::{self, RegisterOptions};
 use super::schedule::{Next, Schedule, backoff};
-use super::{Agent, AgentOptions, report};
+use super::{Agent, AgentOptions};
 use crate::api::client::ApiClient;
 use crate::api::{AGENT_VERSION, ComponentPing};
 use crate::config::{ApiVersion, Config};
@@ -43,15 +44,13 @@ use crate::frr::bgp::{BgpSource, Neighbors, StateFileWatch};
 use crate::kernel::KernelView;
 use crate::kernel::drift::{DriftPolicy, DriftTracker};
 use crate::kernel::expect::{compare, expectations, repair_keys};
-use crate::kernel::state::PortEvent;
+use crate::kernel::state::{KernelState, PortEvent};
+use crate::lldp::collector::PhoneHomeSnapshot;
 use crate::lldp::{PhoneHome, PhoneHomeHandle, PhoneHomeOptions};
-use crate::metrics::{
-    ApiCall, ApiErrorKind, MetalCoreOperation, Metrics, MetricsServer, PhoneHomeResult,
-};
-use crate::observed::{PortOperState, SwitchReport};
-use crate::status::{
-    self, DriftSource, LldpNeighbor, LoopPhase, PortStatus, ReconcileRecord, Status, Timestamp,
-};
+use crate::observed::PortOperState;
+use crate::report::api::kernel_name;
+use crate::report::metrics::{Metrics, MetricsServer};
+use crate::report::{LoopPhase, Observed, Origin, Outcome, Reporter, ReporterOptions, Trigger};
 use crate::systemd::notify::Notifier;
 
 /// How often the agent announces itself to metal-apiserver (v2), as the Go
@@ -173,7 +172,10 @@ pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     )
 }
 
-/// The daemon: registration, then the loop, until SIGTERM / SIGINT.
+/// The daemon: registration, then the loop, until SIGTERM / SIGINT. It owns
+/// the [`Agent`] (one reconcile), the [`Schedule`] (when), and the side jobs
+/// that observe the switch (kernel, BGP, phone-home); what it did goes to
+/// its [`Reporter`].
 pub struct Daemon {
     agent: Agent,
     loader: ConfigLoader,
@@ -184,22 +186,29 @@ pub struct Daemon {
     bgp_watch: Option<StateFileWatch>,
     started: SystemTime,
     start: Instant,
-    status: Status,
-    metrics: Arc<Metrics>,
+    reporter: Reporter,
     metrics_server: Option<MetricsServer>,
-    notifier: Notifier,
     phone_home: Option<PhoneHomeHandle>,
     phone_home_ports: watch::Sender<BTreeSet<String>>,
-    /// Phone-home counters already turned into metrics.
-    phone_home_seen: crate::lldp::collector::Stats,
     drift: DriftTracker,
-    /// Kernel drift that is reported, not repaired (for the heartbeat).
-    drift_problem: Option<String>,
     last_outcome: Option<Outcome>,
-    last_error: Option<String>,
-    /// Distinct desired states seen (status and metrics).
-    desired_generation: u64,
-    status_error_logged: bool,
+}
+
+/// What the loop waits on besides the timer (taken out of the daemon so
+/// that the wait can borrow it alongside the daemon).
+struct Wakers {
+    port_events: Option<broadcast::Receiver<PortEvent>>,
+    kernel_states: Option<watch::Receiver<Arc<KernelState>>>,
+    stop: watch::Receiver<bool>,
+}
+
+/// The reporter's options for a configuration.
+fn reporter_options(cfg: &Config, opts: &DaemonOptions) -> ReporterOptions {
+    ReporterOptions {
+        status_dir: opts.status_file.then(|| cfg.state_directory.clone()),
+        origin: Origin::Api(cfg.api_version),
+        naming: cfg.interface_naming_schema,
+    }
 }
 
 impl Daemon {
@@ -236,6 +245,12 @@ impl Daemon {
         } else {
             Notifier::disabled()
         };
+        let reporter = Reporter::new(
+            reporter_options(cfg, &opts),
+            notifier,
+            std::process::id(),
+            started,
+        );
         Daemon {
             agent,
             loader,
@@ -246,19 +261,12 @@ impl Daemon {
             bgp_watch,
             started,
             start: Instant::now(),
-            status: Status::new(std::process::id(), started),
-            metrics: Arc::new(Metrics::new(started)),
+            reporter,
             metrics_server: None,
-            notifier,
             phone_home: None,
             phone_home_ports: watch::channel(BTreeSet::new()).0,
-            phone_home_seen: Default::default(),
             drift,
-            drift_problem: None,
             last_outcome: None,
-            last_error: None,
-            desired_generation: 0,
-            status_error_logged: false,
         }
     }
 
@@ -268,7 +276,7 @@ impl Daemon {
 
     /// The metrics the daemon records (also served on `/metrics`).
     pub fn metrics(&self) -> Arc<Metrics> {
-        self.metrics.clone()
+        self.reporter.metrics()
     }
 
     fn stopping(&self) -> bool {
@@ -276,34 +284,7 @@ impl Daemon {
     }
 
     fn set_phase(&mut self, phase: LoopPhase) {
-        self.status.set_phase(phase);
-        self.publish_status();
-    }
-
-    /// Write the status file and send `STATUS=`.
-    fn publish_status(&mut self) {
-        let now = SystemTime::now();
-        if self.opts.status_file {
-            let dir = self.agent.cfg.state_directory.clone();
-            let written = std::fs::create_dir_all(&dir)
-                .map_err(|source| status::StatusFileError::Write {
-                    dir: dir.clone(),
-                    source,
-                })
-                .and_then(|()| self.status.write_atomic(&dir, now));
-            match written {
-                Ok(_) => self.status_error_logged = false,
-                Err(e) if !self.status_error_logged => {
-                    tracing::warn!(error = %e, "cannot write the status file");
-                    self.status_error_logged = true;
-                }
-                Err(_) => {}
-            }
-        }
-        let line = self.status.status_line(now);
-        if let Err(e) = self.notifier.status(&line) {
-            tracing::debug!(error = %e, "STATUS= not sent");
-        }
+        self.reporter.phase(phase, SystemTime::now());
     }
 
     /// Register, retrying until the API accepts it (or a stop signal).
@@ -321,13 +302,8 @@ impl Daemon {
         };
         tokio::select! {
             r = register::register(&cfg, db, &kernel, client, &opts) => {
-                match r {
-                    Ok(_) => self.metrics.api_call(ApiCall::Register, None),
-                    Err(e) => {
-                        self.metrics.api_call(ApiCall::Register, Some(ApiErrorKind::Permanent));
-                        return Err(e);
-                    }
-                }
+                self.reporter.registered(r.is_ok());
+                r?;
                 (self.observer)(&LoopEvent::Registered);
                 Ok(true)
             }
@@ -341,21 +317,7 @@ impl Daemon {
     async fn start_side_jobs(&mut self) -> Result<(), Error> {
         let cfg = self.agent.cfg.clone();
         if self.opts.metrics {
-            let addr = format!(
-                "{}:{}",
-                cfg.metrics_server_bind_address, cfg.metrics_server_port
-            );
-            match addr.parse::<SocketAddr>() {
-                Ok(addr) => match self.metrics.clone().serve(addr).await {
-                    Ok(server) => {
-                        tracing::info!(addr = %server.local_addr(), "serving /metrics");
-                        self.metrics_server = Some(server);
-                    }
-                    // The agent's job matters more than its metrics.
-                    Err(e) => tracing::error!(error = %e, "metrics are not served"),
-                },
-                Err(e) => tracing::error!(%addr, error = %e, "metrics are not served"),
-            }
+            self.serve_metrics(&cfg).await;
         }
         if self.opts.kernel {
             let view = match &self.opts.kernel_netns {
@@ -389,21 +351,38 @@ impl Daemon {
         if !self.agent.db().is_connected() {
             tracing::warn!("SONiC's redis is not reachable yet; starting anyway");
         }
-        if let Err(e) = self
-            .notifier
-            .ready(&self.status.status_line(SystemTime::now()))
-        {
-            tracing::warn!(error = %e, "READY=1 not sent");
-        }
+        self.reporter.ready(SystemTime::now());
         Ok(())
+    }
+
+    /// Serve `/metrics` (the agent's job matters more than its metrics: a
+    /// failure is logged, not fatal).
+    async fn serve_metrics(&mut self, cfg: &Config) {
+        let addr = format!(
+            "{}:{}",
+            cfg.metrics_server_bind_address, cfg.metrics_server_port
+        );
+        match addr.parse::<SocketAddr>() {
+            Ok(addr) => match self.reporter.metrics().serve(addr).await {
+                Ok(server) => {
+                    tracing::info!(addr = %server.local_addr(), "serving /metrics");
+                    self.metrics_server = Some(server);
+                }
+                Err(e) => tracing::error!(error = %e, "metrics are not served"),
+            },
+            Err(e) => tracing::error!(%addr, error = %e, "metrics are not served"),
+        }
     }
 
     /// Run until SIGTERM / SIGINT.
     pub async fn run(mut self) -> Result<(), Error> {
         self.set_phase(LoopPhase::Starting);
         self.start_side_jobs().await?;
-        let mut port_events = self.agent.kernel().map(KernelView::port_events);
-        let mut kernel_states = self.agent.kernel().map(KernelView::subscribe);
+        let mut wakers = Wakers {
+            port_events: self.agent.kernel().map(KernelView::port_events),
+            kernel_states: self.agent.kernel().map(KernelView::subscribe),
+            stop: self.signals.stop.clone(),
+        };
         self.set_phase(LoopPhase::Registering);
         if !self.stopping() && !self.register().await? {
             return self.finish().await;
@@ -412,16 +391,13 @@ impl Daemon {
             Instant::now(),
             self.agent.cfg.reconfigure_switch_interval.0,
             (self.agent.cfg.api_version == ApiVersion::V2).then_some(PING_INTERVAL),
-            self.notifier.watchdog_period(),
+            self.reporter.watchdog_period(),
         );
-        let mut stop = self.signals.stop.clone();
         self.set_phase(LoopPhase::Idle);
         while !self.stopping() {
             match schedule.next(Instant::now()) {
                 Next::Watchdog => {
-                    if let Err(e) = self.notifier.watchdog() {
-                        tracing::warn!(error = %e, "WATCHDOG=1 not sent");
-                    }
+                    self.reporter.watchdog();
                     schedule.watchdog_sent(Instant::now());
                 }
                 Next::Ping => {
@@ -429,26 +405,13 @@ impl Daemon {
                     schedule.pinged(Instant::now());
                 }
                 Next::Reconcile { trigger, refetch } => {
-                    let started = Instant::now();
-                    self.reconcile(trigger, refetch).await;
-                    let o = self.last_outcome.as_ref();
-                    if let Some(o) = o {
-                        let wait = backoff(
-                            schedule.failures() + 1,
-                            self.agent.cfg.reconfigure_switch_interval.0,
-                            0.8 + fastrand::f64() * 0.4,
-                        );
-                        schedule.reconciled(started, o, wait);
-                        if o.is_converged() || o.kernel_pending {
-                            schedule.kernel_check_at(Instant::now());
-                        }
-                    }
-                    schedule.reported(Instant::now());
+                    self.reconcile_scheduled(&mut schedule, trigger, refetch)
+                        .await;
                 }
                 Next::Report => {
                     if let Some(o) = self.last_outcome.clone() {
                         self.report(&o).await;
-                        self.publish_status();
+                        self.reporter.publish(SystemTime::now());
                     }
                     schedule.reported(Instant::now());
                 }
@@ -461,68 +424,110 @@ impl Daemon {
                         schedule.trigger(Trigger::Kernel, false);
                     }
                 }
-                Next::Wait(until) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(until.into()) => {}
-                        _ = stop.wait_for(|s| *s) => {}
-                        Some(()) = self.signals.hup.recv() => {
-                            self.reload(&mut schedule);
-                        }
-                        ev = self.agent.db_mut().next_event() => {
-                            if ev.is_none() {
-                                return Err(Error::Runtime {
-                                    what: "following CONFIG_DB",
-                                    source: std::io::Error::other("the CONFIG_DB feed stopped"),
-                                });
-                            }
-                            self.on_configdb_change(&mut schedule);
-                        }
-                        Some(()) = async {
-                            match self.bgp_watch.as_mut() {
-                                Some(w) => w.changed().await,
-                                None => std::future::pending().await,
-                            }
-                        } => schedule.report_soon(),
-                        ev = async {
-                            match port_events.as_mut() {
-                                Some(rx) => rx.recv().await,
-                                None => std::future::pending().await,
-                            }
-                        } => match ev {
-                            Ok(PortEvent { port, old, new }) => {
-                                if self.is_reported_port(&port) {
-                                    tracing::info!(%port, ?old, ?new, "port operational state changed");
-                                    schedule.report_soon();
-                                }
-                            }
-                            // Events were lost: report the current states.
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                                schedule.report_soon();
-                            }
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                                return Err(Error::Runtime {
-                                    what: "following the kernel's links",
-                                    source: std::io::Error::other("the kernel view stopped"),
-                                });
-                            }
-                        },
-                        changed = async {
-                            match kernel_states.as_mut() {
-                                Some(rx) => rx.changed().await,
-                                None => std::future::pending().await,
-                            }
-                        } => {
-                            if changed.is_ok() {
-                                schedule.kernel_check_at(Instant::now());
-                            } else {
-                                kernel_states = None;
-                            }
-                        }
-                    }
-                }
+                Next::Wait(until) => self.wait(until, &mut schedule, &mut wakers).await?,
             }
         }
         self.finish().await
+    }
+
+    /// A reconcile the schedule asked for; tells the schedule how it ended.
+    async fn reconcile_scheduled(
+        &mut self,
+        schedule: &mut Schedule,
+        trigger: Trigger,
+        refetch: bool,
+    ) {
+        let started = Instant::now();
+        self.reconcile(trigger, refetch).await;
+        if let Some(o) = self.last_outcome.as_ref() {
+            let wait = backoff(
+                schedule.failures() + 1,
+                self.agent.cfg.reconfigure_switch_interval.0,
+                0.8 + fastrand::f64() * 0.4,
+            );
+            schedule.reconciled(started, o, wait);
+            if o.is_converged() || o.kernel_pending {
+                schedule.kernel_check_at(Instant::now());
+            }
+        }
+        schedule.reported(Instant::now());
+    }
+
+    /// Wait until `until` or until something wakes the loop: a signal, a
+    /// CONFIG_DB notification, the BGP state file, a port's state, the
+    /// kernel view.
+    async fn wait(
+        &mut self,
+        until: Instant,
+        schedule: &mut Schedule,
+        w: &mut Wakers,
+    ) -> Result<(), Error> {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until.into()) => {}
+            _ = w.stop.wait_for(|s| *s) => {}
+            Some(()) = self.signals.hup.recv() => {
+                self.reload(schedule);
+            }
+            ev = self.agent.db_mut().next_event() => {
+                if ev.is_none() {
+                    return Err(Error::Runtime {
+                        what: "following CONFIG_DB",
+                        source: std::io::Error::other("the CONFIG_DB feed stopped"),
+                    });
+                }
+                self.on_configdb_change(schedule);
+            }
+            Some(()) = async {
+                match self.bgp_watch.as_mut() {
+                    Some(w) => w.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => schedule.report_soon(),
+            ev = async {
+                match w.port_events.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => self.on_port_event(ev, schedule)?,
+            changed = async {
+                match w.kernel_states.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if changed.is_ok() {
+                    schedule.kernel_check_at(Instant::now());
+                } else {
+                    w.kernel_states = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A port's operational state changed (or events were lost).
+    fn on_port_event(
+        &mut self,
+        ev: Result<PortEvent, broadcast::error::RecvError>,
+        schedule: &mut Schedule,
+    ) -> Result<(), Error> {
+        match ev {
+            Ok(PortEvent { port, old, new }) => {
+                if self.is_reported_port(&port) {
+                    tracing::info!(%port, ?old, ?new, "port operational state changed");
+                    schedule.report_soon();
+                }
+            }
+            // Events were lost: report the current states.
+            Err(broadcast::error::RecvError::Lagged(_)) => schedule.report_soon(),
+            Err(broadcast::error::RecvError::Closed) => {
+                return Err(Error::Runtime {
+                    what: "following the kernel's links",
+                    source: std::io::Error::other("the kernel view stopped"),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// A CONFIG_DB notification arrived (and was applied to the view).
@@ -549,13 +554,15 @@ impl Daemon {
 
     /// SIGHUP: re-read the configuration.
     fn reload(&mut self, schedule: &mut Schedule) {
-        let _ = self.notifier.reloading("re-reading the configuration");
+        self.reporter.reloading("re-reading the configuration");
         match (self.loader)() {
             Ok(cfg) => {
                 let interval = cfg.reconfigure_switch_interval.0;
+                let reporting = reporter_options(&cfg, &self.opts);
                 match self.agent.set_config(cfg) {
                     Ok(()) => {
                         tracing::info!("configuration re-read (SIGHUP)");
+                        self.reporter.set_options(reporting);
                         schedule.set_interval(Instant::now(), interval);
                         schedule.trigger(Trigger::Reload, true);
                     }
@@ -570,20 +577,18 @@ impl Daemon {
                 "SIGHUP: the configuration is invalid; keeping the old one"
             ),
         }
-        let _ = self
-            .notifier
-            .ready(&self.status.status_line(SystemTime::now()));
+        self.reporter.ready(SystemTime::now());
     }
 
-    /// One reconcile with everything around it: status, metrics, log,
-    /// report, phone-home ports.
+    /// One reconcile with everything around it: the reporter, the
+    /// phone-home ports, the observer.
     async fn reconcile(&mut self, trigger: Trigger, refetch: bool) {
         self.set_phase(LoopPhase::Reconciling);
         let started_at = SystemTime::now();
         let deadline = Instant::now() + self.agent.cfg.timeout.0;
         let outcome = self.agent.reconcile_once(trigger, refetch, deadline).await;
-        self.log(&outcome);
-        self.record(&outcome, started_at);
+        self.reporter
+            .reconciled(&outcome, started_at, SystemTime::now());
         self.report(&outcome).await;
         if let Some(spec) = self.agent.spec() {
             let ports: BTreeSet<String> = spec.ports.keys().cloned().collect();
@@ -595,103 +600,7 @@ impl Daemon {
         }
         (self.observer)(&LoopEvent::Reconciled(Box::new(outcome.clone())));
         self.last_outcome = Some(outcome);
-        self.status.set_phase(LoopPhase::Idle);
-        self.publish_status();
-    }
-
-    /// Metrics and the status record of one reconcile.
-    fn record(&mut self, o: &Outcome, started_at: SystemTime) {
-        let now = SystemTime::now();
-        let m = &self.metrics;
-        m.reconcile_finished(o.result, o.duration, now);
-        for (stage, d) in o.stages.to_map() {
-            m.observe_stage(stage, d);
-        }
-        if let Some(r) = &o.apply {
-            if let Some(plan) = &o.plan {
-                m.record_plan(plan);
-            }
-            m.record_apply(r);
-        }
-        match o.fetch_failed {
-            Some(transient) => m.api_call(
-                ApiCall::GetSwitch,
-                Some(if transient {
-                    ApiErrorKind::Transient
-                } else {
-                    ApiErrorKind::Permanent
-                }),
-            ),
-            None if o.refetched && !o.stages.fetch.is_zero() => {
-                m.api_call(ApiCall::GetSwitch, None)
-            }
-            None => {}
-        }
-        if o.desired_changed {
-            self.desired_generation += 1;
-            m.set_desired_generation(self.desired_generation);
-        }
-        self.status.desired = Some(status::DesiredState {
-            source: match self.agent.cfg.api_version {
-                ApiVersion::V1 => status::DesiredSource::ApiV1,
-                ApiVersion::V2 => status::DesiredSource::ApiV2,
-            },
-            generation: self.desired_generation,
-        });
-        if o.trigger == Trigger::Configdb && o.is_converged() && o.changes > 0 {
-            m.drift_repaired(DriftSource::Configdb);
-            let what = o
-                .plan
-                .as_ref()
-                .and_then(|p| p.iter_changes().next())
-                .map(|c| c.key.to_string())
-                .unwrap_or_default();
-            self.status.record_drift(DriftSource::Configdb, what, now);
-        }
-        self.status.record_reconcile(ReconcileRecord {
-            started_at: Timestamp(started_at),
-            duration: o.duration,
-            result: o.result,
-            error: o.error.clone(),
-            trigger: o.trigger,
-            stages: o.stages.to_map(),
-            changes: o.changes as u64,
-            phases: o.phases as u64,
-            frr_changed: matches!(o.frr, FrrOutcome::Replaced { .. }),
-        });
-    }
-
-    fn log(&mut self, o: &Outcome) {
-        match o.result {
-            ReconcileResult::Converged | ReconcileResult::DryRun => {
-                if o.unchanged {
-                    tracing::debug!(generation = o.generation, "{}", o.summary());
-                } else {
-                    tracing::info!(
-                        generation = o.generation,
-                        trigger = o.trigger.as_str(),
-                        changes = o.changes,
-                        phases = o.phases,
-                        duration_ms = o.duration.as_secs_f64() * 1e3,
-                        "{}",
-                        o.summary()
-                    );
-                }
-                self.last_error = None;
-            }
-            ReconcileResult::Invalid | ReconcileResult::Error | ReconcileResult::Pending => {
-                // An error is logged once, not on every retry of it.
-                if self.last_error != o.error {
-                    tracing::error!(generation = o.generation, "{}", o.summary());
-                    if let Some(e) = &o.error {
-                        tracing::error!("{e}");
-                    }
-                    self.last_error = o.error.clone();
-                } else {
-                    tracing::debug!(generation = o.generation, "{}", o.summary());
-                }
-            }
-        }
+        self.set_phase(LoopPhase::Idle);
     }
 
     /// Compare the kernel with the desired state; schedule repairs of drift
@@ -715,34 +624,9 @@ impl Daemon {
         let mismatches = compare(&state, &expectations(spec));
         let now = self.start.elapsed();
         let drift = self.drift.observe(now, &mismatches);
-        let mut problems: Vec<String> = Vec::new();
-        for f in &drift.failed {
-            problems.push(format!(
-                "{} (not repaired by {} re-assertion(s) through CONFIG_DB)",
-                f.mismatch, f.repairs
-            ));
-        }
-        for m in &drift.unrepairable {
-            problems.push(format!("{m} (SONiC cannot repair this from CONFIG_DB)"));
-        }
-        let problem =
-            (!problems.is_empty()).then(|| format!("kernel drift: {}", problems.join("; ")));
-        let newly_reported = problem.is_some() && problem != self.drift_problem;
-        if problem != self.drift_problem {
-            if let Some(p) = &problem {
-                tracing::error!("{p}");
-            }
-            self.drift_problem = problem;
-        }
+        let newly_reported = self.reporter.kernel_drift(&drift, SystemTime::now());
         if !drift.due.is_empty() {
-            let keys = repair_keys(&drift.due);
-            for m in &drift.due {
-                tracing::warn!(mismatch = %m, "kernel drift; re-asserting its CONFIG_DB entries");
-                self.metrics.drift_repaired(DriftSource::Kernel);
-                self.status
-                    .record_drift(DriftSource::Kernel, m.to_string(), SystemTime::now());
-            }
-            self.agent.reassert(keys);
+            self.agent.reassert(repair_keys(&drift.due));
             self.drift.repaired(now, &drift.due);
         }
         if !drift.due.is_empty() || newly_reported {
@@ -754,11 +638,16 @@ impl Daemon {
         drift.next_check
     }
 
-    /// Send the report of `outcome` (v1 notify, v2 heartbeat) and record the
-    /// observed states.
-    async fn report(&mut self, outcome: &Outcome) {
-        let started = Instant::now();
-        let bgp: Option<Neighbors> = match &self.bgp {
+    /// What the switch shows now: the kernel's port states, the BGP
+    /// sessions (when they can be read), phone-home.
+    async fn observe(
+        &self,
+    ) -> (
+        BTreeMap<String, PortOperState>,
+        Option<Neighbors>,
+        Option<PhoneHomeSnapshot>,
+    ) {
+        let bgp = match &self.bgp {
             Some(src) => match src.read().await {
                 Ok(n) => Some(n),
                 Err(e) => {
@@ -768,128 +657,45 @@ impl Daemon {
             },
             None => None,
         };
-        let oper: BTreeMap<String, PortOperState> = self
+        let oper = self
             .agent
             .kernel()
             .map(KernelView::oper_states)
             .unwrap_or_default();
-        self.observe_states(&oper, bgp.as_ref());
-        let mut rep: SwitchReport = {
-            let view = self.agent.db().view();
-            report::build(
-                outcome,
-                self.agent.desired(),
-                &self.agent.cfg,
-                &view.config,
-                &oper,
-                bgp.as_ref(),
-            )
+        let phone_home = self.phone_home.as_ref().map(PhoneHomeHandle::snapshot);
+        (oper, bgp, phone_home)
+    }
+
+    /// Observe the switch and send the report of `outcome` (v1 notify, v2
+    /// heartbeat).
+    async fn report(&mut self, outcome: &Outcome) {
+        let (oper, bgp, phone_home) = self.observe().await;
+        let seen = Observed {
+            oper: &oper,
+            bgp: bgp.as_ref(),
+            phone_home: phone_home.as_ref(),
         };
-        if rep.error.is_none() {
-            rep.error = self.drift_problem.clone();
+        if let Some(spec) = self.agent.spec() {
+            self.reporter.observed(spec, &seen);
         }
+        let rep = self.reporter.switch_report(
+            outcome,
+            self.agent.desired(),
+            &self.agent.db().view().config,
+            &seen,
+        );
         let Ok(id) = self.agent.cfg.hostname().map(str::to_owned) else {
             return;
         };
-        let Some(client) = self.agent.api_mut() else {
+        let Some(client) = self.agent.api.as_mut() else {
             return;
         };
-        let result = client.report(&id, &rep).await;
-        let (ok, error) = match result {
-            Ok(_) => {
-                self.metrics.api_call(ApiCall::Report, None);
-                (true, None)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot report to the metal API");
-                let kind = if e.is_transient() {
-                    ApiErrorKind::Transient
-                } else {
-                    ApiErrorKind::Permanent
-                };
-                self.metrics.api_call(ApiCall::Report, Some(kind));
-                self.metrics
-                    .metal_core_error(MetalCoreOperation::ReconfigurationNotification);
-                (false, Some(e.to_string()))
-            }
+        let sent = self.reporter.send(client, &id, &rep).await;
+        let (ok, error) = match sent {
+            Ok(()) => (true, None),
+            Err(e) => (false, Some(e)),
         };
-        tracing::debug!(elapsed = ?started.elapsed(), ok, "reported");
-        self.metrics
-            .observe_stage(status::Stage::Report, started.elapsed());
         (self.observer)(&LoopEvent::Reported { ok, error });
-    }
-
-    /// Port, BGP and phone-home states into the status record and metrics.
-    fn observe_states(&mut self, oper: &BTreeMap<String, PortOperState>, bgp: Option<&Neighbors>) {
-        let Some(spec) = self.agent.spec() else {
-            return;
-        };
-        let snapshot = self.phone_home.as_ref().map(PhoneHomeHandle::snapshot);
-        let mut ports = BTreeMap::new();
-        for (name, p) in &spec.ports {
-            let state = oper.get(name).copied().unwrap_or(PortOperState::Unknown);
-            let lldp = snapshot
-                .as_ref()
-                .and_then(|s| s.neighbors.get(name))
-                .and_then(|n| {
-                    Some(LldpNeighbor {
-                        machine_id: n.machine_id.clone()?,
-                        last_seen: Timestamp(std::time::UNIX_EPOCH + n.last_seen),
-                    })
-                });
-            ports.insert(
-                name.clone(),
-                PortStatus {
-                    oper: state,
-                    admin: p.admin,
-                    lldp,
-                },
-            );
-        }
-        self.metrics
-            .set_port_states(ports.iter().map(|(n, p)| (n.as_str(), p.oper)));
-        self.status.ports = ports;
-        if let Some(n) = bgp {
-            self.metrics
-                .set_bgp_states(n.states.iter().map(|(p, b)| (p.as_str(), b)));
-            self.status.set_bgp(n.states.iter());
-        }
-        if let Some(s) = snapshot {
-            let seen = &mut self.phone_home_seen;
-            let m = &self.metrics;
-            let delta = |now: u64, before: &mut u64| {
-                let d = now.saturating_sub(*before);
-                *before = now;
-                d
-            };
-            m.phone_home(
-                PhoneHomeResult::Queued,
-                delta(s.stats.phone_home_frames, &mut seen.phone_home_frames),
-            );
-            m.phone_home(
-                PhoneHomeResult::Sent,
-                delta(s.stats.events_sent, &mut seen.events_sent),
-            );
-            let failed = delta(s.stats.sends_failed, &mut seen.sends_failed);
-            m.phone_home(PhoneHomeResult::Failed, failed);
-            for _ in 0..failed {
-                m.api_call(ApiCall::SendEvents, Some(ApiErrorKind::Transient));
-                m.metal_core_error(MetalCoreOperation::SendProvisioning);
-            }
-            for _ in 0..delta(s.stats.sends_ok, &mut seen.sends_ok) {
-                m.api_call(ApiCall::SendEvents, None);
-            }
-            let dropped = delta(s.stats.dropped_overflow, &mut seen.dropped_overflow)
-                + delta(s.stats.events_rejected, &mut seen.events_rejected);
-            m.phone_home(PhoneHomeResult::Dropped, dropped);
-            m.set_phone_home_pending(s.pending.len() as u64);
-            self.status.phone_home = status::PhoneHome {
-                pending: s.pending.len() as u64,
-                sent: s.stats.events_sent,
-                last_sent: s.last_success.map(|d| Timestamp(std::time::UNIX_EPOCH + d)),
-                failures: s.stats.sends_failed,
-            };
-        }
     }
 
     /// Whether the API hears about `port` (a nic of the desired state).
@@ -898,9 +704,10 @@ impl Daemon {
             return false;
         };
         let view = self.agent.db().view();
+        let naming = self.agent.cfg.interface_naming_schema;
         desc.nics
             .iter()
-            .any(|n| report::kernel_name(&n.name, &self.agent.cfg, &view.config) == Some(port))
+            .any(|n| kernel_name(&n.name, naming, &view.config) == Some(port))
     }
 
     /// v2 `ComponentService/Ping` (v1: nothing).
@@ -912,7 +719,7 @@ impl Daemon {
             .started
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        let Some(client) = self.agent.api_mut() else {
+        let Some(client) = self.agent.api.as_mut() else {
             return;
         };
         let ping = ComponentPing {
@@ -921,19 +728,13 @@ impl Daemon {
             interval: PING_INTERVAL,
             version: AGENT_VERSION.to_owned(),
         };
-        match client.ping(&ping).await {
-            Ok(()) => self.metrics.api_call(ApiCall::Ping, None),
-            Err(e) => {
-                tracing::warn!(error = %e, "component ping failed");
-                self.metrics
-                    .api_call(ApiCall::Ping, Some(ApiErrorKind::Transient));
-            }
-        }
+        let result = client.ping(&ping).await;
+        self.reporter.pinged(result.as_ref().map(|_| ()));
     }
 
     /// Shut down: `STOPPING=1`, the side jobs, the last status.
     async fn finish(mut self) -> Result<(), Error> {
-        let _ = self.notifier.stopping("stopping");
+        self.reporter.stopping("stopping");
         (self.observer)(&LoopEvent::Stopping);
         tracing::info!("stopping");
         self.set_phase(LoopPhase::Stopping);

@@ -1,7 +1,7 @@
 //! Every Prometheus metric of the agent, and the `/metrics` endpoint (feature `agent`).
 //!
 //! [`Metrics`] owns the registry and one typed handle per metric family; the
-//! reconcile loop records through its methods (`reconcile_finished`,
+//! reporter (`super::Reporter`) records through its methods (`reconcile_finished`,
 //! `observe_stage`, `record_plan`, …), never through label strings, so every
 //! label set stays bounded: results, stages, tables, actions, drift sources,
 //! API calls, error kinds and phone-home results are enums; `port` labels
@@ -43,12 +43,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::vocab::{DriftSource, ReconcileResult, Stage};
 use crate::configdb::diff::Op;
 use crate::configdb::plan::Plan;
-use crate::configdb::redis::ApplyReport;
 use crate::configdb::schema::Table;
 use crate::observed::{BgpPortState, BgpState, PortOperState};
-use crate::status::{DriftSource, ReconcileResult, Stage};
 
 /// Path of the metrics endpoint.
 pub const METRICS_PATH: &str = "/metrics";
@@ -625,16 +624,7 @@ impl Metrics {
         }
     }
 
-    /// An apply's report: observes the `configdb_write` and `barrier_wait`
-    /// stages and adds the round trips it made. (Count the plan's
-    /// operations with [`Metrics::record_plan`].)
-    pub fn record_apply(&self, report: &ApplyReport) {
-        self.observe_stage(Stage::ConfigdbWrite, report.write_time);
-        self.observe_stage(Stage::BarrierWait, report.barrier_time);
-        self.redis_round_trips.inc_by(report.stats.round_trips);
-    }
-
-    /// Round trips to redis outside an apply (e.g. the read of a no-op reconcile).
+    /// Round trips to redis.
     pub fn redis_round_trips(&self, n: u64) {
         self.redis_round_trips.inc_by(n);
     }
@@ -646,7 +636,7 @@ impl Metrics {
             .inc();
     }
 
-    /// The desired state's generation (see [`crate::status::DesiredState`]).
+    /// The desired state's generation (see [`super::status::DesiredState`]).
     pub fn set_desired_generation(&self, generation: u64) {
         self.desired_generation
             .set(i64::try_from(generation).unwrap_or(i64::MAX));

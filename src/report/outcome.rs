@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::api::WireVersion;
+use super::vocab::{ReconcileResult, Stage, Trigger};
+use crate::config::ApiVersion;
 use crate::configdb::plan::Plan;
 use crate::configdb::redis::ApplyReport;
-pub use crate::status::{ReconcileResult, Stage, Trigger};
 
 /// Time spent per stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -89,7 +89,7 @@ pub struct Outcome {
     pub fetch_failed: Option<bool>,
     /// The desired state differs from the previous reconcile's.
     pub desired_changed: bool,
-    pub api_version: Option<WireVersion>,
+    pub api_version: Option<ApiVersion>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Whether a later attempt may succeed without a change of input.

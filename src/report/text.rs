@@ -1,0 +1,361 @@
+//! The status record as text for people (pure): the one line systemd shows
+//! (`STATUS=`, [`Status::status_line`]) and the summary of
+//! `metal-switchd status` ([`Status::text`]), one section per part of the
+//! record. Nothing here reads the clock: `now` is given.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use super::status::{ReconcileRecord, Status};
+use super::vocab::DriftSource;
+use crate::observed::{BgpState, PortOperState};
+
+impl Status {
+    /// The one-line summary for systemd's `STATUS=` (shown by `systemctl status`).
+    pub fn status_line(&self, now: SystemTime) -> String {
+        let mut s = String::from(self.phase.as_str());
+        if let Some(r) = &self.last_reconcile {
+            let _ = write!(
+                s,
+                "; last reconcile #{} {} {} ago in {}",
+                self.reconciles,
+                r.result,
+                short_duration(r.started_at.age(now)),
+                short_duration(r.duration)
+            );
+            if r.changes > 0 {
+                let _ = write!(s, ", {} changes", r.changes);
+            }
+            if let Some(e) = &r.error {
+                let first = e.lines().next().unwrap_or_default();
+                let _ = write!(s, ": {}", truncate(first, 120));
+            }
+        }
+        if self.consecutive_failures > 1 {
+            let _ = write!(s, "; {} failures in a row", self.consecutive_failures);
+        }
+        if let Some(d) = &self.desired {
+            let _ = write!(s, "; generation {}", d.generation);
+        }
+        let (up, total) = self.ports_up();
+        if total > 0 {
+            let _ = write!(s, "; ports {up}/{total} up");
+        }
+        if !self.bgp.is_empty() {
+            let _ = write!(
+                s,
+                "; BGP {}/{} established",
+                self.bgp_established(),
+                self.bgp.len()
+            );
+        }
+        s
+    }
+
+    fn ports_up(&self) -> (usize, usize) {
+        let up = self
+            .ports
+            .values()
+            .filter(|p| p.oper == PortOperState::Up)
+            .count();
+        (up, self.ports.len())
+    }
+
+    fn bgp_established(&self) -> usize {
+        self.bgp
+            .values()
+            .filter(|b| b.state == BgpState::Established)
+            .count()
+    }
+
+    /// The human summary of `metal-switchd status`.
+    pub fn text(&self, now: SystemTime) -> String {
+        let mut o = String::new();
+        self.text_process(&mut o, now);
+        self.text_reconcile(&mut o, now);
+        self.text_drift(&mut o);
+        self.text_ports(&mut o);
+        self.text_bgp(&mut o);
+        self.text_phone_home(&mut o);
+        o
+    }
+
+    fn text_process(&self, o: &mut String, now: SystemTime) {
+        let a = &self.agent;
+        let _ = writeln!(
+            o,
+            "metal-switchd {} ({}), pid {}, up {} (since {})",
+            a.version,
+            a.revision,
+            a.pid,
+            short_duration(a.started_at.age(now)),
+            a.started_at
+        );
+        let _ = writeln!(
+            o,
+            "phase:            {} (updated {} ago)",
+            self.phase.as_str(),
+            short_duration(self.updated_at.age(now))
+        );
+        let _ = writeln!(
+            o,
+            "reconciles:       {} ({} failed in a row)",
+            self.reconciles, self.consecutive_failures
+        );
+        match &self.desired {
+            Some(d) => {
+                let _ = writeln!(
+                    o,
+                    "desired state:    {} generation {}",
+                    d.source.as_str(),
+                    d.generation
+                );
+            }
+            None => o.push_str("desired state:    none yet\n"),
+        }
+    }
+
+    fn text_reconcile(&self, o: &mut String, now: SystemTime) {
+        match &self.last_reconcile {
+            Some(r) => text_record(o, r, now),
+            None => o.push_str("last reconcile:   none yet\n"),
+        }
+        match &self.last_success {
+            Some(t) => {
+                let _ = writeln!(
+                    o,
+                    "last success:     {t} ({} ago)",
+                    short_duration(t.age(now))
+                );
+            }
+            None => o.push_str("last success:     never\n"),
+        }
+    }
+
+    fn text_drift(&self, o: &mut String) {
+        let repairs: Vec<String> = DriftSource::ALL
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s.as_str(),
+                    self.drift.repairs.get(s).copied().unwrap_or(0)
+                )
+            })
+            .collect();
+        let _ = write!(o, "drift repairs:    {}", repairs.join(", "));
+        if let Some(l) = &self.drift.last {
+            let _ = write!(o, " (last: {} {} at {})", l.source.as_str(), l.what, l.at);
+        }
+        o.push('\n');
+    }
+
+    fn text_ports(&self, o: &mut String) {
+        let (up, total) = self.ports_up();
+        let lldp = self.ports.values().filter(|p| p.lldp.is_some()).count();
+        let _ = writeln!(
+            o,
+            "ports:            {total} ({up} up, {} not up); {lldp} with a machine seen over LLDP",
+            total - up
+        );
+        for (name, p) in self
+            .ports
+            .iter()
+            .filter(|(_, p)| p.oper != PortOperState::Up)
+        {
+            let admin = p
+                .admin
+                .map(|a| format!(", admin {}", a.as_str()))
+                .unwrap_or_default();
+            let _ = writeln!(o, "  {name:<14}{:?}{admin}", p.oper);
+        }
+    }
+
+    fn text_bgp(&self, o: &mut String) {
+        let mut by_state: BTreeMap<BgpState, usize> = BTreeMap::new();
+        for b in self.bgp.values() {
+            *by_state.entry(b.state).or_insert(0) += 1;
+        }
+        let states: Vec<String> = by_state
+            .iter()
+            .map(|(s, n)| format!("{n} {}", s.as_str()))
+            .collect();
+        let _ = writeln!(
+            o,
+            "BGP sessions:     {}{}",
+            self.bgp.len(),
+            if states.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", states.join(", "))
+            }
+        );
+        for (port, b) in self
+            .bgp
+            .iter()
+            .filter(|(_, b)| b.state != BgpState::Established)
+        {
+            let neighbor = if b.neighbor.is_empty() {
+                "-"
+            } else {
+                &b.neighbor
+            };
+            let _ = writeln!(
+                o,
+                "  {port:<14}{:<12}vrf {} peer-group {} neighbor {neighbor}",
+                b.state.as_str(),
+                b.vrf,
+                b.peer_group,
+            );
+        }
+    }
+
+    fn text_phone_home(&self, o: &mut String) {
+        let ph = &self.phone_home;
+        let _ = writeln!(
+            o,
+            "phone-home:       {} pending, {} sent, {} failed{}",
+            ph.pending,
+            ph.sent,
+            ph.failures,
+            ph.last_sent
+                .map(|t| format!(", last sent {t}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// The last reconcile's lines of the summary.
+fn text_record(o: &mut String, r: &ReconcileRecord, now: SystemTime) {
+    let _ = writeln!(
+        o,
+        "last reconcile:   {} at {} ({} ago), took {}, trigger {}",
+        r.result,
+        r.started_at,
+        short_duration(r.started_at.age(now)),
+        short_duration(r.duration),
+        r.trigger.as_str()
+    );
+    if let Some(e) = &r.error {
+        for (i, line) in e.lines().enumerate() {
+            let label = if i == 0 { "  error:" } else { "" };
+            let _ = writeln!(o, "{label:<18}{line}");
+        }
+    }
+    if !r.stages.is_empty() {
+        let stages: Vec<String> = r
+            .stages
+            .iter()
+            .map(|(k, v)| format!("{} {}", k.as_str(), short_duration(*v)))
+            .collect();
+        let _ = writeln!(o, "  stages:         {}", stages.join(", "));
+    }
+    let _ = writeln!(
+        o,
+        "  changes:        {} CONFIG_DB keys in {} phases; FRR {}",
+        r.changes,
+        r.phases,
+        if r.frr_changed {
+            "reloaded"
+        } else {
+            "unchanged"
+        }
+    );
+}
+
+/// `1.2s`, `340ms`, `2h3m`: short and rounded, for people.
+pub fn short_duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1.0 {
+        format!("{:.0}µs", d.as_secs_f64() * 1e6)
+    } else if ms < 1000.0 {
+        format!("{ms:.0}ms")
+    } else if d.as_secs() < 60 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if d.as_secs() < 3600 {
+        format!("{}m{}s", d.as_secs() / 60, d.as_secs() % 60)
+    } else if d.as_secs() < 86400 {
+        format!("{}h{}m", d.as_secs() / 3600, d.as_secs() % 3600 / 60)
+    } else {
+        format!("{}d{}h", d.as_secs() / 86400, d.as_secs() % 86400 / 3600)
+    }
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max_chars).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::status::sample::{record, sample, t};
+    use super::super::vocab::{LoopPhase, ReconcileResult};
+    use super::*;
+
+    #[test]
+    fn status_line_is_one_short_line() {
+        let mut s = sample();
+        let line = s.status_line(t(40));
+        assert_eq!(
+            line,
+            "idle; last reconcile #1 converged 30.0s ago in 1.5s, 3 changes; generation 7; \
+             ports 1/2 up; BGP 1/2 established"
+        );
+        s.record_reconcile(record(ReconcileResult::Error, 41));
+        s.record_reconcile(record(ReconcileResult::Error, 50));
+        s.set_phase(LoopPhase::Reconciling);
+        let line = s.status_line(t(52));
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with(
+                "reconciling; last reconcile #3 error 2.0s ago in 1.5s, 3 changes: \
+                 redis: connection refused; 2 failures in a row"
+            ),
+            "{line}"
+        );
+        let mut long = record(ReconcileResult::Error, 60);
+        long.error = Some("x".repeat(500));
+        s.record_reconcile(long);
+        assert!(s.status_line(t(61)).chars().count() < 300);
+    }
+
+    #[test]
+    fn text_summary_shows_what_needs_attention() {
+        let s = sample();
+        let text = s.text(t(40));
+        for want in [
+            "metal-switchd 0.1.0",
+            "pid 4242, up 40.0s",
+            "phase:            idle",
+            "desired state:    api-v1 generation 7",
+            "last reconcile:   converged at 2026-09-21T14:13:30.000Z (30.0s ago), took 1.5s, trigger timer",
+            "stages:         fetch 12ms, barrier_wait 800ms",
+            "changes:        3 CONFIG_DB keys in 2 phases; FRR reloaded",
+            "drift repairs:    configdb 1, kernel 0 (last: configdb PORT|Ethernet4 mtu",
+            "ports:            2 (1 up, 1 not up); 1 with a machine seen over LLDP",
+            "  Ethernet4     Down",
+            "BGP sessions:     2 (1 Active, 1 Established)",
+            "  Ethernet120   Active      vrf default peer-group FABRIC neighbor -",
+            "phone-home:       1 pending, 5 sent, 0 failed, last sent",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        assert!(!text.contains("Ethernet0     Up"), "{text}");
+    }
+
+    #[test]
+    fn short_durations() {
+        assert_eq!(short_duration(Duration::from_micros(300)), "300µs");
+        assert_eq!(short_duration(Duration::from_millis(41)), "41ms");
+        assert_eq!(short_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(short_duration(Duration::from_secs(125)), "2m5s");
+        assert_eq!(short_duration(Duration::from_secs(7380)), "2h3m");
+        assert_eq!(short_duration(Duration::from_secs(90000)), "1d1h");
+    }
+}
