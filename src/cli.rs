@@ -272,7 +272,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Render(RenderCommand::Configdb(args)) => {
             let (_, desc) = read_switch(&cfg, &args.switch)?;
             let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
-            let prepared = reconcile::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
+            let prepared = reconcile::prepare(&desc, &cfg, &state, &confirmed)?;
             print_json(&snapshot::target_to_config_db_json(&target::target(
                 &prepared.spec,
             )));
@@ -281,7 +281,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Render(RenderCommand::Frr(args)) => {
             let (_, desc) = read_switch(&cfg, &args.switch)?;
             let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
-            let prepared = reconcile::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
+            let prepared = reconcile::prepare(&desc, &cfg, &state, &confirmed)?;
             print(&frr::render(&prepared.spec));
             Ok(EXIT_OK)
         }
@@ -391,7 +391,7 @@ async fn read_state(
 async fn plan(cfg: &Config, args: &PlanArgs) -> Result<u8, Error> {
     let (version, desc) = read_switch(cfg, &args.switch)?;
     let (state, confirmed) = read_state(cfg, args.configdb.as_deref()).await?;
-    let prepared = reconcile::prepare_confirmed(&desc, cfg, &state, &confirmed)?;
+    let prepared = reconcile::prepare(&desc, cfg, &state, &confirmed)?;
     match args.format {
         Format::Text => print(&prepared.plan.to_string()),
         Format::Json => print_json(&json!({
@@ -540,7 +540,7 @@ async fn fetch(cfg: &Config, args: &FetchArgs) -> Result<u8, Error> {
     let mut client = ApiClient::from_config(cfg)?;
     let fetched = client.get(&id).await?;
     let (state, confirmed) = read_state(cfg, args.configdb.as_deref()).await?;
-    let prepared = reconcile::prepare_confirmed(&fetched.desc, cfg, &state, &confirmed)?;
+    let prepared = reconcile::prepare(&fetched.desc, cfg, &state, &confirmed)?;
     match args.format {
         Format::Text => print(&spec_text(&prepared.spec)),
         Format::Json => print_json(&json!({

@@ -12,6 +12,7 @@
 // covers #[test] functions themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use metal_switchd::configdb::confirmed::Confirmed;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -1249,9 +1250,10 @@ async fn registration_from_redis_and_netlink() {
         // The API's switch (leaf01 existed: VRFs kept) as a SwitchSpec.
         let got = client.get("leaf01").await.unwrap();
         let state = db.read().await.unwrap().0;
-        let spec = metal_switchd::reconcile::prepare(&got.desc, &cfg, &state)
-            .unwrap()
-            .spec;
+        let spec =
+            metal_switchd::reconcile::prepare(&got.desc, &cfg, &state, &Confirmed::assumed())
+                .unwrap()
+                .spec;
         assert_eq!(spec.hostname, "leaf01");
         assert_eq!(
             spec.vrfs.keys().copied().collect::<Vec<_>>(),

@@ -2,6 +2,7 @@
 //! `config_db.json` snapshot, output formats, `check-config`, exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use metal_switchd::configdb::confirmed::Confirmed;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -494,13 +495,14 @@ fn converged_leaf01_snapshot() -> Value {
         Vec::new(),
     )
     .unwrap();
-    let prepared = metal_switchd::reconcile::prepare(&desc, &cfg, &state).unwrap();
+    let prepared =
+        metal_switchd::reconcile::prepare(&desc, &cfg, &state, &Confirmed::assumed()).unwrap();
     assert!(prepared.plan.changes() > 0, "the base is already converged");
     for change in prepared.plan.iter_changes() {
         apply_to_state(&mut state, change);
     }
     assert!(
-        metal_switchd::reconcile::prepare(&desc, &cfg, &state)
+        metal_switchd::reconcile::prepare(&desc, &cfg, &state, &Confirmed::assumed())
             .unwrap()
             .plan
             .is_empty(),

@@ -7,6 +7,7 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use metal_switchd::configdb::confirmed::Confirmed;
 use std::path::Path;
 use std::process::Command;
 
@@ -28,7 +29,8 @@ fn render_case(dir: &Path) -> Result<String, String> {
         Config::from_sources(Some(("config.toml", &config)), vec![]).map_err(|e| e.to_string())?;
     let (_, desc) =
         api::parse_switch_document("switch.json", &switch, None).map_err(|e| e.to_string())?;
-    let prepared = reconcile::prepare(&desc, &cfg, &base_state()).map_err(|e| e.to_string())?;
+    let prepared = reconcile::prepare(&desc, &cfg, &base_state(), &Confirmed::assumed())
+        .map_err(|e| e.to_string())?;
     Ok(frr::render(&prepared.spec))
 }
 
@@ -107,7 +109,7 @@ fn injected_names_are_rejected_before_rendering() {
         };
         let doc = serde_json::json!({"id": "leaf01", "rack_id": "r", "nics": [nic]}).to_string();
         let (_, desc) = api::parse_switch_document("t", &doc, None).unwrap();
-        let err = match reconcile::prepare(&desc, &cfg, &state) {
+        let err = match reconcile::prepare(&desc, &cfg, &state, &Confirmed::assumed()) {
             Ok(p) => panic!(
                 "{field} {bad:?} was accepted; frr.conf would contain:\n{}",
                 frr::render(&p.spec)
@@ -125,7 +127,7 @@ fn injected_names_are_rejected_before_rendering() {
     let (_, desc) =
         api::parse_switch_document("t", r#"{"id": "leaf01", "rack_id": "r", "nics": []}"#, None)
             .unwrap();
-    let err = reconcile::prepare(&desc, &bad_host, &state).unwrap_err();
+    let err = reconcile::prepare(&desc, &bad_host, &state, &Confirmed::assumed()).unwrap_err();
     assert!(err.to_string().contains("hostname"), "{err}");
 }
 
@@ -208,7 +210,7 @@ fn management_route_family_must_match_the_gateway() {
         None,
     )
     .unwrap();
-    let err = reconcile::prepare(&desc, &cfg, &base_state())
+    let err = reconcile::prepare(&desc, &cfg, &base_state(), &Confirmed::assumed())
         .unwrap_err()
         .to_string();
     assert!(

@@ -18,6 +18,7 @@
 //! Failures are kept in `tests/fuzz_props.proptest-regressions`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use metal_switchd::configdb::confirmed::Confirmed;
 use std::sync::OnceLock;
 
 use metal_switchd::api::parse_switch_document;
@@ -177,7 +178,7 @@ fn pipeline(text: &str) {
     let Ok((_, desc)) = parse_switch_document("fuzz.json", text, None) else {
         return;
     };
-    match metal_switchd::reconcile::prepare(&desc, cfg, state) {
+    match metal_switchd::reconcile::prepare(&desc, cfg, state, &Confirmed::assumed()) {
         Err(problems) => {
             let msg = problems.to_string();
             assert!(no_control(&msg), "control character in {msg:?}");

@@ -358,7 +358,7 @@ async fn the_daemon_repairs_kernel_drift_through_configdb() {
         let mut db = sw.connect().await;
         db.wait_ready(WAIT).await.unwrap();
         let v = db.view();
-        metal_switchd::reconcile::prepare_confirmed(&small_leaf(), &cfg, &v.config, &v.confirmed)
+        metal_switchd::reconcile::prepare(&small_leaf(), &cfg, &v.config, &v.confirmed)
             .unwrap()
             .spec
     };

@@ -3,6 +3,7 @@
 //! the Grafana dashboard under docs/monitoring checked against it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use metal_switchd::configdb::confirmed::Confirmed;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -74,7 +75,9 @@ fn leaf01_plan() -> configdb::plan::Plan {
     let cfg =
         Config::from_sources(Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)), vec![]).unwrap();
     let desc = parse_switch_document("leaf01.v1.json", fixtures::LEAF01_SWITCH_V1, None).unwrap();
-    reconcile::prepare(&desc.1, &cfg, &state).unwrap().plan
+    reconcile::prepare(&desc.1, &cfg, &state, &Confirmed::assumed())
+        .unwrap()
+        .plan
 }
 
 fn busy_metrics() -> Metrics {

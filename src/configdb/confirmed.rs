@@ -642,7 +642,9 @@ mod tests {
                 })
                 .collect(),
         };
-        crate::reconcile::prepare(&desc, &cfg, state).unwrap().spec
+        crate::reconcile::prepare(&desc, &cfg, state, &Confirmed::assumed())
+            .unwrap()
+            .spec
     }
 
     /// What SONiC's daemons write once they processed `config` (§4).
@@ -694,7 +696,7 @@ mod tests {
     fn applied(nics: &[(&str, &str)]) -> (DbState, SwitchSpec) {
         let mut state = base();
         let spec = spec_for(&state, nics);
-        let plan = crate::configdb::plan_spec(&spec, &state);
+        let plan = crate::configdb::Planning::new(&spec, &state, &Confirmed::assumed()).plan();
         for c in plan.iter_changes() {
             match &c.op {
                 crate::configdb::diff::Op::Create { fields } => {

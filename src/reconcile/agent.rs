@@ -3,23 +3,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::report::{FrrOutcome, Outcome, ReconcileResult, Trigger};
-
 use super::desired::DesiredSource;
-use super::prepare;
 use crate::api::client::ApiClient;
 use crate::config::Config;
-use crate::configdb;
+use crate::configdb::Planning;
 use crate::configdb::dbconfig::Databases;
 use crate::configdb::plan::Plan;
 use crate::configdb::redis::{ApplyOptions, ConfigDb, ConfigDbError};
 use crate::configdb::schema::Key;
 use crate::error::Error;
-use crate::frr;
-use crate::frr::install::{Installed, Installer};
+use crate::frr::install::Installer;
 use crate::kernel::KernelView;
-use crate::kernel::expect::expectations;
-use crate::spec::{self, LocalFacts, SwitchDesc, SwitchSpec};
+use crate::report::{Outcome, ReconcileResult, Trigger};
+use crate::spec::{LocalFacts, SwitchDesc, SwitchSpec};
 
 /// Whether (and how) the agent changes the switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,20 +58,20 @@ impl AgentOptions {
 
 /// What the last reconcile left behind.
 #[derive(Debug, Default)]
-struct Last {
+pub(super) struct Last {
     /// The desired state the spec was built from.
-    desc: Option<Arc<SwitchDesc>>,
+    pub(super) desc: Option<Arc<SwitchDesc>>,
     /// The spec built from `desc` and CONFIG_DB at `spec_config_version`.
-    spec: Option<SwitchSpec>,
-    spec_config_version: u64,
+    pub(super) spec: Option<SwitchSpec>,
+    pub(super) spec_config_version: u64,
     /// The local facts of CONFIG_DB at a view version.
-    facts: Option<(u64, LocalFacts)>,
+    pub(super) facts: Option<(u64, LocalFacts)>,
     /// The view's version when the last reconcile converged.
-    converged_at: Option<u64>,
+    pub(super) converged_at: Option<u64>,
     /// The spec CONFIG_DB held, confirmed, at `converged_at`.
-    converged_spec: Option<SwitchSpec>,
+    pub(super) converged_spec: Option<SwitchSpec>,
     /// The last rendered frr.conf and the spec it was rendered from.
-    rendered: Option<(SwitchSpec, Arc<str>)>,
+    pub(super) rendered: Option<(SwitchSpec, Arc<str>)>,
 }
 
 /// The agent: the handles and the last applied state.
@@ -90,12 +86,12 @@ pub struct Agent {
     pub(super) api: Option<ApiClient>,
     pub(super) installer: Option<Installer>,
     pub(super) opts: AgentOptions,
-    last: Last,
+    pub(super) last: Last,
     /// Reconciles so far.
     pub(super) generation: u64,
     /// FRR runs the installed frr.conf: an install or reload of this process
     /// succeeded. Until then an unchanged file is reloaded anyway.
-    frr_loaded: bool,
+    pub(super) frr_loaded: bool,
 }
 
 impl Agent {
@@ -140,7 +136,7 @@ impl Agent {
     }
 
     /// Write these owned entries again in the next reconcile (kernel drift
-    /// repair; see [`configdb::plan_reasserting`]).
+    /// repair; see [`Planning::reasserting`]).
     pub fn reassert(&mut self, keys: impl IntoIterator<Item = Key>) {
         self.reassert.extend(keys);
     }
@@ -207,12 +203,14 @@ impl Agent {
     pub fn drifted(&self) -> Option<Plan> {
         let spec = self.last.spec.as_ref()?;
         let view = self.db.view();
-        let plan = configdb::plan_confirmed(spec, &view.config, &view.confirmed);
+        let plan = Planning::new(spec, &view.config, &view.confirmed).plan();
         (!plan.phases.is_empty()).then_some(plan)
     }
 
-    /// One reconcile. `refetch = false` reuses the desired state of the last
-    /// one (a drift repair); `deadline` bounds the waits for SONiC.
+    /// One reconcile: the steps of [`super::steps`] in order, the first error
+    /// turned into the outcome's result. `refetch = false` reuses the
+    /// desired state of the last one (a drift repair); `deadline` bounds the
+    /// waits for SONiC.
     pub async fn reconcile_once(
         &mut self,
         trigger: Trigger,
@@ -244,260 +242,5 @@ impl Agent {
         }
         out.duration = started.elapsed();
         out
-    }
-
-    async fn reconcile(
-        &mut self,
-        out: &mut Outcome,
-        refetch: bool,
-        deadline: Instant,
-    ) -> Result<ReconcileResult, Error> {
-        // 1. The desired state.
-        let t = Instant::now();
-        let desc = match (refetch, &self.last.desc) {
-            (false, Some(d)) => d.clone(),
-            _ => {
-                let fetched = match self.source.fetch(self.api.as_mut()).await {
-                    Ok(f) => f,
-                    Err(e) => {
-                        out.fetch_failed = Some(e.is_transient());
-                        return Err(e);
-                    }
-                };
-                out.api_version = Some(fetched.version);
-                fetched.desc
-            }
-        };
-        out.stages.fetch = t.elapsed();
-        let desired_changed = self
-            .last
-            .desc
-            .as_ref()
-            .is_none_or(|d| !Arc::ptr_eq(d, &desc) && **d != *desc);
-        out.desired_changed = desired_changed;
-
-        // 2. SONiC must be ready, the view filled.
-        self.db.pump();
-        if !self.db.view().readiness.ready() || !self.db.is_connected() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            self.db
-                .wait_ready(self.opts.wait_ready.min(left).max(Duration::from_millis(1)))
-                .await?;
-        }
-        let view_moved = self.view_moved();
-
-        let reassert = std::mem::take(&mut self.reassert);
-
-        // Nothing new since the last converged reconcile: nothing to do.
-        if !desired_changed && !view_moved && reassert.is_empty() && self.last.spec.is_some() {
-            self.last.desc = Some(desc);
-            out.unchanged = true;
-            return Ok(ReconcileResult::Converged);
-        }
-
-        // What SONiC confirmed, with every value read (planning decides on
-        // them).
-        self.db.refresh(Duration::from_secs(10)).await?;
-
-        // 3. The spec (rebuilt when the desired state or CONFIG_DB changed).
-        let t = Instant::now();
-        let view_config_version = self.db.view().config_version;
-        let rebuild = desired_changed
-            || self.last.spec.is_none()
-            || self.last.spec_config_version != view_config_version;
-        if rebuild {
-            self.last.desc = Some(desc.clone());
-            self.last.spec = None;
-            if self
-                .last
-                .facts
-                .as_ref()
-                .is_none_or(|(v, _)| *v != view_config_version)
-            {
-                let facts = prepare::local_facts(&self.cfg, &self.db.view().config);
-                self.last.facts = Some((view_config_version, facts));
-            }
-            let spec = match &self.last.facts {
-                Some((_, facts)) => spec::build(&desc, &self.cfg, facts)?,
-                None => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
-            };
-            self.last.spec = Some(spec);
-            self.last.spec_config_version = view_config_version;
-        }
-        let Some(spec) = self.last.spec.clone() else {
-            return Err(Error::Invalid(spec::Problems(Vec::new())));
-        };
-        let plan = {
-            let view = self.db.view();
-            match (&self.last.converged_spec, view_moved) {
-                // CONFIG_DB holds the converged spec's target, confirmed, and
-                // nothing moved since: only what the desired state changed.
-                (Some(old), false) if reassert.is_empty() => {
-                    configdb::plan_delta(old, &spec, &view.config)
-                }
-                _ => configdb::plan_reasserting(&spec, &view.config, &view.confirmed, &reassert),
-            }
-        };
-        out.stages.plan = t.elapsed();
-        out.changes = plan.changes();
-        out.phases = plan.phases.len();
-        out.pending = plan.pending.len();
-        out.plan = Some(plan.clone());
-
-        if self.opts.mode == Mode::DryRun {
-            out.frr = FrrOutcome::Skipped;
-            return Ok(if plan.is_empty() {
-                ReconcileResult::Converged
-            } else {
-                ReconcileResult::DryRun
-            });
-        }
-
-        // 4. CONFIG_DB, phase by phase, each confirmed by SONiC.
-        if !plan.is_empty() {
-            let mut opts = self.opts.hooks.clone();
-            let left = deadline.saturating_duration_since(Instant::now());
-            opts.barrier_timeout = opts.barrier_timeout.min(left).max(Duration::from_millis(1));
-            let report = self.db.apply(&plan, &opts).await;
-            match report {
-                Ok(r) => {
-                    out.stages.configdb_write = r.write_time;
-                    out.stages.barrier_wait = r.barrier_time + r.pending_wait;
-                    out.apply = Some(r);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-
-        // 5. FRR (not started once a shutdown was asked for).
-        if self.opts.hooks.stop.as_ref().is_some_and(|s| *s.borrow()) {
-            return Err(ConfigDbError::Stopped.into());
-        }
-        let t = Instant::now();
-        out.frr = self.install_frr(&spec).await?;
-        out.stages.frr = t.elapsed();
-
-        // 6. Verify: the installed frr.conf is the rendered one, and — when
-        // anything was written — SONiC's view now matches the desired state.
-        self.verify_frr(&spec)?;
-        if !plan.is_empty() {
-            // The apply ended synced with redis; read what changed unread.
-            self.db.refresh(Duration::from_secs(10)).await?;
-            let again = {
-                let view = self.db.view();
-                configdb::plan_confirmed(&spec, &view.config, &view.confirmed)
-            };
-            if !again.is_empty() {
-                out.retry_now = true;
-                return Err(ConfigDbError::NotConverged {
-                    remaining: again.to_string(),
-                }
-                .into());
-            }
-        }
-        crate::crash_point!("reconcile.kernel-check");
-        // 7. The kernel shows what SONiC's managers made of it. They write
-        // their STATE_DB confirmations after their kernel commands, so a
-        // mismatch left now is drift rather than lag: wait at most the
-        // drift grace period, then let drift repair take over.
-        if self.cfg.kernel_checks
-            && let Some(kernel) = &self.kernel
-        {
-            let t = Instant::now();
-            let left = deadline.saturating_duration_since(Instant::now());
-            let wait = self
-                .cfg
-                .kernel_drift_grace
-                .0
-                .min(left)
-                .max(Duration::from_millis(1));
-            let confirmed = kernel.wait_until(&expectations(&spec), wait).await;
-            out.stages.kernel = t.elapsed();
-            if let Err(e) = confirmed {
-                out.kernel_pending = true;
-                // CONFIG_DB is at the desired state: remember it, so that
-                // drift repair can run.
-                self.last.converged_at = Some(self.db.view().version);
-                self.last.converged_spec = Some(spec);
-                return Err(e.into());
-            }
-        }
-        self.last.converged_at = Some(self.db.view().version);
-        self.last.converged_spec = Some(spec);
-        Ok(ReconcileResult::Converged)
-    }
-
-    /// Render, validate, install and reload FRR when the rendered text
-    /// differs from the installed file.
-    async fn install_frr(&mut self, spec: &SwitchSpec) -> Result<FrrOutcome, Error> {
-        if self.installer.is_none() {
-            return Ok(FrrOutcome::Skipped);
-        }
-        let text = self.rendered(spec);
-        let Some(installer) = &self.installer else {
-            return Ok(FrrOutcome::Skipped);
-        };
-        let installed = installer.install(&text).await?;
-        let outcome = match installed {
-            // An earlier run may have been killed between installing this
-            // file and reloading FRR (crash point `frr.installed`).
-            Installed::Unchanged if !self.frr_loaded => match installer.reload_installed().await? {
-                Some(r) => {
-                    tracing::info!(
-                        elapsed = ?r.elapsed,
-                        "FRR reloaded with the installed configuration (first install of this run)"
-                    );
-                    FrrOutcome::Reloaded { reload: r.elapsed }
-                }
-                None => FrrOutcome::Unchanged,
-            },
-            Installed::Unchanged => FrrOutcome::Unchanged,
-            Installed::Replaced {
-                validation, reload, ..
-            } => FrrOutcome::Replaced {
-                validation,
-                reload: reload.map(|r| r.elapsed),
-            },
-        };
-        self.frr_loaded = true;
-        Ok(outcome)
-    }
-
-    /// frr.conf for `spec` (rendered again only when the spec changed).
-    fn rendered(&mut self, spec: &SwitchSpec) -> Arc<str> {
-        match &self.last.rendered {
-            Some((s, text)) if s == spec => text.clone(),
-            _ => {
-                let text: Arc<str> = frr::render(spec).into();
-                self.last.rendered = Some((spec.clone(), text.clone()));
-                text
-            }
-        }
-    }
-
-    /// The installed frr.conf is the rendered one.
-    fn verify_frr(&mut self, spec: &SwitchSpec) -> Result<(), Error> {
-        if self.installer.is_none() {
-            return Ok(());
-        }
-        let text = self.rendered(spec);
-        let Some(installer) = &self.installer else {
-            return Ok(());
-        };
-        let installed = crate::files::read_bytes(
-            crate::files::FileKind::FrrConfig,
-            &installer.dest,
-            crate::files::FRR_CONFIG_MAX_BYTES,
-        )?;
-        if installed != text.as_bytes() {
-            return Err(ConfigDbError::NotConverged {
-                remaining: format!(
-                    "{} changed after it was installed (someone else writes it?)",
-                    installer.dest.display()
-                ),
-            }
-            .into());
-        }
-        Ok(())
     }
 }

@@ -8,17 +8,18 @@
 //! steps; `apply --once`, `run` and the tests all call it:
 //!
 //! ```text
-//! fetch ─▶ SwitchSpec ─▶ plan (against what SONiC confirmed) ─▶ apply phases
-//!   ─▶ render / validate / install / reload FRR ─▶ verify (plan again: empty)
-//!   ─▶ outcome (the daemon's reporter tells the world: `crate::report`)
+//! fetch ─▶ spec ─▶ plan (against what SONiC confirmed) ─▶ write (phases)
+//!   ─▶ FRR (render / validate / install / reload) ─▶ verify (plan again:
+//!   empty) ─▶ kernel ─▶ outcome (the daemon's reporter tells the world:
+//!   `crate::report`)
 //! ```
 //!
+//! Each step is a method of the agent with its own error (`steps`).
 //! Invariants: invalid desired state writes nothing; a reconcile is
 //! "converged" only when CONFIG_DB matches the desired state, SONiC
 //! confirmed it and FRR runs the rendered configuration; when nothing changed
 //! since the last converged reconcile (same desired state, no notification
 //! from SONiC), it sends nothing to redis and renders nothing.
-
 //!
 //! [`prepare`] (pure, also without the `agent` feature) turns a desired
 //! state and a CONFIG_DB snapshot into a spec and a plan; [`register`]
@@ -36,7 +37,11 @@ pub mod register;
 pub mod run;
 #[cfg(feature = "agent")]
 pub mod schedule;
+#[cfg(feature = "agent")]
+mod steps;
 
 #[cfg(feature = "agent")]
 pub use agent::*;
-pub use prepare::{Prepared, prepare, prepare_confirmed};
+pub use prepare::{Prepared, prepare};
+#[cfg(feature = "agent")]
+pub use steps::VerifyError;

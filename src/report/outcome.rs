@@ -137,6 +137,14 @@ impl Outcome {
         }
     }
 
+    /// Record the plan the reconcile made.
+    pub fn planned(&mut self, plan: &Plan) {
+        self.changes = plan.changes();
+        self.phases = plan.phases.len();
+        self.pending = plan.pending.len();
+        self.plan = Some(plan.clone());
+    }
+
     pub fn is_converged(&self) -> bool {
         self.result == ReconcileResult::Converged
     }

@@ -134,7 +134,7 @@ impl Switch {
         let mut db = self.connect().await;
         db.wait_ready(Duration::from_secs(5)).await?;
         let view = db.view();
-        let prepared = reconcile::prepare_confirmed(desc, cfg, &view.config, &view.confirmed)?;
+        let prepared = reconcile::prepare(desc, cfg, &view.config, &view.confirmed)?;
         let opts = ApplyOptions {
             barrier_timeout: cfg.barrier_timeout.0,
             ..ApplyOptions::default()
@@ -148,7 +148,7 @@ impl Switch {
         let mut db = self.connect().await;
         db.read().await.expect("read");
         let view = db.view();
-        reconcile::prepare_confirmed(desc, cfg, &view.config, &view.confirmed)
+        reconcile::prepare(desc, cfg, &view.config, &view.confirmed)
             .expect("valid desired state")
             .plan
     }

@@ -1,0 +1,315 @@
+//! The steps of one reconcile, in order: fetch → spec → plan → write →
+//! FRR → verify → kernel. Each is a method of the [`Agent`] with its own
+//! error type; [`Agent::reconcile_once`] runs them in this order and turns
+//! the first error into the outcome.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::agent::{Agent, Mode};
+use super::desired::FetchError;
+use super::prepare;
+use crate::configdb::Planning;
+use crate::configdb::plan::Plan;
+use crate::configdb::redis::ConfigDbError;
+use crate::configdb::schema::Key;
+use crate::error::Error;
+use crate::files::{self, FileError, FileKind};
+use crate::frr;
+use crate::frr::install::{InstallError, Installed};
+use crate::kernel::NotConverged;
+use crate::kernel::expect::expectations;
+use crate::report::{FrrOutcome, Outcome, ReconcileResult};
+use crate::spec::{self, Problems, SwitchDesc, SwitchSpec};
+
+/// How long reading what changed unread may take.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The verification after a write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The installed frr.conf cannot be read back.
+    #[error(transparent)]
+    Read(#[from] FileError),
+    /// CONFIG_DB or frr.conf is not at the desired state.
+    #[error(transparent)]
+    NotConverged(#[from] ConfigDbError),
+}
+
+impl From<VerifyError> for Error {
+    fn from(e: VerifyError) -> Error {
+        match e {
+            VerifyError::Read(e) => Error::File(e),
+            VerifyError::NotConverged(e) => Error::ConfigDb(e),
+        }
+    }
+}
+
+/// The rest of `deadline`, at least a millisecond, at most `limit`.
+fn bounded(limit: Duration, deadline: Instant) -> Duration {
+    let left = deadline.saturating_duration_since(Instant::now());
+    limit.min(left).max(Duration::from_millis(1))
+}
+
+impl Agent {
+    /// The steps in order (see the module documentation).
+    pub(super) async fn reconcile(
+        &mut self,
+        out: &mut Outcome,
+        refetch: bool,
+        deadline: Instant,
+    ) -> Result<ReconcileResult, Error> {
+        let desc = self.fetch(out, refetch).await?;
+        self.ready(deadline).await?;
+        let view_moved = self.view_moved();
+        let reassert = std::mem::take(&mut self.reassert);
+        if !out.desired_changed && !view_moved && reassert.is_empty() && self.last.spec.is_some() {
+            // Nothing new since the last converged reconcile.
+            self.last.desc = Some(desc);
+            out.unchanged = true;
+            return Ok(ReconcileResult::Converged);
+        }
+        // What SONiC confirmed, with every value read (planning decides on them).
+        self.db.refresh(REFRESH_TIMEOUT).await?;
+        let t = Instant::now();
+        let spec = self.build_spec(desc, out.desired_changed)?;
+        let plan = self.plan(&spec, view_moved, &reassert);
+        out.stages.plan = t.elapsed();
+        out.planned(&plan);
+        if self.opts.mode == Mode::DryRun {
+            out.frr = FrrOutcome::Skipped;
+            return Ok(match plan.is_empty() {
+                true => ReconcileResult::Converged,
+                false => ReconcileResult::DryRun,
+            });
+        }
+        self.write(&plan, deadline, out).await?;
+        self.continue_after_write()?;
+        let t = Instant::now();
+        out.frr = self.frr(&spec).await?;
+        out.stages.frr = t.elapsed();
+        self.verify(&spec, &plan, out).await?;
+        crate::crash_point!("reconcile.kernel-check");
+        let kernel = self.await_kernel(&spec, deadline, out).await;
+        // CONFIG_DB is at the desired state, also when the kernel does not
+        // show it yet: remember it, so that drift repair can run.
+        self.last.converged_at = Some(self.db.view().version);
+        self.last.converged_spec = Some(spec);
+        kernel?;
+        Ok(ReconcileResult::Converged)
+    }
+
+    /// Fetch: the desired state (or the last one, for a drift repair).
+    async fn fetch(
+        &mut self,
+        out: &mut Outcome,
+        refetch: bool,
+    ) -> Result<Arc<SwitchDesc>, FetchError> {
+        let t = Instant::now();
+        let desc = match (refetch, &self.last.desc) {
+            (false, Some(d)) => d.clone(),
+            _ => {
+                let fetched = self
+                    .source
+                    .fetch(self.api.as_mut())
+                    .await
+                    .inspect_err(|e| {
+                        out.fetch_failed = Some(e.is_transient());
+                    })?;
+                out.api_version = Some(fetched.version);
+                fetched.desc
+            }
+        };
+        out.stages.fetch = t.elapsed();
+        out.desired_changed = self
+            .last
+            .desc
+            .as_ref()
+            .is_none_or(|d| !Arc::ptr_eq(d, &desc) && **d != *desc);
+        Ok(desc)
+    }
+
+    /// SONiC must be ready and the view filled before anything is decided.
+    async fn ready(&mut self, deadline: Instant) -> Result<(), ConfigDbError> {
+        self.db.pump();
+        if !self.db.view().readiness.ready() || !self.db.is_connected() {
+            let wait = bounded(self.opts.wait_ready, deadline);
+            self.db.wait_ready(wait).await?;
+        }
+        Ok(())
+    }
+
+    /// Spec: the desired state validated against CONFIG_DB's local facts;
+    /// built again only when the desired state or CONFIG_DB changed.
+    fn build_spec(
+        &mut self,
+        desc: Arc<SwitchDesc>,
+        desired_changed: bool,
+    ) -> Result<SwitchSpec, Problems> {
+        let version = self.db.view().config_version;
+        let rebuild =
+            desired_changed || self.last.spec.is_none() || self.last.spec_config_version != version;
+        if rebuild {
+            self.last.desc = Some(desc.clone());
+            self.last.spec = None;
+            if self.last.facts.as_ref().is_none_or(|(v, _)| *v != version) {
+                let facts = prepare::local_facts(&self.cfg, &self.db.view().config);
+                self.last.facts = Some((version, facts));
+            }
+            let spec = match &self.last.facts {
+                Some((_, facts)) => spec::build(&desc, &self.cfg, facts)?,
+                None => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
+            };
+            self.last.spec = Some(spec);
+            self.last.spec_config_version = version;
+        }
+        self.last.spec.clone().ok_or(Problems(Vec::new()))
+    }
+
+    /// Plan: only what changed when CONFIG_DB still holds the converged
+    /// spec, confirmed; otherwise against what SONiC confirmed, re-asserting
+    /// `reassert` (pure: [`Planning::plan`]).
+    fn plan(&self, spec: &SwitchSpec, view_moved: bool, reassert: &[Key]) -> Plan {
+        let view = self.db.view();
+        let since = self.last.converged_spec.as_ref().filter(|_| !view_moved);
+        Planning::new(spec, &view.config, &view.confirmed)
+            .since(since)
+            .reasserting(reassert)
+            .plan()
+    }
+
+    /// Write: CONFIG_DB phase by phase, each confirmed by SONiC.
+    async fn write(
+        &mut self,
+        plan: &Plan,
+        deadline: Instant,
+        out: &mut Outcome,
+    ) -> Result<(), ConfigDbError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let mut opts = self.opts.hooks.clone();
+        opts.barrier_timeout = bounded(opts.barrier_timeout, deadline);
+        let r = self.db.apply(plan, &opts).await?;
+        out.stages.configdb_write = r.write_time;
+        out.stages.barrier_wait = r.barrier_time + r.pending_wait;
+        out.apply = Some(r);
+        Ok(())
+    }
+
+    /// No step after a write starts once a shutdown was asked for.
+    fn continue_after_write(&self) -> Result<(), ConfigDbError> {
+        match self.opts.hooks.stop.as_ref().is_some_and(|s| *s.borrow()) {
+            true => Err(ConfigDbError::Stopped),
+            false => Ok(()),
+        }
+    }
+
+    /// FRR: render, validate, install and reload when the rendered text
+    /// differs from the installed file (or FRR may not run it yet).
+    async fn frr(&mut self, spec: &SwitchSpec) -> Result<FrrOutcome, InstallError> {
+        if self.installer.is_none() {
+            return Ok(FrrOutcome::Skipped);
+        }
+        let text = self.rendered(spec);
+        let Some(installer) = &self.installer else {
+            return Ok(FrrOutcome::Skipped);
+        };
+        let outcome = match installer.install(&text).await? {
+            // An earlier run may have been killed between installing this
+            // file and reloading FRR (crash point `frr.installed`).
+            Installed::Unchanged if !self.frr_loaded => match installer.reload_installed().await? {
+                Some(r) => {
+                    tracing::info!(
+                        elapsed = ?r.elapsed,
+                        "FRR reloaded with the installed configuration (first install of this run)"
+                    );
+                    FrrOutcome::Reloaded { reload: r.elapsed }
+                }
+                None => FrrOutcome::Unchanged,
+            },
+            Installed::Unchanged => FrrOutcome::Unchanged,
+            Installed::Replaced {
+                validation, reload, ..
+            } => FrrOutcome::Replaced {
+                validation,
+                reload: reload.map(|r| r.elapsed),
+            },
+        };
+        self.frr_loaded = true;
+        Ok(outcome)
+    }
+
+    /// frr.conf for `spec` (rendered again only when the spec changed).
+    fn rendered(&mut self, spec: &SwitchSpec) -> Arc<str> {
+        match &self.last.rendered {
+            Some((s, text)) if s == spec => text.clone(),
+            _ => {
+                let text: Arc<str> = frr::render(spec).into();
+                self.last.rendered = Some((spec.clone(), text.clone()));
+                text
+            }
+        }
+    }
+
+    /// Verify: the installed frr.conf is the rendered one, and — when
+    /// anything was written — planning again against what SONiC now
+    /// confirms finds nothing left.
+    async fn verify(
+        &mut self,
+        spec: &SwitchSpec,
+        plan: &Plan,
+        out: &mut Outcome,
+    ) -> Result<(), VerifyError> {
+        if let Some(dest) = self.installer.as_ref().map(|i| i.dest.clone()) {
+            let text = self.rendered(spec);
+            let installed =
+                files::read_bytes(FileKind::FrrConfig, &dest, files::FRR_CONFIG_MAX_BYTES)?;
+            if installed != text.as_bytes() {
+                return Err(ConfigDbError::NotConverged {
+                    remaining: format!(
+                        "{} changed after it was installed (someone else writes it?)",
+                        dest.display()
+                    ),
+                }
+                .into());
+            }
+        }
+        if plan.is_empty() {
+            return Ok(());
+        }
+        // The apply ended synced with redis; read what changed unread.
+        self.db.refresh(REFRESH_TIMEOUT).await?;
+        let view = self.db.view();
+        let again = Planning::new(spec, &view.config, &view.confirmed).plan();
+        if !again.is_empty() {
+            out.retry_now = true;
+            return Err(ConfigDbError::NotConverged {
+                remaining: again.to_string(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Kernel: the kernel shows what SONiC's managers made of it. They
+    /// write their STATE_DB confirmations after their kernel commands, so
+    /// a mismatch left now is drift rather than lag: wait at most the drift
+    /// grace period, then let drift repair take over.
+    async fn await_kernel(
+        &mut self,
+        spec: &SwitchSpec,
+        deadline: Instant,
+        out: &mut Outcome,
+    ) -> Result<(), NotConverged> {
+        let Some(kernel) = self.kernel.as_ref().filter(|_| self.cfg.kernel_checks) else {
+            return Ok(());
+        };
+        let t = Instant::now();
+        let wait = bounded(self.cfg.kernel_drift_grace.0, deadline);
+        let confirmed = kernel.wait_until(&expectations(spec), wait).await;
+        out.stages.kernel = t.elapsed();
+        out.kernel_pending = confirmed.is_err();
+        confirmed.map(|_| ())
+    }
+}
