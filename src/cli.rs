@@ -12,8 +12,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::api;
-use crate::api::client::ApiClient;
-use crate::api::transport::RetryPolicy;
 use crate::config::ApiVersion;
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::configdb::confirmed::Confirmed;
@@ -503,12 +501,12 @@ async fn run_daemon(cli: &Cli, cfg: Config) -> Result<u8, Error> {
 }
 
 async fn register_switch(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error> {
-    let mut client = ApiClient::from_config(cfg)?;
+    let mut client = reconcile::options::api_client(cfg)?;
     let mut db = connect(cfg).await?;
     let kernel = KernelView::start().await?;
     let opts = RegisterOptions {
         wait_ready: args.wait_ready,
-        retry: RetryPolicy::from_config(cfg),
+        retry: reconcile::options::retry(cfg),
         give_up_after: args.give_up_after,
     };
     let (reg, fetched) = register::register(cfg, &mut db, &kernel, &mut client, &opts).await?;
@@ -537,7 +535,7 @@ async fn register_switch(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error>
 
 async fn fetch(cfg: &Config, args: &FetchArgs) -> Result<u8, Error> {
     let id = cfg.hostname()?.to_owned();
-    let mut client = ApiClient::from_config(cfg)?;
+    let mut client = reconcile::options::api_client(cfg)?;
     let fetched = client.get(&id).await?;
     let (state, confirmed) = read_state(cfg, args.configdb.as_deref()).await?;
     let prepared = reconcile::prepare(&fetched.desc, cfg, &state, &confirmed)?;

@@ -45,7 +45,7 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
-    #[error("invalid configuration ({}):{}", crate::spec::count(.0.len(), "problem"), crate::spec::listed(.0))]
+    #[error("invalid configuration ({}):{}", crate::names::count(.0.len(), "problem"), crate::names::listed(.0))]
     Invalid(Vec<String>),
 }
 
@@ -658,7 +658,7 @@ impl Config {
                     "hostname is not set and the system host name is unknown; set hostname".into(),
                 ])
             })?;
-            if let Some(p) = crate::spec::names::hostname_problem(&system) {
+            if let Some(p) = crate::names::hostname_problem(&system) {
                 return Err(ConfigError::Invalid(vec![format!(
                     "hostname is not set and the system host name cannot be used: {p}; set \
                      hostname"
@@ -690,7 +690,7 @@ impl Config {
             let unknown: Vec<String> = table
                 .keys()
                 .filter(|k| !KEYS.iter().any(|d| d.name == k.as_str()))
-                .map(|k| format!("unknown key {}", crate::spec::names::quoted(k)))
+                .map(|k| format!("unknown key {}", crate::names::quoted(k)))
                 .collect();
             if !unknown.is_empty() {
                 return Err(ConfigError::Parse {
@@ -748,7 +748,7 @@ impl Config {
 
     /// Every problem [`Config::validate`] reports.
     pub fn problems(&self) -> Vec<String> {
-        use crate::spec::names::{hostname_problem, ifname_problem, quoted};
+        use crate::names::{hostname_problem, ifname_problem, quoted};
         let mut problems = Vec::new();
         if let Some(h) = &self.hostname
             && let Some(p) = hostname_problem(h)
@@ -902,7 +902,7 @@ fn known_keys() -> String {
 fn syntax_error(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     let mut message = format!(
         "not valid TOML: {}",
-        crate::spec::names::escaped(e.message(), 200)
+        crate::names::escaped(e.message(), 200)
     );
     if let Some(span) = e.span() {
         let before = text.get(..span.start).unwrap_or(text);
@@ -940,7 +940,7 @@ fn type_errors(
             let message = if SECRET_KEYS.contains(&k.as_str()) {
                 "not a string (the value is not shown: it is a secret)".to_owned()
             } else {
-                crate::spec::names::escaped(e.message(), 200)
+                crate::names::escaped(e.message(), 200)
             };
             problems.push(format!("{origin}: key {k}: {message}"));
         }
@@ -950,7 +950,7 @@ fn type_errors(
         problems.push(if secret {
             "a value does not fit its key's type".to_owned()
         } else {
-            crate::spec::names::escaped(whole.message(), 200)
+            crate::names::escaped(whole.message(), 200)
         });
     }
     ConfigError::Invalid(problems)
@@ -1395,7 +1395,7 @@ mod tests {
     }
 
     /// Issue 9, finding 5: a configuration with many problems lists the
-    /// first 20 (`spec::MAX_LISTED`) and counts the rest, like a desired
+    /// first 20 (`names::MAX_LISTED`) and counts the rest, like a desired
     /// state with many problems.
     #[test]
     fn more_than_20_configuration_problems_are_cut() {

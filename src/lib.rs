@@ -50,6 +50,7 @@ pub mod frr;
 pub mod json;
 pub mod kernel;
 pub mod lldp;
+pub mod names;
 pub mod observed;
 pub mod reconcile;
 pub mod report;

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use metal_switchd::api::client::{ApiClient, ApiError, Code};
+use metal_switchd::api::client::{ApiError, Code};
 use metal_switchd::api::transport::RetryPolicy;
 use metal_switchd::api::{ComponentPing, PhoneHomeEvent, RegisteredNic, Registration};
 use metal_switchd::config::{ApiVersion, Config, HumanDuration, NamingSchema};
@@ -237,7 +237,7 @@ fn show(title: &str, records: &[Record]) {
 async fn v1_register_get_notify_exchange() {
     let server = lab(&[]);
     let cfg = v1_config(&server, HMAC_KEY);
-    let mut client = ApiClient::from_config(&cfg).unwrap();
+    let mut client = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
     assert_eq!(
         client.base_url(),
         format!("http://127.0.0.1:{}/metal", server.addr().port())
@@ -342,7 +342,7 @@ async fn v2_register_get_heartbeat_exchange() {
     let server = lab(&[(TOKEN, TokenGrant::Editor)]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = v2_config(&server, dir.path(), TOKEN);
-    let mut client = ApiClient::from_config(&cfg).unwrap();
+    let mut client = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
     assert_eq!(client.base_url(), server.base_url());
 
     let reg = registration("r01leaf01");
@@ -478,8 +478,11 @@ async fn v2_register_get_heartbeat_exchange() {
 async fn desired_state_changes_at_runtime() {
     let server = lab(&[(TOKEN, TokenGrant::Editor)]);
     let dir = tempfile::tempdir().unwrap();
-    let mut v2 = ApiClient::from_config(&v2_config(&server, dir.path(), TOKEN)).unwrap();
-    let mut v1 = ApiClient::from_config(&v1_config(&server, HMAC_KEY)).unwrap();
+    let mut v2 =
+        metal_switchd::reconcile::options::api_client(&v2_config(&server, dir.path(), TOKEN))
+            .unwrap();
+    let mut v1 =
+        metal_switchd::reconcile::options::api_client(&v1_config(&server, HMAC_KEY)).unwrap();
     let before = v2.get("leaf01").await.unwrap();
     assert_eq!(before.nic_names.len(), 122);
     let e4 = |f: &metal_switchd::api::FetchedSwitch| {
@@ -537,7 +540,8 @@ async fn authentication_failures() {
         ("viewer-token", TokenGrant::Viewer),
         ("revoked-token", TokenGrant::Revoked),
     ]);
-    let mut bad = ApiClient::from_config(&v1_config(&server, "wrong-key")).unwrap();
+    let mut bad =
+        metal_switchd::reconcile::options::api_client(&v1_config(&server, "wrong-key")).unwrap();
     bad.set_retry(fast_retry(4));
     let e = bad.get("leaf01").await.unwrap_err();
     assert!(matches!(e, ApiError::Http { status: 403, .. }), "{e}");
@@ -573,14 +577,20 @@ async fn authentication_failures() {
         ("not-a-known-token", 401, Code::Unauthenticated),
         ("revoked-token", 401, Code::Unauthenticated),
     ] {
-        let mut c = ApiClient::from_config(&v2_config(&server, dir.path(), token)).unwrap();
+        let mut c =
+            metal_switchd::reconcile::options::api_client(&v2_config(&server, dir.path(), token))
+                .unwrap();
         let e = c.get("leaf01").await.unwrap_err();
         assert_eq!((e.status(), e.code()), (Some(status), Some(code)), "{e}");
         assert!(e.to_string().contains("metal_apiserver_token_file"), "{e}");
         assert!(!e.is_transient());
     }
-    let mut viewer =
-        ApiClient::from_config(&v2_config(&server, dir.path(), "viewer-token")).unwrap();
+    let mut viewer = metal_switchd::reconcile::options::api_client(&v2_config(
+        &server,
+        dir.path(),
+        "viewer-token",
+    ))
+    .unwrap();
     viewer.get("leaf01").await.unwrap();
     let e = viewer.report("leaf01", &report()).await.unwrap_err();
     assert_eq!(
@@ -615,7 +625,7 @@ async fn token_file_with_mode_0644_is_refused() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let mut client = ApiClient::from_config(&cfg).unwrap();
+    let mut client = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
     let e = client.get("leaf01").await.unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, ApiError::Secret(_)), "{e:?}");
@@ -650,13 +660,19 @@ async fn retries_on_503_but_not_on_400() {
         server.clear_records();
         let (mut client, get, report_call) = if version == "v1" {
             (
-                ApiClient::from_config(&v1_config(&server, HMAC_KEY)).unwrap(),
+                metal_switchd::reconcile::options::api_client(&v1_config(&server, HMAC_KEY))
+                    .unwrap(),
                 Call::V1Find,
                 Call::V1Notify,
             )
         } else {
             (
-                ApiClient::from_config(&v2_config(&server, dir.path(), TOKEN)).unwrap(),
+                metal_switchd::reconcile::options::api_client(&v2_config(
+                    &server,
+                    dir.path(),
+                    TOKEN,
+                ))
+                .unwrap(),
                 Call::V2Get,
                 Call::V2Heartbeat,
             )
@@ -703,7 +719,7 @@ async fn broken_answers_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = v2_config(&server, dir.path(), TOKEN);
     cfg.timeout = HumanDuration(Duration::from_millis(300));
-    let mut client = ApiClient::from_config(&cfg).unwrap();
+    let mut client = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
     client.set_retry(RetryPolicy::NONE);
     let fault = |kind| Fault {
         call: Some(Call::V2Get),
@@ -746,7 +762,7 @@ async fn broken_answers_are_typed_errors() {
 
     // Too large: a limit below the 122-nic answer.
     cfg.api_max_response_bytes = 4096;
-    let mut small = ApiClient::from_config(&cfg).unwrap();
+    let mut small = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
     let e = small.get("leaf01").await.unwrap_err();
     assert!(matches!(e, ApiError::TooLarge { limit: 4096, .. }), "{e:?}");
 
@@ -777,12 +793,14 @@ async fn secrets_never_reach_errors_or_logs() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let mut errors = Vec::new();
-    let mut v1 = ApiClient::from_config(&v1_config(&server, KEY)).unwrap();
+    let mut v1 = metal_switchd::reconcile::options::api_client(&v1_config(&server, KEY)).unwrap();
     v1.set_retry(fast_retry(3));
     server.inject(Fault::status(Call::V1Find, 503, 2));
     errors.push(v1.get("leaf01").await.unwrap_err());
     errors.push(v1.report("leaf01", &report()).await.unwrap_err());
-    let mut v2 = ApiClient::from_config(&v2_config(&server, dir.path(), BAD_TOKEN)).unwrap();
+    let mut v2 =
+        metal_switchd::reconcile::options::api_client(&v2_config(&server, dir.path(), BAD_TOKEN))
+            .unwrap();
     v2.set_retry(fast_retry(3));
     server.inject(Fault::status(Call::V2Get, 503, 2));
     errors.push(v2.get("leaf01").await.unwrap_err());
@@ -833,19 +851,19 @@ async fn https_with_an_extra_ca_file() {
     std::fs::write(&ca, fixtures::LAB_TLS_CA).unwrap();
     let mut cfg = v2_config(&server, dir.path(), TOKEN);
 
-    let mut untrusted = ApiClient::from_config(&cfg).unwrap();
+    let mut untrusted = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
     untrusted.set_retry(RetryPolicy::NONE);
     let e = untrusted.get("leaf01").await.unwrap_err();
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
     assert!(server.records().is_empty());
 
     cfg.api_ca_file = Some(ca);
-    let mut trusted = ApiClient::from_config(&cfg).unwrap();
+    let mut trusted = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
     let got = trusted.get("leaf01").await.unwrap();
     assert_eq!(got.nic_names.len(), 122);
 
     cfg.api_ca_file = Some(dir.path().join("token"));
-    let e = ApiClient::from_config(&cfg).unwrap_err();
+    let e = metal_switchd::reconcile::options::api_client(&cfg).unwrap_err();
     assert!(e.to_string().contains("api_ca_file"), "{e}");
 }
 
@@ -1194,7 +1212,7 @@ async fn registration_from_redis_and_netlink() {
         let mut db = ConfigDb::connect(Databases::load(&cfg.database_config).unwrap())
             .await
             .unwrap();
-        let mut client = ApiClient::from_config(&cfg).unwrap();
+        let mut client = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
         let opts = RegisterOptions {
             wait_ready: Duration::from_secs(10),
             retry: fast_retry(1),

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use metal_switchd::Error;
 use metal_switchd::configdb::confirms::Check;
+use metal_switchd::configdb::connection::ConfigDbError;
 use metal_switchd::configdb::plan::Stage;
-use metal_switchd::configdb::redis::ConfigDbError;
 use metal_switchd::configdb::schema::Key;
 use metal_switchd::configdb::snapshot::parse_config_db_json;
 use metal_switchd::configdb::target::Scope;

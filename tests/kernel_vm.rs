@@ -297,7 +297,7 @@ async fn a_converged_leaf_is_confirmed_by_the_kernel_and_drift_is_named() {
 async fn the_daemon_repairs_kernel_drift_through_configdb() {
     use metal_switchd::reconcile::desired::DesiredSource;
     use metal_switchd::reconcile::run::{Daemon, DaemonOptions, LoopEvent, Signals};
-    use metal_switchd::reconcile::{Agent, AgentOptions, Mode};
+    use metal_switchd::reconcile::{Agent, Mode};
     use metal_switchd::report::ReconcileResult;
     use std::sync::Arc;
 
@@ -326,7 +326,7 @@ async fn the_daemon_repairs_kernel_drift_through_configdb() {
          frr_config = {:?}\nbgp_neighbor_state_file = \"\"\n",
         dir.path().join("frr.conf").display().to_string()
     ));
-    let mut opts = AgentOptions::from_config(&cfg);
+    let mut opts = metal_switchd::reconcile::options::agent(&cfg);
     opts.mode = Mode::Apply;
     let agent = Agent::new(
         cfg.clone(),

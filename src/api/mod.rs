@@ -180,8 +180,8 @@ pub enum SwitchDocError {
     },
     #[error(
         "{origin}: invalid nics, nothing was changed ({}):{}",
-        crate::spec::count(problems.len(), "problem"),
-        crate::spec::listed(problems)
+        crate::names::count(problems.len(), "problem"),
+        crate::names::listed(problems)
     )]
     Nics {
         origin: String,
@@ -223,7 +223,7 @@ impl SwitchObject {
         let shape = |e: serde_json::Error| SwitchDocError::Shape {
             origin: origin.to_owned(),
             version,
-            message: crate::spec::names::escaped(&e.to_string(), 300),
+            message: crate::names::escaped(&e.to_string(), 300),
         };
         let obj = match version {
             ApiVersion::V1 => SwitchObject::V1(serde_json::from_value(doc).map_err(shape)?),
@@ -248,7 +248,7 @@ impl SwitchObject {
             SwitchProblem::Sync(message) => SwitchDocError::Shape {
                 origin: origin.to_owned(),
                 version: self.version(),
-                message: crate::spec::names::escaped(&message, 300),
+                message: crate::names::escaped(&message, 300),
             },
         }
     }
@@ -326,7 +326,7 @@ pub fn parse_switch_document(
 ) -> Result<(ApiVersion, SwitchDesc), SwitchDocError> {
     let doc = crate::json::from_str(text).map_err(|e| SwitchDocError::Json {
         origin: origin.to_owned(),
-        message: crate::spec::names::escaped(&e.to_string(), 300),
+        message: crate::names::escaped(&e.to_string(), 300),
     })?;
     let (version, obj) = SwitchObject::decode(origin, doc, version)?;
     Ok((version, obj.desc(origin)?))

@@ -24,7 +24,6 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::error::ApiError;
-use crate::config::Config;
 
 /// When and how often to try a call again after a transient failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,16 +46,6 @@ impl RetryPolicy {
         max: Duration::ZERO,
         give_up_after: None,
     };
-
-    /// The configured policy (`api_retry_*`).
-    pub fn from_config(cfg: &Config) -> RetryPolicy {
-        RetryPolicy {
-            attempts: Some(cfg.api_retry_attempts.max(1)),
-            initial: cfg.api_retry_backoff.0,
-            max: cfg.api_retry_max_backoff.0,
-            give_up_after: None,
-        }
-    }
 
     /// The same backoff, retrying until it succeeds (or `give_up_after`).
     pub fn until_success(self, give_up_after: Option<Duration>) -> RetryPolicy {

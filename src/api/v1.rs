@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{FetchedSwitch, Registration, SwitchProblem, SyncRecord, SyncStatus};
+use crate::names::quoted;
 use crate::observed::{PortOperState, SwitchReport};
-use crate::spec::names::quoted;
 use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
 use crate::time::parse_sync_time;
 

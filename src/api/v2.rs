@@ -27,8 +27,8 @@ use super::{
     ComponentPing, FetchedSwitch, PhoneHomeEvent, Registration, SwitchProblem, SyncRecord,
     SyncStatus,
 };
+use crate::names::{hostname_problem, quoted};
 use crate::observed::{BgpState, PortOperState, SwitchReport};
-use crate::spec::names::{hostname_problem, quoted};
 use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
 use crate::time::{format_duration, format_timestamp, parse_duration, parse_sync_time};
 

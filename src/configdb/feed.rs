@@ -42,8 +42,8 @@ use tokio::sync::mpsc;
 
 use super::confirmed::{Confirmed, RIF_FIELD_SEP, Separators, Watched};
 use super::confirms::{self, BRIDGE_PORT_FIELD, Db, PORT_NAME_MAP, RIF_NAME_MAP};
+use super::connection::{ConfigDbError, connect_instance, pubsub_instance};
 use super::dbconfig::{Databases, DbLocation, Instance};
-use super::redis::{ConfigDbError, connect_instance, pubsub_instance};
 use super::schema::{DbState, Fields, Key, PORT_FIELDS, SEP, Table};
 use super::view::{CONFIG_DB_INITIALIZED, Readiness, Update, View};
 

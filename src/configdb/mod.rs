@@ -14,6 +14,8 @@
 
 pub mod confirmed;
 pub mod confirms;
+#[cfg(feature = "agent")]
+pub mod connection;
 pub mod dbconfig;
 pub mod diff;
 pub mod facts;

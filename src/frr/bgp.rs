@@ -175,8 +175,8 @@ mod reader {
 
     use notify::{RecursiveMode, Watcher};
 
-    use super::{BgpStateError, MAX_STATE_FILE_AGE, Neighbors, SHOW_NEIGHBORS, parse_neighbors};
-    use crate::config::{BgpStateSource, Config};
+    use super::{BgpStateError, Neighbors, SHOW_NEIGHBORS, parse_neighbors};
+
     use crate::frr::command::{self, RunError};
 
     /// Where BGP states are read from.
@@ -193,26 +193,6 @@ mod reader {
     }
 
     impl BgpSource {
-        /// The source the configuration selects; `None` when it is the file
-        /// and `bgp_neighbor_state_file` is empty (reading is off).
-        pub fn from_config(cfg: &Config) -> Option<BgpSource> {
-            match cfg.bgp_state_source {
-                BgpStateSource::File => {
-                    cfg.bgp_neighbor_state_file
-                        .clone()
-                        .map(|path| BgpSource::File {
-                            path,
-                            max_age: MAX_STATE_FILE_AGE,
-                        })
-                }
-                BgpStateSource::Vtysh => Some(BgpSource::Vtysh {
-                    vtysh: cfg.vtysh_path.clone(),
-                    vty_socket_dir: cfg.frr_vty_socket_dir.clone(),
-                    timeout: cfg.timeout.0,
-                }),
-            }
-        }
-
         /// Read and parse the current states.
         pub async fn read(&self) -> Result<Neighbors, BgpStateError> {
             match self {

@@ -1,60 +1,23 @@
 //! [`Agent`]: one reconcile and the owner of everything it touches.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::desired::DesiredSource;
+use super::options::{self, AgentOptions, Mode};
 use crate::api::client::ApiClient;
 use crate::config::Config;
 use crate::configdb::Planning;
+use crate::configdb::connection::ConfigDbError;
 use crate::configdb::dbconfig::Databases;
 use crate::configdb::plan::Plan;
-use crate::configdb::redis::{ApplyOptions, ConfigDb, ConfigDbError};
+use crate::configdb::redis::ConfigDb;
 use crate::configdb::schema::Key;
 use crate::error::Error;
 use crate::frr::install::Installer;
 use crate::kernel::KernelView;
 use crate::report::{Outcome, ReconcileResult, Trigger};
 use crate::spec::{LocalFacts, SwitchDesc, SwitchSpec};
-
-/// Whether (and how) the agent changes the switch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Write CONFIG_DB and FRR (`reconfigure_switch = true`, `apply`).
-    Apply,
-    /// Compute and report, write nothing (`reconfigure_switch = false`).
-    DryRun,
-}
-
-/// How the agent is put together.
-pub struct AgentOptions {
-    pub mode: Mode,
-    /// Install and reload FRR (false: CONFIG_DB only).
-    pub frr: bool,
-    /// How long a reconcile may wait for SONiC to be ready.
-    pub wait_ready: Duration,
-    /// Called before each CONFIG_DB phase and after its write (crash points,
-    /// tests).
-    pub hooks: ApplyOptions,
-}
-
-impl AgentOptions {
-    pub fn from_config(cfg: &Config) -> AgentOptions {
-        AgentOptions {
-            mode: if cfg.reconfigure_switch {
-                Mode::Apply
-            } else {
-                Mode::DryRun
-            },
-            frr: true,
-            wait_ready: Duration::ZERO,
-            hooks: ApplyOptions {
-                barrier_timeout: cfg.barrier_timeout.0,
-                ..ApplyOptions::default()
-            },
-        }
-    }
-}
 
 /// What the last reconcile left behind.
 #[derive(Debug, Default)]
@@ -105,7 +68,7 @@ impl Agent {
     ) -> Result<Agent, Error> {
         let dbs = Databases::load(&cfg.database_config)?;
         let db = ConfigDb::start(dbs);
-        let installer = opts.frr.then(|| Installer::from_config(&cfg));
+        let installer = opts.frr.then(|| options::installer(&cfg));
         Ok(Agent {
             cfg,
             db,
@@ -179,7 +142,7 @@ impl Agent {
             self.db = ConfigDb::start(dbs);
         }
         if self.opts.frr {
-            self.installer = Some(Installer::from_config(&cfg));
+            self.installer = Some(options::installer(&cfg));
         }
         self.opts.mode = if cfg.reconfigure_switch {
             Mode::Apply

@@ -30,6 +30,8 @@
 mod agent;
 #[cfg(feature = "agent")]
 pub mod desired;
+#[cfg(feature = "agent")]
+pub mod options;
 pub mod prepare;
 #[cfg(feature = "agent")]
 pub mod register;
@@ -42,6 +44,8 @@ mod steps;
 
 #[cfg(feature = "agent")]
 pub use agent::*;
+#[cfg(feature = "agent")]
+pub use options::{AgentOptions, Mode};
 pub use prepare::{Prepared, prepare};
 #[cfg(feature = "agent")]
 pub use steps::VerifyError;

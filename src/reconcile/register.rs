@@ -119,16 +119,6 @@ pub struct RegisterOptions {
     pub give_up_after: Option<Duration>,
 }
 
-impl RegisterOptions {
-    pub fn from_config(cfg: &Config) -> RegisterOptions {
-        RegisterOptions {
-            wait_ready: Duration::from_secs(120),
-            retry: RetryPolicy::from_config(cfg),
-            give_up_after: None,
-        }
-    }
-}
-
 fn required(cfg_value: &Option<String>, key: &str) -> Result<String, Error> {
     cfg_value
         .clone()

@@ -32,25 +32,25 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{broadcast, mpsc, watch};
 
+use super::Agent;
 use super::desired::DesiredSource;
-use super::register::{self, RegisterOptions};
+use super::options;
+use super::register;
 use super::schedule::{Next, Schedule, backoff};
-use super::{Agent, AgentOptions};
-use crate::api::client::ApiClient;
 use crate::api::{AGENT_VERSION, ComponentPing};
 use crate::config::{ApiVersion, Config};
 use crate::error::Error;
 use crate::frr::bgp::{BgpSource, Neighbors, StateFileWatch};
 use crate::kernel::KernelView;
-use crate::kernel::drift::{DriftPolicy, DriftTracker};
+use crate::kernel::drift::DriftTracker;
 use crate::kernel::expect::{compare, expectations, repair_keys};
 use crate::kernel::state::{KernelState, PortEvent};
 use crate::lldp::collector::PhoneHomeSnapshot;
-use crate::lldp::{PhoneHome, PhoneHomeHandle, PhoneHomeOptions};
+use crate::lldp::{PhoneHome, PhoneHomeHandle};
 use crate::observed::PortOperState;
 use crate::report::api::kernel_name;
 use crate::report::metrics::{Metrics, MetricsServer};
-use crate::report::{LoopPhase, Observed, Origin, Outcome, Reporter, ReporterOptions, Trigger};
+use crate::report::{LoopPhase, Observed, Outcome, Reporter, Trigger};
 use crate::systemd::notify::Notifier;
 
 /// How often the agent announces itself to metal-apiserver (v2), as the Go
@@ -163,12 +163,12 @@ impl DaemonOptions {
 /// Build the daemon's agent from the configuration.
 pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     let id = cfg.hostname()?.to_owned();
-    let api = ApiClient::from_config(cfg)?;
+    let api = options::api_client(cfg)?;
     Agent::new(
         cfg.clone(),
         DesiredSource::Api { id },
         Some(api),
-        AgentOptions::from_config(cfg),
+        options::agent(cfg),
     )
 }
 
@@ -202,15 +202,6 @@ struct Wakers {
     stop: watch::Receiver<bool>,
 }
 
-/// The reporter's options for a configuration.
-fn reporter_options(cfg: &Config, opts: &DaemonOptions) -> ReporterOptions {
-    ReporterOptions {
-        status_dir: opts.status_file.then(|| cfg.state_directory.clone()),
-        origin: Origin::Api(cfg.api_version),
-        naming: cfg.interface_naming_schema,
-    }
-}
-
 impl Daemon {
     pub fn new(
         mut agent: Agent,
@@ -221,7 +212,7 @@ impl Daemon {
     ) -> Daemon {
         agent.opts.hooks.stop = Some(signals.stop.clone());
         let cfg = agent.config();
-        let bgp = BgpSource::from_config(cfg);
+        let bgp = options::bgp_source(cfg);
         let bgp_watch = match &bgp {
             Some(BgpSource::File { path, .. }) => match StateFileWatch::new(path) {
                 Ok(w) => Some(w),
@@ -232,10 +223,7 @@ impl Daemon {
             },
             _ => None,
         };
-        let drift = DriftTracker::new(DriftPolicy {
-            grace: cfg.kernel_drift_grace.0,
-            ..DriftPolicy::default()
-        });
+        let drift = DriftTracker::new(options::drift(cfg));
         let started = SystemTime::now();
         let notifier = if opts.notify {
             Notifier::from_env().unwrap_or_else(|e| {
@@ -246,7 +234,7 @@ impl Daemon {
             Notifier::disabled()
         };
         let reporter = Reporter::new(
-            reporter_options(cfg, &opts),
+            options::reporter(cfg, opts.status_file),
             notifier,
             std::process::id(),
             started,
@@ -291,7 +279,7 @@ impl Daemon {
     /// `Ok(false)` when stopped first.
     async fn register(&mut self) -> Result<bool, Error> {
         let cfg = self.agent.cfg.clone();
-        let opts = RegisterOptions::from_config(&cfg);
+        let opts = options::register(&cfg);
         let mut stop = self.signals.stop.clone();
         let Some(kernel) = self.agent.kernel.clone() else {
             return Ok(true);
@@ -328,14 +316,10 @@ impl Daemon {
         }
         if self.opts.phone_home
             && self.agent.api.is_some()
-            && let Ok(client) = ApiClient::from_config(&cfg)
+            && let Ok(client) = options::api_client(&cfg)
         {
             let ports = self.phone_home_ports.subscribe();
-            self.phone_home = Some(PhoneHome::spawn(
-                ports,
-                client,
-                PhoneHomeOptions::from_config(&cfg),
-            ));
+            self.phone_home = Some(PhoneHome::spawn(ports, client, options::phone_home(&cfg)));
         }
         // READY=1 once the switch was observed: SONiC's databases read in
         // full (or found unreachable for now) and the kernel dumped.
@@ -558,7 +542,7 @@ impl Daemon {
         match (self.loader)() {
             Ok(cfg) => {
                 let interval = cfg.reconfigure_switch_interval.0;
-                let reporting = reporter_options(&cfg, &self.opts);
+                let reporting = options::reporter(&cfg, self.opts.status_file);
                 match self.agent.set_config(cfg) {
                     Ok(()) => {
                         tracing::info!("configuration re-read (SIGHUP)");

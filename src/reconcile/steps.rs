@@ -6,12 +6,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::agent::{Agent, Mode};
+use super::agent::Agent;
 use super::desired::FetchError;
+use super::options::Mode;
 use super::prepare;
 use crate::configdb::Planning;
+use crate::configdb::connection::ConfigDbError;
 use crate::configdb::plan::Plan;
-use crate::configdb::redis::ConfigDbError;
 use crate::configdb::schema::Key;
 use crate::error::Error;
 use crate::files::{self, FileError, FileKind};

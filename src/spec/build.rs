@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
-use super::names::{identifier_problem, ifname_problem, quoted};
 use super::{
     Filter, LocalFacts, MAX_VNI, NicDesc, PortRole, PortSpec, Prefixes, Problem, Problems, Routing,
     SwitchDesc, SwitchSpec, VrfSpec, vni_of_vrf_name, vrf_name,
 };
 use crate::config::Config;
+use crate::names::{identifier_problem, ifname_problem, quoted};
 
 /// Build the validated desired state, or every reason it is invalid.
 ///
