@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 
 use metal_switchd::api::parse_switch_document;
 use metal_switchd::config::Config;
-use metal_switchd::configdb::plan::check_rules;
+use metal_switchd::configdb::rules::check_rules;
 use metal_switchd::configdb::schema::DbState;
 use metal_switchd::configdb::snapshot::parse_config_db_json;
 use metal_switchd::configdb::target;

@@ -877,7 +877,7 @@ mod tests {
         assert!(keys[0].starts_with("- INTERFACE|Ethernet1"), "{plan}");
         assert!(keys[1].starts_with("+ INTERFACE|Ethernet1"), "{plan}");
         assert!(
-            crate::configdb::plan::check_rules(&plan).is_empty(),
+            crate::configdb::rules::check_rules(&plan).is_empty(),
             "{plan}"
         );
     }

@@ -27,6 +27,8 @@ pub mod plan;
 mod proptests;
 #[cfg(feature = "agent")]
 pub mod redis;
+#[cfg(any(test, feature = "testkit"))]
+pub mod rules;
 pub mod schema;
 pub mod snapshot;
 pub mod target;

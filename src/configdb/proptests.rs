@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::diff::Op;
-use super::plan::{Plan, check_rules};
+use super::plan::Plan;
+use super::rules::check_rules;
 use super::schema::{DbState, Fields, Key, Table};
 use crate::config::Config;
 use crate::reconcile::{Prepared, prepare};
