@@ -43,8 +43,9 @@ use serde::Serialize;
 use crate::config::ApiVersion;
 use serde_json::Value;
 
+use crate::names::quoted;
 use crate::observed::PortOperState;
-use crate::spec::SwitchDesc;
+use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
 
 /// This agent's version string, registered as `metal_core_version`.
 pub const AGENT_VERSION: &str = concat!("metal-switchd v", env!("CARGO_PKG_VERSION"));
@@ -196,6 +197,58 @@ pub enum SwitchProblem {
     Nics(Vec<String>),
     /// `last_sync` / `last_sync_error` cannot be read.
     Sync(String),
+}
+
+/// One nic as either wire version carries it, before it is checked.
+struct WireNic<'a> {
+    name: &'a str,
+    vrf: Option<&'a str>,
+    filter: FilterDesc,
+    /// The admin status the version names, or why it cannot be read.
+    admin: Result<Option<AdminStatus>, String>,
+}
+
+/// A switch's desired state from its wire nics; every nic whose admin
+/// status cannot be read is a problem (all of them together).
+fn switch_desc<'a>(
+    id: &str,
+    nics: impl Iterator<Item = WireNic<'a>>,
+) -> Result<SwitchDesc, Vec<String>> {
+    let mut problems = Vec::new();
+    let nics = nics
+        .map(|n| {
+            let admin = n.admin.unwrap_or_else(|p| {
+                problems.push(format!("nic {}: {p}", quoted(n.name)));
+                None
+            });
+            NicDesc {
+                name: n.name.to_owned(),
+                vrf: n.vrf.filter(|v| !v.is_empty()).map(str::to_owned),
+                filter: n.filter,
+                admin,
+            }
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(SwitchDesc {
+        id: id.to_owned(),
+        nics,
+    })
+}
+
+/// Everything the agent keeps from a register, find or get response.
+fn fetched(
+    desc: Result<SwitchDesc, Vec<String>>,
+    nic_names: Vec<String>,
+    sync: Result<SyncStatus, String>,
+) -> Result<FetchedSwitch, SwitchProblem> {
+    Ok(FetchedSwitch {
+        desc: desc.map_err(SwitchProblem::Nics)?,
+        nic_names,
+        sync: sync.map_err(SwitchProblem::Sync)?,
+    })
 }
 
 /// A switch object of either wire version, decoded but not yet converted.

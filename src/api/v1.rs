@@ -14,10 +14,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FetchedSwitch, Registration, SwitchProblem, SyncRecord, SyncStatus};
+use super::{
+    FetchedSwitch, Registration, SwitchProblem, SyncRecord, SyncStatus, WireNic, fetched,
+    switch_desc,
+};
 use crate::names::quoted;
 use crate::observed::{PortOperState, SwitchReport};
-use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
+use crate::spec::{AdminStatus, FilterDesc, SwitchDesc};
 use crate::time::parse_sync_time;
 
 /// `v1.SwitchResponse` (the fields the agent reads).
@@ -159,45 +162,28 @@ impl SwitchResponse {
     /// `actual`), or every nic whose `admin_status` is not `UP`, `DOWN`,
     /// `UNKNOWN` (not set) or `null`.
     pub fn to_desc(&self) -> Result<SwitchDesc, Vec<String>> {
-        let mut problems = Vec::new();
-        let nics = self
-            .nics
-            .iter()
-            .flatten()
-            .map(|n| {
-                let filter = n.filter.clone().unwrap_or_default();
-                let admin = admin_status(n.admin_status.as_deref()).unwrap_or_else(|p| {
-                    problems.push(format!("nic {}: {p}", quoted(&n.name)));
-                    None
-                });
-                NicDesc {
-                    name: n.name.clone(),
-                    vrf: n.vrf.clone().filter(|v| !v.is_empty()),
-                    filter: FilterDesc {
-                        cidrs: filter.cidrs.unwrap_or_default(),
-                        vnis: filter.vnis.unwrap_or_default(),
-                    },
-                    admin,
-                }
-            })
-            .collect();
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(SwitchDesc {
-            id: self.id.clone(),
-            nics,
-        })
+        let nics = self.nics.iter().flatten().map(|n| {
+            let filter = n.filter.clone().unwrap_or_default();
+            WireNic {
+                name: &n.name,
+                vrf: n.vrf.as_deref(),
+                filter: FilterDesc {
+                    cidrs: filter.cidrs.unwrap_or_default(),
+                    vnis: filter.vnis.unwrap_or_default(),
+                },
+                admin: admin_status(n.admin_status.as_deref()),
+            }
+        });
+        switch_desc(&self.id, nics)
     }
 
     /// Everything the agent keeps from a register or find response.
     pub fn to_fetched(&self) -> Result<FetchedSwitch, SwitchProblem> {
-        Ok(FetchedSwitch {
-            desc: self.to_desc().map_err(SwitchProblem::Nics)?,
-            nic_names: self.nics.iter().flatten().map(|n| n.name.clone()).collect(),
-            sync: sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref())
-                .map_err(SwitchProblem::Sync)?,
-        })
+        fetched(
+            self.to_desc(),
+            self.nics.iter().flatten().map(|n| n.name.clone()).collect(),
+            sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref()),
+        )
     }
 }
 

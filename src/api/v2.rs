@@ -25,11 +25,11 @@ use serde_json::Value;
 
 use super::{
     ComponentPing, FetchedSwitch, PhoneHomeEvent, Registration, SwitchProblem, SyncRecord,
-    SyncStatus,
+    SyncStatus, WireNic, fetched, switch_desc,
 };
 use crate::names::{hostname_problem, quoted};
 use crate::observed::{BgpState, PortOperState, SwitchReport};
-use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
+use crate::spec::{AdminStatus, FilterDesc, SwitchDesc};
 use crate::time::{format_duration, format_timestamp, parse_duration, parse_sync_time};
 
 // ---------------------------------------------------------------------------
@@ -183,45 +183,29 @@ impl Switch {
     /// The API-neutral reading: admin status from `state.desired` (MC-v2),
     /// or every nic whose `state.desired` is not a `SwitchPortStatus` name.
     pub fn to_desc(&self) -> Result<SwitchDesc, Vec<String>> {
-        let mut problems = Vec::new();
-        let nics = self
-            .nics
-            .iter()
-            .map(|n| {
-                let filter = n.bgp_filter.clone().unwrap_or_default();
-                let desired = n.state.as_ref().and_then(|s| s.desired.as_deref());
-                let admin = desired_status(desired).unwrap_or_else(|p| {
-                    problems.push(format!("nic {}: {p}", quoted(&n.name)));
-                    None
-                });
-                NicDesc {
-                    name: n.name.clone(),
-                    vrf: n.vrf.clone().filter(|v| !v.is_empty()),
-                    filter: FilterDesc {
-                        cidrs: filter.cidrs,
-                        vnis: filter.vnis,
-                    },
-                    admin,
-                }
-            })
-            .collect();
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(SwitchDesc {
-            id: self.id.clone(),
-            nics,
-        })
+        let nics = self.nics.iter().map(|n| {
+            let filter = n.bgp_filter.clone().unwrap_or_default();
+            let desired = n.state.as_ref().and_then(|s| s.desired.as_deref());
+            WireNic {
+                name: &n.name,
+                vrf: n.vrf.as_deref(),
+                filter: FilterDesc {
+                    cidrs: filter.cidrs,
+                    vnis: filter.vnis,
+                },
+                admin: desired_status(desired),
+            }
+        });
+        switch_desc(&self.id, nics)
     }
 
     /// Everything the agent keeps from a Get or Register response.
     pub fn to_fetched(&self) -> Result<FetchedSwitch, SwitchProblem> {
-        Ok(FetchedSwitch {
-            desc: self.to_desc().map_err(SwitchProblem::Nics)?,
-            nic_names: self.nics.iter().map(|n| n.name.clone()).collect(),
-            sync: sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref())
-                .map_err(SwitchProblem::Sync)?,
-        })
+        fetched(
+            self.to_desc(),
+            self.nics.iter().map(|n| n.name.clone()).collect(),
+            sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref()),
+        )
     }
 }
 

@@ -415,6 +415,12 @@ fn force_replace(key: &Key, cur: &Fields, want: &Fields, out: &mut Vec<Change>) 
         });
         return;
     }
+    replace(key, cur, want, out);
+}
+
+/// Delete the entry, then create it anew (the plan confirms the deletion
+/// in between).
+fn replace(key: &Key, cur: &Fields, want: &Fields, out: &mut Vec<Change>) {
     out.push(Change {
         key: key.clone(),
         op: Op::Delete { old: cur.clone() },
@@ -436,18 +442,7 @@ pub fn diff_entry(key: &Key, cur: &Fields, want: &Fields, scope: Scope, out: &mu
         return;
     }
     if needs_replace(key.table, cur, want) {
-        out.push(Change {
-            key: key.clone(),
-            op: Op::Delete { old: cur.clone() },
-            cause: Cause::Replace,
-        });
-        out.push(Change {
-            key: key.clone(),
-            op: Op::Create {
-                fields: want.clone(),
-            },
-            cause: Cause::Replace,
-        });
+        replace(key, cur, want, out);
         return;
     }
     if key.table == Table::Vrf {
@@ -487,7 +482,7 @@ mod tests {
     //! skips a SET of an existing member, vxlanmgrd ignores a second SET of
     //! a map) and §7.
     use super::*;
-    use crate::configdb::testkit::{f, port, spec, state};
+    use crate::configdb::testkit::{TENANT_104009, f, port, spec, state};
     use crate::spec::{AdminStatus, PortRole};
 
     fn changes(current: &DbState, spec: &SwitchSpec) -> Vec<String> {
@@ -541,15 +536,8 @@ mod tests {
                 "VLAN_MEMBER|Vlan3900|Ethernet2",
                 &[("tagging_mode", "untagged")],
             ),
-            ("VRF|Vrf104009", &[("vni", "104009"), ("fallback", "false")]),
-            ("VLAN|Vlan1001", &[("vlanid", "1001")]),
-            ("VLAN_INTERFACE|Vlan1001", &[("vrf_name", "Vrf104009")]),
-            ("SUPPRESS_VLAN_NEIGH|Vlan1001", &[("suppress", "on")]),
-            (
-                "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
-                &[("vlan", "Vlan1001"), ("vni", "104009")],
-            ),
         ]);
+        e.extend(TENANT_104009);
         state(&e)
     }
 

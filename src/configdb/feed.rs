@@ -562,6 +562,29 @@ fn bad_reply(what: &str, reply: impl std::fmt::Debug) -> ConfigDbError {
     }
 }
 
+/// Run a script on instance `i` (one round trip); its reply is an array.
+async fn invoke(
+    conns: &mut [MultiplexedConnection],
+    i: usize,
+    inv: &redis::ScriptInvocation<'_>,
+    what: &str,
+) -> Result<Vec<Value>, ConfigDbError> {
+    let conn = conns
+        .get_mut(i)
+        .ok_or_else(|| bad_reply("connections", i))?;
+    let reply: Value = inv
+        .invoke_async(conn)
+        .await
+        .map_err(|source| ConfigDbError::Redis {
+            what: what.to_owned(),
+            source,
+        })?;
+    match reply {
+        Value::Array(items) => Ok(items),
+        _ => Err(bad_reply(what, "not an array")),
+    }
+}
+
 fn text(v: Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b).ok(),
@@ -614,21 +637,8 @@ async fn snapshot(layout: &Layout, s: &mut Session) -> Result<View, ConfigDbErro
             }
         }
         inv.arg("--").arg(&PORT_FIELDS[..]);
-        let conn = s
-            .conns
-            .get_mut(i)
-            .ok_or_else(|| bad_reply("connections", i))?;
-        let reply: Value = inv
-            .invoke_async(conn)
-            .await
-            .map_err(|source| ConfigDbError::Redis {
-                what: "reading SONiC's databases".into(),
-                source,
-            })?;
+        let items = invoke(&mut s.conns, i, &inv, "reading SONiC's databases").await?;
         s.count(1);
-        let Value::Array(items) = reply else {
-            return Err(bad_reply("reading SONiC's databases", "not an array"));
-        };
         let mut it = items.into_iter();
         while let Some(g) = it.next() {
             let (Some(Value::Int(g)), Some(key), Some(Value::Int(n))) =
@@ -888,21 +898,8 @@ async fn flush(
             };
             inv.arg(id).arg(read.kind()).arg(key).arg(field);
         }
-        let conn = s
-            .conns
-            .get_mut(i)
-            .ok_or_else(|| bad_reply("connections", i))?;
-        let reply: Value = inv
-            .invoke_async(conn)
-            .await
-            .map_err(|source| ConfigDbError::Redis {
-                what: "re-reading changed keys".into(),
-                source,
-            })?;
+        let items = invoke(&mut s.conns, i, &inv, "re-reading changed keys").await?;
         s.count(1);
-        let Value::Array(items) = reply else {
-            return Err(bad_reply("re-reading changed keys", "not an array"));
-        };
         for ((src, key, read), v) in groups.into_iter().zip(items) {
             let u = match (read, v) {
                 (Read::Exists, Value::Int(n)) if key == layout.port_init_key => {
