@@ -679,7 +679,7 @@ mod writer {
                 nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
             )
             .map_err(io::Error::from)?;
-            if u64::from(named.st_ino) != ours.ino() || named.st_dev != ours.dev() {
+            if named.st_ino != ours.ino() || named.st_dev != ours.dev() {
                 return Err(io::Error::other(format!(
                     "{} was replaced by something else after it was written; not installed",
                     self.path().display()

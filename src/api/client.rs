@@ -321,7 +321,21 @@ impl ApiClient {
     /// `attempt` is a closure returning a future rather than an async
     /// closure: the compiler cannot yet prove an async closure's future
     /// `Send`, and the daemon runs API calls in spawned tasks.
-    async fn with_retry<T, F, Fut>(&self, call: &'static str, mut attempt: F) -> Result<T, ApiError>
+    async fn with_retry<T, F, Fut>(&self, call: &'static str, attempt: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        self.with_policy(self.retry, call, attempt).await
+    }
+
+    /// [`Self::with_retry`] under `policy` instead of the client's.
+    async fn with_policy<T, F, Fut>(
+        &self,
+        policy: RetryPolicy,
+        call: &'static str,
+        mut attempt: F,
+    ) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
@@ -333,8 +347,8 @@ impl ApiClient {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     failed += 1;
-                    let delay = self.retry.delay(failed);
-                    if !e.is_transient() || !self.retry.allows_another(failed, start, delay) {
+                    let delay = policy.delay(failed);
+                    if !e.is_transient() || !policy.allows_another(failed, start, delay) {
                         return Err(e);
                     }
                     tracing::warn!(
@@ -414,6 +428,17 @@ impl ApiClient {
         procedure: &str,
         body: Vec<u8>,
     ) -> Result<HttpResponse, ApiError> {
+        self.v2_call_with(self.retry, call, procedure, body).await
+    }
+
+    /// [`Self::v2_call`] under `policy`.
+    async fn v2_call_with(
+        &self,
+        policy: RetryPolicy,
+        call: &'static str,
+        procedure: &str,
+        body: Vec<u8>,
+    ) -> Result<HttpResponse, ApiError> {
         let Endpoint::V2 { base, token_file } = &self.endpoint else {
             return Err(ApiError::Config(format!("{call} is a v2 call")));
         };
@@ -421,7 +446,7 @@ impl ApiClient {
         let body = Bytes::from(body);
         let timeout_ms = self.transport.timeout().as_millis().clamp(1, 9_999_999_999);
         let (url, body) = (&url, &body);
-        self.with_retry(call, move || async move {
+        self.with_policy(policy, call, move || async move {
             let token = token::read_secret_file(token::TOKEN, token_file)?;
             let req = http::Request::builder()
                 .method(http::Method::POST)
@@ -614,7 +639,9 @@ impl ApiClient {
     /// Send phone-home events in one call: v1 `api.v1.EventService/Send`
     /// (gRPC, mutual TLS, event `Phoned Home`), v2 `EventService/Send`
     /// (`MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME`). Nothing is sent for
-    /// an empty batch.
+    /// an empty batch. One attempt, never retried here: phone-home runs
+    /// every interval, and the next interval is the retry (so a batch costs
+    /// at most one call per interval).
     pub async fn send_events(
         &mut self,
         events: &[PhoneHomeEvent],
@@ -628,11 +655,14 @@ impl ApiClient {
             Endpoint::V1 { .. } => {
                 let grpc = self.grpc_events()?;
                 let grpc = &grpc;
-                self.with_retry(CALL, move || grpc.send(CALL, events)).await
+                self.with_policy(RetryPolicy::NONE, CALL, move || grpc.send(CALL, events))
+                    .await
             }
             Endpoint::V2 { .. } => {
                 let body = to_json(CALL, &v2::event_request(events))?;
-                let resp = self.v2_call(CALL, PROC, body).await?;
+                let resp = self
+                    .v2_call_with(RetryPolicy::NONE, CALL, PROC, body)
+                    .await?;
                 let url = format!("{}/{PROC}", self.base_url());
                 let r: v2::EventSendResponse = decode(CALL, &url, &resp)?;
                 Ok(EventOutcome {

@@ -273,6 +273,11 @@ pub(crate) struct State {
     /// from the records (which never hold them).
     pub credentials: Vec<String>,
     pub components: BTreeMap<String, Value>,
+    /// Machine id → the provisioning events stored for it (v2
+    /// `EventService/Send`), oldest first, at most 100.
+    pub machine_events: BTreeMap<String, Vec<String>>,
+    /// Machine id → the Connect code its events fail with.
+    pub refused_machines: BTreeMap<String, String>,
 }
 
 pub(crate) struct Shared {
@@ -584,6 +589,32 @@ impl ApiServer {
 
     pub fn add_partition(&self, p: &str) {
         self.shared.lock().partitions.insert(p.to_owned());
+    }
+
+    /// The provisioning events v2 `EventService/Send` stored for a machine
+    /// (event type names, oldest first).
+    pub fn machine_events(&self, machine_id: &str) -> Vec<String> {
+        self.shared
+            .lock()
+            .machine_events
+            .get(machine_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every machine v2 `EventService/Send` stored events for.
+    pub fn machines_with_events(&self) -> BTreeSet<String> {
+        self.shared.lock().machine_events.keys().cloned().collect()
+    }
+
+    /// Make the events of `machine_id` fail with the Connect `code` (as a
+    /// storage or state-machine failure of metal-apiserver would); the
+    /// other events of a batch are stored as before.
+    pub fn refuse_events_of(&self, machine_id: &str, code: &str) {
+        self.shared
+            .lock()
+            .refused_machines
+            .insert(machine_id.to_owned(), code.to_owned());
     }
 
     /// Grant or change a bearer token at runtime.

@@ -9,7 +9,8 @@
 //! `portStates`, enum value 0 is refused by the conversions, a nic stored
 //! without state breaks every later Get, a BGP entry without a timer
 //! crashes the heartbeat's update path (the connection is dropped), events
-//! for unknown non-UUID machines fail the whole batch.
+//! are handled one by one and a failed one turns the answer into its error
+//! while the others are stored ([`events`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -923,37 +924,68 @@ fn is_uuid(s: &str) -> bool {
             .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// `EventService/Send` as metal-apiserver answers it (metal-api reference
+/// §3.4; MAS `pkg/service/infra/event/event-service.go`): every event is
+/// handled on its own, in turn; an unknown machine id is created when it is
+/// a UUID and refused (`invalid_argument`) otherwise; events of machines the
+/// lab was told to refuse ([`super::ApiServer::refuse_events_of`], standing
+/// in for a storage or state-machine failure) fail with the code given. The
+/// events that succeed are stored even when others fail. If any failed, the
+/// answer is an error (connect-go sends the code and message of the first
+/// failure of the joined errors) and the counts are not seen; otherwise
+/// `{events: <count>}`.
 fn events(shared: &Shared, events: &[EventReq]) -> Reply {
-    let st = shared.lock();
-    let known = |id: &str| {
-        st.switches
+    let mut st = shared.lock();
+    let mut processed = 0u64;
+    let mut errors: Vec<(String, String)> = Vec::new();
+    for e in events {
+        let id = &e.machine_id;
+        let known = st
+            .switches
             .values()
             .any(|s| s.connections.iter().any(|(m, _)| m == id))
-    };
-    let mut errors = Vec::new();
-    for e in events {
-        if !known(&e.machine_id) && !is_uuid(&e.machine_id) {
-            errors.push(format!(
-                "machine with id {:?} not found and not a uuid",
-                e.machine_id
+            || st.machine_events.contains_key(id);
+        if !known && !is_uuid(id) {
+            errors.push((
+                "invalid_argument".into(),
+                format!("machine with id {id:?} not found and not a uuid"),
             ));
             continue;
         }
         if e.event <= 0 || e.event as usize >= EVENT_TYPES.len() {
-            errors.push(format!(
-                "unable to fetch stringvalue from event type {}",
-                e.event
+            errors.push((
+                "invalid_argument".into(),
+                format!("unable to fetch stringvalue from event type {}", e.event),
             ));
+            continue;
         }
+        if let Some(code) = st.refused_machines.get(id) {
+            errors.push((
+                code.clone(),
+                format!("machine {id}: the event could not be stored"),
+            ));
+            continue;
+        }
+        let kind = EVENT_TYPES
+            .get(e.event as usize)
+            .copied()
+            .unwrap_or_default()
+            .to_owned();
+        let stored = st.machine_events.entry(id.clone()).or_default();
+        stored.push(kind);
+        // metal-apiserver keeps the last 100 events of a machine.
+        if stored.len() > 100 {
+            stored.remove(0);
+        }
+        processed += 1;
     }
-    if !errors.is_empty() {
-        return rpc_error("invalid_argument", errors.join("\n"));
+    if let Some((code, message)) = errors.into_iter().next() {
+        return rpc_error(&code, message);
     }
-    let n = events.len();
-    if n == 0 {
+    if processed == 0 {
         Reply::ok(json!({}))
     } else {
-        Reply::ok(json!({"events": n.to_string()}))
+        Reply::ok(json!({"events": processed.to_string()}))
     }
 }
 
