@@ -125,6 +125,7 @@ impl Api {
                 std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
                 env.extend([
                     ("METAL_SWITCHD_API_VERSION".into(), "v2".into()),
+                    ("METAL_SWITCHD_API_ALLOW_PLAINTEXT".into(), "true".into()),
                     (
                         "METAL_CORE_METAL_APISERVER_URL".into(),
                         format!("http://127.0.0.1:{http}"),

@@ -87,7 +87,7 @@ mod tests {
         let e = read_secret_file(TOKEN, &p).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("mode 0644"), "{msg}");
-        assert!(msg.contains("readable by group or others"), "{msg}");
+        assert!(msg.contains("readable by others"), "{msg}");
         assert!(msg.contains("metal-apiserver token file"), "{msg}");
         assert!(msg.contains(&format!("chmod 600 {}", p.display())), "{msg}");
         assert!(!msg.contains("very-secret") && !format!("{e:?}").contains("very-secret"));

@@ -164,6 +164,10 @@ impl DaemonOptions {
 /// Build the daemon's agent from the configuration.
 pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     let id = cfg.hostname()?.to_owned();
+    // Plain HTTP to the metal API, said loudly at every start.
+    for w in cfg.plaintext_warnings() {
+        tracing::warn!(risk = "plain-http", "{w}");
+    }
     let api = ApiClient::from_config(cfg)?;
     Agent::new(
         cfg.clone(),
@@ -411,7 +415,7 @@ impl Daemon {
         let mut schedule = Schedule::new(
             Instant::now(),
             self.agent.cfg.reconfigure_switch_interval.0,
-            (self.agent.cfg.api_version == ApiVersion::V2).then_some(PING_INTERVAL),
+            (self.agent.cfg.api_version() == ApiVersion::V2).then_some(PING_INTERVAL),
             self.notifier.watchdog_period(),
         );
         let mut stop = self.signals.stop.clone();
@@ -632,7 +636,7 @@ impl Daemon {
             m.set_desired_generation(self.desired_generation);
         }
         self.status.desired = Some(status::DesiredState {
-            source: match self.agent.cfg.api_version {
+            source: match self.agent.cfg.api_version() {
                 ApiVersion::V1 => status::DesiredSource::ApiV1,
                 ApiVersion::V2 => status::DesiredSource::ApiV2,
             },
