@@ -1783,3 +1783,46 @@ fn signed_headers(key: &str, method: &str, date: &str) -> Vec<(&'static str, Str
         ("Content-Type", "application/json".to_owned()),
     ]
 }
+
+/// Issue 21, item 4: `TokenService/Refresh` against the lab server, which
+/// answers as metal-apiserver does: a new token with the old one's
+/// lifetime for a token with the self permission; `permission_denied`
+/// without it; `unauthenticated` once the token expired.
+#[tokio::test]
+async fn the_v2_token_is_refreshed_by_the_api() {
+    use metal_switchd::api::token::claims;
+    let server = lab(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let lifetime = Duration::from_secs(600);
+    let old = server.issue_token(TokenGrant::Editor, lifetime, true);
+    let mut client = ApiClient::from_config(&v2_config(&server, dir.path(), &old)).unwrap();
+    let new = client.refresh_token().await.unwrap();
+    assert_ne!(new.secret.expose(), old);
+    let (c_old, c_new) = (claims(&old).unwrap(), claims(new.secret.expose()).unwrap());
+    assert_eq!(
+        c_new.exp.unwrap() - c_new.iat.unwrap(),
+        c_old.exp.unwrap() - c_old.iat.unwrap(),
+        "the same lifetime"
+    );
+    assert_eq!(
+        new.expires, c_new.exp,
+        "the API's answer and the claims agree"
+    );
+    assert_eq!(server.issued_tokens().len(), 2);
+    // The refresh was sent with the old token; the new one is not written
+    // by the client (that is the renewal's job).
+    let rec = server.records_of(Call::V2TokenRefresh);
+    assert_eq!((rec.len(), rec[0].status), (1, 200));
+
+    let without = server.issue_token(TokenGrant::Editor, lifetime, false);
+    let mut client = ApiClient::from_config(&v2_config(&server, dir.path(), &without)).unwrap();
+    let e = client.refresh_token().await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::PermissionDenied), "{e}");
+    assert!(!e.to_string().contains(&without));
+
+    let expired = server.issue_token(TokenGrant::Editor, Duration::ZERO, true);
+    let mut client = ApiClient::from_config(&v2_config(&server, dir.path(), &expired)).unwrap();
+    let e = client.refresh_token().await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::Unauthenticated), "{e}");
+    assert!(client.get("leaf01").await.is_err());
+}

@@ -41,6 +41,15 @@ use crate::config::{ApiVersion, Config, Secret};
 use crate::observed::SwitchReport;
 use crate::spec::names::{escaped, quoted};
 
+/// A renewed v2 token, from `TokenService/Refresh`.
+#[derive(Debug, Clone)]
+pub struct RefreshedToken {
+    pub secret: Secret,
+    /// Its validity as the API answered it (Unix seconds), if it did.
+    pub expires: Option<i64>,
+    pub issued_at: Option<i64>,
+}
+
 /// Where and how to authenticate.
 enum Endpoint {
     V1 { base: String, key: Secret },
@@ -680,6 +689,52 @@ impl ApiClient {
                     failed: r.failed,
                 })
             }
+        }
+    }
+
+    /// Renew the v2 token (`metalstack.api.v2.TokenService/Refresh`, with
+    /// the token of the token file). One attempt: the caller decides when
+    /// to try again. The answer holds the new token and, from the API, its
+    /// validity (Unix seconds).
+    pub async fn refresh_token(&mut self) -> Result<RefreshedToken, ApiError> {
+        const CALL: &str = "refresh token";
+        const PROC: &str = "metalstack.api.v2.TokenService/Refresh";
+        if matches!(self.endpoint, Endpoint::V1 { .. }) {
+            return Err(ApiError::Unsupported {
+                call: CALL,
+                version: "v1",
+                why: "metal-api v1 authenticates with the HMAC key, which does not expire",
+            });
+        }
+        let resp = self
+            .v2_call_with(RetryPolicy::NONE, CALL, PROC, b"{}".to_vec())
+            .await?;
+        let url = format!("{}/{PROC}", self.base_url());
+        let r: v2::RefreshResponse = decode(CALL, &url, &resp)?;
+        let secret = r.secret.trim();
+        if secret.is_empty() || secret.lines().count() != 1 {
+            return Err(ApiError::Decode {
+                call: CALL,
+                url,
+                status: resp.status,
+                message: "the answer holds no usable token (secret empty or not one line)".into(),
+            });
+        }
+        let time =
+            |t: Option<&String>| t.and_then(|s| super::time::parse_sync_time(s).ok().flatten());
+        let meta = r.token.unwrap_or_default();
+        Ok(RefreshedToken {
+            secret: Secret::new(secret),
+            expires: time(meta.expires.as_ref()),
+            issued_at: time(meta.issued_at.as_ref()),
+        })
+    }
+
+    /// The token file of a v2 client.
+    pub fn token_file(&self) -> Option<&std::path::Path> {
+        match &self.endpoint {
+            Endpoint::V2 { token_file, .. } => Some(token_file),
+            Endpoint::V1 { .. } => None,
         }
     }
 

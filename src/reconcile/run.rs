@@ -161,6 +161,32 @@ impl DaemonOptions {
     }
 }
 
+/// Renew the v2 token beside the loop; every attempt is counted as a
+/// `refresh_token` API call.
+fn spawn_token_renewal(
+    client: ApiClient,
+    metrics: Arc<Metrics>,
+) -> crate::api::renew::RenewalHandle {
+    use crate::api::renew::{Renewal, RenewalOptions, TokenRenewal};
+    TokenRenewal::spawn(
+        client,
+        RenewalOptions::default(),
+        Arc::new(move |r: &Renewal| match r {
+            Renewal::Renewed { .. } | Renewal::NotSaved { .. } => {
+                metrics.api_call(ApiCall::RefreshToken, None)
+            }
+            Renewal::CallFailed { transient, .. } => metrics.api_call(
+                ApiCall::RefreshToken,
+                Some(if *transient {
+                    ApiErrorKind::Transient
+                } else {
+                    ApiErrorKind::Permanent
+                }),
+            ),
+        }),
+    )
+}
+
 /// Build the daemon's agent from the configuration.
 pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     let id = cfg.hostname()?.to_owned();
@@ -193,6 +219,8 @@ pub struct Daemon {
     metrics_server: Option<MetricsServer>,
     notifier: Notifier,
     phone_home: Option<PhoneHomeHandle>,
+    /// v2: renews the token before it expires.
+    token_renewal: Option<crate::api::renew::RenewalHandle>,
     phone_home_ports: watch::Sender<BTreeSet<String>>,
     /// Phone-home counters already turned into metrics.
     phone_home_seen: crate::lldp::collector::Stats,
@@ -255,6 +283,7 @@ impl Daemon {
             metrics_server: None,
             notifier,
             phone_home: None,
+            token_renewal: None,
             phone_home_ports: watch::channel(BTreeSet::new()).0,
             phone_home_seen: Default::default(),
             drift,
@@ -378,6 +407,12 @@ impl Daemon {
                 client,
                 PhoneHomeOptions::from_config(&cfg),
             ));
+        }
+        if self.agent.api.is_some()
+            && cfg.api_version() == ApiVersion::V2
+            && let Ok(client) = ApiClient::from_config(&cfg)
+        {
+            self.token_renewal = Some(spawn_token_renewal(client, self.metrics.clone()));
         }
         // READY=1 once the switch was observed: SONiC's databases read in
         // full (or found unreachable for now) and the kernel dumped.
@@ -943,6 +978,9 @@ impl Daemon {
         self.set_phase(LoopPhase::Stopping);
         if let Some(p) = self.phone_home.take() {
             p.shutdown().await;
+        }
+        if let Some(r) = self.token_renewal.take() {
+            r.shutdown().await;
         }
         if let Some(m) = self.metrics_server.take() {
             m.shutdown().await;

@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::model::{self, Bgp, LabSwitch, Nic, Os, PortStatus, RenderError, SyncRec};
 use super::wire::{self, Instant, Invalid, Msg, enum_value, parse_proto_duration, parse_rfc3339};
-use super::{Call, Reply, Shared, TokenGrant};
+use super::{Call, Reply, Shared, TokenGrant, tokens};
 
 const VENDORS: [&str; 3] = [
     "SWITCH_OS_VENDOR_UNSPECIFIED",
@@ -80,18 +80,23 @@ fn procedure(call: Call) -> &'static str {
         Call::V2Register => "/metalstack.infra.v2.SwitchService/Register",
         Call::V2Heartbeat => "/metalstack.infra.v2.SwitchService/Heartbeat",
         Call::V2EventSend => "/metalstack.infra.v2.EventService/Send",
+        Call::V2TokenRefresh => "/metalstack.api.v2.TokenService/Refresh",
         _ => "/metalstack.infra.v2.ComponentService/Ping",
     }
 }
 
-fn authorize(shared: &Shared, call: Call, headers: &HeaderMap) -> Result<(), Reply> {
+/// The token of the `Authorization` header (metal-apiserver: cut at the
+/// first space, trim the rest; the scheme is not checked).
+fn bearer(headers: &HeaderMap) -> &str {
     let header = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    // metal-apiserver: cut at the first space, trim the rest; the scheme is
-    // not checked.
-    let token = header.split_once(' ').map(|(_, t)| t.trim()).unwrap_or("");
+    header.split_once(' ').map(|(_, t)| t.trim()).unwrap_or("")
+}
+
+fn authorize(shared: &Shared, call: Call, headers: &HeaderMap) -> Result<(), Reply> {
+    let token = bearer(headers);
     let denied = || {
         Err(rpc_error(
             "permission_denied",
@@ -101,11 +106,30 @@ fn authorize(shared: &Shared, call: Call, headers: &HeaderMap) -> Result<(), Rep
     if token.is_empty() {
         return denied();
     }
+    if let Some(t) = tokens::find(shared, token) {
+        if t.is_expired(wire::now().secs) {
+            return Err(rpc_error(
+                "unauthenticated",
+                "token has invalid claims: token is expired",
+            ));
+        }
+        return match t.grant {
+            TokenGrant::Revoked => Err(rpc_error("unauthenticated", "token was revoked")),
+            // Refresh is a self method: the token's own permission decides.
+            _ if call == Call::V2TokenRefresh => Ok(()),
+            TokenGrant::NoRole => denied(),
+            TokenGrant::Viewer if call != Call::V2Get => denied(),
+            _ => Ok(()),
+        };
+    }
     match shared.auth().tokens.get(token) {
         None => Err(rpc_error("unauthenticated", "invalid token")),
         Some(TokenGrant::Revoked) => Err(rpc_error("unauthenticated", "token was revoked")),
         Some(TokenGrant::NoRole) => denied(),
         Some(TokenGrant::Viewer) if call != Call::V2Get => denied(),
+        // Self methods are not granted to API tokens without an explicit
+        // permission; the lab's fixed tokens have none.
+        Some(_) if call == Call::V2TokenRefresh => denied(),
         Some(_) => Ok(()),
     }
 }
@@ -487,6 +511,7 @@ pub(crate) fn handle(shared: &Shared, call: Call, headers: &HeaderMap, body: &[u
         Call::V2Register => "metalstack.infra.v2.SwitchServiceRegisterRequest",
         Call::V2Heartbeat => "metalstack.infra.v2.SwitchServiceHeartbeatRequest",
         Call::V2EventSend => "metalstack.infra.v2.EventServiceSendRequest",
+        Call::V2TokenRefresh => "metalstack.api.v2.TokenServiceRefreshRequest",
         _ => "metalstack.infra.v2.ComponentServicePingRequest",
     };
     let unmarshal = |m: String| {
@@ -515,6 +540,7 @@ pub(crate) fn handle(shared: &Shared, call: Call, headers: &HeaderMap, body: &[u
         }),
         Call::V2Heartbeat => decode_heartbeat(&root).map(Decoded::Heartbeat),
         Call::V2EventSend => decode_events(&root).map(Decoded::Events),
+        Call::V2TokenRefresh => Ok(Decoded::Refresh),
         _ => decode_ping(&root).map(Decoded::Ping),
     };
     let decoded = match decoded {
@@ -530,10 +556,21 @@ pub(crate) fn handle(shared: &Shared, call: Call, headers: &HeaderMap, body: &[u
         Decoded::Heartbeat(h) => heartbeat(shared, &h),
         Decoded::Events(e) => events(shared, &e),
         Decoded::Ping(p) => ping(shared, &p),
+        Decoded::Refresh => match tokens::find(shared, bearer(headers)) {
+            Some(old) => {
+                let issuer = shared.auth().issuer;
+                tokens::refresh(shared, &issuer, &old)
+            }
+            None => rpc_error(
+                "permission_denied",
+                "not allowed to call: /metalstack.api.v2.TokenService/Refresh",
+            ),
+        },
     }
 }
 
 enum Decoded {
+    Refresh,
     Get(String),
     Register(Box<SwitchReq>),
     Heartbeat(HbReq),
