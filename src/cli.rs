@@ -273,11 +273,12 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
 
 /// `check-config`: the configuration's values (checked when it was
 /// loaded), then every file `run` will read and the transport
-/// ([`crate::config_check`]). Errors exit 2; warnings go to stderr.
+/// ([`crate::config_check`]). Errors exit 2; warnings are logged (stderr).
 fn check_config(cfg: &Config) -> Result<u8, Error> {
     let found = crate::config_check::check(cfg);
+    // Through the log, so that `log_format = "json"` keeps stderr JSON.
     for w in &found.warnings {
-        eprintln!("metal-switchd: WARNING: {w}");
+        tracing::warn!("{w}");
     }
     if !found.errors.is_empty() {
         return Err(crate::config::ConfigError::Invalid(found.errors).into());

@@ -153,7 +153,7 @@ fn check_config_warns_about_plain_http() {
     );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
-    assert!(err.contains("WARNING"), "{err}");
+    assert!(err.contains("WARN"), "{err}");
     assert!(err.contains("plain HTTP"), "{err}");
     assert!(
         err.contains(
@@ -211,7 +211,7 @@ fn a_v2_token_is_never_sent_over_plain_http_unless_allowed() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(
-        err.contains("WARNING") && err.contains("clear text"),
+        err.contains("WARN") && err.contains("clear text"),
         "{err}"
     );
     // With the risk named, the call is made (the switch is unknown here).
