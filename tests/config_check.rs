@@ -210,10 +210,7 @@ fn a_v2_token_is_never_sent_over_plain_http_unless_allowed() {
     let o = run(dir.path(), &allowed, &["check-config"]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
-    assert!(
-        err.contains("WARN") && err.contains("clear text"),
-        "{err}"
-    );
+    assert!(err.contains("WARN") && err.contains("clear text"), "{err}");
     // With the risk named, the call is made (the switch is unknown here).
     let o = run(dir.path(), &allowed, &["fetch"]);
     let (_, err) = text(&o);

@@ -605,6 +605,55 @@ async fn unreachable_v1_grpc_loses_no_event() {
     unreachable_api_loses_no_event(Api::v1()).await;
 }
 
+/// A machine namespace wired to a switch namespace (`eth<i>` ↔
+/// `Ethernet<4·i>`), a v2 lab server, and phone-home on those ports every
+/// `interval_ms`, all of them captured. Keep every field alive (bind it by
+/// name, never `..`): the namespaces, the token file and the port list end
+/// with them.
+struct Wired {
+    _switch: Netns,
+    m: Netns,
+    server: ApiServer,
+    _dir: tempfile::TempDir,
+    _ports: watch::Sender<BTreeSet<String>>,
+    h: PhoneHomeHandle,
+}
+
+async fn wired_v2(name: &str, nics: usize, interval_ms: u64) -> Wired {
+    let switch = switch_ns();
+    let m = Netns::new(name).unwrap();
+    let names: Vec<String> = (0..nics).map(|i| format!("Ethernet{}", 4 * i)).collect();
+    for (i, port) in names.iter().enumerate() {
+        veth(&switch, port, &m, &format!("eth{i}"), 1500).unwrap();
+    }
+    let api = Api::V2;
+    let server = api.server(0, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let wanted: BTreeSet<String> = names.iter().cloned().collect();
+    let (tx, rx) = watch::channel(wanted);
+    let h = PhoneHome::spawn(rx, api.client(&server, dir.path()), options(interval_ms));
+    wait_snapshot(&h, "the ports captured", |s| {
+        names.iter().all(|p| is_open(s, p))
+    })
+    .await;
+    Wired {
+        _switch: switch,
+        m,
+        server,
+        _dir: dir,
+        _ports: tx,
+        h,
+    }
+}
+
+/// A go-lldpd frame of machine `id` on the machine's `dev`.
+fn send_from(m: &Netns, dev: &str, id: &str, desc: &str) {
+    RawSender::open(m, dev)
+        .unwrap()
+        .send(&ethernet(MAC, 0x88cc, &go_lldpd_pdu(MAC, dev, id, desc)))
+        .unwrap();
+}
+
 /// Issue 22, item 1: metal-apiserver handles every event of a batch on its
 /// own and answers with the error of a failed one (the counts hidden); the
 /// events that succeeded are stored. A batch refused in part is therefore
@@ -612,34 +661,20 @@ async fn unreachable_v1_grpc_loses_no_event() {
 /// others were taken) in one call, never resent one by one.
 #[tokio::test]
 async fn a_batch_refused_in_part_is_split_by_the_answer() {
-    let switch = switch_ns();
-    let m = Netns::new("lmr").unwrap();
-    veth(&switch, "Ethernet0", &m, "eth0", 1500).unwrap();
-    veth(&switch, "Ethernet4", &m, "eth1", 1500).unwrap();
-    veth(&switch, "Ethernet8", &m, "eth2", 1500).unwrap();
-    let api = Api::V2;
-    let server = api.server(0, 0);
-    server.refuse_events_of(MACHINE_B, "invalid_argument");
-    let dir = tempfile::tempdir().unwrap();
-    let (_tx, rx) = watch::channel(ports(&["Ethernet0", "Ethernet4", "Ethernet8"]));
     // The first interval ends 2 s after the start: the frames below are
     // seen long before, so they share one batch.
-    let h = PhoneHome::spawn(rx, api.client(&server, dir.path()), options(2000));
-    wait_snapshot(&h, "the ports captured", |s| {
-        ["Ethernet0", "Ethernet4", "Ethernet8"]
-            .iter()
-            .all(|p| is_open(s, p))
-    })
-    .await;
-    let send = |dev: &str, id: &str| {
-        RawSender::open(&m, dev)
-            .unwrap()
-            .send(&ethernet(MAC, 0x88cc, &go_lldpd_pdu(MAC, dev, id, SINCE_A)))
-            .unwrap();
-    };
-    send("eth0", MACHINE_A);
-    send("eth1", MACHINE_B);
-    send("eth2", MACHINE_C);
+    let Wired {
+        m,
+        server,
+        h,
+        _switch,
+        _dir,
+        _ports,
+    } = wired_v2("lmr", 3, 2000).await;
+    server.refuse_events_of(MACHINE_B, "invalid_argument");
+    send_from(&m, "eth0", MACHINE_A, SINCE_A);
+    send_from(&m, "eth1", MACHINE_B, SINCE_A);
+    send_from(&m, "eth2", MACHINE_C, SINCE_A);
     let snap = wait_snapshot(&h, "the batch handled", |s| {
         s.stats.events_sent + s.stats.events_rejected == 3
     })
@@ -694,31 +729,17 @@ fn random_uuid() -> String {
 #[tokio::test]
 async fn forged_frames_on_one_port_cost_one_call_per_interval() {
     const INTERVAL_MS: u64 = 500;
-    let switch = switch_ns();
-    let m = Netns::new("lmf").unwrap();
-    veth(&switch, "Ethernet0", &m, "eth0", 1500).unwrap();
-    veth(&switch, "Ethernet4", &m, "eth1", 1500).unwrap();
-    veth(&switch, "Ethernet8", &m, "eth2", 1500).unwrap();
-    let api = Api::V2;
-    let server = api.server(0, 0);
-    let dir = tempfile::tempdir().unwrap();
-    let (_tx, rx) = watch::channel(ports(&["Ethernet0", "Ethernet4", "Ethernet8"]));
     let started = std::time::Instant::now();
-    let h = PhoneHome::spawn(rx, api.client(&server, dir.path()), options(INTERVAL_MS));
-    wait_snapshot(&h, "the ports captured", |s| {
-        ["Ethernet0", "Ethernet4", "Ethernet8"]
-            .iter()
-            .all(|p| is_open(s, p))
-    })
-    .await;
-    let real = |dev: &str, id: &str| {
-        RawSender::open(&m, dev)
-            .unwrap()
-            .send(&ethernet(MAC, 0x88cc, &go_lldpd_pdu(MAC, dev, id, SINCE_B)))
-            .unwrap();
-    };
-    real("eth1", MACHINE_A);
-    real("eth2", MACHINE_B);
+    let Wired {
+        m,
+        server,
+        h,
+        _switch,
+        _dir,
+        _ports,
+    } = wired_v2("lmf", 3, INTERVAL_MS).await;
+    send_from(&m, "eth1", MACHINE_A, SINCE_B);
+    send_from(&m, "eth2", MACHINE_B, SINCE_B);
     let attacker = RawSender::open(&m, "eth0").unwrap();
     for n in 0..10_000 {
         let name = if n % 2 == 0 {
@@ -808,23 +829,15 @@ async fn forged_frames_on_one_port_cost_one_call_per_interval() {
 /// TTL of its last frame (4 s, go-lldpd's) has run out.
 #[tokio::test]
 async fn a_silent_neighbour_expires_by_its_ttl() {
-    let switch = switch_ns();
-    let m = Netns::new("lmt").unwrap();
-    veth(&switch, "Ethernet0", &m, "eth0", 1500).unwrap();
-    let api = Api::V2;
-    let server = api.server(0, 0);
-    let dir = tempfile::tempdir().unwrap();
-    let (_tx, rx) = watch::channel(ports(&["Ethernet0"]));
-    let h = PhoneHome::spawn(rx, api.client(&server, dir.path()), options(300));
-    wait_snapshot(&h, "Ethernet0 captured", |s| is_open(s, "Ethernet0")).await;
-    RawSender::open(&m, "eth0")
-        .unwrap()
-        .send(&ethernet(
-            MAC,
-            0x88cc,
-            &go_lldpd_pdu(MAC, "eth0", MACHINE_A, SINCE_A),
-        ))
-        .unwrap();
+    let Wired {
+        m,
+        h,
+        server: _server,
+        _switch,
+        _dir,
+        _ports,
+    } = wired_v2("lmt", 1, 300).await;
+    send_from(&m, "eth0", MACHINE_A, SINCE_A);
     wait_snapshot(&h, "A seen", |s| {
         machine_on(s, "Ethernet0").as_deref() == Some(MACHINE_A)
     })

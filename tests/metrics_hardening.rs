@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metal_switchd::metrics::{Metrics, limits};
+use metal_switchd::metrics::{Metrics, MetricsServer, limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -26,19 +26,21 @@ async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&raw).into_owned()
 }
 
+/// A metrics endpoint on a free loopback port.
+async fn start() -> (MetricsServer, std::net::SocketAddr) {
+    let metrics = Arc::new(Metrics::new(std::time::SystemTime::now()));
+    let server = metrics.serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let addr = server.local_addr();
+    (server, addr)
+}
+
 fn status(answer: &str) -> &str {
     answer.split(' ').nth(1).unwrap_or("")
 }
 
 #[tokio::test]
 async fn only_metrics_and_no_body_is_read() {
-    let metrics = Arc::new(Metrics::new(std::time::SystemTime::now()));
-    let server = metrics
-        .clone()
-        .serve(([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
-    let addr = server.local_addr();
+    let (server, addr) = start().await;
     let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n");
     let ok = exchange(addr, get("/metrics").as_bytes()).await;
     assert_eq!(status(&ok), "200", "{ok}");
@@ -83,15 +85,9 @@ async fn only_metrics_and_no_body_is_read() {
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_head_is_closed() {
-    let metrics = Arc::new(Metrics::new(std::time::SystemTime::now()));
-    let server = metrics
-        .clone()
-        .serve(([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
-    let addr = server.local_addr();
+    let (server, addr) = start().await;
     // A client that starts a request and never finishes its head is closed
-    // after the header read timeout (an event: EOF).
+    // (an event: EOF) after the idle timeout, within the header read timeout.
     let mut slow = TcpStream::connect(addr).await.unwrap();
     slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: s\r\n")
         .await
@@ -176,13 +172,7 @@ async fn scrape_from(from: [u8; 4], addr: std::net::SocketAddr) -> String {
 /// connections: its new ones replace its own idle ones.
 #[tokio::test]
 async fn forty_keep_alive_clients_of_one_peer_cannot_lock_out_a_scrape() {
-    let metrics = Arc::new(Metrics::new(std::time::SystemTime::now()));
-    let server = metrics
-        .clone()
-        .serve(([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
-    let addr = server.local_addr();
+    let (server, addr) = start().await;
     let mut clients = Vec::new();
     for i in 0..40 {
         let mut c = connect_from([127, 0, 0, 1], addr).await;
@@ -208,13 +198,7 @@ async fn forty_keep_alive_clients_of_one_peer_cannot_lock_out_a_scrape() {
 /// scrape still gets one (an idle connection gives up its slot).
 #[tokio::test]
 async fn forty_keep_alive_peers_cannot_lock_out_a_scrape() {
-    let metrics = Arc::new(Metrics::new(std::time::SystemTime::now()));
-    let server = metrics
-        .clone()
-        .serve(([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
-    let addr = server.local_addr();
+    let (server, addr) = start().await;
     let mut clients = Vec::new();
     for i in 0..40u8 {
         let mut c = connect_from([127, 0, 1, 1 + i], addr).await;
@@ -241,13 +225,7 @@ async fn forty_keep_alive_peers_cannot_lock_out_a_scrape() {
 #[tokio::test]
 async fn idle_connections_are_closed_early() {
     assert!(limits::IDLE_TIMEOUT * 4 < limits::MAX_CONNECTION_TIME);
-    let metrics = Arc::new(Metrics::new(std::time::SystemTime::now()));
-    let server = metrics
-        .clone()
-        .serve(([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
-    let addr = server.local_addr();
+    let (server, addr) = start().await;
     let mut c = connect_from([127, 0, 0, 1], addr).await;
     let first = keep_alive_scrape(&mut c).await;
     assert!(first.contains(" 200 "), "{first}");
