@@ -30,6 +30,7 @@ use metal_switchd::configdb::dbconfig::Databases;
 use metal_switchd::configdb::redis::ConfigDb;
 use metal_switchd::kernel::KernelView;
 use metal_switchd::observed::{BgpPortState, BgpState, PortOperState, SwitchReport};
+use metal_switchd::reconcile::options::api_client;
 use metal_switchd::reconcile::register::{self, RegisterOptions};
 use metal_switchd_lab::api_server::{
     ApiServer, ApiServerOptions, Call, Fault, FaultKind, PortStatus, Record, TokenGrant,
@@ -86,7 +87,7 @@ fn v1_config(server: &ApiServer, key: &str) -> Config {
         .map(|(k, v)| (k.to_owned(), v)),
     )
     .expect("v1 configuration");
-    assert_eq!(cfg.api_version, ApiVersion::V1);
+    assert_eq!(cfg.api_version(), ApiVersion::V1);
     cfg
 }
 
@@ -97,6 +98,7 @@ fn v2_config(server: &ApiServer, dir: &Path, token: &str) -> Config {
         None,
         [
             ("METAL_SWITCHD_API_VERSION", "v2".to_owned()),
+            ("METAL_SWITCHD_API_ALLOW_PLAINTEXT", "true".to_owned()),
             (
                 "METAL_CORE_METAL_APISERVER_URL",
                 format!("{}/", server.base_url()),
@@ -237,7 +239,7 @@ fn show(title: &str, records: &[Record]) {
 async fn v1_register_get_notify_exchange() {
     let server = lab(&[]);
     let cfg = v1_config(&server, HMAC_KEY);
-    let mut client = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
+    let mut client = api_client(&cfg).unwrap();
     assert_eq!(
         client.base_url(),
         format!("http://127.0.0.1:{}/metal", server.addr().port())
@@ -342,7 +344,7 @@ async fn v2_register_get_heartbeat_exchange() {
     let server = lab(&[(TOKEN, TokenGrant::Editor)]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = v2_config(&server, dir.path(), TOKEN);
-    let mut client = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
+    let mut client = api_client(&cfg).unwrap();
     assert_eq!(client.base_url(), server.base_url());
 
     let reg = registration("r01leaf01");
@@ -478,11 +480,8 @@ async fn v2_register_get_heartbeat_exchange() {
 async fn desired_state_changes_at_runtime() {
     let server = lab(&[(TOKEN, TokenGrant::Editor)]);
     let dir = tempfile::tempdir().unwrap();
-    let mut v2 =
-        metal_switchd::reconcile::options::api_client(&v2_config(&server, dir.path(), TOKEN))
-            .unwrap();
-    let mut v1 =
-        metal_switchd::reconcile::options::api_client(&v1_config(&server, HMAC_KEY)).unwrap();
+    let mut v2 = api_client(&v2_config(&server, dir.path(), TOKEN)).unwrap();
+    let mut v1 = api_client(&v1_config(&server, HMAC_KEY)).unwrap();
     let before = v2.get("leaf01").await.unwrap();
     assert_eq!(before.nic_names.len(), 122);
     let e4 = |f: &metal_switchd::api::FetchedSwitch| {
@@ -540,8 +539,7 @@ async fn authentication_failures() {
         ("viewer-token", TokenGrant::Viewer),
         ("revoked-token", TokenGrant::Revoked),
     ]);
-    let mut bad =
-        metal_switchd::reconcile::options::api_client(&v1_config(&server, "wrong-key")).unwrap();
+    let mut bad = api_client(&v1_config(&server, "wrong-key")).unwrap();
     bad.set_retry(fast_retry(4));
     let e = bad.get("leaf01").await.unwrap_err();
     assert!(matches!(e, ApiError::Http { status: 403, .. }), "{e}");
@@ -577,20 +575,13 @@ async fn authentication_failures() {
         ("not-a-known-token", 401, Code::Unauthenticated),
         ("revoked-token", 401, Code::Unauthenticated),
     ] {
-        let mut c =
-            metal_switchd::reconcile::options::api_client(&v2_config(&server, dir.path(), token))
-                .unwrap();
+        let mut c = api_client(&v2_config(&server, dir.path(), token)).unwrap();
         let e = c.get("leaf01").await.unwrap_err();
         assert_eq!((e.status(), e.code()), (Some(status), Some(code)), "{e}");
         assert!(e.to_string().contains("metal_apiserver_token_file"), "{e}");
         assert!(!e.is_transient());
     }
-    let mut viewer = metal_switchd::reconcile::options::api_client(&v2_config(
-        &server,
-        dir.path(),
-        "viewer-token",
-    ))
-    .unwrap();
+    let mut viewer = api_client(&v2_config(&server, dir.path(), "viewer-token")).unwrap();
     viewer.get("leaf01").await.unwrap();
     let e = viewer.report("leaf01", &report()).await.unwrap_err();
     assert_eq!(
@@ -613,7 +604,7 @@ async fn authentication_failures() {
     );
 }
 
-/// A token file readable by group/others is refused with the chmod that
+/// A token file readable by others is refused with the chmod that
 /// fixes it, before anything is sent; the token never appears in the message.
 #[tokio::test]
 async fn token_file_with_mode_0644_is_refused() {
@@ -625,12 +616,12 @@ async fn token_file_with_mode_0644_is_refused() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let mut client = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
+    let mut client = api_client(&cfg).unwrap();
     let e = client.get("leaf01").await.unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, ApiError::Secret(_)), "{e:?}");
     assert!(msg.contains("mode 0644"), "{msg}");
-    assert!(msg.contains("readable by group or others"), "{msg}");
+    assert!(msg.contains("readable by others"), "{msg}");
     assert!(msg.contains("chmod 600"), "{msg}");
     assert!(!msg.contains(TOKEN) && !format!("{e:?}").contains(TOKEN));
     assert!(
@@ -660,19 +651,13 @@ async fn retries_on_503_but_not_on_400() {
         server.clear_records();
         let (mut client, get, report_call) = if version == "v1" {
             (
-                metal_switchd::reconcile::options::api_client(&v1_config(&server, HMAC_KEY))
-                    .unwrap(),
+                api_client(&v1_config(&server, HMAC_KEY)).unwrap(),
                 Call::V1Find,
                 Call::V1Notify,
             )
         } else {
             (
-                metal_switchd::reconcile::options::api_client(&v2_config(
-                    &server,
-                    dir.path(),
-                    TOKEN,
-                ))
-                .unwrap(),
+                api_client(&v2_config(&server, dir.path(), TOKEN)).unwrap(),
                 Call::V2Get,
                 Call::V2Heartbeat,
             )
@@ -719,7 +704,7 @@ async fn broken_answers_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = v2_config(&server, dir.path(), TOKEN);
     cfg.timeout = HumanDuration(Duration::from_millis(300));
-    let mut client = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
+    let mut client = api_client(&cfg).unwrap();
     client.set_retry(RetryPolicy::NONE);
     let fault = |kind| Fault {
         call: Some(Call::V2Get),
@@ -762,7 +747,7 @@ async fn broken_answers_are_typed_errors() {
 
     // Too large: a limit below the 122-nic answer.
     cfg.api_max_response_bytes = 4096;
-    let mut small = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
+    let mut small = api_client(&cfg).unwrap();
     let e = small.get("leaf01").await.unwrap_err();
     assert!(matches!(e, ApiError::TooLarge { limit: 4096, .. }), "{e:?}");
 
@@ -793,14 +778,12 @@ async fn secrets_never_reach_errors_or_logs() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let mut errors = Vec::new();
-    let mut v1 = metal_switchd::reconcile::options::api_client(&v1_config(&server, KEY)).unwrap();
+    let mut v1 = api_client(&v1_config(&server, KEY)).unwrap();
     v1.set_retry(fast_retry(3));
     server.inject(Fault::status(Call::V1Find, 503, 2));
     errors.push(v1.get("leaf01").await.unwrap_err());
     errors.push(v1.report("leaf01", &report()).await.unwrap_err());
-    let mut v2 =
-        metal_switchd::reconcile::options::api_client(&v2_config(&server, dir.path(), BAD_TOKEN))
-            .unwrap();
+    let mut v2 = api_client(&v2_config(&server, dir.path(), BAD_TOKEN)).unwrap();
     v2.set_retry(fast_retry(3));
     server.inject(Fault::status(Call::V2Get, 503, 2));
     errors.push(v2.get("leaf01").await.unwrap_err());
@@ -851,19 +834,19 @@ async fn https_with_an_extra_ca_file() {
     std::fs::write(&ca, fixtures::LAB_TLS_CA).unwrap();
     let mut cfg = v2_config(&server, dir.path(), TOKEN);
 
-    let mut untrusted = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
+    let mut untrusted = api_client(&cfg).unwrap();
     untrusted.set_retry(RetryPolicy::NONE);
     let e = untrusted.get("leaf01").await.unwrap_err();
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
     assert!(server.records().is_empty());
 
     cfg.api_ca_file = Some(ca);
-    let mut trusted = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
+    let mut trusted = api_client(&cfg).unwrap();
     let got = trusted.get("leaf01").await.unwrap();
     assert_eq!(got.nic_names.len(), 122);
 
     cfg.api_ca_file = Some(dir.path().join("token"));
-    let e = metal_switchd::reconcile::options::api_client(&cfg).unwrap_err();
+    let e = api_client(&cfg).unwrap_err();
     assert!(e.to_string().contains("api_ca_file"), "{e}");
 }
 
@@ -1212,7 +1195,7 @@ async fn registration_from_redis_and_netlink() {
         let mut db = ConfigDb::connect(Databases::load(&cfg.database_config).unwrap())
             .await
             .unwrap();
-        let mut client = metal_switchd::reconcile::options::api_client(&cfg).unwrap();
+        let mut client = api_client(&cfg).unwrap();
         let opts = RegisterOptions {
             wait_ready: Duration::from_secs(10),
             retry: fast_retry(1),
@@ -1324,7 +1307,7 @@ fn cli_register_once_and_fetch() {
     std::fs::write(
         &config,
         format!(
-            "{}\napi_version = \"v2\"\nmetal_apiserver_url = \"{}\"\n\
+            "{}\napi_version = \"v2\"\napi_allow_plaintext = true\nmetal_apiserver_url = \"{}\"\n\
              metal_apiserver_token_file = \"{}\"\nmanagement_interface = \"mgmt0\"\n\
              sonic_version_file = \"{}\"\ndatabase_config = \"{}\"\n",
             fixtures::LEAF01_AGENT_CONFIG,
@@ -1561,7 +1544,7 @@ fn fetch_v2_refuses_a_switch_without_nics_or_with_an_uplink_as_tenant() {
     std::fs::write(
         &config,
         format!(
-            "{}\napi_version = \"v2\"\nmetal_apiserver_url = \"{}\"\n\
+            "{}\napi_version = \"v2\"\napi_allow_plaintext = true\nmetal_apiserver_url = \"{}\"\n\
              metal_apiserver_token_file = \"{}\"\napi_retry_attempts = 1\ntimeout = \"5s\"\n",
             fixtures::LEAF01_AGENT_CONFIG,
             server.base_url(),
@@ -1713,7 +1696,7 @@ fn register_refuses_an_endless_or_oversized_sonic_version_file() {
         std::fs::write(
             &config,
             format!(
-                "{}\napi_version = \"v2\"\nmetal_apiserver_url = \"{}\"\n\
+                "{}\napi_version = \"v2\"\napi_allow_plaintext = true\nmetal_apiserver_url = \"{}\"\n\
                  metal_apiserver_token_file = \"{}\"\nmanagement_interface = \"mgmt0\"\n\
                  sonic_version_file = \"{}\"\ndatabase_config = \"{}\"\n",
                 fixtures::LEAF01_AGENT_CONFIG,
@@ -1801,4 +1784,47 @@ fn signed_headers(key: &str, method: &str, date: &str) -> Vec<(&'static str, Str
         ("X-Data-Salt", salt.to_owned()),
         ("Content-Type", "application/json".to_owned()),
     ]
+}
+
+/// Issue 21, item 4: `TokenService/Refresh` against the lab server, which
+/// answers as metal-apiserver does: a new token with the old one's
+/// lifetime for a token with the self permission; `permission_denied`
+/// without it; `unauthenticated` once the token expired.
+#[tokio::test]
+async fn the_v2_token_is_refreshed_by_the_api() {
+    use metal_switchd::api::token::claims;
+    let server = lab(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let lifetime = Duration::from_secs(600);
+    let old = server.issue_token(TokenGrant::Editor, lifetime, true);
+    let mut client = api_client(&v2_config(&server, dir.path(), &old)).unwrap();
+    let new = client.refresh_token().await.unwrap();
+    assert_ne!(new.secret.expose(), old);
+    let (c_old, c_new) = (claims(&old).unwrap(), claims(new.secret.expose()).unwrap());
+    assert_eq!(
+        c_new.exp.unwrap() - c_new.iat.unwrap(),
+        c_old.exp.unwrap() - c_old.iat.unwrap(),
+        "the same lifetime"
+    );
+    assert_eq!(
+        new.expires, c_new.exp,
+        "the API's answer and the claims agree"
+    );
+    assert_eq!(server.issued_tokens().len(), 2);
+    // The refresh was sent with the old token; the new one is not written
+    // by the client (that is the renewal's job).
+    let rec = server.records_of(Call::V2TokenRefresh);
+    assert_eq!((rec.len(), rec[0].status), (1, 200));
+
+    let without = server.issue_token(TokenGrant::Editor, lifetime, false);
+    let mut client = api_client(&v2_config(&server, dir.path(), &without)).unwrap();
+    let e = client.refresh_token().await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::PermissionDenied), "{e}");
+    assert!(!e.to_string().contains(&without));
+
+    let expired = server.issue_token(TokenGrant::Editor, Duration::ZERO, true);
+    let mut client = api_client(&v2_config(&server, dir.path(), &expired)).unwrap();
+    let e = client.refresh_token().await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::Unauthenticated), "{e}");
+    assert!(client.get("leaf01").await.is_err());
 }

@@ -41,6 +41,15 @@ use crate::config::{ApiVersion, Secret};
 use crate::names::{escaped, quoted};
 use crate::observed::SwitchReport;
 
+/// A renewed v2 token, from `TokenService/Refresh`.
+#[derive(Debug, Clone)]
+pub struct RefreshedToken {
+    pub secret: Secret,
+    /// Its validity as the API answered it (Unix seconds), if it did.
+    pub expires: Option<i64>,
+    pub issued_at: Option<i64>,
+}
+
 /// Where the client goes and how it authenticates.
 #[derive(Debug, Clone)]
 pub enum Endpoint {
@@ -301,7 +310,21 @@ impl ApiClient {
     /// `attempt` is a closure returning a future rather than an async
     /// closure: the compiler cannot yet prove an async closure's future
     /// `Send`, and the daemon runs API calls in spawned tasks.
-    async fn with_retry<T, F, Fut>(&self, call: &'static str, mut attempt: F) -> Result<T, ApiError>
+    async fn with_retry<T, F, Fut>(&self, call: &'static str, attempt: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        self.with_policy(self.retry, call, attempt).await
+    }
+
+    /// [`Self::with_retry`] under `policy` instead of the client's.
+    async fn with_policy<T, F, Fut>(
+        &self,
+        policy: RetryPolicy,
+        call: &'static str,
+        mut attempt: F,
+    ) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
@@ -313,8 +336,8 @@ impl ApiClient {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     failed += 1;
-                    let delay = self.retry.delay(failed);
-                    if !e.is_transient() || !self.retry.allows_another(failed, start, delay) {
+                    let delay = policy.delay(failed);
+                    if !e.is_transient() || !policy.allows_another(failed, start, delay) {
                         return Err(e);
                     }
                     tracing::warn!(
@@ -394,6 +417,17 @@ impl ApiClient {
         procedure: &str,
         body: Vec<u8>,
     ) -> Result<HttpResponse, ApiError> {
+        self.v2_call_with(self.retry, call, procedure, body).await
+    }
+
+    /// [`Self::v2_call`] under `policy`.
+    async fn v2_call_with(
+        &self,
+        policy: RetryPolicy,
+        call: &'static str,
+        procedure: &str,
+        body: Vec<u8>,
+    ) -> Result<HttpResponse, ApiError> {
         let Endpoint::V2 { base, token_file } = &self.endpoint else {
             return Err(ApiError::Config(format!("{call} is a v2 call")));
         };
@@ -401,7 +435,7 @@ impl ApiClient {
         let body = Bytes::from(body);
         let timeout_ms = self.transport.timeout().as_millis().clamp(1, 9_999_999_999);
         let (url, body) = (&url, &body);
-        self.with_retry(call, move || async move {
+        self.with_policy(policy, call, move || async move {
             let token = token::read_secret_file(token::TOKEN, token_file)?;
             let req = http::Request::builder()
                 .method(http::Method::POST)
@@ -594,7 +628,9 @@ impl ApiClient {
     /// Send phone-home events in one call: v1 `api.v1.EventService/Send`
     /// (gRPC, mutual TLS, event `Phoned Home`), v2 `EventService/Send`
     /// (`MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME`). Nothing is sent for
-    /// an empty batch.
+    /// an empty batch. One attempt, never retried here: phone-home runs
+    /// every interval, and the next interval is the retry (so a batch costs
+    /// at most one call per interval).
     pub async fn send_events(
         &mut self,
         events: &[PhoneHomeEvent],
@@ -608,11 +644,14 @@ impl ApiClient {
             Endpoint::V1 { .. } => {
                 let grpc = self.grpc_events()?;
                 let grpc = &grpc;
-                self.with_retry(CALL, move || grpc.send(CALL, events)).await
+                self.with_policy(RetryPolicy::NONE, CALL, move || grpc.send(CALL, events))
+                    .await
             }
             Endpoint::V2 { .. } => {
                 let body = to_json(CALL, &v2::event_request(events))?;
-                let resp = self.v2_call(CALL, PROC, body).await?;
+                let resp = self
+                    .v2_call_with(RetryPolicy::NONE, CALL, PROC, body)
+                    .await?;
                 let url = format!("{}/{PROC}", self.base_url());
                 let r: v2::EventSendResponse = decode(CALL, &url, &resp)?;
                 Ok(EventOutcome {
@@ -620,6 +659,52 @@ impl ApiClient {
                     failed: r.failed,
                 })
             }
+        }
+    }
+
+    /// Renew the v2 token (`metalstack.api.v2.TokenService/Refresh`, with
+    /// the token of the token file). One attempt: the caller decides when
+    /// to try again. The answer holds the new token and, from the API, its
+    /// validity (Unix seconds).
+    pub async fn refresh_token(&mut self) -> Result<RefreshedToken, ApiError> {
+        const CALL: &str = "refresh token";
+        const PROC: &str = "metalstack.api.v2.TokenService/Refresh";
+        if matches!(self.endpoint, Endpoint::V1 { .. }) {
+            return Err(ApiError::Unsupported {
+                call: CALL,
+                version: "v1",
+                why: "metal-api v1 authenticates with the HMAC key, which does not expire",
+            });
+        }
+        let resp = self
+            .v2_call_with(RetryPolicy::NONE, CALL, PROC, b"{}".to_vec())
+            .await?;
+        let url = format!("{}/{PROC}", self.base_url());
+        let r: v2::RefreshResponse = decode(CALL, &url, &resp)?;
+        let secret = r.secret.trim();
+        if secret.is_empty() || secret.lines().count() != 1 {
+            return Err(ApiError::Decode {
+                call: CALL,
+                url,
+                status: resp.status,
+                message: "the answer holds no usable token (secret empty or not one line)".into(),
+            });
+        }
+        let time =
+            |t: Option<&String>| t.and_then(|s| crate::time::parse_sync_time(s).ok().flatten());
+        let meta = r.token.unwrap_or_default();
+        Ok(RefreshedToken {
+            secret: Secret::new(secret),
+            expires: time(meta.expires.as_ref()),
+            issued_at: time(meta.issued_at.as_ref()),
+        })
+    }
+
+    /// The token file of a v2 client.
+    pub fn token_file(&self) -> Option<&std::path::Path> {
+        match &self.endpoint {
+            Endpoint::V2 { token_file, .. } => Some(token_file),
+            Endpoint::V1 { .. } => None,
         }
     }
 

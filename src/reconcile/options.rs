@@ -48,7 +48,7 @@ pub struct AgentOptions {
 /// The metal API client of the configured version. Reads `hmac_key_file`
 /// (v1) now; the v2 token file is read for every request.
 pub fn api(cfg: &Config) -> Result<ApiOptions, ApiError> {
-    let endpoint = match cfg.api_version {
+    let endpoint = match cfg.api_version() {
         ApiVersion::V1 => Endpoint::V1 {
             base: v1_base_url(
                 &cfg.metal_api_protocol,
@@ -66,13 +66,23 @@ pub fn api(cfg: &Config) -> Result<ApiOptions, ApiError> {
                         .into(),
                 )
             })?;
+            let base = check_base("metal_apiserver_url", url)?;
+            // The bearer token is the switch's identity: never in clear
+            // text unless the configuration says it accepts that.
+            if base.starts_with("http:") && !cfg.api_allow_plaintext {
+                return Err(ApiError::Config(format!(
+                    "metal_apiserver_url {base} is plain HTTP: the switch's token would be \
+                     readable by anyone on the path, so the agent does not send it; use \
+                     https, or set api_allow_plaintext = true to accept that (labs only)"
+                )));
+            }
             Endpoint::V2 {
-                base: check_base("metal_apiserver_url", url)?,
+                base,
                 token_file: cfg.metal_apiserver_token_file.clone(),
             }
         }
     };
-    let grpc = match cfg.api_version {
+    let grpc = match cfg.api_version() {
         ApiVersion::V1 => grpc(cfg)?,
         ApiVersion::V2 => None,
     };
@@ -238,7 +248,7 @@ pub fn register(cfg: &Config) -> RegisterOptions {
 pub fn reporter(cfg: &Config, status_file: bool) -> ReporterOptions {
     ReporterOptions {
         status_dir: status_file.then(|| cfg.state_directory.clone()),
-        origin: Origin::Api(cfg.api_version),
+        origin: Origin::Api(cfg.api_version()),
         naming: cfg.interface_naming_schema,
     }
 }
@@ -261,11 +271,30 @@ mod tests {
         assert!(e.to_string().contains("hmac_key_file"), "{e}");
         assert!(e.is_invalid_input());
         let cfg = Config {
-            api_version: ApiVersion::V2,
+            api_version: Some(ApiVersion::V2),
             ..Config::default()
         };
         let e = api(&cfg).unwrap_err();
         assert!(e.to_string().contains("metal_apiserver_url"), "{e}");
+    }
+
+    /// Issue 22, item 4: a v2 token is never sent over plain HTTP unless
+    /// api_allow_plaintext names the risk.
+    #[test]
+    fn a_v2_token_needs_https_or_api_allow_plaintext() {
+        let mut cfg = Config {
+            api_version: Some(ApiVersion::V2),
+            metal_apiserver_url: Some("http://10.1.2.3:8080".into()),
+            ..Config::default()
+        };
+        let e = api(&cfg).unwrap_err();
+        assert!(e.to_string().contains("api_allow_plaintext = true"), "{e}");
+        assert!(e.is_invalid_input());
+        cfg.api_allow_plaintext = true;
+        assert!(api_client(&cfg).is_ok());
+        cfg.api_allow_plaintext = false;
+        cfg.metal_apiserver_url = Some("https://api.example.com".into());
+        assert!(api_client(&cfg).is_ok());
     }
 
     #[test]

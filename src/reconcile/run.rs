@@ -163,6 +163,10 @@ impl DaemonOptions {
 /// Build the daemon's agent from the configuration.
 pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     let id = cfg.hostname()?.to_owned();
+    // Plain HTTP to the metal API, said loudly at every start.
+    for w in cfg.plaintext_warnings() {
+        tracing::warn!(risk = "plain-http", "{w}");
+    }
     let api = options::api_client(cfg)?;
     Agent::new(
         cfg.clone(),
@@ -189,6 +193,8 @@ pub struct Daemon {
     reporter: Reporter,
     metrics_server: Option<MetricsServer>,
     phone_home: Option<PhoneHomeHandle>,
+    /// v2: renews the token before it expires.
+    token_renewal: Option<crate::api::renew::RenewalHandle>,
     phone_home_ports: watch::Sender<BTreeSet<String>>,
     drift: DriftTracker,
     last_outcome: Option<Outcome>,
@@ -252,6 +258,7 @@ impl Daemon {
             reporter,
             metrics_server: None,
             phone_home: None,
+            token_renewal: None,
             phone_home_ports: watch::channel(BTreeSet::new()).0,
             drift,
             last_outcome: None,
@@ -321,6 +328,18 @@ impl Daemon {
             let ports = self.phone_home_ports.subscribe();
             self.phone_home = Some(PhoneHome::spawn(ports, client, options::phone_home(&cfg)));
         }
+        if self.agent.api.is_some()
+            && cfg.api_version() == ApiVersion::V2
+            && let Ok(client) = options::api_client(&cfg)
+        {
+            use crate::api::renew::{RenewalOptions, TokenRenewal};
+            let observer = self.reporter.token_renewal_observer();
+            self.token_renewal = Some(TokenRenewal::spawn(
+                client,
+                RenewalOptions::default(),
+                observer,
+            ));
+        }
         // READY=1 once the switch was observed: SONiC's databases read in
         // full (or found unreachable for now) and the kernel dumped.
         let mut stop = self.signals.stop.clone();
@@ -374,7 +393,7 @@ impl Daemon {
         let mut schedule = Schedule::new(
             Instant::now(),
             self.agent.cfg.reconfigure_switch_interval.0,
-            (self.agent.cfg.api_version == ApiVersion::V2).then_some(PING_INTERVAL),
+            (self.agent.cfg.api_version() == ApiVersion::V2).then_some(PING_INTERVAL),
             self.reporter.watchdog_period(),
         );
         self.set_phase(LoopPhase::Idle);
@@ -724,6 +743,9 @@ impl Daemon {
         self.set_phase(LoopPhase::Stopping);
         if let Some(p) = self.phone_home.take() {
             p.shutdown().await;
+        }
+        if let Some(r) = self.token_renewal.take() {
+            r.shutdown().await;
         }
         if let Some(m) = self.metrics_server.take() {
             m.shutdown().await;

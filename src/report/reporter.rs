@@ -423,6 +423,21 @@ impl Reporter {
         }
     }
 
+    /// What counts the v2 token's renewals: every attempt is a
+    /// `refresh_token` API call (the renewal runs beside the loop).
+    pub fn token_renewal_observer(&self) -> crate::api::renew::Observer {
+        use crate::api::renew::Renewal;
+        let metrics = self.metrics.clone();
+        Arc::new(move |r: &Renewal| match r {
+            Renewal::Renewed { .. } | Renewal::NotSaved { .. } => {
+                metrics.api_call(ApiCall::RefreshToken, None)
+            }
+            Renewal::CallFailed { transient, .. } => {
+                metrics.api_call(ApiCall::RefreshToken, Some(error_kind(*transient)))
+            }
+        })
+    }
+
     /// Count one call to the metal API that ended with `error`.
     pub fn api_call(&self, call: ApiCall, error: Option<&ApiError>) -> Result<(), String> {
         match error {
