@@ -13,6 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{LEAF_SWITCH, exec_installer, leaf_conf, leaf_config, spec, temp_files};
+use metal_switchd::flavour::FrrLines;
 use metal_switchd::frr;
 use metal_switchd::frr::install::{InstallError, Installed, Rollback};
 use metal_switchd::frr::reload::ReloadError;
@@ -189,7 +190,7 @@ async fn a_failing_reload_restores_the_backup_and_reloads_it() {
     // refuses it at load time: a real reload failure after validation.
     let mut cfg = leaf_config(lab.hostname(), 4200000011, "10.0.0.11", "");
     cfg.frr_agentx = true;
-    let with_agentx = frr::render(&spec(&cfg, LEAF_SWITCH));
+    let with_agentx = frr::render(&spec(&cfg, LEAF_SWITCH), FrrLines::NONE);
     assert!(with_agentx.contains("\nagentx\n"));
 
     // No previous file: the failed one is removed.
@@ -211,7 +212,7 @@ async fn a_failing_reload_restores_the_backup_and_reloads_it() {
         r#"{"name": "Ethernet3", "vrf": "", "filter": null}"#,
         r#"{"name": "Ethernet3", "vrf": "default", "filter": {"cidrs": ["10.3.0.0/24"], "vnis": []}}"#,
     );
-    let bad = frr::render(&spec(&cfg, &more_firewalls));
+    let bad = frr::render(&spec(&cfg, &more_firewalls), FrrLines::NONE);
     assert!(bad.contains("neighbor Ethernet3 interface peer-group FIREWALL"));
 
     let started = Instant::now();

@@ -16,6 +16,7 @@ use crate::configdb::plan::Plan;
 use crate::configdb::redis::{ApplyOptions, ConfigDb, ConfigDbError};
 use crate::configdb::schema::Key;
 use crate::error::Error;
+use crate::flavour::{Flavour, FrrLines};
 use crate::frr;
 use crate::frr::install::{Installed, Installer};
 use crate::kernel::KernelView;
@@ -75,8 +76,9 @@ struct Last {
     converged_at: Option<u64>,
     /// The spec CONFIG_DB held, confirmed, at `converged_at`.
     converged_spec: Option<SwitchSpec>,
-    /// The last rendered frr.conf and the spec it was rendered from.
-    rendered: Option<(SwitchSpec, Arc<str>)>,
+    /// The last rendered frr.conf and the spec and flavour lines it was
+    /// rendered from.
+    rendered: Option<(SwitchSpec, FrrLines, Arc<str>)>,
 }
 
 /// The agent: the handles and the last applied state.
@@ -97,6 +99,9 @@ pub struct Agent {
     /// FRR runs the installed frr.conf: an install or reload of this process
     /// succeeded. Until then an unchanged file is reloaded anyway.
     frr_loaded: bool,
+    /// Which SONiC this is ([`Agent::set_flavour`]); `None`: not detected
+    /// (FRR outside SONiC, tests): no flavour lines, nothing refused.
+    flavour: Option<Flavour>,
 }
 
 impl Agent {
@@ -123,7 +128,29 @@ impl Agent {
             last: Last::default(),
             generation: 0,
             frr_loaded: false,
+            flavour: None,
         })
+    }
+
+    /// Use the detected flavour: its zebra lines are rendered, a routing
+    /// configuration mode in which SONiC writes frr.conf is refused. The
+    /// next reconcile re-plans.
+    pub fn set_flavour(&mut self, flavour: Flavour) {
+        if self.flavour.as_ref() != Some(&flavour) {
+            self.flavour = Some(flavour);
+            self.last = Last::default();
+        }
+    }
+
+    /// The flavour in use.
+    pub fn flavour(&self) -> Option<&Flavour> {
+        self.flavour.as_ref()
+    }
+
+    fn frr_lines(&self) -> FrrLines {
+        self.flavour
+            .as_ref()
+            .map_or(FrrLines::NONE, Flavour::frr_lines)
     }
 
     pub fn config(&self) -> &Config {
@@ -253,6 +280,13 @@ impl Agent {
         refetch: bool,
         deadline: Instant,
     ) -> Result<ReconcileResult, Error> {
+        // 0. SONiC must leave frr.conf to the agent (every reconcile says so
+        // while it does not).
+        if self.installer.is_some()
+            && let Some(refusal) = self.flavour.as_ref().and_then(Flavour::refusal)
+        {
+            return Err(Error::FlavourRefused(refusal));
+        }
         // 1. The desired state.
         let t = Instant::now();
         let desc = match (refetch, &self.last.desc) {
@@ -464,13 +498,15 @@ impl Agent {
         Ok(outcome)
     }
 
-    /// frr.conf for `spec` (rendered again only when the spec changed).
+    /// frr.conf for `spec` (rendered again only when the spec or the
+    /// flavour's lines changed).
     fn rendered(&mut self, spec: &SwitchSpec) -> Arc<str> {
+        let lines = self.frr_lines();
         match &self.last.rendered {
-            Some((s, text)) if s == spec => text.clone(),
+            Some((s, l, text)) if s == spec && *l == lines => text.clone(),
             _ => {
-                let text: Arc<str> = frr::render(spec).into();
-                self.last.rendered = Some((spec.clone(), text.clone()));
+                let text: Arc<str> = frr::render(spec, lines).into();
+                self.last.rendered = Some((spec.clone(), lines, text.clone()));
                 text
             }
         }
