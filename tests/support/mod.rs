@@ -153,6 +153,16 @@ impl Switch {
             .plan
     }
 
+    /// The spec of `desc` against this switch's CONFIG_DB.
+    pub async fn plan_spec(&self, cfg: &Config, desc: &SwitchDesc) -> metal_switchd::spec::SwitchSpec {
+        let mut db = self.connect().await;
+        db.read().await.expect("read");
+        let view = db.view();
+        reconcile::prepare_confirmed(desc, cfg, &view.config, &view.confirmed)
+            .expect("valid desired state")
+            .spec
+    }
+
     /// Write commands redis executed since the last reset (all clients).
     pub fn writes(&self) -> u64 {
         ["hset", "hmset", "hdel", "del", "set", "exec"]
