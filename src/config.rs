@@ -781,6 +781,11 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The keys metal-core knows (also read as `METAL_CORE_<KEY>`).
+    pub fn metal_core_keys() -> Vec<&'static str> {
+        KEYS.iter().filter(|k| k.metal_core).map(|k| k.name).collect()
+    }
+
     /// The settings that were given but have no effect (each named, with
     /// where it was set and why); empty when there are none.
     pub fn notices(&self) -> &[String] {
