@@ -173,6 +173,52 @@ pub fn frr_findings(profile: Profile, installed: Option<&str>) -> Vec<String> {
     out
 }
 
+/// The FRR side of a leaf's bgp container: the installed `frr.conf` and
+/// what the flavour's start script does to it.
+#[derive(Debug, Clone)]
+pub struct BgpContainer {
+    pub profile: Profile,
+    /// The `frr.conf` the agent installs.
+    pub frr_conf: std::path::PathBuf,
+}
+
+impl BgpContainer {
+    /// [`frr_findings`] of the installed file now.
+    pub fn findings(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.frr_conf).ok();
+        frr_findings(self.profile, text.as_deref())
+    }
+
+    /// What a restart of the bgp container does to `frr.conf`
+    /// (`docker_init.sh`): `split` deletes it, `split-unified` appends the
+    /// start script's lines that are missing (each `grep -q` guarded, as
+    /// `write_default_zebra_config` does). Returns what it did.
+    pub fn restart(&self) -> Result<String> {
+        match self.profile.routing_config_mode() {
+            "split" => match std::fs::remove_file(&self.frr_conf) {
+                Ok(()) => Ok(format!("{}: split mode deleted {}", self.profile, self.frr_conf.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("nothing to delete".into()),
+                Err(e) => Err(e).with_context(|| format!("deleting {}", self.frr_conf.display())),
+            },
+            _ => {
+                let mut text = std::fs::read_to_string(&self.frr_conf).unwrap_or_default();
+                let missing: Vec<&str> = start_script_lines(self.profile)
+                    .iter()
+                    .copied()
+                    .filter(|l| !text.lines().any(|x| x.starts_with(l)))
+                    .collect();
+                for l in &missing {
+                    text.push_str(l);
+                    text.push('\n');
+                }
+                std::fs::write(&self.frr_conf, text)
+                    .with_context(|| format!("writing {}", self.frr_conf.display()))?;
+                Ok(format!("{}: split-unified appended {missing:?}", self.profile))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +263,31 @@ mod tests {
         assert_eq!(zebra_modules(Profile::Community202505), ["dplane_fpm_nl"]);
         assert_eq!(zebra_modules(Profile::Dell44), ["fpm"]);
         assert_eq!(zebra_modules(Profile::Community202311), ["fpm"]);
+    }
+
+    #[test]
+    fn a_bgp_restart_does_what_docker_init_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("frr.conf");
+        std::fs::write(&f, "hostname leaf01\n").unwrap();
+        let split = BgpContainer {
+            profile: Profile::Dell45,
+            frr_conf: f.clone(),
+        };
+        split.restart().unwrap();
+        assert!(!f.exists());
+        std::fs::write(&f, "hostname leaf01\nno zebra nexthop kernel enable\n").unwrap();
+        let unified = BgpContainer {
+            profile: Profile::Community202411,
+            frr_conf: f.clone(),
+        };
+        unified.restart().unwrap();
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert_eq!(
+            text,
+            "hostname leaf01\nno zebra nexthop kernel enable\nno fpm use-next-hop-groups\n\
+             fpm address 127.0.0.1\n"
+        );
+        assert!(unified.findings().is_empty(), "{:?}", unified.findings());
     }
 }
