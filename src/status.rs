@@ -222,6 +222,8 @@ pub enum Trigger {
     BgpState,
     /// SIGHUP.
     Reload,
+    /// The installed frr.conf changed or disappeared under the agent.
+    Frr,
     /// SONiC became ready again (`config reload`, swss restart).
     Sonic,
     /// A retry after a transient failure.
@@ -239,6 +241,7 @@ impl Trigger {
             Trigger::Kernel => "kernel",
             Trigger::BgpState => "bgp-state",
             Trigger::Reload => "reload",
+            Trigger::Frr => "frr",
             Trigger::Sonic => "sonic",
             Trigger::Retry => "retry",
             Trigger::Command => "command",
@@ -299,15 +302,19 @@ pub enum DriftSource {
     Configdb,
     /// The kernel disagreed with the expectations (port state, VLAN/VNI map).
     Kernel,
+    /// The installed frr.conf was changed or deleted under the agent; the
+    /// agent installed the rendered one again.
+    Frr,
 }
 
 impl DriftSource {
-    pub const ALL: [DriftSource; 2] = [DriftSource::Configdb, DriftSource::Kernel];
+    pub const ALL: [DriftSource; 3] = [DriftSource::Configdb, DriftSource::Kernel, DriftSource::Frr];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DriftSource::Configdb => "configdb",
             DriftSource::Kernel => "kernel",
+            DriftSource::Frr => "frr",
         }
     }
 }
@@ -1190,7 +1197,7 @@ mod tests {
             "last reconcile:   converged at 2026-09-21T14:13:30.000Z (30.0s ago), took 1.5s, trigger timer",
             "stages:         fetch 12ms, barrier_wait 800ms",
             "changes:        3 CONFIG_DB keys in 2 phases; FRR reloaded",
-            "drift repairs:    configdb 1, kernel 0 (last: configdb PORT|Ethernet4 mtu",
+            "drift repairs:    configdb 1, kernel 0, frr 0 (last: configdb PORT|Ethernet4 mtu",
             "ports:            2 (1 up, 1 not up); 1 with a machine seen over LLDP",
             "  Ethernet4     Down",
             "BGP sessions:     2 (1 Active, 1 Established)",

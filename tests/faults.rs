@@ -792,3 +792,64 @@ fn a_full_disk_leaves_the_previous_frr_conf_in_place() {
     stop(agent);
     drop(fs);
 }
+
+/// Issue 20 item 4: frr.conf changed or deleted under the agent (an
+/// operator's edit; SONiC's `split` mode deletes it at every start of the
+/// bgp container) is noticed without a change of the desired state and
+/// installed again through validation, install and reload; each repair is
+/// counted (`metal_switchd_drift_repairs_total{source="frr"}`, the status
+/// file's drift record). Failed on main before the change: nothing noticed
+/// it while the desired state stayed the same (a reconcile where nothing
+/// changed renders and installs nothing).
+#[test]
+fn frr_conf_changed_or_deleted_under_the_agent_is_installed_again() {
+    let (lab, mut model) = lab(StandInOptions::uniform(Duration::from_millis(1)), |t| t);
+    let (agent, _) = start(&lab, &mut model);
+    let installed = lab.frr_conf().expect("frr.conf installed");
+    let desired_fetches = || lab.server.records_of(Call::V2Get).len();
+    for (n, (what, damage)) in [
+        (
+            "an operator's edit",
+            Box::new(|p: &std::path::Path| {
+                let mut t = std::fs::read_to_string(p).unwrap();
+                t.push_str("ip route 10.99.0.0/16 Null0\n");
+                std::fs::write(p, t).unwrap();
+            }) as Box<dyn Fn(&std::path::Path)>,
+        ),
+        (
+            "deleted (split mode)",
+            Box::new(|p: &std::path::Path| std::fs::remove_file(p).unwrap()),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let reloads = lab.reloads().len();
+        damage(&lab.path("frr.conf"));
+        wait_for(&format!("frr.conf {what}: installed again"), HANG, &agent, || {
+            (lab.frr_conf().as_deref() == Some(installed.as_str())
+                && lab.reloads().len() > reloads
+                && lab.reloaded().as_deref() == Some(installed.as_str()))
+            .then_some(())
+        });
+        let repairs = (n + 1) as f64;
+        wait_for("the repair in the metrics", HANG, &agent, || {
+            metric(
+                &lab.metrics(),
+                "metal_switchd_drift_repairs_total",
+                "source=\"frr\"",
+            )
+            .is_some_and(|v| v == repairs)
+            .then_some(())
+        });
+        wait_for("the repair in the status file", HANG, &agent, || {
+            let s = lab.status();
+            (s["drift"]["repairs"]["frr"] == n as u64 + 1 && s["drift"]["last"]["source"] == "frr")
+                .then_some(())
+        });
+    }
+    // The desired state never changed: the API still serves the first one.
+    assert!(desired_fetches() >= 1);
+    assert!(lab.frr_temp_files().is_empty(), "{:?}", lab.frr_temp_files());
+    stop(agent);
+}

@@ -102,6 +102,13 @@ pub struct Agent {
     /// Which SONiC this is ([`Agent::set_flavour`]); `None`: not detected
     /// (FRR outside SONiC, tests): no flavour lines, nothing refused.
     flavour: Option<Flavour>,
+    /// SHA-256 of the frr.conf this agent installed (or found installed)
+    /// and verified: a file that no longer has it was changed or deleted
+    /// under the agent ([`Agent::frr_drifted`]).
+    frr_digest: Option<[u8; 32]>,
+    /// The next reconcile installs frr.conf again even when nothing else
+    /// changed ([`Agent::repair_frr`]).
+    frr_repair: bool,
 }
 
 impl Agent {
@@ -129,7 +136,38 @@ impl Agent {
             generation: 0,
             frr_loaded: false,
             flavour: None,
+            frr_digest: None,
+            frr_repair: false,
         })
+    }
+
+    /// Whether the installed frr.conf is no longer the one this agent
+    /// installed: `Some("deleted")` (SONiC's `split` mode deletes it at every
+    /// start of the bgp container), `Some("changed")` (an operator's edit, a
+    /// restored backup, a start script's lines). Reads the file (bounded);
+    /// `None` before the first verified install and in dry-run mode.
+    pub fn frr_drifted(&self) -> Option<&'static str> {
+        let installer = self.installer.as_ref()?;
+        let want = self.frr_digest?;
+        if self.opts.mode != Mode::Apply {
+            return None;
+        }
+        match crate::files::read_bytes(
+            crate::files::FileKind::FrrConfig,
+            &installer.dest,
+            crate::files::FRR_CONFIG_MAX_BYTES,
+        ) {
+            Ok(bytes) if digest(&bytes) == want => None,
+            Ok(_) => Some("changed"),
+            Err(e) if e.is_missing() => Some("deleted"),
+            Err(_) => Some("unreadable"),
+        }
+    }
+
+    /// Install frr.conf again in the next reconcile, through the usual
+    /// validate → install → reload (drift repair of the file).
+    pub fn repair_frr(&mut self) {
+        self.frr_repair = true;
     }
 
     /// Use the detected flavour: its zebra lines are rendered, a routing
@@ -322,9 +360,15 @@ impl Agent {
         let view_moved = self.view_moved();
 
         let reassert = std::mem::take(&mut self.reassert);
+        let frr_repair = std::mem::take(&mut self.frr_repair);
 
         // Nothing new since the last converged reconcile: nothing to do.
-        if !desired_changed && !view_moved && reassert.is_empty() && self.last.spec.is_some() {
+        if !desired_changed
+            && !view_moved
+            && reassert.is_empty()
+            && !frr_repair
+            && self.last.spec.is_some()
+        {
             self.last.desc = Some(desc);
             out.unchanged = true;
             return Ok(ReconcileResult::Converged);
@@ -411,6 +455,7 @@ impl Agent {
         let t = Instant::now();
         out.frr = self.install_frr(&spec).await?;
         out.stages.frr = t.elapsed();
+        out.frr_repaired = frr_repair && matches!(out.frr, FrrOutcome::Replaced { .. });
 
         // 6. Verify: the installed frr.conf is the rendered one, and — when
         // anything was written — SONiC's view now matches the desired state.
@@ -535,6 +580,13 @@ impl Agent {
             }
             .into());
         }
+        self.frr_digest = Some(digest(&installed));
         Ok(())
     }
+}
+
+/// SHA-256 of an installed frr.conf.
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
