@@ -178,6 +178,12 @@ impl FrrLab {
     /// Start the daemons in a new namespace with host name `hostname`; they
     /// begin with an empty configuration.
     pub fn start(hostname: &str) -> Result<FrrLab> {
+        FrrLab::start_with(hostname, &[])
+    }
+
+    /// [`FrrLab::start`] with zebra loading `zebra_modules` (see
+    /// [`FrrLab::start_in_with`]).
+    pub fn start_with(hostname: &str, zebra_modules: &[&str]) -> Result<FrrLab> {
         require_frr()?;
         let netns = unique_name("frr");
         let dir = tempfile::Builder::new()
@@ -191,7 +197,7 @@ impl FrrLab {
             dir: LabDir::Temp(dir),
             children: Vec::new(),
             owns_netns: true,
-            zebra_modules: Vec::new(),
+            zebra_modules: zebra_modules.iter().map(|m| m.to_string()).collect(),
         };
         lab.launch()
     }
