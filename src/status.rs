@@ -458,6 +458,36 @@ pub struct PhoneHome {
     pub failures: u64,
 }
 
+/// The detected SONiC flavour as the status shows it
+/// ([`crate::flavour::Flavour`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlavourStatus {
+    /// `community 202411`, `dell-enterprise 4.5.1`, `other`.
+    pub name: String,
+    /// What was detected, as `check-config` shows it (name, value).
+    pub facts: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Why the agent does not manage FRR here (the setting to change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+impl From<&crate::flavour::Flavour> for FlavourStatus {
+    fn from(f: &crate::flavour::Flavour) -> FlavourStatus {
+        FlavourStatus {
+            name: f.name(),
+            facts: f
+                .describe()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            warnings: f.warnings.clone(),
+            refused: f.refusal(),
+        }
+    }
+}
+
 /// Everything `metal-switchd status` shows; see the module documentation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -471,6 +501,9 @@ pub struct Status {
     pub reconciles: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired: Option<DesiredState>,
+    /// The SONiC flavour detected at start (and on SIGHUP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavour: Option<FlavourStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reconcile: Option<ReconcileRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -520,6 +553,7 @@ impl Status {
             phase: LoopPhase::Starting,
             reconciles: 0,
             desired: None,
+            flavour: None,
             last_reconcile: None,
             last_success: None,
             consecutive_failures: 0,
@@ -721,6 +755,30 @@ impl Status {
                 );
             }
             None => o.push_str("desired state:    none yet\n"),
+        }
+        if let Some(f) = &self.flavour {
+            let fact = |k: &str| {
+                f.facts
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map_or("unknown", |(_, v)| v.as_str())
+            };
+            let _ = writeln!(
+                o,
+                "SONiC flavour:    {} (Debian {}, {}, FRR {}, fpm module {})",
+                f.name,
+                fact("debian"),
+                fact("docker_routing_config_mode"),
+                fact("frr_version"),
+                fact("fpm_module")
+            );
+            let _ = writeln!(o, "  frr.conf adds:  {}", fact("frr_lines"));
+            for w in &f.warnings {
+                let _ = writeln!(o, "  warning:        {w}");
+            }
+            if let Some(r) = &f.refused {
+                let _ = writeln!(o, "  REFUSED:        {r}");
+            }
         }
         match &self.last_reconcile {
             Some(r) => {
@@ -1183,6 +1241,30 @@ mod tests {
         long.error = Some("x".repeat(500));
         s.record_reconcile(long);
         assert!(s.status_line(t(61)).chars().count() < 300);
+    }
+
+    /// Issue 20: the detected flavour is in the status record and its text.
+    #[test]
+    fn the_flavour_is_shown() {
+        use crate::flavour::Profile;
+        let mut s = Status::new(4242, t(0));
+        s.flavour = Some((&Profile::Community202411.flavour()).into());
+        let text = s.text(t(1));
+        assert!(
+            text.contains(
+                "SONiC flavour:    community 202411 (Debian 12 (bookworm), glibc 2.36, \
+                 split-unified, FRR 10.0.1, fpm module dplane_fpm_sonic)\n  frr.conf adds:  \
+                 no zebra nexthop kernel enable; fpm address 127.0.0.1; no fpm use-next-hop-groups\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Status = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        let mut refused = Profile::Community202411.flavour();
+        refused.routing_config_mode = crate::flavour::RoutingConfigMode::Unified;
+        s.flavour = Some((&refused).into());
+        assert!(s.text(t(1)).contains("  REFUSED:        FRR is not managed"), "{}", s.text(t(1)));
     }
 
     #[test]

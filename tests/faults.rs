@@ -853,3 +853,63 @@ fn frr_conf_changed_or_deleted_under_the_agent_is_installed_again() {
     assert!(lab.frr_temp_files().is_empty(), "{:?}", lab.frr_temp_files());
     stop(agent);
 }
+
+/// Issue 20: the flavour is detected at start (status file, metrics) and
+/// again on SIGHUP. A switch whose `docker_routing_config_mode` becomes
+/// `unified` (SONiC then generates frr.conf itself) is refused at every
+/// reconcile with a message naming the setting, and nothing is written —
+/// not even a change of the desired state made meanwhile; back in `split`
+/// (and SIGHUP) that change is applied.
+#[test]
+fn a_routing_config_mode_in_which_sonic_writes_frr_conf_is_refused_by_name() {
+    let (lab, mut model) = lab(StandInOptions::uniform(Duration::from_millis(1)), |t| t);
+    let (mut agent, _) = start(&lab, &mut model);
+    wait_for("the flavour in the status file", HANG, &agent, || {
+        let s = lab.status();
+        (s["flavour"]["name"] == "dell-enterprise 4.5.1").then_some(())
+    });
+    let m = lab.metrics();
+    assert!(
+        m.contains("family=\"dell-enterprise\",release=\"4.5.1\"")
+            && m.contains("routing_config_mode=\"split\"")
+            && m.contains("refused=\"false\""),
+        "{m}"
+    );
+    let set_mode = |mode: &str| {
+        write_entries(
+            &lab.sw.redis,
+            CONFIG_DB,
+            &[(
+                "DEVICE_METADATA|localhost".to_owned(),
+                vec![("docker_routing_config_mode".to_owned(), mode.to_owned())],
+            )],
+        )
+        .unwrap();
+    };
+    set_mode("unified");
+    let after = lab.last_seq();
+    agent.signal("HUP");
+    let hb = lab.wait_error(&agent, after, "docker_routing_config_mode");
+    let e = hb.request["error"].as_str().unwrap().to_owned();
+    assert!(e.contains("is `unified`") && e.contains("DEVICE_METADATA|localhost"), "{e}");
+    assert!(e.contains("split-unified") && e.contains("nothing was written"), "{e}");
+    wait_for("the refusal in the status file", HANG, &agent, || {
+        lab.status()["flavour"]["refused"].is_string().then_some(())
+    });
+    assert!(lab.metrics().contains("refused=\"true\""));
+    // A change of the desired state is not applied while refused.
+    let before = lab.sw.dump(CONFIG_DB);
+    let frr_before = lab.frr_conf();
+    let expected = change(&lab, &mut model, &doc(&[("Ethernet4", "vrf104011")]));
+    let after = lab.last_seq();
+    lab.wait_error(&agent, after, "docker_routing_config_mode");
+    lab.sw.settle();
+    assert_eq!(lab.sw.dump(CONFIG_DB), before, "written while refused");
+    assert_eq!(lab.frr_conf(), frr_before);
+    // Back in split mode: detected on SIGHUP, the change is applied.
+    set_mode("split");
+    agent.signal("HUP");
+    assert_recovered(&lab, &agent, &model, &expected, lab.last_seq(), "split again");
+    assert!(lab.frr_conf().unwrap().contains("vrf Vrf104011"));
+    stop(agent);
+}

@@ -260,3 +260,66 @@ fn an_unknown_flavour_renders_the_community_defaults_with_a_warning() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"sonic-9\"") && err.contains("community-202411"), "{err}");
 }
+
+/// Issue 20: `check-config` shows the flavour of the switch it runs on
+/// (sonic_version.yml, CONFIG_DB's DEVICE_METADATA|localhost through
+/// database_config, FRR's version), and refuses — exit 2, the setting named
+/// — a routing configuration mode in which SONiC writes frr.conf itself.
+#[test]
+fn check_config_shows_the_flavour_and_refuses_unified_by_name() {
+    use metal_switchd_lab::redis_server::{CONFIG_DB, RedisServer};
+    use metal_switchd_lab::seed::write_entries;
+    let redis = RedisServer::start().expect("redis-server (apt-get install -y redis-server)");
+    let dbconf = redis.write_database_config().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let version = dir.path().join("sonic_version.yml");
+    std::fs::write(&version, Profile::Community202411.sonic_version_yml()).unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname = \"leaf01\"\ndatabase_config = {:?}\nsonic_version_file = {:?}\n\
+             vtysh_path = \"/nonexistent/vtysh\"\n",
+            dbconf.display().to_string(),
+            version.display().to_string()
+        ),
+    )
+    .unwrap();
+    let check = |mode: &str| {
+        write_entries(
+            &redis,
+            CONFIG_DB,
+            &[(
+                "DEVICE_METADATA|localhost".to_owned(),
+                vec![("docker_routing_config_mode".to_owned(), mode.to_owned())],
+            )],
+        )
+        .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+            .env_clear()
+            .arg("--config")
+            .arg(&config)
+            .arg("check-config")
+            .output()
+            .unwrap()
+    };
+    let out = check("split-unified");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for want in [
+        "# SONiC flavour of this switch: community 202411",
+        "#   debian                      12 (bookworm), glibc 2.36",
+        "#   docker_routing_config_mode  split-unified",
+        "#   fpm_module                  dplane_fpm_sonic",
+        "#   frr_lines                   no zebra nexthop kernel enable; fpm address 127.0.0.1; no fpm use-next-hop-groups",
+        "# warning: FRR's version cannot be read: cannot run /nonexistent/vtysh",
+    ] {
+        assert!(text.contains(want), "lacks {want:?}:\n{text}");
+    }
+    let out = check("unified");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}{err}");
+    assert!(text.contains("# REFUSED: FRR is not managed on this switch"), "{text}");
+    assert!(err.contains("docker_routing_config_mode") && err.contains("is `unified`"), "{err}");
+}

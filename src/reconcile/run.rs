@@ -615,7 +615,10 @@ impl Daemon {
         for n in self.agent.cfg.notices() {
             tracing::warn!("setting without effect: {n}");
         }
+        self.status.flavour = Some((&f).into());
+        self.metrics.set_flavour(&f);
         self.agent.set_flavour(f);
+        self.publish_status();
     }
 
     /// SIGHUP: re-read the configuration.
