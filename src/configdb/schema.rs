@@ -447,6 +447,29 @@ impl Serialize for DbState {
 mod tests {
     use super::*;
 
+    /// docs/ownership.md lists each table's owned fields as the code has
+    /// them.
+    #[test]
+    fn owned_fields_are_documented() {
+        let doc = include_str!("../../docs/ownership.md");
+        for t in Table::ALL {
+            let fields = t.owned_fields();
+            if fields.is_empty() {
+                continue;
+            }
+            let row = format!(
+                "| `{}` | {}",
+                t.name(),
+                fields
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            assert!(doc.contains(&row), "docs/ownership.md lacks {row:?}");
+        }
+    }
+
     #[test]
     fn keys_parse_and_print() {
         let k = Key::parse("VLAN_MEMBER|Vlan4000|Ethernet0").unwrap();
