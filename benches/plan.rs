@@ -122,10 +122,7 @@ fn bench(c: &mut Criterion) {
         );
         c.bench_with_input(BenchmarkId::new("render-frr", &id), &spec, |b, spec| {
             b.iter(|| {
-                metal_switchd::frr::render(
-                    black_box(spec),
-                    metal_switchd::flavour::FrrLines::NONE,
-                )
+                metal_switchd::frr::render(black_box(spec), metal_switchd::flavour::FrrLines::NONE)
             })
         });
         c.bench_with_input(BenchmarkId::new("plan-fresh", &id), &k, |b, k| {

@@ -280,9 +280,11 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Render(RenderCommand::Frr(args)) => {
             let flavour = match &args.flavour {
                 Some(name) => Profile::from_name(name)
-                    .map_err(|e| Error::Config(crate::config::ConfigError::Invalid(vec![
-                        format!("--flavour: {e}"),
-                    ])))?
+                    .map_err(|e| {
+                        Error::Config(crate::config::ConfigError::Invalid(vec![format!(
+                            "--flavour: {e}"
+                        )]))
+                    })?
                     .flavour(),
                 None => {
                     let snapshot = match &args.render.configdb {

@@ -783,7 +783,10 @@ impl Config {
 
     /// The keys metal-core knows (also read as `METAL_CORE_<KEY>`).
     pub fn metal_core_keys() -> Vec<&'static str> {
-        KEYS.iter().filter(|k| k.metal_core).map(|k| k.name).collect()
+        KEYS.iter()
+            .filter(|k| k.metal_core)
+            .map(|k| k.name)
+            .collect()
     }
 
     /// The settings that were given but have no effect (each named, with
@@ -968,7 +971,11 @@ impl Config {
                 quoted(&p)
             ));
         }
-        if self.additional_bridge_vids.iter().any(|v| !v.trim().is_empty()) {
+        if self
+            .additional_bridge_vids
+            .iter()
+            .any(|v| !v.trim().is_empty())
+        {
             problems.push(format!(
                 "additional_bridge_vids (METAL_CORE_ADDITIONAL_BRIDGE_VIDS) is {}: it is \
                  Cumulus only (VLANs of Cumulus' vlan-aware bridge); on SONiC the agent takes \
@@ -1014,7 +1021,11 @@ impl Config {
                 || words.starts_with(&["frr", "version"])
                 || words.starts_with(&["enable", "password"])
             {
-                let n = if matches!(words[0], "frr" | "enable") { 2 } else { 1 };
+                let n = if matches!(words[0], "frr" | "enable") {
+                    2
+                } else {
+                    1
+                };
                 Some(format!("{} is rendered by the agent", words[..n].join(" ")))
             } else if words.starts_with(&["router", "bgp"])
                 && (words.len() <= 3 || (words.get(3) == Some(&"vrf") && vrf_num(words.get(4))))
@@ -1664,15 +1675,29 @@ mod tests {
         )
         .unwrap();
         let n = c.notices().join("\n");
-        assert!(n.contains("environment variable METAL_CORE_CIDR sets cidr"), "{n}");
-        assert!(n.contains("METAL_CORE_BIND_ADDRESS sets bind_address"), "{n}");
+        assert!(
+            n.contains("environment variable METAL_CORE_CIDR sets cidr"),
+            "{n}"
+        );
+        assert!(
+            n.contains("METAL_CORE_BIND_ADDRESS sets bind_address"),
+            "{n}"
+        );
         assert_eq!(c.notices().len(), 2, "{n}");
-        assert!(Config::from_sources(None, vec![]).unwrap().notices().is_empty());
+        assert!(
+            Config::from_sources(None, vec![])
+                .unwrap()
+                .notices()
+                .is_empty()
+        );
         // Settings of older metal-core versions: refused with what they were.
         let e = Config::from_sources(None, env(&[("METAL_CORE_MQ_ADDRESS", "nsq:4161")]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("METAL_CORE_MQ_ADDRESS") && e.contains("older metal-core"), "{e}");
+        assert!(
+            e.contains("METAL_CORE_MQ_ADDRESS") && e.contains("older metal-core"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1709,7 +1734,10 @@ mod tests {
         // From the environment: comma separated.
         let c = Config::from_sources(
             None,
-            env(&[("METAL_SWITCHD_FRR_EXTRA_CONFIG", "ip nht resolve-via-default, bfd")]),
+            env(&[(
+                "METAL_SWITCHD_FRR_EXTRA_CONFIG",
+                "ip nht resolve-via-default, bfd",
+            )]),
         )
         .unwrap();
         assert_eq!(c.frr_extra_config, ["ip nht resolve-via-default", "bfd"]);

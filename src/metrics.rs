@@ -1042,8 +1042,15 @@ mod tests {
         );
         m.set_flavour(&Profile::Dell45.flavour());
         let text = m.encode();
-        assert_eq!(text.matches("metal_switchd_sonic_flavour_info{").count(), 1, "{text}");
-        assert!(text.contains("family=\"dell-enterprise\",release=\"4.5.1\""), "{text}");
+        assert_eq!(
+            text.matches("metal_switchd_sonic_flavour_info{").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("family=\"dell-enterprise\",release=\"4.5.1\""),
+            "{text}"
+        );
         assert!(text.contains("fpm_module=\"fpm\""), "{text}");
     }
 

@@ -308,7 +308,8 @@ pub enum DriftSource {
 }
 
 impl DriftSource {
-    pub const ALL: [DriftSource; 3] = [DriftSource::Configdb, DriftSource::Kernel, DriftSource::Frr];
+    pub const ALL: [DriftSource; 3] =
+        [DriftSource::Configdb, DriftSource::Kernel, DriftSource::Frr];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -1264,7 +1265,12 @@ mod tests {
         let mut refused = Profile::Community202411.flavour();
         refused.routing_config_mode = crate::flavour::RoutingConfigMode::Unified;
         s.flavour = Some((&refused).into());
-        assert!(s.text(t(1)).contains("  REFUSED:        FRR is not managed"), "{}", s.text(t(1)));
+        assert!(
+            s.text(t(1))
+                .contains("  REFUSED:        FRR is not managed"),
+            "{}",
+            s.text(t(1))
+        );
     }
 
     #[test]

@@ -36,7 +36,10 @@ fn assert_target_reached(sw: &Switch, prepared: &metal_switchd::reconcile::Prepa
                 .keys()
                 .filter(|f| key.table.owns_field(f) && !want.fields.contains_key(f))
                 .collect();
-            assert!(extra.is_empty(), "{key} has extra owned fields {extra:?}: {have:?}");
+            assert!(
+                extra.is_empty(),
+                "{key} has extra owned fields {extra:?}: {have:?}"
+            );
         }
     }
 }
@@ -485,21 +488,26 @@ async fn flavour_fields_in_owned_entries_are_never_touched() {
         ("dhcp_relay_src_intf", "Loopback0"),
         ("dhcp_servers@", "10.0.0.21"),
     ];
-    let owned: Vec<String> = metal_switchd::configdb::target::target(
-        &sw.plan_spec(&cfg, &leaf01_desc()).await,
-    )
-    .entries
-    .keys()
-    .filter(|k| k.table != metal_switchd::configdb::schema::Table::Port)
-    .map(|k| k.redis_key())
-    .collect();
-    assert!(owned.iter().any(|k| k.starts_with("VLAN|Vlan")), "{owned:?}");
+    let owned: Vec<String> =
+        metal_switchd::configdb::target::target(&sw.plan_spec(&cfg, &leaf01_desc()).await)
+            .entries
+            .keys()
+            .filter(|k| k.table != metal_switchd::configdb::schema::Table::Port)
+            .map(|k| k.redis_key())
+            .collect();
+    assert!(
+        owned.iter().any(|k| k.starts_with("VLAN|Vlan")),
+        "{owned:?}"
+    );
     let mut seeded = Vec::new();
     for key in &owned {
-        let mut fields: Vec<(String, String)> =
-            vec![("x_flavour_field".into(), "kept".into())];
+        let mut fields: Vec<(String, String)> = vec![("x_flavour_field".into(), "kept".into())];
         if key.starts_with("VLAN|") {
-            fields.extend(dell_vlan.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            fields.extend(
+                dell_vlan
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+            );
         }
         seeded.push((key.clone(), fields));
     }
@@ -518,7 +526,9 @@ async fn flavour_fields_in_owned_entries_are_never_touched() {
         use metal_switchd::configdb::diff::Op;
         let names: Vec<String> = match &c.op {
             Op::Create { fields } => fields.keys().cloned().collect(),
-            Op::Update { set, remove } => set.keys().cloned().chain(remove.iter().cloned()).collect(),
+            Op::Update { set, remove } => {
+                set.keys().cloned().chain(remove.iter().cloned()).collect()
+            }
             Op::Delete { .. } => Vec::new(),
         };
         names
@@ -535,13 +545,20 @@ async fn flavour_fields_in_owned_entries_are_never_touched() {
     // A port joins the VRF, another VRF appears (Ethernet1 moves there).
     for desc in [
         with_vrf(leaf01_desc(), "Ethernet5", "vrf104009"),
-        with_vrf(with_vrf(leaf01_desc(), "Ethernet5", "vrf104009"), "Ethernet1", "vrf104010"),
+        with_vrf(
+            with_vrf(leaf01_desc(), "Ethernet5", "vrf104009"),
+            "Ethernet1",
+            "vrf104010",
+        ),
     ] {
         sw.redis.reset_stats().unwrap();
         let (prepared, _) = sw.apply(&cfg, &desc).await.expect("apply");
         sw.settle();
         for c in prepared.plan.iter_changes() {
-            assert!(foreign(c).is_empty(), "{c} writes a field the agent does not own");
+            assert!(
+                foreign(c).is_empty(),
+                "{c} writes a field the agent does not own"
+            );
         }
         // An entry the plan deleted (a port leaving the PXE VLAN, a VRF
         // binding replaced by delete → confirm → create) took its fields

@@ -826,12 +826,17 @@ fn frr_conf_changed_or_deleted_under_the_agent_is_installed_again() {
     {
         let reloads = lab.reloads().len();
         damage(&lab.path("frr.conf"));
-        wait_for(&format!("frr.conf {what}: installed again"), HANG, &agent, || {
-            (lab.frr_conf().as_deref() == Some(installed.as_str())
-                && lab.reloads().len() > reloads
-                && lab.reloaded().as_deref() == Some(installed.as_str()))
-            .then_some(())
-        });
+        wait_for(
+            &format!("frr.conf {what}: installed again"),
+            HANG,
+            &agent,
+            || {
+                (lab.frr_conf().as_deref() == Some(installed.as_str())
+                    && lab.reloads().len() > reloads
+                    && lab.reloaded().as_deref() == Some(installed.as_str()))
+                .then_some(())
+            },
+        );
         let repairs = (n + 1) as f64;
         wait_for("the repair in the metrics", HANG, &agent, || {
             metric(
@@ -850,7 +855,11 @@ fn frr_conf_changed_or_deleted_under_the_agent_is_installed_again() {
     }
     // The desired state never changed: the API still serves the first one.
     assert!(desired_fetches() >= 1);
-    assert!(lab.frr_temp_files().is_empty(), "{:?}", lab.frr_temp_files());
+    assert!(
+        lab.frr_temp_files().is_empty(),
+        "{:?}",
+        lab.frr_temp_files()
+    );
     stop(agent);
 }
 
@@ -863,7 +872,7 @@ fn frr_conf_changed_or_deleted_under_the_agent_is_installed_again() {
 #[test]
 fn a_routing_config_mode_in_which_sonic_writes_frr_conf_is_refused_by_name() {
     let (lab, mut model) = lab(StandInOptions::uniform(Duration::from_millis(1)), |t| t);
-    let (mut agent, _) = start(&lab, &mut model);
+    let (agent, _) = start(&lab, &mut model);
     wait_for("the flavour in the status file", HANG, &agent, || {
         let s = lab.status();
         (s["flavour"]["name"] == "dell-enterprise 4.5.1").then_some(())
@@ -891,8 +900,14 @@ fn a_routing_config_mode_in_which_sonic_writes_frr_conf_is_refused_by_name() {
     agent.signal("HUP");
     let hb = lab.wait_error(&agent, after, "docker_routing_config_mode");
     let e = hb.request["error"].as_str().unwrap().to_owned();
-    assert!(e.contains("is `unified`") && e.contains("DEVICE_METADATA|localhost"), "{e}");
-    assert!(e.contains("split-unified") && e.contains("nothing was written"), "{e}");
+    assert!(
+        e.contains("is `unified`") && e.contains("DEVICE_METADATA|localhost"),
+        "{e}"
+    );
+    assert!(
+        e.contains("split-unified") && e.contains("nothing was written"),
+        "{e}"
+    );
     wait_for("the refusal in the status file", HANG, &agent, || {
         lab.status()["flavour"]["refused"].is_string().then_some(())
     });
@@ -909,7 +924,14 @@ fn a_routing_config_mode_in_which_sonic_writes_frr_conf_is_refused_by_name() {
     // Back in split mode: detected on SIGHUP, the change is applied.
     set_mode("split");
     agent.signal("HUP");
-    assert_recovered(&lab, &agent, &model, &expected, lab.last_seq(), "split again");
+    assert_recovered(
+        &lab,
+        &agent,
+        &model,
+        &expected,
+        lab.last_seq(),
+        "split again",
+    );
     assert!(lab.frr_conf().unwrap().contains("vrf Vrf104011"));
     stop(agent);
 }

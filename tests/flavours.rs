@@ -55,7 +55,9 @@ fn release(p: Profile) -> Option<&'static str> {
 /// The lines `write_default_zebra_config` of a release's `docker_init.sh`
 /// appends (`echo "LINE" >> $FILE_NAME`).
 fn start_script_lines(release: &str) -> BTreeSet<String> {
-    let text = read(&root().join(format!("testdata/sonic/frr-startup/{release}/docker_init.sh")));
+    let text = read(&root().join(format!(
+        "testdata/sonic/frr-startup/{release}/docker_init.sh"
+    )));
     let body = text
         .split("write_default_zebra_config()\n{")
         .nth(1)
@@ -108,7 +110,8 @@ fn expected_lines(p: Profile) -> BTreeSet<String> {
 
 /// The reviewed rendering of the firewall case (flavour-neutral).
 fn reviewed_body() -> String {
-    let snap = read(&root().join("tests/snapshots/frr_render__frr_conf@firewalls__switch.json.snap"));
+    let snap =
+        read(&root().join("tests/snapshots/frr_render__frr_conf@firewalls__switch.json.snap"));
     let body = snap.splitn(3, "---\n").nth(2).expect("snapshot body");
     body.to_owned()
 }
@@ -201,8 +204,16 @@ fn render_frr_matches_each_flavours_golden_file() {
         );
         // 3. The agent renders it: for the flavour named, and for the
         // flavour detected from the switch's facts.
-        assert_eq!(render(p, true, dir.path()), want, "{p}: render frr --flavour");
-        assert_eq!(render(p, false, dir.path()), want, "{p}: render frr (detected)");
+        assert_eq!(
+            render(p, true, dir.path()),
+            want,
+            "{p}: render frr --flavour"
+        );
+        assert_eq!(
+            render(p, false, dir.path()),
+            want,
+            "{p}: render frr (detected)"
+        );
     }
 }
 
@@ -230,7 +241,10 @@ fn an_unknown_flavour_renders_the_community_defaults_with_a_warning() {
     let out = Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("METAL_SWITCHD_SONIC_VERSION_FILE", dir.path().join("none.yml"))
+        .env(
+            "METAL_SWITCHD_SONIC_VERSION_FILE",
+            dir.path().join("none.yml"),
+        )
         .env("METAL_SWITCHD_VTYSH_PATH", "/nonexistent/vtysh")
         .arg("--config")
         .arg(case.join("config.toml"))
@@ -258,7 +272,10 @@ fn an_unknown_flavour_renders_the_community_defaults_with_a_warning() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("\"sonic-9\"") && err.contains("community-202411"), "{err}");
+    assert!(
+        err.contains("\"sonic-9\"") && err.contains("community-202411"),
+        "{err}"
+    );
 }
 
 /// Issue 20: `check-config` shows the flavour of the switch it runs on
@@ -320,6 +337,12 @@ fn check_config_shows_the_flavour_and_refuses_unified_by_name() {
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{text}{err}");
-    assert!(text.contains("# REFUSED: FRR is not managed on this switch"), "{text}");
-    assert!(err.contains("docker_routing_config_mode") && err.contains("is `unified`"), "{err}");
+    assert!(
+        text.contains("# REFUSED: FRR is not managed on this switch"),
+        "{text}"
+    );
+    assert!(
+        err.contains("docker_routing_config_mode") && err.contains("is `unified`"),
+        "{err}"
+    );
 }

@@ -298,12 +298,20 @@ async fn each_flavours_zebra_lines_stay_in_its_zebra_and_the_old_fpm_module_refu
     let start_script = "no fpm use-next-hop-groups\nfpm address 127.0.0.1\n\
                         no zebra nexthop kernel enable\n";
     let lab = FrrLab::start_with("leaf01", &["dplane_fpm_nl"]).unwrap();
-    lab.boot(&format!("hostname leaf01\n{start_script}")).unwrap();
-    assert!(lab.running_config().unwrap().contains("fpm address 127.0.0.1"));
+    lab.boot(&format!("hostname leaf01\n{start_script}"))
+        .unwrap();
+    assert!(
+        lab.running_config()
+            .unwrap()
+            .contains("fpm address 127.0.0.1")
+    );
     let installer = exec_installer(&lab);
     let cfg = leaf_config(lab.hostname(), 4200000011, "10.0.0.11", "");
     let s = spec(&cfg, LEAF_SWITCH);
-    installer.install(&frr::render(&s, FrrLines::NONE)).await.unwrap();
+    installer
+        .install(&frr::render(&s, FrrLines::NONE))
+        .await
+        .unwrap();
     let running = lab.running_config().unwrap();
     assert!(
         !running.contains("fpm address"),
@@ -312,11 +320,19 @@ async fn each_flavours_zebra_lines_stay_in_its_zebra_and_the_old_fpm_module_refu
     let community = frr::render(&s, Profile::Community202411.flavour().frr_lines());
     installer.install(&community).await.unwrap();
     let running = lab.running_config().unwrap();
-    for l in ["fpm address 127.0.0.1", "no fpm use-next-hop-groups", "no zebra nexthop kernel enable"] {
+    for l in [
+        "fpm address 127.0.0.1",
+        "no fpm use-next-hop-groups",
+        "no zebra nexthop kernel enable",
+    ] {
         assert!(running.lines().any(|x| x == l), "{l:?} missing:\n{running}");
     }
     let deltas = lab.reload_test(&lab.config_file()).unwrap();
-    assert!(deltas.is_empty(), "FRR does not run the file:\n{}", deltas.output);
+    assert!(
+        deltas.is_empty(),
+        "FRR does not run the file:\n{}",
+        deltas.output
+    );
     drop(lab);
 
     let old = FrrLab::start_with("leaf01", &["fpm"]).unwrap();
@@ -327,7 +343,11 @@ async fn each_flavours_zebra_lines_stay_in_its_zebra_and_the_old_fpm_module_refu
         panic!("expected a reload failure, got {msg}");
     };
     assert!(matches!(**rollback, Rollback::Removed), "{msg}");
-    for p in [Profile::Dell45, Profile::Community202311, Profile::Edgecore202211] {
+    for p in [
+        Profile::Dell45,
+        Profile::Community202311,
+        Profile::Edgecore202211,
+    ] {
         let text = frr::render(&s, p.flavour().frr_lines());
         assert!(!text.contains("fpm "), "{p}");
         installer
@@ -336,5 +356,9 @@ async fn each_flavours_zebra_lines_stay_in_its_zebra_and_the_old_fpm_module_refu
             .unwrap_or_else(|e| panic!("{p}: {e}"));
     }
     let deltas = old.reload_test(&old.config_file()).unwrap();
-    assert!(deltas.is_empty(), "FRR does not run the file:\n{}", deltas.output);
+    assert!(
+        deltas.is_empty(),
+        "FRR does not run the file:\n{}",
+        deltas.output
+    );
 }

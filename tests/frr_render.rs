@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::Command;
 
 use metal_switchd::config::Config;
-use metal_switchd::flavour::FrrLines;
 use metal_switchd::configdb::snapshot;
+use metal_switchd::flavour::FrrLines;
 use metal_switchd::reconcile;
 use metal_switchd::{api, frr};
 use metal_switchd_lab::fixtures;

@@ -34,37 +34,101 @@ use Fate::*;
 /// metal-core's names, a value with an effect, and what must happen.
 const SETTINGS: &[(&str, &str, Fate)] = &[
     ("CIDR", "10.255.255.2/24", Notice),
-    ("PARTITION_ID", "fra-equ01", Used("partition_id = \"fra-equ01\"")),
+    (
+        "PARTITION_ID",
+        "fra-equ01",
+        Used("partition_id = \"fra-equ01\""),
+    ),
     ("RACK_ID", "rack01", Used("rack_id = \"rack01\"")),
     ("ROOM_ID", "room01", Used("room_id = \"room01\"")),
     ("BIND_ADDRESS", "127.0.0.1", Notice),
-    ("METRICS_SERVER_PORT", "9100", Used("metrics_server_port = 9100")),
+    (
+        "METRICS_SERVER_PORT",
+        "9100",
+        Used("metrics_server_port = 9100"),
+    ),
     (
         "METRICS_SERVER_BIND_ADDRESS",
         "127.0.0.1",
         Used("metrics_server_bind_address = \"127.0.0.1\""),
     ),
     ("LOG_LEVEL", "debug", Used("log_level = \"debug\"")),
-    ("METAL_API_PROTOCOL", "https", Used("metal_api_protocol = \"https\"")),
-    ("METAL_API_IP", "api.example", Used("metal_api_ip = \"api.example\"")),
+    (
+        "METAL_API_PROTOCOL",
+        "https",
+        Used("metal_api_protocol = \"https\""),
+    ),
+    (
+        "METAL_API_IP",
+        "api.example",
+        Used("metal_api_ip = \"api.example\""),
+    ),
     ("METAL_API_PORT", "443", Used("metal_api_port = 443")),
-    ("METAL_API_BASEPATH", "/metal/", Used("metal_api_basepath = \"/metal/\"")),
-    ("LOOPBACK_IP", "10.0.7.1", Used("loopback_ip = \"10.0.7.1\"")),
+    (
+        "METAL_API_BASEPATH",
+        "/metal/",
+        Used("metal_api_basepath = \"/metal/\""),
+    ),
+    (
+        "LOOPBACK_IP",
+        "10.0.7.1",
+        Used("loopback_ip = \"10.0.7.1\""),
+    ),
     ("SET_SRC_LOOPBACK", "true", Used("set_src_loopback = true")),
     ("ASN", "4200017001", Used("asn = 4200017001")),
-    ("SPINE_UPLINKS", "Ethernet120,Ethernet124", Used("spine_uplinks = [\"Ethernet120\", \"Ethernet124\"]")),
-    ("MANAGEMENT_GATEWAY", "10.1.253.129", Used("management_gateway = \"10.1.253.129\"")),
-    ("ADDITIONAL_MGMT_ROUTES", "10.0.0.0/8", Used("additional_mgmt_routes = [\"10.0.0.0/8\"]")),
-    ("RECONFIGURE_SWITCH", "true", Used("reconfigure_switch = true")),
-    ("RECONFIGURE_SWITCH_INTERVAL", "20s", Used("reconfigure_switch_interval = \"20s\"")),
+    (
+        "SPINE_UPLINKS",
+        "Ethernet120,Ethernet124",
+        Used("spine_uplinks = [\"Ethernet120\", \"Ethernet124\"]"),
+    ),
+    (
+        "MANAGEMENT_GATEWAY",
+        "10.1.253.129",
+        Used("management_gateway = \"10.1.253.129\""),
+    ),
+    (
+        "ADDITIONAL_MGMT_ROUTES",
+        "10.0.0.0/8",
+        Used("additional_mgmt_routes = [\"10.0.0.0/8\"]"),
+    ),
+    (
+        "RECONFIGURE_SWITCH",
+        "true",
+        Used("reconfigure_switch = true"),
+    ),
+    (
+        "RECONFIGURE_SWITCH_INTERVAL",
+        "20s",
+        Used("reconfigure_switch_interval = \"20s\""),
+    ),
     ("TIMEOUT", "30s", Used("timeout = \"30s\"")),
     ("ADDITIONAL_BRIDGE_VIDS", "201-256", Refused),
-    ("ADDITIONAL_BRIDGE_PORTS", "Ethernet3", Used("additional_bridge_ports = [\"Ethernet3\"]")),
-    ("INTERFACES_TPL_FILE", "/etc/metal-core/interfaces.tpl", Refused),
-    ("FRR_TPL_FILE", "/etc/metal-core/sonic_frr_with_fpm.tpl", Refused),
+    (
+        "ADDITIONAL_BRIDGE_PORTS",
+        "Ethernet3",
+        Used("additional_bridge_ports = [\"Ethernet3\"]"),
+    ),
+    (
+        "INTERFACES_TPL_FILE",
+        "/etc/metal-core/interfaces.tpl",
+        Refused,
+    ),
+    (
+        "FRR_TPL_FILE",
+        "/etc/metal-core/sonic_frr_with_fpm.tpl",
+        Refused,
+    ),
     ("HMAC_KEY", "metal-edit", Used("hmac_key = \"***\"")),
-    ("GRPC_ADDRESS", "api.example:50051", Used("grpc_address = \"api.example:50051\"")),
-    ("GRPC_CA_CERT_FILE", "/certs/grpc/ca.pem", Used("grpc_ca_cert_file = \"/certs/grpc/ca.pem\"")),
+    (
+        "GRPC_ADDRESS",
+        "api.example:50051",
+        Used("grpc_address = \"api.example:50051\""),
+    ),
+    (
+        "GRPC_CA_CERT_FILE",
+        "/certs/grpc/ca.pem",
+        Used("grpc_ca_cert_file = \"/certs/grpc/ca.pem\""),
+    ),
     (
         "GRPC_CLIENT_CERT_FILE",
         "/certs/grpc/client.pem",
@@ -81,7 +145,11 @@ const SETTINGS: &[(&str, &str, Fate)] = &[
         "/run/bgp/state.json",
         Used("bgp_neighbor_state_file = \"/run/bgp/state.json\""),
     ),
-    ("INTERFACE_NAMING_SCHEMA", "swap", Used("interface_naming_schema = \"swap\"")),
+    (
+        "INTERFACE_NAMING_SCHEMA",
+        "swap",
+        Used("interface_naming_schema = \"swap\""),
+    ),
     (
         "METAL_APISERVER_URL",
         "https://api.example",
@@ -111,7 +179,10 @@ fn companions(name: &str) -> Vec<(String, String)> {
         ("METAL_CORE_GRPC_ADDRESS", "api.example:50051"),
         ("METAL_CORE_GRPC_CA_CERT_FILE", "/certs/grpc/ca.pem"),
         ("METAL_CORE_GRPC_CLIENT_CERT_FILE", "/certs/grpc/client.pem"),
-        ("METAL_CORE_GRPC_CLIENT_KEY_FILE", "/certs/grpc/client-key.pem"),
+        (
+            "METAL_CORE_GRPC_CLIENT_KEY_FILE",
+            "/certs/grpc/client-key.pem",
+        ),
     ];
     if name.starts_with("GRPC_") {
         return grpc
@@ -139,13 +210,19 @@ fn every_metal_core_setting_is_used_or_refused_by_name() {
                     toml.lines().any(|l| l == *shown),
                     "{var}={value}: the effective configuration does not show {shown:?}:\n{toml}"
                 );
-                assert!(!default.lines().any(|l| l == *shown), "{var}: {shown:?} is the default");
+                assert!(
+                    !default.lines().any(|l| l == *shown),
+                    "{var}: {shown:?} is the default"
+                );
                 assert!(cfg.notices().is_empty(), "{var}: {:?}", cfg.notices());
             }
             (Notice, Ok(cfg)) => {
                 let n = cfg.notices().join("\n");
                 assert!(
-                    n.contains(&format!("environment variable {var} sets {}", name.to_lowercase())),
+                    n.contains(&format!(
+                        "environment variable {var} sets {}",
+                        name.to_lowercase()
+                    )),
                     "{var}: no notice names it: {n:?}"
                 );
             }
@@ -159,7 +236,10 @@ fn every_metal_core_setting_is_used_or_refused_by_name() {
     }
     // Every metal-core key the configuration knows is in the table above.
     let keys = Config::metal_core_keys();
-    let missing: Vec<&&str> = keys.iter().filter(|k| !checked.contains(&k.to_string())).collect();
+    let missing: Vec<&&str> = keys
+        .iter()
+        .filter(|k| !checked.contains(&k.to_string()))
+        .collect();
     assert!(missing.is_empty(), "not checked: {missing:?}");
 }
 
@@ -193,7 +273,10 @@ fn check_config_names_the_settings_without_effect() {
         stdout.contains("# not used: environment variable METAL_CORE_CIDR sets cidr: metal-core uses it only on Cumulus"),
         "{stdout}"
     );
-    assert!(stdout.contains("METAL_CORE_BIND_ADDRESS sets bind_address"), "{stdout}");
+    assert!(
+        stdout.contains("METAL_CORE_BIND_ADDRESS sets bind_address"),
+        "{stdout}"
+    );
     let out = run(&[("METAL_CORE_FRR_TPL_FILE", "/etc/metal-core/frr.tpl")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");

@@ -40,7 +40,8 @@ fn scenario_on(p: Profile) {
         eprintln!("removed a dead lab's leftovers: {r}");
     }
     let started = Instant::now();
-    let mut lab = Lab::up(opts).unwrap_or_else(|e| panic!("{p}: the mini-lab did not come up: {e:#}"));
+    let mut lab =
+        Lab::up(opts).unwrap_or_else(|e| panic!("{p}: the mini-lab did not come up: {e:#}"));
     let result = scenario::run(&mut lab, |n, s| eprint!("{}", scenario::render(n, s)))
         .unwrap_or_else(|e| panic!("{p}: the scenario failed: {e:#}"));
     assert_eq!(result.steps.len(), 6);
@@ -55,14 +56,24 @@ fn scenario_on(p: Profile) {
             );
             let report = v.report.as_ref().expect("a recorded heartbeat");
             assert!(report.ok(), "{p}: step {}: {}: {report:?}", i + 1, v.name);
-            assert!(v.violations.is_empty(), "{p}: step {}: {}: {:?}", i + 1, v.name, v.violations);
+            assert!(
+                v.violations.is_empty(),
+                "{p}: step {}: {}: {:?}",
+                i + 1,
+                v.name,
+                v.violations
+            );
         }
     }
     // The installed frr.conf carries exactly the flavour's zebra lines.
     let want = p.flavour().frr_lines().lines();
     for leaf in &lab.leaves {
         let text = std::fs::read_to_string(leaf.frr.config_file()).unwrap();
-        for l in ["no zebra nexthop kernel enable", "fpm address 127.0.0.1", "no fpm use-next-hop-groups"] {
+        for l in [
+            "no zebra nexthop kernel enable",
+            "fpm address 127.0.0.1",
+            "no fpm use-next-hop-groups",
+        ] {
             assert_eq!(
                 text.lines().any(|x| x == l),
                 want.contains(&l),
@@ -82,7 +93,12 @@ fn scenario_on(p: Profile) {
         "frr.conf to be the agent's again after the bgp restart",
         Duration::from_secs(120),
         Duration::from_millis(50),
-        || Ok((std::fs::read_to_string(&file).ok().as_deref() == Some(before.as_str())).then_some(())),
+        || {
+            Ok(
+                (std::fs::read_to_string(&file).ok().as_deref() == Some(before.as_str()))
+                    .then_some(()),
+            )
+        },
     )
     .unwrap_or_else(|e| {
         panic!(
@@ -92,7 +108,10 @@ fn scenario_on(p: Profile) {
     });
     let t = lab.teardown().unwrap();
     for (name, status, ok) in &t.agents {
-        assert!(ok, "{p}: metal-switchd on {name} ended with {status} after SIGTERM");
+        assert!(
+            ok,
+            "{p}: metal-switchd on {name} ended with {status} after SIGTERM"
+        );
     }
     for (name, v) in &t.violations {
         assert!(v.is_empty(), "{p}: {name}: {v:?}");

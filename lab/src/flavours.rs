@@ -82,10 +82,10 @@ pub fn base_config(profile: Profile, leaf: &str) -> Result<String> {
     let meta = root
         .entry("DEVICE_METADATA")
         .or_insert_with(|| Value::Object(Map::new()));
-    if let Some(local) = meta
-        .as_object_mut()
-        .map(|m| m.entry("localhost").or_insert_with(|| Value::Object(Map::new())))
-        && let Value::Object(l) = local
+    if let Some(local) = meta.as_object_mut().map(|m| {
+        m.entry("localhost")
+            .or_insert_with(|| Value::Object(Map::new()))
+    }) && let Value::Object(l) = local
     {
         l.insert(
             "docker_routing_config_mode".into(),
@@ -196,8 +196,14 @@ impl BgpContainer {
     pub fn restart(&self) -> Result<String> {
         match self.profile.routing_config_mode() {
             "split" => match std::fs::remove_file(&self.frr_conf) {
-                Ok(()) => Ok(format!("{}: split mode deleted {}", self.profile, self.frr_conf.display())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("nothing to delete".into()),
+                Ok(()) => Ok(format!(
+                    "{}: split mode deleted {}",
+                    self.profile,
+                    self.frr_conf.display()
+                )),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Ok("nothing to delete".into())
+                }
                 Err(e) => Err(e).with_context(|| format!("deleting {}", self.frr_conf.display())),
             },
             _ => {
@@ -213,7 +219,10 @@ impl BgpContainer {
                 }
                 std::fs::write(&self.frr_conf, text)
                     .with_context(|| format!("writing {}", self.frr_conf.display()))?;
-                Ok(format!("{}: split-unified appended {missing:?}", self.profile))
+                Ok(format!(
+                    "{}: split-unified appended {missing:?}",
+                    self.profile
+                ))
             }
         }
     }
@@ -244,12 +253,17 @@ mod tests {
                 assert_eq!(v["VLAN"]["Vlan3900"]["vlanid"], "3900");
             }
         }
-        assert!(base_config(Profile::Dell44, "leaf01").unwrap().contains("version_4_4_3"));
+        assert!(
+            base_config(Profile::Dell44, "leaf01")
+                .unwrap()
+                .contains("version_4_4_3")
+        );
     }
 
     #[test]
     fn the_frr_side_flags_what_the_flavours_zebra_cannot_run() {
-        let with = "fpm address 127.0.0.1\nno fpm use-next-hop-groups\nno zebra nexthop kernel enable\n";
+        let with =
+            "fpm address 127.0.0.1\nno fpm use-next-hop-groups\nno zebra nexthop kernel enable\n";
         let without = "hostname leaf01\n";
         assert!(frr_findings(Profile::Community202411, Some(with)).is_empty());
         let f = frr_findings(Profile::Community202411, Some(without));

@@ -639,7 +639,9 @@ mod tests {
         );
         let c = changes(&cur, &s);
         assert!(
-            c.contains(&"+ INTERFACE|Ethernet1 {ipv6_use_link_local_only=enable}  [replace]".to_owned()),
+            c.contains(
+                &"+ INTERFACE|Ethernet1 {ipv6_use_link_local_only=enable}  [replace]".to_owned()
+            ),
             "{c:#?}"
         );
     }

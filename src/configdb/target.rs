@@ -153,7 +153,11 @@ pub fn visit_vrf(
     ));
     f(schema(Table::Vlan, vlan, &[("vlanid", &vlan[4..])]));
     f(schema(Table::VlanInterface, vlan, &[("vrf_name", name)]));
-    f(schema(Table::SuppressVlanNeigh, vlan, &[("suppress", "on")]));
+    f(schema(
+        Table::SuppressVlanNeigh,
+        vlan,
+        &[("suppress", "on")],
+    ));
     s.d.clear();
     s.d.push_str(&spec.vtep);
     s.d.push(SEP);
@@ -328,7 +332,11 @@ mod tests {
                     &[("vrf_name", "Vrf104009")],
                     Schema
                 ),
-                ("SUPPRESS_VLAN_NEIGH|Vlan1001", &[("suppress", "on")], Schema),
+                (
+                    "SUPPRESS_VLAN_NEIGH|Vlan1001",
+                    &[("suppress", "on")],
+                    Schema
+                ),
                 (
                     "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
                     &[("vlan", "Vlan1001"), ("vni", "104009")],

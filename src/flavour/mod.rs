@@ -397,8 +397,7 @@ pub fn parse_frr_version(show_version: &str) -> Option<String> {
         .lines()
         .find_map(|l| l.trim().strip_prefix("FRRouting "))?;
     let v = rest.split_whitespace().next()?;
-    (v.starts_with(|c: char| c.is_ascii_digit()) && v.len() <= 64)
-        .then(|| bounded(v, 64))
+    (v.starts_with(|c: char| c.is_ascii_digit()) && v.len() <= 64).then(|| bounded(v, 64))
 }
 
 /// `(major, minor)` of an FRR version (`10.0.1-sonic-0` → `(10, 0)`).
@@ -456,7 +455,10 @@ fn debian_of(major: u32) -> Option<(String, &'static str)> {
 
 /// What is known per recognised release: Debian major version, FRR
 /// version, fpm module. Sources in `docs/flavours.md`.
-fn release_facts(family: Family, release: Option<&str>) -> (Option<u32>, Option<&'static str>, FpmModule) {
+fn release_facts(
+    family: Family,
+    release: Option<&str>,
+) -> (Option<u32>, Option<&'static str>, FpmModule) {
     match family {
         Family::Community => match release.and_then(community_release) {
             // sonic-buildimage 202311: supervisord.conf.j2 `-M fpm`; mini-lab
@@ -875,18 +877,18 @@ mod tests {
         assert_eq!(f.fpm_module, FpmModule::Fpm);
         assert_eq!(f.frr_lines, FrrLines::NONE);
         assert_eq!(f.frr_release_version, Some("9.0.1"));
-        let f = detect(&inputs(
-            "build_version: ec202411_x\n",
-            Some("split"),
-            None,
-        ));
+        let f = detect(&inputs("build_version: ec202411_x\n", Some("split"), None));
         assert_eq!(f.fpm_module, FpmModule::DplaneFpmSonic);
         assert!(f.frr_lines.fpm);
     }
 
     #[test]
     fn unknown_flavours_get_the_community_defaults_and_a_warning() {
-        let f = detect(&inputs("build_version: 'master.123-abc'\n", Some("split-unified"), None));
+        let f = detect(&inputs(
+            "build_version: 'master.123-abc'\n",
+            Some("split-unified"),
+            None,
+        ));
         assert_eq!(f.family, Family::Other);
         assert!(!f.recognised);
         assert_eq!(f.fpm_module, FpmModule::DplaneFpmSonic);
@@ -897,7 +899,11 @@ mod tests {
             f.warnings
         );
         // An old FRR decides for the old module.
-        let f = detect(&inputs("build_version: 'x'\n", Some("split"), Some("8.2.2")));
+        let f = detect(&inputs(
+            "build_version: 'x'\n",
+            Some("split"),
+            Some("8.2.2"),
+        ));
         assert_eq!(f.fpm_module, FpmModule::Fpm);
         assert!(!f.frr_lines.fpm);
         // Nothing readable: still a flavour, with warnings, never a panic.
@@ -993,6 +999,9 @@ mod tests {
             assert_eq!(Profile::from_name(p.name()), Ok(p));
         }
         let e = Profile::from_name("dell-9").unwrap_err();
-        assert!(e.contains("community-202411") && e.contains("\"dell-9\""), "{e}");
+        assert!(
+            e.contains("community-202411") && e.contains("\"dell-9\""),
+            "{e}"
+        );
     }
 }

@@ -32,7 +32,10 @@ pub fn sonic_version(path: &Path) -> Fact<String> {
 
 /// `DEVICE_METADATA|localhost` from SONiC's redis (the CONFIG_DB that
 /// `database_config` locates); `Ok(None)` when the key does not exist.
-pub async fn device_metadata(database_config: &Path, timeout: Duration) -> Fact<BTreeMap<String, String>> {
+pub async fn device_metadata(
+    database_config: &Path,
+    timeout: Duration,
+) -> Fact<BTreeMap<String, String>> {
     let dbs = Databases::load(database_config).map_err(|e| e.to_string())?;
     let fields = crate::configdb::redis::config_hash(&dbs, DEVICE_METADATA_KEY, timeout)
         .await
@@ -77,10 +80,9 @@ pub async fn frr_show_version(cfg: &Config, timeout: Duration) -> Fact<String> {
             r.status,
             crate::spec::names::escaped(&r.output_tail(), 300)
         )),
-        Err(crate::frr::command::RunError::Spawn(e)) => Err(format!(
-            "cannot run {}: {e}",
-            cfg.vtysh_path.display()
-        )),
+        Err(crate::frr::command::RunError::Spawn(e)) => {
+            Err(format!("cannot run {}: {e}", cfg.vtysh_path.display()))
+        }
         Err(crate::frr::command::RunError::Timeout) => Err(format!(
             "{} gave no answer within {timeout:?}",
             crate::frr::command::shown(&cfg.vtysh_path, &args)
@@ -117,7 +119,8 @@ mod tests {
         let nested = r#"{"DEVICE_METADATA": {"localhost": {"docker_routing_config_mode": "split", "hostname": "leaf01"}}}"#;
         let m = device_metadata_in_snapshot(nested).unwrap().unwrap();
         assert_eq!(m["docker_routing_config_mode"], "split");
-        let flat = r#"{"DEVICE_METADATA|localhost": {"docker_routing_config_mode": "split-unified"}}"#;
+        let flat =
+            r#"{"DEVICE_METADATA|localhost": {"docker_routing_config_mode": "split-unified"}}"#;
         assert_eq!(
             device_metadata_in_snapshot(flat).unwrap().unwrap()["docker_routing_config_mode"],
             "split-unified"
@@ -140,7 +143,9 @@ mod tests {
             vtysh_path: "/nonexistent/vtysh".into(),
             ..Config::default()
         };
-        let e = frr_show_version(&cfg, Duration::from_secs(1)).await.unwrap_err();
+        let e = frr_show_version(&cfg, Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert!(e.contains("/nonexistent/vtysh"), "{e}");
     }
 }

@@ -586,7 +586,9 @@ mod tests {
         assert!(l.contains(&"ip protocol bgp route-map RM_SET_SRC"));
         s.routing.management_gateway = Some("2001:db8::1".parse().unwrap());
         s.routing.management_routes = vec![];
-        assert!(render(&s, FrrLines::NONE).contains("ipv6 route ::/0 2001:db8::1 nexthop-vrf mgmt\n"));
+        assert!(
+            render(&s, FrrLines::NONE).contains("ipv6 route ::/0 2001:db8::1 nexthop-vrf mgmt\n")
+        );
     }
 
     #[test]

@@ -154,7 +154,11 @@ impl Switch {
     }
 
     /// The spec of `desc` against this switch's CONFIG_DB.
-    pub async fn plan_spec(&self, cfg: &Config, desc: &SwitchDesc) -> metal_switchd::spec::SwitchSpec {
+    pub async fn plan_spec(
+        &self,
+        cfg: &Config,
+        desc: &SwitchDesc,
+    ) -> metal_switchd::spec::SwitchSpec {
         let mut db = self.connect().await;
         db.read().await.expect("read");
         let view = db.view();
