@@ -18,8 +18,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use metal_switchd_lab::flavours::{self, Profile};
-use metal_switchd_lab::minilab::observe::established;
-use metal_switchd_lab::minilab::topology::{self, ApiVersion};
+use metal_switchd_lab::minilab::topology::ApiVersion;
 use metal_switchd_lab::minilab::{Lab, LabOptions, process, scenario};
 
 fn options(p: Profile) -> LabOptions {
@@ -45,26 +44,8 @@ fn scenario_on(p: Profile) {
     let result = scenario::run(&mut lab, |n, s| eprint!("{}", scenario::render(n, s)))
         .unwrap_or_else(|e| panic!("{p}: the scenario failed: {e:#}"));
     assert_eq!(result.steps.len(), 6);
-    for (i, step) in result.steps.iter().enumerate() {
-        for v in &step.views {
-            let sessions = v.sessions.as_ref().unwrap();
-            assert!(
-                established(sessions, "default", topology::UPLINK),
-                "{p}: step {}: {} ↔ exit not Established: {sessions:?}",
-                i + 1,
-                v.name
-            );
-            let report = v.report.as_ref().expect("a recorded heartbeat");
-            assert!(report.ok(), "{p}: step {}: {}: {report:?}", i + 1, v.name);
-            assert!(
-                v.violations.is_empty(),
-                "{p}: step {}: {}: {:?}",
-                i + 1,
-                v.name,
-                v.violations
-            );
-        }
-    }
+    let problems = result.step_problems();
+    assert!(problems.is_empty(), "{p}:\n{}", problems.join("\n"));
     // The installed frr.conf carries exactly the flavour's zebra lines.
     let want = p.flavour().frr_lines().lines();
     for leaf in &lab.leaves {
