@@ -261,7 +261,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
     let cfg = load_config(&cli)?;
     init_logging(&cli, Some(&cfg));
     match &cli.command {
-        Command::CheckConfig => Ok(check_config(&cfg).await),
+        Command::CheckConfig => check_config(&cfg).await,
         Command::Status(args) => Ok(status(&cfg, args)),
         Command::Plan(args) => plan(&cfg, args).await,
         Command::Register(args) => register_switch(&cfg, args).await,
@@ -314,15 +314,30 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
     }
 }
 
-/// `metal-switchd check-config`: the effective configuration, the settings
-/// without effect, and the SONiC flavour of this switch with what the agent
-/// does about it. Exit code 2 when SONiC writes FRR's configuration itself
-/// here (a routing configuration mode the agent refuses).
-async fn check_config(cfg: &Config) -> u8 {
+/// `metal-switchd check-config`: the configuration's values (checked when
+/// it was loaded), then every file `run` will read and the transport
+/// ([`crate::config_check`]), the settings without effect, and the SONiC
+/// flavour of this switch with what the agent does about it. Exit code 2
+/// for an error — also when SONiC writes FRR's configuration itself here (a
+/// routing configuration mode the agent refuses); warnings are logged
+/// (stderr).
+async fn check_config(cfg: &Config) -> Result<u8, Error> {
+    let found = crate::config_check::check(cfg);
+    // Through the log, so that `log_format = "json"` keeps stderr JSON.
+    for w in &found.warnings {
+        tracing::warn!("{w}");
+    }
+    if !found.errors.is_empty() {
+        return Err(crate::config::ConfigError::Invalid(found.errors).into());
+    }
     let flavour = flavour::read::detect_switch(cfg, None).await;
-    let mut text = String::from("# configuration is valid\n");
+    let (version, why) = cfg.api_version_choice();
+    let mut text = format!("# configuration is valid\n# api_version = \"{version}\" ({why})\n");
     for n in cfg.notices() {
         text.push_str(&format!("# not used: {n}\n"));
+    }
+    for n in &found.notes {
+        text.push_str(&format!("# note: {n}\n"));
     }
     text.push_str(&cfg.to_toml());
     text.push_str(&flavour_text(&flavour));
@@ -330,9 +345,9 @@ async fn check_config(cfg: &Config) -> u8 {
     match flavour.refusal() {
         Some(r) => {
             eprintln!("metal-switchd: {r}");
-            EXIT_INVALID
+            Ok(EXIT_INVALID)
         }
-        None => EXIT_OK,
+        None => Ok(EXIT_OK),
     }
 }
 

@@ -51,7 +51,9 @@ impl ScenarioResult {
                 let at = format!("step {}: {}", i + 1, v.name);
                 match &v.sessions {
                     Ok(s) if observe::established(s, "default", topology::UPLINK) => {}
-                    s => out.push(format!("{at}: the session to the exit is not Established: {s:?}")),
+                    s => out.push(format!(
+                        "{at}: the session to the exit is not Established: {s:?}"
+                    )),
                 }
                 match &v.report {
                     Some(r) if r.ok() => {}
