@@ -147,7 +147,8 @@ impl KeyDef {
 }
 
 /// Declares every configuration key once: its name, type, default, section
-/// and meaning. From this one table come the [`Config`] struct and its
+/// and meaning (then, after `@derived`, the values filled while the
+/// configuration is read, which are not keys). From this one table come the [`Config`] struct and its
 /// `Default`, [`KEYS`] (the environment variables and how their values are
 /// read) and the key tables of `docs/configuration.md` (a test keeps them
 /// equal). A new setting is one entry here.
@@ -156,8 +157,12 @@ macro_rules! config_keys {
         $(#[$attr:meta])*
         $name:ident : $ty:ty = $default:expr, $section:ident $(, shown $shown:literal)?,
             $doc:literal;
+    )*
+    $(
+        @derived $derived:ident : $dty:ty, $ddoc:literal;
     )*) => {
-        /// The agent configuration. Field names are the configuration keys.
+        /// The agent configuration. Field names are the configuration keys
+        /// (and a few values derived while it is read, which are not keys).
         #[derive(Debug, Clone, Serialize, Deserialize)]
         #[serde(deny_unknown_fields, default)]
         pub struct Config {
@@ -166,12 +171,18 @@ macro_rules! config_keys {
                 $(#[$attr])*
                 pub $name: $ty,
             )*
+            $(
+                #[doc = $ddoc]
+                #[serde(skip)]
+                pub $derived: $dty,
+            )*
         }
 
         impl Default for Config {
             fn default() -> Self {
                 Config {
                     $($name: $default,)*
+                    $($derived: Default::default(),)*
                 }
             }
         }
@@ -195,6 +206,43 @@ macro_rules! config_keys {
         Some($shown)
     };
 }
+
+/// metal-core settings metal-switchd accepts without using them, because
+/// metal-core did not use them on SONiC either. Setting one gives a notice
+/// that names it ([`Config::notices`]): `check-config` prints it, `run`
+/// logs it. (metal-roles sets both on every switch.)
+const WITHOUT_EFFECT: &[(&str, &str)] = &[
+    (
+        "cidr",
+        "metal-core uses it only on Cumulus (its own address in /etc/network/interfaces); it \
+         has no effect on SONiC",
+    ),
+    (
+        "bind_address",
+        "metal-core does not use it either; the metrics endpoint binds \
+         metrics_server_bind_address",
+    ),
+];
+
+/// Settings of older metal-core versions (its PXE proxy, NSQ machine
+/// events, IPMI, DHCP relay; metal-core `domain` and `cmd` config of those
+/// versions): refused by name, with what happened to them.
+const RETIRED_METAL_CORE: &[(&str, &str)] = &[
+    ("port", "the port of metal-core's PXE proxy"),
+    ("console_logging", "metal-core's console logging switch"),
+    ("mq_address", "metal-core's NSQ machine events"),
+    ("mq_ca_cert_file", "metal-core's NSQ machine events"),
+    ("mq_client_cert_file", "metal-core's NSQ machine events"),
+    ("mq_loglevel", "metal-core's NSQ machine events"),
+    ("machine_topic", "metal-core's NSQ machine events"),
+    ("machine_topic_ttl", "metal-core's NSQ machine events"),
+    ("change_boot_order", "metal-core's IPMI boot order changes"),
+    (
+        "dhcp_servers",
+        "metal-core's DHCP relay on SONiC (the PXE VLAN's dhcp_servers in the base \
+         configuration take its place)",
+    ),
+];
 
 /// Log level as metal-core names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -457,7 +505,8 @@ where
 
 config_keys! {
     cidr: Option<String> = None, MetalCore,
-        "accepted for compatibility; not used on SONiC";
+        "accepted without effect, named in a notice (`check-config` prints it, `run` logs it): \
+         metal-core uses it only on Cumulus; metal-roles sets it everywhere";
     partition_id: Option<String> = None, MetalCore,
         "partition of the switch (registration)";
     rack_id: Option<String> = None, MetalCore,
@@ -465,7 +514,8 @@ config_keys! {
     room_id: Option<String> = None, MetalCore,
         "room of the switch (registration, optional)";
     bind_address: String = "0.0.0.0".into(), MetalCore,
-        "accepted for compatibility; unused, as in metal-core";
+        "accepted without effect, named in a notice: metal-core does not use it either (the \
+         metrics endpoint binds `metrics_server_bind_address`)";
     metrics_server_port: u16 = 2112, MetalCore,
         "port of the Prometheus endpoint";
     metrics_server_bind_address: String = "0.0.0.0".into(), MetalCore,
@@ -504,13 +554,16 @@ config_keys! {
     timeout: HumanDuration = HumanDuration(Duration::from_secs(15)), MetalCore,
         "limit of one reconcile and of API calls; more than `0s`";
     additional_bridge_vids: Vec<String> = Vec::new(), MetalCore,
-        "accepted for compatibility (Cumulus only)";
+        "Cumulus only: empty is accepted (metal-roles writes it empty), any VLAN is refused at \
+         start, by name";
     additional_bridge_ports: Vec<String> = Vec::new(), MetalCore,
         "ports the agent leaves alone and does not register";
     interfaces_tpl_file: Option<PathBuf> = None, MetalCore,
-        "accepted for compatibility (Cumulus only)";
+        "Cumulus only: empty is accepted, a file is refused at start, by name";
     frr_tpl_file: Option<PathBuf> = None, MetalCore,
-        "metal-core's custom FRR template; not supported (the renderer is built in)";
+        "metal-core's custom FRR template: empty is accepted, a file is refused at start, by \
+         name — the agent renders frr.conf itself with the lines the switch's SONiC flavour \
+         needs (`docs/flavours.md`); add lines with `frr_extra_config`";
     hmac_key: Option<Secret> = None, MetalCore,
         "v1 HMAC key (Metal-Edit); never printed; prefer `hmac_key_file`";
     #[serde(deserialize_with = "empty_as_none")]
@@ -581,6 +634,14 @@ config_keys! {
     frr_agentx: bool = true, Frr,
         "render `agentx` (FRR's SNMP AgentX client; needs the daemons' snmp module, which SONiC \
          loads)";
+    frr_extra_config: Vec<String> = Vec::new(), Frr,
+        "the operator's lines, appended to the end of frr.conf as given, one FRR command per \
+         element (in the environment: comma separated, trimmed — FRR does not need indentation; \
+         a line with a comma needs the file); validated by FRR with the rest of the file; \
+         refused at start: a control character, more than 512 characters, more than 1000 lines, \
+         and what the agent renders itself (`hostname`, `password`, `enable password`, `frr \
+         defaults`/`version`, `router bgp <asn>`, `router bgp <asn> vrf Vrf<VNI>`, `vrf \
+         Vrf<VNI>`; a static VRF's `router bgp <asn> vrf <name>` is fine)";
     frr_validation: FrrValidation = FrrValidation::Vtysh, Frr,
         "how a rendered configuration is checked before install: `vtysh` (`vtysh --dryrun -f \
          FILE`) or `systemd` (start `frr_validation_unit` over D-Bus, as metal-core does on \
@@ -603,7 +664,8 @@ config_keys! {
     frr_reload_timeout: HumanDuration = HumanDuration(Duration::from_secs(60)), Frr,
         "limit of one reload";
     vtysh_path: PathBuf = PathBuf::from("/usr/bin/vtysh"), Frr,
-        "vtysh, for validation and for reading BGP state";
+        "vtysh, for validation, for reading BGP state and for FRR's version (`show version`, \
+         part of the SONiC flavour)";
     #[serde(deserialize_with = "empty_as_none")]
     frr_vty_socket_dir: Option<PathBuf> = None, Frr,
         "directory of FRR's vty sockets (`vtysh --vty_socket`); empty: FRR's default";
@@ -614,7 +676,9 @@ config_keys! {
     systemd_bus_address: Option<String> = None, Frr,
         "D-Bus address of systemd's bus; empty: `DBUS_SYSTEM_BUS_ADDRESS`, else the system bus";
     sonic_version_file: PathBuf = PathBuf::from("/etc/sonic/sonic_version.yml"), Api,
-        "SONiC's version file; its `build_version` is the registered OS version";
+        "SONiC's version file; its `build_version` is the registered OS version, and with \
+         `branch`, `release` and `debian_version` it tells the SONiC flavour \
+         (`docs/flavours.md`)";
     management_interface: String = "eth0".into(), Api,
         "interface whose first global unicast address is registered as the management IP";
     api_ca_file: Option<PathBuf> = None, Api,
@@ -640,6 +704,9 @@ config_keys! {
     phone_home_interval: HumanDuration = HumanDuration(Duration::from_secs(60)), Operation,
         "how often the machines seen over LLDP are reported to the event service, all in one \
          call (metal-core's fixed 60 s); failed batches are retried at the next interval";
+    @derived unused_set: Vec<String>,
+        "metal-core settings without effect on SONiC that were set, with where (filled by \
+         [`Config::from_sources`]; [`Config::notices`] names them)";
 }
 
 /// Whether the value of key `name` is a secret.
@@ -732,18 +799,43 @@ impl Config {
                     .find(|d| d.name == name && (d.metal_core() || !metal_core))
                     .ok_or_else(|| ConfigError::Env {
                         var: var.clone(),
-                        message: format!("not a configuration key (known keys: {})", known_keys()),
+                        message: match RETIRED_METAL_CORE.iter().find(|(k, _)| *k == name) {
+                            Some((_, what)) if metal_core => format!(
+                                "a setting of older metal-core versions ({what}), which \
+                                 metal-switchd does not do; remove it"
+                            ),
+                            _ => format!("not a configuration key (known keys: {})", known_keys()),
+                        },
                     })?;
                 table.insert(name.clone(), env_value(&var, def.kind, &value)?);
                 origins.insert(name, format!("environment variable {var}"));
             }
         }
-        let cfg: Config = match table.clone().try_into() {
+        let mut cfg: Config = match table.clone().try_into() {
             Ok(c) => c,
             Err(e) => return Err(type_errors(&table, &origins, &e)),
         };
+        for (key, why) in WITHOUT_EFFECT {
+            if let Some(origin) = origins.get(*key) {
+                cfg.unused_set.push(format!("{origin} sets {key}: {why}"));
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The keys metal-core knows (also read as `METAL_CORE_<KEY>`).
+    pub fn metal_core_keys() -> Vec<&'static str> {
+        KEYS.iter()
+            .filter(|k| k.metal_core())
+            .map(|k| k.name)
+            .collect()
+    }
+
+    /// The settings that were given but have no effect (each named, with
+    /// where it was set and why); empty when there are none.
+    pub fn notices(&self) -> &[String] {
+        &self.unused_set
     }
 
     /// Checks that cannot be expressed in the types; all problems together.
@@ -768,6 +860,8 @@ impl Config {
         self.frr_problems(&mut problems);
         self.duration_problems(&mut problems);
         self.api_problems(&mut problems);
+        problems.extend(self.metal_core_refusals());
+        problems.extend(self.frr_extra_config_problems());
         problems
     }
 
@@ -921,6 +1015,113 @@ impl Config {
                 self.max_snapshot_bytes
             ));
         }
+    }
+
+    /// metal-core settings that would have changed what metal-core did and
+    /// that metal-switchd cannot honour: each refused by name, with what to
+    /// do instead. Empty values (metal-roles writes them) mean "not used"
+    /// in metal-core too and pass.
+    fn metal_core_refusals(&self) -> Vec<String> {
+        use crate::names::quoted;
+        let mut problems = Vec::new();
+        let set = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .filter(|p| !p.trim().is_empty())
+        };
+        if let Some(p) = set(&self.frr_tpl_file) {
+            problems.push(format!(
+                "frr_tpl_file (METAL_CORE_FRR_TPL_FILE) is {}: metal-switchd has no FRR \
+                 templates; it renders frr.conf itself, with the zebra lines the switch's SONiC \
+                 flavour needs (on community SONiC 202411 and later the fpm lines a custom \
+                 metal-core template used to add; docs/flavours.md); put further lines in \
+                 frr_extra_config and remove frr_tpl_file",
+                quoted(&p)
+            ));
+        }
+        if let Some(p) = set(&self.interfaces_tpl_file) {
+            problems.push(format!(
+                "interfaces_tpl_file (METAL_CORE_INTERFACES_TPL_FILE) is {}: it is Cumulus \
+                 only (metal-core renders /etc/network/interfaces with it, which SONiC does not \
+                 use); remove it",
+                quoted(&p)
+            ));
+        }
+        if self
+            .additional_bridge_vids
+            .iter()
+            .any(|v| !v.trim().is_empty())
+        {
+            problems.push(format!(
+                "additional_bridge_vids (METAL_CORE_ADDITIONAL_BRIDGE_VIDS) is {}: it is \
+                 Cumulus only (VLANs of Cumulus' vlan-aware bridge); on SONiC the agent takes \
+                 tenant VLANs from vlan_range and the base configuration holds the others; \
+                 remove it",
+                quoted(&self.additional_bridge_vids.join(","))
+            ));
+        }
+        problems
+    }
+
+    /// `frr_extra_config`: one FRR command per line, printable, bounded,
+    /// and none of what the agent renders itself (a second `hostname` or
+    /// `router bgp <asn>` block would be merged or fought over by
+    /// frr-reload.py). FRR validates the lines with the whole file.
+    fn frr_extra_config_problems(&self) -> Vec<String> {
+        use crate::names::quoted;
+        const MAX_LINES: usize = 1000;
+        const MAX_LINE_CHARS: usize = 512;
+        let mut problems = Vec::new();
+        if self.frr_extra_config.len() > MAX_LINES {
+            problems.push(format!(
+                "frr_extra_config has {} lines; at most {MAX_LINES}",
+                self.frr_extra_config.len()
+            ));
+            return problems;
+        }
+        for (i, line) in self.frr_extra_config.iter().enumerate() {
+            let n = i + 1;
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let vrf_num = |w: Option<&&str>| {
+                w.and_then(|w| w.strip_prefix("Vrf"))
+                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            };
+            let why = if line.chars().any(crate::names::needs_escape) {
+                Some("has a control or invisible character; one FRR command per line".to_owned())
+            } else if line.chars().count() > MAX_LINE_CHARS {
+                Some(format!("is longer than {MAX_LINE_CHARS} characters"))
+            } else if words.is_empty() {
+                Some("is empty".to_owned())
+            } else if matches!(words[0], "hostname" | "password")
+                || words.starts_with(&["frr", "defaults"])
+                || words.starts_with(&["frr", "version"])
+                || words.starts_with(&["enable", "password"])
+            {
+                let n = if matches!(words[0], "frr" | "enable") {
+                    2
+                } else {
+                    1
+                };
+                Some(format!("{} is rendered by the agent", words[..n].join(" ")))
+            } else if words.starts_with(&["router", "bgp"])
+                && (words.len() <= 3 || (words.get(3) == Some(&"vrf") && vrf_num(words.get(4))))
+            {
+                Some(
+                    "the agent renders the default BGP instance and those of its tenant VRFs; \
+                     a second block of one of them would be merged into the agent's by \
+                     frr-reload.py (a static VRF's `router bgp <asn> vrf <name>` is fine)"
+                        .to_owned(),
+                )
+            } else if words.first() == Some(&"vrf") && vrf_num(words.get(1)) {
+                Some("the agent renders the `vrf Vrf<VNI>` blocks of its tenant VRFs".to_owned())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                problems.push(format!("frr_extra_config line {n} {}: {why}", quoted(line)));
+            }
+        }
+        problems
     }
 
     /// Whether a v1 HMAC key is configured (`hmac_key` or `hmac_key_file`).
@@ -1597,6 +1798,111 @@ mod tests {
             e.as_deref().is_none_or(|m| !m.contains("larger than")),
             "{e:?}"
         );
+    }
+
+    /// Issue 20: metal-core's template settings are refused by name with
+    /// what to use instead; the settings without effect are named in a
+    /// notice; empty values (metal-roles writes them) pass silently because
+    /// they mean "not used" in metal-core too.
+    #[test]
+    fn template_and_cumulus_settings_are_refused_by_name() {
+        let e = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_FRR_TPL_FILE", "/etc/metal-core/frr.tpl"),
+                ("METAL_CORE_INTERFACES_TPL_FILE", "/x/interfaces.tpl"),
+                ("METAL_CORE_ADDITIONAL_BRIDGE_VIDS", "201-256"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "frr_tpl_file (METAL_CORE_FRR_TPL_FILE) is \"/etc/metal-core/frr.tpl\"",
+            "frr_extra_config",
+            "interfaces_tpl_file (METAL_CORE_INTERFACES_TPL_FILE)",
+            "additional_bridge_vids (METAL_CORE_ADDITIONAL_BRIDGE_VIDS) is \"201-256\"",
+            "Cumulus only",
+        ] {
+            assert!(e.contains(want), "lacks {want:?}: {e}");
+        }
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_FRR_TPL_FILE", ""),
+                ("METAL_CORE_INTERFACES_TPL_FILE", ""),
+                ("METAL_CORE_ADDITIONAL_BRIDGE_VIDS", ""),
+                ("METAL_CORE_CIDR", "10.255.255.2/24"),
+                ("METAL_CORE_BIND_ADDRESS", "0.0.0.0"),
+            ]),
+        )
+        .unwrap();
+        let n = c.notices().join("\n");
+        assert!(
+            n.contains("environment variable METAL_CORE_CIDR sets cidr"),
+            "{n}"
+        );
+        assert!(
+            n.contains("METAL_CORE_BIND_ADDRESS sets bind_address"),
+            "{n}"
+        );
+        assert_eq!(c.notices().len(), 2, "{n}");
+        assert!(
+            Config::from_sources(None, vec![])
+                .unwrap()
+                .notices()
+                .is_empty()
+        );
+        // Settings of older metal-core versions: refused with what they were.
+        let e = Config::from_sources(None, env(&[("METAL_CORE_MQ_ADDRESS", "nsq:4161")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("METAL_CORE_MQ_ADDRESS") && e.contains("older metal-core"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn frr_extra_config_lines_are_checked() {
+        let c = Config::from_sources(
+            Some((
+                "f.toml",
+                "frr_extra_config = [\"ip nht resolve-via-default\", \"router bgp 4200000011 vrf VrfMpls\", \" bgp router-id 10.0.0.1\"]\n",
+            )),
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(c.frr_extra_config.len(), 3);
+        let e = Config::from_sources(
+            Some((
+                "f.toml",
+                "frr_extra_config = [\"hostname x\", \"router bgp 1\", \"router bgp 1 vrf Vrf5\", \"vrf Vrf7\", \"ip route 1.2.3.4/32 Null0\\nrouter bgp 2\", \"  \", \"frr defaults traditional\"]\n",
+            )),
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "frr_extra_config line 1 \"hostname x\": hostname is rendered by the agent",
+            "line 2 \"router bgp 1\": the agent renders the default BGP instance",
+            "line 3 \"router bgp 1 vrf Vrf5\"",
+            "line 4 \"vrf Vrf7\": the agent renders",
+            "line 5 \"ip route 1.2.3.4/32 Null0\\nrouter bgp 2\": has a control",
+            "line 6 \"  \": is empty",
+            "line 7 \"frr defaults traditional\"",
+        ] {
+            assert!(e.contains(want), "lacks {want:?}: {e}");
+        }
+        // From the environment: comma separated.
+        let c = Config::from_sources(
+            None,
+            env(&[(
+                "METAL_SWITCHD_FRR_EXTRA_CONFIG",
+                "ip nht resolve-via-default, bfd",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(c.frr_extra_config, ["ip nht resolve-via-default", "bfd"]);
     }
 
     #[test]

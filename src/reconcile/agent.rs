@@ -14,6 +14,7 @@ use crate::configdb::plan::Plan;
 use crate::configdb::redis::ConfigDb;
 use crate::configdb::schema::Key;
 use crate::error::Error;
+use crate::flavour::{Flavour, FrrLines};
 use crate::frr::install::Installer;
 use crate::kernel::KernelView;
 use crate::report::{Outcome, ReconcileResult, Trigger};
@@ -33,8 +34,9 @@ pub(super) struct Last {
     pub(super) converged_at: Option<u64>,
     /// The spec CONFIG_DB held, confirmed, at `converged_at`.
     pub(super) converged_spec: Option<SwitchSpec>,
-    /// The last rendered frr.conf and the spec it was rendered from.
-    pub(super) rendered: Option<(SwitchSpec, Arc<str>)>,
+    /// The last rendered frr.conf and the spec and flavour lines it was
+    /// rendered from.
+    pub(super) rendered: Option<(SwitchSpec, FrrLines, Arc<str>)>,
 }
 
 /// The agent: the handles and the last applied state.
@@ -55,6 +57,16 @@ pub struct Agent {
     /// FRR runs the installed frr.conf: an install or reload of this process
     /// succeeded. Until then an unchanged file is reloaded anyway.
     pub(super) frr_loaded: bool,
+    /// Which SONiC this is ([`Agent::set_flavour`]); `None`: not detected
+    /// (FRR outside SONiC, tests): no flavour lines, nothing refused.
+    pub(super) flavour: Option<Flavour>,
+    /// SHA-256 of the frr.conf this agent installed (or found installed)
+    /// and verified: a file that no longer has it was changed or deleted
+    /// under the agent ([`Agent::frr_drifted`]).
+    pub(super) frr_digest: Option<[u8; 32]>,
+    /// The next reconcile installs frr.conf again even when nothing else
+    /// changed ([`Agent::repair_frr`]).
+    pub(super) frr_repair: bool,
 }
 
 impl Agent {
@@ -81,7 +93,60 @@ impl Agent {
             last: Last::default(),
             generation: 0,
             frr_loaded: false,
+            flavour: None,
+            frr_digest: None,
+            frr_repair: false,
         })
+    }
+
+    /// Whether the installed frr.conf is no longer the one this agent
+    /// installed: `Some("deleted")` (SONiC's `split` mode deletes it at every
+    /// start of the bgp container), `Some("changed")` (an operator's edit, a
+    /// restored backup, a start script's lines). Reads the file (bounded);
+    /// `None` before the first verified install and in dry-run mode.
+    pub fn frr_drifted(&self) -> Option<&'static str> {
+        let installer = self.installer.as_ref()?;
+        let want = self.frr_digest?;
+        if self.opts.mode != Mode::Apply {
+            return None;
+        }
+        match crate::files::read_bytes(
+            crate::files::FileKind::FrrConfig,
+            &installer.dest,
+            crate::files::FRR_CONFIG_MAX_BYTES,
+        ) {
+            Ok(bytes) if digest(&bytes) == want => None,
+            Ok(_) => Some("changed"),
+            Err(e) if e.is_missing() => Some("deleted"),
+            Err(_) => Some("unreadable"),
+        }
+    }
+
+    /// Install frr.conf again in the next reconcile, through the usual
+    /// validate → install → reload (drift repair of the file).
+    pub fn repair_frr(&mut self) {
+        self.frr_repair = true;
+    }
+
+    /// Use the detected flavour: its zebra lines are rendered, a routing
+    /// configuration mode in which SONiC writes frr.conf is refused. The
+    /// next reconcile re-plans.
+    pub fn set_flavour(&mut self, flavour: Flavour) {
+        if self.flavour.as_ref() != Some(&flavour) {
+            self.flavour = Some(flavour);
+            self.last = Last::default();
+        }
+    }
+
+    /// The flavour in use.
+    pub fn flavour(&self) -> Option<&Flavour> {
+        self.flavour.as_ref()
+    }
+
+    pub(super) fn frr_lines(&self) -> FrrLines {
+        self.flavour
+            .as_ref()
+            .map_or(FrrLines::NONE, Flavour::frr_lines)
     }
 
     pub fn config(&self) -> &Config {
@@ -206,4 +271,10 @@ impl Agent {
         out.duration = started.elapsed();
         out
     }
+}
+
+/// SHA-256 of an installed frr.conf.
+pub(super) fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }

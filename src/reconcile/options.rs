@@ -250,6 +250,7 @@ pub fn reporter(cfg: &Config, status_file: bool) -> ReporterOptions {
         status_dir: status_file.then(|| cfg.state_directory.clone()),
         origin: Origin::Api(cfg.api_version()),
         naming: cfg.interface_naming_schema,
+        frr_config: cfg.frr_config.clone(),
     }
 }
 

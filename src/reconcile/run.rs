@@ -188,6 +188,9 @@ pub struct Daemon {
     opts: DaemonOptions,
     bgp: Option<BgpSource>,
     bgp_watch: Option<StateFileWatch>,
+    /// A watch on the installed frr.conf (its directory): a change or
+    /// deletion under the agent is repaired at once.
+    frr_watch: Option<StateFileWatch>,
     started: SystemTime,
     start: Instant,
     reporter: Reporter,
@@ -229,6 +232,17 @@ impl Daemon {
             },
             _ => None,
         };
+        let frr_watch = match StateFileWatch::new(&cfg.frr_config) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "frr.conf not watched; a change under the agent is found at the next timer \
+                     reconcile"
+                );
+                None
+            }
+        };
         let drift = DriftTracker::new(options::drift(cfg));
         let started = SystemTime::now();
         let notifier = if opts.notify {
@@ -253,6 +267,7 @@ impl Daemon {
             opts,
             bgp,
             bgp_watch,
+            frr_watch,
             started,
             start: Instant::now(),
             reporter,
@@ -354,6 +369,7 @@ impl Daemon {
         if !self.agent.db().is_connected() {
             tracing::warn!("SONiC's redis is not reachable yet; starting anyway");
         }
+        self.detect_flavour().await;
         self.reporter.ready(SystemTime::now());
         Ok(())
     }
@@ -469,7 +485,7 @@ impl Daemon {
             _ = tokio::time::sleep_until(until.into()) => {}
             _ = w.stop.wait_for(|s| *s) => {}
             Some(()) = self.signals.hup.recv() => {
-                self.reload(schedule);
+                self.reload(schedule).await;
             }
             ev = self.agent.db_mut().next_event() => {
                 if ev.is_none() {
@@ -486,6 +502,12 @@ impl Daemon {
                     None => std::future::pending().await,
                 }
             } => schedule.report_soon(),
+            Some(()) = async {
+                match self.frr_watch.as_mut() {
+                    Some(w) => w.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => self.on_frr_change(schedule),
             ev = async {
                 match w.port_events.as_mut() {
                     Some(rx) => rx.recv().await,
@@ -533,6 +555,27 @@ impl Daemon {
         Ok(())
     }
 
+    /// The installed frr.conf's directory changed: if the file is no longer
+    /// what the agent installed, install it again at once.
+    fn on_frr_change(&mut self, schedule: &mut Schedule) {
+        if self.check_frr_drift() {
+            schedule.trigger(Trigger::Frr, false);
+        }
+    }
+
+    /// Whether frr.conf drifted (then the next reconcile repairs it).
+    fn check_frr_drift(&mut self) -> bool {
+        let Some(what) = self.agent.frr_drifted() else {
+            return false;
+        };
+        tracing::warn!(
+            file = %self.agent.cfg.frr_config.display(),
+            "frr.conf was {what} under the agent; installing the rendered one again"
+        );
+        self.agent.repair_frr();
+        true
+    }
+
     /// A CONFIG_DB notification arrived (and was applied to the view).
     fn on_configdb_change(&mut self, schedule: &mut Schedule) {
         let changed = self.agent.db_mut().take_changed();
@@ -555,8 +598,37 @@ impl Daemon {
         }
     }
 
+    /// Which SONiC this is (at start and on SIGHUP): logged, used by the
+    /// agent (its zebra lines; a routing configuration mode in which SONiC
+    /// writes frr.conf is refused at every reconcile).
+    async fn detect_flavour(&mut self) {
+        let f = crate::flavour::read::detect_switch(&self.agent.cfg, None).await;
+        let lines = f.frr_lines().lines();
+        tracing::info!(
+            flavour = %f.name(),
+            build_version = f.build_version.as_deref().unwrap_or("unknown"),
+            debian = f.debian.as_deref().unwrap_or("unknown"),
+            routing_config_mode = %f.routing_config_mode,
+            frr_version = f.frr_version.as_deref().unwrap_or("unknown"),
+            fpm_module = f.fpm_module.as_str(),
+            frr_lines = %if lines.is_empty() { "none".to_owned() } else { lines.join("; ") },
+            "SONiC flavour detected"
+        );
+        for w in &f.warnings {
+            tracing::warn!(flavour = %f.name(), "{w}");
+        }
+        if let Some(r) = f.refusal() {
+            tracing::error!("{r}");
+        }
+        for n in self.agent.cfg.notices() {
+            tracing::warn!("setting without effect: {n}");
+        }
+        self.reporter.flavour_detected(&f, SystemTime::now());
+        self.agent.set_flavour(f);
+    }
+
     /// SIGHUP: re-read the configuration.
-    fn reload(&mut self, schedule: &mut Schedule) {
+    async fn reload(&mut self, schedule: &mut Schedule) {
         self.reporter.reloading("re-reading the configuration");
         match (self.loader)() {
             Ok(cfg) => {
@@ -566,6 +638,7 @@ impl Daemon {
                     Ok(()) => {
                         tracing::info!("configuration re-read (SIGHUP)");
                         self.reporter.set_options(reporting);
+                        self.detect_flavour().await;
                         schedule.set_interval(Instant::now(), interval);
                         schedule.trigger(Trigger::Reload, true);
                     }
@@ -589,6 +662,11 @@ impl Daemon {
         self.set_phase(LoopPhase::Reconciling);
         let started_at = SystemTime::now();
         let deadline = Instant::now() + self.agent.cfg.timeout.0;
+        // A change of frr.conf whose event was missed (no watch) is found
+        // here, at the latest at the next timer reconcile.
+        if trigger != Trigger::Frr {
+            self.check_frr_drift();
+        }
         let outcome = self.agent.reconcile_once(trigger, refetch, deadline).await;
         self.reporter
             .reconciled(&outcome, started_at, SystemTime::now());

@@ -1,12 +1,12 @@
-//! The steps of one reconcile, in order: fetch → spec → plan → write →
-//! FRR → verify → kernel. Each is a method of the [`Agent`] with its own
+//! The steps of one reconcile, in order: (flavour check →) fetch → spec →
+//! plan → write → FRR → verify → kernel. Each is a method of the [`Agent`] with its own
 //! error type; [`Agent::reconcile_once`] runs them in this order and turns
 //! the first error into the outcome.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::agent::Agent;
+use super::agent::{Agent, digest};
 use super::desired::FetchError;
 use super::options::Mode;
 use super::prepare;
@@ -16,6 +16,7 @@ use crate::configdb::plan::Plan;
 use crate::configdb::schema::Key;
 use crate::error::Error;
 use crate::files::{self, FileError, FileKind};
+use crate::flavour::Flavour;
 use crate::frr;
 use crate::frr::install::{InstallError, Installed};
 use crate::kernel::NotConverged;
@@ -60,11 +61,18 @@ impl Agent {
         refetch: bool,
         deadline: Instant,
     ) -> Result<ReconcileResult, Error> {
+        self.flavour_allows()?;
         let desc = self.fetch(out, refetch).await?;
         self.ready(deadline).await?;
         let view_moved = self.view_moved();
         let reassert = std::mem::take(&mut self.reassert);
-        if !out.desired_changed && !view_moved && reassert.is_empty() && self.last.spec.is_some() {
+        let frr_repair = std::mem::take(&mut self.frr_repair);
+        if !out.desired_changed
+            && !view_moved
+            && reassert.is_empty()
+            && !frr_repair
+            && self.last.spec.is_some()
+        {
             // Nothing new since the last converged reconcile.
             self.last.desc = Some(desc);
             out.unchanged = true;
@@ -89,6 +97,7 @@ impl Agent {
         let t = Instant::now();
         out.frr = self.frr(&spec).await?;
         out.stages.frr = t.elapsed();
+        out.frr_repaired = frr_repair && matches!(out.frr, FrrOutcome::Replaced { .. });
         self.verify(&spec, &plan, out).await?;
         crate::crash_point!("reconcile.kernel-check");
         let kernel = self.await_kernel(&spec, deadline, out).await;
@@ -98,6 +107,16 @@ impl Agent {
         self.last.converged_spec = Some(spec);
         kernel?;
         Ok(ReconcileResult::Converged)
+    }
+
+    /// SONiC must leave frr.conf to the agent: a flavour whose routing
+    /// configuration mode makes SONiC write it is refused (every reconcile
+    /// says so while it lasts).
+    fn flavour_allows(&self) -> Result<(), Error> {
+        match self.flavour.as_ref().and_then(Flavour::refusal) {
+            Some(refusal) if self.installer.is_some() => Err(Error::FlavourRefused(refusal)),
+            _ => Ok(()),
+        }
     }
 
     /// Fetch: the desired state (or the last one, for a drift repair).
@@ -241,13 +260,15 @@ impl Agent {
         Ok(outcome)
     }
 
-    /// frr.conf for `spec` (rendered again only when the spec changed).
+    /// frr.conf for `spec` (rendered again only when the spec or the
+    /// flavour's lines changed).
     fn rendered(&mut self, spec: &SwitchSpec) -> Arc<str> {
+        let lines = self.frr_lines();
         match &self.last.rendered {
-            Some((s, text)) if s == spec => text.clone(),
+            Some((s, l, text)) if s == spec && *l == lines => text.clone(),
             _ => {
-                let text: Arc<str> = frr::render(spec).into();
-                self.last.rendered = Some((spec.clone(), text.clone()));
+                let text: Arc<str> = frr::render(spec, lines).into();
+                self.last.rendered = Some((spec.clone(), lines, text.clone()));
                 text
             }
         }
@@ -275,6 +296,7 @@ impl Agent {
                 }
                 .into());
             }
+            self.frr_digest = Some(digest(&installed));
         }
         if plan.is_empty() {
             return Ok(());

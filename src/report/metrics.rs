@@ -333,6 +333,18 @@ struct BuildLabels {
     version: String,
     revision: String,
 }
+/// The detected SONiC flavour: one series, replaced when it is detected
+/// again (SIGHUP); every value comes from `crate::flavour`, bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FlavourLabels {
+    family: String,
+    release: String,
+    debian: String,
+    routing_config_mode: String,
+    frr_version: String,
+    fpm_module: String,
+    refused: String,
+}
 
 /// A counter exposed under its exact name as `untyped` (see the module docs).
 #[derive(Debug, Clone, Default)]
@@ -408,6 +420,7 @@ pub struct Metrics {
     phone_home_events: Family<PhoneHomeLabels, Counter>,
     phone_home_pending: Gauge,
     metal_core_errors: Family<OperationLabels, UntypedCounter>,
+    flavour: Family<FlavourLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -439,10 +452,18 @@ impl Metrics {
             phone_home_events: Family::default(),
             phone_home_pending: Gauge::default(),
             metal_core_errors: Family::default(),
+            flavour: Family::default(),
         };
         let mut root = Registry::default();
         let reg = root.sub_registry_with_prefix("metal_switchd");
         register_process(reg, started);
+        reg.register(
+            "sonic_flavour_info",
+            "The SONiC flavour of this switch as detected at start and on SIGHUP: family, \
+             release, Debian base, docker_routing_config_mode, FRR version, fpm module, and \
+             whether the agent refuses to manage FRR there (always 1; none before detection)",
+            m.flavour.clone(),
+        );
         m.register_reconciles(reg);
         m.register_outcomes(reg);
         m.register_switch_state(reg);
@@ -611,6 +632,34 @@ impl Metrics {
             "total number of errors",
             self.metal_core_errors.clone(),
         );
+    }
+
+    /// The detected flavour (replaces the previous one).
+    pub fn set_flavour(&self, f: &crate::flavour::Flavour) {
+        let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
+        let mode = match &f.routing_config_mode {
+            crate::flavour::RoutingConfigMode::Unrecognised(_) => "unrecognised".to_owned(),
+            crate::flavour::RoutingConfigMode::Unset => "unset".to_owned(),
+            crate::flavour::RoutingConfigMode::Unknown => "unknown".to_owned(),
+            m => m.to_string(),
+        };
+        self.flavour.clear();
+        self.flavour
+            .get_or_create(&FlavourLabels {
+                family: f.family.as_str().to_owned(),
+                release: or(&f.release),
+                debian: f
+                    .debian
+                    .as_deref()
+                    .and_then(|d| d.split(' ').next())
+                    .unwrap_or("unknown")
+                    .to_owned(),
+                routing_config_mode: mode,
+                frr_version: or(&f.frr_version),
+                fpm_module: f.fpm_module.as_str().to_owned(),
+                refused: f.refusal().is_some().to_string(),
+            })
+            .set(1);
     }
 
     /// A reconcile ended with `result` after `duration`, at `now`. Counts it,
@@ -1149,6 +1198,37 @@ mod tests {
             sample_value(&m.encode(), "metal_switchd_consecutive_failures"),
             Some(0.0)
         );
+    }
+
+    /// Issue 20: the detected flavour, build_info-style; a new detection
+    /// (SIGHUP) replaces the series.
+    #[test]
+    fn the_flavour_is_one_info_series() {
+        use crate::flavour::Profile;
+        let m = Metrics::default();
+        assert!(!m.encode().contains("sonic_flavour_info{"));
+        m.set_flavour(&Profile::Community202411.flavour());
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "metal_switchd_sonic_flavour_info{family=\"community\",release=\"202411\",\
+                 debian=\"12\",routing_config_mode=\"split-unified\",frr_version=\"10.0.1\",\
+                 fpm_module=\"dplane_fpm_sonic\",refused=\"false\"} 1"
+            ),
+            "{text}"
+        );
+        m.set_flavour(&Profile::Dell45.flavour());
+        let text = m.encode();
+        assert_eq!(
+            text.matches("metal_switchd_sonic_flavour_info{").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("family=\"dell-enterprise\",release=\"4.5.1\""),
+            "{text}"
+        );
+        assert!(text.contains("fpm_module=\"fpm\""), "{text}");
     }
 
     #[test]

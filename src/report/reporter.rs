@@ -34,6 +34,8 @@ pub struct ReporterOptions {
     /// Which nic field of the desired state holds the kernel name (the
     /// port names of the API report).
     pub naming: NamingSchema,
+    /// The installed frr.conf (what a repaired FRR drift names).
+    pub frr_config: PathBuf,
 }
 
 /// What the switch showed when a report was made: the kernel's port
@@ -163,6 +165,14 @@ impl Reporter {
         }
     }
 
+    /// Which SONiC this is (at start and on SIGHUP): in the status record
+    /// and the metrics.
+    pub fn flavour_detected(&mut self, f: &crate::flavour::Flavour, now: SystemTime) {
+        self.status.flavour = Some(f.into());
+        self.metrics.set_flavour(f);
+        self.publish(now);
+    }
+
     // --- one reconcile ----------------------------------------------------
 
     /// A reconcile that started at `started_at` ended with `o`: its log
@@ -178,6 +188,11 @@ impl Reporter {
             source: self.opts.origin,
             generation: self.desired_generation,
         });
+        if o.frr_repaired {
+            self.metrics.drift_repaired(DriftSource::Frr);
+            let what = self.opts.frr_config.display().to_string();
+            self.status.record_drift(DriftSource::Frr, what, now);
+        }
         if o.trigger == Trigger::Configdb && o.is_converged() && o.changes > 0 {
             self.metrics.drift_repaired(DriftSource::Configdb);
             let what = o
@@ -481,6 +496,7 @@ mod tests {
                 status_dir: None,
                 origin: Origin::Api(ApiVersion::V2),
                 naming: NamingSchema::Default,
+                frr_config: PathBuf::from("/etc/sonic/frr/frr.conf"),
             },
             Notifier::disabled(),
             7,

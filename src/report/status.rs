@@ -188,6 +188,36 @@ pub struct PhoneHome {
     pub failures: u64,
 }
 
+/// The detected SONiC flavour as the status shows it
+/// ([`crate::flavour::Flavour`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlavourStatus {
+    /// `community 202411`, `dell-enterprise 4.5.1`, `other`.
+    pub name: String,
+    /// What was detected, as `check-config` shows it (name, value).
+    pub facts: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Why the agent does not manage FRR here (the setting to change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+impl From<&crate::flavour::Flavour> for FlavourStatus {
+    fn from(f: &crate::flavour::Flavour) -> FlavourStatus {
+        FlavourStatus {
+            name: f.name(),
+            facts: f
+                .describe()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            warnings: f.warnings.clone(),
+            refused: f.refusal(),
+        }
+    }
+}
+
 /// Everything `metal-switchd status` shows; see the module documentation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -201,6 +231,9 @@ pub struct Status {
     pub reconciles: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired: Option<DesiredState>,
+    /// The SONiC flavour detected at start (and on SIGHUP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavour: Option<FlavourStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reconcile: Option<ReconcileRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -249,6 +282,7 @@ impl Status {
             phase: LoopPhase::Starting,
             reconciles: 0,
             desired: None,
+            flavour: None,
             last_reconcile: None,
             last_success: None,
             consecutive_failures: 0,

@@ -73,6 +73,7 @@ impl Status {
     pub fn text(&self, now: SystemTime) -> String {
         let mut o = String::new();
         self.text_process(&mut o, now);
+        self.text_flavour(&mut o);
         self.text_reconcile(&mut o, now);
         self.text_drift(&mut o);
         self.text_ports(&mut o);
@@ -113,6 +114,34 @@ impl Status {
                 );
             }
             None => o.push_str("desired state:    none yet\n"),
+        }
+    }
+
+    fn text_flavour(&self, o: &mut String) {
+        let Some(f) = &self.flavour else {
+            return;
+        };
+        let fact = |k: &str| {
+            f.facts
+                .iter()
+                .find(|(n, _)| n == k)
+                .map_or("unknown", |(_, v)| v.as_str())
+        };
+        let _ = writeln!(
+            o,
+            "SONiC flavour:    {} (Debian {}, {}, FRR {}, fpm module {})",
+            f.name,
+            fact("debian"),
+            fact("docker_routing_config_mode"),
+            fact("frr_version"),
+            fact("fpm_module")
+        );
+        let _ = writeln!(o, "  frr.conf adds:  {}", fact("frr_lines"));
+        for w in &f.warnings {
+            let _ = writeln!(o, "  warning:        {w}");
+        }
+        if let Some(r) = &f.refused {
+            let _ = writeln!(o, "  REFUSED:        {r}");
         }
     }
 
@@ -298,6 +327,35 @@ mod tests {
     use super::super::vocab::{LoopPhase, ReconcileResult};
     use super::*;
 
+    /// Issue 20: the detected flavour is in the status record and its text.
+    #[test]
+    fn the_flavour_is_shown() {
+        use crate::flavour::Profile;
+        let mut s = Status::new(4242, t(0));
+        s.flavour = Some((&Profile::Community202411.flavour()).into());
+        let text = s.text(t(1));
+        assert!(
+            text.contains(
+                "SONiC flavour:    community 202411 (Debian 12 (bookworm), glibc 2.36, \
+                 split-unified, FRR 10.0.1, fpm module dplane_fpm_sonic)\n  frr.conf adds:  \
+                 no zebra nexthop kernel enable; fpm address 127.0.0.1; no fpm use-next-hop-groups\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Status = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        let mut refused = Profile::Community202411.flavour();
+        refused.routing_config_mode = crate::flavour::RoutingConfigMode::Unified;
+        s.flavour = Some((&refused).into());
+        assert!(
+            s.text(t(1))
+                .contains("  REFUSED:        FRR is not managed"),
+            "{}",
+            s.text(t(1))
+        );
+    }
+
     #[test]
     fn status_line_is_one_short_line() {
         let mut s = sample();
@@ -337,7 +395,7 @@ mod tests {
             "last reconcile:   converged at 2026-09-21T14:13:30.000Z (30.0s ago), took 1.5s, trigger timer",
             "stages:         fetch 12ms, barrier_wait 800ms",
             "changes:        3 CONFIG_DB keys in 2 phases; FRR reloaded",
-            "drift repairs:    configdb 1, kernel 0 (last: configdb PORT|Ethernet4 mtu",
+            "drift repairs:    configdb 1, kernel 0, frr 0 (last: configdb PORT|Ethernet4 mtu",
             "ports:            2 (1 up, 1 not up); 1 with a machine seen over LLDP",
             "  Ethernet4     Down",
             "BGP sessions:     2 (1 Active, 1 Established)",

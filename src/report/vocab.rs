@@ -114,6 +114,8 @@ pub enum Trigger {
     BgpState,
     /// SIGHUP.
     Reload,
+    /// The installed frr.conf changed or disappeared under the agent.
+    Frr,
     /// SONiC became ready again (`config reload`, swss restart).
     Sonic,
     /// A retry after a transient failure.
@@ -131,6 +133,7 @@ impl Trigger {
             Trigger::Kernel => "kernel",
             Trigger::BgpState => "bgp-state",
             Trigger::Reload => "reload",
+            Trigger::Frr => "frr",
             Trigger::Sonic => "sonic",
             Trigger::Retry => "retry",
             Trigger::Command => "command",
@@ -191,15 +194,20 @@ pub enum DriftSource {
     Configdb,
     /// The kernel disagreed with the expectations (port state, VLAN/VNI map).
     Kernel,
+    /// The installed frr.conf was changed or deleted under the agent; the
+    /// agent installed the rendered one again.
+    Frr,
 }
 
 impl DriftSource {
-    pub const ALL: [DriftSource; 2] = [DriftSource::Configdb, DriftSource::Kernel];
+    pub const ALL: [DriftSource; 3] =
+        [DriftSource::Configdb, DriftSource::Kernel, DriftSource::Frr];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DriftSource::Configdb => "configdb",
             DriftSource::Kernel => "kernel",
+            DriftSource::Frr => "frr",
         }
     }
 }
