@@ -179,25 +179,17 @@ fn decode<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     crate::json::from_slice(&resp.body)
         .and_then(serde_json::from_value)
-        .map_err(|e| ApiError::Decode {
-            call,
-            url: url.to_owned(),
-            status: resp.status,
-            message: format!(
-                "{} (body starts with {})",
-                escaped(&e.to_string(), 300),
-                quoted(&preview(&resp.body))
-            ),
-        })
+        .map_err(|e| decode_error(call, url, resp, &e))
 }
 
-/// Decode without the repeated-key check.
-fn decode_lenient<T: DeserializeOwned>(
+/// The body of `resp` is not the answer `call` expects.
+fn decode_error(
     call: &'static str,
     url: &str,
     resp: &HttpResponse,
-) -> Result<T, ApiError> {
-    serde_json::from_slice(&resp.body).map_err(|e| ApiError::Decode {
+    e: &impl std::fmt::Display,
+) -> ApiError {
+    ApiError::Decode {
         call,
         url: url.to_owned(),
         status: resp.status,
@@ -206,7 +198,16 @@ fn decode_lenient<T: DeserializeOwned>(
             escaped(&e.to_string(), 300),
             quoted(&preview(&resp.body))
         ),
-    })
+    }
+}
+
+/// Decode without the repeated-key check.
+fn decode_lenient<T: DeserializeOwned>(
+    call: &'static str,
+    url: &str,
+    resp: &HttpResponse,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(&resp.body).map_err(|e| decode_error(call, url, resp, &e))
 }
 
 /// A switch answer: strict JSON, then the same checks as a switch document

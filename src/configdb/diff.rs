@@ -401,16 +401,7 @@ fn force_replace(key: &Key, cur: &Fields, want: &Fields, out: &mut Vec<Change>) 
         return;
     }
     if key.table == Table::Vrf {
-        let mut reset = Fields::new();
-        reset.insert("vni".into(), "0".into());
-        out.push(Change {
-            key: key.clone(),
-            op: Op::Update {
-                set: reset,
-                remove: Vec::new(),
-            },
-            cause: Cause::VniReset,
-        });
+        out.push(vni_reset(key));
         let remove = stale(key.table, cur, want);
         out.push(Change {
             key: key.clone(),
@@ -423,6 +414,20 @@ fn force_replace(key: &Key, cur: &Fields, want: &Fields, out: &mut Vec<Change>) 
         return;
     }
     replace(key, cur, want, out);
+}
+
+/// Set a VRF's `vni` to 0 first (vrfmgrd replaces a VNI only through 0).
+fn vni_reset(key: &Key) -> Change {
+    let mut reset = Fields::new();
+    reset.insert("vni".into(), "0".into());
+    Change {
+        key: key.clone(),
+        op: Op::Update {
+            set: reset,
+            remove: Vec::new(),
+        },
+        cause: Cause::VniReset,
+    }
 }
 
 /// Delete the entry, then create it anew (the plan confirms the deletion
@@ -461,16 +466,7 @@ pub fn diff_entry(key: &Key, cur: &Fields, want: &Fields, scope: Scope, out: &mu
         if let (Some(a), Some(b)) = (vni(cur), vni(want))
             && a != b
         {
-            let mut reset = Fields::new();
-            reset.insert("vni".into(), "0".into());
-            out.push(Change {
-                key: key.clone(),
-                op: Op::Update {
-                    set: reset,
-                    remove: Vec::new(),
-                },
-                cause: Cause::VniReset,
-            });
+            out.push(vni_reset(key));
         }
     }
     out.push(Change {
