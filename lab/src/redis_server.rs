@@ -126,6 +126,26 @@ impl RedisServer {
         }
     }
 
+    /// Run the server under `SCHED_FIFO` (`chrt -f -p 1`): a machine busy
+    /// with other work then never preempts it in the middle of a command,
+    /// so the times in its `SLOWLOG` are what the commands cost. Needs root
+    /// (`CAP_SYS_NICE`); call it again after [`RedisServer::restart`].
+    pub fn realtime(&self) -> Result<()> {
+        let out = Command::new("chrt")
+            .args(["-f", "-p", "1"])
+            .arg(self.child.id().to_string())
+            .output()
+            .context("running chrt (util-linux)")?;
+        if !out.status.success() {
+            bail!(
+                "chrt -f -p 1 {}: {} (run as root: SCHED_FIFO needs CAP_SYS_NICE)",
+                self.child.id(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
     /// The unix socket.
     pub fn socket(&self) -> &Path {
         &self.socket
