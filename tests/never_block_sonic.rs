@@ -8,7 +8,11 @@
 //! redis restart; redis' `SLOWLOG` then holds no command of the agent (its
 //! connections are named `metal-switchd`) that ran 1 ms or longer, and no
 //! transaction whose commands ran 1 ms or longer together (redis runs a
-//! transaction as one step and logs its commands, not the `EXEC`).
+//! transaction as one step and logs its commands, not the `EXEC`). The
+//! machine is shared: now and then it stalls redis in the middle of any
+//! command, so an entry counts when it is slow again (read-only commands
+//! are replayed on the same data; `slowlog::Watch::verdict` says how the
+//! others are judged); the stalls are printed.
 //!
 //! The redis is smaller than the benchmark's (docs/performance.md measures
 //! 100,000 routes / 300,000 ASIC_DB keys and ten times that), but route-heavy
@@ -26,7 +30,7 @@ use metal_switchd::configdb::redis::CLIENT_NAME;
 use metal_switchd_lab::fixtures;
 use metal_switchd_lab::redis_server::{APPL_DB, CONFIG_DB, RedisServer};
 use metal_switchd_lab::seed::{SeedOptions, port_entries, seed_switch, write_entries};
-use metal_switchd_lab::slowlog::{Summary, Watch};
+use metal_switchd_lab::slowlog::Watch;
 use metal_switchd_lab::sonic::{SonicStandIn, StandInOptions};
 use metal_switchd_lab::switch_redis::{SwitchSize, fill};
 use support::Switch;
@@ -60,16 +64,21 @@ fn switch_sized(redis: &RedisServer) {
         .expect("redis under SCHED_FIFO (these tests run as root, like the other namespace tests)");
 }
 
-fn assert_never_long(s: &Summary, when: &str) {
+fn assert_never_long(watch: &Watch, when: &str) {
+    let v = watch.verdict(CLIENT_NAME, LONG_US).unwrap();
+    let s = &v.summary;
     assert!(
         s.commands > 0,
         "{when}: no command of the client {CLIENT_NAME:?} in the SLOWLOG"
     );
     assert!(
-        s.over.is_empty() && s.transactions_over.is_empty(),
+        v.offenders.is_empty(),
         "{when}: the agent kept SONiC's redis busy for {LONG_US} µs or longer:\n{}",
-        s.offenders()
+        v.offenders.join("\n")
     );
+    for stall in &v.stalls {
+        eprintln!("{when}: slow once, not again (the machine stalled redis): {stall}");
+    }
     eprintln!(
         "{when}: {} commands of the agent; slowest {} µs ({}); longest transaction {} µs ({} commands)",
         s.commands,
@@ -128,10 +137,7 @@ fn no_command_of_the_agent_blocks_sonics_redis() {
             .map(|_| ())
     });
     lab.sw.settle();
-    assert_never_long(
-        &watch.summary(CLIENT_NAME, LONG_US).unwrap(),
-        "start, fresh apply, move, repair",
-    );
+    assert_never_long(&watch, "start, fresh apply, move, repair");
 
     // 4. redis restarts (SONiC's database container: empty; SONiC fills it
     // again, routes included): the agent reads everything anew.
@@ -171,13 +177,11 @@ fn no_command_of_the_agent_blocks_sonics_redis() {
     lab.wait_converged(&agent, after, "convergence after the redis restart");
     lab.sw.settle();
     model::assert_matches(&model, &expected, &lab.sw.dump(CONFIG_DB), "restart");
-    assert_never_long(
-        &watch.summary(CLIENT_NAME, LONG_US).unwrap(),
-        "after the redis restart",
-    );
+    assert_never_long(&watch, "after the redis restart");
     support::assert_no_violations(&lab.sw);
 
-    // The check can fail: on this redis one walk of APPL_DB is long.
+    // The check can fail: on this redis one walk of APPL_DB is long, and
+    // stays long when replayed.
     watch.reset().unwrap();
     let mut c = lab.sw.redis.connection(APPL_DB).unwrap();
     redis::cmd("CLIENT")
@@ -186,13 +190,14 @@ fn no_command_of_the_agent_blocks_sonics_redis() {
         .query::<()>(&mut c)
         .unwrap();
     let _: Vec<String> = redis::cmd("KEYS").arg("VRF_TABLE:*").query(&mut c).unwrap();
-    let walk = watch.summary("walker", LONG_US).unwrap();
+    let walk = watch.verdict("walker", LONG_US).unwrap();
     assert!(
-        !walk.over.is_empty(),
-        "a KEYS over {ROUTES} routes took {} µs: the redis is too small for the check to mean anything",
-        walk.slowest_micros()
+        !walk.offenders.is_empty(),
+        "a KEYS over {ROUTES} routes took {} µs ({:?}): the redis is too small for the check to mean anything",
+        walk.summary.slowest_micros(),
+        walk.stalls
     );
-    eprintln!("a KEYS over APPL_DB: {} µs", walk.slowest_micros());
+    eprintln!("a KEYS over APPL_DB: {}", walk.offenders.join("; "));
 
     let mut agent = agent;
     let status = agent.stop(HANG);

@@ -9,7 +9,10 @@
 //! threshold hides what ran under it. [`Watch::arm`] therefore logs
 //! everything (threshold 0) and [`Summary`] gives both the slowest single
 //! command of a client and its longest transaction (the sum of the commands
-//! one `EXEC` ran: the time redis served nobody else).
+//! one `EXEC` ran: the time redis served nobody else). On a machine shared
+//! with other work redis is stalled now and then in the middle of any
+//! command; [`Watch::verdict`] tells such stalls from commands that are slow
+//! because of what they ask for.
 
 use anyhow::{Context, Result, bail};
 use redis::Value;
@@ -58,9 +61,9 @@ pub struct Summary {
     /// Its longest transaction: total microseconds and commands.
     pub longest_transaction: (u64, usize),
     /// Its commands that ran `threshold` µs or longer, and its transactions
-    /// that did (total µs, the transaction's first command).
+    /// that did (total µs, its slowest command's µs, its first command).
     pub over: Vec<Entry>,
-    pub transactions_over: Vec<(u64, Entry)>,
+    pub transactions_over: Vec<(u64, u64, Entry)>,
 }
 
 impl Summary {
@@ -72,7 +75,7 @@ impl Summary {
     /// What took `threshold` or longer, one line each (empty when nothing).
     pub fn offenders(&self) -> String {
         let mut lines: Vec<String> = self.over.iter().map(ToString::to_string).collect();
-        for (total, first) in &self.transactions_over {
+        for (total, _, first) in &self.transactions_over {
             lines.push(format!("transaction of {total} µs, starting with {first}"));
         }
         lines.join("\n")
@@ -129,12 +132,149 @@ impl<'a> Watch<'a> {
         Ok(summarise(&self.entries()?, name, threshold_us))
     }
 
+    /// What of the client `name` took `threshold_us` or longer *because of
+    /// what it asked for*. A machine shared with other work stalls redis
+    /// now and then (memory reclaim, the hypervisor): any command can then
+    /// show up once, however cheap. So an entry counts when it is slow
+    /// again: a read-only command is replayed (five times, in every
+    /// database that has keys) and counts when even its fastest replay is
+    /// slow; a command that cannot be replayed (a write, a script, one whose
+    /// arguments redis cut) counts when the client's commands of that name
+    /// (for a script: that script) are slow in the median; a transaction counts when its commands
+    /// without the slowest one took `threshold_us` together. Everything
+    /// else is reported as a stall.
+    pub fn verdict(&self, name: &str, threshold_us: u64) -> Result<Verdict> {
+        let entries = self.entries()?;
+        let summary = summarise(&entries, name, threshold_us);
+        let mut v = Verdict::default();
+        let mut c = self.server.connection(0)?;
+        let info: String = redis::cmd("INFO").arg("keyspace").query(&mut c)?;
+        let dbs: Vec<i64> = info
+            .lines()
+            .filter_map(|l| l.strip_prefix("db")?.split(':').next()?.parse().ok())
+            .collect();
+        for (n, e) in summary.over.iter().enumerate() {
+            if replayable(e) {
+                let tag = format!("slowlog-replay-{n}");
+                let mut r = self.server.connection(0)?;
+                redis::cmd("CLIENT")
+                    .arg("SETNAME")
+                    .arg(&tag)
+                    .query::<()>(&mut r)?;
+                let mut cmd = redis::cmd(&e.args[0]);
+                for a in &e.args[1..] {
+                    cmd.arg(a);
+                }
+                for db in &dbs {
+                    redis::cmd("SELECT").arg(db).query::<()>(&mut r)?;
+                    for _ in 0..5 {
+                        let _: Value = cmd.query(&mut r)?;
+                    }
+                }
+                // Per database the fastest of five, then the slowest database.
+                let replays: Vec<u64> = self
+                    .entries()?
+                    .into_iter()
+                    .filter(|x| x.client_name == tag && x.args.first() == e.args.first())
+                    .map(|x| x.micros)
+                    .collect();
+                let worst = replays
+                    .chunks(5)
+                    .map(|c| c.iter().copied().min().unwrap_or(0))
+                    .max()
+                    .unwrap_or(0);
+                let line = format!("{e}; replayed: {worst} µs");
+                if worst >= threshold_us {
+                    v.offenders.push(line);
+                } else {
+                    v.stalls.push(line);
+                }
+            } else {
+                let mut same: Vec<u64> = entries
+                    .iter()
+                    .filter(|x| x.client_name == name && kind(x) == kind(e))
+                    .map(|x| x.micros)
+                    .collect();
+                same.sort_unstable();
+                let median = same.get(same.len() / 2).copied().unwrap_or(0);
+                let line = format!("{e}; median of {} such: {median} µs", same.len());
+                if median >= threshold_us {
+                    v.offenders.push(line);
+                } else {
+                    v.stalls.push(line);
+                }
+            }
+        }
+        for (total, longest, first) in &summary.transactions_over {
+            let line = format!(
+                "transaction of {total} µs (its slowest command {longest} µs), starting with {first}"
+            );
+            if total - longest >= threshold_us {
+                v.offenders.push(line);
+            } else {
+                v.stalls.push(line);
+            }
+        }
+        v.summary = summary;
+        Ok(v)
+    }
+
     /// Forget what was logged so far.
     pub fn reset(&self) -> Result<()> {
         let mut c = self.server.connection(0)?;
         redis::cmd("SLOWLOG").arg("RESET").query::<()>(&mut c)?;
         Ok(())
     }
+}
+
+/// What [`Watch::verdict`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    pub summary: Summary,
+    /// Entries that are slow because of what they ask for.
+    pub offenders: Vec<String>,
+    /// Entries that were slow once (the machine stalled redis).
+    pub stalls: Vec<String>,
+}
+
+/// What makes commands alike for [`Watch::verdict`]: the command, and for
+/// scripts the script.
+fn kind(e: &Entry) -> (String, String) {
+    let cmd = e
+        .args
+        .first()
+        .map(|a| a.to_ascii_uppercase())
+        .unwrap_or_default();
+    let script = [
+        "EVAL",
+        "EVALSHA",
+        "EVAL_RO",
+        "EVALSHA_RO",
+        "FCALL",
+        "FCALL_RO",
+    ];
+    let arg = if script.contains(&cmd.as_str()) {
+        e.args.get(1).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (cmd, arg)
+}
+
+/// Commands that only read and can be sent again as logged.
+fn replayable(e: &Entry) -> bool {
+    const READS: &[&str] = &[
+        "SCAN", "HSCAN", "SSCAN", "ZSCAN", "KEYS", "HGETALL", "HMGET", "HGET", "GET", "EXISTS",
+        "TYPE", "HLEN", "HKEYS", "HVALS", "SMEMBERS", "DBSIZE",
+    ];
+    let cut = e
+        .args
+        .iter()
+        .any(|a| a.ends_with("more arguments)") || a.ends_with("more bytes)"));
+    !cut && e
+        .args
+        .first()
+        .is_some_and(|c| READS.iter().any(|r| c.eq_ignore_ascii_case(r)))
 }
 
 fn text(v: &Value) -> String {
@@ -188,14 +328,16 @@ fn parse(raw: Value) -> Result<Vec<Entry>> {
 pub fn summarise(entries: &[Entry], name: &str, threshold_us: u64) -> Summary {
     let mut s = Summary::default();
     let mut in_multi = false;
-    let mut tx: Option<(u64, u64, usize, Entry)> = None; // (last id, total, n, first)
-    let close = |tx: &mut Option<(u64, u64, usize, Entry)>, s: &mut Summary| {
-        if let Some((_, total, n, first)) = tx.take() {
+    // (last id, total, n, slowest, first)
+    type Tx = Option<(u64, u64, usize, u64, Entry)>;
+    let mut tx: Tx = None;
+    let close = |tx: &mut Tx, s: &mut Summary| {
+        if let Some((_, total, n, slowest, first)) = tx.take() {
             if total > s.longest_transaction.0 {
                 s.longest_transaction = (total, n);
             }
             if total >= threshold_us {
-                s.transactions_over.push((total, first));
+                s.transactions_over.push((total, slowest, first));
             }
         }
     };
@@ -235,13 +377,14 @@ pub fn summarise(entries: &[Entry], name: &str, threshold_us: u64) -> Summary {
             close(&mut tx, &mut s);
         }
         match &mut tx {
-            Some((last, total, n, _)) => {
+            Some((last, total, n, slowest, _)) => {
                 *last = e.id;
                 *total += e.micros;
                 *n += 1;
+                *slowest = (*slowest).max(e.micros);
             }
             None if in_multi => {
-                tx = Some((e.id, e.micros, 1, e.clone()));
+                tx = Some((e.id, e.micros, 1, e.micros, e.clone()));
                 in_multi = false;
             }
             None => {}
@@ -284,7 +427,8 @@ mod tests {
         assert_eq!(s.longest_transaction, (1100, 3));
         assert!(s.over.is_empty());
         assert_eq!(s.transactions_over.len(), 1);
-        assert_eq!(s.transactions_over[0].1.id, 3);
+        assert_eq!(s.transactions_over[0].1, 500);
+        assert_eq!(s.transactions_over[0].2.id, 3);
         let s = summarise(&log, "agent", 800);
         assert_eq!(s.over.len(), 1, "{}", s.offenders());
     }
