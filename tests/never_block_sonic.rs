@@ -29,7 +29,7 @@ use std::time::Duration;
 use metal_switchd::configdb::redis::CLIENT_NAME;
 use metal_switchd_lab::fixtures;
 use metal_switchd_lab::redis_server::{APPL_DB, CONFIG_DB, RedisServer};
-use metal_switchd_lab::seed::{SeedOptions, port_entries, seed_switch, write_entries};
+use metal_switchd_lab::seed::{SeedOptions, port_names, seed_switch, write_entries};
 use metal_switchd_lab::slowlog::Watch;
 use metal_switchd_lab::sonic::{SonicStandIn, StandInOptions};
 use metal_switchd_lab::switch_redis::{SwitchSize, fill};
@@ -46,18 +46,14 @@ const LONG_US: u64 = 1000;
 /// Room for every command of the scenario (the log is read at the end).
 const SLOWLOG_LEN: u64 = 2_000_000;
 
-/// The mini-lab port names, in port-map order.
-fn ports() -> Vec<String> {
-    port_entries(fixtures::MINI_LAB_PORT_MAP)
-        .unwrap()
-        .into_iter()
-        .filter_map(|(k, _)| k.strip_prefix("PORT|").map(str::to_owned))
-        .collect()
-}
-
 /// Routes, SAI objects and counters, and redis under SCHED_FIFO.
 fn switch_sized(redis: &RedisServer) {
-    let filled = fill(redis, &SwitchSize::with_routes(ROUTES), &ports()).unwrap();
+    let filled = fill(
+        redis,
+        &SwitchSize::with_routes(ROUTES),
+        &port_names(fixtures::MINI_LAB_PORT_MAP).unwrap(),
+    )
+    .unwrap();
     assert!(filled.asic_keys >= 3 * ROUTES, "{filled:?}");
     redis
         .realtime()
