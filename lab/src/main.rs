@@ -163,6 +163,11 @@ struct LabArgs {
     /// The agents' reconcile interval, in milliseconds
     #[arg(long, default_value_t = 1000)]
     interval_ms: u64,
+    /// Fill each leaf's redis with a switch's routing state of this many
+    /// routes too (APPL_DB routes, three ASIC_DB keys per route, port
+    /// counters; 0: only the configuration)
+    #[arg(long, default_value_t = 0)]
+    switch_routes: usize,
 }
 
 impl LabArgs {
@@ -173,6 +178,7 @@ impl LabArgs {
         o.prefix = self.prefix.clone();
         o.state_dir = self.state_dir.clone();
         o.interval = std::time::Duration::from_millis(self.interval_ms.max(100));
+        o.switch_routes = self.switch_routes;
         Ok(o)
     }
 }

@@ -42,6 +42,7 @@ use crate::frr_lab::{FrrLab, run};
 use crate::redis_server::RedisServer;
 use crate::seed::{SeedOptions, seed_switch};
 use crate::sonic::{SonicStandIn, StandInOptions};
+use crate::switch_redis::SwitchSize;
 
 use observe::{LeafPaths, Report, Session};
 use process::{alive, in_node, signal, sweep_netns, wait_for};
@@ -80,6 +81,10 @@ pub struct LabOptions {
     /// The agents' `timeout` and `barrier_timeout`.
     pub agent_timeout: Duration,
     pub barrier_timeout: Duration,
+    /// Routes of a switch's routing state in each leaf's redis (APPL_DB
+    /// routes, three ASIC_DB keys per route, COUNTERS_DB counters:
+    /// [`crate::switch_redis`]); 0: only the configuration.
+    pub switch_routes: usize,
 }
 
 impl LabOptions {
@@ -97,6 +102,7 @@ impl LabOptions {
             only_wired_ports: false,
             agent_timeout: Duration::from_secs(20),
             barrier_timeout: Duration::from_secs(15),
+            switch_routes: 0,
         }
     }
 
@@ -651,6 +657,14 @@ impl Lab {
             &SeedOptions::default(),
         )
         .with_context(|| format!("seeding {}'s CONFIG_DB", leaf.name))?;
+        if o.switch_routes > 0 {
+            crate::switch_redis::fill(
+                &redis,
+                &SwitchSize::with_routes(o.switch_routes),
+                &crate::seed::port_names(&o.port_map())?,
+            )
+            .with_context(|| format!("filling {}'s redis with routing state", leaf.name))?;
+        }
         let dbconf = redis.write_database_config()?;
         let standin = SonicStandIn::start(
             &redis,
