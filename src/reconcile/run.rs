@@ -414,6 +414,9 @@ impl Daemon {
             (self.agent.cfg.api_version == ApiVersion::V2).then_some(PING_INTERVAL),
             self.notifier.watchdog_period(),
         );
+        // Agents started together (a partition powered up, a fleet update)
+        // do not tick in step.
+        schedule.spread_start(0.5 + fastrand::f64());
         let mut stop = self.signals.stop.clone();
         self.set_phase(LoopPhase::Idle);
         while !self.stopping() {
