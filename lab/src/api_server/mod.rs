@@ -269,6 +269,9 @@ pub(crate) struct State {
     pub partitions: BTreeSet<String>,
     pub faults: Vec<Fault>,
     pub records: Vec<Record>,
+    /// The `seq` of the last record (never reset: records taken or cleared
+    /// do not make numbers repeat).
+    pub last_seq: u64,
     /// `Authorization` and `X-Date` header values of every call, kept apart
     /// from the records (which never hold them).
     pub credentials: Vec<String>,
@@ -279,6 +282,14 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub auth: Mutex<Auth>,
     pub record_dir: PathBuf,
+}
+
+impl State {
+    /// The `seq` of a new record.
+    pub fn next_seq(&mut self) -> u64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
 }
 
 impl Shared {
@@ -529,6 +540,12 @@ impl ApiServer {
             .into_iter()
             .filter(|r| r.call == call)
             .collect()
+    }
+
+    /// The recorded calls, forgotten here at the same moment (none is lost
+    /// between reading and forgetting).
+    pub fn take_records(&self) -> Vec<Record> {
+        std::mem::take(&mut self.shared.lock().records)
     }
 
     /// Forget the recorded calls (files stay).
@@ -931,7 +948,7 @@ async fn handle(
     };
     let record = {
         let mut st = shared.lock();
-        let seq = st.records.len() as u64 + 1;
+        let seq = st.next_seq();
         let r = Record {
             seq,
             call,
