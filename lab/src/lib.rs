@@ -33,13 +33,15 @@
 //! - [`slowlog`]: redis' `SLOWLOG` read back and attributed to clients by
 //!   name (the agent's slowest command and transaction).
 //! - [`generate`]: generated switch states and port maps of any size.
-//! - [`demo`], [`measure`], [`bench`]: the `metal-switchd-lab` sub-commands
-//!   (demo, round-trip measurement, apply benchmark and performance report).
+//! - [`demo`], [`measure`], [`bench`], [`fleet`]: the `metal-switchd-lab`
+//!   sub-commands (demo, round-trip measurement, apply benchmark and
+//!   performance report, N agents against one lab API server).
 
 pub mod api_server;
 pub mod bench;
 pub mod demo;
 pub mod fixtures;
+pub mod fleet;
 pub mod frr_lab;
 pub mod generate;
 pub mod measure;

@@ -11,7 +11,7 @@
 //! - SONiC's confirmations are updated from the event itself (`hset` →
 //!   present with its fields unread, `del` → gone); their fields are read
 //!   only when a decision needs them ([`Feed::reread`]), many keys per round
-//!   trip (one script per redis instance, loaded once, called by `EVALSHA`);
+//!   trip (a pipeline of plain commands per redis instance, never a script);
 //! - CONFIG_DB keys changed by someone else are read at once (drift);
 //! - the agent's own CONFIG_DB writes are announced before they are sent
 //!   ([`Feed::expect`]) and their notifications are not re-read; the agent
