@@ -32,6 +32,9 @@
 //!   objects, COUNTERS_DB port counters in SONiC's own shapes).
 //! - [`slowlog`]: redis' `SLOWLOG` read back and attributed to clients by
 //!   name (the agent's slowest command and transaction).
+//! - [`flavours`]: what a leaf of each SONiC flavour presents (base
+//!   configuration, routing config mode, zebra modules, the start script's
+//!   lines) and the stand-in's FRR-side check of an installed frr.conf.
 //! - [`generate`]: generated switch states and port maps of any size.
 //! - [`demo`], [`measure`], [`bench`], [`fleet`]: the `metal-switchd-lab`
 //!   sub-commands (demo, round-trip measurement, apply benchmark and
@@ -41,6 +44,7 @@ pub mod api_server;
 pub mod bench;
 pub mod demo;
 pub mod fixtures;
+pub mod flavours;
 pub mod fleet;
 pub mod frr_lab;
 pub mod generate;

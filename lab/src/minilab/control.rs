@@ -136,6 +136,8 @@ pub fn lab_args(opts: &LabOptions) -> Vec<String> {
         opts.interval.as_millis().to_string(),
         "--switch-routes".into(),
         opts.switch_routes.to_string(),
+        "--flavour".into(),
+        opts.flavour.name().into(),
     ];
     if let Some(d) = &opts.state_dir {
         v.push("--state-dir".into());

@@ -85,6 +85,8 @@ pub struct LabOptions {
     /// routes, three ASIC_DB keys per route, COUNTERS_DB counters:
     /// [`crate::switch_redis`]); 0: only the configuration.
     pub switch_routes: usize,
+    /// The SONiC flavour the leaves stand in for (`crate::flavours`).
+    pub flavour: crate::flavours::Profile,
 }
 
 impl LabOptions {
@@ -103,6 +105,7 @@ impl LabOptions {
             agent_timeout: Duration::from_secs(20),
             barrier_timeout: Duration::from_secs(15),
             switch_routes: 0,
+            flavour: crate::flavours::Profile::Dell45,
         }
     }
 
@@ -438,6 +441,7 @@ impl Lab {
         let mut info = json!({
             "prefix": opts.prefix,
             "api": opts.api.as_str(),
+            "flavour": opts.flavour.name(),
             "owner_pid": me,
             "owner_start": process_start(me),
             "agent": opts.agent,
@@ -577,8 +581,9 @@ impl Lab {
         for (i, leaf) in LEAVES.iter().enumerate() {
             let node = self.start_leaf(leaf, i as u64)?;
             self.say(&format!(
-                "== {}: redis {}, SONiC stand-in, FRR, metal-switchd run (pid {}, log {})",
+                "== {}: SONiC flavour {}: redis {}, SONiC stand-in, FRR, metal-switchd run (pid {}, log {})",
                 leaf.name,
+                o.flavour,
                 node.redis.socket().display(),
                 node.agent_pid().unwrap_or(0),
                 node.agent_log.display()
@@ -650,13 +655,9 @@ impl Lab {
         let dir = self.dir.join(leaf.name);
         mkdir(&dir)?;
         let redis = RedisServer::start_in(&dir, Some(&ns))?;
-        seed_switch(
-            &redis,
-            leaf.config_db,
-            Some(&o.port_map()),
-            &SeedOptions::default(),
-        )
-        .with_context(|| format!("seeding {}'s CONFIG_DB", leaf.name))?;
+        let base = crate::flavours::base_config(o.flavour, leaf.name)?;
+        seed_switch(&redis, &base, Some(&o.port_map()), &SeedOptions::default())
+            .with_context(|| format!("seeding {}'s CONFIG_DB", leaf.name))?;
         if o.switch_routes > 0 {
             crate::switch_redis::fill(
                 &redis,
@@ -674,9 +675,20 @@ impl Lab {
             },
         )
         .with_context(|| format!("the SONiC stand-in of {}", leaf.name))?;
-        let frr = FrrLab::start_in(&ns, leaf.name, &dir.join("frr"))?;
+        // zebra loads the flavour's fpm module; the stand-in checks the
+        // installed frr.conf against it and can restart the bgp container.
+        let frr = FrrLab::start_in_with(
+            &ns,
+            leaf.name,
+            &dir.join("frr"),
+            crate::flavours::zebra_modules(o.flavour),
+        )?;
+        standin.set_bgp(crate::flavours::BgpContainer {
+            profile: o.flavour,
+            frr_conf: frr.config_file(),
+        });
         let version = dir.join("sonic_version.yml");
-        std::fs::write(&version, "build_version: 'SONiC.4.5.1-Enterprise_Base'\n")?;
+        std::fs::write(&version, o.flavour.sonic_version_yml())?;
         let secret = match o.api {
             ApiVersion::V1 => {
                 let p = dir.join("hmac_key");
