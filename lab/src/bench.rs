@@ -417,8 +417,13 @@ fn machine() -> String {
             })
         })
         .unwrap_or(0);
+    // The machine is shared: how busy it was when the report started.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into());
     format!(
-        "- CPU: {cpu}, {cores} cores available (shared machine)\n- memory: {:.0} GiB\n- kernel: {}\n- {}\n- {}\n",
+        "- CPU: {cpu}, {cores} cores available (shared machine; load average {load} when `perf-report` started)\n- memory: {:.0} GiB\n- kernel: {}\n- {}\n- {}\n",
         mem as f64 / 1024.0 / 1024.0,
         command_line("uname", &["-r"]),
         command_line("redis-server", &["--version"]),
