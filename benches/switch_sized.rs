@@ -354,21 +354,33 @@ async fn bench_size(size: &SwitchSize, ports: usize, vrfs: usize) -> Vec<Row> {
     .unwrap();
     let standin = SonicStandIn::start(&redis, StandInOptions::default()).unwrap();
     eprintln!("  redis back in {}", fmt(t.elapsed()));
+    // As the daemon's loop does: the feed's events (the lost connection,
+    // the full read once redis is back) wake it, then it reconciles until
+    // converged, woken again by the next event when an attempt fails.
     let t = Instant::now();
+    let wait = Duration::from_secs(600);
+    tokio::time::timeout(wait, async {
+        while agent.db().is_connected() {
+            agent.db_mut().next_event().await.expect("the feed runs");
+        }
+        while !agent.db().is_connected() {
+            agent.db_mut().next_event().await.expect("the feed runs");
+        }
+    })
+    .await
+    .expect("the feed saw the restart and read redis again");
     let o = loop {
-        // As the daemon's loop does: the feed's events first (the lost
-        // connection, the full read after it), then a reconcile.
-        let _ = agent.db_mut().sync(Duration::from_secs(60)).await;
-        let o = agent.reconcile_once(Trigger::Timer, true, far()).await;
+        agent.db_mut().pump();
+        let o = agent.reconcile_once(Trigger::Configdb, true, far()).await;
         if o.result == ReconcileResult::Converged {
             break o;
         }
         assert!(
-            t.elapsed() < Duration::from_secs(600),
+            t.elapsed() < wait,
             "no convergence after the restart: {:?}",
             o.error
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), agent.db_mut().next_event()).await;
     };
     assert!(
         o.changes > 0,
