@@ -623,9 +623,14 @@ pub fn report(
          (issue 9): `apply --once` reads CONFIG_DB and STATE_DB in small `SCAN` steps and `HGETALL` of the agent's keys \
          in pipelines, APPL_DB only at the keys those name, COUNTERS_DB's name maps with `HSCAN` (the start-up read of \
          \"Never block SONiC\" below: no command walks a database), then writes; ASIC_DB's bridge ports are listed in `SCAN` steps \
-         only when a barrier asks about one. A no-op apply therefore costs the read's round trips, a fresh apply that \
-         plus one per phase plus the barriers' reads. The daemon pays the reads once at start and then follows keyspace \
-         notifications: its own targets (0 commands per idle tick) are in \"The daemon\" below.",
+         when a barrier asks about one (ASIC_DB has no index by object type). A no-op apply therefore costs the read's round trips \
+         (one per `SCAN` step: they grow with CONFIG_DB, not with the routes), a fresh apply or a move that plus one per phase plus the \
+         barriers' reads, and on a switch-sized redis the listing: one round trip per `SCAN` step over all of ASIC_DB \
+         (about 12,000 for 300,000 keys, each step well under a millisecond of redis' time; see \"Never block SONiC\" below), \
+         which is most of the round trips and of the barrier waits in the table. The round-trip targets of issue 5 assumed one \
+         script that read everything at once, which is what issue 23 forbids; they stay missed by design. The daemon pays the reads \
+         and the listing once at start and then follows keyspace notifications: its own targets (0 commands per idle tick) are in \
+         \"The daemon\" below.",
     );
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     let _ = writeln!(
@@ -636,9 +641,18 @@ pub fn report(
          It sends the same commands as the raw pipeline, one per entry (`HSET`, `DEL`; `MULTI`/`HSET`/`HDEL`/`EXEC` only for an entry that \
          also loses fields), each phase in one round trip, and logs one INFO line per phase (one DEBUG line per entry); but a phase \
          ends in a barrier (SONiC's ordering rules), so the agent's phases are separate round trips where the raw pipeline is one, \
-         and the agent hands every written key to its view (which then ignores the key's own notification). \
+         and the agent hands every written key to its view. \
          Reading (CONFIG_DB, the confirmations) is needed before anything can be planned, so read + plan is a fixed cost on top of the limit \
-         ({:.1}× of it here). Instruction profile of the agent: see \"Profiling\" below.",
+         ({:.1}× of it here).\n\n\
+         What stands in the way of the write alone ≤ 2× raw (issue 23), from an instruction profile of this apply (callgrind, \"Profiling\" \
+         below; 2026-12-06, redis without routing state): the agent stays subscribed to CONFIG_DB's keyspace while it writes (it must see \
+         a concurrent hand edit), so redis sends it a notification for each of its own writes (and for each confirmation SONiC writes), and the agent's one \
+         thread decodes them while it waits for the write's replies: the pub/sub connection and the feed are about 30 % of the \
+         apply's instructions, most of it redis-rs' RESP parser; the replies of reads and writes about 7 %; building the commands \
+         about 6 %; the rest is reading, planning and printing the JSON report. The per-entry INFO lines are gone (one INFO line per phase), the writes are one command per entry \
+         in one round trip per phase with no transaction around the phase, and replies of commands the agent does not need are \
+         ignored. The raw pipeline has none of the notifications on its side (with SONiC subscribed, the stand-in decodes them in \
+         another process), which is why the ratio against the subscribed redis is the fairer one.",
         fmt_us(read),
         fmt_us(plan),
         fmt_us(write),

@@ -278,8 +278,10 @@ pub fn run(opts: &FleetOptions) -> Result<FleetReport> {
         let d = dir.path().join(format!("fleet{i:03}"));
         std::fs::create_dir_all(&d)?;
         let api = match opts.api.as_str() {
+            // The lab serves plain HTTP.
             "v2" => format!(
-                "api_version = \"v2\"\nmetal_apiserver_url = \"{}/\"\nmetal_apiserver_token_file = {:?}\n",
+                "api_version = \"v2\"\nmetal_apiserver_url = \"{}/\"\nmetal_apiserver_token_file = {:?}\n\
+                 api_allow_plaintext = true\n",
                 server.base_url(),
                 token.display().to_string()
             ),

@@ -263,17 +263,16 @@ pub fn fill(server: &RedisServer, size: &SwitchSize, ports: &[String]) -> Result
     Ok(filled)
 }
 
+/// Where [`generate`] hands each entry: database, key, fields.
+pub type Emit<'a> = dyn FnMut(i64, &str, &[(&str, &str)]) -> Result<()> + 'a;
+
 /// Every entry of a switch of `size` whose ports are `ports`, handed to
 /// `emit(database, key, fields)`: routes and neighbours (APPL_DB), their
 /// SAI objects and syncd's id maps (ASIC_DB), every port's counters
 /// (COUNTERS_DB, for the port oids of `COUNTERS_PORT_NAME_MAP` as
 /// [`crate::seed::seed_switch`] assigns them: the `i`th port is
 /// `oid:0x10000000{i+1:05x}`).
-pub fn generate(
-    size: &SwitchSize,
-    ports: &[String],
-    emit: &mut dyn FnMut(i64, &str, &[(&str, &str)]) -> Result<()>,
-) -> Result<Filled> {
+pub fn generate(size: &SwitchSize, ports: &[String], emit: &mut Emit<'_>) -> Result<Filled> {
     let mut filled = Filled::default();
     let uplinks: Vec<&String> = ports.iter().rev().take(2).collect();
     let vrf_names: Vec<String> = (0..size.vrfs.max(1))
@@ -489,6 +488,7 @@ mod tests {
     const RECORDING: &str = include_str!("../../testdata/sonic/sairedis-BCM56850-full.rec.excerpt");
 
     type Entry = (i64, String, Vec<(String, String)>);
+    type Fields = BTreeMap<String, String>;
 
     fn entries(size: &SwitchSize, ports: &[String]) -> (Vec<Entry>, Filled) {
         let mut out = Vec::new();
@@ -526,7 +526,7 @@ mod tests {
 
     /// An ASIC_DB key after `ASIC_STATE:` split into the object type and
     /// its id: the fields of a JSON key (an entry) or `oid` (an object).
-    fn parse_key(key: &str) -> (String, BTreeMap<String, String>) {
+    fn parse_key(key: &str) -> (String, Fields) {
         let (ot, rest) = key.split_once(':').unwrap();
         let id = if rest.starts_with('{') {
             let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(rest).unwrap();
@@ -546,7 +546,7 @@ mod tests {
     }
 
     /// (object type → (key fields, attributes)) of the recording's creates.
-    fn recorded() -> BTreeMap<String, (BTreeMap<String, String>, BTreeMap<String, String>)> {
+    fn recorded() -> BTreeMap<String, (Fields, Fields)> {
         let mut out = BTreeMap::new();
         for line in RECORDING.lines() {
             let mut parts = line.split('|');
@@ -569,7 +569,7 @@ mod tests {
         let rec = recorded();
         assert_eq!(rec.len(), 3, "route entry, neighbour entry, next hop");
         let (entries, ..) = small();
-        let asic: Vec<(String, BTreeMap<String, String>, BTreeMap<String, String>)> = entries
+        let asic: Vec<(String, Fields, Fields)> = entries
             .iter()
             .filter(|(db, ..)| *db == ASIC_DB)
             .filter_map(|(_, k, f)| {
