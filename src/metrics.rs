@@ -1297,7 +1297,9 @@ mod tests {
             "{text}"
         );
         assert_eq!(
-            v("metal_switchd_converged_state_info{digest=\"00000000000000aa\",api_generation=\"3\"}"),
+            v(
+                "metal_switchd_converged_state_info{digest=\"00000000000000aa\",api_generation=\"3\"}"
+            ),
             Some(1.0),
             "{text}"
         );

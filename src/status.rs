@@ -1368,10 +1368,7 @@ mod tests {
         let text = s.text(t(40));
         let line = s.status_line(t(40));
         for shown in [&text, &line] {
-            assert!(
-                !shown.contains(['\u{1b}', '\u{7}', '\u{202e}']),
-                "{shown}"
-            );
+            assert!(!shown.contains(['\u{1b}', '\u{7}', '\u{202e}']), "{shown}");
         }
         assert!(text.contains("evil\\u{202e}txt.exe\\u{1b}[31m"), "{text}");
         assert!(text.contains("\\u{1b}[2Jxxx"), "{text}");

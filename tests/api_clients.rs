@@ -764,10 +764,7 @@ async fn broken_answers_are_typed_errors() {
 async fn api_error_texts_are_escaped_and_cut() {
     let server = lab(&[(TOKEN, TokenGrant::Editor)]);
     let dir = tempfile::tempdir().unwrap();
-    let hostile = format!(
-        "\u{1b}[2J\nINFO forged line\u{202e}{}",
-        "x".repeat(200_000)
-    );
+    let hostile = format!("\u{1b}[2J\nINFO forged line\u{202e}{}", "x".repeat(200_000));
     for version in ["v1", "v2"] {
         let (mut client, get, body) = if version == "v1" {
             (

@@ -495,10 +495,9 @@ impl ApiClient {
                 .as_deref()
                 .is_some_and(|c| c.starts_with("application/json"));
             let (code, message) = match serde_json::from_slice::<v2::ConnectError>(&resp.body) {
-                Ok(e) if is_json || !e.code.is_empty() => (
-                    Code::from_wire(&e.code),
-                    escaped(&e.message, MESSAGE_CHARS),
-                ),
+                Ok(e) if is_json || !e.code.is_empty() => {
+                    (Code::from_wire(&e.code), escaped(&e.message, MESSAGE_CHARS))
+                }
                 _ => (
                     Code::from_http_status(resp.status),
                     format!("(no Connect error body) {}", quoted(&preview(&resp.body))),

@@ -251,11 +251,7 @@ impl Switch {
             sync: sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref())
                 .map_err(SwitchProblem::Sync)?,
             // protojson leaves out a zero: no generation.
-            generation: self
-                .meta
-                .as_ref()
-                .map(|m| m.generation)
-                .filter(|g| *g != 0),
+            generation: self.meta.as_ref().map(|m| m.generation).filter(|g| *g != 0),
         })
     }
 }

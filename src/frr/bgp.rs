@@ -500,7 +500,10 @@ mod tests {
         .to_string();
         let n = parse_neighbors("t", &text).unwrap();
         let shown = &n.states["Ethernet1"].neighbor;
-        assert!(shown.starts_with("evil\\u{202e}gpj.exe\\u{1b}[2J\\nhhh"), "{shown}");
+        assert!(
+            shown.starts_with("evil\\u{202e}gpj.exe\\u{1b}[2J\\nhhh"),
+            "{shown}"
+        );
         assert!(!shown.contains(['\u{202e}', '\u{1b}', '\n']), "{shown}");
         assert_eq!(shown.chars().count(), NEIGHBOR_MAX_CHARS);
     }

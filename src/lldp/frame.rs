@@ -466,7 +466,10 @@ mod tests {
             shown.contains(r"chassis chassis\u{202e}\u{1b}[2J port eth\n0\u{2066}"),
             "{shown}"
         );
-        assert!(!shown.contains(['\u{202e}', '\u{1b}', '\n', '\u{2066}']), "{shown}");
+        assert!(
+            !shown.contains(['\u{202e}', '\u{1b}', '\n', '\u{2066}']),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -759,18 +759,13 @@ impl Daemon {
                 ApiVersion::V2 => status::DesiredSource::ApiV2,
             },
             generation: self.desired_generation,
-            digest: o.digest.clone().or_else(|| {
-                self.status
-                    .desired
-                    .as_ref()
-                    .and_then(|d| d.digest.clone())
-            }),
-            api_generation: o.api_generation.or_else(|| {
-                self.status
-                    .desired
-                    .as_ref()
-                    .and_then(|d| d.api_generation)
-            }),
+            digest: o
+                .digest
+                .clone()
+                .or_else(|| self.status.desired.as_ref().and_then(|d| d.digest.clone())),
+            api_generation: o
+                .api_generation
+                .or_else(|| self.status.desired.as_ref().and_then(|d| d.api_generation)),
         });
         if let Some(d) = &o.digest {
             m.set_desired_state(d, o.api_generation, o.is_converged());

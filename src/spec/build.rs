@@ -842,7 +842,10 @@ mod tests {
         cfg.spine_uplinks = vec!["Eth31/1".into()];
         let p = problems(&d, &cfg, &f);
         assert!(
-            has(&p, r#"CONFIG_DB PORT key "Ethernet120\n!\nline vty\n" (alias "Eth31/1")"#),
+            has(
+                &p,
+                r#"CONFIG_DB PORT key "Ethernet120\n!\nline vty\n" (alias "Eth31/1")"#
+            ),
             "{p:?}"
         );
         assert!(p.iter().all(|p| !p.contains('\n')), "{p:?}");

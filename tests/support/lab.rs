@@ -247,7 +247,9 @@ impl Lab {
                 let status = self.status_if_written()?;
                 let r = &status["last_reconcile"];
                 let reached = r["result"] == "converged"
-                    && r["api_generation"].as_u64().is_some_and(|g| g >= generation);
+                    && r["api_generation"]
+                        .as_u64()
+                        .is_some_and(|g| g >= generation);
                 if !reached {
                     return None;
                 }

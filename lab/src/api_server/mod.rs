@@ -295,7 +295,10 @@ impl State {
     /// the stored switch whatever the document says (tests wait for the
     /// agent to converge to this generation).
     pub(crate) fn store_switch(&mut self, mut sw: LabSwitch) -> u64 {
-        let floor = self.switches.get(&sw.id).map_or(1, |old| old.generation + 1);
+        let floor = self
+            .switches
+            .get(&sw.id)
+            .map_or(1, |old| old.generation + 1);
         sw.generation = sw.generation.max(floor);
         let generation = sw.generation;
         self.partitions.insert(sw.partition.clone());

@@ -1004,7 +1004,9 @@ fn converged_to(status_file: &Path, generation: u64) -> bool {
         .is_some_and(|s| {
             let r = &s["last_reconcile"];
             r["result"] == "converged"
-                && r["api_generation"].as_u64().is_some_and(|g| g >= generation)
+                && r["api_generation"]
+                    .as_u64()
+                    .is_some_and(|g| g >= generation)
         })
 }
 
@@ -1032,4 +1034,3 @@ mod tests {
         assert_eq!(o.dir(), Path::new("/run/metal-switchd-lab/t1-lab"));
     }
 }
-
