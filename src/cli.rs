@@ -196,7 +196,7 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub switch: SwitchArgs,
     /// How long to wait for SONiC to be ready (CONFIG_DB_INITIALIZED, PortInitDone)
-    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = crate::config::parse_duration)]
     pub wait_ready: Duration,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -208,10 +208,10 @@ pub struct RegisterArgs {
     #[arg(long, required = true)]
     pub once: bool,
     /// How long to wait for SONiC to be ready per attempt (CONFIG_DB_INITIALIZED, PortInitDone)
-    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = crate::config::parse_duration)]
     pub wait_ready: Duration,
     /// Stop retrying transient failures after this long [default: retry until it succeeds]
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
     pub give_up_after: Option<Duration>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -232,7 +232,7 @@ pub struct StatusArgs {
     pub format: Format,
     /// How old the status may be before it counts as stale [default: three
     /// reconfigure_switch_interval plus timeout, at least 2m]
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
     pub stale_after: Option<Duration>,
 }
 

@@ -334,6 +334,15 @@ struct BuildLabels {
     version: String,
     revision: String,
 }
+/// A desired state's identity: one series per family, replaced when it
+/// changes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DesiredStateLabels {
+    digest: String,
+    /// The API's generation (v2), `""` when it has none.
+    api_generation: String,
+}
+
 /// The detected SONiC flavour: one series, replaced when it is detected
 /// again (SIGHUP); every value comes from `crate::flavour`, bounded.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -398,6 +407,8 @@ pub struct Metrics {
     phone_home_pending: Gauge,
     metal_core_errors: Family<OperationLabels, UntypedCounter>,
     flavour: Family<FlavourLabels, Gauge>,
+    desired_state: Family<DesiredStateLabels, Gauge>,
+    converged_state: Family<DesiredStateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -518,6 +529,21 @@ impl Metrics {
              state of the switch changes)",
             desired_generation.clone(),
         );
+        let desired_state = Family::<DesiredStateLabels, Gauge>::default();
+        reg.register(
+            "desired_state_info",
+            "The desired state the last reconcile worked towards: the digest of the validated \
+             SwitchSpec and the API's generation (v2; empty for v1) (always 1; one series, \
+             none before the first valid desired state)",
+            desired_state.clone(),
+        );
+        let converged_state = Family::<DesiredStateLabels, Gauge>::default();
+        reg.register(
+            "converged_state_info",
+            "The desired state the last converged reconcile reached: digest and API generation \
+             as in desired_state_info (always 1; one series, none before the first convergence)",
+            converged_state.clone(),
+        );
         let ports = Family::<OperStateLabels, Gauge>::default();
         for s in [
             PortOperState::Up,
@@ -608,6 +634,8 @@ impl Metrics {
             last_success,
             consecutive_failures,
             desired_generation,
+            desired_state,
+            converged_state,
             ports,
             port_up,
             bgp_sessions,
@@ -711,6 +739,31 @@ impl Metrics {
     pub fn set_desired_generation(&self, generation: u64) {
         self.desired_generation
             .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+
+    /// The desired state a reconcile worked towards, and whether it
+    /// converged to it (`desired_state_info`, `converged_state_info`).
+    pub fn set_desired_state(
+        &self,
+        digest: &crate::spec::SpecDigest,
+        api_generation: Option<u64>,
+        converged: bool,
+    ) {
+        let labels = DesiredStateLabels {
+            digest: digest.0.clone(),
+            api_generation: api_generation.map(|g| g.to_string()).unwrap_or_default(),
+        };
+        let families: &[&Family<DesiredStateLabels, Gauge>] = if converged {
+            &[&self.desired_state, &self.converged_state]
+        } else {
+            &[&self.desired_state]
+        };
+        for f in families {
+            if f.get(&labels).is_none() {
+                f.clear();
+                f.get_or_create(&labels).set(1);
+            }
+        }
     }
 
     /// The managed ports' operational states (replaces the previous set).
@@ -1225,6 +1278,41 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("fpm_module=\"fpm\""), "{text}");
+    }
+
+    /// Issue 22 item 9: which desired state the agent works towards and
+    /// which it converged to, one series each.
+    #[test]
+    fn the_desired_and_converged_states_are_one_series_each() {
+        use crate::spec::SpecDigest;
+        let m = Metrics::default();
+        assert!(!m.encode().contains("desired_state_info{"));
+        m.set_desired_state(&SpecDigest("00000000000000aa".into()), Some(3), true);
+        m.set_desired_state(&SpecDigest("00000000000000bb".into()), Some(4), false);
+        let text = m.encode();
+        let v = |s| sample_value(&text, s);
+        assert_eq!(
+            v("metal_switchd_desired_state_info{digest=\"00000000000000bb\",api_generation=\"4\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            v(
+                "metal_switchd_converged_state_info{digest=\"00000000000000aa\",api_generation=\"3\"}"
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(text.matches("_state_info{").count(), 2, "{text}");
+        m.set_desired_state(&SpecDigest("00000000000000bb".into()), None, true);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "metal_switchd_converged_state_info{digest=\"00000000000000bb\",api_generation=\"\"} 1"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("_state_info{").count(), 2, "{text}");
     }
 
     #[test]

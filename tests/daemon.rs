@@ -555,6 +555,25 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
         "{st}"
     );
     assert_eq!(st["status"]["ports"]["Ethernet0"]["oper"], "up", "{st}");
+    // Converged to what (issue 22 item 9): the API's generation of the
+    // switch and the digest of the desired state, in the status file and
+    // the metrics alike.
+    let generation = server.switch("leaf01").unwrap().generation;
+    let r = &st["status"]["last_reconcile"];
+    assert_eq!(r["api_generation"], generation, "{st}");
+    let digest = r["digest"].as_str().unwrap();
+    assert_eq!(digest.len(), 16, "{st}");
+    assert_eq!(st["status"]["desired"]["digest"], digest, "{st}");
+    let body = http_get(addr, "/metrics");
+    assert_eq!(
+        metric(
+            &body,
+            "metal_switchd_converged_state_info",
+            &format!("digest=\"{digest}\",api_generation=\"{generation}\"")
+        ),
+        Some(1.0),
+        "{body}"
+    );
 
     // SIGHUP: RELOADING=1, then READY=1 again.
     let readies = messages

@@ -98,6 +98,11 @@ fn busy_metrics() -> Metrics {
     );
     m.drift_repaired(DriftSource::Configdb);
     m.set_desired_generation(3);
+    m.set_desired_state(
+        &metal_switchd::spec::SpecDigest("0011223344556677".into()),
+        Some(5),
+        true,
+    );
     m.set_port_states([
         ("Ethernet0", PortOperState::Up),
         ("Ethernet4", PortOperState::Down),
@@ -170,6 +175,7 @@ async fn a_real_scrape_passes_promtool() {
         "metal_switchd_reconciles_total{result=\"invalid\"} 1",
         "metal_switchd_redis_round_trips_total 4",
         "metal_switchd_desired_state_generation 3",
+        "metal_switchd_converged_state_info{digest=\"0011223344556677\",api_generation=\"5\"} 1",
         "metal_switchd_ports{oper_state=\"down\"} 1",
         "metal_switchd_bgp_sessions{state=\"Established\"} 1",
         "metal_switchd_api_errors_total{call=\"report\",kind=\"transient\"} 1",

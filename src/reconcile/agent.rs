@@ -21,7 +21,7 @@ use crate::frr;
 use crate::frr::install::{Installed, Installer};
 use crate::kernel::KernelView;
 use crate::kernel::expect::expectations;
-use crate::spec::{self, LocalFacts, SwitchDesc, SwitchSpec};
+use crate::spec::{self, LocalFacts, SpecDigest, SwitchDesc, SwitchSpec};
 
 /// Whether (and how) the agent changes the switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +67,12 @@ impl AgentOptions {
 struct Last {
     /// The desired state the spec was built from.
     desc: Option<Arc<SwitchDesc>>,
-    /// The spec built from `desc` and CONFIG_DB at `spec_config_version`.
+    /// The API's generation of `desc` (v2), when it has one.
+    api_generation: Option<u64>,
+    /// The spec built from `desc` and CONFIG_DB at `spec_config_version`,
+    /// and its digest.
     spec: Option<SwitchSpec>,
+    digest: Option<SpecDigest>,
     spec_config_version: u64,
     /// The local facts of CONFIG_DB at a view version.
     facts: Option<(u64, LocalFacts)>,
@@ -327,8 +331,8 @@ impl Agent {
         }
         // 1. The desired state.
         let t = Instant::now();
-        let desc = match (refetch, &self.last.desc) {
-            (false, Some(d)) => d.clone(),
+        let (desc, api_generation) = match (refetch, &self.last.desc) {
+            (false, Some(d)) => (d.clone(), self.last.api_generation),
             _ => {
                 let fetched = match self.source.fetch(self.api.as_mut()).await {
                     Ok(f) => f,
@@ -338,9 +342,10 @@ impl Agent {
                     }
                 };
                 out.api_version = Some(fetched.version);
-                fetched.desc
+                (fetched.desc, fetched.api_generation)
             }
         };
+        out.api_generation = api_generation;
         out.stages.fetch = t.elapsed();
         let desired_changed = self
             .last
@@ -370,7 +375,9 @@ impl Agent {
             && self.last.spec.is_some()
         {
             self.last.desc = Some(desc);
+            self.last.api_generation = api_generation;
             out.unchanged = true;
+            out.digest = self.last.digest.clone();
             return Ok(ReconcileResult::Converged);
         }
 
@@ -386,7 +393,9 @@ impl Agent {
             || self.last.spec_config_version != view_config_version;
         if rebuild {
             self.last.desc = Some(desc.clone());
+            self.last.api_generation = api_generation;
             self.last.spec = None;
+            self.last.digest = None;
             if self
                 .last
                 .facts
@@ -400,9 +409,12 @@ impl Agent {
                 Some((_, facts)) => spec::build(&desc, &self.cfg, facts)?,
                 None => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
             };
+            self.last.digest = Some(spec.digest());
             self.last.spec = Some(spec);
             self.last.spec_config_version = view_config_version;
         }
+        self.last.api_generation = api_generation;
+        out.digest = self.last.digest.clone();
         let Some(spec) = self.last.spec.clone() else {
             return Err(Error::Invalid(spec::Problems(Vec::new())));
         };
@@ -430,6 +442,15 @@ impl Agent {
             } else {
                 ReconcileResult::DryRun
             });
+        }
+
+        // frr.conf must be one the agent can read back (verify, drift):
+        // refused before anything is written, like any invalid state.
+        if self.installer.is_some() {
+            let text = self.rendered(&spec);
+            if let Some(p) = frr_size_problem(text.len(), crate::files::FRR_CONFIG_MAX_BYTES) {
+                return Err(Error::Invalid(spec::Problems(vec![p])));
+            }
         }
 
         // 4. CONFIG_DB, phase by phase, each confirmed by SONiC.
@@ -585,8 +606,39 @@ impl Agent {
     }
 }
 
+/// A rendered frr.conf of `len` bytes is larger than the agent reads back
+/// (`limit`): every later install would fail to read the installed file.
+fn frr_size_problem(len: usize, limit: u64) -> Option<spec::Problem> {
+    (u64::try_from(len).unwrap_or(u64::MAX) > limit).then(|| spec::Problem {
+        object: "frr.conf".into(),
+        message: format!(
+            "the rendered configuration has {len} bytes; the agent reads at most {limit} back \
+             (too many VRFs or prefixes for one frr.conf)"
+        ),
+    })
+}
+
 /// SHA-256 of an installed frr.conf.
 fn digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 22 item 8: a rendered frr.conf larger than the agent reads back
+    /// is refused (as invalid, before any write), at the read limit exactly
+    /// not.
+    #[test]
+    fn a_rendered_frr_conf_over_the_read_limit_is_refused() {
+        let limit = crate::files::FRR_CONFIG_MAX_BYTES;
+        let at = usize::try_from(limit).unwrap();
+        assert_eq!(frr_size_problem(at, limit), None);
+        let p = frr_size_problem(at + 1, limit).unwrap();
+        assert_eq!(p.object, "frr.conf");
+        assert!(p.message.contains("67108865 bytes"), "{}", p.message);
+        assert!(p.message.contains("at most 67108864"), "{}", p.message);
+    }
 }

@@ -194,6 +194,9 @@ pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     for w in cfg.plaintext_warnings() {
         tracing::warn!(risk = "plain-http", "{w}");
     }
+    for n in cfg.limit_notes() {
+        tracing::info!("{n}");
+    }
     let api = ApiClient::from_config(cfg)?;
     Agent::new(
         cfg.clone(),
@@ -756,7 +759,17 @@ impl Daemon {
                 ApiVersion::V2 => status::DesiredSource::ApiV2,
             },
             generation: self.desired_generation,
+            digest: o
+                .digest
+                .clone()
+                .or_else(|| self.status.desired.as_ref().and_then(|d| d.digest.clone())),
+            api_generation: o
+                .api_generation
+                .or_else(|| self.status.desired.as_ref().and_then(|d| d.api_generation)),
         });
+        if let Some(d) = &o.digest {
+            m.set_desired_state(d, o.api_generation, o.is_converged());
+        }
         if o.frr_repaired {
             m.drift_repaired(DriftSource::Frr);
             let what = self.agent.cfg.frr_config.display().to_string();
@@ -782,17 +795,22 @@ impl Daemon {
             changes: o.changes as u64,
             phases: o.phases as u64,
             frr_changed: matches!(o.frr, FrrOutcome::Replaced { .. }),
+            digest: o.digest.clone(),
+            api_generation: o.api_generation,
         });
     }
 
     fn log(&mut self, o: &Outcome) {
         match o.result {
             ReconcileResult::Converged | ReconcileResult::DryRun => {
+                let digest = o.digest.as_ref().map(|d| d.0.as_str());
                 if o.unchanged {
-                    tracing::debug!(generation = o.generation, "{}", o.summary());
+                    tracing::debug!(generation = o.generation, digest, "{}", o.summary());
                 } else {
                     tracing::info!(
                         generation = o.generation,
+                        digest,
+                        api_generation = o.api_generation,
                         trigger = o.trigger.as_str(),
                         changes = o.changes,
                         phases = o.phases,
