@@ -199,7 +199,7 @@ mod tests {
         for x in [250, 260, 270] {
             assert!(c.repaired(s(x), [&port, &vlan]).is_empty());
         }
-        assert_eq!(c.repaired(s(280), [&port]), [port.clone()]);
+        assert_eq!(c.repaired(s(280), [&port]), std::slice::from_ref(&port));
         assert!(c.is_contested(&port));
         assert!(!c.is_contested(&vlan));
         // A contested key is not counted again.
@@ -210,9 +210,9 @@ mod tests {
         // Held, then one more repair, then contested again at once.
         assert!(c.release_due(s(879)).is_empty());
         assert_eq!(c.next_release(), Some(s(880)));
-        assert_eq!(c.release_due(s(880)), [port.clone()]);
+        assert_eq!(c.release_due(s(880)), std::slice::from_ref(&port));
         assert!(!c.is_contested(&port));
-        assert_eq!(c.repaired(s(881), [&port]), [port.clone()]);
+        assert_eq!(c.repaired(s(881), [&port]), std::slice::from_ref(&port));
         c.clear();
         assert_eq!(c.contested().count(), 0);
     }
