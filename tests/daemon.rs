@@ -580,51 +580,69 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
     assert!(has("STOPPING=1"));
 }
 
+/// A machine in namespace `name` wired to the agent's `Ethernet0`, running
+/// Debian's lldpd as the machine's go-lldpd would (machine id as system
+/// name, `description` as system description); both end on drop.
+fn machine_on_ethernet0(
+    ns: &AgentNetns,
+    name: &str,
+    machine_id: &str,
+    description: &str,
+) -> (
+    metal_switchd_lab::netns::Lldpd,
+    metal_switchd_lab::netns::Netns,
+) {
+    use metal_switchd_lab::netns::{Lldpd, Netns};
+    let machine = Netns::new(name).unwrap();
+    let out = std::process::Command::new("ip")
+        .args([
+            "link",
+            "add",
+            "Ethernet0",
+            "netns",
+            &ns.name,
+            "type",
+            "veth",
+        ])
+        .args(["peer", "name", "lan0", "netns", machine.name()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip link add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ns.ip(&["link", "set", "Ethernet0", "up"]);
+    machine.ip(&["link", "set", "lan0", "up"]).unwrap();
+    let lldpd = Lldpd::start(&machine, &["lan0"], machine_id, description).unwrap();
+    (lldpd, machine)
+}
+
+/// The first accepted phone-home event of `machine_id`.
+fn wait_for_phone_home(server: &ApiServer, agent: &AgentProcess, machine_id: &str) -> Record {
+    wait_for("a phone-home event", HANG, agent, || {
+        server
+            .records_of(Call::V2EventSend)
+            .into_iter()
+            .find(|r| r.status == 200 && r.request["events"].get(machine_id).is_some())
+    })
+}
+
 /// A machine announcing itself over LLDP (Debian's lldpd, as the machine's
 /// go-lldpd does: machine id as system name, `provisioned since …` as
 /// description) phones home through the running daemon, and `status` shows
 /// it on its port (issue "Phone-home").
 #[test]
 fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
-    use metal_switchd_lab::netns::{Lldpd, Netns};
     let sw = Switch::leaf01(StandInOptions::random(0x11d9, Duration::from_millis(25)));
     let ns = AgentNetns::new(&["Ethernet1"]);
-    let machine = Netns::new("msd-m").unwrap();
-    let ip = |args: &[&str]| {
-        let out = std::process::Command::new("ip")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    ip(&[
-        "link",
-        "add",
-        "Ethernet0",
-        "netns",
-        &ns.name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "lan0",
-        "netns",
-        machine.name(),
-    ]);
-    ns.ip(&["link", "set", "Ethernet0", "up"]);
-    machine.ip(&["link", "set", "lan0", "up"]).unwrap();
     const MACHINE: &str = "00000000-0000-0000-0000-0000000000a1";
-    let _lldpd = Lldpd::start(
-        &machine,
-        &["lan0"],
+    let _machine = machine_on_ethernet0(
+        &ns,
+        "msd-m",
         MACHINE,
         "provisioned since 2026-08-01T09:58:12Z",
-    )
-    .unwrap();
+    );
 
     let server = lab_api(&ns);
     let dir = tempfile::tempdir().unwrap();
@@ -632,12 +650,7 @@ fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
     let text = std::fs::read_to_string(&config).unwrap() + "phone_home_interval = \"1s\"\n";
     std::fs::write(&config, text).unwrap();
     let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
-    let ev = wait_for("a phone-home event", HANG, &agent, || {
-        server
-            .records_of(Call::V2EventSend)
-            .into_iter()
-            .find(|r| r.status == 200 && r.request["events"].get(MACHINE).is_some())
-    });
+    let ev = wait_for_phone_home(&server, &agent, MACHINE);
     let e = &ev.request["events"][MACHINE];
     assert_eq!(
         e["event"], "MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME",
@@ -1053,38 +1066,15 @@ fn a_key_contested_by_another_writer_is_left_alone_and_reported() {
 /// registration on.
 #[test]
 fn a_machine_phones_home_while_the_desired_state_is_refused() {
-    use metal_switchd_lab::netns::{Lldpd, Netns};
     let sw = Switch::leaf01(StandInOptions::random(0x5ef0, Duration::from_millis(25)));
     let ns = AgentNetns::new(&["Ethernet1"]);
-    let machine = Netns::new("msd-r").unwrap();
-    let out = std::process::Command::new("ip")
-        .args([
-            "link",
-            "add",
-            "Ethernet0",
-            "netns",
-            &ns.name,
-            "type",
-            "veth",
-        ])
-        .args(["peer", "name", "lan0", "netns", machine.name()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ns.ip(&["link", "set", "Ethernet0", "up"]);
-    machine.ip(&["link", "set", "lan0", "up"]).unwrap();
     const MACHINE: &str = "00000000-0000-0000-0000-0000000000b2";
-    let _lldpd = Lldpd::start(
-        &machine,
-        &["lan0"],
+    let _machine = machine_on_ethernet0(
+        &ns,
+        "msd-r",
         MACHINE,
         "provisioned since 2026-08-02T10:00:00Z",
-    )
-    .unwrap();
+    );
 
     let server = lab_api(&ns);
     let dir = tempfile::tempdir().unwrap();
@@ -1107,12 +1097,7 @@ fn a_machine_phones_home_while_the_desired_state_is_refused() {
         "{}",
         refused.request
     );
-    let ev = wait_for("a phone-home event", HANG, &agent, || {
-        server
-            .records_of(Call::V2EventSend)
-            .into_iter()
-            .find(|r| r.status == 200 && r.request["events"].get(MACHINE).is_some())
-    });
+    let ev = wait_for_phone_home(&server, &agent, MACHINE);
     assert_eq!(
         ev.request["events"][MACHINE]["event"], "MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME",
         "{}",
