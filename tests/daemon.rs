@@ -915,7 +915,8 @@ fn a_second_writer_is_refused_naming_the_first_ones_pid() {
     let pid = agent.pid();
     let writes = sw.writes();
     let second = |args: &[&str]| {
-        let out = std::process::Command::new("ip")
+        let err = dir.path().join("second.log");
+        let mut child = std::process::Command::new("ip")
             .args([
                 "netns",
                 "exec",
@@ -926,11 +927,29 @@ fn a_second_writer_is_refused_naming_the_first_ones_pid() {
             .arg("--config")
             .arg(&config)
             .args(args)
-            .output()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
             .unwrap();
+        // A second writer that is not refused runs on: end it, and fail.
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if started.elapsed() > HANG {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{args:?} still runs beside the first agent after {HANG:?}:\n{}",
+                    std::fs::read_to_string(&err).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+            status.code(),
+            std::fs::read_to_string(&err).unwrap_or_default(),
         )
     };
     let switch = dir.path().join("switch.json");
