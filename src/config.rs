@@ -491,7 +491,7 @@ pub struct Config {
     /// Extra routes via the management gateway.
     pub additional_mgmt_routes: Vec<IpNet>,
     /// Whether the daemon loop applies the desired state (false: compute and
-    /// report only). The loop is not built yet; `apply --once` always applies.
+    /// report only); `apply --once` always applies.
     pub reconfigure_switch: bool,
     /// How often the daemon loop reconciles without another trigger.
     pub reconfigure_switch_interval: HumanDuration,

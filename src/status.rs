@@ -402,6 +402,10 @@ pub struct Drift {
     pub repairs: BTreeMap<DriftSource, u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<DriftRepair>,
+    /// Owned CONFIG_DB keys contested by another writer: not repaired
+    /// while contested (`crate::configdb::contest`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contested: Vec<String>,
 }
 
 /// One drift repair.
@@ -869,6 +873,13 @@ impl Status {
             );
         }
         o.push('\n');
+        if !self.drift.contested.is_empty() {
+            let _ = writeln!(
+                o,
+                "contested:        {} (by another writer; not repaired)",
+                self.drift.contested.join(", ")
+            );
+        }
         let (up, total) = self.ports_up();
         let lldp = self.ports.values().filter(|p| p.lldp.is_some()).count();
         let _ = writeln!(

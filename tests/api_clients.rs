@@ -1243,6 +1243,7 @@ async fn registration_from_redis_and_netlink() {
             wait_ready: Duration::from_secs(10),
             retry: fast_retry(1),
             give_up_after: Some(Duration::from_secs(20)),
+            progress: None,
         };
         if version == ApiVersion::V2 {
             // Without PortInitDone nothing is registered: the wait ends in
@@ -1251,6 +1252,7 @@ async fn registration_from_redis_and_netlink() {
                 wait_ready: Duration::from_millis(300),
                 retry: fast_retry(1),
                 give_up_after: Some(Duration::ZERO),
+                progress: None,
             };
             let e = register::register(&cfg, &mut db, &kernel, &mut client, &not_yet)
                 .await

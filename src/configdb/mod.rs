@@ -10,6 +10,7 @@
 //! round trip and applies a plan phase by phase.
 
 pub mod confirmed;
+pub mod contest;
 pub mod dbconfig;
 pub mod diff;
 pub mod facts;

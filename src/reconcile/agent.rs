@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::configdb;
 use crate::configdb::dbconfig::Databases;
 use crate::configdb::plan::Plan;
-use crate::configdb::redis::{ApplyOptions, ConfigDb, ConfigDbError};
+use crate::configdb::redis::{ApplyOptions, ConfigDb, ConfigDbError, PhaseHook};
 use crate::configdb::schema::Key;
 use crate::error::Error;
 use crate::flavour::{Flavour, FrrLines};
@@ -22,6 +22,14 @@ use crate::frr::install::{Installed, Installer};
 use crate::kernel::KernelView;
 use crate::kernel::expect::expectations;
 use crate::spec::{self, LocalFacts, SpecDigest, SwitchDesc, SwitchSpec};
+use crate::systemd::watchdog::{Liveness, Step};
+
+/// How long one full read of the owned CONFIG_DB entries may take.
+const REFRESH_LIMIT: Duration = Duration::from_secs(10);
+
+/// Slack on top of a step's own time limits (scheduling, a redis round
+/// trip) before the watchdog calls it stalled.
+const STEP_SLACK: Duration = Duration::from_secs(10);
 
 /// Whether (and how) the agent changes the switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +121,12 @@ pub struct Agent {
     /// The next reconcile installs frr.conf again even when nothing else
     /// changed ([`Agent::repair_frr`]).
     frr_repair: bool,
+    /// The daemon's proof of progress for the watchdog: each long step of
+    /// a reconcile declares its bound ([`Agent::set_liveness`]).
+    liveness: Option<Liveness>,
+    /// Owned keys another writer keeps changing: left out of every plan
+    /// ([`Agent::set_contested`], `configdb::contest`).
+    contested: std::collections::BTreeSet<Key>,
 }
 
 impl Agent {
@@ -142,7 +156,35 @@ impl Agent {
             flavour: None,
             frr_digest: None,
             frr_repair: false,
+            liveness: None,
+            contested: Default::default(),
         })
+    }
+
+    /// Stop repairing these keys (contested by another writer): they are
+    /// left out of every plan until set again.
+    pub fn set_contested(&mut self, keys: impl IntoIterator<Item = Key>) {
+        self.contested = keys.into_iter().collect();
+    }
+
+    /// `plan` without the contested keys.
+    fn uncontested(&self, plan: Plan) -> Plan {
+        if self.contested.is_empty() {
+            return plan;
+        }
+        configdb::contest::without(plan, &|k| self.contested.contains(k))
+    }
+
+    /// Report the long steps of every reconcile to `liveness` (the
+    /// daemon's watchdog).
+    pub fn set_liveness(&mut self, liveness: Liveness) {
+        self.liveness = Some(liveness);
+    }
+
+    /// Open a long step of at most `bound` without progress (nothing
+    /// without a watchdog).
+    fn step(&self, what: &'static str, bound: Duration) -> Option<Step> {
+        self.liveness.as_ref().map(|l| l.step(what, bound))
     }
 
     /// Whether the installed frr.conf is no longer the one this agent
@@ -277,7 +319,11 @@ impl Agent {
     pub fn drifted(&self) -> Option<Plan> {
         let spec = self.last.spec.as_ref()?;
         let view = self.db.view();
-        let plan = configdb::plan_confirmed(spec, &view.config, &view.confirmed);
+        let plan = self.uncontested(configdb::plan_confirmed(
+            spec,
+            &view.config,
+            &view.confirmed,
+        ));
         (!plan.phases.is_empty()).then_some(plan)
     }
 
@@ -334,6 +380,11 @@ impl Agent {
         let (desc, api_generation) = match (refetch, &self.last.desc) {
             (false, Some(d)) => (d.clone(), self.last.api_generation),
             _ => {
+                let policy = crate::api::transport::RetryPolicy::from_config(&self.cfg);
+                let _step = self.step(
+                    "fetching the desired state",
+                    policy.worst_case(self.cfg.timeout.0).unwrap_or_default() + STEP_SLACK,
+                );
                 let fetched = match self.source.fetch(self.api.as_mut()).await {
                     Ok(f) => f,
                     Err(e) => {
@@ -358,9 +409,9 @@ impl Agent {
         self.db.pump();
         if !self.db.view().readiness.ready() || !self.db.is_connected() {
             let left = deadline.saturating_duration_since(Instant::now());
-            self.db
-                .wait_ready(self.opts.wait_ready.min(left).max(Duration::from_millis(1)))
-                .await?;
+            let wait = self.opts.wait_ready.min(left).max(Duration::from_millis(1));
+            let _step = self.step("waiting for SONiC to be ready", wait + STEP_SLACK);
+            self.db.wait_ready(wait).await?;
         }
         let view_moved = self.view_moved();
 
@@ -383,7 +434,9 @@ impl Agent {
 
         // What SONiC confirmed, with every value read (planning decides on
         // them).
-        self.db.refresh(Duration::from_secs(10)).await?;
+        let refresh = self.step("reading CONFIG_DB", REFRESH_LIMIT + STEP_SLACK);
+        self.db.refresh(REFRESH_LIMIT).await?;
+        drop(refresh);
 
         // 3. The spec (rebuilt when the desired state or CONFIG_DB changed).
         let t = Instant::now();
@@ -429,6 +482,7 @@ impl Agent {
                 _ => configdb::plan_reasserting(&spec, &view.config, &view.confirmed, &reassert),
             }
         };
+        let plan = self.uncontested(plan);
         out.stages.plan = t.elapsed();
         out.changes = plan.changes();
         out.phases = plan.phases.len();
@@ -453,12 +507,54 @@ impl Agent {
             }
         }
 
-        // 4. CONFIG_DB, phase by phase, each confirmed by SONiC.
+        // 4. What leaves FRR (a neighbour, a VRF instance) leaves it before
+        // its interface or VRF leaves CONFIG_DB: bgpd must not hold a
+        // session on an interface SONiC takes away. What is added goes into
+        // CONFIG_DB first (step 5), FRR after (step 6).
+        if !plan.is_empty()
+            && self.installer.is_some()
+            && let Some(old) = &self.last.converged_spec
+            && let Some(mid) = frr::render::removals_first(old, &spec)
+        {
+            let t = Instant::now();
+            let text = frr::render(&mid, self.frr_lines());
+            let step = self.step(
+                "validating and reloading FRR",
+                self.cfg.frr_validation_timeout.0 + self.cfg.frr_reload_timeout.0 + STEP_SLACK,
+            );
+            if let Some(installer) = &self.installer {
+                tracing::info!("removing from FRR what leaves CONFIG_DB, before CONFIG_DB");
+                installer.install(&text).await?;
+                self.frr_loaded = true;
+            }
+            drop(step);
+            out.stages.frr += t.elapsed();
+        }
+
+        // 5. CONFIG_DB, phase by phase, each confirmed by SONiC.
         if !plan.is_empty() {
             let mut opts = self.opts.hooks.clone();
             let left = deadline.saturating_duration_since(Instant::now());
             opts.barrier_timeout = opts.barrier_timeout.min(left).max(Duration::from_millis(1));
+            // Each wait (pending confirmations, a phase's precondition, its
+            // barrier) is bounded by the barrier timeout; every phase is
+            // progress.
+            let step = self.step("applying CONFIG_DB", opts.barrier_timeout + STEP_SLACK);
+            if let Some(l) = self.liveness.clone() {
+                let progress = |hook: Option<PhaseHook>| -> Option<PhaseHook> {
+                    let l = l.clone();
+                    Some(Arc::new(move |phase, stage| {
+                        l.progress();
+                        if let Some(h) = &hook {
+                            h(phase, stage);
+                        }
+                    }))
+                };
+                opts.before_phase = progress(opts.before_phase.take());
+                opts.after_write = progress(opts.after_write.take());
+            }
             let report = self.db.apply(&plan, &opts).await;
+            drop(step);
             match report {
                 Ok(r) => {
                     out.stages.configdb_write = r.write_time;
@@ -469,25 +565,33 @@ impl Agent {
             }
         }
 
-        // 5. FRR (not started once a shutdown was asked for).
+        // 6. FRR (not started once a shutdown was asked for).
         if self.opts.hooks.stop.as_ref().is_some_and(|s| *s.borrow()) {
             return Err(ConfigDbError::Stopped.into());
         }
         let t = Instant::now();
+        let frr_step = self.step(
+            "validating and reloading FRR",
+            self.cfg.frr_validation_timeout.0 + self.cfg.frr_reload_timeout.0 + STEP_SLACK,
+        );
         out.frr = self.install_frr(&spec).await?;
-        out.stages.frr = t.elapsed();
+        drop(frr_step);
+        out.stages.frr += t.elapsed();
         out.frr_repaired = frr_repair && matches!(out.frr, FrrOutcome::Replaced { .. });
 
-        // 6. Verify: the installed frr.conf is the rendered one, and — when
+        // 7. Verify: the installed frr.conf is the rendered one, and — when
         // anything was written — SONiC's view now matches the desired state.
         self.verify_frr(&spec)?;
         if !plan.is_empty() {
             // The apply ended synced with redis; read what changed unread.
-            self.db.refresh(Duration::from_secs(10)).await?;
+            let refresh = self.step("reading CONFIG_DB", REFRESH_LIMIT + STEP_SLACK);
+            self.db.refresh(REFRESH_LIMIT).await?;
+            drop(refresh);
             let again = {
                 let view = self.db.view();
                 configdb::plan_confirmed(&spec, &view.config, &view.confirmed)
             };
+            let again = self.uncontested(again);
             if !again.is_empty() {
                 out.retry_now = true;
                 return Err(ConfigDbError::NotConverged {
@@ -497,7 +601,7 @@ impl Agent {
             }
         }
         crate::crash_point!("reconcile.kernel-check");
-        // 7. The kernel shows what SONiC's managers made of it. They write
+        // 8. The kernel shows what SONiC's managers made of it. They write
         // their STATE_DB confirmations after their kernel commands, so a
         // mismatch left now is drift rather than lag: wait at most the
         // drift grace period, then let drift repair take over.
@@ -512,7 +616,9 @@ impl Agent {
                 .0
                 .min(left)
                 .max(Duration::from_millis(1));
+            let step = self.step("waiting for the kernel", wait + STEP_SLACK);
             let confirmed = kernel.wait_until(&expectations(&spec), wait).await;
+            drop(step);
             out.stages.kernel = t.elapsed();
             if let Err(e) = confirmed {
                 out.kernel_pending = true;
