@@ -502,12 +502,21 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
 
     // The metrics endpoint (metal-core's default port, in the agent's namespace).
     let addr = std::net::SocketAddr::from((ns.ns_ip, 2112));
-    let body = wait_for("a converged reconcile in the metrics", HANG, &agent, || {
-        let b = http_get(addr, "/metrics");
-        metric(&b, "metal_switchd_reconciles_total", "result=\"converged\"")
-            .filter(|v| *v >= 1.0)
-            .map(|_| b)
-    });
+    // The report of a reconcile is counted when the API has answered it:
+    // wait for both, a scrape may come in between.
+    let body = wait_for(
+        "a converged, reported reconcile in the metrics",
+        HANG,
+        &agent,
+        || {
+            let b = http_get(addr, "/metrics");
+            let reported = metric(&b, "metal_switchd_api_requests_total", "call=\"report\"")
+                .is_some_and(|v| v >= 1.0);
+            metric(&b, "metal_switchd_reconciles_total", "result=\"converged\"")
+                .filter(|v| *v >= 1.0 && reported)
+                .map(|_| b)
+        },
+    );
     assert!(
         metric(&body, "metal_core_total_errors", "switch-reconfiguration").is_some(),
         "{body}"
