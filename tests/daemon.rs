@@ -545,44 +545,54 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
     );
 
     // The status file, read by `metal-switchd status`.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
-        .env_remove("METAL_SWITCHD_CONFIG")
-        .arg("--config")
-        .arg(&config)
-        .args(["status", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "status: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(st["liveness"], "running", "{st}");
-    assert_eq!(
-        st["status"]["last_reconcile"]["result"], "converged",
-        "{st}"
-    );
-    assert_eq!(st["status"]["ports"]["Ethernet0"]["oper"], "up", "{st}");
+    let status_json = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+            .env_remove("METAL_SWITCHD_CONFIG")
+            .arg("--config")
+            .arg(&config)
+            .args(["status", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
     // Converged to what (issue 22 item 9): the API's generation of the
     // switch and the digest of the desired state, in the status file and
-    // the metrics alike.
-    let generation = server.switch("leaf01").unwrap().generation;
-    let r = &st["status"]["last_reconcile"];
-    assert_eq!(r["api_generation"], generation, "{st}");
-    let digest = r["digest"].as_str().unwrap();
-    assert_eq!(digest.len(), 16, "{st}");
-    assert_eq!(st["status"]["desired"]["digest"], digest, "{st}");
-    let body = http_get(addr, "/metrics");
-    assert_eq!(
-        metric(
-            &body,
-            "metal_switchd_converged_state_info",
-            &format!("digest=\"{digest}\",api_generation=\"{generation}\"")
-        ),
-        Some(1.0),
-        "{body}"
+    // the metrics alike. The agent's own heartbeats change the switch in
+    // the API (its BGP states), which counts the generation up as the
+    // API's meta.generation does: wait for a reconcile converged to the
+    // generation the API has now.
+    let (st, generation, digest) = wait_for(
+        "a reconcile converged to the API's current generation, in status and metrics",
+        HANG,
+        &agent,
+        || {
+            let generation = server.switch("leaf01").unwrap().generation;
+            let st = status_json();
+            let r = &st["status"]["last_reconcile"];
+            if r["result"] != "converged" || r["api_generation"] != generation {
+                return None;
+            }
+            let digest = r["digest"].as_str()?.to_owned();
+            let body = http_get(addr, "/metrics");
+            let info = metric(
+                &body,
+                "metal_switchd_converged_state_info",
+                &format!("digest=\"{digest}\",api_generation=\"{generation}\""),
+            );
+            (info == Some(1.0)).then_some((st, generation, digest))
+        },
     );
+    assert!(generation >= 1, "{st}");
+    assert_eq!(st["liveness"], "running", "{st}");
+    assert_eq!(st["status"]["ports"]["Ethernet0"]["oper"], "up", "{st}");
+    assert_eq!(digest.len(), 16, "{st}");
+    assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()), "{st}");
+    assert_eq!(st["status"]["desired"]["digest"], digest.as_str(), "{st}");
 
     // SIGHUP: RELOADING=1, then READY=1 again.
     let readies = messages
