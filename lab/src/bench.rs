@@ -207,9 +207,10 @@ pub fn run(
             std::fs::write(
                 &config,
                 format!(
-                    "{}database_config = {:?}\n",
+                    "{}database_config = {:?}\nstate_directory = {:?}\n",
                     bench_config(ports),
-                    dbconf.display().to_string()
+                    dbconf.display().to_string(),
+                    dir.join("state").display().to_string()
                 ),
             )?;
             let a = dir.join("a.json");

@@ -11,6 +11,7 @@
 //! applies a plan phase by phase.
 
 pub mod confirmed;
+pub mod contest;
 pub mod dbconfig;
 pub mod diff;
 pub mod facts;

@@ -75,8 +75,9 @@ pub struct Schedule {
 
 impl Schedule {
     /// A schedule whose first reconcile (trigger `Startup`) is due at once.
-    /// `ping`: the ping period (`None`: no pings); `watchdog`: how often to
-    /// tell systemd the loop is alive (`None`: no watchdog).
+    /// `ping`: the ping period (`None`: no pings); `watchdog`: how often an
+    /// idle loop comes round to prove progress to the watchdog's pinger
+    /// (`None`: no watchdog).
     pub fn new(
         now: Instant,
         interval: Duration,

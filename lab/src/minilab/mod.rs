@@ -811,11 +811,32 @@ impl Lab {
             ApiVersion::V1 => Call::V1Find,
             ApiVersion::V2 => Call::V2Get,
         };
+        // v2: the API's generation of the switch now, which the agent's
+        // status file names once it converged to it (v1's switch has none:
+        // there the fetch after `after` says it).
+        let generation = match self.opts.api {
+            ApiVersion::V1 => None,
+            ApiVersion::V2 => self.api()?.switch(id).map(|s| s.generation),
+        };
+        let status_file = self
+            .leaves
+            .iter()
+            .find(|l| l.leaf.name == id)
+            .map(|l| l.dir.join("status.json"));
         let what = format!(
-            "{id} to fetch and converge (a report without error after a fetch after record #{after})"
+            "{id} to fetch and converge (a report without error after a fetch after record \
+             #{after}{})",
+            generation
+                .map(|g| format!("; its status: converged to API generation {g}"))
+                .unwrap_or_default()
         );
         let r = wait_for(&what, timeout, Duration::from_millis(50), || {
             self.check_agents()?;
+            if let (Some(g), Some(file)) = (generation, &status_file)
+                && !converged_to(file, g)
+            {
+                return Ok(None);
+            }
             let recs = self.api()?.records();
             let Some(get) = recs.iter().find(|r| {
                 r.seq > after
@@ -986,6 +1007,21 @@ impl Drop for Lab {
 pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Whether the agent's status file says its last reconcile converged to API
+/// generation `generation` or a later one.
+fn converged_to(status_file: &Path, generation: u64) -> bool {
+    std::fs::read_to_string(status_file)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|s| {
+            let r = &s["last_reconcile"];
+            r["result"] == "converged"
+                && r["api_generation"]
+                    .as_u64()
+                    .is_some_and(|g| g >= generation)
+        })
 }
 
 #[cfg(test)]
