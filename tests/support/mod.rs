@@ -31,7 +31,7 @@ pub struct Switch {
     pub standin: Option<SonicStandIn>,
     pub dbconf: PathBuf,
     /// The stand-in's writes at the last [`Switch::reset_writes`].
-    standin_mark: std::cell::Cell<u64>,
+    standin_mark: std::sync::atomic::AtomicU64,
 }
 
 impl Switch {
@@ -74,7 +74,7 @@ impl Switch {
             redis,
             standin,
             dbconf,
-            standin_mark: std::cell::Cell::new(0),
+            standin_mark: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -180,18 +180,19 @@ impl Switch {
     /// Reset redis' command counters for [`Switch::agent_writes`].
     pub fn reset_writes(&self) {
         self.redis.reset_stats().expect("CONFIG RESETSTAT");
-        self.standin_mark
-            .set(self.standin.as_ref().map_or(0, SonicStandIn::writes));
+        self.standin_mark.store(
+            self.standin.as_ref().map_or(0, SonicStandIn::writes),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Write commands since [`Switch::reset_writes`] of every client but
     /// the SONiC stand-in (which counts its own): the agent's, when the
     /// test itself wrote nothing. The stand-in must be the same one.
     pub fn agent_writes(&self) -> u64 {
-        let standin = self
-            .standin
-            .as_ref()
-            .map_or(0, |s| s.writes() - self.standin_mark.get());
+        let standin = self.standin.as_ref().map_or(0, |s| {
+            s.writes() - self.standin_mark.load(std::sync::atomic::Ordering::Relaxed)
+        });
         self.writes() - standin
     }
 
