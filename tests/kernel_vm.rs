@@ -179,9 +179,9 @@ async fn a_converged_leaf_is_confirmed_by_the_kernel_and_drift_is_named() {
     );
     let cfg = sw.config("");
     let started = Instant::now();
-    let (prepared, _) = sw.apply(&cfg, &small_leaf()).await.unwrap();
+    let done = sw.apply(&cfg, &small_leaf()).await.unwrap();
     let applied = started.elapsed();
-    let spec = &prepared.spec;
+    let spec = &done.spec;
     let exp = expectations(spec);
     // Reference §2.3/§3.2: tenant VRFs Vrf<vni>, their L3VNI VLANs from the
     // agent's range, vxlanmgrd's `<vtep>-<vid>` devices (the VTEP is

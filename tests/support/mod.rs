@@ -10,19 +10,34 @@ pub mod lab;
 pub mod model;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use metal_switchd::api::parse_switch_document;
 use metal_switchd::config::Config;
 use metal_switchd::configdb::dbconfig::Databases;
 use metal_switchd::configdb::plan::Plan;
 use metal_switchd::configdb::redis::{ApplyOptions, ApplyReport, ConfigDb};
-use metal_switchd::reconcile::{self, Prepared};
-use metal_switchd::spec::SwitchDesc;
+use metal_switchd::reconcile::desired::DesiredSource;
+use metal_switchd::reconcile::{self, Agent, AgentOptions, Mode, Prepared};
+use metal_switchd::report::{Outcome, ReconcileResult, Trigger};
+use metal_switchd::spec::{SwitchDesc, SwitchSpec};
 use metal_switchd_lab::fixtures;
 use metal_switchd_lab::redis_server::{CONFIG_DB, RedisServer};
 use metal_switchd_lab::seed::{Entry, SeedOptions, dump, seed_switch, write_entries};
 use metal_switchd_lab::sonic::{SonicStandIn, StandInOptions};
+
+/// What one [`Switch::apply`] did.
+#[derive(Debug)]
+pub struct Applied {
+    /// The validated desired state.
+    pub spec: SwitchSpec,
+    /// The plan it applied.
+    pub plan: Plan,
+    /// The apply's phases and counters (of the agent's whole connection).
+    pub report: ApplyReport,
+    pub outcome: Outcome,
+}
 
 pub type Dump = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
 
@@ -128,23 +143,39 @@ impl Switch {
             .expect("connect")
     }
 
-    /// Read, plan and apply like `apply --once`.
-    pub async fn apply(
-        &self,
-        cfg: &Config,
-        desc: &SwitchDesc,
-    ) -> Result<(Prepared, ApplyReport), metal_switchd::Error> {
-        let mut db = self.connect().await;
-        db.wait_ready(Duration::from_secs(5)).await?;
-        let view = db.view();
-        let prepared = reconcile::prepare(desc, cfg, &view.config, &view.confirmed)?;
-        let opts = ApplyOptions {
-            barrier_timeout: cfg.barrier_timeout.0,
-            ..ApplyOptions::default()
+    /// Apply `desc` as `apply --once --configdb-only` does: one
+    /// [`Agent::reconcile_once`] of a new agent (the one apply path: fetch,
+    /// spec, plan, write, verify). `Err` is the outcome of a reconcile that
+    /// did not converge, with its result and error.
+    pub async fn apply(&self, cfg: &Config, desc: &SwitchDesc) -> Result<Applied, Box<Outcome>> {
+        let opts = AgentOptions {
+            mode: Mode::Apply,
+            frr: false,
+            wait_ready: Duration::from_secs(5),
+            hooks: ApplyOptions {
+                barrier_timeout: cfg.barrier_timeout.0,
+                ..ApplyOptions::default()
+            },
         };
-        let mut report = db.apply(&prepared.plan, &opts).await?;
-        report.stats = db.stats();
-        Ok((prepared, report))
+        let source = DesiredSource::Memory(Arc::new(desc.clone()));
+        let mut agent = Agent::new(cfg.clone(), source, None, opts).expect("agent");
+        // Each wait is bounded by wait_ready or barrier_timeout, as for `apply --once`.
+        let deadline = Instant::now() + Duration::from_secs(86_400);
+        let outcome = agent.reconcile_once(Trigger::Command, true, deadline).await;
+        if outcome.result != ReconcileResult::Converged {
+            return Err(Box::new(outcome));
+        }
+        let mut report = outcome.apply.clone().unwrap_or_default();
+        report.stats = agent.db().stats();
+        Ok(Applied {
+            spec: agent
+                .spec()
+                .cloned()
+                .expect("a converged reconcile has a spec"),
+            plan: outcome.plan.clone().unwrap_or_default(),
+            report,
+            outcome,
+        })
     }
 
     pub async fn plan(&self, cfg: &Config, desc: &SwitchDesc) -> Plan {
@@ -152,11 +183,7 @@ impl Switch {
     }
 
     /// The spec of `desc` against this switch's CONFIG_DB.
-    pub async fn plan_spec(
-        &self,
-        cfg: &Config,
-        desc: &SwitchDesc,
-    ) -> metal_switchd::spec::SwitchSpec {
+    pub async fn plan_spec(&self, cfg: &Config, desc: &SwitchDesc) -> SwitchSpec {
         self.prepare(cfg, desc).await.spec
     }
 
