@@ -2,12 +2,13 @@
 //! `config_db.json` snapshot, output formats, `check-config`, exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use metal_switchd::configdb::confirmed::Confirmed;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use metal_switchd_lab::fixtures;
-use metal_switchd_lab::seed::port_entries;
 use serde_json::{Map, Value};
 
 struct Files {
@@ -19,20 +20,9 @@ impl Files {
     /// the lab's agent configuration and both wire versions of its state.
     fn new() -> Files {
         let dir = tempfile::tempdir().unwrap();
-        let mut snap: Map<String, Value> = serde_json::from_str(fixtures::LEAF01_CONFIG).unwrap();
-        let mut ports = Map::new();
-        for (k, f) in port_entries(fixtures::MINI_LAB_PORT_MAP).unwrap() {
-            let fields: Map<String, Value> =
-                f.into_iter().map(|(a, b)| (a, Value::String(b))).collect();
-            ports.insert(
-                k.trim_start_matches("PORT|").to_owned(),
-                Value::Object(fields),
-            );
-        }
-        snap.insert("PORT".into(), Value::Object(ports));
         std::fs::write(
             dir.path().join("config_db.json"),
-            Value::Object(snap).to_string(),
+            support::leaf01_config_db_json(),
         )
         .unwrap();
         // The writer lock in the test's own runtime directory.
@@ -324,13 +314,7 @@ fn readme_offline_commands_work_with_files_in_the_repository() {
 fn configdb_snapshots_are_read_bounded() {
     let f = Files::new();
     let fifo = f.path("fifo.json");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::process::mkfifo(&fifo);
     std::fs::write(f.path("bin.json"), b"{\"PORT\": \xff}").unwrap();
     std::fs::write(
         f.path("dup.json"),
@@ -637,13 +621,7 @@ fn unusable_redis_password_files_are_refused() {
     use std::os::unix::fs::PermissionsExt;
     let f = Files::new();
     let fifo = f.path("passwd-fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::process::mkfifo(&fifo);
     let secret = |name: &str, content: &str| {
         let p = f.path(name);
         std::fs::write(&p, content).unwrap();

@@ -30,16 +30,8 @@ use metal_switchd_lab::seed::SeedOptions;
 use metal_switchd_lab::sonic::StandInOptions;
 use support::Switch;
 use support::agent::AgentProcess;
-use support::lab::{HANG, Lab, desc_of, leaf01_doc, no_error};
+use support::lab::{HANG, LAB_PORTS, Lab, desc_of, leaf01_doc, no_error};
 use support::model::{self, Model};
-
-const PORTS: &[&str] = &[
-    "Ethernet0",
-    "Ethernet1",
-    "Ethernet2",
-    "Ethernet3",
-    "Ethernet4",
-];
 
 /// The lab leaf01 (Ethernet3 in Vrf104010, Ethernet4 unprovisioned).
 fn state_a() -> String {
@@ -90,7 +82,7 @@ fn switch(seed: u64) -> Switch {
 fn lab_at(from: &str, to: &str, seed: u64) -> (Lab, Model) {
     let sw = switch(seed);
     let baseline = sw.dump(CONFIG_DB);
-    let lab = Lab::new(sw, PORTS, to, model::FOREIGN_SETTINGS);
+    let lab = Lab::new(sw, LAB_PORTS, to, model::FOREIGN_SETTINGS);
     let mut model = Model::leaf01(baseline, model::UNMANAGED);
     let before = lab.sw.dump(CONFIG_DB);
     let expected = model.transition(&desc_of(from), &before);

@@ -14,9 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use metal_switchd_lab::api_server::{
-    ApiServer, ApiServerOptions, Call, Fault, FaultKind, Record, TokenGrant,
-};
+use metal_switchd_lab::api_server::{ApiServer, Call, Fault, FaultKind, Record};
 use metal_switchd_lab::fixtures;
 use metal_switchd_lab::redis_server::{CONFIG_DB, STATE_DB};
 use metal_switchd_lab::seed::{SeedOptions, seed_switch};
@@ -32,15 +30,7 @@ const HMAC_KEY: &str = "metal-edit-daemon-key";
 const HANG: Duration = Duration::from_secs(60);
 
 fn lab_api(ns: &AgentNetns) -> ApiServer {
-    ApiServer::start(ApiServerOptions {
-        switches: vec![fixtures::LEAF01_SWITCH_V1.to_owned()],
-        partitions: vec!["mini-lab".into()],
-        hmac_edit_key: Some(HMAC_KEY.into()),
-        tokens: [(TOKEN.to_owned(), TokenGrant::Editor)].into(),
-        listen: (ns.host_ip, 0).into(),
-        ..ApiServerOptions::default()
-    })
-    .expect("lab API server")
+    support::agent::lab_api(ns, HMAC_KEY, TOKEN)
 }
 
 /// The agent's configuration: the lab switch, the lab API, FRR installed in
@@ -541,10 +531,10 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
         std::path::Path::new("/usr/bin/promtool").exists(),
         "promtool is missing: apt-get install -y prometheus (./dev test does)"
     );
-    let check = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .output_with_stdin(&body);
+    let check = support::process::output_with_stdin(
+        std::process::Command::new("promtool").args(["check", "metrics"]),
+        body.as_bytes(),
+    );
     assert!(
         check.status.success(),
         "promtool: {}",
@@ -724,28 +714,6 @@ fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
         "exit {status:?}; log:\n{}",
         agent.log_text()
     );
-}
-
-trait OutputWithStdin {
-    fn output_with_stdin(&mut self, input: &str) -> std::process::Output;
-}
-
-impl OutputWithStdin for std::process::Command {
-    fn output_with_stdin(&mut self, input: &str) -> std::process::Output {
-        use std::io::Write;
-        let mut child = self
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
 }
 
 /// `WATCHDOG=1` datagrams and the rest of what the daemon tells systemd,
@@ -977,21 +945,12 @@ fn a_second_writer_is_refused_naming_the_first_ones_pid() {
             .spawn()
             .unwrap();
         // A second writer that is not refused runs on: end it, and fail.
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if started.elapsed() > HANG {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{args:?} still runs beside the first agent after {HANG:?}:\n{}",
-                    std::fs::read_to_string(&err).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = support::process::exit_within(&mut child, HANG).unwrap_or_else(|| {
+            panic!(
+                "{args:?} still runs beside the first agent after {HANG:?}:\n{}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            )
+        });
         (
             status.code(),
             std::fs::read_to_string(&err).unwrap_or_default(),

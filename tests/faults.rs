@@ -15,22 +15,14 @@ use std::time::Duration;
 
 use metal_switchd_lab::api_server::{Call, Fault, FaultKind, TokenGrant};
 use metal_switchd_lab::fixtures;
-use metal_switchd_lab::redis_server::{APPL_DB, CONFIG_DB};
+use metal_switchd_lab::redis_server::CONFIG_DB;
 use metal_switchd_lab::seed::{SeedOptions, seed_switch, write_entries};
 use metal_switchd_lab::sonic::{SonicStandIn, StandInOptions};
 use serde_json::Value;
 use support::Switch;
 use support::agent::{AgentProcess, wait_for};
-use support::lab::{HANG, Lab, desc_of, leaf01_doc, metric, no_error};
+use support::lab::{HANG, LAB_PORTS, Lab, desc_of, leaf01_doc, metric, no_error};
 use support::model::{self, Expected, Model};
-
-const PORTS: &[&str] = &[
-    "Ethernet0",
-    "Ethernet1",
-    "Ethernet2",
-    "Ethernet3",
-    "Ethernet4",
-];
 
 fn switch(standin: StandInOptions) -> Switch {
     Switch::new(
@@ -52,7 +44,7 @@ fn doc(moves: &[(&str, &str)]) -> String {
 fn lab(standin: StandInOptions, edit: impl FnOnce(String) -> String) -> (Lab, Model) {
     let sw = switch(standin);
     let baseline = sw.dump(CONFIG_DB);
-    let lab = Lab::new(sw, PORTS, &doc(&[]), model::FOREIGN_SETTINGS);
+    let lab = Lab::new(sw, LAB_PORTS, &doc(&[]), model::FOREIGN_SETTINGS);
     lab.edit_config(edit);
     (lab, Model::leaf01(baseline, model::UNMANAGED))
 }
@@ -434,21 +426,8 @@ fn config_reload_the_agent_waits_for_config_db_initialized_then_reasserts_its_st
         )
         .unwrap(),
     );
-    {
-        let mut c = lab.sw.redis.connection(APPL_DB).unwrap();
-        redis::cmd("HSET")
-            .arg("PORT_TABLE:PortInitDone")
-            .arg("lanes")
-            .arg("0")
-            .query::<()>(&mut c)
-            .unwrap();
-        let mut c = lab.sw.redis.connection(CONFIG_DB).unwrap();
-        redis::cmd("SET")
-            .arg("CONFIG_DB_INITIALIZED")
-            .arg("1")
-            .query::<()>(&mut c)
-            .unwrap();
-    }
+    support::process::port_init_done(&lab.sw.redis);
+    support::process::config_db_initialized(&lab.sw.redis);
     let mut model = Model::leaf01(model.baseline.clone(), model::UNMANAGED);
     let base = model.baseline.clone();
     let expected = model.transition(&desc_of(&a2), &base);

@@ -27,6 +27,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -284,9 +286,9 @@ fn an_unknown_flavour_renders_the_community_defaults_with_a_warning() {
 /// — a routing configuration mode in which SONiC writes frr.conf itself.
 #[test]
 fn check_config_shows_the_flavour_and_refuses_unified_by_name() {
-    use metal_switchd_lab::redis_server::{CONFIG_DB, RedisServer};
+    use metal_switchd_lab::redis_server::CONFIG_DB;
     use metal_switchd_lab::seed::write_entries;
-    let redis = RedisServer::start().expect("redis-server (apt-get install -y redis-server)");
+    let redis = support::start_redis();
     let dbconf = redis.write_database_config().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let version = dir.path().join("sonic_version.yml");

@@ -8,6 +8,8 @@
 //! or state it needs, with timeouts that only catch hangs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -298,21 +300,10 @@ impl Churn {
                 batch.push_str(&format!("link del {tag}{i}\n"));
             }
             while !s.load(Ordering::SeqCst) {
-                let mut child = std::process::Command::new("ip")
-                    .args(["-n", &name, "-force", "-batch", "-"])
-                    .stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .unwrap();
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(batch.as_bytes())
-                    .unwrap();
-                child.wait().unwrap();
+                support::process::output_with_stdin(
+                    std::process::Command::new("ip").args(["-n", &name, "-force", "-batch", "-"]),
+                    batch.as_bytes(),
+                );
             }
         });
         Churn {

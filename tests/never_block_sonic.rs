@@ -160,14 +160,7 @@ fn no_command_of_the_agent_blocks_sonics_redis() {
         .unwrap(),
     );
     let after = lab.last_seq();
-    {
-        let mut c = lab.sw.redis.connection(CONFIG_DB).unwrap();
-        redis::cmd("SET")
-            .arg("CONFIG_DB_INITIALIZED")
-            .arg("1")
-            .query::<()>(&mut c)
-            .unwrap();
-    }
+    support::process::config_db_initialized(&lab.sw.redis);
     let mut model = Model::leaf01(baseline.clone(), model::UNMANAGED);
     let expected = model.transition(&desc_of(&moved), &baseline);
     lab.wait_converged(&agent, after, "convergence after the redis restart");

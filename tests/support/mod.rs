@@ -8,6 +8,7 @@ pub mod cases;
 pub mod kernel;
 pub mod lab;
 pub mod model;
+pub mod process;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,7 +80,7 @@ impl Switch {
         seed: SeedOptions,
         standin: Option<StandInOptions>,
     ) -> Switch {
-        let redis = RedisServer::start().expect("redis-server (apt-get install -y redis-server)");
+        let redis = start_redis();
         seed_switch(&redis, config_db, port_map, &seed).expect("seeding");
         write_entries(&redis, CONFIG_DB, extra).expect("extra entries");
         let dbconf = redis.write_database_config().expect("database_config.json");
@@ -244,6 +245,30 @@ impl Switch {
             .as_ref()
             .expect("this switch runs the stand-in")
     }
+}
+
+/// A throwaway redis-server of its own (the one way the tests start one).
+pub fn start_redis() -> RedisServer {
+    RedisServer::start().expect("redis-server (apt-get install -y redis-server)")
+}
+
+/// leaf01's base configuration plus its PORT table as one config_db.json
+/// (a `--configdb` snapshot).
+pub fn leaf01_config_db_json() -> String {
+    use serde_json::{Map, Value};
+    let mut snap: Map<String, Value> =
+        serde_json::from_str(fixtures::LEAF01_CONFIG).expect("lab base configuration");
+    let mut ports = Map::new();
+    for (k, f) in metal_switchd_lab::seed::port_entries(fixtures::MINI_LAB_PORT_MAP).unwrap() {
+        let fields: Map<String, Value> =
+            f.into_iter().map(|(a, b)| (a, Value::String(b))).collect();
+        ports.insert(
+            k.trim_start_matches("PORT|").to_owned(),
+            Value::Object(fields),
+        );
+    }
+    snap.insert("PORT".into(), Value::Object(ports));
+    Value::Object(snap).to_string()
 }
 
 /// The lab's leaf01 desired state.
