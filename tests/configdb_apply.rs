@@ -377,13 +377,7 @@ async fn missing_vtep_is_an_error_and_nothing_is_written() {
 #[tokio::test]
 async fn a_barrier_that_never_holds_times_out_naming_it() {
     // No stand-in: nobody confirms anything.
-    let sw = Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &[],
-        SeedOptions::default(),
-        None,
-    );
+    let sw = Switch::leaf01_unconfirmed();
     let cfg = sw.config("barrier_timeout = \"300ms\"");
     let err = sw
         .apply(&cfg, &leaf01_desc())

@@ -24,9 +24,7 @@ mod support;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use metal_switchd_lab::fixtures;
 use metal_switchd_lab::redis_server::CONFIG_DB;
-use metal_switchd_lab::seed::SeedOptions;
 use metal_switchd_lab::sonic::StandInOptions;
 use support::Switch;
 use support::agent::AgentProcess;
@@ -68,13 +66,7 @@ fn standin(seed: u64) -> StandInOptions {
 }
 
 fn switch(seed: u64) -> Switch {
-    Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &model::foreign_entries(),
-        SeedOptions::default(),
-        Some(standin(seed)),
-    )
+    Switch::leaf01_with_foreign(standin(seed))
 }
 
 /// A lab whose CONFIG_DB and frr.conf are at `from` (applied by `apply

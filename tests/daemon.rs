@@ -543,17 +543,13 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
 
     // The status file, read by `metal-switchd status`.
     let status_json = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
-            .env_remove("METAL_SWITCHD_CONFIG")
-            .arg("--config")
-            .arg(&config)
-            .args(["status", "--format", "json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "status: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = support::process::succeeded(
+            std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+                .env_remove("METAL_SWITCHD_CONFIG")
+                .arg("--config")
+                .arg(&config)
+                .args(["status", "--format", "json"]),
+            "status",
         );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };

@@ -25,13 +25,7 @@ use support::lab::{HANG, LAB_PORTS, Lab, desc_of, leaf01_doc, metric, no_error};
 use support::model::{self, Expected, Model};
 
 fn switch(standin: StandInOptions) -> Switch {
-    Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &model::foreign_entries(),
-        SeedOptions::default(),
-        Some(standin),
-    )
+    Switch::leaf01_with_foreign(standin)
 }
 
 /// The lab leaf01 plus `moves`.
@@ -698,15 +692,11 @@ struct Tmpfs(std::path::PathBuf);
 impl Tmpfs {
     fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount tmpfs (needs root): {}",
-            String::from_utf8_lossy(&out.stderr)
+        support::process::succeeded(
+            std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir),
+            "mount tmpfs (needs root)",
         );
         Tmpfs(dir.to_owned())
     }

@@ -142,18 +142,11 @@ fn render(p: Profile, flavour_arg: bool, dir: &Path) -> String {
     if flavour_arg {
         cmd.args(["--flavour", p.name()]);
     }
-    let out = cmd
-        .arg("--switch")
+    cmd.arg("--switch")
         .arg(case.join("switch.json"))
         .arg("--configdb")
-        .arg(&configdb)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{p}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&configdb);
+    let out = support::process::succeeded(&mut cmd, &p.to_string());
     String::from_utf8(out.stdout).unwrap()
 }
 

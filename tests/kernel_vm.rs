@@ -20,10 +20,8 @@ use metal_switchd::kernel::KernelView;
 use metal_switchd::kernel::expect::{
     KernelExpectations, Mismatch, MismatchKind, RepairMethod, compare, expectations,
 };
-use metal_switchd_lab::fixtures;
 use metal_switchd_lab::netns::Netns;
 use metal_switchd_lab::redis_server::{CONFIG_DB, STATE_DB};
-use metal_switchd_lab::seed::SeedOptions;
 use metal_switchd_lab::sonic::StandInOptions;
 use support::kernel::{add_ports, small_leaf};
 use support::{Switch, assert_no_violations};
@@ -167,16 +165,10 @@ async fn a_converged_leaf_is_confirmed_by_the_kernel_and_drift_is_named() {
     let ns = full_kernel_netns("vm");
     add_ports(&ns);
     let view = KernelView::start_in_netns(ns.path()).await.unwrap();
-    let sw = Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &[],
-        SeedOptions::default(),
-        Some(StandInOptions {
-            kernel_netns: Some(ns.name().to_owned()),
-            ..StandInOptions::adversarial()
-        }),
-    );
+    let sw = Switch::leaf01(StandInOptions {
+        kernel_netns: Some(ns.name().to_owned()),
+        ..StandInOptions::adversarial()
+    });
     let cfg = sw.config("");
     let started = Instant::now();
     let done = sw.apply(&cfg, &small_leaf()).await.unwrap();
@@ -309,16 +301,10 @@ async fn the_daemon_repairs_kernel_drift_through_configdb() {
         .try_init();
     let ns = full_kernel_netns("vmd");
     add_ports(&ns);
-    let sw = Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &[],
-        SeedOptions::default(),
-        Some(StandInOptions {
-            kernel_netns: Some(ns.name().to_owned()),
-            ..StandInOptions::adversarial()
-        }),
-    );
+    let sw = Switch::leaf01(StandInOptions {
+        kernel_netns: Some(ns.name().to_owned()),
+        ..StandInOptions::adversarial()
+    });
     let dir = tempfile::tempdir().unwrap();
     let cfg = sw.config(&format!(
         "reconfigure_switch = true\nkernel_checks = true\nkernel_drift_grace = \"1s\"\n\

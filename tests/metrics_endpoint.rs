@@ -7,7 +7,6 @@ mod support;
 
 use metal_switchd::configdb::confirmed::Confirmed;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -122,15 +121,7 @@ fn busy_metrics() -> Metrics {
 }
 
 fn promtool_check_metrics(body: &[u8]) -> std::process::Output {
-    let mut child = Command::new(promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    child.wait_with_output().unwrap()
+    support::process::output_with_stdin(Command::new(promtool()).args(["check", "metrics"]), body)
 }
 
 #[tokio::test]

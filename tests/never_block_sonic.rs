@@ -89,13 +89,7 @@ fn assert_never_long(watch: &Watch, when: &str) {
 
 #[test]
 fn no_command_of_the_agent_blocks_sonics_redis() {
-    let sw = Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &model::foreign_entries(),
-        SeedOptions::default(),
-        Some(StandInOptions::random(0x5104, Duration::from_millis(5))),
-    );
+    let sw = Switch::leaf01_with_foreign(StandInOptions::random(0x5104, Duration::from_millis(5)));
     switch_sized(&sw.redis);
     let baseline = sw.dump(CONFIG_DB);
     let mut lab = Lab::new(sw, PORTS, &leaf01_doc(&[]), model::FOREIGN_SETTINGS);

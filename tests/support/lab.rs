@@ -170,21 +170,15 @@ impl Lab {
     pub fn apply_once(&self, doc: &str) {
         let file = self.path("apply-once.json");
         std::fs::write(&file, doc).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
-            .env_remove("METAL_SWITCHD_CONFIG")
-            .env_remove("METAL_SWITCHD_CRASH_AT")
-            .arg("--config")
-            .arg(&self.config)
-            .args(["apply", "--once", "--wait-ready", "10s", "--switch"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "apply --once: {:?}\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        super::process::succeeded(
+            std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+                .env_remove("METAL_SWITCHD_CONFIG")
+                .env_remove("METAL_SWITCHD_CRASH_AT")
+                .arg("--config")
+                .arg(&self.config)
+                .args(["apply", "--once", "--wait-ready", "10s", "--switch"])
+                .arg(&file),
+            "apply --once",
         );
     }
 

@@ -62,6 +62,29 @@ impl Switch {
         )
     }
 
+    /// leaf01 with the foreign objects of the model (`model::foreign_entries`)
+    /// and the stand-in.
+    pub fn leaf01_with_foreign(standin: StandInOptions) -> Switch {
+        Switch::new(
+            fixtures::LEAF01_CONFIG,
+            Some(fixtures::MINI_LAB_PORT_MAP),
+            &model::foreign_entries(),
+            SeedOptions::default(),
+            Some(standin),
+        )
+    }
+
+    /// leaf01 without the stand-in: nobody confirms anything.
+    pub fn leaf01_unconfirmed() -> Switch {
+        Switch::new(
+            fixtures::LEAF01_CONFIG,
+            Some(fixtures::MINI_LAB_PORT_MAP),
+            &[],
+            SeedOptions::default(),
+            None,
+        )
+    }
+
     /// leaf01 with the lab sample state applied and settled, the stand-in's
     /// events cleared: the starting point of a move test.
     pub async fn leaf01_applied(standin: StandInOptions) -> (Switch, Config) {
@@ -291,11 +314,16 @@ pub fn with_vrf(mut desc: SwitchDesc, port: &str, vrf: &str) -> SwitchDesc {
 
 /// Panic with the stand-in's report if SONiC would have crashed or wedged.
 pub fn assert_no_violations(sw: &Switch) {
+    assert_no_violations_when(sw, "at the end");
+}
+
+/// [`assert_no_violations`], saying `when`.
+pub fn assert_no_violations_when(sw: &Switch, when: &str) {
     sw.settle();
     let v = sw.violations();
     assert!(
         v.is_empty(),
-        "orders that would crash or wedge SONiC:\n{}",
+        "{when}: orders that would crash or wedge SONiC:\n{}",
         v.join("\n")
     );
 }

@@ -34,6 +34,22 @@ pub fn exit_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// Run `cmd` and require it to succeed; its output. A failure panics with
+/// `what`, the exit status and both streams.
+pub fn succeeded(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Run `cmd` with `input` on its stdin; its stdout and stderr.
 pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
     use std::io::Write;
