@@ -1214,11 +1214,7 @@ async fn registration_from_redis_and_netlink() {
             ApiVersion::V1 => v1_config(&server, HMAC_KEY),
             ApiVersion::V2 => v2_config(&server, dir.path(), TOKEN),
         };
-        let lab_cfg = Config::from_sources(
-            Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)),
-            Vec::new(),
-        )
-        .unwrap();
+        let lab_cfg = support::config::TestConfig::leaf01().build();
         cfg.hostname = lab_cfg.hostname.clone();
         cfg.partition_id = lab_cfg.partition_id.clone();
         cfg.rack_id = lab_cfg.rack_id.clone();

@@ -26,15 +26,9 @@ impl Files {
         )
         .unwrap();
         // The writer lock in the test's own runtime directory.
-        std::fs::write(
-            dir.path().join("agent.toml"),
-            format!(
-                "{}\nstate_directory = {:?}\n",
-                fixtures::LEAF01_AGENT_CONFIG,
-                dir.path().join("state").display().to_string()
-            ),
-        )
-        .unwrap();
+        support::config::TestConfig::leaf01()
+            .path("state_directory", &dir.path().join("state"))
+            .write(&dir.path().join("agent.toml"));
         let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/switches");
         for f in ["leaf01.v1.json", "leaf01.v2.json"] {
             std::fs::copy(lab.join(f), dir.path().join(f)).unwrap();
@@ -483,11 +477,7 @@ fn converged_leaf01_snapshot() -> Value {
     let doc = std::fs::read_to_string(root.join("lab/switches/leaf01.v1.json")).unwrap();
     let (_, desc) =
         metal_switchd::api::parse_switch_document("leaf01.v1.json", &doc, None).unwrap();
-    let cfg = metal_switchd::config::Config::from_sources(
-        Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)),
-        Vec::new(),
-    )
-    .unwrap();
+    let cfg = support::config::TestConfig::leaf01().build();
     let prepared =
         metal_switchd::reconcile::prepare(&desc, &cfg, &state, &Confirmed::assumed()).unwrap();
     assert!(prepared.plan.changes() > 0, "the base is already converged");

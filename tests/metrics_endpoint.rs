@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use metal_switchd::api::parse_switch_document;
-use metal_switchd::config::Config;
 use metal_switchd::configdb::{self, snapshot};
 use metal_switchd::observed::{BgpPortState, BgpState, PortOperState};
 use metal_switchd::reconcile;
@@ -62,8 +61,7 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Str
 fn leaf01_plan() -> configdb::plan::Plan {
     let state =
         snapshot::parse_config_db_json("leaf01", &support::leaf01_config_db_json()).unwrap();
-    let cfg =
-        Config::from_sources(Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)), vec![]).unwrap();
+    let cfg = support::config::TestConfig::leaf01().build();
     let desc = parse_switch_document("leaf01.v1.json", fixtures::LEAF01_SWITCH_V1, None).unwrap();
     reconcile::prepare(&desc.1, &cfg, &state, &Confirmed::assumed())
         .unwrap()

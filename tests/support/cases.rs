@@ -161,29 +161,18 @@ pub fn build(case: &Case, extra_config: &str) -> Result<Built, String> {
         None,
     );
 
-    let mut config: toml::Table =
-        toml::from_str(fixtures::LEAF01_AGENT_CONFIG).map_err(|e| e.to_string())?;
-    config.insert(
-        "database_config".into(),
-        sw.dbconf.display().to_string().into(),
-    );
-    // Nothing may be written; if something is, fail fast instead of waiting
-    // for barriers nobody confirms.
-    config.insert("barrier_timeout".into(), "1s".into());
-    // The writer lock and the status file beside the case's redis.
-    config.insert(
-        "state_directory".into(),
-        sw.redis.dir().join("state").display().to_string().into(),
-    );
-    if let Some(extra) = t.get("config").and_then(|v| v.as_str()) {
-        config.extend(toml::from_str::<toml::Table>(extra).map_err(|e| format!("config: {e}"))?);
-    }
-    config.extend(
-        toml::from_str::<toml::Table>(extra_config).map_err(|e| format!("extra config: {e}"))?,
-    );
+    let config = sw
+        .test_config()
+        // Nothing may be written; if something is, fail fast instead of
+        // waiting for barriers nobody confirms.
+        .set("barrier_timeout", "1s")
+        // The writer lock and the status file beside the case's redis.
+        .path("state_directory", &sw.redis.dir().join("state"))
+        .extra(t.get("config").and_then(|v| v.as_str()).unwrap_or_default())
+        .extra(extra_config);
     let dir = sw.redis.dir().to_owned();
     let config_path = dir.join("agent.toml");
-    let mut config_text = toml::to_string(&config).map_err(|e| e.to_string())?;
+    let mut config_text = config.text();
     if let Some(raw) = t.get("config_text").and_then(|v| v.as_str()) {
         // Appended as is: for syntax errors the TOML library would not write.
         config_text.push_str(raw);

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod cases;
+pub mod config;
 pub mod kernel;
 pub mod lab;
 pub mod model;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use config::TestConfig;
 use metal_switchd::api::parse_switch_document;
 use metal_switchd::config::Config;
 use metal_switchd::configdb::dbconfig::Databases;
@@ -117,48 +119,32 @@ impl Switch {
         }
     }
 
-    /// The lab's leaf01 agent configuration, overridden by the keys in `extra` (TOML).
+    /// The lab's leaf01 agent configuration for this switch.
+    pub fn test_config(&self) -> TestConfig {
+        TestConfig::leaf01()
+            .path("database_config", &self.dbconf)
+            .set("barrier_timeout", "10s")
+    }
+
+    /// [`Switch::test_config`], overridden by the keys in `extra` (TOML).
     pub fn config(&self, extra: &str) -> Config {
-        let mut table: toml::Table =
-            toml::from_str(fixtures::LEAF01_AGENT_CONFIG).expect("lab config");
-        table.insert(
-            "database_config".into(),
-            self.dbconf.display().to_string().into(),
-        );
-        table.insert("barrier_timeout".into(), "10s".into());
-        table.extend(toml::from_str::<toml::Table>(extra).expect("extra TOML"));
-        let text = toml::to_string(&table).expect("TOML");
-        Config::from_sources(Some(("test.toml", &text)), Vec::new()).expect("test configuration")
+        self.test_config().extra(extra).build()
     }
 
     /// The agent configuration of [`Switch::config`] as a TOML file in `dir`
     /// (for running the `metal-switchd` binary against this switch).
     pub fn config_file(&self, dir: &std::path::Path, extra: &str) -> PathBuf {
-        let mut table: toml::Table =
-            toml::from_str(fixtures::LEAF01_AGENT_CONFIG).expect("lab config");
-        table.insert(
-            "database_config".into(),
-            self.dbconf.display().to_string().into(),
-        );
-        table.insert("barrier_timeout".into(), "10s".into());
-        // FRR: validated with vtysh --dryrun and installed in `dir`, not reloaded.
-        table.insert(
-            "frr_config".into(),
-            dir.join("frr.conf").display().to_string().into(),
-        );
-        table.insert("frr_reload".into(), "none".into());
-        table.insert("frr_agentx".into(), false.into());
-        // This kernel cannot create VRF devices: no kernel confirmation.
-        table.insert("kernel_checks".into(), false.into());
-        // The status file next to the configuration; no fixed metrics port.
-        table.insert(
-            "state_directory".into(),
-            dir.join("state").display().to_string().into(),
-        );
-        table.extend(toml::from_str::<toml::Table>(extra).expect("extra TOML"));
-        let path = dir.join("agent.toml");
-        std::fs::write(&path, toml::to_string(&table).expect("TOML")).expect("write config");
-        path
+        self.test_config()
+            // FRR: validated with vtysh --dryrun and installed in `dir`, not reloaded.
+            .path("frr_config", &dir.join("frr.conf"))
+            .set("frr_reload", "none")
+            .set("frr_agentx", false)
+            // This kernel cannot create VRF devices: no kernel confirmation.
+            .set("kernel_checks", false)
+            // The status file next to the configuration; no fixed metrics port.
+            .path("state_directory", &dir.join("state"))
+            .extra(extra)
+            .write(&dir.join("agent.toml"))
     }
 
     pub async fn connect(&self) -> ConfigDb {
