@@ -33,6 +33,67 @@ fn lab_api(ns: &AgentNetns) -> ApiServer {
     support::agent::lab_api(ns, HMAC_KEY, TOKEN)
 }
 
+/// What a daemon test starts from: leaf01 with the stand-in (delays from
+/// `seed`), the agent's namespace with `ports`, the lab API server, a
+/// directory and the agent's configuration (v1 or v2, reconciling every
+/// `interval`).
+struct Setup {
+    sw: Switch,
+    ns: AgentNetns,
+    server: ApiServer,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+impl Setup {
+    fn new(seed: u64, ports: &[&str], v2: bool, interval: &str) -> Setup {
+        let sw = Switch::leaf01(StandInOptions::random(seed, Duration::from_millis(25)));
+        let ns = AgentNetns::new(ports);
+        let server = lab_api(&ns);
+        let dir = tempfile::tempdir().unwrap();
+        let config = agent_config(&sw, &server, dir.path(), v2, interval);
+        Setup {
+            sw,
+            ns,
+            server,
+            dir,
+            config,
+        }
+    }
+}
+
+/// A machine on the agent's `Ethernet0` announcing `machine_id` over LLDP
+/// (see [`machine_on_ethernet0`]), the agent's own port `Ethernet1`, v2,
+/// reconciles and phone-home every second.
+fn phone_home_setup(
+    seed: u64,
+    name: &str,
+    machine_id: &str,
+    description: &str,
+) -> (
+    Setup,
+    (
+        metal_switchd_lab::netns::Lldpd,
+        metal_switchd_lab::netns::Netns,
+    ),
+) {
+    let setup = Setup::new(seed, &["Ethernet1"], true, "1s");
+    let text = std::fs::read_to_string(&setup.config).unwrap() + "phone_home_interval = \"1s\"\n";
+    std::fs::write(&setup.config, text).unwrap();
+    let machine = machine_on_ethernet0(&setup.ns, name, machine_id, description);
+    (setup, machine)
+}
+
+/// SIGTERM: the agent exits 0.
+fn stop_cleanly(agent: &mut AgentProcess) {
+    let status = agent.stop(HANG);
+    assert!(
+        status.success(),
+        "exit {status:?}; log:\n{}",
+        agent.log_text()
+    );
+}
+
 /// The agent's configuration: the lab switch, the lab API, FRR installed in
 /// `dir` and validated by vtysh (not reloaded), management on `mgmt0`.
 fn agent_config(
@@ -141,11 +202,18 @@ fn last_seq(server: &ApiServer) -> u64 {
 
 #[test]
 fn the_daemon_registers_converges_follows_the_api_and_rides_out_outages() {
-    let mut sw = Switch::leaf01(StandInOptions::random(0x5eed, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1", "Ethernet2", "Ethernet3"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let Setup {
+        mut sw,
+        ns,
+        server,
+        dir,
+        config,
+    } = Setup::new(
+        0x5eed,
+        &["Ethernet0", "Ethernet1", "Ethernet2", "Ethernet3"],
+        true,
+        "1s",
+    );
     let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
 
     // 1. Registration, convergence, a heartbeat without error.
@@ -268,12 +336,7 @@ fn the_daemon_registers_converges_follows_the_api_and_rides_out_outages() {
     assert_leaf01_target(&sw.dump(CONFIG_DB), false);
 
     // 5. SIGTERM: a clean exit.
-    let status = agent.stop(HANG);
-    assert!(
-        status.success(),
-        "exit {status:?}; log:\n{}",
-        agent.log_text()
-    );
+    stop_cleanly(&mut agent);
     assert_no_violations(&sw);
     // `cargo nextest run --test daemon --no-capture` shows the recorded run.
     eprintln!("--- agent log ---\n{}", agent.log_text());
@@ -290,12 +353,14 @@ fn the_daemon_registers_converges_follows_the_api_and_rides_out_outages() {
 
 #[test]
 fn owned_entries_changed_by_hand_are_repaired_at_once_and_foreign_ones_left_alone() {
-    let sw = Switch::leaf01(StandInOptions::random(0xd1f7, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
     // The timer never fires during the test: repairs come from notifications.
-    let config = agent_config(&sw, &server, dir.path(), false, "1h");
+    let Setup {
+        sw,
+        ns,
+        server,
+        dir,
+        config,
+    } = Setup::new(0xd1f7, &["Ethernet0", "Ethernet1"], false, "1h");
     let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
     wait_for("a v1 notify without error", HANG, &agent, || {
         report_after(&server, false, 0, no_error)
@@ -347,12 +412,7 @@ fn owned_entries_changed_by_hand_are_repaired_at_once_and_foreign_ones_left_alon
         agent.log_text()
     );
 
-    let status = agent.stop(HANG);
-    assert!(
-        status.success(),
-        "exit {status:?}; log:\n{}",
-        agent.log_text()
-    );
+    stop_cleanly(&mut agent);
     assert_no_violations(&sw);
 }
 
@@ -361,11 +421,13 @@ fn owned_entries_changed_by_hand_are_repaired_at_once_and_foreign_ones_left_alon
 /// on top of the unconfirmed phase, and converges once SONiC runs again.
 #[test]
 fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
-    let sw = Switch::leaf01(StandInOptions::random(0x4b11, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "500ms");
+    let Setup {
+        sw,
+        ns,
+        server,
+        dir,
+        config,
+    } = Setup::new(0x4b11, &["Ethernet0", "Ethernet1"], true, "500ms");
     // Short barrier waits so that the frozen daemons are noticed quickly.
     let text = std::fs::read_to_string(&config).unwrap() + "\n";
     let text = text.replace("barrier_timeout = \"10s\"", "barrier_timeout = \"300ms\"");
@@ -437,12 +499,7 @@ fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
         report_after(&server, true, 0, no_error)
     });
     assert_leaf01_target(&sw.dump(CONFIG_DB), true);
-    let status = agent.stop(HANG);
-    assert!(
-        status.success(),
-        "exit {status:?}; log:\n{}",
-        agent.log_text()
-    );
+    stop_cleanly(&mut agent);
     assert_no_violations(&sw);
 }
 
@@ -450,11 +507,13 @@ fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
 /// status file of a running daemon (issue "Operability").
 #[test]
 fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
-    let sw = Switch::leaf01(StandInOptions::random(0x0b5e, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let Setup {
+        sw: _sw,
+        ns,
+        server,
+        dir,
+        config,
+    } = Setup::new(0x0b5e, &["Ethernet0", "Ethernet1"], true, "1s");
     let notify_path = dir.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -601,12 +660,7 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
             && m.iter().filter(|m| m.contains("READY=1")).count() > readies)
             .then_some(())
     });
-    let status = agent.stop(HANG);
-    assert!(
-        status.success(),
-        "exit {status:?}; log:\n{}",
-        agent.log_text()
-    );
+    stop_cleanly(&mut agent);
     reader.join().unwrap();
     assert!(has("STOPPING=1"));
 }
@@ -625,23 +679,19 @@ fn machine_on_ethernet0(
 ) {
     use metal_switchd_lab::netns::{Lldpd, Netns};
     let machine = Netns::new(name).unwrap();
-    let out = std::process::Command::new("ip")
-        .args([
-            "link",
-            "add",
-            "Ethernet0",
-            "netns",
-            &ns.name,
-            "type",
-            "veth",
-        ])
-        .args(["peer", "name", "lan0", "netns", machine.name()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ip link add: {}",
-        String::from_utf8_lossy(&out.stderr)
+    support::process::succeeded(
+        std::process::Command::new("ip")
+            .args([
+                "link",
+                "add",
+                "Ethernet0",
+                "netns",
+                &ns.name,
+                "type",
+                "veth",
+            ])
+            .args(["peer", "name", "lan0", "netns", machine.name()]),
+        "ip link add",
     );
     ns.ip(&["link", "set", "Ethernet0", "up"]);
     machine.ip(&["link", "set", "lan0", "up"]).unwrap();
@@ -665,21 +715,20 @@ fn wait_for_phone_home(server: &ApiServer, agent: &AgentProcess, machine_id: &st
 /// it on its port (issue "Phone-home").
 #[test]
 fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
-    let sw = Switch::leaf01(StandInOptions::random(0x11d9, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet1"]);
     const MACHINE: &str = "00000000-0000-0000-0000-0000000000a1";
-    let _machine = machine_on_ethernet0(
-        &ns,
+    let (setup, _machine) = phone_home_setup(
+        0x11d9,
         "msd-m",
         MACHINE,
         "provisioned since 2026-08-01T09:58:12Z",
     );
-
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
-    let text = std::fs::read_to_string(&config).unwrap() + "phone_home_interval = \"1s\"\n";
-    std::fs::write(&config, text).unwrap();
+    let Setup {
+        sw: _sw,
+        ns,
+        server,
+        dir,
+        config,
+    } = setup;
     let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
     let ev = wait_for_phone_home(&server, &agent, MACHINE);
     let e = &ev.request["events"][MACHINE];
@@ -704,12 +753,7 @@ fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
         let st: Value = serde_json::from_slice(&out.stdout).ok()?;
         (st["status"]["ports"]["Ethernet0"]["lldp"]["machine_id"] == MACHINE).then_some(())
     });
-    let status = agent.stop(HANG);
-    assert!(
-        status.success(),
-        "exit {status:?}; log:\n{}",
-        agent.log_text()
-    );
+    stop_cleanly(&mut agent);
 }
 
 /// `WATCHDOG=1` datagrams and the rest of what the daemon tells systemd,
@@ -769,12 +813,14 @@ const WATCHDOG: Duration = Duration::from_secs(8);
 /// API is back, registration and a converged heartbeat (issue 21 item 1).
 #[test]
 fn the_watchdog_is_fed_while_registration_waits_for_the_api() {
-    let sw = Switch::leaf01(StandInOptions::random(0x00d0, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
+    let Setup {
+        sw: _sw,
+        ns,
+        server,
+        dir,
+        config,
+    } = Setup::new(0x00d0, &["Ethernet0", "Ethernet1"], true, "1s");
     server.inject(Fault::status(Call::V2Register, 503, u32::MAX));
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
     let notify = NotifyListener::bind(dir.path());
     let usec = WATCHDOG.as_micros().to_string();
     let agent = AgentProcess::start_with_env(
@@ -848,11 +894,13 @@ fn the_watchdog_is_fed_while_registration_waits_for_the_api() {
 /// (issue 21 item 1).
 #[test]
 fn a_wedged_loop_stops_the_watchdog_pings() {
-    let sw = Switch::leaf01(StandInOptions::random(0x0ed9, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let Setup {
+        sw: _sw,
+        ns,
+        server: _server,
+        dir,
+        config,
+    } = Setup::new(0x0ed9, &["Ethernet0", "Ethernet1"], true, "1s");
     let notify = NotifyListener::bind(dir.path());
     let usec = WATCHDOG.as_micros().to_string();
     let trace = dir.path().join("trace");
@@ -912,11 +960,13 @@ fn a_wedged_loop_stops_the_watchdog_pings() {
 /// 1 naming its PID and write nothing.
 #[test]
 fn a_second_writer_is_refused_naming_the_first_ones_pid() {
-    let sw = Switch::leaf01(StandInOptions::random(0x10c4, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let Setup {
+        sw,
+        ns,
+        server,
+        dir,
+        config,
+    } = Setup::new(0x10c4, &["Ethernet0", "Ethernet1"], true, "1s");
     let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
     wait_for("a converged heartbeat", HANG, &agent, || {
         report_after(&server, true, 0, no_error)
@@ -980,11 +1030,13 @@ fn a_second_writer_is_refused_naming_the_first_ones_pid() {
 #[test]
 fn a_key_contested_by_another_writer_is_left_alone_and_reported() {
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-    let sw = Switch::leaf01(StandInOptions::random(0xc0de, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let Setup {
+        sw,
+        ns,
+        server,
+        dir,
+        config,
+    } = Setup::new(0xc0de, &["Ethernet0", "Ethernet1"], true, "1s");
     let agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
     let converged = wait_for("a converged heartbeat", HANG, &agent, || {
         report_after(&server, true, 0, no_error)
@@ -1085,24 +1137,27 @@ fn a_key_contested_by_another_writer_is_left_alone_and_reported() {
 /// registration on.
 #[test]
 fn a_machine_phones_home_while_the_desired_state_is_refused() {
-    let sw = Switch::leaf01(StandInOptions::random(0x5ef0, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet1"]);
     const MACHINE: &str = "00000000-0000-0000-0000-0000000000b2";
-    let _machine = machine_on_ethernet0(
-        &ns,
+    let (setup, _machine) = phone_home_setup(
+        0x5ef0,
         "msd-r",
         MACHINE,
         "provisioned since 2026-08-02T10:00:00Z",
     );
-
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let Setup {
+        sw: _sw,
+        ns,
+        server,
+        dir,
+        config,
+    } = setup;
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("pxe_vlan_id = 3900"), "{text}");
-    let text =
-        text.replace("pxe_vlan_id = 3900", "pxe_vlan_id = 3999") + "phone_home_interval = \"1s\"\n";
-    std::fs::write(&config, text).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("pxe_vlan_id = 3900", "pxe_vlan_id = 3999"),
+    )
+    .unwrap();
     let agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
     let refused = wait_for("a heartbeat with the refusal", HANG, &agent, || {
         report_after(&server, true, 0, |r| {
