@@ -716,21 +716,14 @@ fn wait_for_phone_home(server: &ApiServer, agent: &AgentProcess, machine_id: &st
 #[test]
 fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
     const MACHINE: &str = "00000000-0000-0000-0000-0000000000a1";
-    let (setup, _machine) = phone_home_setup(
+    let (s, _machine) = phone_home_setup(
         0x11d9,
         "msd-m",
         MACHINE,
         "provisioned since 2026-08-01T09:58:12Z",
     );
-    let Setup {
-        sw: _sw,
-        ns,
-        server,
-        dir,
-        config,
-    } = setup;
-    let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
-    let ev = wait_for_phone_home(&server, &agent, MACHINE);
+    let mut agent = AgentProcess::start(&s.ns, &s.config, &s.dir.path().join("agent.log"));
+    let ev = wait_for_phone_home(&s.server, &agent, MACHINE);
     let e = &ev.request["events"][MACHINE];
     assert_eq!(
         e["event"], "MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME",
@@ -745,8 +738,8 @@ fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
     wait_for("the machine on Ethernet0 in status", HANG, &agent, || {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
             .env_remove("METAL_SWITCHD_CONFIG")
-            .arg("--config")
-            .arg(&config)
+            .arg("--s.config")
+            .arg(&s.config)
             .args(["status", "--format", "json"])
             .output()
             .unwrap();
@@ -1138,29 +1131,22 @@ fn a_key_contested_by_another_writer_is_left_alone_and_reported() {
 #[test]
 fn a_machine_phones_home_while_the_desired_state_is_refused() {
     const MACHINE: &str = "00000000-0000-0000-0000-0000000000b2";
-    let (setup, _machine) = phone_home_setup(
+    let (s, _machine) = phone_home_setup(
         0x5ef0,
         "msd-r",
         MACHINE,
         "provisioned since 2026-08-02T10:00:00Z",
     );
-    let Setup {
-        sw: _sw,
-        ns,
-        server,
-        dir,
-        config,
-    } = setup;
-    let text = std::fs::read_to_string(&config).unwrap();
+    let text = std::fs::read_to_string(&s.config).unwrap();
     assert!(text.contains("pxe_vlan_id = 3900"), "{text}");
     std::fs::write(
-        &config,
+        &s.config,
         text.replace("pxe_vlan_id = 3900", "pxe_vlan_id = 3999"),
     )
     .unwrap();
-    let agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
+    let agent = AgentProcess::start(&s.ns, &s.config, &s.dir.path().join("agent.log"));
     let refused = wait_for("a heartbeat with the refusal", HANG, &agent, || {
-        report_after(&server, true, 0, |r| {
+        report_after(&s.server, true, 0, |r| {
             r["error"]
                 .as_str()
                 .is_some_and(|e| e.contains("PXE VLAN Vlan3999"))
@@ -1171,7 +1157,7 @@ fn a_machine_phones_home_while_the_desired_state_is_refused() {
         "{}",
         refused.request
     );
-    let ev = wait_for_phone_home(&server, &agent, MACHINE);
+    let ev = wait_for_phone_home(&s.server, &agent, MACHINE);
     assert_eq!(
         ev.request["events"][MACHINE]["event"], "MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME",
         "{}",
@@ -1179,7 +1165,7 @@ fn a_machine_phones_home_while_the_desired_state_is_refused() {
     );
     // Nothing was ever accepted.
     assert!(
-        heartbeats(&server, true)
+        heartbeats(&s.server, true)
             .iter()
             .all(|r| !no_error(&r.request)),
         "a heartbeat without error although the desired state is refused"

@@ -520,7 +520,6 @@ mod tests {
     use crate::configdb::plan::plan;
     use crate::configdb::redis::ApplyReport;
     use crate::configdb::schema::{Fields, Key};
-    use crate::observed::{BgpPortState, BgpState};
     use crate::spec::NicDesc;
 
     fn reporter() -> Reporter {
@@ -693,15 +692,7 @@ mod tests {
         Neighbors {
             states: [(
                 "Ethernet1".to_owned(),
-                BgpPortState {
-                    neighbor: "machine-1".into(),
-                    peer_group: "MACHINE".into(),
-                    vrf_name: "Vrf104009".into(),
-                    state: BgpState::Established,
-                    established_since: Some(1_790_000_005),
-                    sent_prefixes: 4,
-                    accepted_prefixes: 2,
-                },
+                super::super::status::sample::established(),
             )]
             .into_iter()
             .collect(),
