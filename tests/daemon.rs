@@ -738,7 +738,7 @@ fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
     wait_for("the machine on Ethernet0 in status", HANG, &agent, || {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
             .env_remove("METAL_SWITCHD_CONFIG")
-            .arg("--s.config")
+            .arg("--config")
             .arg(&s.config)
             .args(["status", "--format", "json"])
             .output()
