@@ -359,6 +359,28 @@ async fn the_daemon_repairs_kernel_drift_through_configdb() {
             .unwrap_or_else(|_| panic!("no loop event while waiting for {what}"))
             .unwrap_or_else(|| panic!("the daemon stopped while waiting for {what}"))
     }
+    /// Drift of `what` is repaired and the repair's reconcile converges,
+    /// kernel confirmed; its outcome.
+    async fn repaired(
+        events: &mut tokio::sync::mpsc::UnboundedReceiver<LoopEvent>,
+        what: &str,
+    ) -> Box<metal_switchd::report::Outcome> {
+        loop {
+            if let LoopEvent::KernelDrift { repaired, .. } =
+                next_event(events, &format!("{what}'s drift")).await
+                && repaired > 0
+            {
+                break;
+            }
+        }
+        loop {
+            if let LoopEvent::Reconciled(o) = next_event(events, &format!("{what}'s repair")).await
+            {
+                assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
+                return o;
+            }
+        }
+    }
     let scenario = async {
         let events = &mut events;
         // The first reconcile converges only once the kernel confirmed it.
@@ -373,22 +395,8 @@ async fn the_daemon_repairs_kernel_drift_through_configdb() {
 
         // A port out of its VRF: repaired by the daemon.
         ns.ip("link set Ethernet2 nomaster").unwrap();
-        loop {
-            if let LoopEvent::KernelDrift { repaired, .. } =
-                next_event(events, "the port's drift").await
-                && repaired > 0
-            {
-                break;
-            }
-        }
-        // The repair's reconcile converges, kernel confirmed.
-        loop {
-            if let LoopEvent::Reconciled(o) = next_event(events, "the port's repair").await {
-                assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
-                assert!(o.changes > 0, "{}", o.summary());
-                break;
-            }
-        }
+        let o = repaired(events, "the port").await;
+        assert!(o.changes > 0, "{}", o.summary());
         assert!(compare(&view.state(), &exp).is_empty());
         eprintln!("drift repaired: Ethernet2 back in Vrf104009");
 
@@ -405,20 +413,7 @@ async fn the_daemon_repairs_kernel_drift_through_configdb() {
             .unwrap();
         ns.bridge(&format!("vlan del vid 1 dev {dev}")).unwrap();
         ns.ip(&format!("link set {dev} up")).unwrap();
-        loop {
-            if let LoopEvent::KernelDrift { repaired, .. } =
-                next_event(events, "the VNI's drift").await
-                && repaired > 0
-            {
-                break;
-            }
-        }
-        loop {
-            if let LoopEvent::Reconciled(o) = next_event(events, "the VNI's repair").await {
-                assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
-                break;
-            }
-        }
+        repaired(events, "the VNI").await;
         assert!(compare(&view.state(), &exp).is_empty());
         assert_eq!(view.state().vlan_vni_map("Bridge")[&v2].vni, 104010);
         eprintln!("drift repaired: {dev} carries VNI 104010 again");

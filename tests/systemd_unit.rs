@@ -83,15 +83,20 @@ fn verify_root() -> tempfile::TempDir {
     root
 }
 
-#[test]
-fn verify_passes_without_a_word() {
-    let root = verify_root();
-    let out = systemd_analyze()
+/// `systemd-analyze verify` of the unit installed under `root`.
+fn verify(root: &tempfile::TempDir) -> std::process::Output {
+    systemd_analyze()
         .arg("verify")
         .arg(format!("--root={}", root.path().display()))
         .arg("metal-switchd.service")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn verify_passes_without_a_word() {
+    let root = verify_root();
+    let out = verify(&root);
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -106,12 +111,7 @@ fn verify_passes_without_a_word() {
         broken,
     )
     .unwrap();
-    let out = systemd_analyze()
-        .arg("verify")
-        .arg(format!("--root={}", root.path().display()))
-        .arg("metal-switchd.service")
-        .output()
-        .unwrap();
+    let out = verify(&root);
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unknown key 'Tpye'"));
 }
 

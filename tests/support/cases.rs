@@ -126,17 +126,8 @@ pub struct Built {
 pub fn build(case: &Case, extra_config: &str) -> Result<Built, String> {
     let t = &case.table;
     let mut base = fixtures::LEAF01_CONFIG.to_owned();
-    for r in t
-        .get("base_replace")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let pair = r.as_array().ok_or("base_replace items are [from, to]")?;
-        base = base.replace(
-            pair[0].as_str().unwrap_or(""),
-            pair[1].as_str().unwrap_or(""),
-        );
+    for (from, to) in replacements(t, "base_replace")? {
+        base = base.replace(from, to);
     }
     let mut entries: Vec<Entry> = Vec::new();
     for (key, fields) in t
@@ -297,23 +288,24 @@ fn document(case: &Case) -> Result<String, String> {
         }
     }
     let mut text = serde_json::to_string_pretty(&switch).map_err(|e| e.to_string())?;
-    for r in t
-        .get("switch_replace")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let pair = r.as_array().ok_or("switch_replace items are [from, to]")?;
-        let (from, to) = (
-            pair[0].as_str().unwrap_or(""),
-            pair[1].as_str().unwrap_or(""),
-        );
+    for (from, to) in replacements(t, "switch_replace")? {
         if !text.contains(from) {
             return Err(format!("switch_replace: {from:?} is not in the document"));
         }
         text = text.replacen(from, to, 1);
     }
     Ok(text)
+}
+
+/// The `[from, to]` pairs of the case's list `key`.
+fn replacements<'a>(t: &'a toml::Table, key: &str) -> Result<Vec<(&'a str, &'a str)>, String> {
+    let items = t.get(key).and_then(|v| v.as_array()).into_iter().flatten();
+    items
+        .map(|r| match r.as_array().map(Vec::as_slice) {
+            Some([from, to]) => Ok((from.as_str().unwrap_or(""), to.as_str().unwrap_or(""))),
+            _ => Err(format!("{key} items are [from, to]")),
+        })
+        .collect()
 }
 
 /// `switch_generate`: a document made at test time (too large to commit).

@@ -314,6 +314,26 @@ pub fn assert_no_violations_when(sw: &Switch, when: &str) {
     );
 }
 
+/// Tear the mini-lab down: every agent ended cleanly on SIGTERM and no
+/// stand-in saw an order that would crash or wedge SONiC (`what` names the
+/// run); the teardown.
+pub fn clean_teardown(
+    lab: &mut metal_switchd_lab::minilab::Lab,
+    what: &str,
+) -> metal_switchd_lab::minilab::Teardown {
+    let t = lab.teardown().expect("mini-lab teardown");
+    for (name, status, ok) in &t.agents {
+        assert!(
+            ok,
+            "{what}: metal-switchd on {name} ended with {status} after SIGTERM"
+        );
+    }
+    for (name, v) in &t.violations {
+        assert!(v.is_empty(), "{what}: {name}: {v:?}");
+    }
+    t
+}
+
 /// Index of the first stand-in event containing `needle`, or panic (after
 /// the stand-in processed everything it received).
 pub fn event(sw: &Switch, needle: &str) -> usize {
