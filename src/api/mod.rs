@@ -244,6 +244,19 @@ fn switch_desc<'a>(
     })
 }
 
+/// The API's record of the last sync and the last failed one, each read
+/// by `record` (the wire versions differ in how they write a record).
+fn sync_status<T>(
+    ok: Option<&T>,
+    err: Option<&T>,
+    record: fn(Option<&T>) -> Result<Option<SyncRecord>, String>,
+) -> Result<SyncStatus, String> {
+    Ok(SyncStatus {
+        last_sync: record(ok)?,
+        last_sync_error: record(err)?,
+    })
+}
+
 /// Everything the agent keeps from a register, find or get response.
 fn fetched(
     desc: Result<SwitchDesc, Vec<String>>,

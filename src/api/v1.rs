@@ -217,10 +217,7 @@ fn sync_record(s: Option<&SwitchSync>) -> Result<Option<SyncRecord>, String> {
 }
 
 fn sync_status(ok: Option<&SwitchSync>, err: Option<&SwitchSync>) -> Result<SyncStatus, String> {
-    Ok(SyncStatus {
-        last_sync: sync_record(ok)?,
-        last_sync_error: sync_record(err)?,
-    })
+    super::sync_status(ok, err, sync_record)
 }
 
 impl SwitchNotifyResponse {

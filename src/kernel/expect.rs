@@ -723,9 +723,9 @@ pub fn repair_keys<'a>(mismatches: impl IntoIterator<Item = &'a Mismatch>) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{LogLevel, VlanRange};
+    use crate::config::VlanRange;
     use crate::kernel::state::BridgeVlans;
-    use crate::spec::{Filter, PortSpec, Prefixes, Routing, VrfSpec};
+    use crate::spec::{Filter, PortSpec, Prefixes, VrfSpec};
 
     /// A leaf like the lab's: a firewall and two underlay ports, three
     /// tenant ports in two VRFs, one unprovisioned port (admin down).
@@ -788,16 +788,7 @@ mod tests {
                 last: 2000,
             },
             static_vrfs: Default::default(),
-            routing: Routing {
-                asn: 4200000011,
-                loopback: "10.0.0.11".parse().unwrap(),
-                log_level: LogLevel::Info,
-                management_gateway: None,
-                management_routes: Vec::new(),
-                set_src_loopback: false,
-                agentx: false,
-                extra_config: Vec::new(),
-            },
+            routing: crate::configdb::testkit::routing(),
         }
     }
 

@@ -225,11 +225,9 @@ pub async fn register(
                 return Ok((reg, fetched));
             }
             Err(e) => {
-                failed += 1;
-                let delay = policy.delay(failed);
-                if !e.is_transient() || !policy.allows_another(failed, start, delay) {
+                let Some(delay) = policy.retry_after(&mut failed, start, e.is_transient()) else {
                     return Err(e);
-                }
+                };
                 tracing::warn!(
                     attempt = failed,
                     retry_in = ?delay,
