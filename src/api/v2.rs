@@ -98,14 +98,12 @@ pub struct BgpFilter {
     pub vnis: Vec<String>,
 }
 
-/// `SwitchSync`: Timestamp and Duration strings.
+/// `SwitchSync`: Timestamp and Duration strings, each optional.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct SwitchSync {
-    #[serde(default)]
     pub time: Option<String>,
-    #[serde(default)]
     pub duration: Option<String>,
-    #[serde(default)]
     pub error: Option<String>,
 }
 
