@@ -60,6 +60,19 @@ impl Setup {
             config,
         }
     }
+
+    /// The parts, each kept alive by its binding.
+    fn into_parts(
+        self,
+    ) -> (
+        Switch,
+        AgentNetns,
+        ApiServer,
+        tempfile::TempDir,
+        std::path::PathBuf,
+    ) {
+        (self.sw, self.ns, self.server, self.dir, self.config)
+    }
 }
 
 /// A machine on the agent's `Ethernet0` announcing `machine_id` over LLDP
@@ -82,6 +95,12 @@ fn phone_home_setup(
     std::fs::write(&setup.config, text).unwrap();
     let machine = machine_on_ethernet0(&setup.ns, name, machine_id, description);
     (setup, machine)
+}
+
+/// SIGTERM: the agent exits 0, and SONiC saw no bad order.
+fn finish(agent: &mut AgentProcess, sw: &Switch) {
+    stop_cleanly(agent);
+    assert_no_violations(sw);
 }
 
 /// SIGTERM: the agent exits 0.
@@ -202,18 +221,13 @@ fn last_seq(server: &ApiServer) -> u64 {
 
 #[test]
 fn the_daemon_registers_converges_follows_the_api_and_rides_out_outages() {
-    let Setup {
-        mut sw,
-        ns,
-        server,
-        dir,
-        config,
-    } = Setup::new(
+    let (mut sw, ns, server, dir, config) = Setup::new(
         0x5eed,
         &["Ethernet0", "Ethernet1", "Ethernet2", "Ethernet3"],
         true,
         "1s",
-    );
+    )
+    .into_parts();
     let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
 
     // 1. Registration, convergence, a heartbeat without error.
@@ -336,8 +350,7 @@ fn the_daemon_registers_converges_follows_the_api_and_rides_out_outages() {
     assert_leaf01_target(&sw.dump(CONFIG_DB), false);
 
     // 5. SIGTERM: a clean exit.
-    stop_cleanly(&mut agent);
-    assert_no_violations(&sw);
+    finish(&mut agent, &sw);
     // `cargo nextest run --test daemon --no-capture` shows the recorded run.
     eprintln!("--- agent log ---\n{}", agent.log_text());
     for r in server.records() {
@@ -354,13 +367,8 @@ fn the_daemon_registers_converges_follows_the_api_and_rides_out_outages() {
 #[test]
 fn owned_entries_changed_by_hand_are_repaired_at_once_and_foreign_ones_left_alone() {
     // The timer never fires during the test: repairs come from notifications.
-    let Setup {
-        sw,
-        ns,
-        server,
-        dir,
-        config,
-    } = Setup::new(0xd1f7, &["Ethernet0", "Ethernet1"], false, "1h");
+    let (sw, ns, server, dir, config) =
+        Setup::new(0xd1f7, &["Ethernet0", "Ethernet1"], false, "1h").into_parts();
     let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
     wait_for("a v1 notify without error", HANG, &agent, || {
         report_after(&server, false, 0, no_error)
@@ -412,8 +420,7 @@ fn owned_entries_changed_by_hand_are_repaired_at_once_and_foreign_ones_left_alon
         agent.log_text()
     );
 
-    stop_cleanly(&mut agent);
-    assert_no_violations(&sw);
+    finish(&mut agent, &sw);
 }
 
 /// The issue's second case: the daemon is killed (SIGKILL) between phases
@@ -421,13 +428,8 @@ fn owned_entries_changed_by_hand_are_repaired_at_once_and_foreign_ones_left_alon
 /// on top of the unconfirmed phase, and converges once SONiC runs again.
 #[test]
 fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
-    let Setup {
-        sw,
-        ns,
-        server,
-        dir,
-        config,
-    } = Setup::new(0x4b11, &["Ethernet0", "Ethernet1"], true, "500ms");
+    let (sw, ns, server, dir, config) =
+        Setup::new(0x4b11, &["Ethernet0", "Ethernet1"], true, "500ms").into_parts();
     // Short barrier waits so that the frozen daemons are noticed quickly.
     let text = std::fs::read_to_string(&config).unwrap() + "\n";
     let text = text.replace("barrier_timeout = \"10s\"", "barrier_timeout = \"300ms\"");
@@ -499,21 +501,15 @@ fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
         report_after(&server, true, 0, no_error)
     });
     assert_leaf01_target(&sw.dump(CONFIG_DB), true);
-    stop_cleanly(&mut agent);
-    assert_no_violations(&sw);
+    finish(&mut agent, &sw);
 }
 
 /// systemd's notify protocol (sd_notify), the metrics endpoint and the
 /// status file of a running daemon (issue "Operability").
 #[test]
 fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
-    let Setup {
-        sw: _sw,
-        ns,
-        server,
-        dir,
-        config,
-    } = Setup::new(0x0b5e, &["Ethernet0", "Ethernet1"], true, "1s");
+    let (_sw, ns, server, dir, config) =
+        Setup::new(0x0b5e, &["Ethernet0", "Ethernet1"], true, "1s").into_parts();
     let notify_path = dir.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -806,13 +802,8 @@ const WATCHDOG: Duration = Duration::from_secs(8);
 /// API is back, registration and a converged heartbeat (issue 21 item 1).
 #[test]
 fn the_watchdog_is_fed_while_registration_waits_for_the_api() {
-    let Setup {
-        sw: _sw,
-        ns,
-        server,
-        dir,
-        config,
-    } = Setup::new(0x00d0, &["Ethernet0", "Ethernet1"], true, "1s");
+    let (_sw, ns, server, dir, config) =
+        Setup::new(0x00d0, &["Ethernet0", "Ethernet1"], true, "1s").into_parts();
     server.inject(Fault::status(Call::V2Register, 503, u32::MAX));
     let notify = NotifyListener::bind(dir.path());
     let usec = WATCHDOG.as_micros().to_string();
@@ -887,13 +878,8 @@ fn the_watchdog_is_fed_while_registration_waits_for_the_api() {
 /// (issue 21 item 1).
 #[test]
 fn a_wedged_loop_stops_the_watchdog_pings() {
-    let Setup {
-        sw: _sw,
-        ns,
-        server: _server,
-        dir,
-        config,
-    } = Setup::new(0x0ed9, &["Ethernet0", "Ethernet1"], true, "1s");
+    let (_sw, ns, _server, dir, config) =
+        Setup::new(0x0ed9, &["Ethernet0", "Ethernet1"], true, "1s").into_parts();
     let notify = NotifyListener::bind(dir.path());
     let usec = WATCHDOG.as_micros().to_string();
     let trace = dir.path().join("trace");
@@ -953,13 +939,8 @@ fn a_wedged_loop_stops_the_watchdog_pings() {
 /// 1 naming its PID and write nothing.
 #[test]
 fn a_second_writer_is_refused_naming_the_first_ones_pid() {
-    let Setup {
-        sw,
-        ns,
-        server,
-        dir,
-        config,
-    } = Setup::new(0x10c4, &["Ethernet0", "Ethernet1"], true, "1s");
+    let (sw, ns, server, dir, config) =
+        Setup::new(0x10c4, &["Ethernet0", "Ethernet1"], true, "1s").into_parts();
     let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
     wait_for("a converged heartbeat", HANG, &agent, || {
         report_after(&server, true, 0, no_error)
@@ -1023,13 +1004,8 @@ fn a_second_writer_is_refused_naming_the_first_ones_pid() {
 #[test]
 fn a_key_contested_by_another_writer_is_left_alone_and_reported() {
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-    let Setup {
-        sw,
-        ns,
-        server,
-        dir,
-        config,
-    } = Setup::new(0xc0de, &["Ethernet0", "Ethernet1"], true, "1s");
+    let (sw, ns, server, dir, config) =
+        Setup::new(0xc0de, &["Ethernet0", "Ethernet1"], true, "1s").into_parts();
     let agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
     let converged = wait_for("a converged heartbeat", HANG, &agent, || {
         report_after(&server, true, 0, no_error)
