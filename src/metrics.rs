@@ -1263,8 +1263,20 @@ mod tests {
         m.api_call(ApiCall::Report, Some(ApiErrorKind::Transient));
         m.api_call(ApiCall::SendEvents, Some(ApiErrorKind::Permanent));
         m.drift_repaired(DriftSource::Kernel);
+        let mut u = Undecodable::default();
+        u.skipped(Database::Asic, b"ASIC_STATE:\xff", None);
+        m.undecodable_entries(&u);
+        m.undecodable_entries(&u);
         let text = m.encode();
         let v = |s| sample_value(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
+        assert_eq!(
+            v("metal_switchd_undecodable_entries_total{db=\"ASIC_DB\",handling=\"skipped\"}"),
+            2.0
+        );
+        assert_eq!(
+            v("metal_switchd_undecodable_entries_total{db=\"CONFIG_DB\",handling=\"kept\"}"),
+            0.0
+        );
         assert_eq!(
             v("metal_switchd_reconciles_total{result=\"converged\"}"),
             1.0

@@ -954,6 +954,9 @@ fn a_routing_config_mode_in_which_sonic_writes_frr_conf_is_refused_by_name() {
     stop(agent);
 }
 
+/// (database, key, field, value) as bytes.
+type RawEntry = (i64, &'static [u8], &'static [u8], &'static [u8]);
+
 /// An HSET of raw bytes (SONiC stores whatever it is given).
 fn hset_raw(sw: &Switch, db: i64, key: &[u8], field: &[u8], value: &[u8]) {
     let mut c = sw.redis.connection(db).unwrap();
@@ -988,7 +991,7 @@ fn hget_raw(lab: &Lab, db: i64, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
 fn bytes_that_are_not_utf8_in_sonics_redis_never_stop_the_agent() {
     // The timer never fires during the test: repairs come from notifications
     // (drift), the desired-state change from SIGHUP.
-    let foreign: &[(i64, &[u8], &[u8], &[u8])] = &[
+    let foreign: &[RawEntry] = &[
         (CONFIG_DB, b"VLAN|Vlan3900", b"description", b"caf\xe9"),
         (CONFIG_DB, b"VLAN|Vlan39\xff01", b"vlanid", b"3901"),
         (

@@ -129,13 +129,16 @@ fn conn(
         .ok_or_else(|| bad_reply("connections", place.conn))
 }
 
+/// Whether a key name is one the agent reads (by its bytes).
+pub type Watched<'a> = dyn Fn(&[u8]) -> bool + Sync + 'a;
+
 /// Every key of database `place` (`db`), walked with `SCAN` in steps of
 /// `count`; names that are not UTF-8 are left out, and counted as skipped
 /// when `watched` (a name the agent would have read).
 pub async fn scan_keys(
     conns: &mut [MultiplexedConnection],
     place: Place,
-    (db, watched): (Database, &(dyn Fn(&[u8]) -> bool + Sync)),
+    (db, watched): (Database, &Watched<'_>),
     pattern: Option<&str>,
     count: usize,
     stats: &mut ReadStats,
