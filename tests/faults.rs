@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use metal_switchd_lab::api_server::{Call, Fault, FaultKind, TokenGrant};
 use metal_switchd_lab::fixtures;
-use metal_switchd_lab::redis_server::{APPL_DB, ASIC_DB, CONFIG_DB, COUNTERS_DB, STATE_DB};
+use metal_switchd_lab::redis_server::{APPL_DB, CONFIG_DB};
 use metal_switchd_lab::seed::{SeedOptions, seed_switch, write_entries};
 use metal_switchd_lab::sonic::{SonicStandIn, StandInOptions};
 use serde_json::Value;
@@ -954,29 +954,6 @@ fn a_routing_config_mode_in_which_sonic_writes_frr_conf_is_refused_by_name() {
     stop(agent);
 }
 
-/// (database, key, field, value) as bytes.
-type RawEntry = (i64, &'static [u8], &'static [u8], &'static [u8]);
-
-/// An HSET of raw bytes (SONiC stores whatever it is given).
-fn hset_raw(sw: &Switch, db: i64, key: &[u8], field: &[u8], value: &[u8]) {
-    let mut c = sw.redis.connection(db).unwrap();
-    redis::cmd("HSET")
-        .arg(key)
-        .arg(field)
-        .arg(value)
-        .query::<()>(&mut c)
-        .unwrap();
-}
-
-fn hget_raw(lab: &Lab, db: i64, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
-    let mut c = lab.sw.redis.connection(db).unwrap();
-    redis::cmd("HGET")
-        .arg(key)
-        .arg(field)
-        .query(&mut c)
-        .unwrap()
-}
-
 /// Bytes that are not UTF-8 in SONiC's redis (issue "Security and
 /// robustness, second round", item 3; `HSET "VLAN|Vlan3900" description
 /// "caf\xe9"` once made every read fail): present before the start (the
@@ -991,40 +968,18 @@ fn hget_raw(lab: &Lab, db: i64, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
 fn bytes_that_are_not_utf8_in_sonics_redis_never_stop_the_agent() {
     // The timer never fires during the test: repairs come from notifications
     // (drift), the desired-state change from SIGHUP.
-    let foreign: &[RawEntry] = &[
-        (CONFIG_DB, b"VLAN|Vlan3900", b"description", b"caf\xe9"),
-        (CONFIG_DB, b"VLAN|Vlan39\xff01", b"vlanid", b"3901"),
-        (
-            CONFIG_DB,
-            b"DEVICE_METADATA|localhost",
-            b"comment",
-            b"caf\xe9",
-        ),
-        (STATE_DB, b"VLAN_TABLE|Vlan39\xff02", b"state", b"ok"),
-        (
-            COUNTERS_DB,
-            b"COUNTERS_PORT_NAME_MAP",
-            b"Ethernet\xff",
-            b"oid:0x1",
-        ),
-        (
-            ASIC_DB,
-            b"ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:oid:0x\xff",
-            b"SAI_BRIDGE_PORT_ATTR_PORT_ID",
-            b"oid:0x1",
-        ),
-        (
-            ASIC_DB,
-            b"ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:oid:0x3a0000000000bad",
-            b"SAI_BRIDGE_PORT_ATTR_PORT_ID",
-            b"oid:\xff",
-        ),
-    ];
+    let mut foreign = support::NOT_UTF8.to_vec();
+    foreign.push((
+        CONFIG_DB,
+        b"DEVICE_METADATA|localhost",
+        b"comment",
+        b"caf\xe9",
+    ));
     let (lab, mut model) = lab_seeded(
         StandInOptions::random(0xb17e, Duration::from_millis(5)),
         |sw| {
-            for &(db, k, f, v) in foreign {
-                hset_raw(sw, db, k, f, v);
+            for &(db, k, f, v) in &foreign {
+                sw.hset_raw(db, k, f, v);
             }
         },
         |t| {
@@ -1063,18 +1018,18 @@ fn bytes_that_are_not_utf8_in_sonics_redis_never_stop_the_agent() {
     // MTU of managed Ethernet0; the agent's is 9216).
     let skipped = undecodable(&m, "CONFIG_DB", "skipped");
     let kept = undecodable(&m, "CONFIG_DB", "kept");
-    hset_raw(
-        &lab.sw,
-        CONFIG_DB,
-        b"VLAN|Vlan3900",
-        b"description",
-        b"th\xe9",
-    );
-    hset_raw(&lab.sw, CONFIG_DB, b"VLAN|Vlan39\xff03", b"vlanid", b"3903");
-    hset_raw(&lab.sw, CONFIG_DB, b"PORT|Ethernet0", b"mtu", b"92\xe916");
+    lab.sw
+        .hset_raw(CONFIG_DB, b"VLAN|Vlan3900", b"description", b"th\xe9");
+    lab.sw
+        .hset_raw(CONFIG_DB, b"VLAN|Vlan39\xff03", b"vlanid", b"3903");
+    lab.sw
+        .hset_raw(CONFIG_DB, b"PORT|Ethernet0", b"mtu", b"92\xe916");
     wait_for("the owned MTU written again", HANG, &agent, || {
-        (hget_raw(&lab, CONFIG_DB, b"PORT|Ethernet0", b"mtu").as_deref() == Some(&b"9216"[..]))
-            .then_some(())
+        (lab.sw
+            .hget_raw(CONFIG_DB, b"PORT|Ethernet0", b"mtu")
+            .as_deref()
+            == Some(&b"9216"[..]))
+        .then_some(())
     });
     let m = wait_for(
         "the repair and the notifications counted",
@@ -1124,13 +1079,15 @@ fn bytes_that_are_not_utf8_in_sonics_redis_never_stop_the_agent() {
     assert_recovered(&lab, &agent, &model, &expected, after, "after the bytes");
     for &(db, k, f, v) in foreign.iter().filter(|e| e.1 != b"VLAN|Vlan3900") {
         assert_eq!(
-            hget_raw(&lab, db, k, f).as_deref(),
+            lab.sw.hget_raw(db, k, f).as_deref(),
             Some(v),
             "{k:?} changed"
         );
     }
     assert_eq!(
-        hget_raw(&lab, CONFIG_DB, b"VLAN|Vlan3900", b"description").as_deref(),
+        lab.sw
+            .hget_raw(CONFIG_DB, b"VLAN|Vlan3900", b"description")
+            .as_deref(),
         Some(&b"th\xe9"[..])
     );
     stop(agent);

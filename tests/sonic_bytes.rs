@@ -13,89 +13,16 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-use metal_switchd_lab::redis_server::{APPL_DB, ASIC_DB, CONFIG_DB, COUNTERS_DB, STATE_DB};
+use metal_switchd_lab::redis_server::{APPL_DB, CONFIG_DB};
 use metal_switchd_lab::sonic::StandInOptions;
-use support::Switch;
+use support::{RawEntry, Switch, apply_once, output_text};
 
-/// Raw commands: (database, key, field, value), all bytes.
-type Raw = (i64, &'static [u8], &'static [u8], &'static [u8]);
-
-/// Bytes that are not UTF-8 in entries the agent does not own, in every
-/// database and every part of an entry the agent reads.
-const FOREIGN: &[Raw] = &[
-    // The case: a foreign VLAN's value.
-    (CONFIG_DB, b"VLAN|Vlan3900", b"description", b"caf\xe9"),
-    // A field name of a foreign entry.
-    (CONFIG_DB, b"VLAN_INTERFACE|Vlan3900", b"note\xff", b"1"),
-    // A key name in a table the agent owns entries of.
-    (CONFIG_DB, b"VLAN|Vlan39\xff01", b"vlanid", b"3901"),
-    // STATE_DB: a key name and a field of a confirmation table.
-    (STATE_DB, b"VLAN_TABLE|Vlan39\xff02", b"state", b"ok"),
-    (STATE_DB, b"VLAN_TABLE|Vlan3900", b"x", b"\xfe\xfe"),
-    // APPL_DB: a field of a confirmation the agent reads (its VRF's).
-    (APPL_DB, b"VRF_TABLE:Vrf104009", b"note", b"\xc0"),
-    // COUNTERS_DB: a name map's field and value.
-    (
-        COUNTERS_DB,
-        b"COUNTERS_PORT_NAME_MAP",
-        b"Ethernet\xff",
-        b"oid:0x\xfe",
-    ),
-    // ASIC_DB: a bridge port's name and one's port id.
-    (
-        ASIC_DB,
-        b"ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:oid:0x\xff",
-        b"SAI_BRIDGE_PORT_ATTR_PORT_ID",
-        b"oid:0x1",
-    ),
-    (
-        ASIC_DB,
-        b"ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:oid:0x3a0000000000bad",
-        b"SAI_BRIDGE_PORT_ATTR_PORT_ID",
-        b"oid:\xff",
-    ),
-];
-
-fn hset(sw: &Switch, (db, key, field, value): Raw) {
-    let mut c = sw.redis.connection(db).unwrap();
-    redis::cmd("HSET")
-        .arg(key)
-        .arg(field)
-        .arg(value)
-        .query::<()>(&mut c)
-        .unwrap();
-}
-
-fn hget(sw: &Switch, db: i64, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
-    let mut c = sw.redis.connection(db).unwrap();
-    redis::cmd("HGET")
-        .arg(key)
-        .arg(field)
-        .query(&mut c)
-        .unwrap()
-}
-
-fn apply_once(config: &Path, switch: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
-        .env_remove("METAL_SWITCHD_CONFIG")
-        .arg("--config")
-        .arg(config)
-        .args(["apply", "--once", "--wait-ready", "10s", "--switch"])
-        .arg(switch)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// [`support::NOT_UTF8`] and a field of an APPL_DB entry the agent reads
+/// (its VRF's confirmation).
+fn foreign() -> Vec<RawEntry> {
+    let mut all = support::NOT_UTF8.to_vec();
+    all.push((APPL_DB, b"VRF_TABLE:Vrf104009", b"note", b"\xc0"));
+    all
 }
 
 /// Whether `hay` holds the bytes `needle`.
@@ -121,27 +48,33 @@ async fn apply_once_reads_past_bytes_that_are_not_utf8_and_repairs_the_owned_fie
         "{:?}",
         sw.dump(APPL_DB).keys().collect::<Vec<_>>()
     );
-    for raw in FOREIGN {
-        hset(&sw, *raw);
+    let foreign = foreign();
+    for &(db, key, field, value) in &foreign {
+        sw.hset_raw(db, key, field, value);
     }
     // An owned field: the MTU of a managed port (the agent's is 9216).
-    hset(&sw, (CONFIG_DB, b"PORT|Ethernet0", b"mtu", b"92\xe916"));
+    sw.hset_raw(CONFIG_DB, b"PORT|Ethernet0", b"mtu", b"92\xe916");
     sw.reset_writes();
 
-    let o = apply_once(&config, &switch);
-    println!("{}", text(&o));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = apply_once(&config, &switch, "10s");
+    println!("{}", output_text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
     sw.settle();
     assert_eq!(
-        hget(&sw, CONFIG_DB, b"PORT|Ethernet0", b"mtu").as_deref(),
+        sw.hget_raw(CONFIG_DB, b"PORT|Ethernet0", b"mtu").as_deref(),
         Some(&b"9216"[..]),
         "the owned field is written again: {}",
-        text(&o)
+        output_text(&o)
     );
-    assert_eq!(sw.agent_writes(), 1, "one HSET, nothing else: {}", text(&o));
-    for &(db, key, field, value) in FOREIGN {
+    assert_eq!(
+        sw.agent_writes(),
+        1,
+        "one HSET, nothing else: {}",
+        output_text(&o)
+    );
+    for &(db, key, field, value) in &foreign {
         assert_eq!(
-            hget(&sw, db, key, field).as_deref(),
+            sw.hget_raw(db, key, field).as_deref(),
             Some(value),
             "db {db} {key:?} {field:?} changed"
         );
@@ -161,7 +94,7 @@ async fn apply_once_reads_past_bytes_that_are_not_utf8_and_repairs_the_owned_fie
     ] {
         assert!(stderr.contains(shown), "stderr lacks {shown}:\n{stderr}");
     }
-    for (_, _, _, value) in FOREIGN {
+    for (_, _, _, value) in &foreign {
         if std::str::from_utf8(value).is_err() {
             assert!(
                 !holds(&o.stderr, value),

@@ -553,18 +553,8 @@ async fn snapshot(layout: &Layout, s: &mut Session) -> Result<View, ConfigDbErro
     );
     if stats.undecodable.total() > 0 {
         tracing::warn!(
-            skipped = stats
-                .undecodable
-                .iter()
-                .filter(|(_, h, _)| *h == reply::Handling::Skipped)
-                .map(|(_, _, n)| n)
-                .sum::<u64>(),
-            kept = stats
-                .undecodable
-                .iter()
-                .filter(|(_, h, _)| *h == reply::Handling::Kept)
-                .map(|(_, _, n)| n)
-                .sum::<u64>(),
+            skipped = stats.undecodable.handled(reply::Handling::Skipped),
+            kept = stats.undecodable.handled(reply::Handling::Kept),
             "entries of SONiC's databases hold bytes that are not UTF-8 (see the lines above)"
         );
     }

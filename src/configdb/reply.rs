@@ -112,6 +112,11 @@ impl Undecodable {
         self.counts[db.index()][h as usize]
     }
 
+    /// Entries of every database handled as `h`.
+    pub fn handled(&self, h: Handling) -> u64 {
+        self.counts.iter().map(|c| c[h as usize]).sum()
+    }
+
     pub fn total(&self) -> u64 {
         self.counts.iter().flatten().sum()
     }
