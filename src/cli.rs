@@ -111,6 +111,20 @@ pub enum Command {
     /// gone); 4 its process exists but has not updated the file within
     /// --stale-after (the loop may be stuck), or the file cannot be read.
     Status(StatusArgs),
+    /// Replace metal-core with this agent: check, stop metal-core, start the
+    /// agent, wait until it converged
+    ///
+    /// Checks the configuration as the systemd unit sees it (the
+    /// configuration file and the unit's environment files
+    /// /etc/default/metal-core and /etc/default/metal-switchd, nothing of
+    /// this shell's environment), those files, and the HMAC key or token
+    /// and the gRPC certificates with the rules `run` reads them by;
+    /// nothing is changed when a check fails (exit 2). Then, over systemd's
+    /// D-Bus API, stops and disables metal-core.service, enables and starts
+    /// metal-switchd.service and waits for its first converged reconcile.
+    /// If the agent does not start or converge within --timeout,
+    /// metal-core is started again (exit 1).
+    Migrate(MigrateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,6 +234,23 @@ pub struct StatusArgs {
     pub stale_after: Option<Duration>,
 }
 
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Go back: stop and disable metal-switchd.service, enable and start
+    /// metal-core.service
+    #[arg(long)]
+    pub rollback: bool,
+    /// How long to wait for each systemd job and for the agent's first
+    /// converged reconcile
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// The unit's environment files, in the unit's order (repeat the
+    /// option for more than one) [default: /etc/default/metal-core
+    /// /etc/default/metal-switchd]
+    #[arg(long = "environment-file", value_name = "FILE")]
+    pub environment_files: Vec<PathBuf>,
+}
+
 /// Load the configuration named on the command line.
 pub fn load_config(cli: &Cli) -> Result<Config, Error> {
     let (path, required) = match &cli.config {
@@ -242,6 +273,11 @@ pub fn init_logging(cli: &Cli, cfg: Option<&Config>) {
 
 /// Run a parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> Result<u8, Error> {
+    if let Command::Migrate(args) = &cli.command {
+        // The configuration as the unit sees it, not as this shell does.
+        init_logging(&cli, None);
+        return Ok(crate::migrate::migrate(&migrate_options(&cli, args)).await);
+    }
     let cfg = load_config(&cli)?;
     init_logging(&cli, Some(&cfg));
     match &cli.command {
@@ -256,6 +292,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Fetch(args) => fetch(&cfg, args).await,
         Command::Apply(args) => apply(&cfg, args).await,
         Command::Run => run_daemon(&cli, cfg).await,
+        Command::Migrate(_) => Ok(EXIT_OK),
         Command::Render(RenderCommand::Configdb(args)) => {
             let (_, desc) = read_switch(&cfg, &args.switch)?;
             let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
@@ -272,6 +309,27 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             print(&frr::render(&prepared.spec));
             Ok(EXIT_OK)
         }
+    }
+}
+
+fn migrate_options(cli: &Cli, args: &MigrateArgs) -> crate::migrate::MigrateOptions {
+    let config = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+    };
+    let environment_files = if args.environment_files.is_empty() {
+        crate::migrate::ENVIRONMENT_FILES
+            .iter()
+            .map(PathBuf::from)
+            .collect()
+    } else {
+        args.environment_files.clone()
+    };
+    crate::migrate::MigrateOptions {
+        config,
+        environment_files,
+        rollback: args.rollback,
+        timeout: args.timeout,
     }
 }
 

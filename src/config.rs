@@ -631,6 +631,17 @@ impl Config {
     /// file, UTF-8. Without `hostname`, the system host name is used and
     /// checked like a configured one.
     pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, required, std::env::vars())
+    }
+
+    /// [`Config::load`] with the given environment instead of the process'
+    /// (`migrate` checks what the systemd unit will see: only its
+    /// environment files).
+    pub fn load_with_env(
+        path: &Path,
+        required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         use crate::files::{CONFIGURATION_MAX_BYTES, FileKind, read_text};
         let text = match read_text(FileKind::Configuration, path, CONFIGURATION_MAX_BYTES) {
             Ok(t) => Some(t),
@@ -638,10 +649,7 @@ impl Config {
             Err(e) => return Err(e.into()),
         };
         let origin = path.display().to_string();
-        let mut cfg = Config::from_sources(
-            text.as_deref().map(|t| (origin.as_str(), t)),
-            std::env::vars(),
-        )?;
+        let mut cfg = Config::from_sources(text.as_deref().map(|t| (origin.as_str(), t)), env)?;
         if cfg.hostname.is_none() {
             let system = system_hostname().ok_or_else(|| {
                 ConfigError::Invalid(vec![

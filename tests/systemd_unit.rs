@@ -169,3 +169,35 @@ fn the_unit_is_the_one_the_agent_expects() {
         ["AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET"]
     );
 }
+
+/// metal-core's limits (metal-roles `partition/roles/metal-core/tasks/main.yaml`:
+/// `systemd_docker_memory: 1024m`, `systemd_docker_cpu_quota: 10000` per
+/// `systemd_docker_cpu_period: 50000`), as systemd reads them.
+#[test]
+fn resource_limits_are_metal_cores() {
+    assert_eq!(values("MemoryMax"), ["1G"], "1024m: 1 GiB");
+    assert_eq!(values("CPUQuota"), ["20%"], "10000 µs per 50000 µs: 20 %");
+    // systemd accepts them: an impossible value is refused by the same check
+    let root = verify_root();
+    let unit = root.path().join("lib/systemd/system/metal-switchd.service");
+    let out = systemd_analyze()
+        .arg("verify")
+        .arg(format!("--root={}", root.path().display()))
+        .arg("metal-switchd.service")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&unit, UNIT.replace("CPUQuota=20%", "CPUQuota=twenty")).unwrap();
+    let out = systemd_analyze()
+        .arg("verify")
+        .arg(format!("--root={}", root.path().display()))
+        .arg("metal-switchd.service")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("CPUQuota"), "{said}");
+}
