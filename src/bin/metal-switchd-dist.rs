@@ -9,6 +9,9 @@
 //!   sub-command (`metal-switchd-plan.1`, `metal-switchd-render-frr.1`, …);
 //! - `OUT_DIR/completions/metal-switchd.bash`, `_metal-switchd` (zsh) and
 //!   `metal-switchd.fish`.
+//!
+//! `metal-switchd-dist sbom IN OUT` puts cargo-sbom's SPDX 2.3 document
+//! right where SPDX validators refuse it (see `sbom`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
