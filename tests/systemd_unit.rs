@@ -199,5 +199,5 @@ fn resource_limits_are_metal_cores() {
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("CPUQuota"), "{said}");
+    assert!(said.contains("Invalid CPU quota 'twenty'"), "{said}");
 }
