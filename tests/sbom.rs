@@ -97,7 +97,7 @@ fn the_sbom_is_valid_spdx_and_lists_exactly_what_the_binary_is_built_from() {
         .unwrap_or_else(|e| {
             panic!(
                 "pyspdxtools cannot run ({e}): ./dev test installs spdx-tools into \
-                 /var/cache/metal-switchd/venv and puts it on PATH"
+                 /var/cache/metal-switchd/py and puts it on PATH"
             )
         });
     let said = format!(
