@@ -282,7 +282,11 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
     init_logging(&cli, Some(&cfg));
     match &cli.command {
         Command::CheckConfig => {
-            let text = format!("# configuration is valid\n{}", cfg.to_toml());
+            let mut text = String::from("# configuration is valid\n");
+            for n in cfg.notices() {
+                text.push_str(&format!("# not used: {n}\n"));
+            }
+            text.push_str(&cfg.to_toml());
             print(&text);
             Ok(EXIT_OK)
         }

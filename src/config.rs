@@ -155,6 +155,29 @@ const KEYS: &[KeyDef] = &[
     key("phone_home_interval", Kind::Str, false),
 ];
 
+/// Variables metal-roles' `metal-core-env` template sets (metal-roles
+/// `partition/roles/metal-core/templates/metal-core-env.j2` @ 0cf6bbe:
+/// `METAL_CORE_SYNC_SCHEDULE` from `metal_core_sync_cron_schedule`,
+/// `METAL_CORE_SYNC_DELAY` from `metal_core_sync_delay`) that metal-core
+/// does not read: no version of its `cmd/config.go` (@ 0170ec5, 74b85a3) or
+/// older `pkg/domain/model.go` has such a field, and envconfig skips names
+/// it does not know. Accepted with a notice that says what the agent does
+/// instead ([`Config::notices`]), so metal-roles' file works unchanged.
+const METAL_CORE_UNREAD: &[(&str, fn(&Config) -> String)] = &[
+    ("sync_schedule", |c| {
+        format!(
+            "the agent reconciles every reconfigure_switch_interval ({}) and at once when \
+             CONFIG_DB, a port or frr.conf changes; there is no schedule to set",
+            humantime::format_duration(c.reconfigure_switch_interval.0)
+        )
+    }),
+    ("sync_delay", |_| {
+        "the agent does not delay its reconciles; its first one waits for SONiC's \
+         CONFIG_DB_INITIALIZED and PortInitDone"
+            .to_owned()
+    }),
+];
+
 /// Log level as metal-core names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -542,6 +565,10 @@ pub struct Config {
     pub state_directory: PathBuf,
     /// How often machines seen over LLDP are reported (phone-home), in one call.
     pub phone_home_interval: HumanDuration,
+    /// metal-core settings without effect on SONiC that were set, with where
+    /// (filled by [`Config::from_sources`]; [`Config::notices`] names them).
+    #[serde(skip)]
+    pub unused_set: Vec<String>,
 }
 
 impl Default for Config {
@@ -620,6 +647,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             state_directory: PathBuf::from("/run/metal-switchd"),
             phone_home_interval: HumanDuration(Duration::from_secs(60)),
+            unused_set: Vec::new(),
         }
     }
 }
@@ -710,8 +738,16 @@ impl Config {
                 core.insert(var.clone(), (k.to_ascii_lowercase(), value));
             }
         }
+        let mut unread = Vec::new();
         for (vars, metal_core) in [(core, true), (own, false)] {
             for (var, (name, value)) in vars {
+                if let Some((_, instead)) = METAL_CORE_UNREAD
+                    .iter()
+                    .find(|(k, _)| metal_core && *k == name)
+                {
+                    unread.push((var, value, *instead));
+                    continue;
+                }
                 let def = KEYS
                     .iter()
                     .find(|d| d.name == name && (d.metal_core || !metal_core))
@@ -723,12 +759,26 @@ impl Config {
                 origins.insert(name, format!("environment variable {var}"));
             }
         }
-        let cfg: Config = match table.clone().try_into() {
+        let mut cfg: Config = match table.clone().try_into() {
             Ok(c) => c,
             Err(e) => return Err(type_errors(&table, &origins, &e)),
         };
+        for (var, value, instead) in unread {
+            let notice = format!(
+                "environment variable {var} = {}: metal-core does not read it either; {}",
+                crate::spec::names::quoted(&value),
+                instead(&cfg)
+            );
+            cfg.unused_set.push(notice);
+        }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The settings that were given but have no effect (each named, with
+    /// where it was set and why); empty when there are none.
+    pub fn notices(&self) -> &[String] {
+        &self.unused_set
     }
 
     /// Checks that cannot be expressed in the types; all problems together.
@@ -1462,6 +1512,49 @@ mod tests {
         assert!(
             e.as_deref().is_none_or(|m| !m.contains("larger than")),
             "{e:?}"
+        );
+    }
+
+    /// metal-roles' `metal-core-env` template sets METAL_CORE_SYNC_SCHEDULE
+    /// and METAL_CORE_SYNC_DELAY, which no metal-core release reads: accepted
+    /// with a notice that says what the agent does instead. Only under
+    /// metal-core's prefix: the agent's own prefix has no such names.
+    #[test]
+    fn metal_roles_sync_variables_get_a_notice() {
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_SYNC_SCHEDULE", "*/10 * * * *"),
+                ("METAL_CORE_SYNC_DELAY", "5s\u{1b}"),
+                ("METAL_CORE_RECONFIGURE_SWITCH_INTERVAL", "20s"),
+            ]),
+        )
+        .unwrap();
+        let n = c.notices();
+        assert_eq!(n.len(), 2, "{n:?}");
+        assert!(
+            n[0].starts_with("environment variable METAL_CORE_SYNC_DELAY = \"5s\\u{1b}\": ")
+                && n[0].contains("does not delay"),
+            "{n:?}"
+        );
+        assert!(
+            n[1].starts_with("environment variable METAL_CORE_SYNC_SCHEDULE = \"*/10 * * * *\": ")
+                && n[1].contains("every reconfigure_switch_interval (20s)"),
+            "{n:?}"
+        );
+        assert!(!c.to_toml().contains("sync"), "{}", c.to_toml());
+        assert!(
+            Config::from_sources(None, vec![])
+                .unwrap()
+                .notices()
+                .is_empty()
+        );
+        let e = Config::from_sources(None, env(&[("METAL_SWITCHD_SYNC_DELAY", "5s")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("METAL_SWITCHD_SYNC_DELAY: not a configuration key"),
+            "{e}"
         );
     }
 

@@ -241,7 +241,7 @@ fn check(opts: &MigrateOptions) -> Result<(Config, String), Vec<String>> {
     } else {
         read_files.join(", ")
     };
-    let report = format!(
+    let mut report = format!(
         "checked: the configuration ({}, {files}) is valid for switch {hostname}, metal API {}; \
          readable as `run` reads them: {}",
         opts.config.0.display(),
@@ -255,6 +255,9 @@ fn check(opts: &MigrateOptions) -> Result<(Config, String), Vec<String>> {
             checked.join(", ")
         }
     );
+    for n in cfg.notices() {
+        report.push_str(&format!("\nnot used: {n}"));
+    }
     Ok((cfg, report))
 }
 

@@ -179,14 +179,20 @@ fn migration_from_metal_core_and_back() {
     // (metal-roles writes them 0640; the key 0600 here until the agent
     // accepts group-readable keys.)
     let pki = TestPki::generate("leaf01").unwrap().write(&certs).unwrap();
+    // The variables of metal-roles' `metal-core-env.j2` (@ 0cf6bbe), in its
+    // order, with the lab's values; the sync schedule and delay are
+    // examples (metal-core does not read them; the agent names them in a
+    // notice).
     let env = format!(
-        "METAL_CORE_LOOPBACK_IP=10.0.0.11\nMETAL_CORE_ASN=4200000011\n\
+        "TZ=Europe/Berlin\n\
+         METAL_CORE_LOOPBACK_IP=10.0.0.11\nMETAL_CORE_ASN=4200000011\n\
          METAL_CORE_CIDR=10.255.255.0/24\nMETAL_CORE_PARTITION_ID=mini-lab\n\
          METAL_CORE_RACK_ID=rack01\nMETAL_CORE_BIND_ADDRESS=0.0.0.0\n\
          METAL_CORE_METAL_API_IP={ip}\nMETAL_CORE_METAL_API_PORT={port}\n\
          METAL_CORE_METAL_API_PROTOCOL=http\nMETAL_CORE_METAL_API_BASEPATH=/metal/\n\
          METAL_CORE_HMAC_KEY={HMAC_KEY}\nMETAL_CORE_LOG_LEVEL=info\n\
          METAL_CORE_RECONFIGURE_SWITCH=true\n\
+         METAL_CORE_SYNC_SCHEDULE=\"*/5 * * * *\"\nMETAL_CORE_SYNC_DELAY=\"30s\"\n\
          METAL_CORE_GRPC_ADDRESS={ip}:50051\nMETAL_CORE_GRPC_CA_CERT_FILE={ca}\n\
          METAL_CORE_GRPC_CLIENT_CERT_FILE={cert}\nMETAL_CORE_GRPC_CLIENT_KEY_FILE={key}\n\
          METAL_CORE_ADDITIONAL_BRIDGE_VIDS=\nMETAL_CORE_ADDITIONAL_BRIDGE_PORTS=\n\
@@ -324,6 +330,12 @@ fn migration_from_metal_core_and_back() {
     );
     let said = text(&migrated);
     assert!(said.contains("checked: the configuration"), "{said}");
+    for var in ["METAL_CORE_SYNC_SCHEDULE", "METAL_CORE_SYNC_DELAY"] {
+        assert!(
+            said.contains(&format!("not used: environment variable {var} = ")),
+            "{said}"
+        );
+    }
     assert!(said.contains("converged: agent pid"), "{said}");
     assert_eq!(standin.active_state("metal-core.service"), "inactive");
     assert!(!standin.is_enabled("metal-core.service"));
