@@ -5,11 +5,20 @@
 //! `cargo tree -e normal --target x86_64-unknown-linux-gnu` reports for the
 //! shipped binary, with `Cargo.lock`'s versions and checksums, each with a
 //! licence, a real download location and a relationship to the top package.
+//!
+//! `./dev package` cuts cargo-sbom's document down with that same `cargo
+//! tree` list, so the comparison with it checks the cut, not the list. Two
+//! bounds that do not come from `cargo tree` check the list: every crate
+//! whose code is in the shipped binary (the source paths the compiler
+//! recorded in it) is listed, and every listed crate is reachable from
+//! metal-switchd over normal dependencies in `cargo metadata`'s resolve for
+//! the target (no dev-dependency, no lab, no other platform's crate).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -66,6 +75,127 @@ fn cargo_lock() -> BTreeMap<(String, String), Option<String>> {
             )
         })
         .collect()
+}
+
+/// `(name, version)` of the crates whose code the linker kept in `binary`:
+/// its line tables and panic locations name each source file as
+/// `…/index.crates.io-<hash>/<name>-<version>/src/…`. Each such directory
+/// is matched against Cargo.lock's packages (names and versions may both
+/// hold `-`); one that matches none is an error.
+fn linked_crates(
+    binary: &Path,
+    lock: &BTreeMap<(String, String), Option<String>>,
+) -> BTreeSet<(String, String)> {
+    const MARK: &[u8] = b"index.crates.io-";
+    let bytes = std::fs::read(binary)
+        .unwrap_or_else(|e| panic!("{}: {e} (./dev package builds it)", binary.display()));
+    let by_dir: BTreeMap<String, (String, String)> = lock
+        .keys()
+        .map(|(n, v)| (format!("{n}-{v}"), (n.clone(), v.clone())))
+        .collect();
+    let part = |b: u8| b.is_ascii_alphanumeric() || b"_.+-".contains(&b);
+    let mut linked = BTreeSet::new();
+    let mut unknown = BTreeSet::new();
+    let mut i = 0;
+    while let Some(at) = bytes[i..].windows(MARK.len()).position(|w| w == MARK) {
+        let start = i + at + MARK.len();
+        i = start;
+        // the registry's hash, `/`, the crate's directory
+        let hash = bytes[start..].iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let dir_start = start + hash + 1;
+        if bytes.get(start + hash) != Some(&b'/') {
+            continue;
+        }
+        let len = bytes[dir_start..].iter().take_while(|b| part(**b)).count();
+        let dir = String::from_utf8_lossy(&bytes[dir_start..dir_start + len]).into_owned();
+        match by_dir.get(&dir) {
+            Some(key) => {
+                linked.insert(key.clone());
+            }
+            None => {
+                unknown.insert(dir);
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "{} holds code of crates that are not in Cargo.lock: {unknown:?}",
+        binary.display()
+    );
+    linked
+}
+
+/// `(name, version)` of every package reachable from metal-switchd over
+/// normal dependencies (not dev, not build) in `cargo metadata`'s resolve
+/// for x86_64-unknown-linux-gnu.
+fn resolved_for_target() -> BTreeSet<(String, String)> {
+    let out = sh(Command::new("cargo")
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--offline",
+            "--filter-platform",
+            "x86_64-unknown-linux-gnu",
+        ])
+        .current_dir(manifest_dir()));
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages: BTreeMap<&str, (String, String)> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap(),
+                (
+                    p["name"].as_str().unwrap().to_owned(),
+                    p["version"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect();
+    let nodes: BTreeMap<&str, &Value> = meta["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n))
+        .collect();
+    let top = packages
+        .iter()
+        .find(|(_, (n, _))| n == "metal-switchd")
+        .map(|(id, _)| *id)
+        .unwrap();
+    let mut seen = BTreeSet::from([top]);
+    let mut todo = vec![top];
+    while let Some(id) = todo.pop() {
+        for d in nodes[id]["deps"].as_array().unwrap() {
+            let normal = d["dep_kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kind"].is_null());
+            let pkg = d["pkg"].as_str().unwrap();
+            if normal && seen.insert(pkg) {
+                todo.push(pkg);
+            }
+        }
+    }
+    seen.into_iter().map(|id| packages[id].clone()).collect()
+}
+
+/// The `.text` section of an ELF file (`objcopy`): the code, the same
+/// before and after stripping.
+fn text_section(elf: &Path, dir: &Path) -> Vec<u8> {
+    let out = dir.join(format!(
+        "{}.text",
+        elf.file_name().unwrap().to_string_lossy()
+    ));
+    sh(Command::new("objcopy")
+        .args(["-O", "binary", "--only-section=.text"])
+        .arg(elf)
+        .arg(&out));
+    std::fs::read(out).unwrap()
 }
 
 #[test]
@@ -144,7 +274,44 @@ fn the_sbom_is_valid_spdx_and_lists_exactly_what_the_binary_is_built_from() {
     );
     eprintln!("the SBOM lists {} packages", packages.len());
 
+    // Independent of cargo tree: what the linker kept is listed...
     let lock = cargo_lock();
+    let unstripped = manifest_dir().join("target/x86_64-unknown-linux-gnu/release/metal-switchd");
+    assert_eq!(
+        text_section(&unstripped, dir.path()),
+        text_section(&x.join("usr/bin/metal-switchd"), dir.path()),
+        "{} is not the build of the packaged binary",
+        unstripped.display()
+    );
+    let linked = linked_crates(&unstripped, &lock);
+    for sure in ["tokio", "redis", "zbus", "rustls"] {
+        assert!(
+            linked.iter().any(|(n, _)| n == sure),
+            "no code of {sure} found in {}: the source paths are not where this test reads \
+             them ({linked:?})",
+            unstripped.display()
+        );
+    }
+    let unlisted: Vec<_> = linked.difference(&listed).collect();
+    assert!(
+        unlisted.is_empty(),
+        "the binary holds code of {unlisted:?}, which the SBOM does not list"
+    );
+    // ...and nothing is listed that metal-switchd does not depend on.
+    let resolved = resolved_for_target();
+    let foreign: Vec<_> = listed.difference(&resolved).collect();
+    assert!(
+        foreign.is_empty(),
+        "the SBOM lists {foreign:?}, which metal-switchd does not depend on for \
+         x86_64-unknown-linux-gnu (cargo metadata)"
+    );
+    eprintln!(
+        "{} of them have code in the binary; the other {} are proc macros and crates \
+         whose code was all inlined or compiled away",
+        linked.len(),
+        listed.len() - linked.len()
+    );
+
     let mut ids = BTreeSet::new();
     for p in packages {
         let name = p["name"].as_str().unwrap();

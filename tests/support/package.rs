@@ -1,6 +1,7 @@
 //! The Debian package in tests: built by `./dev package` (one build at a
-//! time on this machine: a lock file every checkout shares), run with
-//! helpers that fail with the command's output.
+//! time on this machine: a lock file every checkout shares) — in `./dev
+//! test` once, before the tests, for all of them —, run with helpers that
+//! fail with the command's output.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::fd::AsRawFd;
@@ -55,15 +56,31 @@ impl Lock {
     }
 }
 
-/// `./dev package --output OUT_DIR EXTRA…`: the package's path and what
-/// the build printed on stderr (lintian's verdict).
+/// The package `./dev test` built before the tests ran (its path): the one
+/// release build every package test shares.
+pub const PREBUILT: &str = "METAL_SWITCHD_TEST_DEB";
+
+/// The package of this checkout: `./dev package --output OUT_DIR EXTRA…`
+/// (with the tests' own build of metal-switchd-dist), or, without EXTRA,
+/// the package `./dev test` built for all tests ([`PREBUILT`]). Its path
+/// and what the build printed on stderr (lintian's verdict).
 pub fn build(out_dir: &Path, extra: &[&str]) -> (PathBuf, String) {
     let _lock = Lock::take(BUILD_LOCK);
+    if let Some(deb) = std::env::var_os(PREBUILT).filter(|_| extra.is_empty()) {
+        let deb = PathBuf::from(deb);
+        assert!(
+            deb.is_file(),
+            "{PREBUILT}={}: no such package (./dev test sets it to what it built)",
+            deb.display()
+        );
+        return (deb, format!("(built by ./dev test: {PREBUILT})"));
+    }
     let out = sh(Command::new(manifest_dir().join("dev"))
         .arg("package")
         .arg("--output")
         .arg(out_dir)
         .args(extra)
+        .env("METAL_SWITCHD_DIST", env!("CARGO_BIN_EXE_metal-switchd-dist"))
         .current_dir(manifest_dir()));
     let stdout = text(&out);
     let deb = PathBuf::from(stdout.lines().last().unwrap().trim());
