@@ -281,15 +281,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
     let cfg = load_config(&cli)?;
     init_logging(&cli, Some(&cfg));
     match &cli.command {
-        Command::CheckConfig => {
-            let mut text = String::from("# configuration is valid\n");
-            for n in cfg.notices() {
-                text.push_str(&format!("# not used: {n}\n"));
-            }
-            text.push_str(&cfg.to_toml());
-            print(&text);
-            Ok(EXIT_OK)
-        }
+        Command::CheckConfig => check_config(&cfg),
         Command::Status(args) => Ok(status(&cfg, args)),
         Command::Plan(args) => plan(&cfg, args).await,
         Command::Register(args) => register_switch(&cfg, args).await,
@@ -335,6 +327,31 @@ fn migrate_options(cli: &Cli, args: &MigrateArgs) -> crate::migrate::MigrateOpti
         rollback: args.rollback,
         timeout: args.timeout,
     }
+}
+
+/// `check-config`: the configuration's values (checked when it was
+/// loaded), then every file `run` will read and the transport
+/// ([`crate::config_check`]). Errors exit 2; warnings are logged (stderr).
+fn check_config(cfg: &Config) -> Result<u8, Error> {
+    let found = crate::config_check::check(cfg);
+    // Through the log, so that `log_format = "json"` keeps stderr JSON.
+    for w in &found.warnings {
+        tracing::warn!("{w}");
+    }
+    if !found.errors.is_empty() {
+        return Err(crate::config::ConfigError::Invalid(found.errors).into());
+    }
+    let (version, why) = cfg.api_version_choice();
+    let mut text = format!("# configuration is valid\n# api_version = \"{version}\" ({why})\n");
+    for n in &found.notes {
+        text.push_str(&format!("# note: {n}\n"));
+    }
+    for n in cfg.notices() {
+        text.push_str(&format!("# not used: {n}\n"));
+    }
+    text.push_str(&cfg.to_toml());
+    print(&text);
+    Ok(EXIT_OK)
 }
 
 /// `metal-switchd status`: the daemon's status file, judged and printed.

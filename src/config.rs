@@ -145,6 +145,7 @@ const KEYS: &[KeyDef] = &[
     key("sonic_version_file", Kind::Str, false),
     key("management_interface", Kind::Str, false),
     key("api_ca_file", Kind::Str, false),
+    key("api_allow_plaintext", Kind::Bool, false),
     key("api_retry_attempts", Kind::Int, false),
     key("api_retry_backoff", Kind::Str, false),
     key("api_retry_max_backoff", Kind::Str, false),
@@ -155,6 +156,9 @@ const KEYS: &[KeyDef] = &[
     key("phone_home_interval", Kind::Str, false),
 ];
 
+/// What the agent does instead of an unread setting (for its notice).
+type Instead = fn(&Config) -> String;
+
 /// Variables metal-roles' `metal-core-env` template sets (metal-roles
 /// `partition/roles/metal-core/templates/metal-core-env.j2` @ 0cf6bbe:
 /// `METAL_CORE_SYNC_SCHEDULE` from `metal_core_sync_cron_schedule`,
@@ -163,7 +167,7 @@ const KEYS: &[KeyDef] = &[
 /// older `pkg/domain/model.go` has such a field, and envconfig skips names
 /// it does not know. Accepted with a notice that says what the agent does
 /// instead ([`Config::notices`]), so metal-roles' file works unchanged.
-const METAL_CORE_UNREAD: &[(&str, fn(&Config) -> String)] = &[
+const METAL_CORE_UNREAD: &[(&str, Instead)] = &[
     ("sync_schedule", |c| {
         format!(
             "the agent reconciles every reconfigure_switch_interval ({}) and at once when \
@@ -244,6 +248,15 @@ pub enum ApiVersion {
     V1,
     /// metal-apiserver, Connect with a bearer token.
     V2,
+}
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ApiVersion::V1 => "v1",
+            ApiVersion::V2 => "v2",
+        })
+    }
 }
 
 /// How a rendered FRR configuration is checked before it is installed.
@@ -489,8 +502,9 @@ pub struct Config {
     pub metal_apiserver_token_file: PathBuf,
 
     // --- metal-switchd settings ---
-    /// v1 or v2.
-    pub api_version: ApiVersion,
+    /// v1 or v2; unset: chosen from the credentials ([`Config::api_version`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<ApiVersion>,
     /// File holding the v1 HMAC key (instead of `hmac_key`).
     pub hmac_key_file: Option<PathBuf>,
     /// Switch id and FRR hostname; default: the system hostname.
@@ -546,6 +560,11 @@ pub struct Config {
     /// Extra CA certificates (PEM) trusted for the metal API, on top of the
     /// system's roots.
     pub api_ca_file: Option<PathBuf>,
+    /// Accept plain `http://` for the metal API, knowing that it can be read
+    /// and changed on the way: without it a v2 token is never sent over
+    /// plain HTTP (v1's HMAC signs only date, method and salt; plain HTTP
+    /// is warned about either way).
+    pub api_allow_plaintext: bool,
     /// Attempts per API call when it fails transiently (connection errors,
     /// 5xx, `unavailable`); 1 = no retry. Registration retries until it succeeds.
     pub api_retry_attempts: u32,
@@ -611,7 +630,7 @@ impl Default for Config {
             interface_naming_schema: NamingSchema::Default,
             metal_apiserver_url: None,
             metal_apiserver_token_file: PathBuf::from("/var/run/metal-core/metal-apiserver-token"),
-            api_version: ApiVersion::V1,
+            api_version: None,
             hmac_key_file: None,
             hostname: None,
             vlan_range: VlanRange::default(),
@@ -639,6 +658,7 @@ impl Default for Config {
             sonic_version_file: PathBuf::from("/etc/sonic/sonic_version.yml"),
             management_interface: "eth0".into(),
             api_ca_file: None,
+            api_allow_plaintext: false,
             api_retry_attempts: 4,
             api_retry_backoff: HumanDuration(Duration::from_millis(500)),
             api_retry_max_backoff: HumanDuration(Duration::from_secs(30)),
@@ -875,6 +895,13 @@ impl Config {
                 problems.push(format!("{key} must be longer than 0s"));
             }
         }
+        if self.api_version.is_none() && self.has_hmac_key() && self.metal_apiserver_url.is_some() {
+            problems.push(
+                "api_version is not set and both an HMAC key (v1) and metal_apiserver_url (v2) \
+                 are: set api_version = \"v1\" or \"v2\""
+                    .into(),
+            );
+        }
         if self.hmac_key.is_some() && self.hmac_key_file.is_some() {
             problems.push(
                 "hmac_key and hmac_key_file are both set; set only one (prefer hmac_key_file)"
@@ -923,6 +950,93 @@ impl Config {
             ));
         }
         problems
+    }
+
+    /// Whether a v1 HMAC key is configured (`hmac_key` or `hmac_key_file`).
+    pub fn has_hmac_key(&self) -> bool {
+        self.hmac_key.is_some() || self.hmac_key_file.is_some()
+    }
+
+    /// The API version the agent uses: `api_version`, or when it is unset
+    /// the one the credentials name ([`Config::api_version_choice`]).
+    pub fn api_version(&self) -> ApiVersion {
+        self.api_version_choice().0
+    }
+
+    /// The API version and why it was chosen (for `check-config`). Unset:
+    /// an HMAC key means v1 (metal-core's API); no HMAC key but a
+    /// metal-apiserver URL or token file means v2 (metal-core's v2 settings);
+    /// neither means v1, metal-core's default.
+    pub fn api_version_choice(&self) -> (ApiVersion, &'static str) {
+        if let Some(v) = self.api_version {
+            return (v, "set by api_version");
+        }
+        let default_token = Config::default().metal_apiserver_token_file;
+        let v2_settings =
+            self.metal_apiserver_url.is_some() || self.metal_apiserver_token_file != default_token;
+        match (self.has_hmac_key(), v2_settings) {
+            (true, _) => (
+                ApiVersion::V1,
+                "chosen automatically: an HMAC key is configured",
+            ),
+            (false, true) => (
+                ApiVersion::V2,
+                "chosen automatically: a metal-apiserver URL or token file and no HMAC key",
+            ),
+            (false, false) => (
+                ApiVersion::V1,
+                "chosen automatically: no credentials configured, metal-core's default",
+            ),
+        }
+    }
+
+    /// What is wrong with the transport to the metal API, loudly: plain
+    /// `http://` lets anyone on the path read and change requests. v1's
+    /// HMAC signs only `X-Date`, the method and the salt — not the path or
+    /// the body — so a request can be replayed within its 30 s with any
+    /// body; a v2 bearer token would be readable by anyone on the path.
+    pub fn plaintext_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match self.api_version() {
+            ApiVersion::V1 => {
+                if self.metal_api_protocol.trim().eq_ignore_ascii_case("http") {
+                    out.push(format!(
+                        "the metal API is reached over plain HTTP (metal_api_protocol = \"http\", \
+                         {}): the v1 HMAC signs only the date, the method and the salt, not the \
+                         path or the body, so anyone on the path can read every answer and \
+                         replay a signed request with any body within 30 s; set \
+                         metal_api_protocol = \"https\"{}",
+                        self.metal_api_ip,
+                        if self.api_allow_plaintext {
+                            " (api_allow_plaintext = true accepts this risk)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+            ApiVersion::V2 => {
+                if let Some(url) = &self.metal_apiserver_url
+                    && url.trim().to_ascii_lowercase().starts_with("http://")
+                {
+                    out.push(if self.api_allow_plaintext {
+                        format!(
+                            "metal_apiserver_url {url} is plain HTTP and api_allow_plaintext = \
+                             true: the switch's token is sent in clear text and anyone on the \
+                             path can read it and act as this switch; use https"
+                        )
+                    } else {
+                        format!(
+                            "metal_apiserver_url {url} is plain HTTP: the agent will not send \
+                             the switch's token over it; use https (or, in a lab, set \
+                             api_allow_plaintext = true to accept that the token can be read \
+                             on the way)"
+                        )
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The switch id / hostname, or an error saying how to set it.
@@ -1308,7 +1422,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(c.api_version, ApiVersion::V2);
+        assert_eq!(c.api_version, Some(ApiVersion::V2));
         assert_eq!(c.metal_apiserver_token_file, PathBuf::from("/run/t"));
         assert_eq!(c.management_interface, "mgmt0");
         let e = Config::from_sources(
@@ -1564,5 +1678,75 @@ mod tests {
         assert!(!format!("{c:?}").contains("topsecret"));
         assert!(!c.to_toml().contains("topsecret"));
         assert_eq!(c.hmac_key.unwrap().expose(), "topsecret");
+    }
+
+    /// Issue 21, item 4: without `api_version`, a token and no HMAC key
+    /// mean v2 (metal-core's v2 settings); an HMAC key means v1; both
+    /// together are refused by name.
+    #[test]
+    fn api_version_is_chosen_from_the_credentials_when_unset() {
+        let v = |pairs: &[(&str, &str)]| {
+            let c = Config::from_sources(None, env(pairs)).unwrap();
+            (c.api_version(), c.api_version_choice().1.to_owned())
+        };
+        let (ver, why) = v(&[
+            ("METAL_CORE_METAL_APISERVER_URL", "https://api.example.com"),
+            ("METAL_CORE_METAL_APISERVER_TOKEN_FILE", "/run/t"),
+        ]);
+        assert_eq!(ver, ApiVersion::V2, "{why}");
+        assert!(why.contains("no HMAC key"), "{why}");
+        assert_eq!(
+            v(&[("METAL_CORE_METAL_APISERVER_URL", "https://a.example")]).0,
+            ApiVersion::V2
+        );
+        let (ver, why) = v(&[("METAL_CORE_HMAC_KEY", "k")]);
+        assert_eq!(ver, ApiVersion::V1);
+        assert!(why.contains("HMAC key"), "{why}");
+        assert_eq!(v(&[]).0, ApiVersion::V1);
+        let (ver, why) = v(&[
+            ("METAL_SWITCHD_API_VERSION", "v1"),
+            ("METAL_CORE_METAL_APISERVER_URL", "https://a.example"),
+        ]);
+        assert_eq!((ver, why.as_str()), (ApiVersion::V1, "set by api_version"));
+        let e = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_HMAC_KEY", "k"),
+                ("METAL_CORE_METAL_APISERVER_URL", "https://a.example"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("set api_version"), "{e}");
+    }
+
+    /// Issue 22, item 4: plain HTTP is warned about (v1's HMAC does not
+    /// cover the body), a v2 URL over plain HTTP names api_allow_plaintext.
+    #[test]
+    fn plain_http_is_warned_about() {
+        let c = Config::from_sources(None, env(&[("METAL_CORE_HMAC_KEY", "k")])).unwrap();
+        let w = c.plaintext_warnings().join("\n");
+        assert!(w.contains("plain HTTP"), "{w}");
+        assert!(
+            w.contains("not the\npath") || w.contains("not the path or the body"),
+            "{w}"
+        );
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_HMAC_KEY", "k"),
+                ("METAL_CORE_METAL_API_PROTOCOL", "https"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.plaintext_warnings().is_empty());
+        let c = Config::from_sources(
+            None,
+            env(&[("METAL_CORE_METAL_APISERVER_URL", "http://10.0.0.1:8080")]),
+        )
+        .unwrap();
+        let w = c.plaintext_warnings().join("\n");
+        assert!(w.contains("will not send"), "{w}");
+        assert!(w.contains("api_allow_plaintext = true"), "{w}");
     }
 }

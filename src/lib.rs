@@ -42,6 +42,8 @@ pub mod api;
 #[cfg(feature = "agent")]
 pub mod cli;
 pub mod config;
+#[cfg(feature = "agent")]
+pub mod config_check;
 pub mod configdb;
 pub mod crash;
 pub mod error;

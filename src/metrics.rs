@@ -10,7 +10,8 @@
 //!
 //! The endpoint ([`Metrics::serve`]) answers `GET`/`HEAD /metrics` with the
 //! Prometheus text format 0.0.4 (what Prometheus and `promtool check metrics`
-//! read), 404 for any other path and 405 for other methods. It binds to
+//! read), 404 for any other path and 405 for other methods, within the
+//! [`limits`] that keep any client from locking out a scrape. It binds to
 //! `metrics_server_bind_address:metrics_server_port` (metal-core's
 //! 0.0.0.0:2112) and stops through [`MetricsServer::shutdown`].
 //!
@@ -22,7 +23,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -55,12 +56,22 @@ pub const METRICS_PATH: &str = "/metrics";
 
 /// Limits of the metrics endpoint, which anyone who reaches the port can
 /// talk to: it serves GET/HEAD of [`METRICS_PATH`] and nothing else, never
-/// reads a request body, and bounds what a client can hold.
+/// reads a request body, and bounds what a client can hold. No client can
+/// lock out a scrape: a peer (IP address) holds a few connections at most,
+/// an idle connection is closed early, and when every slot is taken a new
+/// connection takes the slot of an idle one (of the peer holding the most,
+/// idle the longest).
 pub mod limits {
     use std::time::Duration;
 
-    /// Connections served at once; more are closed at once.
+    /// Connections served at once.
     pub const MAX_CONNECTIONS: usize = 32;
+    /// Connections of one peer (IP address) at once; a peer's new
+    /// connection replaces its own longest idle one (Prometheus uses one).
+    pub const MAX_CONNECTIONS_PER_PEER: usize = 4;
+    /// A kept-alive connection without a request for this long is closed
+    /// (Prometheus scrapes every 15 s or more and reconnects at once).
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
     /// Time a client gets to send a request's headers (slowloris).
     pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
     /// Largest request head read (hyper's smallest allowed buffer):
@@ -774,36 +785,24 @@ impl Metrics {
             .map_err(|source| MetricsError::Bind { addr, source })?;
         let (tx, mut rx) = watch::channel(false);
         let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
+            let mut table = ConnTable::default();
+            let mut connections: JoinSet<u64> = JoinSet::new();
             loop {
                 tokio::select! {
                     _ = rx.changed() => break,
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
-                            // Reap what ended, then refuse beyond the limit.
-                            while connections.try_join_next().is_some() {}
-                            if connections.len() >= limits::MAX_CONNECTIONS {
-                                tracing::debug!(%peer, "metrics endpoint busy, connection closed");
+                            while let Some(done) = connections.try_join_next() {
+                                if let Ok(id) = done {
+                                    table.ended(id);
+                                }
+                            }
+                            let Some(conn) = table.admit(peer.ip()) else {
+                                tracing::debug!(%peer, "metrics endpoint busy with active clients, connection closed");
                                 drop(stream);
                                 continue;
-                            }
-                            let metrics = self.clone();
-                            connections.spawn(async move {
-                                let service = service_fn(move |req| {
-                                    let metrics = metrics.clone();
-                                    async move { Ok::<_, std::convert::Infallible>(metrics.answer(&req)) }
-                                });
-                                let conn = hyper::server::conn::http1::Builder::new()
-                                    .timer(hyper_util::rt::TokioTimer::new())
-                                    .header_read_timeout(limits::HEADER_READ_TIMEOUT)
-                                    .max_buf_size(limits::MAX_HEAD_BYTES)
-                                    .serve_connection(TokioIo::new(stream), service);
-                                match tokio::time::timeout(limits::MAX_CONNECTION_TIME, conn).await {
-                                    Ok(Err(e)) => tracing::debug!(error = %e, "metrics connection ended with an error"),
-                                    Err(_) => tracing::debug!(%peer, "metrics connection closed after its time"),
-                                    Ok(Ok(())) => {}
-                                }
-                            });
+                            };
+                            connections.spawn(self.clone().serve_connection(stream, peer, conn));
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "metrics endpoint cannot accept a connection");
@@ -811,7 +810,11 @@ impl Metrics {
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                     },
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                    Some(done) = connections.join_next(), if !connections.is_empty() => {
+                        if let Ok(id) = done {
+                            table.ended(id);
+                        }
+                    }
                 }
             }
             connections.abort_all();
@@ -823,6 +826,62 @@ impl Metrics {
             stop: tx,
             task,
         })
+    }
+
+    /// One connection until it ends, is idle for [`limits::IDLE_TIMEOUT`],
+    /// is evicted, or reaches [`limits::MAX_CONNECTION_TIME`]; returns its id.
+    async fn serve_connection(
+        self: Arc<Self>,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        conn: Admitted,
+    ) -> u64 {
+        let Admitted { id, state, evict } = conn;
+        let in_service = state.clone();
+        let metrics = self;
+        let service = service_fn(move |req| {
+            in_service.busy.store(true, Ordering::SeqCst);
+            let answer = metrics.answer(&req);
+            in_service.touch();
+            in_service.busy.store(false, Ordering::SeqCst);
+            async move { Ok::<_, std::convert::Infallible>(answer) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits::HEADER_READ_TIMEOUT)
+            .max_buf_size(limits::MAX_HEAD_BYTES)
+            .serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        let deadline = tokio::time::Instant::now() + limits::MAX_CONNECTION_TIME;
+        loop {
+            let idle_until =
+                tokio::time::Instant::from_std(state.last_active() + limits::IDLE_TIMEOUT);
+            tokio::select! {
+                ended = conn.as_mut() => {
+                    if let Err(e) = ended {
+                        tracing::debug!(error = %e, "metrics connection ended with an error");
+                    }
+                    break;
+                }
+                _ = evict.notified() => {
+                    tracing::debug!(%peer, "idle metrics connection closed for another client");
+                    break;
+                }
+                _ = tokio::time::sleep_until(idle_until) => {
+                    if !state.busy.load(Ordering::SeqCst)
+                        && state.last_active().elapsed() >= limits::IDLE_TIMEOUT
+                    {
+                        tracing::debug!(%peer, "idle metrics connection closed");
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::debug!(%peer, "metrics connection closed after its time");
+                    break;
+                }
+            }
+        }
+        id
     }
 
     fn answer<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
@@ -895,6 +954,120 @@ impl MetricsServer {
 impl Drop for MetricsServer {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// What the accept loop and a connection's task share.
+#[derive(Debug)]
+struct ConnState {
+    /// A request is being answered.
+    busy: AtomicBool,
+    /// When the connection was accepted or last answered a request.
+    last_active: std::sync::Mutex<std::time::Instant>,
+}
+
+impl ConnState {
+    fn touch(&self) {
+        *self.last_active.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+    }
+
+    fn last_active(&self) -> std::time::Instant {
+        *self.last_active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_idle(&self) -> bool {
+        !self.busy.load(Ordering::SeqCst)
+    }
+}
+
+/// A connection the table let in.
+struct Admitted {
+    id: u64,
+    state: Arc<ConnState>,
+    /// Notified when the connection must close for another client.
+    evict: Arc<tokio::sync::Notify>,
+}
+
+struct Entry {
+    peer: std::net::IpAddr,
+    state: Arc<ConnState>,
+    evict: Arc<tokio::sync::Notify>,
+}
+
+/// The open connections of the metrics endpoint, and who may open one.
+#[derive(Default)]
+struct ConnTable {
+    next: u64,
+    open: std::collections::HashMap<u64, Entry>,
+}
+
+impl ConnTable {
+    /// Let a connection of `peer` in, making room by evicting an idle one
+    /// when the peer's share or the table is full; `None` when every
+    /// connection that would have to go is busy.
+    fn admit(&mut self, peer: std::net::IpAddr) -> Option<Admitted> {
+        let of_peer = self.open.values().filter(|e| e.peer == peer).count();
+        if of_peer >= limits::MAX_CONNECTIONS_PER_PEER {
+            let victim = self.idlest(|e| e.peer == peer)?;
+            self.evict(victim);
+        }
+        if self.open.len() >= limits::MAX_CONNECTIONS {
+            // The peer holding the most gives up its longest idle one.
+            let mut per_peer: std::collections::HashMap<std::net::IpAddr, usize> =
+                std::collections::HashMap::new();
+            for e in self.open.values() {
+                *per_peer.entry(e.peer).or_default() += 1;
+            }
+            let victim = self
+                .open
+                .iter()
+                .filter(|(_, e)| e.state.is_idle())
+                .max_by_key(|(_, e)| {
+                    (
+                        per_peer.get(&e.peer).copied().unwrap_or(0),
+                        std::cmp::Reverse(e.state.last_active()),
+                    )
+                })
+                .map(|(id, _)| *id)?;
+            self.evict(victim);
+        }
+        let id = self.next;
+        self.next = self.next.wrapping_add(1);
+        let state = Arc::new(ConnState {
+            busy: AtomicBool::new(false),
+            last_active: std::sync::Mutex::new(std::time::Instant::now()),
+        });
+        let evict = Arc::new(tokio::sync::Notify::new());
+        self.open.insert(
+            id,
+            Entry {
+                peer,
+                state: state.clone(),
+                evict: evict.clone(),
+            },
+        );
+        Some(Admitted { id, state, evict })
+    }
+
+    /// The idle connection matching `pred` that was idle the longest.
+    fn idlest(&self, pred: impl Fn(&Entry) -> bool) -> Option<u64> {
+        self.open
+            .iter()
+            .filter(|(_, e)| pred(e) && e.state.is_idle())
+            .min_by_key(|(_, e)| e.state.last_active())
+            .map(|(id, _)| *id)
+    }
+
+    /// Close connection `id` (its task ends at once) and free its slot.
+    fn evict(&mut self, id: u64) {
+        if let Some(e) = self.open.remove(&id) {
+            e.evict.notify_one();
+        }
+    }
+
+    /// Connection `id`'s task ended.
+    fn ended(&mut self, id: u64) {
+        self.open.remove(&id);
     }
 }
 

@@ -190,47 +190,17 @@ fn check(opts: &MigrateOptions) -> Result<(Config, String), Vec<String>> {
         Ok(c) => c,
         Err(e) => return Err(vec![e.to_string()]),
     };
-    let mut checked = Vec::new();
-    match cfg.api_version {
-        ApiVersion::V1 => {
-            if let Some(f) = &cfg.hmac_key_file {
-                match crate::api::token::read_secret_file(crate::api::token::HMAC_KEY, f) {
-                    Ok(_) => checked.push(format!("HMAC key {}", f.display())),
-                    Err(e) => problems.push(e.to_string()),
-                }
-            } else if cfg.hmac_key.is_some() {
-                checked.push("HMAC key (hmac_key)".into());
-            } else {
-                problems.push(
-                    "api_version = v1 needs the Metal-Edit HMAC key: METAL_CORE_HMAC_KEY in \
-                     /etc/default/metal-core, or hmac_key_file"
-                        .into(),
-                );
-            }
-            match crate::api::grpc::GrpcSettings::from_config(&cfg) {
-                Ok(Some(g)) => {
-                    for (key, path) in [
-                        ("grpc_ca_cert_file", &g.ca_cert_file),
-                        ("grpc_client_cert_file", &g.client_cert_file),
-                        ("grpc_client_key_file", &g.client_key_file),
-                    ] {
-                        match crate::api::grpc::read_pem(key, path) {
-                            Ok(_) => checked.push(format!("gRPC {}", path.display())),
-                            Err(e) => problems.push(e.to_string()),
-                        }
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
-        ApiVersion::V2 => {
-            let f = &cfg.metal_apiserver_token_file;
-            match crate::api::token::read_secret_file(crate::api::token::TOKEN, f) {
-                Ok(_) => checked.push(format!("token {}", f.display())),
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
+    // What `check-config` checks: every file `run` reads, as `run` reads it.
+    let found = crate::config_check::check(&cfg);
+    problems.extend(found.errors);
+    let (version, why) = cfg.api_version_choice();
+    // `run` would start and wait for a key that never comes: refused here.
+    if version == ApiVersion::V1 && !cfg.has_hmac_key() {
+        problems.push(
+            "api_version v1 needs the Metal-Edit HMAC key: METAL_CORE_HMAC_KEY in \
+             /etc/default/metal-core, or hmac_key_file"
+                .into(),
+        );
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -242,21 +212,23 @@ fn check(opts: &MigrateOptions) -> Result<(Config, String), Vec<String>> {
         read_files.join(", ")
     };
     let mut report = format!(
-        "checked: the configuration ({}, {files}) is valid for switch {hostname}, metal API {}; \
-         readable as `run` reads them: {}",
+        "checked: the configuration ({}, {files}) is valid for switch {hostname}, metal API \
+         {version} ({why}); readable as `run` reads them: {}",
         opts.config.0.display(),
-        match cfg.api_version {
-            ApiVersion::V1 => "v1",
-            ApiVersion::V2 => "v2",
-        },
-        if checked.is_empty() {
+        if found.checked.is_empty() {
             "-".to_owned()
         } else {
-            checked.join(", ")
+            found.checked.join(", ")
         }
     );
-    for n in cfg.notices() {
-        report.push_str(&format!("\nnot used: {n}"));
+    for (label, lines) in [
+        ("warning", found.warnings.as_slice()),
+        ("note", found.notes.as_slice()),
+        ("not used", cfg.notices()),
+    ] {
+        for l in lines {
+            report.push_str(&format!("\n{label}: {l}"));
+        }
     }
     Ok((cfg, report))
 }

@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -489,11 +488,10 @@ pub enum StatusFileError {
         "{path} does not exist: metal-switchd is not running (or runs with another state_directory)"
     )]
     Missing { path: PathBuf },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Not a regular file (a FIFO is refused without waiting), too large,
+    /// not UTF-8, unreadable.
+    #[error(transparent)]
+    Unreadable(crate::files::FileError),
     #[error("{path} is not a status file of this version: {message}")]
     Parse { path: PathBuf, message: String },
 }
@@ -567,15 +565,17 @@ impl Status {
     }
 
     /// Set `updated_at` to `now` and write the record to `dir`/[`STATUS_FILE`]
-    /// atomically: a temporary file in the same directory, flushed, then
-    /// renamed over the old one. Mode 0644: it holds no secrets, and
-    /// operators read it without root.
+    /// atomically: a temporary file in the same directory, created with
+    /// `O_EXCL|O_NOFOLLOW` under an unpredictable name
+    /// ([`crate::files::replace_file`]), flushed, then renamed over the old
+    /// one. Mode 0644: it holds no secrets, and operators read it without
+    /// root.
+    #[cfg(feature = "agent")]
     pub fn write_atomic(
         &mut self,
         dir: &Path,
         now: SystemTime,
     ) -> Result<PathBuf, StatusFileError> {
-        use std::os::unix::fs::OpenOptionsExt;
         self.updated_at = Timestamp(now);
         let err = |source| StatusFileError::Write {
             dir: dir.to_owned(),
@@ -584,39 +584,21 @@ impl Status {
         let mut body = serde_json::to_vec_pretty(self)
             .map_err(|e| err(std::io::Error::other(e.to_string())))?;
         body.push(b'\n');
-        let tmp = dir.join(format!(".{STATUS_FILE}.{}.tmp", std::process::id()));
-        let path = Status::path(dir);
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .open(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_data()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            err(e)
-        })?;
-        Ok(path)
+        crate::files::replace_file(dir, STATUS_FILE, &body, None, 0o644).map_err(err)?;
+        Ok(Status::path(dir))
     }
 
-    /// Read the status file in `dir`.
+    /// Read the status file in `dir` (bounded, and refused without
+    /// blocking unless it is a regular file: [`crate::files`]).
     pub fn read(dir: &Path) -> Result<Status, StatusFileError> {
+        use crate::files::{FileKind, FileProblem, STATUS_MAX_BYTES};
         let path = Status::path(dir);
-        let text = std::fs::read_to_string(&path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                StatusFileError::Missing { path: path.clone() }
-            } else {
-                StatusFileError::Read {
-                    path: path.clone(),
-                    source,
-                }
-            }
-        })?;
+        let text = crate::files::read_text(FileKind::StatusFile, &path, STATUS_MAX_BYTES).map_err(
+            |e| match e.problem {
+                FileProblem::Missing => StatusFileError::Missing { path: path.clone() },
+                _ => StatusFileError::Unreadable(e),
+            },
+        )?;
         let status: Status = serde_json::from_str(&text).map_err(|e| StatusFileError::Parse {
             path: path.clone(),
             message: e.to_string(),

@@ -281,6 +281,9 @@ fn api_server(args: ApiServerArgs) -> anyhow::Result<()> {
     println!("lab API server listening on {}", server.base_url());
     println!("  v1: metal_api_protocol/ip/port = {}", server.base_url());
     println!("  v2: metal_apiserver_url = {}", server.base_url());
+    if !server.base_url().starts_with("https:") {
+        println!("      (plain HTTP: the agent needs api_allow_plaintext = true)");
+    }
     if let Some(p) = &args.token_file {
         println!("  v2 token written to {}", p.display());
     }

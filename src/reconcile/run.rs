@@ -161,9 +161,39 @@ impl DaemonOptions {
     }
 }
 
+/// Renew the v2 token beside the loop; every attempt is counted as a
+/// `refresh_token` API call.
+fn spawn_token_renewal(
+    client: ApiClient,
+    metrics: Arc<Metrics>,
+) -> crate::api::renew::RenewalHandle {
+    use crate::api::renew::{Renewal, RenewalOptions, TokenRenewal};
+    TokenRenewal::spawn(
+        client,
+        RenewalOptions::default(),
+        Arc::new(move |r: &Renewal| match r {
+            Renewal::Renewed { .. } | Renewal::NotSaved { .. } => {
+                metrics.api_call(ApiCall::RefreshToken, None)
+            }
+            Renewal::CallFailed { transient, .. } => metrics.api_call(
+                ApiCall::RefreshToken,
+                Some(if *transient {
+                    ApiErrorKind::Transient
+                } else {
+                    ApiErrorKind::Permanent
+                }),
+            ),
+        }),
+    )
+}
+
 /// Build the daemon's agent from the configuration.
 pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     let id = cfg.hostname()?.to_owned();
+    // Plain HTTP to the metal API, said loudly at every start.
+    for w in cfg.plaintext_warnings() {
+        tracing::warn!(risk = "plain-http", "{w}");
+    }
     let api = ApiClient::from_config(cfg)?;
     Agent::new(
         cfg.clone(),
@@ -189,6 +219,8 @@ pub struct Daemon {
     metrics_server: Option<MetricsServer>,
     notifier: Notifier,
     phone_home: Option<PhoneHomeHandle>,
+    /// v2: renews the token before it expires.
+    token_renewal: Option<crate::api::renew::RenewalHandle>,
     phone_home_ports: watch::Sender<BTreeSet<String>>,
     /// Phone-home counters already turned into metrics.
     phone_home_seen: crate::lldp::collector::Stats,
@@ -251,6 +283,7 @@ impl Daemon {
             metrics_server: None,
             notifier,
             phone_home: None,
+            token_renewal: None,
             phone_home_ports: watch::channel(BTreeSet::new()).0,
             phone_home_seen: Default::default(),
             drift,
@@ -375,6 +408,12 @@ impl Daemon {
                 PhoneHomeOptions::from_config(&cfg),
             ));
         }
+        if self.agent.api.is_some()
+            && cfg.api_version() == ApiVersion::V2
+            && let Ok(client) = ApiClient::from_config(&cfg)
+        {
+            self.token_renewal = Some(spawn_token_renewal(client, self.metrics.clone()));
+        }
         // READY=1 once the switch was observed: SONiC's databases read in
         // full (or found unreachable for now) and the kernel dumped.
         let mut stop = self.signals.stop.clone();
@@ -414,7 +453,7 @@ impl Daemon {
         let mut schedule = Schedule::new(
             Instant::now(),
             self.agent.cfg.reconfigure_switch_interval.0,
-            (self.agent.cfg.api_version == ApiVersion::V2).then_some(PING_INTERVAL),
+            (self.agent.cfg.api_version() == ApiVersion::V2).then_some(PING_INTERVAL),
             self.notifier.watchdog_period(),
         );
         let mut stop = self.signals.stop.clone();
@@ -635,7 +674,7 @@ impl Daemon {
             m.set_desired_generation(self.desired_generation);
         }
         self.status.desired = Some(status::DesiredState {
-            source: match self.agent.cfg.api_version {
+            source: match self.agent.cfg.api_version() {
                 ApiVersion::V1 => status::DesiredSource::ApiV1,
                 ApiVersion::V2 => status::DesiredSource::ApiV2,
             },
@@ -942,6 +981,9 @@ impl Daemon {
         self.set_phase(LoopPhase::Stopping);
         if let Some(p) = self.phone_home.take() {
             p.shutdown().await;
+        }
+        if let Some(r) = self.token_renewal.take() {
+            r.shutdown().await;
         }
         if let Some(m) = self.metrics_server.take() {
             m.shutdown().await;
