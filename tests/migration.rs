@@ -42,6 +42,8 @@ use support::agent::AgentNetns;
 use support::package::{INSTALL_LOCK, Lock, PACKAGE, assert_root, build, sh, text};
 
 const HMAC_KEY: &str = "metal-edit-migration-key";
+/// METAL_CORE_MANAGEMENT_GATEWAY: FRR routes the management VRF through it.
+const MGMT_GATEWAY: &str = "192.168.0.1";
 const METAL_CORE_UNIT: &str = "/etc/systemd/system/metal-core.service";
 const METAL_CORE_WANTS: &str = "/etc/systemd/system/sonic.target.wants/metal-core.service";
 const AGENT_WANTS: &str = "/etc/systemd/system/sonic.target.wants/metal-switchd.service";
@@ -176,13 +178,16 @@ fn migration_from_metal_core_and_back() {
     std::os::unix::fs::symlink(METAL_CORE_UNIT, METAL_CORE_WANTS).unwrap();
     let certs = dir.path().join("certs/grpc");
     std::fs::create_dir_all(&certs).unwrap();
-    // (metal-roles writes them 0640; the key 0600 here until the agent
-    // accepts group-readable keys.)
+    // metal-roles' metal-core role copies all three with mode 0640 (root).
     let pki = TestPki::generate("leaf01").unwrap().write(&certs).unwrap();
-    // The variables of metal-roles' `metal-core-env.j2` (@ 0cf6bbe), in its
-    // order, with the lab's values; the sync schedule and delay are
-    // examples (metal-core does not read them; the agent names them in a
-    // notice).
+    for f in [&pki.ca, &pki.client_cert, &pki.client_key] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    // Every variable of metal-roles' `metal-core-env.j2` (@ 0cf6bbe), in its
+    // order, with the lab's values (the management gateway is set, as the
+    // template does when the partition has one); the sync schedule and
+    // delay are examples (metal-core does not read them; the agent names
+    // them in a notice).
     let env = format!(
         "TZ=Europe/Berlin\n\
          METAL_CORE_LOOPBACK_IP=10.0.0.11\nMETAL_CORE_ASN=4200000011\n\
@@ -193,6 +198,7 @@ fn migration_from_metal_core_and_back() {
          METAL_CORE_HMAC_KEY={HMAC_KEY}\nMETAL_CORE_LOG_LEVEL=info\n\
          METAL_CORE_RECONFIGURE_SWITCH=true\n\
          METAL_CORE_SYNC_SCHEDULE=\"*/5 * * * *\"\nMETAL_CORE_SYNC_DELAY=\"30s\"\n\
+         METAL_CORE_MANAGEMENT_GATEWAY={MGMT_GATEWAY}\n\
          METAL_CORE_GRPC_ADDRESS={ip}:50051\nMETAL_CORE_GRPC_CA_CERT_FILE={ca}\n\
          METAL_CORE_GRPC_CLIENT_CERT_FILE={cert}\nMETAL_CORE_GRPC_CLIENT_KEY_FILE={key}\n\
          METAL_CORE_ADDITIONAL_BRIDGE_VIDS=\nMETAL_CORE_ADDITIONAL_BRIDGE_PORTS=\n\
@@ -357,6 +363,16 @@ fn migration_from_metal_core_and_back() {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         )
+    );
+    // METAL_CORE_MANAGEMENT_GATEWAY reached frr.conf as metal-core's
+    // template writes it (metal-core
+    // `cmd/internal/switcher/templates/tpl/sonic_frr.tpl`:
+    // `ip route 0.0.0.0/0 {{ .Ports.Eth0.Gateway }} nexthop-vrf mgmt`).
+    let frr = std::fs::read_to_string(dir.path().join("frr.conf")).unwrap();
+    let route = format!("ip route 0.0.0.0/0 {MGMT_GATEWAY} nexthop-vrf mgmt");
+    assert!(
+        frr.lines().any(|l| l == route),
+        "no `{route}` in the installed frr.conf:\n{frr}"
     );
     assert!(
         !server.records_of(Call::V1Notify).is_empty(),

@@ -101,7 +101,10 @@ fn linked_crates(
         let start = i + at + MARK.len();
         i = start;
         // the registry's hash, `/`, the crate's directory
-        let hash = bytes[start..].iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let hash = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
         let dir_start = start + hash + 1;
         if bytes.get(start + hash) != Some(&b'/') {
             continue;

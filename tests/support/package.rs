@@ -80,7 +80,10 @@ pub fn build(out_dir: &Path, extra: &[&str]) -> (PathBuf, String) {
         .arg("--output")
         .arg(out_dir)
         .args(extra)
-        .env("METAL_SWITCHD_DIST", env!("CARGO_BIN_EXE_metal-switchd-dist"))
+        .env(
+            "METAL_SWITCHD_DIST",
+            env!("CARGO_BIN_EXE_metal-switchd-dist"),
+        )
         .current_dir(manifest_dir()));
     let stdout = text(&out);
     let deb = PathBuf::from(stdout.lines().last().unwrap().trim());
