@@ -13,35 +13,13 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use clap::CommandFactory;
-use support::package::{INSTALL_LOCK, Lock, PACKAGE, architecture, assert_root, build, sh, text};
-
-/// dpkg's status of the package: "" when dpkg does not know it.
-fn dpkg_status() -> String {
-    let out = Command::new("dpkg-query")
-        .args(["-W", "-f=${Status} ${Version}", PACKAGE])
-        .output()
-        .unwrap();
-    if out.status.success() {
-        text(&out)
-    } else {
-        String::new()
-    }
-}
-
-/// Purges the package when dropped: the machine is left as it was found.
-struct PurgeOnDrop;
-
-impl Drop for PurgeOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("dpkg")
-            .args(["--purge", PACKAGE])
-            .stdin(Stdio::null())
-            .output();
-    }
-}
+use support::package::{
+    INSTALL_LOCK, Lock, PACKAGE, PurgeOnDrop, architecture, assert_root, build, dpkg_status, sh,
+    text,
+};
 
 /// The installed binary with a clean environment.
 fn installed(args: &[&str]) -> Output {
@@ -60,13 +38,7 @@ const MASK: &str = "/etc/systemd/system/metal-switchd.service";
 fn build_install_upgrade_remove_purge() {
     assert_root("the package test installs system-wide");
     let _lock = Lock::take(INSTALL_LOCK);
-    let before = dpkg_status();
-    assert!(
-        before.is_empty() || before.starts_with("unknown") || before.contains("not-installed"),
-        "{PACKAGE} is already on this machine ({before}); this test installs and purges it: \
-         remove it first with `dpkg --purge {PACKAGE}`"
-    );
-    let _purge = PurgeOnDrop;
+    let _purge = PurgeOnDrop::not_installed_yet();
     let dir = tempfile::tempdir().unwrap();
     let (deb1, lintian) = build(&dir.path().join("v1"), &[]);
     eprintln!("{lintian}");
@@ -333,18 +305,9 @@ fn man_pages_and_completions_follow_the_command_line() {
         }
     }
     // bash reads it: the completion function is defined.
-    let check = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "source {} && complete -p metal-switchd",
-            x.join("usr/share/bash-completion/completions/metal-switchd")
-                .display()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    sh(Command::new("bash").arg("-c").arg(format!(
+        "source {} && complete -p metal-switchd",
+        x.join("usr/share/bash-completion/completions/metal-switchd")
+            .display()
+    )));
 }

@@ -91,21 +91,12 @@ fn cached_root(suite: &str) -> PathBuf {
 /// reference).
 fn plan_inputs(dir: &Path) {
     use metal_switchd_lab::fixtures;
-    use metal_switchd_lab::seed::port_entries;
-    use serde_json::{Map, Value};
     std::fs::create_dir_all(dir).unwrap();
-    let mut snap: Map<String, Value> = serde_json::from_str(fixtures::LEAF01_CONFIG).unwrap();
-    let mut ports = Map::new();
-    for (k, f) in port_entries(fixtures::MINI_LAB_PORT_MAP).unwrap() {
-        let fields: Map<String, Value> =
-            f.into_iter().map(|(a, b)| (a, Value::String(b))).collect();
-        ports.insert(
-            k.trim_start_matches("PORT|").to_owned(),
-            Value::Object(fields),
-        );
-    }
-    snap.insert("PORT".into(), Value::Object(ports));
-    std::fs::write(dir.join("config_db.json"), Value::Object(snap).to_string()).unwrap();
+    std::fs::write(
+        dir.join("config_db.json"),
+        fixtures::leaf01_with_ports().unwrap(),
+    )
+    .unwrap();
     std::fs::write(dir.join("agent.toml"), fixtures::LEAF01_AGENT_CONFIG).unwrap();
     std::fs::copy(
         manifest_dir().join("lab/switches/leaf01.v1.json"),

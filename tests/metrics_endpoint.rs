@@ -18,8 +18,7 @@ use metal_switchd::observed::{BgpPortState, BgpState, PortOperState};
 use metal_switchd::reconcile;
 use metal_switchd::status::{DriftSource, ReconcileResult, Stage};
 use metal_switchd_lab::fixtures;
-use metal_switchd_lab::seed::port_entries;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn promtool() -> &'static str {
@@ -59,18 +58,8 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Str
 
 /// A real plan: the lab's leaf01 state against its base configuration.
 fn leaf01_plan() -> configdb::plan::Plan {
-    let mut snap: Map<String, Value> = serde_json::from_str(fixtures::LEAF01_CONFIG).unwrap();
-    let mut ports = Map::new();
-    for (k, f) in port_entries(fixtures::MINI_LAB_PORT_MAP).unwrap() {
-        let fields: Map<String, Value> =
-            f.into_iter().map(|(a, b)| (a, Value::String(b))).collect();
-        ports.insert(
-            k.trim_start_matches("PORT|").to_owned(),
-            Value::Object(fields),
-        );
-    }
-    snap.insert("PORT".into(), Value::Object(ports));
-    let state = snapshot::parse_config_db_json("leaf01", &Value::Object(snap).to_string()).unwrap();
+    let state =
+        snapshot::parse_config_db_json("leaf01", &fixtures::leaf01_with_ports().unwrap()).unwrap();
     let cfg =
         Config::from_sources(Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)), vec![]).unwrap();
     let desc = parse_switch_document("leaf01.v1.json", fixtures::LEAF01_SWITCH_V1, None).unwrap();

@@ -39,7 +39,7 @@ use metal_switchd_lab::sonic::StandInOptions;
 use metal_switchd_lab::systemd_standin::{ServiceUnit, StandinOptions, SystemdStandin, UnitAction};
 use support::Switch;
 use support::agent::AgentNetns;
-use support::package::{INSTALL_LOCK, Lock, PACKAGE, assert_root, build, sh, text};
+use support::package::{INSTALL_LOCK, Lock, PACKAGE, PurgeOnDrop, assert_root, build, sh, text};
 
 const HMAC_KEY: &str = "metal-edit-migration-key";
 /// METAL_CORE_MANAGEMENT_GATEWAY: FRR routes the management VRF through it.
@@ -71,15 +71,14 @@ RestartSec=10
 WantedBy=sonic.target
 ";
 
-/// Everything this test puts on the machine, removed when dropped.
-struct Cleanup;
+/// Everything this test puts on the machine, removed when dropped (the
+/// package purged after these files).
+struct Cleanup {
+    _purge: PurgeOnDrop,
+}
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = Command::new("dpkg")
-            .args(["--purge", PACKAGE])
-            .stdin(Stdio::null())
-            .output();
         for f in [METAL_CORE_WANTS, AGENT_WANTS, METAL_CORE_UNIT, CORE_ENV] {
             let _ = std::fs::remove_file(f);
         }
@@ -138,15 +137,6 @@ fn both(o: &Output) -> String {
 fn migration_from_metal_core_and_back() {
     assert_root("the migration test installs the package system-wide");
     let _lock = Lock::take(INSTALL_LOCK);
-    let installed_before = Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", PACKAGE])
-        .output()
-        .unwrap();
-    let status = text(&installed_before);
-    assert!(
-        status.is_empty() || status.contains("not-installed") || status.starts_with("unknown"),
-        "{PACKAGE} is already on this machine ({status}): remove it first (dpkg --purge {PACKAGE})"
-    );
     for f in [METAL_CORE_UNIT, METAL_CORE_WANTS, CORE_ENV] {
         assert!(
             !Path::new(f).exists(),
@@ -154,7 +144,9 @@ fn migration_from_metal_core_and_back() {
              remove it first"
         );
     }
-    let _cleanup = Cleanup;
+    let _cleanup = Cleanup {
+        _purge: PurgeOnDrop::not_installed_yet(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let (deb, _) = build(&dir.path().join("out"), &[]);
 

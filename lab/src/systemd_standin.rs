@@ -431,6 +431,16 @@ enum ManagerError {
 }
 
 impl Manager {
+    /// Note a job call (`calls()`).
+    fn record(&self, unit: &str, mode: String) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.push(StartCall {
+                unit: unit.to_owned(),
+                mode,
+            });
+        }
+    }
+
     /// A new job's id and object path.
     fn next_job(&self) -> Result<(u32, OwnedObjectPath), ManagerError> {
         let id = {
@@ -582,12 +592,7 @@ impl Manager {
         mode: &str,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<OwnedObjectPath, ManagerError> {
-        if let Ok(mut calls) = self.calls.lock() {
-            calls.push(StartCall {
-                unit: name.to_owned(),
-                mode: format!("stop:{mode}"),
-            });
-        }
+        self.record(name, format!("stop:{mode}"));
         self.service(name)?;
         let (id, path) = self.next_job()?;
         let emitter = emitter.to_owned();
@@ -607,12 +612,7 @@ impl Manager {
         mode: &str,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<OwnedObjectPath, ManagerError> {
-        if let Ok(mut calls) = self.calls.lock() {
-            calls.push(StartCall {
-                unit: name.to_owned(),
-                mode: mode.to_owned(),
-            });
-        }
+        self.record(name, mode.to_owned());
         let (action, instance) = self
             .action(name)
             .ok_or_else(|| ManagerError::NoSuchUnit(format!("Unit {name} not found.")))?;

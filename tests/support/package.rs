@@ -58,14 +58,13 @@ impl Lock {
 
 /// The package `./dev test` built before the tests ran (its path): the one
 /// release build every package test shares.
-pub const PREBUILT: &str = "METAL_SWITCHD_TEST_DEB";
+pub const PREBUILT: &str = "DEV_TEST_DEB";
 
 /// The package of this checkout: `./dev package --output OUT_DIR EXTRA…`
 /// (with the tests' own build of metal-switchd-dist), or, without EXTRA,
 /// the package `./dev test` built for all tests ([`PREBUILT`]). Its path
 /// and what the build printed on stderr (lintian's verdict).
 pub fn build(out_dir: &Path, extra: &[&str]) -> (PathBuf, String) {
-    let _lock = Lock::take(BUILD_LOCK);
     if let Some(deb) = std::env::var_os(PREBUILT).filter(|_| extra.is_empty()) {
         let deb = PathBuf::from(deb);
         assert!(
@@ -75,15 +74,13 @@ pub fn build(out_dir: &Path, extra: &[&str]) -> (PathBuf, String) {
         );
         return (deb, format!("(built by ./dev test: {PREBUILT})"));
     }
+    let _lock = Lock::take(BUILD_LOCK);
     let out = sh(Command::new(manifest_dir().join("dev"))
         .arg("package")
         .arg("--output")
         .arg(out_dir)
         .args(extra)
-        .env(
-            "METAL_SWITCHD_DIST",
-            env!("CARGO_BIN_EXE_metal-switchd-dist"),
-        )
+        .env("DEV_DIST_BIN", env!("CARGO_BIN_EXE_metal-switchd-dist"))
         .current_dir(manifest_dir()));
     let stdout = text(&out);
     let deb = PathBuf::from(stdout.lines().last().unwrap().trim());
@@ -106,4 +103,44 @@ pub fn assert_root(what: &str) {
         0,
         "{what}: run it as root (./dev test)"
     );
+}
+
+/// dpkg's status of the package: "" when dpkg does not know it.
+pub fn dpkg_status() -> String {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status} ${Version}", PACKAGE])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if out.status.success() {
+        text(&out)
+    } else {
+        String::new()
+    }
+}
+
+/// Purges the package when dropped: the machine is left as it was found.
+pub struct PurgeOnDrop;
+
+impl PurgeOnDrop {
+    /// Refuses to go on when the package is installed (a test that installs
+    /// and purges it must not remove an operator's), then purges at the end.
+    pub fn not_installed_yet() -> PurgeOnDrop {
+        let before = dpkg_status();
+        assert!(
+            before.is_empty() || before.starts_with("unknown") || before.contains("not-installed"),
+            "{PACKAGE} is already on this machine ({before}); this test installs and purges it: \
+             remove it first with `dpkg --purge {PACKAGE}`"
+        );
+        PurgeOnDrop
+    }
+}
+
+impl Drop for PurgeOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg")
+            .args(["--purge", PACKAGE])
+            .stdin(Stdio::null())
+            .output();
+    }
 }
