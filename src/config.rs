@@ -130,6 +130,7 @@ const KEYS: &[KeyDef] = &[
     key("kernel_checks", Kind::Bool, false),
     key("kernel_drift_grace", Kind::Str, false),
     key("frr_agentx", Kind::Bool, false),
+    key("frr_extra_config", Kind::List, false),
     key("frr_validation", Kind::Str, false),
     key("frr_validation_unit", Kind::Str, false),
     key("frr_validation_timeout", Kind::Str, false),
@@ -180,6 +181,43 @@ const METAL_CORE_UNREAD: &[(&str, Instead)] = &[
          CONFIG_DB_INITIALIZED and PortInitDone"
             .to_owned()
     }),
+];
+
+/// metal-core settings metal-switchd accepts without using them, because
+/// metal-core did not use them on SONiC either. Setting one gives a notice
+/// that names it ([`Config::notices`]): `check-config` prints it, `run`
+/// logs it. (metal-roles sets both on every switch.)
+const WITHOUT_EFFECT: &[(&str, &str)] = &[
+    (
+        "cidr",
+        "metal-core uses it only on Cumulus (its own address in /etc/network/interfaces); it \
+         has no effect on SONiC",
+    ),
+    (
+        "bind_address",
+        "metal-core does not use it either; the metrics endpoint binds \
+         metrics_server_bind_address",
+    ),
+];
+
+/// Settings of older metal-core versions (its PXE proxy, NSQ machine
+/// events, IPMI, DHCP relay; metal-core `domain` and `cmd` config of those
+/// versions): refused by name, with what happened to them.
+const RETIRED_METAL_CORE: &[(&str, &str)] = &[
+    ("port", "the port of metal-core's PXE proxy"),
+    ("console_logging", "metal-core's console logging switch"),
+    ("mq_address", "metal-core's NSQ machine events"),
+    ("mq_ca_cert_file", "metal-core's NSQ machine events"),
+    ("mq_client_cert_file", "metal-core's NSQ machine events"),
+    ("mq_loglevel", "metal-core's NSQ machine events"),
+    ("machine_topic", "metal-core's NSQ machine events"),
+    ("machine_topic_ttl", "metal-core's NSQ machine events"),
+    ("change_boot_order", "metal-core's IPMI boot order changes"),
+    (
+        "dhcp_servers",
+        "metal-core's DHCP relay on SONiC (the PXE VLAN's dhcp_servers in the base \
+         configuration take its place)",
+    ),
 ];
 
 /// Log level as metal-core names it.
@@ -526,6 +564,9 @@ pub struct Config {
     pub kernel_drift_grace: HumanDuration,
     /// Render `agentx` into frr.conf (needs FRR's SNMP module, which SONiC loads).
     pub frr_agentx: bool,
+    /// Lines appended to frr.conf as they are (validated by FRR with the
+    /// rest of the file); one FRR command per element.
+    pub frr_extra_config: Vec<String>,
     /// `vtysh` (run `vtysh --dryrun`) or `systemd` (start `frr_validation_unit`).
     pub frr_validation: FrrValidation,
     /// Template unit that validates the file named by its instance (`vtysh --dryrun --inputfile %I`).
@@ -641,6 +682,7 @@ impl Default for Config {
             kernel_checks: true,
             kernel_drift_grace: HumanDuration(Duration::from_secs(10)),
             frr_agentx: true,
+            frr_extra_config: Vec::new(),
             frr_validation: FrrValidation::Vtysh,
             frr_validation_unit: "bgp-validation@.service".into(),
             frr_validation_timeout: HumanDuration(Duration::from_secs(30)),
@@ -773,7 +815,13 @@ impl Config {
                     .find(|d| d.name == name && (d.metal_core || !metal_core))
                     .ok_or_else(|| ConfigError::Env {
                         var: var.clone(),
-                        message: format!("not a configuration key (known keys: {})", known_keys()),
+                        message: match RETIRED_METAL_CORE.iter().find(|(k, _)| *k == name) {
+                            Some((_, what)) if metal_core => format!(
+                                "a setting of older metal-core versions ({what}), which \
+                                 metal-switchd does not do; remove it"
+                            ),
+                            _ => format!("not a configuration key (known keys: {})", known_keys()),
+                        },
                     })?;
                 table.insert(name.clone(), env_value(&var, def.kind, &value)?);
                 origins.insert(name, format!("environment variable {var}"));
@@ -785,14 +833,29 @@ impl Config {
         };
         for (var, value, instead) in unread {
             let notice = format!(
-                "environment variable {var} = {}: metal-core does not read it either; {}",
+                "environment variable {var} sets {} = {}: metal-core does not read it either; {}",
+                var.trim_start_matches(METAL_CORE_PREFIX)
+                    .to_ascii_lowercase(),
                 crate::spec::names::quoted(&value),
                 instead(&cfg)
             );
             cfg.unused_set.push(notice);
         }
+        for (key, why) in WITHOUT_EFFECT {
+            if let Some(origin) = origins.get(*key) {
+                cfg.unused_set.push(format!("{origin} sets {key}: {why}"));
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The keys metal-core knows (also read as `METAL_CORE_<KEY>`).
+    pub fn metal_core_keys() -> Vec<&'static str> {
+        KEYS.iter()
+            .filter(|k| k.metal_core)
+            .map(|k| k.name)
+            .collect()
     }
 
     /// The settings that were given but have no effect (each named, with
@@ -927,6 +990,8 @@ impl Config {
                 ));
             }
         }
+        problems.extend(self.metal_core_refusals());
+        problems.extend(self.frr_extra_config_problems());
         if self.api_retry_attempts == 0 {
             problems.push("api_retry_attempts must be at least 1 (1 = no retry)".into());
         }
@@ -948,6 +1013,113 @@ impl Config {
                 "max_snapshot_bytes {} is below 1024; a config_db.json needs more",
                 self.max_snapshot_bytes
             ));
+        }
+        problems
+    }
+
+    /// metal-core settings that would have changed what metal-core did and
+    /// that metal-switchd cannot honour: each refused by name, with what to
+    /// do instead. Empty values (metal-roles writes them) mean "not used"
+    /// in metal-core too and pass.
+    fn metal_core_refusals(&self) -> Vec<String> {
+        use crate::spec::names::quoted;
+        let mut problems = Vec::new();
+        let set = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .filter(|p| !p.trim().is_empty())
+        };
+        if let Some(p) = set(&self.frr_tpl_file) {
+            problems.push(format!(
+                "frr_tpl_file (METAL_CORE_FRR_TPL_FILE) is {}: metal-switchd has no FRR \
+                 templates; it renders frr.conf itself, with the zebra lines the switch's SONiC \
+                 flavour needs (on community SONiC 202411 and later the fpm lines a custom \
+                 metal-core template used to add; docs/flavours.md); put further lines in \
+                 frr_extra_config and remove frr_tpl_file",
+                quoted(&p)
+            ));
+        }
+        if let Some(p) = set(&self.interfaces_tpl_file) {
+            problems.push(format!(
+                "interfaces_tpl_file (METAL_CORE_INTERFACES_TPL_FILE) is {}: it is Cumulus \
+                 only (metal-core renders /etc/network/interfaces with it, which SONiC does not \
+                 use); remove it",
+                quoted(&p)
+            ));
+        }
+        if self
+            .additional_bridge_vids
+            .iter()
+            .any(|v| !v.trim().is_empty())
+        {
+            problems.push(format!(
+                "additional_bridge_vids (METAL_CORE_ADDITIONAL_BRIDGE_VIDS) is {}: it is \
+                 Cumulus only (VLANs of Cumulus' vlan-aware bridge); on SONiC the agent takes \
+                 tenant VLANs from vlan_range and the base configuration holds the others; \
+                 remove it",
+                quoted(&self.additional_bridge_vids.join(","))
+            ));
+        }
+        problems
+    }
+
+    /// `frr_extra_config`: one FRR command per line, printable, bounded,
+    /// and none of what the agent renders itself (a second `hostname` or
+    /// `router bgp <asn>` block would be merged or fought over by
+    /// frr-reload.py). FRR validates the lines with the whole file.
+    fn frr_extra_config_problems(&self) -> Vec<String> {
+        use crate::spec::names::quoted;
+        const MAX_LINES: usize = 1000;
+        const MAX_LINE_CHARS: usize = 512;
+        let mut problems = Vec::new();
+        if self.frr_extra_config.len() > MAX_LINES {
+            problems.push(format!(
+                "frr_extra_config has {} lines; at most {MAX_LINES}",
+                self.frr_extra_config.len()
+            ));
+            return problems;
+        }
+        for (i, line) in self.frr_extra_config.iter().enumerate() {
+            let n = i + 1;
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let vrf_num = |w: Option<&&str>| {
+                w.and_then(|w| w.strip_prefix("Vrf"))
+                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            };
+            let why = if line.chars().any(crate::spec::names::needs_escape) {
+                Some("has a control or invisible character; one FRR command per line".to_owned())
+            } else if line.chars().count() > MAX_LINE_CHARS {
+                Some(format!("is longer than {MAX_LINE_CHARS} characters"))
+            } else if words.is_empty() {
+                Some("is empty".to_owned())
+            } else if matches!(words[0], "hostname" | "password")
+                || words.starts_with(&["frr", "defaults"])
+                || words.starts_with(&["frr", "version"])
+                || words.starts_with(&["enable", "password"])
+            {
+                let n = if matches!(words[0], "frr" | "enable") {
+                    2
+                } else {
+                    1
+                };
+                Some(format!("{} is rendered by the agent", words[..n].join(" ")))
+            } else if words.starts_with(&["router", "bgp"])
+                && (words.len() <= 3 || (words.get(3) == Some(&"vrf") && vrf_num(words.get(4))))
+            {
+                Some(
+                    "the agent renders the default BGP instance and those of its tenant VRFs; \
+                     a second block of one of them would be merged into the agent's by \
+                     frr-reload.py (a static VRF's `router bgp <asn> vrf <name>` is fine)"
+                        .to_owned(),
+                )
+            } else if words.first() == Some(&"vrf") && vrf_num(words.get(1)) {
+                Some("the agent renders the `vrf Vrf<VNI>` blocks of its tenant VRFs".to_owned())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                problems.push(format!("frr_extra_config line {n} {}: {why}", quoted(line)));
+            }
         }
         problems
     }
@@ -1647,12 +1819,15 @@ mod tests {
         let n = c.notices();
         assert_eq!(n.len(), 2, "{n:?}");
         assert!(
-            n[0].starts_with("environment variable METAL_CORE_SYNC_DELAY = \"5s\\u{1b}\": ")
-                && n[0].contains("does not delay"),
+            n[0].starts_with(
+                "environment variable METAL_CORE_SYNC_DELAY sets sync_delay = \"5s\\u{1b}\": "
+            ) && n[0].contains("does not delay"),
             "{n:?}"
         );
         assert!(
-            n[1].starts_with("environment variable METAL_CORE_SYNC_SCHEDULE = \"*/10 * * * *\": ")
+            n[1].starts_with(
+                "environment variable METAL_CORE_SYNC_SCHEDULE sets sync_schedule = \"*/10 * * * *\": "
+            )
                 && n[1].contains("every reconfigure_switch_interval (20s)"),
             "{n:?}"
         );
@@ -1670,6 +1845,111 @@ mod tests {
             e.contains("METAL_SWITCHD_SYNC_DELAY: not a configuration key"),
             "{e}"
         );
+    }
+
+    /// Issue 20: metal-core's template settings are refused by name with
+    /// what to use instead; the settings without effect are named in a
+    /// notice; empty values (metal-roles writes them) pass silently because
+    /// they mean "not used" in metal-core too.
+    #[test]
+    fn template_and_cumulus_settings_are_refused_by_name() {
+        let e = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_FRR_TPL_FILE", "/etc/metal-core/frr.tpl"),
+                ("METAL_CORE_INTERFACES_TPL_FILE", "/x/interfaces.tpl"),
+                ("METAL_CORE_ADDITIONAL_BRIDGE_VIDS", "201-256"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "frr_tpl_file (METAL_CORE_FRR_TPL_FILE) is \"/etc/metal-core/frr.tpl\"",
+            "frr_extra_config",
+            "interfaces_tpl_file (METAL_CORE_INTERFACES_TPL_FILE)",
+            "additional_bridge_vids (METAL_CORE_ADDITIONAL_BRIDGE_VIDS) is \"201-256\"",
+            "Cumulus only",
+        ] {
+            assert!(e.contains(want), "lacks {want:?}: {e}");
+        }
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_FRR_TPL_FILE", ""),
+                ("METAL_CORE_INTERFACES_TPL_FILE", ""),
+                ("METAL_CORE_ADDITIONAL_BRIDGE_VIDS", ""),
+                ("METAL_CORE_CIDR", "10.255.255.2/24"),
+                ("METAL_CORE_BIND_ADDRESS", "0.0.0.0"),
+            ]),
+        )
+        .unwrap();
+        let n = c.notices().join("\n");
+        assert!(
+            n.contains("environment variable METAL_CORE_CIDR sets cidr"),
+            "{n}"
+        );
+        assert!(
+            n.contains("METAL_CORE_BIND_ADDRESS sets bind_address"),
+            "{n}"
+        );
+        assert_eq!(c.notices().len(), 2, "{n}");
+        assert!(
+            Config::from_sources(None, vec![])
+                .unwrap()
+                .notices()
+                .is_empty()
+        );
+        // Settings of older metal-core versions: refused with what they were.
+        let e = Config::from_sources(None, env(&[("METAL_CORE_MQ_ADDRESS", "nsq:4161")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("METAL_CORE_MQ_ADDRESS") && e.contains("older metal-core"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn frr_extra_config_lines_are_checked() {
+        let c = Config::from_sources(
+            Some((
+                "f.toml",
+                "frr_extra_config = [\"ip nht resolve-via-default\", \"router bgp 4200000011 vrf VrfMpls\", \" bgp router-id 10.0.0.1\"]\n",
+            )),
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(c.frr_extra_config.len(), 3);
+        let e = Config::from_sources(
+            Some((
+                "f.toml",
+                "frr_extra_config = [\"hostname x\", \"router bgp 1\", \"router bgp 1 vrf Vrf5\", \"vrf Vrf7\", \"ip route 1.2.3.4/32 Null0\\nrouter bgp 2\", \"  \", \"frr defaults traditional\"]\n",
+            )),
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "frr_extra_config line 1 \"hostname x\": hostname is rendered by the agent",
+            "line 2 \"router bgp 1\": the agent renders the default BGP instance",
+            "line 3 \"router bgp 1 vrf Vrf5\"",
+            "line 4 \"vrf Vrf7\": the agent renders",
+            "line 5 \"ip route 1.2.3.4/32 Null0\\nrouter bgp 2\": has a control",
+            "line 6 \"  \": is empty",
+            "line 7 \"frr defaults traditional\"",
+        ] {
+            assert!(e.contains(want), "lacks {want:?}: {e}");
+        }
+        // From the environment: comma separated.
+        let c = Config::from_sources(
+            None,
+            env(&[(
+                "METAL_SWITCHD_FRR_EXTRA_CONFIG",
+                "ip nht resolve-via-default, bfd",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(c.frr_extra_config, ["ip nht resolve-via-default", "bfd"]);
     }
 
     #[test]

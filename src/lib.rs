@@ -48,6 +48,7 @@ pub mod configdb;
 pub mod crash;
 pub mod error;
 pub mod files;
+pub mod flavour;
 pub mod frr;
 pub mod json;
 pub mod kernel;

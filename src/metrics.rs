@@ -334,6 +334,18 @@ struct BuildLabels {
     version: String,
     revision: String,
 }
+/// The detected SONiC flavour: one series, replaced when it is detected
+/// again (SIGHUP); every value comes from `crate::flavour`, bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FlavourLabels {
+    family: String,
+    release: String,
+    debian: String,
+    routing_config_mode: String,
+    frr_version: String,
+    fpm_module: String,
+    refused: String,
+}
 
 /// A counter exposed under its exact name as `untyped` (see the module docs).
 #[derive(Debug, Clone, Default)]
@@ -385,6 +397,7 @@ pub struct Metrics {
     phone_home_events: Family<PhoneHomeLabels, Counter>,
     phone_home_pending: Gauge,
     metal_core_errors: Family<OperationLabels, UntypedCounter>,
+    flavour: Family<FlavourLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -410,6 +423,14 @@ impl Metrics {
             "build_info",
             "Version and source revision of the running agent (always 1)",
             build,
+        );
+        let flavour = Family::<FlavourLabels, Gauge>::default();
+        reg.register(
+            "sonic_flavour_info",
+            "The SONiC flavour of this switch as detected at start and on SIGHUP: family, \
+             release, Debian base, docker_routing_config_mode, FRR version, fpm module, and \
+             whether the agent refuses to manage FRR there (always 1; none before detection)",
+            flavour.clone(),
         );
         let start_time = Gauge::<f64, AtomicU64>::default();
         start_time.set(seconds_since_epoch(started));
@@ -596,7 +617,36 @@ impl Metrics {
             phone_home_events,
             phone_home_pending,
             metal_core_errors,
+            flavour,
         }
+    }
+
+    /// The detected flavour (replaces the previous one).
+    pub fn set_flavour(&self, f: &crate::flavour::Flavour) {
+        let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
+        let mode = match &f.routing_config_mode {
+            crate::flavour::RoutingConfigMode::Unrecognised(_) => "unrecognised".to_owned(),
+            crate::flavour::RoutingConfigMode::Unset => "unset".to_owned(),
+            crate::flavour::RoutingConfigMode::Unknown => "unknown".to_owned(),
+            m => m.to_string(),
+        };
+        self.flavour.clear();
+        self.flavour
+            .get_or_create(&FlavourLabels {
+                family: f.family.as_str().to_owned(),
+                release: or(&f.release),
+                debian: f
+                    .debian
+                    .as_deref()
+                    .and_then(|d| d.split(' ').next())
+                    .unwrap_or("unknown")
+                    .to_owned(),
+                routing_config_mode: mode,
+                frr_version: or(&f.frr_version),
+                fpm_module: f.fpm_module.as_str().to_owned(),
+                refused: f.refusal().is_some().to_string(),
+            })
+            .set(1);
     }
 
     /// A reconcile ended with `result` after `duration`, at `now`. Counts it,
@@ -1144,6 +1194,37 @@ mod tests {
             sample_value(&m.encode(), "metal_switchd_consecutive_failures"),
             Some(0.0)
         );
+    }
+
+    /// Issue 20: the detected flavour, build_info-style; a new detection
+    /// (SIGHUP) replaces the series.
+    #[test]
+    fn the_flavour_is_one_info_series() {
+        use crate::flavour::Profile;
+        let m = Metrics::default();
+        assert!(!m.encode().contains("sonic_flavour_info{"));
+        m.set_flavour(&Profile::Community202411.flavour());
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "metal_switchd_sonic_flavour_info{family=\"community\",release=\"202411\",\
+                 debian=\"12\",routing_config_mode=\"split-unified\",frr_version=\"10.0.1\",\
+                 fpm_module=\"dplane_fpm_sonic\",refused=\"false\"} 1"
+            ),
+            "{text}"
+        );
+        m.set_flavour(&Profile::Dell45.flavour());
+        let text = m.encode();
+        assert_eq!(
+            text.matches("metal_switchd_sonic_flavour_info{").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("family=\"dell-enterprise\",release=\"4.5.1\""),
+            "{text}"
+        );
+        assert!(text.contains("fpm_module=\"fpm\""), "{text}");
     }
 
     #[test]

@@ -330,7 +330,7 @@ fn migration_from_metal_core_and_back() {
     assert!(said.contains("checked: the configuration"), "{said}");
     for var in ["METAL_CORE_SYNC_SCHEDULE", "METAL_CORE_SYNC_DELAY"] {
         assert!(
-            said.contains(&format!("not used: environment variable {var} = ")),
+            said.contains(&format!("not used: environment variable {var} sets ")),
             "{said}"
         );
     }

@@ -170,12 +170,20 @@ pub struct FrrLab {
     children: Vec<(&'static str, Child)>,
     /// The namespace was created here (and is deleted on drop).
     owns_netns: bool,
+    /// Modules zebra loads (`-M`), as a SONiC flavour's zebra does.
+    zebra_modules: Vec<String>,
 }
 
 impl FrrLab {
     /// Start the daemons in a new namespace with host name `hostname`; they
     /// begin with an empty configuration.
     pub fn start(hostname: &str) -> Result<FrrLab> {
+        FrrLab::start_with(hostname, &[])
+    }
+
+    /// [`FrrLab::start`] with zebra loading `zebra_modules` (see
+    /// [`FrrLab::start_in_with`]).
+    pub fn start_with(hostname: &str, zebra_modules: &[&str]) -> Result<FrrLab> {
         require_frr()?;
         let netns = unique_name("frr");
         let dir = tempfile::Builder::new()
@@ -189,6 +197,7 @@ impl FrrLab {
             dir: LabDir::Temp(dir),
             children: Vec::new(),
             owns_netns: true,
+            zebra_modules: zebra_modules.iter().map(|m| m.to_string()).collect(),
         };
         lab.launch()
     }
@@ -197,6 +206,20 @@ impl FrrLab {
     /// `hostname`, their files in `dir` (created; kept on drop, as is the
     /// namespace). They begin with an empty configuration.
     pub fn start_in(netns: &str, hostname: &str, dir: &Path) -> Result<FrrLab> {
+        FrrLab::start_in_with(netns, hostname, dir, &[])
+    }
+
+    /// Like [`FrrLab::start_in`], zebra loading `zebra_modules` (`-M`):
+    /// `fpm` (the old module of SONiC 202311 and the Enterprise builds) or
+    /// `dplane_fpm_nl` (Debian's FRR; SONiC ≥ 202411 loads its fork
+    /// `dplane_fpm_sonic`, which takes the same commands) — see
+    /// [`crate::flavours::zebra_modules`].
+    pub fn start_in_with(
+        netns: &str,
+        hostname: &str,
+        dir: &Path,
+        zebra_modules: &[&str],
+    ) -> Result<FrrLab> {
         require_frr()?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let lab = FrrLab {
@@ -205,6 +228,7 @@ impl FrrLab {
             dir: LabDir::Kept(dir.to_owned()),
             children: Vec::new(),
             owns_netns: false,
+            zebra_modules: zebra_modules.iter().map(|m| m.to_string()).collect(),
         };
         lab.launch()
     }
@@ -263,6 +287,12 @@ impl FrrLab {
             .args([
                 "-z", &zserv, "-i", &pid, "-f", &boot, "-P", "0", "--log", &log,
             ])
+            .args(
+                self.zebra_modules
+                    .iter()
+                    .filter(|_| daemon == "zebra")
+                    .flat_map(|m| ["-M", m.as_str()]),
+            )
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err)

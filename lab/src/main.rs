@@ -163,6 +163,16 @@ struct LabArgs {
     /// The agents' reconcile interval, in milliseconds
     #[arg(long, default_value_t = 1000)]
     interval_ms: u64,
+    /// The SONiC flavour the leaves stand in for: community-202311,
+    /// community-202411, community-202505, dell-4.4, dell-4.5,
+    /// edgecore-202211 (base configuration, version file, routing config
+    /// mode, zebra's fpm module; docs/flavours.md)
+    #[arg(long, default_value = "dell-4.5", value_parser = parse_flavour)]
+    flavour: metal_switchd_lab::flavours::Profile,
+}
+
+fn parse_flavour(s: &str) -> Result<metal_switchd_lab::flavours::Profile, String> {
+    metal_switchd_lab::flavours::Profile::from_name(s)
 }
 
 impl LabArgs {
@@ -173,6 +183,7 @@ impl LabArgs {
         o.prefix = self.prefix.clone();
         o.state_dir = self.state_dir.clone();
         o.interval = std::time::Duration::from_millis(self.interval_ms.max(100));
+        o.flavour = self.flavour;
         Ok(o)
     }
 }

@@ -134,6 +134,8 @@ pub fn lab_args(opts: &LabOptions) -> Vec<String> {
         opts.agent.display().to_string(),
         "--interval-ms".into(),
         opts.interval.as_millis().to_string(),
+        "--flavour".into(),
+        opts.flavour.name().into(),
     ];
     if let Some(d) = &opts.state_dir {
         v.push("--state-dir".into());

@@ -80,6 +80,8 @@ pub struct LabOptions {
     /// The agents' `timeout` and `barrier_timeout`.
     pub agent_timeout: Duration,
     pub barrier_timeout: Duration,
+    /// The SONiC flavour the leaves stand in for (`crate::flavours`).
+    pub flavour: crate::flavours::Profile,
 }
 
 impl LabOptions {
@@ -97,6 +99,7 @@ impl LabOptions {
             only_wired_ports: false,
             agent_timeout: Duration::from_secs(20),
             barrier_timeout: Duration::from_secs(15),
+            flavour: crate::flavours::Profile::Dell45,
         }
     }
 
@@ -432,6 +435,7 @@ impl Lab {
         let mut info = json!({
             "prefix": opts.prefix,
             "api": opts.api.as_str(),
+            "flavour": opts.flavour.name(),
             "owner_pid": me,
             "owner_start": process_start(me),
             "agent": opts.agent,
@@ -571,8 +575,9 @@ impl Lab {
         for (i, leaf) in LEAVES.iter().enumerate() {
             let node = self.start_leaf(leaf, i as u64)?;
             self.say(&format!(
-                "== {}: redis {}, SONiC stand-in, FRR, metal-switchd run (pid {}, log {})",
+                "== {}: SONiC flavour {}: redis {}, SONiC stand-in, FRR, metal-switchd run (pid {}, log {})",
                 leaf.name,
+                o.flavour,
                 node.redis.socket().display(),
                 node.agent_pid().unwrap_or(0),
                 node.agent_log.display()
@@ -644,13 +649,9 @@ impl Lab {
         let dir = self.dir.join(leaf.name);
         mkdir(&dir)?;
         let redis = RedisServer::start_in(&dir, Some(&ns))?;
-        seed_switch(
-            &redis,
-            leaf.config_db,
-            Some(&o.port_map()),
-            &SeedOptions::default(),
-        )
-        .with_context(|| format!("seeding {}'s CONFIG_DB", leaf.name))?;
+        let base = crate::flavours::base_config(o.flavour, leaf.name)?;
+        seed_switch(&redis, &base, Some(&o.port_map()), &SeedOptions::default())
+            .with_context(|| format!("seeding {}'s CONFIG_DB", leaf.name))?;
         let dbconf = redis.write_database_config()?;
         let standin = SonicStandIn::start(
             &redis,
@@ -660,9 +661,20 @@ impl Lab {
             },
         )
         .with_context(|| format!("the SONiC stand-in of {}", leaf.name))?;
-        let frr = FrrLab::start_in(&ns, leaf.name, &dir.join("frr"))?;
+        // zebra loads the flavour's fpm module; the stand-in checks the
+        // installed frr.conf against it and can restart the bgp container.
+        let frr = FrrLab::start_in_with(
+            &ns,
+            leaf.name,
+            &dir.join("frr"),
+            crate::flavours::zebra_modules(o.flavour),
+        )?;
+        standin.set_bgp(crate::flavours::BgpContainer {
+            profile: o.flavour,
+            frr_conf: frr.config_file(),
+        });
         let version = dir.join("sonic_version.yml");
-        std::fs::write(&version, "build_version: 'SONiC.4.5.1-Enterprise_Base'\n")?;
+        std::fs::write(&version, o.flavour.sonic_version_yml())?;
         let secret = match o.api {
             ApiVersion::V1 => {
                 let p = dir.join("hmac_key");
