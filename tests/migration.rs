@@ -328,7 +328,15 @@ fn migration_from_metal_core_and_back() {
     );
     let said = text(&migrated);
     assert!(said.contains("checked: the configuration"), "{said}");
-    for var in ["METAL_CORE_SYNC_SCHEDULE", "METAL_CORE_SYNC_DELAY"] {
+    // metal-roles' variables without effect, each named (none silently
+    // ignored): metal-core reads neither SYNC_ variable, and uses CIDR and
+    // BIND_ADDRESS only on Cumulus.
+    for var in [
+        "METAL_CORE_SYNC_SCHEDULE",
+        "METAL_CORE_SYNC_DELAY",
+        "METAL_CORE_CIDR",
+        "METAL_CORE_BIND_ADDRESS",
+    ] {
         assert!(
             said.contains(&format!("not used: environment variable {var} sets ")),
             "{said}"
