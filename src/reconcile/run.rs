@@ -504,6 +504,9 @@ impl Daemon {
     /// Run until SIGTERM / SIGINT.
     pub async fn run(mut self) -> Result<(), Error> {
         self.set_phase(LoopPhase::Starting);
+        for n in self.agent.cfg.notices() {
+            tracing::warn!("setting without effect: {n}");
+        }
         self.start_side_jobs().await?;
         let mut port_events = self.agent.kernel().map(KernelView::port_events);
         let mut kernel_states = self.agent.kernel().map(KernelView::subscribe);

@@ -8,6 +8,7 @@ pub mod cases;
 pub mod kernel;
 pub mod lab;
 pub mod model;
+pub mod package;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
