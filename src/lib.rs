@@ -53,6 +53,8 @@ pub mod frr;
 pub mod json;
 pub mod kernel;
 pub mod lldp;
+#[cfg(feature = "agent")]
+pub mod migrate;
 pub mod names;
 pub mod observed;
 pub mod reconcile;

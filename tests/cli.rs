@@ -22,7 +22,7 @@ impl Files {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("config_db.json"),
-            support::leaf01_config_db_json(),
+            fixtures::leaf01_with_ports().unwrap(),
         )
         .unwrap();
         // The writer lock in the test's own runtime directory.

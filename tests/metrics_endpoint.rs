@@ -60,7 +60,7 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Str
 /// A real plan: the lab's leaf01 state against its base configuration.
 fn leaf01_plan() -> configdb::plan::Plan {
     let state =
-        snapshot::parse_config_db_json("leaf01", &support::leaf01_config_db_json()).unwrap();
+        snapshot::parse_config_db_json("leaf01", &fixtures::leaf01_with_ports().unwrap()).unwrap();
     let cfg = support::config::TestConfig::leaf01().build();
     let desc = parse_switch_document("leaf01.v1.json", fixtures::LEAF01_SWITCH_V1, None).unwrap();
     reconcile::prepare(&desc.1, &cfg, &state, &Confirmed::assumed())
@@ -306,6 +306,59 @@ fn rules_and_dashboard_use_only_exported_metrics() {
         assert!(
             unknown.is_empty(),
             "{what} uses metrics the agent does not export: {unknown:?}"
+        );
+    }
+}
+
+/// Every alert links its runbook: a page in docs/monitoring/runbooks/ named
+/// after the alert, at the repository's address (Cargo.toml `repository`),
+/// listed in the runbooks' index, and saying what to do.
+#[test]
+fn every_alert_has_a_runbook_page() {
+    let rules = std::fs::read_to_string(monitoring("alerts.yml")).unwrap();
+    let base = format!(
+        "{}/blob/main/docs/monitoring/runbooks/",
+        env!("CARGO_PKG_REPOSITORY")
+    );
+    let index = std::fs::read_to_string(monitoring("runbooks/README.md")).unwrap();
+    let mut alerts: Vec<(String, Option<String>)> = Vec::new();
+    for line in rules.lines() {
+        let l = line.trim();
+        if let Some(name) = l.strip_prefix("- alert: ") {
+            alerts.push((name.to_owned(), None));
+        } else if let Some(url) = l.strip_prefix("runbook_url: ") {
+            let (_, slot) = alerts.last_mut().expect("runbook_url before any alert");
+            assert!(slot.is_none(), "two runbook_url in one alert");
+            *slot = Some(url.trim_matches('"').to_owned());
+        }
+    }
+    assert!(alerts.len() >= 10, "{alerts:?}");
+    for (name, url) in &alerts {
+        let url = url
+            .as_deref()
+            .unwrap_or_else(|| panic!("alert {name} has no runbook_url"));
+        assert_eq!(url, format!("{base}{name}.md"), "alert {name}");
+        let page = std::fs::read_to_string(monitoring(&format!("runbooks/{name}.md")))
+            .unwrap_or_else(|e| panic!("alert {name}: runbook page missing: {e}"));
+        assert!(page.starts_with(&format!("# {name}\n")), "{name}.md");
+        for part in ["**Means**", "**Find the cause**", "**Fix**"] {
+            assert!(page.contains(part), "{name}.md lacks {part}");
+        }
+        assert!(
+            index.contains(&format!("[{name}.md]({name}.md)")),
+            "runbooks/README.md does not list {name}"
+        );
+    }
+    // no page without its alert
+    for entry in std::fs::read_dir(monitoring("runbooks")).unwrap() {
+        let file = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if file == "README.md" {
+            continue;
+        }
+        let stem = file.trim_end_matches(".md");
+        assert!(
+            alerts.iter().any(|(n, _)| n == stem),
+            "runbooks/{file} belongs to no alert"
         );
     }
 }

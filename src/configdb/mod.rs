@@ -10,8 +10,9 @@
 //! [`confirmed`] and the catalogue [`confirms`]).
 //! [`crate::reconcile::prepare`] runs the whole chain from a desired state.
 //! The adapters (feature `agent`): [`feed`] keeps a view of SONiC's
-//! databases current (first read by [`startup`] in bounded steps), `redis`
-//! applies a plan phase by phase.
+//! databases current (first read by [`startup`] in bounded steps; every
+//! reply decoded by [`reply`], which never lets bytes that are not UTF-8
+//! stop a read), `redis` applies a plan phase by phase.
 
 pub mod confirmed;
 pub mod confirms;
@@ -29,6 +30,8 @@ pub mod plan;
 mod proptests;
 #[cfg(feature = "agent")]
 pub mod redis;
+#[cfg(feature = "agent")]
+pub mod reply;
 #[cfg(any(test, feature = "testkit"))]
 pub mod rules;
 pub mod schema;

@@ -46,6 +46,14 @@ impl TestConfig {
         self
     }
 
+    /// Without `keys` (their defaults, or what the environment sets).
+    pub fn without(mut self, keys: &[&str]) -> TestConfig {
+        for k in keys {
+            self.table.remove(*k);
+        }
+        self
+    }
+
     /// The configuration file's text.
     pub fn text(&self) -> String {
         toml::to_string(&self.table).expect("TOML")
