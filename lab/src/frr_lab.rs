@@ -30,6 +30,62 @@ pub const FRR_RELOAD: &str = "/usr/lib/frr/frr-reload.py";
 /// The daemons every lab runs.
 pub const DAEMONS: [&str; 3] = ["zebra", "bgpd", "staticd"];
 
+/// Which FRR a lab runs: Debian's package (the default) or a SONiC
+/// release's FRR built by `lab/sonic/build.sh`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrrInstall {
+    /// Directory of the daemons.
+    pub sbin: PathBuf,
+    pub vtysh: PathBuf,
+    /// frr-reload.py
+    pub reload: PathBuf,
+    /// Started in this order.
+    pub daemons: Vec<&'static str>,
+    /// Extra arguments of zebra (FPM module, netlink buffer).
+    pub zebra_args: Vec<String>,
+}
+
+impl FrrInstall {
+    /// Debian's `frr` and `frr-pythontools`.
+    pub fn debian() -> FrrInstall {
+        FrrInstall {
+            sbin: PathBuf::from(FRR_SBIN),
+            vtysh: PathBuf::from("/usr/bin/vtysh"),
+            reload: PathBuf::from(FRR_RELOAD),
+            daemons: DAEMONS.to_vec(),
+            zebra_args: Vec::new(),
+        }
+    }
+
+    fn is_debian(&self) -> bool {
+        *self == FrrInstall::debian()
+    }
+
+    /// Fail with a useful message unless every file is there.
+    pub fn require(&self) -> Result<()> {
+        if self.is_debian() {
+            return require_frr();
+        }
+        if !is_root() {
+            bail!("FRR lab tests need root (network namespaces, FRR daemons); run them as root");
+        }
+        let files = self
+            .daemons
+            .iter()
+            .map(|d| self.sbin.join(d))
+            .chain([self.vtysh.clone(), self.reload.clone()]);
+        for f in files {
+            if !f.exists() {
+                bail!(
+                    "{} is missing; rebuild it: ./dev sonic build RELEASE",
+                    f.display()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh, unique name with `prefix` (pid + counter), at most 15 characters
@@ -170,6 +226,9 @@ pub struct FrrLab {
     children: Vec<(&'static str, Child)>,
     /// The namespace was created here (and is deleted on drop).
     owns_netns: bool,
+    install: FrrInstall,
+    /// The configuration the daemons start with.
+    boot_config: String,
 }
 
 impl FrrLab {
@@ -189,6 +248,8 @@ impl FrrLab {
             dir: LabDir::Temp(dir),
             children: Vec::new(),
             owns_netns: true,
+            install: FrrInstall::debian(),
+            boot_config: String::new(),
         };
         lab.launch()
     }
@@ -197,7 +258,19 @@ impl FrrLab {
     /// `hostname`, their files in `dir` (created; kept on drop, as is the
     /// namespace). They begin with an empty configuration.
     pub fn start_in(netns: &str, hostname: &str, dir: &Path) -> Result<FrrLab> {
-        require_frr()?;
+        FrrLab::start_in_with(netns, hostname, dir, FrrInstall::debian(), "")
+    }
+
+    /// Like [`FrrLab::start_in`] with the FRR of `install`, the daemons
+    /// starting with `boot_config` (as `frr.conf` before the agent's).
+    pub fn start_in_with(
+        netns: &str,
+        hostname: &str,
+        dir: &Path,
+        install: FrrInstall,
+        boot_config: &str,
+    ) -> Result<FrrLab> {
+        install.require()?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let lab = FrrLab {
             netns: netns.to_owned(),
@@ -205,14 +278,21 @@ impl FrrLab {
             dir: LabDir::Kept(dir.to_owned()),
             children: Vec::new(),
             owns_netns: false,
+            install,
+            boot_config: boot_config.to_owned(),
         };
         lab.launch()
+    }
+
+    /// The FRR this lab runs.
+    pub fn install(&self) -> &FrrInstall {
+        &self.install
     }
 
     fn launch(self) -> Result<FrrLab> {
         let mut lab = self;
         lab.prepare()?;
-        for daemon in DAEMONS {
+        for daemon in lab.install.daemons.clone() {
             let child = lab.spawn(daemon)?;
             lab.children.push((daemon, child));
         }
@@ -229,7 +309,7 @@ impl FrrLab {
             self.config_dir().join("vtysh.conf"),
             "service integrated-vtysh-config\n",
         )?;
-        std::fs::write(self.config_dir().join("boot.conf"), "")?;
+        std::fs::write(self.config_dir().join("boot.conf"), &self.boot_config)?;
         // The daemons run as frr: they need to reach and write run/.
         run("chmod", &["0755", &root.display().to_string()])?;
         run(
@@ -251,7 +331,7 @@ impl FrrLab {
         let pid = format!("{run_dir}/{daemon}.pid");
         let log = format!("file:{run_dir}/{daemon}.log");
         let boot = self.config_dir().join("boot.conf").display().to_string();
-        let binary = format!("{FRR_SBIN}/{daemon}");
+        let binary = self.install.sbin.join(daemon).display().to_string();
         let log_file = std::fs::File::create(self.dir.path().join(format!("{daemon}.out")))?;
         let log_err = log_file.try_clone()?;
         Command::new("ip")
@@ -263,6 +343,11 @@ impl FrrLab {
             .args([
                 "-z", &zserv, "-i", &pid, "-f", &boot, "-P", "0", "--log", &log,
             ])
+            .args(if daemon == "zebra" {
+                self.install.zebra_args.as_slice()
+            } else {
+                &[]
+            })
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err)
@@ -357,7 +442,7 @@ impl FrrLab {
     pub fn frr_reload_args(&self) -> Vec<String> {
         let etc = self.config_dir().display().to_string();
         let run = self.vty_socket_dir().display().to_string();
-        [
+        let mut args: Vec<String> = [
             "--reload",
             "--stdout",
             "--confdir",
@@ -366,15 +451,27 @@ impl FrrLab {
             &run,
             "--rundir",
             &run,
-            "{file}",
         ]
         .map(String::from)
-        .to_vec()
+        .to_vec();
+        args.extend(self.bindir_args());
+        args.push("{file}".into());
+        args
+    }
+
+    /// frr-reload.py's `--bindir` (where its vtysh is) for a non-Debian FRR.
+    fn bindir_args(&self) -> Vec<String> {
+        match self.install.vtysh.parent() {
+            Some(bin) if !self.install.is_debian() => {
+                vec!["--bindir".to_owned(), bin.display().to_string()]
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Run vtysh with `-c` commands against this lab's daemons.
     pub fn vtysh(&self, commands: &[&str]) -> Result<String> {
-        let mut cmd = self.in_uts("/usr/bin/vtysh")?;
+        let mut cmd = self.in_uts(&self.install.vtysh)?;
         cmd.arg("--vty_socket")
             .arg(self.vty_socket_dir())
             .arg("--config_dir")
@@ -403,13 +500,14 @@ impl FrrLab {
     pub fn reload_test(&self, file: &Path) -> Result<ReloadTest> {
         let mut cmd = self.in_uts("python3")?;
         let out = cmd
-            .arg(FRR_RELOAD)
+            .arg(&self.install.reload)
             .args(["--test", "--stdout", "--confdir"])
             .arg(self.config_dir())
             .arg("--vty_socket")
             .arg(self.vty_socket_dir())
             .arg("--rundir")
             .arg(self.vty_socket_dir())
+            .args(self.bindir_args())
             .arg(file)
             .stdin(Stdio::null())
             .output()?;
@@ -425,7 +523,7 @@ impl FrrLab {
     }
 
     /// A command that runs in the daemons' UTS namespace (their host name).
-    fn in_uts(&self, program: &str) -> Result<Command> {
+    fn in_uts(&self, program: impl AsRef<std::ffi::OsStr>) -> Result<Command> {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--uts=/proc/{}/ns/uts", self.zebra_pid()?))
             .arg("--")
@@ -463,7 +561,7 @@ impl FrrLab {
     pub fn boot(&self, config: &str) -> Result<()> {
         let file = self.config_file();
         std::fs::write(&file, config).with_context(|| format!("writing {}", file.display()))?;
-        let mut cmd = self.in_uts("/usr/bin/vtysh")?;
+        let mut cmd = self.in_uts(&self.install.vtysh)?;
         let out = cmd
             .arg("--vty_socket")
             .arg(self.vty_socket_dir())
@@ -492,7 +590,8 @@ impl FrrLab {
 
     /// Log files of the daemons (for failure messages).
     pub fn logs(&self) -> String {
-        DAEMONS
+        self.install
+            .daemons
             .iter()
             .map(|d| format!("--- {d}\n{}", self.daemon_output(d)))
             .collect()

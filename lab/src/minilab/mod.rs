@@ -42,6 +42,7 @@ use crate::frr_lab::{FrrLab, run};
 use crate::redis_server::RedisServer;
 use crate::seed::{SeedOptions, seed_switch};
 use crate::sonic::{SonicStandIn, StandInOptions};
+use crate::sonic_real::{RealSonic, SonicChoice, VsPort};
 
 use observe::{LeafPaths, Report, Session};
 use process::{alive, in_node, signal, sweep_netns, wait_for};
@@ -80,6 +81,10 @@ pub struct LabOptions {
     /// The agents' `timeout` and `barrier_timeout`.
     pub agent_timeout: Duration,
     pub barrier_timeout: Duration,
+    /// What runs as SONiC on every leaf (the stand-in by default) ...
+    pub sonic: SonicChoice,
+    /// ... except on these leaves (by name).
+    pub sonic_leaves: BTreeMap<String, SonicChoice>,
 }
 
 impl LabOptions {
@@ -97,7 +102,21 @@ impl LabOptions {
             only_wired_ports: false,
             agent_timeout: Duration::from_secs(20),
             barrier_timeout: Duration::from_secs(15),
+            sonic: SonicChoice::StandIn,
+            sonic_leaves: BTreeMap::new(),
         }
+    }
+
+    /// What runs as SONiC on `leaf`.
+    pub fn sonic_of(&self, leaf: &str) -> SonicChoice {
+        self.sonic_leaves.get(leaf).copied().unwrap_or(self.sonic)
+    }
+
+    /// Any leaf runs real SONiC.
+    pub fn any_real_sonic(&self) -> bool {
+        LEAVES
+            .iter()
+            .any(|l| self.sonic_of(l.name) != SonicChoice::StandIn)
     }
 
     /// The port map the leaves are seeded with (`port_config.ini`).
@@ -157,13 +176,54 @@ impl LabOptions {
     }
 }
 
+/// What runs as a leaf's SONiC.
+pub enum LeafSonic {
+    StandIn(SonicStandIn),
+    Real(RealSonic),
+}
+
+impl LeafSonic {
+    /// The ordering violations the stand-in reported (none for real SONiC,
+    /// whose daemons report in their logs: [`RealSonic::findings`]).
+    pub fn violations(&self) -> Vec<String> {
+        match self {
+            LeafSonic::StandIn(s) => s.violations(),
+            LeafSonic::Real(_) => Vec::new(),
+        }
+    }
+
+    /// Wait until the stand-in's queues are empty (real SONiC: nothing to
+    /// wait for here; the agent's barriers wait for its daemons).
+    pub fn settle(&self, timeout: Duration) -> Result<()> {
+        match self {
+            LeafSonic::StandIn(s) => s.settle(timeout),
+            LeafSonic::Real(_) => Ok(()),
+        }
+    }
+
+    pub fn real(&self) -> Option<&RealSonic> {
+        match self {
+            LeafSonic::StandIn(_) => None,
+            LeafSonic::Real(r) => Some(r),
+        }
+    }
+
+    /// `stand-in` or `SONiC <release>`.
+    pub fn label(&self) -> String {
+        match self {
+            LeafSonic::StandIn(_) => SonicChoice::StandIn.to_string(),
+            LeafSonic::Real(r) => SonicChoice::Real(r.release).to_string(),
+        }
+    }
+}
+
 /// One running leaf.
 pub struct LeafNode {
     pub leaf: Leaf,
     pub netns: String,
     pub dir: PathBuf,
     pub redis: RedisServer,
-    pub standin: SonicStandIn,
+    pub sonic: LeafSonic,
     pub frr: FrrLab,
     agent: Option<Child>,
     pub agent_log: PathBuf,
@@ -268,6 +328,9 @@ pub struct Teardown {
     pub violations: Vec<(String, Vec<String>)>,
     /// Processes the namespace sweep still had to end.
     pub swept: usize,
+    /// Real SONiC leaves: (leaf, release, the daemons' error and warning
+    /// lines).
+    pub sonic_logs: Vec<(String, String, Vec<String>)>,
 }
 
 fn progress(opts: &LabOptions, msg: &str) {
@@ -450,6 +513,13 @@ impl Lab {
             full_kernel: crate::frr_lab::kernel_has_vrf(),
             down: false,
         };
+        if lab.opts.any_real_sonic() && !lab.full_kernel {
+            bail!(
+                "real SONiC needs a kernel with vrf, VLAN and bridge VLAN filtering; \
+                 run the lab in the full-kernel VM (./dev demo does on this kernel; \
+                 tests: ./dev vm-test minilab_sonic)"
+            );
+        }
         lab.build(&mut info)?;
         Ok(lab)
     }
@@ -571,9 +641,13 @@ impl Lab {
         for (i, leaf) in LEAVES.iter().enumerate() {
             let node = self.start_leaf(leaf, i as u64)?;
             self.say(&format!(
-                "== {}: redis {}, SONiC stand-in, FRR, metal-switchd run (pid {}, log {})",
+                "== {}: redis {}, {}, FRR {}, metal-switchd run (pid {}, log {})",
                 leaf.name,
                 node.redis.socket().display(),
+                node.sonic.label(),
+                o.sonic_of(leaf.name)
+                    .release()
+                    .map_or("(Debian)", |r| r.frr_version()),
                 node.agent_pid().unwrap_or(0),
                 node.agent_log.display()
             ));
@@ -638,31 +712,102 @@ impl Lab {
         Ok(())
     }
 
+    /// The leaf's cabled ports with their lanes: real SONiC's front panel.
+    fn vs_ports(&self, leaf: &Leaf) -> Result<Vec<VsPort>> {
+        if !self.opts.only_wired_ports {
+            bail!("real SONiC runs the leaves with only their cabled ports (only_wired_ports)");
+        }
+        let wired: Vec<&str> = topology::links()
+            .iter()
+            .flat_map(|l| [l.a, l.b])
+            .filter(|(node, _)| *node == leaf.name)
+            .map(|(_, port)| port)
+            .collect();
+        let mut out = Vec::new();
+        for (key, fields) in crate::seed::port_entries(&self.opts.port_map())? {
+            let name = key.strip_prefix("PORT|").unwrap_or(&key);
+            if !wired.contains(&name) {
+                continue;
+            }
+            let lanes = fields
+                .iter()
+                .find(|(f, _)| f == "lanes")
+                .map(|(_, v)| v.clone())
+                .with_context(|| format!("{key} has no lanes"))?;
+            out.push(VsPort {
+                name: name.to_owned(),
+                lanes,
+            });
+        }
+        Ok(out)
+    }
+
     fn start_leaf(&self, leaf: &Leaf, index: u64) -> Result<LeafNode> {
         let o = &self.opts;
         let ns = o.netns(leaf.name);
         let dir = self.dir.join(leaf.name);
         mkdir(&dir)?;
         let redis = RedisServer::start_in(&dir, Some(&ns))?;
-        seed_switch(
-            &redis,
-            leaf.config_db,
-            Some(&o.port_map()),
-            &SeedOptions::default(),
-        )
-        .with_context(|| format!("seeding {}'s CONFIG_DB", leaf.name))?;
-        let dbconf = redis.write_database_config()?;
-        let standin = SonicStandIn::start(
-            &redis,
-            StandInOptions {
-                kernel_netns: Some(ns.clone()),
-                ..StandInOptions::random(o.seed.wrapping_add(index), o.max_delay)
+        let choice = o.sonic_of(leaf.name);
+        // Real SONiC's orchagent and portsyncd write the port markers.
+        let seed = match choice {
+            SonicChoice::StandIn => SeedOptions::default(),
+            SonicChoice::Real(_) => SeedOptions {
+                port_init_done: false,
+                asic: false,
+                ..SeedOptions::default()
             },
-        )
-        .with_context(|| format!("the SONiC stand-in of {}", leaf.name))?;
-        let frr = FrrLab::start_in(&ns, leaf.name, &dir.join("frr"))?;
+        };
+        seed_switch(&redis, leaf.config_db, Some(&o.port_map()), &seed)
+            .with_context(|| format!("seeding {}'s CONFIG_DB", leaf.name))?;
+        let dbconf = redis.write_database_config()?;
+        let (sonic, frr) = match choice {
+            SonicChoice::StandIn => {
+                let standin = SonicStandIn::start(
+                    &redis,
+                    StandInOptions {
+                        kernel_netns: Some(ns.clone()),
+                        ..StandInOptions::random(o.seed.wrapping_add(index), o.max_delay)
+                    },
+                )
+                .with_context(|| format!("the SONiC stand-in of {}", leaf.name))?;
+                let frr = FrrLab::start_in(&ns, leaf.name, &dir.join("frr"))?;
+                (LeafSonic::StandIn(standin), frr)
+            }
+            SonicChoice::Real(release) => {
+                let build = crate::sonic_real::build_dir(release)?;
+                let real = RealSonic::start(
+                    release,
+                    &build,
+                    &ns,
+                    &dir,
+                    &redis,
+                    &self.vs_ports(leaf)?,
+                    o.timeout * 4,
+                )
+                .with_context(|| format!("SONiC {release} on {}", leaf.name))?;
+                self.say(&format!(
+                    "   {}: SONiC {release} daemons ready in {:.1?} (logs in {})",
+                    leaf.name,
+                    real.startup,
+                    real.dir.display()
+                ));
+                let frr = FrrLab::start_in_with(
+                    &ns,
+                    leaf.name,
+                    &dir.join("frr"),
+                    release.frr(&build),
+                    release.frr_boot_config(),
+                )?;
+                (LeafSonic::Real(real), frr)
+            }
+        };
         let version = dir.join("sonic_version.yml");
-        std::fs::write(&version, "build_version: 'SONiC.4.5.1-Enterprise_Base'\n")?;
+        let build_version = match choice {
+            SonicChoice::StandIn => "SONiC.4.5.1-Enterprise_Base".to_owned(),
+            SonicChoice::Real(r) => format!("SONiC.{r}.0-metal-switchd-lab"),
+        };
+        std::fs::write(&version, format!("build_version: '{build_version}'\n"))?;
         let secret = match o.api {
             ApiVersion::V1 => {
                 let p = dir.join("hmac_key");
@@ -682,6 +827,8 @@ impl Lab {
             frr_config: s(&frr.config_file()),
             vty_socket_dir: s(&frr.vty_socket_dir()),
             frr_reload_args: frr.frr_reload_args(),
+            frr_reload_path: s(&frr.install().reload),
+            vtysh_path: s(&frr.install().vtysh),
             state_directory: s(&dir),
             secret_file: s(&secret),
             interval: format!("{}ms", o.interval.as_millis()),
@@ -715,7 +862,7 @@ impl Lab {
             netns: ns,
             dir,
             redis,
-            standin,
+            sonic,
             frr,
             agent: Some(child),
             agent_log,
@@ -909,9 +1056,16 @@ impl Lab {
             t.agents.push((l.leaf.name.to_owned(), text, ok));
         }
         for l in self.leaves.drain(..) {
-            let _ = l.standin.settle(Duration::from_secs(5));
-            t.violations
-                .push((l.leaf.name.to_owned(), l.standin.violations()));
+            match &l.sonic {
+                LeafSonic::StandIn(s) => {
+                    let _ = s.settle(Duration::from_secs(5));
+                    t.violations.push((l.leaf.name.to_owned(), s.violations()));
+                }
+                LeafSonic::Real(r) => {
+                    t.sonic_logs
+                        .push((l.leaf.name.to_owned(), r.release.to_string(), r.findings()))
+                }
+            }
             drop(l);
         }
         self.routers.clear();
@@ -942,7 +1096,7 @@ impl Lab {
             .map(|l| {
                 let agent = l.agent_state();
                 let report = observe::last_report(&records, l.leaf.name);
-                observe::view(&l.paths(), agent, report, l.standin.violations())
+                observe::view(&l.paths(), agent, report, l.sonic.violations())
             })
             .collect()
     }

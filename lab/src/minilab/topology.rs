@@ -201,6 +201,9 @@ pub struct AgentFiles {
     pub frr_config: String,
     pub vty_socket_dir: String,
     pub frr_reload_args: Vec<String>,
+    /// frr-reload.py and vtysh of the leaf's FRR.
+    pub frr_reload_path: String,
+    pub vtysh_path: String,
     pub state_directory: String,
     /// v1: the HMAC key file; v2: the token file.
     pub secret_file: String,
@@ -277,7 +280,8 @@ pub fn agent_config(leaf: &Leaf, api: ApiVersion, f: &AgentFiles) -> String {
          frr_agentx = false\n\
          frr_validation = \"vtysh\"\n\
          frr_reload = \"exec\"\n\
-         frr_reload_path = \"{reload}\"\n\
+         frr_reload_path = {reload}\n\
+         vtysh_path = {vtysh}\n\
          frr_reload_args = [{args}]\n\
          frr_vty_socket_dir = {vty}\n\
          bgp_state_source = \"vtysh\"\n\
@@ -290,7 +294,8 @@ pub fn agent_config(leaf: &Leaf, api: ApiVersion, f: &AgentFiles) -> String {
         version = toml_str(&f.sonic_version_file),
         state = toml_str(&f.state_directory),
         frr = toml_str(&f.frr_config),
-        reload = crate::frr_lab::FRR_RELOAD,
+        reload = toml_str(&f.frr_reload_path),
+        vtysh = toml_str(&f.vtysh_path),
         args = reload_args.join(", "),
         vty = toml_str(&f.vty_socket_dir),
         kernel_checks = f.kernel_checks,
@@ -343,6 +348,8 @@ mod tests {
             frr_config: "/x/etc/frr.conf".into(),
             vty_socket_dir: "/x/run".into(),
             frr_reload_args: vec!["--reload".into(), "{file}".into()],
+            frr_reload_path: "/usr/lib/frr/frr-reload.py".into(),
+            vtysh_path: "/usr/bin/vtysh".into(),
             state_directory: "/x".into(),
             secret_file: "/x/token".into(),
             interval: "1s".into(),
@@ -356,6 +363,7 @@ mod tests {
             assert_eq!(t["api_version"].as_str(), Some(api.as_str()));
             assert_eq!(t["frr_reload_args"].as_array().unwrap().len(), 2);
             assert_eq!(t["kernel_checks"].as_bool(), Some(false));
+            assert_eq!(t["vtysh_path"].as_str(), Some("/usr/bin/vtysh"));
         }
         assert_eq!(toml_string("a\"b\\c"), r#""a\"b\\c""#);
     }
