@@ -80,7 +80,7 @@ fi
 BUILD_PACKAGES="build-essential autoconf automake autoconf-archive libtool pkg-config
   libhiredis-dev libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libnl-nf-3-dev
   libzmq3-dev libboost-dev libboost-serialization-dev nlohmann-json3-dev uuid-dev
-  python3-dev doxygen graphviz libxml-simple-perl libjansson-dev
+  python3-dev doxygen graphviz aspell aspell-en libxml-simple-perl libjansson-dev
   protobuf-compiler libprotobuf-dev libjemalloc-dev
   cmake libpcre2-dev libpcre3-dev bison flex libreadline-dev libjson-c-dev libc-ares-dev
   libcap-dev libelf-dev redis-server redis-tools iproute2 python3"
@@ -98,13 +98,21 @@ fi
 
 work="$cache/build-$release-$key"
 # Built in place (libtool records the install directory in each binary);
-# BUILD-INFO, written last, marks a finished build.
-rm -rf "$work" "$out"
-mkdir -p "$work/src" "$out"
+# BUILD-INFO, written last, marks a finished build. A build that stopped
+# half-way resumes after its last finished part (stamps in $work/done/).
+resumed=no
+if [ -d "$work/done" ] && [ -d "$out" ]; then
+    resumed=yes
+else
+    rm -rf "$work" "$out"
+fi
+mkdir -p "$work/src" "$work/done" "$out"
 stage="$out"
 logs="$work/logs"
 mkdir -p "$logs"
 t0=$(date +%s)
+finished() { [ -e "$work/done/$1" ]; }
+mark() { touch "$work/done/$1"; }
 step() { echo "[$(( $(date +%s) - t0 ))s] SONiC $release: $*" >&2; }
 # Each step's output goes to its log; on failure the log's tail is shown.
 run() {
@@ -120,16 +128,21 @@ apply_patches() {   # $1 = repository name, in the current directory
     [ -d "$patches" ] || return 0
     for p in "$patches/$1"--*.patch; do
         [ -e "$p" ] || continue
+        finished "patch-${p##*/}" && continue
         run patches patch -p1 --forward -i "$p"
+        mark "patch-${p##*/}"
     done
 }
 src="$work/src"
-for a in sonic-swss-common sonic-sairedis sonic-swss sonic-dash-api; do
-    tar xJf "$vendor/sonic/$a-$release.tar.xz" -C "$src"
-done
-tar xJf "$vendor/sonic/SAI-$release.tar.xz" -C "$src/sonic-sairedis"
-tar xJf "$vendor/frr/frr-$frr.tar.xz" -C "$src"
-tar xJf "$vendor/frr/libyang-2.1.128.tar.xz" -C "$src"
+if ! finished unpack; then
+    for a in sonic-swss-common sonic-sairedis sonic-swss sonic-dash-api; do
+        tar xJf "$vendor/sonic/$a-$release.tar.xz" -C "$src"
+    done
+    tar xJf "$vendor/sonic/SAI-$release.tar.xz" -C "$src/sonic-sairedis"
+    tar xJf "$vendor/frr/frr-$frr.tar.xz" -C "$src"
+    tar xJf "$vendor/frr/libyang-2.1.128.tar.xz" -C "$src"
+    mark unpack
+fi
 mkdir -p "$stage/bin" "$stage/lib" "$stage/include/swss" "$stage/include/sai" "$stage/share/swss"
 make="make -j$jobs"
 # Tools the builds run (SAI's metadata checker, FRR's clippy) may load the
@@ -143,16 +156,20 @@ if [ "$release" = 202311 ]; then
     # unconditionally; Debian 12 has only libyang 2. -isystem: with -I its
     # packed attributes fail -Werror=attributes.
     step "libyang 1"
-    mkdir -p "$work/ly1" && tar xJf "$vendor/frr/libyang-1.0.240.tar.xz" -C "$work/ly1"
+    if ! finished libyang1; then
+    rm -rf "$work/ly1"; mkdir -p "$work/ly1" && tar xJf "$vendor/frr/libyang-1.0.240.tar.xz" -C "$work/ly1"
     mkdir -p "$work/ly1/build"
     (cd "$work/ly1/build" && run libyang1 cmake ../libyang -DCMAKE_INSTALL_PREFIX="$stage" \
         -DCMAKE_INSTALL_LIBDIR=lib -DENABLE_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
         -DCMAKE_C_FLAGS="$optflags" -DCMAKE_INSTALL_RPATH="$out/lib" \
         && run libyang1 $make && run libyang1 make install)
+    mark libyang1
+    fi
     cppflags="-isystem $stage/include"
 fi
 
 step "swss-common"
+if ! finished swsscommon; then
 cd "$src/sonic-swss-common"
 apply_patches sonic-swss-common
 # The Lua scripts are read from a compiled-in /usr/share/swss/; the cache's
@@ -168,8 +185,11 @@ cp common/*.h "$stage/include/swss/"
 if [ -d common/c-api ]; then mkdir -p "$stage/include/swss/c-api" && cp common/c-api/*.h "$stage/include/swss/c-api/"; fi
 run swss-common ./libtool --mode=install cp common/swssloglevel "$stage/bin/"
 cp common/database_config.json "$stage/database_config.json"
+mark swsscommon
+fi
 
 step "sairedis (SAI metadata, libsairedis, libsaivs, syncd)"
+if ! finished sairedis; then
 cd "$src/sonic-sairedis"
 apply_patches sonic-sairedis
 run sairedis ./autogen.sh
@@ -185,15 +205,21 @@ cp meta/sai*.h meta/Sai*.h meta/Meta.h meta/AttrKeyMap.h meta/MetaKeyHasher.h me
    meta/PortRelatedSet.h meta/Notification*.h meta/Globals.h SAI/meta/sai*.h lib/sairedis.h \
    SAI/inc/sai*.h SAI/experimental/sai*.h vslib/saivs.h "$stage/include/sai/"
 for b in syncd syncd_request_shutdown; do run sairedis ./libtool --mode=install cp syncd/$b "$stage/bin/"; done
+mark sairedis
+fi
 
 step "dash-api"
+if ! finished dashapi; then
 cd "$src/sonic-dash-api"
 run dash-api $make compile_cpp_proto dashapi.so
 mkdir -p "$stage/include/dash_api"
 cp build/*.pb.h misc/*.h "$stage/include/dash_api/"
 cp build/libdashapi.so "$stage/lib/"
+mark dashapi
+fi
 
 step "swss (config managers, portsyncd, fpmsyncd, orchagent)"
+if ! finished swss; then
 cd "$src/sonic-swss"
 apply_patches sonic-swss
 run swss ./autogen.sh
@@ -206,8 +232,11 @@ run swss $make -C orchagent orchagent
 run swss make -C orchagent install-dist_swssDATA
 cp cfgmgr/vlanmgrd cfgmgr/vrfmgrd cfgmgr/intfmgrd cfgmgr/vxlanmgrd cfgmgr/portmgrd cfgmgr/nbrmgrd \
    portsyncd/portsyncd fpmsyncd/fpmsyncd orchagent/orchagent "$stage/bin/"
+mark swss
+fi
 
 step "libyang 2.1.128 (FRR >= 9.1 needs it; Debian 12 has 2.1.30)"
+if ! finished libyang2; then
 mkdir -p "$src/libyang/build"
 cd "$src/libyang/build"
 run libyang cmake .. -DCMAKE_INSTALL_PREFIX="$stage/frr" -DCMAKE_INSTALL_LIBDIR=lib \
@@ -215,8 +244,11 @@ run libyang cmake .. -DCMAKE_INSTALL_PREFIX="$stage/frr" -DCMAKE_INSTALL_LIBDIR=
     -DCMAKE_C_FLAGS="$optflags" -DCMAKE_INSTALL_RPATH="$out/frr/lib"
 run libyang $make
 run libyang make install
+mark libyang2
+fi
 
 step "FRR $frr (zebra + fpm modules, bgpd, staticd, vtysh)"
+if ! finished frr; then
 cd "$src/frr"
 apply_patches frr
 run frr ./bootstrap.sh
@@ -236,6 +268,8 @@ run frr ./configure --prefix="$out/frr" --sysconfdir=/etc/frr --localstatedir=/v
     CFLAGS="$optflags -I$stage/frr/include" LDFLAGS="-L$stage/frr/lib -Wl,-rpath,$out/frr/lib"
 run frr $make
 run frr make install
+mark frr
+fi
 
 rm -rf "$stage/include" "$stage/frr/include" "$stage/frr/share/man"
 find "$stage" -name '*.la' -delete
@@ -249,6 +283,7 @@ secs=$(( $(date +%s) - t0 ))
     echo "debian_base=$debian"
     echo "frr=$frr"
     echo "build_seconds=$secs"
+    echo "resumed=$resumed"
     echo "optflags=$optflags"
     echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     sha256sum $archives | sed 's|  .*/|  |'

@@ -139,6 +139,16 @@ enum Command {
         #[command(flatten)]
         vm: VmArgs,
     },
+    /// Start a SONiC release's daemons alone on mini-lab leaf01's seeded
+    /// configuration (no agent; full kernel only), wait, and print the
+    /// error and warning lines they log: the baseline without the agent
+    SonicBaseline {
+        #[arg(long, default_value = "202411")]
+        release: String,
+        /// Seconds to leave them running after start-up
+        #[arg(long, default_value_t = 30)]
+        linger_secs: u64,
+    },
     /// Run a shell command in the full-kernel VM (in the current directory)
     VmRun {
         #[command(flatten)]
@@ -418,6 +428,36 @@ fn main() -> anyhow::Result<()> {
                 opts.barrier_timeout = opts.barrier_timeout.max(Duration::from_secs(90));
             }
             minilab::control::demo(opts)
+        }
+        Command::SonicBaseline {
+            release,
+            linger_secs,
+        } => {
+            let release = metal_switchd_lab::sonic_real::Release::parse(&release)?;
+            let ports: Vec<_> = [
+                ("Ethernet0", "1"),
+                ("Ethernet1", "2"),
+                ("Ethernet120", "121,122,123,124"),
+            ]
+            .into_iter()
+            .map(|(n, l)| metal_switchd_lab::sonic_real::VsPort {
+                name: n.into(),
+                lanes: l.into(),
+            })
+            .collect();
+            let (startup, lines) = metal_switchd_lab::sonic_real::baseline(
+                release,
+                &ports,
+                std::time::Duration::from_secs(linger_secs),
+            )?;
+            println!(
+                "SONiC {release}: every daemon running after {startup:.1?}; {} error/warning line(s) without the agent:",
+                lines.len()
+            );
+            for l in lines {
+                println!("  {l}");
+            }
+            Ok(())
         }
         Command::SonicMatrix { releases, out, vm } => {
             let releases = if releases.is_empty() {

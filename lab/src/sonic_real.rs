@@ -529,6 +529,68 @@ impl Drop for RealSonic {
     }
 }
 
+/// SONiC alone on mini-lab leaf01's seeded configuration (no agent), with
+/// `ports` as dummy netdevs in a fresh network namespace: started, left
+/// running for `linger`, stopped. Returns the start-up time and the error
+/// and warning lines the daemons logged — the baseline that appears
+/// without the agent.
+pub fn baseline(
+    release: Release,
+    ports: &[VsPort],
+    linger: Duration,
+) -> Result<(Duration, Vec<String>)> {
+    let build = build_dir(release)?;
+    let ns = crate::frr_lab::unique_name("sonb");
+    crate::frr_lab::run("ip", &["netns", "add", &ns])?;
+    let result = (|| {
+        crate::frr_lab::run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        for p in ports {
+            crate::frr_lab::run("ip", &["-n", &ns, "link", "add", &p.name, "type", "dummy"])?;
+            crate::frr_lab::run("ip", &["-n", &ns, "link", "set", &p.name, "up"])?;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("metal-switchd-sonic-")
+            .tempdir_in("/run")?;
+        let redis = RedisServer::start_in(dir.path(), Some(&ns))?;
+        let port_map: String = crate::fixtures::MINI_LAB_PORT_MAP
+            .lines()
+            .filter(|l| {
+                l.starts_with('#')
+                    || l.split_whitespace()
+                        .next()
+                        .is_some_and(|n| ports.iter().any(|p| p.name == n))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        crate::seed::seed_switch(
+            &redis,
+            crate::fixtures::LEAF01_CONFIG,
+            Some(&port_map),
+            &crate::seed::SeedOptions {
+                port_init_done: false,
+                asic: false,
+                ..crate::seed::SeedOptions::default()
+            },
+        )?;
+        let mut sonic = RealSonic::start(
+            release,
+            &build,
+            &ns,
+            dir.path(),
+            &redis,
+            ports,
+            Duration::from_secs(1200),
+        )?;
+        std::thread::sleep(linger);
+        sonic.check()?;
+        let findings = sonic.findings();
+        sonic.stop();
+        Ok((sonic.startup, findings))
+    })();
+    let _ = crate::minilab::process::sweep_netns(&ns, Duration::from_secs(3));
+    result
+}
+
 /// A log line at SONiC's ERR or WARN level or above: swss' logger writes
 /// the level right-aligned first when logging to stderr (`   ERR :- doTask:
 /// ...`).
