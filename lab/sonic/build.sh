@@ -81,7 +81,7 @@ BUILD_PACKAGES="build-essential autoconf automake autoconf-archive libtool pkg-c
   libhiredis-dev libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libnl-nf-3-dev
   libzmq3-dev libboost-dev libboost-serialization-dev nlohmann-json3-dev uuid-dev
   python3-dev doxygen graphviz aspell aspell-en libxml-simple-perl libjansson-dev
-  protobuf-compiler libprotobuf-dev libjemalloc-dev
+  protobuf-compiler libprotobuf-dev libjemalloc-dev protobuf-c-compiler libprotobuf-c-dev
   cmake libpcre2-dev libpcre3-dev bison flex libreadline-dev libjson-c-dev libc-ares-dev
   libcap-dev libelf-dev redis-server redis-tools iproute2 python3"
 if [ "${SONIC_SKIP_APT:-0}" != 1 ]; then
@@ -251,6 +251,9 @@ step "FRR $frr (zebra + fpm modules, bgpd, staticd, vtysh)"
 if ! finished frr; then
 cd "$src/frr"
 apply_patches frr
+# The vendored archive leaves the topotests out; Makefile.am still includes
+# their automake fragment.
+[ -e tests/topotests/subdir.am ] || { mkdir -p tests/topotests && : > tests/topotests/subdir.am; }
 run frr ./bootstrap.sh
 # Only what a leaf runs; paths compiled in: /etc/frr (vtysh.conf, frr.conf;
 # the lab passes its own), /var/run/frr (the lab passes --vty_socket).
@@ -263,7 +266,7 @@ run frr ./configure --prefix="$out/frr" --sysconfdir=/etc/frr --localstatedir=/v
     --disable-pimd --disable-pim6d --disable-pbrd --disable-fabricd --disable-vrrpd \
     --disable-bfdd --disable-sharpd --disable-pathd --disable-snmp --disable-rpki \
     --disable-scripting --disable-grpc --disable-zeromq --disable-config-rollbacks \
-    --disable-bgp-bmp \
+    --disable-bgp-bmp --disable-protobuf \
     PKG_CONFIG_PATH="$stage/frr/lib/pkgconfig" \
     CFLAGS="$optflags -I$stage/frr/include" LDFLAGS="-L$stage/frr/lib -Wl,-rpath,$out/frr/lib"
 run frr $make
