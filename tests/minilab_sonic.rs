@@ -19,7 +19,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use metal_switchd_lab::frr_lab::kernel_has_vrf;
 use metal_switchd_lab::minilab::topology::ApiVersion;
 use metal_switchd_lab::minilab::{Lab, LabOptions, scenario};
 use metal_switchd_lab::sonic_compare;
@@ -32,14 +31,8 @@ const BASELINE: &[(&str, &str)] = &[];
 
 #[test]
 fn the_scenario_converges_on_real_sonic_and_the_standin_confirms_the_same() {
-    assert!(
-        kernel_has_vrf(),
-        "this kernel ({}) has no vrf link type: this test runs in the full-kernel VM; \
-         run it with `./dev vm-test minilab_sonic` (`./dev test` does too)",
-        std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-    );
+    metal_switchd_lab::frr_lab::require_full_kernel("minilab_sonic")
+        .unwrap_or_else(|e| panic!("{e}"));
     let release = Release::parse(
         &std::env::var("METAL_SWITCHD_SONIC_RELEASE").unwrap_or_else(|_| "202411".into()),
     )

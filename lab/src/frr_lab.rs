@@ -145,6 +145,21 @@ pub fn kernel_has_vrf() -> bool {
     ok
 }
 
+/// Fail with how to run it unless this kernel can create VRF devices (a
+/// test that needs the full-kernel VM: `./dev vm-test <test>`).
+pub fn require_full_kernel(test: &str) -> Result<()> {
+    if !kernel_has_vrf() {
+        bail!(
+            "this kernel ({}) has no vrf link type: this test runs in the full-kernel VM; \
+             run it with `./dev vm-test {test}` (`./dev test` does too)",
+            std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+        );
+    }
+    Ok(())
+}
+
 /// Run a command; error with its output unless it succeeds.
 pub fn run(program: &str, args: &[&str]) -> Result<Output> {
     let out = Command::new(program)

@@ -526,13 +526,7 @@ pub fn table(v: &LeafView) -> String {
     match &v.report {
         None => row(&mut s, "last heartbeat", "none yet"),
         Some(r) => {
-            let what = if r.ok() {
-                "ok".to_owned()
-            } else if let Some(e) = &r.error {
-                format!("error: {e}")
-            } else {
-                format!("answered {}", r.status)
-            };
+            let what = outcome(r);
             row(
                 &mut s,
                 "last heartbeat",
@@ -571,6 +565,17 @@ pub fn table(v: &LeafView) -> String {
     s
 }
 
+/// `ok`, the error, or the API's answer of a report.
+fn outcome(r: &Report) -> String {
+    if r.ok() {
+        "ok".to_owned()
+    } else if let Some(e) = &r.error {
+        format!("error: {e}")
+    } else {
+        format!("answered {}", r.status)
+    }
+}
+
 /// A leaf's view in a few lines (the demo's ~150-line budget): the agent
 /// and its last heartbeat on one line, the CONFIG_DB changes (or "the same
 /// as `same_as`" when `same_as_changes` says so), frr.conf, and the BGP
@@ -580,13 +585,7 @@ pub fn compact_table(v: &LeafView, same_as: Option<&str>) -> String {
     let beat = match &v.report {
         None => "no heartbeat yet".to_owned(),
         Some(r) => {
-            let what = if r.ok() {
-                "ok".to_owned()
-            } else if let Some(e) = &r.error {
-                format!("error: {e}")
-            } else {
-                format!("answered {}", r.status)
-            };
+            let what = outcome(r);
             let took = r
                 .duration
                 .map(|d| format!(", reconcile {}", ms(d)))

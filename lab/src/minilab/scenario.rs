@@ -563,10 +563,8 @@ fn step_with(
     })
 }
 
-/// The text of a step for the demo: each leaf's [`observe::compact_table`],
-/// a leaf whose CONFIG_DB changes equal the first leaf's says so instead of
-/// listing them again.
-pub fn render_compact(n: usize, s: &StepResult) -> String {
+/// A step's title line, time and note.
+fn step_header(n: usize, s: &StepResult) -> String {
     let mut out = format!(
         "\n== step {n}: {} — converged in {:.1} s\n",
         s.title,
@@ -575,6 +573,14 @@ pub fn render_compact(n: usize, s: &StepResult) -> String {
     if let Some(n) = &s.note {
         out.push_str(&format!("   ({n})\n"));
     }
+    out
+}
+
+/// The text of a step for the demo: each leaf's [`observe::compact_table`],
+/// a leaf whose CONFIG_DB changes equal the first leaf's says so instead of
+/// listing them again.
+pub fn render_compact(n: usize, s: &StepResult) -> String {
+    let mut out = step_header(n, s);
     let first = s.views.first();
     for (i, v) in s.views.iter().enumerate() {
         let same = first
@@ -587,14 +593,7 @@ pub fn render_compact(n: usize, s: &StepResult) -> String {
 
 /// The text of a step: its title, time, and each leaf's table.
 pub fn render(n: usize, s: &StepResult) -> String {
-    let mut out = format!(
-        "\n== step {n}: {} — converged in {:.1} s\n",
-        s.title,
-        s.converged_after.as_secs_f64()
-    );
-    if let Some(n) = &s.note {
-        out.push_str(&format!("   ({n})\n"));
-    }
+    let mut out = step_header(n, s);
     for v in &s.views {
         out.push_str(&observe::table(v));
     }
