@@ -43,6 +43,9 @@ pub struct FrrInstall {
     pub daemons: Vec<&'static str>,
     /// Extra arguments of zebra (FPM module, netlink buffer).
     pub zebra_args: Vec<String>,
+    /// Daemons without a configuration file option (FRR 10's mgmtd and
+    /// staticd get theirs through mgmtd).
+    pub no_config_file: Vec<&'static str>,
 }
 
 impl FrrInstall {
@@ -54,6 +57,7 @@ impl FrrInstall {
             reload: PathBuf::from(FRR_RELOAD),
             daemons: DAEMONS.to_vec(),
             zebra_args: Vec::new(),
+            no_config_file: Vec::new(),
         }
     }
 
@@ -355,9 +359,12 @@ impl FrrLab {
             .arg(&self.hostname)
             .arg(&binary)
             .args(["-u", "frr", "-g", "frr", "--vty_socket", &run_dir])
-            .args([
-                "-z", &zserv, "-i", &pid, "-f", &boot, "-P", "0", "--log", &log,
-            ])
+            .args(["-z", &zserv, "-i", &pid, "-P", "0", "--log", &log])
+            .args(if self.install.no_config_file.contains(&daemon) {
+                Vec::new()
+            } else {
+                vec!["-f", boot.as_str()]
+            })
             .args(if daemon == "zebra" {
                 self.install.zebra_args.as_slice()
             } else {

@@ -93,6 +93,10 @@ impl Release {
             reload: frr.join("sbin/frr-reload.py"),
             daemons: daemons.to_vec(),
             zebra_args: vec!["-s".into(), "90000000".into(), "-M".into(), fpm.into()],
+            no_config_file: match self {
+                Release::R202311 => Vec::new(),
+                _ => vec!["mgmtd", "staticd"],
+            },
         }
     }
 
@@ -319,7 +323,7 @@ pub fn supervisor_script(
          has() {{ test \"$(db \"$@\")\" != \"\"; }}\n\
          trap 'say stop; kill $(cut -d\" \" -f2 \"$D/pids\") 2>/dev/null; wait; exit 0' TERM INT\n\
          start syncd \"$B/bin/syncd\" -u -s -p \"$D/sai.profile\"\n\
-         wait_for 'syncd listening on ASIC_STATE' 600 has 1 pubsub channels 'ASIC_STATE_CHANNEL*'\n\
+         wait_for 'syncd subscribed (ASIC_STATE)' 600 has 1 pubsub channels '*'\n\
          start orchagent env platform=vs \"$B/bin/orchagent\" -d \"$D/swsslog\" -b 8192 -s -m \"$MAC\"\n\
          start portsyncd \"$B/bin/portsyncd\"\n\
          wait_for PortInitDone 900 has 0 exists PORT_TABLE:PortInitDone\n",
