@@ -66,9 +66,7 @@ pub fn snapshot(socket: &Path, loopback: Ipv4Addr) -> Result<BTreeSet<String>> {
                 .iter()
                 .filter_map(|k| h.get(*k).map(|v| format!("{k}={v}")))
                 .collect();
-            out.insert(norm(
-                &format!("{db} {key} {}", f.join(" ")).trim_end().to_owned(),
-            ));
+            out.insert(norm(format!("{db} {key} {}", f.join(" ")).trim_end()));
         };
     for (db, name, tables, sep) in [
         (STATE_DB, "STATE_DB", &STATE_TABLES, '|'),
