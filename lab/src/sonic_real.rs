@@ -207,6 +207,39 @@ pub fn build_info(dir: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Fields of `VXLAN_TUNNEL` community SONiC knows (orchagent's
+/// `vxlan_tunnel_request_description`; it refuses the entry, and with it
+/// the VTEP, on any other field: "Unknown attribute name").
+const VXLAN_TUNNEL_FIELDS: [&str; 2] = ["src_ip", "dst_ip"];
+
+/// A base `config_db.json` in community SONiC's form: the lab's leaves
+/// are seeded with Dell Enterprise SONiC's (mini-lab's `leaf0N_4.5.1.json`),
+/// whose `VXLAN_TUNNEL` carries Dell's own `dscp`, `qos-mode` and
+/// `src_intf`; a community leaf (metal-stack's sonic-configdb-utils) has
+/// only `src_ip` there.
+pub fn community_config(config_db_json: &str) -> Result<String> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(config_db_json).context("config_db.json is not JSON")?;
+    if let Some(tunnels) = v
+        .get_mut("VXLAN_TUNNEL")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for t in tunnels.values_mut() {
+            if let Some(fields) = t.as_object_mut() {
+                fields.retain(|k, _| VXLAN_TUNNEL_FIELDS.contains(&k.as_str()));
+            }
+        }
+    }
+    Ok(serde_json::to_string_pretty(&v)?)
+}
+
+/// The leaf's system MAC: locally administered, `02:00:` and the
+/// loopback's octets.
+pub fn system_mac(loopback: std::net::Ipv4Addr) -> String {
+    let [a, b, c, d] = loopback.octets();
+    format!("02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
 /// The daemons in SONiC's start order, each with its arguments.
 pub const DAEMONS: [&str; 9] = [
     "syncd",
@@ -372,7 +405,8 @@ pub struct RealSonic {
 
 impl RealSonic {
     /// Start SONiC's daemons for the leaf in `netns` whose redis is `redis`
-    /// (CONFIG_DB already seeded, `PortInitDone` not: portsyncd writes it),
+    /// (CONFIG_DB already seeded, `PortInitDone` not: portsyncd writes it;
+    /// the system MAC is derived from the leaf's `loopback`),
     /// with `ports` (cabled veths of those names in `netns`) as its
     /// front-panel ports; return when every daemon runs.
     pub fn start(
@@ -381,6 +415,7 @@ impl RealSonic {
         netns: &str,
         leaf_dir: &Path,
         redis: &RedisServer,
+        loopback: std::net::Ipv4Addr,
         ports: &[VsPort],
         timeout: Duration,
     ) -> Result<RealSonic> {
@@ -398,14 +433,18 @@ impl RealSonic {
         let lanes = dir.join("lanemap.ini");
         std::fs::write(&lanes, lanemap(ports))?;
         std::fs::write(dir.join("sai.profile"), sai_profile(&lanes))?;
-        let mac = {
+        // SONiC's first boot writes the system MAC (from the platform's
+        // EEPROM) into DEVICE_METADATA; orchagent, vlanmgrd and fpmsyncd
+        // read it. The lab's base configurations (Dell's) have none.
+        let mac = system_mac(loopback);
+        {
             let mut c = redis.connection(crate::redis_server::CONFIG_DB)?;
-            let m: Option<String> = redis::cmd("HGET")
+            redis::cmd("HSET")
                 .arg("DEVICE_METADATA|localhost")
                 .arg("mac")
-                .query(&mut c)?;
-            m.context("CONFIG_DB DEVICE_METADATA|localhost has no mac (orchagent -m needs it)")?
-        };
+                .arg(&mac)
+                .query::<()>(&mut c)?;
+        }
         let script = dir.join("run.sh");
         std::fs::write(
             &script,
@@ -534,7 +573,7 @@ impl Drop for RealSonic {
 }
 
 /// SONiC alone on mini-lab leaf01's seeded configuration (no agent), with
-/// `ports` as dummy netdevs in a fresh network namespace: started, left
+/// `ports` as veths in a fresh network namespace: started, left
 /// running for `linger`, stopped. Returns the start-up time and the error
 /// and warning lines the daemons logged — the baseline that appears
 /// without the agent.
@@ -549,8 +588,14 @@ pub fn baseline(
     let result = (|| {
         crate::frr_lab::run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
         for p in ports {
-            crate::frr_lab::run("ip", &["-n", &ns, "link", "add", &p.name, "type", "dummy"])?;
+            // A veth pair as in the lab (its peer up: the port's link is up).
+            let peer = format!("{}p", p.name);
+            crate::frr_lab::run(
+                "ip",
+                &["-n", &ns, "link", "add", &p.name, "type", "veth", "peer", "name", &peer],
+            )?;
             crate::frr_lab::run("ip", &["-n", &ns, "link", "set", &p.name, "up"])?;
+            crate::frr_lab::run("ip", &["-n", &ns, "link", "set", &peer, "up"])?;
         }
         let dir = tempfile::Builder::new()
             .prefix("metal-switchd-sonic-")
@@ -568,7 +613,7 @@ pub fn baseline(
             .collect();
         crate::seed::seed_switch(
             &redis,
-            crate::fixtures::LEAF01_CONFIG,
+            &community_config(crate::fixtures::LEAF01_CONFIG)?,
             Some(&port_map),
             &crate::seed::SeedOptions {
                 port_init_done: false,
@@ -582,6 +627,7 @@ pub fn baseline(
             &ns,
             dir.path(),
             &redis,
+            crate::minilab::topology::LEAVES[0].loopback,
             ports,
             Duration::from_secs(1200),
         )?;
@@ -651,6 +697,26 @@ mod tests {
         assert_eq!(v["INSTANCES"]["redis"]["unix_socket_path"], "/x/redis.sock");
         assert_eq!(v["DATABASES"]["CHASSIS_APP_DB"]["instance"], "redis");
         assert_eq!(v["DATABASES"]["APPL_DB"]["id"], 0);
+    }
+
+    #[test]
+    fn community_config_keeps_only_the_tunnel_fields_orchagent_knows() {
+        let c = community_config(crate::fixtures::LEAF01_CONFIG).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&c).unwrap();
+        assert_eq!(
+            v["VXLAN_TUNNEL"]["vtep0"],
+            serde_json::json!({"src_ip": "10.0.0.11"})
+        );
+        assert_eq!(v["VXLAN_EVPN_NVO"]["nvo1"]["source_vtep"], "vtep0");
+        assert_eq!(v["VLAN"]["Vlan3900"]["vlanid"], "3900");
+    }
+
+    #[test]
+    fn system_mac_is_locally_administered_from_the_loopback() {
+        assert_eq!(
+            system_mac(std::net::Ipv4Addr::new(10, 0, 0, 11)),
+            "02:00:0a:00:00:0b"
+        );
     }
 
     #[test]

@@ -758,7 +758,12 @@ impl Lab {
                 ..SeedOptions::default()
             },
         };
-        seed_switch(&redis, leaf.config_db, Some(&o.port_map()), &seed)
+        // Community SONiC refuses Dell's own fields of the base config.
+        let config_db = match choice {
+            SonicChoice::StandIn => leaf.config_db.to_owned(),
+            SonicChoice::Real(_) => crate::sonic_real::community_config(leaf.config_db)?,
+        };
+        seed_switch(&redis, &config_db, Some(&o.port_map()), &seed)
             .with_context(|| format!("seeding {}'s CONFIG_DB", leaf.name))?;
         let dbconf = redis.write_database_config()?;
         let (sonic, frr) = match choice {
@@ -782,6 +787,7 @@ impl Lab {
                     &ns,
                     &dir,
                     &redis,
+                    leaf.loopback,
                     &self.vs_ports(leaf)?,
                     o.timeout * 4,
                 )
