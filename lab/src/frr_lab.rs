@@ -315,7 +315,9 @@ impl FrrLab {
             let child = lab.spawn(daemon)?;
             lab.children.push((daemon, child));
         }
-        lab.wait_ready(Duration::from_secs(15))?;
+        // A failure detector, not a bound: FRR 10 under the VM's emulated
+        // CPU on a busy host takes more than 15 s to open its vty sockets.
+        lab.wait_ready(Duration::from_secs(120))?;
         Ok(lab)
     }
 

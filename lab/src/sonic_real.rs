@@ -100,6 +100,20 @@ impl Release {
         }
     }
 
+    /// `/etc/sonic/sonic_version.yml` of a community build of the release
+    /// (the fields the agent reads; sonic-buildimage writes `build_version`
+    /// as `<branch>.<build>-<commit>`).
+    pub fn sonic_version_yml(self) -> String {
+        let debian = match self {
+            Release::R202311 => "11.9",
+            _ => "12.7",
+        };
+        format!(
+            "build_version: '{self}.0-metal-switchd-lab'\ndebian_version: '{debian}'\n\
+             asic_type: vs\nbranch: '{self}'\nrelease: '{self}'\n"
+        )
+    }
+
     /// What SONiC's FRR start-up (`docker_init.sh`, `split-unified` mode,
     /// the mode metal-stack runs) puts into `frr.conf` before bgpd starts.
     pub fn frr_boot_config(self) -> &'static str {
@@ -216,10 +230,20 @@ const VXLAN_TUNNEL_FIELDS: [&str; 2] = ["src_ip", "dst_ip"];
 /// are seeded with Dell Enterprise SONiC's (mini-lab's `leaf0N_4.5.1.json`),
 /// whose `VXLAN_TUNNEL` carries Dell's own `dscp`, `qos-mode` and
 /// `src_intf`; a community leaf (metal-stack's sonic-configdb-utils) has
-/// only `src_ip` there.
+/// only `src_ip` there. Dell runs FRR in `split` mode, metal-stack's
+/// community leaves in `split-unified` (mini-lab `images/sonic/config_db.json`).
 pub fn community_config(config_db_json: &str) -> Result<String> {
     let mut v: serde_json::Value =
         serde_json::from_str(config_db_json).context("config_db.json is not JSON")?;
+    if let Some(m) = v
+        .pointer_mut("/DEVICE_METADATA/localhost")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        m.insert(
+            "docker_routing_config_mode".into(),
+            serde_json::Value::from("split-unified"),
+        );
+    }
     if let Some(tunnels) = v
         .get_mut("VXLAN_TUNNEL")
         .and_then(serde_json::Value::as_object_mut)
@@ -337,10 +361,16 @@ pub fn supervisor_script(
         r = q(socket),
         mac = sh_quote(mac),
     );
+    // As SONiC's virtual-switch tests set up their ports
+    // (sonic-swss tests/conftest.py): the kernel itself neither answers
+    // ARP nor runs IPv6 on `ethN` (the TAP device `EthernetN` is the
+    // port's netdev); syncd brings `ethN` up with the port's admin state.
     for (i, p) in ports.iter().enumerate() {
         let eth = format!("eth{}", i + 1);
         s.push_str(&format!(
-            "ip link set {n} down && ip link set {n} name {eth} && ip link set {eth} up || fail 'rename {n} to {eth}'\n",
+            "ip link set {n} down && ip link set {n} name {eth} \
+             && sysctl -qw net.ipv6.conf.{eth}.disable_ipv6=1 \
+             && ip link set {eth} arp off up || fail 'rename {n} to {eth}'\n",
             n = sh_quote(&p.name),
         ));
     }
@@ -355,9 +385,9 @@ pub fn supervisor_script(
              sleep 0.1; done; say \"$what\"; }}\n\
          has() {{ test \"$(db \"$@\")\" != \"\"; }}\n\
          trap 'say stop; kill $(cut -d\" \" -f2 \"$D/pids\") 2>/dev/null; wait; exit 0' TERM INT\n\
-         start syncd \"$B/bin/syncd\" -u -s -p \"$D/sai.profile\"\n\
+         start syncd \"$B/bin/syncd\" -u -z redis_sync -p \"$D/sai.profile\"\n\
          wait_for 'syncd subscribed (ASIC_STATE)' 600 has 1 pubsub channels '*'\n\
-         start orchagent env platform=vs \"$B/bin/orchagent\" -d \"$D/swsslog\" -b 8192 -s -m \"$MAC\"\n\
+         start orchagent env platform=vs \"$B/bin/orchagent\" -d \"$D/swsslog\" -b 8192 -z redis_sync -m \"$MAC\"\n\
          start portsyncd \"$B/bin/portsyncd\"\n\
          wait_for PortInitDone 900 has 0 exists PORT_TABLE:PortInitDone\n",
         daemons = DAEMONS.join(" "),
@@ -390,6 +420,24 @@ pub fn supervisor_script(
          done\n",
     );
     s
+}
+
+/// Turn off transmit checksum offload on `port` in `netns`, the far end of
+/// a cable to a real leaf's port. A veth hands its peer packets whose
+/// checksum is still to be filled in; syncd copies them from `ethN` into
+/// the port's TAP device as they are, where the kernel drops them for
+/// their bad checksum (TCP, so BGP, never connects). SONiC's own
+/// virtual-switch tests do the same for their servers (sonic-swss
+/// tests/conftest.py: `ethtool -K eth0 tx off`).
+pub fn checksum_offload_off(netns: &str, port: &str) -> Result<()> {
+    crate::frr_lab::run(
+        "ip",
+        &["netns", "exec", netns, "ethtool", "-K", port, "tx", "off"],
+    )
+    .with_context(|| {
+        format!("turning off checksum offload on {port} in {netns} (apt-get install -y ethtool)")
+    })?;
+    Ok(())
 }
 
 /// One leaf's running SONiC.
@@ -549,6 +597,46 @@ impl RealSonic {
             .collect()
     }
 
+    /// What to look at when something on this leaf did not happen: the
+    /// supervisor's events, every error and warning line of the daemons,
+    /// the kernel's links and addresses in `netns`, and the ports' entries
+    /// in APPL_DB and STATE_DB.
+    pub fn diagnostics(&self, netns: &str, redis: &RedisServer) -> String {
+        let cmd = |program: &str, args: &[&str]| {
+            crate::frr_lab::run(program, args)
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_else(|e| format!("{e:#}"))
+        };
+        let sock = redis.socket().display().to_string();
+        let mut s = format!(
+            "SONiC {} events:\n{}\nerror and warning lines:\n{}\n",
+            self.release,
+            std::fs::read_to_string(self.dir.join("events")).unwrap_or_default(),
+            self.findings().join("\n")
+        );
+        s.push_str(&format!(
+            "ip -d link:\n{}\nip addr:\n{}",
+            cmd("ip", &["-n", netns, "-d", "-br", "link"]),
+            cmd("ip", &["-n", netns, "addr"])
+        ));
+        for (db, pattern) in [("0", "PORT_TABLE:*"), ("6", "PORT_TABLE|*")] {
+            let keys = cmd(
+                "redis-cli",
+                &["-s", &sock, "-n", db, "--scan", "--pattern", pattern],
+            );
+            for k in keys.lines() {
+                s.push_str(&format!(
+                    "db {db} {k}: {}\n",
+                    cmd("redis-cli", &["-s", &sock, "-n", db, "hgetall", k])
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ));
+            }
+        }
+        s
+    }
+
     /// Stop the daemons (SIGTERM to the supervisor, which stops each).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -592,10 +680,13 @@ pub fn baseline(
             let peer = format!("{}p", p.name);
             crate::frr_lab::run(
                 "ip",
-                &["-n", &ns, "link", "add", &p.name, "type", "veth", "peer", "name", &peer],
+                &[
+                    "-n", &ns, "link", "add", &p.name, "type", "veth", "peer", "name", &peer,
+                ],
             )?;
             crate::frr_lab::run("ip", &["-n", &ns, "link", "set", &p.name, "up"])?;
             crate::frr_lab::run("ip", &["-n", &ns, "link", "set", &peer, "up"])?;
+            checksum_offload_off(&ns, &peer)?;
         }
         let dir = tempfile::Builder::new()
             .prefix("metal-switchd-sonic-")
@@ -708,6 +799,11 @@ mod tests {
             serde_json::json!({"src_ip": "10.0.0.11"})
         );
         assert_eq!(v["VXLAN_EVPN_NVO"]["nvo1"]["source_vtep"], "vtep0");
+        assert_eq!(
+            v["DEVICE_METADATA"]["localhost"]["docker_routing_config_mode"],
+            "split-unified"
+        );
+        assert_eq!(v["DEVICE_METADATA"]["localhost"]["hostname"], "leaf01");
         assert_eq!(v["VLAN"]["Vlan3900"]["vlanid"], "3900");
     }
 

@@ -781,6 +781,13 @@ impl Lab {
             }
             SonicChoice::Real(release) => {
                 let build = crate::sonic_real::build_dir(release)?;
+                for l in topology::links() {
+                    for (end, far) in [(l.a, l.b), (l.b, l.a)] {
+                        if end.0 == leaf.name {
+                            crate::sonic_real::checksum_offload_off(&o.netns(far.0), far.1)?;
+                        }
+                    }
+                }
                 let real = RealSonic::start(
                     release,
                     &build,
@@ -809,11 +816,11 @@ impl Lab {
             }
         };
         let version = dir.join("sonic_version.yml");
-        let build_version = match choice {
-            SonicChoice::StandIn => "SONiC.4.5.1-Enterprise_Base".to_owned(),
-            SonicChoice::Real(r) => format!("SONiC.{r}.0-metal-switchd-lab"),
+        let version_yml = match choice {
+            SonicChoice::StandIn => "build_version: 'SONiC.4.5.1-Enterprise_Base'\n".to_owned(),
+            SonicChoice::Real(r) => r.sonic_version_yml(),
         };
-        std::fs::write(&version, format!("build_version: '{build_version}'\n"))?;
+        std::fs::write(&version, version_yml)?;
         let secret = match o.api {
             ApiVersion::V1 => {
                 let p = dir.join("hmac_key");
@@ -841,6 +848,13 @@ impl Lab {
             kernel_checks: self.full_kernel,
             timeout: format!("{}ms", o.agent_timeout.as_millis()),
             barrier_timeout: format!("{}ms", o.barrier_timeout.as_millis()),
+            // The agent's default (60 s) unless the lab allows its agents
+            // longer: the VM's emulated CPU on a busy host runs
+            // frr-reload.py for longer than that.
+            frr_reload_timeout: format!(
+                "{}ms",
+                o.agent_timeout.max(Duration::from_secs(60)).as_millis()
+            ),
         };
         let config = dir.join("metal-switchd.toml");
         std::fs::write(&config, topology::agent_config(leaf, o.api, &files))?;
@@ -991,8 +1005,22 @@ impl Lab {
             Some(l) => {
                 let bgp = observe::vtysh(&l.frr.vty_socket_dir(), &["show bgp vrf all summary"])
                     .unwrap_or_else(|e| format!("{e:#}"));
+                let sonic = l
+                    .sonic
+                    .real()
+                    .map(|r| {
+                        let exit = self.routers.first().map_or_else(String::new, |x| {
+                            observe::vtysh(&x.vty_socket_dir(), &["show bgp summary"])
+                                .unwrap_or_else(|e| format!("{e:#}"))
+                        });
+                        format!(
+                            "\n{id}: {}\nexit: show bgp summary:\n{exit}",
+                            r.diagnostics(&l.netns, &l.redis)
+                        )
+                    })
+                    .unwrap_or_default();
                 e.context(format!(
-                    "{id}: agent log ({}), last lines:\n{}\n{id}: show bgp vrf all summary:\n{bgp}",
+                    "{id}: agent log ({}), last lines:\n{}\n{id}: show bgp vrf all summary:\n{bgp}{sonic}",
                     l.agent_log.display(),
                     tail(&l.log(), 30)
                 ))

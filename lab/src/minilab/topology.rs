@@ -216,6 +216,8 @@ pub struct AgentFiles {
     /// `timeout` and `barrier_timeout`.
     pub timeout: String,
     pub barrier_timeout: String,
+    /// `frr_reload_timeout`.
+    pub frr_reload_timeout: String,
 }
 
 fn toml_str(s: &str) -> String {
@@ -269,6 +271,7 @@ pub fn agent_config(leaf: &Leaf, api: ApiVersion, f: &AgentFiles) -> String {
          reconfigure_switch_interval = {interval}\n\
          timeout = {timeout}\n\
          barrier_timeout = {barrier}\n\
+         frr_reload_timeout = {reload_timeout}\n\
          kernel_checks = {kernel_checks}\n\
          management_interface = \"eth0\"\n\
          database_config = {dbconf}\n\
@@ -301,6 +304,7 @@ pub fn agent_config(leaf: &Leaf, api: ApiVersion, f: &AgentFiles) -> String {
         kernel_checks = f.kernel_checks,
         timeout = toml_str(&f.timeout),
         barrier = toml_str(&f.barrier_timeout),
+        reload_timeout = toml_str(&f.frr_reload_timeout),
     )
 }
 
@@ -356,6 +360,7 @@ mod tests {
             kernel_checks: false,
             timeout: "20s".into(),
             barrier_timeout: "15s".into(),
+            frr_reload_timeout: "90s".into(),
         };
         for api in [ApiVersion::V1, ApiVersion::V2] {
             let t: toml::Table = toml::from_str(&agent_config(&LEAVES[1], api, &f)).unwrap();
@@ -363,6 +368,7 @@ mod tests {
             assert_eq!(t["api_version"].as_str(), Some(api.as_str()));
             assert_eq!(t["frr_reload_args"].as_array().unwrap().len(), 2);
             assert_eq!(t["kernel_checks"].as_bool(), Some(false));
+            assert_eq!(t["frr_reload_timeout"].as_str(), Some("90s"));
             assert_eq!(t["vtysh_path"].as_str(), Some("/usr/bin/vtysh"));
         }
         assert_eq!(toml_string("a\"b\\c"), r#""a\"b\\c""#);
