@@ -112,7 +112,13 @@ logs="$work/logs"
 mkdir -p "$logs"
 t0=$(date +%s)
 finished() { [ -e "$work/done/$1" ]; }
-mark() { touch "$work/done/$1"; }
+# Each finished part's wall time goes into BUILD-INFO (part_<name>_seconds).
+t_part=$t0
+mark() {
+    touch "$work/done/$1"
+    case "$1" in patch-*) ;; *) echo "part_$1_seconds=$(( $(date +%s) - t_part ))" >> "$work/times" ;; esac
+    t_part=$(date +%s)
+}
 step() { echo "[$(( $(date +%s) - t0 ))s] SONiC $release: $*" >&2; }
 # Each step's output goes to its log; on failure the log's tail is shown.
 run() {
@@ -275,7 +281,7 @@ mark frr
 fi
 
 rm -rf "$stage/include" "$stage/frr/include" "$stage/frr/share/man"
-find "$stage" -name '*.la' -delete
+find "$stage" \( -name '*.la' -o -name '*.a' \) -delete
 for f in "$stage"/bin/* "$stage"/lib/*.so* "$stage"/frr/sbin/* "$stage"/frr/bin/* "$stage"/frr/lib/*.so* "$stage"/frr/lib/frr/modules/*.so; do
     [ -f "$f" ] && [ ! -L "$f" ] && strip --strip-unneeded "$f" 2>/dev/null || true
 done
@@ -289,6 +295,7 @@ secs=$(( $(date +%s) - t0 ))
     echo "resumed=$resumed"
     echo "optflags=$optflags"
     echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    cat "$work/times" 2>/dev/null || true
     sha256sum $archives | sed 's|  .*/|  |'
 } > "$stage/BUILD-INFO.tmp"
 mv "$stage/BUILD-INFO.tmp" "$stage/BUILD-INFO"
