@@ -1430,6 +1430,16 @@ impl Daemon {
             if !self.kernel().routed.contains_key(ifname) {
                 return Ok(Outcome::Wait);
             }
+            // intfmgrd: the address for orchagent, then its STATE entry
+            // (cfgmgr/intfmgr.cpp doIntfAddrTask).
+            let family = if prefix.contains(':') { "IPv6" } else { "IPv4" };
+            self.dbs
+                .hset(
+                    Db::Appl,
+                    &format!("INTF_TABLE:{ifname}:{prefix}"),
+                    &[("scope", "global"), ("family", family)],
+                )
+                .await?;
             self.dbs
                 .hset(
                     Db::State,
@@ -1522,7 +1532,10 @@ impl Daemon {
         if let Some((ifname, prefix)) = rest.split_once('|') {
             return self
                 .retract(
-                    &[(Db::State, format!("INTERFACE_TABLE|{ifname}|{prefix}"))],
+                    &[
+                        (Db::Appl, format!("INTF_TABLE:{ifname}:{prefix}")),
+                        (Db::State, format!("INTERFACE_TABLE|{ifname}|{prefix}")),
+                    ],
                     format!("del {table}|{rest}"),
                 )
                 .await;
