@@ -232,9 +232,26 @@ const VXLAN_TUNNEL_FIELDS: [&str; 2] = ["src_ip", "dst_ip"];
 /// `src_intf`; a community leaf (metal-stack's sonic-configdb-utils) has
 /// only `src_ip` there. Dell runs FRR in `split` mode, metal-stack's
 /// community leaves in `split-unified` (mini-lab `images/sonic/config_db.json`).
+/// The flex counter groups SONiC's first boot enables come in too.
 pub fn community_config(config_db_json: &str) -> Result<String> {
     let mut v: serde_json::Value =
         serde_json::from_str(config_db_json).context("config_db.json is not JSON")?;
+    // SONiC's first boot enables these flex counter groups
+    // (sonic-buildimage files/build_templates/init_cfg.json.j2); orchagent
+    // writes COUNTERS_RIF_NAME_MAP only for an enabled RIF group. The
+    // other groups (queues, watermarks, ...) are left out: nothing the agent
+    // reads depends on them, and their polling costs the emulated CPU.
+    if let Some(root) = v.as_object_mut() {
+        let flex = root
+            .entry("FLEX_COUNTER_TABLE")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(flex) = flex.as_object_mut() {
+            for group in ["PORT", "RIF"] {
+                flex.entry(group)
+                    .or_insert_with(|| serde_json::json!({"FLEX_COUNTER_STATUS": "enable"}));
+            }
+        }
+    }
     if let Some(m) = v
         .pointer_mut("/DEVICE_METADATA/localhost")
         .and_then(serde_json::Value::as_object_mut)
@@ -451,22 +468,37 @@ pub struct RealSonic {
     pub startup: Duration,
 }
 
+/// The leaf a [`RealSonic`] runs.
+pub struct SonicLeaf<'a> {
+    /// Its network namespace.
+    pub netns: &'a str,
+    /// Its directory (SONiC's files go into `sonic/` there).
+    pub dir: &'a Path,
+    /// Its redis: CONFIG_DB already seeded, `PortInitDone` not (portsyncd
+    /// writes it).
+    pub redis: &'a RedisServer,
+    /// Its loopback address (the system MAC is derived from it).
+    pub loopback: std::net::Ipv4Addr,
+    /// Its front-panel ports: cabled veths of those names in `netns`.
+    pub ports: &'a [VsPort],
+}
+
 impl RealSonic {
-    /// Start SONiC's daemons for the leaf in `netns` whose redis is `redis`
-    /// (CONFIG_DB already seeded, `PortInitDone` not: portsyncd writes it;
-    /// the system MAC is derived from the leaf's `loopback`),
-    /// with `ports` (cabled veths of those names in `netns`) as its
-    /// front-panel ports; return when every daemon runs.
+    /// Start SONiC's daemons of `release` (built into `build`) for `leaf`;
+    /// return when every daemon runs.
     pub fn start(
         release: Release,
         build: &Path,
-        netns: &str,
-        leaf_dir: &Path,
-        redis: &RedisServer,
-        loopback: std::net::Ipv4Addr,
-        ports: &[VsPort],
+        leaf: &SonicLeaf<'_>,
         timeout: Duration,
     ) -> Result<RealSonic> {
+        let SonicLeaf {
+            netns,
+            dir: leaf_dir,
+            redis,
+            loopback,
+            ports,
+        } = *leaf;
         let dir = leaf_dir.join("sonic");
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
@@ -715,11 +747,13 @@ pub fn baseline(
         let mut sonic = RealSonic::start(
             release,
             &build,
-            &ns,
-            dir.path(),
-            &redis,
-            crate::minilab::topology::LEAVES[0].loopback,
-            ports,
+            &SonicLeaf {
+                netns: &ns,
+                dir: dir.path(),
+                redis: &redis,
+                loopback: crate::minilab::topology::LEAVES[0].loopback,
+                ports,
+            },
             Duration::from_secs(1200),
         )?;
         std::thread::sleep(linger);
@@ -732,12 +766,12 @@ pub fn baseline(
     result
 }
 
-/// A log line at SONiC's ERR or WARN level or above: swss' logger writes
-/// the level right-aligned first when logging to stderr (`   ERR :- doTask:
-/// ...`).
+/// A log line at SONiC's ERROR or WARN level or above: swss' logger writes
+/// the level right-aligned first when logging to stderr (` ERROR:- doTask:
+/// ...`, `  WARN:- ...`).
 pub fn is_finding(line: &str) -> bool {
     let l = line.trim_start();
-    ["EMERG", "ALERT", "CRIT", "ERR", "WARN"].iter().any(|p| {
+    ["EMERG", "ALERT", "CRIT", "ERROR", "WARN"].iter().any(|p| {
         l.strip_prefix(p)
             .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric()))
     })
@@ -804,6 +838,10 @@ mod tests {
             "split-unified"
         );
         assert_eq!(v["DEVICE_METADATA"]["localhost"]["hostname"], "leaf01");
+        assert_eq!(
+            v["FLEX_COUNTER_TABLE"]["RIF"]["FLEX_COUNTER_STATUS"],
+            "enable"
+        );
         assert_eq!(v["VLAN"]["Vlan3900"]["vlanid"], "3900");
     }
 
@@ -817,10 +855,17 @@ mod tests {
 
     #[test]
     fn findings_are_error_and_warning_lines() {
-        assert!(is_finding("   ERR :- doTask: failed"));
-        assert!(is_finding("  WARN :- x"));
+        // As orchagent and syncd write them (202411, LOGOUTPUT=STDERR).
+        assert!(is_finding(
+            " ERROR:- removeBridgePort: Failed to remove bridge port"
+        ));
+        assert!(is_finding(
+            "  WARN:- addOperation: Vrf 'Vrf31' hasn't been created yet"
+        ));
+        assert!(is_finding("  CRIT:- x"));
         assert!(!is_finding("NOTICE :- main: Created switch"));
         assert!(!is_finding("ERRATA"));
+        assert!(!is_finding("ERRORS"));
         assert!(!is_finding("  INFO x"));
     }
 }

@@ -791,11 +791,13 @@ impl Lab {
                 let real = RealSonic::start(
                     release,
                     &build,
-                    &ns,
-                    &dir,
-                    &redis,
-                    leaf.loopback,
-                    &self.vs_ports(leaf)?,
+                    &crate::sonic_real::SonicLeaf {
+                        netns: &ns,
+                        dir: &dir,
+                        redis: &redis,
+                        loopback: leaf.loopback,
+                        ports: &self.vs_ports(leaf)?,
+                    },
                     o.timeout * 4,
                 )
                 .with_context(|| format!("SONiC {release} on {}", leaf.name))?;
