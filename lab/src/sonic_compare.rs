@@ -5,18 +5,26 @@
 //! stand-in can be compared after the same transitions.
 //!
 //! A line names the database, the key with the leaf's own values replaced
-//! (its loopback address becomes `<lo>`), and only the fields a barrier
-//! reads (`state`, `vrf`, …); OIDs are resolved to port and interface names.
+//! (each interface address of its CONFIG_DB becomes `<Vlan3900 addr>`, …,
+//! its loopback address `<lo>`), and only the fields a barrier reads
+//! (`state`, `vrf`, …); OIDs are resolved to port and interface names.
 //! [`KNOWN_GAPS`] lists the differences the stand-in keeps on purpose, each
-//! with its reason; [`unexplained`] is what is left.
+//! with its reason; [`unexplained`] is what is left. Real SONiC confirms
+//! some of this after the agent's barriers were met (what the agent does not
+//! wait for, such as orchagent's ASIC objects): [`agree`] waits for the two
+//! to agree before it reports what is still different.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::redis_server::{APPL_DB, ASIC_DB, COUNTERS_DB, STATE_DB};
+use crate::redis_server::{APPL_DB, ASIC_DB, CONFIG_DB, COUNTERS_DB, STATE_DB};
+
+/// CONFIG_DB tables whose `<if>|<prefix>` keys give an interface an address.
+const ADDRESS_TABLES: [&str; 3] = ["INTERFACE", "VLAN_INTERFACE", "LOOPBACK_INTERFACE"];
 
 /// STATE_DB tables whose entries confirm the managers' work.
 const STATE_TABLES: [&str; 7] = [
@@ -57,8 +65,30 @@ pub fn snapshot(socket: &Path, loopback: Ipv4Addr) -> Result<BTreeSet<String>> {
     let conn = |db: i64| -> Result<redis::Connection> {
         Ok(redis::Client::open(url(db))?.get_connection()?)
     };
+    // The leaf's own addresses, longest first (no prefix of another).
+    let mut addresses: Vec<(String, String)> = Vec::new();
+    {
+        let mut config = conn(CONFIG_DB)?;
+        for t in ADDRESS_TABLES {
+            for key in sorted_keys(&mut config, &format!("{t}|*|*"))? {
+                let mut parts = key.splitn(3, '|');
+                if let (Some(_), Some(ifname), Some(prefix)) =
+                    (parts.next(), parts.next(), parts.next())
+                {
+                    addresses.push((prefix.to_owned(), format!("<{ifname} addr>")));
+                }
+            }
+        }
+    }
+    addresses.sort_by_key(|(a, _)| std::cmp::Reverse(a.len()));
     let lo = loopback.to_string();
-    let norm = |s: &str| s.replace(&lo, "<lo>");
+    let norm = |s: &str| {
+        let mut s = s.to_owned();
+        for (a, name) in &addresses {
+            s = s.replace(a.as_str(), name);
+        }
+        s.replace(&lo, "<lo>")
+    };
     let mut out = BTreeSet::new();
     let fields_line =
         |db: &str, key: &str, h: &BTreeMap<String, String>, out: &mut BTreeSet<String>| {
@@ -155,6 +185,24 @@ pub fn unexplained(diffs: &[String]) -> Vec<String> {
         .filter(|d| !KNOWN_GAPS.iter().any(|g| d.starts_with(g.prefix)))
         .cloned()
         .collect()
+}
+
+/// Compare what `real` and `standin` confirm (each a fresh snapshot) until
+/// no unexplained difference is left or `timeout` has passed; the
+/// differences of the last comparison (known gaps included).
+pub fn agree(
+    mut real: impl FnMut() -> Result<BTreeSet<String>>,
+    mut standin: impl FnMut() -> Result<BTreeSet<String>>,
+    timeout: Duration,
+) -> Result<Vec<String>> {
+    let start = Instant::now();
+    loop {
+        let diffs = differences(&real()?, &standin()?);
+        if unexplained(&diffs).is_empty() || start.elapsed() > timeout {
+            return Ok(diffs);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 #[cfg(test)]
