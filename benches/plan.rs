@@ -121,7 +121,9 @@ fn bench(c: &mut Criterion) {
             },
         );
         c.bench_with_input(BenchmarkId::new("render-frr", &id), &spec, |b, spec| {
-            b.iter(|| metal_switchd::frr::render(black_box(spec)))
+            b.iter(|| {
+                metal_switchd::frr::render(black_box(spec), metal_switchd::flavour::FrrLines::NONE)
+            })
         });
         c.bench_with_input(BenchmarkId::new("plan-fresh", &id), &k, |b, k| {
             b.iter(|| plan_spec(black_box(&spec), black_box(&k.fresh)))

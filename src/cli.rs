@@ -22,6 +22,7 @@ use crate::configdb::schema::DbState;
 use crate::configdb::{snapshot, target};
 use crate::error::Error;
 use crate::files::{self, FileKind};
+use crate::flavour::{self, Flavour, Profile};
 use crate::frr;
 use crate::kernel::KernelView;
 use crate::reconcile;
@@ -118,7 +119,11 @@ pub enum RenderCommand {
     /// The agent-owned CONFIG_DB entries, in config_db.json shape
     Configdb(RenderArgs),
     /// The frr.conf the agent would install (validated against CONFIG_DB like `plan`)
-    Frr(RenderArgs),
+    ///
+    /// For the SONiC flavour of this switch (sonic_version_file, CONFIG_DB's
+    /// DEVICE_METADATA|localhost — from --configdb when given — and FRR's
+    /// version), or for a known flavour named with --flavour.
+    Frr(RenderFrrArgs),
 }
 
 /// Wire version of a switch file.
@@ -167,6 +172,17 @@ pub struct RenderArgs {
     /// Read CONFIG_DB from a config_db.json snapshot instead of redis
     #[arg(long, value_name = "FILE")]
     pub configdb: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderFrrArgs {
+    #[command(flatten)]
+    pub render: RenderArgs,
+    /// Render for this SONiC flavour instead of the detected one:
+    /// community-202311, community-202411, community-202505, dell-4.4,
+    /// dell-4.5, edgecore-202211 (docs/flavours.md)
+    #[arg(long, value_name = "NAME")]
+    pub flavour: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -245,11 +261,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
     let cfg = load_config(&cli)?;
     init_logging(&cli, Some(&cfg));
     match &cli.command {
-        Command::CheckConfig => {
-            let text = format!("# configuration is valid\n{}", cfg.to_toml());
-            print(&text);
-            Ok(EXIT_OK)
-        }
+        Command::CheckConfig => check_config(&cfg).await,
         Command::Status(args) => Ok(status(&cfg, args)),
         Command::Plan(args) => plan(&cfg, args).await,
         Command::Register(args) => register_switch(&cfg, args).await,
@@ -266,13 +278,92 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             Ok(EXIT_OK)
         }
         Command::Render(RenderCommand::Frr(args)) => {
-            let (_, desc) = read_switch(&cfg, &args.switch)?;
-            let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
+            let flavour = match &args.flavour {
+                Some(name) => Profile::from_name(name)
+                    .map_err(|e| {
+                        Error::Config(crate::config::ConfigError::Invalid(vec![format!(
+                            "--flavour: {e}"
+                        )]))
+                    })?
+                    .flavour(),
+                None => {
+                    let snapshot = match &args.render.configdb {
+                        Some(f) => Some(files::read_text(
+                            FileKind::ConfigDbSnapshot,
+                            f,
+                            cfg.max_snapshot_bytes,
+                        )?),
+                        None => None,
+                    };
+                    let f = flavour::read::detect_switch(&cfg, snapshot.as_deref()).await;
+                    for w in &f.warnings {
+                        tracing::warn!(flavour = %f.name(), "{w}");
+                    }
+                    if let Some(r) = f.refusal() {
+                        tracing::warn!("{r}");
+                    }
+                    f
+                }
+            };
+            let (_, desc) = read_switch(&cfg, &args.render.switch)?;
+            let (state, confirmed) = read_state(&cfg, args.render.configdb.as_deref()).await?;
             let prepared = reconcile::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
-            print(&frr::render(&prepared.spec));
+            print(&frr::render(&prepared.spec, flavour.frr_lines()));
             Ok(EXIT_OK)
         }
     }
+}
+
+/// `metal-switchd check-config`: the configuration's values (checked when
+/// it was loaded), then every file `run` will read and the transport
+/// ([`crate::config_check`]), the settings without effect, and the SONiC
+/// flavour of this switch with what the agent does about it. Exit code 2
+/// for an error — also when SONiC writes FRR's configuration itself here (a
+/// routing configuration mode the agent refuses); warnings are logged
+/// (stderr).
+async fn check_config(cfg: &Config) -> Result<u8, Error> {
+    let found = crate::config_check::check(cfg);
+    // Through the log, so that `log_format = "json"` keeps stderr JSON.
+    for w in &found.warnings {
+        tracing::warn!("{w}");
+    }
+    if !found.errors.is_empty() {
+        return Err(crate::config::ConfigError::Invalid(found.errors).into());
+    }
+    let flavour = flavour::read::detect_switch(cfg, None).await;
+    let (version, why) = cfg.api_version_choice();
+    let mut text = format!("# configuration is valid\n# api_version = \"{version}\" ({why})\n");
+    for n in cfg.notices() {
+        text.push_str(&format!("# not used: {n}\n"));
+    }
+    for n in &found.notes {
+        text.push_str(&format!("# note: {n}\n"));
+    }
+    text.push_str(&cfg.to_toml());
+    text.push_str(&flavour_text(&flavour));
+    print(&text);
+    match flavour.refusal() {
+        Some(r) => {
+            eprintln!("metal-switchd: {r}");
+            Ok(EXIT_INVALID)
+        }
+        None => Ok(EXIT_OK),
+    }
+}
+
+/// The flavour as `# `-comment lines (check-config appends them to TOML).
+pub fn flavour_text(f: &Flavour) -> String {
+    let mut out = format!("\n# SONiC flavour of this switch: {}\n", f.name());
+    for (k, v) in f.describe() {
+        out.push_str(&format!("#   {k:<27} {v}\n"));
+    }
+    for w in &f.warnings {
+        out.push_str(&format!("# warning: {w}\n"));
+    }
+    if let Some(r) = f.refusal() {
+        out.push_str(&format!("# REFUSED: {r}\n"));
+    }
+    out
 }
 
 /// `metal-switchd status`: the daemon's status file, judged and printed.
@@ -407,7 +498,15 @@ async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
             ..ApplyOptions::default()
         },
     };
+    let manage_frr = opts.frr;
     let mut agent = Agent::new(cfg.clone(), source, None, opts)?;
+    if manage_frr {
+        let f = flavour::read::detect_switch(cfg, None).await;
+        for w in &f.warnings {
+            tracing::warn!(flavour = %f.name(), "{w}");
+        }
+        agent.set_flavour(f);
+    }
     // Each wait is bounded by --wait-ready or barrier_timeout.
     let deadline = std::time::Instant::now() + Duration::from_secs(86_400);
     let outcome = agent.reconcile_once(Trigger::Command, true, deadline).await;

@@ -130,6 +130,7 @@ const KEYS: &[KeyDef] = &[
     key("kernel_checks", Kind::Bool, false),
     key("kernel_drift_grace", Kind::Str, false),
     key("frr_agentx", Kind::Bool, false),
+    key("frr_extra_config", Kind::List, false),
     key("frr_validation", Kind::Str, false),
     key("frr_validation_unit", Kind::Str, false),
     key("frr_validation_timeout", Kind::Str, false),
@@ -145,6 +146,7 @@ const KEYS: &[KeyDef] = &[
     key("sonic_version_file", Kind::Str, false),
     key("management_interface", Kind::Str, false),
     key("api_ca_file", Kind::Str, false),
+    key("api_allow_plaintext", Kind::Bool, false),
     key("api_retry_attempts", Kind::Int, false),
     key("api_retry_backoff", Kind::Str, false),
     key("api_retry_max_backoff", Kind::Str, false),
@@ -153,6 +155,43 @@ const KEYS: &[KeyDef] = &[
     key("log_format", Kind::Str, false),
     key("state_directory", Kind::Str, false),
     key("phone_home_interval", Kind::Str, false),
+];
+
+/// metal-core settings metal-switchd accepts without using them, because
+/// metal-core did not use them on SONiC either. Setting one gives a notice
+/// that names it ([`Config::notices`]): `check-config` prints it, `run`
+/// logs it. (metal-roles sets both on every switch.)
+const WITHOUT_EFFECT: &[(&str, &str)] = &[
+    (
+        "cidr",
+        "metal-core uses it only on Cumulus (its own address in /etc/network/interfaces); it \
+         has no effect on SONiC",
+    ),
+    (
+        "bind_address",
+        "metal-core does not use it either; the metrics endpoint binds \
+         metrics_server_bind_address",
+    ),
+];
+
+/// Settings of older metal-core versions (its PXE proxy, NSQ machine
+/// events, IPMI, DHCP relay; metal-core `domain` and `cmd` config of those
+/// versions): refused by name, with what happened to them.
+const RETIRED_METAL_CORE: &[(&str, &str)] = &[
+    ("port", "the port of metal-core's PXE proxy"),
+    ("console_logging", "metal-core's console logging switch"),
+    ("mq_address", "metal-core's NSQ machine events"),
+    ("mq_ca_cert_file", "metal-core's NSQ machine events"),
+    ("mq_client_cert_file", "metal-core's NSQ machine events"),
+    ("mq_loglevel", "metal-core's NSQ machine events"),
+    ("machine_topic", "metal-core's NSQ machine events"),
+    ("machine_topic_ttl", "metal-core's NSQ machine events"),
+    ("change_boot_order", "metal-core's IPMI boot order changes"),
+    (
+        "dhcp_servers",
+        "metal-core's DHCP relay on SONiC (the PXE VLAN's dhcp_servers in the base \
+         configuration take its place)",
+    ),
 ];
 
 /// Log level as metal-core names it.
@@ -221,6 +260,15 @@ pub enum ApiVersion {
     V1,
     /// metal-apiserver, Connect with a bearer token.
     V2,
+}
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ApiVersion::V1 => "v1",
+            ApiVersion::V2 => "v2",
+        })
+    }
 }
 
 /// How a rendered FRR configuration is checked before it is installed.
@@ -466,8 +514,9 @@ pub struct Config {
     pub metal_apiserver_token_file: PathBuf,
 
     // --- metal-switchd settings ---
-    /// v1 or v2.
-    pub api_version: ApiVersion,
+    /// v1 or v2; unset: chosen from the credentials ([`Config::api_version`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<ApiVersion>,
     /// File holding the v1 HMAC key (instead of `hmac_key`).
     pub hmac_key_file: Option<PathBuf>,
     /// Switch id and FRR hostname; default: the system hostname.
@@ -489,6 +538,9 @@ pub struct Config {
     pub kernel_drift_grace: HumanDuration,
     /// Render `agentx` into frr.conf (needs FRR's SNMP module, which SONiC loads).
     pub frr_agentx: bool,
+    /// Lines appended to frr.conf as they are (validated by FRR with the
+    /// rest of the file); one FRR command per element.
+    pub frr_extra_config: Vec<String>,
     /// `vtysh` (run `vtysh --dryrun`) or `systemd` (start `frr_validation_unit`).
     pub frr_validation: FrrValidation,
     /// Template unit that validates the file named by its instance (`vtysh --dryrun --inputfile %I`).
@@ -523,6 +575,11 @@ pub struct Config {
     /// Extra CA certificates (PEM) trusted for the metal API, on top of the
     /// system's roots.
     pub api_ca_file: Option<PathBuf>,
+    /// Accept plain `http://` for the metal API, knowing that it can be read
+    /// and changed on the way: without it a v2 token is never sent over
+    /// plain HTTP (v1's HMAC signs only date, method and salt; plain HTTP
+    /// is warned about either way).
+    pub api_allow_plaintext: bool,
     /// Attempts per API call when it fails transiently (connection errors,
     /// 5xx, `unavailable`); 1 = no retry. Registration retries until it succeeds.
     pub api_retry_attempts: u32,
@@ -542,6 +599,10 @@ pub struct Config {
     pub state_directory: PathBuf,
     /// How often machines seen over LLDP are reported (phone-home), in one call.
     pub phone_home_interval: HumanDuration,
+    /// metal-core settings without effect on SONiC that were set, with where
+    /// (filled by [`Config::from_sources`]; [`Config::notices`] names them).
+    #[serde(skip)]
+    pub unused_set: Vec<String>,
 }
 
 impl Default for Config {
@@ -584,7 +645,7 @@ impl Default for Config {
             interface_naming_schema: NamingSchema::Default,
             metal_apiserver_url: None,
             metal_apiserver_token_file: PathBuf::from("/var/run/metal-core/metal-apiserver-token"),
-            api_version: ApiVersion::V1,
+            api_version: None,
             hmac_key_file: None,
             hostname: None,
             vlan_range: VlanRange::default(),
@@ -595,6 +656,7 @@ impl Default for Config {
             kernel_checks: true,
             kernel_drift_grace: HumanDuration(Duration::from_secs(10)),
             frr_agentx: true,
+            frr_extra_config: Vec::new(),
             frr_validation: FrrValidation::Vtysh,
             frr_validation_unit: "bgp-validation@.service".into(),
             frr_validation_timeout: HumanDuration(Duration::from_secs(30)),
@@ -612,6 +674,7 @@ impl Default for Config {
             sonic_version_file: PathBuf::from("/etc/sonic/sonic_version.yml"),
             management_interface: "eth0".into(),
             api_ca_file: None,
+            api_allow_plaintext: false,
             api_retry_attempts: 4,
             api_retry_backoff: HumanDuration(Duration::from_millis(500)),
             api_retry_max_backoff: HumanDuration(Duration::from_secs(30)),
@@ -620,6 +683,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             state_directory: PathBuf::from("/run/metal-switchd"),
             phone_home_interval: HumanDuration(Duration::from_secs(60)),
+            unused_set: Vec::new(),
         }
     }
 }
@@ -709,18 +773,43 @@ impl Config {
                     .find(|d| d.name == name && (d.metal_core || !metal_core))
                     .ok_or_else(|| ConfigError::Env {
                         var: var.clone(),
-                        message: format!("not a configuration key (known keys: {})", known_keys()),
+                        message: match RETIRED_METAL_CORE.iter().find(|(k, _)| *k == name) {
+                            Some((_, what)) if metal_core => format!(
+                                "a setting of older metal-core versions ({what}), which \
+                                 metal-switchd does not do; remove it"
+                            ),
+                            _ => format!("not a configuration key (known keys: {})", known_keys()),
+                        },
                     })?;
                 table.insert(name.clone(), env_value(&var, def.kind, &value)?);
                 origins.insert(name, format!("environment variable {var}"));
             }
         }
-        let cfg: Config = match table.clone().try_into() {
+        let mut cfg: Config = match table.clone().try_into() {
             Ok(c) => c,
             Err(e) => return Err(type_errors(&table, &origins, &e)),
         };
+        for (key, why) in WITHOUT_EFFECT {
+            if let Some(origin) = origins.get(*key) {
+                cfg.unused_set.push(format!("{origin} sets {key}: {why}"));
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The keys metal-core knows (also read as `METAL_CORE_<KEY>`).
+    pub fn metal_core_keys() -> Vec<&'static str> {
+        KEYS.iter()
+            .filter(|k| k.metal_core)
+            .map(|k| k.name)
+            .collect()
+    }
+
+    /// The settings that were given but have no effect (each named, with
+    /// where it was set and why); empty when there are none.
+    pub fn notices(&self) -> &[String] {
+        &self.unused_set
     }
 
     /// Checks that cannot be expressed in the types; all problems together.
@@ -817,6 +906,13 @@ impl Config {
                 problems.push(format!("{key} must be longer than 0s"));
             }
         }
+        if self.api_version.is_none() && self.has_hmac_key() && self.metal_apiserver_url.is_some() {
+            problems.push(
+                "api_version is not set and both an HMAC key (v1) and metal_apiserver_url (v2) \
+                 are: set api_version = \"v1\" or \"v2\""
+                    .into(),
+            );
+        }
         if self.hmac_key.is_some() && self.hmac_key_file.is_some() {
             problems.push(
                 "hmac_key and hmac_key_file are both set; set only one (prefer hmac_key_file)"
@@ -842,6 +938,8 @@ impl Config {
                 ));
             }
         }
+        problems.extend(self.metal_core_refusals());
+        problems.extend(self.frr_extra_config_problems());
         if self.api_retry_attempts == 0 {
             problems.push("api_retry_attempts must be at least 1 (1 = no retry)".into());
         }
@@ -865,6 +963,200 @@ impl Config {
             ));
         }
         problems
+    }
+
+    /// metal-core settings that would have changed what metal-core did and
+    /// that metal-switchd cannot honour: each refused by name, with what to
+    /// do instead. Empty values (metal-roles writes them) mean "not used"
+    /// in metal-core too and pass.
+    fn metal_core_refusals(&self) -> Vec<String> {
+        use crate::spec::names::quoted;
+        let mut problems = Vec::new();
+        let set = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .filter(|p| !p.trim().is_empty())
+        };
+        if let Some(p) = set(&self.frr_tpl_file) {
+            problems.push(format!(
+                "frr_tpl_file (METAL_CORE_FRR_TPL_FILE) is {}: metal-switchd has no FRR \
+                 templates; it renders frr.conf itself, with the zebra lines the switch's SONiC \
+                 flavour needs (on community SONiC 202411 and later the fpm lines a custom \
+                 metal-core template used to add; docs/flavours.md); put further lines in \
+                 frr_extra_config and remove frr_tpl_file",
+                quoted(&p)
+            ));
+        }
+        if let Some(p) = set(&self.interfaces_tpl_file) {
+            problems.push(format!(
+                "interfaces_tpl_file (METAL_CORE_INTERFACES_TPL_FILE) is {}: it is Cumulus \
+                 only (metal-core renders /etc/network/interfaces with it, which SONiC does not \
+                 use); remove it",
+                quoted(&p)
+            ));
+        }
+        if self
+            .additional_bridge_vids
+            .iter()
+            .any(|v| !v.trim().is_empty())
+        {
+            problems.push(format!(
+                "additional_bridge_vids (METAL_CORE_ADDITIONAL_BRIDGE_VIDS) is {}: it is \
+                 Cumulus only (VLANs of Cumulus' vlan-aware bridge); on SONiC the agent takes \
+                 tenant VLANs from vlan_range and the base configuration holds the others; \
+                 remove it",
+                quoted(&self.additional_bridge_vids.join(","))
+            ));
+        }
+        problems
+    }
+
+    /// `frr_extra_config`: one FRR command per line, printable, bounded,
+    /// and none of what the agent renders itself (a second `hostname` or
+    /// `router bgp <asn>` block would be merged or fought over by
+    /// frr-reload.py). FRR validates the lines with the whole file.
+    fn frr_extra_config_problems(&self) -> Vec<String> {
+        use crate::spec::names::quoted;
+        const MAX_LINES: usize = 1000;
+        const MAX_LINE_CHARS: usize = 512;
+        let mut problems = Vec::new();
+        if self.frr_extra_config.len() > MAX_LINES {
+            problems.push(format!(
+                "frr_extra_config has {} lines; at most {MAX_LINES}",
+                self.frr_extra_config.len()
+            ));
+            return problems;
+        }
+        for (i, line) in self.frr_extra_config.iter().enumerate() {
+            let n = i + 1;
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let vrf_num = |w: Option<&&str>| {
+                w.and_then(|w| w.strip_prefix("Vrf"))
+                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            };
+            let why = if line.chars().any(crate::spec::names::needs_escape) {
+                Some("has a control or invisible character; one FRR command per line".to_owned())
+            } else if line.chars().count() > MAX_LINE_CHARS {
+                Some(format!("is longer than {MAX_LINE_CHARS} characters"))
+            } else if words.is_empty() {
+                Some("is empty".to_owned())
+            } else if matches!(words[0], "hostname" | "password")
+                || words.starts_with(&["frr", "defaults"])
+                || words.starts_with(&["frr", "version"])
+                || words.starts_with(&["enable", "password"])
+            {
+                let n = if matches!(words[0], "frr" | "enable") {
+                    2
+                } else {
+                    1
+                };
+                Some(format!("{} is rendered by the agent", words[..n].join(" ")))
+            } else if words.starts_with(&["router", "bgp"])
+                && (words.len() <= 3 || (words.get(3) == Some(&"vrf") && vrf_num(words.get(4))))
+            {
+                Some(
+                    "the agent renders the default BGP instance and those of its tenant VRFs; \
+                     a second block of one of them would be merged into the agent's by \
+                     frr-reload.py (a static VRF's `router bgp <asn> vrf <name>` is fine)"
+                        .to_owned(),
+                )
+            } else if words.first() == Some(&"vrf") && vrf_num(words.get(1)) {
+                Some("the agent renders the `vrf Vrf<VNI>` blocks of its tenant VRFs".to_owned())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                problems.push(format!("frr_extra_config line {n} {}: {why}", quoted(line)));
+            }
+        }
+        problems
+    }
+
+    /// Whether a v1 HMAC key is configured (`hmac_key` or `hmac_key_file`).
+    pub fn has_hmac_key(&self) -> bool {
+        self.hmac_key.is_some() || self.hmac_key_file.is_some()
+    }
+
+    /// The API version the agent uses: `api_version`, or when it is unset
+    /// the one the credentials name ([`Config::api_version_choice`]).
+    pub fn api_version(&self) -> ApiVersion {
+        self.api_version_choice().0
+    }
+
+    /// The API version and why it was chosen (for `check-config`). Unset:
+    /// an HMAC key means v1 (metal-core's API); no HMAC key but a
+    /// metal-apiserver URL or token file means v2 (metal-core's v2 settings);
+    /// neither means v1, metal-core's default.
+    pub fn api_version_choice(&self) -> (ApiVersion, &'static str) {
+        if let Some(v) = self.api_version {
+            return (v, "set by api_version");
+        }
+        let default_token = Config::default().metal_apiserver_token_file;
+        let v2_settings =
+            self.metal_apiserver_url.is_some() || self.metal_apiserver_token_file != default_token;
+        match (self.has_hmac_key(), v2_settings) {
+            (true, _) => (
+                ApiVersion::V1,
+                "chosen automatically: an HMAC key is configured",
+            ),
+            (false, true) => (
+                ApiVersion::V2,
+                "chosen automatically: a metal-apiserver URL or token file and no HMAC key",
+            ),
+            (false, false) => (
+                ApiVersion::V1,
+                "chosen automatically: no credentials configured, metal-core's default",
+            ),
+        }
+    }
+
+    /// What is wrong with the transport to the metal API, loudly: plain
+    /// `http://` lets anyone on the path read and change requests. v1's
+    /// HMAC signs only `X-Date`, the method and the salt — not the path or
+    /// the body — so a request can be replayed within its 30 s with any
+    /// body; a v2 bearer token would be readable by anyone on the path.
+    pub fn plaintext_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match self.api_version() {
+            ApiVersion::V1 => {
+                if self.metal_api_protocol.trim().eq_ignore_ascii_case("http") {
+                    out.push(format!(
+                        "the metal API is reached over plain HTTP (metal_api_protocol = \"http\", \
+                         {}): the v1 HMAC signs only the date, the method and the salt, not the \
+                         path or the body, so anyone on the path can read every answer and \
+                         replay a signed request with any body within 30 s; set \
+                         metal_api_protocol = \"https\"{}",
+                        self.metal_api_ip,
+                        if self.api_allow_plaintext {
+                            " (api_allow_plaintext = true accepts this risk)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+            ApiVersion::V2 => {
+                if let Some(url) = &self.metal_apiserver_url
+                    && url.trim().to_ascii_lowercase().starts_with("http://")
+                {
+                    out.push(if self.api_allow_plaintext {
+                        format!(
+                            "metal_apiserver_url {url} is plain HTTP and api_allow_plaintext = \
+                             true: the switch's token is sent in clear text and anyone on the \
+                             path can read it and act as this switch; use https"
+                        )
+                    } else {
+                        format!(
+                            "metal_apiserver_url {url} is plain HTTP: the agent will not send \
+                             the switch's token over it; use https (or, in a lab, set \
+                             api_allow_plaintext = true to accept that the token can be read \
+                             on the way)"
+                        )
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The switch id / hostname, or an error saying how to set it.
@@ -1250,7 +1542,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(c.api_version, ApiVersion::V2);
+        assert_eq!(c.api_version, Some(ApiVersion::V2));
         assert_eq!(c.metal_apiserver_token_file, PathBuf::from("/run/t"));
         assert_eq!(c.management_interface, "mgmt0");
         let e = Config::from_sources(
@@ -1457,11 +1749,186 @@ mod tests {
         );
     }
 
+    /// Issue 20: metal-core's template settings are refused by name with
+    /// what to use instead; the settings without effect are named in a
+    /// notice; empty values (metal-roles writes them) pass silently because
+    /// they mean "not used" in metal-core too.
+    #[test]
+    fn template_and_cumulus_settings_are_refused_by_name() {
+        let e = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_FRR_TPL_FILE", "/etc/metal-core/frr.tpl"),
+                ("METAL_CORE_INTERFACES_TPL_FILE", "/x/interfaces.tpl"),
+                ("METAL_CORE_ADDITIONAL_BRIDGE_VIDS", "201-256"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "frr_tpl_file (METAL_CORE_FRR_TPL_FILE) is \"/etc/metal-core/frr.tpl\"",
+            "frr_extra_config",
+            "interfaces_tpl_file (METAL_CORE_INTERFACES_TPL_FILE)",
+            "additional_bridge_vids (METAL_CORE_ADDITIONAL_BRIDGE_VIDS) is \"201-256\"",
+            "Cumulus only",
+        ] {
+            assert!(e.contains(want), "lacks {want:?}: {e}");
+        }
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_FRR_TPL_FILE", ""),
+                ("METAL_CORE_INTERFACES_TPL_FILE", ""),
+                ("METAL_CORE_ADDITIONAL_BRIDGE_VIDS", ""),
+                ("METAL_CORE_CIDR", "10.255.255.2/24"),
+                ("METAL_CORE_BIND_ADDRESS", "0.0.0.0"),
+            ]),
+        )
+        .unwrap();
+        let n = c.notices().join("\n");
+        assert!(
+            n.contains("environment variable METAL_CORE_CIDR sets cidr"),
+            "{n}"
+        );
+        assert!(
+            n.contains("METAL_CORE_BIND_ADDRESS sets bind_address"),
+            "{n}"
+        );
+        assert_eq!(c.notices().len(), 2, "{n}");
+        assert!(
+            Config::from_sources(None, vec![])
+                .unwrap()
+                .notices()
+                .is_empty()
+        );
+        // Settings of older metal-core versions: refused with what they were.
+        let e = Config::from_sources(None, env(&[("METAL_CORE_MQ_ADDRESS", "nsq:4161")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("METAL_CORE_MQ_ADDRESS") && e.contains("older metal-core"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn frr_extra_config_lines_are_checked() {
+        let c = Config::from_sources(
+            Some((
+                "f.toml",
+                "frr_extra_config = [\"ip nht resolve-via-default\", \"router bgp 4200000011 vrf VrfMpls\", \" bgp router-id 10.0.0.1\"]\n",
+            )),
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(c.frr_extra_config.len(), 3);
+        let e = Config::from_sources(
+            Some((
+                "f.toml",
+                "frr_extra_config = [\"hostname x\", \"router bgp 1\", \"router bgp 1 vrf Vrf5\", \"vrf Vrf7\", \"ip route 1.2.3.4/32 Null0\\nrouter bgp 2\", \"  \", \"frr defaults traditional\"]\n",
+            )),
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "frr_extra_config line 1 \"hostname x\": hostname is rendered by the agent",
+            "line 2 \"router bgp 1\": the agent renders the default BGP instance",
+            "line 3 \"router bgp 1 vrf Vrf5\"",
+            "line 4 \"vrf Vrf7\": the agent renders",
+            "line 5 \"ip route 1.2.3.4/32 Null0\\nrouter bgp 2\": has a control",
+            "line 6 \"  \": is empty",
+            "line 7 \"frr defaults traditional\"",
+        ] {
+            assert!(e.contains(want), "lacks {want:?}: {e}");
+        }
+        // From the environment: comma separated.
+        let c = Config::from_sources(
+            None,
+            env(&[(
+                "METAL_SWITCHD_FRR_EXTRA_CONFIG",
+                "ip nht resolve-via-default, bfd",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(c.frr_extra_config, ["ip nht resolve-via-default", "bfd"]);
+    }
+
     #[test]
     fn secrets_are_masked() {
         let c = Config::from_sources(None, env(&[("METAL_CORE_HMAC_KEY", "topsecret")])).unwrap();
         assert!(!format!("{c:?}").contains("topsecret"));
         assert!(!c.to_toml().contains("topsecret"));
         assert_eq!(c.hmac_key.unwrap().expose(), "topsecret");
+    }
+
+    /// Issue 21, item 4: without `api_version`, a token and no HMAC key
+    /// mean v2 (metal-core's v2 settings); an HMAC key means v1; both
+    /// together are refused by name.
+    #[test]
+    fn api_version_is_chosen_from_the_credentials_when_unset() {
+        let v = |pairs: &[(&str, &str)]| {
+            let c = Config::from_sources(None, env(pairs)).unwrap();
+            (c.api_version(), c.api_version_choice().1.to_owned())
+        };
+        let (ver, why) = v(&[
+            ("METAL_CORE_METAL_APISERVER_URL", "https://api.example.com"),
+            ("METAL_CORE_METAL_APISERVER_TOKEN_FILE", "/run/t"),
+        ]);
+        assert_eq!(ver, ApiVersion::V2, "{why}");
+        assert!(why.contains("no HMAC key"), "{why}");
+        assert_eq!(
+            v(&[("METAL_CORE_METAL_APISERVER_URL", "https://a.example")]).0,
+            ApiVersion::V2
+        );
+        let (ver, why) = v(&[("METAL_CORE_HMAC_KEY", "k")]);
+        assert_eq!(ver, ApiVersion::V1);
+        assert!(why.contains("HMAC key"), "{why}");
+        assert_eq!(v(&[]).0, ApiVersion::V1);
+        let (ver, why) = v(&[
+            ("METAL_SWITCHD_API_VERSION", "v1"),
+            ("METAL_CORE_METAL_APISERVER_URL", "https://a.example"),
+        ]);
+        assert_eq!((ver, why.as_str()), (ApiVersion::V1, "set by api_version"));
+        let e = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_HMAC_KEY", "k"),
+                ("METAL_CORE_METAL_APISERVER_URL", "https://a.example"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("set api_version"), "{e}");
+    }
+
+    /// Issue 22, item 4: plain HTTP is warned about (v1's HMAC does not
+    /// cover the body), a v2 URL over plain HTTP names api_allow_plaintext.
+    #[test]
+    fn plain_http_is_warned_about() {
+        let c = Config::from_sources(None, env(&[("METAL_CORE_HMAC_KEY", "k")])).unwrap();
+        let w = c.plaintext_warnings().join("\n");
+        assert!(w.contains("plain HTTP"), "{w}");
+        assert!(
+            w.contains("not the\npath") || w.contains("not the path or the body"),
+            "{w}"
+        );
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_HMAC_KEY", "k"),
+                ("METAL_CORE_METAL_API_PROTOCOL", "https"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.plaintext_warnings().is_empty());
+        let c = Config::from_sources(
+            None,
+            env(&[("METAL_CORE_METAL_APISERVER_URL", "http://10.0.0.1:8080")]),
+        )
+        .unwrap();
+        let w = c.plaintext_warnings().join("\n");
+        assert!(w.contains("will not send"), "{w}");
+        assert!(w.contains("api_allow_plaintext = true"), "{w}");
     }
 }

@@ -62,6 +62,10 @@ pub enum Error {
     KernelNotConverged(#[from] crate::kernel::NotConverged),
     #[error(transparent)]
     File(#[from] crate::files::FileError),
+    /// SONiC writes FRR's configuration itself on this switch
+    /// ([`crate::flavour::Flavour::refusal`]): nothing was written.
+    #[error("{0}")]
+    FlavourRefused(String),
     /// The daemon cannot run on (signal handlers, a stopped internal task).
     #[error("{what}: {source}")]
     Runtime {

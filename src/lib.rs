@@ -42,10 +42,13 @@ pub mod api;
 #[cfg(feature = "agent")]
 pub mod cli;
 pub mod config;
+#[cfg(feature = "agent")]
+pub mod config_check;
 pub mod configdb;
 pub mod crash;
 pub mod error;
 pub mod files;
+pub mod flavour;
 pub mod frr;
 pub mod json;
 pub mod kernel;

@@ -10,7 +10,8 @@
 //!
 //! The endpoint ([`Metrics::serve`]) answers `GET`/`HEAD /metrics` with the
 //! Prometheus text format 0.0.4 (what Prometheus and `promtool check metrics`
-//! read), 404 for any other path and 405 for other methods. It binds to
+//! read), 404 for any other path and 405 for other methods, within the
+//! [`limits`] that keep any client from locking out a scrape. It binds to
 //! `metrics_server_bind_address:metrics_server_port` (metal-core's
 //! 0.0.0.0:2112) and stops through [`MetricsServer::shutdown`].
 //!
@@ -22,7 +23,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -55,12 +56,22 @@ pub const METRICS_PATH: &str = "/metrics";
 
 /// Limits of the metrics endpoint, which anyone who reaches the port can
 /// talk to: it serves GET/HEAD of [`METRICS_PATH`] and nothing else, never
-/// reads a request body, and bounds what a client can hold.
+/// reads a request body, and bounds what a client can hold. No client can
+/// lock out a scrape: a peer (IP address) holds a few connections at most,
+/// an idle connection is closed early, and when every slot is taken a new
+/// connection takes the slot of an idle one (of the peer holding the most,
+/// idle the longest).
 pub mod limits {
     use std::time::Duration;
 
-    /// Connections served at once; more are closed at once.
+    /// Connections served at once.
     pub const MAX_CONNECTIONS: usize = 32;
+    /// Connections of one peer (IP address) at once; a peer's new
+    /// connection replaces its own longest idle one (Prometheus uses one).
+    pub const MAX_CONNECTIONS_PER_PEER: usize = 4;
+    /// A kept-alive connection without a request for this long is closed
+    /// (Prometheus scrapes every 15 s or more and reconnects at once).
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
     /// Time a client gets to send a request's headers (slowloris).
     pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
     /// Largest request head read (hyper's smallest allowed buffer):
@@ -323,6 +334,18 @@ struct BuildLabels {
     version: String,
     revision: String,
 }
+/// The detected SONiC flavour: one series, replaced when it is detected
+/// again (SIGHUP); every value comes from `crate::flavour`, bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FlavourLabels {
+    family: String,
+    release: String,
+    debian: String,
+    routing_config_mode: String,
+    frr_version: String,
+    fpm_module: String,
+    refused: String,
+}
 
 /// A counter exposed under its exact name as `untyped` (see the module docs).
 #[derive(Debug, Clone, Default)]
@@ -374,6 +397,7 @@ pub struct Metrics {
     phone_home_events: Family<PhoneHomeLabels, Counter>,
     phone_home_pending: Gauge,
     metal_core_errors: Family<OperationLabels, UntypedCounter>,
+    flavour: Family<FlavourLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -399,6 +423,14 @@ impl Metrics {
             "build_info",
             "Version and source revision of the running agent (always 1)",
             build,
+        );
+        let flavour = Family::<FlavourLabels, Gauge>::default();
+        reg.register(
+            "sonic_flavour_info",
+            "The SONiC flavour of this switch as detected at start and on SIGHUP: family, \
+             release, Debian base, docker_routing_config_mode, FRR version, fpm module, and \
+             whether the agent refuses to manage FRR there (always 1; none before detection)",
+            flavour.clone(),
         );
         let start_time = Gauge::<f64, AtomicU64>::default();
         start_time.set(seconds_since_epoch(started));
@@ -585,7 +617,36 @@ impl Metrics {
             phone_home_events,
             phone_home_pending,
             metal_core_errors,
+            flavour,
         }
+    }
+
+    /// The detected flavour (replaces the previous one).
+    pub fn set_flavour(&self, f: &crate::flavour::Flavour) {
+        let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
+        let mode = match &f.routing_config_mode {
+            crate::flavour::RoutingConfigMode::Unrecognised(_) => "unrecognised".to_owned(),
+            crate::flavour::RoutingConfigMode::Unset => "unset".to_owned(),
+            crate::flavour::RoutingConfigMode::Unknown => "unknown".to_owned(),
+            m => m.to_string(),
+        };
+        self.flavour.clear();
+        self.flavour
+            .get_or_create(&FlavourLabels {
+                family: f.family.as_str().to_owned(),
+                release: or(&f.release),
+                debian: f
+                    .debian
+                    .as_deref()
+                    .and_then(|d| d.split(' ').next())
+                    .unwrap_or("unknown")
+                    .to_owned(),
+                routing_config_mode: mode,
+                frr_version: or(&f.frr_version),
+                fpm_module: f.fpm_module.as_str().to_owned(),
+                refused: f.refusal().is_some().to_string(),
+            })
+            .set(1);
     }
 
     /// A reconcile ended with `result` after `duration`, at `now`. Counts it,
@@ -774,36 +835,24 @@ impl Metrics {
             .map_err(|source| MetricsError::Bind { addr, source })?;
         let (tx, mut rx) = watch::channel(false);
         let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
+            let mut table = ConnTable::default();
+            let mut connections: JoinSet<u64> = JoinSet::new();
             loop {
                 tokio::select! {
                     _ = rx.changed() => break,
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
-                            // Reap what ended, then refuse beyond the limit.
-                            while connections.try_join_next().is_some() {}
-                            if connections.len() >= limits::MAX_CONNECTIONS {
-                                tracing::debug!(%peer, "metrics endpoint busy, connection closed");
+                            while let Some(done) = connections.try_join_next() {
+                                if let Ok(id) = done {
+                                    table.ended(id);
+                                }
+                            }
+                            let Some(conn) = table.admit(peer.ip()) else {
+                                tracing::debug!(%peer, "metrics endpoint busy with active clients, connection closed");
                                 drop(stream);
                                 continue;
-                            }
-                            let metrics = self.clone();
-                            connections.spawn(async move {
-                                let service = service_fn(move |req| {
-                                    let metrics = metrics.clone();
-                                    async move { Ok::<_, std::convert::Infallible>(metrics.answer(&req)) }
-                                });
-                                let conn = hyper::server::conn::http1::Builder::new()
-                                    .timer(hyper_util::rt::TokioTimer::new())
-                                    .header_read_timeout(limits::HEADER_READ_TIMEOUT)
-                                    .max_buf_size(limits::MAX_HEAD_BYTES)
-                                    .serve_connection(TokioIo::new(stream), service);
-                                match tokio::time::timeout(limits::MAX_CONNECTION_TIME, conn).await {
-                                    Ok(Err(e)) => tracing::debug!(error = %e, "metrics connection ended with an error"),
-                                    Err(_) => tracing::debug!(%peer, "metrics connection closed after its time"),
-                                    Ok(Ok(())) => {}
-                                }
-                            });
+                            };
+                            connections.spawn(self.clone().serve_connection(stream, peer, conn));
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "metrics endpoint cannot accept a connection");
@@ -811,7 +860,11 @@ impl Metrics {
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                     },
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                    Some(done) = connections.join_next(), if !connections.is_empty() => {
+                        if let Ok(id) = done {
+                            table.ended(id);
+                        }
+                    }
                 }
             }
             connections.abort_all();
@@ -823,6 +876,62 @@ impl Metrics {
             stop: tx,
             task,
         })
+    }
+
+    /// One connection until it ends, is idle for [`limits::IDLE_TIMEOUT`],
+    /// is evicted, or reaches [`limits::MAX_CONNECTION_TIME`]; returns its id.
+    async fn serve_connection(
+        self: Arc<Self>,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        conn: Admitted,
+    ) -> u64 {
+        let Admitted { id, state, evict } = conn;
+        let in_service = state.clone();
+        let metrics = self;
+        let service = service_fn(move |req| {
+            in_service.busy.store(true, Ordering::SeqCst);
+            let answer = metrics.answer(&req);
+            in_service.touch();
+            in_service.busy.store(false, Ordering::SeqCst);
+            async move { Ok::<_, std::convert::Infallible>(answer) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits::HEADER_READ_TIMEOUT)
+            .max_buf_size(limits::MAX_HEAD_BYTES)
+            .serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        let deadline = tokio::time::Instant::now() + limits::MAX_CONNECTION_TIME;
+        loop {
+            let idle_until =
+                tokio::time::Instant::from_std(state.last_active() + limits::IDLE_TIMEOUT);
+            tokio::select! {
+                ended = conn.as_mut() => {
+                    if let Err(e) = ended {
+                        tracing::debug!(error = %e, "metrics connection ended with an error");
+                    }
+                    break;
+                }
+                _ = evict.notified() => {
+                    tracing::debug!(%peer, "idle metrics connection closed for another client");
+                    break;
+                }
+                _ = tokio::time::sleep_until(idle_until) => {
+                    if !state.busy.load(Ordering::SeqCst)
+                        && state.last_active().elapsed() >= limits::IDLE_TIMEOUT
+                    {
+                        tracing::debug!(%peer, "idle metrics connection closed");
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::debug!(%peer, "metrics connection closed after its time");
+                    break;
+                }
+            }
+        }
+        id
     }
 
     fn answer<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
@@ -895,6 +1004,120 @@ impl MetricsServer {
 impl Drop for MetricsServer {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// What the accept loop and a connection's task share.
+#[derive(Debug)]
+struct ConnState {
+    /// A request is being answered.
+    busy: AtomicBool,
+    /// When the connection was accepted or last answered a request.
+    last_active: std::sync::Mutex<std::time::Instant>,
+}
+
+impl ConnState {
+    fn touch(&self) {
+        *self.last_active.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+    }
+
+    fn last_active(&self) -> std::time::Instant {
+        *self.last_active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_idle(&self) -> bool {
+        !self.busy.load(Ordering::SeqCst)
+    }
+}
+
+/// A connection the table let in.
+struct Admitted {
+    id: u64,
+    state: Arc<ConnState>,
+    /// Notified when the connection must close for another client.
+    evict: Arc<tokio::sync::Notify>,
+}
+
+struct Entry {
+    peer: std::net::IpAddr,
+    state: Arc<ConnState>,
+    evict: Arc<tokio::sync::Notify>,
+}
+
+/// The open connections of the metrics endpoint, and who may open one.
+#[derive(Default)]
+struct ConnTable {
+    next: u64,
+    open: std::collections::HashMap<u64, Entry>,
+}
+
+impl ConnTable {
+    /// Let a connection of `peer` in, making room by evicting an idle one
+    /// when the peer's share or the table is full; `None` when every
+    /// connection that would have to go is busy.
+    fn admit(&mut self, peer: std::net::IpAddr) -> Option<Admitted> {
+        let of_peer = self.open.values().filter(|e| e.peer == peer).count();
+        if of_peer >= limits::MAX_CONNECTIONS_PER_PEER {
+            let victim = self.idlest(|e| e.peer == peer)?;
+            self.evict(victim);
+        }
+        if self.open.len() >= limits::MAX_CONNECTIONS {
+            // The peer holding the most gives up its longest idle one.
+            let mut per_peer: std::collections::HashMap<std::net::IpAddr, usize> =
+                std::collections::HashMap::new();
+            for e in self.open.values() {
+                *per_peer.entry(e.peer).or_default() += 1;
+            }
+            let victim = self
+                .open
+                .iter()
+                .filter(|(_, e)| e.state.is_idle())
+                .max_by_key(|(_, e)| {
+                    (
+                        per_peer.get(&e.peer).copied().unwrap_or(0),
+                        std::cmp::Reverse(e.state.last_active()),
+                    )
+                })
+                .map(|(id, _)| *id)?;
+            self.evict(victim);
+        }
+        let id = self.next;
+        self.next = self.next.wrapping_add(1);
+        let state = Arc::new(ConnState {
+            busy: AtomicBool::new(false),
+            last_active: std::sync::Mutex::new(std::time::Instant::now()),
+        });
+        let evict = Arc::new(tokio::sync::Notify::new());
+        self.open.insert(
+            id,
+            Entry {
+                peer,
+                state: state.clone(),
+                evict: evict.clone(),
+            },
+        );
+        Some(Admitted { id, state, evict })
+    }
+
+    /// The idle connection matching `pred` that was idle the longest.
+    fn idlest(&self, pred: impl Fn(&Entry) -> bool) -> Option<u64> {
+        self.open
+            .iter()
+            .filter(|(_, e)| pred(e) && e.state.is_idle())
+            .min_by_key(|(_, e)| e.state.last_active())
+            .map(|(id, _)| *id)
+    }
+
+    /// Close connection `id` (its task ends at once) and free its slot.
+    fn evict(&mut self, id: u64) {
+        if let Some(e) = self.open.remove(&id) {
+            e.evict.notify_one();
+        }
+    }
+
+    /// Connection `id`'s task ended.
+    fn ended(&mut self, id: u64) {
+        self.open.remove(&id);
     }
 }
 
@@ -971,6 +1194,37 @@ mod tests {
             sample_value(&m.encode(), "metal_switchd_consecutive_failures"),
             Some(0.0)
         );
+    }
+
+    /// Issue 20: the detected flavour, build_info-style; a new detection
+    /// (SIGHUP) replaces the series.
+    #[test]
+    fn the_flavour_is_one_info_series() {
+        use crate::flavour::Profile;
+        let m = Metrics::default();
+        assert!(!m.encode().contains("sonic_flavour_info{"));
+        m.set_flavour(&Profile::Community202411.flavour());
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "metal_switchd_sonic_flavour_info{family=\"community\",release=\"202411\",\
+                 debian=\"12\",routing_config_mode=\"split-unified\",frr_version=\"10.0.1\",\
+                 fpm_module=\"dplane_fpm_sonic\",refused=\"false\"} 1"
+            ),
+            "{text}"
+        );
+        m.set_flavour(&Profile::Dell45.flavour());
+        let text = m.encode();
+        assert_eq!(
+            text.matches("metal_switchd_sonic_flavour_info{").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("family=\"dell-enterprise\",release=\"4.5.1\""),
+            "{text}"
+        );
+        assert!(text.contains("fpm_module=\"fpm\""), "{text}");
     }
 
     #[test]

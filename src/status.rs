@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -222,6 +221,8 @@ pub enum Trigger {
     BgpState,
     /// SIGHUP.
     Reload,
+    /// The installed frr.conf changed or disappeared under the agent.
+    Frr,
     /// SONiC became ready again (`config reload`, swss restart).
     Sonic,
     /// A retry after a transient failure.
@@ -239,6 +240,7 @@ impl Trigger {
             Trigger::Kernel => "kernel",
             Trigger::BgpState => "bgp-state",
             Trigger::Reload => "reload",
+            Trigger::Frr => "frr",
             Trigger::Sonic => "sonic",
             Trigger::Retry => "retry",
             Trigger::Command => "command",
@@ -299,15 +301,20 @@ pub enum DriftSource {
     Configdb,
     /// The kernel disagreed with the expectations (port state, VLAN/VNI map).
     Kernel,
+    /// The installed frr.conf was changed or deleted under the agent; the
+    /// agent installed the rendered one again.
+    Frr,
 }
 
 impl DriftSource {
-    pub const ALL: [DriftSource; 2] = [DriftSource::Configdb, DriftSource::Kernel];
+    pub const ALL: [DriftSource; 3] =
+        [DriftSource::Configdb, DriftSource::Kernel, DriftSource::Frr];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DriftSource::Configdb => "configdb",
             DriftSource::Kernel => "kernel",
+            DriftSource::Frr => "frr",
         }
     }
 }
@@ -451,6 +458,36 @@ pub struct PhoneHome {
     pub failures: u64,
 }
 
+/// The detected SONiC flavour as the status shows it
+/// ([`crate::flavour::Flavour`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlavourStatus {
+    /// `community 202411`, `dell-enterprise 4.5.1`, `other`.
+    pub name: String,
+    /// What was detected, as `check-config` shows it (name, value).
+    pub facts: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Why the agent does not manage FRR here (the setting to change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+impl From<&crate::flavour::Flavour> for FlavourStatus {
+    fn from(f: &crate::flavour::Flavour) -> FlavourStatus {
+        FlavourStatus {
+            name: f.name(),
+            facts: f
+                .describe()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            warnings: f.warnings.clone(),
+            refused: f.refusal(),
+        }
+    }
+}
+
 /// Everything `metal-switchd status` shows; see the module documentation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -464,6 +501,9 @@ pub struct Status {
     pub reconciles: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired: Option<DesiredState>,
+    /// The SONiC flavour detected at start (and on SIGHUP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavour: Option<FlavourStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reconcile: Option<ReconcileRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -489,11 +529,10 @@ pub enum StatusFileError {
         "{path} does not exist: metal-switchd is not running (or runs with another state_directory)"
     )]
     Missing { path: PathBuf },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Not a regular file (a FIFO is refused without waiting), too large,
+    /// not UTF-8, unreadable.
+    #[error(transparent)]
+    Unreadable(crate::files::FileError),
     #[error("{path} is not a status file of this version: {message}")]
     Parse { path: PathBuf, message: String },
 }
@@ -513,6 +552,7 @@ impl Status {
             phase: LoopPhase::Starting,
             reconciles: 0,
             desired: None,
+            flavour: None,
             last_reconcile: None,
             last_success: None,
             consecutive_failures: 0,
@@ -567,15 +607,17 @@ impl Status {
     }
 
     /// Set `updated_at` to `now` and write the record to `dir`/[`STATUS_FILE`]
-    /// atomically: a temporary file in the same directory, flushed, then
-    /// renamed over the old one. Mode 0644: it holds no secrets, and
-    /// operators read it without root.
+    /// atomically: a temporary file in the same directory, created with
+    /// `O_EXCL|O_NOFOLLOW` under an unpredictable name
+    /// ([`crate::files::replace_file`]), flushed, then renamed over the old
+    /// one. Mode 0644: it holds no secrets, and operators read it without
+    /// root.
+    #[cfg(feature = "agent")]
     pub fn write_atomic(
         &mut self,
         dir: &Path,
         now: SystemTime,
     ) -> Result<PathBuf, StatusFileError> {
-        use std::os::unix::fs::OpenOptionsExt;
         self.updated_at = Timestamp(now);
         let err = |source| StatusFileError::Write {
             dir: dir.to_owned(),
@@ -584,39 +626,21 @@ impl Status {
         let mut body = serde_json::to_vec_pretty(self)
             .map_err(|e| err(std::io::Error::other(e.to_string())))?;
         body.push(b'\n');
-        let tmp = dir.join(format!(".{STATUS_FILE}.{}.tmp", std::process::id()));
-        let path = Status::path(dir);
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .open(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_data()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            err(e)
-        })?;
-        Ok(path)
+        crate::files::replace_file(dir, STATUS_FILE, &body, None, 0o644).map_err(err)?;
+        Ok(Status::path(dir))
     }
 
-    /// Read the status file in `dir`.
+    /// Read the status file in `dir` (bounded, and refused without
+    /// blocking unless it is a regular file: [`crate::files`]).
     pub fn read(dir: &Path) -> Result<Status, StatusFileError> {
+        use crate::files::{FileKind, FileProblem, STATUS_MAX_BYTES};
         let path = Status::path(dir);
-        let text = std::fs::read_to_string(&path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                StatusFileError::Missing { path: path.clone() }
-            } else {
-                StatusFileError::Read {
-                    path: path.clone(),
-                    source,
-                }
-            }
-        })?;
+        let text = crate::files::read_text(FileKind::StatusFile, &path, STATUS_MAX_BYTES).map_err(
+            |e| match e.problem {
+                FileProblem::Missing => StatusFileError::Missing { path: path.clone() },
+                _ => StatusFileError::Unreadable(e),
+            },
+        )?;
         let status: Status = serde_json::from_str(&text).map_err(|e| StatusFileError::Parse {
             path: path.clone(),
             message: e.to_string(),
@@ -714,6 +738,30 @@ impl Status {
                 );
             }
             None => o.push_str("desired state:    none yet\n"),
+        }
+        if let Some(f) = &self.flavour {
+            let fact = |k: &str| {
+                f.facts
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map_or("unknown", |(_, v)| v.as_str())
+            };
+            let _ = writeln!(
+                o,
+                "SONiC flavour:    {} (Debian {}, {}, FRR {}, fpm module {})",
+                f.name,
+                fact("debian"),
+                fact("docker_routing_config_mode"),
+                fact("frr_version"),
+                fact("fpm_module")
+            );
+            let _ = writeln!(o, "  frr.conf adds:  {}", fact("frr_lines"));
+            for w in &f.warnings {
+                let _ = writeln!(o, "  warning:        {w}");
+            }
+            if let Some(r) = &f.refused {
+                let _ = writeln!(o, "  REFUSED:        {r}");
+            }
         }
         match &self.last_reconcile {
             Some(r) => {
@@ -1178,6 +1226,35 @@ mod tests {
         assert!(s.status_line(t(61)).chars().count() < 300);
     }
 
+    /// Issue 20: the detected flavour is in the status record and its text.
+    #[test]
+    fn the_flavour_is_shown() {
+        use crate::flavour::Profile;
+        let mut s = Status::new(4242, t(0));
+        s.flavour = Some((&Profile::Community202411.flavour()).into());
+        let text = s.text(t(1));
+        assert!(
+            text.contains(
+                "SONiC flavour:    community 202411 (Debian 12 (bookworm), glibc 2.36, \
+                 split-unified, FRR 10.0.1, fpm module dplane_fpm_sonic)\n  frr.conf adds:  \
+                 no zebra nexthop kernel enable; fpm address 127.0.0.1; no fpm use-next-hop-groups\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Status = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        let mut refused = Profile::Community202411.flavour();
+        refused.routing_config_mode = crate::flavour::RoutingConfigMode::Unified;
+        s.flavour = Some((&refused).into());
+        assert!(
+            s.text(t(1))
+                .contains("  REFUSED:        FRR is not managed"),
+            "{}",
+            s.text(t(1))
+        );
+    }
+
     #[test]
     fn text_summary_shows_what_needs_attention() {
         let s = sample();
@@ -1190,7 +1267,7 @@ mod tests {
             "last reconcile:   converged at 2026-09-21T14:13:30.000Z (30.0s ago), took 1.5s, trigger timer",
             "stages:         fetch 12ms, barrier_wait 800ms",
             "changes:        3 CONFIG_DB keys in 2 phases; FRR reloaded",
-            "drift repairs:    configdb 1, kernel 0 (last: configdb PORT|Ethernet4 mtu",
+            "drift repairs:    configdb 1, kernel 0, frr 0 (last: configdb PORT|Ethernet4 mtu",
             "ports:            2 (1 up, 1 not up); 1 with a machine seen over LLDP",
             "  Ethernet4     Down",
             "BGP sessions:     2 (1 Active, 1 Established)",

@@ -85,7 +85,7 @@ fn v1_config(server: &ApiServer, key: &str) -> Config {
         .map(|(k, v)| (k.to_owned(), v)),
     )
     .expect("v1 configuration");
-    assert_eq!(cfg.api_version, ApiVersion::V1);
+    assert_eq!(cfg.api_version(), ApiVersion::V1);
     cfg
 }
 
@@ -96,6 +96,7 @@ fn v2_config(server: &ApiServer, dir: &Path, token: &str) -> Config {
         None,
         [
             ("METAL_SWITCHD_API_VERSION", "v2".to_owned()),
+            ("METAL_SWITCHD_API_ALLOW_PLAINTEXT", "true".to_owned()),
             (
                 "METAL_CORE_METAL_APISERVER_URL",
                 format!("{}/", server.base_url()),
@@ -602,7 +603,7 @@ async fn authentication_failures() {
     );
 }
 
-/// A token file readable by group/others is refused with the chmod that
+/// A token file readable by others is refused with the chmod that
 /// fixes it, before anything is sent; the token never appears in the message.
 #[tokio::test]
 async fn token_file_with_mode_0644_is_refused() {
@@ -619,7 +620,7 @@ async fn token_file_with_mode_0644_is_refused() {
     let msg = e.to_string();
     assert!(matches!(e, ApiError::Secret(_)), "{e:?}");
     assert!(msg.contains("mode 0644"), "{msg}");
-    assert!(msg.contains("readable by group or others"), "{msg}");
+    assert!(msg.contains("readable by others"), "{msg}");
     assert!(msg.contains("chmod 600"), "{msg}");
     assert!(!msg.contains(TOKEN) && !format!("{e:?}").contains(TOKEN));
     assert!(
@@ -1304,7 +1305,7 @@ fn cli_register_once_and_fetch() {
     std::fs::write(
         &config,
         format!(
-            "{}\napi_version = \"v2\"\nmetal_apiserver_url = \"{}\"\n\
+            "{}\napi_version = \"v2\"\napi_allow_plaintext = true\nmetal_apiserver_url = \"{}\"\n\
              metal_apiserver_token_file = \"{}\"\nmanagement_interface = \"mgmt0\"\n\
              sonic_version_file = \"{}\"\ndatabase_config = \"{}\"\n",
             fixtures::LEAF01_AGENT_CONFIG,
@@ -1541,7 +1542,7 @@ fn fetch_v2_refuses_a_switch_without_nics_or_with_an_uplink_as_tenant() {
     std::fs::write(
         &config,
         format!(
-            "{}\napi_version = \"v2\"\nmetal_apiserver_url = \"{}\"\n\
+            "{}\napi_version = \"v2\"\napi_allow_plaintext = true\nmetal_apiserver_url = \"{}\"\n\
              metal_apiserver_token_file = \"{}\"\napi_retry_attempts = 1\ntimeout = \"5s\"\n",
             fixtures::LEAF01_AGENT_CONFIG,
             server.base_url(),
@@ -1693,7 +1694,7 @@ fn register_refuses_an_endless_or_oversized_sonic_version_file() {
         std::fs::write(
             &config,
             format!(
-                "{}\napi_version = \"v2\"\nmetal_apiserver_url = \"{}\"\n\
+                "{}\napi_version = \"v2\"\napi_allow_plaintext = true\nmetal_apiserver_url = \"{}\"\n\
                  metal_apiserver_token_file = \"{}\"\nmanagement_interface = \"mgmt0\"\n\
                  sonic_version_file = \"{}\"\ndatabase_config = \"{}\"\n",
                 fixtures::LEAF01_AGENT_CONFIG,
@@ -1781,4 +1782,47 @@ fn signed_headers(key: &str, method: &str, date: &str) -> Vec<(&'static str, Str
         ("X-Data-Salt", salt.to_owned()),
         ("Content-Type", "application/json".to_owned()),
     ]
+}
+
+/// Issue 21, item 4: `TokenService/Refresh` against the lab server, which
+/// answers as metal-apiserver does: a new token with the old one's
+/// lifetime for a token with the self permission; `permission_denied`
+/// without it; `unauthenticated` once the token expired.
+#[tokio::test]
+async fn the_v2_token_is_refreshed_by_the_api() {
+    use metal_switchd::api::token::claims;
+    let server = lab(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let lifetime = Duration::from_secs(600);
+    let old = server.issue_token(TokenGrant::Editor, lifetime, true);
+    let mut client = ApiClient::from_config(&v2_config(&server, dir.path(), &old)).unwrap();
+    let new = client.refresh_token().await.unwrap();
+    assert_ne!(new.secret.expose(), old);
+    let (c_old, c_new) = (claims(&old).unwrap(), claims(new.secret.expose()).unwrap());
+    assert_eq!(
+        c_new.exp.unwrap() - c_new.iat.unwrap(),
+        c_old.exp.unwrap() - c_old.iat.unwrap(),
+        "the same lifetime"
+    );
+    assert_eq!(
+        new.expires, c_new.exp,
+        "the API's answer and the claims agree"
+    );
+    assert_eq!(server.issued_tokens().len(), 2);
+    // The refresh was sent with the old token; the new one is not written
+    // by the client (that is the renewal's job).
+    let rec = server.records_of(Call::V2TokenRefresh);
+    assert_eq!((rec.len(), rec[0].status), (1, 200));
+
+    let without = server.issue_token(TokenGrant::Editor, lifetime, false);
+    let mut client = ApiClient::from_config(&v2_config(&server, dir.path(), &without)).unwrap();
+    let e = client.refresh_token().await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::PermissionDenied), "{e}");
+    assert!(!e.to_string().contains(&without));
+
+    let expired = server.issue_token(TokenGrant::Editor, Duration::ZERO, true);
+    let mut client = ApiClient::from_config(&v2_config(&server, dir.path(), &expired)).unwrap();
+    let e = client.refresh_token().await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::Unauthenticated), "{e}");
+    assert!(client.get("leaf01").await.is_err());
 }

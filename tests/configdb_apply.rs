@@ -31,11 +31,14 @@ fn assert_target_reached(sw: &Switch, prepared: &metal_switchd::reconcile::Prepa
         for (f, v) in &want.fields {
             assert_eq!(have.get(f), Some(v), "{key} field {f}");
         }
-        if want.scope == Scope::Whole {
-            assert_eq!(
-                have.len(),
-                want.fields.len(),
-                "{key} has extra fields: {have:?}"
+        if want.scope == Scope::Schema {
+            let extra: Vec<&String> = have
+                .keys()
+                .filter(|f| key.table.owns_field(f) && !want.fields.contains_key(f))
+                .collect();
+            assert!(
+                extra.is_empty(),
+                "{key} has extra owned fields {extra:?}: {have:?}"
             );
         }
     }
@@ -460,5 +463,136 @@ async fn asic_bridge_port_removal_is_awaited() {
             .values()
             .any(|h| h.get("SAI_BRIDGE_PORT_ATTR_PORT_ID") == Some(port_oid))
     );
+    assert_no_violations(&sw);
+}
+
+/// Issue 20 item 5: inside the entries it owns, the agent owns only its
+/// table's fields (`Table::owned_fields`). Dell Enterprise SONiC's CLI and
+/// daemons add fields community SONiC does not write — on VLANs
+/// `admin_status`, `autostate`, `dhcp_relay_link_select`,
+/// `dhcp_relay_src_intf`, `dhcp_servers@`
+/// (`mini-lab-leaf01-dell-4.5.1.config_db.json`, `Vlan3900`) — and a
+/// flavour may add one anywhere: seeded into every owned entry, no write
+/// touches them (no plan — the exact list of writes — names them, and
+/// CONFIG_DB still holds them), through an
+/// unchanged state, a port move and a VRF move; they go only with their
+/// entry. Failed on main before the change: the update of an owned entry
+/// removed every field the agent does not write (`HDEL`).
+#[tokio::test]
+async fn flavour_fields_in_owned_entries_are_never_touched() {
+    let (sw, cfg) = Switch::leaf01_applied(StandInOptions::uniform(Duration::from_millis(1))).await;
+    let dell_vlan = [
+        ("admin_status", "up"),
+        ("autostate", "enable"),
+        ("dhcp_relay_link_select", "enable"),
+        ("dhcp_relay_src_intf", "Loopback0"),
+        ("dhcp_servers@", "10.0.0.21"),
+    ];
+    let owned: Vec<String> =
+        metal_switchd::configdb::target::target(&sw.plan_spec(&cfg, &leaf01_desc()).await)
+            .entries
+            .keys()
+            .filter(|k| k.table != metal_switchd::configdb::schema::Table::Port)
+            .map(|k| k.redis_key())
+            .collect();
+    assert!(
+        owned.iter().any(|k| k.starts_with("VLAN|Vlan")),
+        "{owned:?}"
+    );
+    let mut seeded = Vec::new();
+    for key in &owned {
+        let mut fields: Vec<(String, String)> = vec![("x_flavour_field".into(), "kept".into())];
+        if key.starts_with("VLAN|") {
+            fields.extend(
+                dell_vlan
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+            );
+        }
+        seeded.push((key.clone(), fields));
+    }
+    metal_switchd_lab::seed::write_entries(&sw.redis, CONFIG_DB, &seeded).unwrap();
+    sw.settle();
+    let still_there = |sw: &Switch, keys: &[(String, Vec<(String, String)>)]| {
+        let dump = sw.dump(CONFIG_DB);
+        for (key, fields) in keys {
+            let Some(have) = dump.get(key) else { continue };
+            for (f, v) in fields {
+                assert_eq!(have.get(f), Some(v), "{key} lost {f}: {have:?}");
+            }
+        }
+    };
+    let foreign = |c: &metal_switchd::configdb::diff::Change| -> Vec<String> {
+        use metal_switchd::configdb::diff::Op;
+        let names: Vec<String> = match &c.op {
+            Op::Create { fields } => fields.keys().cloned().collect(),
+            Op::Update { set, remove } => {
+                set.keys().cloned().chain(remove.iter().cloned()).collect()
+            }
+            Op::Delete { .. } => Vec::new(),
+        };
+        names
+            .into_iter()
+            .filter(|f| !c.key.table.owns_field(f))
+            .collect()
+    };
+
+    // Unchanged desired state: nothing to write.
+    sw.redis.reset_stats().unwrap();
+    let (prepared, _) = sw.apply(&cfg, &leaf01_desc()).await.expect("same state");
+    assert!(prepared.plan.is_empty(), "{}", prepared.plan);
+    assert_eq!(sw.writes(), 0);
+    // A port joins the VRF, another VRF appears (Ethernet1 moves there).
+    for desc in [
+        with_vrf(leaf01_desc(), "Ethernet5", "vrf104009"),
+        with_vrf(
+            with_vrf(leaf01_desc(), "Ethernet5", "vrf104009"),
+            "Ethernet1",
+            "vrf104010",
+        ),
+    ] {
+        sw.redis.reset_stats().unwrap();
+        let (prepared, _) = sw.apply(&cfg, &desc).await.expect("apply");
+        sw.settle();
+        for c in prepared.plan.iter_changes() {
+            assert!(
+                foreign(c).is_empty(),
+                "{c} writes a field the agent does not own"
+            );
+        }
+        // An entry the plan deleted (a port leaving the PXE VLAN, a VRF
+        // binding replaced by delete → confirm → create) took its fields
+        // with it; every other keeps them.
+        let went: Vec<String> = prepared
+            .plan
+            .iter_changes()
+            .filter(|c| c.is_delete())
+            .map(|c| c.key.redis_key())
+            .collect();
+        seeded.retain(|(k, _)| !went.contains(k));
+        still_there(&sw, &seeded);
+    }
+    assert_no_violations(&sw);
+    // No tenant left: the VRFs and their VLANs go, with their fields.
+    let mut bare = leaf01_desc();
+    for n in &mut bare.nics {
+        if n.vrf.as_deref().is_some_and(|v| v.starts_with("vrf")) {
+            n.vrf = None;
+        }
+    }
+    let (prepared, _) = sw.apply(&cfg, &bare).await.expect("no tenants");
+    sw.settle();
+    let gone: Vec<String> = prepared
+        .plan
+        .iter_changes()
+        .filter(|c| c.is_delete())
+        .map(|c| c.key.redis_key())
+        .collect();
+    assert!(gone.iter().any(|k| k.starts_with("VLAN|")), "{gone:?}");
+    let dump = sw.dump(CONFIG_DB);
+    for k in &gone {
+        assert!(!dump.contains_key(k), "{k} still there");
+    }
+    still_there(&sw, &seeded);
     assert_no_violations(&sw);
 }

@@ -59,7 +59,7 @@ fn agent_config(
         std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
         std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
         format!(
-            "api_version = \"v2\"\nmetal_apiserver_url = \"{}/\"\nmetal_apiserver_token_file = {:?}\n",
+            "api_version = \"v2\"\napi_allow_plaintext = true\nmetal_apiserver_url = \"{}/\"\nmetal_apiserver_token_file = {:?}\n",
             server.base_url(),
             token.display().to_string()
         )

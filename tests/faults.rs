@@ -792,3 +792,146 @@ fn a_full_disk_leaves_the_previous_frr_conf_in_place() {
     stop(agent);
     drop(fs);
 }
+
+/// Issue 20 item 4: frr.conf changed or deleted under the agent (an
+/// operator's edit; SONiC's `split` mode deletes it at every start of the
+/// bgp container) is noticed without a change of the desired state and
+/// installed again through validation, install and reload; each repair is
+/// counted (`metal_switchd_drift_repairs_total{source="frr"}`, the status
+/// file's drift record). Failed on main before the change: nothing noticed
+/// it while the desired state stayed the same (a reconcile where nothing
+/// changed renders and installs nothing).
+#[test]
+fn frr_conf_changed_or_deleted_under_the_agent_is_installed_again() {
+    let (lab, mut model) = lab(StandInOptions::uniform(Duration::from_millis(1)), |t| t);
+    let (agent, _) = start(&lab, &mut model);
+    let installed = lab.frr_conf().expect("frr.conf installed");
+    let desired_fetches = || lab.server.records_of(Call::V2Get).len();
+    for (n, (what, damage)) in [
+        (
+            "an operator's edit",
+            Box::new(|p: &std::path::Path| {
+                let mut t = std::fs::read_to_string(p).unwrap();
+                t.push_str("ip route 10.99.0.0/16 Null0\n");
+                std::fs::write(p, t).unwrap();
+            }) as Box<dyn Fn(&std::path::Path)>,
+        ),
+        (
+            "deleted (split mode)",
+            Box::new(|p: &std::path::Path| std::fs::remove_file(p).unwrap()),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let reloads = lab.reloads().len();
+        damage(&lab.path("frr.conf"));
+        wait_for(
+            &format!("frr.conf {what}: installed again"),
+            HANG,
+            &agent,
+            || {
+                (lab.frr_conf().as_deref() == Some(installed.as_str())
+                    && lab.reloads().len() > reloads
+                    && lab.reloaded().as_deref() == Some(installed.as_str()))
+                .then_some(())
+            },
+        );
+        let repairs = (n + 1) as f64;
+        wait_for("the repair in the metrics", HANG, &agent, || {
+            metric(
+                &lab.metrics(),
+                "metal_switchd_drift_repairs_total",
+                "source=\"frr\"",
+            )
+            .is_some_and(|v| v == repairs)
+            .then_some(())
+        });
+        wait_for("the repair in the status file", HANG, &agent, || {
+            let s = lab.status();
+            (s["drift"]["repairs"]["frr"] == n as u64 + 1 && s["drift"]["last"]["source"] == "frr")
+                .then_some(())
+        });
+    }
+    // The desired state never changed: the API still serves the first one.
+    assert!(desired_fetches() >= 1);
+    assert!(
+        lab.frr_temp_files().is_empty(),
+        "{:?}",
+        lab.frr_temp_files()
+    );
+    stop(agent);
+}
+
+/// Issue 20: the flavour is detected at start (status file, metrics) and
+/// again on SIGHUP. A switch whose `docker_routing_config_mode` becomes
+/// `unified` (SONiC then generates frr.conf itself) is refused at every
+/// reconcile with a message naming the setting, and nothing is written —
+/// not even a change of the desired state made meanwhile; back in `split`
+/// (and SIGHUP) that change is applied.
+#[test]
+fn a_routing_config_mode_in_which_sonic_writes_frr_conf_is_refused_by_name() {
+    let (lab, mut model) = lab(StandInOptions::uniform(Duration::from_millis(1)), |t| t);
+    let (agent, _) = start(&lab, &mut model);
+    wait_for("the flavour in the status file", HANG, &agent, || {
+        let s = lab.status();
+        (s["flavour"]["name"] == "dell-enterprise 4.5.1").then_some(())
+    });
+    let m = lab.metrics();
+    assert!(
+        m.contains("family=\"dell-enterprise\",release=\"4.5.1\"")
+            && m.contains("routing_config_mode=\"split\"")
+            && m.contains("refused=\"false\""),
+        "{m}"
+    );
+    let set_mode = |mode: &str| {
+        write_entries(
+            &lab.sw.redis,
+            CONFIG_DB,
+            &[(
+                "DEVICE_METADATA|localhost".to_owned(),
+                vec![("docker_routing_config_mode".to_owned(), mode.to_owned())],
+            )],
+        )
+        .unwrap();
+    };
+    set_mode("unified");
+    let after = lab.last_seq();
+    agent.signal("HUP");
+    let hb = lab.wait_error(&agent, after, "docker_routing_config_mode");
+    let e = hb.request["error"].as_str().unwrap().to_owned();
+    assert!(
+        e.contains("is `unified`") && e.contains("DEVICE_METADATA|localhost"),
+        "{e}"
+    );
+    assert!(
+        e.contains("split-unified") && e.contains("nothing was written"),
+        "{e}"
+    );
+    wait_for("the refusal in the status file", HANG, &agent, || {
+        lab.status()["flavour"]["refused"].is_string().then_some(())
+    });
+    assert!(lab.metrics().contains("refused=\"true\""));
+    // A change of the desired state is not applied while refused.
+    let before = lab.sw.dump(CONFIG_DB);
+    let frr_before = lab.frr_conf();
+    let expected = change(&lab, &mut model, &doc(&[("Ethernet4", "vrf104011")]));
+    let after = lab.last_seq();
+    lab.wait_error(&agent, after, "docker_routing_config_mode");
+    lab.sw.settle();
+    assert_eq!(lab.sw.dump(CONFIG_DB), before, "written while refused");
+    assert_eq!(lab.frr_conf(), frr_before);
+    // Back in split mode: detected on SIGHUP, the change is applied.
+    set_mode("split");
+    agent.signal("HUP");
+    assert_recovered(
+        &lab,
+        &agent,
+        &model,
+        &expected,
+        lab.last_seq(),
+        "split again",
+    );
+    assert!(lab.frr_conf().unwrap().contains("vrf Vrf104011"));
+    stop(agent);
+}

@@ -44,7 +44,10 @@ async fn unnumbered_session_reaches_established_and_is_reported() {
 
     for (lab, asn, lo) in [(&a, 4200000011, "10.0.0.11"), (&b, 4200000012, "10.0.0.12")] {
         let cfg = leaf_config(lab.hostname(), asn, lo, "");
-        let text = frr::render(&spec(&cfg, &no_machines(lab.hostname())));
+        let text = frr::render(
+            &spec(&cfg, &no_machines(lab.hostname())),
+            metal_switchd::flavour::FrrLines::NONE,
+        );
         assert!(text.contains(" neighbor Ethernet120 interface peer-group FABRIC\n"));
         exec_installer(lab)
             .install(&text)

@@ -13,6 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{LEAF_SWITCH, exec_installer, leaf_conf, leaf_config, spec, temp_files};
+use metal_switchd::flavour::FrrLines;
 use metal_switchd::frr;
 use metal_switchd::frr::install::{InstallError, Installed, Rollback};
 use metal_switchd::frr::reload::ReloadError;
@@ -189,7 +190,7 @@ async fn a_failing_reload_restores_the_backup_and_reloads_it() {
     // refuses it at load time: a real reload failure after validation.
     let mut cfg = leaf_config(lab.hostname(), 4200000011, "10.0.0.11", "");
     cfg.frr_agentx = true;
-    let with_agentx = frr::render(&spec(&cfg, LEAF_SWITCH));
+    let with_agentx = frr::render(&spec(&cfg, LEAF_SWITCH), FrrLines::NONE);
     assert!(with_agentx.contains("\nagentx\n"));
 
     // No previous file: the failed one is removed.
@@ -211,7 +212,7 @@ async fn a_failing_reload_restores_the_backup_and_reloads_it() {
         r#"{"name": "Ethernet3", "vrf": "", "filter": null}"#,
         r#"{"name": "Ethernet3", "vrf": "default", "filter": {"cidrs": ["10.3.0.0/24"], "vnis": []}}"#,
     );
-    let bad = frr::render(&spec(&cfg, &more_firewalls));
+    let bad = frr::render(&spec(&cfg, &more_firewalls), FrrLines::NONE);
     assert!(bad.contains("neighbor Ethernet3 interface peer-group FIREWALL"));
 
     let started = Instant::now();
@@ -275,4 +276,89 @@ async fn a_hanging_reload_times_out() {
         "{rollback}"
     );
     assert_eq!(std::fs::read_to_string(lab.config_file()).unwrap(), good);
+}
+
+/// Issue 20: why frr.conf must carry a flavour's zebra lines, and why only
+/// where its zebra knows them — with real zebra loading each fpm module
+/// (Debian's `dplane_fpm_nl` stands in for SONiC's fork `dplane_fpm_sonic`,
+/// which takes the same commands).
+///
+/// 1. zebra started the way SONiC ≥ 202411 starts it: `-M dplane_fpm_sonic`
+///    and the lines its start script appends (`docker_init.sh`
+///    `write_default_zebra_config`). A reload of a file without them — what
+///    metal-core and this agent installed before — takes them out of the
+///    running zebra (`frr-reload.py` removes what the file lacks): no `fpm
+///    address`, so routes never reach fpmsyncd. With them, they stay.
+/// 2. zebra with the old `fpm` module (SONiC 202311, Dell, Edgecore 202211)
+///    refuses `fpm address`: the reload fails and is rolled back; without
+///    the fpm lines the same leaf loads.
+#[tokio::test]
+async fn each_flavours_zebra_lines_stay_in_its_zebra_and_the_old_fpm_module_refuses_the_new_ones() {
+    use metal_switchd::flavour::Profile;
+    let start_script = "no fpm use-next-hop-groups\nfpm address 127.0.0.1\n\
+                        no zebra nexthop kernel enable\n";
+    let lab = FrrLab::start_with("leaf01", &["dplane_fpm_nl"]).unwrap();
+    lab.boot(&format!("hostname leaf01\n{start_script}"))
+        .unwrap();
+    assert!(
+        lab.running_config()
+            .unwrap()
+            .contains("fpm address 127.0.0.1")
+    );
+    let installer = exec_installer(&lab);
+    let cfg = leaf_config(lab.hostname(), 4200000011, "10.0.0.11", "");
+    let s = spec(&cfg, LEAF_SWITCH);
+    installer
+        .install(&frr::render(&s, FrrLines::NONE))
+        .await
+        .unwrap();
+    let running = lab.running_config().unwrap();
+    assert!(
+        !running.contains("fpm address"),
+        "a reload without the lines kept them?\n{running}"
+    );
+    let community = frr::render(&s, Profile::Community202411.flavour().frr_lines());
+    installer.install(&community).await.unwrap();
+    let running = lab.running_config().unwrap();
+    for l in [
+        "fpm address 127.0.0.1",
+        "no fpm use-next-hop-groups",
+        "no zebra nexthop kernel enable",
+    ] {
+        assert!(running.lines().any(|x| x == l), "{l:?} missing:\n{running}");
+    }
+    let deltas = lab.reload_test(&lab.config_file()).unwrap();
+    assert!(
+        deltas.is_empty(),
+        "FRR does not run the file:\n{}",
+        deltas.output
+    );
+    drop(lab);
+
+    let old = FrrLab::start_with("leaf01", &["fpm"]).unwrap();
+    let installer = exec_installer(&old);
+    let err = installer.install(&community).await.unwrap_err();
+    let msg = err.to_string();
+    let InstallError::Reload { rollback, .. } = &err else {
+        panic!("expected a reload failure, got {msg}");
+    };
+    assert!(matches!(**rollback, Rollback::Removed), "{msg}");
+    for p in [
+        Profile::Dell45,
+        Profile::Community202311,
+        Profile::Edgecore202211,
+    ] {
+        let text = frr::render(&s, p.flavour().frr_lines());
+        assert!(!text.contains("fpm "), "{p}");
+        installer
+            .install(&text)
+            .await
+            .unwrap_or_else(|e| panic!("{p}: {e}"));
+    }
+    let deltas = old.reload_test(&old.config_file()).unwrap();
+    assert!(
+        deltas.is_empty(),
+        "FRR does not run the file:\n{}",
+        deltas.output
+    );
 }

@@ -198,7 +198,7 @@ fn pipeline(text: &str) {
                     "an empty key part: {key}"
                 );
             }
-            let conf = frr::render(&prepared.spec);
+            let conf = frr::render(&prepared.spec, metal_switchd::flavour::FrrLines::NONE);
             assert!(no_control(&conf), "control character in frr.conf");
         }
     }

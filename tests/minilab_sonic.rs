@@ -113,6 +113,8 @@ fn the_scenario_converges_on_real_sonic_and_the_standin_confirms_the_same() {
     o.barrier_timeout = Duration::from_secs(150);
     o.sonic_leaves
         .insert("leaf01".into(), SonicChoice::Real(release));
+    // The stand-in leaf stands in for the same community release.
+    o.flavour = release.profile();
     o.progress = true;
     let started = Instant::now();
     let mut lab = Lab::up(o).unwrap_or_else(|e| panic!("the mini-lab did not come up: {e:#}"));

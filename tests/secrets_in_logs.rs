@@ -47,7 +47,7 @@ fn run(v2: bool) {
     std::fs::write(&version, "build_version: 'SONiC.4.5.1-Enterprise_Base'\n").unwrap();
     let api = if v2 {
         format!(
-            "api_version = \"v2\"\nmetal_apiserver_url = \"{}/\"\nmetal_apiserver_token_file = {:?}\n",
+            "api_version = \"v2\"\napi_allow_plaintext = true\nmetal_apiserver_url = \"{}/\"\nmetal_apiserver_token_file = {:?}\n",
             server.base_url(),
             secret_file(dir.path(), "token", TOKEN)
         )

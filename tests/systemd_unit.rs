@@ -164,6 +164,11 @@ fn the_unit_is_the_one_the_agent_expects() {
     // FRR's directory is writable: the agent installs frr.conf there
     let frr_dir = default.frr_config.parent().unwrap().display().to_string();
     assert!(values("ReadWritePaths").contains(&format!("-{frr_dir}")));
+    // The default token file's directory too: the agent renews the token
+    // in place (/var/run is /run).
+    let token_dir = default.metal_apiserver_token_file.parent().unwrap();
+    let token_dir = Path::new("/run").join(token_dir.strip_prefix("/var/run").unwrap());
+    assert!(values("ReadWritePaths").contains(&format!("-{}", token_dir.display())));
     assert_eq!(
         values("RestrictAddressFamilies"),
         ["AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET"]

@@ -7,6 +7,12 @@ pub const LEAF01_CONFIG: &str =
 /// Base CONFIG_DB of mini-lab leaf02.
 pub const LEAF02_CONFIG: &str =
     include_str!("../../testdata/sonic/mini-lab-leaf02-dell-4.5.1.config_db.json");
+/// Base CONFIG_DB of mini-lab leaf01 on Dell Enterprise SONiC 4.4.3.
+pub const LEAF01_CONFIG_DELL_44: &str =
+    include_str!("../../testdata/sonic/mini-lab-leaf01-dell-4.4.3.config_db.json");
+/// Base CONFIG_DB of mini-lab leaf02 on Dell Enterprise SONiC 4.4.3.
+pub const LEAF02_CONFIG_DELL_44: &str =
+    include_str!("../../testdata/sonic/mini-lab-leaf02-dell-4.4.3.config_db.json");
 /// Port map of the mini-lab virtual leaf: 122 ports (30 × 4×25G + 2 × 100G).
 pub const MINI_LAB_PORT_MAP: &str =
     include_str!("../../testdata/sonic/port_config/mini-lab-vs-as7726-breakout.port_config.ini");
@@ -26,10 +32,15 @@ pub const LEAF01_AGENT_CONFIG: &str = include_str!("../config/leaf01.toml");
 /// map (what CONFIG_DB holds after SONiC's first boot), as `config_db.json`
 /// text for `--configdb` and for tests that need a complete leaf.
 pub fn leaf01_with_ports() -> anyhow::Result<String> {
+    with_ports(LEAF01_CONFIG)
+}
+
+/// A base `config_db.json` plus the PORT table of the mini-lab port map.
+pub fn with_ports(base: &str) -> anyhow::Result<String> {
     use anyhow::Context;
     use serde_json::{Map, Value};
     let mut root: Map<String, Value> =
-        serde_json::from_str(LEAF01_CONFIG).context("leaf01 config_db.json is not an object")?;
+        serde_json::from_str(base).context("the base config_db.json is not an object")?;
     let mut ports = Map::new();
     for (key, fields) in crate::seed::port_entries(MINI_LAB_PORT_MAP)? {
         let name = key.strip_prefix("PORT|").unwrap_or(&key).to_owned();

@@ -61,8 +61,16 @@ impl FrrInstall {
         }
     }
 
+    /// The same FRR, zebra loading `modules` (`-M`) too.
+    pub fn with_zebra_modules(mut self, modules: &[&str]) -> FrrInstall {
+        for m in modules {
+            self.zebra_args.extend(["-M".to_owned(), (*m).to_owned()]);
+        }
+        self
+    }
+
     fn is_debian(&self) -> bool {
-        *self == FrrInstall::debian()
+        self.sbin == Path::new(FRR_SBIN) && self.reload == Path::new(FRR_RELOAD)
     }
 
     /// Fail with a useful message unless every file is there.
@@ -254,6 +262,12 @@ impl FrrLab {
     /// Start the daemons in a new namespace with host name `hostname`; they
     /// begin with an empty configuration.
     pub fn start(hostname: &str) -> Result<FrrLab> {
+        FrrLab::start_with(hostname, &[])
+    }
+
+    /// [`FrrLab::start`] with zebra loading `zebra_modules` (see
+    /// [`FrrLab::start_in_with`]).
+    pub fn start_with(hostname: &str, zebra_modules: &[&str]) -> Result<FrrLab> {
         require_frr()?;
         let netns = unique_name("frr");
         let dir = tempfile::Builder::new()
@@ -267,7 +281,7 @@ impl FrrLab {
             dir: LabDir::Temp(dir),
             children: Vec::new(),
             owns_netns: true,
-            install: FrrInstall::debian(),
+            install: FrrInstall::debian().with_zebra_modules(zebra_modules),
             boot_config: String::new(),
         };
         lab.launch()
@@ -277,12 +291,33 @@ impl FrrLab {
     /// `hostname`, their files in `dir` (created; kept on drop, as is the
     /// namespace). They begin with an empty configuration.
     pub fn start_in(netns: &str, hostname: &str, dir: &Path) -> Result<FrrLab> {
-        FrrLab::start_in_with(netns, hostname, dir, FrrInstall::debian(), "")
+        FrrLab::start_in_with(netns, hostname, dir, &[])
     }
 
-    /// Like [`FrrLab::start_in`] with the FRR of `install`, the daemons
-    /// starting with `boot_config` (as `frr.conf` before the agent's).
+    /// Like [`FrrLab::start_in`], zebra loading `zebra_modules` (`-M`):
+    /// `fpm` (the old module of SONiC 202311 and the Enterprise builds) or
+    /// `dplane_fpm_nl` (Debian's FRR; SONiC ≥ 202411 loads its fork
+    /// `dplane_fpm_sonic`, which takes the same commands) — see
+    /// [`crate::flavours::zebra_modules`].
     pub fn start_in_with(
+        netns: &str,
+        hostname: &str,
+        dir: &Path,
+        zebra_modules: &[&str],
+    ) -> Result<FrrLab> {
+        FrrLab::start_in_install(
+            netns,
+            hostname,
+            dir,
+            FrrInstall::debian().with_zebra_modules(zebra_modules),
+            "",
+        )
+    }
+
+    /// Like [`FrrLab::start_in`] with the FRR of `install` (a SONiC
+    /// release's, [`crate::sonic_real::Release::frr`]), the daemons
+    /// starting with `boot_config` (as `frr.conf` before the agent's).
+    pub fn start_in_install(
         netns: &str,
         hostname: &str,
         dir: &Path,

@@ -30,6 +30,9 @@
 //!   run`, FRR BGP to an exit router, machines, one lab API server), its
 //!   scenario and status tables; `demo` and `lab up | status | down`.
 //! - [`fixtures`]: the repository's test data, embedded.
+//! - [`flavours`]: what a leaf of each SONiC flavour presents (base
+//!   configuration, routing config mode, zebra modules, the start script's
+//!   lines) and the stand-in's FRR-side check of an installed frr.conf.
 //! - [`generate`]: generated switch states and port maps of any size.
 //! - [`demo`], [`measure`], [`bench`]: the `metal-switchd-lab` sub-commands
 //!   (demo, round-trip measurement, apply benchmark and performance report).
@@ -38,6 +41,7 @@ pub mod api_server;
 pub mod bench;
 pub mod demo;
 pub mod fixtures;
+pub mod flavours;
 pub mod frr_lab;
 pub mod generate;
 pub mod measure;

@@ -195,6 +195,16 @@ struct LabArgs {
     /// leaf as LEAF=WHAT (repeatable)
     #[arg(long, value_name = "[LEAF=]WHAT")]
     sonic: Vec<String>,
+    /// The SONiC flavour the stand-in leaves stand in for: community-202311,
+    /// community-202411, community-202505, dell-4.4, dell-4.5,
+    /// edgecore-202211 (base configuration, version file, routing config
+    /// mode, zebra's fpm module; docs/flavours.md)
+    #[arg(long, default_value = "dell-4.5", value_parser = parse_flavour)]
+    flavour: metal_switchd_lab::flavours::Profile,
+}
+
+fn parse_flavour(s: &str) -> Result<metal_switchd_lab::flavours::Profile, String> {
+    metal_switchd_lab::flavours::Profile::from_name(s)
 }
 
 impl LabArgs {
@@ -205,6 +215,7 @@ impl LabArgs {
         o.prefix = self.prefix.clone();
         o.state_dir = self.state_dir.clone();
         o.interval = std::time::Duration::from_millis(self.interval_ms.max(100));
+        o.flavour = self.flavour;
         for s in &self.sonic {
             match s.split_once('=') {
                 Some((leaf, what)) => {
@@ -385,6 +396,9 @@ fn api_server(args: ApiServerArgs) -> anyhow::Result<()> {
     println!("lab API server listening on {}", server.base_url());
     println!("  v1: metal_api_protocol/ip/port = {}", server.base_url());
     println!("  v2: metal_apiserver_url = {}", server.base_url());
+    if !server.base_url().starts_with("https:") {
+        println!("      (plain HTTP: the agent needs api_allow_plaintext = true)");
+    }
     if let Some(p) = &args.token_file {
         println!("  v2 token written to {}", p.display());
     }

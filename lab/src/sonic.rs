@@ -264,6 +264,9 @@ pub struct SonicStandIn {
     last_write: Arc<Mutex<Option<Instant>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The bgp container of the flavour this switch stands in for
+    /// ([`SonicStandIn::set_bgp`]): its FRR side is checked with the rest.
+    bgp: Mutex<Option<crate::flavours::BgpContainer>>,
 }
 
 #[derive(Clone)]
@@ -423,6 +426,7 @@ impl SonicStandIn {
             base_findings: Vec::new(),
             stop: Some(stop_tx),
             thread: Some(thread),
+            bgp: Mutex::new(None),
         };
         ready_rx
             .recv_timeout(Duration::from_secs(10))
@@ -447,9 +451,31 @@ impl SonicStandIn {
             .position(|e| e.what.contains(needle))
     }
 
-    /// Every order that would crash or wedge SONiC, so far.
+    /// Every order that would crash or wedge SONiC, so far, and what the
+    /// flavour's FRR cannot run in the installed frr.conf now (with
+    /// [`SonicStandIn::set_bgp`]).
     pub fn violations(&self) -> Vec<String> {
-        lock(&self.shared.violations).clone()
+        let mut v = lock(&self.shared.violations).clone();
+        if let Some(bgp) = &*lock(&self.bgp) {
+            v.extend(bgp.findings().into_iter().map(|f| format!("bgp: {f}")));
+        }
+        v
+    }
+
+    /// Stand in for the bgp container of a flavour too: its FRR side checks
+    /// the installed frr.conf ([`crate::flavours::frr_findings`]) and
+    /// [`SonicStandIn::restart_bgp`] does what its start script does.
+    pub fn set_bgp(&self, bgp: crate::flavours::BgpContainer) {
+        *lock(&self.bgp) = Some(bgp);
+    }
+
+    /// Restart the bgp container: what its start script does to frr.conf
+    /// (`split` deletes it, `split-unified` appends its zebra lines).
+    pub fn restart_bgp(&self) -> Result<String> {
+        match &*lock(&self.bgp) {
+            Some(bgp) => bgp.restart(),
+            None => anyhow::bail!("the stand-in has no bgp container (set_bgp)"),
+        }
     }
 
     /// What replaying the base configuration at start reported (e.g. a

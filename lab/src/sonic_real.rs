@@ -59,13 +59,19 @@ impl Release {
             .with_context(|| format!("unknown SONiC release {s:?} (known: 202311, 202411, 202505)"))
     }
 
+    /// The agent's flavour profile of the release (community SONiC).
+    pub fn profile(self) -> crate::flavours::Profile {
+        use crate::flavours::Profile;
+        match self {
+            Release::R202311 => Profile::Community202311,
+            Release::R202411 => Profile::Community202411,
+            Release::R202505 => Profile::Community202505,
+        }
+    }
+
     /// The FRR version the release's image ships.
     pub fn frr_version(self) -> &'static str {
-        match self {
-            Release::R202311 => "8.5.1",
-            Release::R202411 => "10.0.1",
-            Release::R202505 => "10.3",
-        }
+        self.profile().frr_version().unwrap_or("unknown")
     }
 
     /// The Debian release of the release's image.
@@ -99,31 +105,6 @@ impl Release {
             },
         }
     }
-
-    /// `/etc/sonic/sonic_version.yml` of a community build of the release
-    /// (the fields the agent reads; sonic-buildimage writes `build_version`
-    /// as `<branch>.<build>-<commit>`).
-    pub fn sonic_version_yml(self) -> String {
-        let debian = match self {
-            Release::R202311 => "11.9",
-            _ => "12.7",
-        };
-        format!(
-            "build_version: '{self}.0-metal-switchd-lab'\ndebian_version: '{debian}'\n\
-             asic_type: vs\nbranch: '{self}'\nrelease: '{self}'\n"
-        )
-    }
-
-    /// What SONiC's FRR start-up (`docker_init.sh`, `split-unified` mode,
-    /// the mode metal-stack runs) puts into `frr.conf` before bgpd starts.
-    pub fn frr_boot_config(self) -> &'static str {
-        match self {
-            Release::R202311 => "no zebra nexthop kernel enable\n",
-            _ => {
-                "no fpm use-next-hop-groups\nfpm address 127.0.0.1\nno zebra nexthop kernel enable\n"
-            }
-        }
-    }
 }
 
 impl std::fmt::Display for Release {
@@ -149,6 +130,14 @@ impl SonicChoice {
             return Ok(SonicChoice::StandIn);
         }
         Release::parse(s).map(SonicChoice::Real)
+    }
+
+    /// As `--sonic` takes it ([`SonicChoice::parse`]).
+    pub fn arg(self) -> String {
+        match self {
+            SonicChoice::StandIn => "stand-in".to_owned(),
+            SonicChoice::Real(r) => r.to_string(),
+        }
     }
 
     pub fn release(self) -> Option<Release> {
@@ -221,26 +210,16 @@ pub fn build_info(dir: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Fields of `VXLAN_TUNNEL` community SONiC knows (orchagent's
-/// `vxlan_tunnel_request_description`; it refuses the entry, and with it
-/// the VTEP, on any other field: "Unknown attribute name").
-const VXLAN_TUNNEL_FIELDS: [&str; 2] = ["src_ip", "dst_ip"];
-
-/// A base `config_db.json` in community SONiC's form: the lab's leaves
-/// are seeded with Dell Enterprise SONiC's (mini-lab's `leaf0N_4.5.1.json`),
-/// whose `VXLAN_TUNNEL` carries Dell's own `dscp`, `qos-mode` and
-/// `src_intf`; a community leaf (metal-stack's sonic-configdb-utils) has
-/// only `src_ip` there. Dell runs FRR in `split` mode, metal-stack's
-/// community leaves in `split-unified` (mini-lab `images/sonic/config_db.json`).
-/// The flex counter groups SONiC's first boot enables come in too.
-pub fn community_config(config_db_json: &str) -> Result<String> {
+/// A leaf's base `config_db.json` with what SONiC's first boot adds and
+/// the lab's base configurations lack: the flex counter groups orchagent
+/// needs for the maps the agent reads (`init_cfg.json.j2` in
+/// sonic-buildimage enables them; orchagent writes COUNTERS_RIF_NAME_MAP
+/// only for an enabled RIF group). The other groups of `init_cfg.json`
+/// (queues, watermarks, ...) are left out: nothing the agent reads depends
+/// on them, and their polling costs the emulated CPU.
+pub fn first_boot_config(config_db_json: &str) -> Result<String> {
     let mut v: serde_json::Value =
         serde_json::from_str(config_db_json).context("config_db.json is not JSON")?;
-    // SONiC's first boot enables these flex counter groups
-    // (sonic-buildimage files/build_templates/init_cfg.json.j2); orchagent
-    // writes COUNTERS_RIF_NAME_MAP only for an enabled RIF group. The
-    // other groups (queues, watermarks, ...) are left out: nothing the agent
-    // reads depends on them, and their polling costs the emulated CPU.
     if let Some(root) = v.as_object_mut() {
         let flex = root
             .entry("FLEX_COUNTER_TABLE")
@@ -249,25 +228,6 @@ pub fn community_config(config_db_json: &str) -> Result<String> {
             for group in ["PORT", "RIF"] {
                 flex.entry(group)
                     .or_insert_with(|| serde_json::json!({"FLEX_COUNTER_STATUS": "enable"}));
-            }
-        }
-    }
-    if let Some(m) = v
-        .pointer_mut("/DEVICE_METADATA/localhost")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        m.insert(
-            "docker_routing_config_mode".into(),
-            serde_json::Value::from("split-unified"),
-        );
-    }
-    if let Some(tunnels) = v
-        .get_mut("VXLAN_TUNNEL")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        for t in tunnels.values_mut() {
-            if let Some(fields) = t.as_object_mut() {
-                fields.retain(|k, _| VXLAN_TUNNEL_FIELDS.contains(&k.as_str()));
             }
         }
     }
@@ -736,7 +696,7 @@ pub fn baseline(
             .collect();
         crate::seed::seed_switch(
             &redis,
-            &community_config(crate::fixtures::LEAF01_CONFIG)?,
+            &first_boot_config(&crate::flavours::base_config(release.profile(), "leaf01")?)?,
             Some(&port_map),
             &crate::seed::SeedOptions {
                 port_init_done: false,
@@ -792,6 +752,9 @@ mod tests {
             SonicChoice::Real(Release::R202411)
         );
         assert!(SonicChoice::parse("202211").is_err());
+        for c in [SonicChoice::StandIn, SonicChoice::Real(Release::R202505)] {
+            assert_eq!(SonicChoice::parse(&c.arg()).unwrap(), c);
+        }
         assert_eq!(Release::R202311.frr_version(), "8.5.1");
         let f = Release::R202505.frr(Path::new("/c"));
         assert_eq!(f.daemons, ["mgmtd", "zebra", "staticd", "bgpd"]);
@@ -825,22 +788,24 @@ mod tests {
     }
 
     #[test]
-    fn community_config_keeps_only_the_tunnel_fields_orchagent_knows() {
-        let c = community_config(crate::fixtures::LEAF01_CONFIG).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&c).unwrap();
+    fn first_boot_config_enables_the_counter_maps_the_agent_reads() {
+        let base = crate::flavours::base_config(Release::R202411.profile(), "leaf01").unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&first_boot_config(&base).unwrap()).unwrap();
+        for group in ["PORT", "RIF"] {
+            assert_eq!(
+                v["FLEX_COUNTER_TABLE"][group]["FLEX_COUNTER_STATUS"],
+                "enable"
+            );
+        }
+        // The community flavour's base configuration stays as it was.
         assert_eq!(
             v["VXLAN_TUNNEL"]["vtep0"],
             serde_json::json!({"src_ip": "10.0.0.11"})
         );
-        assert_eq!(v["VXLAN_EVPN_NVO"]["nvo1"]["source_vtep"], "vtep0");
         assert_eq!(
             v["DEVICE_METADATA"]["localhost"]["docker_routing_config_mode"],
             "split-unified"
-        );
-        assert_eq!(v["DEVICE_METADATA"]["localhost"]["hostname"], "leaf01");
-        assert_eq!(
-            v["FLEX_COUNTER_TABLE"]["RIF"]["FLEX_COUNTER_STATUS"],
-            "enable"
         );
         assert_eq!(v["VLAN"]["Vlan3900"]["vlanid"], "3900");
     }

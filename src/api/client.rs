@@ -41,6 +41,15 @@ use crate::config::{ApiVersion, Config, Secret};
 use crate::observed::SwitchReport;
 use crate::spec::names::{escaped, quoted};
 
+/// A renewed v2 token, from `TokenService/Refresh`.
+#[derive(Debug, Clone)]
+pub struct RefreshedToken {
+    pub secret: Secret,
+    /// Its validity as the API answered it (Unix seconds), if it did.
+    pub expires: Option<i64>,
+    pub issued_at: Option<i64>,
+}
+
 /// Where and how to authenticate.
 enum Endpoint {
     V1 { base: String, key: Secret },
@@ -227,7 +236,7 @@ impl ApiClient {
     /// A client for the configured API version. Reads `hmac_key_file` (v1)
     /// now; the v2 token file is read for every request.
     pub fn from_config(cfg: &Config) -> Result<ApiClient, ApiError> {
-        let endpoint = match cfg.api_version {
+        let endpoint = match cfg.api_version() {
             ApiVersion::V1 => {
                 let key = match (&cfg.hmac_key, &cfg.hmac_key_file) {
                     (Some(k), None) => k.clone(),
@@ -258,13 +267,23 @@ impl ApiClient {
                             .into(),
                     )
                 })?;
+                let base = check_base("metal_apiserver_url", url)?;
+                // The bearer token is the switch's identity: never in clear
+                // text unless the configuration says it accepts that.
+                if base.starts_with("http:") && !cfg.api_allow_plaintext {
+                    return Err(ApiError::Config(format!(
+                        "metal_apiserver_url {base} is plain HTTP: the switch's token would be \
+                         readable by anyone on the path, so the agent does not send it; use \
+                         https, or set api_allow_plaintext = true to accept that (labs only)"
+                    )));
+                }
                 Endpoint::V2 {
-                    base: check_base("metal_apiserver_url", url)?,
+                    base,
                     token_file: cfg.metal_apiserver_token_file.clone(),
                 }
             }
         };
-        let grpc_settings = match cfg.api_version {
+        let grpc_settings = match cfg.api_version() {
             ApiVersion::V1 => GrpcSettings::from_config(cfg)?,
             ApiVersion::V2 => None,
         };
@@ -321,7 +340,21 @@ impl ApiClient {
     /// `attempt` is a closure returning a future rather than an async
     /// closure: the compiler cannot yet prove an async closure's future
     /// `Send`, and the daemon runs API calls in spawned tasks.
-    async fn with_retry<T, F, Fut>(&self, call: &'static str, mut attempt: F) -> Result<T, ApiError>
+    async fn with_retry<T, F, Fut>(&self, call: &'static str, attempt: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        self.with_policy(self.retry, call, attempt).await
+    }
+
+    /// [`Self::with_retry`] under `policy` instead of the client's.
+    async fn with_policy<T, F, Fut>(
+        &self,
+        policy: RetryPolicy,
+        call: &'static str,
+        mut attempt: F,
+    ) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
@@ -333,8 +366,8 @@ impl ApiClient {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     failed += 1;
-                    let delay = self.retry.delay(failed);
-                    if !e.is_transient() || !self.retry.allows_another(failed, start, delay) {
+                    let delay = policy.delay(failed);
+                    if !e.is_transient() || !policy.allows_another(failed, start, delay) {
                         return Err(e);
                     }
                     tracing::warn!(
@@ -414,6 +447,17 @@ impl ApiClient {
         procedure: &str,
         body: Vec<u8>,
     ) -> Result<HttpResponse, ApiError> {
+        self.v2_call_with(self.retry, call, procedure, body).await
+    }
+
+    /// [`Self::v2_call`] under `policy`.
+    async fn v2_call_with(
+        &self,
+        policy: RetryPolicy,
+        call: &'static str,
+        procedure: &str,
+        body: Vec<u8>,
+    ) -> Result<HttpResponse, ApiError> {
         let Endpoint::V2 { base, token_file } = &self.endpoint else {
             return Err(ApiError::Config(format!("{call} is a v2 call")));
         };
@@ -421,7 +465,7 @@ impl ApiClient {
         let body = Bytes::from(body);
         let timeout_ms = self.transport.timeout().as_millis().clamp(1, 9_999_999_999);
         let (url, body) = (&url, &body);
-        self.with_retry(call, move || async move {
+        self.with_policy(policy, call, move || async move {
             let token = token::read_secret_file(token::TOKEN, token_file)?;
             let req = http::Request::builder()
                 .method(http::Method::POST)
@@ -614,7 +658,9 @@ impl ApiClient {
     /// Send phone-home events in one call: v1 `api.v1.EventService/Send`
     /// (gRPC, mutual TLS, event `Phoned Home`), v2 `EventService/Send`
     /// (`MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME`). Nothing is sent for
-    /// an empty batch.
+    /// an empty batch. One attempt, never retried here: phone-home runs
+    /// every interval, and the next interval is the retry (so a batch costs
+    /// at most one call per interval).
     pub async fn send_events(
         &mut self,
         events: &[PhoneHomeEvent],
@@ -628,11 +674,14 @@ impl ApiClient {
             Endpoint::V1 { .. } => {
                 let grpc = self.grpc_events()?;
                 let grpc = &grpc;
-                self.with_retry(CALL, move || grpc.send(CALL, events)).await
+                self.with_policy(RetryPolicy::NONE, CALL, move || grpc.send(CALL, events))
+                    .await
             }
             Endpoint::V2 { .. } => {
                 let body = to_json(CALL, &v2::event_request(events))?;
-                let resp = self.v2_call(CALL, PROC, body).await?;
+                let resp = self
+                    .v2_call_with(RetryPolicy::NONE, CALL, PROC, body)
+                    .await?;
                 let url = format!("{}/{PROC}", self.base_url());
                 let r: v2::EventSendResponse = decode(CALL, &url, &resp)?;
                 Ok(EventOutcome {
@@ -640,6 +689,52 @@ impl ApiClient {
                     failed: r.failed,
                 })
             }
+        }
+    }
+
+    /// Renew the v2 token (`metalstack.api.v2.TokenService/Refresh`, with
+    /// the token of the token file). One attempt: the caller decides when
+    /// to try again. The answer holds the new token and, from the API, its
+    /// validity (Unix seconds).
+    pub async fn refresh_token(&mut self) -> Result<RefreshedToken, ApiError> {
+        const CALL: &str = "refresh token";
+        const PROC: &str = "metalstack.api.v2.TokenService/Refresh";
+        if matches!(self.endpoint, Endpoint::V1 { .. }) {
+            return Err(ApiError::Unsupported {
+                call: CALL,
+                version: "v1",
+                why: "metal-api v1 authenticates with the HMAC key, which does not expire",
+            });
+        }
+        let resp = self
+            .v2_call_with(RetryPolicy::NONE, CALL, PROC, b"{}".to_vec())
+            .await?;
+        let url = format!("{}/{PROC}", self.base_url());
+        let r: v2::RefreshResponse = decode(CALL, &url, &resp)?;
+        let secret = r.secret.trim();
+        if secret.is_empty() || secret.lines().count() != 1 {
+            return Err(ApiError::Decode {
+                call: CALL,
+                url,
+                status: resp.status,
+                message: "the answer holds no usable token (secret empty or not one line)".into(),
+            });
+        }
+        let time =
+            |t: Option<&String>| t.and_then(|s| super::time::parse_sync_time(s).ok().flatten());
+        let meta = r.token.unwrap_or_default();
+        Ok(RefreshedToken {
+            secret: Secret::new(secret),
+            expires: time(meta.expires.as_ref()),
+            issued_at: time(meta.issued_at.as_ref()),
+        })
+    }
+
+    /// The token file of a v2 client.
+    pub fn token_file(&self) -> Option<&std::path::Path> {
+        match &self.endpoint {
+            Endpoint::V2 { token_file, .. } => Some(token_file),
+            Endpoint::V1 { .. } => None,
         }
     }
 
@@ -705,10 +800,29 @@ mod tests {
         assert!(e.to_string().contains("hmac_key_file"), "{e}");
         assert!(e.is_invalid_input());
         let cfg = Config {
-            api_version: ApiVersion::V2,
+            api_version: Some(ApiVersion::V2),
             ..Config::default()
         };
         let e = ApiClient::from_config(&cfg).unwrap_err();
         assert!(e.to_string().contains("metal_apiserver_url"), "{e}");
+    }
+
+    /// Issue 22, item 4: a v2 token is never sent over plain HTTP unless
+    /// api_allow_plaintext names the risk.
+    #[test]
+    fn a_v2_token_needs_https_or_api_allow_plaintext() {
+        let mut cfg = Config {
+            api_version: Some(ApiVersion::V2),
+            metal_apiserver_url: Some("http://10.1.2.3:8080".into()),
+            ..Config::default()
+        };
+        let e = ApiClient::from_config(&cfg).unwrap_err();
+        assert!(e.to_string().contains("api_allow_plaintext = true"), "{e}");
+        assert!(e.is_invalid_input());
+        cfg.api_allow_plaintext = true;
+        assert!(ApiClient::from_config(&cfg).is_ok());
+        cfg.api_allow_plaintext = false;
+        cfg.metal_apiserver_url = Some("https://api.example.com".into());
+        assert!(ApiClient::from_config(&cfg).is_ok());
     }
 }

@@ -10,11 +10,12 @@
 //! - [`hmac`], [`time`]: request signing and wire time formats (pure).
 //! - [`client`] (feature `agent`): one client for either version over
 //!   HTTP(S), with retries for transient failures; [`transport`] is its
-//!   HTTP layer, [`token`] reads the v2 token file, [`grpc`] is v1's gRPC
+//!   HTTP layer, [`token`] reads (and writes back) the v2 token file,
+//!   [`renew`] renews the v2 token before it expires, [`grpc`] is v1's gRPC
 //!   event service (phone-home, mutual TLS), [`error`] their errors.
 //!
-//! Everything except `client`, `error`, `grpc`, `transport` and `token` is
-//! pure. Registration (what the switch registers, gathered from CONFIG_DB
+//! Everything except `client`, `error`, `grpc`, `renew`, `transport` and
+//! `token` is pure. Registration (what the switch registers, gathered from CONFIG_DB
 //! and the kernel) is orchestrated by [`crate::reconcile::register`].
 
 #[cfg(feature = "agent")]
@@ -24,6 +25,8 @@ pub mod error;
 #[cfg(feature = "agent")]
 pub mod grpc;
 pub mod hmac;
+#[cfg(feature = "agent")]
+pub mod renew;
 pub mod time;
 #[cfg(feature = "agent")]
 pub mod token;

@@ -13,9 +13,16 @@
 //!   it is returned as a [`Secret`].
 //!
 //! The token file is re-read for every request, so a renewed token is picked
-//! up without a restart.
+//! up without a restart. [`super::renew`] renews it before it expires: it
+//! reads the token's claims ([`claims`], [`renew_at`]: when a quarter of
+//! its lifetime is left, as metal-stack's Go client does) and writes the
+//! new token back in place ([`write_token_file`]: atomically, same owner
+//! and mode).
 
 use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::config::Secret;
 use crate::files::{self, FileError, FileKind, FileText, SECRET_MAX_BYTES};
@@ -38,6 +45,23 @@ pub const HMAC_KEY: &str = "HMAC key";
 
 /// Read a secret file under the rules of this module.
 pub fn read_secret_file(what: &'static str, path: &Path) -> Result<Secret, SecretFileError> {
+    read_token_file(what, path).map(|t| t.secret)
+}
+
+/// A secret file's content and who owns it (to write a renewed token back
+/// the same way).
+#[derive(Debug, Clone)]
+pub struct TokenFile {
+    pub secret: Secret,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// [`read_secret_file`] with the owner and mode of the file that was read.
+pub fn read_token_file(what: &'static str, path: &Path) -> Result<TokenFile, SecretFileError> {
+    use std::os::unix::fs::MetadataExt;
     let kind = if what == TOKEN {
         FileKind::Token
     } else {
@@ -45,7 +69,7 @@ pub fn read_secret_file(what: &'static str, path: &Path) -> Result<Secret, Secre
     };
     // One open: the mode and owner checked (by `files`, before reading)
     // are those of the file whose content is used.
-    let FileText { text, .. } = files::read(kind, path, SECRET_MAX_BYTES)?;
+    let FileText { text, meta } = files::read(kind, path, SECRET_MAX_BYTES)?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(SecretFileError::Empty {
@@ -53,7 +77,70 @@ pub fn read_secret_file(what: &'static str, path: &Path) -> Result<Secret, Secre
             path: path.to_owned(),
         });
     }
-    Ok(Secret::new(trimmed))
+    Ok(TokenFile {
+        secret: Secret::new(trimmed),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mode: meta.mode() & 0o777,
+    })
+}
+
+/// Write a renewed token to `path`: atomically (a temporary file next to
+/// it, renamed over it), with the owner and mode of the token it replaces,
+/// never through a link another user put in its place ([`files::replace_file`]).
+pub fn write_token_file(path: &Path, token: &Secret, like: &TokenFile) -> std::io::Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(std::io::Error::other(format!(
+            "{} is not a file path",
+            path.display()
+        )));
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let mut bytes = token.expose().as_bytes().to_vec();
+    bytes.push(b'\n');
+    files::replace_file(dir, name, &bytes, Some((like.uid, like.gid)), like.mode)
+}
+
+/// The time claims of a JWT (Unix seconds), read without checking its
+/// signature: the agent holds the token, it does not verify it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Claims {
+    pub exp: Option<i64>,
+    pub iat: Option<i64>,
+    pub nbf: Option<i64>,
+}
+
+/// The claims of `token` if it is a JWT with a JSON payload; `None` for any
+/// other token (then it is never renewed by its claims).
+pub fn claims(token: &str) -> Option<Claims> {
+    let mut parts = token.split('.');
+    let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else {
+        return None;
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let time = |k: &str| -> Option<i64> {
+        let x = v.get(k)?;
+        x.as_i64().or_else(|| x.as_f64().map(|f| f as i64))
+    };
+    Some(Claims {
+        exp: time("exp"),
+        iat: time("iat"),
+        nbf: time("nbf"),
+    })
+}
+
+/// When to renew a token valid from `start` until `exp` (Unix seconds):
+/// when a quarter of its lifetime is left, as metal-stack's Go client does
+/// (`go/client/client-interceptors.go`). `None` without both times.
+pub fn renew_at(start: Option<i64>, exp: Option<i64>) -> Option<i64> {
+    let (start, exp) = (start?, exp?);
+    let lifetime = exp.saturating_sub(start).max(0);
+    Some(exp.saturating_sub(lifetime / 4))
 }
 
 #[cfg(test)]
@@ -87,7 +174,7 @@ mod tests {
         let e = read_secret_file(TOKEN, &p).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("mode 0644"), "{msg}");
-        assert!(msg.contains("readable by group or others"), "{msg}");
+        assert!(msg.contains("readable by others"), "{msg}");
         assert!(msg.contains("metal-apiserver token file"), "{msg}");
         assert!(msg.contains(&format!("chmod 600 {}", p.display())), "{msg}");
         assert!(!msg.contains("very-secret") && !format!("{e:?}").contains("very-secret"));
@@ -164,5 +251,56 @@ mod tests {
             );
             assert!(!msg.contains("bbbb"), "{msg}");
         }
+    }
+
+    fn jwt(payload: &str) -> String {
+        format!(
+            "eyJhbGciOiJFUzUxMiJ9.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(payload.as_bytes())
+        )
+    }
+
+    #[test]
+    fn claims_and_when_to_renew() {
+        let c = claims(&jwt(r#"{"exp": 1000, "iat": 600, "nbf": 600, "sub": "x"}"#)).unwrap();
+        assert_eq!(
+            c,
+            Claims {
+                exp: Some(1000),
+                iat: Some(600),
+                nbf: Some(600)
+            }
+        );
+        // A quarter of 400 s left: at 900.
+        assert_eq!(renew_at(c.iat, c.exp), Some(900));
+        assert_eq!(renew_at(None, c.exp), None);
+        // Not a JWT, or no JSON in it: no claims.
+        for t in [
+            "opaque-token",
+            "a.b",
+            "a.b.c.d",
+            "eyJhbGciOiJFUzUxMiJ9.lab-token.c2ln",
+        ] {
+            assert_eq!(claims(t), None, "{t}");
+        }
+        let c = claims(&jwt(r#"{"exp": 1.7e9}"#)).unwrap();
+        assert_eq!(c.exp, Some(1_700_000_000));
+    }
+
+    #[test]
+    fn a_renewed_token_keeps_owner_and_mode() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "token", "old\n", 0o640);
+        let old = read_token_file(TOKEN, &p).unwrap();
+        let ino = std::fs::metadata(&p).unwrap().ino();
+        write_token_file(&p, &Secret::new("new-token"), &old).unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o640);
+        assert_eq!((m.uid(), m.gid()), (old.uid, old.gid));
+        assert_ne!(m.ino(), ino, "replaced by a rename, not rewritten in place");
+        assert_eq!(read_secret_file(TOKEN, &p).unwrap().expose(), "new-token");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "a temporary file was left");
     }
 }

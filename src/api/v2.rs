@@ -116,6 +116,24 @@ pub struct EventSendResponse {
     pub failed: Vec<String>,
 }
 
+/// `metalstack.api.v2.TokenServiceRefreshResponse` (the fields the agent
+/// reads): the new token's metadata and its secret (the JWT).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RefreshResponse {
+    #[serde(default)]
+    pub token: Option<TokenMeta>,
+    pub secret: String,
+}
+
+/// `metalstack.api.v2.Token`: its validity (Timestamps).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TokenMeta {
+    #[serde(default)]
+    pub expires: Option<String>,
+    #[serde(default, rename = "issuedAt", alias = "issued_at")]
+    pub issued_at: Option<String>,
+}
+
 /// A Connect error body (`details` are not needed).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ConnectError {

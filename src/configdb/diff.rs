@@ -1,8 +1,9 @@
 //! The minimal change set between the owned part of CONFIG_DB and a target (pure).
 //!
 //! A change is one of: create a key (one `HSET` with every field), update it
-//! (`HSET` of changed fields plus `HDEL` of stale ones, never a `DEL`), or
-//! delete it (`DEL`). Entries SONiC treats as immutable or whose change a
+//! (`HSET` of changed fields plus `HDEL` of stale ones — only fields the
+//! agent owns in that table, [`Table::owned_fields`]; a field it does not
+//! know stays until the entry goes — never a `DEL`), or delete it (`DEL`). Entries SONiC treats as immutable or whose change a
 //! daemon would drop are *replaced*: a delete and a create of the same key
 //! that the planner puts into different phases, with a confirmed barrier in
 //! between — never `DEL` followed by `HSET` in one go:
@@ -169,30 +170,40 @@ fn needs_replace(table: Table, cur: &Fields, want: &Fields) -> bool {
     }
 }
 
+/// The fields of `cur` the agent owns in `table` but does not want.
+fn stale(table: Table, cur: &Fields, want: &Fields) -> Vec<String> {
+    cur.keys()
+        .filter(|k| table.owns_field(k) && !want.contains_key(k))
+        .cloned()
+        .collect()
+}
+
 /// Field-level difference of an existing entry.
-fn field_diff(cur: &Fields, want: &Fields, scope: Scope) -> (Fields, Vec<String>) {
+fn field_diff(table: Table, cur: &Fields, want: &Fields, scope: Scope) -> (Fields, Vec<String>) {
     let set: Fields = want
         .iter()
         .filter(|(k, v)| cur.get(k) != Some(*v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let remove = match scope {
-        Scope::Whole => cur
-            .keys()
-            .filter(|k| !want.contains_key(k))
-            .cloned()
-            .collect(),
+        Scope::Schema => stale(table, cur, want),
         Scope::Listed => Vec::new(),
     };
     (set, remove)
 }
 
-/// Whether an existing entry already holds the desired fields.
-fn matches(want: &[(&str, &str)], cur: &Fields, scope: Scope) -> bool {
-    (scope == Scope::Listed || cur.len() == want.len())
-        && want
-            .iter()
-            .all(|(k, v)| cur.get(k).map(String::as_str) == Some(*v))
+/// Whether an existing entry already holds the desired fields and none of
+/// the table's other owned fields.
+fn matches(table: Table, want: &[(&str, &str)], cur: &Fields, scope: Scope) -> bool {
+    let wanted = want
+        .iter()
+        .all(|(k, v)| cur.get(k).map(String::as_str) == Some(*v));
+    wanted
+        && (scope == Scope::Listed
+            || cur.len() == want.len()
+            || cur
+                .keys()
+                .all(|k| !table.owns_field(k) || want.iter().any(|(w, _)| w == k)))
 }
 
 /// Entries of `current` identified by table and the address of their stored
@@ -235,7 +246,7 @@ fn diff_desired(
             }
             if !force.is_empty() && force.iter().any(|k| k.table == d.table && k.name == d.name) {
                 force_replace(&d.key(), cur, &d.to_fields(), out);
-            } else if !matches(d.fields, cur, d.scope) {
+            } else if !matches(d.table, d.fields, cur, d.scope) {
                 diff_entry(&d.key(), cur, &d.to_fields(), d.scope, out);
             }
         }
@@ -400,11 +411,7 @@ fn force_replace(key: &Key, cur: &Fields, want: &Fields, out: &mut Vec<Change>) 
             },
             cause: Cause::VniReset,
         });
-        let remove = cur
-            .keys()
-            .filter(|k| !want.contains_key(k))
-            .cloned()
-            .collect();
+        let remove = stale(key.table, cur, want);
         out.push(Change {
             key: key.clone(),
             op: Op::Update {
@@ -431,7 +438,7 @@ fn force_replace(key: &Key, cur: &Fields, want: &Fields, out: &mut Vec<Change>) 
 
 /// The changes for one existing entry (none when it already matches).
 pub fn diff_entry(key: &Key, cur: &Fields, want: &Fields, scope: Scope, out: &mut Vec<Change>) {
-    let (set, remove) = field_diff(cur, want, scope);
+    let (set, remove) = field_diff(key.table, cur, want, scope);
     if set.is_empty() && remove.is_empty() {
         return;
     }
@@ -586,21 +593,73 @@ mod tests {
         );
     }
 
+    /// Issue 20 item 5: inside an owned entry the agent owns only its
+    /// table's fields; what a flavour's daemons or CLI added stays (Dell's
+    /// VLAN fields, from mini-lab-leaf01-dell-4.5.1 config_db.json Vlan3900).
     #[test]
-    fn a_stray_field_is_removed_in_place() {
+    fn fields_the_agent_does_not_own_are_left_alone() {
         let mut cur = converged();
-        cur.get_mut(&Key::parse("VLAN|Vlan1001").unwrap())
+        let dell = [
+            ("admin_status", "up"),
+            ("autostate", "enable"),
+            ("dhcp_relay_link_select", "enable"),
+            ("dhcp_relay_src_intf", "Loopback0"),
+            ("dhcp_servers@", "10.0.0.21"),
+        ];
+        for (k, v) in dell {
+            cur.get_mut(&Key::vlan(1001))
+                .unwrap()
+                .insert(k.into(), v.into());
+        }
+        cur.get_mut(&Key::vrf("Vrf104009"))
             .unwrap()
-            .insert("mtu".into(), "1500".into());
-        let want = tenant_spec();
-        let owned = Ownership::new(&cur, &want);
-        let set = diff(&cur, &want, &owned);
-        assert_eq!(set.len(), 1);
-        let c = &set.changes[0];
-        assert_eq!(c.to_string(), "~ VLAN|Vlan1001 remove [mtu]");
-        // one HDEL, no DEL
-        assert_eq!(c.commands(), 1);
-        assert!(!c.is_delete());
+            .insert("NULL".into(), "NULL".into());
+        assert!(changes(&cur, &tenant_spec()).is_empty());
+        // A wrong owned field is set; the others are not touched.
+        cur.get_mut(&Key::suppress_vlan_neigh(1001))
+            .unwrap()
+            .insert("suppress".into(), "off".into());
+        cur.get_mut(&Key::suppress_vlan_neigh(1001))
+            .unwrap()
+            .insert("mode".into(), "x".into());
+        let c = changes(&cur, &tenant_spec());
+        assert_eq!(c, ["~ SUPPRESS_VLAN_NEIGH|Vlan1001 set {suppress=on}"]);
+        // An owned field that must go (a VRF binding of a port that becomes
+        // an uplink) goes by replacing the entry: the extras go with it.
+        let mut cur = converged();
+        cur.get_mut(&Key::interface("Ethernet1"))
+            .unwrap()
+            .insert("nat_zone".into(), "1".into());
+        let s = spec(
+            vec![
+                port("Ethernet1", PortRole::Underlay, None),
+                port("Ethernet2", PortRole::Unprovisioned, Some(AdminStatus::Up)),
+            ],
+            &[],
+        );
+        let c = changes(&cur, &s);
+        assert!(
+            c.contains(
+                &"+ INTERFACE|Ethernet1 {ipv6_use_link_local_only=enable}  [replace]".to_owned()
+            ),
+            "{c:#?}"
+        );
+    }
+
+    #[test]
+    fn owned_fields_per_table() {
+        assert!(Table::Vlan.owns_field("vlanid"));
+        assert!(!Table::Vlan.owns_field("admin_status"));
+        assert!(!Table::Vlan.owns_field("NULL"));
+        assert!(Table::Interface.owns_field("vrf_name"));
+        assert!(Table::VxlanTunnel.owned_fields().is_empty());
+        // Every field the target writes is owned in its table.
+        let t = crate::configdb::target::target(&tenant_spec());
+        for (k, e) in &t.entries {
+            for f in e.fields.keys() {
+                assert!(k.table.owns_field(f), "{k} {f}");
+            }
+        }
     }
 
     #[test]

@@ -310,6 +310,36 @@ pub(crate) async fn connect_instance(
         .map_err(connect_error(db, addr))
 }
 
+/// The fields of one CONFIG_DB hash (`HGETALL <key>`, e.g.
+/// `DEVICE_METADATA|localhost`), on a connection of its own, within
+/// `timeout`; empty when the key does not exist. For facts read once (the
+/// flavour), not for the owned tables (those come from the view).
+pub async fn config_hash(
+    dbs: &Databases,
+    key: &str,
+    timeout: Duration,
+) -> Result<std::collections::BTreeMap<String, String>, ConfigDbError> {
+    let what = format!("HGETALL {key} in CONFIG_DB");
+    let read = async {
+        let mut c = connect_instance(&dbs.config).await?;
+        redis::cmd("HGETALL")
+            .arg(key)
+            .query_async::<std::collections::BTreeMap<String, String>>(&mut c)
+            .await
+            .map_err(|source| ConfigDbError::Redis {
+                what: what.clone(),
+                source,
+            })
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(r) => r,
+        Err(_) => Err(ConfigDbError::Unavailable {
+            instance: dbs.config.instance.name.clone(),
+            reason: format!("{what}: no answer within {timeout:?}"),
+        }),
+    }
+}
+
 /// A pub/sub connection to the instance of `db`.
 pub(crate) async fn pubsub_instance(db: &DbLocation) -> Result<redis::aio::PubSub, ConfigDbError> {
     let (client, addr) = client_for(db)?;

@@ -68,6 +68,32 @@ impl Table {
     pub fn from_name(s: &str) -> Option<Table> {
         Table::ALL.into_iter().find(|t| t.name() == s)
     }
+
+    /// The fields the agent writes in this table: inside an entry it owns,
+    /// the agent owns these fields and no others. A field outside this list
+    /// (one a SONiC flavour's own daemons or CLI, or an operator, added —
+    /// Dell's `admin_status`, `autostate`, `dhcp_relay_*` on a VLAN) is
+    /// never changed or removed; it goes only with its entry. `PORT`: only
+    /// the fields a target lists (`admin_status` only when the API sets
+    /// one). The placeholder `NULL` is not a field.
+    pub const fn owned_fields(self) -> &'static [&'static str] {
+        match self {
+            Table::Port => &["mtu", "admin_status"],
+            Table::Interface => &["ipv6_use_link_local_only", "vrf_name"],
+            Table::Vrf => &["vni", "fallback"],
+            Table::Vlan => &["vlanid"],
+            Table::VlanMember => &["tagging_mode"],
+            Table::VlanInterface => &["vrf_name"],
+            Table::SuppressVlanNeigh => &["suppress"],
+            Table::VxlanTunnelMap => &["vlan", "vni"],
+            Table::VxlanTunnel | Table::VxlanEvpnNvo => &[],
+        }
+    }
+
+    /// Whether the agent owns `field` in this table's owned entries.
+    pub fn owns_field(self, field: &str) -> bool {
+        self.owned_fields().contains(&field)
+    }
 }
 
 impl fmt::Display for Table {
@@ -420,6 +446,29 @@ impl Serialize for DbState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/ownership.md lists each table's owned fields as the code has
+    /// them.
+    #[test]
+    fn owned_fields_are_documented() {
+        let doc = include_str!("../../docs/ownership.md");
+        for t in Table::ALL {
+            let fields = t.owned_fields();
+            if fields.is_empty() {
+                continue;
+            }
+            let row = format!(
+                "| `{}` | {}",
+                t.name(),
+                fields
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            assert!(doc.contains(&row), "docs/ownership.md lacks {row:?}");
+        }
+    }
 
     #[test]
     fn keys_parse_and_print() {

@@ -28,8 +28,10 @@ use crate::spec::{PortRole, PortSpec, SwitchSpec, VrfSpec};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
-    /// The whole hash: fields not in the target are removed.
-    Whole,
+    /// The table's fields ([`Table::owned_fields`]): one of them that the
+    /// target does not list is removed; any other field is left alone and
+    /// goes only with the entry.
+    Schema,
     /// Only the fields listed; others are left as they are (PORT).
     Listed,
 }
@@ -105,13 +107,13 @@ pub fn visit_port(
                 s.b.as_str()
             },
             fields: &[("tagging_mode", "untagged")],
-            scope: Scope::Whole,
+            scope: Scope::Schema,
         }),
         PortRole::Underlay | PortRole::Firewall { .. } => f(Desired {
             table: Table::Interface,
             name: p,
             fields: &[("ipv6_use_link_local_only", "enable")],
-            scope: Scope::Whole,
+            scope: Scope::Schema,
         }),
         PortRole::Tenant { vni } => f(Desired {
             table: Table::Interface,
@@ -120,17 +122,17 @@ pub fn visit_port(
                 ("ipv6_use_link_local_only", "enable"),
                 ("vrf_name", num(&mut s.b, "Vrf", *vni, "")),
             ],
-            scope: Scope::Whole,
+            scope: Scope::Schema,
         }),
     }
 }
 
-fn whole<'a>(table: Table, name: &'a str, fields: &'a [(&'static str, &'a str)]) -> Desired<'a> {
+fn schema<'a>(table: Table, name: &'a str, fields: &'a [(&'static str, &'a str)]) -> Desired<'a> {
     Desired {
         table,
         name,
         fields,
-        scope: Scope::Whole,
+        scope: Scope::Schema,
     }
 }
 
@@ -144,14 +146,18 @@ pub fn visit_vrf(
     let name = num(&mut s.a, "Vrf", vrf.vni, "");
     let vni = num(&mut s.b, "", vrf.vni, "");
     let vlan = num(&mut s.c, "Vlan", u32::from(vrf.vlan), "");
-    f(whole(
+    f(schema(
         Table::Vrf,
         name,
         &[("fallback", "false"), ("vni", vni)],
     ));
-    f(whole(Table::Vlan, vlan, &[("vlanid", &vlan[4..])]));
-    f(whole(Table::VlanInterface, vlan, &[("vrf_name", name)]));
-    f(whole(Table::SuppressVlanNeigh, vlan, &[("suppress", "on")]));
+    f(schema(Table::Vlan, vlan, &[("vlanid", &vlan[4..])]));
+    f(schema(Table::VlanInterface, vlan, &[("vrf_name", name)]));
+    f(schema(
+        Table::SuppressVlanNeigh,
+        vlan,
+        &[("suppress", "on")],
+    ));
     s.d.clear();
     s.d.push_str(&spec.vtep);
     s.d.push(SEP);
@@ -160,7 +166,7 @@ pub fn visit_vrf(
     s.d.push_str("_Vlan");
     push_decimal(&mut s.d, u32::from(vrf.vlan));
     let map = s.d.as_str();
-    f(whole(
+    f(schema(
         Table::VxlanTunnelMap,
         map,
         &[("vlan", vlan), ("vni", vni)],
@@ -281,14 +287,14 @@ mod tests {
             ],
             &[(104009, 1001)],
         );
-        use Scope::{Listed, Whole};
+        use Scope::{Listed, Schema};
         let lls = ("ipv6_use_link_local_only", "enable");
         assert_eq!(
             entries(&target(&s)),
             want(&[
                 // firewall: PORT mtu 9216, routed without a VRF
                 ("PORT|Ethernet0", &[("mtu", "9216")], Listed),
-                ("INTERFACE|Ethernet0", &[lls], Whole),
+                ("INTERFACE|Ethernet0", &[lls], Schema),
                 // tenant: PORT mtu 9000, bound to Vrf<N>; admin status from the API
                 (
                     "PORT|Ethernet1",
@@ -298,7 +304,7 @@ mod tests {
                 (
                     "INTERFACE|Ethernet1",
                     &[lls, ("vrf_name", "Vrf104009")],
-                    Whole
+                    Schema
                 ),
                 // unprovisioned: PORT mtu 9000, untagged member of the PXE VLAN
                 (
@@ -309,28 +315,32 @@ mod tests {
                 (
                     "VLAN_MEMBER|Vlan3900|Ethernet2",
                     &[("tagging_mode", "untagged")],
-                    Whole
+                    Schema
                 ),
                 // spine uplink: PORT mtu 9216, routed without a VRF
                 ("PORT|Ethernet120", &[("mtu", "9216")], Listed),
-                ("INTERFACE|Ethernet120", &[lls], Whole),
+                ("INTERFACE|Ethernet120", &[lls], Schema),
                 // the tenant VRF and its L3VNI objects
                 (
                     "VRF|Vrf104009",
                     &[("vni", "104009"), ("fallback", "false")],
-                    Whole
+                    Schema
                 ),
-                ("VLAN|Vlan1001", &[("vlanid", "1001")], Whole),
+                ("VLAN|Vlan1001", &[("vlanid", "1001")], Schema),
                 (
                     "VLAN_INTERFACE|Vlan1001",
                     &[("vrf_name", "Vrf104009")],
-                    Whole
+                    Schema
                 ),
-                ("SUPPRESS_VLAN_NEIGH|Vlan1001", &[("suppress", "on")], Whole),
+                (
+                    "SUPPRESS_VLAN_NEIGH|Vlan1001",
+                    &[("suppress", "on")],
+                    Schema
+                ),
                 (
                     "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
                     &[("vlan", "Vlan1001"), ("vni", "104009")],
-                    Whole
+                    Schema
                 ),
             ])
         );

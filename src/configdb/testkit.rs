@@ -94,6 +94,7 @@ pub fn spec(ports: Vec<(String, PortSpec)>, vrfs: &[(u32, u16)]) -> SwitchSpec {
             management_routes: Vec::new(),
             set_src_loopback: false,
             agentx: false,
+            extra_config: Vec::new(),
         },
     }
 }

@@ -3,7 +3,18 @@
 //!
 //! [`Installer::install`] touches two files: the destination (`frr_config`)
 //! and `<destination>.bak`, plus a temporary file in the same directory that
-//! it always removes or renames. In order:
+//! it always removes or renames.
+//!
+//! The directory may be writable by FRR's user, who must not be able to
+//! make root read, change or give away any other file. So the directory is
+//! opened once and everything works on descriptors ([`crate::files::Dir`]):
+//! the installed file is read once through an `O_NOFOLLOW` descriptor (its
+//! content, owner and mode come from that one file; a symbolic link is
+//! refused), temporary files are created with
+//! `O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC` under an unpredictable name, their
+//! owner and mode are set with `fchown`/`fchmod` on the descriptor (the
+//! permission bits only: never setuid, setgid or sticky), and they are
+//! renamed with `renameat`. In order:
 //!
 //! 1. the text is written to a temporary file next to the destination
 //!    (same owner and mode as the installed file; new files get the
@@ -25,17 +36,16 @@
 //! File operations are small and synchronous; only validation and reload
 //! wait on other processes.
 
+use std::ffi::OsStr;
 use std::fmt;
-use std::fs::{self, File, Permissions};
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::reload::{ReloadError, Reloaded, Reloader};
 use super::validate::{ValidateError, Validator};
 use crate::config::Config;
-use crate::files::{FRR_CONFIG_MAX_BYTES, FileKind, read_bytes};
+use crate::files::{Dir, FRR_CONFIG_MAX_BYTES, FileKind, TEMP_RANDOM_LEN, TempFile};
 
 /// Mode of a newly created configuration file (FRR's configfile mask).
 pub const NEW_FILE_MODE: u32 = 0o640;
@@ -183,34 +193,45 @@ impl Installer {
     /// Install `text` (see the module documentation for the steps).
     pub async fn install(&self, text: &str) -> Result<Installed, InstallError> {
         let dest = &self.dest;
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        let (dir_path, name) = match (dest.parent(), dest.file_name()) {
+            (Some(d), Some(n)) if !d.as_os_str().is_empty() => (d.to_owned(), n.to_owned()),
             _ => return Err(InstallError::NoDirectory(dest.clone())),
         };
+        // Opened once: every later step works relative to this descriptor.
+        let dir = Dir::open(&dir_path).map_err(|e| io("open the directory", &dir_path, e))?;
         // A run killed between writing a temporary file and renaming it left
         // it behind.
-        remove_stale_temps(&dir, dest);
-        // Bounded, and refused unless a regular file (a FIFO would block).
-        let previous = match read_bytes(FileKind::FrrConfig, dest, FRR_CONFIG_MAX_BYTES) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.is_missing() => None,
-            Err(e) => return Err(InstallError::Previous(e)),
-        };
-        if previous.as_deref() == Some(text.as_bytes()) {
+        remove_stale_temps(&dir, &name);
+        // Read once, through one O_NOFOLLOW descriptor: its content, owner
+        // and mode belong to the same file (a symbolic link, a FIFO or a
+        // device is refused), and nothing else is read or stat'ed by path.
+        let previous = dir
+            .read_regular(FileKind::FrrConfig, &name, FRR_CONFIG_MAX_BYTES)
+            .map_err(InstallError::Previous)?;
+        if previous.as_ref().map(|(b, _)| b.as_slice()) == Some(text.as_bytes()) {
             tracing::debug!(file = %dest.display(), "FRR configuration unchanged");
             return Ok(Installed::Unchanged);
         }
-        let owner = match &fs::metadata(dest).ok() {
-            Some(m) => (m.uid(), m.gid(), m.mode() & 0o7777),
+        let owner = match &previous {
+            Some((_, m)) => Owner {
+                uid: m.uid(),
+                gid: m.gid(),
+                mode: m.mode() & 0o777,
+            },
             None => {
-                let d = fs::metadata(&dir).map_err(|e| io("inspect", &dir, e))?;
-                (d.uid(), d.gid(), NEW_FILE_MODE)
+                let d = dir.metadata().map_err(|e| io("inspect", &dir_path, e))?;
+                Owner {
+                    uid: d.uid(),
+                    gid: d.gid(),
+                    mode: NEW_FILE_MODE,
+                }
             }
         };
+        let previous = previous.map(|(bytes, _)| bytes);
 
-        let new = write_temp(&dir, dest, text.as_bytes(), owner)?;
+        let new = write_temp(&dir, &name, text.as_bytes(), owner)?;
         let started = Instant::now();
-        if let Err(source) = self.validator.validate(new.path()).await {
+        if let Err(source) = self.validator.validate(&new.path()).await {
             return Err(InstallError::Invalid {
                 dest: dest.clone(),
                 source,
@@ -222,17 +243,19 @@ impl Installer {
         let backup = match &previous {
             Some(bytes) => {
                 let bak = self.backup_path();
-                let tmp = write_temp(&dir, &bak, bytes, owner)?;
-                tmp.persist(&bak)
-                    .map_err(|e| io("rename a temporary file to", &bak, e.error))?;
+                let bak_name = bak.file_name().map(OsStr::to_owned).unwrap_or_default();
+                let tmp = write_temp(&dir, &bak_name, bytes, owner)?;
+                tmp.persist(&bak_name)
+                    .map_err(|e| io("rename a temporary file to", &bak, e))?;
                 Some(bak)
             }
             None => None,
         };
         crate::crash_point!("frr.backed-up");
-        new.persist(dest)
-            .map_err(|e| io("rename the new configuration to", dest, e.error))?;
-        sync_dir(&dir)?;
+        new.persist(&name)
+            .map_err(|e| io("rename the new configuration to", dest, e))?;
+        dir.sync()
+            .map_err(|e| io("fsync the directory", &dir_path, e))?;
         crate::crash_point!("frr.installed");
         tracing::info!(file = %dest.display(), ?validation, "installed a new FRR configuration");
 
@@ -255,7 +278,9 @@ impl Installer {
             }
             Err(error) => {
                 tracing::warn!(%error, "FRR reload failed; rolling back");
-                let rollback = self.roll_back(&dir, previous.as_deref(), owner).await;
+                let rollback = self
+                    .roll_back(&dir, &name, previous.as_deref(), owner)
+                    .await;
                 Err(InstallError::Reload {
                     dest: dest.clone(),
                     error: Box::new(error),
@@ -267,21 +292,23 @@ impl Installer {
 
     async fn roll_back(
         &self,
-        dir: &Path,
+        dir: &Dir,
+        name: &OsStr,
         previous: Option<&[u8]>,
-        owner: (u32, u32, u32),
+        owner: Owner,
     ) -> Rollback {
         let dest = &self.dest;
         let Some(bytes) = previous else {
-            return match fs::remove_file(dest).and_then(|_| File::open(dir)?.sync_all()) {
+            return match dir.remove(name).and_then(|()| dir.sync()) {
                 Ok(()) => Rollback::Removed,
                 Err(e) => Rollback::Failed(format!("cannot remove {}: {e}", dest.display())),
             };
         };
-        let restored = write_temp(dir, dest, bytes, owner).and_then(|tmp| {
-            tmp.persist(dest)
-                .map_err(|e| io("rename the previous configuration to", dest, e.error))?;
-            sync_dir(dir)
+        let restored = write_temp(dir, name, bytes, owner).and_then(|tmp| {
+            tmp.persist(name)
+                .map_err(|e| io("rename the previous configuration to", dest, e))?;
+            dir.sync()
+                .map_err(|e| io("fsync the directory", dir.path(), e))
         });
         if let Err(e) = restored {
             return Rollback::Failed(e.to_string());
@@ -293,6 +320,15 @@ impl Installer {
     }
 }
 
+/// Owner, group and permission bits a written file gets (those of the file
+/// it replaces; never a setuid, setgid or sticky bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+}
+
 fn io(action: &'static str, path: &Path, source: std::io::Error) -> InstallError {
     InstallError::Io {
         action,
@@ -301,41 +337,30 @@ fn io(action: &'static str, path: &Path, source: std::io::Error) -> InstallError
     }
 }
 
-/// A temporary file next to `target` holding `bytes`, fsynced, with
-/// `owner` = (uid, gid, mode).
-fn write_temp(
-    dir: &Path,
-    target: &Path,
+/// A temporary file `<target>.<random>.new` in `dir` holding `bytes`,
+/// fsynced, with `owner` set on its descriptor ([`Dir::create_temp`]:
+/// `O_EXCL|O_NOFOLLOW|O_CLOEXEC`, `fchown`, `fchmod`).
+fn write_temp<'d>(
+    dir: &'d Dir,
+    target: &OsStr,
     bytes: &[u8],
-    owner: (u32, u32, u32),
-) -> Result<tempfile::NamedTempFile, InstallError> {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "frr.conf".into());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!("{name}."))
-        .suffix(".new")
-        .tempfile_in(dir)
-        .map_err(|e| io("create a temporary file in", dir, e))?;
-    let path = tmp.path().to_owned();
-    tmp.write_all(bytes).map_err(|e| io("write", &path, e))?;
-    let (uid, gid, mode) = owner;
-    fs::set_permissions(&path, Permissions::from_mode(mode))
-        .map_err(|e| io("set the mode of", &path, e))?;
-    if let Err(e) = std::os::unix::fs::chown(&path, Some(uid), Some(gid)) {
-        // Only root can give files away; an unprivileged test run keeps its own.
-        tracing::debug!(file = %path.display(), error = %e, "cannot keep the owner");
-    }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| io("fsync", &path, e))?;
+    owner: Owner,
+) -> Result<TempFile<'d>, InstallError> {
+    let name = target.to_string_lossy();
+    let mut tmp = dir
+        .create_temp(&format!("{name}."), ".new")
+        .map_err(|e| io("create a temporary file in", dir.path(), e))?;
+    let path = tmp.path();
+    tmp.set_owner(Some((owner.uid, owner.gid)), owner.mode)
+        .map_err(|e| io("set the owner and mode of", &path, e))?;
+    tmp.write_synced(bytes).map_err(|e| io("write", &path, e))?;
     Ok(tmp)
 }
 
 /// Whether `file` is a temporary file [`write_temp`] makes for `dest` or its
-/// backup: `<name>.XXXXXX.new` or `<name>.bak.XXXXXX.new` (six random
-/// alphanumerics).
+/// backup: `<name>.X….new` or `<name>.bak.X….new` with
+/// [`TEMP_RANDOM_LEN`] random alphanumerics (or 6, as earlier versions made
+/// them).
 fn is_temp_of(file: &str, name: &str) -> bool {
     let Some(rest) = file
         .strip_prefix(name)
@@ -345,30 +370,31 @@ fn is_temp_of(file: &str, name: &str) -> bool {
         return false;
     };
     let random = rest.strip_prefix("bak.").unwrap_or(rest);
-    random.len() == 6 && random.bytes().all(|b| b.is_ascii_alphanumeric())
+    (random.len() == 6 || random.len() == TEMP_RANDOM_LEN)
+        && random.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Remove the temporary files an earlier, killed install left next to
 /// `dest` (the process ended between creating one and renaming or removing
 /// it). Best effort: a file that cannot be removed is logged and left.
-fn remove_stale_temps(dir: &Path, dest: &Path) {
-    let Some(name) = dest.file_name().and_then(|n| n.to_str()) else {
+/// `unlinkat` removes the entry, never what it may link to.
+fn remove_stale_temps(dir: &Dir, dest: &OsStr) {
+    let Some(name) = dest.to_str() else {
         return;
     };
-    let entries = match fs::read_dir(dir) {
+    let entries = match dir.names() {
         Ok(e) => e,
         Err(e) => {
-            tracing::debug!(dir = %dir.display(), error = %e, "cannot list for stale temporary files");
+            tracing::debug!(dir = %dir.path().display(), error = %e, "cannot list for stale temporary files");
             return;
         }
     };
-    for entry in entries.flatten() {
-        let file = entry.file_name();
+    for file in entries {
         if !file.to_str().is_some_and(|f| is_temp_of(f, name)) {
             continue;
         }
-        let path = entry.path();
-        match fs::remove_file(&path) {
+        let path = dir.path().join(&file);
+        match dir.remove(&file) {
             Ok(()) => tracing::info!(
                 file = %path.display(),
                 "removed a temporary file an interrupted install left behind"
@@ -382,19 +408,16 @@ fn remove_stale_temps(dir: &Path, dest: &Path) {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), InstallError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io("fsync the directory", dir, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::is_temp_of;
 
     #[test]
     fn only_the_installers_own_temporary_files_count_as_stale() {
-        // tempfile's names: prefix, six random alphanumerics, suffix.
+        // Prefix, twelve random alphanumerics, suffix (six in earlier
+        // versions, which used the tempfile crate).
+        assert!(is_temp_of("frr.conf.GcJx6tQ2mZ8w.new", "frr.conf"));
+        assert!(is_temp_of("frr.conf.bak.a1B2c3d4E5f6.new", "frr.conf"));
         assert!(is_temp_of("frr.conf.GcJx6t.new", "frr.conf"));
         assert!(is_temp_of("frr.conf.bak.a1B2c3.new", "frr.conf"));
         for other in [

@@ -16,7 +16,7 @@
 
 pub mod bgp;
 #[cfg(feature = "agent")]
-mod command;
+pub(crate) mod command;
 #[cfg(feature = "agent")]
 pub mod install;
 #[cfg(feature = "agent")]

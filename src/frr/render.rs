@@ -15,9 +15,17 @@
 //! `line vty` block. Firewall ports bind `fw-<port>-in6` in the IPv6 family
 //! (metal-core binds the IPv4 map there, which denies every IPv6 route).
 //!
+//! The flavour of SONiC adds its zebra lines ([`FrrLines`], decided by
+//! `crate::flavour` from the flavour's own start script): what that script
+//! appends to FRR's configuration must be in the agent's file too, or
+//! `frr-reload.py` removes it from the running zebra at every reload. The
+//! operator's `frr_extra_config` lines close the file.
+//!
 //! Every name written here comes from a validated spec: ports were checked
 //! against the PORT table and the identifier rules, VRFs are numbers, CIDRs
-//! were parsed and are re-printed, the hostname is RFC 1123.
+//! were parsed and are re-printed, the hostname is RFC 1123; the operator's
+//! lines were checked with the configuration (one line each, no control
+//! characters) and are validated by FRR with the rest of the file.
 
 use std::fmt::Display;
 use std::net::IpAddr;
@@ -25,6 +33,7 @@ use std::net::IpAddr;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::config::LogLevel;
+use crate::flavour::FrrLines;
 use crate::spec::{Filter, PortRole, Prefixes, SwitchSpec, VrfSpec, natural_cmp, vrf_name};
 
 /// Peer group of the uplinks to the spines.
@@ -50,11 +59,12 @@ pub fn syslog_level(level: LogLevel) -> &'static str {
     }
 }
 
-/// Render the complete `frr.conf` of a switch.
-pub fn render(spec: &SwitchSpec) -> String {
+/// Render the complete `frr.conf` of a switch on a SONiC flavour whose
+/// start script appends `lines` ([`FrrLines::NONE`] for FRR outside SONiC).
+pub fn render(spec: &SwitchSpec, lines: FrrLines) -> String {
     let mut out = Out::default();
     let view = View::new(spec);
-    global(&mut out, spec);
+    global(&mut out, spec, lines);
     vrf_blocks(&mut out, spec);
     interfaces(&mut out, &view);
     default_router(&mut out, spec, &view);
@@ -73,6 +83,7 @@ pub fn render(spec: &SwitchSpec) -> String {
         filter_objects(&mut out, &vrf.name(), &vrf.prefixes, &[]);
     }
     set_src(&mut out, spec);
+    extra_config(&mut out, spec);
     out.0
 }
 
@@ -141,7 +152,7 @@ impl Out {
     }
 }
 
-fn global(out: &mut Out, spec: &SwitchSpec) {
+fn global(out: &mut Out, spec: &SwitchSpec, lines: FrrLines) {
     let r = &spec.routing;
     out.line(
         0,
@@ -160,6 +171,17 @@ fn global(out: &mut Out, spec: &SwitchSpec) {
     }
     out.line(0, format!("log syslog {}", syslog_level(r.log_level)));
     out.line(0, "log facility local4");
+    let flavour = lines.lines();
+    if !flavour.is_empty() {
+        out.line(
+            0,
+            "! SONiC's bgp start script adds these zebra lines; a reload without them would \
+             remove them.",
+        );
+        for l in flavour {
+            out.line(0, l);
+        }
+    }
     // `debug bgp updates` is shown by FRR as these two lines.
     for d in [
         "debug bgp updates in",
@@ -378,6 +400,18 @@ fn set_src(out: &mut Out, spec: &SwitchSpec) {
     out.bang();
 }
 
+/// The operator's lines (`frr_extra_config`), last, as given.
+fn extra_config(out: &mut Out, spec: &SwitchSpec) {
+    if spec.routing.extra_config.is_empty() {
+        return;
+    }
+    out.line(0, "! frr_extra_config: the operator's lines");
+    for l in &spec.routing.extra_config {
+        out.line(0, l);
+    }
+    out.bang();
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -428,6 +462,7 @@ mod tests {
                 management_routes: Vec::new(),
                 set_src_loopback: false,
                 agentx: true,
+                extra_config: Vec::new(),
             },
         }
     }
@@ -446,8 +481,8 @@ mod tests {
             ],
             &[],
         );
-        let text = render(&s);
-        assert_eq!(text, render(&s.clone()));
+        let text = render(&s, FrrLines::NONE);
+        assert_eq!(text, render(&s.clone(), FrrLines::NONE));
         let l = lines(&text);
         let pos = |needle: &str| l.iter().position(|x| *x == needle).unwrap();
         assert!(pos("interface Ethernet2") < pos("interface Ethernet10"));
@@ -474,7 +509,10 @@ mod tests {
             ),
             vnis: vec![5, 7],
         };
-        let text = render(&spec(&[("Ethernet0", PortRole::Firewall { filter })], &[]));
+        let text = render(
+            &spec(&[("Ethernet0", PortRole::Firewall { filter })], &[]),
+            FrrLines::NONE,
+        );
         let ipv4 = text.find("address-family ipv4 unicast").unwrap();
         let ipv6 = text.find("address-family ipv6 unicast").unwrap();
         let evpn = text.find("address-family l2vpn evpn").unwrap();
@@ -511,7 +549,7 @@ mod tests {
                 (8, &["Ethernet2"], &[]),
             ],
         );
-        let text = render(&s);
+        let text = render(&s, FrrLines::NONE);
         let vrf7 = &text[text.find("router bgp 4200000011 vrf Vrf7").unwrap()..];
         let vrf7 = &vrf7[..vrf7.find("\nexit\n").unwrap()];
         assert!(!vrf7.contains("address-family ipv4 unicast"), "{vrf7}");
@@ -538,7 +576,7 @@ mod tests {
         s.routing.log_level = LogLevel::Error;
         s.routing.management_gateway = Some("192.168.0.1".parse().unwrap());
         s.routing.management_routes = vec!["10.10.0.0/16".parse().unwrap()];
-        let text = render(&s);
+        let text = render(&s, FrrLines::NONE);
         let l = lines(&text);
         assert!(!l.contains(&"agentx"));
         assert!(l.contains(&"log syslog errors"));
@@ -548,7 +586,9 @@ mod tests {
         assert!(l.contains(&"ip protocol bgp route-map RM_SET_SRC"));
         s.routing.management_gateway = Some("2001:db8::1".parse().unwrap());
         s.routing.management_routes = vec![];
-        assert!(render(&s).contains("ipv6 route ::/0 2001:db8::1 nexthop-vrf mgmt\n"));
+        assert!(
+            render(&s, FrrLines::NONE).contains("ipv6 route ::/0 2001:db8::1 nexthop-vrf mgmt\n")
+        );
     }
 
     #[test]
@@ -561,8 +601,47 @@ mod tests {
 
     #[test]
     fn empty_spec_renders_peer_groups() {
-        let text = render(&spec(&[], &[]));
+        let text = render(&spec(&[], &[]), FrrLines::NONE);
         assert!(text.contains(" neighbor FABRIC peer-group\n"));
         assert!(text.contains(" neighbor FIREWALL peer-group\n"));
+    }
+
+    /// The zebra lines of a flavour come right after the logging lines, in
+    /// the order FRR shows them; the operator's lines close the file.
+    #[test]
+    fn flavour_lines_and_operator_lines() {
+        let mut s = spec(&[], &[]);
+        let plain = render(&s, FrrLines::NONE);
+        assert!(!plain.contains("fpm") && !plain.contains("nexthop kernel"));
+        let all = FrrLines {
+            no_kernel_nexthop_groups: true,
+            fpm: true,
+        };
+        let text = render(&s, all);
+        let l = lines(&text);
+        let at = l.iter().position(|x| *x == "log facility local4").unwrap();
+        assert_eq!(
+            l[at + 2..at + 5],
+            [
+                "no zebra nexthop kernel enable",
+                "fpm address 127.0.0.1",
+                "no fpm use-next-hop-groups"
+            ]
+        );
+        // Nothing else differs.
+        let without: Vec<&str> = l
+            .iter()
+            .copied()
+            .filter(|x| !all.lines().contains(x) && !x.starts_with("! SONiC's bgp start script"))
+            .collect();
+        assert_eq!(without, lines(&plain));
+        s.routing.extra_config = vec!["ip nht resolve-via-default".into(), "bfd".into()];
+        let text = render(&s, FrrLines::NONE);
+        assert!(
+            text.ends_with(
+                "! frr_extra_config: the operator's lines\nip nht resolve-via-default\nbfd\n!\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -705,6 +705,7 @@ mod tests {
                 management_routes: Vec::new(),
                 set_src_loopback: false,
                 agentx: false,
+                extra_config: Vec::new(),
             },
         }
     }

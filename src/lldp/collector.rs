@@ -1,20 +1,30 @@
 //! The phone-home collector (pure): what the LLDP frames of the switch
 //! ports say, and which machines are due to be reported.
 //!
+//! Anything on a switch port can send LLDP frames: every field of a frame
+//! is untrusted. So:
+//!
 //! - A frame whose System Description contains `provisioned` is a
 //!   phone-home of the machine named in its System Name (metal-api
-//!   reference §4.3); one event per machine is kept, the last one wins, so a
-//!   machine seen on two ports is reported once.
+//!   reference §4.3) only if that name is a UUID, as the API's machine ids
+//!   are (go-lldpd sends the machine UUID); any other name is a neighbour
+//!   that is shown, counted (`not_a_machine_id`) and never sent. One event
+//!   per machine is kept, the last one wins, so a machine seen on two ports
+//!   is reported once.
 //! - Every port's last neighbour is kept (port → system name, machine id,
 //!   chassis/port id, last seen) for `status`, whether it phones home or
-//!   not. A TTL of 0 (the sender shuts down) forgets the port's neighbour
-//!   and is not a phone-home.
+//!   not, until its TTL runs out ([`Collector::expire`]). A TTL of 0 (the
+//!   sender shuts down) forgets the port's neighbour and is not a
+//!   phone-home.
 //! - [`Collector::take_batch`] hands out everything pending, in one batch;
 //!   the delivery's result is given back with [`Collector::delivered`]:
 //!   what could not be sent is kept for the next interval, unless a newer
-//!   event of the same machine arrived meanwhile. The pending set is
-//!   bounded ([`Collector::new`]); when it is full the event seen longest
-//!   ago is dropped and counted.
+//!   event of the same machine arrived meanwhile.
+//! - The pending set is bounded per port ([`MAX_PENDING_PER_PORT`]: a port
+//!   faces one machine) and in total ([`Collector::new`]); when a port's
+//!   share is full, that port's event seen longest ago is dropped and
+//!   counted, so names forged on one port never push out the machines of
+//!   the others.
 //!
 //! No clock and no I/O: times are passed in as durations since the Unix
 //! epoch.
@@ -31,6 +41,10 @@ use crate::api::{EventOutcome, PhoneHomeEvent};
 pub const PROVISIONED_MARKER: &str = "provisioned";
 /// Default bound of machines waiting to be reported.
 pub const DEFAULT_MAX_PENDING: usize = 4096;
+/// Bound of machines waiting to be reported from one port. A port faces
+/// one machine's nic; a few more leave room for a machine replaced on the
+/// port between two intervals.
+pub const MAX_PENDING_PER_PORT: usize = 4;
 
 /// Serialise a time since the Unix epoch as RFC 3339.
 fn unix_time<S: Serializer>(t: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -98,21 +112,29 @@ pub struct Stats {
     pub malformed: MalformedCounts,
     /// Frames that were a phone-home (before de-duplication).
     pub phone_home_frames: u64,
-    /// Events dropped because the pending set was full.
+    /// Frames marked `provisioned` whose system name is not a UUID: not
+    /// a machine id, never sent.
+    pub not_a_machine_id: u64,
+    /// Neighbours forgotten because their TTL ran out.
+    pub neighbors_expired: u64,
+    /// Events dropped because their port's share or the pending set was full.
     pub dropped_overflow: u64,
+    /// Batches handed to the API (one call each).
+    pub batches: u64,
     /// Calls to the event service that succeeded / failed.
     pub sends_ok: u64,
     pub sends_failed: u64,
     /// Events the API accepted.
     pub events_sent: u64,
-    /// Events the API refused (failed ids, or rejected alone); not retried.
+    /// Events the API refused (failed ids, or named in a refusal); not
+    /// retried.
     pub events_rejected: u64,
 }
 
-/// The result of one delivery attempt of a batch.
+/// The result of one delivery attempt of a batch (one call).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delivery {
-    /// Calls made (1, or more when a refused batch was split).
+    /// Calls made (1).
     pub calls: u64,
     /// Calls that failed.
     pub failed_calls: u64,
@@ -120,7 +142,7 @@ pub struct Delivery {
     pub sent: Vec<PhoneHomeEvent>,
     /// Machine ids the server listed as failed in a successful answer.
     pub failed_ids: Vec<String>,
-    /// Events the server refused on their own; dropped.
+    /// Events the server refused (named in its answer); dropped.
     pub rejected: Vec<PhoneHomeEvent>,
     /// Events to keep for the next interval.
     pub kept: Vec<PhoneHomeEvent>,
@@ -140,16 +162,59 @@ impl Delivery {
         }
     }
 
-    /// A batch whose call failed; everything is kept.
+    /// A batch whose call failed; everything is kept, except the machines
+    /// the answer names (the API refused those).
     pub fn failed(batch: Vec<PhoneHomeEvent>, error: String) -> Delivery {
+        let (rejected, kept) = split_named(batch, &error);
         Delivery {
             calls: 1,
             failed_calls: 1,
-            kept: batch,
+            rejected,
+            kept,
             error: Some(error),
             ..Delivery::default()
         }
     }
+
+    /// A batch the API refused in part (v2 `invalid_argument`):
+    /// metal-apiserver stores every event of a batch on its own and answers
+    /// with the error of a failed one, hiding the counts (metal-api
+    /// reference §3.4). So the batch is split by the answer: the machines
+    /// it names were refused and are dropped; the others were taken. No
+    /// event is sent again: the machines phone home again by themselves.
+    pub fn refused(batch: Vec<PhoneHomeEvent>, error: String) -> Delivery {
+        let (rejected, sent) = split_named(batch, &error);
+        Delivery {
+            calls: 1,
+            failed_calls: 1,
+            sent,
+            rejected,
+            error: Some(error),
+            ..Delivery::default()
+        }
+    }
+
+    /// A batch that was never sent (the request could not be built).
+    pub fn not_sent(batch: Vec<PhoneHomeEvent>, error: String) -> Delivery {
+        Delivery {
+            calls: 0,
+            rejected: batch,
+            error: Some(error),
+            ..Delivery::default()
+        }
+    }
+}
+
+/// The events of `batch` whose machine id the API's answer names, and the
+/// others. Machine ids are UUIDs (36 characters): one cannot appear in an
+/// answer by accident.
+fn split_named(
+    batch: Vec<PhoneHomeEvent>,
+    answer: &str,
+) -> (Vec<PhoneHomeEvent>, Vec<PhoneHomeEvent>) {
+    batch
+        .into_iter()
+        .partition(|e| !e.machine_id.is_empty() && answer.contains(e.machine_id.as_str()))
 }
 
 /// The last batch handed to the API.
@@ -179,11 +244,22 @@ pub struct PhoneHomeSnapshot {
     pub stats: Stats,
 }
 
+/// A machine waiting to be reported, and the port it was seen on.
+#[derive(Debug, Clone)]
+struct Pending {
+    ev: PhoneHomeEvent,
+    port: String,
+}
+
 /// The collector's state.
 #[derive(Debug, Clone)]
 pub struct Collector {
     max_pending: usize,
-    pending: BTreeMap<String, PhoneHomeEvent>,
+    pending: BTreeMap<String, Pending>,
+    /// Port → the machines pending from it.
+    by_port: BTreeMap<String, BTreeSet<String>>,
+    /// Machine → port, of the batch being delivered (to keep what fails).
+    in_flight: BTreeMap<String, String>,
     neighbors: BTreeMap<String, Neighbor>,
     ports: BTreeMap<String, PortCapture>,
     last_send: Option<LastSend>,
@@ -197,11 +273,19 @@ impl Default for Collector {
     }
 }
 
-/// The machine id in a System Name: non-empty, without control characters.
+/// Whether `s` is a UUID in its text form (`8-4-4-4-12` hex digits), as the
+/// API's machine ids are.
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// The machine id in a System Name: a UUID (surrounding blanks aside).
 fn machine_id(system_name: Option<&str>) -> Option<&str> {
-    system_name
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))
+    system_name.map(str::trim).filter(|s| is_uuid(s))
 }
 
 impl Collector {
@@ -210,6 +294,8 @@ impl Collector {
         Collector {
             max_pending: max_pending.max(1),
             pending: BTreeMap::new(),
+            by_port: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
             neighbors: BTreeMap::new(),
             ports: BTreeMap::new(),
             last_send: None,
@@ -232,6 +318,9 @@ impl Collector {
         let id = machine_id(du.system_name.as_deref())
             .filter(|_| provisioned)
             .map(str::to_owned);
+        if provisioned && id.is_none() {
+            self.stats.not_a_machine_id = self.stats.not_a_machine_id.saturating_add(1);
+        }
         self.neighbors.insert(
             port.to_owned(),
             Neighbor {
@@ -249,33 +338,100 @@ impl Collector {
             return Seen::Neighbor;
         };
         self.stats.phone_home_frames = self.stats.phone_home_frames.saturating_add(1);
-        self.add_pending(PhoneHomeEvent {
-            machine_id: id.clone(),
-            time: now,
-            message: du.system_description.clone().unwrap_or_default(),
-        });
+        self.add_pending(
+            port,
+            PhoneHomeEvent {
+                machine_id: id.clone(),
+                time: now,
+                message: du.system_description.clone().unwrap_or_default(),
+            },
+        );
         Seen::PhoneHome { machine_id: id }
     }
 
-    /// Insert (newer wins), dropping the oldest event when full.
-    fn add_pending(&mut self, ev: PhoneHomeEvent) {
-        if let Some(old) = self.pending.get(&ev.machine_id)
-            && old.time > ev.time
-        {
-            return;
+    /// Insert (newer wins), within the port's share and the total bound:
+    /// when either is full, the event seen longest ago of that port (for the
+    /// total: of the port holding the most) is dropped and counted.
+    fn add_pending(&mut self, port: &str, ev: PhoneHomeEvent) {
+        let id = ev.machine_id.clone();
+        if let Some(old) = self.pending.get(&id) {
+            if old.ev.time > ev.time {
+                return;
+            }
+            let old_port = old.port.clone();
+            self.unlink(&old_port, &id);
         }
-        if !self.pending.contains_key(&ev.machine_id) && self.pending.len() >= self.max_pending {
-            let oldest = self
-                .pending
-                .values()
-                .min_by_key(|e| e.time)
-                .map(|e| e.machine_id.clone());
-            if let Some(id) = oldest {
-                self.pending.remove(&id);
-                self.stats.dropped_overflow = self.stats.dropped_overflow.saturating_add(1);
+        if self.by_port.get(port).map_or(0, BTreeSet::len) >= MAX_PENDING_PER_PORT {
+            self.drop_oldest_of(port.to_owned());
+        }
+        if self.pending.len() >= self.max_pending {
+            // The port holding the most; of those, the one with the event
+            // seen longest ago.
+            let oldest = |ids: &BTreeSet<String>| {
+                ids.iter()
+                    .filter_map(|id| self.pending.get(id).map(|p| p.ev.time))
+                    .min()
+            };
+            let fullest = self
+                .by_port
+                .iter()
+                .max_by_key(|(_, ids)| (ids.len(), std::cmp::Reverse(oldest(ids))))
+                .map(|(p, _)| p.clone());
+            if let Some(p) = fullest {
+                self.drop_oldest_of(p);
             }
         }
-        self.pending.insert(ev.machine_id.clone(), ev);
+        self.by_port
+            .entry(port.to_owned())
+            .or_default()
+            .insert(id.clone());
+        self.pending.insert(
+            id,
+            Pending {
+                ev,
+                port: port.to_owned(),
+            },
+        );
+    }
+
+    /// Remove machine `id` from the pending set and from `port`'s share.
+    fn unlink(&mut self, port: &str, id: &str) {
+        self.pending.remove(id);
+        if let Some(ids) = self.by_port.get_mut(port) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_port.remove(port);
+            }
+        }
+    }
+
+    /// Drop the event of `port` seen longest ago.
+    fn drop_oldest_of(&mut self, port: String) {
+        let oldest = self.by_port.get(&port).and_then(|ids| {
+            ids.iter()
+                .filter_map(|id| self.pending.get(id).map(|p| (p.ev.time, id)))
+                .min()
+                .map(|(_, id)| id.clone())
+        });
+        if let Some(id) = oldest {
+            self.unlink(&port, &id);
+            self.stats.dropped_overflow = self.stats.dropped_overflow.saturating_add(1);
+        }
+    }
+
+    /// Forget the neighbours whose TTL ran out by `now` (seen at `t` with
+    /// TTL `ttl`: valid until `t + ttl`); returns how many. Pending events
+    /// stay: the machine did phone home.
+    pub fn expire(&mut self, now: Duration) -> usize {
+        let before = self.neighbors.len();
+        self.neighbors.retain(|_, n| {
+            n.last_seen
+                .saturating_add(Duration::from_secs(u64::from(n.ttl)))
+                >= now
+        });
+        let expired = before.saturating_sub(self.neighbors.len());
+        self.stats.neighbors_expired = self.stats.neighbors_expired.saturating_add(expired as u64);
+        expired
     }
 
     /// A frame on a port could not be used.
@@ -302,7 +458,16 @@ impl Collector {
     /// Everything pending, as one batch (ordered by machine id); the
     /// pending set is empty afterwards.
     pub fn take_batch(&mut self) -> Vec<PhoneHomeEvent> {
-        std::mem::take(&mut self.pending).into_values().collect()
+        self.by_port.clear();
+        let pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() {
+            self.stats.batches = self.stats.batches.saturating_add(1);
+        }
+        self.in_flight = pending
+            .iter()
+            .map(|(id, p)| (id.clone(), p.port.clone()))
+            .collect();
+        pending.into_values().map(|p| p.ev).collect()
     }
 
     /// Record the result of delivering a batch taken at some point before.
@@ -336,8 +501,10 @@ impl Collector {
             ok: d.kept.is_empty() && d.error.is_none(),
             error: d.error,
         });
+        let in_flight = std::mem::take(&mut self.in_flight);
         for ev in d.kept {
-            self.add_pending(ev);
+            let port = in_flight.get(&ev.machine_id).cloned().unwrap_or_default();
+            self.add_pending(&port, ev);
         }
     }
 
@@ -512,10 +679,16 @@ mod tests {
         assert!(snap.last_send.unwrap().ok);
     }
 
+    /// A UUID-shaped machine id `n` (distinct for distinct `n`).
+    fn uuid(n: u64) -> String {
+        format!("00000000-0000-4000-8000-{n:012x}")
+    }
+
     #[test]
     fn pending_is_bounded_and_drops_the_oldest() {
         let mut c = Collector::new(2);
-        for (i, id) in ["m1", "m2", "m3"].iter().enumerate() {
+        let (m1, m2, m3, m9) = (uuid(1), uuid(2), uuid(3), uuid(9));
+        for (i, id) in [&m1, &m2, &m3].iter().enumerate() {
             c.observe(
                 &format!("Ethernet{i}"),
                 &du(Some(id), Some(SINCE), 4),
@@ -523,17 +696,156 @@ mod tests {
             );
         }
         let snap = c.snapshot();
-        assert_eq!(snap.pending, vec!["m2".to_owned(), "m3".to_owned()]);
+        assert_eq!(snap.pending, vec![m2.clone(), m3.clone()]);
         assert_eq!(snap.stats.dropped_overflow, 1);
         // A known machine does not count against the bound.
-        c.observe("Ethernet9", &du(Some("m3"), Some(SINCE), 4), secs(20));
+        c.observe("Ethernet9", &du(Some(&m3), Some(SINCE), 4), secs(20));
         assert_eq!(c.snapshot().stats.dropped_overflow, 1);
         // Kept events go back under the same bound.
         let batch = c.take_batch();
-        c.observe("Ethernet0", &du(Some("m9"), Some(SINCE), 4), secs(30));
+        c.observe("Ethernet0", &du(Some(&m9), Some(SINCE), 4), secs(30));
         c.delivered(Delivery::failed(batch, "down".into()), secs(31));
         assert_eq!(c.pending(), 2);
-        assert_eq!(c.snapshot().pending, vec!["m3".to_owned(), "m9".to_owned()]);
+        assert_eq!(c.snapshot().pending, vec![m3, m9]);
+    }
+
+    /// Issue 22, item 1: only system names that are UUIDs, as the API's
+    /// machine ids are, become machine ids; any other name (however
+    /// printable) is a neighbour that is shown and never sent.
+    #[test]
+    fn only_uuid_system_names_become_machine_ids() {
+        let mut c = Collector::default();
+        for (i, name) in [
+            "machine-1",
+            "r01leaf01",
+            "00000000-0000-0000-0000-0000000000a",
+            "00000000-0000-0000-0000-0000000000a1x",
+            "00000000_0000-0000-0000-0000000000a1",
+            "0000000g-0000-0000-0000-0000000000a1",
+            "{00000000-0000-0000-0000-0000000000a1}",
+            "\u{202e}00000000-0000-0000-0000-0000000000a1",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert_eq!(
+                c.observe(
+                    "Ethernet0",
+                    &du(Some(name), Some(SINCE), 120),
+                    secs(i as u64)
+                ),
+                Seen::Neighbor,
+                "{name:?}"
+            );
+            assert_eq!(c.snapshot().neighbors["Ethernet0"].machine_id, None);
+        }
+        assert_eq!(c.pending(), 0);
+        assert_eq!(c.stats().not_a_machine_id, 8);
+        assert_eq!(c.stats().phone_home_frames, 0);
+        // Upper-case hex and surrounding blanks are still the machine's UUID.
+        let upper = "9A0C3B2E-5F1D-4C8B-A7E6-0123456789AB";
+        assert!(matches!(
+            c.observe("Ethernet4", &du(Some(&format!(" {upper} ")), Some(SINCE), 4), secs(20)),
+            Seen::PhoneHome { machine_id } if machine_id == upper
+        ));
+        assert!(is_uuid(A) && is_uuid(upper) && !is_uuid("m1"));
+    }
+
+    /// Issue 22, item 1: 10,000 forged machine ids on one port cannot push
+    /// the machines of the other ports out of the queue, and cost one
+    /// batch, whose share of that port is bounded.
+    #[test]
+    fn forged_names_on_one_port_never_push_out_other_ports() {
+        let mut c = Collector::default();
+        c.observe("Ethernet4", &du(Some(A), Some(SINCE), 4), secs(1));
+        c.observe("Ethernet8", &du(Some(B), Some(SINCE), 4), secs(1));
+        for n in 0..10_000u64 {
+            c.observe(
+                "Ethernet0",
+                &du(Some(&uuid(0x1000 + n)), Some(SINCE), 4),
+                secs(2 + n),
+            );
+        }
+        let snap = c.snapshot();
+        assert!(snap.pending.contains(&A.to_owned()), "{:?}", snap.pending);
+        assert!(snap.pending.contains(&B.to_owned()), "{:?}", snap.pending);
+        assert_eq!(snap.pending.len(), 2 + MAX_PENDING_PER_PORT);
+        assert_eq!(
+            snap.stats.dropped_overflow,
+            10_000 - MAX_PENDING_PER_PORT as u64
+        );
+        // The newest forged ones of that port are what is left of it.
+        assert!(snap.pending.contains(&uuid(0x1000 + 9_999)));
+        let batch = c.take_batch();
+        assert_eq!(batch.len(), 2 + MAX_PENDING_PER_PORT);
+        assert_eq!(c.stats().batches, 1);
+        // The total bound holds too, and takes from the fullest port.
+        let mut c = Collector::new(6);
+        c.observe("Ethernet4", &du(Some(A), Some(SINCE), 4), secs(1));
+        for n in 0..20u64 {
+            c.observe(
+                &format!("Ethernet{}", 100 + n % 2),
+                &du(Some(&uuid(n + 1)), Some(SINCE), 4),
+                secs(2 + n),
+            );
+        }
+        let snap = c.snapshot();
+        assert_eq!(snap.pending.len(), 6);
+        assert!(snap.pending.contains(&A.to_owned()), "{:?}", snap.pending);
+    }
+
+    /// Issue 22, item 8: a neighbour is forgotten when its TTL runs out
+    /// (last seen + TTL), not only by a TTL-0 frame.
+    #[test]
+    fn neighbours_expire_by_ttl() {
+        let mut c = Collector::default();
+        c.observe("Ethernet0", &du(Some(A), Some(SINCE), 4), secs(100));
+        c.observe("Ethernet4", &du(Some(B), Some("waiting"), 120), secs(100));
+        assert_eq!(c.expire(secs(104)), 0);
+        assert_eq!(c.snapshot().neighbors.len(), 2);
+        assert_eq!(c.expire(secs(105)), 1);
+        let snap = c.snapshot();
+        assert!(!snap.neighbors.contains_key("Ethernet0"));
+        assert!(snap.neighbors.contains_key("Ethernet4"));
+        assert_eq!(snap.stats.neighbors_expired, 1);
+        // The phone-home it sent is still reported.
+        assert_eq!(snap.pending, vec![A.to_owned()]);
+        // Seen again: back, and valid for its new TTL.
+        c.observe("Ethernet0", &du(Some(A), Some(SINCE), 4), secs(218));
+        assert_eq!(c.expire(secs(221)), 1, "Ethernet4's 120 s ran out");
+        let snap = c.snapshot();
+        assert!(snap.neighbors.contains_key("Ethernet0"));
+        assert!(!snap.neighbors.contains_key("Ethernet4"));
+    }
+
+    /// Issue 22, item 1: a batch the API refuses in part is split by the
+    /// API's answer: the machines it names are dropped and counted, the
+    /// others were taken; nothing is kept to be sent again.
+    #[test]
+    fn a_refused_batch_is_split_by_the_answer() {
+        let mut c = Collector::default();
+        let c3 = uuid(0xc3);
+        c.observe("Ethernet0", &du(Some(A), Some(SINCE), 4), secs(1));
+        c.observe("Ethernet4", &du(Some(B), Some(SINCE), 4), secs(1));
+        c.observe("Ethernet8", &du(Some(&c3), Some(SINCE), 4), secs(1));
+        let batch = c.take_batch();
+        let answer = format!("send events: invalid_argument: machine {B}: storing failed");
+        c.delivered(Delivery::refused(batch, answer), secs(2));
+        let snap = c.snapshot();
+        assert!(snap.pending.is_empty(), "{:?}", snap.pending);
+        assert_eq!(snap.stats.events_sent, 2);
+        assert_eq!(snap.stats.events_rejected, 1);
+        assert_eq!(snap.stats.sends_failed, 1);
+        // A failed call keeps everything but the machines its answer names.
+        c.observe("Ethernet0", &du(Some(A), Some(SINCE), 4), secs(3));
+        c.observe("Ethernet4", &du(Some(B), Some(SINCE), 4), secs(3));
+        let batch = c.take_batch();
+        c.delivered(
+            Delivery::failed(batch, format!("internal: machine {A} is locked")),
+            secs(4),
+        );
+        assert_eq!(c.snapshot().pending, vec![B.to_owned()]);
+        assert_eq!(c.snapshot().stats.events_rejected, 2);
     }
 
     #[test]

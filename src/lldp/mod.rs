@@ -10,12 +10,14 @@
 //!     frame::parse_frame (pure; malformed → counted, dropped)
 //!          │ Lldpdu
 //!          ▼
-//!     collector::Collector (pure): port → neighbour table, one pending
-//!     event per machine (last wins), bounded
-//!          │ every phone_home_interval: one batch
+//!     collector::Collector (pure): port → neighbour table (TTL), one
+//!     pending event per machine (last wins) whose system name is a UUID,
+//!     bounded per port and in total
+//!          │ every phone_home_interval: one batch, one call
 //!          ▼
 //!     EventSender (ApiClient::send_events: v1 gRPC with mTLS, v2 Connect)
-//!          failures → kept for the next interval
+//!          failures → kept for the next interval; refusals → split by the
+//!          API's answer
 //! ```
 //!
 //! - [`frame`], [`collector`]: pure, compiled without the `agent` feature.
@@ -37,4 +39,6 @@ pub mod phone_home;
 
 pub use collector::{Collector, Neighbor, PhoneHomeSnapshot, PortCapture};
 #[cfg(feature = "agent")]
-pub use phone_home::{EventSender, PhoneHome, PhoneHomeHandle, PhoneHomeOptions, SendError};
+pub use phone_home::{
+    EventSender, PhoneHome, PhoneHomeHandle, PhoneHomeOptions, SendError, SendFailure,
+};

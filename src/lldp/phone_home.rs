@@ -11,11 +11,17 @@
 //!   call, in the background, so that capture goes on while the API
 //!   answers; while a call is still under way the next interval is skipped
 //!   (its events go out with the following one);
+//! - makes **one** call per batch, never more (no retry inside an
+//!   interval: the next interval is the retry), so frames on a port cost at
+//!   most one API call per interval whatever they say;
 //! - gives failed batches back to the collector (kept, bounded); a batch
-//!   the server *refuses* (`invalid_argument`: v2 fails the whole batch for
-//!   one unknown non-UUID machine id) is sent again event by event in the
-//!   same interval, so one bad machine cannot block the others; the
-//!   refused ones are dropped and counted.
+//!   the server *refuses* (`invalid_argument`) is split by the server's
+//!   answer ([`Delivery::refused`]): metal-apiserver stores every event of
+//!   a batch on its own and answers with the error of a refused one, so
+//!   the machines the answer names are dropped and counted, the others
+//!   were taken; nothing is sent again one by one;
+//! - forgets neighbours whose TTL ran out, at every interval and whenever
+//!   the snapshot is read.
 //!
 //! A port task re-opens its socket when the netdev is gone or was replaced
 //! (a new ifindex), checking every `recheck` interval; a port whose netdev
@@ -43,19 +49,36 @@ use crate::config::Config;
 #[error("{message}")]
 pub struct SendError {
     pub message: String,
-    /// The server refused the content (`invalid_argument`); sending the
-    /// same events again fails the same way.
-    pub rejected: bool,
+    pub kind: SendFailure,
+}
+
+/// What a failed send means for its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFailure {
+    /// The call failed (unreachable, timeout, a server error): keep the
+    /// events for the next interval, except those the answer names.
+    Failed,
+    /// The server refused the content (`invalid_argument`): it took what it
+    /// could; the events the answer names were refused.
+    Refused,
+    /// The request was never sent (it could not be built).
+    NotSent,
 }
 
 impl From<ApiError> for SendError {
     fn from(e: ApiError) -> SendError {
-        let rejected = matches!(e.code(), Some(Code::InvalidArgument))
+        let kind = if matches!(e, ApiError::Invalid { .. }) {
+            SendFailure::NotSent
+        } else if matches!(e.code(), Some(Code::InvalidArgument))
             || matches!(e.grpc_code(), Some(tonic::Code::InvalidArgument))
-            || matches!(e, ApiError::Invalid { .. });
+        {
+            SendFailure::Refused
+        } else {
+            SendFailure::Failed
+        };
         SendError {
             message: e.to_string(),
-            rejected,
+            kind,
         }
     }
 }
@@ -177,10 +200,12 @@ impl std::fmt::Debug for PhoneHomeHandle {
 }
 
 impl PhoneHomeHandle {
-    /// Port → neighbour table, capture states, pending machines, last send,
-    /// counters.
+    /// Port → neighbour table (neighbours whose TTL ran out forgotten),
+    /// capture states, pending machines, last send, counters.
     pub fn snapshot(&self) -> PhoneHomeSnapshot {
-        self.shared.lock().snapshot()
+        let mut c = self.shared.lock();
+        c.expire(unix_now());
+        c.snapshot()
     }
 
     /// A receiver that changes whenever the snapshot may have changed.
@@ -262,6 +287,8 @@ async fn run<S: EventSender>(
             Some(_) = port_tasks.join_next(), if !port_tasks.is_empty() => {}
             _ = tick.tick() => match idle.take() {
                 Some(s) => {
+                    let now = unix_now();
+                    shared.update(|c| c.expire(now));
                     let batch = shared.update(Collector::take_batch);
                     if batch.is_empty() {
                         idle = Some(s);
@@ -297,8 +324,14 @@ fn log_delivery(d: &Delivery) {
             failed = d.failed_ids.len(),
             "phone-home events sent"
         ),
+        Some(e) if d.kept.is_empty() => tracing::warn!(
+            taken = d.sent.len(),
+            refused = d.rejected.len(),
+            error = %e,
+            "the API refused phone-home events; the ones its answer names are dropped, the \
+             others were taken"
+        ),
         Some(e) => tracing::warn!(
-            sent = d.sent.len(),
             kept = d.kept.len(),
             refused = d.rejected.len(),
             error = %e,
@@ -310,51 +343,15 @@ fn log_delivery(d: &Delivery) {
     }
 }
 
-/// Send a batch in one call; if the server refuses it as a whole, find the
-/// refused events by sending them one by one.
+/// Send a batch in one call and sort its events by the answer.
 async fn deliver<S: EventSender>(mut s: S, batch: Vec<PhoneHomeEvent>) -> (S, Delivery) {
-    let first = s.send(&batch).await;
-    let d = match first {
+    let d = match s.send(&batch).await {
         Ok(outcome) => Delivery::sent(batch, outcome),
-        Err(e) if e.rejected && batch.len() > 1 => {
-            tracing::warn!(error = %e, events = batch.len(),
-                "the API refused the phone-home batch; sending its events one by one");
-            let mut d = Delivery {
-                calls: 1,
-                failed_calls: 1,
-                error: Some(e.message),
-                ..Delivery::default()
-            };
-            for ev in batch {
-                d.calls = d.calls.saturating_add(1);
-                match s.send(std::slice::from_ref(&ev)).await {
-                    Ok(outcome) => {
-                        d.failed_ids.extend(outcome.failed);
-                        d.sent.push(ev);
-                    }
-                    Err(e) => {
-                        d.failed_calls = d.failed_calls.saturating_add(1);
-                        if e.rejected {
-                            tracing::warn!(machine = %ev.machine_id, error = %e.message,
-                                "the API refused this machine's phone-home event; dropped");
-                            d.rejected.push(ev);
-                        } else {
-                            d.kept.push(ev);
-                        }
-                        d.error = Some(e.message);
-                    }
-                }
-            }
-            d
-        }
-        Err(e) if e.rejected => Delivery {
-            calls: 1,
-            failed_calls: 1,
-            rejected: batch,
-            error: Some(e.message),
-            ..Delivery::default()
+        Err(e) => match e.kind {
+            SendFailure::Refused => Delivery::refused(batch, e.message),
+            SendFailure::NotSent => Delivery::not_sent(batch, e.message),
+            SendFailure::Failed => Delivery::failed(batch, e.message),
         },
-        Err(e) => Delivery::failed(batch, e.message),
     };
     (s, d)
 }

@@ -16,6 +16,7 @@ use crate::configdb::plan::Plan;
 use crate::configdb::redis::{ApplyOptions, ConfigDb, ConfigDbError};
 use crate::configdb::schema::Key;
 use crate::error::Error;
+use crate::flavour::{Flavour, FrrLines};
 use crate::frr;
 use crate::frr::install::{Installed, Installer};
 use crate::kernel::KernelView;
@@ -75,8 +76,9 @@ struct Last {
     converged_at: Option<u64>,
     /// The spec CONFIG_DB held, confirmed, at `converged_at`.
     converged_spec: Option<SwitchSpec>,
-    /// The last rendered frr.conf and the spec it was rendered from.
-    rendered: Option<(SwitchSpec, Arc<str>)>,
+    /// The last rendered frr.conf and the spec and flavour lines it was
+    /// rendered from.
+    rendered: Option<(SwitchSpec, FrrLines, Arc<str>)>,
 }
 
 /// The agent: the handles and the last applied state.
@@ -97,6 +99,16 @@ pub struct Agent {
     /// FRR runs the installed frr.conf: an install or reload of this process
     /// succeeded. Until then an unchanged file is reloaded anyway.
     frr_loaded: bool,
+    /// Which SONiC this is ([`Agent::set_flavour`]); `None`: not detected
+    /// (FRR outside SONiC, tests): no flavour lines, nothing refused.
+    flavour: Option<Flavour>,
+    /// SHA-256 of the frr.conf this agent installed (or found installed)
+    /// and verified: a file that no longer has it was changed or deleted
+    /// under the agent ([`Agent::frr_drifted`]).
+    frr_digest: Option<[u8; 32]>,
+    /// The next reconcile installs frr.conf again even when nothing else
+    /// changed ([`Agent::repair_frr`]).
+    frr_repair: bool,
 }
 
 impl Agent {
@@ -123,7 +135,60 @@ impl Agent {
             last: Last::default(),
             generation: 0,
             frr_loaded: false,
+            flavour: None,
+            frr_digest: None,
+            frr_repair: false,
         })
+    }
+
+    /// Whether the installed frr.conf is no longer the one this agent
+    /// installed: `Some("deleted")` (SONiC's `split` mode deletes it at every
+    /// start of the bgp container), `Some("changed")` (an operator's edit, a
+    /// restored backup, a start script's lines). Reads the file (bounded);
+    /// `None` before the first verified install and in dry-run mode.
+    pub fn frr_drifted(&self) -> Option<&'static str> {
+        let installer = self.installer.as_ref()?;
+        let want = self.frr_digest?;
+        if self.opts.mode != Mode::Apply {
+            return None;
+        }
+        match crate::files::read_bytes(
+            crate::files::FileKind::FrrConfig,
+            &installer.dest,
+            crate::files::FRR_CONFIG_MAX_BYTES,
+        ) {
+            Ok(bytes) if digest(&bytes) == want => None,
+            Ok(_) => Some("changed"),
+            Err(e) if e.is_missing() => Some("deleted"),
+            Err(_) => Some("unreadable"),
+        }
+    }
+
+    /// Install frr.conf again in the next reconcile, through the usual
+    /// validate → install → reload (drift repair of the file).
+    pub fn repair_frr(&mut self) {
+        self.frr_repair = true;
+    }
+
+    /// Use the detected flavour: its zebra lines are rendered, a routing
+    /// configuration mode in which SONiC writes frr.conf is refused. The
+    /// next reconcile re-plans.
+    pub fn set_flavour(&mut self, flavour: Flavour) {
+        if self.flavour.as_ref() != Some(&flavour) {
+            self.flavour = Some(flavour);
+            self.last = Last::default();
+        }
+    }
+
+    /// The flavour in use.
+    pub fn flavour(&self) -> Option<&Flavour> {
+        self.flavour.as_ref()
+    }
+
+    fn frr_lines(&self) -> FrrLines {
+        self.flavour
+            .as_ref()
+            .map_or(FrrLines::NONE, Flavour::frr_lines)
     }
 
     pub fn config(&self) -> &Config {
@@ -253,6 +318,13 @@ impl Agent {
         refetch: bool,
         deadline: Instant,
     ) -> Result<ReconcileResult, Error> {
+        // 0. SONiC must leave frr.conf to the agent (every reconcile says so
+        // while it does not).
+        if self.installer.is_some()
+            && let Some(refusal) = self.flavour.as_ref().and_then(Flavour::refusal)
+        {
+            return Err(Error::FlavourRefused(refusal));
+        }
         // 1. The desired state.
         let t = Instant::now();
         let desc = match (refetch, &self.last.desc) {
@@ -288,9 +360,15 @@ impl Agent {
         let view_moved = self.view_moved();
 
         let reassert = std::mem::take(&mut self.reassert);
+        let frr_repair = std::mem::take(&mut self.frr_repair);
 
         // Nothing new since the last converged reconcile: nothing to do.
-        if !desired_changed && !view_moved && reassert.is_empty() && self.last.spec.is_some() {
+        if !desired_changed
+            && !view_moved
+            && reassert.is_empty()
+            && !frr_repair
+            && self.last.spec.is_some()
+        {
             self.last.desc = Some(desc);
             out.unchanged = true;
             return Ok(ReconcileResult::Converged);
@@ -377,6 +455,7 @@ impl Agent {
         let t = Instant::now();
         out.frr = self.install_frr(&spec).await?;
         out.stages.frr = t.elapsed();
+        out.frr_repaired = frr_repair && matches!(out.frr, FrrOutcome::Replaced { .. });
 
         // 6. Verify: the installed frr.conf is the rendered one, and — when
         // anything was written — SONiC's view now matches the desired state.
@@ -464,13 +543,15 @@ impl Agent {
         Ok(outcome)
     }
 
-    /// frr.conf for `spec` (rendered again only when the spec changed).
+    /// frr.conf for `spec` (rendered again only when the spec or the
+    /// flavour's lines changed).
     fn rendered(&mut self, spec: &SwitchSpec) -> Arc<str> {
+        let lines = self.frr_lines();
         match &self.last.rendered {
-            Some((s, text)) if s == spec => text.clone(),
+            Some((s, l, text)) if s == spec && *l == lines => text.clone(),
             _ => {
-                let text: Arc<str> = frr::render(spec).into();
-                self.last.rendered = Some((spec.clone(), text.clone()));
+                let text: Arc<str> = frr::render(spec, lines).into();
+                self.last.rendered = Some((spec.clone(), lines, text.clone()));
                 text
             }
         }
@@ -499,6 +580,13 @@ impl Agent {
             }
             .into());
         }
+        self.frr_digest = Some(digest(&installed));
         Ok(())
     }
+}
+
+/// SHA-256 of an installed frr.conf.
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }

@@ -106,6 +106,10 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apply: Option<ApplyReport>,
     pub frr: FrrOutcome,
+    /// The installed frr.conf had been changed or deleted under the agent
+    /// (an operator, SONiC's `split` mode, a restored backup) and this
+    /// reconcile installed the rendered one again.
+    pub frr_repaired: bool,
     pub stages: Stages,
     #[serde(with = "micros")]
     pub duration: Duration,
@@ -132,6 +136,7 @@ impl Outcome {
             plan: None,
             apply: None,
             frr: FrrOutcome::Skipped,
+            frr_repaired: false,
             stages: Stages::default(),
             duration: Duration::ZERO,
         }

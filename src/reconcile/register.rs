@@ -42,17 +42,7 @@ pub const MANAGEMENT_USER: &str = "admin";
 /// `build_version` of SONiC's `sonic_version.yml` (a flat YAML map of
 /// scalars; quotes are removed). Pure.
 pub fn build_version(yaml: &str) -> Option<String> {
-    yaml.lines().find_map(|line| {
-        let rest = line.strip_prefix("build_version:")?;
-        let v = rest.split(" #").next().unwrap_or("").trim();
-        let v = v
-            .strip_prefix('\'')
-            .and_then(|x| x.strip_suffix('\''))
-            .or_else(|| v.strip_prefix('"').and_then(|x| x.strip_suffix('"')))
-            .unwrap_or(v)
-            .trim();
-        (!v.is_empty()).then(|| v.to_owned())
-    })
+    crate::flavour::yaml_scalar(yaml, "build_version")
 }
 
 /// The nics to register from the PORT table (kernel name → alias). Pure.

@@ -161,9 +161,39 @@ impl DaemonOptions {
     }
 }
 
+/// Renew the v2 token beside the loop; every attempt is counted as a
+/// `refresh_token` API call.
+fn spawn_token_renewal(
+    client: ApiClient,
+    metrics: Arc<Metrics>,
+) -> crate::api::renew::RenewalHandle {
+    use crate::api::renew::{Renewal, RenewalOptions, TokenRenewal};
+    TokenRenewal::spawn(
+        client,
+        RenewalOptions::default(),
+        Arc::new(move |r: &Renewal| match r {
+            Renewal::Renewed { .. } | Renewal::NotSaved { .. } => {
+                metrics.api_call(ApiCall::RefreshToken, None)
+            }
+            Renewal::CallFailed { transient, .. } => metrics.api_call(
+                ApiCall::RefreshToken,
+                Some(if *transient {
+                    ApiErrorKind::Transient
+                } else {
+                    ApiErrorKind::Permanent
+                }),
+            ),
+        }),
+    )
+}
+
 /// Build the daemon's agent from the configuration.
 pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     let id = cfg.hostname()?.to_owned();
+    // Plain HTTP to the metal API, said loudly at every start.
+    for w in cfg.plaintext_warnings() {
+        tracing::warn!(risk = "plain-http", "{w}");
+    }
     let api = ApiClient::from_config(cfg)?;
     Agent::new(
         cfg.clone(),
@@ -182,6 +212,9 @@ pub struct Daemon {
     opts: DaemonOptions,
     bgp: Option<BgpSource>,
     bgp_watch: Option<StateFileWatch>,
+    /// A watch on the installed frr.conf (its directory): a change or
+    /// deletion under the agent is repaired at once.
+    frr_watch: Option<StateFileWatch>,
     started: SystemTime,
     start: Instant,
     status: Status,
@@ -189,6 +222,8 @@ pub struct Daemon {
     metrics_server: Option<MetricsServer>,
     notifier: Notifier,
     phone_home: Option<PhoneHomeHandle>,
+    /// v2: renews the token before it expires.
+    token_renewal: Option<crate::api::renew::RenewalHandle>,
     phone_home_ports: watch::Sender<BTreeSet<String>>,
     /// Phone-home counters already turned into metrics.
     phone_home_seen: crate::lldp::collector::Stats,
@@ -223,6 +258,17 @@ impl Daemon {
             },
             _ => None,
         };
+        let frr_watch = match StateFileWatch::new(&cfg.frr_config) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "frr.conf not watched; a change under the agent is found at the next timer \
+                     reconcile"
+                );
+                None
+            }
+        };
         let drift = DriftTracker::new(DriftPolicy {
             grace: cfg.kernel_drift_grace.0,
             ..DriftPolicy::default()
@@ -244,6 +290,7 @@ impl Daemon {
             opts,
             bgp,
             bgp_watch,
+            frr_watch,
             started,
             start: Instant::now(),
             status: Status::new(std::process::id(), started),
@@ -251,6 +298,7 @@ impl Daemon {
             metrics_server: None,
             notifier,
             phone_home: None,
+            token_renewal: None,
             phone_home_ports: watch::channel(BTreeSet::new()).0,
             phone_home_seen: Default::default(),
             drift,
@@ -375,6 +423,12 @@ impl Daemon {
                 PhoneHomeOptions::from_config(&cfg),
             ));
         }
+        if self.agent.api.is_some()
+            && cfg.api_version() == ApiVersion::V2
+            && let Ok(client) = ApiClient::from_config(&cfg)
+        {
+            self.token_renewal = Some(spawn_token_renewal(client, self.metrics.clone()));
+        }
         // READY=1 once the switch was observed: SONiC's databases read in
         // full (or found unreachable for now) and the kernel dumped.
         let mut stop = self.signals.stop.clone();
@@ -389,6 +443,7 @@ impl Daemon {
         if !self.agent.db().is_connected() {
             tracing::warn!("SONiC's redis is not reachable yet; starting anyway");
         }
+        self.detect_flavour().await;
         if let Err(e) = self
             .notifier
             .ready(&self.status.status_line(SystemTime::now()))
@@ -411,7 +466,7 @@ impl Daemon {
         let mut schedule = Schedule::new(
             Instant::now(),
             self.agent.cfg.reconfigure_switch_interval.0,
-            (self.agent.cfg.api_version == ApiVersion::V2).then_some(PING_INTERVAL),
+            (self.agent.cfg.api_version() == ApiVersion::V2).then_some(PING_INTERVAL),
             self.notifier.watchdog_period(),
         );
         let mut stop = self.signals.stop.clone();
@@ -466,7 +521,7 @@ impl Daemon {
                         _ = tokio::time::sleep_until(until.into()) => {}
                         _ = stop.wait_for(|s| *s) => {}
                         Some(()) = self.signals.hup.recv() => {
-                            self.reload(&mut schedule);
+                            self.reload(&mut schedule).await;
                         }
                         ev = self.agent.db_mut().next_event() => {
                             if ev.is_none() {
@@ -483,6 +538,12 @@ impl Daemon {
                                 None => std::future::pending().await,
                             }
                         } => schedule.report_soon(),
+                        Some(()) = async {
+                            match self.frr_watch.as_mut() {
+                                Some(w) => w.changed().await,
+                                None => std::future::pending().await,
+                            }
+                        } => self.on_frr_change(&mut schedule),
                         ev = async {
                             match port_events.as_mut() {
                                 Some(rx) => rx.recv().await,
@@ -525,6 +586,27 @@ impl Daemon {
         self.finish().await
     }
 
+    /// The installed frr.conf's directory changed: if the file is no longer
+    /// what the agent installed, install it again at once.
+    fn on_frr_change(&mut self, schedule: &mut Schedule) {
+        if self.check_frr_drift() {
+            schedule.trigger(Trigger::Frr, false);
+        }
+    }
+
+    /// Whether frr.conf drifted (then the next reconcile repairs it).
+    fn check_frr_drift(&mut self) -> bool {
+        let Some(what) = self.agent.frr_drifted() else {
+            return false;
+        };
+        tracing::warn!(
+            file = %self.agent.cfg.frr_config.display(),
+            "frr.conf was {what} under the agent; installing the rendered one again"
+        );
+        self.agent.repair_frr();
+        true
+    }
+
     /// A CONFIG_DB notification arrived (and was applied to the view).
     fn on_configdb_change(&mut self, schedule: &mut Schedule) {
         let changed = self.agent.db_mut().take_changed();
@@ -547,8 +629,39 @@ impl Daemon {
         }
     }
 
+    /// Which SONiC this is (at start and on SIGHUP): logged, used by the
+    /// agent (its zebra lines; a routing configuration mode in which SONiC
+    /// writes frr.conf is refused at every reconcile).
+    async fn detect_flavour(&mut self) {
+        let f = crate::flavour::read::detect_switch(&self.agent.cfg, None).await;
+        let lines = f.frr_lines().lines();
+        tracing::info!(
+            flavour = %f.name(),
+            build_version = f.build_version.as_deref().unwrap_or("unknown"),
+            debian = f.debian.as_deref().unwrap_or("unknown"),
+            routing_config_mode = %f.routing_config_mode,
+            frr_version = f.frr_version.as_deref().unwrap_or("unknown"),
+            fpm_module = f.fpm_module.as_str(),
+            frr_lines = %if lines.is_empty() { "none".to_owned() } else { lines.join("; ") },
+            "SONiC flavour detected"
+        );
+        for w in &f.warnings {
+            tracing::warn!(flavour = %f.name(), "{w}");
+        }
+        if let Some(r) = f.refusal() {
+            tracing::error!("{r}");
+        }
+        for n in self.agent.cfg.notices() {
+            tracing::warn!("setting without effect: {n}");
+        }
+        self.status.flavour = Some((&f).into());
+        self.metrics.set_flavour(&f);
+        self.agent.set_flavour(f);
+        self.publish_status();
+    }
+
     /// SIGHUP: re-read the configuration.
-    fn reload(&mut self, schedule: &mut Schedule) {
+    async fn reload(&mut self, schedule: &mut Schedule) {
         let _ = self.notifier.reloading("re-reading the configuration");
         match (self.loader)() {
             Ok(cfg) => {
@@ -556,6 +669,7 @@ impl Daemon {
                 match self.agent.set_config(cfg) {
                     Ok(()) => {
                         tracing::info!("configuration re-read (SIGHUP)");
+                        self.detect_flavour().await;
                         schedule.set_interval(Instant::now(), interval);
                         schedule.trigger(Trigger::Reload, true);
                     }
@@ -581,6 +695,11 @@ impl Daemon {
         self.set_phase(LoopPhase::Reconciling);
         let started_at = SystemTime::now();
         let deadline = Instant::now() + self.agent.cfg.timeout.0;
+        // A change of frr.conf whose event was missed (no watch) is found
+        // here, at the latest at the next timer reconcile.
+        if trigger != Trigger::Frr {
+            self.check_frr_drift();
+        }
         let outcome = self.agent.reconcile_once(trigger, refetch, deadline).await;
         self.log(&outcome);
         self.record(&outcome, started_at);
@@ -632,12 +751,17 @@ impl Daemon {
             m.set_desired_generation(self.desired_generation);
         }
         self.status.desired = Some(status::DesiredState {
-            source: match self.agent.cfg.api_version {
+            source: match self.agent.cfg.api_version() {
                 ApiVersion::V1 => status::DesiredSource::ApiV1,
                 ApiVersion::V2 => status::DesiredSource::ApiV2,
             },
             generation: self.desired_generation,
         });
+        if o.frr_repaired {
+            m.drift_repaired(DriftSource::Frr);
+            let what = self.agent.cfg.frr_config.display().to_string();
+            self.status.record_drift(DriftSource::Frr, what, now);
+        }
         if o.trigger == Trigger::Configdb && o.is_converged() && o.changes > 0 {
             m.drift_repaired(DriftSource::Configdb);
             let what = o
@@ -939,6 +1063,9 @@ impl Daemon {
         self.set_phase(LoopPhase::Stopping);
         if let Some(p) = self.phone_home.take() {
             p.shutdown().await;
+        }
+        if let Some(r) = self.token_renewal.take() {
+            r.shutdown().await;
         }
         if let Some(m) = self.metrics_server.take() {
             m.shutdown().await;

@@ -627,6 +627,7 @@ impl Builder<'_> {
                 .collect(),
             set_src_loopback: self.cfg.set_src_loopback,
             agentx: self.cfg.frr_agentx,
+            extra_config: self.cfg.frr_extra_config.clone(),
         }
     }
 }

@@ -245,6 +245,8 @@ pub struct Routing {
     pub set_src_loopback: bool,
     /// Render `agentx` (FRR's SNMP AgentX client; needs the daemons' snmp module).
     pub agentx: bool,
+    /// The operator's lines appended to frr.conf (`frr_extra_config`).
+    pub extra_config: Vec<String>,
 }
 
 /// The validated desired state of a switch.

@@ -20,7 +20,7 @@ pub const SHOWN_CHARS: usize = 64;
 /// Whether `c` must be escaped when input is shown: control characters and
 /// the invisible format characters that change how text is displayed
 /// (bidirectional overrides and isolates, zero-width characters, BOM).
-fn needs_escape(c: char) -> bool {
+pub fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}'

@@ -55,7 +55,7 @@ pub fn spec(cfg: &Config, switch: &str) -> SwitchSpec {
 /// The rendered configuration of a test leaf.
 pub fn leaf_conf(lab: &FrrLab, switch: &str, extra: &str) -> String {
     let cfg = leaf_config(lab.hostname(), 4200000011, "10.0.0.11", extra);
-    frr::render(&spec(&cfg, switch))
+    frr::render(&spec(&cfg, switch), metal_switchd::flavour::FrrLines::NONE)
 }
 
 /// An installer into `lab`: vtysh validation, `frr-reload.py` exec reload.

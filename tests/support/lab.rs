@@ -108,7 +108,7 @@ impl Lab {
         std::fs::write(&reload, RELOAD_SCRIPT).unwrap();
         std::fs::set_permissions(&reload, std::fs::Permissions::from_mode(0o755)).unwrap();
         let settings = format!(
-            "api_version = \"v2\"\nmetal_apiserver_url = \"{}/\"\nmetal_apiserver_token_file = {:?}\n\
+            "api_version = \"v2\"\napi_allow_plaintext = true\nmetal_apiserver_url = \"{}/\"\nmetal_apiserver_token_file = {:?}\n\
              reconfigure_switch = true\nreconfigure_switch_interval = \"1s\"\ntimeout = \"10s\"\n\
              management_interface = \"mgmt0\"\nsonic_version_file = {:?}\nbgp_neighbor_state_file = \"\"\n\
              api_retry_backoff = \"20ms\"\napi_retry_max_backoff = \"200ms\"\n\

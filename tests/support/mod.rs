@@ -145,12 +145,25 @@ impl Switch {
     }
 
     pub async fn plan(&self, cfg: &Config, desc: &SwitchDesc) -> Plan {
+        self.prepare(cfg, desc).await.plan
+    }
+
+    /// The spec of `desc` against this switch's CONFIG_DB.
+    pub async fn plan_spec(
+        &self,
+        cfg: &Config,
+        desc: &SwitchDesc,
+    ) -> metal_switchd::spec::SwitchSpec {
+        self.prepare(cfg, desc).await.spec
+    }
+
+    /// Spec and plan of `desc` against this switch's CONFIG_DB.
+    async fn prepare(&self, cfg: &Config, desc: &SwitchDesc) -> Prepared {
         let mut db = self.connect().await;
         db.read().await.expect("read");
         let view = db.view();
         reconcile::prepare_confirmed(desc, cfg, &view.config, &view.confirmed)
             .expect("valid desired state")
-            .plan
     }
 
     /// Write commands redis executed since the last reset (all clients).

@@ -12,11 +12,12 @@
 //!   checked like metal-stack/security (403 on any failure); error bodies
 //!   `{statuscode, message}`.
 //! - v2: `SwitchService/Get|Register|Heartbeat`, `EventService/Send`,
-//!   `ComponentService/Ping`; bearer tokens (no header → 403
-//!   `permission_denied`, unknown or revoked → 401 `unauthenticated`,
-//!   viewer on a write → 403); the protovalidate rules and the handlers'
-//!   behaviour of metal-apiserver (see [`v2`]); Connect error bodies
-//!   `{code, message}`.
+//!   `ComponentService/Ping`, `TokenService/Refresh`; bearer tokens (no
+//!   header → 403 `permission_denied`, unknown, revoked or expired → 401
+//!   `unauthenticated`, viewer on a write → 403); expiring JWTs issued with
+//!   [`ApiServer::issue_token`] and renewed by Refresh ([`tokens`]); the
+//!   protovalidate rules and the handlers' behaviour of metal-apiserver
+//!   (see [`v2`]); Connect error bodies `{code, message}`.
 //! - v1 events ([`grpc`]): `api.v1.EventService/Send` over gRPC with
 //!   mutual TLS on a port of its own ([`ApiServerOptions::grpc`],
 //!   [`ApiServer::grpc_address`]).
@@ -31,6 +32,7 @@
 
 pub mod grpc;
 mod model;
+pub mod tokens;
 mod v1;
 mod v2;
 pub mod wire;
@@ -65,10 +67,11 @@ pub enum Call {
     V2Heartbeat,
     V2EventSend,
     V2Ping,
+    V2TokenRefresh,
 }
 
 impl Call {
-    pub const ALL: [Call; 9] = [
+    pub const ALL: [Call; 10] = [
         Call::V1Register,
         Call::V1Find,
         Call::V1Notify,
@@ -78,6 +81,7 @@ impl Call {
         Call::V2Heartbeat,
         Call::V2EventSend,
         Call::V2Ping,
+        Call::V2TokenRefresh,
     ];
 
     /// Short name, e.g. `v2.heartbeat` (also the fault and file name).
@@ -92,6 +96,7 @@ impl Call {
             Call::V2Heartbeat => "v2.heartbeat",
             Call::V2EventSend => "v2.event-send",
             Call::V2Ping => "v2.ping",
+            Call::V2TokenRefresh => "v2.token-refresh",
         }
     }
 
@@ -259,6 +264,10 @@ pub(crate) struct Auth {
     pub hmac_view_key: Option<String>,
     pub hmac_lifetime: Duration,
     pub tokens: BTreeMap<String, TokenGrant>,
+    /// Expiring tokens the server issued, in order.
+    pub issued: Vec<tokens::IssuedToken>,
+    /// `iss` and `aud` of issued tokens: the server's URL.
+    pub issuer: String,
 }
 
 /// Mutable server state.
@@ -273,6 +282,11 @@ pub(crate) struct State {
     /// from the records (which never hold them).
     pub credentials: Vec<String>,
     pub components: BTreeMap<String, Value>,
+    /// Machine id → the provisioning events stored for it (v2
+    /// `EventService/Send`), oldest first, at most 100.
+    pub machine_events: BTreeMap<String, Vec<String>>,
+    /// Machine id → the Connect code its events fail with.
+    pub refused_machines: BTreeMap<String, String>,
 }
 
 pub(crate) struct Shared {
@@ -401,6 +415,8 @@ impl ApiServer {
                 hmac_view_key: opts.hmac_view_key.clone(),
                 hmac_lifetime: opts.hmac_lifetime,
                 tokens: opts.tokens.clone(),
+                issued: Vec::new(),
+                issuer: String::new(),
             }),
             record_dir,
         });
@@ -475,6 +491,11 @@ impl ApiServer {
         ready_rx
             .recv()
             .map_err(|_| anyhow!("the server thread ended before listening"))??;
+        shared.auth.lock().unwrap_or_else(|p| p.into_inner()).issuer = if is_tls {
+            format!("https://localhost:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        };
         Ok(ApiServer {
             addr,
             grpc_addr,
@@ -584,6 +605,50 @@ impl ApiServer {
 
     pub fn add_partition(&self, p: &str) {
         self.shared.lock().partitions.insert(p.to_owned());
+    }
+
+    /// The provisioning events v2 `EventService/Send` stored for a machine
+    /// (event type names, oldest first).
+    pub fn machine_events(&self, machine_id: &str) -> Vec<String> {
+        self.shared
+            .lock()
+            .machine_events
+            .get(machine_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every machine v2 `EventService/Send` stored events for.
+    pub fn machines_with_events(&self) -> BTreeSet<String> {
+        self.shared.lock().machine_events.keys().cloned().collect()
+    }
+
+    /// Make the events of `machine_id` fail with the Connect `code` (as a
+    /// storage or state-machine failure of metal-apiserver would); the
+    /// other events of a batch are stored as before.
+    pub fn refuse_events_of(&self, machine_id: &str, code: &str) {
+        self.shared
+            .lock()
+            .refused_machines
+            .insert(machine_id.to_owned(), code.to_owned());
+    }
+
+    /// Issue an expiring API token (a JWT with `exp = now + lifetime`)
+    /// with `grant`; `may_refresh`: it carries the self permission for
+    /// `TokenService/Refresh`.
+    pub fn issue_token(&self, grant: TokenGrant, lifetime: Duration, may_refresh: bool) -> String {
+        let issuer = self.base_url();
+        tokens::issue(&self.shared, &issuer, grant, lifetime, may_refresh, None).secret
+    }
+
+    /// Every token the server issued (refreshes included), in order.
+    pub fn issued_tokens(&self) -> Vec<tokens::IssuedToken> {
+        self.shared
+            .auth
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .issued
+            .clone()
     }
 
     /// Grant or change a bearer token at runtime.
@@ -767,6 +832,7 @@ fn route(path: &str) -> Option<(Call, String)> {
         "/metalstack.infra.v2.SwitchService/Heartbeat" => Call::V2Heartbeat,
         "/metalstack.infra.v2.EventService/Send" => Call::V2EventSend,
         "/metalstack.infra.v2.ComponentService/Ping" => Call::V2Ping,
+        "/metalstack.api.v2.TokenService/Refresh" => Call::V2TokenRefresh,
         _ => return None,
     };
     Some((call, String::new()))

@@ -9,7 +9,8 @@
 //! `portStates`, enum value 0 is refused by the conversions, a nic stored
 //! without state breaks every later Get, a BGP entry without a timer
 //! crashes the heartbeat's update path (the connection is dropped), events
-//! for unknown non-UUID machines fail the whole batch.
+//! are handled one by one and a failed one turns the answer into its error
+//! while the others are stored ([`events`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -20,7 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::model::{self, Bgp, LabSwitch, Nic, Os, PortStatus, RenderError, SyncRec};
 use super::wire::{self, Instant, Invalid, Msg, enum_value, parse_proto_duration, parse_rfc3339};
-use super::{Call, Reply, Shared, TokenGrant};
+use super::{Call, Reply, Shared, TokenGrant, tokens};
 
 const VENDORS: [&str; 3] = [
     "SWITCH_OS_VENDOR_UNSPECIFIED",
@@ -79,18 +80,23 @@ fn procedure(call: Call) -> &'static str {
         Call::V2Register => "/metalstack.infra.v2.SwitchService/Register",
         Call::V2Heartbeat => "/metalstack.infra.v2.SwitchService/Heartbeat",
         Call::V2EventSend => "/metalstack.infra.v2.EventService/Send",
+        Call::V2TokenRefresh => "/metalstack.api.v2.TokenService/Refresh",
         _ => "/metalstack.infra.v2.ComponentService/Ping",
     }
 }
 
-fn authorize(shared: &Shared, call: Call, headers: &HeaderMap) -> Result<(), Reply> {
+/// The token of the `Authorization` header (metal-apiserver: cut at the
+/// first space, trim the rest; the scheme is not checked).
+fn bearer(headers: &HeaderMap) -> &str {
     let header = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    // metal-apiserver: cut at the first space, trim the rest; the scheme is
-    // not checked.
-    let token = header.split_once(' ').map(|(_, t)| t.trim()).unwrap_or("");
+    header.split_once(' ').map(|(_, t)| t.trim()).unwrap_or("")
+}
+
+fn authorize(shared: &Shared, call: Call, headers: &HeaderMap) -> Result<(), Reply> {
+    let token = bearer(headers);
     let denied = || {
         Err(rpc_error(
             "permission_denied",
@@ -100,11 +106,30 @@ fn authorize(shared: &Shared, call: Call, headers: &HeaderMap) -> Result<(), Rep
     if token.is_empty() {
         return denied();
     }
+    if let Some(t) = tokens::find(shared, token) {
+        if t.is_expired(wire::now().secs) {
+            return Err(rpc_error(
+                "unauthenticated",
+                "token has invalid claims: token is expired",
+            ));
+        }
+        return match t.grant {
+            TokenGrant::Revoked => Err(rpc_error("unauthenticated", "token was revoked")),
+            // Refresh is a self method: the token's own permission decides.
+            _ if call == Call::V2TokenRefresh => Ok(()),
+            TokenGrant::NoRole => denied(),
+            TokenGrant::Viewer if call != Call::V2Get => denied(),
+            _ => Ok(()),
+        };
+    }
     match shared.auth().tokens.get(token) {
         None => Err(rpc_error("unauthenticated", "invalid token")),
         Some(TokenGrant::Revoked) => Err(rpc_error("unauthenticated", "token was revoked")),
         Some(TokenGrant::NoRole) => denied(),
         Some(TokenGrant::Viewer) if call != Call::V2Get => denied(),
+        // Self methods are not granted to API tokens without an explicit
+        // permission; the lab's fixed tokens have none.
+        Some(_) if call == Call::V2TokenRefresh => denied(),
         Some(_) => Ok(()),
     }
 }
@@ -486,6 +511,7 @@ pub(crate) fn handle(shared: &Shared, call: Call, headers: &HeaderMap, body: &[u
         Call::V2Register => "metalstack.infra.v2.SwitchServiceRegisterRequest",
         Call::V2Heartbeat => "metalstack.infra.v2.SwitchServiceHeartbeatRequest",
         Call::V2EventSend => "metalstack.infra.v2.EventServiceSendRequest",
+        Call::V2TokenRefresh => "metalstack.api.v2.TokenServiceRefreshRequest",
         _ => "metalstack.infra.v2.ComponentServicePingRequest",
     };
     let unmarshal = |m: String| {
@@ -514,6 +540,7 @@ pub(crate) fn handle(shared: &Shared, call: Call, headers: &HeaderMap, body: &[u
         }),
         Call::V2Heartbeat => decode_heartbeat(&root).map(Decoded::Heartbeat),
         Call::V2EventSend => decode_events(&root).map(Decoded::Events),
+        Call::V2TokenRefresh => Ok(Decoded::Refresh),
         _ => decode_ping(&root).map(Decoded::Ping),
     };
     let decoded = match decoded {
@@ -529,10 +556,21 @@ pub(crate) fn handle(shared: &Shared, call: Call, headers: &HeaderMap, body: &[u
         Decoded::Heartbeat(h) => heartbeat(shared, &h),
         Decoded::Events(e) => events(shared, &e),
         Decoded::Ping(p) => ping(shared, &p),
+        Decoded::Refresh => match tokens::find(shared, bearer(headers)) {
+            Some(old) => {
+                let issuer = shared.auth().issuer;
+                tokens::refresh(shared, &issuer, &old)
+            }
+            None => rpc_error(
+                "permission_denied",
+                "not allowed to call: /metalstack.api.v2.TokenService/Refresh",
+            ),
+        },
     }
 }
 
 enum Decoded {
+    Refresh,
     Get(String),
     Register(Box<SwitchReq>),
     Heartbeat(HbReq),
@@ -923,37 +961,68 @@ fn is_uuid(s: &str) -> bool {
             .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// `EventService/Send` as metal-apiserver answers it (metal-api reference
+/// §3.4; MAS `pkg/service/infra/event/event-service.go`): every event is
+/// handled on its own, in turn; an unknown machine id is created when it is
+/// a UUID and refused (`invalid_argument`) otherwise; events of machines the
+/// lab was told to refuse ([`super::ApiServer::refuse_events_of`], standing
+/// in for a storage or state-machine failure) fail with the code given. The
+/// events that succeed are stored even when others fail. If any failed, the
+/// answer is an error (connect-go sends the code and message of the first
+/// failure of the joined errors) and the counts are not seen; otherwise
+/// `{events: <count>}`.
 fn events(shared: &Shared, events: &[EventReq]) -> Reply {
-    let st = shared.lock();
-    let known = |id: &str| {
-        st.switches
+    let mut st = shared.lock();
+    let mut processed = 0u64;
+    let mut errors: Vec<(String, String)> = Vec::new();
+    for e in events {
+        let id = &e.machine_id;
+        let known = st
+            .switches
             .values()
             .any(|s| s.connections.iter().any(|(m, _)| m == id))
-    };
-    let mut errors = Vec::new();
-    for e in events {
-        if !known(&e.machine_id) && !is_uuid(&e.machine_id) {
-            errors.push(format!(
-                "machine with id {:?} not found and not a uuid",
-                e.machine_id
+            || st.machine_events.contains_key(id);
+        if !known && !is_uuid(id) {
+            errors.push((
+                "invalid_argument".into(),
+                format!("machine with id {id:?} not found and not a uuid"),
             ));
             continue;
         }
         if e.event <= 0 || e.event as usize >= EVENT_TYPES.len() {
-            errors.push(format!(
-                "unable to fetch stringvalue from event type {}",
-                e.event
+            errors.push((
+                "invalid_argument".into(),
+                format!("unable to fetch stringvalue from event type {}", e.event),
             ));
+            continue;
         }
+        if let Some(code) = st.refused_machines.get(id) {
+            errors.push((
+                code.clone(),
+                format!("machine {id}: the event could not be stored"),
+            ));
+            continue;
+        }
+        let kind = EVENT_TYPES
+            .get(e.event as usize)
+            .copied()
+            .unwrap_or_default()
+            .to_owned();
+        let stored = st.machine_events.entry(id.clone()).or_default();
+        stored.push(kind);
+        // metal-apiserver keeps the last 100 events of a machine.
+        if stored.len() > 100 {
+            stored.remove(0);
+        }
+        processed += 1;
     }
-    if !errors.is_empty() {
-        return rpc_error("invalid_argument", errors.join("\n"));
+    if let Some((code, message)) = errors.into_iter().next() {
+        return rpc_error(&code, message);
     }
-    let n = events.len();
-    if n == 0 {
+    if processed == 0 {
         Reply::ok(json!({}))
     } else {
-        Reply::ok(json!({"events": n.to_string()}))
+        Reply::ok(json!({"events": processed.to_string()}))
     }
 }
 

@@ -166,10 +166,18 @@ pub fn lab_args(opts: &LabOptions) -> Vec<String> {
         opts.agent.display().to_string(),
         "--interval-ms".into(),
         opts.interval.as_millis().to_string(),
+        "--flavour".into(),
+        opts.flavour.name().into(),
     ];
     if let Some(d) = &opts.state_dir {
         v.push("--state-dir".into());
         v.push(d.display().to_string());
+    }
+    v.push("--sonic".into());
+    v.push(opts.sonic.arg());
+    for (leaf, choice) in &opts.sonic_leaves {
+        v.push("--sonic".into());
+        v.push(format!("{leaf}={}", choice.arg()));
     }
     v
 }

@@ -85,6 +85,9 @@ pub struct LabOptions {
     pub sonic: SonicChoice,
     /// ... except on these leaves (by name).
     pub sonic_leaves: BTreeMap<String, SonicChoice>,
+    /// The SONiC flavour the stand-in leaves stand in for
+    /// (`crate::flavours`); a real leaf is its release's community flavour.
+    pub flavour: crate::flavours::Profile,
 }
 
 impl LabOptions {
@@ -104,12 +107,21 @@ impl LabOptions {
             barrier_timeout: Duration::from_secs(15),
             sonic: SonicChoice::StandIn,
             sonic_leaves: BTreeMap::new(),
+            flavour: crate::flavours::Profile::Dell45,
         }
     }
 
     /// What runs as SONiC on `leaf`.
     pub fn sonic_of(&self, leaf: &str) -> SonicChoice {
         self.sonic_leaves.get(leaf).copied().unwrap_or(self.sonic)
+    }
+
+    /// The SONiC flavour of `leaf`.
+    pub fn flavour_of(&self, leaf: &str) -> crate::flavours::Profile {
+        match self.sonic_of(leaf) {
+            SonicChoice::StandIn => self.flavour,
+            SonicChoice::Real(r) => r.profile(),
+        }
     }
 
     /// Any leaf runs real SONiC.
@@ -198,6 +210,13 @@ impl LeafSonic {
         match self {
             LeafSonic::StandIn(s) => s.settle(timeout),
             LeafSonic::Real(_) => Ok(()),
+        }
+    }
+
+    pub fn standin(&self) -> Option<&SonicStandIn> {
+        match self {
+            LeafSonic::StandIn(s) => Some(s),
+            LeafSonic::Real(_) => None,
         }
     }
 
@@ -495,6 +514,7 @@ impl Lab {
         let mut info = json!({
             "prefix": opts.prefix,
             "api": opts.api.as_str(),
+            "flavour": opts.flavour.name(),
             "owner_pid": me,
             "owner_start": process_start(me),
             "agent": opts.agent,
@@ -641,8 +661,9 @@ impl Lab {
         for (i, leaf) in LEAVES.iter().enumerate() {
             let node = self.start_leaf(leaf, i as u64)?;
             self.say(&format!(
-                "== {}: redis {}, {}, FRR {}, metal-switchd run (pid {}, log {})",
+                "== {}: SONiC flavour {}: redis {}, {}, FRR {}, metal-switchd run (pid {}, log {})",
                 leaf.name,
+                o.flavour_of(leaf.name),
                 node.redis.socket().display(),
                 node.sonic.label(),
                 o.sonic_of(leaf.name)
@@ -749,6 +770,7 @@ impl Lab {
         mkdir(&dir)?;
         let redis = RedisServer::start_in(&dir, Some(&ns))?;
         let choice = o.sonic_of(leaf.name);
+        let flavour = o.flavour_of(leaf.name);
         // Real SONiC's orchagent and portsyncd write the port markers.
         let seed = match choice {
             SonicChoice::StandIn => SeedOptions::default(),
@@ -758,12 +780,11 @@ impl Lab {
                 ..SeedOptions::default()
             },
         };
-        // Community SONiC refuses Dell's own fields of the base config.
-        let config_db = match choice {
-            SonicChoice::StandIn => leaf.config_db.to_owned(),
-            SonicChoice::Real(_) => crate::sonic_real::community_config(leaf.config_db)?,
-        };
-        seed_switch(&redis, &config_db, Some(&o.port_map()), &seed)
+        let mut base = crate::flavours::base_config(flavour, leaf.name)?;
+        if choice != SonicChoice::StandIn {
+            base = crate::sonic_real::first_boot_config(&base)?;
+        }
+        seed_switch(&redis, &base, Some(&o.port_map()), &seed)
             .with_context(|| format!("seeding {}'s CONFIG_DB", leaf.name))?;
         let dbconf = redis.write_database_config()?;
         let (sonic, frr) = match choice {
@@ -776,7 +797,19 @@ impl Lab {
                     },
                 )
                 .with_context(|| format!("the SONiC stand-in of {}", leaf.name))?;
-                let frr = FrrLab::start_in(&ns, leaf.name, &dir.join("frr"))?;
+                // zebra loads the flavour's fpm module; the stand-in checks
+                // the installed frr.conf against it and can restart the bgp
+                // container.
+                let frr = FrrLab::start_in_with(
+                    &ns,
+                    leaf.name,
+                    &dir.join("frr"),
+                    crate::flavours::zebra_modules(flavour),
+                )?;
+                standin.set_bgp(crate::flavours::BgpContainer {
+                    profile: flavour,
+                    frr_conf: frr.config_file(),
+                });
                 (LeafSonic::StandIn(standin), frr)
             }
             SonicChoice::Real(release) => {
@@ -807,22 +840,24 @@ impl Lab {
                     real.startup,
                     real.dir.display()
                 ));
-                let frr = FrrLab::start_in_with(
+                // The release's FRR, started as SONiC's bgp container does:
+                // its start script's lines in frr.conf before the agent's.
+                let boot: String = crate::flavours::start_script_lines(flavour)
+                    .iter()
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                let frr = FrrLab::start_in_install(
                     &ns,
                     leaf.name,
                     &dir.join("frr"),
                     release.frr(&build),
-                    release.frr_boot_config(),
+                    &boot,
                 )?;
                 (LeafSonic::Real(real), frr)
             }
         };
         let version = dir.join("sonic_version.yml");
-        let version_yml = match choice {
-            SonicChoice::StandIn => "build_version: 'SONiC.4.5.1-Enterprise_Base'\n".to_owned(),
-            SonicChoice::Real(r) => r.sonic_version_yml(),
-        };
-        std::fs::write(&version, version_yml)?;
+        std::fs::write(&version, flavour.sonic_version_yml())?;
         let secret = match o.api {
             ApiVersion::V1 => {
                 let p = dir.join("hmac_key");

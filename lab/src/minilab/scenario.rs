@@ -40,6 +40,34 @@ pub struct ScenarioResult {
     pub tenant_summaries: Vec<(String, String)>,
 }
 
+impl ScenarioResult {
+    /// What did not hold after a step: every leaf's session to the exit
+    /// Established, its last report without error, no violation the SONiC
+    /// stand-in reported. Empty when every step was clean.
+    pub fn step_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            for v in &step.views {
+                let at = format!("step {}: {}", i + 1, v.name);
+                match &v.sessions {
+                    Ok(s) if observe::established(s, "default", topology::UPLINK) => {}
+                    s => out.push(format!(
+                        "{at}: the session to the exit is not Established: {s:?}"
+                    )),
+                }
+                match &v.report {
+                    Some(r) if r.ok() => {}
+                    r => out.push(format!("{at}: no report without error: {r:?}")),
+                }
+                if !v.violations.is_empty() {
+                    out.push(format!("{at}: {:?}", v.violations));
+                }
+            }
+        }
+        out
+    }
+}
+
 fn fields(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
     pairs
         .iter()

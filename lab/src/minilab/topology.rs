@@ -248,7 +248,7 @@ pub fn agent_config(leaf: &Leaf, api: ApiVersion, f: &AgentFiles) -> String {
             toml_str(&f.secret_file)
         ),
         ApiVersion::V2 => format!(
-            "api_version = \"v2\"\nmetal_apiserver_url = \"http://{API_IP}:{API_PORT}/\"\n\
+            "api_version = \"v2\"\napi_allow_plaintext = true\nmetal_apiserver_url = \"http://{API_IP}:{API_PORT}/\"\n\
              metal_apiserver_token_file = {}\n",
             toml_str(&f.secret_file)
         ),
