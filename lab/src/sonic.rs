@@ -1252,7 +1252,29 @@ impl Daemon {
             ],
             format!("del VLAN|{name}"),
         )
-        .await
+        .await?;
+        // orchagent removes the VLAN's SAI object.
+        let vlanid = v.to_string();
+        self.orchagent(move |mut dbs, _shared| {
+            Box::pin(async move {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg("ASIC_STATE:SAI_OBJECT_TYPE_VLAN:*")
+                    .query_async(&mut dbs.asic)
+                    .await?;
+                for k in keys {
+                    let id: Option<String> = redis::cmd("HGET")
+                        .arg(&k)
+                        .arg("SAI_VLAN_ATTR_VLAN_ID")
+                        .query_async(&mut dbs.asic)
+                        .await?;
+                    if id.as_deref() == Some(vlanid.as_str()) {
+                        dbs.del(Db::Asic, &k).await?;
+                    }
+                }
+                Ok(())
+            })
+        });
+        Ok(Outcome::Done)
     }
 
     async fn member_set(
@@ -1695,7 +1717,7 @@ impl Daemon {
         let Some((vtep, map)) = rest.split_once('|') else {
             return Ok(Outcome::Done);
         };
-        let Some((v, _)) = self.kernel().maps.remove(map) else {
+        let Some((v, n)) = self.kernel().maps.remove(map) else {
             return Ok(Outcome::Done);
         };
         self.netdev(Op::VxlanDel {
@@ -1703,6 +1725,20 @@ impl Daemon {
             vid: v,
         })
         .await;
+        let holder = self
+            .kernel()
+            .vrfs
+            .iter()
+            .find(|(_, vni)| **vni == n && n != 0)
+            .map(|(name, _)| name.clone());
+        if let Some(vrf) = holder {
+            self.violation(format!(
+                "VXLAN_TUNNEL_MAP|{rest} deleted while {vrf} still holds VNI {n}: orchagent took \
+                 the map's entry out of the hardware when the VRF got the VNI and cannot remove it \
+                 again (vxlanorch.cpp VxlanTunnelMapOrch::delOperation retries; `config vxlan map \
+                 del` refuses: \"VNI mapped to vrf\"); the VRF (or its VNI) goes first"
+            ));
+        }
         if !self.kernel().vlans.contains(&v) {
             self.violation(format!(
                 "VXLAN_TUNNEL_MAP|{rest} deleted after Vlan{v}: orchagent fails with \"vlan id doesn't exist\" and leaves hardware state"
