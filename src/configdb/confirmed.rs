@@ -29,8 +29,9 @@ use super::schema::{DbState, Fields, Key, SEP, Table, vid_of_vlan_name};
 use crate::spec::{SwitchSpec, vni_of_vrf_name};
 
 /// STATE_DB tables the agent watches.
-pub const STATE_TABLES: [&str; 4] = [
+pub const STATE_TABLES: [&str; 5] = [
     "VRF_TABLE",
+    "VRF_OBJECT_TABLE",
     "VLAN_TABLE",
     "VLAN_MEMBER_TABLE",
     "INTERFACE_TABLE",
@@ -634,6 +635,12 @@ pub fn assess(
                 Key::vrf(&name),
                 "vrfmgrd",
                 "VRF_TABLE",
+            ),
+            "VRF_OBJECT_TABLE" => (
+                vni_of_vrf_name(&name).is_some() && !spec.static_vrfs.contains(&name),
+                Key::vrf(&name),
+                "orchagent",
+                "VRF_OBJECT_TABLE",
             ),
             "VLAN_TABLE" => (
                 owned_vlan(&name),

@@ -2,7 +2,7 @@
 //!
 //! SONiC's daemons order work only by key within one table and crash on some
 //! cross-table orders (sonic-configdb reference §3, §7). The planner puts
-//! every change into one of six stages (the second only when a VXLAN map
+//! every change into one of seven stages (the second only when a VXLAN map
 //! must be replaced); each non-empty stage becomes one
 //! phase, written as one `MULTI/EXEC`, followed by a barrier: conditions in
 //! STATE_DB, APPL_DB, COUNTERS_DB and ASIC_DB that say SONiC has processed
@@ -12,16 +12,20 @@
 //! |---|---|---|
 //! | 1 detach | delete VLAN members and INTERFACE entries (ports leave their VLAN or VRF); delete the first half of replacements; VRF `vni` → 0 where a VNI changes; PORT mtu/admin; create VLANs and VXLAN maps | members gone (STATE + ASIC bridge port), interfaces gone (STATE + RIF), VLANs and maps present |
 //! | (remap) | re-create VXLAN maps that had to be replaced (rare) | maps present |
-//! | 2 vrfs | create/update VRFs (with `vni`, after their VLAN-VNI map); delete VXLAN maps no longer wanted | VRFs present / VNI applied, maps gone |
+//! | 2 vrfs | create/update VRFs (with `vni`, after their VLAN-VNI map) | VRFs present / VNI applied |
 //! | 3 attach | create INTERFACE (VRF binding), VLAN members, VLAN interfaces, neighbour suppression, replaced maps; delete VLAN interfaces | those present / gone |
-//! | 4 cleanup | delete neighbour suppression and VLANs | VLANs gone |
-//! | 5 remove VRFs | delete VRFs | VRFs gone |
+//! | 4 remove VRFs | delete VRFs | VRFs gone (vrfmgrd's STATE entry and orchagent's VRF object) |
+//! | 5 remove maps | delete VXLAN maps no longer wanted | maps gone |
+//! | 6 cleanup | delete neighbour suppression and VLANs | VLANs gone |
 //!
 //! This keeps the rules: a port leaves its VLANs (STATE member entry and
 //! ASIC bridge port gone) before it gets an INTERFACE entry and vice versa; a
 //! VRF binding changes only by delete → confirm → create; VLAN-VNI maps
-//! exist before a VRF takes the VNI; deletions go ports → tunnel map → VLAN
-//! interface → suppression → VLAN → VRF; no key is deleted and re-created in
+//! exist before a VRF takes the VNI; deletions go ports → VLAN interface →
+//! VRF → tunnel map → suppression → VLAN (a map only after the VRF holding
+//! its VNI is gone from orchagent, which keeps such a map out of the
+//! hardware; found on real SONiC 202411, `docs/sonic.md`); no key is
+//! deleted and re-created in
 //! one phase. [`check_rules`] states these rules as code for the tests.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,8 +45,16 @@ pub enum Stage {
     Remap,
     Vrfs,
     Attach,
-    Cleanup,
     RemoveVrfs,
+    /// Remove VXLAN maps no longer wanted: after the VRF that held their VNI
+    /// is gone. While a VRF has a VNI, orchagent keeps the VLAN-VNI map of
+    /// that VNI out of the hardware (`VxlanVrfMapOrch::addOperation`); a
+    /// map deleted then cannot be removed (`VxlanTunnelMapOrch::delOperation`
+    /// retries forever, and gives up with the hardware state left behind
+    /// once the VLAN is gone). SONiC's CLI refuses that order too (`config
+    /// vxlan map del`: "VNI mapped to vrf").
+    RemoveMaps,
+    Cleanup,
 }
 
 impl Stage {
@@ -50,10 +62,11 @@ impl Stage {
         match self {
             Stage::Detach => "detach ports, create VLANs and VXLAN maps",
             Stage::Remap => "re-create replaced VXLAN maps",
-            Stage::Vrfs => "create VRFs, remove VXLAN maps",
+            Stage::Vrfs => "create VRFs",
             Stage::Attach => "bind ports and VLAN interfaces",
-            Stage::Cleanup => "remove VLANs",
             Stage::RemoveVrfs => "remove VRFs",
+            Stage::RemoveMaps => "remove VXLAN maps",
+            Stage::Cleanup => "remove VLANs",
         }
     }
 }
@@ -69,7 +82,7 @@ pub fn stage_of(c: &Change) -> Stage {
         (VxlanTunnelMap, Op::Create { .. }, Cause::Desired) => Stage::Detach,
         (VxlanTunnelMap, Op::Create { .. }, Cause::Replace) => Stage::Remap,
         (Vrf, Op::Create { .. } | Op::Update { .. }, _) => Stage::Vrfs,
-        (VxlanTunnelMap, Op::Delete { .. }, _) => Stage::Vrfs,
+        (VxlanTunnelMap, Op::Delete { .. }, _) => Stage::RemoveMaps,
         (
             Interface | VlanMember | VlanInterface | SuppressVlanNeigh | VxlanTunnelMap,
             Op::Create { .. },
@@ -502,15 +515,12 @@ fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> 
             )],
             None => Vec::new(),
         },
-        (Table::Vrf, Op::Delete { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "VRF_TABLE",
-                parts,
-                Gone,
-                "vrfmgrd",
-            )]
-        }
+        // orchagent removes the VRF object (and with it the VRF's VNI map)
+        // after vrfmgrd: the VXLAN map of its VNI may go only then.
+        (Table::Vrf, Op::Delete { .. }) => vec![
+            Condition::new(Db::State, "VRF_TABLE", parts, Gone, "vrfmgrd"),
+            Condition::new(Db::State, "VRF_OBJECT_TABLE", parts, Gone, "orchagent"),
+        ],
         _ => Vec::new(),
     }
 }
@@ -651,14 +661,23 @@ pub fn check_rules(plan: &Plan) -> Vec<String> {
             bad.push(format!("{}: deleted before its VXLAN map", v.key));
         }
     }
-    for (vi, v) in phase_of(Table::VlanInterface, &|c| {
+    // A VXLAN map goes after the VRF that holds its VNI.
+    let old_vni = |c: &Change| match &c.op {
+        Op::Delete { old } => old.get("vni").cloned(),
+        _ => None,
+    };
+    for (mi, m) in phase_of(Table::VxlanTunnelMap, &|c| {
         c.is_delete() && c.cause == Cause::Desired
     }) {
-        if let Some(i) = last(Table::VxlanTunnelMap, &|c| {
-            c.is_delete() && c.key.name.ends_with(&format!("_{}", v.key.name))
-        }) && i > vi
+        let Some(vni) = old_vni(m) else { continue };
+        if let Some(ri) = last(Table::Vrf, &|c| {
+            c.is_delete() && old_vni(c).as_deref() == Some(vni.as_str())
+        }) && ri >= mi
         {
-            bad.push(format!("{}: deleted before its VXLAN map", v.key));
+            bad.push(format!(
+                "{}: deleted while a VRF still holds VNI {vni}",
+                m.key
+            ));
         }
     }
     for (ri, r) in phase_of(Table::Vrf, &|c| c.is_delete()) {
@@ -937,7 +956,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tenant_vrf_is_removed_ports_map_interface_suppression_vlan_vrf() {
+    fn a_tenant_vrf_is_removed_ports_interface_vrf_map_then_suppression_and_vlan() {
         // §7.7 / §3.3 rule 6.
         let p = plan(ChangeSet {
             changes: vec![
@@ -963,8 +982,10 @@ mod tests {
         let sup = phase_of(&p, "SUPPRESS_VLAN_NEIGH|Vlan1001", |_| true);
         let vlan = phase_of(&p, "VLAN|Vlan1001", |_| true);
         let vrf = phase_of(&p, "VRF|Vrf104009", |_| true);
+        // The VRF (with its VNI) before the VLAN-VNI map: orchagent keeps
+        // that map out of the hardware while a VRF holds the VNI.
         assert!(
-            port < map && map < svi && svi < vlan && sup <= vlan && vlan < vrf,
+            port < svi && svi < vrf && vrf < map && map < vlan && sup <= vlan,
             "{p}"
         );
         // Each deletion is confirmed before the next step.
@@ -984,6 +1005,12 @@ mod tests {
             barrier(&p, vrf)
                 .iter()
                 .any(|b| b == "STATE_DB VRF_TABLE|Vrf104009 gone (vrfmgrd)"),
+            "{p}"
+        );
+        assert!(
+            barrier(&p, vrf)
+                .iter()
+                .any(|b| b == "STATE_DB VRF_OBJECT_TABLE|Vrf104009 gone (orchagent)"),
             "{p}"
         );
         assert!(check_rules(&p).is_empty(), "{:?}", check_rules(&p));
@@ -1060,6 +1087,7 @@ mod tests {
                         &[("vlan", "Vlan1001"), ("vni", "7")],
                         D,
                     ),
+                    delete("VRF|Vrf7", &[("vni", "7")], D),
                 ],
                 barrier: Vec::new(),
             }],
@@ -1069,6 +1097,7 @@ mod tests {
             "Ethernet1: INTERFACE created before VLAN_MEMBER|Vlan3900|Ethernet1 is deleted",
             "Ethernet1: routed without checking for a lingering ASIC bridge port",
             "VLAN|Vlan1001: deleted before its VXLAN map",
+            "VXLAN_TUNNEL_MAP|vtep|map_7_Vlan1001: deleted while a VRF still holds VNI 7",
         ] {
             assert!(found.contains(want), "missing {want:?} in:\n{found}");
         }
