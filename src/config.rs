@@ -397,7 +397,24 @@ impl Serialize for Secret {
     }
 }
 
-/// A duration written like `10s`, `1m30s`, `500ms`.
+/// The longest duration any setting or option takes: 30 days. Every
+/// duration the agent adds to a clock stays far from overflowing it.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
+/// A duration written like `10s`, `1m30s`, `500ms`, at most
+/// [`MAX_DURATION`].
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "is longer than {}, the longest duration a setting takes",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(d)
+}
+
+/// A duration written like `10s`, `1m30s`, `500ms` ([`parse_duration`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 
@@ -410,9 +427,10 @@ impl Serialize for HumanDuration {
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(HumanDuration)
-            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration: {e}")))
+        parse_duration(&s).map(HumanDuration).map_err(|e| {
+            let shown = crate::spec::names::quoted(&s);
+            serde::de::Error::custom(format!("{shown} is not a duration: {e}"))
+        })
     }
 }
 
@@ -473,7 +491,7 @@ pub struct Config {
     /// Extra routes via the management gateway.
     pub additional_mgmt_routes: Vec<IpNet>,
     /// Whether the daemon loop applies the desired state (false: compute and
-    /// report only). The loop is not built yet; `apply --once` always applies.
+    /// report only); `apply --once` always applies.
     pub reconfigure_switch: bool,
     /// How often the daemon loop reconciles without another trigger.
     pub reconfigure_switch_interval: HumanDuration,
@@ -1115,6 +1133,34 @@ impl Config {
     /// HMAC signs only `X-Date`, the method and the salt — not the path or
     /// the body — so a request can be replayed within its 30 s with any
     /// body; a v2 bearer token would be readable by anyone on the path.
+    /// Limits that bound others, said where they do: `timeout` bounds
+    /// everything one reconcile waits for (SONiC's confirmations, the
+    /// kernel), so a longer `barrier_timeout` or `kernel_drift_grace` is
+    /// cut to what is left of it.
+    pub fn limit_notes(&self) -> Vec<String> {
+        [
+            ("barrier_timeout", self.barrier_timeout, "a phase waits"),
+            (
+                "kernel_drift_grace",
+                self.kernel_drift_grace,
+                "a reconcile waits for the kernel",
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, d, _)| d.0 > self.timeout.0)
+        .map(|(key, d, what)| {
+            format!(
+                "{key} ({}) is longer than timeout ({}), which bounds everything one reconcile \
+                 waits for: {what} at most what is left of {}; set timeout to at least {key} \
+                 to wait longer",
+                humantime::format_duration(d.0),
+                humantime::format_duration(self.timeout.0),
+                humantime::format_duration(self.timeout.0),
+            )
+        })
+        .collect()
+    }
+
     pub fn plaintext_warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         match self.api_version() {

@@ -62,6 +62,8 @@ pub mod status;
 pub mod systemd;
 #[cfg(feature = "agent")]
 pub mod telemetry;
+#[cfg(feature = "agent")]
+pub mod writer_lock;
 
 pub use error::Error;
 

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::observed::{BgpPortState, BgpState, PortOperState};
-use crate::spec::AdminStatus;
+use crate::spec::{AdminStatus, SpecDigest};
 
 /// Name of the status file in the state directory.
 pub const STATUS_FILE: &str = "status.json";
@@ -356,6 +356,13 @@ pub struct DesiredState {
     pub source: DesiredSource,
     /// Counts distinct desired states since start (1 = the first one).
     pub generation: u64,
+    /// The digest of the validated desired state
+    /// ([`crate::spec::SwitchSpec::digest`]); `None` until one was valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<SpecDigest>,
+    /// The API's generation of it (v2 `meta.generation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_generation: Option<u64>,
 }
 
 /// The last reconcile.
@@ -378,6 +385,14 @@ pub struct ReconcileRecord {
     pub phases: u64,
     /// Whether a new FRR configuration was installed.
     pub frr_changed: bool,
+    /// The digest of the desired state this reconcile worked towards — for
+    /// `converged`, the one it converged to ([`crate::spec::SwitchSpec::digest`]);
+    /// `None` when it had no valid desired state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<SpecDigest>,
+    /// The API's generation of that desired state (v2), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_generation: Option<u64>,
 }
 
 /// Drift the agent repaired.
@@ -387,6 +402,10 @@ pub struct Drift {
     pub repairs: BTreeMap<DriftSource, u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<DriftRepair>,
+    /// Owned CONFIG_DB keys contested by another writer: not repaired
+    /// while contested (`crate::configdb::contest`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contested: Vec<String>,
 }
 
 /// One drift repair.
@@ -671,7 +690,7 @@ impl Status {
             }
             if let Some(e) = &r.error {
                 let first = e.lines().next().unwrap_or_default();
-                let _ = write!(s, ": {}", truncate(first, 120));
+                let _ = write!(s, ": {}", truncate(&shown(first), 120));
             }
         }
         if self.consecutive_failures > 1 {
@@ -679,6 +698,12 @@ impl Status {
         }
         if let Some(d) = &self.desired {
             let _ = write!(s, "; generation {}", d.generation);
+            if let Some(digest) = &d.digest {
+                let _ = write!(s, " = {}", truncate(&shown(&digest.0), 16));
+            }
+            if let Some(g) = d.api_generation {
+                let _ = write!(s, " (API {g})");
+            }
         }
         let (up, total) = self.ports_up();
         if total > 0 {
@@ -732,24 +757,27 @@ impl Status {
             Some(d) => {
                 let _ = writeln!(
                     o,
-                    "desired state:    {} generation {}",
+                    "desired state:    {} generation {}{}",
                     d.source.as_str(),
-                    d.generation
+                    d.generation,
+                    identity(d.digest.as_ref(), d.api_generation)
                 );
             }
             None => o.push_str("desired state:    none yet\n"),
         }
         if let Some(f) = &self.flavour {
             let fact = |k: &str| {
-                f.facts
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .map_or("unknown", |(_, v)| v.as_str())
+                shown(
+                    f.facts
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .map_or("unknown", |(_, v)| v.as_str()),
+                )
             };
             let _ = writeln!(
                 o,
                 "SONiC flavour:    {} (Debian {}, {}, FRR {}, fpm module {})",
-                f.name,
+                shown(&f.name),
                 fact("debian"),
                 fact("docker_routing_config_mode"),
                 fact("frr_version"),
@@ -757,10 +785,10 @@ impl Status {
             );
             let _ = writeln!(o, "  frr.conf adds:  {}", fact("frr_lines"));
             for w in &f.warnings {
-                let _ = writeln!(o, "  warning:        {w}");
+                let _ = writeln!(o, "  warning:        {}", shown(w));
             }
             if let Some(r) = &f.refused {
-                let _ = writeln!(o, "  REFUSED:        {r}");
+                let _ = writeln!(o, "  REFUSED:        {}", shown(r));
             }
         }
         match &self.last_reconcile {
@@ -774,10 +802,22 @@ impl Status {
                     short_duration(r.duration),
                     r.trigger.as_str()
                 );
+                if r.digest.is_some() {
+                    let to = if r.result == ReconcileResult::Converged {
+                        "converged to"
+                    } else {
+                        "towards"
+                    };
+                    let _ = writeln!(
+                        o,
+                        "  {to:<16}{}",
+                        identity(r.digest.as_ref(), r.api_generation).trim_start_matches(", ")
+                    );
+                }
                 if let Some(e) = &r.error {
                     for (i, line) in e.lines().enumerate() {
                         let label = if i == 0 { "  error:" } else { "" };
-                        let _ = writeln!(o, "{label:<18}{line}");
+                        let _ = writeln!(o, "{label:<18}{}", shown(line));
                     }
                 }
                 if !r.stages.is_empty() {
@@ -824,9 +864,22 @@ impl Status {
             .collect();
         let _ = write!(o, "drift repairs:    {}", repairs.join(", "));
         if let Some(l) = &self.drift.last {
-            let _ = write!(o, " (last: {} {} at {})", l.source.as_str(), l.what, l.at);
+            let _ = write!(
+                o,
+                " (last: {} {} at {})",
+                l.source.as_str(),
+                shown(&l.what),
+                l.at
+            );
         }
         o.push('\n');
+        if !self.drift.contested.is_empty() {
+            let _ = writeln!(
+                o,
+                "contested:        {} (by another writer; not repaired)",
+                self.drift.contested.join(", ")
+            );
+        }
         let (up, total) = self.ports_up();
         let lldp = self.ports.values().filter(|p| p.lldp.is_some()).count();
         let _ = writeln!(
@@ -843,7 +896,7 @@ impl Status {
                 .admin
                 .map(|a| format!(", admin {}", a.as_str()))
                 .unwrap_or_default();
-            let _ = writeln!(o, "  {name:<14}{:?}{admin}", p.oper);
+            let _ = writeln!(o, "  {:<14}{:?}{admin}", shown(name), p.oper);
         }
         let mut by_state: BTreeMap<BgpState, usize> = BTreeMap::new();
         for b in self.bgp.values() {
@@ -870,14 +923,15 @@ impl Status {
         {
             let _ = writeln!(
                 o,
-                "  {port:<14}{:<12}vrf {} peer-group {} neighbor {}",
+                "  {:<14}{:<12}vrf {} peer-group {} neighbor {}",
+                shown(port),
                 b.state.as_str(),
-                b.vrf,
-                b.peer_group,
+                shown(&b.vrf),
+                shown(&b.peer_group),
                 if b.neighbor.is_empty() {
-                    "-"
+                    "-".to_owned()
                 } else {
-                    &b.neighbor
+                    shown(&b.neighbor)
                 }
             );
         }
@@ -990,6 +1044,27 @@ pub fn short_duration(d: Duration) -> String {
     }
 }
 
+/// `, digest D (API generation G)` of a desired state, or nothing.
+fn identity(digest: Option<&SpecDigest>, api_generation: Option<u64>) -> String {
+    let mut s = String::new();
+    if let Some(d) = digest {
+        let _ = write!(s, ", digest {}", shown(&d.0));
+    }
+    if let Some(g) = api_generation {
+        let _ = write!(s, " (API generation {g})");
+    }
+    s
+}
+
+/// Text of the status file as `status` shows it: the file may hold what
+/// came from outside (API errors, CONFIG_DB names, a BGP peer's host name),
+/// and anyone who can write it could put anything there. Control and
+/// format characters escaped, cut at `MESSAGE_CHARS` per value
+/// ([`crate::spec::names::escaped`]).
+fn shown(s: &str) -> String {
+    crate::spec::names::escaped(s, crate::spec::names::MESSAGE_CHARS)
+}
+
 fn truncate(s: &str, max_chars: usize) -> String {
     if s.chars().count() <= max_chars {
         s.to_owned()
@@ -1026,6 +1101,8 @@ mod tests {
             changes: 3,
             phases: 2,
             frr_changed: true,
+            digest: Some(SpecDigest("0123456789abcdef".into())),
+            api_generation: Some(12),
         }
     }
 
@@ -1035,6 +1112,8 @@ mod tests {
         s.desired = Some(DesiredState {
             source: DesiredSource::ApiV1,
             generation: 7,
+            digest: Some(SpecDigest("0123456789abcdef".into())),
+            api_generation: Some(12),
         });
         s.record_reconcile(record(ReconcileResult::Converged, 10));
         s.record_drift(DriftSource::Configdb, "PORT|Ethernet4 mtu", t(20));
@@ -1205,8 +1284,8 @@ mod tests {
         let line = s.status_line(t(40));
         assert_eq!(
             line,
-            "idle; last reconcile #1 converged 30.0s ago in 1.5s, 3 changes; generation 7; \
-             ports 1/2 up; BGP 1/2 established"
+            "idle; last reconcile #1 converged 30.0s ago in 1.5s, 3 changes; generation 7 = \
+             0123456789abcdef (API 12); ports 1/2 up; BGP 1/2 established"
         );
         s.record_reconcile(record(ReconcileResult::Error, 41));
         s.record_reconcile(record(ReconcileResult::Error, 50));
@@ -1263,7 +1342,8 @@ mod tests {
             "metal-switchd 0.1.0",
             "pid 4242, up 40.0s",
             "phase:            idle",
-            "desired state:    api-v1 generation 7",
+            "desired state:    api-v1 generation 7, digest 0123456789abcdef (API generation 12)\n",
+            "  converged to    digest 0123456789abcdef (API generation 12)\n",
             "last reconcile:   converged at 2026-09-21T14:13:30.000Z (30.0s ago), took 1.5s, trigger timer",
             "stages:         fetch 12ms, barrier_wait 800ms",
             "changes:        3 CONFIG_DB keys in 2 phases; FRR reloaded",
@@ -1277,6 +1357,33 @@ mod tests {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
         assert!(!text.contains("Ethernet0     Up"), "{text}");
+    }
+
+    /// Issue 22 item 5: what came from outside is shown escaped and cut —
+    /// an API error with `ESC[2J` and a forged line, a BGP peer's host name
+    /// with U+202E, a CONFIG_DB name with a newline.
+    #[test]
+    fn the_text_escapes_what_came_from_outside() {
+        let mut s = sample();
+        let mut r = record(ReconcileResult::Error, 30);
+        r.error = Some(format!(
+            "get switch: answered HTTP 400: \u{1b}[2J{}\nfirst\u{202e}line",
+            "x".repeat(10_000)
+        ));
+        s.record_reconcile(r);
+        s.record_drift(DriftSource::Configdb, "PORT|Eth\u{1b}]0;x\u{7}", t(31));
+        if let Some(b) = s.bgp.values_mut().next() {
+            b.neighbor = "evil\u{202e}txt.exe\u{1b}[31m".into();
+            b.state = BgpState::Active;
+        }
+        let text = s.text(t(40));
+        let line = s.status_line(t(40));
+        for shown in [&text, &line] {
+            assert!(!shown.contains(['\u{1b}', '\u{7}', '\u{202e}']), "{shown}");
+        }
+        assert!(text.contains("evil\\u{202e}txt.exe\\u{1b}[31m"), "{text}");
+        assert!(text.contains("\\u{1b}[2Jxxx"), "{text}");
+        assert!(text.len() < 4_000, "{} bytes", text.len());
     }
 
     #[test]

@@ -39,7 +39,7 @@ use super::{
 };
 use crate::config::{ApiVersion, Config, Secret};
 use crate::observed::SwitchReport;
-use crate::spec::names::{escaped, quoted};
+use crate::spec::names::{MESSAGE_CHARS, escaped, quoted};
 
 /// A renewed v2 token, from `TokenService/Refresh`.
 #[derive(Debug, Clone)]
@@ -164,7 +164,7 @@ fn decode<T: DeserializeOwned>(
             status: resp.status,
             message: format!(
                 "{} (body starts with {})",
-                escaped(&e.to_string(), 300),
+                escaped(&e.to_string(), MESSAGE_CHARS),
                 quoted(&preview(&resp.body))
             ),
         })
@@ -182,7 +182,7 @@ fn decode_lenient<T: DeserializeOwned>(
         status: resp.status,
         message: format!(
             "{} (body starts with {})",
-            escaped(&e.to_string(), 300),
+            escaped(&e.to_string(), MESSAGE_CHARS),
             quoted(&preview(&resp.body))
         ),
     })
@@ -204,7 +204,7 @@ fn switch_answer(
     let doc = crate::json::from_slice(&resp.body).map_err(|e| {
         ApiError::Document(SwitchDocError::Json {
             origin: origin.clone(),
-            message: escaped(&e.to_string(), 300),
+            message: escaped(&e.to_string(), MESSAGE_CHARS),
         })
     })?;
     let (_, obj) = SwitchObject::decode(&origin, doc, Some(version)).map_err(ApiError::Document)?;
@@ -427,8 +427,8 @@ impl ApiClient {
                 return Ok(resp);
             }
             let message = match serde_json::from_slice::<v1::HttpErrorResponse>(&resp.body) {
-                Ok(e) if !e.message.is_empty() => e.message,
-                _ => format!("(no error body) {}", preview(&resp.body)),
+                Ok(e) if !e.message.is_empty() => escaped(&e.message, MESSAGE_CHARS),
+                _ => format!("(no error body) {}", quoted(&preview(&resp.body))),
             };
             Err(ApiError::Http {
                 call,
@@ -495,10 +495,12 @@ impl ApiClient {
                 .as_deref()
                 .is_some_and(|c| c.starts_with("application/json"));
             let (code, message) = match serde_json::from_slice::<v2::ConnectError>(&resp.body) {
-                Ok(e) if is_json || !e.code.is_empty() => (Code::from_wire(&e.code), e.message),
+                Ok(e) if is_json || !e.code.is_empty() => {
+                    (Code::from_wire(&e.code), escaped(&e.message, MESSAGE_CHARS))
+                }
                 _ => (
                     Code::from_http_status(resp.status),
-                    format!("(no Connect error body) {}", preview(&resp.body)),
+                    format!("(no Connect error body) {}", quoted(&preview(&resp.body))),
                 ),
             };
             Err(ApiError::Rpc {

@@ -206,7 +206,7 @@ impl GrpcEvents {
             call,
             address: self.address.clone(),
             code: s.code(),
-            message: s.message().to_owned(),
+            message: crate::spec::names::escaped(s.message(), crate::spec::names::MESSAGE_CHARS),
         };
         grpc.ready().await.map_err(|e| ApiError::Grpc {
             call,

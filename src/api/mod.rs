@@ -134,6 +134,9 @@ pub struct FetchedSwitch {
     /// The nic names, in the API's order (what port states must cover).
     pub nic_names: Vec<String>,
     pub sync: SyncStatus,
+    /// The API's generation of the switch (v2 `meta.generation`), when it
+    /// has one.
+    pub generation: Option<u64>,
 }
 
 /// A machine that phoned home (LLDP), for the event service.

@@ -197,6 +197,8 @@ impl SwitchResponse {
             nic_names: self.nics.iter().flatten().map(|n| n.name.clone()).collect(),
             sync: sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref())
                 .map_err(SwitchProblem::Sync)?,
+            // v1's switch has no generation (only `changed`, a time).
+            generation: None,
         })
     }
 }

@@ -6,10 +6,12 @@
 //! → [`diff`] (minimal [`ChangeSet`](diff::ChangeSet) against the owned part,
 //! see [`owned`]) → [`plan`] (phases and barriers).
 //! [`crate::reconcile::prepare`] runs the whole chain from a desired state.
-//! The adapter (`redis`, feature `agent`) reads the snapshot in one
-//! round trip and applies a plan phase by phase.
+//! The adapters (feature `agent`): [`feed`] keeps a view of SONiC's
+//! databases current (first read by [`startup`] in bounded steps), `redis`
+//! applies a plan phase by phase.
 
 pub mod confirmed;
+pub mod contest;
 pub mod dbconfig;
 pub mod diff;
 pub mod facts;
@@ -23,6 +25,8 @@ mod proptests;
 pub mod redis;
 pub mod schema;
 pub mod snapshot;
+#[cfg(feature = "agent")]
+pub mod startup;
 pub mod target;
 #[cfg(test)]
 pub(crate) mod testkit;

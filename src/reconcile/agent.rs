@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::configdb;
 use crate::configdb::dbconfig::Databases;
 use crate::configdb::plan::Plan;
-use crate::configdb::redis::{ApplyOptions, ConfigDb, ConfigDbError};
+use crate::configdb::redis::{ApplyOptions, ConfigDb, ConfigDbError, PhaseHook};
 use crate::configdb::schema::Key;
 use crate::error::Error;
 use crate::flavour::{Flavour, FrrLines};
@@ -21,7 +21,15 @@ use crate::frr;
 use crate::frr::install::{Installed, Installer};
 use crate::kernel::KernelView;
 use crate::kernel::expect::expectations;
-use crate::spec::{self, LocalFacts, SwitchDesc, SwitchSpec};
+use crate::spec::{self, LocalFacts, SpecDigest, SwitchDesc, SwitchSpec};
+use crate::systemd::watchdog::{Liveness, Step};
+
+/// How long one full read of the owned CONFIG_DB entries may take.
+const REFRESH_LIMIT: Duration = Duration::from_secs(10);
+
+/// Slack on top of a step's own time limits (scheduling, a redis round
+/// trip) before the watchdog calls it stalled.
+const STEP_SLACK: Duration = Duration::from_secs(10);
 
 /// Whether (and how) the agent changes the switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +75,12 @@ impl AgentOptions {
 struct Last {
     /// The desired state the spec was built from.
     desc: Option<Arc<SwitchDesc>>,
-    /// The spec built from `desc` and CONFIG_DB at `spec_config_version`.
+    /// The API's generation of `desc` (v2), when it has one.
+    api_generation: Option<u64>,
+    /// The spec built from `desc` and CONFIG_DB at `spec_config_version`,
+    /// and its digest.
     spec: Option<SwitchSpec>,
+    digest: Option<SpecDigest>,
     spec_config_version: u64,
     /// The local facts of CONFIG_DB at a view version.
     facts: Option<(u64, LocalFacts)>,
@@ -109,6 +121,12 @@ pub struct Agent {
     /// The next reconcile installs frr.conf again even when nothing else
     /// changed ([`Agent::repair_frr`]).
     frr_repair: bool,
+    /// The daemon's proof of progress for the watchdog: each long step of
+    /// a reconcile declares its bound ([`Agent::set_liveness`]).
+    liveness: Option<Liveness>,
+    /// Owned keys another writer keeps changing: left out of every plan
+    /// ([`Agent::set_contested`], `configdb::contest`).
+    contested: std::collections::BTreeSet<Key>,
 }
 
 impl Agent {
@@ -138,7 +156,35 @@ impl Agent {
             flavour: None,
             frr_digest: None,
             frr_repair: false,
+            liveness: None,
+            contested: Default::default(),
         })
+    }
+
+    /// Stop repairing these keys (contested by another writer): they are
+    /// left out of every plan until set again.
+    pub fn set_contested(&mut self, keys: impl IntoIterator<Item = Key>) {
+        self.contested = keys.into_iter().collect();
+    }
+
+    /// `plan` without the contested keys.
+    fn uncontested(&self, plan: Plan) -> Plan {
+        if self.contested.is_empty() {
+            return plan;
+        }
+        configdb::contest::without(plan, &|k| self.contested.contains(k))
+    }
+
+    /// Report the long steps of every reconcile to `liveness` (the
+    /// daemon's watchdog).
+    pub fn set_liveness(&mut self, liveness: Liveness) {
+        self.liveness = Some(liveness);
+    }
+
+    /// Open a long step of at most `bound` without progress (nothing
+    /// without a watchdog).
+    fn step(&self, what: &'static str, bound: Duration) -> Option<Step> {
+        self.liveness.as_ref().map(|l| l.step(what, bound))
     }
 
     /// Whether the installed frr.conf is no longer the one this agent
@@ -273,7 +319,11 @@ impl Agent {
     pub fn drifted(&self) -> Option<Plan> {
         let spec = self.last.spec.as_ref()?;
         let view = self.db.view();
-        let plan = configdb::plan_confirmed(spec, &view.config, &view.confirmed);
+        let plan = self.uncontested(configdb::plan_confirmed(
+            spec,
+            &view.config,
+            &view.confirmed,
+        ));
         (!plan.phases.is_empty()).then_some(plan)
     }
 
@@ -327,9 +377,14 @@ impl Agent {
         }
         // 1. The desired state.
         let t = Instant::now();
-        let desc = match (refetch, &self.last.desc) {
-            (false, Some(d)) => d.clone(),
+        let (desc, api_generation) = match (refetch, &self.last.desc) {
+            (false, Some(d)) => (d.clone(), self.last.api_generation),
             _ => {
+                let policy = crate::api::transport::RetryPolicy::from_config(&self.cfg);
+                let _step = self.step(
+                    "fetching the desired state",
+                    policy.worst_case(self.cfg.timeout.0).unwrap_or_default() + STEP_SLACK,
+                );
                 let fetched = match self.source.fetch(self.api.as_mut()).await {
                     Ok(f) => f,
                     Err(e) => {
@@ -338,9 +393,10 @@ impl Agent {
                     }
                 };
                 out.api_version = Some(fetched.version);
-                fetched.desc
+                (fetched.desc, fetched.api_generation)
             }
         };
+        out.api_generation = api_generation;
         out.stages.fetch = t.elapsed();
         let desired_changed = self
             .last
@@ -353,9 +409,9 @@ impl Agent {
         self.db.pump();
         if !self.db.view().readiness.ready() || !self.db.is_connected() {
             let left = deadline.saturating_duration_since(Instant::now());
-            self.db
-                .wait_ready(self.opts.wait_ready.min(left).max(Duration::from_millis(1)))
-                .await?;
+            let wait = self.opts.wait_ready.min(left).max(Duration::from_millis(1));
+            let _step = self.step("waiting for SONiC to be ready", wait + STEP_SLACK);
+            self.db.wait_ready(wait).await?;
         }
         let view_moved = self.view_moved();
 
@@ -370,13 +426,17 @@ impl Agent {
             && self.last.spec.is_some()
         {
             self.last.desc = Some(desc);
+            self.last.api_generation = api_generation;
             out.unchanged = true;
+            out.digest = self.last.digest.clone();
             return Ok(ReconcileResult::Converged);
         }
 
         // What SONiC confirmed, with every value read (planning decides on
         // them).
-        self.db.refresh(Duration::from_secs(10)).await?;
+        let refresh = self.step("reading CONFIG_DB", REFRESH_LIMIT + STEP_SLACK);
+        self.db.refresh(REFRESH_LIMIT).await?;
+        drop(refresh);
 
         // 3. The spec (rebuilt when the desired state or CONFIG_DB changed).
         let t = Instant::now();
@@ -386,7 +446,9 @@ impl Agent {
             || self.last.spec_config_version != view_config_version;
         if rebuild {
             self.last.desc = Some(desc.clone());
+            self.last.api_generation = api_generation;
             self.last.spec = None;
+            self.last.digest = None;
             if self
                 .last
                 .facts
@@ -400,9 +462,12 @@ impl Agent {
                 Some((_, facts)) => spec::build(&desc, &self.cfg, facts)?,
                 None => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
             };
+            self.last.digest = Some(spec.digest());
             self.last.spec = Some(spec);
             self.last.spec_config_version = view_config_version;
         }
+        self.last.api_generation = api_generation;
+        out.digest = self.last.digest.clone();
         let Some(spec) = self.last.spec.clone() else {
             return Err(Error::Invalid(spec::Problems(Vec::new())));
         };
@@ -417,6 +482,7 @@ impl Agent {
                 _ => configdb::plan_reasserting(&spec, &view.config, &view.confirmed, &reassert),
             }
         };
+        let plan = self.uncontested(plan);
         out.stages.plan = t.elapsed();
         out.changes = plan.changes();
         out.phases = plan.phases.len();
@@ -432,12 +498,63 @@ impl Agent {
             });
         }
 
-        // 4. CONFIG_DB, phase by phase, each confirmed by SONiC.
+        // frr.conf must be one the agent can read back (verify, drift):
+        // refused before anything is written, like any invalid state.
+        if self.installer.is_some() {
+            let text = self.rendered(&spec);
+            if let Some(p) = frr_size_problem(text.len(), crate::files::FRR_CONFIG_MAX_BYTES) {
+                return Err(Error::Invalid(spec::Problems(vec![p])));
+            }
+        }
+
+        // 4. What leaves FRR (a neighbour, a VRF instance) leaves it before
+        // its interface or VRF leaves CONFIG_DB: bgpd must not hold a
+        // session on an interface SONiC takes away. What is added goes into
+        // CONFIG_DB first (step 5), FRR after (step 6).
+        if !plan.is_empty()
+            && self.installer.is_some()
+            && let Some(old) = &self.last.converged_spec
+            && let Some(mid) = frr::render::removals_first(old, &spec)
+        {
+            let t = Instant::now();
+            let text = frr::render(&mid, self.frr_lines());
+            let step = self.step(
+                "validating and reloading FRR",
+                self.cfg.frr_validation_timeout.0 + self.cfg.frr_reload_timeout.0 + STEP_SLACK,
+            );
+            if let Some(installer) = &self.installer {
+                tracing::info!("removing from FRR what leaves CONFIG_DB, before CONFIG_DB");
+                installer.install(&text).await?;
+                self.frr_loaded = true;
+            }
+            drop(step);
+            out.stages.frr += t.elapsed();
+        }
+
+        // 5. CONFIG_DB, phase by phase, each confirmed by SONiC.
         if !plan.is_empty() {
             let mut opts = self.opts.hooks.clone();
             let left = deadline.saturating_duration_since(Instant::now());
             opts.barrier_timeout = opts.barrier_timeout.min(left).max(Duration::from_millis(1));
+            // Each wait (pending confirmations, a phase's precondition, its
+            // barrier) is bounded by the barrier timeout; every phase is
+            // progress.
+            let step = self.step("applying CONFIG_DB", opts.barrier_timeout + STEP_SLACK);
+            if let Some(l) = self.liveness.clone() {
+                let progress = |hook: Option<PhaseHook>| -> Option<PhaseHook> {
+                    let l = l.clone();
+                    Some(Arc::new(move |phase, stage| {
+                        l.progress();
+                        if let Some(h) = &hook {
+                            h(phase, stage);
+                        }
+                    }))
+                };
+                opts.before_phase = progress(opts.before_phase.take());
+                opts.after_write = progress(opts.after_write.take());
+            }
             let report = self.db.apply(&plan, &opts).await;
+            drop(step);
             match report {
                 Ok(r) => {
                     out.stages.configdb_write = r.write_time;
@@ -448,25 +565,33 @@ impl Agent {
             }
         }
 
-        // 5. FRR (not started once a shutdown was asked for).
+        // 6. FRR (not started once a shutdown was asked for).
         if self.opts.hooks.stop.as_ref().is_some_and(|s| *s.borrow()) {
             return Err(ConfigDbError::Stopped.into());
         }
         let t = Instant::now();
+        let frr_step = self.step(
+            "validating and reloading FRR",
+            self.cfg.frr_validation_timeout.0 + self.cfg.frr_reload_timeout.0 + STEP_SLACK,
+        );
         out.frr = self.install_frr(&spec).await?;
-        out.stages.frr = t.elapsed();
+        drop(frr_step);
+        out.stages.frr += t.elapsed();
         out.frr_repaired = frr_repair && matches!(out.frr, FrrOutcome::Replaced { .. });
 
-        // 6. Verify: the installed frr.conf is the rendered one, and — when
+        // 7. Verify: the installed frr.conf is the rendered one, and — when
         // anything was written — SONiC's view now matches the desired state.
         self.verify_frr(&spec)?;
         if !plan.is_empty() {
             // The apply ended synced with redis; read what changed unread.
-            self.db.refresh(Duration::from_secs(10)).await?;
+            let refresh = self.step("reading CONFIG_DB", REFRESH_LIMIT + STEP_SLACK);
+            self.db.refresh(REFRESH_LIMIT).await?;
+            drop(refresh);
             let again = {
                 let view = self.db.view();
                 configdb::plan_confirmed(&spec, &view.config, &view.confirmed)
             };
+            let again = self.uncontested(again);
             if !again.is_empty() {
                 out.retry_now = true;
                 return Err(ConfigDbError::NotConverged {
@@ -476,7 +601,7 @@ impl Agent {
             }
         }
         crate::crash_point!("reconcile.kernel-check");
-        // 7. The kernel shows what SONiC's managers made of it. They write
+        // 8. The kernel shows what SONiC's managers made of it. They write
         // their STATE_DB confirmations after their kernel commands, so a
         // mismatch left now is drift rather than lag: wait at most the
         // drift grace period, then let drift repair take over.
@@ -491,7 +616,9 @@ impl Agent {
                 .0
                 .min(left)
                 .max(Duration::from_millis(1));
+            let step = self.step("waiting for the kernel", wait + STEP_SLACK);
             let confirmed = kernel.wait_until(&expectations(&spec), wait).await;
+            drop(step);
             out.stages.kernel = t.elapsed();
             if let Err(e) = confirmed {
                 out.kernel_pending = true;
@@ -585,8 +712,39 @@ impl Agent {
     }
 }
 
+/// A rendered frr.conf of `len` bytes is larger than the agent reads back
+/// (`limit`): every later install would fail to read the installed file.
+fn frr_size_problem(len: usize, limit: u64) -> Option<spec::Problem> {
+    (u64::try_from(len).unwrap_or(u64::MAX) > limit).then(|| spec::Problem {
+        object: "frr.conf".into(),
+        message: format!(
+            "the rendered configuration has {len} bytes; the agent reads at most {limit} back \
+             (too many VRFs or prefixes for one frr.conf)"
+        ),
+    })
+}
+
 /// SHA-256 of an installed frr.conf.
 fn digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 22 item 8: a rendered frr.conf larger than the agent reads back
+    /// is refused (as invalid, before any write), at the read limit exactly
+    /// not.
+    #[test]
+    fn a_rendered_frr_conf_over_the_read_limit_is_refused() {
+        let limit = crate::files::FRR_CONFIG_MAX_BYTES;
+        let at = usize::try_from(limit).unwrap();
+        assert_eq!(frr_size_problem(at, limit), None);
+        let p = frr_size_problem(at + 1, limit).unwrap();
+        assert_eq!(p.object, "frr.conf");
+        assert!(p.message.contains("67108865 bytes"), "{}", p.message);
+        assert!(p.message.contains("at most 67108864"), "{}", p.message);
+    }
 }

@@ -34,6 +34,8 @@ pub struct Fetched {
     pub version: WireVersion,
     /// The API's record of the last reports (`None` for files).
     pub sync: Option<SyncStatus>,
+    /// The API's generation of the switch, when it has one (v2).
+    pub api_generation: Option<u64>,
 }
 
 impl DesiredSource {
@@ -63,12 +65,14 @@ impl DesiredSource {
                     desc: Arc::new(fetched.desc),
                     version,
                     sync: Some(fetched.sync),
+                    api_generation: fetched.generation,
                 })
             }
             DesiredSource::Memory(desc) => Ok(Fetched {
                 desc: desc.clone(),
                 version: WireVersion::V2,
                 sync: None,
+                api_generation: None,
             }),
             DesiredSource::File {
                 path,
@@ -82,6 +86,7 @@ impl DesiredSource {
                     desc: Arc::new(desc),
                     version,
                     sync: None,
+                    api_generation: None,
                 })
             }
         }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::api::WireVersion;
 use crate::configdb::plan::Plan;
 use crate::configdb::redis::ApplyReport;
+use crate::spec::SpecDigest;
 pub use crate::status::{ReconcileResult, Stage, Trigger};
 
 /// Time spent per stage.
@@ -89,6 +90,14 @@ pub struct Outcome {
     pub fetch_failed: Option<bool>,
     /// The desired state differs from the previous reconcile's.
     pub desired_changed: bool,
+    /// The digest of the validated desired state this reconcile worked
+    /// towards (converged to, when it did); `None` when there was none (the
+    /// fetch failed, the desired state was invalid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<SpecDigest>,
+    /// The API's generation of that desired state (v2), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_generation: Option<u64>,
     pub api_version: Option<WireVersion>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -126,6 +135,8 @@ impl Outcome {
             fetch_failed: None,
             kernel_pending: false,
             desired_changed: false,
+            digest: None,
+            api_generation: None,
             api_version: None,
             error: None,
             transient: false,
@@ -154,6 +165,13 @@ impl Outcome {
             self.trigger.as_str(),
             self.result.as_str()
         );
+        if let Some(d) = &self.digest {
+            let to = if self.is_converged() { "to" } else { "towards" };
+            s.push_str(&format!(" {to} desired state {d}"));
+            if let Some(g) = self.api_generation {
+                s.push_str(&format!(" (API generation {g})"));
+            }
+        }
         if self.unchanged {
             s.push_str(", nothing changed");
         } else if self.changes > 0 {
@@ -165,6 +183,7 @@ impl Outcome {
         if let FrrOutcome::Replaced { .. } = self.frr {
             s.push_str(", frr.conf replaced");
         }
+
         s.push_str(&format!(" in {:.1} ms", self.duration.as_secs_f64() * 1e3));
         if let Some(e) = &self.error {
             let first = e.lines().next().unwrap_or_default();

@@ -35,6 +35,7 @@ use crate::error::Error;
 use crate::kernel::KernelView;
 use crate::observed::PortOperState;
 use crate::spec::natural_cmp;
+use crate::systemd::watchdog::Liveness;
 
 /// The management user metal-core registers on SONiC.
 pub const MANAGEMENT_USER: &str = "admin";
@@ -107,6 +108,10 @@ pub struct RegisterOptions {
     pub retry: RetryPolicy,
     /// Stop retrying after this long (`None` = never).
     pub give_up_after: Option<Duration>,
+    /// Told at every attempt (the daemon's watchdog: registration may wait
+    /// for the API or SONiC far longer than `WatchdogSec`, attempt by
+    /// attempt).
+    pub progress: Option<Liveness>,
 }
 
 impl RegisterOptions {
@@ -115,7 +120,14 @@ impl RegisterOptions {
             wait_ready: Duration::from_secs(120),
             retry: RetryPolicy::from_config(cfg),
             give_up_after: None,
+            progress: None,
         }
+    }
+
+    /// The longest one attempt (and the pause after it) may take: SONiC's
+    /// readiness, one API call, the longest backoff.
+    pub fn attempt_bound(&self, api_timeout: Duration) -> Duration {
+        self.wait_ready + api_timeout + self.retry.max.max(self.retry.initial)
     }
 }
 
@@ -198,6 +210,9 @@ pub async fn register(
     let mut failed = 0u32;
     let policy = opts.retry.until_success(opts.give_up_after);
     loop {
+        if let Some(l) = &opts.progress {
+            l.progress();
+        }
         let attempt = async {
             let reg = gather(cfg, db, kernel, opts.wait_ready).await?;
             // One API attempt per round: this loop does the retrying.

@@ -18,10 +18,16 @@
 //!   exit 0. Stopping between CONFIG_DB phases is safe: the next start waits
 //!   for SONiC's confirmations before it writes (see `configdb::confirmed`).
 //!
-//! Alongside: LLDP phone-home on the managed ports, the status file
+//! Alongside: LLDP phone-home on every PORT port but the spine uplinks
+//! (from registration on, whatever the desired state), the status file
 //! (`metal-switchd status`), the Prometheus endpoint, and systemd's notify
-//! protocol (`READY=1` once SONiC's databases and the kernel were read,
-//! `WATCHDOG=1` from the loop, `STATUS=`, `RELOADING=1`, `STOPPING=1`).
+//! protocol (`READY=1` once SONiC's databases and the kernel were read —
+//! before registration, which may wait for the API for long —, `WATCHDOG=1`
+//! while the loop proves progress (see [`crate::systemd::watchdog`]: it beats
+//! every time round and at least every quarter of `WatchdogSec`; a long step
+//! — start-up, registration, fetch, a barrier, an FRR reload, a report —
+//! declares its bound and reports progress), `STATUS=`, `RELOADING=1`,
+//! `STOPPING=1`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -38,6 +44,7 @@ use super::{Agent, AgentOptions, report};
 use crate::api::client::ApiClient;
 use crate::api::{AGENT_VERSION, ComponentPing};
 use crate::config::{ApiVersion, Config};
+use crate::configdb::contest::{Contest, ContestPolicy};
 use crate::error::Error;
 use crate::frr::bgp::{BgpSource, Neighbors, StateFileWatch};
 use crate::kernel::KernelView;
@@ -53,6 +60,11 @@ use crate::status::{
     self, DriftSource, LldpNeighbor, LoopPhase, PortStatus, ReconcileRecord, Status, Timestamp,
 };
 use crate::systemd::notify::Notifier;
+use crate::systemd::watchdog::{Liveness, Pinger};
+
+/// Slack on top of a step's own time limits before the watchdog calls it
+/// stalled.
+const STEP_SLACK: Duration = Duration::from_secs(10);
 
 /// How often the agent announces itself to metal-apiserver (v2), as the Go
 /// client does.
@@ -131,7 +143,7 @@ pub struct DaemonOptions {
     /// The network namespace the kernel view reads (`None`: the agent's
     /// own; tests point it at a namespace of their switch).
     pub kernel_netns: Option<std::path::PathBuf>,
-    /// LLDP phone-home on the managed ports.
+    /// LLDP phone-home on every PORT port but the spine uplinks.
     pub phone_home: bool,
 }
 
@@ -194,6 +206,9 @@ pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     for w in cfg.plaintext_warnings() {
         tracing::warn!(risk = "plain-http", "{w}");
     }
+    for n in cfg.limit_notes() {
+        tracing::info!("{n}");
+    }
     let api = ApiClient::from_config(cfg)?;
     Agent::new(
         cfg.clone(),
@@ -220,7 +235,11 @@ pub struct Daemon {
     status: Status,
     metrics: Arc<Metrics>,
     metrics_server: Option<MetricsServer>,
-    notifier: Notifier,
+    notifier: Arc<Notifier>,
+    /// The loop's proof of progress, judged by `pinger`.
+    liveness: Liveness,
+    /// Sends `WATCHDOG=1` while `liveness` says the loop makes progress.
+    pinger: Option<Pinger>,
     phone_home: Option<PhoneHomeHandle>,
     /// v2: renews the token before it expires.
     token_renewal: Option<crate::api::renew::RenewalHandle>,
@@ -230,6 +249,8 @@ pub struct Daemon {
     drift: DriftTracker,
     /// Kernel drift that is reported, not repaired (for the heartbeat).
     drift_problem: Option<String>,
+    /// Owned keys repaired too often: contested by another writer.
+    contest: Contest,
     last_outcome: Option<Outcome>,
     last_error: Option<String>,
     /// Distinct desired states seen (status and metrics).
@@ -282,6 +303,8 @@ impl Daemon {
         } else {
             Notifier::disabled()
         };
+        let liveness = Liveness::new();
+        agent.set_liveness(liveness.clone());
         Daemon {
             agent,
             loader,
@@ -296,13 +319,16 @@ impl Daemon {
             status: Status::new(std::process::id(), started),
             metrics: Arc::new(Metrics::new(started)),
             metrics_server: None,
-            notifier,
+            notifier: Arc::new(notifier),
+            liveness,
+            pinger: None,
             phone_home: None,
             token_renewal: None,
             phone_home_ports: watch::channel(BTreeSet::new()).0,
             phone_home_seen: Default::default(),
             drift,
             drift_problem: None,
+            contest: Contest::new(ContestPolicy::default()),
             last_outcome: None,
             last_error: None,
             desired_generation: 0,
@@ -359,6 +385,12 @@ impl Daemon {
     async fn register(&mut self) -> Result<bool, Error> {
         let cfg = self.agent.cfg.clone();
         let opts = RegisterOptions::from_config(&cfg);
+        let mut opts = opts;
+        opts.progress = Some(self.liveness.clone());
+        let _step = self.liveness.step(
+            "registering with the metal API",
+            opts.attempt_bound(cfg.timeout.0) + STEP_SLACK,
+        );
         let mut stop = self.signals.stop.clone();
         let Some(kernel) = self.agent.kernel.clone() else {
             return Ok(true);
@@ -388,6 +420,19 @@ impl Daemon {
     /// and tell systemd the agent is ready.
     async fn start_side_jobs(&mut self) -> Result<(), Error> {
         let cfg = self.agent.cfg.clone();
+        if let (true, Some(interval)) = (
+            self.notifier.is_enabled(),
+            self.notifier.watchdog_interval(),
+        ) {
+            match Pinger::spawn(self.notifier.clone(), self.liveness.clone(), interval) {
+                Ok(p) => self.pinger = Some(p),
+                Err(e) => tracing::error!(error = %e, "cannot start the watchdog's pinger"),
+            }
+        }
+        // Up to 30 s for redis below, the kernel's dump, the flavour.
+        let _step = self
+            .liveness
+            .step("starting", Duration::from_secs(30) + STEP_SLACK * 3);
         if self.opts.metrics {
             let addr = format!(
                 "{}:{}",
@@ -463,22 +508,24 @@ impl Daemon {
         if !self.stopping() && !self.register().await? {
             return self.finish().await;
         }
+        self.update_phone_home_ports();
         let mut schedule = Schedule::new(
             Instant::now(),
             self.agent.cfg.reconfigure_switch_interval.0,
             (self.agent.cfg.api_version() == ApiVersion::V2).then_some(PING_INTERVAL),
-            self.notifier.watchdog_period(),
+            self.notifier.watchdog_interval().map(Pinger::beat_period),
         );
+        // Agents started together (a partition powered up, a fleet update)
+        // do not tick in step.
+        schedule.spread_start(0.5 + fastrand::f64());
         let mut stop = self.signals.stop.clone();
         self.set_phase(LoopPhase::Idle);
         while !self.stopping() {
+            // Every time round is progress; an idle loop comes round at
+            // least every quarter of the watchdog interval (Next::Watchdog).
+            self.liveness.beat();
             match schedule.next(Instant::now()) {
-                Next::Watchdog => {
-                    if let Err(e) = self.notifier.watchdog() {
-                        tracing::warn!(error = %e, "WATCHDOG=1 not sent");
-                    }
-                    schedule.watchdog_sent(Instant::now());
-                }
+                Next::Watchdog => schedule.watchdog_sent(Instant::now()),
                 Next::Ping => {
                     self.ping().await;
                     schedule.pinged(Instant::now());
@@ -663,12 +710,18 @@ impl Daemon {
     /// SIGHUP: re-read the configuration.
     async fn reload(&mut self, schedule: &mut Schedule) {
         let _ = self.notifier.reloading("re-reading the configuration");
+        let _step = self
+            .liveness
+            .step("re-reading the configuration", STEP_SLACK * 3);
         match (self.loader)() {
             Ok(cfg) => {
                 let interval = cfg.reconfigure_switch_interval.0;
                 match self.agent.set_config(cfg) {
                     Ok(()) => {
                         tracing::info!("configuration re-read (SIGHUP)");
+                        // The other writer may be gone: repair everything again.
+                        self.contest.clear();
+                        self.sync_contest();
                         self.detect_flavour().await;
                         schedule.set_interval(Instant::now(), interval);
                         schedule.trigger(Trigger::Reload, true);
@@ -693,6 +746,13 @@ impl Daemon {
     /// report, phone-home ports.
     async fn reconcile(&mut self, trigger: Trigger, refetch: bool) {
         self.set_phase(LoopPhase::Reconciling);
+        let released = self.contest.release_due(Instant::now());
+        if !released.is_empty() {
+            for key in &released {
+                tracing::info!(%key, "repairing a contested CONFIG_DB key once more");
+            }
+            self.sync_contest();
+        }
         let started_at = SystemTime::now();
         let deadline = Instant::now() + self.agent.cfg.timeout.0;
         // A change of frr.conf whose event was missed (no watch) is found
@@ -704,18 +764,33 @@ impl Daemon {
         self.log(&outcome);
         self.record(&outcome, started_at);
         self.report(&outcome).await;
-        if let Some(spec) = self.agent.spec() {
-            let ports: BTreeSet<String> = spec.ports.keys().cloned().collect();
-            self.phone_home_ports.send_if_modified(|p| {
-                let changed = *p != ports;
-                *p = ports;
-                changed
-            });
-        }
+        self.update_phone_home_ports();
         (self.observer)(&LoopEvent::Reconciled(Box::new(outcome.clone())));
         self.last_outcome = Some(outcome);
         self.status.set_phase(LoopPhase::Idle);
         self.publish_status();
+    }
+
+    /// LLDP capture runs on every port of CONFIG_DB PORT but the spine
+    /// uplinks, from registration on — like metal-core, and whether or not
+    /// the desired state is valid: a refused desired state must not make
+    /// every machine on the switch look dead to the API.
+    fn update_phone_home_ports(&mut self) {
+        let uplinks = &self.agent.cfg.spine_uplinks;
+        let ports: BTreeSet<String> = self
+            .agent
+            .db()
+            .view()
+            .config
+            .table(crate::configdb::schema::Table::Port)
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| !uplinks.contains(name))
+            .collect();
+        self.phone_home_ports.send_if_modified(|p| {
+            let changed = *p != ports;
+            *p = ports;
+            changed
+        });
     }
 
     /// Metrics and the status record of one reconcile.
@@ -748,7 +823,7 @@ impl Daemon {
         }
         if o.desired_changed {
             self.desired_generation += 1;
-            m.set_desired_generation(self.desired_generation);
+            m.desired_state_changed();
         }
         self.status.desired = Some(status::DesiredState {
             source: match self.agent.cfg.api_version() {
@@ -756,7 +831,17 @@ impl Daemon {
                 ApiVersion::V2 => status::DesiredSource::ApiV2,
             },
             generation: self.desired_generation,
+            digest: o
+                .digest
+                .clone()
+                .or_else(|| self.status.desired.as_ref().and_then(|d| d.digest.clone())),
+            api_generation: o
+                .api_generation
+                .or_else(|| self.status.desired.as_ref().and_then(|d| d.api_generation)),
         });
+        if let Some(d) = &o.digest {
+            m.set_desired_state(d, o.api_generation, o.is_converged());
+        }
         if o.frr_repaired {
             m.drift_repaired(DriftSource::Frr);
             let what = self.agent.cfg.frr_config.display().to_string();
@@ -772,6 +857,30 @@ impl Daemon {
                 .unwrap_or_default();
             self.status.record_drift(DriftSource::Configdb, what, now);
         }
+        // Writes the desired state did not ask for repair what another
+        // writer changed; a key repaired too often is left to it.
+        let repair = matches!(
+            o.trigger,
+            Trigger::Configdb | Trigger::Timer | Trigger::Retry
+        ) && !o.desired_changed
+            && !matches!(o.result, ReconcileResult::Invalid | ReconcileResult::DryRun)
+            && o.changes > 0;
+        if repair && let Some(plan) = &o.plan {
+            let newly = self
+                .contest
+                .repaired(Instant::now(), plan.iter_changes().map(|c| &c.key));
+            for key in &newly {
+                tracing::error!(
+                    %key,
+                    "CONFIG_DB key contested by another writer (changed back after every \
+                     repair); no longer repaired for now — is metal-core or a second agent \
+                     running?"
+                );
+            }
+            if !newly.is_empty() {
+                self.sync_contest();
+            }
+        }
         self.status.record_reconcile(ReconcileRecord {
             started_at: Timestamp(started_at),
             duration: o.duration,
@@ -782,17 +891,31 @@ impl Daemon {
             changes: o.changes as u64,
             phases: o.phases as u64,
             frr_changed: matches!(o.frr, FrrOutcome::Replaced { .. }),
+            digest: o.digest.clone(),
+            api_generation: o.api_generation,
         });
+    }
+
+    /// The contested keys into the agent (left out of its plans), the
+    /// metrics and the status.
+    fn sync_contest(&mut self) {
+        let keys: Vec<_> = self.contest.contested().cloned().collect();
+        self.metrics.set_contested_keys(keys.len());
+        self.status.drift.contested = keys.iter().map(ToString::to_string).collect();
+        self.agent.set_contested(keys);
     }
 
     fn log(&mut self, o: &Outcome) {
         match o.result {
             ReconcileResult::Converged | ReconcileResult::DryRun => {
+                let digest = o.digest.as_ref().map(|d| d.0.as_str());
                 if o.unchanged {
-                    tracing::debug!(generation = o.generation, "{}", o.summary());
+                    tracing::debug!(generation = o.generation, digest, "{}", o.summary());
                 } else {
                     tracing::info!(
                         generation = o.generation,
+                        digest,
+                        api_generation = o.api_generation,
                         trigger = o.trigger.as_str(),
                         changes = o.changes,
                         phases = o.phases,
@@ -910,11 +1033,16 @@ impl Daemon {
             )
         };
         if rep.error.is_none() {
-            rep.error = self.drift_problem.clone();
+            rep.error = self
+                .drift_problem
+                .clone()
+                .or_else(|| self.contest.problem());
         }
         let Ok(id) = self.agent.cfg.hostname().map(str::to_owned) else {
             return;
         };
+        let bound = self.api_bound();
+        let _step = self.liveness.step("reporting to the metal API", bound);
         let Some(client) = self.agent.api_mut() else {
             return;
         };
@@ -1027,6 +1155,15 @@ impl Daemon {
             .any(|n| report::kernel_name(&n.name, &self.agent.cfg, &view.config) == Some(port))
     }
 
+    /// The longest an API call with its retries may take.
+    fn api_bound(&self) -> Duration {
+        let cfg = &self.agent.cfg;
+        crate::api::transport::RetryPolicy::from_config(cfg)
+            .worst_case(cfg.timeout.0)
+            .unwrap_or_default()
+            + STEP_SLACK
+    }
+
     /// v2 `ComponentService/Ping` (v1: nothing).
     async fn ping(&mut self) {
         let Ok(id) = self.agent.cfg.hostname().map(str::to_owned) else {
@@ -1036,6 +1173,8 @@ impl Daemon {
             .started
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
+        let bound = self.api_bound();
+        let _step = self.liveness.step("pinging the metal API", bound);
         let Some(client) = self.agent.api_mut() else {
             return;
         };
@@ -1070,6 +1209,7 @@ impl Daemon {
         if let Some(m) = self.metrics_server.take() {
             m.shutdown().await;
         }
+        drop(self.pinger.take());
         Ok(())
     }
 }
