@@ -177,7 +177,12 @@ pub fn run(releases: &[Release], vm_opts: &VmOptions, out: &Path) -> Result<()> 
             "export METAL_SWITCHD_SONIC_RELEASE={r}\nexport {}='{}'\n{}",
             build_env(r),
             dir.display(),
-            vm::test_script(&bins, &["--test-threads=1".to_owned()])
+            // --nocapture: a passing test's output (its SONIC-RESULT lines)
+            // is otherwise swallowed by the test harness.
+            vm::test_script(
+                &bins,
+                &["--test-threads=1".to_owned(), "--nocapture".to_owned()]
+            )
         );
         match vm::run(vm_opts, &script) {
             Ok(run) => parse_console(&run.console, &mut row),
