@@ -123,13 +123,9 @@ fn the_scenario_converges_on_real_sonic_and_the_standin_confirms_the_same() {
     let mut o = LabOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_metal-switchd")));
     o.prefix = format!("s{:05x}-", std::process::id() & 0xf_ffff);
     o.api = ApiVersion::V2;
-    o.timeout = Duration::from_secs(300);
-    o.interval = Duration::from_secs(2);
-    o.only_wired_ports = true;
-    o.agent_timeout = Duration::from_secs(180);
-    o.barrier_timeout = Duration::from_secs(150);
     o.sonic_leaves
         .insert("leaf01".into(), SonicChoice::Real(release));
+    o.set_real_sonic_bounds();
     // The stand-in leaf stands in for the same community release.
     o.flavour = release.profile();
     o.progress = true;

@@ -273,13 +273,7 @@ impl LabArgs {
             }
         }
         if o.any_real_sonic() {
-            // SONiC's per-port steps under the VM's emulated CPU: the
-            // cabled ports only, and time for the real daemons.
-            o.only_wired_ports = true;
-            o.interval = o.interval.max(std::time::Duration::from_secs(2));
-            o.timeout = std::time::Duration::from_secs(300);
-            o.agent_timeout = std::time::Duration::from_secs(180);
-            o.barrier_timeout = std::time::Duration::from_secs(150);
+            o.set_real_sonic_bounds();
         }
         Ok(o)
     }

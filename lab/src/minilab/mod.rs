@@ -137,6 +137,17 @@ impl LabOptions {
             .any(|l| self.sonic_of(l.name) != SonicChoice::StandIn)
     }
 
+    /// The bounds a lab with a real SONiC leaf needs: SONiC's per-port
+    /// steps under the VM's emulated CPU (the cabled ports only), and time
+    /// for the real daemons.
+    pub fn set_real_sonic_bounds(&mut self) {
+        self.only_wired_ports = true;
+        self.interval = self.interval.max(Duration::from_secs(2));
+        self.timeout = Duration::from_secs(300);
+        self.agent_timeout = Duration::from_secs(180);
+        self.barrier_timeout = Duration::from_secs(150);
+    }
+
     /// The port map the leaves are seeded with (`port_config.ini`).
     pub fn port_map(&self) -> String {
         if !self.only_wired_ports {
