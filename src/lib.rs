@@ -55,6 +55,8 @@ pub mod kernel;
 pub mod lldp;
 #[cfg(feature = "agent")]
 pub mod metrics;
+#[cfg(feature = "agent")]
+pub mod migrate;
 pub mod observed;
 pub mod reconcile;
 pub mod spec;

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use metal_switchd_lab::fixtures;
-use metal_switchd_lab::seed::port_entries;
 use serde_json::{Map, Value};
 
 struct Files {
@@ -18,20 +17,9 @@ impl Files {
     /// the lab's agent configuration and both wire versions of its state.
     fn new() -> Files {
         let dir = tempfile::tempdir().unwrap();
-        let mut snap: Map<String, Value> = serde_json::from_str(fixtures::LEAF01_CONFIG).unwrap();
-        let mut ports = Map::new();
-        for (k, f) in port_entries(fixtures::MINI_LAB_PORT_MAP).unwrap() {
-            let fields: Map<String, Value> =
-                f.into_iter().map(|(a, b)| (a, Value::String(b))).collect();
-            ports.insert(
-                k.trim_start_matches("PORT|").to_owned(),
-                Value::Object(fields),
-            );
-        }
-        snap.insert("PORT".into(), Value::Object(ports));
         std::fs::write(
             dir.path().join("config_db.json"),
-            Value::Object(snap).to_string(),
+            fixtures::leaf01_with_ports().unwrap(),
         )
         .unwrap();
         // The writer lock in the test's own runtime directory.

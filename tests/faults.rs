@@ -50,7 +50,17 @@ fn doc(moves: &[(&str, &str)]) -> String {
 /// A lab serving the lab leaf01, the model at the baseline; `edit` changes
 /// the agent's configuration before it starts.
 fn lab(standin: StandInOptions, edit: impl FnOnce(String) -> String) -> (Lab, Model) {
+    lab_seeded(standin, |_| {}, edit)
+}
+
+/// [`lab`], with `seed` writing to the switch before the baseline is taken.
+fn lab_seeded(
+    standin: StandInOptions,
+    seed: impl FnOnce(&Switch),
+    edit: impl FnOnce(String) -> String,
+) -> (Lab, Model) {
     let sw = switch(standin);
+    seed(&sw);
     let baseline = sw.dump(CONFIG_DB);
     let lab = Lab::new(sw, PORTS, &doc(&[]), model::FOREIGN_SETTINGS);
     lab.edit_config(edit);
@@ -941,5 +951,144 @@ fn a_routing_config_mode_in_which_sonic_writes_frr_conf_is_refused_by_name() {
         "split again",
     );
     assert!(lab.frr_conf().unwrap().contains("vrf Vrf104011"));
+    stop(agent);
+}
+
+/// Bytes that are not UTF-8 in SONiC's redis (issue "Security and
+/// robustness, second round", item 3; `HSET "VLAN|Vlan3900" description
+/// "caf\xe9"` once made every read fail): present before the start (the
+/// start-up read, the flavour's DEVICE_METADATA, ASIC_DB's bridge-port
+/// listing) and arriving while the agent runs (keyspace notifications of a
+/// foreign value and of a key name that is not UTF-8). The agent converges,
+/// leaves foreign bytes as they are, repairs an owned field that holds such
+/// bytes as CONFIG_DB drift, counts every entry in
+/// `metal_switchd_undecodable_entries_total`, logs them escaped, and a
+/// change of the desired state made afterwards is applied.
+#[test]
+fn bytes_that_are_not_utf8_in_sonics_redis_never_stop_the_agent() {
+    // The timer never fires during the test: repairs come from notifications
+    // (drift), the desired-state change from SIGHUP.
+    let mut foreign = support::NOT_UTF8.to_vec();
+    foreign.push((
+        CONFIG_DB,
+        b"DEVICE_METADATA|localhost",
+        b"comment",
+        b"caf\xe9",
+    ));
+    let (lab, mut model) = lab_seeded(
+        StandInOptions::random(0xb17e, Duration::from_millis(5)),
+        |sw| {
+            for &(db, k, f, v) in &foreign {
+                sw.hset_raw(db, k, f, v);
+            }
+        },
+        |t| {
+            t.replace(
+                "reconfigure_switch_interval = \"1s\"",
+                "reconfigure_switch_interval = \"1h\"",
+            )
+        },
+    );
+    let (agent, _) = start(&lab, &mut model);
+    // The flavour read DEVICE_METADATA|localhost past its bad bytes.
+    let m = wait_for("the flavour in the metrics", HANG, &agent, || {
+        let m = lab.metrics();
+        m.contains("metal_switchd_sonic_flavour_info{").then_some(m)
+    });
+    assert!(m.contains("routing_config_mode=\"split\""), "{m}");
+    let undecodable = |m: &str, db: &str, handling: &str| {
+        metric(
+            m,
+            "metal_switchd_undecodable_entries_total",
+            &format!("db=\"{db}\",handling=\"{handling}\""),
+        )
+        .unwrap_or(0.0)
+    };
+    // The bridge ports are listed after the start-up read.
+    let m = wait_for("the bridge-port listing counted", HANG, &agent, || {
+        let m = lab.metrics();
+        (undecodable(&m, "ASIC_DB", "skipped") >= 2.0).then_some(m)
+    });
+    assert!(undecodable(&m, "CONFIG_DB", "skipped") >= 1.0, "{m}");
+    assert!(undecodable(&m, "CONFIG_DB", "kept") >= 1.0, "{m}");
+    assert!(undecodable(&m, "STATE_DB", "skipped") >= 1.0, "{m}");
+    assert!(undecodable(&m, "COUNTERS_DB", "kept") >= 1.0, "{m}");
+
+    // While it runs: a foreign value, a key name, and an owned field (the
+    // MTU of managed Ethernet0; the agent's is 9216).
+    let skipped = undecodable(&m, "CONFIG_DB", "skipped");
+    let kept = undecodable(&m, "CONFIG_DB", "kept");
+    lab.sw
+        .hset_raw(CONFIG_DB, b"VLAN|Vlan3900", b"description", b"th\xe9");
+    lab.sw
+        .hset_raw(CONFIG_DB, b"VLAN|Vlan39\xff03", b"vlanid", b"3903");
+    lab.sw
+        .hset_raw(CONFIG_DB, b"PORT|Ethernet0", b"mtu", b"92\xe916");
+    wait_for("the owned MTU written again", HANG, &agent, || {
+        (lab.sw
+            .hget_raw(CONFIG_DB, b"PORT|Ethernet0", b"mtu")
+            .as_deref()
+            == Some(&b"9216"[..]))
+        .then_some(())
+    });
+    let m = wait_for(
+        "the repair and the notifications counted",
+        HANG,
+        &agent,
+        || {
+            let m = lab.metrics();
+            (metric(
+                &m,
+                "metal_switchd_drift_repairs_total",
+                "source=\"configdb\"",
+            )
+            .is_some_and(|v| v >= 1.0)
+                && undecodable(&m, "CONFIG_DB", "skipped") > skipped
+                && undecodable(&m, "CONFIG_DB", "kept") >= kept + 2.0)
+                .then_some(m)
+        },
+    );
+    let status = lab.status();
+    assert_eq!(
+        status["drift"]["last"]["what"], "PORT|Ethernet0",
+        "{status}\n{m}"
+    );
+    let log = std::fs::read(lab.path("agent.log")).unwrap();
+    let text = String::from_utf8_lossy(&log);
+    for shown in [
+        r#"key="VLAN|Vlan3900" field="description" value="caf\xe9""#,
+        r#"key="VLAN|Vlan3900" field="description" value="th\xe9""#,
+        r#"key="VLAN|Vlan39\xff03""#,
+        r#"key="PORT|Ethernet0" field="mtu" value="92\xe916""#,
+        r#"key="ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:oid:0x3a0000000000bad" value="oid:\xff""#,
+        r#"key="DEVICE_METADATA|localhost" field="comment" value="caf\xe9""#,
+    ] {
+        assert!(text.contains(shown), "the log lacks {shown}:\n{text}");
+    }
+    assert!(!text.contains('\u{fffd}'), "raw bytes in the log:\n{text}");
+
+    // Nothing is lost: a change of the desired state is applied. (The
+    // foreign writes above are part of the switch's baseline now.)
+    let now = lab.sw.dump(CONFIG_DB);
+    for k in ["VLAN|Vlan3900", "VLAN|Vlan39\u{fffd}03"] {
+        model.baseline.insert(k.to_owned(), now[k].clone());
+    }
+    let expected = change(&lab, &mut model, &doc(&[("Ethernet4", "vrf104011")]));
+    let after = lab.last_seq();
+    agent.signal("HUP");
+    assert_recovered(&lab, &agent, &model, &expected, after, "after the bytes");
+    for &(db, k, f, v) in foreign.iter().filter(|e| e.1 != b"VLAN|Vlan3900") {
+        assert_eq!(
+            lab.sw.hget_raw(db, k, f).as_deref(),
+            Some(v),
+            "{k:?} changed"
+        );
+    }
+    assert_eq!(
+        lab.sw
+            .hget_raw(CONFIG_DB, b"VLAN|Vlan3900", b"description")
+            .as_deref(),
+        Some(&b"th\xe9"[..])
+    );
     stop(agent);
 }

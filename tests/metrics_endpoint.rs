@@ -18,8 +18,7 @@ use metal_switchd::observed::{BgpPortState, BgpState, PortOperState};
 use metal_switchd::reconcile;
 use metal_switchd::status::{DriftSource, ReconcileResult, Stage};
 use metal_switchd_lab::fixtures;
-use metal_switchd_lab::seed::port_entries;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn promtool() -> &'static str {
@@ -59,18 +58,8 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Str
 
 /// A real plan: the lab's leaf01 state against its base configuration.
 fn leaf01_plan() -> configdb::plan::Plan {
-    let mut snap: Map<String, Value> = serde_json::from_str(fixtures::LEAF01_CONFIG).unwrap();
-    let mut ports = Map::new();
-    for (k, f) in port_entries(fixtures::MINI_LAB_PORT_MAP).unwrap() {
-        let fields: Map<String, Value> =
-            f.into_iter().map(|(a, b)| (a, Value::String(b))).collect();
-        ports.insert(
-            k.trim_start_matches("PORT|").to_owned(),
-            Value::Object(fields),
-        );
-    }
-    snap.insert("PORT".into(), Value::Object(ports));
-    let state = snapshot::parse_config_db_json("leaf01", &Value::Object(snap).to_string()).unwrap();
+    let state =
+        snapshot::parse_config_db_json("leaf01", &fixtures::leaf01_with_ports().unwrap()).unwrap();
     let cfg =
         Config::from_sources(Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)), vec![]).unwrap();
     let desc = parse_switch_document("leaf01.v1.json", fixtures::LEAF01_SWITCH_V1, None).unwrap();
@@ -323,6 +312,59 @@ fn rules_and_dashboard_use_only_exported_metrics() {
         assert!(
             unknown.is_empty(),
             "{what} uses metrics the agent does not export: {unknown:?}"
+        );
+    }
+}
+
+/// Every alert links its runbook: a page in docs/monitoring/runbooks/ named
+/// after the alert, at the repository's address (Cargo.toml `repository`),
+/// listed in the runbooks' index, and saying what to do.
+#[test]
+fn every_alert_has_a_runbook_page() {
+    let rules = std::fs::read_to_string(monitoring("alerts.yml")).unwrap();
+    let base = format!(
+        "{}/blob/main/docs/monitoring/runbooks/",
+        env!("CARGO_PKG_REPOSITORY")
+    );
+    let index = std::fs::read_to_string(monitoring("runbooks/README.md")).unwrap();
+    let mut alerts: Vec<(String, Option<String>)> = Vec::new();
+    for line in rules.lines() {
+        let l = line.trim();
+        if let Some(name) = l.strip_prefix("- alert: ") {
+            alerts.push((name.to_owned(), None));
+        } else if let Some(url) = l.strip_prefix("runbook_url: ") {
+            let (_, slot) = alerts.last_mut().expect("runbook_url before any alert");
+            assert!(slot.is_none(), "two runbook_url in one alert");
+            *slot = Some(url.trim_matches('"').to_owned());
+        }
+    }
+    assert!(alerts.len() >= 10, "{alerts:?}");
+    for (name, url) in &alerts {
+        let url = url
+            .as_deref()
+            .unwrap_or_else(|| panic!("alert {name} has no runbook_url"));
+        assert_eq!(url, format!("{base}{name}.md"), "alert {name}");
+        let page = std::fs::read_to_string(monitoring(&format!("runbooks/{name}.md")))
+            .unwrap_or_else(|e| panic!("alert {name}: runbook page missing: {e}"));
+        assert!(page.starts_with(&format!("# {name}\n")), "{name}.md");
+        for part in ["**Means**", "**Find the cause**", "**Fix**"] {
+            assert!(page.contains(part), "{name}.md lacks {part}");
+        }
+        assert!(
+            index.contains(&format!("[{name}.md]({name}.md)")),
+            "runbooks/README.md does not list {name}"
+        );
+    }
+    // no page without its alert
+    for entry in std::fs::read_dir(monitoring("runbooks")).unwrap() {
+        let file = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if file == "README.md" {
+            continue;
+        }
+        let stem = file.trim_end_matches(".md");
+        assert!(
+            alerts.iter().any(|(n, _)| n == stem),
+            "runbooks/{file} belongs to no alert"
         );
     }
 }

@@ -26,6 +26,16 @@ fn systemd_analyze() -> Command {
     Command::new("systemd-analyze")
 }
 
+/// `systemd-analyze verify` of the unit in the root tree `root`.
+fn verify(root: &Path) -> std::process::Output {
+    systemd_analyze()
+        .arg("verify")
+        .arg(format!("--root={}", root.display()))
+        .arg("metal-switchd.service")
+        .output()
+        .unwrap()
+}
+
 /// Values of `key=` in the unit (every occurrence, comments skipped).
 fn values(key: &str) -> Vec<String> {
     UNIT.lines()
@@ -86,12 +96,7 @@ fn verify_root() -> tempfile::TempDir {
 #[test]
 fn verify_passes_without_a_word() {
     let root = verify_root();
-    let out = systemd_analyze()
-        .arg("verify")
-        .arg(format!("--root={}", root.path().display()))
-        .arg("metal-switchd.service")
-        .output()
-        .unwrap();
+    let out = verify(root.path());
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -106,12 +111,7 @@ fn verify_passes_without_a_word() {
         broken,
     )
     .unwrap();
-    let out = systemd_analyze()
-        .arg("verify")
-        .arg(format!("--root={}", root.path().display()))
-        .arg("metal-switchd.service")
-        .output()
-        .unwrap();
+    let out = verify(root.path());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unknown key 'Tpye'"));
 }
 
@@ -173,4 +173,26 @@ fn the_unit_is_the_one_the_agent_expects() {
         values("RestrictAddressFamilies"),
         ["AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET"]
     );
+}
+
+/// metal-core's limits (metal-roles `partition/roles/metal-core/tasks/main.yaml`:
+/// `systemd_docker_memory: 1024m`, `systemd_docker_cpu_quota: 10000` per
+/// `systemd_docker_cpu_period: 50000`), as systemd reads them.
+#[test]
+fn resource_limits_are_metal_cores() {
+    assert_eq!(values("MemoryMax"), ["1G"], "1024m: 1 GiB");
+    assert_eq!(values("CPUQuota"), ["20%"], "10000 µs per 50000 µs: 20 %");
+    // systemd accepts them: an impossible value is refused by the same check
+    let root = verify_root();
+    let unit = root.path().join("lib/systemd/system/metal-switchd.service");
+    let out = verify(root.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&unit, UNIT.replace("CPUQuota=20%", "CPUQuota=twenty")).unwrap();
+    let out = verify(root.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("Invalid CPU quota 'twenty'"), "{said}");
 }

@@ -7,8 +7,9 @@
 //! see [`owned`]) → [`plan`] (phases and barriers).
 //! [`crate::reconcile::prepare`] runs the whole chain from a desired state.
 //! The adapters (feature `agent`): [`feed`] keeps a view of SONiC's
-//! databases current (first read by [`startup`] in bounded steps), `redis`
-//! applies a plan phase by phase.
+//! databases current (first read by [`startup`] in bounded steps; every
+//! reply decoded by [`reply`], which never lets bytes that are not UTF-8
+//! stop a read), `redis` applies a plan phase by phase.
 
 pub mod confirmed;
 pub mod contest;
@@ -23,6 +24,8 @@ pub mod plan;
 mod proptests;
 #[cfg(feature = "agent")]
 pub mod redis;
+#[cfg(feature = "agent")]
+pub mod reply;
 pub mod schema;
 pub mod snapshot;
 #[cfg(feature = "agent")]

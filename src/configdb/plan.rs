@@ -646,10 +646,10 @@ pub fn check_rules(plan: &Plan) -> Vec<String> {
     for (vi, v) in phase_of(Table::Vlan, &|c| c.is_delete()) {
         let vid = vid_of(v);
         let before = |table: Table, what: &str, bad: &mut Vec<String>| {
-            if let Some(i) = last(table, &|c| c.is_delete() && vid_of(c) == vid) {
-                if i >= vi {
-                    bad.push(format!("{}: deleted before its {what}", v.key));
-                }
+            if let Some(i) = last(table, &|c| c.is_delete() && vid_of(c) == vid)
+                && i >= vi
+            {
+                bad.push(format!("{}: deleted before its {what}", v.key));
             }
         };
         before(Table::VlanMember, "members", &mut bad);

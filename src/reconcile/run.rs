@@ -256,6 +256,8 @@ pub struct Daemon {
     /// Distinct desired states seen (status and metrics).
     desired_generation: u64,
     status_error_logged: bool,
+    /// The feed's count of entries that are not UTF-8 at the last record.
+    undecodable_seen: crate::configdb::reply::Undecodable,
 }
 
 impl Daemon {
@@ -333,6 +335,7 @@ impl Daemon {
             last_error: None,
             desired_generation: 0,
             status_error_logged: false,
+            undecodable_seen: Default::default(),
         }
     }
 
@@ -501,6 +504,9 @@ impl Daemon {
     /// Run until SIGTERM / SIGINT.
     pub async fn run(mut self) -> Result<(), Error> {
         self.set_phase(LoopPhase::Starting);
+        for n in self.agent.cfg.notices() {
+            tracing::warn!("setting without effect: {n}");
+        }
         self.start_side_jobs().await?;
         let mut port_events = self.agent.kernel().map(KernelView::port_events);
         let mut kernel_states = self.agent.kernel().map(KernelView::subscribe);
@@ -798,6 +804,9 @@ impl Daemon {
         let now = SystemTime::now();
         let m = &self.metrics;
         m.reconcile_finished(o.result, o.duration, now);
+        let undecodable = self.agent.db().undecodable();
+        m.undecodable_entries(&undecodable.since(&self.undecodable_seen));
+        self.undecodable_seen = undecodable;
         for (stage, d) in o.stages.to_map() {
             m.observe_stage(stage, d);
         }

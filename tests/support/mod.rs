@@ -8,8 +8,10 @@ pub mod cases;
 pub mod kernel;
 pub mod lab;
 pub mod model;
+pub mod package;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use metal_switchd::api::parse_switch_document;
@@ -217,6 +219,94 @@ impl Switch {
         self.standin
             .as_ref()
             .expect("this switch runs the stand-in")
+    }
+}
+
+/// `metal-switchd --config CONFIG apply --once --wait-ready WAIT --switch
+/// SWITCH` (the real binary).
+pub fn apply_once(config: &Path, switch: &Path, wait_ready: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+        .env_remove("METAL_SWITCHD_CONFIG")
+        .arg("--config")
+        .arg(config)
+        .args(["apply", "--once", "--wait-ready", wait_ready, "--switch"])
+        .arg(switch)
+        .output()
+        .unwrap()
+}
+
+/// A run's exit code, stdout and stderr, for a message.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// (database, key, field, value) as bytes.
+pub type RawEntry = (i64, &'static [u8], &'static [u8], &'static [u8]);
+
+/// Bytes that are not UTF-8 in entries the agent does not own, in every
+/// database and every part of an entry the agent reads before it writes
+/// (APPL_DB's entries exist only for its own VRFs: see `sonic_bytes.rs`).
+pub const NOT_UTF8: &[RawEntry] = {
+    use metal_switchd_lab::redis_server::{ASIC_DB, CONFIG_DB, COUNTERS_DB, STATE_DB};
+    &[
+        // The case: a foreign VLAN's value.
+        (CONFIG_DB, b"VLAN|Vlan3900", b"description", b"caf\xe9"),
+        // A field name of a foreign entry.
+        (CONFIG_DB, b"VLAN_INTERFACE|Vlan3900", b"note\xff", b"1"),
+        // A key name in a table the agent owns entries of.
+        (CONFIG_DB, b"VLAN|Vlan39\xff01", b"vlanid", b"3901"),
+        // STATE_DB: a key name and a field of a confirmation table.
+        (STATE_DB, b"VLAN_TABLE|Vlan39\xff02", b"state", b"ok"),
+        (STATE_DB, b"VLAN_TABLE|Vlan3900", b"x", b"\xfe\xfe"),
+        // COUNTERS_DB: a name map's field and value.
+        (
+            COUNTERS_DB,
+            b"COUNTERS_PORT_NAME_MAP",
+            b"Ethernet\xff",
+            b"oid:0x\xfe",
+        ),
+        // ASIC_DB: a bridge port's name and one's port id.
+        (
+            ASIC_DB,
+            b"ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:oid:0x\xff",
+            b"SAI_BRIDGE_PORT_ATTR_PORT_ID",
+            b"oid:0x1",
+        ),
+        (
+            ASIC_DB,
+            b"ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:oid:0x3a0000000000bad",
+            b"SAI_BRIDGE_PORT_ATTR_PORT_ID",
+            b"oid:\xff",
+        ),
+    ]
+};
+
+impl Switch {
+    /// `HSET key field value` in database `db`, as bytes (SONiC stores
+    /// whatever it is given, UTF-8 or not).
+    pub fn hset_raw(&self, db: i64, key: &[u8], field: &[u8], value: &[u8]) {
+        let mut c = self.redis.connection(db).unwrap();
+        redis::cmd("HSET")
+            .arg(key)
+            .arg(field)
+            .arg(value)
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+
+    /// `HGET key field` in database `db`, as bytes.
+    pub fn hget_raw(&self, db: i64, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
+        let mut c = self.redis.connection(db).unwrap();
+        redis::cmd("HGET")
+            .arg(key)
+            .arg(field)
+            .query(&mut c)
+            .unwrap()
     }
 }
 
