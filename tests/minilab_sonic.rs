@@ -13,7 +13,7 @@
 //!
 //! Runs in the full-kernel VM (`./dev vm-test minilab_sonic`; `./dev test`
 //! runs it for 202411, building first when the cache is cold); the
-//! release comes from `METAL_SWITCHD_SONIC_RELEASE` (default 202411).
+//! release comes from `DEV_SONIC_RELEASE` (default 202411).
 //! Prints `SONIC-RESULT` lines that `./dev sonic matrix` collects.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -115,7 +115,7 @@ fn the_scenario_converges_on_real_sonic_and_the_standin_confirms_the_same() {
     metal_switchd_lab::frr_lab::require_full_kernel("minilab_sonic")
         .unwrap_or_else(|e| panic!("{e}"));
     let release = Release::parse(
-        &std::env::var("METAL_SWITCHD_SONIC_RELEASE").unwrap_or_else(|_| "202411".into()),
+        &std::env::var("DEV_SONIC_RELEASE").unwrap_or_else(|_| "202411".into()),
     )
     .unwrap();
     let build =

@@ -19,7 +19,7 @@
 # seconds.
 # Usage: build.sh RELEASE          build unless cached; prints the directory
 #        build.sh --check RELEASE  print the directory if built, else exit 1
-# Env: METAL_SWITCHD_VENDOR (default <repo>/../shared/vendor),
+# Env: DEV_SONIC_VENDOR (default <repo>/../shared/vendor),
 #      SONIC_CACHE (default /var/cache/metal-switchd/sonic), JOBS (default 2),
 #      SONIC_SKIP_APT=1 (do not install build dependencies).
 set -euo pipefail
@@ -30,7 +30,7 @@ if [ "${1:-}" = --check ]; then check=1; shift; fi
 release=${1:-202411}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-vendor=${METAL_SWITCHD_VENDOR:-$repo/../shared/vendor}
+vendor=${DEV_SONIC_VENDOR:-$repo/../shared/vendor}
 cache=${SONIC_CACHE:-/var/cache/metal-switchd/sonic}
 jobs=${JOBS:-2}
 # -O1 -g0: about 40 % less compile time than upstream's -g -O2 and a tenth of
@@ -55,7 +55,7 @@ done
 archives="$archives $vendor/frr/frr-$frr.tar.xz $vendor/frr/libyang-2.1.128.tar.xz"
 [ "$release" = 202311 ] && archives="$archives $vendor/frr/libyang-1.0.240.tar.xz"
 for a in $archives; do
-    [ -r "$a" ] || { echo "error: $a missing (set METAL_SWITCHD_VENDOR to the vendored sources)" >&2; exit 1; }
+    [ -r "$a" ] || { echo "error: $a missing (set DEV_SONIC_VENDOR to the vendored sources)" >&2; exit 1; }
 done
 
 patches="$here/patches/$release"
@@ -91,8 +91,11 @@ if [ "${SONIC_SKIP_APT:-0}" != 1 ]; then
     done
     if [ -n "$missing" ]; then
         echo "installing build dependencies:$missing" >&2
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+        # A shared machine may be installing something else: wait for
+        # dpkg's lock (up to 10 min) instead of failing at once.
+        apt-get -o DPkg::Lock::Timeout=600 update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+            --no-install-recommends $missing >/dev/null
     fi
 fi
 

@@ -174,7 +174,7 @@ pub fn run(releases: &[Release], vm_opts: &VmOptions, out: &Path) -> Result<()> 
         row.warm = Some(t.elapsed());
         eprintln!("== SONiC {r}: the scenario in the VM");
         let script = format!(
-            "export METAL_SWITCHD_SONIC_RELEASE={r}\nexport {}='{}'\n{}",
+            "export DEV_SONIC_RELEASE={r}\nexport {}='{}'\n{}",
             build_env(r),
             dir.display(),
             // --nocapture: a passing test's output (its SONIC-RESULT lines)

@@ -165,10 +165,10 @@ pub fn build_script() -> PathBuf {
 /// The environment variable that names a release's build directory
 /// (`./dev` sets it after building; the VM's tests read it).
 pub fn build_env(release: Release) -> String {
-    format!("METAL_SWITCHD_SONIC_{release}")
+    format!("DEV_SONIC_{release}")
 }
 
-/// The directory of a finished build of `release`: `$METAL_SWITCHD_SONIC_<R>`
+/// The directory of a finished build of `release`: `$DEV_SONIC_<R>`
 /// when set, else what `build.sh --check` names (the cache entry of the
 /// current sources). Fails with how to build it.
 pub fn build_dir(release: Release) -> Result<PathBuf> {

@@ -351,11 +351,13 @@ pub fn run(opts: &VmOptions, script: &str) -> Result<VmRun> {
     std::fs::write(&initrd, initramfs(&kernel)?)?;
     let cwd = std::env::current_dir()?;
     let cmd_file = dir.0.join("cmd.sh");
-    // The SONiC builds the host found (`METAL_SWITCHD_SONIC_<release>`)
-    // reach the guest's otherwise empty environment.
+    // ./dev's SONiC choices (`DEV_SONIC_RELEASE`, the build directories
+    // `DEV_SONIC_<release>`) reach the guest's otherwise empty environment.
+    // They are DEV_*, not METAL_SWITCHD_*: the agent refuses any
+    // METAL_SWITCHD_* variable that is not one of its settings.
     let exports: String = std::env::vars()
         .filter(|(k, v)| {
-            k.starts_with("METAL_SWITCHD_SONIC_")
+            k.starts_with("DEV_SONIC_")
                 && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !v.contains('\'')
         })
