@@ -158,13 +158,17 @@ async fn vrf_to_pxe_and_a_vrf_no_longer_wanted_is_cleaned_up_in_order() {
     // Ethernet3 was the only member of Vrf104010.
     let desc = with_vrf(leaf01_desc(), "Ethernet3", "");
     let applied = sw.apply(&cfg, &desc).await.expect("Ethernet3 back to PXE");
+    // The VRF (holding VNI 104010) goes before the VLAN-VNI map of that
+    // VNI, the map before the VLAN: found on real SONiC 202411
+    // (docs/sonic.md), whose orchagent cannot remove a map while a VRF
+    // holds its VNI.
     let order = [
         "del INTERFACE|Ethernet3",
         "set VLAN_MEMBER|Vlan3900|Ethernet3",
-        "del VXLAN_TUNNEL_MAP|vtep0|map_104010_Vlan1002",
         "del VLAN_INTERFACE|Vlan1002",
-        "del VLAN|Vlan1002",
         "del VRF|Vrf104010",
+        "del VXLAN_TUNNEL_MAP|vtep0|map_104010_Vlan1002",
+        "del VLAN|Vlan1002",
     ];
     let at: Vec<usize> = order.iter().map(|e| event(&sw, e)).collect();
     assert!(at[0] < at[1], "joined the PXE VLAN before leaving the VRF");

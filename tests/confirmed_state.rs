@@ -21,7 +21,7 @@ use support::{Switch, apply_once, assert_no_violations, leaf01_desc, output_text
 
 /// leaf01 with Ethernet3 moved from Vrf104010 into a new Vrf104011 and
 /// Ethernet4 moved from the PXE VLAN into it: PXE→VRF, VRF→VRF, a new VRF
-/// and the cleanup of Vrf104010, five phases in all.
+/// and the cleanup of Vrf104010, six phases in all.
 fn moved_switch_file(dir: &Path) -> std::path::PathBuf {
     let mut doc: serde_json::Value =
         serde_json::from_str(metal_switchd_lab::fixtures::LEAF01_SWITCH_V1).unwrap();

@@ -15,7 +15,7 @@
 //! The points of each scenario come from a traced run of the same apply
 //! (`METAL_SWITCHD_CRASH_TRACE`); the test also checks that every phase's
 //! write points and the FRR points are among them. Scenarios: PXE→VRF and
-//! VRF→VRF with a new VRF and the cleanup of an old one (five phases), the
+//! VRF→VRF with a new VRF and the cleanup of an old one (six phases), the
 //! way back, and the cleanup of every tenant VRF.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -70,7 +70,12 @@ fn scenario_on(p: Profile) {
     let leaf = &lab.leaves[0];
     let file = leaf.frr.config_file();
     let before = std::fs::read_to_string(&file).unwrap();
-    let did = leaf.standin.restart_bgp().unwrap();
+    let did = leaf
+        .sonic
+        .standin()
+        .expect("the lab's leaves run the stand-in")
+        .restart_bgp()
+        .unwrap();
     eprintln!("{p}: bgp restart: {did}");
     process::wait_for(
         "frr.conf to be the agent's again after the bgp restart",

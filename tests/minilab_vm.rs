@@ -9,20 +9,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use metal_switchd_lab::frr_lab::kernel_has_vrf;
 use metal_switchd_lab::minilab::topology::ApiVersion;
 use metal_switchd_lab::minilab::{Lab, LabOptions, scenario};
 
 #[test]
 fn tenant_vrf_sessions_of_a_machine_reach_established_on_a_full_kernel() {
-    assert!(
-        kernel_has_vrf(),
-        "this kernel ({}) has no vrf link type: this test runs in the full-kernel VM; \
-         run it with `./dev vm-test minilab_vm` (`./dev test` does too)",
-        std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-    );
+    metal_switchd_lab::frr_lab::require_full_kernel("minilab_vm").unwrap_or_else(|e| panic!("{e}"));
     let mut o = LabOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_metal-switchd")));
     o.prefix = format!("v{:05x}-", std::process::id() & 0xf_ffff);
     o.api = ApiVersion::V2;

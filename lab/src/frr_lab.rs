@@ -30,6 +30,74 @@ pub const FRR_RELOAD: &str = "/usr/lib/frr/frr-reload.py";
 /// The daemons every lab runs.
 pub const DAEMONS: [&str; 3] = ["zebra", "bgpd", "staticd"];
 
+/// Which FRR a lab runs: Debian's package (the default) or a SONiC
+/// release's FRR built by `lab/sonic/build.sh`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrrInstall {
+    /// Directory of the daemons.
+    pub sbin: PathBuf,
+    pub vtysh: PathBuf,
+    /// frr-reload.py
+    pub reload: PathBuf,
+    /// Started in this order.
+    pub daemons: Vec<&'static str>,
+    /// Extra arguments of zebra (FPM module, netlink buffer).
+    pub zebra_args: Vec<String>,
+    /// Daemons without a configuration file option (FRR 10's mgmtd and
+    /// staticd get theirs through mgmtd).
+    pub no_config_file: Vec<&'static str>,
+}
+
+impl FrrInstall {
+    /// Debian's `frr` and `frr-pythontools`.
+    pub fn debian() -> FrrInstall {
+        FrrInstall {
+            sbin: PathBuf::from(FRR_SBIN),
+            vtysh: PathBuf::from("/usr/bin/vtysh"),
+            reload: PathBuf::from(FRR_RELOAD),
+            daemons: DAEMONS.to_vec(),
+            zebra_args: Vec::new(),
+            no_config_file: Vec::new(),
+        }
+    }
+
+    /// The same FRR, zebra loading `modules` (`-M`) too.
+    pub fn with_zebra_modules(mut self, modules: &[&str]) -> FrrInstall {
+        for m in modules {
+            self.zebra_args.extend(["-M".to_owned(), (*m).to_owned()]);
+        }
+        self
+    }
+
+    fn is_debian(&self) -> bool {
+        self.sbin == Path::new(FRR_SBIN) && self.reload == Path::new(FRR_RELOAD)
+    }
+
+    /// Fail with a useful message unless every file is there.
+    pub fn require(&self) -> Result<()> {
+        if self.is_debian() {
+            return require_frr();
+        }
+        if !is_root() {
+            bail!("FRR lab tests need root (network namespaces, FRR daemons); run them as root");
+        }
+        let files = self
+            .daemons
+            .iter()
+            .map(|d| self.sbin.join(d))
+            .chain([self.vtysh.clone(), self.reload.clone()]);
+        for f in files {
+            if !f.exists() {
+                bail!(
+                    "{} is missing; rebuild it: ./dev sonic build RELEASE",
+                    f.display()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh, unique name with `prefix` (pid + counter), at most 15 characters
@@ -87,6 +155,21 @@ pub fn kernel_has_vrf() -> bool {
     .is_ok();
     let _ = run("ip", &["netns", "del", &ns]);
     ok
+}
+
+/// Fail with how to run it unless this kernel can create VRF devices (a
+/// test that needs the full-kernel VM: `./dev vm-test <test>`).
+pub fn require_full_kernel(test: &str) -> Result<()> {
+    if !kernel_has_vrf() {
+        bail!(
+            "this kernel ({}) has no vrf link type: this test runs in the full-kernel VM; \
+             run it with `./dev vm-test {test}` (`./dev test` does too)",
+            std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+        );
+    }
+    Ok(())
 }
 
 /// Run a command; error with its output unless it succeeds.
@@ -170,8 +253,9 @@ pub struct FrrLab {
     children: Vec<(&'static str, Child)>,
     /// The namespace was created here (and is deleted on drop).
     owns_netns: bool,
-    /// Modules zebra loads (`-M`), as a SONiC flavour's zebra does.
-    zebra_modules: Vec<String>,
+    install: FrrInstall,
+    /// The configuration the daemons start with.
+    boot_config: String,
 }
 
 impl FrrLab {
@@ -197,7 +281,8 @@ impl FrrLab {
             dir: LabDir::Temp(dir),
             children: Vec::new(),
             owns_netns: true,
-            zebra_modules: zebra_modules.iter().map(|m| m.to_string()).collect(),
+            install: FrrInstall::debian().with_zebra_modules(zebra_modules),
+            boot_config: String::new(),
         };
         lab.launch()
     }
@@ -220,7 +305,26 @@ impl FrrLab {
         dir: &Path,
         zebra_modules: &[&str],
     ) -> Result<FrrLab> {
-        require_frr()?;
+        FrrLab::start_in_install(
+            netns,
+            hostname,
+            dir,
+            FrrInstall::debian().with_zebra_modules(zebra_modules),
+            "",
+        )
+    }
+
+    /// Like [`FrrLab::start_in`] with the FRR of `install` (a SONiC
+    /// release's, [`crate::sonic_real::Release::frr`]), the daemons
+    /// starting with `boot_config` (as `frr.conf` before the agent's).
+    pub fn start_in_install(
+        netns: &str,
+        hostname: &str,
+        dir: &Path,
+        install: FrrInstall,
+        boot_config: &str,
+    ) -> Result<FrrLab> {
+        install.require()?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let lab = FrrLab {
             netns: netns.to_owned(),
@@ -228,19 +332,27 @@ impl FrrLab {
             dir: LabDir::Kept(dir.to_owned()),
             children: Vec::new(),
             owns_netns: false,
-            zebra_modules: zebra_modules.iter().map(|m| m.to_string()).collect(),
+            install,
+            boot_config: boot_config.to_owned(),
         };
         lab.launch()
+    }
+
+    /// The FRR this lab runs.
+    pub fn install(&self) -> &FrrInstall {
+        &self.install
     }
 
     fn launch(self) -> Result<FrrLab> {
         let mut lab = self;
         lab.prepare()?;
-        for daemon in DAEMONS {
+        for daemon in lab.install.daemons.clone() {
             let child = lab.spawn(daemon)?;
             lab.children.push((daemon, child));
         }
-        lab.wait_ready(Duration::from_secs(15))?;
+        // A failure detector, not a bound: FRR 10 under the VM's emulated
+        // CPU on a busy host takes more than 15 s to open its vty sockets.
+        lab.wait_ready(Duration::from_secs(120))?;
         Ok(lab)
     }
 
@@ -253,7 +365,7 @@ impl FrrLab {
             self.config_dir().join("vtysh.conf"),
             "service integrated-vtysh-config\n",
         )?;
-        std::fs::write(self.config_dir().join("boot.conf"), "")?;
+        std::fs::write(self.config_dir().join("boot.conf"), &self.boot_config)?;
         // The daemons run as frr: they need to reach and write run/.
         run("chmod", &["0755", &root.display().to_string()])?;
         run(
@@ -275,7 +387,7 @@ impl FrrLab {
         let pid = format!("{run_dir}/{daemon}.pid");
         let log = format!("file:{run_dir}/{daemon}.log");
         let boot = self.config_dir().join("boot.conf").display().to_string();
-        let binary = format!("{FRR_SBIN}/{daemon}");
+        let binary = self.install.sbin.join(daemon).display().to_string();
         let log_file = std::fs::File::create(self.dir.path().join(format!("{daemon}.out")))?;
         let log_err = log_file.try_clone()?;
         Command::new("ip")
@@ -284,15 +396,17 @@ impl FrrLab {
             .arg(&self.hostname)
             .arg(&binary)
             .args(["-u", "frr", "-g", "frr", "--vty_socket", &run_dir])
-            .args([
-                "-z", &zserv, "-i", &pid, "-f", &boot, "-P", "0", "--log", &log,
-            ])
-            .args(
-                self.zebra_modules
-                    .iter()
-                    .filter(|_| daemon == "zebra")
-                    .flat_map(|m| ["-M", m.as_str()]),
-            )
+            .args(["-z", &zserv, "-i", &pid, "-P", "0", "--log", &log])
+            .args(if self.install.no_config_file.contains(&daemon) {
+                Vec::new()
+            } else {
+                vec!["-f", boot.as_str()]
+            })
+            .args(if daemon == "zebra" {
+                self.install.zebra_args.as_slice()
+            } else {
+                &[]
+            })
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err)
@@ -387,7 +501,7 @@ impl FrrLab {
     pub fn frr_reload_args(&self) -> Vec<String> {
         let etc = self.config_dir().display().to_string();
         let run = self.vty_socket_dir().display().to_string();
-        [
+        let mut args: Vec<String> = [
             "--reload",
             "--stdout",
             "--confdir",
@@ -396,15 +510,27 @@ impl FrrLab {
             &run,
             "--rundir",
             &run,
-            "{file}",
         ]
         .map(String::from)
-        .to_vec()
+        .to_vec();
+        args.extend(self.bindir_args());
+        args.push("{file}".into());
+        args
+    }
+
+    /// frr-reload.py's `--bindir` (where its vtysh is) for a non-Debian FRR.
+    fn bindir_args(&self) -> Vec<String> {
+        match self.install.vtysh.parent() {
+            Some(bin) if !self.install.is_debian() => {
+                vec!["--bindir".to_owned(), bin.display().to_string()]
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Run vtysh with `-c` commands against this lab's daemons.
     pub fn vtysh(&self, commands: &[&str]) -> Result<String> {
-        let mut cmd = self.in_uts("/usr/bin/vtysh")?;
+        let mut cmd = self.in_uts(&self.install.vtysh)?;
         cmd.arg("--vty_socket")
             .arg(self.vty_socket_dir())
             .arg("--config_dir")
@@ -433,13 +559,14 @@ impl FrrLab {
     pub fn reload_test(&self, file: &Path) -> Result<ReloadTest> {
         let mut cmd = self.in_uts("python3")?;
         let out = cmd
-            .arg(FRR_RELOAD)
+            .arg(&self.install.reload)
             .args(["--test", "--stdout", "--confdir"])
             .arg(self.config_dir())
             .arg("--vty_socket")
             .arg(self.vty_socket_dir())
             .arg("--rundir")
             .arg(self.vty_socket_dir())
+            .args(self.bindir_args())
             .arg(file)
             .stdin(Stdio::null())
             .output()?;
@@ -455,7 +582,7 @@ impl FrrLab {
     }
 
     /// A command that runs in the daemons' UTS namespace (their host name).
-    fn in_uts(&self, program: &str) -> Result<Command> {
+    fn in_uts(&self, program: impl AsRef<std::ffi::OsStr>) -> Result<Command> {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--uts=/proc/{}/ns/uts", self.zebra_pid()?))
             .arg("--")
@@ -493,7 +620,7 @@ impl FrrLab {
     pub fn boot(&self, config: &str) -> Result<()> {
         let file = self.config_file();
         std::fs::write(&file, config).with_context(|| format!("writing {}", file.display()))?;
-        let mut cmd = self.in_uts("/usr/bin/vtysh")?;
+        let mut cmd = self.in_uts(&self.install.vtysh)?;
         let out = cmd
             .arg("--vty_socket")
             .arg(self.vty_socket_dir())
@@ -522,7 +649,8 @@ impl FrrLab {
 
     /// Log files of the daemons (for failure messages).
     pub fn logs(&self) -> String {
-        DAEMONS
+        self.install
+            .daemons
             .iter()
             .map(|d| format!("--- {d}\n{}", self.daemon_output(d)))
             .collect()

@@ -8,7 +8,9 @@
 //! - [`sonic`]: a stand-in for SONiC's swss daemons (vrfmgrd, vlanmgrd,
 //!   intfmgrd, vxlanmgrd, orchagent) that writes their STATE_DB / APPL_DB /
 //!   ASIC_DB markers and reports orders that would crash or wedge them;
-//!   [`sonic_kernel`] does the managers' kernel steps in a namespace.
+//!   [`sonic_kernel`] does the managers' kernel steps in a namespace;
+//!   [`sonic_real`] runs SONiC's own daemons of a release instead, and
+//!   [`sonic_compare`] compares what the two confirm.
 //! - [`frr_lab`]: real `zebra` + `bgpd` + `staticd` in a network namespace
 //!   with their own vty sockets, configuration directory and host name,
 //!   stopped on drop.
@@ -56,7 +58,10 @@ pub mod redis_server;
 pub mod seed;
 pub mod slowlog;
 pub mod sonic;
+pub mod sonic_compare;
 pub mod sonic_kernel;
+pub mod sonic_matrix;
+pub mod sonic_real;
 pub mod switch_redis;
 pub mod systemd_standin;
 pub mod vm;

@@ -10,8 +10,9 @@ use std::os::unix::fs::PermissionsExt;
 
 use anyhow::Context;
 use metal_switchd_lab::api_server::{ApiServer, ApiServerOptions, TokenGrant};
+use metal_switchd_lab::sonic_real::SonicChoice;
 use metal_switchd_lab::switch_redis::{SwitchData, SwitchSize};
-use metal_switchd_lab::{bench, demo, fleet, generate, measure, minilab, vm};
+use metal_switchd_lab::{bench, demo, fleet, generate, measure, minilab, sonic_matrix, vm};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +37,10 @@ enum Command {
     Demo {
         #[command(flatten)]
         lab: LabArgs,
+        /// Run the lab in the full-kernel VM: auto (when this kernel has no
+        /// vrf, so that tenant-VRF sessions come up), always, never
+        #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+        vm: String,
     },
     /// Keep the netns mini-lab running for exploration: up | status | down
     Lab {
@@ -160,6 +165,28 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Build and run the real-SONiC scenario for every release (or those
+    /// given) and write the table into docs/flavours.md
+    SonicMatrix {
+        /// Releases [default: 202311 202411 202505]
+        #[arg(long = "release", value_name = "RELEASE")]
+        releases: Vec<String>,
+        /// The file with the table's markers
+        #[arg(long, default_value = "docs/flavours.md")]
+        out: PathBuf,
+        #[command(flatten)]
+        vm: VmArgs,
+    },
+    /// Start a SONiC release's daemons alone on mini-lab leaf01's seeded
+    /// configuration (no agent; full kernel only), wait, and print the
+    /// error and warning lines they log: the baseline without the agent
+    SonicBaseline {
+        #[arg(long, default_value = "202411")]
+        release: String,
+        /// Seconds to leave them running after start-up
+        #[arg(long, default_value_t = 30)]
+        linger_secs: u64,
+    },
     /// Run a shell command in the full-kernel VM (in the current directory)
     VmRun {
         #[command(flatten)]
@@ -201,12 +228,17 @@ struct LabArgs {
     /// The agents' reconcile interval, in milliseconds
     #[arg(long, default_value_t = 1000)]
     interval_ms: u64,
+    /// What runs as SONiC: stand-in, or a release's own daemons (202311,
+    /// 202411, 202505; built by ./dev sonic build; full kernel only); per
+    /// leaf as LEAF=WHAT (repeatable)
+    #[arg(long, value_name = "[LEAF=]WHAT")]
+    sonic: Vec<String>,
     /// Fill each leaf's redis with a switch's routing state of this many
     /// routes too (APPL_DB routes, three ASIC_DB keys per route, port
     /// counters; 0: only the configuration)
     #[arg(long, default_value_t = 0)]
     switch_routes: usize,
-    /// The SONiC flavour the leaves stand in for: community-202311,
+    /// The SONiC flavour the stand-in leaves stand in for: community-202311,
     /// community-202411, community-202505, dell-4.4, dell-4.5,
     /// edgecore-202211 (base configuration, version file, routing config
     /// mode, zebra's fpm module; docs/flavours.md)
@@ -228,6 +260,21 @@ impl LabArgs {
         o.interval = std::time::Duration::from_millis(self.interval_ms.max(100));
         o.switch_routes = self.switch_routes;
         o.flavour = self.flavour;
+        for s in &self.sonic {
+            match s.split_once('=') {
+                Some((leaf, what)) => {
+                    if !minilab::topology::LEAVES.iter().any(|l| l.name == leaf) {
+                        anyhow::bail!("--sonic {s}: no leaf {leaf:?} (leaf01, leaf02)");
+                    }
+                    o.sonic_leaves
+                        .insert(leaf.to_owned(), SonicChoice::parse(what)?);
+                }
+                None => o.sonic = SonicChoice::parse(s)?,
+            }
+        }
+        if o.any_real_sonic() {
+            o.set_real_sonic_bounds();
+        }
         Ok(o)
     }
 }
@@ -260,8 +307,59 @@ impl VmArgs {
             timeout: std::time::Duration::from_secs(self.timeout_secs),
             work_dir: self.work_dir.clone(),
             echo: true,
+            plain: false,
         }
     }
+}
+
+/// `demo` in the full-kernel VM: the same command with `--vm never`, its
+/// output as it comes.
+fn demo_in_vm() -> anyhow::Result<()> {
+    println!(
+        "== this kernel has no vrf devices: the lab runs in the full-kernel VM (Debian's kernel \
+         under qemu, this machine's binaries), where machine01's tenant-VRF sessions come up \
+         (--vm never: stay on this kernel)"
+    );
+    let exe = std::env::current_exe()?;
+    let mut args: Vec<String> = Vec::new();
+    let mut skip = false;
+    for a in std::env::args().skip(1) {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if a == "--vm" {
+            skip = true;
+            continue;
+        }
+        if a.starts_with("--vm=") {
+            continue;
+        }
+        args.push(a);
+    }
+    args.extend(["--vm".into(), "never".into()]);
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let o = vm::VmOptions {
+        memory_mib: 3072,
+        timeout: std::time::Duration::from_secs(3600),
+        plain: true,
+        ..vm::VmOptions::default()
+    };
+    let run = vm::run(
+        &o,
+        &format!("exec '{}' {}", exe.display(), quoted.join(" ")),
+    )?;
+    println!(
+        "== VM: booted in {:.1?}, demo took {:.1?}",
+        run.boot, run.command
+    );
+    if run.exit_code != 0 {
+        anyhow::bail!("the demo in the VM failed (exit status {})", run.exit_code);
+    }
+    Ok(())
 }
 
 fn vm_report(run: &vm::VmRun) {
@@ -361,7 +459,72 @@ fn api_server(args: ApiServerArgs) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo { lab } => minilab::control::demo(lab.options()?),
+        Command::Demo { lab, vm } => {
+            let mut opts = lab.options()?;
+            let in_vm = match vm.as_str() {
+                "always" => true,
+                "never" => false,
+                _ => !metal_switchd_lab::frr_lab::kernel_has_vrf(),
+            };
+            if in_vm {
+                return demo_in_vm();
+            }
+            if std::env::var_os("METAL_SWITCHD_VM").is_some() {
+                // Under the VM's emulated CPU (as tests/minilab_vm.rs): the
+                // cabled ports only, bounds that only catch hangs.
+                use std::time::Duration;
+                opts.only_wired_ports = true;
+                opts.interval = opts.interval.max(Duration::from_secs(2));
+                opts.timeout = opts.timeout.max(Duration::from_secs(300));
+                opts.agent_timeout = opts.agent_timeout.max(Duration::from_secs(120));
+                opts.barrier_timeout = opts.barrier_timeout.max(Duration::from_secs(90));
+            }
+            minilab::control::demo(opts)
+        }
+        Command::SonicBaseline {
+            release,
+            linger_secs,
+        } => {
+            let release = metal_switchd_lab::sonic_real::Release::parse(&release)?;
+            let ports: Vec<_> = [
+                ("Ethernet0", "1"),
+                ("Ethernet1", "2"),
+                ("Ethernet120", "121,122,123,124"),
+            ]
+            .into_iter()
+            .map(|(n, l)| metal_switchd_lab::sonic_real::VsPort {
+                name: n.into(),
+                lanes: l.into(),
+            })
+            .collect();
+            let (startup, lines) = metal_switchd_lab::sonic_real::baseline(
+                release,
+                &ports,
+                std::time::Duration::from_secs(linger_secs),
+            )?;
+            println!(
+                "SONiC {release}: every daemon running after {startup:.1?}; {} error/warning line(s) without the agent:",
+                lines.len()
+            );
+            for l in lines {
+                println!("  {l}");
+            }
+            Ok(())
+        }
+        Command::SonicMatrix { releases, out, vm } => {
+            let releases = if releases.is_empty() {
+                metal_switchd_lab::sonic_real::Release::ALL.to_vec()
+            } else {
+                releases
+                    .iter()
+                    .map(|r| metal_switchd_lab::sonic_real::Release::parse(r))
+                    .collect::<anyhow::Result<_>>()?
+            };
+            let mut o = vm.options();
+            o.memory_mib = o.memory_mib.max(3072);
+            o.timeout = o.timeout.max(std::time::Duration::from_secs(2400));
+            sonic_matrix::run(&releases, &o, &out)
+        }
         Command::Lab { command } => match command {
             LabCommand::Up(a) => minilab::control::up(a.options()?),
             LabCommand::Status(a) => minilab::control::status(&a.options()?),

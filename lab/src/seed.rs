@@ -131,7 +131,7 @@ pub fn write_entries(server: &RedisServer, db: i64, entries: &[Entry]) -> Result
 pub struct SeedOptions {
     /// Set `CONFIG_DB_INITIALIZED = 1`.
     pub config_db_initialized: bool,
-    /// Write `APPL_DB PORT_TABLE:PortInitDone`.
+    /// Write `APPL_DB PORT_TABLE:PortConfigDone` and `PortInitDone`.
     pub port_init_done: bool,
     /// Give every port an OID in `COUNTERS_PORT_NAME_MAP` and a STATE_DB
     /// `PORT_TABLE` entry (as orchagent/portsyncd do on a switch with an ASIC).
@@ -190,7 +190,15 @@ pub fn seed_switch(
             .query::<()>(&mut c)?;
     }
     if opts.port_init_done {
+        // portsyncd: PortConfigDone with the number of ports once it has
+        // read them all, PortInitDone once their netdevs exist
+        // (portsyncd/portsyncd.cpp).
         let mut c = server.connection(APPL_DB)?;
+        redis::cmd("HSET")
+            .arg("PORT_TABLE:PortConfigDone")
+            .arg("count")
+            .arg(all_ports.len().to_string())
+            .query::<()>(&mut c)?;
         redis::cmd("HSET")
             .arg("PORT_TABLE:PortInitDone")
             .arg("lanes")

@@ -1302,7 +1302,29 @@ impl Daemon {
             ],
             format!("del VLAN|{name}"),
         )
-        .await
+        .await?;
+        // orchagent removes the VLAN's SAI object.
+        let vlanid = v.to_string();
+        self.orchagent(move |mut dbs, _shared| {
+            Box::pin(async move {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg("ASIC_STATE:SAI_OBJECT_TYPE_VLAN:*")
+                    .query_async(&mut dbs.asic)
+                    .await?;
+                for k in keys {
+                    let id: Option<String> = redis::cmd("HGET")
+                        .arg(&k)
+                        .arg("SAI_VLAN_ATTR_VLAN_ID")
+                        .query_async(&mut dbs.asic)
+                        .await?;
+                    if id.as_deref() == Some(vlanid.as_str()) {
+                        dbs.del(Db::Asic, &k).await?;
+                    }
+                }
+                Ok(())
+            })
+        });
+        Ok(Outcome::Done)
     }
 
     async fn member_set(
@@ -1507,6 +1529,16 @@ impl Daemon {
             if !self.kernel().routed.contains_key(ifname) {
                 return Ok(Outcome::Wait);
             }
+            // intfmgrd: the address for orchagent, then its STATE entry
+            // (cfgmgr/intfmgr.cpp doIntfAddrTask).
+            let family = if prefix.contains(':') { "IPv6" } else { "IPv4" };
+            self.dbs
+                .hset(
+                    Db::Appl,
+                    &format!("INTF_TABLE:{ifname}:{prefix}"),
+                    &[("scope", "global"), ("family", family)],
+                )
+                .await?;
             self.dbs
                 .hset(
                     Db::State,
@@ -1599,7 +1631,10 @@ impl Daemon {
         if let Some((ifname, prefix)) = rest.split_once('|') {
             return self
                 .retract(
-                    &[(Db::State, format!("INTERFACE_TABLE|{ifname}|{prefix}"))],
+                    &[
+                        (Db::Appl, format!("INTF_TABLE:{ifname}:{prefix}")),
+                        (Db::State, format!("INTERFACE_TABLE|{ifname}|{prefix}")),
+                    ],
                     format!("del {table}|{rest}"),
                 )
                 .await;
@@ -1733,7 +1768,7 @@ impl Daemon {
         let Some((vtep, map)) = rest.split_once('|') else {
             return Ok(Outcome::Done);
         };
-        let Some((v, _)) = self.kernel().maps.remove(map) else {
+        let Some((v, n)) = self.kernel().maps.remove(map) else {
             return Ok(Outcome::Done);
         };
         self.netdev(Op::VxlanDel {
@@ -1741,6 +1776,20 @@ impl Daemon {
             vid: v,
         })
         .await;
+        let holder = self
+            .kernel()
+            .vrfs
+            .iter()
+            .find(|(_, vni)| **vni == n && n != 0)
+            .map(|(name, _)| name.clone());
+        if let Some(vrf) = holder {
+            self.violation(format!(
+                "VXLAN_TUNNEL_MAP|{rest} deleted while {vrf} still holds VNI {n}: orchagent took \
+                 the map's entry out of the hardware when the VRF got the VNI and cannot remove it \
+                 again (vxlanorch.cpp VxlanTunnelMapOrch::delOperation retries; `config vxlan map \
+                 del` refuses: \"VNI mapped to vrf\"); the VRF (or its VNI) goes first"
+            ));
+        }
         if !self.kernel().vlans.contains(&v) {
             self.violation(format!(
                 "VXLAN_TUNNEL_MAP|{rest} deleted after Vlan{v}: orchagent fails with \"vlan id doesn't exist\" and leaves hardware state"

@@ -246,6 +246,14 @@ fn probe(netns: &str) -> Caps {
     }
 }
 
+static QUIET_SKIPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Keep skipped steps off stderr (the demo prints one summary line per
+/// leaf instead of one line per skipped step).
+pub fn quiet_skips(on: bool) {
+    QUIET_SKIPS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 impl SonicKernel {
     /// Probe the namespace's kernel and do what the managers do when they
     /// start: vlanmgrd's `Bridge` (VLAN filtering, `dummy` in it),
@@ -321,11 +329,14 @@ impl SonicKernel {
             .clone()
     }
 
-    /// Record a skipped step (each once) and say so on stderr.
+    /// Record a skipped step (each once) and say so on stderr (unless
+    /// [`quiet_skips`] is on: then only [`SonicKernel::skipped`] has it).
     fn skip(&self, what: String) {
         let mut skipped = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
         if !skipped.contains(&what) {
-            eprintln!("SONiC stand-in (netns {}): SKIPPED {what}", self.netns);
+            if !QUIET_SKIPS.load(std::sync::atomic::Ordering::Relaxed) {
+                eprintln!("SONiC stand-in (netns {}): SKIPPED {what}", self.netns);
+            }
             skipped.push(what);
         }
     }

@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// Modules the guest needs (their dependencies are added).
-pub const MODULES: [&str; 9] = [
+/// Modules the guest needs (their dependencies are added); `tun` for the
+/// TAP devices of SONiC's virtual switch.
+pub const MODULES: [&str; 10] = [
     "virtio_pci",
     "9pnet_virtio",
     "9p",
@@ -35,6 +36,7 @@ pub const MODULES: [&str; 9] = [
     "dummy",
     "vxlan",
     "veth",
+    "tun",
 ];
 
 const READY: &str = "METAL_VM_READY";
@@ -55,6 +57,9 @@ pub struct VmOptions {
     pub work_dir: PathBuf,
     /// Echo the guest's console to stderr while it runs.
     pub echo: bool,
+    /// Instead, print only the command's output (the console after the
+    /// ready marker, without the exit marker) to stdout as it comes.
+    pub plain: bool,
 }
 
 impl Default for VmOptions {
@@ -66,6 +71,7 @@ impl Default for VmOptions {
             timeout: Duration::from_secs(170),
             work_dir: PathBuf::from("target/vm"),
             echo: true,
+            plain: false,
         }
     }
 }
@@ -345,9 +351,21 @@ pub fn run(opts: &VmOptions, script: &str) -> Result<VmRun> {
     std::fs::write(&initrd, initramfs(&kernel)?)?;
     let cwd = std::env::current_dir()?;
     let cmd_file = dir.0.join("cmd.sh");
+    // ./dev's SONiC choices (`DEV_SONIC_RELEASE`, the build directories
+    // `DEV_SONIC_<release>`) reach the guest's otherwise empty environment.
+    // They are DEV_*, not METAL_SWITCHD_*: the agent refuses any
+    // METAL_SWITCHD_* variable that is not one of its settings.
+    let exports: String = std::env::vars()
+        .filter(|(k, v)| {
+            k.starts_with("DEV_SONIC_")
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !v.contains('\'')
+        })
+        .map(|(k, v)| format!("export {k}='{v}'\n"))
+        .collect();
     std::fs::write(
         &cmd_file,
-        format!("cd '{}' || exit 125\n{script}\n", cwd.display()),
+        format!("{exports}cd '{}' || exit 125\n{script}\n", cwd.display()),
     )?;
     if cmd_file.to_string_lossy().contains(char::is_whitespace) {
         bail!("the VM work directory must not contain spaces");
@@ -417,7 +435,13 @@ pub fn run(opts: &VmOptions, script: &str) -> Result<VmRun> {
                     exit_code = line[i + EXIT.len()..].trim().parse().ok();
                     command = command_started.map(|t| t.elapsed()).unwrap_or_default();
                 }
-                if opts.echo {
+                if opts.plain {
+                    if command_started.is_some() && exit_code.is_none() && !line.contains(READY) {
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "{line}");
+                        let _ = out.flush();
+                    }
+                } else if opts.echo {
                     let mut err = std::io::stderr().lock();
                     let _ = writeln!(err, "vm| {line}");
                 }

@@ -9,7 +9,8 @@
 //!   `STATE_DB VRF_TABLE`, a `VLAN_MEMBER` without its STATE entry, an
 //!   `INTERFACE` whose STATE `vrf` is not the configured one, …), or a
 //!   deletion not confirmed yet (a STATE entry in the agent's domain without
-//!   its CONFIG_DB entry, a router interface still in `COUNTERS_RIF_NAME_MAP`)
+//!   its CONFIG_DB entry — orchagent's `VRF_OBJECT_TABLE` entry of a removed
+//!   VRF too —, a router interface still in `COUNTERS_RIF_NAME_MAP`)
 //!   is **pending**: the applier waits for it before it writes anything, so no
 //!   write ever builds on a state SONiC has not reached;
 //! - an entry SONiC has provably dropped — an `INTERFACE` or `VLAN_INTERFACE`
@@ -580,11 +581,11 @@ fn unconfirmed_deletions(
             };
             let name = rest.replace(sep, &SEP.to_string());
             let claimed = confirms::with_marker(db, table)
-                .find_map(|e| Some(((e.claims)(domain, &name)?, e)));
-            if let Some((config_key, entry)) = claimed
+                .find_map(|(e, m)| Some(((e.claims)(domain, &name)?, m)));
+            if let Some((config_key, marker)) = claimed
                 && !config.contains(&config_key)
             {
-                gone.push(entry.marker.gone(&name));
+                gone.push(marker.gone(&name));
             }
         }
     }
@@ -666,11 +667,13 @@ mod tests {
     fn sonic_confirms(config: &DbState) -> Confirmed {
         let mut c = Confirmed::new(Separators::default());
         for (name, fl) in config.table(Table::Vrf) {
-            c.set(
-                Db::State,
-                &format!("VRF_TABLE|{name}"),
-                Some(f(&[("state", "ok")])),
-            );
+            for table in ["VRF_TABLE", "VRF_OBJECT_TABLE"] {
+                c.set(
+                    Db::State,
+                    &format!("{table}|{name}"),
+                    Some(f(&[("state", "ok")])),
+                );
+            }
             c.set(Db::Appl, &format!("VRF_TABLE:{name}"), Some(fl.clone()));
         }
         for (name, _) in config.table(Table::Vlan) {
@@ -843,6 +846,7 @@ mod tests {
             "STATE_DB INTERFACE_TABLE|Ethernet1 gone (intfmgrd)",
             "COUNTERS_DB COUNTERS_RIF_NAME_MAP[Ethernet1] gone (orchagent removed the router interface)",
             "STATE_DB VRF_TABLE|Vrf104009 gone (vrfmgrd)",
+            "STATE_DB VRF_OBJECT_TABLE|Vrf104009 gone (orchagent)",
             "STATE_DB VLAN_MEMBER_TABLE|Vlan3900|Ethernet1 present (vlanmgrd)",
         ] {
             assert!(
@@ -927,6 +931,11 @@ mod tests {
         let mut c = sonic_confirms(&state);
         // An operator's VRF and VLAN outside the range, an unmanaged port's binding.
         c.set(Db::State, "VRF_TABLE|VrfMpls", Some(f(&[("state", "ok")])));
+        c.set(
+            Db::State,
+            "VRF_OBJECT_TABLE|VrfMpls",
+            Some(f(&[("state", "ok")])),
+        );
         c.set(
             Db::State,
             "VLAN_TABLE|Vlan3000",

@@ -5,9 +5,10 @@
 //! deletion (sonic-configdb reference §4). [`CATALOGUE`] says, for every
 //! table the agent writes, which marker that is, who writes it, which field
 //! the daemon copies from the entry (and how it treats an in-place change of
-//! that field), which special confirmation it needs beyond the marker, and
-//! which CONFIG_DB key a marker of a given name stands for. Everything that
-//! needs to know what SONiC confirms reads this table:
+//! that field), which special confirmation it needs beyond the marker, which
+//! object marker of a later daemon a deletion waits for as well, and which
+//! CONFIG_DB key a marker of a given name stands for. Everything that needs
+//! to know what SONiC confirms reads this table:
 //!
 //! - planning ([`super::plan`]): the barrier after a phase, per change;
 //! - assessment ([`super::confirmed::assess`]): what SONiC still owes for the
@@ -17,6 +18,14 @@
 //!
 //! A new marker (a flavour whose daemons confirm a table the community
 //! release does not) is one entry here.
+//!
+//! A deletion can need more than its daemon's marker gone: orchagent keeps
+//! its VRF object (`STATE_DB VRF_OBJECT_TABLE`) after vrfmgrd removed its
+//! marker, as long as something holds it — the VLAN-VNI map of the VRF's
+//! VNI among them. That is the VRF entry's [`Confirmation::object`]: the
+//! planner's barrier after a VRF's deletion waits for it (the VXLAN map of
+//! the VNI goes only then, see [`super::plan`]), assessment counts it as a
+//! pending deletion while it stays, and the feed watches its table.
 //!
 //! Two confirmations are not a marker of their own and are listed as
 //! [`Special`] cases of the entries that need them: router interfaces
@@ -265,6 +274,12 @@ pub struct Confirmation {
     pub marker: Marker,
     pub mirror: Option<Mirror>,
     pub special: Option<Special>,
+    /// The marker of the object a later daemon (orchagent) made for the
+    /// entry, removed only after [`Confirmation::marker`] and once nothing
+    /// holds the object any more: a deletion is confirmed only when it is
+    /// gone too. Its coming is not waited for (the marker says the entry
+    /// was taken).
+    pub object: Option<Marker>,
     /// The owned CONFIG_DB key a marker (or router interface) of this name
     /// stands for, when the name lies in the agent's domain (its deletion is
     /// then confirmed by the marker going).
@@ -275,6 +290,15 @@ const VRFMGRD_STATE: Marker = Marker {
     db: Db::State,
     table: "VRF_TABLE",
     by: "vrfmgrd",
+};
+/// orchagent's VRF object: removed after vrfmgrd's marker, and only once
+/// nothing holds the VRF — the VLAN-VNI map of its VNI included, which
+/// orchagent keeps out of the hardware while the VRF has the VNI (found on
+/// real SONiC 202411, `docs/sonic.md`; sonic-configdb reference §4).
+const ORCHAGENT_VRF: Marker = Marker {
+    db: Db::State,
+    table: "VRF_OBJECT_TABLE",
+    by: "orchagent",
 };
 const INTFMGRD: Marker = Marker {
     db: Db::State,
@@ -310,6 +334,7 @@ pub const CATALOGUE: &[Confirmation] = &[
             on_update: true,
         }),
         special: None,
+        object: Some(ORCHAGENT_VRF),
         claims: |d, name| d.tenant_vrf(name).then(|| Key::vrf(name)),
     },
     Confirmation {
@@ -321,6 +346,7 @@ pub const CATALOGUE: &[Confirmation] = &[
         },
         mirror: None,
         special: None,
+        object: None,
         claims: |d, name| d.tenant_vlan(name).then(|| Key::new(Table::Vlan, name)),
     },
     Confirmation {
@@ -332,6 +358,7 @@ pub const CATALOGUE: &[Confirmation] = &[
         },
         mirror: None,
         special: Some(Special::BridgePort),
+        object: None,
         claims: |d, name| {
             let (vlan, port) = name.split_once(SEP)?;
             let pxe = vid_of_vlan_name(vlan) == Some(d.spec.pxe_vlan);
@@ -344,6 +371,7 @@ pub const CATALOGUE: &[Confirmation] = &[
         marker: INTFMGRD,
         mirror: Some(VRF_BINDING),
         special: Some(Special::RouterInterface),
+        object: None,
         claims: |d, name| {
             (!name.contains(SEP) && !d.tenant_vlan(name) && d.managed(name))
                 .then(|| Key::interface(name))
@@ -354,6 +382,7 @@ pub const CATALOGUE: &[Confirmation] = &[
         marker: INTFMGRD,
         mirror: Some(VRF_BINDING),
         special: Some(Special::RouterInterface),
+        object: None,
         claims: |d, name| {
             (!name.contains(SEP) && d.tenant_vlan(name))
                 .then(|| Key::new(Table::VlanInterface, name))
@@ -368,6 +397,7 @@ pub const CATALOGUE: &[Confirmation] = &[
         },
         mirror: None,
         special: None,
+        object: None,
         claims: |d, name| {
             let map = name.rsplit(SEP).next().unwrap_or("");
             map.strip_prefix("map_")
@@ -383,14 +413,26 @@ pub fn of(table: Table) -> Option<&'static Confirmation> {
     CATALOGUE.iter().find(|c| c.table == table)
 }
 
+impl Confirmation {
+    /// The markers whose going confirms the entry's deletion: its own, then
+    /// its object's.
+    pub fn deletion_markers(&self) -> impl Iterator<Item = &Marker> {
+        std::iter::once(&self.marker).chain(self.object.as_ref())
+    }
+
+    /// Every marker of the entry: its own, its object's, its mirror's.
+    fn markers(&self) -> impl Iterator<Item = &Marker> {
+        self.deletion_markers()
+            .chain(self.mirror.as_ref().map(|m| &m.marker))
+    }
+}
+
 /// The marker tables of `db` the agent watches (each once, in catalogue order).
 pub fn watched(db: Db) -> impl Iterator<Item = &'static str> {
     let mut seen: Vec<&'static str> = Vec::new();
-    for c in CATALOGUE {
-        for m in std::iter::once(&c.marker).chain(c.mirror.as_ref().map(|m| &m.marker)) {
-            if m.db == db && !seen.contains(&m.table) {
-                seen.push(m.table);
-            }
+    for m in CATALOGUE.iter().flat_map(Confirmation::markers) {
+        if m.db == db && !seen.contains(&m.table) {
+            seen.push(m.table);
         }
     }
     seen.into_iter()
@@ -398,18 +440,23 @@ pub fn watched(db: Db) -> impl Iterator<Item = &'static str> {
 
 /// Whether `table` of `db` is a watched marker table.
 pub fn watches(db: Db, table: &str) -> bool {
-    CATALOGUE.iter().any(|c| {
-        (c.marker.db == db && c.marker.table == table)
-            || c.mirror
-                .is_some_and(|m| m.marker.db == db && m.marker.table == table)
-    })
-}
-
-/// The marker entries of a `db` table, by presence.
-pub fn with_marker(db: Db, table: &str) -> impl Iterator<Item = &'static Confirmation> {
     CATALOGUE
         .iter()
-        .filter(move |c| c.marker.db == db && c.marker.table == table)
+        .flat_map(Confirmation::markers)
+        .any(|m| m.db == db && m.table == table)
+}
+
+/// The entries whose deletion waits for a marker in a `db` table, each
+/// with that marker (its own or its object's).
+pub fn with_marker(
+    db: Db,
+    table: &str,
+) -> impl Iterator<Item = (&'static Confirmation, &'static Marker)> {
+    CATALOGUE.iter().flat_map(move |c| {
+        c.deletion_markers()
+            .filter(move |m| m.db == db && m.table == table)
+            .map(move |m| (c, m))
+    })
 }
 
 /// The entries with a special confirmation.
@@ -505,6 +552,7 @@ mod tests {
             watched(Db::State).collect::<Vec<_>>(),
             [
                 "VRF_TABLE",
+                "VRF_OBJECT_TABLE",
                 "VLAN_TABLE",
                 "VLAN_MEMBER_TABLE",
                 "INTERFACE_TABLE"
@@ -515,6 +563,7 @@ mod tests {
             ["VRF_TABLE", "VXLAN_TUNNEL_MAP_TABLE"]
         );
         assert!(watches(Db::Appl, "VRF_TABLE"));
+        assert!(watches(Db::State, "VRF_OBJECT_TABLE"));
         assert!(!watches(Db::Appl, "INTERFACE_TABLE"));
     }
 
@@ -537,6 +586,16 @@ mod tests {
             by(Table::VxlanTunnelMap),
             Some(("APPL_DB", "VXLAN_TUNNEL_MAP_TABLE", "vxlanmgrd"))
         );
+        // orchagent's VRF object (reference §4: removed after vrfmgrd's
+        // marker); no other table has one.
+        let object = |t: Table| of(t).and_then(|c| c.object);
+        assert_eq!(
+            object(Table::Vrf).map(|m| (m.db.name(), m.table, m.by)),
+            Some(("STATE_DB", "VRF_OBJECT_TABLE", "orchagent"))
+        );
+        for c in CATALOGUE.iter().filter(|c| c.table != Table::Vrf) {
+            assert!(c.object.is_none(), "{}", c.table);
+        }
         for t in [
             Table::Port,
             Table::SuppressVlanNeigh,

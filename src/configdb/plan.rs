@@ -2,7 +2,7 @@
 //!
 //! SONiC's daemons order work only by key within one table and crash on some
 //! cross-table orders (sonic-configdb reference §3, §7). The planner puts
-//! every change into one of six stages (the second only when a VXLAN map
+//! every change into one of seven stages (the second only when a VXLAN map
 //! must be replaced); each non-empty stage becomes one
 //! phase, written as one `MULTI/EXEC`, followed by a barrier: conditions in
 //! STATE_DB, APPL_DB, COUNTERS_DB and ASIC_DB that say SONiC has processed
@@ -12,17 +12,21 @@
 //! |---|---|---|
 //! | 1 detach | delete VLAN members and INTERFACE entries (ports leave their VLAN or VRF); delete the first half of replacements; VRF `vni` → 0 where a VNI changes; PORT mtu/admin; create VLANs and VXLAN maps | members gone (STATE + ASIC bridge port), interfaces gone (STATE + RIF), VLANs and maps present |
 //! | (remap) | re-create VXLAN maps that had to be replaced (rare) | maps present |
-//! | 2 vrfs | create/update VRFs (with `vni`, after their VLAN-VNI map); delete VXLAN maps no longer wanted | VRFs present / VNI applied, maps gone |
+//! | 2 vrfs | create/update VRFs (with `vni`, after their VLAN-VNI map) | VRFs present / VNI applied |
 //! | 3 attach | create INTERFACE (VRF binding), VLAN members, VLAN interfaces, neighbour suppression, replaced maps; delete VLAN interfaces | those present / gone |
-//! | 4 cleanup | delete neighbour suppression and VLANs | VLANs gone |
-//! | 5 remove VRFs | delete VRFs | VRFs gone |
+//! | 4 remove VRFs | delete VRFs | VRFs gone (vrfmgrd's STATE entry and orchagent's VRF object) |
+//! | 5 remove maps | delete VXLAN maps no longer wanted | maps gone |
+//! | 6 cleanup | delete neighbour suppression and VLANs | VLANs gone |
 //!
 //! This keeps the rules: a port leaves its VLANs (STATE member entry and
 //! ASIC bridge port gone) before it gets an INTERFACE entry and vice versa; a
 //! VRF binding changes only by delete → confirm → create; VLAN-VNI maps
-//! exist before a VRF takes the VNI; deletions go ports → tunnel map → VLAN
-//! interface → suppression → VLAN → VRF; no key is deleted and re-created in
-//! one phase. `super::rules` states these rules as code for the tests.
+//! exist before a VRF takes the VNI; deletions go ports → VLAN interface →
+//! VRF → tunnel map → suppression → VLAN (a map only once orchagent's
+//! object of the VRF holding its VNI is gone: orchagent keeps such a map
+//! out of the hardware and cannot remove it before; found on real SONiC
+//! 202411, `docs/sonic.md`); no key is deleted and re-created in one phase.
+//! `super::rules` states these rules as code for the tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -42,8 +46,16 @@ pub enum Stage {
     Remap,
     Vrfs,
     Attach,
-    Cleanup,
     RemoveVrfs,
+    /// Remove VXLAN maps no longer wanted: after the VRF that held their VNI
+    /// is gone. While a VRF has a VNI, orchagent keeps the VLAN-VNI map of
+    /// that VNI out of the hardware (`VxlanVrfMapOrch::addOperation`); a
+    /// map deleted then cannot be removed (`VxlanTunnelMapOrch::delOperation`
+    /// retries forever, and gives up with the hardware state left behind
+    /// once the VLAN is gone). SONiC's CLI refuses that order too (`config
+    /// vxlan map del`: "VNI mapped to vrf").
+    RemoveMaps,
+    Cleanup,
 }
 
 impl Stage {
@@ -51,10 +63,11 @@ impl Stage {
         match self {
             Stage::Detach => "detach ports, create VLANs and VXLAN maps",
             Stage::Remap => "re-create replaced VXLAN maps",
-            Stage::Vrfs => "create VRFs, remove VXLAN maps",
+            Stage::Vrfs => "create VRFs",
             Stage::Attach => "bind ports and VLAN interfaces",
-            Stage::Cleanup => "remove VLANs",
             Stage::RemoveVrfs => "remove VRFs",
+            Stage::RemoveMaps => "remove VXLAN maps",
+            Stage::Cleanup => "remove VLANs",
         }
     }
 }
@@ -70,7 +83,7 @@ pub fn stage_of(c: &Change) -> Stage {
         (VxlanTunnelMap, Op::Create { .. }, Cause::Desired) => Stage::Detach,
         (VxlanTunnelMap, Op::Create { .. }, Cause::Replace) => Stage::Remap,
         (Vrf, Op::Create { .. } | Op::Update { .. }, _) => Stage::Vrfs,
-        (VxlanTunnelMap, Op::Delete { .. }, _) => Stage::Vrfs,
+        (VxlanTunnelMap, Op::Delete { .. }, _) => Stage::RemoveMaps,
         (
             Interface | VlanMember | VlanInterface | SuppressVlanNeigh | VxlanTunnelMap,
             Op::Create { .. },
@@ -267,9 +280,9 @@ pub fn plan(set: ChangeSet) -> Plan {
 
 /// The conditions that confirm one change, from the catalogue
 /// ([`confirms::CATALOGUE`]): a created entry's marker is present, a deleted
-/// one's gone (and its router interface, and — for a port routed later in
-/// the plan — its ASIC bridge port); an update waits for the copy of a
-/// field the daemon mirrors.
+/// one's gone (and orchagent's object of it, its router interface, and — for
+/// a port routed later in the plan — its ASIC bridge port); an update waits
+/// for the copy of a field the daemon mirrors.
 fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> {
     let Some(entry) = confirms::of(c.key.table) else {
         return Vec::new();
@@ -287,7 +300,7 @@ fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> 
             })
             .collect(),
         Op::Delete { .. } => {
-            let mut v = vec![entry.marker.gone(name)];
+            let mut v: Vec<Condition> = entry.deletion_markers().map(|m| m.gone(name)).collect();
             match entry.special {
                 Some(Special::RouterInterface) => v.push(confirms::rif_gone(name)),
                 Some(Special::BridgePort) => {
@@ -517,7 +530,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tenant_vrf_is_removed_ports_map_interface_suppression_vlan_vrf() {
+    fn a_tenant_vrf_is_removed_ports_interface_vrf_map_then_suppression_and_vlan() {
         // §7.7 / §3.3 rule 6.
         let p = plan(ChangeSet {
             changes: vec![
@@ -543,8 +556,10 @@ mod tests {
         let sup = phase_of(&p, "SUPPRESS_VLAN_NEIGH|Vlan1001", |_| true);
         let vlan = phase_of(&p, "VLAN|Vlan1001", |_| true);
         let vrf = phase_of(&p, "VRF|Vrf104009", |_| true);
+        // The VRF (with its VNI) before the VLAN-VNI map: orchagent keeps
+        // that map out of the hardware while a VRF holds the VNI.
         assert!(
-            port < map && map < svi && svi < vlan && sup <= vlan && vlan < vrf,
+            port < svi && svi < vrf && vrf < map && map < vlan && sup <= vlan,
             "{p}"
         );
         // Each deletion is confirmed before the next step.
@@ -564,6 +579,12 @@ mod tests {
             barrier(&p, vrf)
                 .iter()
                 .any(|b| b == "STATE_DB VRF_TABLE|Vrf104009 gone (vrfmgrd)"),
+            "{p}"
+        );
+        assert!(
+            barrier(&p, vrf)
+                .iter()
+                .any(|b| b == "STATE_DB VRF_OBJECT_TABLE|Vrf104009 gone (orchagent)"),
             "{p}"
         );
         assert!(check_rules(&p).is_empty(), "{:?}", check_rules(&p));

@@ -21,6 +21,7 @@ pub fn check_rules(plan: &Plan) -> Vec<String> {
     rules.lingering_bridge_ports(&mut bad);
     rules.members_after_unrouting(&mut bad);
     rules.vlan_deletions(&mut bad);
+    rules.map_deletions(&mut bad);
     rules.vrf_deletions(&mut bad);
     rules.vrf_creations(&mut bad);
     rules.map_creations(&mut bad);
@@ -158,8 +159,7 @@ impl<'p> Rules<'p> {
         }
     }
 
-    /// A VLAN goes after its members, its VLAN interface and its VXLAN
-    /// map; a VLAN interface after its map.
+    /// A VLAN goes after its members, its VLAN interface and its VXLAN map.
     fn vlan_deletions(&self, bad: &mut Vec<String>) {
         let vid_of = |c: &Change| vid_of_vlan_name(c.key.parts().next().unwrap_or(""));
         let map_of =
@@ -184,13 +184,27 @@ impl<'p> Rules<'p> {
                 bad.push(format!("{}: deleted before its VXLAN map", v.key));
             }
         }
+    }
+
+    /// A VXLAN map goes after the VRF that holds its VNI: orchagent keeps
+    /// the map out of the hardware while a VRF has the VNI and cannot
+    /// remove it then (found on real SONiC 202411, `docs/sonic.md`). The
+    /// rule metal-core followed, a VLAN interface after its map, has no
+    /// SONiC fact behind it and contradicts this one.
+    fn map_deletions(&self, bad: &mut Vec<String>) {
+        let old_vni = |c: &Change| match &c.op {
+            Op::Delete { old } => old.get("vni").cloned(),
+            _ => None,
+        };
         let desired_delete = |c: &Change| c.is_delete() && c.cause == Cause::Desired;
-        for (vi, v) in self.changes(Table::VlanInterface, &desired_delete) {
-            if self
-                .last(Table::VxlanTunnelMap, &|c| map_of(&v.key.name, c))
-                .is_some_and(|i| i > vi)
-            {
-                bad.push(format!("{}: deleted before its VXLAN map", v.key));
+        for (mi, m) in self.changes(Table::VxlanTunnelMap, &desired_delete) {
+            let Some(vni) = old_vni(m) else { continue };
+            let holds = |c: &Change| c.is_delete() && old_vni(c).as_deref() == Some(vni.as_str());
+            if self.last(Table::Vrf, &holds).is_some_and(|ri| ri >= mi) {
+                bad.push(format!(
+                    "{}: deleted while a VRF still holds VNI {vni}",
+                    m.key
+                ));
             }
         }
     }
@@ -297,7 +311,8 @@ mod tests {
     #[test]
     fn the_rule_checker_catches_broken_orders() {
         // A hand-made plan that routes a port in the phase that removes it
-        // from its VLAN, and deletes a VLAN with its map.
+        // from its VLAN, and deletes a VLAN with its map and the VRF that
+        // holds the map's VNI.
         let bad = Plan {
             pending: Vec::new(),
             phases: vec![Phase {
@@ -328,6 +343,12 @@ mod tests {
                             old: f(&[("vlan", "Vlan1001"), ("vni", "7")]),
                         },
                     ),
+                    change(
+                        "VRF|Vrf7",
+                        Op::Delete {
+                            old: f(&[("vni", "7")]),
+                        },
+                    ),
                 ],
                 barrier: Vec::new(),
             }],
@@ -337,6 +358,7 @@ mod tests {
             "Ethernet1: INTERFACE created before VLAN_MEMBER|Vlan3900|Ethernet1 is deleted",
             "Ethernet1: routed without checking for a lingering ASIC bridge port",
             "VLAN|Vlan1001: deleted before its VXLAN map",
+            "VXLAN_TUNNEL_MAP|vtep|map_7_Vlan1001: deleted while a VRF still holds VNI 7",
         ] {
             assert!(found.contains(want), "missing {want:?} in:\n{found}");
         }

@@ -64,6 +64,16 @@ pub fn report_teardown(t: &Teardown) -> Result<()> {
             ));
         }
     }
+    for (name, release, lines) in &t.sonic_logs {
+        println!(
+            "   {name}: SONiC {release}'s daemons logged {} error/warning line(s){}",
+            lines.len(),
+            lines
+                .first()
+                .map(|l| format!(", first: {l}"))
+                .unwrap_or_default()
+        );
+    }
     if !bad.is_empty() {
         bail!("{}", bad.join("\n"));
     }
@@ -79,24 +89,46 @@ pub fn demo(mut opts: LabOptions) -> Result<()> {
         "== the netns mini-lab: two leaves running metal-switchd against the lab API ({}), FRR BGP to an exit router",
         api.as_str()
     );
+    crate::sonic_kernel::quiet_skips(true);
     let mut lab = Lab::up(opts)?;
     let up = lab.established_after;
     let started = Instant::now();
     let result = scenario::run(&mut lab, |n: usize, s: &StepResult| {
-        print!("{}", scenario::render(n, s));
+        print!("{}", scenario::render_compact(n, s));
         let _ = std::io::stdout().flush();
     });
     let scenario_time = started.elapsed();
     if let Ok(r) = &result {
         if r.tenant_sessions {
+            println!("\n== show bgp vrf Vrf30 summary after the allocation (the neighbor lines)");
             for (leaf, text) in &r.tenant_summaries {
-                println!("\n== {leaf}: show bgp vrf Vrf30 summary (after the allocation)\n{text}");
+                let lines: Vec<&str> = text
+                    .lines()
+                    .skip_while(|l| !l.starts_with("Neighbor"))
+                    .take_while(|l| !l.trim().is_empty())
+                    .collect();
+                println!("{leaf}:\n{}", lines.join("\n"));
             }
         } else {
             println!(
                 "\nThis kernel has no VRF devices: tenant VRF BGP instances stay inactive here \
                  (./dev vm-test minilab_vm runs the lab in a full-kernel VM, where they come up)."
             );
+        }
+    }
+    for l in &lab.leaves {
+        if let super::LeafSonic::StandIn(s) = &l.sonic
+            && let Some(k) = s.netdevs()
+        {
+            let skipped = k.skipped();
+            if let Some(first) = skipped.first() {
+                println!(
+                    "\n{}: the SONiC stand-in skipped {} kernel step(s) this kernel cannot do, e.g. {}",
+                    l.leaf.name,
+                    skipped.len(),
+                    first.chars().take(120).collect::<String>()
+                );
+            }
         }
     }
     println!("\n== tearing down");
@@ -142,6 +174,12 @@ pub fn lab_args(opts: &LabOptions) -> Vec<String> {
     if let Some(d) = &opts.state_dir {
         v.push("--state-dir".into());
         v.push(d.display().to_string());
+    }
+    v.push("--sonic".into());
+    v.push(opts.sonic.arg());
+    for (leaf, choice) in &opts.sonic_leaves {
+        v.push("--sonic".into());
+        v.push(format!("{leaf}={}", choice.arg()));
     }
     v
 }
@@ -243,7 +281,7 @@ pub fn supervise(mut opts: LabOptions) -> Result<()> {
     while !interrupted() {
         for l in &mut lab.leaves {
             let st = l.agent_state();
-            let violations = l.standin.violations();
+            let violations = l.sonic.violations();
             let path = l.dir.join("standin.json");
             let text = serde_json::json!({ "violations": violations }).to_string();
             if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {

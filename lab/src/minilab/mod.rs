@@ -42,6 +42,7 @@ use crate::frr_lab::{FrrLab, run};
 use crate::redis_server::RedisServer;
 use crate::seed::{SeedOptions, seed_switch};
 use crate::sonic::{SonicStandIn, StandInOptions};
+use crate::sonic_real::{RealSonic, SonicChoice, VsPort};
 use crate::switch_redis::SwitchSize;
 
 use observe::{LeafPaths, Report, Session};
@@ -85,7 +86,12 @@ pub struct LabOptions {
     /// routes, three ASIC_DB keys per route, COUNTERS_DB counters:
     /// [`crate::switch_redis`]); 0: only the configuration.
     pub switch_routes: usize,
-    /// The SONiC flavour the leaves stand in for (`crate::flavours`).
+    /// What runs as SONiC on every leaf (the stand-in by default) ...
+    pub sonic: SonicChoice,
+    /// ... except on these leaves (by name).
+    pub sonic_leaves: BTreeMap<String, SonicChoice>,
+    /// The SONiC flavour the stand-in leaves stand in for
+    /// (`crate::flavours`); a real leaf is its release's community flavour.
     pub flavour: crate::flavours::Profile,
 }
 
@@ -104,9 +110,42 @@ impl LabOptions {
             only_wired_ports: false,
             agent_timeout: Duration::from_secs(20),
             barrier_timeout: Duration::from_secs(15),
+            sonic: SonicChoice::StandIn,
+            sonic_leaves: BTreeMap::new(),
             switch_routes: 0,
             flavour: crate::flavours::Profile::Dell45,
         }
+    }
+
+    /// What runs as SONiC on `leaf`.
+    pub fn sonic_of(&self, leaf: &str) -> SonicChoice {
+        self.sonic_leaves.get(leaf).copied().unwrap_or(self.sonic)
+    }
+
+    /// The SONiC flavour of `leaf`.
+    pub fn flavour_of(&self, leaf: &str) -> crate::flavours::Profile {
+        match self.sonic_of(leaf) {
+            SonicChoice::StandIn => self.flavour,
+            SonicChoice::Real(r) => r.profile(),
+        }
+    }
+
+    /// Any leaf runs real SONiC.
+    pub fn any_real_sonic(&self) -> bool {
+        LEAVES
+            .iter()
+            .any(|l| self.sonic_of(l.name) != SonicChoice::StandIn)
+    }
+
+    /// The bounds a lab with a real SONiC leaf needs: SONiC's per-port
+    /// steps under the VM's emulated CPU (the cabled ports only), and time
+    /// for the real daemons.
+    pub fn set_real_sonic_bounds(&mut self) {
+        self.only_wired_ports = true;
+        self.interval = self.interval.max(Duration::from_secs(2));
+        self.timeout = Duration::from_secs(300);
+        self.agent_timeout = Duration::from_secs(180);
+        self.barrier_timeout = Duration::from_secs(150);
     }
 
     /// The port map the leaves are seeded with (`port_config.ini`).
@@ -166,13 +205,61 @@ impl LabOptions {
     }
 }
 
+/// What runs as a leaf's SONiC.
+pub enum LeafSonic {
+    StandIn(SonicStandIn),
+    Real(RealSonic),
+}
+
+impl LeafSonic {
+    /// The ordering violations the stand-in reported (none for real SONiC,
+    /// whose daemons report in their logs: [`RealSonic::findings`]).
+    pub fn violations(&self) -> Vec<String> {
+        match self {
+            LeafSonic::StandIn(s) => s.violations(),
+            LeafSonic::Real(_) => Vec::new(),
+        }
+    }
+
+    /// Wait until the stand-in's queues are empty (real SONiC: nothing to
+    /// wait for here; the agent's barriers wait for its daemons).
+    pub fn settle(&self, timeout: Duration) -> Result<()> {
+        match self {
+            LeafSonic::StandIn(s) => s.settle(timeout),
+            LeafSonic::Real(_) => Ok(()),
+        }
+    }
+
+    pub fn standin(&self) -> Option<&SonicStandIn> {
+        match self {
+            LeafSonic::StandIn(s) => Some(s),
+            LeafSonic::Real(_) => None,
+        }
+    }
+
+    pub fn real(&self) -> Option<&RealSonic> {
+        match self {
+            LeafSonic::StandIn(_) => None,
+            LeafSonic::Real(r) => Some(r),
+        }
+    }
+
+    /// `stand-in` or `SONiC <release>`.
+    pub fn label(&self) -> String {
+        match self {
+            LeafSonic::StandIn(_) => SonicChoice::StandIn.to_string(),
+            LeafSonic::Real(r) => SonicChoice::Real(r.release).to_string(),
+        }
+    }
+}
+
 /// One running leaf.
 pub struct LeafNode {
     pub leaf: Leaf,
     pub netns: String,
     pub dir: PathBuf,
     pub redis: RedisServer,
-    pub standin: SonicStandIn,
+    pub sonic: LeafSonic,
     pub frr: FrrLab,
     agent: Option<Child>,
     pub agent_log: PathBuf,
@@ -277,6 +364,9 @@ pub struct Teardown {
     pub violations: Vec<(String, Vec<String>)>,
     /// Processes the namespace sweep still had to end.
     pub swept: usize,
+    /// Real SONiC leaves: (leaf, release, the daemons' error and warning
+    /// lines).
+    pub sonic_logs: Vec<(String, String, Vec<String>)>,
 }
 
 fn progress(opts: &LabOptions, msg: &str) {
@@ -460,6 +550,21 @@ impl Lab {
             full_kernel: crate::frr_lab::kernel_has_vrf(),
             down: false,
         };
+        if lab.opts.any_real_sonic() && !lab.full_kernel {
+            bail!(
+                "real SONiC needs a kernel with vrf, VLAN and bridge VLAN filtering; \
+                 run the lab in the full-kernel VM (./dev demo does on this kernel; \
+                 tests: ./dev vm-test minilab_sonic)"
+            );
+        }
+        if lab.opts.any_real_sonic() && lab.opts.switch_routes > 0 {
+            // The generated routing state includes ASIC_DB keys: under a
+            // real syncd they would be objects no SAI created.
+            bail!(
+                "switch_routes (--switch-routes) fills the stand-in's redis only; \
+                 a real SONiC leaf's routes come from its own daemons"
+            );
+        }
         lab.build(&mut info)?;
         Ok(lab)
     }
@@ -581,10 +686,14 @@ impl Lab {
         for (i, leaf) in LEAVES.iter().enumerate() {
             let node = self.start_leaf(leaf, i as u64)?;
             self.say(&format!(
-                "== {}: SONiC flavour {}: redis {}, SONiC stand-in, FRR, metal-switchd run (pid {}, log {})",
+                "== {}: SONiC flavour {}: redis {}, {}, FRR {}, metal-switchd run (pid {}, log {})",
                 leaf.name,
-                o.flavour,
+                o.flavour_of(leaf.name),
                 node.redis.socket().display(),
+                node.sonic.label(),
+                o.sonic_of(leaf.name)
+                    .release()
+                    .map_or("(Debian)", |r| r.frr_version()),
                 node.agent_pid().unwrap_or(0),
                 node.agent_log.display()
             ));
@@ -649,14 +758,58 @@ impl Lab {
         Ok(())
     }
 
+    /// The leaf's cabled ports with their lanes: real SONiC's front panel.
+    fn vs_ports(&self, leaf: &Leaf) -> Result<Vec<VsPort>> {
+        if !self.opts.only_wired_ports {
+            bail!("real SONiC runs the leaves with only their cabled ports (only_wired_ports)");
+        }
+        let wired: Vec<&str> = topology::links()
+            .iter()
+            .flat_map(|l| [l.a, l.b])
+            .filter(|(node, _)| *node == leaf.name)
+            .map(|(_, port)| port)
+            .collect();
+        let mut out = Vec::new();
+        for (key, fields) in crate::seed::port_entries(&self.opts.port_map())? {
+            let name = key.strip_prefix("PORT|").unwrap_or(&key);
+            if !wired.contains(&name) {
+                continue;
+            }
+            let lanes = fields
+                .iter()
+                .find(|(f, _)| f == "lanes")
+                .map(|(_, v)| v.clone())
+                .with_context(|| format!("{key} has no lanes"))?;
+            out.push(VsPort {
+                name: name.to_owned(),
+                lanes,
+            });
+        }
+        Ok(out)
+    }
+
     fn start_leaf(&self, leaf: &Leaf, index: u64) -> Result<LeafNode> {
         let o = &self.opts;
         let ns = o.netns(leaf.name);
         let dir = self.dir.join(leaf.name);
         mkdir(&dir)?;
         let redis = RedisServer::start_in(&dir, Some(&ns))?;
-        let base = crate::flavours::base_config(o.flavour, leaf.name)?;
-        seed_switch(&redis, &base, Some(&o.port_map()), &SeedOptions::default())
+        let choice = o.sonic_of(leaf.name);
+        let flavour = o.flavour_of(leaf.name);
+        // Real SONiC's orchagent and portsyncd write the port markers.
+        let seed = match choice {
+            SonicChoice::StandIn => SeedOptions::default(),
+            SonicChoice::Real(_) => SeedOptions {
+                port_init_done: false,
+                asic: false,
+                ..SeedOptions::default()
+            },
+        };
+        let mut base = crate::flavours::base_config(flavour, leaf.name)?;
+        if choice != SonicChoice::StandIn {
+            base = crate::sonic_real::first_boot_config(&base)?;
+        }
+        seed_switch(&redis, &base, Some(&o.port_map()), &seed)
             .with_context(|| format!("seeding {}'s CONFIG_DB", leaf.name))?;
         if o.switch_routes > 0 {
             crate::switch_redis::fill(
@@ -667,28 +820,77 @@ impl Lab {
             .with_context(|| format!("filling {}'s redis with routing state", leaf.name))?;
         }
         let dbconf = redis.write_database_config()?;
-        let standin = SonicStandIn::start(
-            &redis,
-            StandInOptions {
-                kernel_netns: Some(ns.clone()),
-                ..StandInOptions::random(o.seed.wrapping_add(index), o.max_delay)
-            },
-        )
-        .with_context(|| format!("the SONiC stand-in of {}", leaf.name))?;
-        // zebra loads the flavour's fpm module; the stand-in checks the
-        // installed frr.conf against it and can restart the bgp container.
-        let frr = FrrLab::start_in_with(
-            &ns,
-            leaf.name,
-            &dir.join("frr"),
-            crate::flavours::zebra_modules(o.flavour),
-        )?;
-        standin.set_bgp(crate::flavours::BgpContainer {
-            profile: o.flavour,
-            frr_conf: frr.config_file(),
-        });
+        let (sonic, frr) = match choice {
+            SonicChoice::StandIn => {
+                let standin = SonicStandIn::start(
+                    &redis,
+                    StandInOptions {
+                        kernel_netns: Some(ns.clone()),
+                        ..StandInOptions::random(o.seed.wrapping_add(index), o.max_delay)
+                    },
+                )
+                .with_context(|| format!("the SONiC stand-in of {}", leaf.name))?;
+                // zebra loads the flavour's fpm module; the stand-in checks
+                // the installed frr.conf against it and can restart the bgp
+                // container.
+                let frr = FrrLab::start_in_with(
+                    &ns,
+                    leaf.name,
+                    &dir.join("frr"),
+                    crate::flavours::zebra_modules(flavour),
+                )?;
+                standin.set_bgp(crate::flavours::BgpContainer {
+                    profile: flavour,
+                    frr_conf: frr.config_file(),
+                });
+                (LeafSonic::StandIn(standin), frr)
+            }
+            SonicChoice::Real(release) => {
+                let build = crate::sonic_real::build_dir(release)?;
+                for l in topology::links() {
+                    for (end, far) in [(l.a, l.b), (l.b, l.a)] {
+                        if end.0 == leaf.name {
+                            crate::sonic_real::checksum_offload_off(&o.netns(far.0), far.1)?;
+                        }
+                    }
+                }
+                let real = RealSonic::start(
+                    release,
+                    &build,
+                    &crate::sonic_real::SonicLeaf {
+                        netns: &ns,
+                        dir: &dir,
+                        redis: &redis,
+                        loopback: leaf.loopback,
+                        ports: &self.vs_ports(leaf)?,
+                    },
+                    o.timeout * 4,
+                )
+                .with_context(|| format!("SONiC {release} on {}", leaf.name))?;
+                self.say(&format!(
+                    "   {}: SONiC {release} daemons ready in {:.1?} (logs in {})",
+                    leaf.name,
+                    real.startup,
+                    real.dir.display()
+                ));
+                // The release's FRR, started as SONiC's bgp container does:
+                // its start script's lines in frr.conf before the agent's.
+                let boot: String = crate::flavours::start_script_lines(flavour)
+                    .iter()
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                let frr = FrrLab::start_in_install(
+                    &ns,
+                    leaf.name,
+                    &dir.join("frr"),
+                    release.frr(&build),
+                    &boot,
+                )?;
+                (LeafSonic::Real(real), frr)
+            }
+        };
         let version = dir.join("sonic_version.yml");
-        std::fs::write(&version, o.flavour.sonic_version_yml())?;
+        std::fs::write(&version, flavour.sonic_version_yml())?;
         let secret = match o.api {
             ApiVersion::V1 => {
                 let p = dir.join("hmac_key");
@@ -708,12 +910,21 @@ impl Lab {
             frr_config: s(&frr.config_file()),
             vty_socket_dir: s(&frr.vty_socket_dir()),
             frr_reload_args: frr.frr_reload_args(),
+            frr_reload_path: s(&frr.install().reload),
+            vtysh_path: s(&frr.install().vtysh),
             state_directory: s(&dir),
             secret_file: s(&secret),
             interval: format!("{}ms", o.interval.as_millis()),
             kernel_checks: self.full_kernel,
             timeout: format!("{}ms", o.agent_timeout.as_millis()),
             barrier_timeout: format!("{}ms", o.barrier_timeout.as_millis()),
+            // The agent's default (60 s) unless the lab allows its agents
+            // longer: the VM's emulated CPU on a busy host runs
+            // frr-reload.py for longer than that.
+            frr_reload_timeout: format!(
+                "{}ms",
+                o.agent_timeout.max(Duration::from_secs(60)).as_millis()
+            ),
         };
         let config = dir.join("metal-switchd.toml");
         std::fs::write(&config, topology::agent_config(leaf, o.api, &files))?;
@@ -741,7 +952,7 @@ impl Lab {
             netns: ns,
             dir,
             redis,
-            standin,
+            sonic,
             frr,
             agent: Some(child),
             agent_log,
@@ -885,8 +1096,22 @@ impl Lab {
             Some(l) => {
                 let bgp = observe::vtysh(&l.frr.vty_socket_dir(), &["show bgp vrf all summary"])
                     .unwrap_or_else(|e| format!("{e:#}"));
+                let sonic = l
+                    .sonic
+                    .real()
+                    .map(|r| {
+                        let exit = self.routers.first().map_or_else(String::new, |x| {
+                            observe::vtysh(&x.vty_socket_dir(), &["show bgp summary"])
+                                .unwrap_or_else(|e| format!("{e:#}"))
+                        });
+                        format!(
+                            "\n{id}: {}\nexit: show bgp summary:\n{exit}",
+                            r.diagnostics(&l.netns, &l.redis)
+                        )
+                    })
+                    .unwrap_or_default();
                 e.context(format!(
-                    "{id}: agent log ({}), last lines:\n{}\n{id}: show bgp vrf all summary:\n{bgp}",
+                    "{id}: agent log ({}), last lines:\n{}\n{id}: show bgp vrf all summary:\n{bgp}{sonic}",
                     l.agent_log.display(),
                     tail(&l.log(), 30)
                 ))
@@ -956,9 +1181,16 @@ impl Lab {
             t.agents.push((l.leaf.name.to_owned(), text, ok));
         }
         for l in self.leaves.drain(..) {
-            let _ = l.standin.settle(Duration::from_secs(5));
-            t.violations
-                .push((l.leaf.name.to_owned(), l.standin.violations()));
+            match &l.sonic {
+                LeafSonic::StandIn(s) => {
+                    let _ = s.settle(Duration::from_secs(5));
+                    t.violations.push((l.leaf.name.to_owned(), s.violations()));
+                }
+                LeafSonic::Real(r) => {
+                    t.sonic_logs
+                        .push((l.leaf.name.to_owned(), r.release.to_string(), r.findings()))
+                }
+            }
             drop(l);
         }
         self.routers.clear();
@@ -989,7 +1221,7 @@ impl Lab {
             .map(|l| {
                 let agent = l.agent_state();
                 let report = observe::last_report(&records, l.leaf.name);
-                observe::view(&l.paths(), agent, report, l.standin.violations())
+                observe::view(&l.paths(), agent, report, l.sonic.violations())
             })
             .collect()
     }

@@ -526,13 +526,7 @@ pub fn table(v: &LeafView) -> String {
     match &v.report {
         None => row(&mut s, "last heartbeat", "none yet"),
         Some(r) => {
-            let what = if r.ok() {
-                "ok".to_owned()
-            } else if let Some(e) = &r.error {
-                format!("error: {e}")
-            } else {
-                format!("answered {}", r.status)
-            };
+            let what = outcome(r);
             row(
                 &mut s,
                 "last heartbeat",
@@ -567,6 +561,84 @@ pub fn table(v: &LeafView) -> String {
     );
     for x in &v.violations {
         let _ = writeln!(s, "  {:<18}   ! {x}", "");
+    }
+    s
+}
+
+/// `ok`, the error, or the API's answer of a report.
+fn outcome(r: &Report) -> String {
+    if r.ok() {
+        "ok".to_owned()
+    } else if let Some(e) = &r.error {
+        format!("error: {e}")
+    } else {
+        format!("answered {}", r.status)
+    }
+}
+
+/// A leaf's view in a few lines (the demo's ~150-line budget): the agent
+/// and its last heartbeat on one line, the CONFIG_DB changes (or "the same
+/// as `same_as`" when `same_as_changes` says so), frr.conf, and the BGP
+/// sessions as `neighbor/vrf state (peer)`.
+pub fn compact_table(v: &LeafView, same_as: Option<&str>) -> String {
+    let mut s = String::new();
+    let beat = match &v.report {
+        None => "no heartbeat yet".to_owned(),
+        Some(r) => {
+            let what = outcome(r);
+            let took = r
+                .duration
+                .map(|d| format!(", reconcile {}", ms(d)))
+                .unwrap_or_default();
+            format!("heartbeat #{} {what}{took}", r.seq)
+        }
+    };
+    let violations = if v.violations.is_empty() {
+        String::new()
+    } else {
+        format!(", {} ORDERING VIOLATIONS", v.violations.len())
+    };
+    let _ = writeln!(s, "{}  agent {}, {beat}{violations}", v.name, v.agent);
+    match (&v.changes, same_as) {
+        (Some(c), Some(other)) if !c.is_empty() => {
+            let _ = writeln!(s, "  CONFIG_DB  the same {} changes as {other}", c.len());
+        }
+        (Some(c), _) if c.is_empty() => {
+            let _ = writeln!(s, "  CONFIG_DB  unchanged");
+        }
+        (Some(c), _) => {
+            for (i, line) in c.iter().enumerate() {
+                let _ = writeln!(s, "  {:<10} {line}", if i == 0 { "CONFIG_DB" } else { "" });
+            }
+        }
+        (None, _) => {}
+    }
+    let frr = match (v.frr_changed, v.frr_digest) {
+        (_, None) => "not installed",
+        (Some(true), Some(_)) => "changed and reloaded",
+        (Some(false), Some(_)) => "unchanged",
+        (None, Some(_)) => "installed",
+    };
+    let _ = writeln!(s, "  {:<10} {frr}", "frr.conf");
+    let bgp = match &v.sessions {
+        Err(e) => format!("cannot read: {e}"),
+        Ok(list) if list.is_empty() => "none configured".to_owned(),
+        Ok(list) => list
+            .iter()
+            .map(|x| {
+                let peer = if x.peer_host.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", x.peer_host)
+                };
+                format!("{}/{} {}{peer}", x.neighbor, x.vrf, x.state)
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let _ = writeln!(s, "  {:<10} {bgp}", "BGP");
+    for x in &v.violations {
+        let _ = writeln!(s, "  ! {x}");
     }
     s
 }

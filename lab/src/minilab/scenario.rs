@@ -457,7 +457,7 @@ pub fn run_steps(
     // The proof: no ordering violations, valid reports with port and BGP
     // states from both leaves.
     for l in &lab.leaves {
-        let v = l.standin.violations();
+        let v = l.sonic.violations();
         if !v.is_empty() {
             bail!(
                 "{}: the SONiC stand-in reported orders that would crash or wedge SONiC:\n{}",
@@ -575,7 +575,7 @@ fn step_with(
     for l in &mut lab.leaves {
         let agent = l.agent_state();
         let report = observe::last_report(&records, l.leaf.name);
-        let mut v = observe::view(&l.paths(), agent, report, l.standin.violations());
+        let mut v = observe::view(&l.paths(), agent, report, l.sonic.violations());
         if let Some((_, d, digest)) = before.iter().find(|(n, _, _)| n == l.leaf.name) {
             let now = observe::dump(l.redis.socket(), crate::redis_server::CONFIG_DB)?;
             v.changes = Some(diff_dumps(d, &now));
@@ -591,8 +591,8 @@ fn step_with(
     })
 }
 
-/// The text of a step: its title, time, and each leaf's table.
-pub fn render(n: usize, s: &StepResult) -> String {
+/// A step's title line, time and note.
+fn step_header(n: usize, s: &StepResult) -> String {
     let mut out = format!(
         "\n== step {n}: {} — converged in {:.1} s\n",
         s.title,
@@ -601,6 +601,27 @@ pub fn render(n: usize, s: &StepResult) -> String {
     if let Some(n) = &s.note {
         out.push_str(&format!("   ({n})\n"));
     }
+    out
+}
+
+/// The text of a step for the demo: each leaf's [`observe::compact_table`],
+/// a leaf whose CONFIG_DB changes equal the first leaf's says so instead of
+/// listing them again.
+pub fn render_compact(n: usize, s: &StepResult) -> String {
+    let mut out = step_header(n, s);
+    let first = s.views.first();
+    for (i, v) in s.views.iter().enumerate() {
+        let same = first
+            .filter(|f| i > 0 && f.changes.is_some() && f.changes == v.changes)
+            .map(|f| f.name.as_str());
+        out.push_str(&observe::compact_table(v, same));
+    }
+    out
+}
+
+/// The text of a step: its title, time, and each leaf's table.
+pub fn render(n: usize, s: &StepResult) -> String {
+    let mut out = step_header(n, s);
     for v in &s.views {
         out.push_str(&observe::table(v));
     }

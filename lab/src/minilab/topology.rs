@@ -201,6 +201,9 @@ pub struct AgentFiles {
     pub frr_config: String,
     pub vty_socket_dir: String,
     pub frr_reload_args: Vec<String>,
+    /// frr-reload.py and vtysh of the leaf's FRR.
+    pub frr_reload_path: String,
+    pub vtysh_path: String,
     pub state_directory: String,
     /// v1: the HMAC key file; v2: the token file.
     pub secret_file: String,
@@ -213,6 +216,8 @@ pub struct AgentFiles {
     /// `timeout` and `barrier_timeout`.
     pub timeout: String,
     pub barrier_timeout: String,
+    /// `frr_reload_timeout`.
+    pub frr_reload_timeout: String,
 }
 
 fn toml_str(s: &str) -> String {
@@ -266,6 +271,7 @@ pub fn agent_config(leaf: &Leaf, api: ApiVersion, f: &AgentFiles) -> String {
          reconfigure_switch_interval = {interval}\n\
          timeout = {timeout}\n\
          barrier_timeout = {barrier}\n\
+         frr_reload_timeout = {reload_timeout}\n\
          kernel_checks = {kernel_checks}\n\
          management_interface = \"eth0\"\n\
          database_config = {dbconf}\n\
@@ -277,7 +283,8 @@ pub fn agent_config(leaf: &Leaf, api: ApiVersion, f: &AgentFiles) -> String {
          frr_agentx = false\n\
          frr_validation = \"vtysh\"\n\
          frr_reload = \"exec\"\n\
-         frr_reload_path = \"{reload}\"\n\
+         frr_reload_path = {reload}\n\
+         vtysh_path = {vtysh}\n\
          frr_reload_args = [{args}]\n\
          frr_vty_socket_dir = {vty}\n\
          bgp_state_source = \"vtysh\"\n\
@@ -290,12 +297,14 @@ pub fn agent_config(leaf: &Leaf, api: ApiVersion, f: &AgentFiles) -> String {
         version = toml_str(&f.sonic_version_file),
         state = toml_str(&f.state_directory),
         frr = toml_str(&f.frr_config),
-        reload = crate::frr_lab::FRR_RELOAD,
+        reload = toml_str(&f.frr_reload_path),
+        vtysh = toml_str(&f.vtysh_path),
         args = reload_args.join(", "),
         vty = toml_str(&f.vty_socket_dir),
         kernel_checks = f.kernel_checks,
         timeout = toml_str(&f.timeout),
         barrier = toml_str(&f.barrier_timeout),
+        reload_timeout = toml_str(&f.frr_reload_timeout),
     )
 }
 
@@ -343,12 +352,15 @@ mod tests {
             frr_config: "/x/etc/frr.conf".into(),
             vty_socket_dir: "/x/run".into(),
             frr_reload_args: vec!["--reload".into(), "{file}".into()],
+            frr_reload_path: "/usr/lib/frr/frr-reload.py".into(),
+            vtysh_path: "/usr/bin/vtysh".into(),
             state_directory: "/x".into(),
             secret_file: "/x/token".into(),
             interval: "1s".into(),
             kernel_checks: false,
             timeout: "20s".into(),
             barrier_timeout: "15s".into(),
+            frr_reload_timeout: "90s".into(),
         };
         for api in [ApiVersion::V1, ApiVersion::V2] {
             let t: toml::Table = toml::from_str(&agent_config(&LEAVES[1], api, &f)).unwrap();
@@ -356,6 +368,8 @@ mod tests {
             assert_eq!(t["api_version"].as_str(), Some(api.as_str()));
             assert_eq!(t["frr_reload_args"].as_array().unwrap().len(), 2);
             assert_eq!(t["kernel_checks"].as_bool(), Some(false));
+            assert_eq!(t["frr_reload_timeout"].as_str(), Some("90s"));
+            assert_eq!(t["vtysh_path"].as_str(), Some("/usr/bin/vtysh"));
         }
         assert_eq!(toml_string("a\"b\\c"), r#""a\"b\\c""#);
     }
