@@ -294,9 +294,16 @@ async fn scan_hash(
 /// the agent's entries can be: `VRF_TABLE` of every VRF CONFIG_DB or
 /// STATE_DB names, `VXLAN_TUNNEL_MAP_TABLE` of every map CONFIG_DB holds,
 /// and the map of every VLAN interface CONFIG_DB still binds to a VRF with
-/// a VNI (`map_<vni>_<vlan>` on every VXLAN tunnel): a map whose deletion
-/// SONiC has not finished yet (the agent removes a VLAN's interface only
-/// after its map's deletion was confirmed). Sorted, without duplicates.
+/// a VNI (`map_<vni>_<vlan>` on every VXLAN tunnel): a map being replaced,
+/// whose deletion SONiC may not have finished yet. Sorted, without
+/// duplicates.
+///
+/// Not covered: a map removed with its VRF goes after the VLAN interface
+/// and the VRF (`plan.rs`: orchagent cannot remove it while a VRF holds
+/// its VNI), so when the agent stopped before SONiC confirmed that map's
+/// deletion, nothing left in CONFIG_DB or STATE_DB names its VNI and its
+/// APPL_DB entry is not read here, and the VLAN may be deleted before
+/// SONiC finished removing the map.
 pub fn appl_keys<'a>(
     config: &DbState,
     state_vrfs: impl IntoIterator<Item = &'a str>,
