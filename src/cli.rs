@@ -188,13 +188,31 @@ pub struct SwitchArgs {
     pub api: ApiArg,
 }
 
+/// What an offline command plans from: the switch file and CONFIG_DB
+/// (redis, or a snapshot).
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub struct InputArgs {
     #[command(flatten)]
     pub switch: SwitchArgs,
     /// Read CONFIG_DB from a config_db.json snapshot instead of redis
     #[arg(long, value_name = "FILE")]
     pub configdb: Option<PathBuf>,
+}
+
+impl InputArgs {
+    /// The switch file's desired state prepared against CONFIG_DB: its wire
+    /// version and the spec, target and plan.
+    async fn prepare(&self, cfg: &Config) -> Result<(ApiVersion, reconcile::Prepared), Error> {
+        let (version, desc) = read_switch(cfg, &self.switch)?;
+        let (state, confirmed) = read_state(cfg, self.configdb.as_deref()).await?;
+        Ok((version, reconcile::prepare(&desc, cfg, &state, &confirmed)?))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Output: text for people, or one JSON document on stdout (an error too)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -203,10 +221,7 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     #[command(flatten)]
-    pub switch: SwitchArgs,
-    /// Read CONFIG_DB from a config_db.json snapshot instead of redis
-    #[arg(long, value_name = "FILE")]
-    pub configdb: Option<PathBuf>,
+    pub input: InputArgs,
     /// Output: text (frr.conf; config_db.json for configdb) or one JSON
     /// document on stdout (an error too)
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -375,9 +390,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Run => run_daemon(&cli, cfg).await,
         Command::Migrate(_) => Ok(EXIT_OK),
         Command::Render(RenderCommand::Configdb(args)) => {
-            let (_, desc) = read_switch(&cfg, &args.switch)?;
-            let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
-            let prepared = reconcile::prepare(&desc, &cfg, &state, &confirmed)?;
+            let (_, prepared) = args.input.prepare(&cfg).await?;
             print_json(&snapshot::target_to_config_db_json(&target::target(
                 &prepared.spec,
             )));
@@ -393,7 +406,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                     })?
                     .flavour(),
                 None => {
-                    let snapshot = match &args.render.configdb {
+                    let snapshot = match &args.render.input.configdb {
                         Some(f) => Some(files::read_text(
                             FileKind::ConfigDbSnapshot,
                             f,
@@ -411,9 +424,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                     f
                 }
             };
-            let (_, desc) = read_switch(&cfg, &args.render.switch)?;
-            let (state, confirmed) = read_state(&cfg, args.render.configdb.as_deref()).await?;
-            let prepared = reconcile::prepare(&desc, &cfg, &state, &confirmed)?;
+            let (_, prepared) = args.render.input.prepare(&cfg).await?;
             let text = frr::render(&prepared.spec, flavour.frr_lines());
             match args.render.format {
                 Format::Text => print(&text),
@@ -629,9 +640,7 @@ async fn read_state(
 }
 
 async fn plan(cfg: &Config, args: &PlanArgs) -> Result<u8, Error> {
-    let (version, desc) = read_switch(cfg, &args.switch)?;
-    let (state, confirmed) = read_state(cfg, args.configdb.as_deref()).await?;
-    let prepared = reconcile::prepare(&desc, cfg, &state, &confirmed)?;
+    let (version, prepared) = args.input.prepare(cfg).await?;
     match args.format {
         Format::Text => print(&prepared.plan.to_string()),
         Format::Json => print_json(&json!({

@@ -211,6 +211,25 @@ fn report_after(
         .find(|r| r.seq > after && r.status == 200 && pred(&r.request))
 }
 
+/// Start the agent (its log: `agent.log` in `dir`) and wait for its first
+/// report without error (v2: a heartbeat, v1: a notify).
+fn start_reported(
+    ns: &AgentNetns,
+    config: &Path,
+    dir: &Path,
+    server: &ApiServer,
+    v2: bool,
+) -> (AgentProcess, Record) {
+    let agent = AgentProcess::start(ns, config, &dir.join("agent.log"));
+    let what = if v2 {
+        "a converged heartbeat"
+    } else {
+        "a v1 notify without error"
+    };
+    let first = wait_for(what, HANG, &agent, || report_after(server, v2, 0, no_error));
+    (agent, first)
+}
+
 fn no_error(req: &Value) -> bool {
     req.get("error").is_none_or(Value::is_null)
 }
@@ -369,10 +388,7 @@ fn owned_entries_changed_by_hand_are_repaired_at_once_and_foreign_ones_left_alon
     // The timer never fires during the test: repairs come from notifications.
     let (sw, ns, server, dir, config) =
         Setup::new(0xd1f7, &["Ethernet0", "Ethernet1"], false, "1h").into_parts();
-    let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
-    wait_for("a v1 notify without error", HANG, &agent, || {
-        report_after(&server, false, 0, no_error)
-    });
+    let (mut agent, _) = start_reported(&ns, &config, dir.path(), &server, false);
     assert_leaf01_target(&sw.dump(CONFIG_DB), true);
     let finds = server.records_of(Call::V1Find).len();
 
@@ -941,10 +957,7 @@ fn a_wedged_loop_stops_the_watchdog_pings() {
 fn a_second_writer_is_refused_naming_the_first_ones_pid() {
     let (sw, ns, server, dir, config) =
         Setup::new(0x10c4, &["Ethernet0", "Ethernet1"], true, "1s").into_parts();
-    let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
-    wait_for("a converged heartbeat", HANG, &agent, || {
-        report_after(&server, true, 0, no_error)
-    });
+    let (mut agent, _) = start_reported(&ns, &config, dir.path(), &server, true);
     let pid = agent.pid();
     let writes = sw.writes();
     let second = |args: &[&str]| {
@@ -1006,10 +1019,7 @@ fn a_key_contested_by_another_writer_is_left_alone_and_reported() {
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     let (sw, ns, server, dir, config) =
         Setup::new(0xc0de, &["Ethernet0", "Ethernet1"], true, "1s").into_parts();
-    let agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
-    let converged = wait_for("a converged heartbeat", HANG, &agent, || {
-        report_after(&server, true, 0, no_error)
-    });
+    let (agent, converged) = start_reported(&ns, &config, dir.path(), &server, true);
 
     // The other writer: sets Ethernet1's MTU to 1500 whenever it finds the
     // agent's value (9000) there, a moment later (metal-core writes on its

@@ -8,7 +8,7 @@ mod support;
 use metal_switchd::configdb::confirmed::Confirmed;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -22,19 +22,8 @@ use metal_switchd_lab::fixtures;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn promtool() -> &'static str {
-    let ok = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "promtool is missing: install the Debian package `prometheus` (./dev test does)"
-    );
-    "promtool"
+fn promtool() -> Command {
+    support::process::tool("promtool", "prometheus")
 }
 
 /// One HTTP/1.1 request on a fresh connection; returns (status, headers, body).
@@ -119,7 +108,7 @@ fn busy_metrics() -> Metrics {
 }
 
 fn promtool_check_metrics(body: &[u8]) -> std::process::Output {
-    support::process::output_with_stdin(Command::new(promtool()).args(["check", "metrics"]), body)
+    support::process::output_with_stdin(promtool().args(["check", "metrics"]), body)
 }
 
 #[tokio::test]
@@ -241,7 +230,7 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
         vec!["check", "rules", "alerts.yml"],
         vec!["test", "rules", "alerts.test.yml"],
     ] {
-        let out = Command::new(promtool())
+        let out = promtool()
             .args(&args)
             .current_dir(monitoring(""))
             .output()

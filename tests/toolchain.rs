@@ -5,8 +5,7 @@
 //! (`cargo +MSRV check`), which also covers language features the code uses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
-use std::process::Command;
+mod support;
 
 fn version(v: &str) -> Vec<u32> {
     v.split('.').map(|p| p.parse().unwrap()).collect()
@@ -15,29 +14,7 @@ fn version(v: &str) -> Vec<u32> {
 #[test]
 fn rust_version_covers_every_dependency_and_is_the_one_ci_checks() {
     let declared = env!("CARGO_PKG_RUST_VERSION");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("cargo")
-        // The crates built for the target the package ships for (./dev
-        // package); another platform's crates (anstyle-wincon, windows-sys)
-        // are never compiled, and an offline checkout need not hold them.
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--locked",
-            "--offline",
-            "--filter-platform",
-            "x86_64-unknown-linux-gnu",
-        ])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let meta = support::package::cargo_metadata();
     let mut needs: Vec<(Vec<u32>, String)> = meta["packages"]
         .as_array()
         .unwrap()
@@ -57,7 +34,7 @@ fn rust_version_covers_every_dependency_and_is_the_one_ci_checks() {
         "Cargo.toml says rust-version = {declared}, but {who} needs more"
     );
     // ./dev test builds with the declared toolchain.
-    let dev = std::fs::read_to_string(dir.join("dev")).unwrap();
+    let dev = std::fs::read_to_string(support::package::manifest_dir().join("dev")).unwrap();
     let msrv = dev
         .lines()
         .find_map(|l| l.strip_prefix("MSRV=\""))

@@ -16,32 +16,29 @@
 
 pub mod confirmed;
 pub mod confirms;
-#[cfg(feature = "agent")]
-pub mod connection;
 pub mod contest;
 pub mod dbconfig;
 pub mod diff;
 pub mod facts;
-#[cfg(feature = "agent")]
-pub mod feed;
 pub mod owned;
 pub mod plan;
 #[cfg(test)]
 mod proptests;
-#[cfg(feature = "agent")]
-pub mod redis;
-#[cfg(feature = "agent")]
-pub mod reply;
 #[cfg(any(test, feature = "testkit"))]
 pub mod rules;
 pub mod schema;
 pub mod snapshot;
-#[cfg(feature = "agent")]
-pub mod startup;
 pub mod target;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod view;
+agent! {
+    pub mod connection;
+    pub mod feed;
+    pub mod redis;
+    pub mod reply;
+    pub mod startup;
+}
 
 use crate::spec::SwitchSpec;
 

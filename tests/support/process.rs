@@ -34,6 +34,23 @@ pub fn exit_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// A command for the tool `program`, which must be installed (it answers
+/// `--version`); a test without it fails saying which Debian `package`
+/// brings it.
+pub fn tool(program: &str, package: &str) -> Command {
+    let ok = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{program} is missing: install the Debian package `{package}` (./dev test does)"
+    );
+    Command::new(program)
+}
+
 /// Run `cmd` and require it to succeed; its output. A failure panics with
 /// `what`, the exit status and both streams.
 pub fn succeeded(cmd: &mut Command, what: &str) -> Output {
