@@ -212,8 +212,21 @@ async fn a_skipped_barrier_is_caught_by_the_stand_in() {
     }
     merged.barrier.clear();
     plan.phases.push(merged);
+    // vlanmgrd (60 ms) is held back until intfmgrd (50 ms) took the
+    // INTERFACE entry: under load the 10 ms between them is no order.
+    sw.standin().pause_daemon("vlanmgrd");
     let mut db = sw.connect().await;
     db.apply(&plan, &Default::default()).await.expect("write");
+    let deadline = std::time::Instant::now() + support::lab::HANG;
+    while sw.standin().position("set INTERFACE|Ethernet5").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "intfmgrd never took INTERFACE|Ethernet5: {:#?}",
+            sw.standin().events()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sw.standin().resume_daemon("vlanmgrd");
     sw.settle();
     let v = sw.violations();
     assert!(
