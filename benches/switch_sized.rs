@@ -453,7 +453,9 @@ fn main() {
          \"no command of the agent runs 1 ms\" true for the real daemon in `./dev test`.\n\n\
          The start-up read walks only CONFIG_DB and STATE_DB (`SCAN` steps of {step} keys, then `HGETALL` of the agent's keys in pipelines of {batch}), \
          reads APPL_DB only at the keys CONFIG_DB and STATE_DB name, and COUNTERS_DB's two name maps with `HSCAN`: its cost grows with what \
-         the agent works on, not with the routes. ASIC_DB has no index by object type, so its bridge ports are listed after the \
+         the agent works on, not with the routes. One exception: after a stop at the last step of a tenant's removal (a VLAN left with its \
+         `SUPPRESS_VLAN_NEIGH` entry but no VXLAN map or VLAN interface), the map SONiC may still hold has a VNI nothing in CONFIG_DB names, \
+         and APPL_DB is walked for it with `SCAN MATCH VXLAN_TUNNEL_MAP_TABLE:*` in the same steps of {step} keys. ASIC_DB has no index by object type, so its bridge ports are listed after the \
          start-up read, in `SCAN` steps of {step} keys between the agent's other work (until then a barrier that asks whether a port still \
          has a bridge port waits): that listing grows with ASIC_DB, one cheap step at a time.\n\n"
     );

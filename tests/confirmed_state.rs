@@ -15,7 +15,7 @@ mod support;
 use std::path::Path;
 
 use metal_switchd::configdb::diff::Op;
-use metal_switchd_lab::redis_server::{CONFIG_DB, STATE_DB};
+use metal_switchd_lab::redis_server::{APPL_DB, CONFIG_DB, STATE_DB};
 use metal_switchd_lab::sonic::StandInOptions;
 use support::{Switch, apply_once, assert_no_violations, leaf01_desc, output_text, with_vrf};
 
@@ -34,6 +34,116 @@ fn moved_switch_file(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("moved.v1.json");
     std::fs::write(&path, doc.to_string()).unwrap();
     path
+}
+
+/// leaf01 with Ethernet3 unprovisioned: Vrf104010 (Ethernet3's only) is
+/// removed, with its VLAN interface, its VXLAN map and its VLAN.
+fn unprovisioned_switch_file(dir: &Path) -> std::path::PathBuf {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(metal_switchd_lab::fixtures::LEAF01_SWITCH_V1).unwrap();
+    for nic in doc["nics"].as_array_mut().unwrap() {
+        if nic["name"] == "Ethernet3" {
+            nic["vrf"] = "".into();
+            nic["filter"] = serde_json::Value::Null;
+        }
+    }
+    let path = dir.join("unprovisioned.v1.json");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
+/// A tenant's removal deletes ports → VLAN interface → VRF → VXLAN map →
+/// suppression and VLAN, the VLAN only once SONiC removed the map (orchagent
+/// fails on a map whose VLAN is gone, vlanmgrd deletes a VLAN without
+/// checks). Stopped after the map's deletion was written and before
+/// vxlanmgrd removed its APPL_DB entry, nothing left in CONFIG_DB names the
+/// map's VNI; a new process must still find that entry (the start-up read's
+/// walk for a VLAN with neither map nor interface) and wait for it rather
+/// than delete the VLAN under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_at_the_last_step_of_a_removal_waits_for_the_map_sonic_still_has() {
+    let (sw, _) = Switch::leaf01_applied(StandInOptions::adversarial()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let short = sw.config_file(dir.path(), "barrier_timeout = \"300ms\"");
+    let switch = unprovisioned_switch_file(dir.path());
+    let before = sw.dump(CONFIG_DB);
+    let map = before
+        .keys()
+        .find(|k| k.starts_with("VXLAN_TUNNEL_MAP|") && k.contains("|map_104010_"))
+        .expect("Vrf104010's map")
+        .clone();
+    let vlan = map.rsplit('_').next().unwrap().to_owned();
+    let appl_map = map
+        .replacen("VXLAN_TUNNEL_MAP|", "VXLAN_TUNNEL_MAP_TABLE:", 1)
+        .replace('|', ":");
+    assert!(sw.dump(APPL_DB).contains_key(&appl_map), "{appl_map}");
+
+    // vxlanmgrd hangs: the first run gets as far as the map's deletion.
+    sw.standin().pause_daemon("vxlanmgrd");
+    let first = apply_once(&short, &switch, "5s");
+    assert_eq!(first.status.code(), Some(1), "{}", output_text(&first));
+    assert!(
+        output_text(&first).contains("did not confirm it within"),
+        "{}",
+        output_text(&first)
+    );
+    let stopped = sw.dump(CONFIG_DB);
+    for gone in [
+        map.clone(),
+        "VRF|Vrf104010".to_owned(),
+        format!("VLAN_INTERFACE|{vlan}"),
+    ] {
+        assert!(!stopped.contains_key(&gone), "{gone} is still in CONFIG_DB");
+    }
+    for kept in [
+        format!("VLAN|{vlan}"),
+        format!("SUPPRESS_VLAN_NEIGH|{vlan}"),
+    ] {
+        assert!(
+            stopped.contains_key(&kept),
+            "{kept} was deleted before SONiC removed the map"
+        );
+    }
+    assert!(
+        sw.dump(APPL_DB).contains_key(&appl_map),
+        "vxlanmgrd is paused"
+    );
+
+    // A new process: it finds the map in APPL_DB and waits for it.
+    sw.reset_writes();
+    for run in 2..=3 {
+        let o = apply_once(&short, &switch, "5s");
+        assert_eq!(o.status.code(), Some(1), "run {run}: {}", output_text(&o));
+        let text = output_text(&o);
+        assert!(
+            text.contains("SONiC has not confirmed what CONFIG_DB already holds")
+                && text.contains(&appl_map),
+            "run {run} waits for {appl_map}: {text}"
+        );
+    }
+    assert_eq!(
+        sw.agent_writes(),
+        0,
+        "nothing written while the map is there"
+    );
+    assert_eq!(sw.dump(CONFIG_DB), stopped);
+
+    // vxlanmgrd goes on: the removal finishes, in SONiC's order.
+    sw.standin().resume_daemon("vxlanmgrd");
+    let dir_ok = tempfile::tempdir().unwrap();
+    let normal = sw.config_file(dir_ok.path(), "");
+    let last = apply_once(&normal, &switch, "5s");
+    assert_eq!(last.status.code(), Some(0), "{}", output_text(&last));
+    sw.settle();
+    let after = sw.dump(CONFIG_DB);
+    for gone in [
+        format!("VLAN|{vlan}"),
+        format!("SUPPRESS_VLAN_NEIGH|{vlan}"),
+    ] {
+        assert!(!after.contains_key(&gone), "{gone} is left");
+    }
+    assert!(!sw.dump(APPL_DB).contains_key(&appl_map));
+    assert_no_violations(&sw);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

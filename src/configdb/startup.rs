@@ -13,12 +13,19 @@
 //!   keys, the agent's tables picked from the names, then `HGETALL` (PORT:
 //!   `HMGET` of the fields the agent uses) of those keys, pipelined
 //!   [`ReadLimits::batch`] keys per round trip.
-//! - APPL_DB: never walked. Its entries in the agent's domain exist only for
-//!   CONFIG_DB entries (vrfmgrd and vxlanmgrd write them from CONFIG_DB) or
-//!   as deletions SONiC has not finished; [`appl_keys`] derives every key
-//!   either can be from CONFIG_DB and STATE_DB, and only those are read.
-//!   A key not derived is taken as absent; the feed, subscribed before this
-//!   read, learns every later change of the tables from notifications.
+//! - APPL_DB: its entries in the agent's domain exist only for CONFIG_DB
+//!   entries (vrfmgrd and vxlanmgrd write them from CONFIG_DB) or as
+//!   deletions SONiC has not finished; [`appl_keys`] derives every key
+//!   either can be from CONFIG_DB and STATE_DB, and those are read. One
+//!   kind cannot be derived: the map of a VLAN left at the last step of a
+//!   tenant's removal ([`unmapped_vlans`]: its VRF, VLAN interface and map
+//!   are gone from CONFIG_DB, its VNI with them). Only when CONFIG_DB holds
+//!   such a VLAN is APPL_DB walked, `SCAN MATCH VXLAN_TUNNEL_MAP_TABLE:*` in
+//!   the same bounded steps: each step stays cheap, the walk as a whole
+//!   grows with the routes (after a stop in the middle of a removal only).
+//!   A key neither derived nor found is taken as absent; the feed,
+//!   subscribed before this read, learns every later change of the tables
+//!   from notifications.
 //! - COUNTERS_DB: the two name maps with `HSCAN` in steps.
 //! - ASIC_DB: not read here. Its bridge ports can only be found by walking
 //!   ASIC_DB (no index by object type exists), so the feed lists them after
@@ -151,12 +158,15 @@ fn scan_step(
 pub type Watched<'a> = dyn Fn(&[u8]) -> bool + Sync + 'a;
 
 /// The keys of database `place` (`db`) the agent reads (`watched`), walked
-/// with `SCAN` in steps of `count`, sorted; a watched name that is not
-/// UTF-8 is left out and counted as skipped.
+/// with `SCAN` in steps of `count` (with `MATCH pattern` when given: redis
+/// still visits `count` keys per step, but returns only the matching ones),
+/// sorted; a watched name that is not UTF-8 is left out and counted as
+/// skipped.
 pub async fn scan_keys(
     conns: &mut [MultiplexedConnection],
     (place, db): (Place, Database),
     watched: &Watched<'_>,
+    pattern: Option<&str>,
     count: usize,
     stats: &mut ReadStats,
 ) -> Result<Vec<String>, ConfigDbError> {
@@ -166,7 +176,11 @@ pub async fn scan_keys(
     loop {
         let mut pipe = redis::pipe();
         pipe.cmd("SELECT").arg(place.id).ignore();
-        pipe.cmd("SCAN").arg(cursor).arg("COUNT").arg(count.max(1));
+        pipe.cmd("SCAN").arg(cursor);
+        if let Some(p) = pattern {
+            pipe.arg("MATCH").arg(p);
+        }
+        pipe.arg("COUNT").arg(count.max(1));
         let (reply,): (Value,) = pipe
             .query_async(c)
             .await
@@ -298,12 +312,11 @@ async fn scan_hash(
 /// whose deletion SONiC may not have finished yet. Sorted, without
 /// duplicates.
 ///
-/// Not covered: a map removed with its VRF goes after the VLAN interface
+/// Not derived: a map removed with its VRF goes after the VLAN interface
 /// and the VRF (`plan.rs`: orchagent cannot remove it while a VRF holds
 /// its VNI), so when the agent stopped before SONiC confirmed that map's
-/// deletion, nothing left in CONFIG_DB or STATE_DB names its VNI and its
-/// APPL_DB entry is not read here, and the VLAN may be deleted before
-/// SONiC finished removing the map.
+/// deletion, nothing left in CONFIG_DB or STATE_DB names its VNI. Such a
+/// VLAN is one of [`unmapped_vlans`], and [`read`] finds its map by a walk.
 pub fn appl_keys<'a>(
     config: &DbState,
     state_vrfs: impl IntoIterator<Item = &'a str>,
@@ -350,6 +363,58 @@ pub fn appl_keys<'a>(
     keys
 }
 
+/// APPL_DB's table of VXLAN maps (vxlanmgrd writes it from CONFIG_DB's
+/// `VXLAN_TUNNEL_MAP`).
+const MAP_TABLE: &str = "VXLAN_TUNNEL_MAP_TABLE";
+
+/// VLANs CONFIG_DB holds at the last step of a tenant's removal: a
+/// `SUPPRESS_VLAN_NEIGH` entry (which only the agent's tenant VLANs carry),
+/// with neither a `VLAN_INTERFACE` nor a `VXLAN_TUNNEL_MAP` entry naming
+/// the VLAN. The plan deletes the map before the suppression and the VLAN,
+/// so such a VLAN's map may still be in APPL_DB, under a VNI nothing left
+/// in CONFIG_DB or STATE_DB names.
+pub fn unmapped_vlans(config: &DbState) -> rustc_hash::FxHashSet<&str> {
+    let mut vlans: rustc_hash::FxHashSet<&str> = config
+        .table(Table::SuppressVlanNeigh)
+        .map(|(name, _)| name)
+        .filter(|name| !name.contains(SEP))
+        .collect();
+    if vlans.is_empty() {
+        return vlans;
+    }
+    for (name, _) in config.table(Table::VlanInterface) {
+        vlans.remove(name);
+    }
+    for (name, f) in config.table(Table::VxlanTunnelMap) {
+        if let Some(vlan) = f.get("vlan") {
+            vlans.remove(vlan.as_str());
+        }
+        if let Some((_, vlan)) = map_name_parts(name.rsplit(SEP).next().unwrap_or("")) {
+            vlans.remove(vlan);
+        }
+    }
+    vlans
+}
+
+/// `(vni, vlan)` of a map named by the agent's convention `map_<vni>_<vlan>`.
+fn map_name_parts(map: &str) -> Option<(&str, &str)> {
+    let (vni, vlan) = map.strip_prefix("map_")?.split_once('_')?;
+    (!vni.is_empty() && vni.bytes().all(|b| b.is_ascii_digit())).then_some((vni, vlan))
+}
+
+/// Whether `key` (APPL_DB, separator `sep`) is
+/// `VXLAN_TUNNEL_MAP_TABLE<sep><tunnel><sep>map_<vni>_<vlan>` for one of
+/// `vlans`.
+fn is_map_of(key: &str, sep: char, vlans: &rustc_hash::FxHashSet<&str>) -> bool {
+    let Some(rest) = key.strip_prefix(MAP_TABLE).and_then(|r| r.strip_prefix(sep)) else {
+        return false;
+    };
+    let Some((tunnel, map)) = rest.rsplit_once(sep) else {
+        return false;
+    };
+    !tunnel.is_empty() && map_name_parts(map).is_some_and(|(_, vlan)| vlans.contains(vlan))
+}
+
 /// Read everything the view holds (the feed subscribed beforehand). The
 /// ASIC bridge ports are left to [`BridgePortListing`]: the view says they
 /// are not listed yet when ASIC_DB is configured.
@@ -364,7 +429,7 @@ pub async fn read(
     // CONFIG_DB: the agent's tables.
     let config_table = |k: &[u8]| Table::ALL.iter().any(|t| reply::in_table(k, t.name(), SEP));
     let config_place = (places.config, Database::Config);
-    let keys = scan_keys(conns, config_place, &config_table, scan, &mut stats).await?;
+    let keys = scan_keys(conns, config_place, &config_table, None, scan, &mut stats).await?;
     let wanted: Vec<(String, HashRead)> = keys
         .into_iter()
         .filter_map(|k| {
@@ -390,7 +455,7 @@ pub async fn read(
             .any(|t| reply::in_table(k, t, seps.state))
     };
     let state_place = (places.state, Database::State);
-    let keys = scan_keys(conns, state_place, &state_table, scan, &mut stats).await?;
+    let keys = scan_keys(conns, state_place, &state_table, None, scan, &mut stats).await?;
     let wanted: Vec<(String, HashRead)> = keys.into_iter().map(|k| (k, HashRead::All)).collect();
     let mut confirmed = Confirmed::new(seps);
     let state = read_hashes(conns, state_place, &wanted, limits.batch, &mut stats).await?;
@@ -403,13 +468,23 @@ pub async fn read(
         confirmed.set(Db::State, &k, Some(f));
     }
 
-    // APPL_DB: only the keys derived from CONFIG_DB and STATE_DB.
-    let wanted: Vec<(String, HashRead)> =
-        appl_keys(&config, state_vrfs.iter().map(String::as_str), seps.appl)
-            .into_iter()
-            .map(|k| (k, HashRead::All))
-            .collect();
+    // APPL_DB: the keys derived from CONFIG_DB and STATE_DB, and the maps
+    // of VLANs left at the last step of a removal (found by a walk).
     let appl_place = (places.appl, Database::Appl);
+    let mut appl = appl_keys(&config, state_vrfs.iter().map(String::as_str), seps.appl);
+    let leftovers = unmapped_vlans(&config);
+    if !leftovers.is_empty() {
+        let pattern = format!("{MAP_TABLE}{}*", seps.appl);
+        let removed = |k: &[u8]| {
+            std::str::from_utf8(k).is_ok_and(|k| is_map_of(k, seps.appl, &leftovers))
+        };
+        let found =
+            scan_keys(conns, appl_place, &removed, Some(&pattern), scan, &mut stats).await?;
+        appl.extend(found);
+        appl.sort_unstable();
+        appl.dedup();
+    }
+    let wanted: Vec<(String, HashRead)> = appl.into_iter().map(|k| (k, HashRead::All)).collect();
     for (k, f) in read_hashes(conns, appl_place, &wanted, limits.batch, &mut stats).await? {
         confirmed.set(Db::Appl, &k, Some(f));
     }
@@ -616,5 +691,60 @@ mod tests {
         // Another separator (a flavour's database_config.json).
         let keys = appl_keys(&c, [], '|');
         assert!(keys.contains(&"VXLAN_TUNNEL_MAP_TABLE|vtep|map_104009_Vlan1001".to_owned()));
+    }
+
+    #[test]
+    fn a_vlan_at_the_last_step_of_a_removal_is_unmapped_and_its_map_is_recognised() {
+        let mut c = DbState::new();
+        let on = || fields([("suppress", "on")]);
+        // The last step of a removal: only the suppression (and the VLAN).
+        c.insert(Key::new(Table::SuppressVlanNeigh, "Vlan1001"), on());
+        c.insert(Key::new(Table::Vlan, "Vlan1001"), fields([("vlanid", "1001")]));
+        // Still mapped (by the map's name).
+        c.insert(Key::new(Table::SuppressVlanNeigh, "Vlan1002"), on());
+        c.insert(
+            Key::new(Table::VxlanTunnelMap, "vtep|map_104010_Vlan1002"),
+            fields([("vlan", "Vlan1002"), ("vni", "104010")]),
+        );
+        // Mapped by a map with another name (its `vlan` field).
+        c.insert(Key::new(Table::SuppressVlanNeigh, "Vlan1003"), on());
+        c.insert(
+            Key::new(Table::VxlanTunnelMap, "vtep|operator_map"),
+            fields([("vlan", "Vlan1003"), ("vni", "7")]),
+        );
+        // Still has its interface (its map may be derived from the binding).
+        c.insert(Key::new(Table::SuppressVlanNeigh, "Vlan1004"), on());
+        c.insert(
+            Key::new(Table::VlanInterface, "Vlan1004"),
+            fields([("vrf_name", "Vrf104012")]),
+        );
+        // A VLAN without suppression is nothing the agent removes last.
+        c.insert(Key::new(Table::Vlan, "Vlan1005"), fields([("vlanid", "1005")]));
+        let vlans = unmapped_vlans(&c);
+        assert_eq!(vlans, ["Vlan1001"].into_iter().collect());
+        assert_eq!(
+            appl_keys(&c, [], ':')
+                .iter()
+                .filter(|k| k.contains("Vlan1001"))
+                .count(),
+            0,
+            "the map of Vlan1001 cannot be derived: the walk is what finds it"
+        );
+
+        for (key, sep, expected) in [
+            ("VXLAN_TUNNEL_MAP_TABLE:vtep:map_104009_Vlan1001", ':', true),
+            ("VXLAN_TUNNEL_MAP_TABLE|vtep|map_104009_Vlan1001", '|', true),
+            ("VXLAN_TUNNEL_MAP_TABLE:other:map_7_Vlan1001", ':', true),
+            // Another VLAN, another separator, another table, no tunnel,
+            // a VNI that is not a number, not the agent's naming.
+            ("VXLAN_TUNNEL_MAP_TABLE:vtep:map_104009_Vlan10011", ':', false),
+            ("VXLAN_TUNNEL_MAP_TABLE|vtep|map_104009_Vlan1001", ':', false),
+            ("VXLAN_TUNNEL_TABLE:vtep:map_104009_Vlan1001", ':', false),
+            ("VXLAN_TUNNEL_MAP_TABLE:map_104009_Vlan1001", ':', false),
+            ("VXLAN_TUNNEL_MAP_TABLE:vtep:map_x_Vlan1001", ':', false),
+            ("VXLAN_TUNNEL_MAP_TABLE:vtep:Vlan1001", ':', false),
+        ] {
+            assert_eq!(is_map_of(key, sep, &vlans), expected, "{key} ({sep})");
+        }
     }
 }
