@@ -114,10 +114,9 @@ const THE_AGENTS_KEPT: &[(&str, &str)] = &[(
 fn the_scenario_converges_on_real_sonic_and_the_standin_confirms_the_same() {
     metal_switchd_lab::frr_lab::require_full_kernel("minilab_sonic")
         .unwrap_or_else(|e| panic!("{e}"));
-    let release = Release::parse(
-        &std::env::var("DEV_SONIC_RELEASE").unwrap_or_else(|_| "202411".into()),
-    )
-    .unwrap();
+    let release =
+        Release::parse(&std::env::var("DEV_SONIC_RELEASE").unwrap_or_else(|_| "202411".into()))
+            .unwrap();
     let build =
         metal_switchd_lab::sonic_real::build_dir(release).unwrap_or_else(|e| panic!("{e:#}"));
     let mut o = LabOptions::new(PathBuf::from(env!("CARGO_BIN_EXE_metal-switchd")));
