@@ -354,10 +354,12 @@ pub fn status(opts: &LabOptions) -> Result<()> {
             })
             .unwrap_or_default();
         let report = observe::last_report(&records, &name);
+        // Labs started before the field was recorded ran the stand-in.
+        let sonic = leaf["sonic"].as_str().unwrap_or("stand-in").to_owned();
         println!();
         print!(
             "{}",
-            observe::table(&observe::view(&paths, agent, report, violations))
+            observe::table(&observe::view(&paths, sonic, agent, report, violations))
         );
     }
     for r in l["routers"].as_array().into_iter().flatten() {

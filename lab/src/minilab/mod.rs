@@ -719,6 +719,7 @@ impl Lab {
                         "agent_pid": l.agent_pid(),
                         "agent_config": l.config,
                         "agent_log": l.agent_log,
+                        "sonic": l.sonic.label(),
                     })
                 })
                 .collect(),
@@ -1221,7 +1222,13 @@ impl Lab {
             .map(|l| {
                 let agent = l.agent_state();
                 let report = observe::last_report(&records, l.leaf.name);
-                observe::view(&l.paths(), agent, report, l.sonic.violations())
+                observe::view(
+                    &l.paths(),
+                    l.sonic.label(),
+                    agent,
+                    report,
+                    l.sonic.violations(),
+                )
             })
             .collect()
     }

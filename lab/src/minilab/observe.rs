@@ -388,7 +388,10 @@ pub struct LeafView {
     pub changes: Option<Vec<String>>,
     /// Whether frr.conf changed since the previous view (scenario steps only).
     pub frr_changed: Option<bool>,
-    /// Ordering violations the SONiC stand-in reported so far.
+    /// What runs the leaf's SONiC: `stand-in` or `SONiC <release>`.
+    pub sonic: String,
+    /// Ordering violations the SONiC stand-in reported so far (always
+    /// empty for real SONiC, whose daemons report in their logs).
     pub violations: Vec<String>,
     /// Owned CONFIG_DB summary: tenant VRFs and port bindings.
     pub vrfs: Vec<String>,
@@ -550,15 +553,7 @@ pub fn table(v: &LeafView) -> String {
         .and_then(drift_repairs)
         .unwrap_or_else(|| "not reported (metal-switchd status has no status yet)".into());
     row(&mut s, "drift repairs", &drift);
-    row(
-        &mut s,
-        "SONiC stand-in",
-        &if v.violations.is_empty() {
-            "no ordering violations".to_owned()
-        } else {
-            format!("{} ORDERING VIOLATIONS", v.violations.len())
-        },
-    );
+    row(&mut s, "SONiC", &sonic_line(v));
     for x in &v.violations {
         let _ = writeln!(s, "  {:<18}   ! {x}", "");
     }
@@ -598,7 +593,12 @@ pub fn compact_table(v: &LeafView, same_as: Option<&str>) -> String {
     } else {
         format!(", {} ORDERING VIOLATIONS", v.violations.len())
     };
-    let _ = writeln!(s, "{}  agent {}, {beat}{violations}", v.name, v.agent);
+    let on = if v.sonic == "stand-in" {
+        String::new()
+    } else {
+        format!(" on {}", v.sonic)
+    };
+    let _ = writeln!(s, "{}{on}  agent {}, {beat}{violations}", v.name, v.agent);
     match (&v.changes, same_as) {
         (Some(c), Some(other)) if !c.is_empty() => {
             let _ = writeln!(s, "  CONFIG_DB  the same {} changes as {other}", c.len());
@@ -656,9 +656,23 @@ pub struct LeafPaths {
     pub agent_config: PathBuf,
 }
 
-/// Read a leaf's view (without the per-step fields).
+/// The table's SONiC row: the stand-in's ordering check, or which real
+/// SONiC runs the leaf (its daemons' error lines are checked at teardown).
+fn sonic_line(v: &LeafView) -> String {
+    if v.sonic != "stand-in" {
+        format!("{}, its own daemons", v.sonic)
+    } else if v.violations.is_empty() {
+        "stand-in, no ordering violations".to_owned()
+    } else {
+        format!("stand-in, {} ORDERING VIOLATIONS", v.violations.len())
+    }
+}
+
+/// Read a leaf's view (without the per-step fields); `sonic` as
+/// [`LeafView::sonic`].
 pub fn view(
     p: &LeafPaths,
+    sonic: String,
     agent: String,
     report: Option<Report>,
     violations: Vec<String>,
@@ -674,6 +688,7 @@ pub fn view(
         status: agent_status(&p.agent, &p.agent_config),
         changes: None,
         frr_changed: None,
+        sonic,
         violations,
         vrfs,
         bindings,

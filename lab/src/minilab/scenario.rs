@@ -575,7 +575,13 @@ fn step_with(
     for l in &mut lab.leaves {
         let agent = l.agent_state();
         let report = observe::last_report(&records, l.leaf.name);
-        let mut v = observe::view(&l.paths(), agent, report, l.sonic.violations());
+        let mut v = observe::view(
+            &l.paths(),
+            l.sonic.label(),
+            agent,
+            report,
+            l.sonic.violations(),
+        );
         if let Some((_, d, digest)) = before.iter().find(|(n, _, _)| n == l.leaf.name) {
             let now = observe::dump(l.redis.socket(), crate::redis_server::CONFIG_DB)?;
             v.changes = Some(diff_dumps(d, &now));
