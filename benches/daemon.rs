@@ -30,6 +30,8 @@
 
 #[path = "../tests/support/agent.rs"]
 mod agent;
+#[path = "../tests/support/process.rs"]
+mod process;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,7 +42,8 @@ use metal_switchd::config::Config;
 use metal_switchd::configdb::redis::ApplyOptions;
 use metal_switchd::reconcile::desired::DesiredSource;
 use metal_switchd::reconcile::run::{Daemon, DaemonOptions, Signals};
-use metal_switchd::reconcile::{Agent, AgentOptions, Mode, ReconcileResult, Trigger};
+use metal_switchd::reconcile::{Agent, AgentOptions, Mode};
+use metal_switchd::report::{ReconcileResult, Trigger};
 use metal_switchd::spec::SwitchDesc;
 use metal_switchd_lab::api_server::{ApiServer, ApiServerOptions, Call};
 use metal_switchd_lab::bench::seeded_with;

@@ -12,15 +12,17 @@
 //! - `render-frr`: frr.conf of the spec.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use metal_switchd::configdb::confirmed::Confirmed;
 use std::collections::BTreeSet;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use metal_switchd::api::parse_switch_document;
 use metal_switchd::config::Config;
+use metal_switchd::configdb::plan::Plan;
 use metal_switchd::configdb::schema::{DbState, Key};
 use metal_switchd::configdb::snapshot::parse_config_db_json;
-use metal_switchd::configdb::{diff::Op, facts, plan_delta, plan_spec};
+use metal_switchd::configdb::{Planning, diff::Op, facts};
 use metal_switchd::reconcile::prepare;
 use metal_switchd::spec::{self, SwitchDesc};
 use metal_switchd_lab::fixtures;
@@ -76,8 +78,18 @@ fn case(ports: usize, vrfs: usize) -> Case {
         .find(|n| n.name == format!("Ethernet{i}"))
         .unwrap();
     nic.vrf = Some(format!("vrf{}", vni(1)));
-    let done = apply_plan(fresh.clone(), &prepare(&desc, &cfg, &fresh).unwrap().plan);
-    assert!(prepare(&desc, &cfg, &done).unwrap().plan.is_empty());
+    let done = apply_plan(
+        fresh.clone(),
+        &prepare(&desc, &cfg, &fresh, &Confirmed::assumed())
+            .unwrap()
+            .plan,
+    );
+    assert!(
+        prepare(&desc, &cfg, &done, &Confirmed::assumed())
+            .unwrap()
+            .plan
+            .is_empty()
+    );
     Case {
         cfg,
         desc,
@@ -87,17 +99,28 @@ fn case(ports: usize, vrfs: usize) -> Case {
     }
 }
 
+/// Plan `spec` against `state` (offline: SONiC confirmed all of it),
+/// incrementally from `since` when given.
+fn plan_of(spec: &spec::SwitchSpec, state: &DbState, since: Option<&spec::SwitchSpec>) -> Plan {
+    let confirmed = Confirmed::assumed();
+    Planning::new(spec, state, &confirmed).since(since).plan()
+}
+
 fn bench(c: &mut Criterion) {
     for (ports, vrfs) in SIZES {
         let k = case(ports, vrfs);
         let id = format!("{ports}p-{vrfs}vrf");
         let statics = BTreeSet::new();
-        let spec = prepare(&k.desc, &k.cfg, &k.done).unwrap().spec;
-        let moved_spec = prepare(&k.moved, &k.cfg, &k.done).unwrap().spec;
-        let n = plan_spec(&moved_spec, &k.done).changes();
+        let spec = prepare(&k.desc, &k.cfg, &k.done, &Confirmed::assumed())
+            .unwrap()
+            .spec;
+        let moved_spec = prepare(&k.moved, &k.cfg, &k.done, &Confirmed::assumed())
+            .unwrap()
+            .spec;
+        let n = plan_of(&moved_spec, &k.done, None).changes();
         assert_eq!(
-            plan_delta(&spec, &moved_spec, &k.done),
-            plan_spec(&moved_spec, &k.done)
+            plan_of(&moved_spec, &k.done, Some(&spec)),
+            plan_of(&moved_spec, &k.done, None)
         );
         assert!((2..=7).contains(&n), "moving one port changes {n} keys");
 
@@ -108,16 +131,22 @@ fn bench(c: &mut Criterion) {
             })
         });
         c.bench_with_input(BenchmarkId::new("plan-noop", &id), &k, |b, k| {
-            b.iter(|| plan_spec(black_box(&spec), black_box(&k.done)))
+            b.iter(|| plan_of(black_box(&spec), black_box(&k.done), None))
         });
         c.bench_with_input(BenchmarkId::new("plan-move", &id), &k, |b, k| {
-            b.iter(|| plan_spec(black_box(&moved_spec), black_box(&k.done)))
+            b.iter(|| plan_of(black_box(&moved_spec), black_box(&k.done), None))
         });
         c.bench_with_input(
             BenchmarkId::new("plan-move-incremental", &id),
             &k,
             |b, k| {
-                b.iter(|| plan_delta(black_box(&spec), black_box(&moved_spec), black_box(&k.done)))
+                b.iter(|| {
+                    plan_of(
+                        black_box(&moved_spec),
+                        black_box(&k.done),
+                        Some(black_box(&spec)),
+                    )
+                })
             },
         );
         c.bench_with_input(BenchmarkId::new("render-frr", &id), &spec, |b, spec| {
@@ -126,7 +155,7 @@ fn bench(c: &mut Criterion) {
             })
         });
         c.bench_with_input(BenchmarkId::new("plan-fresh", &id), &k, |b, k| {
-            b.iter(|| plan_spec(black_box(&spec), black_box(&k.fresh)))
+            b.iter(|| plan_of(black_box(&spec), black_box(&k.fresh), None))
         });
     }
 }

@@ -30,10 +30,12 @@ use std::time::{Duration, Instant};
 
 use metal_switchd::api::parse_switch_document;
 use metal_switchd::config::Config;
+use metal_switchd::configdb::connection::CLIENT_NAME;
 use metal_switchd::configdb::dbconfig::Databases;
-use metal_switchd::configdb::redis::{ApplyOptions, CLIENT_NAME, ConfigDb};
+use metal_switchd::configdb::redis::{ApplyOptions, ConfigDb};
 use metal_switchd::reconcile::desired::DesiredSource;
-use metal_switchd::reconcile::{Agent, AgentOptions, Mode, ReconcileResult, Trigger};
+use metal_switchd::reconcile::{Agent, AgentOptions, Mode};
+use metal_switchd::report::{ReconcileResult, Trigger};
 use metal_switchd_lab::bench::seeded_with;
 use metal_switchd_lab::fixtures;
 use metal_switchd_lab::generate::{bench_config, bench_switch, vni};

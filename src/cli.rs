@@ -11,9 +11,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::api::client::ApiClient;
-use crate::api::transport::RetryPolicy;
-use crate::api::{self, WireVersion};
+use crate::api;
+use crate::config::ApiVersion;
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::configdb::confirmed::Confirmed;
 use crate::configdb::dbconfig::Databases;
@@ -29,7 +28,8 @@ use crate::reconcile;
 use crate::reconcile::desired::DesiredSource;
 use crate::reconcile::register::{self, RegisterOptions};
 use crate::reconcile::run::{ConfigLoader, Daemon, DaemonOptions, Signals, daemon_agent};
-use crate::reconcile::{Agent, AgentOptions, FrrOutcome, Mode, Outcome, ReconcileResult, Trigger};
+use crate::reconcile::{Agent, AgentOptions, Mode};
+use crate::report::{FrrOutcome, Outcome, ReconcileResult, Trigger};
 use crate::spec::{PortRole, SwitchDesc, SwitchSpec};
 use crate::writer_lock::WriterLock;
 
@@ -158,6 +158,17 @@ pub enum ApiArg {
     V2,
 }
 
+impl ApiArg {
+    /// The version asked for (`None`: detect it).
+    pub fn version(self) -> Option<ApiVersion> {
+        match self {
+            ApiArg::Auto => None,
+            ApiArg::V1 => Some(ApiVersion::V1),
+            ApiArg::V2 => Some(ApiVersion::V2),
+        }
+    }
+}
+
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -177,13 +188,31 @@ pub struct SwitchArgs {
     pub api: ApiArg,
 }
 
+/// What an offline command plans from: the switch file and CONFIG_DB
+/// (redis, or a snapshot).
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub struct InputArgs {
     #[command(flatten)]
     pub switch: SwitchArgs,
     /// Read CONFIG_DB from a config_db.json snapshot instead of redis
     #[arg(long, value_name = "FILE")]
     pub configdb: Option<PathBuf>,
+}
+
+impl InputArgs {
+    /// The switch file's desired state prepared against CONFIG_DB: its wire
+    /// version and the spec, target and plan.
+    async fn prepare(&self, cfg: &Config) -> Result<(ApiVersion, reconcile::Prepared), Error> {
+        let (version, desc) = read_switch(cfg, &self.switch)?;
+        let (state, confirmed) = read_state(cfg, self.configdb.as_deref()).await?;
+        Ok((version, reconcile::prepare(&desc, cfg, &state, &confirmed)?))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Output: text for people, or one JSON document on stdout (an error too)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -192,10 +221,7 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     #[command(flatten)]
-    pub switch: SwitchArgs,
-    /// Read CONFIG_DB from a config_db.json snapshot instead of redis
-    #[arg(long, value_name = "FILE")]
-    pub configdb: Option<PathBuf>,
+    pub input: InputArgs,
     /// Output: text (frr.conf; config_db.json for configdb) or one JSON
     /// document on stdout (an error too)
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -364,9 +390,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Run => run_daemon(&cli, cfg).await,
         Command::Migrate(_) => Ok(EXIT_OK),
         Command::Render(RenderCommand::Configdb(args)) => {
-            let (_, desc) = read_switch(&cfg, &args.switch)?;
-            let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
-            let prepared = reconcile::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
+            let (_, prepared) = args.input.prepare(&cfg).await?;
             print_json(&snapshot::target_to_config_db_json(&target::target(
                 &prepared.spec,
             )));
@@ -382,7 +406,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                     })?
                     .flavour(),
                 None => {
-                    let snapshot = match &args.render.configdb {
+                    let snapshot = match &args.render.input.configdb {
                         Some(f) => Some(files::read_text(
                             FileKind::ConfigDbSnapshot,
                             f,
@@ -400,9 +424,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                     f
                 }
             };
-            let (_, desc) = read_switch(&cfg, &args.render.switch)?;
-            let (state, confirmed) = read_state(&cfg, args.render.configdb.as_deref()).await?;
-            let prepared = reconcile::prepare_confirmed(&desc, &cfg, &state, &confirmed)?;
+            let (_, prepared) = args.render.input.prepare(&cfg).await?;
             let text = frr::render(&prepared.spec, flavour.frr_lines());
             match args.render.format {
                 Format::Text => print(&text),
@@ -481,7 +503,7 @@ async fn check_config(cfg: &Config, format: Format) -> Result<u8, Error> {
                 "notes": found.notes,
                 "warnings": found.warnings,
                 "config": config,
-                "flavour": crate::status::FlavourStatus::from(&flavour),
+                "flavour": crate::report::status::FlavourStatus::from(&flavour),
                 "refusal": flavour.refusal(),
             }));
         }
@@ -512,29 +534,31 @@ pub fn flavour_text(f: &Flavour) -> String {
 
 /// `metal-switchd status`: the daemon's status file, judged and printed.
 fn status(cfg: &Config, args: &StatusArgs) -> u8 {
-    use crate::status::{self, Liveness, Status};
+    use crate::report::liveness::{self, Liveness};
+    use crate::report::status::{Status, StatusFileError};
+    use crate::report::text::short_duration;
     let max_age = args
         .stale_after
-        .unwrap_or_else(|| status::max_age(cfg.reconfigure_switch_interval.0, cfg.timeout.0));
+        .unwrap_or_else(|| liveness::max_age(cfg.reconfigure_switch_interval.0, cfg.timeout.0));
     let st = match Status::read(&cfg.state_directory) {
         Ok(st) => st,
         Err(e) => {
             eprintln!("metal-switchd: {e}");
             let code = match e {
-                status::StatusFileError::Missing { .. } => status::EXIT_NOT_RUNNING,
-                _ => status::EXIT_STALE,
+                StatusFileError::Missing { .. } => liveness::EXIT_NOT_RUNNING,
+                _ => liveness::EXIT_STALE,
             };
             if args.format == Format::Json {
                 print_json(&json!({
                     "error": { "message": e.to_string(), "exit_code": code },
-                    "liveness": if code == status::EXIT_NOT_RUNNING { "not-running" } else { "unreadable" },
+                    "liveness": if code == liveness::EXIT_NOT_RUNNING { "not-running" } else { "unreadable" },
                 }));
             }
             return code;
         }
     };
     let now = std::time::SystemTime::now();
-    let live = status::liveness(&st, now, max_age, status::process_is_agent(st.agent.pid));
+    let live = liveness::liveness(&st, now, max_age, liveness::process_is_agent(st.agent.pid));
     let verdict = match &live {
         Liveness::Running => "metal-switchd is running".to_owned(),
         Liveness::NotRunning => format!(
@@ -545,8 +569,8 @@ fn status(cfg: &Config, args: &StatusArgs) -> u8 {
             "metal-switchd (pid {}) has not updated its status for {} (allowed {}): the loop \
              may be stuck",
             st.agent.pid,
-            status::short_duration(*age),
-            status::short_duration(max_age)
+            short_duration(*age),
+            short_duration(max_age)
         ),
     };
     match args.format {
@@ -566,22 +590,17 @@ fn status(cfg: &Config, args: &StatusArgs) -> u8 {
 
 /// Read a switch file of the requested wire version (bounded: a regular
 /// file of at most `api_max_response_bytes`, like an API answer).
-pub fn read_switch(cfg: &Config, args: &SwitchArgs) -> Result<(WireVersion, SwitchDesc), Error> {
+pub fn read_switch(cfg: &Config, args: &SwitchArgs) -> Result<(ApiVersion, SwitchDesc), Error> {
     let text = files::read_text(
         FileKind::SwitchDocument,
         &args.switch,
         cfg.api_max_response_bytes,
     )?;
 
-    let version = match args.api {
-        ApiArg::Auto => None,
-        ApiArg::V1 => Some(WireVersion::V1),
-        ApiArg::V2 => Some(WireVersion::V2),
-    };
     Ok(api::parse_switch_document(
         &args.switch.display().to_string(),
         &text,
-        version,
+        args.api.version(),
     )?)
 }
 
@@ -621,9 +640,7 @@ async fn read_state(
 }
 
 async fn plan(cfg: &Config, args: &PlanArgs) -> Result<u8, Error> {
-    let (version, desc) = read_switch(cfg, &args.switch)?;
-    let (state, confirmed) = read_state(cfg, args.configdb.as_deref()).await?;
-    let prepared = reconcile::prepare_confirmed(&desc, cfg, &state, &confirmed)?;
+    let (version, prepared) = args.input.prepare(cfg).await?;
     match args.format {
         Format::Text => print(&prepared.plan.to_string()),
         Format::Json => print_json(&json!({
@@ -639,7 +656,7 @@ async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
     let _lock = WriterLock::acquire(&cfg.state_directory)?;
     let source = DesiredSource::File {
         path: args.switch.switch.clone(),
-        version: api_version(args.switch.api),
+        version: args.switch.api.version(),
         max_bytes: cfg.api_max_response_bytes,
     };
     let opts = AgentOptions {
@@ -701,14 +718,6 @@ async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
     }
 }
 
-fn api_version(arg: ApiArg) -> Option<WireVersion> {
-    match arg {
-        ApiArg::Auto => None,
-        ApiArg::V1 => Some(WireVersion::V1),
-        ApiArg::V2 => Some(WireVersion::V2),
-    }
-}
-
 fn frr_text(o: &Outcome) -> String {
     match o.frr {
         FrrOutcome::Skipped => String::new(),
@@ -755,12 +764,12 @@ async fn run_daemon(cli: &Cli, cfg: Config) -> Result<u8, Error> {
 }
 
 async fn register_switch(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error> {
-    let mut client = ApiClient::from_config(cfg)?;
+    let mut client = reconcile::options::api_client(cfg)?;
     let mut db = connect(cfg).await?;
     let kernel = KernelView::start().await?;
     let opts = RegisterOptions {
         wait_ready: args.wait_ready,
-        retry: RetryPolicy::from_config(cfg),
+        retry: reconcile::options::retry(cfg),
         give_up_after: args.give_up_after,
         progress: None,
     };
@@ -771,7 +780,7 @@ async fn register_switch(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error>
              the API now describes {} nics\n",
             reg.id,
             client.base_url(),
-            api_name(&client),
+            client.version().server(),
             reg.nics.len(),
             reg.management_ip,
             reg.os_version,
@@ -788,19 +797,12 @@ async fn register_switch(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error>
     Ok(EXIT_OK)
 }
 
-fn api_name(client: &ApiClient) -> &'static str {
-    match client.version() {
-        crate::config::ApiVersion::V1 => "metal-api v1",
-        crate::config::ApiVersion::V2 => "metal-apiserver v2",
-    }
-}
-
 async fn fetch(cfg: &Config, args: &FetchArgs) -> Result<u8, Error> {
     let id = cfg.hostname()?.to_owned();
-    let mut client = ApiClient::from_config(cfg)?;
+    let mut client = reconcile::options::api_client(cfg)?;
     let fetched = client.get(&id).await?;
     let (state, confirmed) = read_state(cfg, args.configdb.as_deref()).await?;
-    let prepared = reconcile::prepare_confirmed(&fetched.desc, cfg, &state, &confirmed)?;
+    let prepared = reconcile::prepare(&fetched.desc, cfg, &state, &confirmed)?;
     match args.format {
         Format::Text => print(&spec_text(&prepared.spec)),
         Format::Json => print_json(&json!({

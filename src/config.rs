@@ -45,12 +45,9 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
-    #[error("invalid configuration ({}):{}", crate::spec::count(.0.len(), "problem"), crate::spec::listed(.0))]
+    #[error("invalid configuration ({}):{}", crate::names::count(.0.len(), "problem"), crate::names::listed(.0))]
     Invalid(Vec<String>),
 }
-
-/// Keys whose values are secrets: never shown in an error.
-const SECRET_KEYS: &[&str] = &["hmac_key"];
 
 /// How the value of an environment variable is turned into a TOML value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,100 +59,153 @@ enum Kind {
     List,
 }
 
-/// One configuration key: its name, how to read it from the environment,
-/// and whether metal-core knows it (then `METAL_CORE_<KEY>` is accepted too).
-struct KeyDef {
-    name: &'static str,
-    kind: Kind,
-    metal_core: bool,
+/// The type of a setting: how the environment spells it, and whether its
+/// value is a secret (never shown in an error).
+trait Setting {
+    const KIND: Kind;
+    const SECRET: bool = false;
 }
 
-const fn key(name: &'static str, kind: Kind, metal_core: bool) -> KeyDef {
-    KeyDef {
-        name,
-        kind,
-        metal_core,
+macro_rules! settings {
+    ($kind:ident: $($ty:ty),+) => {
+        $(impl Setting for $ty {
+            const KIND: Kind = Kind::$kind;
+        })+
+    };
+}
+settings!(Int: u16, u32, u64);
+settings!(Bool: bool);
+settings!(Str: String, PathBuf, Ipv4Addr, IpAddr, HumanDuration, VlanRange, LogLevel, LogFormat);
+settings!(Str: NamingSchema, ApiVersion, FrrValidation, FrrReload, BgpStateSource);
+
+impl Setting for Secret {
+    const KIND: Kind = Kind::Str;
+    const SECRET: bool = true;
+}
+
+impl<T: Setting> Setting for Option<T> {
+    const KIND: Kind = T::KIND;
+    const SECRET: bool = T::SECRET;
+}
+
+impl<T> Setting for Vec<T> {
+    const KIND: Kind = Kind::List;
+}
+
+/// Where a key is documented: one table of `docs/configuration.md` each.
+/// Only metal-core's keys are also read from `METAL_CORE_<KEY>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    MetalCore,
+    Own,
+    Frr,
+    Api,
+    Operation,
+}
+
+impl Section {
+    pub const ALL: [Section; 5] = [
+        Section::MetalCore,
+        Section::Own,
+        Section::Frr,
+        Section::Api,
+        Section::Operation,
+    ];
+
+    /// The heading of the section's table in `docs/configuration.md`.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Section::MetalCore => "## Keys of metal-core (also `METAL_CORE_<KEY>`)",
+            Section::Own => "## Keys of metal-switchd (`METAL_SWITCHD_<KEY>` only)",
+            Section::Frr => "## FRR keys of metal-switchd",
+            Section::Api => "## metal API keys of metal-switchd",
+            Section::Operation => "## Operation keys of metal-switchd",
+        }
     }
 }
 
-/// Every configuration key. A unit test checks that this list and the fields
-/// of [`Config`] are the same set.
-const KEYS: &[KeyDef] = &[
-    // metal-core settings (metal-api reference §7.1), same names without the prefix
-    key("cidr", Kind::Str, true),
-    key("partition_id", Kind::Str, true),
-    key("rack_id", Kind::Str, true),
-    key("room_id", Kind::Str, true),
-    key("bind_address", Kind::Str, true),
-    key("metrics_server_port", Kind::Int, true),
-    key("metrics_server_bind_address", Kind::Str, true),
-    key("log_level", Kind::Str, true),
-    key("metal_api_protocol", Kind::Str, true),
-    key("metal_api_ip", Kind::Str, true),
-    key("metal_api_port", Kind::Int, true),
-    key("metal_api_basepath", Kind::Str, true),
-    key("loopback_ip", Kind::Str, true),
-    key("set_src_loopback", Kind::Bool, true),
-    key("asn", Kind::Int, true),
-    key("spine_uplinks", Kind::List, true),
-    key("management_gateway", Kind::Str, true),
-    key("additional_mgmt_routes", Kind::List, true),
-    key("reconfigure_switch", Kind::Bool, true),
-    key("reconfigure_switch_interval", Kind::Str, true),
-    key("timeout", Kind::Str, true),
-    key("additional_bridge_vids", Kind::List, true),
-    key("additional_bridge_ports", Kind::List, true),
-    key("interfaces_tpl_file", Kind::Str, true),
-    key("frr_tpl_file", Kind::Str, true),
-    key("hmac_key", Kind::Str, true),
-    key("grpc_address", Kind::Str, true),
-    key("grpc_ca_cert_file", Kind::Str, true),
-    key("grpc_client_cert_file", Kind::Str, true),
-    key("grpc_client_key_file", Kind::Str, true),
-    key("pxe_vlan_id", Kind::Int, true),
-    key("bgp_neighbor_state_file", Kind::Str, true),
-    key("interface_naming_schema", Kind::Str, true),
-    // metal-core's v2 branch
-    key("metal_apiserver_url", Kind::Str, true),
-    key("metal_apiserver_token_file", Kind::Str, true),
-    // this agent's own settings
-    key("api_version", Kind::Str, false),
-    key("hmac_key_file", Kind::Str, false),
-    key("hostname", Kind::Str, false),
-    key("vlan_range", Kind::Str, false),
-    key("static_vrfs", Kind::List, false),
-    key("database_config", Kind::Str, false),
-    key("frr_config", Kind::Str, false),
-    key("barrier_timeout", Kind::Str, false),
-    key("kernel_checks", Kind::Bool, false),
-    key("kernel_drift_grace", Kind::Str, false),
-    key("frr_agentx", Kind::Bool, false),
-    key("frr_extra_config", Kind::List, false),
-    key("frr_validation", Kind::Str, false),
-    key("frr_validation_unit", Kind::Str, false),
-    key("frr_validation_timeout", Kind::Str, false),
-    key("frr_reload", Kind::Str, false),
-    key("frr_reload_unit", Kind::Str, false),
-    key("frr_reload_path", Kind::Str, false),
-    key("frr_reload_args", Kind::List, false),
-    key("frr_reload_timeout", Kind::Str, false),
-    key("vtysh_path", Kind::Str, false),
-    key("frr_vty_socket_dir", Kind::Str, false),
-    key("bgp_state_source", Kind::Str, false),
-    key("systemd_bus_address", Kind::Str, false),
-    key("sonic_version_file", Kind::Str, false),
-    key("management_interface", Kind::Str, false),
-    key("api_ca_file", Kind::Str, false),
-    key("api_allow_plaintext", Kind::Bool, false),
-    key("api_retry_attempts", Kind::Int, false),
-    key("api_retry_backoff", Kind::Str, false),
-    key("api_retry_max_backoff", Kind::Str, false),
-    key("api_max_response_bytes", Kind::Int, false),
-    key("max_snapshot_bytes", Kind::Int, false),
-    key("log_format", Kind::Str, false),
-    key("state_directory", Kind::Str, false),
-    key("phone_home_interval", Kind::Str, false),
-];
+/// One configuration key, as `config_keys!` declares it.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyDef {
+    pub name: &'static str,
+    kind: Kind,
+    /// Its value is never shown in an error.
+    secret: bool,
+    pub section: Section,
+    /// What it means (the field's documentation and its row in
+    /// `docs/configuration.md`).
+    pub doc: &'static str,
+    /// How the default is shown where it is not a value (`hostname`).
+    pub shown: Option<&'static str>,
+}
+
+impl KeyDef {
+    /// Also read from `METAL_CORE_<KEY>`.
+    pub fn metal_core(&self) -> bool {
+        self.section == Section::MetalCore
+    }
+}
+
+/// Declares every configuration key once: its name, type, default, section
+/// and meaning (then, after `@derived`, the values filled while the
+/// configuration is read, which are not keys). From this one table come the [`Config`] struct and its
+/// `Default`, [`KEYS`] (the environment variables and how their values are
+/// read) and the key tables of `docs/configuration.md` (a test keeps them
+/// equal). A new setting is one entry here.
+macro_rules! config_keys {
+    ($(
+        $(#[$attr:meta])*
+        $name:ident : $ty:ty = $default:expr, $section:ident $(, shown $shown:literal)?,
+            $doc:literal;
+    )*
+    $(
+        @derived $derived:ident : $dty:ty, $ddoc:literal;
+    )*) => {
+        /// The agent configuration. Field names are the configuration keys
+        /// (and a few values derived while it is read, which are not keys).
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Config {
+            $(
+                #[doc = $doc]
+                $(#[$attr])*
+                pub $name: $ty,
+            )*
+            $(
+                #[doc = $ddoc]
+                #[serde(skip)]
+                pub $derived: $dty,
+            )*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config {
+                    $($name: $default,)*
+                    $($derived: Default::default(),)*
+                }
+            }
+        }
+
+        /// Every configuration key, in the order of [`Config`]'s fields.
+        pub const KEYS: &[KeyDef] = &[$(
+            KeyDef {
+                name: stringify!($name),
+                kind: <$ty as Setting>::KIND,
+                secret: <$ty as Setting>::SECRET,
+                section: Section::$section,
+                doc: $doc,
+                shown: config_keys!(@shown $($shown)?),
+            },
+        )*];
+    };
+    (@shown) => {
+        None
+    };
+    (@shown $shown:literal) => {
+        Some($shown)
+    };
+}
 
 /// What the agent does instead of an unread setting (for its notice).
 type Instead = fn(&Config) -> String;
@@ -286,6 +336,29 @@ pub enum ApiVersion {
     V1,
     /// metal-apiserver, Connect with a bearer token.
     V2,
+}
+
+impl ApiVersion {
+    /// The server of this version, for people.
+    pub fn server(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "metal-api v1",
+            ApiVersion::V2 => "metal-apiserver v2",
+        }
+    }
+}
+
+/// `v1` or `v2`, as the configuration writes it.
+impl FromStr for ApiVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "v1" => Ok(ApiVersion::V1),
+            "v2" => Ok(ApiVersion::V2),
+            other => Err(format!("{other:?} is not v1 or v2")),
+        }
+    }
 }
 
 impl fmt::Display for ApiVersion {
@@ -454,7 +527,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         parse_duration(&s).map(HumanDuration).map_err(|e| {
-            let shown = crate::spec::names::quoted(&s);
+            let shown = crate::names::quoted(&s);
             serde::de::Error::custom(format!("{shown} is not a duration: {e}"))
         })
     }
@@ -474,262 +547,221 @@ where
     }
 }
 
-/// The agent configuration. Field names are the configuration keys.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    // --- metal-core settings ---
-    /// metal-core CIDR (accepted for compatibility, not used on SONiC).
-    pub cidr: Option<String>,
-    /// Partition the switch belongs to (registration).
-    pub partition_id: Option<String>,
-    /// Rack the switch stands in (registration).
-    pub rack_id: Option<String>,
-    /// Room the switch stands in (registration, optional).
-    pub room_id: Option<String>,
-    /// Accepted for compatibility; unused like in metal-core.
-    pub bind_address: String,
-    /// Port of the Prometheus endpoint.
-    pub metrics_server_port: u16,
-    /// Address of the Prometheus endpoint.
-    pub metrics_server_bind_address: String,
-    /// debug, info, warn or error; also sets FRR's syslog level.
-    pub log_level: LogLevel,
-    /// v1 base URL: protocol.
-    pub metal_api_protocol: String,
-    /// v1 base URL: host.
-    pub metal_api_ip: String,
-    /// v1 base URL: port.
-    pub metal_api_port: u16,
-    /// v1 base URL: base path (e.g. `/metal/`).
-    pub metal_api_basepath: String,
-    /// Loopback address: BGP router id and VTEP source.
-    pub loopback_ip: Ipv4Addr,
-    /// Render `RM_SET_SRC` so BGP routes use the loopback as source.
-    pub set_src_loopback: bool,
-    /// The switch's BGP ASN.
-    pub asn: u32,
-    /// Uplink ports to the spines: the underlay (BGP peer group FABRIC).
-    pub spine_uplinks: Vec<String>,
-    /// Default gateway of the management VRF.
+config_keys! {
+    cidr: Option<String> = None, MetalCore,
+        "accepted without effect, named in a notice (`check-config` prints it, `run` logs it): \
+         metal-core uses it only on Cumulus; metal-roles sets it everywhere";
+    partition_id: Option<String> = None, MetalCore,
+        "partition of the switch (registration)";
+    rack_id: Option<String> = None, MetalCore,
+        "rack of the switch (registration)";
+    room_id: Option<String> = None, MetalCore,
+        "room of the switch (registration, optional)";
+    bind_address: String = "0.0.0.0".into(), MetalCore,
+        "accepted without effect, named in a notice: metal-core does not use it either (the \
+         metrics endpoint binds `metrics_server_bind_address`)";
+    metrics_server_port: u16 = 2112, MetalCore,
+        "port of the Prometheus endpoint";
+    metrics_server_bind_address: String = "0.0.0.0".into(), MetalCore,
+        "address of the Prometheus endpoint";
+    log_level: LogLevel = LogLevel::Info, MetalCore,
+        "`debug`, `info`, `warn` (or `warning`) or `error`; also FRR's syslog level; `--log` / \
+         `METAL_SWITCHD_LOG` (a `tracing` filter such as `metal_switchd=debug`) overrides it";
+    metal_api_protocol: String = "http".into(), MetalCore,
+        "v1 base URL: protocol";
+    metal_api_ip: String = "localhost".into(), MetalCore,
+        "v1 base URL: host";
+    metal_api_port: u16 = 8080, MetalCore,
+        "v1 base URL: port";
+    metal_api_basepath: String = String::new(), MetalCore,
+        "v1 base URL: base path, e.g. `/metal/`";
+    loopback_ip: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 11), MetalCore,
+        "loopback address: BGP router id, `RM_SET_SRC` source";
+    set_src_loopback: bool = false, MetalCore,
+        "render `RM_SET_SRC` so BGP routes use the loopback as source";
+    asn: u32 = 420000011, MetalCore,
+        "the switch's BGP ASN (not 0)";
+    spine_uplinks: Vec<String> = Vec::new(), MetalCore,
+        "uplink ports to the spines: the underlay (peer group FABRIC); metal-core's default \
+         `swp31,swp32` names Cumulus ports, which SONiC has not";
     #[serde(deserialize_with = "empty_as_none")]
-    pub management_gateway: Option<IpAddr>,
-    /// Extra routes via the management gateway.
-    pub additional_mgmt_routes: Vec<IpNet>,
-    /// Whether the daemon loop applies the desired state (false: compute and
-    /// report only); `apply --once` always applies.
-    pub reconfigure_switch: bool,
-    /// How often the daemon loop reconciles without another trigger.
-    pub reconfigure_switch_interval: HumanDuration,
-    /// Time limit of one reconcile and of API calls.
-    pub timeout: HumanDuration,
-    /// Accepted for compatibility (Cumulus only).
-    pub additional_bridge_vids: Vec<String>,
-    /// Ports the agent leaves alone (blade/bridge ports); not registered.
-    pub additional_bridge_ports: Vec<String>,
-    /// Accepted for compatibility (Cumulus only).
-    pub interfaces_tpl_file: Option<PathBuf>,
-    /// Custom FRR template of metal-core (not supported: the renderer is built in).
-    pub frr_tpl_file: Option<PathBuf>,
-    /// v1 HMAC key (Metal-Edit). Prefer `hmac_key_file`.
-    pub hmac_key: Option<Secret>,
-    /// v1 phone-home: `host:port` of metal-api's gRPC event service (mTLS).
+    management_gateway: Option<IpAddr> = None, MetalCore,
+        "gateway of the management VRF (empty = none)";
+    additional_mgmt_routes: Vec<IpNet> = Vec::new(), MetalCore,
+        "extra prefixes routed via the management gateway";
+    reconfigure_switch: bool = false, MetalCore,
+        "whether `run` applies the desired state (false, metal-core's default: compute and \
+         report only, write nothing); `apply --once` always applies";
+    reconfigure_switch_interval: HumanDuration = HumanDuration(Duration::from_secs(10)), MetalCore,
+        "how often `run` fetches the desired state and reconciles without another trigger; also \
+         the longest backoff after failures; more than `0s`";
+    timeout: HumanDuration = HumanDuration(Duration::from_secs(15)), MetalCore,
+        "limit of one reconcile and of API calls; more than `0s`. It bounds everything one \
+         reconcile waits for: a longer `barrier_timeout` or `kernel_drift_grace` is cut to what \
+         is left of it, which `check-config` and the start say in a note";
+    additional_bridge_vids: Vec<String> = Vec::new(), MetalCore,
+        "Cumulus only: empty is accepted (metal-roles writes it empty), any VLAN is refused at \
+         start, by name";
+    additional_bridge_ports: Vec<String> = Vec::new(), MetalCore,
+        "ports the agent leaves alone and does not register, by PORT name or alias; an entry \
+         that names no port is refused by name (desired state and registration) rather than \
+         skipped, since the port meant would be taken over";
+    interfaces_tpl_file: Option<PathBuf> = None, MetalCore,
+        "Cumulus only: empty is accepted, a file is refused at start, by name";
+    frr_tpl_file: Option<PathBuf> = None, MetalCore,
+        "metal-core's custom FRR template: empty is accepted, a file is refused at start, by \
+         name — the agent renders frr.conf itself with the lines the switch's SONiC flavour \
+         needs (`docs/flavours.md`); add lines with `frr_extra_config`";
+    hmac_key: Option<Secret> = None, MetalCore,
+        "v1 HMAC key (Metal-Edit); never printed; prefer `hmac_key_file`";
     #[serde(deserialize_with = "empty_as_none")]
-    pub grpc_address: Option<String>,
-    /// v1 phone-home: CA certificate (PEM) the gRPC server's certificate is checked against.
+    grpc_address: Option<String> = None, MetalCore,
+        "v1 phone-home: `host:port` of metal-api's gRPC event service \
+         (`api.v1.EventService/Send`, mutual TLS; metal-roles: `<metal-api>:50051`); when set, \
+         the three files below are required";
     #[serde(deserialize_with = "empty_as_none")]
-    pub grpc_ca_cert_file: Option<PathBuf>,
-    /// v1 phone-home: client certificate (PEM) presented to the gRPC server.
+    grpc_ca_cert_file: Option<PathBuf> = None, MetalCore,
+        "v1 phone-home: CA certificate (PEM) the server's certificate is checked against (with \
+         the host of `grpc_address`)";
     #[serde(deserialize_with = "empty_as_none")]
-    pub grpc_client_cert_file: Option<PathBuf>,
-    /// v1 phone-home: the client certificate's private key (PEM).
+    grpc_client_cert_file: Option<PathBuf> = None, MetalCore,
+        "v1 phone-home: client certificate (PEM) presented to metal-api";
     #[serde(deserialize_with = "empty_as_none")]
-    pub grpc_client_key_file: Option<PathBuf>,
-    /// VLAN of unprovisioned ports (static in CONFIG_DB; the agent adds members).
-    pub pxe_vlan_id: u16,
-    /// BGP neighbour state file written by the bgp-neighbor-stats timer; empty disables it.
+    grpc_client_key_file: Option<PathBuf> = None, MetalCore,
+        "v1 phone-home: the client certificate's private key (PEM)";
+    pxe_vlan_id: u16 = 4000, MetalCore,
+        "VLAN of unprovisioned ports; must exist in the base configuration and lie outside \
+         `vlan_range`";
     #[serde(deserialize_with = "empty_as_none")]
-    pub bgp_neighbor_state_file: Option<PathBuf>,
-    /// default, swap, name or alias (which nic field carries the kernel name).
-    pub interface_naming_schema: NamingSchema,
-    /// v2 base URL of the metal-apiserver.
-    pub metal_apiserver_url: Option<String>,
-    /// v2 token file (mode 0600 or stricter).
-    pub metal_apiserver_token_file: PathBuf,
-
-    // --- metal-switchd settings ---
-    /// v1 or v2; unset: chosen from the credentials ([`Config::api_version`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_version: Option<ApiVersion>,
-    /// File holding the v1 HMAC key (instead of `hmac_key`).
-    pub hmac_key_file: Option<PathBuf>,
-    /// Switch id and FRR hostname; default: the system hostname.
-    pub hostname: Option<String>,
-    /// VLAN ids the agent allocates for tenant VRFs, `FIRST-LAST`.
-    pub vlan_range: VlanRange,
-    /// VRFs an operator declared; the agent never writes or deletes them.
-    pub static_vrfs: Vec<String>,
-    /// SONiC's database_config.json (redis instances, database ids, separators).
-    pub database_config: PathBuf,
-    /// Where FRR's configuration is installed.
-    pub frr_config: PathBuf,
-    /// How long the applier waits for SONiC to confirm one phase.
-    pub barrier_timeout: HumanDuration,
-    /// Wait for the kernel to show the desired state before a reconcile
-    /// counts as converged, and repair kernel drift through CONFIG_DB.
-    pub kernel_checks: bool,
-    /// How long the kernel may disagree before it counts as drift.
-    pub kernel_drift_grace: HumanDuration,
-    /// Render `agentx` into frr.conf (needs FRR's SNMP module, which SONiC loads).
-    pub frr_agentx: bool,
-    /// Lines appended to frr.conf as they are (validated by FRR with the
-    /// rest of the file); one FRR command per element.
-    pub frr_extra_config: Vec<String>,
-    /// `vtysh` (run `vtysh --dryrun`) or `systemd` (start `frr_validation_unit`).
-    pub frr_validation: FrrValidation,
-    /// Template unit that validates the file named by its instance (`vtysh --dryrun --inputfile %I`).
-    pub frr_validation_unit: String,
-    /// Time limit of one validation.
-    pub frr_validation_timeout: HumanDuration,
-    /// `systemd` (start `frr_reload_unit`), `exec` (run `frr_reload_path`) or `none`.
-    pub frr_reload: FrrReload,
-    /// Unit that makes FRR load `frr_config`.
-    pub frr_reload_unit: String,
-    /// Program run by `frr_reload = "exec"`.
-    pub frr_reload_path: PathBuf,
-    /// Its arguments; `{file}` is replaced by the installed configuration's path.
-    pub frr_reload_args: Vec<String>,
-    /// Time limit of one reload.
-    pub frr_reload_timeout: HumanDuration,
-    /// vtysh, for validation and for reading BGP state.
-    pub vtysh_path: PathBuf,
-    /// Directory of FRR's vty sockets (`vtysh --vty_socket`); empty: FRR's default.
+    bgp_neighbor_state_file: Option<PathBuf> =
+        Some(PathBuf::from("/var/run/bgp-neighbors/bgp-neighbors.json")), MetalCore,
+        "BGP neighbour state written by the bgp-neighbor-stats timer (empty disables it)";
+    interface_naming_schema: NamingSchema = NamingSchema::Default, MetalCore,
+        "which nic field carries the kernel name: `default` (name = kernel, identifier = \
+         alias), `swap`, `name`, `alias`";
+    metal_apiserver_url: Option<String> = None, MetalCore,
+        "v2 base URL of the metal-apiserver";
+    metal_apiserver_token_file: PathBuf =
+        PathBuf::from("/var/run/metal-core/metal-apiserver-token"), MetalCore,
+        "v2 bearer token file";
+    #[serde(deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
+    api_version: Option<ApiVersion> = None, Own, shown "from the credentials",
+        "`v1` (metal-api, REST + HMAC) or `v2` (metal-apiserver, Connect + token); unset: v1 \
+         with an HMAC key, v2 with `metal_apiserver_url` or a non-default \
+         `metal_apiserver_token_file` and no HMAC key, refused with both an HMAC key and \
+         `metal_apiserver_url` (docs/api.md)";
+    api_allow_plaintext: bool = false, Own,
+        "accept plain `http://` to the metal API; without it a v2 token is never sent over \
+         plain HTTP (docs/api.md, \"Plain HTTP\")";
+    hmac_key_file: Option<PathBuf> = None, Own,
+        "file holding the v1 HMAC key";
+    hostname: Option<String> = None, Own, shown "system hostname",
+        "switch id and FRR hostname (RFC 1123); a switch document whose `id` differs is refused";
+    vlan_range: VlanRange = VlanRange::default(), Own,
+        "VLAN ids the agent allocates for tenant VRFs";
+    static_vrfs: Vec<String> = Vec::new(), Own,
+        "VRFs an operator declared; the agent never writes or deletes them or their VLANs, maps \
+         and bindings";
+    database_config: PathBuf = PathBuf::from("/var/run/redis/sonic-db/database_config.json"), Own,
+        "SONiC's database locations (instances, ids, separators, `password_path`); one redis \
+         command may take up to 30 s before the connection counts as broken and is re-opened";
+    frr_config: PathBuf = PathBuf::from("/etc/sonic/frr/frr.conf"), Own,
+        "where FRR's configuration is installed";
+    barrier_timeout: HumanDuration = HumanDuration(Duration::from_secs(30)), Own,
+        "how long the applier waits for SONiC to confirm one phase (more than `0s`), at most \
+         what is left of `timeout` for the reconcile (the default `timeout` of 15 s cuts it: set \
+         `timeout` to at least `barrier_timeout` to wait longer)";
+    kernel_checks: bool = true, Own,
+        "a reconcile counts as converged only once the kernel shows the desired state (VRF \
+         devices, their VLAN interfaces, port masters, VXLAN devices with the right VNI in the \
+         right VLAN, MTU, admin state; `docs/kernel.md`), and kernel drift is repaired through \
+         CONFIG_DB; turn it off where the kernel cannot create these objects (a lab on a kernel \
+         without `vrf`)";
+    kernel_drift_grace: HumanDuration = HumanDuration(Duration::from_secs(10)), Own,
+        "how long the kernel may disagree with the desired state before it counts as drift \
+         (reported, and repaired through CONFIG_DB where SONiC can: at most 3 times, 30 s \
+         apart)";
+    frr_agentx: bool = true, Frr,
+        "render `agentx` (FRR's SNMP AgentX client; needs the daemons' snmp module, which SONiC \
+         loads)";
+    frr_extra_config: Vec<String> = Vec::new(), Frr,
+        "the operator's lines, appended to the end of frr.conf as given, one FRR command per \
+         element (in the environment: comma separated, trimmed — FRR does not need indentation; \
+         a line with a comma needs the file); validated by FRR with the rest of the file; \
+         refused at start: a control character, more than 512 characters, more than 1000 lines, \
+         and what the agent renders itself (`hostname`, `password`, `enable password`, `frr \
+         defaults`/`version`, `router bgp <asn>`, `router bgp <asn> vrf Vrf<VNI>`, `vrf \
+         Vrf<VNI>`; a static VRF's `router bgp <asn> vrf <name>` is fine)";
+    frr_validation: FrrValidation = FrrValidation::Vtysh, Frr,
+        "how a rendered configuration is checked before install: `vtysh` (`vtysh --dryrun -f \
+         FILE`) or `systemd` (start `frr_validation_unit` over D-Bus, as metal-core does on \
+         SONiC)";
+    frr_validation_unit: String = "bgp-validation@.service".into(), Frr,
+        "template unit that validates the file named by its instance (`vtysh --dryrun \
+         --inputfile %I`)";
+    frr_validation_timeout: HumanDuration = HumanDuration(Duration::from_secs(30)), Frr,
+        "limit of one validation";
+    frr_reload: FrrReload = FrrReload::Systemd, Frr,
+        "how FRR loads an installed configuration: `systemd` (start `frr_reload_unit` over \
+         D-Bus and wait for its job), `exec` (run `frr_reload_path`), `none` (install only)";
+    frr_reload_unit: String = "frr-reload.service".into(), Frr,
+        "unit that makes FRR load `frr_config`";
+    frr_reload_path: PathBuf = PathBuf::from("/usr/lib/frr/frr-reload.py"), Frr,
+        "program run by `frr_reload = \"exec\"`";
+    frr_reload_args: Vec<String> =
+        ["--reload", "--stdout", "{file}"].map(String::from).to_vec(), Frr,
+        "its arguments; `{file}` is replaced by the installed configuration's path";
+    frr_reload_timeout: HumanDuration = HumanDuration(Duration::from_secs(60)), Frr,
+        "limit of one reload";
+    vtysh_path: PathBuf = PathBuf::from("/usr/bin/vtysh"), Frr,
+        "vtysh, for validation, for reading BGP state and for FRR's version (`show version`, \
+         part of the SONiC flavour)";
     #[serde(deserialize_with = "empty_as_none")]
-    pub frr_vty_socket_dir: Option<PathBuf>,
-    /// `file` (bgp_neighbor_state_file) or `vtysh`.
-    pub bgp_state_source: BgpStateSource,
-    /// D-Bus address of systemd's bus; empty: `DBUS_SYSTEM_BUS_ADDRESS` or the system bus.
+    frr_vty_socket_dir: Option<PathBuf> = None, Frr,
+        "directory of FRR's vty sockets (`vtysh --vty_socket`); empty: FRR's default";
+    bgp_state_source: BgpStateSource = BgpStateSource::File, Frr,
+        "where BGP neighbour states come from: `file` (`bgp_neighbor_state_file`) or `vtysh` \
+         (`show bgp vrf all neighbors json` on every read)";
     #[serde(deserialize_with = "empty_as_none")]
-    pub systemd_bus_address: Option<String>,
-    /// SONiC's version file; its `build_version` is the registered OS version.
-    pub sonic_version_file: PathBuf,
-    /// Interface whose first global unicast address is registered as the
-    /// switch's management IP.
-    pub management_interface: String,
-    /// Extra CA certificates (PEM) trusted for the metal API, on top of the
-    /// system's roots.
-    pub api_ca_file: Option<PathBuf>,
-    /// Accept plain `http://` for the metal API, knowing that it can be read
-    /// and changed on the way: without it a v2 token is never sent over
-    /// plain HTTP (v1's HMAC signs only date, method and salt; plain HTTP
-    /// is warned about either way).
-    pub api_allow_plaintext: bool,
-    /// Attempts per API call when it fails transiently (connection errors,
-    /// 5xx, `unavailable`); 1 = no retry. Registration retries until it succeeds.
-    pub api_retry_attempts: u32,
-    /// First pause between attempts; doubles per attempt, with jitter.
-    pub api_retry_backoff: HumanDuration,
-    /// Longest pause between attempts.
-    pub api_retry_max_backoff: HumanDuration,
-    /// Largest API response body accepted, and largest `--switch` file.
-    pub api_max_response_bytes: u64,
-    /// Largest CONFIG_DB snapshot (`--configdb`) read.
-    pub max_snapshot_bytes: u64,
-    /// `text` or `json`: how log lines look on stderr (the journal always
-    /// gets structured entries).
-    pub log_format: LogFormat,
-    /// Where the daemon writes its status file (`status.json`) for
-    /// `metal-switchd status`; the unit's `RuntimeDirectory=`.
-    pub state_directory: PathBuf,
-    /// How often machines seen over LLDP are reported (phone-home), in one call.
-    pub phone_home_interval: HumanDuration,
-    /// metal-core settings without effect on SONiC that were set, with where
-    /// (filled by [`Config::from_sources`]; [`Config::notices`] names them).
-    #[serde(skip)]
-    pub unused_set: Vec<String>,
+    systemd_bus_address: Option<String> = None, Frr,
+        "D-Bus address of systemd's bus; empty: `DBUS_SYSTEM_BUS_ADDRESS`, else the system bus";
+    sonic_version_file: PathBuf = PathBuf::from("/etc/sonic/sonic_version.yml"), Api,
+        "SONiC's version file; its `build_version` is the registered OS version, and with \
+         `branch`, `release` and `debian_version` it tells the SONiC flavour \
+         (`docs/flavours.md`)";
+    management_interface: String = "eth0".into(), Api,
+        "interface whose first global unicast address is registered as the management IP";
+    api_ca_file: Option<PathBuf> = None, Api,
+        "extra CA certificates (PEM) trusted for the metal API, on top of the system roots";
+    api_retry_attempts: u32 = 4, Api,
+        "attempts per API call when it fails transiently (connection errors, 5xx, \
+         `unavailable`); 1 = no retry; registration retries until it succeeds";
+    api_retry_backoff: HumanDuration = HumanDuration(Duration::from_millis(500)), Api,
+        "first pause between attempts; doubles per attempt, with jitter; more than `0s`";
+    api_retry_max_backoff: HumanDuration = HumanDuration(Duration::from_secs(30)), Api,
+        "longest pause between attempts";
+    api_max_response_bytes: u64 = 16 * 1024 * 1024, Api,
+        "largest API response body accepted, and largest switch document file (`--switch`)";
+    max_snapshot_bytes: u64 = 64 * 1024 * 1024, Own,
+        "largest CONFIG_DB snapshot (`--configdb`) read; see [Input files](#input-files)";
+    log_format: LogFormat = LogFormat::Text, Operation,
+        "how log lines on stderr look: `text` (ANSI colours only when stderr is a terminal) or \
+         `json` (one object per line); when stderr is the journal (`JOURNAL_STREAM`, as under \
+         systemd) the agent writes structured journal entries instead";
+    state_directory: PathBuf = PathBuf::from("/run/metal-switchd"), Operation,
+        "where the daemon writes `status.json` for `metal-switchd status`; the unit creates it \
+         (`RuntimeDirectory=metal-switchd`)";
+    phone_home_interval: HumanDuration = HumanDuration(Duration::from_secs(60)), Operation,
+        "how often the machines seen over LLDP are reported to the event service, all in one \
+         call (metal-core's fixed 60 s); failed batches are retried at the next interval";
+    @derived unused_set: Vec<String>,
+        "metal-core settings without effect on SONiC that were set, with where (filled by \
+         [`Config::from_sources`]; [`Config::notices`] names them)";
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            cidr: None,
-            partition_id: None,
-            rack_id: None,
-            room_id: None,
-            bind_address: "0.0.0.0".into(),
-            metrics_server_port: 2112,
-            metrics_server_bind_address: "0.0.0.0".into(),
-            log_level: LogLevel::Info,
-            metal_api_protocol: "http".into(),
-            metal_api_ip: "localhost".into(),
-            metal_api_port: 8080,
-            metal_api_basepath: String::new(),
-            loopback_ip: Ipv4Addr::new(10, 0, 0, 11),
-            set_src_loopback: false,
-            asn: 420000011,
-            spine_uplinks: Vec::new(),
-            management_gateway: None,
-            additional_mgmt_routes: Vec::new(),
-            reconfigure_switch: false,
-            reconfigure_switch_interval: HumanDuration(Duration::from_secs(10)),
-            timeout: HumanDuration(Duration::from_secs(15)),
-            additional_bridge_vids: Vec::new(),
-            additional_bridge_ports: Vec::new(),
-            interfaces_tpl_file: None,
-            frr_tpl_file: None,
-            hmac_key: None,
-            grpc_address: None,
-            grpc_ca_cert_file: None,
-            grpc_client_cert_file: None,
-            grpc_client_key_file: None,
-            pxe_vlan_id: 4000,
-            bgp_neighbor_state_file: Some(PathBuf::from(
-                "/var/run/bgp-neighbors/bgp-neighbors.json",
-            )),
-            interface_naming_schema: NamingSchema::Default,
-            metal_apiserver_url: None,
-            metal_apiserver_token_file: PathBuf::from("/var/run/metal-core/metal-apiserver-token"),
-            api_version: None,
-            hmac_key_file: None,
-            hostname: None,
-            vlan_range: VlanRange::default(),
-            static_vrfs: Vec::new(),
-            database_config: PathBuf::from("/var/run/redis/sonic-db/database_config.json"),
-            frr_config: PathBuf::from("/etc/sonic/frr/frr.conf"),
-            barrier_timeout: HumanDuration(Duration::from_secs(30)),
-            kernel_checks: true,
-            kernel_drift_grace: HumanDuration(Duration::from_secs(10)),
-            frr_agentx: true,
-            frr_extra_config: Vec::new(),
-            frr_validation: FrrValidation::Vtysh,
-            frr_validation_unit: "bgp-validation@.service".into(),
-            frr_validation_timeout: HumanDuration(Duration::from_secs(30)),
-            frr_reload: FrrReload::Systemd,
-            frr_reload_unit: "frr-reload.service".into(),
-            frr_reload_path: PathBuf::from("/usr/lib/frr/frr-reload.py"),
-            frr_reload_args: ["--reload", "--stdout", "{file}"]
-                .map(String::from)
-                .to_vec(),
-            frr_reload_timeout: HumanDuration(Duration::from_secs(60)),
-            vtysh_path: PathBuf::from("/usr/bin/vtysh"),
-            frr_vty_socket_dir: None,
-            bgp_state_source: BgpStateSource::File,
-            systemd_bus_address: None,
-            sonic_version_file: PathBuf::from("/etc/sonic/sonic_version.yml"),
-            management_interface: "eth0".into(),
-            api_ca_file: None,
-            api_allow_plaintext: false,
-            api_retry_attempts: 4,
-            api_retry_backoff: HumanDuration(Duration::from_millis(500)),
-            api_retry_max_backoff: HumanDuration(Duration::from_secs(30)),
-            api_max_response_bytes: 16 * 1024 * 1024,
-            max_snapshot_bytes: 64 * 1024 * 1024,
-            log_format: LogFormat::Text,
-            state_directory: PathBuf::from("/run/metal-switchd"),
-            phone_home_interval: HumanDuration(Duration::from_secs(60)),
-            unused_set: Vec::new(),
-        }
-    }
+/// Whether the value of key `name` is a secret.
+fn is_secret(name: &str) -> bool {
+    KEYS.iter().any(|k| k.secret && k.name == name)
 }
 
 impl Config {
@@ -764,7 +796,7 @@ impl Config {
                     "hostname is not set and the system host name is unknown; set hostname".into(),
                 ])
             })?;
-            if let Some(p) = crate::spec::names::hostname_problem(&system) {
+            if let Some(p) = crate::names::hostname_problem(&system) {
                 return Err(ConfigError::Invalid(vec![format!(
                     "hostname is not set and the system host name cannot be used: {p}; set \
                      hostname"
@@ -796,7 +828,7 @@ impl Config {
             let unknown: Vec<String> = table
                 .keys()
                 .filter(|k| !KEYS.iter().any(|d| d.name == k.as_str()))
-                .map(|k| format!("unknown key {}", crate::spec::names::quoted(k)))
+                .map(|k| format!("unknown key {}", crate::names::quoted(k)))
                 .collect();
             if !unknown.is_empty() {
                 return Err(ConfigError::Parse {
@@ -830,7 +862,7 @@ impl Config {
                 }
                 let def = KEYS
                     .iter()
-                    .find(|d| d.name == name && (d.metal_core || !metal_core))
+                    .find(|d| d.name == name && (d.metal_core() || !metal_core))
                     .ok_or_else(|| ConfigError::Env {
                         var: var.clone(),
                         message: match RETIRED_METAL_CORE.iter().find(|(k, _)| *k == name) {
@@ -854,7 +886,7 @@ impl Config {
                 "environment variable {var} sets {} = {}: metal-core does not read it either; {}",
                 var.trim_start_matches(METAL_CORE_PREFIX)
                     .to_ascii_lowercase(),
-                crate::spec::names::quoted(&value),
+                crate::names::quoted(&value),
                 instead(&cfg)
             );
             cfg.unused_set.push(notice);
@@ -871,7 +903,7 @@ impl Config {
     /// The keys metal-core knows (also read as `METAL_CORE_<KEY>`).
     pub fn metal_core_keys() -> Vec<&'static str> {
         KEYS.iter()
-            .filter(|k| k.metal_core)
+            .filter(|k| k.metal_core())
             .map(|k| k.name)
             .collect()
     }
@@ -895,10 +927,23 @@ impl Config {
         }
     }
 
-    /// Every problem [`Config::validate`] reports.
+    /// Every problem [`Config::validate`] reports, in the order of the
+    /// settings they concern.
     pub fn problems(&self) -> Vec<String> {
-        use crate::spec::names::{hostname_problem, ifname_problem, quoted};
         let mut problems = Vec::new();
+        self.name_problems(&mut problems);
+        self.network_problems(&mut problems);
+        self.frr_problems(&mut problems);
+        self.duration_problems(&mut problems);
+        self.api_problems(&mut problems);
+        problems.extend(self.metal_core_refusals());
+        problems.extend(self.frr_extra_config_problems());
+        problems
+    }
+
+    /// Names that reach frr.conf or CONFIG_DB.
+    fn name_problems(&self, problems: &mut Vec<String>) {
+        use crate::names::{hostname_problem, ifname_problem, quoted};
         if let Some(h) = &self.hostname
             && let Some(p) = hostname_problem(h)
         {
@@ -909,6 +954,10 @@ impl Config {
                 problems.push(format!("static VRF {}: {p}", quoted(v)));
             }
         }
+    }
+
+    /// The switch's network: ASN, management routes, VLANs, port lists.
+    fn network_problems(&self, problems: &mut Vec<String>) {
         if self.asn == 0 {
             problems.push("asn: 0 is not a valid ASN".into());
         }
@@ -946,6 +995,10 @@ impl Config {
                 "port {p} is listed in both spine_uplinks and additional_bridge_ports"
             ));
         }
+    }
+
+    /// FRR's units.
+    fn frr_problems(&self, problems: &mut Vec<String>) {
         if !self.frr_validation_unit.ends_with("@.service") {
             problems.push(format!(
                 "frr_validation_unit {:?} is not a template unit (NAME@.service); the agent \
@@ -959,6 +1012,10 @@ impl Config {
                 self.frr_reload_unit
             ));
         }
+    }
+
+    /// Durations that must not be zero.
+    fn duration_problems(&self, problems: &mut Vec<String>) {
         for (key, d) in [
             ("barrier_timeout", self.barrier_timeout),
             ("kernel_drift_grace", self.kernel_drift_grace),
@@ -976,6 +1033,10 @@ impl Config {
                 problems.push(format!("{key} must be longer than 0s"));
             }
         }
+    }
+
+    /// The metal API: credentials, phone-home, retries, size limits.
+    fn api_problems(&self, problems: &mut Vec<String>) {
         if self.api_version.is_none() && self.has_hmac_key() && self.metal_apiserver_url.is_some() {
             problems.push(
                 "api_version is not set and both an HMAC key (v1) and metal_apiserver_url (v2) \
@@ -1008,8 +1069,6 @@ impl Config {
                 ));
             }
         }
-        problems.extend(self.metal_core_refusals());
-        problems.extend(self.frr_extra_config_problems());
         if self.api_retry_attempts == 0 {
             problems.push("api_retry_attempts must be at least 1 (1 = no retry)".into());
         }
@@ -1032,7 +1091,6 @@ impl Config {
                 self.max_snapshot_bytes
             ));
         }
-        problems
     }
 
     /// metal-core settings that would have changed what metal-core did and
@@ -1040,7 +1098,7 @@ impl Config {
     /// do instead. Empty values (metal-roles writes them) mean "not used"
     /// in metal-core too and pass.
     fn metal_core_refusals(&self) -> Vec<String> {
-        use crate::spec::names::quoted;
+        use crate::names::quoted;
         let mut problems = Vec::new();
         let set = |p: &Option<PathBuf>| {
             p.as_ref()
@@ -1086,7 +1144,7 @@ impl Config {
     /// `router bgp <asn>` block would be merged or fought over by
     /// frr-reload.py). FRR validates the lines with the whole file.
     fn frr_extra_config_problems(&self) -> Vec<String> {
-        use crate::spec::names::quoted;
+        use crate::names::quoted;
         const MAX_LINES: usize = 1000;
         const MAX_LINE_CHARS: usize = 512;
         let mut problems = Vec::new();
@@ -1104,7 +1162,7 @@ impl Config {
                 w.and_then(|w| w.strip_prefix("Vrf"))
                     .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
             };
-            let why = if line.chars().any(crate::spec::names::needs_escape) {
+            let why = if line.chars().any(crate::names::needs_escape) {
                 Some("has a control or invisible character; one FRR command per line".to_owned())
             } else if line.chars().count() > MAX_LINE_CHARS {
                 Some(format!("is longer than {MAX_LINE_CHARS} characters"))
@@ -1180,11 +1238,6 @@ impl Config {
         }
     }
 
-    /// What is wrong with the transport to the metal API, loudly: plain
-    /// `http://` lets anyone on the path read and change requests. v1's
-    /// HMAC signs only `X-Date`, the method and the salt — not the path or
-    /// the body — so a request can be replayed within its 30 s with any
-    /// body; a v2 bearer token would be readable by anyone on the path.
     /// Limits that bound others, said where they do: `timeout` bounds
     /// everything one reconcile waits for (SONiC's confirmations, the
     /// kernel), so a longer `barrier_timeout` or `kernel_drift_grace` is
@@ -1213,6 +1266,11 @@ impl Config {
         .collect()
     }
 
+    /// What is wrong with the transport to the metal API, loudly: plain
+    /// `http://` lets anyone on the path read and change requests. v1's
+    /// HMAC signs only `X-Date`, the method and the salt — not the path or
+    /// the body — so a request can be replayed within its 30 s with any
+    /// body; a v2 bearer token would be readable by anyone on the path.
     pub fn plaintext_warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         match self.api_version() {
@@ -1282,7 +1340,7 @@ fn known_keys() -> String {
 fn syntax_error(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     let mut message = format!(
         "not valid TOML: {}",
-        crate::spec::names::escaped(e.message(), 200)
+        crate::names::escaped(e.message(), 200)
     );
     if let Some(span) = e.span() {
         let before = text.get(..span.start).unwrap_or(text);
@@ -1317,20 +1375,20 @@ fn type_errors(
         let one: toml::Table = [(k.clone(), v.clone())].into_iter().collect();
         if let Err(e) = one.try_into::<Config>() {
             let origin = origins.get(k).map_or("configuration", String::as_str);
-            let message = if SECRET_KEYS.contains(&k.as_str()) {
+            let message = if is_secret(k) {
                 "not a string (the value is not shown: it is a secret)".to_owned()
             } else {
-                crate::spec::names::escaped(e.message(), 200)
+                crate::names::escaped(e.message(), 200)
             };
             problems.push(format!("{origin}: key {k}: {message}"));
         }
     }
     if problems.is_empty() {
-        let secret = table.keys().any(|k| SECRET_KEYS.contains(&k.as_str()));
+        let secret = table.keys().any(|k| is_secret(k));
         problems.push(if secret {
             "a value does not fit its key's type".to_owned()
         } else {
-            crate::spec::names::escaped(whole.message(), 200)
+            crate::names::escaped(whole.message(), 200)
         });
     }
     ConfigError::Invalid(problems)
@@ -1388,108 +1446,107 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn keys_match_config_fields() {
-        let value = toml::Value::try_from(Config::default()).unwrap();
-        let mut fields: Vec<&str> = value
-            .as_table()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        // Options that are None are not serialised; add them from the key table check below.
-        let mut keys: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
-        fields.sort();
-        keys.sort();
-        for f in &fields {
-            assert!(keys.contains(f), "field {f} has no KEYS entry");
-        }
-        // Every key must be accepted by the deserialiser.
-        for k in KEYS {
-            let sample = match k.kind {
-                Kind::Int => "2",
-                Kind::Bool => "true",
-                _ => "",
-            };
-            let mut cfg_env = vec![(
-                format!("METAL_SWITCHD_{}", k.name.to_uppercase()),
-                sample.to_string(),
-            )];
-            if k.name == "vlan_range" {
-                cfg_env[0].1 = "100-200".into();
-            }
-            if k.name == "loopback_ip" {
-                cfg_env[0].1 = "10.0.0.1".into();
-            }
-            if k.name == "log_level" {
-                cfg_env[0].1 = "info".into();
-            }
-            if k.name == "log_format" {
-                cfg_env[0].1 = "json".into();
-            }
-            if k.name == "interface_naming_schema" {
-                cfg_env[0].1 = "swap".into();
-            }
-            if k.name == "api_version" {
-                cfg_env[0].1 = "v2".into();
-            }
-            if k.name == "frr_validation" || k.name == "bgp_state_source" {
-                cfg_env[0].1 = "vtysh".into();
-            }
-            if k.name == "frr_reload" {
-                cfg_env[0].1 = "exec".into();
-            }
-            if k.name == "frr_validation_unit" {
-                cfg_env[0].1 = "check@.service".into();
-            }
-            if k.name == "frr_reload_unit" {
-                cfg_env[0].1 = "reload.service".into();
-            }
-            if [
-                "reconfigure_switch_interval",
-                "timeout",
-                "barrier_timeout",
-                "frr_validation_timeout",
-                "frr_reload_timeout",
-                "api_retry_backoff",
-                "phone_home_interval",
-                "kernel_drift_grace",
-            ]
-            .contains(&k.name)
-            {
-                cfg_env[0].1 = "5s".into();
-            }
-            if k.name == "api_retry_max_backoff" {
-                cfg_env[0].1 = "1m".into();
-            }
-            if k.name == "hostname" {
-                cfg_env[0].1 = "leaf01".into();
-            }
-            if k.name == "max_snapshot_bytes" {
-                cfg_env[0].1 = "65536".into();
-            }
-            if k.name == "api_max_response_bytes" {
-                cfg_env[0].1 = "65536".into();
-            }
-            if k.name == "pxe_vlan_id" {
-                cfg_env[0].1 = "3000".into();
-            }
-            Config::from_sources(None, cfg_env).unwrap_or_else(|e| panic!("key {}: {e}", k.name));
+    /// A key's value as an environment variable spells it.
+    fn env_form(v: &toml::Value) -> String {
+        match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(a) => a.iter().map(env_form).collect::<Vec<_>>().join(","),
+            other => other.to_string(),
         }
     }
 
     #[test]
-    fn every_key_is_documented() {
-        let doc = include_str!("../docs/configuration.md");
-        let missing: Vec<&str> = KEYS
-            .iter()
-            .map(|k| k.name)
-            .filter(|k| !doc.contains(&format!("| `{k}` |")))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "docs/configuration.md lacks {missing:?}"
-        );
+    fn every_key_is_read_from_its_environment_variables() {
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        for k in KEYS {
+            // The default where there is one; else an empty value (none).
+            let value = match (k.name, defaults.get(k.name)) {
+                ("hostname", _) => "leaf01".to_owned(),
+                (_, Some(v)) => env_form(v),
+                (_, None) => String::new(),
+            };
+            let mut prefixes = vec!["METAL_SWITCHD_"];
+            if k.metal_core() {
+                prefixes.push("METAL_CORE_");
+            }
+            for prefix in prefixes {
+                let var = format!("{prefix}{}", k.name.to_uppercase());
+                let cfg = Config::from_sources(None, vec![(var.clone(), value.clone())])
+                    .unwrap_or_else(|e| panic!("{var}: {e}"));
+                let read = toml::Table::try_from(&cfg).unwrap();
+                match defaults.get(k.name) {
+                    _ if k.name == "hostname" => {
+                        assert_eq!(cfg.hostname.as_deref(), Some("leaf01"))
+                    }
+                    Some(d) => assert_eq!(read.get(k.name), Some(d), "{var}"),
+                    None => {}
+                }
+            }
+        }
+    }
+
+    /// How the docs show a key's default.
+    fn shown(k: &KeyDef, defaults: &toml::Table) -> String {
+        if let Some(s) = k.shown {
+            return s.to_owned();
+        }
+        let Some(v) = defaults.get(k.name) else {
+            return "–".to_owned();
+        };
+        let text = match v {
+            toml::Value::String(s) if s.is_empty() => "\"\"".to_owned(),
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(a) => {
+                let items: Vec<String> = a.iter().map(ToString::to_string).collect();
+                format!("[{}]", items.join(", "))
+            }
+            other => other.to_string(),
+        };
+        format!("`{text}`")
+    }
+
+    /// The table of a section as `docs/configuration.md` must show it.
+    fn docs_table(section: Section) -> String {
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let mut t = String::from("| key | default | meaning |\n|---|---|---|\n");
+        for k in KEYS.iter().filter(|k| k.section == section) {
+            let row = format!("| `{}` | {} | {} |\n", k.name, shown(k, &defaults), k.doc);
+            t.push_str(&row);
+        }
+        t
+    }
+
+    /// The key tables of `docs/configuration.md` come from [`KEYS`]: a
+    /// changed key fails here with the table to put there (or run the test
+    /// with `METAL_SWITCHD_BLESS_DOCS=1` to write them).
+    #[test]
+    fn the_documented_keys_are_the_declared_ones() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+        let mut doc = std::fs::read_to_string(path).unwrap();
+        let mut wrong = Vec::new();
+        for section in Section::ALL {
+            let want = docs_table(section);
+            let at = doc
+                .find(section.heading())
+                .unwrap_or_else(|| panic!("docs/configuration.md lacks {:?}", section.heading()));
+            let start = at + doc[at..].find("| key |").unwrap();
+            let end = doc[start..]
+                .find("\n\n")
+                .map_or(doc.len(), |e| start + e + 1);
+            if doc[start..end] != want {
+                wrong.push(format!("{}\n\n{want}", section.heading()));
+                doc.replace_range(start..end, &want);
+            }
+        }
+        if !wrong.is_empty() && std::env::var_os("METAL_SWITCHD_BLESS_DOCS").is_some() {
+            std::fs::write(path, &doc).unwrap();
+        } else {
+            assert!(
+                wrong.is_empty(),
+                "docs/configuration.md differs from KEYS; its tables should be:\n\n{}",
+                wrong.join("\n\n")
+            );
+        }
     }
 
     #[test]
@@ -1775,7 +1832,7 @@ mod tests {
     }
 
     /// Issue 9, finding 5: a configuration with many problems lists the
-    /// first 20 (`spec::MAX_LISTED`) and counts the rest, like a desired
+    /// first 20 (`names::MAX_LISTED`) and counts the rest, like a desired
     /// state with many problems.
     #[test]
     fn more_than_20_configuration_problems_are_cut() {

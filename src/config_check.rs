@@ -16,12 +16,12 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use crate::api::client::ApiClient;
-use crate::api::grpc::{GrpcEvents, GrpcSettings};
+use crate::api::grpc::GrpcEvents;
 use crate::api::token;
 use crate::config::{ApiVersion, BgpStateSource, Config};
 use crate::configdb::dbconfig::Databases;
 use crate::files::{self, FileKind};
+use crate::reconcile::options;
 
 /// What `check-config` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub fn check(cfg: &Config) -> Findings {
                         .into(),
                 );
             }
-            match GrpcSettings::from_config(cfg) {
+            match options::grpc(cfg) {
                 Ok(Some(settings)) => match GrpcEvents::new(&settings) {
                     Ok(_) => f.checked.push(format!(
                         "gRPC certificates {}, {}, {}",
@@ -95,7 +95,7 @@ pub fn check(cfg: &Config) -> Findings {
         ApiVersion::V2 => {
             f.secret(token::TOKEN, &cfg.metal_apiserver_token_file);
             // The token's own checks (plain HTTP, the URL) are the client's.
-            if let Err(e) = ApiClient::from_config(cfg) {
+            if let Err(e) = options::api_client(cfg) {
                 let text = e.to_string();
                 if !f.errors.contains(&text) {
                     f.errors.push(text);

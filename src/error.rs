@@ -23,7 +23,7 @@ pub enum Error {
     DbConfig(#[from] DbConfigError),
     #[cfg(feature = "agent")]
     #[error(transparent)]
-    ConfigDb(#[from] crate::configdb::redis::ConfigDbError),
+    ConfigDb(#[from] crate::configdb::connection::ConfigDbError),
     #[error(transparent)]
     BgpState(#[from] BgpStateError),
     #[cfg(feature = "agent")]
@@ -95,7 +95,7 @@ impl Error {
             | Error::Registration(_)
             | Error::DbConfig(_) => true,
             #[cfg(feature = "agent")]
-            Error::ConfigDb(crate::configdb::redis::ConfigDbError::Password { .. }) => true,
+            Error::ConfigDb(crate::configdb::connection::ConfigDbError::Password { .. }) => true,
             // FRR rejected the configuration: nothing was installed.
             #[cfg(feature = "agent")]
             Error::FrrValidate(e) => e.is_rejection(),

@@ -14,7 +14,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-use crate::spec::names::quoted;
+use crate::names::quoted;
 
 /// Parse `text` as JSON, refusing repeated object keys.
 pub fn from_str(text: &str) -> Result<Value, serde_json::Error> {

@@ -83,7 +83,7 @@ pub fn parse_environment_file(text: &str) -> Result<Vec<(String, String)>, Vec<E
             problems.push(format!(
                 "line {}: {} is not a variable name",
                 i + 1,
-                crate::spec::names::quoted(&key.chars().take(64).collect::<String>())
+                crate::names::quoted(&key.chars().take(64).collect::<String>())
             ));
             continue;
         }
@@ -442,7 +442,8 @@ async fn wait_converged(
     since: SystemTime,
     timeout: Duration,
 ) -> Result<String, String> {
-    use crate::status::{Status, process_is_agent};
+    use crate::report::liveness::process_is_agent;
+    use crate::report::status::Status;
     let start = Instant::now();
     // Timestamps are whole microseconds or coarser: allow one second.
     let since = since.checked_sub(Duration::from_secs(1)).unwrap_or(since);
@@ -483,7 +484,7 @@ async fn wait_converged(
     }
 }
 
-fn error_of(st: &crate::status::Status) -> String {
+fn error_of(st: &crate::report::status::Status) -> String {
     match st.last_reconcile.as_ref().and_then(|r| r.error.as_deref()) {
         Some(e) => format!("; its last error: {e}"),
         None => format!("; its phase: {:?}", st.phase),

@@ -12,6 +12,9 @@
 // covers #[test] functions themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
+use metal_switchd::configdb::confirmed::Confirmed;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -21,7 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use metal_switchd::api::client::{ApiClient, ApiError, Code};
+use metal_switchd::api::client::{ApiError, Code};
 use metal_switchd::api::transport::RetryPolicy;
 use metal_switchd::api::{ComponentPing, PhoneHomeEvent, RegisteredNic, Registration};
 use metal_switchd::config::{ApiVersion, Config, HumanDuration, NamingSchema};
@@ -29,12 +32,12 @@ use metal_switchd::configdb::dbconfig::Databases;
 use metal_switchd::configdb::redis::ConfigDb;
 use metal_switchd::kernel::KernelView;
 use metal_switchd::observed::{BgpPortState, BgpState, PortOperState, SwitchReport};
+use metal_switchd::reconcile::options::api_client;
 use metal_switchd::reconcile::register::{self, RegisterOptions};
 use metal_switchd_lab::api_server::{
     ApiServer, ApiServerOptions, Call, Fault, FaultKind, PortStatus, Record, TokenGrant,
 };
 use metal_switchd_lab::fixtures;
-use metal_switchd_lab::redis_server::{APPL_DB, RedisServer};
 use metal_switchd_lab::seed::{SeedOptions, seed_switch};
 use serde_json::{Value, json};
 
@@ -237,7 +240,7 @@ fn show(title: &str, records: &[Record]) {
 async fn v1_register_get_notify_exchange() {
     let server = lab(&[]);
     let cfg = v1_config(&server, HMAC_KEY);
-    let mut client = ApiClient::from_config(&cfg).unwrap();
+    let mut client = api_client(&cfg).unwrap();
     assert_eq!(
         client.base_url(),
         format!("http://127.0.0.1:{}/metal", server.addr().port())
@@ -342,7 +345,7 @@ async fn v2_register_get_heartbeat_exchange() {
     let server = lab(&[(TOKEN, TokenGrant::Editor)]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = v2_config(&server, dir.path(), TOKEN);
-    let mut client = ApiClient::from_config(&cfg).unwrap();
+    let mut client = api_client(&cfg).unwrap();
     assert_eq!(client.base_url(), server.base_url());
 
     let reg = registration("r01leaf01");
@@ -478,8 +481,8 @@ async fn v2_register_get_heartbeat_exchange() {
 async fn desired_state_changes_at_runtime() {
     let server = lab(&[(TOKEN, TokenGrant::Editor)]);
     let dir = tempfile::tempdir().unwrap();
-    let mut v2 = ApiClient::from_config(&v2_config(&server, dir.path(), TOKEN)).unwrap();
-    let mut v1 = ApiClient::from_config(&v1_config(&server, HMAC_KEY)).unwrap();
+    let mut v2 = api_client(&v2_config(&server, dir.path(), TOKEN)).unwrap();
+    let mut v1 = api_client(&v1_config(&server, HMAC_KEY)).unwrap();
     let before = v2.get("leaf01").await.unwrap();
     assert_eq!(before.nic_names.len(), 122);
     let e4 = |f: &metal_switchd::api::FetchedSwitch| {
@@ -537,7 +540,7 @@ async fn authentication_failures() {
         ("viewer-token", TokenGrant::Viewer),
         ("revoked-token", TokenGrant::Revoked),
     ]);
-    let mut bad = ApiClient::from_config(&v1_config(&server, "wrong-key")).unwrap();
+    let mut bad = api_client(&v1_config(&server, "wrong-key")).unwrap();
     bad.set_retry(fast_retry(4));
     let e = bad.get("leaf01").await.unwrap_err();
     assert!(matches!(e, ApiError::Http { status: 403, .. }), "{e}");
@@ -573,14 +576,13 @@ async fn authentication_failures() {
         ("not-a-known-token", 401, Code::Unauthenticated),
         ("revoked-token", 401, Code::Unauthenticated),
     ] {
-        let mut c = ApiClient::from_config(&v2_config(&server, dir.path(), token)).unwrap();
+        let mut c = api_client(&v2_config(&server, dir.path(), token)).unwrap();
         let e = c.get("leaf01").await.unwrap_err();
         assert_eq!((e.status(), e.code()), (Some(status), Some(code)), "{e}");
         assert!(e.to_string().contains("metal_apiserver_token_file"), "{e}");
         assert!(!e.is_transient());
     }
-    let mut viewer =
-        ApiClient::from_config(&v2_config(&server, dir.path(), "viewer-token")).unwrap();
+    let mut viewer = api_client(&v2_config(&server, dir.path(), "viewer-token")).unwrap();
     viewer.get("leaf01").await.unwrap();
     let e = viewer.report("leaf01", &report()).await.unwrap_err();
     assert_eq!(
@@ -615,7 +617,7 @@ async fn token_file_with_mode_0644_is_refused() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let mut client = ApiClient::from_config(&cfg).unwrap();
+    let mut client = api_client(&cfg).unwrap();
     let e = client.get("leaf01").await.unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, ApiError::Secret(_)), "{e:?}");
@@ -650,13 +652,13 @@ async fn retries_on_503_but_not_on_400() {
         server.clear_records();
         let (mut client, get, report_call) = if version == "v1" {
             (
-                ApiClient::from_config(&v1_config(&server, HMAC_KEY)).unwrap(),
+                api_client(&v1_config(&server, HMAC_KEY)).unwrap(),
                 Call::V1Find,
                 Call::V1Notify,
             )
         } else {
             (
-                ApiClient::from_config(&v2_config(&server, dir.path(), TOKEN)).unwrap(),
+                api_client(&v2_config(&server, dir.path(), TOKEN)).unwrap(),
                 Call::V2Get,
                 Call::V2Heartbeat,
             )
@@ -703,7 +705,7 @@ async fn broken_answers_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = v2_config(&server, dir.path(), TOKEN);
     cfg.timeout = HumanDuration(Duration::from_millis(300));
-    let mut client = ApiClient::from_config(&cfg).unwrap();
+    let mut client = api_client(&cfg).unwrap();
     client.set_retry(RetryPolicy::NONE);
     let fault = |kind| Fault {
         call: Some(Call::V2Get),
@@ -746,7 +748,7 @@ async fn broken_answers_are_typed_errors() {
 
     // Too large: a limit below the 122-nic answer.
     cfg.api_max_response_bytes = 4096;
-    let mut small = ApiClient::from_config(&cfg).unwrap();
+    let mut small = api_client(&cfg).unwrap();
     let e = small.get("leaf01").await.unwrap_err();
     assert!(matches!(e, ApiError::TooLarge { limit: 4096, .. }), "{e:?}");
 
@@ -757,7 +759,7 @@ async fn broken_answers_are_typed_errors() {
 }
 
 /// Issue 22 item 5: an API's error text is shown escaped and cut
-/// (`spec::names::MESSAGE_CHARS`): a 200 KB message with `ESC[2J`, a
+/// (`names::MESSAGE_CHARS`): a 200 KB message with `ESC[2J`, a
 /// newline and U+202E reached the status file, the heartbeat and a forged
 /// log line.
 #[tokio::test]
@@ -768,13 +770,13 @@ async fn api_error_texts_are_escaped_and_cut() {
     for version in ["v1", "v2"] {
         let (mut client, get, body) = if version == "v1" {
             (
-                ApiClient::from_config(&v1_config(&server, HMAC_KEY)).unwrap(),
+                api_client(&v1_config(&server, HMAC_KEY)).unwrap(),
                 Call::V1Find,
                 json!({"message": hostile}),
             )
         } else {
             (
-                ApiClient::from_config(&v2_config(&server, dir.path(), TOKEN)).unwrap(),
+                api_client(&v2_config(&server, dir.path(), TOKEN)).unwrap(),
                 Call::V2Get,
                 json!({"code": "invalid_argument", "message": hostile}),
             )
@@ -821,12 +823,12 @@ async fn secrets_never_reach_errors_or_logs() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let mut errors = Vec::new();
-    let mut v1 = ApiClient::from_config(&v1_config(&server, KEY)).unwrap();
+    let mut v1 = api_client(&v1_config(&server, KEY)).unwrap();
     v1.set_retry(fast_retry(3));
     server.inject(Fault::status(Call::V1Find, 503, 2));
     errors.push(v1.get("leaf01").await.unwrap_err());
     errors.push(v1.report("leaf01", &report()).await.unwrap_err());
-    let mut v2 = ApiClient::from_config(&v2_config(&server, dir.path(), BAD_TOKEN)).unwrap();
+    let mut v2 = api_client(&v2_config(&server, dir.path(), BAD_TOKEN)).unwrap();
     v2.set_retry(fast_retry(3));
     server.inject(Fault::status(Call::V2Get, 503, 2));
     errors.push(v2.get("leaf01").await.unwrap_err());
@@ -877,19 +879,19 @@ async fn https_with_an_extra_ca_file() {
     std::fs::write(&ca, fixtures::LAB_TLS_CA).unwrap();
     let mut cfg = v2_config(&server, dir.path(), TOKEN);
 
-    let mut untrusted = ApiClient::from_config(&cfg).unwrap();
+    let mut untrusted = api_client(&cfg).unwrap();
     untrusted.set_retry(RetryPolicy::NONE);
     let e = untrusted.get("leaf01").await.unwrap_err();
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
     assert!(server.records().is_empty());
 
     cfg.api_ca_file = Some(ca);
-    let mut trusted = ApiClient::from_config(&cfg).unwrap();
+    let mut trusted = api_client(&cfg).unwrap();
     let got = trusted.get("leaf01").await.unwrap();
     assert_eq!(got.nic_names.len(), 122);
 
     cfg.api_ca_file = Some(dir.path().join("token"));
-    let e = ApiClient::from_config(&cfg).unwrap_err();
+    let e = api_client(&cfg).unwrap_err();
     assert!(e.to_string().contains("api_ca_file"), "{e}");
 }
 
@@ -1183,10 +1185,6 @@ fn sonic_version_file(dir: &Path) -> PathBuf {
     p
 }
 
-fn start_redis() -> RedisServer {
-    RedisServer::start().expect("redis-server (install with `apt-get install -y redis-server`)")
-}
-
 /// Registration as the agent does it at start, for both API versions:
 /// waits for PortInitDone, 122 nics from the seeded PORT table (default
 /// naming schema: name = kernel name, identifier = alias), oper state and
@@ -1196,7 +1194,7 @@ fn start_redis() -> RedisServer {
 /// the link-local one), 7 (state.actual per nic), 8 (identifier = alias).
 #[tokio::test]
 async fn registration_from_redis_and_netlink() {
-    let redis = start_redis();
+    let redis = support::start_redis();
     seed_switch(
         &redis,
         fixtures::LEAF01_CONFIG,
@@ -1216,11 +1214,7 @@ async fn registration_from_redis_and_netlink() {
             ApiVersion::V1 => v1_config(&server, HMAC_KEY),
             ApiVersion::V2 => v2_config(&server, dir.path(), TOKEN),
         };
-        let lab_cfg = Config::from_sources(
-            Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)),
-            Vec::new(),
-        )
-        .unwrap();
+        let lab_cfg = support::config::TestConfig::leaf01().build();
         cfg.hostname = lab_cfg.hostname.clone();
         cfg.partition_id = lab_cfg.partition_id.clone();
         cfg.rack_id = lab_cfg.rack_id.clone();
@@ -1238,7 +1232,7 @@ async fn registration_from_redis_and_netlink() {
         let mut db = ConfigDb::connect(Databases::load(&cfg.database_config).unwrap())
             .await
             .unwrap();
-        let mut client = ApiClient::from_config(&cfg).unwrap();
+        let mut client = api_client(&cfg).unwrap();
         let opts = RegisterOptions {
             wait_ready: Duration::from_secs(10),
             retry: fast_retry(1),
@@ -1266,16 +1260,7 @@ async fn registration_from_redis_and_netlink() {
         }
         // SONiC finishes port initialisation: now the switch registers.
         if version == ApiVersion::V2 {
-            let mut c = redis::Client::open(redis.url(APPL_DB))
-                .unwrap()
-                .get_connection()
-                .unwrap();
-            redis::cmd("HSET")
-                .arg("PORT_TABLE:PortInitDone")
-                .arg("lanes")
-                .arg("0")
-                .query::<()>(&mut c)
-                .unwrap();
+            support::process::port_init_done(&redis);
         }
         let (reg, fetched) = register::register(&cfg, &mut db, &kernel, &mut client, &opts)
             .await
@@ -1296,9 +1281,10 @@ async fn registration_from_redis_and_netlink() {
         // The API's switch (leaf01 existed: VRFs kept) as a SwitchSpec.
         let got = client.get("leaf01").await.unwrap();
         let state = db.read().await.unwrap().0;
-        let spec = metal_switchd::reconcile::prepare(&got.desc, &cfg, &state)
-            .unwrap()
-            .spec;
+        let spec =
+            metal_switchd::reconcile::prepare(&got.desc, &cfg, &state, &Confirmed::assumed())
+                .unwrap()
+                .spec;
         assert_eq!(spec.hostname, "leaf01");
         assert_eq!(
             spec.vrfs.keys().copied().collect::<Vec<_>>(),
@@ -1334,7 +1320,7 @@ async fn registration_from_redis_and_netlink() {
 /// Then `metal-switchd fetch --format json` prints the SwitchSpec.
 #[test]
 fn cli_register_once_and_fetch() {
-    let redis = start_redis();
+    let redis = support::start_redis();
     seed_switch(
         &redis,
         fixtures::LEAF01_CONFIG,
@@ -1688,7 +1674,7 @@ fn fetch_v2_refuses_a_switch_without_nics_or_with_an_uplink_as_tenant() {
 /// registers nothing.
 #[test]
 fn register_refuses_an_endless_or_oversized_sonic_version_file() {
-    let redis = start_redis();
+    let redis = support::start_redis();
     seed_switch(
         &redis,
         fixtures::LEAF01_CONFIG,
@@ -1701,13 +1687,7 @@ fn register_refuses_an_endless_or_oversized_sonic_version_file() {
     let dir = tempfile::tempdir().unwrap();
     let token = write_token(dir.path(), "token", TOKEN, 0o600);
     let fifo = dir.path().join("sonic_version-fifo.yml");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::process::mkfifo(&fifo);
     let big = dir.path().join("sonic_version-big.yml");
     let mut text = String::from("---\nbuild_version: 'SONiC.4.5.1-Enterprise_Base'\n");
     while text.len() <= 64 * 1024 {
@@ -1816,7 +1796,7 @@ fn now_rfc3339() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    metal_switchd::api::time::format_rfc3339_seconds(secs as i64)
+    metal_switchd::time::format_rfc3339_seconds(secs as i64)
 }
 
 fn signed_headers(key: &str, method: &str, date: &str) -> Vec<(&'static str, String)> {
@@ -1841,7 +1821,7 @@ async fn the_v2_token_is_refreshed_by_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let lifetime = Duration::from_secs(600);
     let old = server.issue_token(TokenGrant::Editor, lifetime, true);
-    let mut client = ApiClient::from_config(&v2_config(&server, dir.path(), &old)).unwrap();
+    let mut client = api_client(&v2_config(&server, dir.path(), &old)).unwrap();
     let new = client.refresh_token().await.unwrap();
     assert_ne!(new.secret.expose(), old);
     let (c_old, c_new) = (claims(&old).unwrap(), claims(new.secret.expose()).unwrap());
@@ -1861,13 +1841,13 @@ async fn the_v2_token_is_refreshed_by_the_api() {
     assert_eq!((rec.len(), rec[0].status), (1, 200));
 
     let without = server.issue_token(TokenGrant::Editor, lifetime, false);
-    let mut client = ApiClient::from_config(&v2_config(&server, dir.path(), &without)).unwrap();
+    let mut client = api_client(&v2_config(&server, dir.path(), &without)).unwrap();
     let e = client.refresh_token().await.unwrap_err();
     assert_eq!(e.code(), Some(Code::PermissionDenied), "{e}");
     assert!(!e.to_string().contains(&without));
 
     let expired = server.issue_token(TokenGrant::Editor, Duration::ZERO, true);
-    let mut client = ApiClient::from_config(&v2_config(&server, dir.path(), &expired)).unwrap();
+    let mut client = api_client(&v2_config(&server, dir.path(), &expired)).unwrap();
     let e = client.refresh_token().await.unwrap_err();
     assert_eq!(e.code(), Some(Code::Unauthenticated), "{e}");
     assert!(client.get("leaf01").await.is_err());

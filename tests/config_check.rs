@@ -12,8 +12,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use metal_switchd::api::grpc::{GrpcEvents, GrpcSettings};
+use metal_switchd::api::grpc::GrpcEvents;
 use metal_switchd::config::Config;
+use metal_switchd::reconcile::options;
 use metal_switchd_lab::api_server::{ApiServer, ApiServerOptions, TokenGrant};
 use metal_switchd_lab::pki::TestPki;
 
@@ -94,7 +95,7 @@ async fn check_config_applies_runs_rules_to_the_grpc_key() {
         std::iter::empty::<(String, String)>(),
     )
     .unwrap();
-    let grpc = GrpcSettings::from_config(&cfg).unwrap().unwrap();
+    let grpc = options::grpc(&cfg).unwrap().unwrap();
     GrpcEvents::new(&grpc).expect("run accepts metal-roles' 0640 root:root key");
     let o = run(dir.path(), &settings, &["check-config"]);
     let (out, err) = text(&o);

@@ -72,18 +72,9 @@ fn build_install_upgrade_remove_purge() {
     let x = dir.path().join("x");
     sh(Command::new("dpkg-deb").arg("-x").arg(&deb1).arg(&x));
     let packaged = std::fs::read(x.join("usr/bin/metal-switchd")).unwrap();
-    for marker in [
-        "METAL_SWITCHD_CRASH_AT",
-        "METAL_SWITCHD_CRASH_TRACE",
-        "configdb.phase.",
-        "frr.backed-up",
-        "reconcile.kernel-check",
-        "crash point",
-    ] {
+    for marker in support::process::CRASH_MARKERS {
         assert!(
-            !packaged
-                .windows(marker.len())
-                .any(|w| w == marker.as_bytes()),
+            !support::process::contains(&packaged, marker),
             "the packaged metal-switchd contains {marker:?}: crash points must stay out of it"
         );
     }

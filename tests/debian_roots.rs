@@ -63,20 +63,12 @@ fn cached_root(suite: &str) -> PathBuf {
     let tmp = Path::new(ROOTS).join(format!("{suite}.partial"));
     let _ = std::fs::remove_dir_all(&tmp);
     let _ = std::fs::remove_dir_all(&root);
-    let ok = Command::new("debootstrap")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "debootstrap is missing: apt-get install -y debootstrap (./dev test does)"
-    );
+    let mut debootstrap = support::process::tool("debootstrap", "debootstrap");
     eprintln!(
         "making the {suite} root in {} (debootstrap)",
         root.display()
     );
-    sh(Command::new("debootstrap")
+    sh(debootstrap
         .args(["--variant=minbase", suite])
         .arg(&tmp)
         .arg(MIRROR));
@@ -97,7 +89,7 @@ fn plan_inputs(dir: &Path) {
         fixtures::leaf01_with_ports().unwrap(),
     )
     .unwrap();
-    std::fs::write(dir.join("agent.toml"), fixtures::LEAF01_AGENT_CONFIG).unwrap();
+    support::config::TestConfig::leaf01().write(&dir.join("agent.toml"));
     std::fs::copy(
         manifest_dir().join("lab/switches/leaf01.v1.json"),
         dir.join("leaf01.v1.json"),

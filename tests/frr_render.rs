@@ -7,6 +7,9 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
+use metal_switchd::configdb::confirmed::Confirmed;
 use std::path::Path;
 use std::process::Command;
 
@@ -29,7 +32,8 @@ fn render_case(dir: &Path) -> Result<String, String> {
         Config::from_sources(Some(("config.toml", &config)), vec![]).map_err(|e| e.to_string())?;
     let (_, desc) =
         api::parse_switch_document("switch.json", &switch, None).map_err(|e| e.to_string())?;
-    let prepared = reconcile::prepare(&desc, &cfg, &base_state()).map_err(|e| e.to_string())?;
+    let prepared = reconcile::prepare(&desc, &cfg, &base_state(), &Confirmed::assumed())
+        .map_err(|e| e.to_string())?;
     Ok(frr::render(&prepared.spec, FrrLines::NONE))
 }
 
@@ -108,7 +112,7 @@ fn injected_names_are_rejected_before_rendering() {
         };
         let doc = serde_json::json!({"id": "leaf01", "rack_id": "r", "nics": [nic]}).to_string();
         let (_, desc) = api::parse_switch_document("t", &doc, None).unwrap();
-        let err = match reconcile::prepare(&desc, &cfg, &state) {
+        let err = match reconcile::prepare(&desc, &cfg, &state, &Confirmed::assumed()) {
             Ok(p) => panic!(
                 "{field} {bad:?} was accepted; frr.conf would contain:\n{}",
                 frr::render(&p.spec, FrrLines::NONE)
@@ -126,7 +130,7 @@ fn injected_names_are_rejected_before_rendering() {
     let (_, desc) =
         api::parse_switch_document("t", r#"{"id": "leaf01", "rack_id": "r", "nics": []}"#, None)
             .unwrap();
-    let err = reconcile::prepare(&desc, &bad_host, &state).unwrap_err();
+    let err = reconcile::prepare(&desc, &bad_host, &state, &Confirmed::assumed()).unwrap_err();
     assert!(err.to_string().contains("hostname"), "{err}");
 }
 
@@ -138,20 +142,16 @@ fn cli_render_frr() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/frr/render/firewalls");
     let configdb = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(configdb.path(), fixtures::leaf01_with_ports().unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .args(["render", "frr", "--flavour", "dell-4.5", "--switch"])
-        .arg(dir.join("switch.json"))
-        .arg("--configdb")
-        .arg(configdb.path())
-        .env_remove("METAL_SWITCHD_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = support::process::succeeded(
+        Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .args(["render", "frr", "--flavour", "dell-4.5", "--switch"])
+            .arg(dir.join("switch.json"))
+            .arg("--configdb")
+            .arg(configdb.path())
+            .env_remove("METAL_SWITCHD_CONFIG"),
+        "render frr",
     );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
@@ -211,7 +211,7 @@ fn management_route_family_must_match_the_gateway() {
         None,
     )
     .unwrap();
-    let err = reconcile::prepare(&desc, &cfg, &base_state())
+    let err = reconcile::prepare(&desc, &cfg, &base_state(), &Confirmed::assumed())
         .unwrap_err()
         .to_string();
     assert!(

@@ -18,11 +18,14 @@
 //! Failures are kept in `tests/fuzz_props.proptest-regressions`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
+use metal_switchd::configdb::confirmed::Confirmed;
 use std::sync::OnceLock;
 
 use metal_switchd::api::parse_switch_document;
 use metal_switchd::config::Config;
-use metal_switchd::configdb::plan::check_rules;
+use metal_switchd::configdb::rules::check_rules;
 use metal_switchd::configdb::schema::DbState;
 use metal_switchd::configdb::snapshot::parse_config_db_json;
 use metal_switchd::configdb::target;
@@ -42,11 +45,7 @@ fn cases() -> u32 {
 fn inputs() -> &'static (Config, DbState, Value, Value) {
     static I: OnceLock<(Config, DbState, Value, Value)> = OnceLock::new();
     I.get_or_init(|| {
-        let cfg = Config::from_sources(
-            Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)),
-            Vec::new(),
-        )
-        .unwrap();
+        let cfg = support::config::TestConfig::leaf01().build();
         let state =
             parse_config_db_json("leaf01", &fixtures::leaf01_with_ports().unwrap()).unwrap();
         let v1: Value = serde_json::from_str(fixtures::LEAF01_SWITCH_V1).unwrap();
@@ -177,7 +176,7 @@ fn pipeline(text: &str) {
     let Ok((_, desc)) = parse_switch_document("fuzz.json", text, None) else {
         return;
     };
-    match metal_switchd::reconcile::prepare(&desc, cfg, state) {
+    match metal_switchd::reconcile::prepare(&desc, cfg, state, &Confirmed::assumed()) {
         Err(problems) => {
             let msg = problems.to_string();
             assert!(no_control(&msg), "control character in {msg:?}");

@@ -145,7 +145,8 @@ impl Api {
             .grpc_address()
             .and_then(|a| a.rsplit_once(':').map(|(_, p)| p.parse().unwrap()))
             .unwrap_or(1);
-        ApiClient::from_config(&self.config(dir, server.addr().port(), grpc)).unwrap()
+        metal_switchd::reconcile::options::api_client(&self.config(dir, server.addr().port(), grpc))
+            .unwrap()
     }
 }
 
@@ -557,7 +558,8 @@ async fn unreachable_api_loses_no_event(api: Api) {
     // The switch namespace is ours alone: these ports stay free.
     let (http, grpc) = (18080, 50051);
     let dir = tempfile::tempdir().unwrap();
-    let client = ApiClient::from_config(&api.config(dir.path(), http, grpc)).unwrap();
+    let client =
+        metal_switchd::reconcile::options::api_client(&api.config(dir.path(), http, grpc)).unwrap();
     let (_tx, rx) = watch::channel(ports(&["Ethernet0", "Ethernet4"]));
     let h = PhoneHome::spawn(rx, client, options(300));
     wait_snapshot(&h, "both ports captured", |s| {

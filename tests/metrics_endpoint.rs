@@ -3,37 +3,27 @@
 //! the Grafana dashboard under docs/monitoring checked against it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
+use metal_switchd::configdb::confirmed::Confirmed;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use metal_switchd::api::parse_switch_document;
-use metal_switchd::config::Config;
 use metal_switchd::configdb::{self, snapshot};
-use metal_switchd::metrics::{ApiCall, ApiErrorKind, Metrics, PhoneHomeResult};
 use metal_switchd::observed::{BgpPortState, BgpState, PortOperState};
 use metal_switchd::reconcile;
-use metal_switchd::status::{DriftSource, ReconcileResult, Stage};
+use metal_switchd::report::metrics::{ApiCall, ApiErrorKind, Metrics, PhoneHomeResult};
+use metal_switchd::report::{DriftSource, ReconcileResult, Stage};
 use metal_switchd_lab::fixtures;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn promtool() -> &'static str {
-    let ok = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "promtool is missing: install the Debian package `prometheus` (./dev test does)"
-    );
-    "promtool"
+fn promtool() -> Command {
+    support::process::tool("promtool", "prometheus")
 }
 
 /// One HTTP/1.1 request on a fresh connection; returns (status, headers, body).
@@ -60,10 +50,11 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Str
 fn leaf01_plan() -> configdb::plan::Plan {
     let state =
         snapshot::parse_config_db_json("leaf01", &fixtures::leaf01_with_ports().unwrap()).unwrap();
-    let cfg =
-        Config::from_sources(Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)), vec![]).unwrap();
+    let cfg = support::config::TestConfig::leaf01().build();
     let desc = parse_switch_document("leaf01.v1.json", fixtures::LEAF01_SWITCH_V1, None).unwrap();
-    reconcile::prepare(&desc.1, &cfg, &state).unwrap().plan
+    reconcile::prepare(&desc.1, &cfg, &state, &Confirmed::assumed())
+        .unwrap()
+        .plan
 }
 
 fn busy_metrics() -> Metrics {
@@ -117,15 +108,7 @@ fn busy_metrics() -> Metrics {
 }
 
 fn promtool_check_metrics(body: &[u8]) -> std::process::Output {
-    let mut child = Command::new(promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    child.wait_with_output().unwrap()
+    support::process::output_with_stdin(promtool().args(["check", "metrics"]), body)
 }
 
 #[tokio::test]
@@ -247,7 +230,7 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
         vec!["check", "rules", "alerts.yml"],
         vec!["test", "rules", "alerts.test.yml"],
     ] {
-        let out = Command::new(promtool())
+        let out = promtool()
             .args(&args)
             .current_dir(monitoring(""))
             .output()

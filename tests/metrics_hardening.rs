@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metal_switchd::metrics::{Metrics, MetricsServer, limits};
+use metal_switchd::report::metrics::{Metrics, MetricsServer, limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -276,31 +276,25 @@ fn migration_from_metal_core_and_back() {
         "build_version: 'SONiC.4.5.1-Enterprise_Base'\n",
     )
     .unwrap();
-    let cfg_path = sw.config_file(
-        dir.path(),
-        &format!(
+    sw.binary_config(dir.path())
+        .extra(&format!(
             "reconfigure_switch_interval = \"1s\"\nmanagement_interface = \"mgmt0\"\n\
              sonic_version_file = {:?}\nbgp_neighbor_state_file = \"\"\n\
              api_retry_backoff = \"20ms\"\napi_retry_max_backoff = \"200ms\"\ntimeout = \"10s\"\n\
              systemd_bus_address = {:?}\n",
             dir.path().join("sonic_version.yml").display().to_string(),
             standin.address()
-        ),
-    );
-    let mut table: toml::Table =
-        toml::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    for k in [
-        "partition_id",
-        "rack_id",
-        "asn",
-        "loopback_ip",
-        "spine_uplinks",
-        "pxe_vlan_id",
-        "state_directory",
-    ] {
-        table.remove(k);
-    }
-    std::fs::write(CONFFILE, toml::to_string(&table).unwrap()).unwrap();
+        ))
+        .without(&[
+            "partition_id",
+            "rack_id",
+            "asn",
+            "loopback_ip",
+            "spine_uplinks",
+            "pxe_vlan_id",
+            "state_directory",
+        ])
+        .write(Path::new(CONFFILE));
 
     // 2. A check fails: nothing changes.
     std::fs::set_permissions(CORE_ENV, std::fs::Permissions::from_mode(0o644)).unwrap();

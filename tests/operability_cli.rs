@@ -8,9 +8,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
 use metal_switchd::observed::PortOperState;
-use metal_switchd::status::{
-    LoopPhase, PortStatus, ReconcileRecord, ReconcileResult, Stage, Status, Trigger,
-};
+use metal_switchd::report::status::{PortStatus, ReconcileRecord, Status};
+use metal_switchd::report::{LoopPhase, ReconcileResult, Stage, Trigger};
+use metal_switchd::time::Timestamp;
 
 const BIN: &str = env!("CARGO_BIN_EXE_metal-switchd");
 
@@ -205,7 +205,7 @@ fn status_for(pid: u32) -> Status {
     let mut s = Status::new(pid, started);
     s.set_phase(LoopPhase::Idle);
     s.record_reconcile(ReconcileRecord {
-        started_at: metal_switchd::status::Timestamp(SystemTime::now() - Duration::from_secs(5)),
+        started_at: Timestamp(SystemTime::now() - Duration::from_secs(5)),
         duration: Duration::from_millis(420),
         result: ReconcileResult::Error,
         error: Some("barrier of phase 2 (attach) not confirmed within 30s: STATE_DB INTERFACE_TABLE|Ethernet4".into()),

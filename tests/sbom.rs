@@ -34,7 +34,7 @@ fn cargo_tree() -> BTreeSet<(String, String)> {
             "-e",
             "normal",
             "--target",
-            "x86_64-unknown-linux-gnu",
+            support::package::TARGET,
             "-p",
             "metal-switchd",
             "--prefix",
@@ -132,18 +132,7 @@ fn linked_crates(
 /// normal dependencies (not dev, not build) in `cargo metadata`'s resolve
 /// for x86_64-unknown-linux-gnu.
 fn resolved_for_target() -> BTreeSet<(String, String)> {
-    let out = sh(Command::new("cargo")
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--locked",
-            "--offline",
-            "--filter-platform",
-            "x86_64-unknown-linux-gnu",
-        ])
-        .current_dir(manifest_dir()));
-    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let meta = support::package::cargo_metadata();
     let packages: BTreeMap<&str, (String, String)> = meta["packages"]
         .as_array()
         .unwrap()

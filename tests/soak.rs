@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 
 use metal_switchd::configdb::redis::ApplyOptions;
 use metal_switchd::reconcile::desired::DesiredSource;
-use metal_switchd::reconcile::{Agent, AgentOptions, Mode, ReconcileResult, Trigger};
+use metal_switchd::reconcile::{Agent, AgentOptions, Mode};
+use metal_switchd::report::{ReconcileResult, Trigger};
 use metal_switchd::spec::{AdminStatus, FilterDesc, SwitchDesc};
 use metal_switchd_lab::fixtures;
 use metal_switchd_lab::redis_server::CONFIG_DB;
@@ -277,13 +278,7 @@ async fn random_transitions_keep_every_invariant() {
         if o.changes == 0 {
             empty += 1;
         }
-        sw.settle();
-        let violations = sw.violations();
-        assert!(
-            violations.is_empty(),
-            "{when}: orders that would crash or wedge SONiC:\n{}",
-            violations.join("\n")
-        );
+        support::assert_no_violations_when(&sw, &when);
         let after = sw.dump(CONFIG_DB);
         model::assert_matches(&model, &expected, &after, &when);
 

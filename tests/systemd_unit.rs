@@ -4,6 +4,8 @@
 //! with the exposure score kept at or below 3.0.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,16 +16,7 @@ fn unit_path() -> PathBuf {
 }
 
 fn systemd_analyze() -> Command {
-    let ok = Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "systemd-analyze is missing: install the Debian package `systemd` (./dev test does)"
-    );
-    Command::new("systemd-analyze")
+    support::process::tool("systemd-analyze", "systemd")
 }
 
 /// `systemd-analyze verify` of the unit in the root tree `root`.

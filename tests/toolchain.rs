@@ -1,11 +1,11 @@
-//! `rust-version` in Cargo.toml is true: no crate in Cargo.lock needs a
-//! newer Rust (their own `rust-version`, as `cargo metadata` reports it), and
+//! `rust-version` in Cargo.toml is true: no crate in Cargo.lock that is
+//! built for the shipped target (x86_64-unknown-linux-gnu) needs a newer
+//! Rust (their own `rust-version`, as `cargo metadata` reports it), and
 //! `./dev test` checks the shipped crate with exactly that toolchain
 //! (`cargo +MSRV check`), which also covers language features the code uses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
-use std::process::Command;
+mod support;
 
 fn version(v: &str) -> Vec<u32> {
     v.split('.').map(|p| p.parse().unwrap()).collect()
@@ -14,18 +14,7 @@ fn version(v: &str) -> Vec<u32> {
 #[test]
 fn rust_version_covers_every_dependency_and_is_the_one_ci_checks() {
     let declared = env!("CARGO_PKG_RUST_VERSION");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("cargo")
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let meta = support::package::cargo_metadata();
     let mut needs: Vec<(Vec<u32>, String)> = meta["packages"]
         .as_array()
         .unwrap()
@@ -45,7 +34,7 @@ fn rust_version_covers_every_dependency_and_is_the_one_ci_checks() {
         "Cargo.toml says rust-version = {declared}, but {who} needs more"
     );
     // ./dev test builds with the declared toolchain.
-    let dev = std::fs::read_to_string(dir.join("dev")).unwrap();
+    let dev = std::fs::read_to_string(support::package::manifest_dir().join("dev")).unwrap();
     let msrv = dev
         .lines()
         .find_map(|l| l.strip_prefix("MSRV=\""))

@@ -35,11 +35,11 @@ use super::token;
 use super::transport::{HttpResponse, RetryPolicy, Transport, TransportOptions};
 use super::{
     ComponentPing, EventOutcome, FetchedSwitch, PhoneHomeEvent, Registration, SwitchDocError,
-    SwitchObject, SyncStatus, WireVersion, v1, v2,
+    SwitchObject, SyncStatus, v1, v2,
 };
-use crate::config::{ApiVersion, Config, Secret};
+use crate::config::{ApiVersion, Secret};
+use crate::names::{MESSAGE_CHARS, escaped, quoted};
 use crate::observed::SwitchReport;
-use crate::spec::names::{MESSAGE_CHARS, escaped, quoted};
 
 /// A renewed v2 token, from `TokenService/Refresh`.
 #[derive(Debug, Clone)]
@@ -50,10 +50,30 @@ pub struct RefreshedToken {
     pub issued_at: Option<i64>,
 }
 
-/// Where and how to authenticate.
-enum Endpoint {
+/// Where the client goes and how it authenticates.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// metal-api: its base URL and the Metal-Edit HMAC key.
     V1 { base: String, key: Secret },
+    /// metal-apiserver: its base URL and the bearer token file (read for
+    /// every request).
     V2 { base: String, token_file: PathBuf },
+}
+
+/// How a client is put together (built from the configuration in
+/// `crate::reconcile::options`).
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    pub endpoint: Endpoint,
+    /// v1 phone-home: the gRPC event service (`None`: not configured).
+    pub grpc: Option<GrpcSettings>,
+    /// Extra CA certificates (PEM) trusted on top of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Time limit of one attempt.
+    pub timeout: Duration,
+    /// Largest response body accepted.
+    pub max_response_bytes: u64,
+    pub retry: RetryPolicy,
 }
 
 /// A metal API client for one switch agent.
@@ -78,7 +98,7 @@ impl std::fmt::Debug for ApiClient {
 }
 
 /// `http` / `https` base URL without a trailing slash.
-fn check_base(setting: &str, url: &str) -> Result<String, ApiError> {
+pub fn check_base(setting: &str, url: &str) -> Result<String, ApiError> {
     let trimmed = url.trim().trim_end_matches('/');
     let uri: http::Uri = trimmed
         .parse()
@@ -98,24 +118,25 @@ fn check_base(setting: &str, url: &str) -> Result<String, ApiError> {
 }
 
 /// metal-core's v1 base URL: `<protocol>://<ip>:<port><basepath>`.
-pub fn v1_base_url(cfg: &Config) -> Result<String, ApiError> {
-    let host = cfg.metal_api_ip.trim();
+pub fn v1_base_url(
+    protocol: &str,
+    ip: &str,
+    port: u16,
+    basepath: &str,
+) -> Result<String, ApiError> {
+    let host = ip.trim();
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
         host.to_owned()
     };
-    let path = cfg.metal_api_basepath.trim().trim_matches('/');
+    let path = basepath.trim().trim_matches('/');
     let path = if path.is_empty() {
         String::new()
     } else {
         format!("/{path}")
     };
-    let url = format!(
-        "{}://{host}:{}{path}",
-        cfg.metal_api_protocol.trim(),
-        cfg.metal_api_port
-    );
+    let url = format!("{}://{host}:{port}{path}", protocol.trim());
     check_base("metal_api_protocol/_ip/_port/_basepath", &url)
 }
 
@@ -158,25 +179,17 @@ fn decode<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     crate::json::from_slice(&resp.body)
         .and_then(serde_json::from_value)
-        .map_err(|e| ApiError::Decode {
-            call,
-            url: url.to_owned(),
-            status: resp.status,
-            message: format!(
-                "{} (body starts with {})",
-                escaped(&e.to_string(), MESSAGE_CHARS),
-                quoted(&preview(&resp.body))
-            ),
-        })
+        .map_err(|e| decode_error(call, url, resp, &e))
 }
 
-/// Decode without the repeated-key check.
-fn decode_lenient<T: DeserializeOwned>(
+/// The body of `resp` is not the answer `call` expects.
+fn decode_error(
     call: &'static str,
     url: &str,
     resp: &HttpResponse,
-) -> Result<T, ApiError> {
-    serde_json::from_slice(&resp.body).map_err(|e| ApiError::Decode {
+    e: &impl std::fmt::Display,
+) -> ApiError {
+    ApiError::Decode {
         call,
         url: url.to_owned(),
         status: resp.status,
@@ -185,7 +198,16 @@ fn decode_lenient<T: DeserializeOwned>(
             escaped(&e.to_string(), MESSAGE_CHARS),
             quoted(&preview(&resp.body))
         ),
-    })
+    }
+}
+
+/// Decode without the repeated-key check.
+fn decode_lenient<T: DeserializeOwned>(
+    call: &'static str,
+    url: &str,
+    resp: &HttpResponse,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(&resp.body).map_err(|e| decode_error(call, url, resp, &e))
 }
 
 /// A switch answer: strict JSON, then the same checks as a switch document
@@ -195,7 +217,7 @@ fn switch_answer(
     call: &'static str,
     url: String,
     resp: &HttpResponse,
-    version: WireVersion,
+    version: ApiVersion,
 ) -> Result<FetchedSwitch, ApiError> {
     // An answer that is not JSON at all is a broken answer (runtime error);
     // JSON with a repeated key is a document the agent refuses.
@@ -233,75 +255,24 @@ fn preview(body: &[u8]) -> String {
 }
 
 impl ApiClient {
-    /// A client for the configured API version. Reads `hmac_key_file` (v1)
-    /// now; the v2 token file is read for every request.
-    pub fn from_config(cfg: &Config) -> Result<ApiClient, ApiError> {
-        let endpoint = match cfg.api_version() {
-            ApiVersion::V1 => {
-                let key = match (&cfg.hmac_key, &cfg.hmac_key_file) {
-                    (Some(k), None) => k.clone(),
-                    (None, Some(f)) => token::read_secret_file(token::HMAC_KEY, f)?,
-                    (Some(_), Some(_)) => {
-                        return Err(ApiError::Config(
-                            "hmac_key and hmac_key_file are both set; set only one".into(),
-                        ));
-                    }
-                    (None, None) => {
-                        return Err(ApiError::Config(
-                            "api_version = v1 needs the Metal-Edit HMAC key: set hmac_key_file \
-                             (or hmac_key / METAL_CORE_HMAC_KEY)"
-                                .into(),
-                        ));
-                    }
-                };
-                Endpoint::V1 {
-                    base: v1_base_url(cfg)?,
-                    key,
-                }
-            }
-            ApiVersion::V2 => {
-                let url = cfg.metal_apiserver_url.as_deref().ok_or_else(|| {
-                    ApiError::Config(
-                        "api_version = v2 needs metal_apiserver_url \
-                         (or METAL_CORE_METAL_APISERVER_URL)"
-                            .into(),
-                    )
-                })?;
-                let base = check_base("metal_apiserver_url", url)?;
-                // The bearer token is the switch's identity: never in clear
-                // text unless the configuration says it accepts that.
-                if base.starts_with("http:") && !cfg.api_allow_plaintext {
-                    return Err(ApiError::Config(format!(
-                        "metal_apiserver_url {base} is plain HTTP: the switch's token would be \
-                         readable by anyone on the path, so the agent does not send it; use \
-                         https, or set api_allow_plaintext = true to accept that (labs only)"
-                    )));
-                }
-                Endpoint::V2 {
-                    base,
-                    token_file: cfg.metal_apiserver_token_file.clone(),
-                }
-            }
-        };
-        let grpc_settings = match cfg.api_version() {
-            ApiVersion::V1 => GrpcSettings::from_config(cfg)?,
-            ApiVersion::V2 => None,
-        };
-        let tls = match &endpoint {
+    /// A client for `opts.endpoint` (the v2 token file is read for every
+    /// request).
+    pub fn new(opts: ApiOptions) -> Result<ApiClient, ApiError> {
+        let tls = match &opts.endpoint {
             Endpoint::V1 { base, .. } | Endpoint::V2 { base, .. } => base.starts_with("https:"),
         };
         let transport = Transport::new(&TransportOptions {
             tls,
-            ca_file: cfg.api_ca_file.clone(),
-            timeout: cfg.timeout.0,
-            max_response_bytes: cfg.api_max_response_bytes,
+            ca_file: opts.ca_file,
+            timeout: opts.timeout,
+            max_response_bytes: opts.max_response_bytes,
         })?;
         Ok(ApiClient {
             transport,
-            endpoint,
-            retry: RetryPolicy::from_config(cfg),
+            endpoint: opts.endpoint,
+            retry: opts.retry,
             known_nics: None,
-            grpc_settings,
+            grpc_settings: opts.grpc,
             grpc: None,
         })
     }
@@ -365,11 +336,10 @@ impl ApiClient {
             match attempt().await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
-                    failed += 1;
-                    let delay = policy.delay(failed);
-                    if !e.is_transient() || !policy.allows_another(failed, start, delay) {
+                    let Some(delay) = policy.retry_after(&mut failed, start, e.is_transient())
+                    else {
                         return Err(e);
-                    }
+                    };
                     tracing::warn!(
                         call,
                         attempt = failed,
@@ -554,7 +524,7 @@ impl ApiClient {
     ) -> Result<FetchedSwitch, ApiError> {
         let resp = self.v1_call(call, method, path, body).await?;
         let url = format!("{}{path}", self.base_url());
-        switch_answer(call, url, &resp, WireVersion::V1)
+        switch_answer(call, url, &resp, ApiVersion::V1)
     }
 
     /// A v2 call answered with a `SwitchService*Response` holding a switch.
@@ -566,7 +536,7 @@ impl ApiClient {
     ) -> Result<FetchedSwitch, ApiError> {
         let resp = self.v2_call(call, procedure, body).await?;
         let url = format!("{}/{procedure}", self.base_url());
-        switch_answer(call, url, &resp, WireVersion::V2)
+        switch_answer(call, url, &resp, ApiVersion::V2)
     }
 
     /// The switch's desired state as the API describes it now.
@@ -723,7 +693,7 @@ impl ApiClient {
             });
         }
         let time =
-            |t: Option<&String>| t.and_then(|s| super::time::parse_sync_time(s).ok().flatten());
+            |t: Option<&String>| t.and_then(|s| crate::time::parse_sync_time(s).ok().flatten());
         let meta = r.token.unwrap_or_default();
         Ok(RefreshedToken {
             secret: Secret::new(secret),
@@ -764,22 +734,20 @@ mod tests {
 
     #[test]
     fn v1_base_url_like_metal_core() {
-        let mut cfg = Config::default();
-        assert_eq!(v1_base_url(&cfg).unwrap(), "http://localhost:8080");
-        cfg.metal_api_basepath = "/metal/".into();
-        cfg.metal_api_protocol = "https".into();
-        cfg.metal_api_ip = "api.example.com".into();
-        cfg.metal_api_port = 443;
         assert_eq!(
-            v1_base_url(&cfg).unwrap(),
+            v1_base_url("http", "localhost", 8080, "").unwrap(),
+            "http://localhost:8080"
+        );
+        assert_eq!(
+            v1_base_url("https", "api.example.com", 443, "/metal/").unwrap(),
             "https://api.example.com:443/metal"
         );
-        cfg.metal_api_basepath = "/".into();
-        cfg.metal_api_ip = "fd00::1".into();
-        assert_eq!(v1_base_url(&cfg).unwrap(), "https://[fd00::1]:443");
-        cfg.metal_api_protocol = "ftp".into();
+        assert_eq!(
+            v1_base_url("https", "fd00::1", 443, "/").unwrap(),
+            "https://[fd00::1]:443"
+        );
         assert!(
-            v1_base_url(&cfg)
+            v1_base_url("ftp", "fd00::1", 443, "/")
                 .unwrap_err()
                 .to_string()
                 .contains("http://")
@@ -793,38 +761,5 @@ mod tests {
             "r01leaf01.example.com"
         );
         assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
-    }
-
-    #[test]
-    fn configuration_errors_say_what_to_set() {
-        let cfg = Config::default();
-        let e = ApiClient::from_config(&cfg).unwrap_err();
-        assert!(e.to_string().contains("hmac_key_file"), "{e}");
-        assert!(e.is_invalid_input());
-        let cfg = Config {
-            api_version: Some(ApiVersion::V2),
-            ..Config::default()
-        };
-        let e = ApiClient::from_config(&cfg).unwrap_err();
-        assert!(e.to_string().contains("metal_apiserver_url"), "{e}");
-    }
-
-    /// Issue 22, item 4: a v2 token is never sent over plain HTTP unless
-    /// api_allow_plaintext names the risk.
-    #[test]
-    fn a_v2_token_needs_https_or_api_allow_plaintext() {
-        let mut cfg = Config {
-            api_version: Some(ApiVersion::V2),
-            metal_apiserver_url: Some("http://10.1.2.3:8080".into()),
-            ..Config::default()
-        };
-        let e = ApiClient::from_config(&cfg).unwrap_err();
-        assert!(e.to_string().contains("api_allow_plaintext = true"), "{e}");
-        assert!(e.is_invalid_input());
-        cfg.api_allow_plaintext = true;
-        assert!(ApiClient::from_config(&cfg).is_ok());
-        cfg.api_allow_plaintext = false;
-        cfg.metal_apiserver_url = Some("https://api.example.com".into());
-        assert!(ApiClient::from_config(&cfg).is_ok());
     }
 }

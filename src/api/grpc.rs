@@ -25,7 +25,6 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 use super::error::ApiError;
 use super::{EventOutcome, PhoneHomeEvent};
-use crate::config::Config;
 
 /// The v1 event string of a phone-home (metal-api's `ProvisioningEventPhonedHome`).
 pub const PHONED_HOME: &str = "Phoned Home";
@@ -106,29 +105,6 @@ pub struct GrpcSettings {
     pub timeout: Duration,
 }
 
-impl GrpcSettings {
-    /// The gRPC settings of `cfg`; `None` without `grpc_address`.
-    pub fn from_config(cfg: &Config) -> Result<Option<GrpcSettings>, ApiError> {
-        let Some(address) = cfg.grpc_address.as_deref().map(str::trim) else {
-            return Ok(None);
-        };
-        let need = |key: &str, v: &Option<std::path::PathBuf>| {
-            v.clone().ok_or_else(|| {
-                ApiError::Config(format!(
-                    "grpc_address is set but {key} is not; the gRPC event service needs mutual TLS"
-                ))
-            })
-        };
-        Ok(Some(GrpcSettings {
-            address: address.to_owned(),
-            ca_cert_file: need("grpc_ca_cert_file", &cfg.grpc_ca_cert_file)?,
-            client_cert_file: need("grpc_client_cert_file", &cfg.grpc_client_cert_file)?,
-            client_key_file: need("grpc_client_key_file", &cfg.grpc_client_key_file)?,
-            timeout: cfg.timeout.0,
-        }))
-    }
-}
-
 /// The host part of `host:port` (`[v6]:port` too).
 fn host_of(address: &str) -> Option<&str> {
     if let Some(rest) = address.strip_prefix('[') {
@@ -206,7 +182,7 @@ impl GrpcEvents {
             call,
             address: self.address.clone(),
             code: s.code(),
-            message: crate::spec::names::escaped(s.message(), crate::spec::names::MESSAGE_CHARS),
+            message: crate::names::escaped(s.message(), crate::names::MESSAGE_CHARS),
         };
         grpc.ready().await.map_err(|e| ApiError::Grpc {
             call,
@@ -278,17 +254,5 @@ mod tests {
         let resp = EventServiceSendResponse::decode(&[0x08, 3, 0x12, 1, b'x'][..]).unwrap();
         assert_eq!(resp.events, 3);
         assert_eq!(resp.failed, vec!["x".to_owned()]);
-    }
-
-    #[test]
-    fn settings_need_all_files() {
-        let cfg = Config {
-            grpc_address: Some("metal-api:50051".into()),
-            grpc_ca_cert_file: Some("/ca.pem".into()),
-            ..Config::default()
-        };
-        let e = GrpcSettings::from_config(&cfg).unwrap_err();
-        assert!(e.to_string().contains("grpc_client_cert_file"), "{e}");
-        assert_eq!(GrpcSettings::from_config(&Config::default()).unwrap(), None);
     }
 }

@@ -12,7 +12,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::time::format_rfc3339_seconds;
+use crate::time::format_rfc3339_seconds;
 
 /// The auth type metal-core uses for every call (metal-api's edit user).
 pub const METAL_EDIT: &str = "Metal-Edit";

@@ -7,7 +7,8 @@
 //! [`PhoneHomeEvent`], [`SyncStatus`].
 //! - `v1` (private): metal-api (Swagger REST), snake_case JSON, HMAC.
 //! - `v2` (private): metal-apiserver (Connect, proto3 JSON), bearer token.
-//! - [`hmac`], [`time`]: request signing and wire time formats (pure).
+//! - [`hmac`]: request signing (pure); wire time formats are
+//!   [`crate::time`]'s.
 //! - [`client`] (feature `agent`): one client for either version over
 //!   HTTP(S), with retries for transient failures; [`transport`] is its
 //!   HTTP layer, [`token`] reads (and writes back) the v2 token file,
@@ -18,34 +19,32 @@
 //! `token` is pure. Registration (what the switch registers, gathered from CONFIG_DB
 //! and the kernel) is orchestrated by [`crate::reconcile::register`].
 
-#[cfg(feature = "agent")]
-pub mod client;
-#[cfg(feature = "agent")]
-pub mod error;
-#[cfg(feature = "agent")]
-pub mod grpc;
 pub mod hmac;
-#[cfg(feature = "agent")]
-pub mod renew;
-pub mod time;
-#[cfg(feature = "agent")]
-pub mod token;
-#[cfg(feature = "agent")]
-pub mod transport;
 // Without `agent` there is no client, so the request builders are unused.
 #[cfg_attr(not(feature = "agent"), allow(dead_code))]
 mod v1;
 #[cfg_attr(not(feature = "agent"), allow(dead_code))]
 mod v2;
+agent! {
+    pub mod client;
+    pub mod error;
+    pub mod grpc;
+    pub mod renew;
+    pub mod token;
+    pub mod transport;
+}
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::config::ApiVersion;
 use serde_json::Value;
 
+use crate::names::quoted;
 use crate::observed::PortOperState;
-use crate::spec::SwitchDesc;
+use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
 
 /// This agent's version string, registered as `metal_core_version`.
 pub const AGENT_VERSION: &str = concat!("metal-switchd v", env!("CARGO_PKG_VERSION"));
@@ -167,14 +166,6 @@ pub struct ComponentPing {
     pub version: String,
 }
 
-/// Which wire format a switch document is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WireVersion {
-    V1,
-    V2,
-}
-
 /// A switch document that cannot be read (from a file or the API).
 #[derive(Debug, thiserror::Error)]
 pub enum SwitchDocError {
@@ -187,13 +178,13 @@ pub enum SwitchDocError {
     #[error("{origin}: not a {version:?} switch object: {message}")]
     Shape {
         origin: String,
-        version: WireVersion,
+        version: ApiVersion,
         message: String,
     },
     #[error(
         "{origin}: invalid nics, nothing was changed ({}):{}",
-        crate::spec::count(problems.len(), "problem"),
-        crate::spec::listed(problems)
+        crate::names::count(problems.len(), "problem"),
+        crate::names::listed(problems)
     )]
     Nics {
         origin: String,
@@ -210,6 +201,73 @@ pub enum SwitchProblem {
     Sync(String),
 }
 
+/// One nic as either wire version carries it, before it is checked.
+struct WireNic<'a> {
+    name: &'a str,
+    vrf: Option<&'a str>,
+    filter: FilterDesc,
+    /// The admin status the version names, or why it cannot be read.
+    admin: Result<Option<AdminStatus>, String>,
+}
+
+/// A switch's desired state from its wire nics; every nic whose admin
+/// status cannot be read is a problem (all of them together).
+fn switch_desc<'a>(
+    id: &str,
+    nics: impl Iterator<Item = WireNic<'a>>,
+) -> Result<SwitchDesc, Vec<String>> {
+    let mut problems = Vec::new();
+    let nics = nics
+        .map(|n| {
+            let admin = n.admin.unwrap_or_else(|p| {
+                problems.push(format!("nic {}: {p}", quoted(n.name)));
+                None
+            });
+            NicDesc {
+                name: n.name.to_owned(),
+                vrf: n.vrf.filter(|v| !v.is_empty()).map(str::to_owned),
+                filter: n.filter,
+                admin,
+            }
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(SwitchDesc {
+        id: id.to_owned(),
+        nics,
+    })
+}
+
+/// The API's record of the last sync and the last failed one, each read
+/// by `record` (the wire versions differ in how they write a record).
+fn sync_status<T>(
+    ok: Option<&T>,
+    err: Option<&T>,
+    record: fn(Option<&T>) -> Result<Option<SyncRecord>, String>,
+) -> Result<SyncStatus, String> {
+    Ok(SyncStatus {
+        last_sync: record(ok)?,
+        last_sync_error: record(err)?,
+    })
+}
+
+/// Everything the agent keeps from a register, find or get response.
+fn fetched(
+    desc: Result<SwitchDesc, Vec<String>>,
+    nic_names: Vec<String>,
+    sync: Result<SyncStatus, String>,
+    generation: Option<u64>,
+) -> Result<FetchedSwitch, SwitchProblem> {
+    Ok(FetchedSwitch {
+        desc: desc.map_err(SwitchProblem::Nics)?,
+        nic_names,
+        sync: sync.map_err(SwitchProblem::Sync)?,
+        generation,
+    })
+}
+
 /// A switch object of either wire version, decoded but not yet converted.
 pub(crate) enum SwitchObject {
     V1(v1::SwitchResponse),
@@ -222,8 +280,8 @@ impl SwitchObject {
     pub(crate) fn decode(
         origin: &str,
         doc: Value,
-        version: Option<WireVersion>,
-    ) -> Result<(WireVersion, SwitchObject), SwitchDocError> {
+        version: Option<ApiVersion>,
+    ) -> Result<(ApiVersion, SwitchObject), SwitchDocError> {
         let version = match version.or_else(|| detect(&doc)) {
             Some(v) => v,
             None => {
@@ -235,19 +293,19 @@ impl SwitchObject {
         let shape = |e: serde_json::Error| SwitchDocError::Shape {
             origin: origin.to_owned(),
             version,
-            message: crate::spec::names::escaped(&e.to_string(), 300),
+            message: crate::names::escaped(&e.to_string(), 300),
         };
         let obj = match version {
-            WireVersion::V1 => SwitchObject::V1(serde_json::from_value(doc).map_err(shape)?),
-            WireVersion::V2 => SwitchObject::V2(v2::switch_from_document(doc).map_err(shape)?),
+            ApiVersion::V1 => SwitchObject::V1(serde_json::from_value(doc).map_err(shape)?),
+            ApiVersion::V2 => SwitchObject::V2(v2::switch_from_document(doc).map_err(shape)?),
         };
         Ok((version, obj))
     }
 
-    fn version(&self) -> WireVersion {
+    fn version(&self) -> ApiVersion {
         match self {
-            SwitchObject::V1(_) => WireVersion::V1,
-            SwitchObject::V2(_) => WireVersion::V2,
+            SwitchObject::V1(_) => ApiVersion::V1,
+            SwitchObject::V2(_) => ApiVersion::V2,
         }
     }
 
@@ -260,7 +318,7 @@ impl SwitchObject {
             SwitchProblem::Sync(message) => SwitchDocError::Shape {
                 origin: origin.to_owned(),
                 version: self.version(),
-                message: crate::spec::names::escaped(&message, 300),
+                message: crate::names::escaped(&message, 300),
             },
         }
     }
@@ -286,10 +344,10 @@ impl SwitchObject {
 }
 
 /// Guess the wire version of a switch document.
-pub fn detect(doc: &Value) -> Option<WireVersion> {
+pub fn detect(doc: &Value) -> Option<ApiVersion> {
     let obj = doc.as_object()?;
     if obj.get("switch").is_some_and(Value::is_object) {
-        return Some(WireVersion::V2);
+        return Some(ApiVersion::V2);
     }
     const V2_KEYS: &[&str] = &[
         "managementIp",
@@ -309,19 +367,19 @@ pub fn detect(doc: &Value) -> Option<WireVersion> {
     if V2_KEYS.iter().any(|k| obj.contains_key(*k))
         || obj.get("partition").is_some_and(Value::is_string)
     {
-        return Some(WireVersion::V2);
+        return Some(ApiVersion::V2);
     }
     if V1_KEYS.iter().any(|k| obj.contains_key(*k))
         || obj.get("partition").is_some_and(Value::is_object)
     {
-        return Some(WireVersion::V1);
+        return Some(ApiVersion::V1);
     }
     let nics = obj.get("nics")?.as_array()?;
     let has = |k: &str| nics.iter().any(|n| n.get(k).is_some());
     if has("bgpFilter") || has("state") || has("bgpPortState") {
-        Some(WireVersion::V2)
+        Some(ApiVersion::V2)
     } else if has("filter") || has("actual") || has("admin_status") || has("bgp_port_state") {
-        Some(WireVersion::V1)
+        Some(ApiVersion::V1)
     } else {
         None
     }
@@ -334,11 +392,11 @@ pub fn detect(doc: &Value) -> Option<WireVersion> {
 pub fn parse_switch_document(
     origin: &str,
     text: &str,
-    version: Option<WireVersion>,
-) -> Result<(WireVersion, SwitchDesc), SwitchDocError> {
+    version: Option<ApiVersion>,
+) -> Result<(ApiVersion, SwitchDesc), SwitchDocError> {
     let doc = crate::json::from_str(text).map_err(|e| SwitchDocError::Json {
         origin: origin.to_owned(),
-        message: crate::spec::names::escaped(&e.to_string(), 300),
+        message: crate::names::escaped(&e.to_string(), 300),
     })?;
     let (version, obj) = SwitchObject::decode(origin, doc, version)?;
     Ok((version, obj.desc(origin)?))
@@ -465,10 +523,10 @@ mod tests {
     fn v1_and_v2_fixtures_describe_the_same_switch() {
         let (v, one) =
             parse_switch_document("v1", &fixture("v1/switch-response.json"), None).unwrap();
-        assert_eq!(v, WireVersion::V1);
+        assert_eq!(v, ApiVersion::V1);
         let (v, two) =
             parse_switch_document("v2", &fixture("v2/switch-get-response.json"), None).unwrap();
-        assert_eq!(v, WireVersion::V2);
+        assert_eq!(v, ApiVersion::V2);
         assert_eq!(one.id, "r01leaf01");
         // The v1 fixture has one nic more (Ethernet2) and no desired admin status.
         let common: Vec<_> = one
@@ -518,11 +576,23 @@ mod tests {
                 .unwrap()
         };
         let (v, one) = parse_switch_document("v1", &lab("leaf01.v1.json"), None).unwrap();
-        assert_eq!(v, WireVersion::V1);
+        assert_eq!(v, ApiVersion::V1);
         let (v, two) = parse_switch_document("v2", &lab("leaf01.v2.json"), None).unwrap();
-        assert_eq!(v, WireVersion::V2);
-        let a = crate::reconcile::prepare(&one, &cfg, &state).unwrap();
-        let b = crate::reconcile::prepare(&two, &cfg, &state).unwrap();
+        assert_eq!(v, ApiVersion::V2);
+        let a = crate::reconcile::prepare(
+            &one,
+            &cfg,
+            &state,
+            &crate::configdb::confirmed::Confirmed::assumed(),
+        )
+        .unwrap();
+        let b = crate::reconcile::prepare(
+            &two,
+            &cfg,
+            &state,
+            &crate::configdb::confirmed::Confirmed::assumed(),
+        )
+        .unwrap();
         assert_eq!(a.spec, b.spec);
         assert_eq!(a.plan, b.plan);
         // Not trivially equal: the spec has the lab's tenants, firewall and a
@@ -587,8 +657,7 @@ mod tests {
         let e = parse_switch_document("x", r#"{"id": "a", "nics": []}"#, None).unwrap_err();
         assert!(e.to_string().contains("--api v1"), "{e}");
         let (_, d) =
-            parse_switch_document("x", r#"{"id": "a", "nics": []}"#, Some(WireVersion::V1))
-                .unwrap();
+            parse_switch_document("x", r#"{"id": "a", "nics": []}"#, Some(ApiVersion::V1)).unwrap();
         assert!(d.nics.is_empty());
     }
 

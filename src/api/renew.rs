@@ -221,7 +221,7 @@ async fn renew(
                     .or(new.expires);
                 tracing::info!(
                     file = %path.display(),
-                    expires = expires.map(crate::api::time::format_rfc3339_seconds),
+                    expires = expires.map(crate::time::format_rfc3339_seconds),
                     "the v2 token was renewed"
                 );
                 let answer = Answered {

@@ -24,7 +24,6 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::error::ApiError;
-use crate::config::Config;
 
 /// When and how often to try a call again after a transient failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,16 +47,6 @@ impl RetryPolicy {
         give_up_after: None,
     };
 
-    /// The configured policy (`api_retry_*`).
-    pub fn from_config(cfg: &Config) -> RetryPolicy {
-        RetryPolicy {
-            attempts: Some(cfg.api_retry_attempts.max(1)),
-            initial: cfg.api_retry_backoff.0,
-            max: cfg.api_retry_max_backoff.0,
-            give_up_after: None,
-        }
-    }
-
     /// The same backoff, retrying until it succeeds (or `give_up_after`).
     pub fn until_success(self, give_up_after: Option<Duration>) -> RetryPolicy {
         RetryPolicy {
@@ -65,6 +54,20 @@ impl RetryPolicy {
             give_up_after,
             ..self
         }
+    }
+
+    /// After one more failed attempt (`failed` counts it): the pause before
+    /// the next one, or `None` when the failure is permanent or the policy
+    /// allows no other attempt.
+    pub fn retry_after(
+        &self,
+        failed: &mut u32,
+        start: Instant,
+        transient: bool,
+    ) -> Option<Duration> {
+        *failed += 1;
+        let delay = self.delay(*failed);
+        (transient && self.allows_another(*failed, start, delay)).then_some(delay)
     }
 
     /// Whether attempt `done + 1` may follow `done` failed ones started at `start`.

@@ -14,21 +14,21 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::time::parse_sync_time;
-use super::{FetchedSwitch, Registration, SwitchProblem, SyncRecord, SyncStatus};
+use super::{
+    FetchedSwitch, Registration, SwitchProblem, SyncRecord, SyncStatus, WireNic, fetched,
+    switch_desc,
+};
+use crate::names::quoted;
 use crate::observed::{PortOperState, SwitchReport};
-use crate::spec::names::quoted;
-use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
+use crate::spec::{AdminStatus, FilterDesc, SwitchDesc};
+use crate::time::parse_sync_time;
 
 /// `v1.SwitchResponse` (the fields the agent reads).
 #[derive(Debug, Clone, Deserialize)]
 pub struct SwitchResponse {
     pub id: String,
-    #[serde(default)]
     pub nics: Option<Vec<SwitchNic>>,
-    #[serde(default)]
     pub last_sync: Option<SwitchSync>,
-    #[serde(default)]
     pub last_sync_error: Option<SwitchSync>,
 }
 
@@ -39,22 +39,17 @@ pub struct SwitchResponse {
 pub struct SwitchNic {
     pub name: String,
     /// `""` = unprovisioned, `default` = firewall, `vrf<N>` = tenant.
-    #[serde(default)]
     pub vrf: Option<String>,
     /// `null`, or `{cidrs, vnis}` where either may be `null`.
-    #[serde(default)]
     pub filter: Option<BgpFilter>,
     /// Desired admin state (metal-api v0.45, `UP|DOWN|null`).
-    #[serde(default)]
     pub admin_status: Option<String>,
 }
 
 /// `v1.BGPFilter`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BgpFilter {
-    #[serde(default)]
     pub cidrs: Option<Vec<String>>,
-    #[serde(default)]
     pub vnis: Option<Vec<String>>,
 }
 
@@ -79,7 +74,6 @@ pub struct SwitchSync {
     pub time: String,
     #[serde(default)]
     pub duration: i64,
-    #[serde(default)]
     pub error: Option<String>,
 }
 
@@ -132,9 +126,7 @@ pub struct SwitchNotifyRequest {
 /// `v1.SwitchNotifyResponse`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SwitchNotifyResponse {
-    #[serde(default)]
     pub last_sync: Option<SwitchSync>,
-    #[serde(default)]
     pub last_sync_error: Option<SwitchSync>,
 }
 
@@ -159,47 +151,30 @@ impl SwitchResponse {
     /// `actual`), or every nic whose `admin_status` is not `UP`, `DOWN`,
     /// `UNKNOWN` (not set) or `null`.
     pub fn to_desc(&self) -> Result<SwitchDesc, Vec<String>> {
-        let mut problems = Vec::new();
-        let nics = self
-            .nics
-            .iter()
-            .flatten()
-            .map(|n| {
-                let filter = n.filter.clone().unwrap_or_default();
-                let admin = admin_status(n.admin_status.as_deref()).unwrap_or_else(|p| {
-                    problems.push(format!("nic {}: {p}", quoted(&n.name)));
-                    None
-                });
-                NicDesc {
-                    name: n.name.clone(),
-                    vrf: n.vrf.clone().filter(|v| !v.is_empty()),
-                    filter: FilterDesc {
-                        cidrs: filter.cidrs.unwrap_or_default(),
-                        vnis: filter.vnis.unwrap_or_default(),
-                    },
-                    admin,
-                }
-            })
-            .collect();
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(SwitchDesc {
-            id: self.id.clone(),
-            nics,
-        })
+        let nics = self.nics.iter().flatten().map(|n| {
+            let filter = n.filter.clone().unwrap_or_default();
+            WireNic {
+                name: &n.name,
+                vrf: n.vrf.as_deref(),
+                filter: FilterDesc {
+                    cidrs: filter.cidrs.unwrap_or_default(),
+                    vnis: filter.vnis.unwrap_or_default(),
+                },
+                admin: admin_status(n.admin_status.as_deref()),
+            }
+        });
+        switch_desc(&self.id, nics)
     }
 
     /// Everything the agent keeps from a register or find response.
     pub fn to_fetched(&self) -> Result<FetchedSwitch, SwitchProblem> {
-        Ok(FetchedSwitch {
-            desc: self.to_desc().map_err(SwitchProblem::Nics)?,
-            nic_names: self.nics.iter().flatten().map(|n| n.name.clone()).collect(),
-            sync: sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref())
-                .map_err(SwitchProblem::Sync)?,
+        fetched(
+            self.to_desc(),
+            self.nics.iter().flatten().map(|n| n.name.clone()).collect(),
+            sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref()),
             // v1's switch has no generation (only `changed`, a time).
-            generation: None,
-        })
+            None,
+        )
     }
 }
 
@@ -231,10 +206,7 @@ fn sync_record(s: Option<&SwitchSync>) -> Result<Option<SyncRecord>, String> {
 }
 
 fn sync_status(ok: Option<&SwitchSync>, err: Option<&SwitchSync>) -> Result<SyncStatus, String> {
-    Ok(SyncStatus {
-        last_sync: sync_record(ok)?,
-        last_sync_error: sync_record(err)?,
-    })
+    super::sync_status(ok, err, sync_record)
 }
 
 impl SwitchNotifyResponse {
@@ -259,16 +231,20 @@ pub fn register_request(r: &Registration) -> SwitchRegisterRequest {
             version: r.os_version.clone(),
             metal_core_version: r.agent_version.clone(),
         },
-        nics: r
-            .nics
-            .iter()
-            .map(|n| RegisterNic {
-                name: n.name.clone(),
-                identifier: n.identifier.clone(),
-                mac: None,
-                actual: None,
-            })
-            .collect(),
+        nics: r.nics.iter().map(RegisterNic::of).collect(),
+    }
+}
+
+impl RegisterNic {
+    /// A registered nic as metal-core sends it from SONiC: without `mac`
+    /// and `actual`.
+    fn of(n: &super::RegisteredNic) -> RegisterNic {
+        RegisterNic {
+            name: n.name.clone(),
+            identifier: n.identifier.clone(),
+            mac: None,
+            actual: None,
+        }
     }
 }
 
@@ -283,14 +259,7 @@ pub fn notify_request(report: &SwitchReport, known_nics: Option<&[String]>) -> S
     let port_states = match known_nics {
         Some(nics) => nics
             .iter()
-            .map(|n| {
-                let s = report
-                    .port_states
-                    .get(n)
-                    .copied()
-                    .unwrap_or(PortOperState::Unknown);
-                (n.clone(), port_state(s))
-            })
+            .map(|n| (n.clone(), port_state(report.port_state_of(n))))
             .collect(),
         None => report
             .port_states

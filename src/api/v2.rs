@@ -23,14 +23,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use super::time::{format_duration, format_timestamp, parse_duration, parse_sync_time};
 use super::{
     ComponentPing, FetchedSwitch, PhoneHomeEvent, Registration, SwitchProblem, SyncRecord,
-    SyncStatus,
+    SyncStatus, WireNic, fetched, switch_desc,
 };
+use crate::names::{hostname_problem, quoted};
 use crate::observed::{BgpState, PortOperState, SwitchReport};
-use crate::spec::names::{hostname_problem, quoted};
-use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
+use crate::spec::{AdminStatus, FilterDesc, SwitchDesc};
+use crate::time::{format_duration, format_timestamp, parse_duration, parse_sync_time};
 
 // ---------------------------------------------------------------------------
 // Responses
@@ -41,7 +41,6 @@ use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
 pub struct Switch {
     pub id: String,
     /// The server's record; the agent reads its `generation` only.
-    #[serde(default)]
     pub meta: Option<Meta>,
     /// Missing, `null` (protojson: unset) and `[]` are the same: no nics,
     /// which `spec::build` refuses with one clear message.
@@ -73,9 +72,7 @@ pub struct SwitchResponse {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SwitchNic {
     pub name: String,
-    #[serde(default)]
     pub vrf: Option<String>,
-    #[serde(default)]
     pub state: Option<NicState>,
     #[serde(default, alias = "bgp_filter", rename = "bgpFilter")]
     pub bgp_filter: Option<BgpFilter>,
@@ -85,7 +82,6 @@ pub struct SwitchNic {
 /// configures the switch).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct NicState {
-    #[serde(default)]
     pub desired: Option<String>,
 }
 
@@ -98,14 +94,12 @@ pub struct BgpFilter {
     pub vnis: Vec<String>,
 }
 
-/// `SwitchSync`: Timestamp and Duration strings.
+/// `SwitchSync`: Timestamp and Duration strings, each optional.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct SwitchSync {
-    #[serde(default)]
     pub time: Option<String>,
-    #[serde(default)]
     pub duration: Option<String>,
-    #[serde(default)]
     pub error: Option<String>,
 }
 
@@ -131,7 +125,6 @@ pub struct EventSendResponse {
 /// reads): the new token's metadata and its secret (the JWT).
 #[derive(Debug, Clone, Deserialize)]
 pub struct RefreshResponse {
-    #[serde(default)]
     pub token: Option<TokenMeta>,
     pub secret: String,
 }
@@ -139,7 +132,6 @@ pub struct RefreshResponse {
 /// `metalstack.api.v2.Token`: its validity (Timestamps).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct TokenMeta {
-    #[serde(default)]
     pub expires: Option<String>,
     #[serde(default, rename = "issuedAt", alias = "issued_at")]
     pub issued_at: Option<String>,
@@ -202,57 +194,38 @@ fn sync_record(s: Option<&SwitchSync>) -> Result<Option<SyncRecord>, String> {
 }
 
 fn sync_status(ok: Option<&SwitchSync>, err: Option<&SwitchSync>) -> Result<SyncStatus, String> {
-    Ok(SyncStatus {
-        last_sync: sync_record(ok)?,
-        last_sync_error: sync_record(err)?,
-    })
+    super::sync_status(ok, err, sync_record)
 }
 
 impl Switch {
     /// The API-neutral reading: admin status from `state.desired` (MC-v2),
     /// or every nic whose `state.desired` is not a `SwitchPortStatus` name.
     pub fn to_desc(&self) -> Result<SwitchDesc, Vec<String>> {
-        let mut problems = Vec::new();
-        let nics = self
-            .nics
-            .iter()
-            .map(|n| {
-                let filter = n.bgp_filter.clone().unwrap_or_default();
-                let desired = n.state.as_ref().and_then(|s| s.desired.as_deref());
-                let admin = desired_status(desired).unwrap_or_else(|p| {
-                    problems.push(format!("nic {}: {p}", quoted(&n.name)));
-                    None
-                });
-                NicDesc {
-                    name: n.name.clone(),
-                    vrf: n.vrf.clone().filter(|v| !v.is_empty()),
-                    filter: FilterDesc {
-                        cidrs: filter.cidrs,
-                        vnis: filter.vnis,
-                    },
-                    admin,
-                }
-            })
-            .collect();
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(SwitchDesc {
-            id: self.id.clone(),
-            nics,
-        })
+        let nics = self.nics.iter().map(|n| {
+            let filter = n.bgp_filter.clone().unwrap_or_default();
+            let desired = n.state.as_ref().and_then(|s| s.desired.as_deref());
+            WireNic {
+                name: &n.name,
+                vrf: n.vrf.as_deref(),
+                filter: FilterDesc {
+                    cidrs: filter.cidrs,
+                    vnis: filter.vnis,
+                },
+                admin: desired_status(desired),
+            }
+        });
+        switch_desc(&self.id, nics)
     }
 
     /// Everything the agent keeps from a Get or Register response.
     pub fn to_fetched(&self) -> Result<FetchedSwitch, SwitchProblem> {
-        Ok(FetchedSwitch {
-            desc: self.to_desc().map_err(SwitchProblem::Nics)?,
-            nic_names: self.nics.iter().map(|n| n.name.clone()).collect(),
-            sync: sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref())
-                .map_err(SwitchProblem::Sync)?,
+        fetched(
+            self.to_desc(),
+            self.nics.iter().map(|n| n.name.clone()).collect(),
+            sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref()),
             // protojson leaves out a zero: no generation.
-            generation: self.meta.as_ref().map(|m| m.generation).filter(|g| *g != 0),
-        })
+            self.meta.as_ref().map(|m| m.generation).filter(|g| *g != 0),
+        )
     }
 }
 
@@ -509,14 +482,7 @@ pub fn heartbeat_request(
     let port_states = match known_nics {
         Some(nics) if !report.port_states.is_empty() && !nics.is_empty() => Some(
             nics.iter()
-                .map(|n| {
-                    let s = report
-                        .port_states
-                        .get(n)
-                        .copied()
-                        .unwrap_or(PortOperState::Unknown);
-                    (n.clone(), port_status(s))
-                })
+                .map(|n| (n.clone(), port_status(report.port_state_of(n))))
                 .collect(),
         ),
         _ => None,

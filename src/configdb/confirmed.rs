@@ -23,28 +23,13 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::confirms::{
+    self, BRIDGE_PORT_FIELD, BRIDGE_PORT_TYPE, CATALOGUE, Check, Condition, Copied, Db, Domain,
+    PORT_NAME_MAP, RIF_NAME_MAP, Special,
+};
 use super::owned::Ownership;
-use super::plan::{Check, Condition, Db};
-use super::schema::{DbState, Fields, Key, SEP, Table, vid_of_vlan_name};
-use crate::spec::{SwitchSpec, vni_of_vrf_name};
-
-/// STATE_DB tables the agent watches.
-pub const STATE_TABLES: [&str; 4] = [
-    "VRF_TABLE",
-    "VLAN_TABLE",
-    "VLAN_MEMBER_TABLE",
-    "INTERFACE_TABLE",
-];
-/// APPL_DB tables the agent watches.
-pub const APPL_TABLES: [&str; 2] = ["VRF_TABLE", "VXLAN_TUNNEL_MAP_TABLE"];
-/// COUNTERS_DB hash: interface name → router interface OID.
-pub const RIF_NAME_MAP: &str = "COUNTERS_RIF_NAME_MAP";
-/// COUNTERS_DB hash: port name → port OID.
-pub const PORT_NAME_MAP: &str = "COUNTERS_PORT_NAME_MAP";
-/// ASIC_DB bridge port table (between `ASIC_STATE` and the OID).
-pub const BRIDGE_PORT_TYPE: &str = "SAI_OBJECT_TYPE_BRIDGE_PORT";
-/// The bridge port's field naming the port OID it bridges.
-pub const BRIDGE_PORT_FIELD: &str = "SAI_BRIDGE_PORT_ATTR_PORT_ID";
+use super::schema::{DbState, Fields, Key, SEP};
+use crate::spec::SwitchSpec;
 
 /// Key separators of the databases (from `database_config.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,10 +73,10 @@ pub struct Confirmed {
     seps: Separators,
     /// Offline (a `config_db.json` file): every condition holds.
     assumed: bool,
-    /// STATE_DB entries of [`STATE_TABLES`], by redis key (`None`: the key
+    /// STATE_DB entries of the watched marker tables ([`confirms::watched`]), by redis key (`None`: the key
     /// exists, its fields were not read since it last changed).
     state: FxHashMap<String, Option<Fields>>,
-    /// APPL_DB entries of [`APPL_TABLES`], by redis key (as `state`).
+    /// APPL_DB entries of the watched marker tables, by redis key (as `state`).
     appl: FxHashMap<String, Option<Fields>>,
     /// Interfaces with a router interface ([`RIF_NAME_MAP`] fields).
     rifs: FxHashSet<String>,
@@ -176,10 +161,10 @@ impl Confirmed {
         let table_of = |sep: char| key.split_once(sep).map(|(t, _)| t);
         match db {
             Db::State => table_of(self.seps.state)
-                .filter(|t| STATE_TABLES.contains(t))
+                .filter(|t| confirms::watches(Db::State, t))
                 .map(|_| Watched::State),
             Db::Appl => table_of(self.seps.appl)
-                .filter(|t| APPL_TABLES.contains(t))
+                .filter(|t| confirms::watches(Db::Appl, t))
                 .map(|_| Watched::Appl),
             Db::Counters => match key {
                 RIF_NAME_MAP => Some(Watched::RifNameMap),
@@ -320,14 +305,14 @@ impl Confirmed {
         out
     }
 
-    /// A STATE_DB entry by table and name (parts joined with `|`).
-    pub fn state_entry(&self, table: &str, name: &str) -> Entry<'_> {
-        entry_of(self.state.get(&redis_key(table, name, self.seps.state)))
-    }
-
-    /// An APPL_DB entry by table and name (parts joined with `|`).
-    pub fn appl_entry(&self, table: &str, name: &str) -> Entry<'_> {
-        entry_of(self.appl.get(&redis_key(table, name, self.seps.appl)))
+    /// A watched STATE_DB or APPL_DB entry by table and name (parts joined
+    /// with `|`); absent in any other database.
+    pub fn entry(&self, db: Db, table: &str, name: &str) -> Entry<'_> {
+        match db {
+            Db::State => entry_of(self.state.get(&redis_key(table, name, self.seps.state))),
+            Db::Appl => entry_of(self.appl.get(&redis_key(table, name, self.seps.appl))),
+            Db::Counters | Db::Asic => Entry::Absent,
+        }
     }
 
     /// Whether `port` has an ASIC bridge port (only known where
@@ -515,14 +500,9 @@ impl Assessment {
     }
 }
 
-fn vni_of(f: Option<&Fields>) -> u32 {
-    f.and_then(|f| f.get("vni"))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Compare the owned part of CONFIG_DB with what SONiC confirmed.
-/// `owned` must be built from the same `config` and `spec`.
+/// Compare the owned part of CONFIG_DB with what SONiC confirmed, entry by
+/// entry of the catalogue ([`confirms::CATALOGUE`]). `owned` must be built
+/// from the same `config` and `spec`.
 pub fn assess(
     config: &DbState,
     confirmed: &Confirmed,
@@ -533,203 +513,14 @@ pub fn assess(
     if confirmed.assumed {
         return a;
     }
-    let mut want = |c: Condition| {
-        if !confirmed.holds(&c) {
-            a.pending.push(c);
-        }
-    };
-
-    // Entries CONFIG_DB has: SONiC must have confirmed them.
-    for (name, f) in config.table(Table::Vrf) {
-        if !owned.owns(Table::Vrf, name, f) {
-            continue;
-        }
-        want(Condition::new(
-            Db::State,
-            "VRF_TABLE",
-            name,
-            Check::Present,
-            "vrfmgrd",
-        ));
-        let appl = match confirmed.appl_entry("VRF_TABLE", name) {
-            Entry::Known(a) => Some(vni_of(Some(a))),
-            Entry::Absent => Some(0),
-            Entry::Unread => None,
-        };
-        let conf = vni_of(Some(f));
-        if appl != Some(conf) {
-            if conf != 0 && appl.is_some_and(|a| a != 0) {
-                a.replace.push(Key::vrf(name));
-            } else {
-                want(Condition::new(
-                    Db::Appl,
-                    "VRF_TABLE",
-                    name,
-                    Check::FieldIs {
-                        field: "vni".into(),
-                        value: conf.to_string(),
-                    },
-                    "vrfmgrd",
-                ));
+    for entry in CATALOGUE {
+        for (name, fields) in config.table(entry.table) {
+            if owned.owns(entry.table, name, fields) {
+                owed(confirmed, entry, name, fields, &mut a);
             }
         }
     }
-    for (name, f) in config.table(Table::Vlan) {
-        if owned.owns(Table::Vlan, name, f) {
-            want(Condition::new(
-                Db::State,
-                "VLAN_TABLE",
-                name,
-                Check::Present,
-                "vlanmgrd",
-            ));
-        }
-    }
-    for (name, f) in config.table(Table::VlanMember) {
-        if owned.owns(Table::VlanMember, name, f) {
-            want(Condition::new(
-                Db::State,
-                "VLAN_MEMBER_TABLE",
-                name,
-                Check::Present,
-                "vlanmgrd",
-            ));
-        }
-    }
-    for table in [Table::Interface, Table::VlanInterface] {
-        for (name, f) in config.table(table) {
-            if name.contains(SEP) || !owned.owns(table, name, f) {
-                continue;
-            }
-            let vrf = f.get("vrf_name").map(String::as_str).unwrap_or("");
-            match confirmed.state_entry("INTERFACE_TABLE", name) {
-                Entry::Known(s) if s.get("vrf").map(String::as_str).unwrap_or("") != vrf => {
-                    a.replace.push(Key::new(table, name));
-                }
-                _ => want(Condition::new(
-                    Db::State,
-                    "INTERFACE_TABLE",
-                    name,
-                    Check::FieldIs {
-                        field: "vrf".into(),
-                        value: vrf.to_owned(),
-                    },
-                    "intfmgrd",
-                )),
-            }
-        }
-    }
-    for (name, f) in config.table(Table::VxlanTunnelMap) {
-        if owned.owns(Table::VxlanTunnelMap, name, f) {
-            want(Condition::new(
-                Db::Appl,
-                "VXLAN_TUNNEL_MAP_TABLE",
-                name,
-                Check::Present,
-                "vxlanmgrd",
-            ));
-        }
-    }
-
-    // Entries SONiC still has in the agent's domain that CONFIG_DB no longer
-    // has: their deletion is not confirmed yet.
-    let range = spec.vlan_range;
-    let owned_vlan = |vlan: &str| vid_of_vlan_name(vlan).is_some_and(|v| range.contains(v));
-    let managed = |port: &str| spec.ports.contains_key(port);
-    let sep = confirmed.seps.state;
-    let mut gone: Vec<Condition> = Vec::new();
-    for key in confirmed.state.keys() {
-        let Some((table, rest)) = key.split_once(sep) else {
-            continue;
-        };
-        let name = rest.replace(sep, &SEP.to_string());
-        let (ours, config_key, by, table): (bool, Key, &'static str, &'static str) = match table {
-            "VRF_TABLE" => (
-                vni_of_vrf_name(&name).is_some() && !spec.static_vrfs.contains(&name),
-                Key::vrf(&name),
-                "vrfmgrd",
-                "VRF_TABLE",
-            ),
-            "VLAN_TABLE" => (
-                owned_vlan(&name),
-                Key::new(Table::Vlan, &name),
-                "vlanmgrd",
-                "VLAN_TABLE",
-            ),
-            "VLAN_MEMBER_TABLE" => {
-                let Some((vlan, port)) = name.split_once(SEP) else {
-                    continue;
-                };
-                let pxe = vid_of_vlan_name(vlan) == Some(spec.pxe_vlan);
-                (
-                    owned_vlan(vlan) || (pxe && managed(port)),
-                    Key::new(Table::VlanMember, &name),
-                    "vlanmgrd",
-                    "VLAN_MEMBER_TABLE",
-                )
-            }
-            "INTERFACE_TABLE" if !name.contains(SEP) => {
-                let table = if owned_vlan(&name) {
-                    Table::VlanInterface
-                } else {
-                    Table::Interface
-                };
-                (
-                    owned_vlan(&name) || managed(&name),
-                    Key::new(table, &name),
-                    "intfmgrd",
-                    "INTERFACE_TABLE",
-                )
-            }
-            _ => continue,
-        };
-        if ours && !config.contains(&config_key) {
-            gone.push(Condition::new(Db::State, table, &name, Check::Gone, by));
-        }
-    }
-    let asep = confirmed.seps.appl;
-    for key in confirmed.appl.keys() {
-        let Some(rest) = key
-            .strip_prefix("VXLAN_TUNNEL_MAP_TABLE")
-            .and_then(|r| r.strip_prefix(asep))
-        else {
-            continue;
-        };
-        let name = rest.replace(asep, &SEP.to_string());
-        let map = name.rsplit(SEP).next().unwrap_or("");
-        let ours = map
-            .strip_prefix("map_")
-            .and_then(|r| r.split_once('_'))
-            .is_some_and(|(_, vlan)| owned_vlan(vlan));
-        if ours && !config.contains(&Key::new(Table::VxlanTunnelMap, &name)) {
-            gone.push(Condition::new(
-                Db::Appl,
-                "VXLAN_TUNNEL_MAP_TABLE",
-                &name,
-                Check::Gone,
-                "vxlanmgrd",
-            ));
-        }
-    }
-    // Router interfaces orchagent has not removed yet.
-    for ifname in &confirmed.rifs {
-        let (ours, key) = if owned_vlan(ifname) {
-            (true, Key::new(Table::VlanInterface, ifname.as_str()))
-        } else {
-            (managed(ifname), Key::interface(ifname))
-        };
-        if ours && !config.contains(&key) {
-            gone.push(Condition::new(
-                Db::Counters,
-                RIF_NAME_MAP,
-                "",
-                Check::FieldGone {
-                    field: ifname.clone(),
-                },
-                "orchagent removed the router interface",
-            ));
-        }
-    }
+    let mut gone = unconfirmed_deletions(config, confirmed, &Domain::new(spec));
     gone.sort();
     a.pending.extend(gone);
     a.pending.sort();
@@ -737,6 +528,74 @@ pub fn assess(
     a.replace.sort();
     a.replace.dedup();
     a
+}
+
+/// What SONiC owes for one owned CONFIG_DB entry: its marker (or the copy of
+/// a mirrored field, which stands for the marker when it lives there), or
+/// its replacement when the daemon will never apply the field in place.
+fn owed(
+    confirmed: &Confirmed,
+    entry: &confirms::Confirmation,
+    name: &str,
+    fields: &Fields,
+    a: &mut Assessment,
+) {
+    let mut want = |c: Condition| {
+        if !confirmed.holds(&c) {
+            a.pending.push(c);
+        }
+    };
+    let mirror = entry.mirror;
+    if mirror.is_none_or(|m| m.marker != entry.marker) {
+        want(entry.marker.present(name));
+    }
+    let Some(mirror) = mirror else {
+        return;
+    };
+    let marker = match confirmed.entry(mirror.marker.db, mirror.marker.table, name) {
+        Entry::Absent => None,
+        Entry::Unread => Some(None),
+        Entry::Known(f) => Some(Some(f)),
+    };
+    match mirror.compare(name, fields, marker) {
+        Copied::Confirmed => {}
+        Copied::Wait(c) => want(c),
+        Copied::Replace => a.replace.push(Key::new(entry.table, name)),
+    }
+}
+
+/// Markers (and router interfaces) SONiC still has in the agent's domain
+/// whose CONFIG_DB entry is gone: their deletion is not confirmed yet.
+fn unconfirmed_deletions(
+    config: &DbState,
+    confirmed: &Confirmed,
+    domain: &Domain<'_>,
+) -> Vec<Condition> {
+    let mut gone: Vec<Condition> = Vec::new();
+    for (db, markers) in [(Db::State, &confirmed.state), (Db::Appl, &confirmed.appl)] {
+        let sep = confirmed.seps.of(db);
+        for key in markers.keys() {
+            let Some((table, rest)) = key.split_once(sep) else {
+                continue;
+            };
+            let name = rest.replace(sep, &SEP.to_string());
+            let claimed = confirms::with_marker(db, table)
+                .find_map(|e| Some(((e.claims)(domain, &name)?, e)));
+            if let Some((config_key, entry)) = claimed
+                && !config.contains(&config_key)
+            {
+                gone.push(entry.marker.gone(&name));
+            }
+        }
+    }
+    for ifname in &confirmed.rifs {
+        let claimed = confirms::with_special(Special::RouterInterface)
+            .find_map(|e| (e.claims)(domain, ifname));
+        if claimed.is_some_and(|k| !config.contains(&k)) {
+            gone.push(confirms::rif_gone(ifname));
+        }
+    }
+    gone
 }
 
 #[cfg(test)]
@@ -749,7 +608,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::configdb::owned::Ownership;
-    use crate::configdb::schema::fields;
+    use crate::configdb::schema::{Table, fields};
     use crate::spec::{FilterDesc, NicDesc, SwitchDesc};
 
     fn f(pairs: &[(&str, &str)]) -> Fields {
@@ -798,7 +657,9 @@ mod tests {
                 })
                 .collect(),
         };
-        crate::reconcile::prepare(&desc, &cfg, state).unwrap().spec
+        crate::reconcile::prepare(&desc, &cfg, state, &Confirmed::assumed())
+            .unwrap()
+            .spec
     }
 
     /// What SONiC's daemons write once they processed `config` (§4).
@@ -850,7 +711,7 @@ mod tests {
     fn applied(nics: &[(&str, &str)]) -> (DbState, SwitchSpec) {
         let mut state = base();
         let spec = spec_for(&state, nics);
-        let plan = crate::configdb::plan_spec(&spec, &state);
+        let plan = crate::configdb::Planning::new(&spec, &state, &Confirmed::assumed()).plan();
         for c in plan.iter_changes() {
             match &c.op {
                 crate::configdb::diff::Op::Create { fields } => {
@@ -1031,7 +892,7 @@ mod tests {
         assert!(keys[0].starts_with("- INTERFACE|Ethernet1"), "{plan}");
         assert!(keys[1].starts_with("+ INTERFACE|Ethernet1"), "{plan}");
         assert!(
-            crate::configdb::plan::check_rules(&plan).is_empty(),
+            crate::configdb::rules::check_rules(&plan).is_empty(),
             "{plan}"
         );
     }

@@ -100,7 +100,7 @@ impl Databases {
     pub fn parse(path: &str, text: &str) -> Result<Databases, DbConfigError> {
         let parse_err = |e: serde_json::Error| DbConfigError::Parse {
             path: path.to_owned(),
-            message: crate::spec::names::escaped(&e.to_string(), 300),
+            message: crate::names::escaped(&e.to_string(), 300),
         };
         let raw: RawConfig = crate::json::from_str(text)
             .and_then(serde_json::from_value)

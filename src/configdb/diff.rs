@@ -401,16 +401,7 @@ fn force_replace(key: &Key, cur: &Fields, want: &Fields, out: &mut Vec<Change>) 
         return;
     }
     if key.table == Table::Vrf {
-        let mut reset = Fields::new();
-        reset.insert("vni".into(), "0".into());
-        out.push(Change {
-            key: key.clone(),
-            op: Op::Update {
-                set: reset,
-                remove: Vec::new(),
-            },
-            cause: Cause::VniReset,
-        });
+        out.push(vni_reset(key));
         let remove = stale(key.table, cur, want);
         out.push(Change {
             key: key.clone(),
@@ -422,6 +413,26 @@ fn force_replace(key: &Key, cur: &Fields, want: &Fields, out: &mut Vec<Change>) 
         });
         return;
     }
+    replace(key, cur, want, out);
+}
+
+/// Set a VRF's `vni` to 0 first (vrfmgrd replaces a VNI only through 0).
+fn vni_reset(key: &Key) -> Change {
+    let mut reset = Fields::new();
+    reset.insert("vni".into(), "0".into());
+    Change {
+        key: key.clone(),
+        op: Op::Update {
+            set: reset,
+            remove: Vec::new(),
+        },
+        cause: Cause::VniReset,
+    }
+}
+
+/// Delete the entry, then create it anew (the plan confirms the deletion
+/// in between).
+fn replace(key: &Key, cur: &Fields, want: &Fields, out: &mut Vec<Change>) {
     out.push(Change {
         key: key.clone(),
         op: Op::Delete { old: cur.clone() },
@@ -443,18 +454,7 @@ pub fn diff_entry(key: &Key, cur: &Fields, want: &Fields, scope: Scope, out: &mu
         return;
     }
     if needs_replace(key.table, cur, want) {
-        out.push(Change {
-            key: key.clone(),
-            op: Op::Delete { old: cur.clone() },
-            cause: Cause::Replace,
-        });
-        out.push(Change {
-            key: key.clone(),
-            op: Op::Create {
-                fields: want.clone(),
-            },
-            cause: Cause::Replace,
-        });
+        replace(key, cur, want, out);
         return;
     }
     if key.table == Table::Vrf {
@@ -466,16 +466,7 @@ pub fn diff_entry(key: &Key, cur: &Fields, want: &Fields, scope: Scope, out: &mu
         if let (Some(a), Some(b)) = (vni(cur), vni(want))
             && a != b
         {
-            let mut reset = Fields::new();
-            reset.insert("vni".into(), "0".into());
-            out.push(Change {
-                key: key.clone(),
-                op: Op::Update {
-                    set: reset,
-                    remove: Vec::new(),
-                },
-                cause: Cause::VniReset,
-            });
+            out.push(vni_reset(key));
         }
     }
     out.push(Change {
@@ -494,7 +485,7 @@ mod tests {
     //! skips a SET of an existing member, vxlanmgrd ignores a second SET of
     //! a map) and §7.
     use super::*;
-    use crate::configdb::testkit::{f, port, spec, state};
+    use crate::configdb::testkit::{TENANT_104009, f, port, spec, state};
     use crate::spec::{AdminStatus, PortRole};
 
     fn changes(current: &DbState, spec: &SwitchSpec) -> Vec<String> {
@@ -548,15 +539,8 @@ mod tests {
                 "VLAN_MEMBER|Vlan3900|Ethernet2",
                 &[("tagging_mode", "untagged")],
             ),
-            ("VRF|Vrf104009", &[("vni", "104009"), ("fallback", "false")]),
-            ("VLAN|Vlan1001", &[("vlanid", "1001")]),
-            ("VLAN_INTERFACE|Vlan1001", &[("vrf_name", "Vrf104009")]),
-            ("SUPPRESS_VLAN_NEIGH|Vlan1001", &[("suppress", "on")]),
-            (
-                "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
-                &[("vlan", "Vlan1001"), ("vni", "104009")],
-            ),
         ]);
+        e.extend(TENANT_104009);
         state(&e)
     }
 

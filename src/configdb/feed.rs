@@ -44,13 +44,10 @@ use redis::{Msg, Value};
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
-use super::confirmed::{
-    APPL_TABLES, BRIDGE_PORT_FIELD, Confirmed, PORT_NAME_MAP, RIF_FIELD_SEP, RIF_NAME_MAP,
-    STATE_TABLES, Separators, Watched,
-};
+use super::confirmed::{Confirmed, RIF_FIELD_SEP, Separators, Watched};
+use super::confirms::{self, BRIDGE_PORT_FIELD, Db, PORT_NAME_MAP, RIF_NAME_MAP};
+use super::connection::{ConfigDbError, connect_instance, pubsub_instance};
 use super::dbconfig::{Databases, DbLocation, Instance};
-use super::plan::Db;
-use super::redis::{ConfigDbError, connect_instance, pubsub_instance};
 use super::reply::{self, Database, Undecodable};
 use super::schema::{Fields, Key, SEP, Table};
 use super::startup::{self, BridgePortListing, Place, Places, ReadLimits};
@@ -380,12 +377,12 @@ impl Layout {
                     out.push(p(CONFIG_DB_INITIALIZED));
                 }
                 Src::Other(Db::State) => {
-                    for t in STATE_TABLES {
+                    for t in confirms::watched(Db::State) {
                         out.push(p(&format!("{t}{}*", self.seps.state)));
                     }
                 }
                 Src::Other(Db::Appl) => {
-                    for t in APPL_TABLES {
+                    for t in confirms::watched(Db::Appl) {
                         out.push(p(&format!("{t}{}*", self.seps.appl)));
                     }
                     out.push(p(&self.port_init_key));

@@ -231,23 +231,18 @@ mod tests {
     //! written by hand.
     use super::*;
     use crate::configdb::schema::Key;
-    use crate::configdb::testkit::{firewall, port, spec, state};
+    use crate::configdb::testkit::{TENANT_104009, firewall, port, spec, state};
     use crate::spec::PortRole;
 
     fn snapshot() -> DbState {
-        state(&[
+        let mut e: Vec<(&str, &[(&str, &str)])> = vec![
             ("PORT|Ethernet0", &[("mtu", "9216"), ("alias", "Eth1/1")]),
             ("VXLAN_TUNNEL|vtep", &[("src_ip", "10.0.0.11")]),
             ("VXLAN_EVPN_NVO|nvo", &[("source_vtep", "vtep")]),
-            // the agent's tenant VRF with its L3VNI objects (VLAN 1001)
-            ("VRF|Vrf104009", &[("vni", "104009"), ("fallback", "false")]),
-            ("VLAN|Vlan1001", &[("vlanid", "1001")]),
-            ("VLAN_INTERFACE|Vlan1001", &[("vrf_name", "Vrf104009")]),
-            ("SUPPRESS_VLAN_NEIGH|Vlan1001", &[("suppress", "on")]),
-            (
-                "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
-                &[("vlan", "Vlan1001"), ("vni", "104009")],
-            ),
+        ];
+        // the agent's tenant VRF with its L3VNI objects (VLAN 1001)
+        e.extend(TENANT_104009);
+        e.extend_from_slice(&[
             (
                 "VLAN_MEMBER|Vlan1001|Ethernet7",
                 &[("tagging_mode", "tagged")],
@@ -300,7 +295,8 @@ mod tests {
                 "INTERFACE|Ethernet12",
                 &[("ipv6_use_link_local_only", "enable")],
             ),
-        ])
+        ]);
+        state(&e)
     }
 
     fn owned(o: &Ownership<'_>, s: &DbState, key: &str) -> bool {

@@ -22,15 +22,16 @@
 //! VRF binding changes only by delete → confirm → create; VLAN-VNI maps
 //! exist before a VRF takes the VNI; deletions go ports → tunnel map → VLAN
 //! interface → suppression → VLAN → VRF; no key is deleted and re-created in
-//! one phase. [`check_rules`] states these rules as code for the tests.
+//! one phase. `super::rules` states these rules as code for the tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
 
+use super::confirms::{self, Condition, Special};
 use super::diff::{Cause, Change, ChangeSet, Op};
-use super::schema::{Key, SEP, Table, vid_of_vlan_name};
+use super::schema::{SEP, Table};
 
 /// The stages of a plan, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -82,124 +83,6 @@ pub fn stage_of(c: &Change) -> Stage {
         (_, Op::Update { .. }, _) => Stage::Detach,
         // VXLAN_TUNNEL / VXLAN_EVPN_NVO / PORT are never created or deleted.
         (VxlanTunnel | VxlanEvpnNvo | Port, _, _) => Stage::Detach,
-    }
-}
-
-/// A database a barrier looks into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Db {
-    #[serde(rename = "APPL_DB")]
-    Appl,
-    #[serde(rename = "ASIC_DB")]
-    Asic,
-    #[serde(rename = "COUNTERS_DB")]
-    Counters,
-    #[serde(rename = "STATE_DB")]
-    State,
-}
-
-impl Db {
-    pub fn name(self) -> &'static str {
-        match self {
-            Db::Appl => "APPL_DB",
-            Db::Asic => "ASIC_DB",
-            Db::Counters => "COUNTERS_DB",
-            Db::State => "STATE_DB",
-        }
-    }
-
-    /// SONiC's default separator of the database (the applier uses the one
-    /// from database_config.json).
-    pub fn default_separator(self) -> char {
-        match self {
-            Db::State => '|',
-            Db::Appl | Db::Asic | Db::Counters => ':',
-        }
-    }
-}
-
-/// What a barrier checks.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(tag = "check", rename_all = "snake_case")]
-pub enum Check {
-    /// The key exists.
-    Present,
-    /// The key does not exist.
-    Gone,
-    /// A field has a value.
-    FieldIs { field: String, value: String },
-    /// A field of a single hash is absent (e.g. `COUNTERS_RIF_NAME_MAP`).
-    FieldGone { field: String },
-    /// No ASIC bridge port points at the port's OID (checked only where
-    /// `COUNTERS_PORT_NAME_MAP` knows the port).
-    NoBridgePort,
-}
-
-/// One barrier condition.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Condition {
-    pub db: Db,
-    /// Table, or the full key of a single hash.
-    pub table: &'static str,
-    /// The key after the table, parts joined with `|` (empty for a single
-    /// hash; the port for [`Check::NoBridgePort`]).
-    pub name: String,
-    #[serde(flatten)]
-    pub check: Check,
-    /// Who makes it true, for messages (e.g. `vlanmgrd`).
-    pub by: &'static str,
-}
-
-impl Condition {
-    pub(crate) fn new(
-        db: Db,
-        table: &'static str,
-        name: &str,
-        check: Check,
-        by: &'static str,
-    ) -> Self {
-        Condition {
-            db,
-            table,
-            name: name.to_owned(),
-            check,
-            by,
-        }
-    }
-
-    /// The key after the table with the given separator.
-    pub fn name_with(&self, sep: char) -> String {
-        if sep == SEP {
-            self.name.clone()
-        } else {
-            self.name.replace(SEP, &sep.to_string())
-        }
-    }
-
-    /// The redis key with the given separator.
-    pub fn redis_key(&self, sep: char) -> String {
-        if self.name.is_empty() {
-            return self.table.to_owned();
-        }
-        format!("{}{sep}{}", self.table, self.name_with(sep))
-    }
-}
-
-impl fmt::Display for Condition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = self.redis_key(self.db.default_separator());
-        match &self.check {
-            Check::Present => write!(f, "{} {key} present", self.db.name()),
-            Check::Gone => write!(f, "{} {key} gone", self.db.name()),
-            Check::FieldIs { field, value } => {
-                write!(f, "{} {key} {field}={value:?}", self.db.name())
-            }
-            Check::FieldGone { field } => write!(f, "{} {key}[{field}] gone", self.db.name()),
-            Check::NoBridgePort => {
-                write!(f, "ASIC_DB has no bridge port for {}", self.name)
-            }
-        }?;
-        write!(f, " ({})", self.by)
     }
 }
 
@@ -366,9 +249,7 @@ pub fn plan(set: ChangeSet) -> Plan {
                 .iter()
                 .filter(|c| c.key.table == Table::Interface && c.is_create())
                 .filter(|c| !unbridged_here.contains(&c.key.name))
-                .map(|c| {
-                    Condition::new(Db::Asic, "", &c.key.name, Check::NoBridgePort, "orchagent")
-                })
+                .map(|c| confirms::no_bridge_port(&c.key.name))
                 .collect();
             Phase {
                 stage,
@@ -384,346 +265,43 @@ pub fn plan(set: ChangeSet) -> Plan {
     }
 }
 
-/// The conditions that confirm one change.
+/// The conditions that confirm one change, from the catalogue
+/// ([`confirms::CATALOGUE`]): a created entry's marker is present, a deleted
+/// one's gone (and its router interface, and — for a port routed later in
+/// the plan — its ASIC bridge port); an update waits for the copy of a
+/// field the daemon mirrors.
 fn confirmations(c: &Change, routed_later: &BTreeSet<String>) -> Vec<Condition> {
-    use Check::*;
-    let key = &c.key;
-    let parts = key.name.as_str();
-    let rif_gone = |name: &str| {
-        Condition::new(
-            Db::Counters,
-            "COUNTERS_RIF_NAME_MAP",
-            "",
-            FieldGone {
-                field: name.to_owned(),
-            },
-            "orchagent removed the router interface",
-        )
+    let Some(entry) = confirms::of(c.key.table) else {
+        return Vec::new();
     };
-    match (key.table, &c.op) {
-        (Table::VlanMember, Op::Delete { .. }) => {
-            let mut v = vec![Condition::new(
-                Db::State,
-                "VLAN_MEMBER_TABLE",
-                parts,
-                Gone,
-                "vlanmgrd",
-            )];
-            if let Some((_, port)) = parts.split_once(SEP)
-                && routed_later.contains(port)
-            {
-                v.push(Condition::new(
-                    Db::Asic,
-                    "",
-                    port,
-                    NoBridgePort,
-                    "orchagent",
-                ));
+    let name = c.key.name.as_str();
+    match &c.op {
+        Op::Create { .. } => vec![entry.marker.present(name)],
+        Op::Update { set, .. } => entry
+            .mirror
+            .iter()
+            .filter(|m| m.on_update)
+            .filter_map(|m| {
+                set.get(m.config_field)
+                    .map(|v| m.marker.field_is(name, m.marker_field, v))
+            })
+            .collect(),
+        Op::Delete { .. } => {
+            let mut v = vec![entry.marker.gone(name)];
+            match entry.special {
+                Some(Special::RouterInterface) => v.push(confirms::rif_gone(name)),
+                Some(Special::BridgePort) => {
+                    if let Some((_, port)) = name.split_once(SEP)
+                        && routed_later.contains(port)
+                    {
+                        v.push(confirms::no_bridge_port(port));
+                    }
+                }
+                None => {}
             }
             v
         }
-        (Table::VlanMember, Op::Create { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "VLAN_MEMBER_TABLE",
-                parts,
-                Present,
-                "vlanmgrd",
-            )]
-        }
-        (Table::Interface | Table::VlanInterface, Op::Delete { .. }) => vec![
-            Condition::new(Db::State, "INTERFACE_TABLE", parts, Gone, "intfmgrd"),
-            rif_gone(&key.name),
-        ],
-        (Table::Interface | Table::VlanInterface, Op::Create { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "INTERFACE_TABLE",
-                parts,
-                Present,
-                "intfmgrd",
-            )]
-        }
-        (Table::VxlanTunnelMap, Op::Delete { .. }) => {
-            vec![Condition::new(
-                Db::Appl,
-                "VXLAN_TUNNEL_MAP_TABLE",
-                parts,
-                Gone,
-                "vxlanmgrd",
-            )]
-        }
-        (Table::VxlanTunnelMap, Op::Create { .. }) => {
-            vec![Condition::new(
-                Db::Appl,
-                "VXLAN_TUNNEL_MAP_TABLE",
-                parts,
-                Present,
-                "vxlanmgrd",
-            )]
-        }
-        (Table::Vlan, Op::Create { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "VLAN_TABLE",
-                parts,
-                Present,
-                "vlanmgrd",
-            )]
-        }
-        (Table::Vlan, Op::Delete { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "VLAN_TABLE",
-                parts,
-                Gone,
-                "vlanmgrd",
-            )]
-        }
-        (Table::Vrf, Op::Create { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "VRF_TABLE",
-                parts,
-                Present,
-                "vrfmgrd",
-            )]
-        }
-        (Table::Vrf, Op::Update { set, .. }) => match set.get("vni") {
-            Some(vni) => vec![Condition::new(
-                Db::Appl,
-                "VRF_TABLE",
-                parts,
-                FieldIs {
-                    field: "vni".into(),
-                    value: vni.clone(),
-                },
-                "vrfmgrd",
-            )],
-            None => Vec::new(),
-        },
-        (Table::Vrf, Op::Delete { .. }) => {
-            vec![Condition::new(
-                Db::State,
-                "VRF_TABLE",
-                parts,
-                Gone,
-                "vrfmgrd",
-            )]
-        }
-        _ => Vec::new(),
     }
-}
-
-// ---------------------------------------------------------------------------
-// The ordering rules, as a checker for tests
-// ---------------------------------------------------------------------------
-
-/// Every ordering rule of sonic-configdb §3/§7 the plan breaks (empty = none).
-pub fn check_rules(plan: &Plan) -> Vec<String> {
-    let mut bad = Vec::new();
-    // (phase index, change) of every change by key
-    let mut by_key: BTreeMap<&Key, Vec<(usize, &Change)>> = BTreeMap::new();
-    for (i, p) in plan.phases.iter().enumerate() {
-        for c in &p.changes {
-            by_key.entry(&c.key).or_default().push((i, c));
-        }
-    }
-    let phase_of = |table: Table, pred: &dyn Fn(&Change) -> bool| -> Vec<(usize, &Change)> {
-        by_key
-            .iter()
-            .filter(|(k, _)| k.table == table)
-            .flat_map(|(_, v)| v.iter().copied())
-            .filter(|(_, c)| pred(c))
-            .collect()
-    };
-
-    for (key, changes) in &by_key {
-        if key.table == Table::Port
-            && changes
-                .iter()
-                .any(|(_, c)| !matches!(c.op, Op::Update { .. }))
-        {
-            bad.push(format!("{key}: PORT keys are never created or deleted"));
-        }
-        let phases: BTreeSet<usize> = changes.iter().map(|(i, _)| *i).collect();
-        if phases.len() != changes.len() {
-            bad.push(format!("{key}: changed twice in one phase"));
-        }
-        let del = changes.iter().find(|(_, c)| c.is_delete()).map(|(i, _)| *i);
-        let cre = changes.iter().find(|(_, c)| c.is_create()).map(|(i, _)| *i);
-        if let (Some(d), Some(c)) = (del, cre) {
-            if d >= c {
-                bad.push(format!("{key}: re-created before (or with) its deletion"));
-            }
-            let confirmed = plan.phases[d]
-                .barrier
-                .iter()
-                .any(|b| b.check == Check::Gone);
-            if !confirmed {
-                bad.push(format!("{key}: deletion not confirmed before re-creation"));
-            }
-        }
-    }
-
-    // A port is never routed and bridged at once: INTERFACE creation after all
-    // VLAN_MEMBER deletions of the port, and the other way round.
-    let port_of_member = |c: &Change| c.key.name.split_once(SEP).map(|(_, p)| p.to_owned());
-    for (ci, c) in phase_of(Table::Interface, &|c| c.is_create()) {
-        let port = &c.key.name;
-        for (mi, m) in phase_of(Table::VlanMember, &|m| {
-            port_of_member(m).as_deref() == Some(port)
-        }) {
-            if m.is_create() {
-                bad.push(format!(
-                    "{port}: INTERFACE and VLAN_MEMBER created in one plan"
-                ));
-            } else if mi >= ci {
-                bad.push(format!(
-                    "{port}: INTERFACE created before {} is deleted",
-                    m.key
-                ));
-            } else if !plan.phases[mi]
-                .barrier
-                .iter()
-                .any(|b| b.check == Check::NoBridgePort && b.name == *port)
-            {
-                bad.push(format!(
-                    "{port}: routed without waiting for its ASIC bridge port to go"
-                ));
-            }
-        }
-    }
-    // Every port that becomes routed is checked for a lingering bridge port
-    // (a membership may have ended in an earlier, interrupted reconcile).
-    for (ci, c) in phase_of(Table::Interface, &|c| c.is_create()) {
-        let port = &c.key.name;
-        let waited = plan.phases[..=ci].iter().any(|p| {
-            p.preconditions
-                .iter()
-                .chain(&p.barrier)
-                .any(|b| b.check == Check::NoBridgePort && b.name == *port)
-        });
-        if !waited {
-            bad.push(format!(
-                "{port}: routed without checking for a lingering ASIC bridge port"
-            ));
-        }
-    }
-    for (mi, m) in phase_of(Table::VlanMember, &|c| c.is_create()) {
-        let Some(port) = port_of_member(m) else {
-            continue;
-        };
-        if let Some(dels) = by_key.get(&Key::interface(&port)) {
-            for (di, d) in dels {
-                if d.is_delete() && *di >= mi {
-                    bad.push(format!(
-                        "{port}: VLAN member created before INTERFACE is deleted"
-                    ));
-                }
-            }
-        }
-    }
-
-    // Deletion order of tenant objects.
-    let first = |table: Table, pred: &dyn Fn(&Change) -> bool| {
-        phase_of(table, pred).into_iter().map(|(i, _)| i).min()
-    };
-    let last = |table: Table, pred: &dyn Fn(&Change) -> bool| {
-        phase_of(table, pred).into_iter().map(|(i, _)| i).max()
-    };
-    let vid_of = |c: &Change| vid_of_vlan_name(c.key.parts().next().unwrap_or(""));
-    for (vi, v) in phase_of(Table::Vlan, &|c| c.is_delete()) {
-        let vid = vid_of(v);
-        let before = |table: Table, what: &str, bad: &mut Vec<String>| {
-            if let Some(i) = last(table, &|c| c.is_delete() && vid_of(c) == vid)
-                && i >= vi
-            {
-                bad.push(format!("{}: deleted before its {what}", v.key));
-            }
-        };
-        before(Table::VlanMember, "members", &mut bad);
-        before(Table::VlanInterface, "VLAN interface", &mut bad);
-        if let Some(i) = last(Table::VxlanTunnelMap, &|c| {
-            c.is_delete() && c.key.name.ends_with(&format!("_{}", v.key.name))
-        }) && i >= vi
-        {
-            bad.push(format!("{}: deleted before its VXLAN map", v.key));
-        }
-    }
-    for (vi, v) in phase_of(Table::VlanInterface, &|c| {
-        c.is_delete() && c.cause == Cause::Desired
-    }) {
-        if let Some(i) = last(Table::VxlanTunnelMap, &|c| {
-            c.is_delete() && c.key.name.ends_with(&format!("_{}", v.key.name))
-        }) && i > vi
-        {
-            bad.push(format!("{}: deleted before its VXLAN map", v.key));
-        }
-    }
-    for (ri, r) in phase_of(Table::Vrf, &|c| c.is_delete()) {
-        let vrf = r.key.name.as_str();
-        let bound = |c: &Change| matches!(&c.op, Op::Delete { old } if old.get("vrf_name").map(String::as_str) == Some(vrf));
-        if let Some(i) = last(Table::Interface, &|c| bound(c))
-            && i >= ri
-        {
-            bad.push(format!("{}: deleted while ports are still bound", r.key));
-        }
-        if let Some(i) = last(Table::VlanInterface, &|c| bound(c))
-            && i >= ri
-        {
-            bad.push(format!("{}: deleted before its VLAN interface", r.key));
-        }
-    }
-    // Creation order: VLAN → map → VRF(vni) → VLAN interface / bindings.
-    for (ri, r) in phase_of(Table::Vrf, &|c| !c.is_delete() && c.cause == Cause::Desired) {
-        let vrf = r.key.name.clone();
-        let vni = match &r.op {
-            Op::Create { fields } | Op::Update { set: fields, .. } => fields.get("vni").cloned(),
-            Op::Delete { .. } => None,
-        };
-        if let Some(vni) = vni {
-            let prefix = format!("map_{vni}_");
-            if let Some(i) = first(Table::VxlanTunnelMap, &|c| {
-                c.is_create()
-                    && c.key
-                        .name
-                        .rsplit(SEP)
-                        .next()
-                        .is_some_and(|m| m.starts_with(&prefix))
-            }) && i >= ri
-            {
-                bad.push(format!(
-                    "{}: takes VNI {vni} before its VLAN-VNI map exists",
-                    r.key
-                ));
-            }
-        }
-        let binds = |c: &Change| matches!(&c.op, Op::Create { fields } if fields.get("vrf_name") == Some(&vrf));
-        if let Some(i) = first(Table::Interface, &|c| binds(c))
-            .into_iter()
-            .chain(first(Table::VlanInterface, &|c| binds(c)))
-            .min()
-            && i <= ri
-        {
-            bad.push(format!(
-                "{}: an interface is bound before the VRF exists",
-                r.key
-            ));
-        }
-    }
-    for (mi, m) in phase_of(Table::VxlanTunnelMap, &|c| c.is_create()) {
-        let vlan = match &m.op {
-            Op::Create { fields } => fields.get("vlan").cloned().unwrap_or_default(),
-            _ => String::new(),
-        };
-        if let Some(i) = first(Table::Vlan, &|c| c.is_create() && c.key.name == vlan)
-            && i > mi
-        {
-            bad.push(format!("{}: created before {vlan}", m.key));
-        }
-    }
-    bad
 }
 
 #[cfg(test)]
@@ -732,6 +310,8 @@ mod tests {
     //! ordering rules of sonic-configdb reference §3.3 and §7 and the
     //! confirmations of §4 — not against this module's own table.
     use super::*;
+    use crate::configdb::rules::check_rules;
+    use crate::configdb::schema::Key;
     use crate::configdb::testkit::f;
 
     fn create(key: &str, fields: &[(&str, &str)], cause: Cause) -> Change {
@@ -1036,41 +616,5 @@ mod tests {
             p.to_string(),
             "no changes: CONFIG_DB matches the desired state and SONiC has confirmed it\n"
         );
-    }
-
-    #[test]
-    fn the_rule_checker_catches_broken_orders() {
-        // A hand-made plan that routes a port in the phase that removes it
-        // from its VLAN, and deletes a VLAN with its map.
-        let bad = Plan {
-            pending: Vec::new(),
-            phases: vec![Phase {
-                stage: Stage::Detach,
-                preconditions: Vec::new(),
-                changes: vec![
-                    delete(
-                        "VLAN_MEMBER|Vlan3900|Ethernet1",
-                        &[("tagging_mode", "untagged")],
-                        D,
-                    ),
-                    create("INTERFACE|Ethernet1", &[LLO], D),
-                    delete("VLAN|Vlan1001", &[("vlanid", "1001")], D),
-                    delete(
-                        "VXLAN_TUNNEL_MAP|vtep|map_7_Vlan1001",
-                        &[("vlan", "Vlan1001"), ("vni", "7")],
-                        D,
-                    ),
-                ],
-                barrier: Vec::new(),
-            }],
-        };
-        let found = check_rules(&bad).join("\n");
-        for want in [
-            "Ethernet1: INTERFACE created before VLAN_MEMBER|Vlan3900|Ethernet1 is deleted",
-            "Ethernet1: routed without checking for a lingering ASIC bridge port",
-            "VLAN|Vlan1001: deleted before its VXLAN map",
-        ] {
-            assert!(found.contains(want), "missing {want:?} in:\n{found}");
-        }
     }
 }

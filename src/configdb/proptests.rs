@@ -8,12 +8,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::configdb::confirmed::Confirmed;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
 use super::diff::Op;
-use super::plan::{Plan, check_rules};
+use super::plan::Plan;
+use super::rules::check_rules;
 use super::schema::{DbState, Fields, Key, Table};
 use crate::config::Config;
 use crate::reconcile::{Prepared, prepare};
@@ -294,7 +296,8 @@ fn foreign_view(state: &DbState, managed: &[String]) -> BTreeMap<Key, Fields> {
 
 fn check_step(state: &mut DbState, desc: &SwitchDesc) -> Result<Prepared, TestCaseError> {
     let cfg = config();
-    let prepared = prepare(desc, &cfg, state).map_err(|p| TestCaseError::fail(p.to_string()))?;
+    let prepared = prepare(desc, &cfg, state, &Confirmed::assumed())
+        .map_err(|p| TestCaseError::fail(p.to_string()))?;
     let broken = check_rules(&prepared.plan);
     prop_assert!(
         broken.is_empty(),
@@ -317,7 +320,8 @@ fn check_step(state: &mut DbState, desc: &SwitchDesc) -> Result<Prepared, TestCa
             prop_assert_eq!(have.and_then(|h| h.get(f)), Some(v), "{} field {}", key, f);
         }
     }
-    let again = prepare(desc, &cfg, state).map_err(|p| TestCaseError::fail(p.to_string()))?;
+    let again = prepare(desc, &cfg, state, &Confirmed::assumed())
+        .map_err(|p| TestCaseError::fail(p.to_string()))?;
     prop_assert!(
         again.plan.is_empty(),
         "second plan not empty:\n{}",
@@ -337,7 +341,7 @@ proptest! {
         for (desc, corruptions) in steps {
             let owned: Vec<Key> = {
                 let cfg = config();
-                let p = prepare(&desc, &cfg, &state).map_err(|p| TestCaseError::fail(p.to_string()))?;
+                let p = prepare(&desc, &cfg, &state, &Confirmed::assumed()).map_err(|p| TestCaseError::fail(p.to_string()))?;
                 let own = super::owned::Ownership::new(&state, &p.spec);
                 let mut owned: Vec<Key> = state.iter().filter(|(k, v)| own.owns(k.table, &k.name, v)).map(|(k, _)| k).collect();
                 owned.sort();
@@ -362,9 +366,10 @@ proptest! {
         let mut state = base();
         let mut previous: Option<crate::spec::SwitchSpec> = None;
         for desc in steps {
-            let prepared = prepare(&desc, &cfg, &state).map_err(|p| TestCaseError::fail(p.to_string()))?;
+            let prepared = prepare(&desc, &cfg, &state, &Confirmed::assumed()).map_err(|p| TestCaseError::fail(p.to_string()))?;
             if let Some(old) = &previous {
-                let delta = super::plan_delta(old, &prepared.spec, &state);
+                let assumed = Confirmed::assumed();
+                let delta = super::Planning::new(&prepared.spec, &state, &assumed).since(Some(old)).plan();
                 prop_assert_eq!(&delta, &prepared.plan, "incremental:\n{}\nfull:\n{}", delta, prepared.plan);
             }
             simulate(&mut state, &prepared.plan);

@@ -21,14 +21,14 @@
 //! Each such entry is counted per database ([`Undecodable`], the metric
 //! `metal_switchd_undecodable_entries_total{db,handling}`) and logged with
 //! its name, field and value escaped and cut by
-//! [`quoted_bytes`](crate::spec::names::quoted_bytes); the log is bounded
+//! [`quoted_bytes`](crate::names::quoted_bytes); the log is bounded
 //! (the first [`LOGGED`] of each kind, then every power of two).
 
 use redis::Value;
 
-use super::plan::Db;
+use super::confirms::Db;
 use super::schema::Fields;
-use crate::spec::names::quoted_bytes;
+use crate::names::quoted_bytes;
 
 /// A database of SONiC's, as the metric's `db` label names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

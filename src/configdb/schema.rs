@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use crate::spec::names::parse_canonical;
+pub use crate::names::parse_canonical;
 
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;

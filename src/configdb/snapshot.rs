@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::schema::{DbState, Fields, Key, NULL_FIELD, Table};
 use super::target::Target;
-use crate::spec::names::quoted;
+use crate::names::quoted;
 
 /// A `config_db.json` that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +74,7 @@ pub fn parse_config_db_json(origin: &str, text: &str) -> Result<DbState, Snapsho
         Err(e) => {
             return Err(err(format!(
                 "not JSON: {}",
-                crate::spec::names::escaped(&e.to_string(), 300)
+                crate::names::escaped(&e.to_string(), 300)
             )));
         }
     };

@@ -39,12 +39,9 @@
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 
-use super::confirmed::{
-    APPL_TABLES, BRIDGE_PORT_FIELD, Confirmed, PORT_NAME_MAP, RIF_NAME_MAP, STATE_TABLES,
-    Separators,
-};
-use super::plan::Db;
-use super::redis::ConfigDbError;
+use super::confirmed::{Confirmed, Separators};
+use super::confirms::{self, BRIDGE_PORT_FIELD, Db, PORT_NAME_MAP, RIF_NAME_MAP};
+use super::connection::ConfigDbError;
 use super::reply::{self, Database, Undecodable, text};
 use super::schema::{DbState, Fields, Key, PORT_FIELDS, SEP, Table};
 use super::view::{CONFIG_DB_INITIALIZED, Readiness, View};
@@ -129,17 +126,37 @@ fn conn(
         .ok_or_else(|| bad_reply("connections", place.conn))
 }
 
+/// One step of a `SCAN` or `HSCAN` walk (`cmd`): its reply split into the
+/// next cursor (0: the walk is done) and the step's batch, counted.
+fn scan_step(
+    cmd: &str,
+    reply: Value,
+    stats: &mut ReadStats,
+) -> Result<(u64, Value), ConfigDbError> {
+    stats.round_trips += 1;
+    stats.scan_steps += 1;
+    let Value::Array(mut parts) = reply else {
+        return Err(bad_reply(cmd, reply));
+    };
+    let (Some(batch), Some(next)) = (parts.pop(), parts.pop()) else {
+        return Err(bad_reply(cmd, "short reply"));
+    };
+    let cursor = text(next)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| bad_reply(cmd, "cursor"))?;
+    Ok((cursor, batch))
+}
+
 /// Whether a key name is one the agent reads (by its bytes).
 pub type Watched<'a> = dyn Fn(&[u8]) -> bool + Sync + 'a;
 
-/// Every key of database `place` (`db`), walked with `SCAN` in steps of
-/// `count`; names that are not UTF-8 are left out, and counted as skipped
-/// when `watched` (a name the agent would have read).
+/// The keys of database `place` (`db`) the agent reads (`watched`), walked
+/// with `SCAN` in steps of `count`, sorted; a watched name that is not
+/// UTF-8 is left out and counted as skipped.
 pub async fn scan_keys(
     conns: &mut [MultiplexedConnection],
-    place: Place,
-    (db, watched): (Database, &Watched<'_>),
-    pattern: Option<&str>,
+    (place, db): (Place, Database),
+    watched: &Watched<'_>,
     count: usize,
     stats: &mut ReadStats,
 ) -> Result<Vec<String>, ConfigDbError> {
@@ -149,31 +166,20 @@ pub async fn scan_keys(
     loop {
         let mut pipe = redis::pipe();
         pipe.cmd("SELECT").arg(place.id).ignore();
-        let scan = pipe.cmd("SCAN").arg(cursor);
-        if let Some(p) = pattern {
-            scan.arg("MATCH").arg(p);
-        }
-        scan.arg("COUNT").arg(count.max(1));
+        pipe.cmd("SCAN").arg(cursor).arg("COUNT").arg(count.max(1));
         let (reply,): (Value,) = pipe
             .query_async(c)
             .await
             .map_err(redis_err("walking SONiC's databases (SCAN)"))?;
-        stats.round_trips += 1;
-        stats.scan_steps += 1;
-        let Value::Array(mut parts) = reply else {
-            return Err(bad_reply("SCAN", reply));
-        };
-        let (Some(batch), Some(next)) = (parts.pop(), parts.pop()) else {
-            return Err(bad_reply("SCAN", "short reply"));
-        };
-        cursor = text(next)
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| bad_reply("SCAN", "cursor"))?;
+        let (next, batch) = scan_step("SCAN", reply, stats)?;
+        cursor = next;
         let Value::Array(batch) = batch else {
             return Err(bad_reply("SCAN", batch));
         };
         for k in batch {
-            if let Some(k) = reply::key(k, db, watched, &mut stats.undecodable) {
+            if let Some(k) = reply::key(k, db, watched, &mut stats.undecodable)
+                && watched(k.as_bytes())
+            {
                 keys.insert(k);
             }
         }
@@ -271,17 +277,8 @@ async fn scan_hash(
             .query_async(c)
             .await
             .map_err(redis_err("reading SONiC's databases (HSCAN)"))?;
-        stats.round_trips += 1;
-        stats.scan_steps += 1;
-        let Value::Array(mut parts) = reply else {
-            return Err(bad_reply("HSCAN", reply));
-        };
-        let (Some(batch), Some(next)) = (parts.pop(), parts.pop()) else {
-            return Err(bad_reply("HSCAN", "short reply"));
-        };
-        cursor = text(next)
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| bad_reply("HSCAN", "cursor"))?;
+        let (next, batch) = scan_step("HSCAN", reply, stats)?;
+        cursor = next;
         if let Some(f) = reply::hash(batch, Database::Counters, key, &mut stats.undecodable) {
             fields.extend(f);
         }
@@ -339,7 +336,7 @@ pub fn appl_keys<'a>(
     }
     debug_assert!(keys.iter().all(|k| {
         k.split_once(sep)
-            .is_some_and(|(t, _)| APPL_TABLES.contains(&t))
+            .is_some_and(|(t, _)| confirms::watched(Db::Appl).any(|w| w == t))
     }));
     keys.sort_unstable();
     keys.dedup();
@@ -355,19 +352,12 @@ pub async fn read(
     limits: ReadLimits,
 ) -> Result<(View, ReadStats), ConfigDbError> {
     let mut stats = ReadStats::default();
-    let seps = places.seps;
+    let (seps, scan) = (places.seps, limits.scan_count);
 
     // CONFIG_DB: the agent's tables.
     let config_table = |k: &[u8]| Table::ALL.iter().any(|t| reply::in_table(k, t.name(), SEP));
-    let keys = scan_keys(
-        conns,
-        places.config,
-        (Database::Config, &config_table),
-        None,
-        limits.scan_count,
-        &mut stats,
-    )
-    .await?;
+    let config_place = (places.config, Database::Config);
+    let keys = scan_keys(conns, config_place, &config_table, scan, &mut stats).await?;
     let wanted: Vec<(String, HashRead)> = keys
         .into_iter()
         .filter_map(|k| {
@@ -379,7 +369,6 @@ pub async fn read(
         })
         .collect();
     let mut config = DbState::new();
-    let config_place = (places.config, Database::Config);
     for (k, f) in read_hashes(conns, config_place, &wanted, limits.batch, &mut stats).await? {
         if let Some(key) = Key::parse(&k) {
             config.insert(key, f);
@@ -387,30 +376,16 @@ pub async fn read(
     }
 
     // STATE_DB: the confirmation tables.
+    let state_tables: Vec<&str> = confirms::watched(Db::State).collect();
     let state_table = |k: &[u8]| {
-        STATE_TABLES
+        state_tables
             .iter()
             .any(|t| reply::in_table(k, t, seps.state))
     };
-    let keys = scan_keys(
-        conns,
-        places.state,
-        (Database::State, &state_table),
-        None,
-        limits.scan_count,
-        &mut stats,
-    )
-    .await?;
-    let in_tables = |k: &str, sep: char, tables: &[&str]| {
-        k.split_once(sep).is_some_and(|(t, _)| tables.contains(&t))
-    };
-    let wanted: Vec<(String, HashRead)> = keys
-        .into_iter()
-        .filter(|k| in_tables(k, seps.state, &STATE_TABLES))
-        .map(|k| (k, HashRead::All))
-        .collect();
-    let mut confirmed = Confirmed::new(seps);
     let state_place = (places.state, Database::State);
+    let keys = scan_keys(conns, state_place, &state_table, scan, &mut stats).await?;
+    let wanted: Vec<(String, HashRead)> = keys.into_iter().map(|k| (k, HashRead::All)).collect();
+    let mut confirmed = Confirmed::new(seps);
     let state = read_hashes(conns, state_place, &wanted, limits.batch, &mut stats).await?;
     let vrf_prefix = format!("VRF_TABLE{}", seps.state);
     let state_vrfs: Vec<String> = state
@@ -445,6 +420,16 @@ pub async fn read(
 
     // Readiness (after the tables: a `config reload` that finished while
     // they were read is seen here, and its notifications follow).
+    let readiness = read_readiness(conns, places, &mut stats).await?;
+    Ok((View::new(config, confirmed, readiness), stats))
+}
+
+/// SONiC's readiness flags: `CONFIG_DB_INITIALIZED` and `PortInitDone`.
+async fn read_readiness(
+    conns: &mut [MultiplexedConnection],
+    places: &Places,
+    stats: &mut ReadStats,
+) -> Result<Readiness, ConfigDbError> {
     let mut readiness = Readiness::default();
     let (initialized,): (Value,) = redis::pipe()
         .cmd("SELECT")
@@ -473,7 +458,7 @@ pub async fn read(
         .map_err(redis_err("reading PortInitDone"))?;
     readiness.port_init_done = port_init == 1;
     stats.round_trips += 2;
-    Ok((View::new(config, confirmed, readiness), stats))
+    Ok(readiness)
 }
 
 /// Listing ASIC_DB's bridge ports, one bounded step at a time: `SCAN MATCH
@@ -530,17 +515,11 @@ impl BridgePortListing {
             .query_async(c)
             .await
             .map_err(redis_err("listing ASIC_DB bridge ports"))?;
-        self.stats.round_trips += 1;
-        self.stats.scan_steps += 1;
-        let Value::Array(mut parts) = reply else {
-            return Err(bad_reply("SCAN", reply));
+        let (next, batch) = scan_step("SCAN", reply, &mut self.stats)?;
+        let Value::Array(batch) = batch else {
+            return Err(bad_reply("SCAN", batch));
         };
-        let (Some(Value::Array(batch)), Some(next)) = (parts.pop(), parts.pop()) else {
-            return Err(bad_reply("SCAN", "short reply"));
-        };
-        self.cursor = text(next)
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| bad_reply("SCAN", "cursor"))?;
+        self.cursor = next;
         self.done = self.cursor == 0;
         let keys: Vec<String> = batch
             .into_iter()

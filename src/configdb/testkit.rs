@@ -19,6 +19,19 @@ pub fn f(pairs: &[(&str, &str)]) -> Fields {
         .collect()
 }
 
+/// The entries of the agent's tenant VRF 104009 with its L3VNI objects in
+/// VLAN 1001 on VTEP `vtep`, as metal-core writes them.
+pub const TENANT_104009: [(&str, &[(&str, &str)]); 5] = [
+    ("VRF|Vrf104009", &[("vni", "104009"), ("fallback", "false")]),
+    ("VLAN|Vlan1001", &[("vlanid", "1001")]),
+    ("VLAN_INTERFACE|Vlan1001", &[("vrf_name", "Vrf104009")]),
+    ("SUPPRESS_VLAN_NEIGH|Vlan1001", &[("suppress", "on")]),
+    (
+        "VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001",
+        &[("vlan", "Vlan1001"), ("vni", "104009")],
+    ),
+];
+
 /// A snapshot from `(redis key, fields)` pairs.
 pub fn state(entries: &[(&str, &[(&str, &str)])]) -> DbState {
     let mut s = DbState::new();
@@ -86,15 +99,20 @@ pub fn spec(ports: Vec<(String, PortSpec)>, vrfs: &[(u32, u16)]) -> SwitchSpec {
             last: 2000,
         },
         static_vrfs: BTreeSet::new(),
-        routing: Routing {
-            asn: 4200000011,
-            loopback: "10.0.0.11".parse().unwrap(),
-            log_level: LogLevel::Info,
-            management_gateway: None,
-            management_routes: Vec::new(),
-            set_src_loopback: false,
-            agentx: false,
-            extra_config: Vec::new(),
-        },
+        routing: routing(),
+    }
+}
+
+/// The lab leaf01's routing (ASN, loopback; no agentx).
+pub(crate) fn routing() -> Routing {
+    Routing {
+        asn: 4200000011,
+        loopback: "10.0.0.11".parse().unwrap(),
+        log_level: LogLevel::Info,
+        management_gateway: None,
+        management_routes: Vec::new(),
+        set_src_loopback: false,
+        agentx: false,
+        extra_config: Vec::new(),
     }
 }

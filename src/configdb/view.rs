@@ -13,7 +13,7 @@
 //! full read taken after the last of them.
 
 use super::confirmed::Confirmed;
-use super::plan::{Condition, Db};
+use super::confirms::{Condition, Db};
 use super::schema::{DbState, Fields, Key, PORT_FIELDS, Table};
 
 /// `CONFIG_DB_INITIALIZED`, a plain string key in CONFIG_DB.

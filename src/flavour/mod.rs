@@ -26,8 +26,9 @@
 //!
 //! Reading the facts is the thin adapter in [`read`] (feature `agent`).
 
-#[cfg(feature = "agent")]
-pub mod read;
+agent! {
+    pub mod read;
+}
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -156,40 +157,8 @@ impl FpmModule {
     }
 }
 
-/// The zebra lines a flavour's start script appends to FRR's configuration
-/// and the agent therefore renders (in the order FRR shows them in `show
-/// running-config`). The renderer's only flavour input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct FrrLines {
-    /// `no zebra nexthop kernel enable` (every community release's
-    /// `write_default_zebra_config`).
-    pub no_kernel_nexthop_groups: bool,
-    /// `fpm address 127.0.0.1` and `no fpm use-next-hop-groups` (community
-    /// ≥ 202411, `dplane_fpm_sonic`).
-    pub fpm: bool,
-}
-
-impl FrrLines {
-    /// No flavour lines: FRR outside SONiC (the lab's routers), or a flavour
-    /// whose start script appends none that is known.
-    pub const NONE: FrrLines = FrrLines {
-        no_kernel_nexthop_groups: false,
-        fpm: false,
-    };
-
-    /// The lines, in the order FRR 8.4 and later show them.
-    pub fn lines(self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.no_kernel_nexthop_groups {
-            out.push("no zebra nexthop kernel enable");
-        }
-        if self.fpm {
-            out.push("fpm address 127.0.0.1");
-            out.push("no fpm use-next-hop-groups");
-        }
-        out
-    }
-}
+/// The renderer's only flavour input (defined next to the renderer).
+pub use crate::frr::render::FrrLines;
 
 /// What [`detect`] reads. Each fact is `Ok(Some(_))` when read, `Ok(None)`
 /// when absent (no file, no key) and `Err(why)` when it could not be read.
@@ -387,7 +356,7 @@ pub fn yaml_scalar(text: &str, key: &str) -> Option<String> {
 /// `text` with control and format characters escaped, at most `max` chars:
 /// everything detected comes from outside and is shown to people.
 fn bounded(text: &str, max: usize) -> String {
-    crate::spec::names::escaped(text, max)
+    crate::names::escaped(text, max)
 }
 
 /// The FRR version in `show version` output (`FRRouting 10.0.1-sonic-0
@@ -499,56 +468,19 @@ fn release_facts(
 /// missing becomes a warning and the community defaults).
 pub fn detect(inputs: &Inputs) -> Flavour {
     let mut warnings = Vec::new();
-    let version = match &inputs.sonic_version {
-        Ok(Some(text)) => yaml_fields(text),
-        Ok(None) => {
-            warnings.push("sonic_version.yml does not exist (not a SONiC switch?)".into());
-            BTreeMap::new()
-        }
-        Err(e) => {
-            warnings.push(format!("sonic_version.yml cannot be read: {e}"));
-            BTreeMap::new()
-        }
-    };
+    let version = version_fields(inputs, &mut warnings);
     let field = |k: &str| version.get(k).map(|v| bounded(v, 128));
     let build_version = field("build_version");
     let branch = field("branch");
-    let release_field = field("release");
-
-    // Family and release.
-    let edgecore = [branch.as_deref(), build_version.as_deref()]
-        .into_iter()
-        .flatten()
-        .find_map(edgecore_release);
-    let dell = build_version.as_deref().and_then(enterprise_version);
-    let community = [
-        release_field.as_deref(),
-        branch.as_deref(),
+    let (family, release) = family_and_release(
         build_version.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .find_map(community_release);
-    let (family, release) = if let Some(r) = edgecore {
-        (Family::EdgecoreEnterprise, Some(r.to_string()))
-    } else if let Some(v) = dell {
-        (Family::DellEnterprise, Some(v))
-    } else if let Some(r) = community {
-        (Family::Community, Some(r.to_string()))
-    } else {
-        if !version.is_empty() {
-            warnings.push(format!(
-                "SONiC build {} (branch {}) is not a flavour the agent knows; it uses the \
-                 community defaults",
-                build_version.as_deref().unwrap_or("without build_version"),
-                branch.as_deref().unwrap_or("unknown")
-            ));
-        }
-        (Family::Other, None)
-    };
+        branch.as_deref(),
+        field("release").as_deref(),
+        !version.is_empty(),
+        &mut warnings,
+    );
     let recognised = family != Family::Other;
-    let (debian_major, frr_release_version, mut fpm_module) =
-        release_facts(family, release.as_deref());
+    let (debian_major, frr_release_version, fpm_module) = release_facts(family, release.as_deref());
 
     // Debian: what the file says wins over what the release is known for.
     let debian_major = field("debian_version")
@@ -558,73 +490,21 @@ pub fn detect(inputs: &Inputs) -> Flavour {
         Some((d, g)) => (Some(d), Some(g)),
         None => (debian_major.map(|m| format!("{m}")), None),
     };
-
-    // CONFIG_DB.
-    let (routing_config_mode, frr_mgmt_framework_config) = match &inputs.device_metadata {
-        Ok(Some(m)) => (
-            RoutingConfigMode::parse(m.get("docker_routing_config_mode").map(String::as_str)),
-            m.get("frr_mgmt_framework_config").map(|v| bounded(v, 32)),
-        ),
-        Ok(None) => {
-            warnings.push(format!(
-                "CONFIG_DB has no {DEVICE_METADATA_KEY}: the routing configuration mode is \
-                 unknown"
-            ));
-            (RoutingConfigMode::Unknown, None)
-        }
-        Err(e) => {
-            warnings.push(format!(
-                "CONFIG_DB {DEVICE_METADATA_KEY} cannot be read ({e}): the routing \
-                 configuration mode is unknown"
-            ));
-            (RoutingConfigMode::Unknown, None)
-        }
-    };
-    if let RoutingConfigMode::Unrecognised(v) = &routing_config_mode {
-        warnings.push(format!(
-            "docker_routing_config_mode {v:?} is not a mode SONiC's start script knows (split, \
-             split-unified, unified, separated); it leaves FRR's files alone, and the agent \
-             manages frr.conf as in split-unified"
-        ));
-    }
-    if frr_mgmt_framework_config
-        .as_deref()
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
-        warnings.push(
-            "frr_mgmt_framework_config is true: SONiC runs frrcfgd, which configures FRR from \
-             CONFIG_DB's BGP tables; the agent's reloads remove what frrcfgd configured and \
-             frrcfgd may change what the agent rendered; set it to false"
-                .into(),
-        );
-    }
-
-    // FRR.
-    let frr_version = match &inputs.frr_show_version {
-        Ok(Some(out)) => {
-            let v = parse_frr_version(out);
-            if v.is_none() {
-                warnings.push("FRR's `show version` names no FRRouting version".into());
-            }
-            v
-        }
-        Ok(None) => None,
-        Err(e) => {
-            warnings.push(format!("FRR's version cannot be read: {e}"));
-            None
-        }
-    };
+    let (routing_config_mode, frr_mgmt_framework_config) =
+        routing_facts(&inputs.device_metadata, &mut warnings);
+    let frr_version = frr_version_fact(&inputs.frr_show_version, &mut warnings);
 
     // Unknown fpm module: FRR ≥ 10 comes with dplane_fpm_sonic in every
     // known flavour, older FRR with the old module; without a version, the
     // newest community release's.
-    if fpm_module == FpmModule::Unknown {
-        fpm_module = match frr_version.as_deref().and_then(frr_major_minor) {
+    let fpm_module = match fpm_module {
+        FpmModule::Unknown => match frr_version.as_deref().and_then(frr_major_minor) {
             Some((major, _)) if major >= 10 => FpmModule::DplaneFpmSonic,
             Some(_) => FpmModule::Fpm,
             None => FpmModule::DplaneFpmSonic,
-        };
-    }
+        },
+        known => known,
+    };
     let frr_lines = FrrLines {
         // Every community release's start script appends it; unknown
         // flavours get the community defaults. The Enterprise start
@@ -647,6 +527,125 @@ pub fn detect(inputs: &Inputs) -> Flavour {
         frr_lines,
         recognised,
         warnings,
+    }
+}
+
+/// The fields of `sonic_version.yml` (none, with a warning, when it is
+/// missing or unreadable).
+fn version_fields(inputs: &Inputs, warnings: &mut Vec<String>) -> BTreeMap<String, String> {
+    match &inputs.sonic_version {
+        Ok(Some(text)) => yaml_fields(text),
+        Ok(None) => {
+            warnings.push("sonic_version.yml does not exist (not a SONiC switch?)".into());
+            BTreeMap::new()
+        }
+        Err(e) => {
+            warnings.push(format!("sonic_version.yml cannot be read: {e}"));
+            BTreeMap::new()
+        }
+    }
+}
+
+/// The family and release from `sonic_version.yml`'s build version, branch
+/// and release; `read` says whether the file had any fields (an unknown
+/// build is then worth a warning).
+fn family_and_release(
+    build_version: Option<&str>,
+    branch: Option<&str>,
+    release_field: Option<&str>,
+    read: bool,
+    warnings: &mut Vec<String>,
+) -> (Family, Option<String>) {
+    let edgecore = [branch, build_version]
+        .into_iter()
+        .flatten()
+        .find_map(edgecore_release);
+    let dell = build_version.and_then(enterprise_version);
+    let community = [release_field, branch, build_version]
+        .into_iter()
+        .flatten()
+        .find_map(community_release);
+    if let Some(r) = edgecore {
+        (Family::EdgecoreEnterprise, Some(r.to_string()))
+    } else if let Some(v) = dell {
+        (Family::DellEnterprise, Some(v))
+    } else if let Some(r) = community {
+        (Family::Community, Some(r.to_string()))
+    } else {
+        if read {
+            warnings.push(format!(
+                "SONiC build {} (branch {}) is not a flavour the agent knows; it uses the \
+                 community defaults",
+                build_version.unwrap_or("without build_version"),
+                branch.unwrap_or("unknown")
+            ));
+        }
+        (Family::Other, None)
+    }
+}
+
+/// CONFIG_DB's `docker_routing_config_mode` and `frr_mgmt_framework_config`,
+/// with the warnings they call for.
+fn routing_facts(
+    device_metadata: &Fact<BTreeMap<String, String>>,
+    warnings: &mut Vec<String>,
+) -> (RoutingConfigMode, Option<String>) {
+    let (mode, mgmt_framework) = match device_metadata {
+        Ok(Some(m)) => (
+            RoutingConfigMode::parse(m.get("docker_routing_config_mode").map(String::as_str)),
+            m.get("frr_mgmt_framework_config").map(|v| bounded(v, 32)),
+        ),
+        Ok(None) => {
+            warnings.push(format!(
+                "CONFIG_DB has no {DEVICE_METADATA_KEY}: the routing configuration mode is \
+                 unknown"
+            ));
+            (RoutingConfigMode::Unknown, None)
+        }
+        Err(e) => {
+            warnings.push(format!(
+                "CONFIG_DB {DEVICE_METADATA_KEY} cannot be read ({e}): the routing \
+                 configuration mode is unknown"
+            ));
+            (RoutingConfigMode::Unknown, None)
+        }
+    };
+    if let RoutingConfigMode::Unrecognised(v) = &mode {
+        warnings.push(format!(
+            "docker_routing_config_mode {v:?} is not a mode SONiC's start script knows (split, \
+             split-unified, unified, separated); it leaves FRR's files alone, and the agent \
+             manages frr.conf as in split-unified"
+        ));
+    }
+    if mgmt_framework
+        .as_deref()
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        warnings.push(
+            "frr_mgmt_framework_config is true: SONiC runs frrcfgd, which configures FRR from \
+             CONFIG_DB's BGP tables; the agent's reloads remove what frrcfgd configured and \
+             frrcfgd may change what the agent rendered; set it to false"
+                .into(),
+        );
+    }
+    (mode, mgmt_framework)
+}
+
+/// FRR's version from `show version`.
+fn frr_version_fact(show_version: &Fact<String>, warnings: &mut Vec<String>) -> Option<String> {
+    match show_version {
+        Ok(Some(out)) => {
+            let v = parse_frr_version(out);
+            if v.is_none() {
+                warnings.push("FRR's `show version` names no FRRouting version".into());
+            }
+            v
+        }
+        Ok(None) => None,
+        Err(e) => {
+            warnings.push(format!("FRR's version cannot be read: {e}"));
+            None
+        }
     }
 }
 
@@ -695,7 +694,7 @@ impl Profile {
             .ok_or_else(|| {
                 format!(
                     "unknown flavour {}; known: {}",
-                    crate::spec::names::quoted(name),
+                    crate::names::quoted(name),
                     Profile::ALL.map(Profile::name).join(", ")
                 )
             })

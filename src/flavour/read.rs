@@ -37,7 +37,7 @@ pub async fn device_metadata(
     timeout: Duration,
 ) -> Fact<BTreeMap<String, String>> {
     let dbs = Databases::load(database_config).map_err(|e| e.to_string())?;
-    let fields = crate::configdb::redis::config_hash(&dbs, DEVICE_METADATA_KEY, timeout)
+    let fields = crate::configdb::connection::config_hash(&dbs, DEVICE_METADATA_KEY, timeout)
         .await
         .map_err(|e| e.to_string())?;
     Ok((!fields.is_empty()).then_some(fields))
@@ -78,7 +78,7 @@ pub async fn frr_show_version(cfg: &Config, timeout: Duration) -> Fact<String> {
             "{} failed ({}): {}",
             crate::frr::command::shown(&cfg.vtysh_path, &args),
             r.status,
-            crate::spec::names::escaped(&r.output_tail(), 300)
+            crate::names::escaped(&r.output_tail(), 300)
         )),
         Err(crate::frr::command::RunError::Spawn(e)) => {
             Err(format!("cannot run {}: {e}", cfg.vtysh_path.display()))

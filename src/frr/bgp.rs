@@ -133,10 +133,10 @@ pub const NEIGHBOR_MAX_CHARS: usize = 128;
 /// A peer's host name as it is reported and shown: the peer (a tenant's
 /// machine) chooses it freely (BGP hostname capability, up to 255 bytes),
 /// so control and format characters are escaped
-/// ([`crate::spec::names::escaped`]) and the result is cut at
+/// ([`crate::names::escaped`]) and the result is cut at
 /// [`NEIGHBOR_MAX_CHARS`].
 fn shown_hostname(h: &str) -> String {
-    crate::spec::names::escaped(h, NEIGHBOR_MAX_CHARS)
+    crate::names::escaped(h, NEIGHBOR_MAX_CHARS)
         .chars()
         .filter(|c| *c != '…')
         .take(NEIGHBOR_MAX_CHARS)
@@ -192,8 +192,8 @@ mod reader {
 
     use notify::{RecursiveMode, Watcher};
 
-    use super::{BgpStateError, MAX_STATE_FILE_AGE, Neighbors, SHOW_NEIGHBORS, parse_neighbors};
-    use crate::config::{BgpStateSource, Config};
+    use super::{BgpStateError, Neighbors, SHOW_NEIGHBORS, parse_neighbors};
+
     use crate::frr::command::{self, RunError};
 
     /// Where BGP states are read from.
@@ -210,26 +210,6 @@ mod reader {
     }
 
     impl BgpSource {
-        /// The source the configuration selects; `None` when it is the file
-        /// and `bgp_neighbor_state_file` is empty (reading is off).
-        pub fn from_config(cfg: &Config) -> Option<BgpSource> {
-            match cfg.bgp_state_source {
-                BgpStateSource::File => {
-                    cfg.bgp_neighbor_state_file
-                        .clone()
-                        .map(|path| BgpSource::File {
-                            path,
-                            max_age: MAX_STATE_FILE_AGE,
-                        })
-                }
-                BgpStateSource::Vtysh => Some(BgpSource::Vtysh {
-                    vtysh: cfg.vtysh_path.clone(),
-                    vty_socket_dir: cfg.frr_vty_socket_dir.clone(),
-                    timeout: cfg.timeout.0,
-                }),
-            }
-        }
-
         /// Read and parse the current states.
         pub async fn read(&self) -> Result<Neighbors, BgpStateError> {
             match self {
@@ -532,14 +512,7 @@ mod tests {
         let e = reader::read_file(&dir.path().join("nope"), MAX_STATE_FILE_AGE, now).unwrap_err();
         assert!(matches!(e, BgpStateError::File(_)), "{e}");
         // A FIFO is refused at once instead of blocking the reconcile.
-        let fifo = dir.path().join("fifo");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        let fifo = crate::files::test_fifo(dir.path());
         let e = reader::read_file(&fifo, MAX_STATE_FILE_AGE, now).unwrap_err();
         assert!(e.to_string().contains("BGP neighbour state file"), "{e}");
     }
@@ -582,23 +555,12 @@ mod tests {
             .unwrap();
         let e = reader::read_file(&big, MAX_STATE_FILE_AGE, now).unwrap_err();
         let msg = e.to_string();
-        assert!(
-            matches!(
-                &e,
-                BgpStateError::File(FileError {
-                    problem: FileProblem::TooLarge { limit: 16777216 },
-                    ..
-                })
-            ),
-            "{msg}"
-        );
-        assert!(
-            msg.contains(&format!(
-                "BGP neighbour state file {}: it is larger than the limit of 16777216 bytes",
-                big.display()
-            )),
-            "{msg}"
-        );
+        let file = match &e {
+            BgpStateError::File(f) => Some(f),
+            _ => None,
+        };
+        let what = ("BGP neighbour state", big.as_path());
+        crate::files::assert_too_large(file, &msg, what, 16 * 1024 * 1024);
     }
 
     /// The events an observed watch has handled: (file name, counted).

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use super::reload::{ReloadError, Reloaded, Reloader};
 use super::validate::{ValidateError, Validator};
-use crate::config::Config;
+
 use crate::files::{Dir, FRR_CONFIG_MAX_BYTES, FileKind, TEMP_RANDOM_LEN, TempFile};
 
 /// Mode of a newly created configuration file (FRR's configfile mask).
@@ -156,15 +156,6 @@ pub struct Installer {
 }
 
 impl Installer {
-    /// The installer the configuration selects.
-    pub fn from_config(cfg: &Config) -> Installer {
-        Installer {
-            dest: cfg.frr_config.clone(),
-            validator: Validator::from_config(cfg),
-            reloader: Reloader::from_config(cfg),
-        }
-    }
-
     /// `<dest>.bak`.
     pub fn backup_path(&self) -> PathBuf {
         let mut s = self.dest.clone().into_os_string();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::command::{self, RunError};
-use crate::config::{Config, FrrReload};
+
 use crate::systemd::{JobResult, Systemd, SystemdError};
 
 /// Placeholder in `frr_reload_args` for the installed file's path.
@@ -85,24 +85,6 @@ pub struct Reloaded {
 }
 
 impl Reloader {
-    /// The reloader the configuration selects.
-    pub fn from_config(cfg: &Config) -> Reloader {
-        let timeout = cfg.frr_reload_timeout.0;
-        match cfg.frr_reload {
-            FrrReload::Systemd => Reloader::Systemd {
-                bus: cfg.systemd_bus_address.clone(),
-                unit: cfg.frr_reload_unit.clone(),
-                timeout,
-            },
-            FrrReload::Exec => Reloader::Exec {
-                program: cfg.frr_reload_path.clone(),
-                args: cfg.frr_reload_args.clone(),
-                timeout,
-            },
-            FrrReload::None => Reloader::None,
-        }
-    }
-
     /// Whether this reloader does anything.
     pub fn is_none(&self) -> bool {
         matches!(self, Reloader::None)

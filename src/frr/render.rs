@@ -31,9 +31,9 @@ use std::fmt::Display;
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::Serialize;
 
 use crate::config::LogLevel;
-use crate::flavour::FrrLines;
 use crate::spec::{Filter, PortRole, Prefixes, SwitchSpec, VrfSpec, natural_cmp, vrf_name};
 
 /// Peer group of the uplinks to the spines.
@@ -56,6 +56,41 @@ pub fn syslog_level(level: LogLevel) -> &'static str {
         LogLevel::Info => "informational",
         LogLevel::Warn => "warnings",
         LogLevel::Error => "errors",
+    }
+}
+
+/// The zebra lines a flavour's start script appends to FRR's configuration
+/// and the agent therefore renders (in the order FRR shows them in `show
+/// running-config`). The renderer's only flavour input (decided by [`crate::flavour`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct FrrLines {
+    /// `no zebra nexthop kernel enable` (every community release's
+    /// `write_default_zebra_config`).
+    pub no_kernel_nexthop_groups: bool,
+    /// `fpm address 127.0.0.1` and `no fpm use-next-hop-groups` (community
+    /// ≥ 202411, `dplane_fpm_sonic`).
+    pub fpm: bool,
+}
+
+impl FrrLines {
+    /// No flavour lines: FRR outside SONiC (the lab's routers), or a flavour
+    /// whose start script appends none that is known.
+    pub const NONE: FrrLines = FrrLines {
+        no_kernel_nexthop_groups: false,
+        fpm: false,
+    };
+
+    /// The lines, in the order FRR 8.4 and later show them.
+    pub fn lines(self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.no_kernel_nexthop_groups {
+            out.push("no zebra nexthop kernel enable");
+        }
+        if self.fpm {
+            out.push("fpm address 127.0.0.1");
+            out.push("no fpm use-next-hop-groups");
+        }
+        out
     }
 }
 
@@ -495,14 +530,8 @@ mod tests {
             vlan_range: VlanRange::default(),
             static_vrfs: BTreeSet::new(),
             routing: Routing {
-                asn: 4200000011,
-                loopback: "10.0.0.11".parse().unwrap(),
-                log_level: LogLevel::Info,
-                management_gateway: None,
-                management_routes: Vec::new(),
-                set_src_loopback: false,
                 agentx: true,
-                extra_config: Vec::new(),
+                ..crate::configdb::testkit::routing()
             },
         }
     }

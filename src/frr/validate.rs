@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::command::{self, RunError};
-use crate::config::{Config, FrrValidation};
+
 use crate::systemd::{self, JobResult, Systemd, SystemdError};
 
 /// Errors validating a configuration.
@@ -90,22 +90,6 @@ pub enum Validator {
 }
 
 impl Validator {
-    /// The validator the configuration selects.
-    pub fn from_config(cfg: &Config) -> Validator {
-        let timeout = cfg.frr_validation_timeout.0;
-        match cfg.frr_validation {
-            FrrValidation::Vtysh => Validator::Vtysh {
-                vtysh: cfg.vtysh_path.clone(),
-                timeout,
-            },
-            FrrValidation::Systemd => Validator::Systemd {
-                bus: cfg.systemd_bus_address.clone(),
-                template: cfg.frr_validation_unit.clone(),
-                timeout,
-            },
-        }
-    }
-
     /// Ok when FRR accepts `file`.
     pub async fn validate(&self, file: &Path) -> Result<(), ValidateError> {
         match self {

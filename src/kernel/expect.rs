@@ -337,283 +337,374 @@ fn up_down(up: bool) -> &'static str {
 /// Pure; the caller decides what an incomplete state means
 /// ([`KernelState::in_sync`]).
 pub fn compare(state: &KernelState, exp: &KernelExpectations) -> Vec<Mismatch> {
-    let mut out = Vec::new();
     let bridge = state
         .link(&exp.bridge)
         .filter(|l| matches!(l.kind, LinkKind::Bridge { .. }));
-    let bridge_ok = bridge.is_some();
-    if !bridge_ok && exp.needs_bridge() {
-        out.push(Mismatch {
-            kind: MismatchKind::BridgeMissing,
-            object: format!("bridge {}", exp.bridge),
-            expected: "a VLAN-filtering bridge (created by SONiC's vlanmgrd at start)".into(),
-            found: describe_device(state.link(&exp.bridge)),
-            repair: Vec::new(),
-            method: RepairMethod::None,
+    let mut c = Comparison {
+        state,
+        exp,
+        bridge: bridge.map(|b| b.index),
+        out: Vec::new(),
+        broken_vrfs: Vec::new(),
+    };
+    if bridge.is_none() && exp.needs_bridge() {
+        c.push(
+            MismatchKind::BridgeMissing,
+            format!("bridge {}", exp.bridge),
+            "a VLAN-filtering bridge (created by SONiC's vlanmgrd at start)".into(),
+            describe_device(state.link(&exp.bridge)),
+            Vec::new(),
+            RepairMethod::None,
+        );
+    }
+    for v in exp.vrfs.values() {
+        let vrf_link = c.vrf(v);
+        if c.bridge.is_some() {
+            c.svi(v, vrf_link);
+            c.vxlan(v);
+        }
+    }
+    for p in exp.ports.values() {
+        c.port(p);
+    }
+    c.out
+}
+
+/// One comparison of the kernel with the expectations: per object kind a
+/// method, the mismatches in the order found.
+struct Comparison<'a> {
+    state: &'a KernelState,
+    exp: &'a KernelExpectations,
+    /// The VLAN-aware bridge's ifindex, when it exists as a bridge.
+    bridge: Option<u32>,
+    out: Vec<Mismatch>,
+    /// VRFs whose device is missing: their bound objects are folded in.
+    broken_vrfs: Vec<&'a str>,
+}
+
+impl<'a> Comparison<'a> {
+    fn push(
+        &mut self,
+        kind: MismatchKind,
+        object: String,
+        expected: String,
+        found: String,
+        repair: Vec<Key>,
+        method: RepairMethod,
+    ) {
+        self.out.push(Mismatch {
+            kind,
+            object,
+            expected,
+            found,
+            repair,
+            method,
         });
     }
-    let bridge_index = bridge.map(|b| b.index);
 
-    // VRFs whose device is missing: their bound objects are folded in.
-    let mut broken_vrfs: Vec<&str> = Vec::new();
-    for v in exp.vrfs.values() {
-        let svi = v.svi();
-        let map_key = Key::vxlan_tunnel_map(&exp.vtep, v.vni, v.vlan);
-        let vrf_link = state
+    /// The VRF device: exists as a vrf, up. Returns it when it exists.
+    fn vrf(&mut self, v: &'a VrfExpectation) -> Option<&'a Link> {
+        let vrf_link = self
+            .state
             .link(&v.name)
             .filter(|l| matches!(l.kind, LinkKind::Vrf { .. }));
-        let vrf_repair = || {
+        let repair = || {
             let mut keys = vec![Key::vrf(&v.name), Key::vlan_interface(v.vlan)];
             keys.extend(v.ports.iter().map(|p| Key::interface(p)));
             keys
         };
+        let object = format!("VRF device {}", v.name);
         match vrf_link {
             None => {
-                broken_vrfs.push(&v.name);
-                out.push(Mismatch {
-                    kind: MismatchKind::VrfMissing,
-                    object: format!("VRF device {}", v.name),
-                    expected: format!("a vrf device {} (vni {})", v.name, v.vni),
-                    found: describe_device(state.link(&v.name)),
-                    repair: vrf_repair(),
-                    method: RepairMethod::RestartOnly,
-                });
+                self.broken_vrfs.push(&v.name);
+                let expected = format!("a vrf device {} (vni {})", v.name, v.vni);
+                let found = describe_device(self.state.link(&v.name));
+                let method = RepairMethod::RestartOnly;
+                self.push(
+                    MismatchKind::VrfMissing,
+                    object,
+                    expected,
+                    found,
+                    repair(),
+                    method,
+                );
             }
-            Some(l) if !l.admin_up => out.push(Mismatch {
-                kind: MismatchKind::VrfDown,
-                object: format!("VRF device {}", v.name),
-                expected: "admin up".into(),
-                found: "admin down".into(),
-                repair: vrf_repair(),
-                method: RepairMethod::RestartOnly,
-            }),
+            Some(l) if !l.admin_up => {
+                let (expected, found) = ("admin up".into(), "admin down".into());
+                let method = RepairMethod::RestartOnly;
+                self.push(
+                    MismatchKind::VrfDown,
+                    object,
+                    expected,
+                    found,
+                    repair(),
+                    method,
+                );
+            }
             Some(_) => {}
         }
+        vrf_link
+    }
 
-        if bridge_ok {
-            let svi_link = state.link(&svi);
-            let svi_ok = svi_link.filter(|l| {
-                l.kind == LinkKind::Vlan { id: Some(v.vlan) } && l.parent == bridge_index
-            });
-            let svi_repair = || vec![Key::vlan(v.vlan), Key::vlan_interface(v.vlan)];
-            match svi_ok {
-                None => out.push(Mismatch {
-                    kind: MismatchKind::SviMissing,
-                    object: format!("VLAN interface {svi}"),
-                    expected: format!("a vlan device with id {} on {}", v.vlan, exp.bridge),
-                    found: match svi_link {
-                        Some(l) => match &l.kind {
-                            LinkKind::Vlan { id } => format!(
-                                "a vlan device with id {} on {}",
-                                id.map_or("?".into(), |i| i.to_string()),
-                                state.parent_of(&svi).unwrap_or("no lower device")
-                            ),
-                            _ => describe_device(Some(l)),
-                        },
-                        None => describe_device(None),
-                    },
-                    repair: svi_repair(),
-                    method: RepairMethod::RestartOnly,
-                }),
-                Some(l) => {
-                    if !l.admin_up {
-                        out.push(Mismatch {
-                            kind: MismatchKind::SviDown,
-                            object: format!("VLAN interface {svi}"),
-                            expected: "admin up".into(),
-                            found: "admin down".into(),
-                            repair: svi_repair(),
-                            method: RepairMethod::RestartOnly,
-                        });
-                    }
-                    let in_vrf = vrf_link.is_some_and(|vrf| l.master == Some(vrf.index));
-                    if !in_vrf && vrf_link.is_some() {
-                        out.push(Mismatch {
-                            kind: MismatchKind::SviNotInVrf,
-                            object: format!("VLAN interface {svi}"),
-                            expected: format!("master {}", v.name),
-                            found: describe_master(state, l),
-                            repair: vec![Key::vlan_interface(v.vlan)],
-                            method: RepairMethod::Recreate,
-                        });
-                    }
-                }
-            }
-
-            let vx = state.link(&v.vxlan);
-            match vx {
-                Some(l) if matches!(l.kind, LinkKind::Vxlan { .. }) => {
-                    if l.kind != (LinkKind::Vxlan { vni: Some(v.vni) }) {
-                        let found = match l.kind {
-                            LinkKind::Vxlan { vni: Some(n) } => format!("vni {n}"),
-                            _ => "no vni".into(),
-                        };
-                        out.push(Mismatch {
-                            kind: MismatchKind::VxlanVni,
-                            object: format!("VXLAN device {}", v.vxlan),
-                            expected: format!("vni {}", v.vni),
-                            found,
-                            repair: vec![map_key.clone()],
-                            method: RepairMethod::Recreate,
-                        });
-                    }
-                    let vlans = state.bridge_vlans(&v.vxlan);
-                    let in_vlan = l.master == bridge_index
-                        && vlans.is_some_and(|b| b.is_untagged_pvid(v.vlan));
-                    if !in_vlan {
-                        let found = if l.master != bridge_index {
-                            describe_master(state, l)
-                        } else {
-                            match vlans.and_then(|b| b.pvid) {
-                                Some(p) => format!("pvid {p} in {}", exp.bridge),
-                                None => format!("no pvid in {}", exp.bridge),
-                            }
-                        };
-                        out.push(Mismatch {
-                            kind: MismatchKind::VxlanVlan,
-                            object: format!("VXLAN device {}", v.vxlan),
-                            expected: format!("in {} with pvid {} untagged", exp.bridge, v.vlan),
-                            found,
-                            repair: vec![map_key.clone()],
-                            method: RepairMethod::Recreate,
-                        });
-                    }
-                    if !l.admin_up {
-                        out.push(Mismatch {
-                            kind: MismatchKind::VxlanDown,
-                            object: format!("VXLAN device {}", v.vxlan),
-                            expected: "admin up".into(),
-                            found: "admin down".into(),
-                            repair: vec![map_key.clone()],
-                            method: RepairMethod::Recreate,
-                        });
-                    }
-                }
-                other => out.push(Mismatch {
-                    kind: MismatchKind::VxlanMissing,
-                    object: format!("VXLAN device {}", v.vxlan),
-                    expected: format!(
-                        "a vxlan device with vni {} in {} VLAN {}",
-                        v.vni, exp.bridge, v.vlan
+    /// The VRF's VLAN interface: a vlan device with the VRF's VLAN id on
+    /// the bridge, up, enslaved to the VRF.
+    fn svi(&mut self, v: &VrfExpectation, vrf_link: Option<&Link>) {
+        let svi = v.svi();
+        let svi_link = self.state.link(&svi);
+        let svi_ok = svi_link
+            .filter(|l| l.kind == LinkKind::Vlan { id: Some(v.vlan) } && l.parent == self.bridge);
+        let repair = || vec![Key::vlan(v.vlan), Key::vlan_interface(v.vlan)];
+        let object = format!("VLAN interface {svi}");
+        let Some(l) = svi_ok else {
+            let expected = format!("a vlan device with id {} on {}", v.vlan, self.exp.bridge);
+            let found = match svi_link {
+                Some(l) => match &l.kind {
+                    LinkKind::Vlan { id } => format!(
+                        "a vlan device with id {} on {}",
+                        id.map_or("?".into(), |i| i.to_string()),
+                        self.state.parent_of(&svi).unwrap_or("no lower device")
                     ),
-                    found: describe_device(other),
-                    repair: vec![map_key.clone()],
-                    method: RepairMethod::Recreate,
-                }),
-            }
+                    _ => describe_device(Some(l)),
+                },
+                None => describe_device(None),
+            };
+            let method = RepairMethod::RestartOnly;
+            self.push(
+                MismatchKind::SviMissing,
+                object,
+                expected,
+                found,
+                repair(),
+                method,
+            );
+            return;
+        };
+        if !l.admin_up {
+            let (expected, found) = ("admin up".into(), "admin down".into());
+            let method = RepairMethod::RestartOnly;
+            self.push(
+                MismatchKind::SviDown,
+                object.clone(),
+                expected,
+                found,
+                repair(),
+                method,
+            );
+        }
+        if let Some(vrf) = vrf_link
+            && l.master != Some(vrf.index)
+        {
+            let expected = format!("master {}", v.name);
+            let found = describe_master(self.state, l);
+            let repair = vec![Key::vlan_interface(v.vlan)];
+            let method = RepairMethod::Recreate;
+            self.push(
+                MismatchKind::SviNotInVrf,
+                object,
+                expected,
+                found,
+                repair,
+                method,
+            );
         }
     }
 
-    for p in exp.ports.values() {
-        let object = format!("port {}", p.name);
-        let Some(link) = state.link(&p.name) else {
-            out.push(Mismatch {
-                kind: MismatchKind::PortMissing,
-                object,
-                expected: "the port's netdev".into(),
-                found: "no such device".into(),
-                repair: Vec::new(),
-                method: RepairMethod::None,
-            });
-            continue;
-        };
-        if link.mtu != Some(u32::from(p.mtu)) {
-            out.push(Mismatch {
-                kind: MismatchKind::PortMtu,
-                object: object.clone(),
-                expected: format!("mtu {}", p.mtu),
-                found: link.mtu.map_or("no mtu".into(), |m| format!("mtu {m}")),
-                repair: vec![Key::port(&p.name)],
-                method: RepairMethod::Rewrite,
-            });
-        }
-        if let Some(admin) = p.admin {
-            let want = admin == AdminStatus::Up;
-            if link.admin_up != want {
-                out.push(Mismatch {
-                    kind: MismatchKind::PortAdmin,
-                    object: object.clone(),
-                    expected: format!("admin {}", up_down(want)),
-                    found: format!("admin {}", up_down(link.admin_up)),
-                    repair: vec![Key::port(&p.name)],
-                    method: RepairMethod::Rewrite,
-                });
+    /// The VRF's VXLAN device: the VRF's VNI, in the bridge with the VRF's
+    /// VLAN as untagged PVID, up.
+    fn vxlan(&mut self, v: &VrfExpectation) {
+        let map_key = Key::vxlan_tunnel_map(&self.exp.vtep, v.vni, v.vlan);
+        let object = format!("VXLAN device {}", v.vxlan);
+        let method = RepairMethod::Recreate;
+        let l = match self.state.link(&v.vxlan) {
+            Some(l) if matches!(l.kind, LinkKind::Vxlan { .. }) => l,
+            other => {
+                let expected = format!(
+                    "a vxlan device with vni {} in {} VLAN {}",
+                    v.vni, self.exp.bridge, v.vlan
+                );
+                let found = describe_device(other);
+                self.push(
+                    MismatchKind::VxlanMissing,
+                    object,
+                    expected,
+                    found,
+                    vec![map_key],
+                    method,
+                );
+                return;
             }
+        };
+        if l.kind != (LinkKind::Vxlan { vni: Some(v.vni) }) {
+            let found = match l.kind {
+                LinkKind::Vxlan { vni: Some(n) } => format!("vni {n}"),
+                _ => "no vni".into(),
+            };
+            let expected = format!("vni {}", v.vni);
+            let repair = vec![map_key.clone()];
+            self.push(
+                MismatchKind::VxlanVni,
+                object.clone(),
+                expected,
+                found,
+                repair,
+                method,
+            );
+        }
+        let vlans = self.state.bridge_vlans(&v.vxlan);
+        let in_vlan = l.master == self.bridge && vlans.is_some_and(|b| b.is_untagged_pvid(v.vlan));
+        if !in_vlan {
+            let found = if l.master != self.bridge {
+                describe_master(self.state, l)
+            } else {
+                match vlans.and_then(|b| b.pvid) {
+                    Some(p) => format!("pvid {p} in {}", self.exp.bridge),
+                    None => format!("no pvid in {}", self.exp.bridge),
+                }
+            };
+            let expected = format!("in {} with pvid {} untagged", self.exp.bridge, v.vlan);
+            let repair = vec![map_key.clone()];
+            self.push(
+                MismatchKind::VxlanVlan,
+                object.clone(),
+                expected,
+                found,
+                repair,
+                method,
+            );
+        }
+        if !l.admin_up {
+            let (expected, found) = ("admin up".into(), "admin down".into());
+            self.push(
+                MismatchKind::VxlanDown,
+                object,
+                expected,
+                found,
+                vec![map_key],
+                method,
+            );
+        }
+    }
+
+    /// A port: its netdev, MTU, admin state and attachment.
+    fn port(&mut self, p: &PortExpectation) {
+        let object = format!("port {}", p.name);
+        let Some(link) = self.state.link(&p.name) else {
+            let (expected, found) = ("the port's netdev".into(), "no such device".into());
+            let method = RepairMethod::None;
+            self.push(
+                MismatchKind::PortMissing,
+                object,
+                expected,
+                found,
+                Vec::new(),
+                method,
+            );
+            return;
+        };
+        let rewrite = || vec![Key::port(&p.name)];
+        if link.mtu != Some(u32::from(p.mtu)) {
+            let expected = format!("mtu {}", p.mtu);
+            let found = link.mtu.map_or("no mtu".into(), |m| format!("mtu {m}"));
+            let method = RepairMethod::Rewrite;
+            self.push(
+                MismatchKind::PortMtu,
+                object.clone(),
+                expected,
+                found,
+                rewrite(),
+                method,
+            );
+        }
+        if let Some(admin) = p.admin
+            && link.admin_up != (admin == AdminStatus::Up)
+        {
+            let expected = format!("admin {}", up_down(admin == AdminStatus::Up));
+            let found = format!("admin {}", up_down(link.admin_up));
+            let method = RepairMethod::Rewrite;
+            self.push(
+                MismatchKind::PortAdmin,
+                object.clone(),
+                expected,
+                found,
+                rewrite(),
+                method,
+            );
         }
         match &p.attachment {
             Attachment::Routed => {
                 if link.master.is_some() {
-                    out.push(Mismatch {
-                        kind: MismatchKind::PortMaster,
-                        object,
-                        expected: "no master (routed in the default VRF)".into(),
-                        found: describe_master(state, link),
-                        repair: vec![Key::interface(&p.name)],
-                        method: RepairMethod::Recreate,
-                    });
+                    let expected = "no master (routed in the default VRF)".into();
+                    self.port_master(p, link, object, expected);
                 }
             }
             Attachment::Vrf(vrf) => {
-                if broken_vrfs.contains(&vrf.as_str()) {
-                    continue;
-                }
-                let want = state.link(vrf).map(|l| l.index);
-                if link.master.is_none() || link.master != want {
-                    out.push(Mismatch {
-                        kind: MismatchKind::PortMaster,
-                        object,
-                        expected: format!("master {vrf}"),
-                        found: describe_master(state, link),
-                        repair: vec![Key::interface(&p.name)],
-                        method: RepairMethod::Recreate,
-                    });
+                let want = self.state.link(vrf).map(|l| l.index);
+                let broken = self.broken_vrfs.contains(&vrf.as_str());
+                if !broken && (link.master.is_none() || link.master != want) {
+                    self.port_master(p, link, object, format!("master {vrf}"));
                 }
             }
             Attachment::UntaggedMember(vid) => {
-                if !bridge_ok {
-                    continue;
-                }
-                let repair = vec![Key::vlan_member(*vid, &p.name)];
-                if link.master != bridge_index {
-                    out.push(Mismatch {
-                        kind: MismatchKind::PortMaster,
-                        object,
-                        expected: format!("master {}", exp.bridge),
-                        found: describe_master(state, link),
-                        repair,
-                        // vlanmgrd's DEL runs `bridge vlan del` on a port
-                        // that left the bridge: it throws (#13772).
-                        method: RepairMethod::RestartOnly,
-                    });
-                } else if !state
-                    .bridge_vlans(&p.name)
-                    .is_some_and(|b| b.is_untagged_pvid(*vid))
-                {
-                    // The DEL's `bridge vlan del` only works while the port
-                    // still has the VLAN.
-                    let has_vlan = state
-                        .bridge_vlans(&p.name)
-                        .is_some_and(|b| b.vids.contains(vid));
-                    out.push(Mismatch {
-                        kind: MismatchKind::PortVlan,
-                        object,
-                        expected: format!("pvid {vid} untagged in {}", exp.bridge),
-                        found: match state.bridge_vlans(&p.name).and_then(|b| b.pvid) {
-                            Some(pv) => format!("pvid {pv}"),
-                            None => "no pvid".into(),
-                        },
-                        repair,
-                        method: if has_vlan {
-                            RepairMethod::Recreate
-                        } else {
-                            RepairMethod::RestartOnly
-                        },
-                    });
+                if self.bridge.is_some() {
+                    self.member(p, link, object, *vid);
                 }
             }
         }
     }
-    out
+
+    /// A routed port with the wrong master: intfmgrd rebinds it when its
+    /// INTERFACE entry is re-created.
+    fn port_master(&mut self, p: &PortExpectation, link: &Link, object: String, expected: String) {
+        let repair = vec![Key::interface(&p.name)];
+        self.wrong_master(link, object, expected, repair, RepairMethod::Recreate);
+    }
+
+    /// `link` has another master than `expected`.
+    fn wrong_master(
+        &mut self,
+        link: &Link,
+        object: String,
+        expected: String,
+        repair: Vec<Key>,
+        method: RepairMethod,
+    ) {
+        let found = describe_master(self.state, link);
+        let kind = MismatchKind::PortMaster;
+        self.push(kind, object, expected, found, repair, method);
+    }
+
+    /// A port that is an untagged member of VLAN `vid` (PXE).
+    fn member(&mut self, p: &PortExpectation, link: &Link, object: String, vid: u16) {
+        let repair = vec![Key::vlan_member(vid, &p.name)];
+        let vlans = self.state.bridge_vlans(&p.name);
+        if link.master != self.bridge {
+            let expected = format!("master {}", self.exp.bridge);
+            // vlanmgrd's DEL runs `bridge vlan del` on a port that left the
+            // bridge: it throws (#13772).
+            let method = RepairMethod::RestartOnly;
+            self.wrong_master(link, object, expected, repair, method);
+        } else if !vlans.is_some_and(|b| b.is_untagged_pvid(vid)) {
+            // The DEL's `bridge vlan del` only works while the port still
+            // has the VLAN.
+            let method = match vlans.is_some_and(|b| b.vids.contains(&vid)) {
+                true => RepairMethod::Recreate,
+                false => RepairMethod::RestartOnly,
+            };
+            let expected = format!("pvid {vid} untagged in {}", self.exp.bridge);
+            let found = match vlans.and_then(|b| b.pvid) {
+                Some(pv) => format!("pvid {pv}"),
+                None => "no pvid".into(),
+            };
+            self.push(
+                MismatchKind::PortVlan,
+                object,
+                expected,
+                found,
+                repair,
+                method,
+            );
+        }
+    }
 }
 
 /// The keys of several mismatches, each once, in first-mentioned order.
@@ -632,9 +723,9 @@ pub fn repair_keys<'a>(mismatches: impl IntoIterator<Item = &'a Mismatch>) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{LogLevel, VlanRange};
+    use crate::config::VlanRange;
     use crate::kernel::state::BridgeVlans;
-    use crate::spec::{Filter, PortSpec, Prefixes, Routing, VrfSpec};
+    use crate::spec::{Filter, PortSpec, Prefixes, VrfSpec};
 
     /// A leaf like the lab's: a firewall and two underlay ports, three
     /// tenant ports in two VRFs, one unprovisioned port (admin down).
@@ -697,16 +788,7 @@ mod tests {
                 last: 2000,
             },
             static_vrfs: Default::default(),
-            routing: Routing {
-                asn: 4200000011,
-                loopback: "10.0.0.11".parse().unwrap(),
-                log_level: LogLevel::Info,
-                management_gateway: None,
-                management_routes: Vec::new(),
-                set_src_loopback: false,
-                agentx: false,
-                extra_config: Vec::new(),
-            },
+            routing: crate::configdb::testkit::routing(),
         }
     }
 

@@ -60,7 +60,7 @@ fn unix_time_opt<S: Serializer>(t: &Option<Duration>, s: S) -> Result<S::Ok, S::
 
 /// A time since the Unix epoch as RFC 3339 (UTC).
 pub fn unix_rfc3339(t: Duration) -> String {
-    crate::api::time::format_timestamp(
+    crate::time::format_timestamp(
         i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
         t.subsec_nanos(),
     )
@@ -344,9 +344,9 @@ impl Collector {
                 machine_id: id.clone(),
                 time: now,
                 // Sent to the API: escaped like everything from outside.
-                message: crate::spec::names::escaped(
+                message: crate::names::escaped(
                     du.system_description.as_deref().unwrap_or_default(),
-                    crate::spec::names::MESSAGE_CHARS,
+                    crate::names::MESSAGE_CHARS,
                 ),
             },
         );

@@ -156,9 +156,9 @@ impl Id {
         }
         // A machine chooses it: shown escaped (control and format
         // characters such as U+202E), at most 255 bytes by the TLV's length.
-        crate::spec::names::escaped(
+        crate::names::escaped(
             &String::from_utf8_lossy(&self.value),
-            crate::spec::names::MESSAGE_CHARS,
+            crate::names::MESSAGE_CHARS,
         )
     }
 }

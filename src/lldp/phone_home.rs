@@ -42,7 +42,6 @@ use super::collector::{Collector, DEFAULT_MAX_PENDING, Delivery, PhoneHomeSnapsh
 use super::frame::{FrameError, MAX_FRAME_LEN, parse_frame};
 use crate::api::client::{ApiClient, ApiError, Code};
 use crate::api::{EventOutcome, PhoneHomeEvent};
-use crate::config::Config;
 
 /// Why a batch was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,16 +117,6 @@ impl Default for PhoneHomeOptions {
             interval: Duration::from_secs(60),
             max_pending: DEFAULT_MAX_PENDING,
             recheck: Duration::from_secs(5),
-        }
-    }
-}
-
-impl PhoneHomeOptions {
-    /// The configured interval, defaults otherwise.
-    pub fn from_config(cfg: &Config) -> PhoneHomeOptions {
-        PhoneHomeOptions {
-            interval: cfg.phone_home_interval.0,
-            ..PhoneHomeOptions::default()
         }
     }
 }

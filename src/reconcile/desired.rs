@@ -5,11 +5,48 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::api::client::ApiClient;
-use crate::api::{self, SyncStatus, WireVersion};
-use crate::config::ApiVersion;
+use crate::api::error::ApiError;
+use crate::api::{self, SwitchDocError, SyncStatus};
+use crate::config::{ApiVersion, ConfigError};
 use crate::error::Error;
-use crate::files::{self, FileKind};
+use crate::files::{self, FileError, FileKind};
 use crate::spec::SwitchDesc;
+
+/// Fetching the desired state failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The source is the API, but no client is configured.
+    #[error(transparent)]
+    NoApi(ConfigError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Document(#[from] SwitchDocError),
+}
+
+impl FetchError {
+    /// Whether a later attempt may succeed without a change of input.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Api(e) => e.is_transient(),
+            FetchError::File(e) => e.is_transient(),
+            FetchError::NoApi(_) | FetchError::Document(_) => false,
+        }
+    }
+}
+
+impl From<FetchError> for Error {
+    fn from(e: FetchError) -> Error {
+        match e {
+            FetchError::NoApi(e) => Error::Config(e),
+            FetchError::Api(e) => Error::Api(e),
+            FetchError::File(e) => Error::File(e),
+            FetchError::Document(e) => Error::SwitchDoc(e),
+        }
+    }
+}
 
 /// A source of the switch's desired state.
 #[derive(Debug, Clone)]
@@ -20,7 +57,7 @@ pub enum DesiredSource {
     /// only if it is a regular file of at most `max_bytes`.
     File {
         path: PathBuf,
-        version: Option<WireVersion>,
+        version: Option<ApiVersion>,
         max_bytes: u64,
     },
     /// A desired state held in memory (benchmarks, embedding).
@@ -31,7 +68,7 @@ pub enum DesiredSource {
 #[derive(Debug, Clone)]
 pub struct Fetched {
     pub desc: Arc<SwitchDesc>,
-    pub version: WireVersion,
+    pub version: ApiVersion,
     /// The API's record of the last reports (`None` for files).
     pub sync: Option<SyncStatus>,
     /// The API's generation of the switch, when it has one (v2).
@@ -47,19 +84,16 @@ impl DesiredSource {
     }
 
     /// Fetch the desired state (the API client is needed for `Api`).
-    pub async fn fetch(&self, api: Option<&mut ApiClient>) -> Result<Fetched, Error> {
+    pub async fn fetch(&self, api: Option<&mut ApiClient>) -> Result<Fetched, FetchError> {
         match self {
             DesiredSource::Api { id } => {
                 let Some(client) = api else {
-                    return Err(Error::Config(crate::config::ConfigError::Invalid(vec![
+                    return Err(FetchError::NoApi(ConfigError::Invalid(vec![
                         "the desired state comes from the metal API, but no API is configured"
                             .into(),
                     ])));
                 };
-                let version = match client.version() {
-                    ApiVersion::V1 => WireVersion::V1,
-                    ApiVersion::V2 => WireVersion::V2,
-                };
+                let version = client.version();
                 let fetched = client.get(id).await?;
                 Ok(Fetched {
                     desc: Arc::new(fetched.desc),
@@ -70,7 +104,7 @@ impl DesiredSource {
             }
             DesiredSource::Memory(desc) => Ok(Fetched {
                 desc: desc.clone(),
-                version: WireVersion::V2,
+                version: ApiVersion::V2,
                 sync: None,
                 api_generation: None,
             }),

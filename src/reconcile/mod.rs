@@ -8,41 +8,38 @@
 //! steps; `apply --once`, `run` and the tests all call it:
 //!
 //! ```text
-//! fetch ─▶ SwitchSpec ─▶ plan (against what SONiC confirmed) ─▶ apply phases
-//!   ─▶ render / validate / install / reload FRR ─▶ verify (plan again: empty)
-//!   ─▶ outcome (the daemon reports it to the API)
+//! fetch ─▶ spec ─▶ plan (against what SONiC confirmed) ─▶ write (phases)
+//!   ─▶ FRR (render / validate / install / reload) ─▶ verify (plan again:
+//!   empty) ─▶ kernel ─▶ outcome (the daemon's reporter tells the world:
+//!   `crate::report`)
 //! ```
 //!
+//! Each step is a method of the agent with its own error (`steps`).
 //! Invariants: invalid desired state writes nothing; a reconcile is
 //! "converged" only when CONFIG_DB matches the desired state, SONiC
 //! confirmed it and FRR runs the rendered configuration; when nothing changed
 //! since the last converged reconcile (same desired state, no notification
 //! from SONiC), it sends nothing to redis and renders nothing.
-
 //!
 //! [`prepare`] (pure, also without the `agent` feature) turns a desired
 //! state and a CONFIG_DB snapshot into a spec and a plan; [`register`]
 //! gathers what the switch registers and registers it until accepted;
 //! [`run`] is the daemon around the agent, [`schedule`] its pure timing.
 
-#[cfg(feature = "agent")]
-mod agent;
-#[cfg(feature = "agent")]
-pub mod desired;
-#[cfg(feature = "agent")]
-pub mod outcome;
 pub mod prepare;
-#[cfg(feature = "agent")]
-pub mod register;
-#[cfg(feature = "agent")]
-pub mod report;
-#[cfg(feature = "agent")]
-pub mod run;
-#[cfg(feature = "agent")]
-pub mod schedule;
+agent! {
+    mod agent;
+    pub mod desired;
+    pub mod options;
+    pub mod register;
+    pub mod run;
+    pub mod schedule;
+    mod steps;
+}
 
-#[cfg(feature = "agent")]
-pub use agent::*;
-#[cfg(feature = "agent")]
-pub use outcome::{FrrOutcome, Outcome, ReconcileResult, Stages, Trigger};
-pub use prepare::{Prepared, prepare, prepare_confirmed};
+pub use prepare::{Prepared, prepare};
+agent! {
+    pub use agent::*;
+    pub use options::{AgentOptions, Mode};
+    pub use steps::VerifyError;
+}

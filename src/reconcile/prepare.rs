@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::config::Config;
-use crate::configdb::{confirmed, facts, plan, plan_confirmed, plan_spec, schema};
+use crate::configdb::{Planning, confirmed, facts, plan, schema};
 use crate::spec::{self, LocalFacts, Problems, SwitchDesc, SwitchSpec};
 
 /// Validate the desired state into a [`SwitchSpec`] against the local facts
@@ -35,27 +35,18 @@ pub struct Prepared {
     pub plan: plan::Plan,
 }
 
-/// Validate the desired state against the snapshot and plan the writes.
-/// Pure; rejects the whole state with every problem when it is invalid.
+/// Validate the desired state against CONFIG_DB and plan the writes
+/// against what SONiC confirmed of it ([`Planning::plan`];
+/// [`Confirmed::assumed`](confirmed::Confirmed::assumed) for a
+/// `config_db.json` file). Pure; rejects the whole state with every problem
+/// when it is invalid.
 pub fn prepare(
-    desc: &SwitchDesc,
-    cfg: &Config,
-    state: &schema::DbState,
-) -> Result<Prepared, Problems> {
-    let spec = spec(desc, cfg, state)?;
-    let plan = plan_spec(&spec, state);
-    Ok(Prepared { spec, plan })
-}
-
-/// Validate the desired state against CONFIG_DB and what SONiC confirmed,
-/// and plan the writes ([`plan_confirmed`](crate::configdb::plan_confirmed)).
-pub fn prepare_confirmed(
     desc: &SwitchDesc,
     cfg: &Config,
     state: &schema::DbState,
     confirmed: &confirmed::Confirmed,
 ) -> Result<Prepared, Problems> {
     let spec = spec(desc, cfg, state)?;
-    let plan = plan_confirmed(&spec, state, confirmed);
+    let plan = Planning::new(&spec, state, confirmed).plan();
     Ok(Prepared { spec, plan })
 }

@@ -96,7 +96,7 @@ pub fn registered_nics(
             problems.push(format!(
                 "additional_bridge_ports names {}, which is not in CONFIG_DB PORT (by name or \
                  alias)",
-                crate::spec::names::quoted(s)
+                crate::names::quoted(s)
             ));
         }
     }
@@ -129,15 +129,6 @@ pub struct RegisterOptions {
 }
 
 impl RegisterOptions {
-    pub fn from_config(cfg: &Config) -> RegisterOptions {
-        RegisterOptions {
-            wait_ready: Duration::from_secs(120),
-            retry: RetryPolicy::from_config(cfg),
-            give_up_after: None,
-            progress: None,
-        }
-    }
-
     /// The longest one attempt (and the pause after it) may take: SONiC's
     /// readiness, one API call, the longest backoff.
     pub fn attempt_bound(&self, api_timeout: Duration) -> Duration {
@@ -248,11 +239,9 @@ pub async fn register(
                 return Ok((reg, fetched));
             }
             Err(e) => {
-                failed += 1;
-                let delay = policy.delay(failed);
-                if !e.is_transient() || !policy.allows_another(failed, start, delay) {
+                let Some(delay) = policy.retry_after(&mut failed, start, e.is_transient()) else {
                     return Err(e);
-                }
+                };
                 tracing::warn!(
                     attempt = failed,
                     retry_in = ?delay,

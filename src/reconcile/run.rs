@@ -19,46 +19,44 @@
 //!   for SONiC's confirmations before it writes (see `configdb::confirmed`).
 //!
 //! Alongside: LLDP phone-home on every PORT port but the spine uplinks
-//! (from registration on, whatever the desired state), the status file
-//! (`metal-switchd status`), the Prometheus endpoint, and systemd's notify
-//! protocol (`READY=1` once SONiC's databases and the kernel were read —
-//! before registration, which may wait for the API for long —, `WATCHDOG=1`
-//! while the loop proves progress (see [`crate::systemd::watchdog`]: it beats
-//! every time round and at least every quarter of `WatchdogSec`; a long step
-//! — start-up, registration, fetch, a barrier, an FRR reload, a report —
-//! declares its bound and reports progress), `STATUS=`, `RELOADING=1`,
-//! `STOPPING=1`).
+//! (from registration on, whatever the desired state). What the daemon
+//! does goes to its [`Reporter`] (`crate::report`): the status file
+//! (`metal-switchd status`), the Prometheus endpoint, the API reports and
+//! systemd's notify protocol (`READY=1` once SONiC's databases and the
+//! kernel were read — before registration, which may wait for the API for
+//! long —, `WATCHDOG=1` while the loop proves progress (see
+//! [`crate::systemd::watchdog`]: it beats every time round and at least
+//! every quarter of `WatchdogSec`; a long step — start-up, registration,
+//! fetch, a barrier, an FRR reload, a report — declares its bound and
+//! reports progress), `STATUS=`, `RELOADING=1`, `STOPPING=1`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
+use super::Agent;
 use super::desired::DesiredSource;
-use super::outcome::{FrrOutcome, Outcome, ReconcileResult, Trigger};
-use super::register::{self, RegisterOptions};
+use super::options;
+use super::register;
 use super::schedule::{Next, Schedule, backoff};
-use super::{Agent, AgentOptions, report};
-use crate::api::client::ApiClient;
 use crate::api::{AGENT_VERSION, ComponentPing};
 use crate::config::{ApiVersion, Config};
 use crate::configdb::contest::{Contest, ContestPolicy};
 use crate::error::Error;
 use crate::frr::bgp::{BgpSource, Neighbors, StateFileWatch};
 use crate::kernel::KernelView;
-use crate::kernel::drift::{DriftPolicy, DriftTracker};
+use crate::kernel::drift::DriftTracker;
 use crate::kernel::expect::{compare, expectations, repair_keys};
-use crate::kernel::state::PortEvent;
-use crate::lldp::{PhoneHome, PhoneHomeHandle, PhoneHomeOptions};
-use crate::metrics::{
-    ApiCall, ApiErrorKind, MetalCoreOperation, Metrics, MetricsServer, PhoneHomeResult,
-};
-use crate::observed::{PortOperState, SwitchReport};
-use crate::status::{
-    self, DriftSource, LldpNeighbor, LoopPhase, PortStatus, ReconcileRecord, Status, Timestamp,
-};
+use crate::kernel::state::{KernelState, PortEvent};
+use crate::lldp::collector::PhoneHomeSnapshot;
+use crate::lldp::{PhoneHome, PhoneHomeHandle};
+use crate::observed::PortOperState;
+use crate::report::api::kernel_name;
+use crate::report::metrics::{Metrics, MetricsServer};
+use crate::report::{LoopPhase, Observed, Outcome, ReconcileResult, Reporter, Trigger};
 use crate::systemd::notify::Notifier;
 use crate::systemd::watchdog::{Liveness, Pinger};
 
@@ -173,32 +171,6 @@ impl DaemonOptions {
     }
 }
 
-/// Renew the v2 token beside the loop; every attempt is counted as a
-/// `refresh_token` API call.
-fn spawn_token_renewal(
-    client: ApiClient,
-    metrics: Arc<Metrics>,
-) -> crate::api::renew::RenewalHandle {
-    use crate::api::renew::{Renewal, RenewalOptions, TokenRenewal};
-    TokenRenewal::spawn(
-        client,
-        RenewalOptions::default(),
-        Arc::new(move |r: &Renewal| match r {
-            Renewal::Renewed { .. } | Renewal::NotSaved { .. } => {
-                metrics.api_call(ApiCall::RefreshToken, None)
-            }
-            Renewal::CallFailed { transient, .. } => metrics.api_call(
-                ApiCall::RefreshToken,
-                Some(if *transient {
-                    ApiErrorKind::Transient
-                } else {
-                    ApiErrorKind::Permanent
-                }),
-            ),
-        }),
-    )
-}
-
 /// Build the daemon's agent from the configuration.
 pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     let id = cfg.hostname()?.to_owned();
@@ -209,16 +181,19 @@ pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     for n in cfg.limit_notes() {
         tracing::info!("{n}");
     }
-    let api = ApiClient::from_config(cfg)?;
+    let api = options::api_client(cfg)?;
     Agent::new(
         cfg.clone(),
         DesiredSource::Api { id },
         Some(api),
-        AgentOptions::from_config(cfg),
+        options::agent(cfg),
     )
 }
 
-/// The daemon: registration, then the loop, until SIGTERM / SIGINT.
+/// The daemon: registration, then the loop, until SIGTERM / SIGINT. It owns
+/// the [`Agent`] (one reconcile), the [`Schedule`] (when), and the side jobs
+/// that observe the switch (kernel, BGP, phone-home); what it did goes to
+/// its [`Reporter`].
 pub struct Daemon {
     agent: Agent,
     loader: ConfigLoader,
@@ -232,10 +207,8 @@ pub struct Daemon {
     frr_watch: Option<StateFileWatch>,
     started: SystemTime,
     start: Instant,
-    status: Status,
-    metrics: Arc<Metrics>,
+    reporter: Reporter,
     metrics_server: Option<MetricsServer>,
-    notifier: Arc<Notifier>,
     /// The loop's proof of progress, judged by `pinger`.
     liveness: Liveness,
     /// Sends `WATCHDOG=1` while `liveness` says the loop makes progress.
@@ -244,20 +217,18 @@ pub struct Daemon {
     /// v2: renews the token before it expires.
     token_renewal: Option<crate::api::renew::RenewalHandle>,
     phone_home_ports: watch::Sender<BTreeSet<String>>,
-    /// Phone-home counters already turned into metrics.
-    phone_home_seen: crate::lldp::collector::Stats,
     drift: DriftTracker,
-    /// Kernel drift that is reported, not repaired (for the heartbeat).
-    drift_problem: Option<String>,
     /// Owned keys repaired too often: contested by another writer.
     contest: Contest,
     last_outcome: Option<Outcome>,
-    last_error: Option<String>,
-    /// Distinct desired states seen (status and metrics).
-    desired_generation: u64,
-    status_error_logged: bool,
-    /// The feed's count of entries that are not UTF-8 at the last record.
-    undecodable_seen: crate::configdb::reply::Undecodable,
+}
+
+/// What the loop waits on besides the timer (taken out of the daemon so
+/// that the wait can borrow it alongside the daemon).
+struct Wakers {
+    port_events: Option<broadcast::Receiver<PortEvent>>,
+    kernel_states: Option<watch::Receiver<Arc<KernelState>>>,
+    stop: watch::Receiver<bool>,
 }
 
 impl Daemon {
@@ -270,7 +241,7 @@ impl Daemon {
     ) -> Daemon {
         agent.opts.hooks.stop = Some(signals.stop.clone());
         let cfg = agent.config();
-        let bgp = BgpSource::from_config(cfg);
+        let bgp = options::bgp_source(cfg);
         let bgp_watch = match &bgp {
             Some(BgpSource::File { path, .. }) => match StateFileWatch::new(path) {
                 Ok(w) => Some(w),
@@ -292,10 +263,7 @@ impl Daemon {
                 None
             }
         };
-        let drift = DriftTracker::new(DriftPolicy {
-            grace: cfg.kernel_drift_grace.0,
-            ..DriftPolicy::default()
-        });
+        let drift = DriftTracker::new(options::drift(cfg));
         let started = SystemTime::now();
         let notifier = if opts.notify {
             Notifier::from_env().unwrap_or_else(|e| {
@@ -305,6 +273,12 @@ impl Daemon {
         } else {
             Notifier::disabled()
         };
+        let reporter = Reporter::new(
+            options::reporter(cfg, opts.status_file),
+            notifier,
+            std::process::id(),
+            started,
+        );
         let liveness = Liveness::new();
         agent.set_liveness(liveness.clone());
         Daemon {
@@ -318,24 +292,16 @@ impl Daemon {
             frr_watch,
             started,
             start: Instant::now(),
-            status: Status::new(std::process::id(), started),
-            metrics: Arc::new(Metrics::new(started)),
+            reporter,
             metrics_server: None,
-            notifier: Arc::new(notifier),
             liveness,
             pinger: None,
             phone_home: None,
             token_renewal: None,
             phone_home_ports: watch::channel(BTreeSet::new()).0,
-            phone_home_seen: Default::default(),
             drift,
-            drift_problem: None,
             contest: Contest::new(ContestPolicy::default()),
             last_outcome: None,
-            last_error: None,
-            desired_generation: 0,
-            status_error_logged: false,
-            undecodable_seen: Default::default(),
         }
     }
 
@@ -345,7 +311,7 @@ impl Daemon {
 
     /// The metrics the daemon records (also served on `/metrics`).
     pub fn metrics(&self) -> Arc<Metrics> {
-        self.metrics.clone()
+        self.reporter.metrics()
     }
 
     fn stopping(&self) -> bool {
@@ -353,42 +319,14 @@ impl Daemon {
     }
 
     fn set_phase(&mut self, phase: LoopPhase) {
-        self.status.set_phase(phase);
-        self.publish_status();
-    }
-
-    /// Write the status file and send `STATUS=`.
-    fn publish_status(&mut self) {
-        let now = SystemTime::now();
-        if self.opts.status_file {
-            let dir = self.agent.cfg.state_directory.clone();
-            let written = std::fs::create_dir_all(&dir)
-                .map_err(|source| status::StatusFileError::Write {
-                    dir: dir.clone(),
-                    source,
-                })
-                .and_then(|()| self.status.write_atomic(&dir, now));
-            match written {
-                Ok(_) => self.status_error_logged = false,
-                Err(e) if !self.status_error_logged => {
-                    tracing::warn!(error = %e, "cannot write the status file");
-                    self.status_error_logged = true;
-                }
-                Err(_) => {}
-            }
-        }
-        let line = self.status.status_line(now);
-        if let Err(e) = self.notifier.status(&line) {
-            tracing::debug!(error = %e, "STATUS= not sent");
-        }
+        self.reporter.phase(phase, SystemTime::now());
     }
 
     /// Register, retrying until the API accepts it (or a stop signal).
     /// `Ok(false)` when stopped first.
     async fn register(&mut self) -> Result<bool, Error> {
         let cfg = self.agent.cfg.clone();
-        let opts = RegisterOptions::from_config(&cfg);
-        let mut opts = opts;
+        let mut opts = options::register(&cfg);
         opts.progress = Some(self.liveness.clone());
         let _step = self.liveness.step(
             "registering with the metal API",
@@ -404,13 +342,8 @@ impl Daemon {
         };
         tokio::select! {
             r = register::register(&cfg, db, &kernel, client, &opts) => {
-                match r {
-                    Ok(_) => self.metrics.api_call(ApiCall::Register, None),
-                    Err(e) => {
-                        self.metrics.api_call(ApiCall::Register, Some(ApiErrorKind::Permanent));
-                        return Err(e);
-                    }
-                }
+                self.reporter.registered(r.is_ok());
+                r?;
                 (self.observer)(&LoopEvent::Registered);
                 Ok(true)
             }
@@ -423,11 +356,8 @@ impl Daemon {
     /// and tell systemd the agent is ready.
     async fn start_side_jobs(&mut self) -> Result<(), Error> {
         let cfg = self.agent.cfg.clone();
-        if let (true, Some(interval)) = (
-            self.notifier.is_enabled(),
-            self.notifier.watchdog_interval(),
-        ) {
-            match Pinger::spawn(self.notifier.clone(), self.liveness.clone(), interval) {
+        if let Some(interval) = self.reporter.watchdog_interval() {
+            match Pinger::spawn(self.reporter.notifier(), self.liveness.clone(), interval) {
                 Ok(p) => self.pinger = Some(p),
                 Err(e) => tracing::error!(error = %e, "cannot start the watchdog's pinger"),
             }
@@ -437,21 +367,7 @@ impl Daemon {
             .liveness
             .step("starting", Duration::from_secs(30) + STEP_SLACK * 3);
         if self.opts.metrics {
-            let addr = format!(
-                "{}:{}",
-                cfg.metrics_server_bind_address, cfg.metrics_server_port
-            );
-            match addr.parse::<SocketAddr>() {
-                Ok(addr) => match self.metrics.clone().serve(addr).await {
-                    Ok(server) => {
-                        tracing::info!(addr = %server.local_addr(), "serving /metrics");
-                        self.metrics_server = Some(server);
-                    }
-                    // The agent's job matters more than its metrics.
-                    Err(e) => tracing::error!(error = %e, "metrics are not served"),
-                },
-                Err(e) => tracing::error!(%addr, error = %e, "metrics are not served"),
-            }
+            self.serve_metrics(&cfg).await;
         }
         if self.opts.kernel {
             let view = match &self.opts.kernel_netns {
@@ -462,20 +378,22 @@ impl Daemon {
         }
         if self.opts.phone_home
             && self.agent.api.is_some()
-            && let Ok(client) = ApiClient::from_config(&cfg)
+            && let Ok(client) = options::api_client(&cfg)
         {
             let ports = self.phone_home_ports.subscribe();
-            self.phone_home = Some(PhoneHome::spawn(
-                ports,
-                client,
-                PhoneHomeOptions::from_config(&cfg),
-            ));
+            self.phone_home = Some(PhoneHome::spawn(ports, client, options::phone_home(&cfg)));
         }
         if self.agent.api.is_some()
             && cfg.api_version() == ApiVersion::V2
-            && let Ok(client) = ApiClient::from_config(&cfg)
+            && let Ok(client) = options::api_client(&cfg)
         {
-            self.token_renewal = Some(spawn_token_renewal(client, self.metrics.clone()));
+            use crate::api::renew::{RenewalOptions, TokenRenewal};
+            let observer = self.reporter.token_renewal_observer();
+            self.token_renewal = Some(TokenRenewal::spawn(
+                client,
+                RenewalOptions::default(),
+                observer,
+            ));
         }
         // READY=1 once the switch was observed: SONiC's databases read in
         // full (or found unreachable for now) and the kernel dumped.
@@ -492,24 +410,38 @@ impl Daemon {
             tracing::warn!("SONiC's redis is not reachable yet; starting anyway");
         }
         self.detect_flavour().await;
-        if let Err(e) = self
-            .notifier
-            .ready(&self.status.status_line(SystemTime::now()))
-        {
-            tracing::warn!(error = %e, "READY=1 not sent");
-        }
+        self.reporter.ready(SystemTime::now());
         Ok(())
+    }
+
+    /// Serve `/metrics` (the agent's job matters more than its metrics: a
+    /// failure is logged, not fatal).
+    async fn serve_metrics(&mut self, cfg: &Config) {
+        let addr = format!(
+            "{}:{}",
+            cfg.metrics_server_bind_address, cfg.metrics_server_port
+        );
+        match addr.parse::<SocketAddr>() {
+            Ok(addr) => match self.reporter.metrics().serve(addr).await {
+                Ok(server) => {
+                    tracing::info!(addr = %server.local_addr(), "serving /metrics");
+                    self.metrics_server = Some(server);
+                }
+                Err(e) => tracing::error!(error = %e, "metrics are not served"),
+            },
+            Err(e) => tracing::error!(%addr, error = %e, "metrics are not served"),
+        }
     }
 
     /// Run until SIGTERM / SIGINT.
     pub async fn run(mut self) -> Result<(), Error> {
         self.set_phase(LoopPhase::Starting);
-        for n in self.agent.cfg.notices() {
-            tracing::warn!("setting without effect: {n}");
-        }
         self.start_side_jobs().await?;
-        let mut port_events = self.agent.kernel().map(KernelView::port_events);
-        let mut kernel_states = self.agent.kernel().map(KernelView::subscribe);
+        let mut wakers = Wakers {
+            port_events: self.agent.kernel().map(KernelView::port_events),
+            kernel_states: self.agent.kernel().map(KernelView::subscribe),
+            stop: self.signals.stop.clone(),
+        };
         self.set_phase(LoopPhase::Registering);
         if !self.stopping() && !self.register().await? {
             return self.finish().await;
@@ -519,12 +451,11 @@ impl Daemon {
             Instant::now(),
             self.agent.cfg.reconfigure_switch_interval.0,
             (self.agent.cfg.api_version() == ApiVersion::V2).then_some(PING_INTERVAL),
-            self.notifier.watchdog_interval().map(Pinger::beat_period),
+            self.reporter.watchdog_interval().map(Pinger::beat_period),
         );
         // Agents started together (a partition powered up, a fleet update)
         // do not tick in step.
         schedule.spread_start(0.5 + fastrand::f64());
-        let mut stop = self.signals.stop.clone();
         self.set_phase(LoopPhase::Idle);
         while !self.stopping() {
             // Every time round is progress; an idle loop comes round at
@@ -537,26 +468,13 @@ impl Daemon {
                     schedule.pinged(Instant::now());
                 }
                 Next::Reconcile { trigger, refetch } => {
-                    let started = Instant::now();
-                    self.reconcile(trigger, refetch).await;
-                    let o = self.last_outcome.as_ref();
-                    if let Some(o) = o {
-                        let wait = backoff(
-                            schedule.failures() + 1,
-                            self.agent.cfg.reconfigure_switch_interval.0,
-                            0.8 + fastrand::f64() * 0.4,
-                        );
-                        schedule.reconciled(started, o, wait);
-                        if o.is_converged() || o.kernel_pending {
-                            schedule.kernel_check_at(Instant::now());
-                        }
-                    }
-                    schedule.reported(Instant::now());
+                    self.reconcile_scheduled(&mut schedule, trigger, refetch)
+                        .await;
                 }
                 Next::Report => {
                     if let Some(o) = self.last_outcome.clone() {
                         self.report(&o).await;
-                        self.publish_status();
+                        self.reporter.publish(SystemTime::now());
                     }
                     schedule.reported(Instant::now());
                 }
@@ -569,74 +487,116 @@ impl Daemon {
                         schedule.trigger(Trigger::Kernel, false);
                     }
                 }
-                Next::Wait(until) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(until.into()) => {}
-                        _ = stop.wait_for(|s| *s) => {}
-                        Some(()) = self.signals.hup.recv() => {
-                            self.reload(&mut schedule).await;
-                        }
-                        ev = self.agent.db_mut().next_event() => {
-                            if ev.is_none() {
-                                return Err(Error::Runtime {
-                                    what: "following CONFIG_DB",
-                                    source: std::io::Error::other("the CONFIG_DB feed stopped"),
-                                });
-                            }
-                            self.on_configdb_change(&mut schedule);
-                        }
-                        Some(()) = async {
-                            match self.bgp_watch.as_mut() {
-                                Some(w) => w.changed().await,
-                                None => std::future::pending().await,
-                            }
-                        } => schedule.report_soon(),
-                        Some(()) = async {
-                            match self.frr_watch.as_mut() {
-                                Some(w) => w.changed().await,
-                                None => std::future::pending().await,
-                            }
-                        } => self.on_frr_change(&mut schedule),
-                        ev = async {
-                            match port_events.as_mut() {
-                                Some(rx) => rx.recv().await,
-                                None => std::future::pending().await,
-                            }
-                        } => match ev {
-                            Ok(PortEvent { port, old, new }) => {
-                                if self.is_reported_port(&port) {
-                                    tracing::info!(%port, ?old, ?new, "port operational state changed");
-                                    schedule.report_soon();
-                                }
-                            }
-                            // Events were lost: report the current states.
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                                schedule.report_soon();
-                            }
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                                return Err(Error::Runtime {
-                                    what: "following the kernel's links",
-                                    source: std::io::Error::other("the kernel view stopped"),
-                                });
-                            }
-                        },
-                        changed = async {
-                            match kernel_states.as_mut() {
-                                Some(rx) => rx.changed().await,
-                                None => std::future::pending().await,
-                            }
-                        } => {
-                            if changed.is_ok() {
-                                schedule.kernel_check_at(Instant::now());
-                            } else {
-                                kernel_states = None;
-                            }
-                        }
-                    }
-                }
+                Next::Wait(until) => self.wait(until, &mut schedule, &mut wakers).await?,
             }
         }
         self.finish().await
+    }
+
+    /// A reconcile the schedule asked for; tells the schedule how it ended.
+    async fn reconcile_scheduled(
+        &mut self,
+        schedule: &mut Schedule,
+        trigger: Trigger,
+        refetch: bool,
+    ) {
+        let started = Instant::now();
+        self.reconcile(trigger, refetch).await;
+        if let Some(o) = self.last_outcome.as_ref() {
+            let wait = backoff(
+                schedule.failures() + 1,
+                self.agent.cfg.reconfigure_switch_interval.0,
+                0.8 + fastrand::f64() * 0.4,
+            );
+            schedule.reconciled(started, o, wait);
+            if o.is_converged() || o.kernel_pending {
+                schedule.kernel_check_at(Instant::now());
+            }
+        }
+        schedule.reported(Instant::now());
+    }
+
+    /// Wait until `until` or until something wakes the loop: a signal, a
+    /// CONFIG_DB notification, the BGP state file, a port's state, the
+    /// kernel view.
+    async fn wait(
+        &mut self,
+        until: Instant,
+        schedule: &mut Schedule,
+        w: &mut Wakers,
+    ) -> Result<(), Error> {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until.into()) => {}
+            _ = w.stop.wait_for(|s| *s) => {}
+            Some(()) = self.signals.hup.recv() => {
+                self.reload(schedule).await;
+            }
+            ev = self.agent.db_mut().next_event() => {
+                if ev.is_none() {
+                    return Err(Error::Runtime {
+                        what: "following CONFIG_DB",
+                        source: std::io::Error::other("the CONFIG_DB feed stopped"),
+                    });
+                }
+                self.on_configdb_change(schedule);
+            }
+            Some(()) = async {
+                match self.bgp_watch.as_mut() {
+                    Some(w) => w.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => schedule.report_soon(),
+            Some(()) = async {
+                match self.frr_watch.as_mut() {
+                    Some(w) => w.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => self.on_frr_change(schedule),
+            ev = async {
+                match w.port_events.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => self.on_port_event(ev, schedule)?,
+            changed = async {
+                match w.kernel_states.as_mut() {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if changed.is_ok() {
+                    schedule.kernel_check_at(Instant::now());
+                } else {
+                    w.kernel_states = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A port's operational state changed (or events were lost).
+    fn on_port_event(
+        &mut self,
+        ev: Result<PortEvent, broadcast::error::RecvError>,
+        schedule: &mut Schedule,
+    ) -> Result<(), Error> {
+        match ev {
+            Ok(PortEvent { port, old, new }) => {
+                if self.is_reported_port(&port) {
+                    tracing::info!(%port, ?old, ?new, "port operational state changed");
+                    schedule.report_soon();
+                }
+            }
+            // Events were lost: report the current states.
+            Err(broadcast::error::RecvError::Lagged(_)) => schedule.report_soon(),
+            Err(broadcast::error::RecvError::Closed) => {
+                return Err(Error::Runtime {
+                    what: "following the kernel's links",
+                    source: std::io::Error::other("the kernel view stopped"),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The installed frr.conf's directory changed: if the file is no longer
@@ -707,24 +667,24 @@ impl Daemon {
         for n in self.agent.cfg.notices() {
             tracing::warn!("setting without effect: {n}");
         }
-        self.status.flavour = Some((&f).into());
-        self.metrics.set_flavour(&f);
+        self.reporter.flavour_detected(&f, SystemTime::now());
         self.agent.set_flavour(f);
-        self.publish_status();
     }
 
     /// SIGHUP: re-read the configuration.
     async fn reload(&mut self, schedule: &mut Schedule) {
-        let _ = self.notifier.reloading("re-reading the configuration");
+        self.reporter.reloading("re-reading the configuration");
         let _step = self
             .liveness
             .step("re-reading the configuration", STEP_SLACK * 3);
         match (self.loader)() {
             Ok(cfg) => {
                 let interval = cfg.reconfigure_switch_interval.0;
+                let reporting = options::reporter(&cfg, self.opts.status_file);
                 match self.agent.set_config(cfg) {
                     Ok(()) => {
                         tracing::info!("configuration re-read (SIGHUP)");
+                        self.reporter.set_options(reporting);
                         // The other writer may be gone: repair everything again.
                         self.contest.clear();
                         self.sync_contest();
@@ -743,13 +703,11 @@ impl Daemon {
                 "SIGHUP: the configuration is invalid; keeping the old one"
             ),
         }
-        let _ = self
-            .notifier
-            .ready(&self.status.status_line(SystemTime::now()));
+        self.reporter.ready(SystemTime::now());
     }
 
-    /// One reconcile with everything around it: status, metrics, log,
-    /// report, phone-home ports.
+    /// One reconcile with everything around it: the reporter, the
+    /// phone-home ports, the observer.
     async fn reconcile(&mut self, trigger: Trigger, refetch: bool) {
         self.set_phase(LoopPhase::Reconciling);
         let released = self.contest.release_due(Instant::now());
@@ -767,14 +725,14 @@ impl Daemon {
             self.check_frr_drift();
         }
         let outcome = self.agent.reconcile_once(trigger, refetch, deadline).await;
-        self.log(&outcome);
-        self.record(&outcome, started_at);
+        self.reporter
+            .reconciled(&outcome, started_at, SystemTime::now());
+        self.judge_repairs(&outcome);
         self.report(&outcome).await;
         self.update_phone_home_ports();
         (self.observer)(&LoopEvent::Reconciled(Box::new(outcome.clone())));
         self.last_outcome = Some(outcome);
-        self.status.set_phase(LoopPhase::Idle);
-        self.publish_status();
+        self.set_phase(LoopPhase::Idle);
     }
 
     /// LLDP capture runs on every port of CONFIG_DB PORT but the spine
@@ -799,155 +757,40 @@ impl Daemon {
         });
     }
 
-    /// Metrics and the status record of one reconcile.
-    fn record(&mut self, o: &Outcome, started_at: SystemTime) {
-        let now = SystemTime::now();
-        let m = &self.metrics;
-        m.reconcile_finished(o.result, o.duration, now);
-        let undecodable = self.agent.db().undecodable();
-        m.undecodable_entries(&undecodable.since(&self.undecodable_seen));
-        self.undecodable_seen = undecodable;
-        for (stage, d) in o.stages.to_map() {
-            m.observe_stage(stage, d);
-        }
-        if let Some(r) = &o.apply {
-            if let Some(plan) = &o.plan {
-                m.record_plan(plan);
-            }
-            m.record_apply(r);
-        }
-        match o.fetch_failed {
-            Some(transient) => m.api_call(
-                ApiCall::GetSwitch,
-                Some(if transient {
-                    ApiErrorKind::Transient
-                } else {
-                    ApiErrorKind::Permanent
-                }),
-            ),
-            None if o.refetched && !o.stages.fetch.is_zero() => {
-                m.api_call(ApiCall::GetSwitch, None)
-            }
-            None => {}
-        }
-        if o.desired_changed {
-            self.desired_generation += 1;
-            m.desired_state_changed();
-        }
-        self.status.desired = Some(status::DesiredState {
-            source: match self.agent.cfg.api_version() {
-                ApiVersion::V1 => status::DesiredSource::ApiV1,
-                ApiVersion::V2 => status::DesiredSource::ApiV2,
-            },
-            generation: self.desired_generation,
-            digest: o
-                .digest
-                .clone()
-                .or_else(|| self.status.desired.as_ref().and_then(|d| d.digest.clone())),
-            api_generation: o
-                .api_generation
-                .or_else(|| self.status.desired.as_ref().and_then(|d| d.api_generation)),
-        });
-        if let Some(d) = &o.digest {
-            m.set_desired_state(d, o.api_generation, o.is_converged());
-        }
-        if o.frr_repaired {
-            m.drift_repaired(DriftSource::Frr);
-            let what = self.agent.cfg.frr_config.display().to_string();
-            self.status.record_drift(DriftSource::Frr, what, now);
-        }
-        if o.trigger == Trigger::Configdb && o.is_converged() && o.changes > 0 {
-            m.drift_repaired(DriftSource::Configdb);
-            let what = o
-                .plan
-                .as_ref()
-                .and_then(|p| p.iter_changes().next())
-                .map(|c| c.key.to_string())
-                .unwrap_or_default();
-            self.status.record_drift(DriftSource::Configdb, what, now);
-        }
-        // Writes the desired state did not ask for repair what another
-        // writer changed; a key repaired too often is left to it.
+    /// Writes the desired state did not ask for repair what another writer
+    /// changed; a key repaired too often is left to it.
+    fn judge_repairs(&mut self, o: &Outcome) {
         let repair = matches!(
             o.trigger,
             Trigger::Configdb | Trigger::Timer | Trigger::Retry
         ) && !o.desired_changed
             && !matches!(o.result, ReconcileResult::Invalid | ReconcileResult::DryRun)
             && o.changes > 0;
-        if repair && let Some(plan) = &o.plan {
-            let newly = self
-                .contest
-                .repaired(Instant::now(), plan.iter_changes().map(|c| &c.key));
-            for key in &newly {
-                tracing::error!(
-                    %key,
-                    "CONFIG_DB key contested by another writer (changed back after every \
-                     repair); no longer repaired for now — is metal-core or a second agent \
-                     running?"
-                );
-            }
-            if !newly.is_empty() {
-                self.sync_contest();
-            }
+        let Some(plan) = o.plan.as_ref().filter(|_| repair) else {
+            return;
+        };
+        let newly = self
+            .contest
+            .repaired(Instant::now(), plan.iter_changes().map(|c| &c.key));
+        for key in &newly {
+            tracing::error!(
+                %key,
+                "CONFIG_DB key contested by another writer (changed back after every \
+                 repair); no longer repaired for now — is metal-core or a second agent \
+                 running?"
+            );
         }
-        self.status.record_reconcile(ReconcileRecord {
-            started_at: Timestamp(started_at),
-            duration: o.duration,
-            result: o.result,
-            error: o.error.clone(),
-            trigger: o.trigger,
-            stages: o.stages.to_map(),
-            changes: o.changes as u64,
-            phases: o.phases as u64,
-            frr_changed: matches!(o.frr, FrrOutcome::Replaced { .. }),
-            digest: o.digest.clone(),
-            api_generation: o.api_generation,
-        });
+        if !newly.is_empty() {
+            self.sync_contest();
+        }
     }
 
-    /// The contested keys into the agent (left out of its plans), the
-    /// metrics and the status.
+    /// The contested keys into the agent (left out of its plans) and the
+    /// reporter.
     fn sync_contest(&mut self) {
         let keys: Vec<_> = self.contest.contested().cloned().collect();
-        self.metrics.set_contested_keys(keys.len());
-        self.status.drift.contested = keys.iter().map(ToString::to_string).collect();
+        self.reporter.contested(&keys, self.contest.problem());
         self.agent.set_contested(keys);
-    }
-
-    fn log(&mut self, o: &Outcome) {
-        match o.result {
-            ReconcileResult::Converged | ReconcileResult::DryRun => {
-                let digest = o.digest.as_ref().map(|d| d.0.as_str());
-                if o.unchanged {
-                    tracing::debug!(generation = o.generation, digest, "{}", o.summary());
-                } else {
-                    tracing::info!(
-                        generation = o.generation,
-                        digest,
-                        api_generation = o.api_generation,
-                        trigger = o.trigger.as_str(),
-                        changes = o.changes,
-                        phases = o.phases,
-                        duration_ms = o.duration.as_secs_f64() * 1e3,
-                        "{}",
-                        o.summary()
-                    );
-                }
-                self.last_error = None;
-            }
-            ReconcileResult::Invalid | ReconcileResult::Error | ReconcileResult::Pending => {
-                // An error is logged once, not on every retry of it.
-                if self.last_error != o.error {
-                    tracing::error!(generation = o.generation, "{}", o.summary());
-                    if let Some(e) = &o.error {
-                        tracing::error!("{e}");
-                    }
-                    self.last_error = o.error.clone();
-                } else {
-                    tracing::debug!(generation = o.generation, "{}", o.summary());
-                }
-            }
-        }
     }
 
     /// Compare the kernel with the desired state; schedule repairs of drift
@@ -971,34 +814,9 @@ impl Daemon {
         let mismatches = compare(&state, &expectations(spec));
         let now = self.start.elapsed();
         let drift = self.drift.observe(now, &mismatches);
-        let mut problems: Vec<String> = Vec::new();
-        for f in &drift.failed {
-            problems.push(format!(
-                "{} (not repaired by {} re-assertion(s) through CONFIG_DB)",
-                f.mismatch, f.repairs
-            ));
-        }
-        for m in &drift.unrepairable {
-            problems.push(format!("{m} (SONiC cannot repair this from CONFIG_DB)"));
-        }
-        let problem =
-            (!problems.is_empty()).then(|| format!("kernel drift: {}", problems.join("; ")));
-        let newly_reported = problem.is_some() && problem != self.drift_problem;
-        if problem != self.drift_problem {
-            if let Some(p) = &problem {
-                tracing::error!("{p}");
-            }
-            self.drift_problem = problem;
-        }
+        let newly_reported = self.reporter.kernel_drift(&drift, SystemTime::now());
         if !drift.due.is_empty() {
-            let keys = repair_keys(&drift.due);
-            for m in &drift.due {
-                tracing::warn!(mismatch = %m, "kernel drift; re-asserting its CONFIG_DB entries");
-                self.metrics.drift_repaired(DriftSource::Kernel);
-                self.status
-                    .record_drift(DriftSource::Kernel, m.to_string(), SystemTime::now());
-            }
-            self.agent.reassert(keys);
+            self.agent.reassert(repair_keys(&drift.due));
             self.drift.repaired(now, &drift.due);
         }
         if !drift.due.is_empty() || newly_reported {
@@ -1010,11 +828,16 @@ impl Daemon {
         drift.next_check
     }
 
-    /// Send the report of `outcome` (v1 notify, v2 heartbeat) and record the
-    /// observed states.
-    async fn report(&mut self, outcome: &Outcome) {
-        let started = Instant::now();
-        let bgp: Option<Neighbors> = match &self.bgp {
+    /// What the switch shows now: the kernel's port states, the BGP
+    /// sessions (when they can be read), phone-home.
+    async fn observe(
+        &self,
+    ) -> (
+        BTreeMap<String, PortOperState>,
+        Option<Neighbors>,
+        Option<PhoneHomeSnapshot>,
+    ) {
+        let bgp = match &self.bgp {
             Some(src) => match src.read().await {
                 Ok(n) => Some(n),
                 Err(e) => {
@@ -1024,133 +847,47 @@ impl Daemon {
             },
             None => None,
         };
-        let oper: BTreeMap<String, PortOperState> = self
+        let oper = self
             .agent
             .kernel()
             .map(KernelView::oper_states)
             .unwrap_or_default();
-        self.observe_states(&oper, bgp.as_ref());
-        let mut rep: SwitchReport = {
-            let view = self.agent.db().view();
-            report::build(
-                outcome,
-                self.agent.desired(),
-                &self.agent.cfg,
-                &view.config,
-                &oper,
-                bgp.as_ref(),
-            )
+        let phone_home = self.phone_home.as_ref().map(PhoneHomeHandle::snapshot);
+        (oper, bgp, phone_home)
+    }
+
+    /// Observe the switch and send the report of `outcome` (v1 notify, v2
+    /// heartbeat).
+    async fn report(&mut self, outcome: &Outcome) {
+        let (oper, bgp, phone_home) = self.observe().await;
+        let seen = Observed {
+            oper: &oper,
+            bgp: bgp.as_ref(),
+            phone_home: phone_home.as_ref(),
         };
-        if rep.error.is_none() {
-            rep.error = self
-                .drift_problem
-                .clone()
-                .or_else(|| self.contest.problem());
+        if let Some(spec) = self.agent.spec() {
+            self.reporter.observed(spec, &seen);
         }
+        let rep = self.reporter.switch_report(
+            outcome,
+            self.agent.desired(),
+            &self.agent.db().view().config,
+            &seen,
+        );
         let Ok(id) = self.agent.cfg.hostname().map(str::to_owned) else {
             return;
         };
         let bound = self.api_bound();
         let _step = self.liveness.step("reporting to the metal API", bound);
-        let Some(client) = self.agent.api_mut() else {
+        let Some(client) = self.agent.api.as_mut() else {
             return;
         };
-        let result = client.report(&id, &rep).await;
-        let (ok, error) = match result {
-            Ok(_) => {
-                self.metrics.api_call(ApiCall::Report, None);
-                (true, None)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot report to the metal API");
-                let kind = if e.is_transient() {
-                    ApiErrorKind::Transient
-                } else {
-                    ApiErrorKind::Permanent
-                };
-                self.metrics.api_call(ApiCall::Report, Some(kind));
-                self.metrics
-                    .metal_core_error(MetalCoreOperation::ReconfigurationNotification);
-                (false, Some(e.to_string()))
-            }
+        let sent = self.reporter.send(client, &id, &rep).await;
+        let (ok, error) = match sent {
+            Ok(()) => (true, None),
+            Err(e) => (false, Some(e)),
         };
-        tracing::debug!(elapsed = ?started.elapsed(), ok, "reported");
-        self.metrics
-            .observe_stage(status::Stage::Report, started.elapsed());
         (self.observer)(&LoopEvent::Reported { ok, error });
-    }
-
-    /// Port, BGP and phone-home states into the status record and metrics.
-    fn observe_states(&mut self, oper: &BTreeMap<String, PortOperState>, bgp: Option<&Neighbors>) {
-        let Some(spec) = self.agent.spec() else {
-            return;
-        };
-        let snapshot = self.phone_home.as_ref().map(PhoneHomeHandle::snapshot);
-        let mut ports = BTreeMap::new();
-        for (name, p) in &spec.ports {
-            let state = oper.get(name).copied().unwrap_or(PortOperState::Unknown);
-            let lldp = snapshot
-                .as_ref()
-                .and_then(|s| s.neighbors.get(name))
-                .and_then(|n| {
-                    Some(LldpNeighbor {
-                        machine_id: n.machine_id.clone()?,
-                        last_seen: Timestamp(std::time::UNIX_EPOCH + n.last_seen),
-                    })
-                });
-            ports.insert(
-                name.clone(),
-                PortStatus {
-                    oper: state,
-                    admin: p.admin,
-                    lldp,
-                },
-            );
-        }
-        self.metrics
-            .set_port_states(ports.iter().map(|(n, p)| (n.as_str(), p.oper)));
-        self.status.ports = ports;
-        if let Some(n) = bgp {
-            self.metrics
-                .set_bgp_states(n.states.iter().map(|(p, b)| (p.as_str(), b)));
-            self.status.set_bgp(n.states.iter());
-        }
-        if let Some(s) = snapshot {
-            let seen = &mut self.phone_home_seen;
-            let m = &self.metrics;
-            let delta = |now: u64, before: &mut u64| {
-                let d = now.saturating_sub(*before);
-                *before = now;
-                d
-            };
-            m.phone_home(
-                PhoneHomeResult::Queued,
-                delta(s.stats.phone_home_frames, &mut seen.phone_home_frames),
-            );
-            m.phone_home(
-                PhoneHomeResult::Sent,
-                delta(s.stats.events_sent, &mut seen.events_sent),
-            );
-            let failed = delta(s.stats.sends_failed, &mut seen.sends_failed);
-            m.phone_home(PhoneHomeResult::Failed, failed);
-            for _ in 0..failed {
-                m.api_call(ApiCall::SendEvents, Some(ApiErrorKind::Transient));
-                m.metal_core_error(MetalCoreOperation::SendProvisioning);
-            }
-            for _ in 0..delta(s.stats.sends_ok, &mut seen.sends_ok) {
-                m.api_call(ApiCall::SendEvents, None);
-            }
-            let dropped = delta(s.stats.dropped_overflow, &mut seen.dropped_overflow)
-                + delta(s.stats.events_rejected, &mut seen.events_rejected);
-            m.phone_home(PhoneHomeResult::Dropped, dropped);
-            m.set_phone_home_pending(s.pending.len() as u64);
-            self.status.phone_home = status::PhoneHome {
-                pending: s.pending.len() as u64,
-                sent: s.stats.events_sent,
-                last_sent: s.last_success.map(|d| Timestamp(std::time::UNIX_EPOCH + d)),
-                failures: s.stats.sends_failed,
-            };
-        }
     }
 
     /// Whether the API hears about `port` (a nic of the desired state).
@@ -1159,15 +896,16 @@ impl Daemon {
             return false;
         };
         let view = self.agent.db().view();
+        let naming = self.agent.cfg.interface_naming_schema;
         desc.nics
             .iter()
-            .any(|n| report::kernel_name(&n.name, &self.agent.cfg, &view.config) == Some(port))
+            .any(|n| kernel_name(&n.name, naming, &view.config) == Some(port))
     }
 
     /// The longest an API call with its retries may take.
     fn api_bound(&self) -> Duration {
         let cfg = &self.agent.cfg;
-        crate::api::transport::RetryPolicy::from_config(cfg)
+        options::retry(cfg)
             .worst_case(cfg.timeout.0)
             .unwrap_or_default()
             + STEP_SLACK
@@ -1184,7 +922,7 @@ impl Daemon {
             .unwrap_or_default();
         let bound = self.api_bound();
         let _step = self.liveness.step("pinging the metal API", bound);
-        let Some(client) = self.agent.api_mut() else {
+        let Some(client) = self.agent.api.as_mut() else {
             return;
         };
         let ping = ComponentPing {
@@ -1193,19 +931,13 @@ impl Daemon {
             interval: PING_INTERVAL,
             version: AGENT_VERSION.to_owned(),
         };
-        match client.ping(&ping).await {
-            Ok(()) => self.metrics.api_call(ApiCall::Ping, None),
-            Err(e) => {
-                tracing::warn!(error = %e, "component ping failed");
-                self.metrics
-                    .api_call(ApiCall::Ping, Some(ApiErrorKind::Transient));
-            }
-        }
+        let result = client.ping(&ping).await;
+        self.reporter.pinged(result.as_ref().map(|_| ()));
     }
 
     /// Shut down: `STOPPING=1`, the side jobs, the last status.
     async fn finish(mut self) -> Result<(), Error> {
-        let _ = self.notifier.stopping("stopping");
+        self.reporter.stopping("stopping");
         (self.observer)(&LoopEvent::Stopping);
         tracing::info!("stopping");
         self.set_phase(LoopPhase::Stopping);

@@ -22,7 +22,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::outcome::{Outcome, ReconcileResult, Trigger};
+use crate::report::{Outcome, ReconcileResult, Trigger};
 
 /// Shortest pause between two reports caused by state changes.
 pub const REPORT_MIN_GAP: Duration = Duration::from_secs(1);

@@ -5,12 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
-use super::names::{SHOWN_CHARS, escaped, identifier_problem, ifname_problem, quoted};
 use super::{
     Filter, LocalFacts, MAX_VNI, NicDesc, PortRole, PortSpec, Prefixes, Problem, Problems, Routing,
     SwitchDesc, SwitchSpec, VrfSpec, vni_of_vrf_name, vrf_name,
 };
 use crate::config::Config;
+use crate::names::{SHOWN_CHARS, escaped, identifier_problem, ifname_problem, quoted};
+
+/// The parsed filter CIDRs of each tenant VRF's member nics, by VNI.
+type TenantNets = BTreeMap<u32, Vec<IpNet>>;
 
 /// Build the validated desired state, or every reason it is invalid.
 ///
@@ -59,7 +62,39 @@ impl Builder<'_> {
     }
 
     fn run(&mut self, desc: &SwitchDesc) -> SwitchSpec {
-        // The configuration's own checks, the same `check-config` runs.
+        let hostname = self.check_document(desc);
+        let vtep = self.vtep();
+        if self.facts.ports.is_empty() {
+            // One problem instead of one per port.
+            self.problem(
+                "CONFIG_DB PORT",
+                "the PORT table is empty: SONiC has not created its ports yet, or the \
+                 config_db.json snapshot (--configdb) lacks the PORT table",
+            );
+        }
+        let static_vrfs: BTreeSet<String> = self.cfg.static_vrfs.iter().cloned().collect();
+        let (ports, tenant_nets) = self.ports(desc);
+        let vrfs = self.vrfs(&ports, tenant_nets, &static_vrfs, vtep.as_deref());
+        self.check_pxe(&ports);
+        self.check_local_conflicts(&ports, &static_vrfs);
+        let routing = self.routing();
+
+        SwitchSpec {
+            hostname,
+            ports,
+            vrfs,
+            pxe_vlan: self.cfg.pxe_vlan_id,
+            vtep: vtep.unwrap_or_default(),
+            vlan_range: self.cfg.vlan_range,
+            static_vrfs,
+            routing,
+        }
+    }
+
+    /// The configuration's own checks (the same `check-config` runs), and
+    /// that the document describes this switch with its nics. Returns the
+    /// switch's host name.
+    fn check_document(&mut self, desc: &SwitchDesc) -> String {
         for p in self.cfg.problems() {
             self.problem("configuration", p);
         }
@@ -98,22 +133,14 @@ impl Builder<'_> {
                  configuration; check the switch in the metal API",
             );
         }
+        hostname
+    }
 
-        let vtep = self.vtep();
-        if self.facts.ports.is_empty() {
-            // One problem instead of one per port.
-            self.problem(
-                "CONFIG_DB PORT",
-                "the PORT table is empty: SONiC has not created its ports yet, or the \
-                 config_db.json snapshot (--configdb) lacks the PORT table",
-            );
-        }
-        let static_vrfs: BTreeSet<String> = self.cfg.static_vrfs.iter().cloned().collect();
-
-        // Ports: spine uplinks are the underlay; nics give the rest.
+    /// The managed ports: spine uplinks are the underlay; the nics give the
+    /// rest. Also the parsed filter CIDRs of each tenant VRF's member nics.
+    fn ports(&mut self, desc: &SwitchDesc) -> (BTreeMap<String, PortSpec>, TenantNets) {
         let mut ports: BTreeMap<String, PortSpec> = BTreeMap::new();
-        // The parsed filter CIDRs of each tenant VRF's member nics.
-        let mut tenant_nets: BTreeMap<u32, Vec<IpNet>> = BTreeMap::new();
+        let mut tenant_nets = TenantNets::new();
         let cfg = self.cfg;
         // A port left to the operator that names no port (a typo, another
         // switch model) would let the agent take over the port meant: refused
@@ -145,38 +172,12 @@ impl Builder<'_> {
         for name in &uplinks {
             self.add_port(&mut ports, name, PortRole::Underlay, None, None);
         }
-
         for nic in &desc.nics {
             let Some(name) = self.resolve_nic(nic) else {
                 continue;
             };
             if uplinks.contains(&name) {
-                // The underlay: only the admin status comes from the nic. A
-                // nic the API connects (firewall or machine) cannot be an
-                // uplink: refused, not silently turned into one.
-                match nic.vrf.as_deref().unwrap_or("") {
-                    "" => {
-                        if let Some(p) = ports.get_mut(&name) {
-                            p.admin = nic.admin;
-                        }
-                    }
-                    vrf => {
-                        let role = if vrf == "default" {
-                            "a firewall port"
-                        } else {
-                            "a machine port"
-                        };
-                        self.problem(
-                            format!("port {name}"),
-                            format!(
-                                "is a spine uplink (spine_uplinks), but the API makes it {role} \
-                                 (nic {}, vrf {}); fix spine_uplinks or the switch's nics in the API",
-                                quoted(&nic.name),
-                                quoted(vrf)
-                            ),
-                        );
-                    }
-                }
+                self.uplink_nic(&mut ports, &name, nic);
                 continue;
             }
             if bridge_ports.contains(&name) {
@@ -195,21 +196,35 @@ impl Builder<'_> {
                 tenant_nets.entry(vni).or_default().extend(nets);
             }
         }
+        (ports, tenant_nets)
+    }
 
-        let vrfs = self.vrfs(&ports, tenant_nets, &static_vrfs, vtep.as_deref());
-        self.check_pxe(&ports);
-        self.check_local_conflicts(&ports, &static_vrfs);
-        let routing = self.routing();
-
-        SwitchSpec {
-            hostname,
-            ports,
-            vrfs,
-            pxe_vlan: self.cfg.pxe_vlan_id,
-            vtep: vtep.unwrap_or_default(),
-            vlan_range: self.cfg.vlan_range,
-            static_vrfs,
-            routing,
+    /// A nic on a spine uplink: the underlay takes only its admin status. A
+    /// nic the API connects (firewall or machine) cannot be an uplink:
+    /// refused, not silently turned into one.
+    fn uplink_nic(&mut self, ports: &mut BTreeMap<String, PortSpec>, name: &str, nic: &NicDesc) {
+        match nic.vrf.as_deref().unwrap_or("") {
+            "" => {
+                if let Some(p) = ports.get_mut(name) {
+                    p.admin = nic.admin;
+                }
+            }
+            vrf => {
+                let role = if vrf == "default" {
+                    "a firewall port"
+                } else {
+                    "a machine port"
+                };
+                self.problem(
+                    format!("port {name}"),
+                    format!(
+                        "is a spine uplink (spine_uplinks), but the API makes it {role} \
+                         (nic {}, vrf {}); fix spine_uplinks or the switch's nics in the API",
+                        quoted(&nic.name),
+                        quoted(vrf)
+                    ),
+                );
+            }
         }
     }
 

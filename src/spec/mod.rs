@@ -13,7 +13,6 @@
 //! input as a whole ([`Problems`]); nothing downstream re-validates.
 
 mod build;
-pub mod names;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -310,7 +309,7 @@ pub fn vrf_name(vni: u32) -> String {
 
 /// The VNI of an agent-style VRF name `Vrf<digits>` (exact decimal form).
 pub fn vni_of_vrf_name(name: &str) -> Option<u32> {
-    let vni = names::parse_canonical(name.strip_prefix("Vrf")?)?;
+    let vni = crate::names::parse_canonical(name.strip_prefix("Vrf")?)?;
     (1..=MAX_VNI).contains(&vni).then_some(vni)
 }
 
@@ -342,32 +341,10 @@ impl fmt::Display for Problems {
         write!(
             f,
             "desired state rejected, nothing was changed ({}):{}",
-            count(self.0.len(), "problem"),
-            listed(&self.0)
+            crate::names::count(self.0.len(), "problem"),
+            crate::names::listed(&self.0)
         )
     }
-}
-
-/// Problems listed in one message at most; the others are counted, so a
-/// document with thousands of bad nics gives a short error.
-pub const MAX_LISTED: usize = 20;
-
-/// `n` and `what`, plural when `n` is not 1: `3 problems`.
-pub fn count(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
-}
-
-/// `items` as an indented list, one per line (`\n  - item`), at most
-/// [`MAX_LISTED`] of them, then `\n  - … and K more`.
-pub fn listed<T: fmt::Display>(items: &[T]) -> String {
-    let mut out = String::new();
-    for item in items.iter().take(MAX_LISTED) {
-        out.push_str(&format!("\n  - {item}"));
-    }
-    if items.len() > MAX_LISTED {
-        out.push_str(&format!("\n  - … and {} more", items.len() - MAX_LISTED));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -428,7 +405,11 @@ mod tests {
         );
         let text = many.to_string();
         assert!(text.starts_with("desired state rejected, nothing was changed (70000 problems):"));
-        assert_eq!(text.lines().count(), 1 + MAX_LISTED + 1, "{text}");
+        assert_eq!(
+            text.lines().count(),
+            1 + crate::names::MAX_LISTED + 1,
+            "{text}"
+        );
         assert!(text.ends_with("\n  - … and 69980 more"), "{text}");
         assert!(text.len() < 2000);
         let one = Problems(vec![Problem {

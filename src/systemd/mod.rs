@@ -23,15 +23,15 @@
 //! [`escape_path`] and [`template_instance`] are pure (systemd's
 //! `systemd-escape --path --template` rules) and compile without the feature.
 
-#[cfg(feature = "agent")]
-mod client;
-#[cfg(feature = "agent")]
-pub mod notify;
-#[cfg(feature = "agent")]
-pub mod watchdog;
+agent! {
+    mod client;
+    pub mod notify;
+    pub mod watchdog;
+}
 
-#[cfg(feature = "agent")]
-pub use client::{JobResult, Systemd, SystemdError, UnitState};
+agent! {
+    pub use client::{JobResult, Systemd, SystemdError, UnitState};
+}
 
 use std::path::Path;
 

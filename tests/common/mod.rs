@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use metal_switchd::configdb::confirmed::Confirmed;
 use std::time::Duration;
 
 use metal_switchd::config::Config;
@@ -47,7 +48,7 @@ pub fn spec(cfg: &Config, switch: &str) -> SwitchSpec {
     )
     .expect("leaf01 CONFIG_DB parses");
     let (_, desc) = api::parse_switch_document("switch", switch, None).expect("switch document");
-    reconcile::prepare(&desc, cfg, &state)
+    reconcile::prepare(&desc, cfg, &state, &Confirmed::assumed())
         .unwrap_or_else(|e| panic!("{e}"))
         .spec
 }

@@ -35,6 +35,20 @@ pub fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The target the package ships for (`./dev package`).
+pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// `cargo metadata` of the workspace, resolved for [`TARGET`] (another
+/// platform's crates are never built, and an offline checkout need not
+/// hold them).
+pub fn cargo_metadata() -> serde_json::Value {
+    let out = sh(Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", TARGET])
+        .current_dir(manifest_dir()));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// An exclusive lock on a file, held until dropped (flock: released by the
 /// kernel when the process dies, so a crashed run never blocks the next).
 pub struct Lock {

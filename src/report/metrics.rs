@@ -1,7 +1,7 @@
 //! Every Prometheus metric of the agent, and the `/metrics` endpoint (feature `agent`).
 //!
 //! [`Metrics`] owns the registry and one typed handle per metric family; the
-//! reconcile loop records through its methods (`reconcile_finished`,
+//! reporter (`super::Reporter`) records through its methods (`reconcile_finished`,
 //! `observe_stage`, `record_plan`, …), never through label strings, so every
 //! label set stays bounded: results, stages, tables, actions, drift sources,
 //! API calls, error kinds and phone-home results are enums; `port` labels
@@ -44,13 +44,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::vocab::{DriftSource, ReconcileResult, Stage};
 use crate::configdb::diff::Op;
 use crate::configdb::plan::Plan;
-use crate::configdb::redis::ApplyReport;
 use crate::configdb::reply::{Database, Handling, Undecodable};
 use crate::configdb::schema::Table;
 use crate::observed::{BgpPortState, BgpState, PortOperState};
-use crate::status::{DriftSource, ReconcileResult, Stage};
 
 /// Path of the metrics endpoint.
 pub const METRICS_PATH: &str = "/metrics";
@@ -405,6 +404,30 @@ fn seconds_since_epoch(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// What the process is: its build and start time.
+fn register_process(reg: &mut Registry, started: SystemTime) {
+    let build = Family::<BuildLabels, Gauge>::default();
+    build
+        .get_or_create(&BuildLabels {
+            version: crate::VERSION.to_owned(),
+            revision: crate::REVISION.to_owned(),
+        })
+        .set(1);
+    reg.register(
+        "build_info",
+        "Version and source revision of the running agent (always 1)",
+        build,
+    );
+    let start_time = Gauge::<f64, AtomicU64>::default();
+    start_time.set(seconds_since_epoch(started));
+    reg.register_with_unit(
+        "start_time",
+        "When the agent process started, as a Unix time",
+        Unit::Seconds,
+        start_time,
+    );
+}
+
 /// The agent's metrics. Share it as `Arc<Metrics>`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -443,41 +466,58 @@ impl Default for Metrics {
 impl Metrics {
     /// Declare every metric; `started` is the process start time.
     pub fn new(started: SystemTime) -> Metrics {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            reconciles: Family::default(),
+            reconcile_duration: Histogram::new(duration_buckets()),
+            stage_duration: Family::new_with_constructor(|| Histogram::new(duration_buckets())),
+            plan_operations: Family::default(),
+            redis_round_trips: Counter::default(),
+            drift_repairs: Family::default(),
+            undecodable_entries: Family::default(),
+            last_success: Gauge::default(),
+            consecutive_failures: Gauge::default(),
+            desired_changes: Counter::default(),
+            desired_state: Family::default(),
+            converged_state: Family::default(),
+            ports: Family::default(),
+            port_up: Family::default(),
+            bgp_sessions: Family::default(),
+            bgp_established: Family::default(),
+            api_requests: Family::default(),
+            api_errors: Family::default(),
+            phone_home_events: Family::default(),
+            phone_home_pending: Gauge::default(),
+            contested_keys: Gauge::default(),
+            metal_core_errors: Family::default(),
+            flavour: Family::default(),
+        };
         let mut root = Registry::default();
         let reg = root.sub_registry_with_prefix("metal_switchd");
-
-        let build = Family::<BuildLabels, Gauge>::default();
-        build
-            .get_or_create(&BuildLabels {
-                version: crate::VERSION.to_owned(),
-                revision: crate::REVISION.to_owned(),
-            })
-            .set(1);
-        reg.register(
-            "build_info",
-            "Version and source revision of the running agent (always 1)",
-            build,
-        );
-        let flavour = Family::<FlavourLabels, Gauge>::default();
+        register_process(reg, started);
         reg.register(
             "sonic_flavour_info",
             "The SONiC flavour of this switch as detected at start and on SIGHUP: family, \
              release, Debian base, docker_routing_config_mode, FRR version, fpm module, and \
              whether the agent refuses to manage FRR there (always 1; none before detection)",
-            flavour.clone(),
+            m.flavour.clone(),
         );
-        let start_time = Gauge::<f64, AtomicU64>::default();
-        start_time.set(seconds_since_epoch(started));
-        reg.register_with_unit(
-            "start_time",
-            "When the agent process started, as a Unix time",
-            Unit::Seconds,
-            start_time,
-        );
+        m.register_reconciles(reg);
+        m.register_outcomes(reg);
+        m.register_switch_state(reg);
+        m.register_api(reg);
+        m.register_metal_core(&mut root);
+        // The process_* family Prometheus' client libraries export, read from
+        // /proc at every scrape (prometheus-client has no process collector).
+        root.register_collector(Box::new(ProcessCollector { started }));
+        m.registry = root;
+        m
+    }
 
-        let reconciles = Family::<ResultLabels, Counter>::default();
+    /// The reconciles: by result, their duration and stages, what they changed.
+    fn register_reconciles(&self, reg: &mut Registry) {
         for result in ReconcileResult::ALL {
-            let _ = reconciles.get_or_create(&ResultLabels { result });
+            let _ = self.reconciles.get_or_create(&ResultLabels { result });
         }
         reg.register(
             "reconciles",
@@ -485,20 +525,16 @@ impl Metrics {
              pending (written, not yet confirmed), invalid (desired state rejected, nothing \
              written), error (API, redis, FRR or a barrier failed), dry-run \
              (reconfigure_switch = false)",
-            reconciles.clone(),
+            self.reconciles.clone(),
         );
-        let reconcile_duration = Histogram::new(duration_buckets());
         reg.register_with_unit(
             "reconcile_duration",
             "Wall time of one whole reconcile",
             Unit::Seconds,
-            reconcile_duration.clone(),
+            self.reconcile_duration.clone(),
         );
-        let stage_duration = Family::<StageLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(duration_buckets())
-        });
         for stage in Stage::ALL {
-            let _ = stage_duration.get_or_create(&StageLabels { stage });
+            let _ = self.stage_duration.get_or_create(&StageLabels { stage });
         }
         reg.register_with_unit(
             "reconcile_stage_duration",
@@ -507,34 +543,30 @@ impl Metrics {
              (SONiC confirming the phases), frr (render, validate, install, reload), kernel \
              (netlink observation), report (notify/heartbeat)",
             Unit::Seconds,
-            stage_duration.clone(),
+            self.stage_duration.clone(),
         );
-        let plan_operations = Family::<PlanLabels, Counter>::default();
         reg.register(
             "plan_operations",
             "CONFIG_DB keys changed by applied plans, by table and action (create, update, delete)",
-            plan_operations.clone(),
+            self.plan_operations.clone(),
         );
-        let redis_round_trips = Counter::default();
         reg.register(
             "redis_round_trips",
             "Round trips to redis for reads and writes (barrier polls excluded)",
-            redis_round_trips.clone(),
+            self.redis_round_trips.clone(),
         );
-        let drift_repairs = Family::<DriftLabels, Counter>::default();
         for source in DriftSource::ALL {
-            let _ = drift_repairs.get_or_create(&DriftLabels { source });
+            let _ = self.drift_repairs.get_or_create(&DriftLabels { source });
         }
         reg.register(
             "drift_repairs",
             "Owned state changed behind the agent's back and put back, by where it was noticed \
              (configdb: a keyspace notification; kernel: netlink)",
-            drift_repairs.clone(),
+            self.drift_repairs.clone(),
         );
-        let undecodable_entries = Family::<UndecodableLabels, Counter>::default();
         for db in Database::ALL {
             for h in Handling::ALL {
-                let _ = undecodable_entries.get_or_create(&UndecodableLabels {
+                let _ = self.undecodable_entries.get_or_create(&UndecodableLabels {
                     db: DbName(db),
                     handling: HandlingName(h),
                 });
@@ -545,160 +577,136 @@ impl Metrics {
             "Entries of SONiC's databases read with bytes that are not UTF-8, by database and \
              handling (skipped: the name or the one value read is not UTF-8, left out; kept: a \
              field read with U+FFFD), counted each time they are read",
-            undecodable_entries.clone(),
+            self.undecodable_entries.clone(),
         );
-        let last_success = Gauge::<f64, AtomicU64>::default();
+    }
+
+    /// What the reconciles led to: the last success, the failure streak,
+    /// the desired state's generation.
+    fn register_outcomes(&self, reg: &mut Registry) {
         reg.register_with_unit(
             "last_success_timestamp",
             "When the last successful (converged or dry-run) reconcile ended, as a Unix time; \
              0 = none since start",
             Unit::Seconds,
-            last_success.clone(),
+            self.last_success.clone(),
         );
-        let consecutive_failures = Gauge::default();
         reg.register(
             "consecutive_failures",
             "Reconciles that ended invalid or in error since the last success",
-            consecutive_failures.clone(),
+            self.consecutive_failures.clone(),
         );
-        let desired_changes = Counter::default();
         reg.register(
             "desired_state_changes",
             "Distinct desired states received since start (grows when the API's state of the \
              switch changes)",
-            desired_changes.clone(),
+            self.desired_changes.clone(),
         );
-        let desired_state = Family::<DesiredStateLabels, Gauge>::default();
         reg.register(
             "desired_state_info",
             "The desired state the last reconcile worked towards: the digest of the validated \
              SwitchSpec and the API's generation (v2; empty for v1) (always 1; one series, \
              none before the first valid desired state)",
-            desired_state.clone(),
+            self.desired_state.clone(),
         );
-        let converged_state = Family::<DesiredStateLabels, Gauge>::default();
         reg.register(
             "converged_state_info",
             "The desired state the last converged reconcile reached: digest and API generation \
              as in desired_state_info (always 1; one series, none before the first convergence)",
-            converged_state.clone(),
+            self.converged_state.clone(),
         );
-        let ports = Family::<OperStateLabels, Gauge>::default();
+    }
+
+    /// What the switch shows: ports, BGP sessions.
+    fn register_switch_state(&self, reg: &mut Registry) {
         for s in [
             PortOperState::Up,
             PortOperState::Down,
             PortOperState::Unknown,
         ] {
-            let _ = ports.get_or_create(&OperStateLabels {
+            let _ = self.ports.get_or_create(&OperStateLabels {
                 oper_state: OperState(s),
             });
         }
         reg.register(
             "ports",
             "Managed ports by kernel operational state",
-            ports.clone(),
+            self.ports.clone(),
         );
-        let port_up = Family::<PortLabels, Gauge>::default();
         reg.register(
             "port_oper_up",
             "1 when the managed port is operationally up, else 0 (one series per port of the \
              PORT table)",
-            port_up.clone(),
+            self.port_up.clone(),
         );
-        let bgp_sessions = Family::<BgpStateLabels, Gauge>::default();
         for s in BGP_STATES {
-            let _ = bgp_sessions.get_or_create(&BgpStateLabels { state: Bgp(s) });
+            let _ = self
+                .bgp_sessions
+                .get_or_create(&BgpStateLabels { state: Bgp(s) });
         }
         reg.register(
             "bgp_sessions",
             "BGP sessions by FSM state",
-            bgp_sessions.clone(),
+            self.bgp_sessions.clone(),
         );
-        let bgp_established = Family::<BgpPortLabels, Gauge>::default();
         reg.register(
             "bgp_session_established",
             "1 when the BGP session on the port is Established, else 0",
-            bgp_established.clone(),
+            self.bgp_established.clone(),
         );
-        let api_requests = Family::<ApiLabels, Counter>::default();
-        let api_errors = Family::<ApiErrorLabels, Counter>::default();
+    }
+
+    /// Calls to the metal API and phone-home.
+    fn register_api(&self, reg: &mut Registry) {
         for call in ApiCall::ALL {
-            let _ = api_requests.get_or_create(&ApiLabels { call });
+            let _ = self.api_requests.get_or_create(&ApiLabels { call });
         }
         reg.register(
             "api_requests",
             "Calls to the metal API (each attempt counts), by call",
-            api_requests.clone(),
+            self.api_requests.clone(),
         );
         reg.register(
             "api_errors",
             "Failed calls to the metal API, by call and kind (transient: may succeed unchanged \
              later; permanent: refused)",
-            api_errors.clone(),
+            self.api_errors.clone(),
         );
-        let phone_home_events = Family::<PhoneHomeLabels, Counter>::default();
         for result in PhoneHomeResult::ALL {
-            let _ = phone_home_events.get_or_create(&PhoneHomeLabels { result });
+            let _ = self
+                .phone_home_events
+                .get_or_create(&PhoneHomeLabels { result });
         }
         reg.register(
             "phone_home_events",
             "Phone-home events of machines seen over LLDP, by what became of them",
-            phone_home_events.clone(),
+            self.phone_home_events.clone(),
         );
-        let phone_home_pending = Gauge::default();
         reg.register(
             "phone_home_pending",
             "Phone-home events waiting to be sent",
-            phone_home_pending.clone(),
+            self.phone_home_pending.clone(),
         );
-        let contested_keys = Gauge::default();
         reg.register(
             "contested_keys",
             "Owned CONFIG_DB keys contested by another writer (repaired too often in a short \
              time): left alone, not repaired, while contested",
-            contested_keys.clone(),
+            self.contested_keys.clone(),
         );
+    }
 
-        // The process_* family Prometheus' client libraries export, read from
-        // /proc at every scrape (prometheus-client has no process collector).
-        root.register_collector(Box::new(ProcessCollector { started }));
-
-        let metal_core_errors = Family::<OperationLabels, UntypedCounter>::default();
+    /// metal-core's one metric, under its own name.
+    fn register_metal_core(&self, root: &mut Registry) {
         for operation in MetalCoreOperation::ALL {
-            let _ = metal_core_errors.get_or_create(&OperationLabels { operation });
+            let _ = self
+                .metal_core_errors
+                .get_or_create(&OperationLabels { operation });
         }
         root.register(
             "metal_core_total_errors",
             "total number of errors",
-            metal_core_errors.clone(),
+            self.metal_core_errors.clone(),
         );
-
-        Metrics {
-            registry: root,
-            reconciles,
-            reconcile_duration,
-            stage_duration,
-            plan_operations,
-            redis_round_trips,
-            drift_repairs,
-            undecodable_entries,
-            last_success,
-            consecutive_failures,
-            desired_changes,
-            desired_state,
-            converged_state,
-            ports,
-            port_up,
-            bgp_sessions,
-            bgp_established,
-            api_requests,
-            api_errors,
-            phone_home_events,
-            phone_home_pending,
-            contested_keys,
-            metal_core_errors,
-            flavour,
-        }
     }
 
     /// The detected flavour (replaces the previous one).
@@ -766,16 +774,7 @@ impl Metrics {
         }
     }
 
-    /// An apply's report: observes the `configdb_write` and `barrier_wait`
-    /// stages and adds the round trips it made. (Count the plan's
-    /// operations with [`Metrics::record_plan`].)
-    pub fn record_apply(&self, report: &ApplyReport) {
-        self.observe_stage(Stage::ConfigdbWrite, report.write_time);
-        self.observe_stage(Stage::BarrierWait, report.barrier_time);
-        self.redis_round_trips.inc_by(report.stats.round_trips);
-    }
-
-    /// Round trips to redis outside an apply (e.g. the read of a no-op reconcile).
+    /// Round trips to redis.
     pub fn redis_round_trips(&self, n: u64) {
         self.redis_round_trips.inc_by(n);
     }
@@ -800,7 +799,7 @@ impl Metrics {
     }
 
     /// A new desired state arrived (its generation is
-    /// [`crate::status::DesiredState`]'s).
+    /// [`super::status::DesiredState`]'s).
     pub fn desired_state_changed(&self) {
         self.desired_changes.inc();
     }

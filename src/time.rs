@@ -1,4 +1,6 @@
-//! Time on the wire (pure): RFC 3339 timestamps and protobuf durations.
+//! Time as text (pure): RFC 3339 timestamps and protobuf durations — the
+//! one parser and formatter of points in time in the agent (the metal API's
+//! wire formats, the status file).
 //!
 //! - v1 `X-Date`: `YYYY-MM-DDTHH:MM:SSZ` ([`format_rfc3339_seconds`]).
 //! - v1 response times: RFC 3339 with nanoseconds; v1 durations are plain
@@ -9,8 +11,16 @@
 //!   ([`format_duration`], [`parse_duration`]).
 //! - The Go zero time `0001-01-01T00:00:00Z` means "never"
 //!   ([`parse_sync_time`] returns `None` for it and for anything before 1970).
+//! - The status file: [`Timestamp`], RFC 3339 UTC with milliseconds.
+//!
+//! A date that does not exist (31 February, 29 February of a common year)
+//! is refused, never rolled into the next month. Durations of the
+//! configuration and the command line (`10s`, `1m30s`) are `humantime`'s.
 
-use std::time::Duration;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -36,6 +46,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// Days of month `m` (1..=12) of year `y` in the proleptic Gregorian calendar.
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 fn fmt_date_time(secs: i64) -> String {
@@ -122,7 +142,8 @@ pub fn parse_rfc3339(s: &str) -> Result<(i64, u32), String> {
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60
+    {
         return Err(bad());
     }
     let mut rest = s.get(19..).ok_or_else(bad)?;
@@ -163,6 +184,83 @@ pub fn parse_sync_time(s: &str) -> Result<Option<i64>, String> {
     Ok((secs >= 0).then_some(secs))
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`: UTC with milliseconds.
+pub fn format_millis(unix_seconds: i64, nanos: u32) -> String {
+    format!("{}.{:03}Z", fmt_date_time(unix_seconds), nanos / 1_000_000)
+}
+
+/// A point in time, written as RFC 3339 UTC with milliseconds (the status
+/// file) and read with [`parse_rfc3339`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub SystemTime);
+
+impl Timestamp {
+    /// Seconds since the Unix epoch (0 for times before it).
+    pub fn unix_seconds(self) -> f64 {
+        self.0
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    }
+
+    /// A Unix time in whole seconds.
+    pub fn from_unix(secs: u64) -> Timestamp {
+        Timestamp(UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    /// How long before `now` this was (zero when it lies ahead).
+    pub fn age(self, now: SystemTime) -> Duration {
+        now.duration_since(self.0).unwrap_or_default()
+    }
+
+    /// Parse an RFC 3339 timestamp.
+    pub fn parse(s: &str) -> Result<Timestamp, String> {
+        let (secs, nanos) = parse_rfc3339(s)?;
+        let t = if secs >= 0 {
+            UNIX_EPOCH.checked_add(Duration::new(secs.unsigned_abs(), nanos))
+        } else {
+            UNIX_EPOCH
+                .checked_sub(Duration::from_secs(secs.unsigned_abs()))
+                .and_then(|t| t.checked_add(Duration::from_nanos(u64::from(nanos))))
+        };
+        t.map(Timestamp)
+            .ok_or_else(|| format!("{s:?} is out of range"))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (secs, nanos) = match self.0.duration_since(UNIX_EPOCH) {
+            Ok(d) => (
+                i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                d.subsec_nanos(),
+            ),
+            Err(e) => {
+                let d = e.duration();
+                let whole = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+                match d.subsec_nanos() {
+                    0 => (-whole, 0),
+                    n => (-whole - 1, 1_000_000_000 - n),
+                }
+            }
+        };
+        f.write_str(&format_millis(secs, nanos))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,7 +297,35 @@ mod tests {
         );
         assert!(parse_sync_time("yesterday").is_err());
         assert!(parse_rfc3339("2026-13-01T00:00:00Z").is_err());
+        // Dates that do not exist are refused, not rolled into March.
+        for bad in [
+            "2026-02-31T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-01-00T00:00:00Z",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad}");
+            assert!(Timestamp::parse(bad).is_err(), "{bad}");
+        }
+        assert!(parse_rfc3339("2024-02-29T00:00:00Z").is_ok());
+        assert!(parse_rfc3339("2000-02-29T00:00:00Z").is_ok());
         assert!(parse_rfc3339("2026-08-21T12:00:00").is_err());
+    }
+
+    #[test]
+    fn status_timestamps_have_milliseconds() {
+        // `date -u -d @1790000000` = 2026-09-21T14:13:20Z.
+        let t = Timestamp(UNIX_EPOCH + Duration::from_millis(1_790_000_000_250));
+        assert_eq!(t.to_string(), "2026-09-21T14:13:20.250Z");
+        assert_eq!(Timestamp::parse("2026-09-21T14:13:20.250Z").unwrap(), t);
+        assert_eq!(
+            Timestamp::parse("2026-09-21T16:13:20.250+02:00").unwrap(),
+            t
+        );
+        let before = Timestamp(UNIX_EPOCH - Duration::from_millis(1500));
+        assert_eq!(before.to_string(), "1969-12-31T23:59:58.500Z");
+        assert_eq!(Timestamp::parse(&before.to_string()).unwrap(), before);
     }
 
     #[test]

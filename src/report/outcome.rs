@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::api::WireVersion;
+use super::vocab::{ReconcileResult, Stage, Trigger};
+use crate::config::ApiVersion;
 use crate::configdb::plan::Plan;
 use crate::configdb::redis::ApplyReport;
+use crate::configdb::reply::Undecodable;
 use crate::spec::SpecDigest;
-pub use crate::status::{ReconcileResult, Stage, Trigger};
 
 /// Time spent per stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -98,7 +99,7 @@ pub struct Outcome {
     /// The API's generation of that desired state (v2), when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_generation: Option<u64>,
-    pub api_version: Option<WireVersion>,
+    pub api_version: Option<ApiVersion>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Whether a later attempt may succeed without a change of input.
@@ -120,6 +121,11 @@ pub struct Outcome {
     /// reconcile installed the rendered one again.
     pub frr_repaired: bool,
     pub stages: Stages,
+    /// Entries of SONiC's databases with bytes that are not UTF-8 the feed
+    /// met since the agent started (a running total; the reporter counts
+    /// what is new since the last outcome).
+    #[serde(skip)]
+    pub undecodable: Undecodable,
     #[serde(with = "micros")]
     pub duration: Duration,
 }
@@ -149,8 +155,17 @@ impl Outcome {
             frr: FrrOutcome::Skipped,
             frr_repaired: false,
             stages: Stages::default(),
+            undecodable: Undecodable::default(),
             duration: Duration::ZERO,
         }
+    }
+
+    /// Record the plan the reconcile made.
+    pub fn planned(&mut self, plan: &Plan) {
+        self.changes = plan.changes();
+        self.phases = plan.phases.len();
+        self.pending = plan.pending.len();
+        self.plan = Some(plan.clone());
     }
 
     pub fn is_converged(&self) -> bool {
@@ -183,7 +198,6 @@ impl Outcome {
         if let FrrOutcome::Replaced { .. } = self.frr {
             s.push_str(", frr.conf replaced");
         }
-
         s.push_str(&format!(" in {:.1} ms", self.duration.as_secs_f64() * 1e3));
         if let Some(e) = &self.error {
             let first = e.lines().next().unwrap_or_default();

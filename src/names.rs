@@ -1,4 +1,6 @@
-//! Name rules for everything that reaches CONFIG_DB keys or `frr.conf`.
+//! Name rules for everything that reaches CONFIG_DB keys or `frr.conf`, and
+//! how input is shown in messages (pure; used by the configuration, the
+//! spec, the API's wire types and the CONFIG_DB adapter alike).
 //!
 //! SONiC's daemons parse keys with `stoi`/`stoul` and pass names to
 //! `ip link add`; FRR reads names as configuration tokens. A name with
@@ -10,6 +12,8 @@
 //! characters (a newline would forge a line of the report) and Unicode
 //! format characters such as `U+202E` (which reorder what a terminal shows)
 //! are escaped, and long values are cut.
+
+use std::fmt;
 
 /// Linux `IFNAMSIZ - 1`: the longest network device name.
 pub const IFNAME_MAX: usize = 15;
@@ -168,6 +172,28 @@ pub fn parse_canonical(digits: &str) -> Option<u32> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// Problems listed in one message at most; the others are counted, so a
+/// document with thousands of bad nics gives a short error.
+pub const MAX_LISTED: usize = 20;
+
+/// `n` and `what`, plural when `n` is not 1: `3 problems`.
+pub fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `items` as an indented list, one per line (`\n  - item`), at most
+/// [`MAX_LISTED`] of them, then `\n  - … and K more`.
+pub fn listed<T: fmt::Display>(items: &[T]) -> String {
+    let mut out = String::new();
+    for item in items.iter().take(MAX_LISTED) {
+        out.push_str(&format!("\n  - {item}"));
+    }
+    if items.len() > MAX_LISTED {
+        out.push_str(&format!("\n  - … and {} more", items.len() - MAX_LISTED));
+    }
+    out
 }
 
 #[cfg(test)]

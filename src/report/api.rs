@@ -3,18 +3,19 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::Config;
+use crate::config::NamingSchema;
 use crate::configdb::schema::{DbState, Table};
 use crate::frr::bgp::Neighbors;
 use crate::observed::{BgpPortState, PortOperState, SwitchReport};
 use crate::spec::SwitchDesc;
 
-use super::outcome::{Outcome, ReconcileResult};
+use super::outcome::Outcome;
+use super::vocab::ReconcileResult;
 
 /// The kernel name of a nic as the API names it (per
 /// `interface_naming_schema`: the name, or the alias in CONFIG_DB PORT).
-pub fn kernel_name<'a>(nic: &'a str, cfg: &Config, config: &'a DbState) -> Option<&'a str> {
-    if !cfg.interface_naming_schema.nic_name_is_alias() {
+pub fn kernel_name<'a>(nic: &'a str, naming: NamingSchema, config: &'a DbState) -> Option<&'a str> {
+    if !naming.nic_name_is_alias() {
         return Some(nic);
     }
     config
@@ -29,7 +30,7 @@ pub fn kernel_name<'a>(nic: &'a str, cfg: &Config, config: &'a DbState) -> Optio
 pub fn build(
     outcome: &Outcome,
     desc: Option<&SwitchDesc>,
-    cfg: &Config,
+    naming: NamingSchema,
     config: &DbState,
     oper: &BTreeMap<String, PortOperState>,
     bgp: Option<&Neighbors>,
@@ -46,7 +47,7 @@ pub fn build(
     let mut port_states = BTreeMap::new();
     let mut bgp_port_states: Option<BTreeMap<String, BgpPortState>> = bgp.map(|_| BTreeMap::new());
     for nic in desc.map(|d| d.nics.as_slice()).unwrap_or_default() {
-        let kernel = kernel_name(&nic.name, cfg, config);
+        let kernel = kernel_name(&nic.name, naming, config);
         let state = kernel
             .and_then(|k| oper.get(k).copied())
             .unwrap_or(PortOperState::Unknown);
