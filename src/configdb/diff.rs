@@ -291,7 +291,61 @@ pub fn diff_forced(
             }
         }
     }
+    release_replaced_maps(current, &mut changes);
     ChangeSet { changes }
+}
+
+/// A VXLAN map that is replaced (deleted, confirmed, created anew) must not
+/// be deleted while a VRF holds its VNI: orchagent keeps such a map out of
+/// the hardware and cannot remove it (`plan::Stage::RemoveMaps`; found on
+/// real SONiC 202411). So every VRF in `current` whose `vni` is the old or
+/// the new VNI of a replaced map takes its VNI through 0 around the
+/// replacement — `vni` → 0 (stage detach), the map deleted (unmap) and
+/// created (remap), the VNI set again (vrfs) — unless the change set
+/// already deletes the VRF or takes its VNI through 0.
+fn release_replaced_maps(current: &DbState, changes: &mut Vec<Change>) {
+    let vni_of = |f: &Fields| {
+        f.get("vni")
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|v| *v != 0)
+    };
+    let mut vnis: Vec<u32> = changes
+        .iter()
+        .filter(|c| c.key.table == Table::VxlanTunnelMap && c.cause == Cause::Replace)
+        .filter_map(|c| match &c.op {
+            Op::Delete { old: f } | Op::Create { fields: f } => vni_of(f),
+            Op::Update { .. } => None,
+        })
+        .collect();
+    if vnis.is_empty() {
+        return;
+    }
+    vnis.sort_unstable();
+    vnis.dedup();
+    let mut holders: Vec<(Key, u32)> = current
+        .table(Table::Vrf)
+        .filter_map(|(name, f)| Some((Key::new(Table::Vrf, name), vni_of(f)?)))
+        .filter(|(_, vni)| vnis.binary_search(vni).is_ok())
+        .collect();
+    holders.retain(|(key, _)| {
+        !changes
+            .iter()
+            .any(|c| c.key == *key && (c.is_delete() || c.cause == Cause::VniReset))
+    });
+    holders.sort();
+    for (key, vni) in holders {
+        changes.push(vni_reset(&key));
+        let mut set = Fields::new();
+        set.insert("vni".into(), vni.to_string());
+        changes.push(Change {
+            key,
+            op: Op::Update {
+                set,
+                remove: Vec::new(),
+            },
+            cause: Cause::Desired,
+        });
+    }
 }
 
 /// The change set from `old` to `new` when CONFIG_DB holds `old`'s target
@@ -341,6 +395,7 @@ pub fn diff_delta(old: &SwitchSpec, new: &SwitchSpec, current: &DbState) -> Opti
     for v in vrfs.iter().filter_map(|k| old.vrfs.get(*k)) {
         target::visit_vrf(old, v, &mut s, &mut visit_old);
     }
+    release_replaced_maps(current, &mut changes);
     Some(ChangeSet { changes })
 }
 
@@ -714,6 +769,75 @@ mod tests {
                 "{key}"
             );
         }
+    }
+
+    /// A map re-asserted (the kernel lost its VXLAN device's VNI) while
+    /// Vrf104009 holds the VNI: the VRF lets go of the VNI before the map
+    /// is deleted and takes it again after the map is back (orchagent
+    /// cannot remove a map whose VNI a VRF holds; found on real SONiC).
+    #[test]
+    fn a_replaced_map_is_released_by_the_vrf_holding_its_vni_first() {
+        let cur = converged();
+        let want = tenant_spec();
+        let owned = Ownership::new(&cur, &want);
+        let map = Key::parse("VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001").unwrap();
+        let set = diff_forced(&cur, &want, &owned, std::slice::from_ref(&map));
+        let shown: Vec<String> = set.changes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "- VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001 (was {vlan=Vlan1001, vni=104009})  [replace]",
+                "+ VXLAN_TUNNEL_MAP|vtep|map_104009_Vlan1001 {vlan=Vlan1001, vni=104009}  [replace]",
+                "~ VRF|Vrf104009 set {vni=0}  [vni via 0]",
+                "~ VRF|Vrf104009 set {vni=104009}",
+            ]
+        );
+        let plan = super::super::plan::plan(set);
+        let stages: Vec<(super::super::plan::Stage, Vec<String>)> = plan
+            .phases
+            .iter()
+            .map(|p| (p.stage, p.changes.iter().map(ToString::to_string).collect()))
+            .collect();
+        use super::super::plan::Stage;
+        assert_eq!(
+            stages.iter().map(|s| s.0).collect::<Vec<_>>(),
+            [Stage::Detach, Stage::Unmap, Stage::Remap, Stage::Vrfs],
+            "{plan}"
+        );
+        assert!(
+            stages[0].1[0].starts_with("~ VRF|Vrf104009 set {vni=0}"),
+            "{plan}"
+        );
+        assert!(stages[1].1[0].starts_with("- VXLAN_TUNNEL_MAP"), "{plan}");
+        assert!(stages[2].1[0].starts_with("+ VXLAN_TUNNEL_MAP"), "{plan}");
+        assert!(
+            stages[3].1[0].starts_with("~ VRF|Vrf104009 set {vni=104009}"),
+            "{plan}"
+        );
+        // The VNI reset is confirmed (vrfmgrd's APPL_DB copy) before the
+        // map's deletion is written.
+        let barrier: Vec<String> = plan.phases[0]
+            .barrier
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            barrier
+                .iter()
+                .any(|b| b.contains("VRF_TABLE") && b.contains("Vrf104009")),
+            "{barrier:?}"
+        );
+
+        // A VRF already taking its VNI through 0, or deleted, is left as is.
+        let mut vrf_too = vec![map.clone(), Key::vrf("Vrf104009")];
+        vrf_too.sort();
+        let set = diff_forced(&cur, &want, &owned, &vrf_too);
+        let resets = set
+            .changes
+            .iter()
+            .filter(|c| c.cause == Cause::VniReset)
+            .count();
+        assert_eq!(resets, 1, "{:?}", set.changes);
     }
 
     #[test]

@@ -2,16 +2,17 @@
 //!
 //! SONiC's daemons order work only by key within one table and crash on some
 //! cross-table orders (sonic-configdb reference §3, §7). The planner puts
-//! every change into one of seven stages (the second only when a VXLAN map
-//! must be replaced); each non-empty stage becomes one
+//! every change into one of eight stages (the second and third only when a
+//! VXLAN map must be replaced); each non-empty stage becomes one
 //! phase, written as one `MULTI/EXEC`, followed by a barrier: conditions in
 //! STATE_DB, APPL_DB, COUNTERS_DB and ASIC_DB that say SONiC has processed
 //! the phase.
 //!
 //! | stage | writes | waits for |
 //! |---|---|---|
-//! | 1 detach | delete VLAN members and INTERFACE entries (ports leave their VLAN or VRF); delete the first half of replacements; VRF `vni` → 0 where a VNI changes; PORT mtu/admin; create VLANs and VXLAN maps | members gone (STATE + ASIC bridge port), interfaces gone (STATE + RIF), VLANs and maps present |
-//! | (remap) | re-create VXLAN maps that had to be replaced (rare) | maps present |
+//! | 1 detach | delete VLAN members and INTERFACE entries (ports leave their VLAN or VRF); delete the first half of replacements (not maps); VRF `vni` → 0 where a VNI changes or a map of the VNI is replaced; PORT mtu/admin; create VLANs and VXLAN maps | members gone (STATE + ASIC bridge port), interfaces gone (STATE + RIF), VLANs and maps present, VNI 0 applied |
+//! | (unmap) | delete VXLAN maps that had to be replaced (rare), no VRF holding their VNI any more | maps gone |
+//! | (remap) | re-create them | maps present |
 //! | 2 vrfs | create/update VRFs (with `vni`, after their VLAN-VNI map) | VRFs present / VNI applied |
 //! | 3 attach | create INTERFACE (VRF binding), VLAN members, VLAN interfaces, neighbour suppression, replaced maps; delete VLAN interfaces | those present / gone |
 //! | 4 remove VRFs | delete VRFs | VRFs gone (vrfmgrd's STATE entry and orchagent's VRF object) |
@@ -42,6 +43,10 @@ use super::schema::{SEP, Table};
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Detach,
+    /// Delete VXLAN maps that are replaced (only when a map had to be
+    /// replaced): after the VRF holding their VNI took it through 0 in
+    /// detach ([`super::diff`]), for the reason [`Stage::RemoveMaps`] gives.
+    Unmap,
     /// Re-create replaced VXLAN maps (only when a map had to be replaced).
     Remap,
     Vrfs,
@@ -62,6 +67,7 @@ impl Stage {
     pub fn describe(self) -> &'static str {
         match self {
             Stage::Detach => "detach ports, create VLANs and VXLAN maps",
+            Stage::Unmap => "delete replaced VXLAN maps",
             Stage::Remap => "re-create replaced VXLAN maps",
             Stage::Vrfs => "create VRFs",
             Stage::Attach => "bind ports and VLAN interfaces",
@@ -77,7 +83,8 @@ pub fn stage_of(c: &Change) -> Stage {
     use Table::*;
     match (c.key.table, &c.op, c.cause) {
         (VlanMember | Interface, Op::Delete { .. }, _) => Stage::Detach,
-        (VlanInterface | VxlanTunnelMap, Op::Delete { .. }, Cause::Replace) => Stage::Detach,
+        (VlanInterface, Op::Delete { .. }, Cause::Replace) => Stage::Detach,
+        (VxlanTunnelMap, Op::Delete { .. }, Cause::Replace) => Stage::Unmap,
         (Vrf, Op::Update { .. }, Cause::VniReset) => Stage::Detach,
         (Vlan, Op::Create { .. } | Op::Update { .. }, _) => Stage::Detach,
         (VxlanTunnelMap, Op::Create { .. }, Cause::Desired) => Stage::Detach,
