@@ -7,21 +7,21 @@
 //! SONiC's managers do (`lab/src/sonic_kernel.rs`) in a network namespace;
 //! the kernel view confirms the expectations. Then objects are broken by
 //! hand and each shows up as the mismatch the reference predicts; the
-//! repairable ones are repaired the SONiC way through CONFIG_DB (delete,
-//! wait for the manager, write again).
+//! repairable ones are repaired through CONFIG_DB by the agent's own plan,
+//! as the daemon does (`Agent::reassert`): delete, wait for SONiC, write
+//! again — a VXLAN map only after the VRF holding its VNI let go of it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use futures_lite::StreamExt;
+use metal_switchd::config::Config;
 use metal_switchd::kernel::KernelView;
 use metal_switchd::kernel::expect::{
     KernelExpectations, Mismatch, MismatchKind, RepairMethod, compare, expectations,
 };
 use metal_switchd_lab::netns::Netns;
-use metal_switchd_lab::redis_server::{CONFIG_DB, STATE_DB};
 use metal_switchd_lab::sonic::StandInOptions;
 use support::kernel::{add_ports, small_leaf};
 use support::{Switch, assert_no_violations};
@@ -54,80 +54,25 @@ fn full_kernel_netns(tag: &str) -> Netns {
     ns
 }
 
-/// Wait until `key` no longer exists in redis database `db` (keyspace
-/// notifications; checked after subscribing, so no event is missed).
-async fn wait_gone(sw: &Switch, db: i64, key: &str) {
-    let url = sw.redis.url(db);
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut pubsub = client.get_async_pubsub().await.unwrap();
-    pubsub
-        .subscribe(format!("__keyspace@{db}__:{key}"))
-        .await
-        .unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let exists: i64 = redis::cmd("EXISTS")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    if exists == 0 {
-        return;
-    }
-    let mut messages = pubsub.on_message();
-    let wait = async {
-        while let Some(m) = messages.next().await {
-            let op: String = m.get_payload().unwrap_or_default();
-            if op == "del" {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, wait)
-        .await
-        .unwrap_or_else(|_| panic!("{key} in db {db} never went away"));
-}
-
-/// Re-assert CONFIG_DB entries the way `method` says.
-async fn reassert(sw: &Switch, m: &Mismatch) {
+/// Re-assert the mismatch's CONFIG_DB entries the way the daemon does
+/// (`Agent::reassert`, then one reconcile): the agent's own plan, with its
+/// barriers and SONiC's order.
+async fn reassert(sw: &Switch, cfg: &Config, m: &Mismatch) {
     assert_eq!(m.method, RepairMethod::Recreate, "{m}");
-    let url = sw.redis.url(CONFIG_DB);
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let done = sw
+        .apply_reasserting(cfg, &small_leaf(), &m.repair)
+        .await
+        .unwrap_or_else(|o| panic!("re-asserting {:?}: {o:?}", m.repair));
     for key in &m.repair {
-        let k = key.redis_key();
-        let fields: Vec<(String, String)> = redis::cmd("HGETALL")
-            .arg(&k)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        assert!(!fields.is_empty(), "{k} is in CONFIG_DB");
-        let () = redis::cmd("DEL")
-            .arg(&k)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        // The manager's confirmation that it processed the DEL (reference §4).
-        let confirmation = match key.table {
-            metal_switchd::configdb::schema::Table::Interface => {
-                format!("INTERFACE_TABLE|{}", key.name)
-            }
-            metal_switchd::configdb::schema::Table::VxlanTunnelMap => {
-                let vlan = fields
-                    .iter()
-                    .find(|(f, _)| f == "vlan")
-                    .map(|(_, v)| v.clone())
-                    .unwrap();
-                format!("SUPPRESS_VLAN_NEIGH_TABLE|{vlan}")
-            }
-            other => panic!("no confirmation known for {other}"),
-        };
-        wait_gone(sw, STATE_DB, &confirmation).await;
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(&k);
-        for (f, v) in &fields {
-            cmd.arg(f).arg(v);
-        }
-        let _: i64 = cmd.query_async(&mut conn).await.unwrap();
+        assert!(
+            done.plan
+                .phases
+                .iter()
+                .flat_map(|p| &p.changes)
+                .any(|c| c.key == *key && c.is_delete()),
+            "{key} was not re-created: {}",
+            done.plan
+        );
     }
 }
 
@@ -218,7 +163,7 @@ async fn a_converged_leaf_is_confirmed_by_the_kernel_and_drift_is_named() {
     eprintln!("drift: {}", m[0]);
     assert_eq!(m[0].repair[0].to_string(), "INTERFACE|Ethernet2");
     assert_eq!(m[0].found, "no master");
-    reassert(&sw, &m[0]).await;
+    reassert(&sw, &cfg, &m[0]).await;
     view.wait_until(&exp, WAIT)
         .await
         .unwrap_or_else(|e| panic!("INTERFACE|Ethernet2 re-created, but: {e}"));
@@ -247,7 +192,7 @@ async fn a_converged_leaf_is_confirmed_by_the_kernel_and_drift_is_named() {
         m[0].repair[0].to_string(),
         format!("VXLAN_TUNNEL_MAP|vtep0|map_104010_Vlan{v2}")
     );
-    reassert(&sw, &m[0]).await;
+    reassert(&sw, &cfg, &m[0]).await;
     view.wait_until(&exp, WAIT)
         .await
         .unwrap_or_else(|e| panic!("the VXLAN map re-created, but: {e}"));

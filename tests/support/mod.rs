@@ -23,6 +23,7 @@ use metal_switchd::config::Config;
 use metal_switchd::configdb::dbconfig::Databases;
 use metal_switchd::configdb::plan::Plan;
 use metal_switchd::configdb::redis::{ApplyOptions, ApplyReport, ConfigDb};
+use metal_switchd::configdb::schema::Key;
 use metal_switchd::reconcile::desired::DesiredSource;
 use metal_switchd::reconcile::{self, Agent, AgentOptions, Mode, Prepared};
 use metal_switchd::report::{Outcome, ReconcileResult, Trigger};
@@ -166,6 +167,17 @@ impl Switch {
     /// spec, plan, write, verify). `Err` is the outcome of a reconcile that
     /// did not converge, with its result and error.
     pub async fn apply(&self, cfg: &Config, desc: &SwitchDesc) -> Result<Applied, Box<Outcome>> {
+        self.apply_reasserting(cfg, desc, &[]).await
+    }
+
+    /// [`Self::apply`], re-asserting `keys` as the daemon does after kernel
+    /// drift (`Agent::reassert`).
+    pub async fn apply_reasserting(
+        &self,
+        cfg: &Config,
+        desc: &SwitchDesc,
+        keys: &[Key],
+    ) -> Result<Applied, Box<Outcome>> {
         let opts = AgentOptions {
             mode: Mode::Apply,
             frr: false,
@@ -177,6 +189,7 @@ impl Switch {
         };
         let source = DesiredSource::Memory(Arc::new(desc.clone()));
         let mut agent = Agent::new(cfg.clone(), source, None, opts).expect("agent");
+        agent.reassert(keys.iter().cloned());
         // Each wait is bounded by wait_ready or barrier_timeout, as for `apply --once`.
         let deadline = Instant::now() + Duration::from_secs(86_400);
         let outcome = agent.reconcile_once(Trigger::Command, true, deadline).await;
