@@ -19,37 +19,38 @@ use metal_switchd_lab::redis_server::{APPL_DB, CONFIG_DB, STATE_DB};
 use metal_switchd_lab::sonic::StandInOptions;
 use support::{Switch, apply_once, assert_no_violations, leaf01_desc, output_text, with_vrf};
 
+/// The lab's leaf01 document with these nics' `vrf` set (`""`:
+/// unprovisioned), written to `dir/name`.
+fn leaf01_file(dir: &Path, name: &str, vrfs: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(metal_switchd_lab::fixtures::LEAF01_SWITCH_V1).unwrap();
+    for nic in doc["nics"].as_array_mut().unwrap() {
+        if let Some((_, vrf)) = vrfs.iter().find(|(n, _)| nic["name"] == *n) {
+            nic["vrf"] = (*vrf).into();
+            nic["filter"] = if vrf.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::json!({"cidrs": ["10.0.24.0/22"], "vnis": []})
+            };
+        }
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
 /// leaf01 with Ethernet3 moved from Vrf104010 into a new Vrf104011 and
 /// Ethernet4 moved from the PXE VLAN into it: PXE→VRF, VRF→VRF, a new VRF
 /// and the cleanup of Vrf104010, six phases in all.
 fn moved_switch_file(dir: &Path) -> std::path::PathBuf {
-    let mut doc: serde_json::Value =
-        serde_json::from_str(metal_switchd_lab::fixtures::LEAF01_SWITCH_V1).unwrap();
-    for nic in doc["nics"].as_array_mut().unwrap() {
-        if nic["name"] == "Ethernet3" || nic["name"] == "Ethernet4" {
-            nic["vrf"] = "vrf104011".into();
-            nic["filter"] = serde_json::json!({"cidrs": ["10.0.24.0/22"], "vnis": []});
-        }
-    }
-    let path = dir.join("moved.v1.json");
-    std::fs::write(&path, doc.to_string()).unwrap();
-    path
+    let moved = [("Ethernet3", "vrf104011"), ("Ethernet4", "vrf104011")];
+    leaf01_file(dir, "moved.v1.json", &moved)
 }
 
 /// leaf01 with Ethernet3 unprovisioned: Vrf104010 (Ethernet3's only) is
 /// removed, with its VLAN interface, its VXLAN map and its VLAN.
 fn unprovisioned_switch_file(dir: &Path) -> std::path::PathBuf {
-    let mut doc: serde_json::Value =
-        serde_json::from_str(metal_switchd_lab::fixtures::LEAF01_SWITCH_V1).unwrap();
-    for nic in doc["nics"].as_array_mut().unwrap() {
-        if nic["name"] == "Ethernet3" {
-            nic["vrf"] = "".into();
-            nic["filter"] = serde_json::Value::Null;
-        }
-    }
-    let path = dir.join("unprovisioned.v1.json");
-    std::fs::write(&path, doc.to_string()).unwrap();
-    path
+    leaf01_file(dir, "unprovisioned.v1.json", &[("Ethernet3", "")])
 }
 
 /// A tenant's removal deletes ports → VLAN interface → VRF → VXLAN map →

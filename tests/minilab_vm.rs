@@ -42,20 +42,10 @@ fn tenant_vrf_sessions_of_a_machine_reach_established_on_a_full_kernel() {
     assert_eq!(result.tenant_summaries.len(), 2);
     for (leaf, text) in &result.tenant_summaries {
         eprintln!("--- {leaf}: show bgp vrf Vrf30 summary\n{text}");
-        assert!(text.contains("Ethernet0"), "{leaf}: {text}");
     }
     // Step 1: machine01's session inside Vrf30 on both leaves.
-    for v in &result.steps[0].views {
-        let s = v.sessions.as_ref().unwrap();
-        assert!(
-            s.iter().any(|x| x.vrf == "Vrf30"
-                && x.neighbor == "Ethernet0"
-                && x.state == "Established"
-                && x.peer_host == "machine01"),
-            "{}: {s:?}",
-            v.name
-        );
-    }
+    let tenant = result.tenant_problems(Some("machine01"));
+    assert!(tenant.is_empty(), "{tenant:#?}");
     let t = lab.teardown().unwrap();
     for (name, status, ok) in &t.agents {
         assert!(ok, "metal-switchd on {name} ended with {status}");

@@ -66,6 +66,45 @@ impl ScenarioResult {
         }
         out
     }
+
+    /// What did not hold for machine01's tenant session after the
+    /// allocation: each leaf's `show bgp vrf Vrf30 summary` names
+    /// Ethernet0, and step 1's view of each leaf has the session in Vrf30
+    /// Established (with the peer's hostname `peer_host`, when given).
+    /// Empty when both hold.
+    pub fn tenant_problems(&self, peer_host: Option<&str>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (leaf, text) in &self.tenant_summaries {
+            if !text.contains("Ethernet0") {
+                out.push(format!(
+                    "{leaf}: Vrf30's summary names no Ethernet0:\n{text}"
+                ));
+            }
+        }
+        let views = self.steps.first().map_or(&[][..], |s| &s.views[..]);
+        if views.is_empty() || self.tenant_summaries.is_empty() {
+            out.push("no view of the leaves after the allocation".to_owned());
+        }
+        for v in views {
+            let up = v.sessions.as_ref().is_ok_and(|s| {
+                s.iter().any(|x| {
+                    x.vrf == "Vrf30"
+                        && x.neighbor == "Ethernet0"
+                        && x.state == "Established"
+                        && peer_host.is_none_or(|h| x.peer_host == h)
+                })
+            });
+            if !up {
+                out.push(format!(
+                    "{}: no Established session to Ethernet0 in Vrf30{}: {:?}",
+                    v.name,
+                    peer_host.map(|h| format!(" from {h}")).unwrap_or_default(),
+                    v.sessions
+                ));
+            }
+        }
+        out
+    }
 }
 
 fn fields(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
@@ -632,4 +671,71 @@ pub fn render(n: usize, s: &StepResult) -> String {
         out.push_str(&observe::table(v));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::minilab::observe::Session;
+
+    fn view(name: &str, state: &str, host: &str) -> LeafView {
+        LeafView {
+            name: name.to_owned(),
+            agent: "running".to_owned(),
+            report: None,
+            sessions: Ok(vec![Session {
+                neighbor: "Ethernet0".to_owned(),
+                vrf: "Vrf30".to_owned(),
+                peer_group: "MACHINE".to_owned(),
+                state: state.to_owned(),
+                peer_host: host.to_owned(),
+                up: String::new(),
+                received: 0,
+            }]),
+            frr_digest: None,
+            status: None,
+            changes: None,
+            frr_changed: None,
+            sonic: "stand-in".to_owned(),
+            violations: Vec::new(),
+            vrfs: Vec::new(),
+            bindings: Vec::new(),
+        }
+    }
+
+    fn result(views: Vec<LeafView>, summary: &str) -> ScenarioResult {
+        ScenarioResult {
+            steps: vec![StepResult {
+                title: "allocation".to_owned(),
+                converged_after: Duration::ZERO,
+                views,
+                note: None,
+            }],
+            tenant_sessions: true,
+            tenant_summaries: vec![("leaf01".to_owned(), summary.to_owned())],
+        }
+    }
+
+    #[test]
+    fn tenant_problems_name_each_leaf_whose_machine_session_is_not_up() {
+        let up = "Neighbor V AS\nEthernet0 4 4200000001";
+        let ok = result(vec![view("leaf01", "Established", "machine01")], up);
+        assert_eq!(ok.tenant_problems(Some("machine01")), Vec::<String>::new());
+        assert_eq!(ok.tenant_problems(None), Vec::<String>::new());
+
+        let other_host = result(vec![view("leaf01", "Established", "machine02")], up);
+        assert_eq!(other_host.tenant_problems(None), Vec::<String>::new());
+        let p = other_host.tenant_problems(Some("machine01"));
+        assert!(p.len() == 1 && p[0].starts_with("leaf01: "), "{p:?}");
+
+        let down = result(vec![view("leaf02", "Active", "")], "Neighbor V AS\n");
+        let p = down.tenant_problems(None);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("names no Ethernet0") && p[1].starts_with("leaf02: "));
+
+        let empty = result(Vec::new(), up);
+        assert_eq!(empty.tenant_problems(None).len(), 1);
+    }
 }
