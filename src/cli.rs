@@ -31,6 +31,7 @@ use crate::reconcile::run::{ConfigLoader, Daemon, DaemonOptions, Signals, daemon
 use crate::reconcile::{Agent, AgentOptions, Mode};
 use crate::report::{FrrOutcome, Outcome, ReconcileResult, Trigger};
 use crate::spec::{PortRole, SwitchDesc, SwitchSpec};
+use crate::writer_lock::WriterLock;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -102,7 +103,7 @@ pub enum Command {
     /// against CONFIG_DB (redis, or --configdb); nothing is written.
     Fetch(FetchArgs),
     /// Load and validate the configuration and print it (secrets masked)
-    CheckConfig,
+    CheckConfig(CheckConfigArgs),
     /// Show the running daemon's state: phase, last reconcile, stage times,
     /// errors, drift repairs, ports, BGP sessions, phone-home
     ///
@@ -151,7 +152,9 @@ impl ApiArg {
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// for people
     Text,
+    /// one JSON document (errors too: {"error": {...}})
     Json,
 }
 
@@ -172,6 +175,7 @@ pub struct PlanArgs {
     /// Read CONFIG_DB from a config_db.json snapshot instead of redis
     #[arg(long, value_name = "FILE")]
     pub configdb: Option<PathBuf>,
+    /// Output: text for people, or one JSON document on stdout (an error too)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -183,6 +187,18 @@ pub struct RenderArgs {
     /// Read CONFIG_DB from a config_db.json snapshot instead of redis
     #[arg(long, value_name = "FILE")]
     pub configdb: Option<PathBuf>,
+    /// Output: text (frr.conf; config_db.json for configdb) or one JSON
+    /// document on stdout (an error too)
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// Output: commented TOML for people, or one JSON document on stdout (an
+    /// error too)
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -207,23 +223,25 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub switch: SwitchArgs,
     /// How long to wait for SONiC to be ready (CONFIG_DB_INITIALIZED, PortInitDone)
-    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = crate::config::parse_duration)]
     pub wait_ready: Duration,
+    /// Output: text for people, or one JSON document on stdout (an error too)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
-    /// Register once and exit (required; the continuous daemon loop is not built yet)
+    /// Register once and exit (required; `run` registers by itself)
     #[arg(long, required = true)]
     pub once: bool,
     /// How long to wait for SONiC to be ready per attempt (CONFIG_DB_INITIALIZED, PortInitDone)
-    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = crate::config::parse_duration)]
     pub wait_ready: Duration,
     /// Stop retrying transient failures after this long [default: retry until it succeeds]
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
     pub give_up_after: Option<Duration>,
+    /// Output: text for people, or one JSON document on stdout (an error too)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -233,18 +251,51 @@ pub struct FetchArgs {
     /// Read CONFIG_DB from a config_db.json snapshot instead of redis
     #[arg(long, value_name = "FILE")]
     pub configdb: Option<PathBuf>,
+    /// Output: text for people, or one JSON document on stdout (an error too)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Output: text for people, or one JSON document on stdout (an error too)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// How old the status may be before it counts as stale [default: three
     /// reconfigure_switch_interval plus timeout, at least 2m]
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
     pub stale_after: Option<Duration>,
+}
+
+impl Cli {
+    /// The output format the command was given (`None`: `run`, which prints
+    /// no result; its logs follow `log_format`).
+    pub fn format(&self) -> Option<Format> {
+        match &self.command {
+            Command::Run => None,
+            Command::Plan(a) => Some(a.format),
+            Command::Apply(a) => Some(a.format),
+            Command::Render(RenderCommand::Configdb(a)) => Some(a.format),
+            Command::Render(RenderCommand::Frr(a)) => Some(a.render.format),
+            Command::Register(a) => Some(a.format),
+            Command::Fetch(a) => Some(a.format),
+            Command::CheckConfig(a) => Some(a.format),
+            Command::Status(a) => Some(a.format),
+        }
+    }
+}
+
+/// An error as the one JSON document a `--format json` caller reads on
+/// stdout: the message, the exit code, and what it means for retrying.
+pub fn error_json(e: &Error) -> serde_json::Value {
+    json!({
+        "error": {
+            "message": e.to_string(),
+            "exit_code": exit_code(e),
+            "invalid_input": e.is_invalid_input(),
+            "transient": e.is_transient(),
+        }
+    })
 }
 
 /// Load the configuration named on the command line.
@@ -272,7 +323,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
     let cfg = load_config(&cli)?;
     init_logging(&cli, Some(&cfg));
     match &cli.command {
-        Command::CheckConfig => check_config(&cfg).await,
+        Command::CheckConfig(args) => check_config(&cfg, args.format).await,
         Command::Status(args) => Ok(status(&cfg, args)),
         Command::Plan(args) => plan(&cfg, args).await,
         Command::Register(args) => register_switch(&cfg, args).await,
@@ -319,7 +370,14 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             let (_, desc) = read_switch(&cfg, &args.render.switch)?;
             let (state, confirmed) = read_state(&cfg, args.render.configdb.as_deref()).await?;
             let prepared = reconcile::prepare(&desc, &cfg, &state, &confirmed)?;
-            print(&frr::render(&prepared.spec, flavour.frr_lines()));
+            let text = frr::render(&prepared.spec, flavour.frr_lines());
+            match args.render.format {
+                Format::Text => print(&text),
+                Format::Json => print_json(&json!({
+                    "flavour": flavour.name().to_string(),
+                    "frr_conf": text,
+                })),
+            }
             Ok(EXIT_OK)
         }
     }
@@ -332,7 +390,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
 /// for an error — also when SONiC writes FRR's configuration itself here (a
 /// routing configuration mode the agent refuses); warnings are logged
 /// (stderr).
-async fn check_config(cfg: &Config) -> Result<u8, Error> {
+async fn check_config(cfg: &Config, format: Format) -> Result<u8, Error> {
     let found = crate::config_check::check(cfg);
     // Through the log, so that `log_format = "json"` keeps stderr JSON.
     for w in &found.warnings {
@@ -350,9 +408,30 @@ async fn check_config(cfg: &Config) -> Result<u8, Error> {
     for n in &found.notes {
         text.push_str(&format!("# note: {n}\n"));
     }
-    text.push_str(&cfg.to_toml());
-    text.push_str(&flavour_text(&flavour));
-    print(&text);
+    match format {
+        Format::Text => {
+            text.push_str(&cfg.to_toml());
+            text.push_str(&flavour_text(&flavour));
+            print(&text);
+        }
+        Format::Json => {
+            let config = toml::from_str::<toml::Table>(&cfg.to_toml())
+                .ok()
+                .and_then(|t| serde_json::to_value(t).ok())
+                .unwrap_or_default();
+            print_json(&json!({
+                "valid": flavour.refusal().is_none(),
+                "api_version": version.to_string(),
+                "api_version_reason": why,
+                "not_used": cfg.notices(),
+                "notes": found.notes,
+                "warnings": found.warnings,
+                "config": config,
+                "flavour": crate::report::status::FlavourStatus::from(&flavour),
+                "refusal": flavour.refusal(),
+            }));
+        }
+    }
     match flavour.refusal() {
         Some(r) => {
             eprintln!("metal-switchd: {r}");
@@ -389,10 +468,17 @@ fn status(cfg: &Config, args: &StatusArgs) -> u8 {
         Ok(st) => st,
         Err(e) => {
             eprintln!("metal-switchd: {e}");
-            return match e {
+            let code = match e {
                 StatusFileError::Missing { .. } => liveness::EXIT_NOT_RUNNING,
                 _ => liveness::EXIT_STALE,
             };
+            if args.format == Format::Json {
+                print_json(&json!({
+                    "error": { "message": e.to_string(), "exit_code": code },
+                    "liveness": if code == liveness::EXIT_NOT_RUNNING { "not-running" } else { "unreadable" },
+                }));
+            }
+            return code;
         }
     };
     let now = std::time::SystemTime::now();
@@ -492,6 +578,8 @@ async fn plan(cfg: &Config, args: &PlanArgs) -> Result<u8, Error> {
 }
 
 async fn apply(cfg: &Config, args: &ApplyArgs) -> Result<u8, Error> {
+    // One writer per switch: not beside a running agent.
+    let _lock = WriterLock::acquire(&cfg.state_directory)?;
     let source = DesiredSource::File {
         path: args.switch.switch.clone(),
         version: args.switch.api.version(),
@@ -580,6 +668,8 @@ fn frr_text(o: &Outcome) -> String {
 
 /// `run`: the daemon until SIGTERM / SIGINT.
 async fn run_daemon(cli: &Cli, cfg: Config) -> Result<u8, Error> {
+    // One writer per switch, for as long as this process lives.
+    let _lock = WriterLock::acquire(&cfg.state_directory)?;
     let agent = daemon_agent(&cfg)?;
     let signals = Signals::install()?;
     let (path, required) = match &cli.config {
@@ -607,6 +697,7 @@ async fn register_switch(cfg: &Config, args: &RegisterArgs) -> Result<u8, Error>
         wait_ready: args.wait_ready,
         retry: reconcile::options::retry(cfg),
         give_up_after: args.give_up_after,
+        progress: None,
     };
     let (reg, fetched) = register::register(cfg, &mut db, &kernel, &mut client, &opts).await?;
     match args.format {

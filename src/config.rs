@@ -470,7 +470,24 @@ impl Serialize for Secret {
     }
 }
 
-/// A duration written like `10s`, `1m30s`, `500ms`.
+/// The longest duration any setting or option takes: 30 days. Every
+/// duration the agent adds to a clock stays far from overflowing it.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
+/// A duration written like `10s`, `1m30s`, `500ms`, at most
+/// [`MAX_DURATION`].
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "is longer than {}, the longest duration a setting takes",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(d)
+}
+
+/// A duration written like `10s`, `1m30s`, `500ms` ([`parse_duration`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 
@@ -483,9 +500,10 @@ impl Serialize for HumanDuration {
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(HumanDuration)
-            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration: {e}")))
+        parse_duration(&s).map(HumanDuration).map_err(|e| {
+            let shown = crate::names::quoted(&s);
+            serde::de::Error::custom(format!("{shown} is not a duration: {e}"))
+        })
     }
 }
 
@@ -552,7 +570,9 @@ config_keys! {
         "how often `run` fetches the desired state and reconciles without another trigger; also \
          the longest backoff after failures; more than `0s`";
     timeout: HumanDuration = HumanDuration(Duration::from_secs(15)), MetalCore,
-        "limit of one reconcile and of API calls; more than `0s`";
+        "limit of one reconcile and of API calls; more than `0s`. It bounds everything one \
+         reconcile waits for: a longer `barrier_timeout` or `kernel_drift_grace` is cut to what \
+         is left of it, which `check-config` and the start say in a note";
     additional_bridge_vids: Vec<String> = Vec::new(), MetalCore,
         "Cumulus only: empty is accepted (metal-roles writes it empty), any VLAN is refused at \
          start, by name";
@@ -620,7 +640,9 @@ config_keys! {
     frr_config: PathBuf = PathBuf::from("/etc/sonic/frr/frr.conf"), Own,
         "where FRR's configuration is installed";
     barrier_timeout: HumanDuration = HumanDuration(Duration::from_secs(30)), Own,
-        "how long the applier waits for SONiC to confirm one phase (more than `0s`)";
+        "how long the applier waits for SONiC to confirm one phase (more than `0s`), at most \
+         what is left of `timeout` for the reconcile (the default `timeout` of 15 s cuts it: set \
+         `timeout` to at least `barrier_timeout` to wait longer)";
     kernel_checks: bool = true, Own,
         "a reconcile counts as converged only once the kernel shows the desired state (VRF \
          devices, their VLAN interfaces, port masters, VXLAN devices with the right VNI in the \
@@ -1160,6 +1182,34 @@ impl Config {
                 "chosen automatically: no credentials configured, metal-core's default",
             ),
         }
+    }
+
+    /// Limits that bound others, said where they do: `timeout` bounds
+    /// everything one reconcile waits for (SONiC's confirmations, the
+    /// kernel), so a longer `barrier_timeout` or `kernel_drift_grace` is
+    /// cut to what is left of it.
+    pub fn limit_notes(&self) -> Vec<String> {
+        [
+            ("barrier_timeout", self.barrier_timeout, "a phase waits"),
+            (
+                "kernel_drift_grace",
+                self.kernel_drift_grace,
+                "a reconcile waits for the kernel",
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, d, _)| d.0 > self.timeout.0)
+        .map(|(key, d, what)| {
+            format!(
+                "{key} ({}) is longer than timeout ({}), which bounds everything one reconcile \
+                 waits for: {what} at most what is left of {}; set timeout to at least {key} \
+                 to wait longer",
+                humantime::format_duration(d.0),
+                humantime::format_duration(self.timeout.0),
+                humantime::format_duration(self.timeout.0),
+            )
+        })
+        .collect()
     }
 
     /// What is wrong with the transport to the metal API, loudly: plain

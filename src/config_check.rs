@@ -58,6 +58,7 @@ impl Findings {
 pub fn check(cfg: &Config) -> Findings {
     let mut f = Findings::default();
     f.warnings.extend(cfg.plaintext_warnings());
+    f.notes.extend(cfg.limit_notes());
     match cfg.api_version() {
         ApiVersion::V1 => {
             if let Some(path) = &cfg.hmac_key_file {

@@ -7,7 +7,10 @@
 //!   per name and process), so a test learns which points an apply passes;
 //! - kills the process with `SIGKILL` when its name equals
 //!   `METAL_SWITCHD_CRASH_AT`: no destructor, no flush, no clean-up, as a
-//!   power loss, the OOM killer or `systemctl kill -s KILL` would.
+//!   power loss, the OOM killer or `systemctl kill -s KILL` would;
+//! - blocks the calling thread for good when its name equals
+//!   `METAL_SWITCHD_HANG_AT`: a wedged agent, alive but making no progress
+//!   (the watchdog test: its pings must stop).
 //!
 //! Without the feature the macro expands to nothing (its arguments are only
 //! borrowed), so neither the points nor their names nor these variables
@@ -37,6 +40,9 @@ pub const CRASH_AT_VAR: &str = "METAL_SWITCHD_CRASH_AT";
 /// Append the name of every point reached to this file.
 #[cfg(feature = "crash-points")]
 pub const CRASH_TRACE_VAR: &str = "METAL_SWITCHD_CRASH_TRACE";
+/// Block the thread for good when it reaches the point of this name.
+#[cfg(feature = "crash-points")]
+pub const HANG_AT_VAR: &str = "METAL_SWITCHD_HANG_AT";
 
 /// Whether `var` is one of the crash points' variables (not a configuration
 /// key: the configuration loader leaves them alone). Always false without
@@ -44,7 +50,7 @@ pub const CRASH_TRACE_VAR: &str = "METAL_SWITCHD_CRASH_TRACE";
 pub fn is_crash_var(var: &str) -> bool {
     #[cfg(feature = "crash-points")]
     {
-        var == CRASH_AT_VAR || var == CRASH_TRACE_VAR
+        var == CRASH_AT_VAR || var == CRASH_TRACE_VAR || var == HANG_AT_VAR
     }
     #[cfg(not(feature = "crash-points"))]
     {
@@ -72,7 +78,7 @@ macro_rules! crash_point {
     }};
 }
 
-/// The point `name` was reached: trace it, and die if it is the one.
+/// The point `name` was reached: trace it, and die (or hang) if it is the one.
 #[cfg(feature = "crash-points")]
 pub fn reached(name: &str) {
     use std::collections::BTreeSet;
@@ -99,5 +105,11 @@ pub fn reached(name: &str) {
         // SIGKILL cannot be caught: raise returns only if it could not be sent.
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
         std::process::abort();
+    }
+    if std::env::var(HANG_AT_VAR).is_ok_and(|at| at == name) {
+        eprintln!("metal-switchd: crash point {name}: hanging");
+        loop {
+            std::thread::park();
+        }
     }
 }

@@ -66,6 +66,10 @@ pub enum Error {
     /// ([`crate::flavour::Flavour::refusal`]): nothing was written.
     #[error("{0}")]
     FlavourRefused(String),
+    /// Another instance holds the writer lock (or it cannot be taken).
+    #[cfg(feature = "agent")]
+    #[error(transparent)]
+    Lock(#[from] crate::writer_lock::LockError),
     /// The daemon cannot run on (signal handlers, a stopped internal task).
     #[error("{what}: {source}")]
     Runtime {

@@ -62,6 +62,8 @@ pub mod systemd;
 #[cfg(feature = "agent")]
 pub mod telemetry;
 pub mod time;
+#[cfg(feature = "agent")]
+pub mod writer_lock;
 
 pub use error::Error;
 

@@ -7,6 +7,7 @@ use metal_switchd::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let format = cli.format();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -21,6 +22,9 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("metal-switchd: error: {e}");
+            if format == Some(cli::Format::Json) {
+                println!("{}", cli::error_json(&e));
+            }
             ExitCode::from(cli::exit_code(&e))
         }
     }

@@ -21,6 +21,10 @@ pub const IFNAME_MAX: usize = 15;
 /// Characters of input shown in one message at most, per value.
 pub const SHOWN_CHARS: usize = 64;
 
+/// Characters of a text from outside shown at most: an API's error
+/// message, a parser's error, a BGP peer's host name, an LLDP id.
+pub const MESSAGE_CHARS: usize = 300;
+
 /// Whether `c` must be escaped when input is shown: control characters and
 /// the invisible format characters that change how text is displayed
 /// (bidirectional overrides and isolates, zero-width characters, BOM).

@@ -757,6 +757,50 @@ async fn broken_answers_are_typed_errors() {
     assert_eq!(e.code(), Some(Code::NotFound), "{e}");
 }
 
+/// Issue 22 item 5: an API's error text is shown escaped and cut
+/// (`names::MESSAGE_CHARS`): a 200 KB message with `ESC[2J`, a
+/// newline and U+202E reached the status file, the heartbeat and a forged
+/// log line.
+#[tokio::test]
+async fn api_error_texts_are_escaped_and_cut() {
+    let server = lab(&[(TOKEN, TokenGrant::Editor)]);
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = format!("\u{1b}[2J\nINFO forged line\u{202e}{}", "x".repeat(200_000));
+    for version in ["v1", "v2"] {
+        let (mut client, get, body) = if version == "v1" {
+            (
+                api_client(&v1_config(&server, HMAC_KEY)).unwrap(),
+                Call::V1Find,
+                json!({"message": hostile}),
+            )
+        } else {
+            (
+                api_client(&v2_config(&server, dir.path(), TOKEN)).unwrap(),
+                Call::V2Get,
+                json!({"code": "invalid_argument", "message": hostile}),
+            )
+        };
+        client.set_retry(RetryPolicy::NONE);
+        for body in [body.to_string().into_bytes(), hostile.clone().into_bytes()] {
+            server.inject(Fault {
+                call: Some(get),
+                times: 1,
+                kind: FaultKind::Body {
+                    status: 400,
+                    body: body.into(),
+                },
+            });
+            let e = client.get("leaf01").await.unwrap_err().to_string();
+            assert!(
+                !e.contains(['\u{1b}', '\n', '\u{202e}']),
+                "{version}: {}",
+                &e[..e.len().min(400)]
+            );
+            assert!(e.len() < 2_000, "{version}: {} bytes", e.len());
+        }
+    }
+}
+
 /// The HMAC key and the token never reach an error message, `Debug`
 /// output or a log line, including the warnings logged while retrying.
 #[tokio::test]
@@ -1200,6 +1244,7 @@ async fn registration_from_redis_and_netlink() {
             wait_ready: Duration::from_secs(10),
             retry: fast_retry(1),
             give_up_after: Some(Duration::from_secs(20)),
+            progress: None,
         };
         if version == ApiVersion::V2 {
             // Without PortInitDone nothing is registered: the wait ends in
@@ -1208,6 +1253,7 @@ async fn registration_from_redis_and_netlink() {
                 wait_ready: Duration::from_millis(300),
                 retry: fast_retry(1),
                 give_up_after: Some(Duration::ZERO),
+                progress: None,
             };
             let e = register::register(&cfg, &mut db, &kernel, &mut client, &not_yet)
                 .await

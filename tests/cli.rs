@@ -35,7 +35,16 @@ impl Files {
             Value::Object(snap).to_string(),
         )
         .unwrap();
-        std::fs::write(dir.path().join("agent.toml"), fixtures::LEAF01_AGENT_CONFIG).unwrap();
+        // The writer lock in the test's own runtime directory.
+        std::fs::write(
+            dir.path().join("agent.toml"),
+            format!(
+                "{}\nstate_directory = {:?}\n",
+                fixtures::LEAF01_AGENT_CONFIG,
+                dir.path().join("state").display().to_string()
+            ),
+        )
+        .unwrap();
         let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/switches");
         for f in ["leaf01.v1.json", "leaf01.v2.json"] {
             std::fs::copy(lab.join(f), dir.path().join(f)).unwrap();
@@ -590,11 +599,22 @@ fn plan_refuses_a_switch_without_nics_against_a_converged_leaf() {
             ]);
             let err = String::from_utf8_lossy(&o.stderr);
             assert_eq!(o.status.code(), Some(2), "{name} {format}: {err}");
-            assert!(
-                o.stdout.is_empty(),
-                "{name} {format}: planned: {}",
-                String::from_utf8_lossy(&o.stdout)
-            );
+            // Nothing planned: no output in text, the error document in JSON.
+            if format == "json" {
+                let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+                assert_eq!(
+                    v.as_object()
+                        .map(|o| o.keys().map(String::as_str).collect::<Vec<_>>()),
+                    Some(vec!["error"]),
+                    "{name} {format}: planned: {v}"
+                );
+            } else {
+                assert!(
+                    o.stdout.is_empty(),
+                    "{name} {format}: planned: {}",
+                    String::from_utf8_lossy(&o.stdout)
+                );
+            }
             assert!(
                 err.contains("switch document: lists no nics (`nics` is missing, null or empty)"),
                 "{name} {format}: {err}"
@@ -694,4 +714,108 @@ fn unusable_redis_password_files_are_refused() {
         }
         assert!(!err.contains("pppp") && !err.contains("lab-redis-password"));
     }
+}
+
+/// Every option and sub-command says what it is for (issue 21 item 8):
+/// walks clap's command tree, so a new option without help fails here.
+#[test]
+fn every_option_and_command_has_help() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() {
+                missing.push(format!("{path} --{id}"));
+            }
+            if !arg.get_action().takes_values() {
+                continue;
+            }
+            for v in arg.get_possible_values() {
+                if !v.is_hide_set() && v.get_help().is_none() {
+                    missing.push(format!("{path} --{id} {}", v.get_name()));
+                }
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let p = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() {
+                missing.push(p.clone());
+            }
+            walk(sub, &p, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(
+        &metal_switchd::cli::Cli::command(),
+        "metal-switchd",
+        &mut missing,
+    );
+    assert!(missing.is_empty(), "without help text: {missing:#?}");
+}
+
+/// `--format json` on every command that prints a result, and an error as
+/// one JSON document there (issue 21 item 8).
+#[test]
+fn json_output_and_json_errors() {
+    let f = Files::new();
+    // check-config: the configuration as JSON.
+    let o = f.run(&["check-config", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(v["config"]["hostname"], "leaf01", "{v}");
+    assert!(v["api_version"].is_string(), "{v}");
+    // render frr: the text inside a document.
+    let o = f.run(&[
+        "render",
+        "frr",
+        "--switch",
+        "leaf01.v1.json",
+        "--configdb",
+        "config_db.json",
+        "--flavour",
+        "community-202411",
+        "--format",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        v["frr_conf"].as_str().unwrap().contains("router bgp"),
+        "{v}"
+    );
+    // An error: one JSON document on stdout with the exit code, the text on
+    // stderr as before.
+    let o = f.run(&[
+        "plan",
+        "--switch",
+        "missing.json",
+        "--configdb",
+        "config_db.json",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(v["error"]["exit_code"], 2, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing.json"),
+        "{v}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing.json"));
+    // The same error in text: nothing on stdout.
+    let o = f.run(&[
+        "plan",
+        "--switch",
+        "missing.json",
+        "--configdb",
+        "config_db.json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
 }

@@ -218,3 +218,45 @@ fn a_v2_token_is_never_sent_over_plain_http_unless_allowed() {
     assert!(!err.contains("api_allow_plaintext"), "{err}");
     assert!(!server.credentials().is_empty());
 }
+
+/// Issue 22, item 8: every duration is bounded. A duration the clock cannot
+/// hold is refused by `check-config` and by `run` with the setting's name,
+/// never a panic (`run` used to panic adding it to `Instant::now()`). A
+/// `barrier_timeout` longer than `timeout` is not cut silently: both say so.
+#[test]
+fn durations_are_bounded_and_limits_that_cut_others_are_said() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["check-config"][..], &["run"][..]] {
+        let o = run(
+            dir.path(),
+            "hmac_key = \"k\"\ntimeout = \"300000000000years\"\n",
+            args,
+        );
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {out}\n{err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.contains("timeout"), "{args:?}: {err}");
+        assert!(err.contains("is longer than 30days"), "{args:?}: {err}");
+    }
+    let o = run(
+        dir.path(),
+        "hmac_key = \"k\"\ntimeout = \"15s\"\nbarrier_timeout = \"1m\"\n",
+        &["check-config"],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.contains(
+            "# note: barrier_timeout (1m) is longer than timeout (15s), which bounds everything \
+             one reconcile waits for"
+        ),
+        "{out}"
+    );
+    let o = run(
+        dir.path(),
+        "hmac_key = \"k\"\ntimeout = \"1m\"\nbarrier_timeout = \"1m\"\n",
+        &["check-config"],
+    );
+    let (out, _) = text(&o);
+    assert!(!out.contains("barrier_timeout ("), "{out}");
+}

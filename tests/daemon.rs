@@ -215,7 +215,7 @@ fn the_daemon_registers_converges_follows_the_api_and_rides_out_outages() {
 
     // 3. The API fails: nothing is written, the error is reported, and the
     // agent recovers when the API is back.
-    sw.redis.reset_stats().unwrap();
+    sw.reset_writes();
     let before_outage = last_seq(&server);
     server.inject(Fault {
         call: Some(Call::V2Get),
@@ -237,11 +237,7 @@ fn the_daemon_registers_converges_follows_the_api_and_rides_out_outages() {
         "{}",
         failed.request
     );
-    assert_eq!(
-        sw.redis.command_calls("exec").unwrap(),
-        0,
-        "wrote while the API failed"
-    );
+    assert_eq!(sw.agent_writes(), 0, "wrote while the API failed");
     server.clear_faults();
     let back = last_seq(&server);
     wait_for(
@@ -411,12 +407,23 @@ fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
         },
     );
     agent.signal("KILL");
+    let log = agent.log_text();
     drop(agent);
     assert_eq!(
-        sw.redis.command_calls("exec").unwrap(),
+        log.matches("CONFIG_DB phase written").count(),
         1,
-        "only the first phase was written"
+        "only the first phase was written:\n{log}"
     );
+    // The first phase's writes (SONiC's daemons are frozen: every write
+    // redis counted is the agent's).
+    let writes = |sw: &Switch| -> u64 {
+        ["hset", "hdel", "del"]
+            .iter()
+            .map(|c| sw.redis.command_calls(c).unwrap())
+            .sum()
+    };
+    let written = writes(&sw);
+    assert!(written >= 1);
 
     let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent-2.log"));
     wait_for(
@@ -431,8 +438,8 @@ fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
         },
     );
     assert_eq!(
-        sw.redis.command_calls("exec").unwrap(),
-        1,
+        writes(&sw),
+        written,
         "the restarted daemon wrote on top of the unconfirmed phase"
     );
     sw.standin().resume();
@@ -502,12 +509,21 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
 
     // The metrics endpoint (metal-core's default port, in the agent's namespace).
     let addr = std::net::SocketAddr::from((ns.ns_ip, 2112));
-    let body = wait_for("a converged reconcile in the metrics", HANG, &agent, || {
-        let b = http_get(addr, "/metrics");
-        metric(&b, "metal_switchd_reconciles_total", "result=\"converged\"")
-            .filter(|v| *v >= 1.0)
-            .map(|_| b)
-    });
+    // The report of a reconcile is counted when the API has answered it:
+    // wait for both, a scrape may come in between.
+    let body = wait_for(
+        "a converged, reported reconcile in the metrics",
+        HANG,
+        &agent,
+        || {
+            let b = http_get(addr, "/metrics");
+            let reported = metric(&b, "metal_switchd_api_requests_total", "call=\"report\"")
+                .is_some_and(|v| v >= 1.0);
+            metric(&b, "metal_switchd_reconciles_total", "result=\"converged\"")
+                .filter(|v| *v >= 1.0 && reported)
+                .map(|_| b)
+        },
+    );
     assert!(
         metric(&body, "metal_core_total_errors", "switch-reconfiguration").is_some(),
         "{body}"
@@ -536,25 +552,54 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
     );
 
     // The status file, read by `metal-switchd status`.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
-        .env_remove("METAL_SWITCHD_CONFIG")
-        .arg("--config")
-        .arg(&config)
-        .args(["status", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "status: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let status_json = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+            .env_remove("METAL_SWITCHD_CONFIG")
+            .arg("--config")
+            .arg(&config)
+            .args(["status", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    // Converged to what (issue 22 item 9): the API's generation of the
+    // switch and the digest of the desired state, in the status file and
+    // the metrics alike. The agent's own heartbeats change the switch in
+    // the API (its BGP states), which counts the generation up as the
+    // API's meta.generation does: wait for a reconcile converged to the
+    // generation the API has now.
+    let (st, generation, digest) = wait_for(
+        "a reconcile converged to the API's current generation, in status and metrics",
+        HANG,
+        &agent,
+        || {
+            let generation = server.switch("leaf01").unwrap().generation;
+            let st = status_json();
+            let r = &st["status"]["last_reconcile"];
+            if r["result"] != "converged" || r["api_generation"] != generation {
+                return None;
+            }
+            let digest = r["digest"].as_str()?.to_owned();
+            let body = http_get(addr, "/metrics");
+            let info = metric(
+                &body,
+                "metal_switchd_converged_state_info",
+                &format!("digest=\"{digest}\",api_generation=\"{generation}\""),
+            );
+            (info == Some(1.0)).then_some((st, generation, digest))
+        },
     );
-    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(generation >= 1, "{st}");
     assert_eq!(st["liveness"], "running", "{st}");
-    assert_eq!(
-        st["status"]["last_reconcile"]["result"], "converged",
-        "{st}"
-    );
     assert_eq!(st["status"]["ports"]["Ethernet0"]["oper"], "up", "{st}");
+    assert_eq!(digest.len(), 16, "{st}");
+    assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()), "{st}");
+    assert_eq!(st["status"]["desired"]["digest"], digest.as_str(), "{st}");
 
     // SIGHUP: RELOADING=1, then READY=1 again.
     let readies = messages
@@ -580,51 +625,69 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
     assert!(has("STOPPING=1"));
 }
 
+/// A machine in namespace `name` wired to the agent's `Ethernet0`, running
+/// Debian's lldpd as the machine's go-lldpd would (machine id as system
+/// name, `description` as system description); both end on drop.
+fn machine_on_ethernet0(
+    ns: &AgentNetns,
+    name: &str,
+    machine_id: &str,
+    description: &str,
+) -> (
+    metal_switchd_lab::netns::Lldpd,
+    metal_switchd_lab::netns::Netns,
+) {
+    use metal_switchd_lab::netns::{Lldpd, Netns};
+    let machine = Netns::new(name).unwrap();
+    let out = std::process::Command::new("ip")
+        .args([
+            "link",
+            "add",
+            "Ethernet0",
+            "netns",
+            &ns.name,
+            "type",
+            "veth",
+        ])
+        .args(["peer", "name", "lan0", "netns", machine.name()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip link add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ns.ip(&["link", "set", "Ethernet0", "up"]);
+    machine.ip(&["link", "set", "lan0", "up"]).unwrap();
+    let lldpd = Lldpd::start(&machine, &["lan0"], machine_id, description).unwrap();
+    (lldpd, machine)
+}
+
+/// The first accepted phone-home event of `machine_id`.
+fn wait_for_phone_home(server: &ApiServer, agent: &AgentProcess, machine_id: &str) -> Record {
+    wait_for("a phone-home event", HANG, agent, || {
+        server
+            .records_of(Call::V2EventSend)
+            .into_iter()
+            .find(|r| r.status == 200 && r.request["events"].get(machine_id).is_some())
+    })
+}
+
 /// A machine announcing itself over LLDP (Debian's lldpd, as the machine's
 /// go-lldpd does: machine id as system name, `provisioned since …` as
 /// description) phones home through the running daemon, and `status` shows
 /// it on its port (issue "Phone-home").
 #[test]
 fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
-    use metal_switchd_lab::netns::{Lldpd, Netns};
     let sw = Switch::leaf01(StandInOptions::random(0x11d9, Duration::from_millis(25)));
     let ns = AgentNetns::new(&["Ethernet1"]);
-    let machine = Netns::new("msd-m").unwrap();
-    let ip = |args: &[&str]| {
-        let out = std::process::Command::new("ip")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    ip(&[
-        "link",
-        "add",
-        "Ethernet0",
-        "netns",
-        &ns.name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "lan0",
-        "netns",
-        machine.name(),
-    ]);
-    ns.ip(&["link", "set", "Ethernet0", "up"]);
-    machine.ip(&["link", "set", "lan0", "up"]).unwrap();
     const MACHINE: &str = "00000000-0000-0000-0000-0000000000a1";
-    let _lldpd = Lldpd::start(
-        &machine,
-        &["lan0"],
+    let _machine = machine_on_ethernet0(
+        &ns,
+        "msd-m",
         MACHINE,
         "provisioned since 2026-08-01T09:58:12Z",
-    )
-    .unwrap();
+    );
 
     let server = lab_api(&ns);
     let dir = tempfile::tempdir().unwrap();
@@ -632,12 +695,7 @@ fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
     let text = std::fs::read_to_string(&config).unwrap() + "phone_home_interval = \"1s\"\n";
     std::fs::write(&config, text).unwrap();
     let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
-    let ev = wait_for("a phone-home event", HANG, &agent, || {
-        server
-            .records_of(Call::V2EventSend)
-            .into_iter()
-            .find(|r| r.status == 200 && r.request["events"].get(MACHINE).is_some())
-    });
+    let ev = wait_for_phone_home(&server, &agent, MACHINE);
     let e = &ev.request["events"][MACHINE];
     assert_eq!(
         e["event"], "MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME",
@@ -688,4 +746,432 @@ impl OutputWithStdin for std::process::Command {
             .unwrap();
         child.wait_with_output().unwrap()
     }
+}
+
+/// `WATCHDOG=1` datagrams and the rest of what the daemon tells systemd,
+/// each with the moment it arrived.
+struct NotifyListener {
+    messages: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>,
+    path: std::path::PathBuf,
+}
+
+impl NotifyListener {
+    fn bind(dir: &Path) -> NotifyListener {
+        let path = dir.join("notify.sock");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let collected = messages.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Ends with the test process or when the socket's file is gone.
+            while std::sync::Arc::strong_count(&collected) > 1 {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    collected
+                        .lock()
+                        .unwrap()
+                        .push((std::time::Instant::now(), m));
+                }
+            }
+        });
+        NotifyListener { messages, path }
+    }
+
+    fn env(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// When each message containing `needle` arrived.
+    fn times(&self, needle: &str) -> Vec<std::time::Instant> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, m)| m.contains(needle))
+            .map(|(t, _)| *t)
+            .collect()
+    }
+}
+
+/// The watchdog's interval in the tests below (`WatchdogSec=8`).
+const WATCHDOG: Duration = Duration::from_secs(8);
+
+/// With the metal API down for three watchdog intervals, registration keeps
+/// retrying and the agent keeps proving progress: `WATCHDOG=1` at least
+/// every half interval (systemd would otherwise kill it), `READY=1` before
+/// registration (after the first observation of the switch), and once the
+/// API is back, registration and a converged heartbeat (issue 21 item 1).
+#[test]
+fn the_watchdog_is_fed_while_registration_waits_for_the_api() {
+    let sw = Switch::leaf01(StandInOptions::random(0x00d0, Duration::from_millis(25)));
+    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
+    let server = lab_api(&ns);
+    server.inject(Fault::status(Call::V2Register, 503, u32::MAX));
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let notify = NotifyListener::bind(dir.path());
+    let usec = WATCHDOG.as_micros().to_string();
+    let agent = AgentProcess::start_with_env(
+        &ns,
+        &config,
+        &dir.path().join("agent.log"),
+        &[
+            ("NOTIFY_SOCKET", notify.env().as_str()),
+            ("WATCHDOG_USEC", usec.as_str()),
+        ],
+    );
+    let ready = wait_for("READY=1", HANG, &agent, || {
+        notify.times("READY=1").first().copied()
+    });
+    wait_for("a refused registration", HANG, &agent, || {
+        server
+            .records_of(Call::V2Register)
+            .into_iter()
+            .find(|r| r.status == 503)
+    });
+    // The API stays down for three watchdog intervals after READY=1.
+    wait_for("three watchdog intervals", HANG, &agent, || {
+        (ready.elapsed() > WATCHDOG * 3).then_some(())
+    });
+    let down_until = std::time::Instant::now();
+    assert!(
+        server
+            .records_of(Call::V2Register)
+            .iter()
+            .all(|r| r.status == 503),
+        "registered while the API was down"
+    );
+    server.clear_faults();
+    let reg = wait_for("the registration", HANG, &agent, || {
+        server
+            .records_of(Call::V2Register)
+            .into_iter()
+            .find(|r| r.status == 200)
+    });
+    wait_for("a converged heartbeat", HANG, &agent, || {
+        report_after(&server, true, reg.seq, no_error)
+    });
+
+    let pings: Vec<_> = notify
+        .times("WATCHDOG=1")
+        .into_iter()
+        .filter(|t| *t >= ready && *t <= down_until)
+        .collect();
+    assert!(
+        pings.len() >= 6,
+        "{} WATCHDOG=1 in {:?} while registration waited for the API; log:\n{}",
+        pings.len(),
+        down_until - ready,
+        agent.log_text()
+    );
+    let mut at = ready;
+    for t in pings.iter().copied().chain([down_until]) {
+        assert!(
+            t - at <= WATCHDOG / 2,
+            "no WATCHDOG=1 for {:?} (more than half of WatchdogSec={WATCHDOG:?}) while \
+             registering; log:\n{}",
+            t - at,
+            agent.log_text()
+        );
+        at = t;
+    }
+}
+
+/// A loop that is stuck (a crash point that blocks for good, after the
+/// CONFIG_DB and FRR steps) stops the pings: systemd would restart it
+/// (issue 21 item 1).
+#[test]
+fn a_wedged_loop_stops_the_watchdog_pings() {
+    let sw = Switch::leaf01(StandInOptions::random(0x0ed9, Duration::from_millis(25)));
+    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
+    let server = lab_api(&ns);
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let notify = NotifyListener::bind(dir.path());
+    let usec = WATCHDOG.as_micros().to_string();
+    let trace = dir.path().join("trace");
+    let agent = AgentProcess::start_with_env(
+        &ns,
+        &config,
+        &dir.path().join("agent.log"),
+        &[
+            ("NOTIFY_SOCKET", notify.env().as_str()),
+            ("WATCHDOG_USEC", usec.as_str()),
+            ("METAL_SWITCHD_HANG_AT", "reconcile.kernel-check"),
+            ("METAL_SWITCHD_CRASH_TRACE", trace.to_str().unwrap()),
+        ],
+    );
+    wait_for("the loop at its hang point", HANG, &agent, || {
+        std::fs::read_to_string(&trace)
+            .ok()
+            .filter(|t| t.lines().any(|l| l == "reconcile.kernel-check"))
+    });
+    let wedged = std::time::Instant::now();
+    assert!(
+        !notify.times("WATCHDOG=1").is_empty(),
+        "no WATCHDOG=1 before the loop wedged; log:\n{}",
+        agent.log_text()
+    );
+    // The last beat is at most half an interval old when it wedged; a ping
+    // goes out at most a quarter interval after the pinger looked.
+    wait_for("the pinger's verdict", HANG, &agent, || {
+        agent
+            .log_text()
+            .contains("WATCHDOG=1 withheld")
+            .then_some(())
+    });
+    wait_for("two more watchdog intervals", HANG, &agent, || {
+        (wedged.elapsed() > WATCHDOG * 3).then_some(())
+    });
+    let late: Vec<_> = notify
+        .times("WATCHDOG=1")
+        .into_iter()
+        .filter(|t| *t > wedged + WATCHDOG)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "{} WATCHDOG=1 more than WatchdogSec after the loop wedged; log:\n{}",
+        late.len(),
+        agent.log_text()
+    );
+    assert!(
+        agent.log_text().contains("the loop made no progress"),
+        "{}",
+        agent.log_text()
+    );
+}
+
+/// One writer per switch (issue 21 item 6): while `run` holds the writer
+/// lock in its runtime directory, a second `run` and an `apply --once` exit
+/// 1 naming its PID and write nothing.
+#[test]
+fn a_second_writer_is_refused_naming_the_first_ones_pid() {
+    let sw = Switch::leaf01(StandInOptions::random(0x10c4, Duration::from_millis(25)));
+    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
+    let server = lab_api(&ns);
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
+    wait_for("a converged heartbeat", HANG, &agent, || {
+        report_after(&server, true, 0, no_error)
+    });
+    let pid = agent.pid();
+    let writes = sw.writes();
+    let second = |args: &[&str]| {
+        let err = dir.path().join("second.log");
+        let mut child = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                env!("CARGO_BIN_EXE_metal-switchd"),
+            ])
+            .env_remove("METAL_SWITCHD_CONFIG")
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        // A second writer that is not refused runs on: end it, and fail.
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if started.elapsed() > HANG {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{args:?} still runs beside the first agent after {HANG:?}:\n{}",
+                    std::fs::read_to_string(&err).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (
+            status.code(),
+            std::fs::read_to_string(&err).unwrap_or_default(),
+        )
+    };
+    let switch = dir.path().join("switch.json");
+    std::fs::write(&switch, fixtures::LEAF01_SWITCH_V1).unwrap();
+    for args in [
+        vec!["run"],
+        vec!["apply", "--once", "--switch", switch.to_str().unwrap()],
+    ] {
+        let (code, err) = second(&args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "another metal-switchd (PID {pid}) writes this switch"
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(sw.writes(), writes, "the refused instances wrote CONFIG_DB");
+    let status = agent.stop(HANG);
+    assert!(status.success(), "{}", agent.log_text());
+}
+
+/// Another writer that changes an owned field back after every repair
+/// (metal-core left running, a second agent on another host): after more
+/// than five repairs within a minute the agent leaves that key alone,
+/// reports it as contested — heartbeat error, status, metric — and goes on
+/// with the rest (issue 21 item 6).
+#[test]
+fn a_key_contested_by_another_writer_is_left_alone_and_reported() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let sw = Switch::leaf01(StandInOptions::random(0xc0de, Duration::from_millis(25)));
+    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
+    let server = lab_api(&ns);
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
+    let converged = wait_for("a converged heartbeat", HANG, &agent, || {
+        report_after(&server, true, 0, no_error)
+    });
+
+    // The other writer: sets Ethernet1's MTU to 1500 whenever it finds the
+    // agent's value (9000) there, a moment later (metal-core writes on its
+    // own schedule too).
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let reverts = std::sync::Arc::new(AtomicU32::new(0));
+    let mut conn = sw.redis.connection(CONFIG_DB).unwrap();
+    let writer = {
+        let (stop, reverts) = (stop.clone(), reverts.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mtu: Option<String> = redis::cmd("HGET")
+                    .arg("PORT|Ethernet1")
+                    .arg("mtu")
+                    .query(&mut conn)
+                    .unwrap();
+                if mtu.as_deref() == Some("9000") {
+                    std::thread::sleep(Duration::from_millis(300));
+                    let _: () = redis::cmd("HSET")
+                        .arg("PORT|Ethernet1")
+                        .arg("mtu")
+                        .arg("1500")
+                        .query(&mut conn)
+                        .unwrap();
+                    reverts.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let hb = wait_for("a heartbeat naming the contested key", HANG, &agent, || {
+        report_after(&server, true, converged.seq, |r| {
+            r["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("contested by another writer"))
+        })
+    });
+    let error = hb.request["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("PORT|Ethernet1"), "{error}");
+
+    // The rest goes on: a change of the desired state is applied.
+    server
+        .update_switch("leaf01", |s| {
+            let nic = s.nics.iter_mut().find(|n| n.name == "Ethernet5").unwrap();
+            nic.vrf = Some("vrf104009".into());
+        })
+        .unwrap();
+    wait_for("Ethernet5 in Vrf104009", HANG, &agent, || {
+        entry(&sw.dump(CONFIG_DB), "INTERFACE|Ethernet5")
+            .filter(|e| e.get("vrf_name").map(String::as_str) == Some("Vrf104009"))
+    });
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+        .env_remove("METAL_SWITCHD_CONFIG")
+        .arg("--config")
+        .arg(&config)
+        .args(["status", "--format", "json"])
+        .output()
+        .unwrap();
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        st["status"]["drift"]["contested"],
+        serde_json::json!(["PORT|Ethernet1"]),
+        "{st}"
+    );
+    let body = http_get(std::net::SocketAddr::from((ns.ns_ip, 2112)), "/metrics");
+    assert_eq!(
+        metric(&body, "metal_switchd_contested_keys", ""),
+        Some(1.0),
+        "{body}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    // No repair loop faster than the limit: the writer's first change (of
+    // the converged value), then at most five repairs in the window and the
+    // one that found the key contested.
+    let n = reverts.load(Ordering::Relaxed);
+    assert!(
+        n <= 7,
+        "the agent repaired the contested key {n} times; log:\n{}",
+        agent.log_text()
+    );
+    assert_eq!(
+        entry(&sw.dump(CONFIG_DB), "PORT|Ethernet1").and_then(|e| e.get("mtu").cloned()),
+        Some("1500".into()),
+        "the contested key is the other writer's"
+    );
+}
+
+/// Phone-home does not wait for a valid desired state (issue 21 item 5):
+/// with every reconcile refused (the PXE VLAN of the configuration is not in
+/// CONFIG_DB), heartbeats carry the refusal as their error and a machine
+/// announcing itself over LLDP (Debian's lldpd in its own namespace) still
+/// phones home, as with metal-core, which listens on every PORT port from
+/// registration on.
+#[test]
+fn a_machine_phones_home_while_the_desired_state_is_refused() {
+    let sw = Switch::leaf01(StandInOptions::random(0x5ef0, Duration::from_millis(25)));
+    let ns = AgentNetns::new(&["Ethernet1"]);
+    const MACHINE: &str = "00000000-0000-0000-0000-0000000000b2";
+    let _machine = machine_on_ethernet0(
+        &ns,
+        "msd-r",
+        MACHINE,
+        "provisioned since 2026-08-02T10:00:00Z",
+    );
+
+    let server = lab_api(&ns);
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("pxe_vlan_id = 3900"), "{text}");
+    let text =
+        text.replace("pxe_vlan_id = 3900", "pxe_vlan_id = 3999") + "phone_home_interval = \"1s\"\n";
+    std::fs::write(&config, text).unwrap();
+    let agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
+    let refused = wait_for("a heartbeat with the refusal", HANG, &agent, || {
+        report_after(&server, true, 0, |r| {
+            r["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("PXE VLAN Vlan3999"))
+        })
+    });
+    assert!(
+        refused.request.get("portStates").is_some(),
+        "{}",
+        refused.request
+    );
+    let ev = wait_for_phone_home(&server, &agent, MACHINE);
+    assert_eq!(
+        ev.request["events"][MACHINE]["event"], "MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME",
+        "{}",
+        ev.request
+    );
+    // Nothing was ever accepted.
+    assert!(
+        heartbeats(&server, true)
+            .iter()
+            .all(|r| !no_error(&r.request)),
+        "a heartbeat without error although the desired state is refused"
+    );
 }

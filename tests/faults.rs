@@ -160,8 +160,9 @@ fn stop(mut agent: AgentProcess) {
     assert!(status.success(), "{status:?}\n{}", agent.log_text());
 }
 
-fn exec_calls(lab: &Lab) -> u64 {
-    lab.sw.redis.command_calls("exec").unwrap()
+/// The agent's writes since `lab.sw.reset_writes()`.
+fn agent_writes(lab: &Lab) -> u64 {
+    lab.sw.agent_writes()
 }
 
 /// 500, 503, a timeout, a cut-off answer, invalid JSON and a dropped
@@ -219,7 +220,7 @@ fn api_faults_are_reported_write_nothing_and_lose_nothing() {
     let mut pxe = false;
     for (name, kind, needles) in faults {
         let after = lab.last_seq();
-        lab.sw.redis.reset_stats().unwrap();
+        lab.sw.reset_writes();
         lab.server.inject(Fault {
             call: Some(Call::V2Get),
             times: 1_000_000,
@@ -257,7 +258,7 @@ fn api_faults_are_reported_write_nothing_and_lose_nothing() {
             .is_some_and(|v| v >= 1.0),
             "{name}: {metrics}"
         );
-        assert_eq!(exec_calls(&lab), 0, "{name}: wrote while the API failed");
+        assert_eq!(agent_writes(&lab), 0, "{name}: wrote while the API failed");
         eprintln!(
             "{name}: status: {} {}",
             status["last_reconcile"]["result"], status["consecutive_failures"]
@@ -278,7 +279,7 @@ fn an_expired_token_is_reported_and_a_renewed_one_is_used_without_a_restart() {
         |t| t,
     );
     let (agent, _) = start(&lab, &mut model);
-    lab.sw.redis.reset_stats().unwrap();
+    lab.sw.reset_writes();
     lab.server
         .set_token(support::lab::TOKEN, TokenGrant::Revoked);
     let expected = change(&lab, &mut model, &doc(&[("Ethernet2", "")]));
@@ -299,7 +300,7 @@ fn an_expired_token_is_reported_and_a_renewed_one_is_used_without_a_restart() {
             .any(|r| r.status == 401),
         "the heartbeat is refused too"
     );
-    assert_eq!(exec_calls(&lab), 0, "wrote without a desired state");
+    assert_eq!(agent_writes(&lab), 0, "wrote without a desired state");
     // The token is renewed (a new file content, as metal-stack's tooling
     // writes it).
     let renewed = "eyJhbGciOiJFUzUxMiJ9.lab-reliability-renewed.c2lnbmF0dXJl";
@@ -341,12 +342,12 @@ fn redis_restarted_in_the_middle_of_an_apply() {
     );
     let (agent, _) = start(&lab, &mut model);
     lab.sw.standin().pause();
-    lab.sw.redis.reset_stats().unwrap();
+    lab.sw.reset_writes();
     let after = lab.last_seq();
     let b = doc(&[("Ethernet3", "vrf104011"), ("Ethernet4", "vrf104011")]);
     lab.server.set_switch(&b).unwrap();
     wait_for("phase 1 written, its barrier waiting", HANG, &agent, || {
-        (exec_calls(&lab) >= 1).then_some(())
+        (agent_writes(&lab) >= 1).then_some(())
     });
     drop(lab.sw.standin.take());
     lab.sw.redis.restart().unwrap();
@@ -407,7 +408,7 @@ fn config_reload_the_agent_waits_for_config_db_initialized_then_reasserts_its_st
             asic: true,
         },
     );
-    lab.sw.redis.reset_stats().unwrap();
+    lab.sw.reset_writes();
     // The agent notices (its owned entries are gone) and waits.
     let hb = lab.wait_error(&agent, after, "not ready");
     eprintln!("config reload: heartbeat error: {}", hb.request["error"]);
@@ -421,7 +422,7 @@ fn config_reload_the_agent_waits_for_config_db_initialized_then_reasserts_its_st
     let before_flag = lab.last_seq();
     lab.wait_error(&agent, before_flag, "not ready");
     assert_eq!(
-        exec_calls(&lab),
+        agent_writes(&lab),
         0,
         "wrote before CONFIG_DB_INITIALIZED = 1"
     );
@@ -476,12 +477,15 @@ fn a_barrier_that_never_completes_is_reported_and_nothing_is_written_on_top() {
 
     // 1. Every daemon frozen.
     lab.sw.standin().pause();
-    lab.sw.redis.reset_stats().unwrap();
+    lab.sw.reset_writes();
     let after = lab.last_seq();
     let b = doc(&[("Ethernet3", "vrf104011"), ("Ethernet4", "vrf104011")]);
     let expected = change(&lab, &mut model, &b);
     let hb = lab.wait_error(&agent, after, "did not confirm it within");
     eprintln!("frozen: heartbeat error: {}", hb.request["error"]);
+    // The first phase (its writes; SONiC's daemons are frozen).
+    let first = agent_writes(&lab);
+    assert!(first >= 1, "the first phase was written");
     let again = lab.last_seq();
     lab.wait_error(
         &agent,
@@ -489,7 +493,11 @@ fn a_barrier_that_never_completes_is_reported_and_nothing_is_written_on_top() {
         "SONiC has not confirmed what CONFIG_DB already holds",
     );
     assert_status_and_metrics(&lab, &agent, "has not confirmed");
-    assert_eq!(exec_calls(&lab), 1, "wrote on top of an unconfirmed phase");
+    assert_eq!(
+        agent_writes(&lab),
+        first,
+        "wrote on top of an unconfirmed phase"
+    );
     lab.sw.standin().resume();
     assert_recovered(
         &lab,
@@ -502,17 +510,17 @@ fn a_barrier_that_never_completes_is_reported_and_nothing_is_written_on_top() {
 
     // 2. Only vrfmgrd hangs: the new VRF's STATE_DB entry never appears.
     lab.sw.standin().pause_daemon("vrfmgrd");
-    lab.sw.redis.reset_stats().unwrap();
+    lab.sw.reset_writes();
     let after = lab.last_seq();
     let c = doc(&[("Ethernet3", "vrf104012")]);
     let expected = change(&lab, &mut model, &c);
     let hb = lab.wait_error(&agent, after, "VRF_TABLE|Vrf104012");
     eprintln!("vrfmgrd hung: heartbeat error: {}", hb.request["error"]);
-    let writes = exec_calls(&lab);
+    let writes = agent_writes(&lab);
     let again = lab.last_seq();
     lab.wait_error(&agent, again, "VRF_TABLE|Vrf104012");
     assert_eq!(
-        exec_calls(&lab),
+        agent_writes(&lab),
         writes,
         "wrote on top of an unconfirmed phase"
     );

@@ -100,7 +100,14 @@ fn busy_metrics() -> Metrics {
         SystemTime::now(),
     );
     m.drift_repaired(DriftSource::Configdb);
-    m.set_desired_generation(3);
+    for _ in 0..3 {
+        m.desired_state_changed();
+    }
+    m.set_desired_state(
+        &metal_switchd::spec::SpecDigest("0011223344556677".into()),
+        Some(5),
+        true,
+    );
     m.set_port_states([
         ("Ethernet0", PortOperState::Up),
         ("Ethernet4", PortOperState::Down),
@@ -172,7 +179,17 @@ async fn a_real_scrape_passes_promtool() {
         "metal_switchd_reconcile_stage_duration_seconds_bucket{stage=\"frr\",le=\"0.512\"} 1",
         "metal_switchd_reconciles_total{result=\"invalid\"} 1",
         "metal_switchd_redis_round_trips_total 4",
-        "metal_switchd_desired_state_generation 3",
+        // Values that only grow are counters.
+        "# TYPE metal_switchd_desired_state_changes_total counter",
+        "metal_switchd_desired_state_changes_total 3",
+        // The process_* family of Prometheus' client libraries.
+        "# TYPE process_cpu_seconds_total counter",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_open_fds gauge",
+        "# TYPE process_max_fds gauge",
+        "# TYPE process_threads gauge",
+        "# TYPE process_start_time_seconds gauge",
+        "metal_switchd_converged_state_info{digest=\"0011223344556677\",api_generation=\"5\"} 1",
         "metal_switchd_ports{oper_state=\"down\"} 1",
         "metal_switchd_bgp_sessions{state=\"Established\"} 1",
         "metal_switchd_api_errors_total{call=\"report\",kind=\"transient\"} 1",

@@ -214,6 +214,8 @@ fn status_for(pid: u32) -> Status {
         changes: 2,
         phases: 2,
         frr_changed: false,
+        digest: None,
+        api_generation: None,
     });
     s.ports.insert(
         "Ethernet4".into(),

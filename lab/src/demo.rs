@@ -119,9 +119,10 @@ impl LabLeaf {
         std::fs::write(
             &config,
             format!(
-                "{}\ndatabase_config = {:?}\n",
+                "{}\ndatabase_config = {:?}\nstate_directory = {:?}\n",
                 fixtures::LEAF01_AGENT_CONFIG,
-                dbconf.display().to_string()
+                dbconf.display().to_string(),
+                redis.dir().join("state").display().to_string()
             ),
         )?;
         Ok(LabLeaf {

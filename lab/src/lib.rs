@@ -28,18 +28,24 @@
 //!   run`, FRR BGP to an exit router, machines, one lab API server), its
 //!   scenario and status tables; `demo` and `lab up | status | down`.
 //! - [`fixtures`]: the repository's test data, embedded.
+//! - [`switch_redis`]: a switch-sized redis (APPL_DB routes, ASIC_DB SAI
+//!   objects, COUNTERS_DB port counters in SONiC's own shapes).
+//! - [`slowlog`]: redis' `SLOWLOG` read back and attributed to clients by
+//!   name (the agent's slowest command and transaction).
 //! - [`flavours`]: what a leaf of each SONiC flavour presents (base
 //!   configuration, routing config mode, zebra modules, the start script's
 //!   lines) and the stand-in's FRR-side check of an installed frr.conf.
 //! - [`generate`]: generated switch states and port maps of any size.
-//! - [`demo`], [`measure`], [`bench`]: the `metal-switchd-lab` sub-commands
-//!   (demo, round-trip measurement, apply benchmark and performance report).
+//! - [`demo`], [`measure`], [`bench`], [`fleet`]: the `metal-switchd-lab`
+//!   sub-commands (demo, round-trip measurement, apply benchmark and
+//!   performance report, N agents against one lab API server).
 
 pub mod api_server;
 pub mod bench;
 pub mod demo;
 pub mod fixtures;
 pub mod flavours;
+pub mod fleet;
 pub mod frr_lab;
 pub mod generate;
 pub mod measure;
@@ -48,7 +54,9 @@ pub mod netns;
 pub mod pki;
 pub mod redis_server;
 pub mod seed;
+pub mod slowlog;
 pub mod sonic;
 pub mod sonic_kernel;
+pub mod switch_redis;
 pub mod systemd_standin;
 pub mod vm;

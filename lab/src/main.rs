@@ -10,7 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use anyhow::Context;
 use metal_switchd_lab::api_server::{ApiServer, ApiServerOptions, TokenGrant};
-use metal_switchd_lab::{bench, demo, generate, measure, minilab, vm};
+use metal_switchd_lab::switch_redis::{SwitchData, SwitchSize};
+use metal_switchd_lab::{bench, demo, fleet, generate, measure, minilab, vm};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,6 +73,10 @@ enum Command {
         /// Only this size, as PORTS,VRFS (repeatable) [default: the three sizes]
         #[arg(long, value_name = "PORTS,VRFS", value_parser = parse_size)]
         size: Vec<(usize, usize)>,
+        /// Routes of a switch-sized redis to run on (three ASIC_DB keys per
+        /// route; 0: only what the agent writes)
+        #[arg(long, default_value_t = 0)]
+        switch_routes: usize,
         /// The metal-switchd binary [default: next to this binary]
         #[arg(long, value_name = "FILE")]
         agent: Option<PathBuf>,
@@ -91,6 +96,39 @@ enum Command {
         /// The daemon benchmark's report (`cargo bench --bench daemon -- --out FILE`), included as a section
         #[arg(long, value_name = "FILE")]
         daemon: Option<PathBuf>,
+        /// The switch-sized benchmark's report (`cargo bench --bench switch_sized -- --out FILE`)
+        #[arg(long, value_name = "FILE")]
+        switch_sized: Option<PathBuf>,
+        /// The fleet view's report (`metal-switchd-lab fleet --out FILE`)
+        #[arg(long, value_name = "FILE")]
+        fleet: Option<PathBuf>,
+        /// Routes of the switch-sized redis the apply benchmark runs on
+        /// (three ASIC_DB keys per route; 0: only what the agent writes)
+        #[arg(long, default_value_t = 100_000)]
+        switch_routes: usize,
+        /// The metal-switchd binary [default: next to this binary]
+        #[arg(long, value_name = "FILE")]
+        agent: Option<PathBuf>,
+    },
+    /// The fleet view: N real agents (one redis and SONiC stand-in each)
+    /// against one lab API server; API requests per switch and minute, the
+    /// server's CPU (needs root: the agents run in a network namespace)
+    Fleet {
+        /// Number of agents
+        #[arg(long, default_value_t = 32)]
+        agents: usize,
+        /// Metal API of the lab: v1 (REST, HMAC) or v2 (Connect, token)
+        #[arg(long, default_value = "v1", value_parser = ["v1", "v2"])]
+        api: String,
+        /// The agents' reconfigure_switch_interval, in seconds
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
+        /// Seconds to count, once every switch reported
+        #[arg(long, default_value_t = 120)]
+        seconds: u64,
+        /// Write the Markdown section here too
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
         /// The metal-switchd binary [default: next to this binary]
         #[arg(long, value_name = "FILE")]
         agent: Option<PathBuf>,
@@ -163,6 +201,11 @@ struct LabArgs {
     /// The agents' reconcile interval, in milliseconds
     #[arg(long, default_value_t = 1000)]
     interval_ms: u64,
+    /// Fill each leaf's redis with a switch's routing state of this many
+    /// routes too (APPL_DB routes, three ASIC_DB keys per route, port
+    /// counters; 0: only the configuration)
+    #[arg(long, default_value_t = 0)]
+    switch_routes: usize,
     /// The SONiC flavour the leaves stand in for: community-202311,
     /// community-202411, community-202505, dell-4.4, dell-4.5,
     /// edgecore-202211 (base configuration, version file, routing config
@@ -183,6 +226,7 @@ impl LabArgs {
         o.prefix = self.prefix.clone();
         o.state_dir = self.state_dir.clone();
         o.interval = std::time::Duration::from_millis(self.interval_ms.max(100));
+        o.switch_routes = self.switch_routes;
         o.flavour = self.flavour;
         Ok(o)
     }
@@ -330,14 +374,47 @@ fn main() -> anyhow::Result<()> {
             print!("{}", measure::table(&rows));
             Ok(())
         }
-        Command::BenchApply { runs, size, agent } => {
+        Command::Fleet {
+            agents,
+            api,
+            interval,
+            seconds,
+            out,
+            agent,
+        } => {
+            let report = fleet::run(&fleet::FleetOptions {
+                agents,
+                api,
+                interval: std::time::Duration::from_secs(interval),
+                window: std::time::Duration::from_secs(seconds),
+                agent: demo::agent_binary(agent.as_deref())?,
+            })?;
+            let text = fleet::markdown(&report);
+            print!("{text}");
+            if let Some(out) = out {
+                std::fs::write(&out, &text)
+                    .with_context(|| format!("writing {}", out.display()))?;
+            }
+            Ok(())
+        }
+        Command::BenchApply {
+            runs,
+            size,
+            switch_routes,
+            agent,
+        } => {
             let agent = demo::agent_binary(agent.as_deref())?;
             let sizes = if size.is_empty() {
                 bench::SIZES.to_vec()
             } else {
                 size
             };
-            print!("{}", bench::apply_table(&bench::run(&agent, &sizes, runs)?));
+            let switch = (switch_routes > 0)
+                .then(|| SwitchData::new(SwitchSize::with_routes(switch_routes)));
+            print!(
+                "{}",
+                bench::apply_table(&bench::run(&agent, &sizes, runs, switch.as_ref())?)
+            );
             Ok(())
         }
         Command::PerfReport {
@@ -346,9 +423,18 @@ fn main() -> anyhow::Result<()> {
             out,
             agent,
             daemon,
+            switch_sized,
+            fleet,
+            switch_routes,
         } => {
             let agent = demo::agent_binary(agent.as_deref())?;
-            bench::report(&agent, &criterion, runs, daemon.as_deref(), &out)?;
+            let inputs = bench::ReportInputs {
+                daemon,
+                switch_sized,
+                fleet,
+                switch: (switch_routes > 0).then(|| SwitchSize::with_routes(switch_routes)),
+            };
+            bench::report(&agent, &criterion, runs, &inputs, &out)?;
             println!("wrote {}", out.display());
             Ok(())
         }

@@ -42,6 +42,23 @@ fn spawn(dir: &Path, socket: &Path, netns: Option<&str>) -> Result<Child> {
         )
 }
 
+/// How long an empty server may take to answer.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server loading a redis file may take to answer (millions of
+/// keys on a loaded machine).
+const LOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `rdb` as `dump.rdb` in `dir`: a hard link where possible (the file can
+/// be hundreds of megabytes; redis only reads it at start and never writes
+/// it in place), a copy otherwise.
+fn place_data(rdb: &Path, dir: &Path) -> Result<()> {
+    let to = dir.join("dump.rdb");
+    let _ = std::fs::remove_file(&to);
+    std::fs::hard_link(rdb, &to)
+        .or_else(|_| std::fs::copy(rdb, &to).map(|_| ()))
+        .with_context(|| format!("placing {} in {}", rdb.display(), dir.display()))
+}
+
 /// SONiC's database ids (community `database_config.json.j2`).
 pub const APPL_DB: i64 = 0;
 pub const ASIC_DB: i64 = 1;
@@ -66,7 +83,18 @@ impl RedisServer {
             .prefix("metal-switchd-redis-")
             .tempdir()
             .context("creating a temp dir for redis-server")?;
-        RedisServer::start_at(dir, None)
+        RedisServer::start_at(dir, None, START_TIMEOUT)
+    }
+
+    /// Start one with the data of a redis file (`SAVE`'s `dump.rdb`): redis
+    /// loads it at start, much faster than writing the keys again.
+    pub fn start_with_data(rdb: &Path) -> Result<RedisServer> {
+        let dir = tempfile::Builder::new()
+            .prefix("metal-switchd-redis-")
+            .tempdir()
+            .context("creating a temp dir for redis-server")?;
+        place_data(rdb, dir.path())?;
+        RedisServer::start_at(dir, None, LOAD_TIMEOUT)
     }
 
     /// Start one with its directory under `parent`, running in network
@@ -77,10 +105,14 @@ impl RedisServer {
             .prefix("redis-")
             .tempdir_in(parent)
             .with_context(|| format!("creating a redis directory in {}", parent.display()))?;
-        RedisServer::start_at(dir, netns)
+        RedisServer::start_at(dir, netns, START_TIMEOUT)
     }
 
-    fn start_at(dir: tempfile::TempDir, netns: Option<&str>) -> Result<RedisServer> {
+    fn start_at(
+        dir: tempfile::TempDir,
+        netns: Option<&str>,
+        timeout: Duration,
+    ) -> Result<RedisServer> {
         let socket = dir.path().join("redis.sock");
         let child = spawn(dir.path(), &socket, netns)?;
         let server = RedisServer {
@@ -89,7 +121,7 @@ impl RedisServer {
             socket,
             netns: netns.map(str::to_owned),
         };
-        server.wait_ready(Duration::from_secs(10))?;
+        server.wait_ready(timeout)?;
         Ok(server)
     }
 
@@ -104,8 +136,28 @@ impl RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(self.dir.path().join("dump.rdb"));
         self.child = spawn(self.dir.path(), &self.socket, self.netns.as_deref())?;
-        self.wait_ready(Duration::from_secs(10))
+        self.wait_ready(START_TIMEOUT)
+    }
+
+    /// Write the data to `dump.rdb` in the server's directory (`SAVE`) and
+    /// return its path.
+    pub fn save(&self) -> Result<PathBuf> {
+        let mut c = self.connection(0)?;
+        redis::cmd("SAVE").query::<()>(&mut c).context("SAVE")?;
+        Ok(self.dir.path().join("dump.rdb"))
+    }
+
+    /// [`RedisServer::restart`], the new server loading the data of a
+    /// redis file (as SONiC fills its databases again after a restart).
+    pub fn restart_with_data(&mut self, rdb: &Path) -> Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+        place_data(rdb, self.dir.path())?;
+        self.child = spawn(self.dir.path(), &self.socket, self.netns.as_deref())?;
+        self.wait_ready(LOAD_TIMEOUT)
     }
 
     fn wait_ready(&self, timeout: Duration) -> Result<()> {
@@ -124,6 +176,26 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Run the server under `SCHED_FIFO` (`chrt -f -p 1`): a machine busy
+    /// with other work then never preempts it in the middle of a command,
+    /// so the times in its `SLOWLOG` are what the commands cost. Needs root
+    /// (`CAP_SYS_NICE`); call it again after [`RedisServer::restart`].
+    pub fn realtime(&self) -> Result<()> {
+        let out = Command::new("chrt")
+            .args(["-f", "-p", "1"])
+            .arg(self.child.id().to_string())
+            .output()
+            .context("running chrt (util-linux)")?;
+        if !out.status.success() {
+            bail!(
+                "chrt -f -p 1 {}: {} (run as root: SCHED_FIFO needs CAP_SYS_NICE)",
+                self.child.id(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
     }
 
     /// The unix socket.

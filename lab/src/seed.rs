@@ -65,6 +65,14 @@ pub fn config_db_entries(text: &str) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// The port names of a `port_config.ini`, in its order.
+pub fn port_names(ini: &str) -> Result<Vec<String>> {
+    Ok(port_entries(ini)?
+        .into_iter()
+        .filter_map(|(k, _)| k.strip_prefix("PORT|").map(str::to_owned))
+        .collect())
+}
+
 /// PORT entries from a `port_config.ini` (`name lanes alias index speed`),
 /// with the defaults SONiC's config generation adds (`admin_status up`,
 /// `mtu 9100`).

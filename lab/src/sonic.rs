@@ -177,6 +177,9 @@ struct Kernel {
     maps: BTreeMap<String, (u16, u32)>,
     /// ports that have an ASIC bridge port (orchagent's view)
     asic_bridge_ports: BTreeSet<String>,
+    /// port OID → its ASIC_DB bridge port keys (orchagent keeps its bridge
+    /// ports in memory; it never searches ASIC_DB for them)
+    asic_bridge_port_keys: BTreeMap<String, Vec<String>>,
     next_oid: u64,
 }
 
@@ -336,6 +339,39 @@ impl Dbs {
 
     fn wrote(&self) {
         *lock(&self.last_write) = Some(Instant::now());
+    }
+}
+
+/// ASIC_DB's bridge ports by the port OID they bridge (`SCAN`, never `KEYS`:
+/// on a switch-sized redis ASIC_DB holds every route).
+async fn bridge_ports(
+    mut asic: MultiplexedConnection,
+) -> redis::RedisResult<BTreeMap<String, Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg("ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:*")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut asic)
+            .await?;
+        for k in keys {
+            let oid: Option<String> = redis::cmd("HGET")
+                .arg(&k)
+                .arg("SAI_BRIDGE_PORT_ATTR_PORT_ID")
+                .query_async(&mut asic)
+                .await?;
+            if let Some(oid) = oid {
+                out.entry(oid).or_default().push(k);
+            }
+        }
+        cursor = next;
+        if cursor == 0 {
+            return Ok(out);
+        }
     }
 }
 
@@ -656,6 +692,15 @@ async fn run(
             return;
         }
     };
+    // The bridge ports a previous orchagent left, as orchagent knows them
+    // after a warm start (listed once, in steps).
+    match bridge_ports(dbs.asic.clone()).await {
+        Ok(found) => lock(&shared.kernel).asic_bridge_port_keys = found,
+        Err(e) => {
+            let _ = ready.send(Err(e.into()));
+            return;
+        }
+    }
     let lag = opts.notification_lag;
     let delays = [
         opts.vrfmgrd,
@@ -1336,11 +1381,19 @@ impl Daemon {
                         .query_async(&mut dbs.counters)
                         .await?;
                     if let Some(oid) = oid {
-                        lock(&shared.kernel).asic_bridge_ports.insert(port.clone());
+                        let key = format!("ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:{bp}");
+                        {
+                            let mut k = lock(&shared.kernel);
+                            k.asic_bridge_ports.insert(port.clone());
+                            k.asic_bridge_port_keys
+                                .entry(oid.clone())
+                                .or_default()
+                                .push(key.clone());
+                        }
                         shared.event("orchagent", format!("add BRIDGE_PORT {port}"));
                         dbs.hset(
                             Db::Asic,
-                            &format!("ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:{bp}"),
+                            &key,
                             &[
                                 ("SAI_BRIDGE_PORT_ATTR_PORT_ID", &oid),
                                 ("SAI_BRIDGE_PORT_ATTR_TYPE", "SAI_BRIDGE_PORT_TYPE_PORT"),
@@ -1419,23 +1472,16 @@ impl Daemon {
                         .query_async(&mut dbs.counters)
                         .await?;
                     let Some(oid) = oid else { return Ok(()) };
-                    let keys: Vec<String> = redis::cmd("KEYS")
-                        .arg("ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:*")
-                        .query_async(&mut dbs.asic)
-                        .await?;
                     // Recorded before the ASIC_DB delete the agent waits for.
-                    if lock(&shared.kernel).asic_bridge_ports.remove(&port) {
-                        shared.event("orchagent", format!("del BRIDGE_PORT {port}"));
-                    }
-                    for k in keys {
-                        let p: Option<String> = redis::cmd("HGET")
-                            .arg(&k)
-                            .arg("SAI_BRIDGE_PORT_ATTR_PORT_ID")
-                            .query_async(&mut dbs.asic)
-                            .await?;
-                        if p.as_deref() == Some(oid.as_str()) {
-                            dbs.del(Db::Asic, &k).await?;
+                    let keys = {
+                        let mut k = lock(&shared.kernel);
+                        if k.asic_bridge_ports.remove(&port) {
+                            shared.event("orchagent", format!("del BRIDGE_PORT {port}"));
                         }
+                        k.asic_bridge_port_keys.remove(&oid).unwrap_or_default()
+                    };
+                    for k in keys {
+                        dbs.del(Db::Asic, &k).await?;
                     }
                     Ok(())
                 })

@@ -38,7 +38,7 @@ use super::{
     SwitchObject, SyncStatus, v1, v2,
 };
 use crate::config::{ApiVersion, Secret};
-use crate::names::{escaped, quoted};
+use crate::names::{MESSAGE_CHARS, escaped, quoted};
 use crate::observed::SwitchReport;
 
 /// A renewed v2 token, from `TokenService/Refresh`.
@@ -195,7 +195,7 @@ fn decode_error(
         status: resp.status,
         message: format!(
             "{} (body starts with {})",
-            escaped(&e.to_string(), 300),
+            escaped(&e.to_string(), MESSAGE_CHARS),
             quoted(&preview(&resp.body))
         ),
     }
@@ -226,7 +226,7 @@ fn switch_answer(
     let doc = crate::json::from_slice(&resp.body).map_err(|e| {
         ApiError::Document(SwitchDocError::Json {
             origin: origin.clone(),
-            message: escaped(&e.to_string(), 300),
+            message: escaped(&e.to_string(), MESSAGE_CHARS),
         })
     })?;
     let (_, obj) = SwitchObject::decode(&origin, doc, Some(version)).map_err(ApiError::Document)?;
@@ -398,8 +398,8 @@ impl ApiClient {
                 return Ok(resp);
             }
             let message = match serde_json::from_slice::<v1::HttpErrorResponse>(&resp.body) {
-                Ok(e) if !e.message.is_empty() => e.message,
-                _ => format!("(no error body) {}", preview(&resp.body)),
+                Ok(e) if !e.message.is_empty() => escaped(&e.message, MESSAGE_CHARS),
+                _ => format!("(no error body) {}", quoted(&preview(&resp.body))),
             };
             Err(ApiError::Http {
                 call,
@@ -466,10 +466,12 @@ impl ApiClient {
                 .as_deref()
                 .is_some_and(|c| c.starts_with("application/json"));
             let (code, message) = match serde_json::from_slice::<v2::ConnectError>(&resp.body) {
-                Ok(e) if is_json || !e.code.is_empty() => (Code::from_wire(&e.code), e.message),
+                Ok(e) if is_json || !e.code.is_empty() => {
+                    (Code::from_wire(&e.code), escaped(&e.message, MESSAGE_CHARS))
+                }
                 _ => (
                     Code::from_http_status(resp.status),
-                    format!("(no Connect error body) {}", preview(&resp.body)),
+                    format!("(no Connect error body) {}", quoted(&preview(&resp.body))),
                 ),
             };
             Err(ApiError::Rpc {

@@ -182,7 +182,7 @@ impl GrpcEvents {
             call,
             address: self.address.clone(),
             code: s.code(),
-            message: s.message().to_owned(),
+            message: crate::names::escaped(s.message(), crate::names::MESSAGE_CHARS),
         };
         grpc.ready().await.map_err(|e| ApiError::Grpc {
             call,

@@ -137,6 +137,9 @@ pub struct FetchedSwitch {
     /// The nic names, in the API's order (what port states must cover).
     pub nic_names: Vec<String>,
     pub sync: SyncStatus,
+    /// The API's generation of the switch (v2 `meta.generation`), when it
+    /// has one.
+    pub generation: Option<u64>,
 }
 
 /// A machine that phoned home (LLDP), for the event service.
@@ -246,11 +249,13 @@ fn fetched(
     desc: Result<SwitchDesc, Vec<String>>,
     nic_names: Vec<String>,
     sync: Result<SyncStatus, String>,
+    generation: Option<u64>,
 ) -> Result<FetchedSwitch, SwitchProblem> {
     Ok(FetchedSwitch {
         desc: desc.map_err(SwitchProblem::Nics)?,
         nic_names,
         sync: sync.map_err(SwitchProblem::Sync)?,
+        generation,
     })
 }
 

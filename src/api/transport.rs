@@ -80,6 +80,15 @@ impl RetryPolicy {
         let jitter_ns = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
         half + Duration::from_nanos(fastrand::u64(0..=jitter_ns))
     }
+
+    /// The longest a call under this policy can take when every attempt
+    /// runs into `timeout` (the watchdog's bound of an API step); `None`
+    /// when it retries until success.
+    pub fn worst_case(&self, timeout: Duration) -> Option<Duration> {
+        let attempts = self.attempts?.max(1);
+        let pauses = self.max.max(self.initial).saturating_mul(attempts - 1);
+        Some(timeout.saturating_mul(attempts).saturating_add(pauses))
+    }
 }
 
 /// Settings of the HTTP layer.

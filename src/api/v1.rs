@@ -183,6 +183,8 @@ impl SwitchResponse {
             self.to_desc(),
             self.nics.iter().flatten().map(|n| n.name.clone()).collect(),
             sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref()),
+            // v1's switch has no generation (only `changed`, a time).
+            None,
         )
     }
 }

@@ -40,6 +40,9 @@ use crate::time::{format_duration, format_timestamp, parse_duration, parse_sync_
 #[derive(Debug, Clone, Deserialize)]
 pub struct Switch {
     pub id: String,
+    /// The server's record; the agent reads its `generation` only.
+    #[serde(default)]
+    pub meta: Option<Meta>,
     /// Missing, `null` (protojson: unset) and `[]` are the same: no nics,
     /// which `spec::build` refuses with one clear message.
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -48,6 +51,14 @@ pub struct Switch {
     pub last_sync: Option<SwitchSync>,
     #[serde(default, rename = "lastSyncError", alias = "last_sync_error")]
     pub last_sync_error: Option<SwitchSync>,
+}
+
+/// `metalstack.api.v2.Meta` (response only): `generation` counts the
+/// server's updates of the object (a uint64: a JSON string).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Meta {
+    #[serde(default, deserialize_with = "u64_json")]
+    pub generation: u64,
 }
 
 /// `SwitchServiceGetResponse`, `SwitchServiceRegisterResponse`.
@@ -223,6 +234,8 @@ impl Switch {
             self.to_desc(),
             self.nics.iter().map(|n| n.name.clone()).collect(),
             sync_status(self.last_sync.as_ref(), self.last_sync_error.as_ref()),
+            // protojson leaves out a zero: no generation.
+            self.meta.as_ref().map(|m| m.generation).filter(|g| *g != 0),
         )
     }
 }

@@ -95,6 +95,10 @@ pub struct Confirmed {
     bridge_ports: FxHashMap<String, Option<String>>,
     /// Port OID → number of bridge ports known to point at it.
     bridged: FxHashMap<String, u32>,
+    /// ASIC_DB's bridge ports are still being listed (the feed walks
+    /// ASIC_DB in steps after its start-up read): a bridge port not known
+    /// yet may exist.
+    bridge_ports_unlisted: bool,
 }
 
 /// What is known of one watched entry.
@@ -235,6 +239,17 @@ impl Confirmed {
         }
     }
 
+    /// Whether every ASIC bridge port is known (listed, then followed by
+    /// notifications); returns whether that changed.
+    pub fn set_bridge_ports_listed(&mut self, listed: bool) -> bool {
+        std::mem::replace(&mut self.bridge_ports_unlisted, !listed) == listed
+    }
+
+    /// Whether every ASIC bridge port is known.
+    pub fn bridge_ports_listed(&self) -> bool {
+        !self.bridge_ports_unlisted
+    }
+
     /// `oid`: `None` gone, `Some(None)` present unread, `Some(Some(x))` known.
     fn set_bridge_port(&mut self, key: &str, oid: Option<Option<String>>) -> bool {
         if self.bridge_ports.get(key) == oid.as_ref() && !matches!(oid, Some(None)) {
@@ -302,7 +317,7 @@ impl Confirmed {
 
     /// Whether `port` has an ASIC bridge port (only known where
     /// `COUNTERS_PORT_NAME_MAP` knows the port); `None` when unread data
-    /// could tell otherwise.
+    /// (or bridge ports not listed yet) could tell otherwise.
     pub fn has_bridge_port(&self, port: &str) -> Option<bool> {
         if self.port_oids_stale {
             return None;
@@ -313,7 +328,7 @@ impl Confirmed {
         if self.bridged.contains_key(oid) {
             return Some(true);
         }
-        if self.bridge_ports.values().any(Option::is_none) {
+        if self.bridge_ports_unlisted || self.bridge_ports.values().any(Option::is_none) {
             return None;
         }
         Some(false)
@@ -952,6 +967,21 @@ mod tests {
         );
         assert!(!c.holds(&no_bridge));
         c.set(Db::Asic, bp, None);
+        assert!(c.holds(&no_bridge));
+        // While ASIC_DB's bridge ports are still being listed, a port the
+        // listing has not reached may have one: undecided, not "none".
+        assert!(c.set_bridge_ports_listed(false));
+        assert_eq!(c.check(&no_bridge), None);
+        assert!(c.to_read(&no_bridge).is_empty(), "the listing is under way");
+        c.set(
+            Db::Asic,
+            bp,
+            Some(f(&[(BRIDGE_PORT_FIELD, "oid:0x1000000000002")])),
+        );
+        assert_eq!(c.check(&no_bridge), Some(false), "known before the end");
+        c.set(Db::Asic, bp, None);
+        assert!(c.set_bridge_ports_listed(true));
+        assert!(!c.set_bridge_ports_listed(true));
         assert!(c.holds(&no_bridge));
         // Not a watched key: ignored.
         assert!(!c.set(

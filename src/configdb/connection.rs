@@ -175,24 +175,36 @@ fn connect_error(db: &DbLocation, addr: String) -> impl FnOnce(redis::RedisError
     }
 }
 
-/// How long one redis command (a phase's `MULTI/EXEC`, a read script) may
+/// How long one round trip (a phase's transactions, a pipelined read) may
 /// take before the connection counts as broken. The redis client's default
 /// (500 ms) is too short for a large phase on a switch CPU that SONiC's
 /// daemons keep busy; this only catches a redis that no longer answers
 /// (barrier waits follow notifications and have their own timeout).
 pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A multiplexed connection to the instance of `db` (selecting `db`).
+/// The name the agent's redis connections carry (`CLIENT SETNAME`): an
+/// operator sees them in `CLIENT LIST`, and `SLOWLOG` entries name them.
+pub const CLIENT_NAME: &str = "metal-switchd";
+
+/// A multiplexed connection to the instance of `db` (selecting `db`),
+/// named [`CLIENT_NAME`].
 pub(crate) async fn connect_instance(
     db: &DbLocation,
 ) -> Result<MultiplexedConnection, ConfigDbError> {
     let (client, addr) = client_for(db)?;
     let config =
         redis::AsyncConnectionConfig::new().set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
-    client
+    let mut conn = client
         .get_multiplexed_async_connection_with_config(&config)
         .await
-        .map_err(connect_error(db, addr))
+        .map_err(connect_error(db, addr.clone()))?;
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(CLIENT_NAME)
+        .query_async::<()>(&mut conn)
+        .await
+        .map_err(connect_error(db, addr))?;
+    Ok(conn)
 }
 
 /// A pub/sub connection to the instance of `db`.

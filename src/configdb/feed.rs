@@ -11,7 +11,7 @@
 //! - SONiC's confirmations are updated from the event itself (`hset` →
 //!   present with its fields unread, `del` → gone); their fields are read
 //!   only when a decision needs them ([`Feed::reread`]), many keys per round
-//!   trip (one script per redis instance, loaded once, called by `EVALSHA`);
+//!   trip (a pipeline of plain commands per redis instance, never a script);
 //! - CONFIG_DB keys changed by someone else are read at once (drift);
 //! - the agent's own CONFIG_DB writes are announced before they are sent
 //!   ([`Feed::expect`]) and their notifications are not re-read; the agent
@@ -36,7 +36,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::stream::{SelectAll, StreamExt};
 use redis::aio::{MultiplexedConnection, PubSubSink};
-use redis::{Msg, Script, Value};
+use redis::{Msg, Value};
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
@@ -44,8 +44,9 @@ use super::confirmed::{Confirmed, RIF_FIELD_SEP, Separators, Watched};
 use super::confirms::{self, BRIDGE_PORT_FIELD, Db, PORT_NAME_MAP, RIF_NAME_MAP};
 use super::connection::{ConfigDbError, connect_instance, pubsub_instance};
 use super::dbconfig::{Databases, DbLocation, Instance};
-use super::schema::{DbState, Fields, Key, PORT_FIELDS, SEP, Table};
-use super::view::{CONFIG_DB_INITIALIZED, Readiness, Update, View};
+use super::schema::{Fields, Key, SEP, Table};
+use super::startup::{self, BridgePortListing, Place, Places, ReadLimits, text};
+use super::view::{CONFIG_DB_INITIALIZED, Update, View};
 
 /// What the feed reports.
 #[derive(Debug)]
@@ -218,94 +219,6 @@ impl Feed {
     }
 }
 
-/// Reads every entry of the watched keys of one instance, as one flat array
-/// of `group, key, n, f1, v1, …`. ARGV: groups of three: db id, kind, arg.
-/// Kinds: K every key of a KEYS pattern with all fields; P the same with the
-/// fields named after `--` at the end (PORT); H one hash; G one string;
-/// E one key's existence (n = 0).
-const SNAPSHOT_SCRIPT: &str = r"
-local out = {}
-local n = 0
-local ngroups = 0
-local port_fields = {}
-local last = #ARGV
-for i = 1, #ARGV do
-  if ARGV[i] == '--' then
-    for j = i + 1, #ARGV do port_fields[#port_fields + 1] = ARGV[j] end
-    last = i - 1
-    break
-  end
-end
-local function emit(g, k, h)
-  out[n + 1] = g
-  out[n + 2] = k
-  out[n + 3] = #h / 2
-  for j = 1, #h do out[n + 3 + j] = h[j] end
-  n = n + 3 + #h
-end
-for i = 1, last, 3 do
-  local g = (i + 2) / 3
-  redis.call('SELECT', tonumber(ARGV[i]))
-  local kind, arg = ARGV[i + 1], ARGV[i + 2]
-  if kind == 'K' or kind == 'P' then
-    for _, k in ipairs(redis.call('KEYS', arg)) do
-      if kind == 'K' then
-        local h = redis.pcall('HGETALL', k)
-        if type(h) == 'table' and h.err == nil then emit(g, k, h) end
-      else
-        local h = redis.pcall('HMGET', k, unpack(port_fields))
-        if type(h) == 'table' and h.err == nil then
-          local pairs_ = {}
-          for j, f in ipairs(port_fields) do
-            if h[j] then
-              pairs_[#pairs_ + 1] = f
-              pairs_[#pairs_ + 1] = h[j]
-            end
-          end
-          emit(g, k, pairs_)
-        end
-      end
-    end
-  elseif kind == 'H' then
-    local h = redis.pcall('HGETALL', arg)
-    if type(h) == 'table' and h.err == nil and #h > 0 then emit(g, arg, h) end
-  elseif kind == 'G' then
-    local v = redis.pcall('GET', arg)
-    if type(v) == 'string' then emit(g, arg, {'value', v}) end
-  elseif kind == 'E' then
-    if redis.call('EXISTS', arg) == 1 then emit(g, arg, {}) end
-  end
-end
-return out
-";
-
-/// Re-reads keys of one instance. ARGV: groups of four: db id, kind, key,
-/// field. Returns one element per group: 0 when the key (or field) does not
-/// exist, else H: the hash as a flat array; G: the string; E: 1; F: the
-/// field's value.
-const REREAD_SCRIPT: &str = r"
-local out = {}
-for i = 1, #ARGV, 4 do
-  redis.call('SELECT', tonumber(ARGV[i]))
-  local kind, key, field = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local r = 0
-  if kind == 'H' then
-    local h = redis.pcall('HGETALL', key)
-    if type(h) == 'table' and h.err == nil and #h > 0 then r = h end
-  elseif kind == 'G' then
-    local v = redis.pcall('GET', key)
-    if type(v) == 'string' then r = v end
-  elseif kind == 'E' then
-    r = redis.call('EXISTS', key)
-  elseif kind == 'F' then
-    local v = redis.pcall('HGET', key, field)
-    if type(v) == 'string' then r = v end
-  end
-  out[#out + 1] = r
-end
-return out
-";
-
 /// How a watched key is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Read {
@@ -318,17 +231,6 @@ enum Read {
     RifField,
 }
 
-impl Read {
-    fn kind(self) -> &'static str {
-        match self {
-            Read::Hash => "H",
-            Read::String => "G",
-            Read::Exists => "E",
-            Read::Field(_) | Read::RifField => "F",
-        }
-    }
-}
-
 /// The databases and their roles, as the feed needs them.
 #[derive(Debug, Clone)]
 struct Layout {
@@ -337,6 +239,11 @@ struct Layout {
     /// Distinct instances, in a fixed order.
     instances: Vec<Instance>,
     port_init_key: String,
+    /// Where the start-up read finds each database.
+    places: Places,
+    /// ASIC_DB, where the bridge ports are listed.
+    asic_place: Option<Place>,
+    limits: ReadLimits,
 }
 
 impl Layout {
@@ -364,11 +271,31 @@ impl Layout {
             }
         }
         let port_init_key = format!("PORT_TABLE{}PortInitDone", dbs.appl.separator);
+        let place = |loc: &DbLocation| Place {
+            conn: instances
+                .iter()
+                .position(|i| *i == loc.instance)
+                .unwrap_or_default(),
+            id: loc.id,
+        };
+        let places = Places {
+            config: place(&dbs.config),
+            state: place(&dbs.state),
+            appl: place(&dbs.appl),
+            counters: dbs.counters.as_ref().map(place),
+            asic: dbs.asic.is_some(),
+            seps,
+            port_init_key: port_init_key.clone(),
+        };
+        let asic_place = dbs.asic.as_ref().map(place);
         Layout {
             dbs,
             seps,
             instances,
             port_init_key,
+            places,
+            asic_place,
+            limits: ReadLimits::default(),
         }
     }
 
@@ -463,7 +390,8 @@ struct Session {
     sinks: Vec<PubSubSink>,
     streams: SelectAll<futures_util::stream::BoxStream<'static, (usize, Option<Msg>)>>,
     conns: Vec<MultiplexedConnection>,
-    reread: Script,
+    /// ASIC_DB's bridge ports being listed after a full read.
+    listing: Option<BridgePortListing>,
     round_trips: Arc<AtomicU64>,
 }
 
@@ -550,7 +478,7 @@ async fn connect(layout: &Layout, round_trips: &Arc<AtomicU64>) -> Result<Sessio
         sinks,
         streams,
         conns,
-        reread: Script::new(REREAD_SCRIPT),
+        listing: None,
         round_trips: round_trips.clone(),
     })
 }
@@ -562,194 +490,30 @@ fn bad_reply(what: &str, reply: impl std::fmt::Debug) -> ConfigDbError {
     }
 }
 
-/// Run a script on instance `i` (one round trip); its reply is an array.
-async fn invoke(
-    conns: &mut [MultiplexedConnection],
-    i: usize,
-    inv: &redis::ScriptInvocation<'_>,
-    what: &str,
-) -> Result<Vec<Value>, ConfigDbError> {
-    let conn = conns
-        .get_mut(i)
-        .ok_or_else(|| bad_reply("connections", i))?;
-    let reply: Value = inv
-        .invoke_async(conn)
-        .await
-        .map_err(|source| ConfigDbError::Redis {
-            what: what.to_owned(),
-            source,
-        })?;
-    match reply {
-        Value::Array(items) => Ok(items),
-        _ => Err(bad_reply(what, "not an array")),
-    }
-}
-
-fn text(v: Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b).ok(),
-        Value::SimpleString(s) => Some(s),
-        Value::Int(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
-/// Read everything the view holds (subscriptions are already in place).
+/// Read everything the view holds (subscriptions are already in place):
+/// the start-up read ([`startup::read`]); ASIC bridge ports follow in the
+/// session's listing.
 async fn snapshot(layout: &Layout, s: &mut Session) -> Result<View, ConfigDbError> {
-    let seps = layout.seps;
-    let mut config = DbState::new();
-    let mut confirmed = Confirmed::new(seps);
-    let mut readiness = Readiness::default();
-    let script = Script::new(SNAPSHOT_SCRIPT);
-    for i in 0..layout.instances.len() {
-        let mut groups: Vec<Src> = Vec::new();
-        let mut inv = script.prepare_invoke();
-        for (src, id) in layout.srcs_of(i) {
-            let mut group = |kind: &str, arg: String| {
-                groups.push(src);
-                inv.arg(id).arg(kind).arg(arg);
-            };
-            match src {
-                Src::Config => {
-                    group("P", format!("{}{SEP}*", Table::Port.name()));
-                    for t in Table::ALL.into_iter().filter(|t| *t != Table::Port) {
-                        group("K", format!("{}{SEP}*", t.name()));
-                    }
-                    group("G", CONFIG_DB_INITIALIZED.to_owned());
-                }
-                Src::Other(Db::State) => {
-                    for t in confirms::watched(Db::State) {
-                        group("K", format!("{t}{}*", seps.state));
-                    }
-                }
-                Src::Other(Db::Appl) => {
-                    for t in confirms::watched(Db::Appl) {
-                        group("K", format!("{t}{}*", seps.appl));
-                    }
-                    group("E", layout.port_init_key.clone());
-                }
-                Src::Other(Db::Counters) => {
-                    group("H", RIF_NAME_MAP.to_owned());
-                    group("H", PORT_NAME_MAP.to_owned());
-                }
-                // Bridge ports are listed with SCAN below.
-                Src::Other(Db::Asic) => {}
-            }
-        }
-        inv.arg("--").arg(&PORT_FIELDS[..]);
-        let items = invoke(&mut s.conns, i, &inv, "reading SONiC's databases").await?;
-        s.count(1);
-        let mut it = items.into_iter();
-        while let Some(g) = it.next() {
-            let (Some(Value::Int(g)), Some(key), Some(Value::Int(n))) =
-                (Some(g), it.next().and_then(text), it.next())
-            else {
-                return Err(bad_reply("reading SONiC's databases", "malformed entry"));
-            };
-            let mut fields = Fields::new();
-            for _ in 0..n {
-                let (Some(f), Some(v)) = (it.next().and_then(text), it.next().and_then(text))
-                else {
-                    return Err(bad_reply("reading SONiC's databases", "truncated entry"));
-                };
-                fields.insert(f, v);
-            }
-            let src = usize::try_from(g - 1)
-                .ok()
-                .and_then(|g| groups.get(g))
-                .copied()
-                .ok_or_else(|| bad_reply("reading SONiC's databases", "unknown group"))?;
-            match src {
-                Src::Config if key == CONFIG_DB_INITIALIZED => {
-                    readiness.config_db_initialized =
-                        fields.get("value").cloned().unwrap_or_default();
-                }
-                Src::Config => {
-                    if let Some(k) = Key::parse(&key) {
-                        config.insert(k, fields);
-                    }
-                }
-                Src::Other(Db::Appl) if key == layout.port_init_key => {
-                    readiness.port_init_done = true;
-                }
-                Src::Other(db) => {
-                    confirmed.set(db, &key, Some(fields));
-                }
-            }
-        }
+    let started = std::time::Instant::now();
+    let (view, stats) = startup::read(&mut s.conns, &layout.places, layout.limits).await?;
+    s.count(stats.round_trips);
+    tracing::info!(
+        round_trips = stats.round_trips,
+        scan_steps = stats.scan_steps,
+        keys = stats.keys_read,
+        took = ?started.elapsed(),
+        "read SONiC's databases"
+    );
+    if stats.skipped > 0 {
+        tracing::warn!(
+            entries = stats.skipped,
+            "entries of SONiC's databases skipped: a name or value is not UTF-8"
+        );
     }
-    if let Some(asic) = layout.dbs.asic.clone() {
-        let i = layout
-            .instance_index(Src::Other(Db::Asic))
-            .ok_or_else(|| bad_reply("connections", "ASIC_DB"))?;
-        let conn = s
-            .conns
-            .get_mut(i)
-            .ok_or_else(|| bad_reply("connections", i))?;
-        let (ports, trips) = bridge_ports(conn, &asic, &seps).await?;
-        s.count(trips);
-        for (key, oid) in ports {
-            let mut f = Fields::new();
-            f.insert(BRIDGE_PORT_FIELD.to_owned(), oid);
-            confirmed.set(Db::Asic, &key, Some(f));
-        }
-    }
-    Ok(View::new(config, confirmed, readiness))
-}
-
-/// Every ASIC bridge port and the port OID it bridges: `SCAN` in steps,
-/// so redis never blocks on ASIC_DB's size.
-async fn bridge_ports(
-    conn: &mut MultiplexedConnection,
-    asic: &DbLocation,
-    seps: &Separators,
-) -> Result<(Vec<(String, String)>, u64), ConfigDbError> {
-    let err = |source| ConfigDbError::Redis {
-        what: "listing ASIC_DB bridge ports".into(),
-        source,
-    };
-    let pattern = format!("{}*", seps.bridge_port_prefix());
-    let mut keys: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    let mut trips = 0;
-    // SELECT is per connection; read through a pipeline that selects first.
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::pipe()
-            .cmd("SELECT")
-            .arg(asic.id)
-            .ignore()
-            .cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async::<((u64, Vec<String>),)>(conn)
-            .await
-            .map(|(r,)| r)
-            .map_err(err)?;
-        keys.extend(batch);
-        trips += 1;
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    if keys.is_empty() {
-        return Ok((Vec::new(), trips));
-    }
-    let mut pipe = redis::pipe();
-    pipe.cmd("SELECT").arg(asic.id).ignore();
-    for k in &keys {
-        pipe.cmd("HGET").arg(k).arg(BRIDGE_PORT_FIELD);
-    }
-    let oids: Vec<Option<String>> = pipe.query_async(conn).await.map_err(err)?;
-    let ports = keys
-        .into_iter()
-        .zip(oids)
-        .filter_map(|(k, o)| Some((k, o?)))
-        .collect();
-    Ok((ports, trips + 1))
+    s.listing = layout
+        .asic_place
+        .map(|p| BridgePortListing::new(p, layout.seps, layout.limits));
+    Ok(view)
 }
 
 /// Pending work of one batch of notifications.
@@ -888,45 +652,52 @@ async fn flush(
             first = %groups.first().map(|g| g.1.as_str()).unwrap_or(""),
             "re-reading"
         );
-        let mut inv = s.reread.prepare_invoke();
+        // One pipeline per instance: cheap commands, never a script (a
+        // script runs as one command, as long as all of its reads).
+        let mut pipe = redis::pipe();
+        let mut selected: Option<i64> = None;
         for (src, key, read) in &groups {
             let id = layout.location(*src).map_or(0, |l| l.id);
-            let (key, field) = match read {
-                Read::Field(f) => (key.as_str(), *f),
-                Read::RifField => key.split_once(RIF_FIELD_SEP).unwrap_or((key.as_str(), "")),
-                _ => (key.as_str(), ""),
+            if selected != Some(id) {
+                pipe.cmd("SELECT").arg(id).ignore();
+                selected = Some(id);
+            }
+            match read {
+                Read::Hash => pipe.cmd("HGETALL").arg(key),
+                Read::String => pipe.cmd("GET").arg(key),
+                Read::Exists => pipe.cmd("EXISTS").arg(key),
+                Read::Field(f) => pipe.cmd("HGET").arg(key).arg(*f),
+                Read::RifField => {
+                    let (hash, field) = key.split_once(RIF_FIELD_SEP).unwrap_or((key.as_str(), ""));
+                    pipe.cmd("HGET").arg(hash).arg(field)
+                }
             };
-            inv.arg(id).arg(read.kind()).arg(key).arg(field);
         }
-        let items = invoke(&mut s.conns, i, &inv, "re-reading changed keys").await?;
+        let conn = s
+            .conns
+            .get_mut(i)
+            .ok_or_else(|| bad_reply("connections", i))?;
+        let items: Vec<Value> =
+            pipe.query_async(conn)
+                .await
+                .map_err(|source| ConfigDbError::Redis {
+                    what: "re-reading changed keys".into(),
+                    source,
+                })?;
         s.count(1);
+        let mut lossy = 0;
         for ((src, key, read), v) in groups.into_iter().zip(items) {
-            let u = match (read, v) {
-                (Read::Exists, Value::Int(n)) if key == layout.port_init_key => {
-                    Update::PortInitDone(n == 1)
+            let u = match read {
+                Read::Exists if key == layout.port_init_key => {
+                    Update::PortInitDone(matches!(v, Value::Int(1)))
                 }
-                (Read::String, v) if src == Src::Config && key == CONFIG_DB_INITIALIZED => {
-                    Update::ConfigDbInitialized(match v {
-                        Value::Int(0) => None,
-                        v => text(v),
-                    })
+                Read::String if src == Src::Config && key == CONFIG_DB_INITIALIZED => {
+                    Update::ConfigDbInitialized(text(v))
                 }
-                (_, Value::Int(0)) => update(src, key, None),
-                (Read::Hash, Value::Array(h)) => {
-                    let mut f = Fields::new();
-                    let mut it = h.into_iter();
-                    while let (Some(k), Some(v)) =
-                        (it.next().and_then(text), it.next().and_then(text))
-                    {
-                        f.insert(k, v);
-                    }
-                    update(src, key, Some(f))
-                }
-                (Read::RifField, v) => {
-                    // Only presence matters (`Confirmed::has_rif`).
-                    update(src, key, text(v).map(|_| Fields::new()))
-                }
-                (Read::Field(name), v) => {
+                Read::Hash => update(src, key, startup::hash(v, &mut lossy)),
+                // Only presence matters (`Confirmed::has_rif`).
+                Read::RifField => update(src, key, text(v).map(|_| Fields::new())),
+                Read::Field(name) => {
                     let value = text(v).map(|val| {
                         let mut f = Fields::new();
                         f.insert(name.to_owned(), val);
@@ -934,10 +705,21 @@ async fn flush(
                     });
                     update(src, key, value)
                 }
-                (Read::Exists, Value::Int(_)) => update(src, key, Some(Fields::new())),
-                (_, other) => return Err(bad_reply("re-reading changed keys", other)),
+                Read::Exists => update(src, key, matches!(v, Value::Int(1)).then(Fields::new)),
+                Read::String => update(
+                    src,
+                    key,
+                    text(v).map(|val| {
+                        let mut f = Fields::new();
+                        f.insert("value".to_owned(), val);
+                        f
+                    }),
+                ),
             };
             updates.push(u);
+        }
+        if lossy > 0 {
+            tracing::debug!(values = lossy, "re-read values that are not UTF-8");
         }
     }
     if !updates.is_empty() && tx.send(FeedEvent::Updates(updates)).is_err() {
@@ -1028,6 +810,8 @@ async fn session(
                 Some((i, None)) => return Err(lost(layout, i)),
                 None => return Err(lost(layout, 0)),
             },
+            // Nothing else to do: the next step of the bridge-port listing.
+            () = std::future::ready(()), if s.listing.is_some() => {}
         }
         drain_ready(layout, &mut s, expected, &mut batch)?;
         let resnapshot = batch.resnapshot;
@@ -1047,5 +831,46 @@ async fn session(
         {
             return Ok(());
         }
+        if !list_bridge_ports(&mut s, tx).await? {
+            return Ok(());
+        }
     }
+}
+
+/// One step of listing ASIC_DB's bridge ports, if they are being listed;
+/// `Ok(false)` when the agent is gone.
+async fn list_bridge_ports(
+    s: &mut Session,
+    tx: &mpsc::UnboundedSender<FeedEvent>,
+) -> Result<bool, ConfigDbError> {
+    let Session { listing, conns, .. } = s;
+    let Some(l) = listing.as_mut() else {
+        return Ok(true);
+    };
+    let trips = l.stats.round_trips;
+    let found = l.step(conns).await?;
+    let trips = l.stats.round_trips - trips;
+    let mut updates: Vec<Update> = found
+        .into_iter()
+        .map(|(key, oid)| {
+            let mut f = Fields::new();
+            f.insert(BRIDGE_PORT_FIELD.to_owned(), oid);
+            Update::Other {
+                db: Db::Asic,
+                key,
+                value: Some(f),
+            }
+        })
+        .collect();
+    if l.is_done() {
+        tracing::info!(
+            steps = l.stats.scan_steps,
+            bridge_ports = l.stats.keys_read,
+            "listed ASIC_DB's bridge ports"
+        );
+        updates.push(Update::BridgePortsListed);
+        *listing = None;
+    }
+    s.count(trips);
+    Ok(updates.is_empty() || tx.send(FeedEvent::Updates(updates)).is_ok())
 }

@@ -9,13 +9,15 @@
 //! re-assertion or the full plan (against what SONiC confirmed, see
 //! [`confirmed`] and the catalogue [`confirms`]).
 //! [`crate::reconcile::prepare`] runs the whole chain from a desired state.
-//! The adapter (`redis`, feature `agent`) reads the snapshot in one
-//! round trip and applies a plan phase by phase.
+//! The adapters (feature `agent`): [`feed`] keeps a view of SONiC's
+//! databases current (first read by [`startup`] in bounded steps), `redis`
+//! applies a plan phase by phase.
 
 pub mod confirmed;
 pub mod confirms;
 #[cfg(feature = "agent")]
 pub mod connection;
+pub mod contest;
 pub mod dbconfig;
 pub mod diff;
 pub mod facts;
@@ -31,6 +33,8 @@ pub mod redis;
 pub mod rules;
 pub mod schema;
 pub mod snapshot;
+#[cfg(feature = "agent")]
+pub mod startup;
 pub mod target;
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -9,8 +9,9 @@
 //!   readiness flags, kept current by the [`Feed`] from keyspace
 //!   notifications: read once in full, then only what changes.
 //! - Applying a plan first waits for the confirmations SONiC still owes
-//!   (`plan.pending`), then writes each phase as one `MULTI/EXEC`, applies it
-//!   to the view, and waits for the phase's barrier in the view — woken by
+//!   (`plan.pending`), then writes each phase in one round trip as
+//!   `MULTI/EXEC` transactions of bounded size, applies it to the view,
+//!   and waits for the phase's barrier in the view — woken by
 //!   notifications, never by polling (a re-read of the unmet keys every two
 //!   seconds without progress is the only fallback). A timeout names what is
 //!   missing; nothing after it is written.
@@ -18,6 +19,7 @@
 
 use std::time::{Duration, Instant};
 
+use redis::Value;
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 
@@ -514,14 +516,26 @@ impl ConfigDb {
         self.feed.reread(keys);
     }
 
-    /// Write one phase as one `MULTI/EXEC` and apply it to the view.
+    /// Write one phase in one round trip and apply it to the view.
+    ///
+    /// Each entry is written atomically, as SONiC's consumers need (they
+    /// read the whole hash when they get to a key, sonic-configdb reference
+    /// §2.2): one `HSET` or `DEL`, or `MULTI; HSET; HDEL; EXEC` when fields
+    /// go too. A phase is not
+    /// one transaction: redis runs a transaction as one step (nothing else runs
+    /// until `EXEC` is done, and `SLOWLOG` lists its commands, not the `EXEC`),
+    /// so a phase of thousands of entries would stop SONiC's daemons for
+    /// milliseconds. Entries of one phase never depend on each other (that is
+    /// what phases and barriers are for; an `INTERFACE` waits for its port's
+    /// bridge port in every plan, [`Phase::preconditions`]), so SONiC seeing
+    /// them one after the other is one of the orders it processes them in
+    /// anyway, and a phase cut short by a crash is finished by the next plan.
+    /// All of a phase's commands go in one round trip.
     async fn write_phase(&mut self, phase: &Phase, label: &str) -> Result<(), ConfigDbError> {
+        let started = Instant::now();
         let mut pipe = redis::pipe();
-        pipe.atomic();
-        // SELECT inside the transaction: the connection may be shared with
-        // scripts that select other databases.
-        pipe.cmd("SELECT").arg(self.dbs.config.id).ignore();
         let mut expected: Vec<(String, u32)> = Vec::with_capacity(phase.changes.len());
+        let mut transactions = 0usize;
         for c in &phase.changes {
             let key = c.key.redis_key();
             let exists = self.view.config.contains(&c.key);
@@ -529,6 +543,15 @@ impl ConfigDb {
                 Op::Create { fields } => {
                     pipe.cmd("HSET").arg(&key).arg(fields_args(fields)).ignore();
                     1
+                }
+                Op::Update { set, remove } if !set.is_empty() && !remove.is_empty() => {
+                    pipe.cmd("MULTI").ignore();
+                    pipe.cmd("HSET").arg(&key).arg(fields_args(set)).ignore();
+                    pipe.cmd("HDEL").arg(&key).arg(remove).ignore();
+                    // The one reply read: the transaction's results.
+                    pipe.cmd("EXEC");
+                    transactions += 1;
+                    2
                 }
                 Op::Update { set, remove } => {
                     if !set.is_empty() {
@@ -547,18 +570,19 @@ impl ConfigDb {
             if events > 0 {
                 expected.push((key, events));
             }
-            tracing::info!(phase = label, change = %c, "CONFIG_DB write");
+            tracing::debug!(phase = label, change = %c, "CONFIG_DB write");
         }
         let keys: Vec<String> = expected.iter().map(|(k, _)| k.clone()).collect();
         self.feed.expect(expected);
         let result = match self.writer_conn().await {
             Ok(conn) => pipe
-                .query_async::<()>(conn)
+                .query_async::<Vec<Value>>(conn)
                 .await
                 .map_err(|source| ConfigDbError::Redis {
                     what: format!("writing phase {label}"),
                     source,
-                }),
+                })
+                .and_then(|execs| check_transactions(&execs, transactions, label)),
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -578,6 +602,15 @@ impl ConfigDb {
         self.view.config_version += 1;
         self.changed.config = true;
         self.written.extend(keys);
+        tracing::info!(
+            phase = label,
+            stage = ?phase.stage,
+            keys = phase.changes.len(),
+            commands = phase.commands(),
+            transactions,
+            took = ?started.elapsed(),
+            "CONFIG_DB phase written"
+        );
         Ok(())
     }
 
@@ -605,8 +638,8 @@ impl ConfigDb {
     }
 
     /// Apply a plan: wait for what SONiC still owes (`plan.pending`), then per
-    /// phase check its preconditions, write it as one `MULTI/EXEC` and wait
-    /// for its barrier. Every wait is woken by notifications and limited by
+    /// phase check its preconditions, write it (bounded `MULTI/EXEC`
+    /// transactions, one round trip) and wait for its barrier. Every wait is woken by notifications and limited by
     /// `opts.barrier_timeout`; a timeout names what is missing, and nothing
     /// after it is written.
     pub async fn apply(
@@ -779,6 +812,34 @@ pub fn apply_to_state(state: &mut DbState, c: &Change) {
             state.remove(&c.key);
         }
     }
+}
+
+/// Every `EXEC` of a phase ran: `n` arrays without an error in them (a
+/// queued command that failed, e.g. on a key of another type, is an error
+/// inside its transaction's array; the other commands still ran). An error
+/// of a command outside a transaction fails the whole reply.
+fn check_transactions(execs: &[Value], n: usize, label: &str) -> Result<(), ConfigDbError> {
+    let reply = |r: String| ConfigDbError::Reply {
+        what: format!("writing phase {label}"),
+        reply: r,
+    };
+    if execs.len() != n {
+        return Err(reply(format!(
+            "{} transaction results for {n}",
+            execs.len()
+        )));
+    }
+    for v in execs {
+        match v {
+            Value::Array(items) => {
+                if let Some(e) = items.iter().find(|i| matches!(i, Value::ServerError(_))) {
+                    return Err(reply(format!("{e:?}")));
+                }
+            }
+            other => return Err(reply(format!("{other:?}"))),
+        }
+    }
+    Ok(())
 }
 
 fn fields_args(fields: &Fields) -> Vec<&str> {

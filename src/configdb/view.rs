@@ -56,6 +56,8 @@ pub enum Update {
     },
     ConfigDbInitialized(Option<String>),
     PortInitDone(bool),
+    /// Every ASIC bridge port has been listed (and is followed since).
+    BridgePortsListed,
 }
 
 /// What an update changed.
@@ -146,6 +148,9 @@ impl View {
                     self.readiness.config_db_initialized = v;
                     changed.readiness = true;
                 }
+            }
+            Update::BridgePortsListed => {
+                changed.confirmed = self.confirmed.set_bridge_ports_listed(true);
             }
             Update::PortInitDone(b) => {
                 if self.readiness.port_init_done != b {

@@ -126,6 +126,23 @@ pub fn parse_neighbors(origin: &str, text: &str) -> Result<Neighbors, BgpStateEr
     Ok(out)
 }
 
+/// The longest neighbor name reported: the API's limit for
+/// `SwitchBGPPortState.neighbor`.
+pub const NEIGHBOR_MAX_CHARS: usize = 128;
+
+/// A peer's host name as it is reported and shown: the peer (a tenant's
+/// machine) chooses it freely (BGP hostname capability, up to 255 bytes),
+/// so control and format characters are escaped
+/// ([`crate::names::escaped`]) and the result is cut at
+/// [`NEIGHBOR_MAX_CHARS`].
+fn shown_hostname(h: &str) -> String {
+    crate::names::escaped(h, NEIGHBOR_MAX_CHARS)
+        .chars()
+        .filter(|c| *c != '…')
+        .take(NEIGHBOR_MAX_CHARS)
+        .collect()
+}
+
 fn neighbor_state(n: &Map<String, Value>, vrf_name: &str) -> Result<BgpPortState, String> {
     let text = |k: &str| n.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let state_name = n.get("bgpState").and_then(Value::as_str);
@@ -154,7 +171,7 @@ fn neighbor_state(n: &Map<String, Value>, vrf_name: &str) -> Result<BgpPortState
         }
     }
     Ok(BgpPortState {
-        neighbor: text("hostname"),
+        neighbor: shown_hostname(&text("hostname")),
         peer_group: text("peerGroup"),
         vrf_name: vrf_name.to_owned(),
         state,
@@ -448,6 +465,27 @@ mod tests {
                 "default/Ethernet2: no bgpState"
             ]
         );
+    }
+
+    /// Issue 22 item 5: a tenant's machine chooses its BGP host name; it
+    /// is reported (heartbeat, status) escaped and cut.
+    #[test]
+    fn a_peer_host_name_is_escaped_and_cut() {
+        let hostile = format!("evil\u{202e}gpj.exe\u{1b}[2J\n{}", "h".repeat(300));
+        let text = serde_json::json!({
+            "Vrf104009": {"vrfId": 5, "vrfName": "Vrf104009",
+                "Ethernet1": {"bgpState": "Established", "peerGroup": "MACHINE",
+                              "hostname": hostile}}
+        })
+        .to_string();
+        let n = parse_neighbors("t", &text).unwrap();
+        let shown = &n.states["Ethernet1"].neighbor;
+        assert!(
+            shown.starts_with("evil\\u{202e}gpj.exe\\u{1b}[2J\\nhhh"),
+            "{shown}"
+        );
+        assert!(!shown.contains(['\u{202e}', '\u{1b}', '\n']), "{shown}");
+        assert_eq!(shown.chars().count(), NEIGHBOR_MAX_CHARS);
     }
 
     #[test]

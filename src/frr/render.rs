@@ -122,6 +122,46 @@ pub fn render(spec: &SwitchSpec, lines: FrrLines) -> String {
     out.0
 }
 
+/// What FRR runs while CONFIG_DB goes from `old` to `new`, when something
+/// leaves FRR: `old` without the BGP neighbours whose port leaves its role,
+/// its VRF or the managed ports, and without the VRF instances `new` has no
+/// more; everything else as in `old`. `None` when nothing leaves FRR.
+///
+/// The agent installs it before CONFIG_DB removes those interfaces and
+/// VRFs, so that bgpd never holds a neighbour on an interface (or an
+/// instance of a VRF) that SONiC is taking away; what `new` adds comes after
+/// CONFIG_DB, with the rendering of `new` itself.
+pub fn removals_first(old: &SwitchSpec, new: &SwitchSpec) -> Option<SwitchSpec> {
+    let mut mid = old.clone();
+    for (name, port) in &mut mid.ports {
+        let stays = new
+            .ports
+            .get(name)
+            .is_some_and(|n| same_session(&port.role, &n.role));
+        if !stays {
+            port.role = PortRole::Unprovisioned;
+        }
+    }
+    mid.vrfs.retain(|vni, _| new.vrfs.contains_key(vni));
+    for vrf in mid.vrfs.values_mut() {
+        vrf.ports.retain(|p| {
+            mid.ports
+                .get(p)
+                .is_some_and(|p| p.role == PortRole::Tenant { vni: vrf.vni })
+        });
+    }
+    (mid != *old).then_some(mid)
+}
+
+/// Whether a port keeps its BGP session (same peer group, same VRF) from
+/// `old` to `new`; a firewall's filter may change under it.
+fn same_session(old: &PortRole, new: &PortRole) -> bool {
+    match (old, new) {
+        (PortRole::Firewall { .. }, PortRole::Firewall { .. }) => true,
+        _ => old == new,
+    }
+}
+
 /// The ports of a spec, grouped and in natural order.
 struct View<'a> {
     underlay: Vec<&'a str>,
@@ -569,6 +609,80 @@ mod tests {
             "  neighbor Ethernet0 route-map fw-Ethernet0-vni out",
         ] {
             assert!(lines(&text).contains(&l), "missing {l:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn removals_first_drops_what_leaves_and_keeps_the_rest() {
+        let filter = |cidr: &str| Filter {
+            prefixes: Prefixes::compact([cidr.parse().unwrap()]),
+            vnis: vec![],
+        };
+        let old = spec(
+            &[
+                (
+                    "Ethernet0",
+                    PortRole::Firewall {
+                        filter: filter("10.0.0.0/8"),
+                    },
+                ),
+                ("Ethernet1", PortRole::Tenant { vni: 7 }),
+                ("Ethernet2", PortRole::Tenant { vni: 8 }),
+                ("Ethernet3", PortRole::Tenant { vni: 8 }),
+                ("Ethernet4", PortRole::Underlay),
+            ],
+            &[
+                (7, &["Ethernet1"], &["10.7.0.0/16"]),
+                (8, &["Ethernet2", "Ethernet3"], &["10.8.0.0/16"]),
+            ],
+        );
+        // Only additions and a firewall's new filter: nothing leaves FRR.
+        let mut grown = old.clone();
+        grown.ports.get_mut("Ethernet0").unwrap().role = PortRole::Firewall {
+            filter: filter("10.1.0.0/16"),
+        };
+        assert_eq!(removals_first(&old, &grown), None);
+        assert_eq!(removals_first(&old, &old), None);
+
+        // The firewall is deprovisioned, Ethernet2 moves to VRF 7, VRF 8
+        // loses Ethernet3 too and goes: FRR first loses the firewall's
+        // neighbour, Ethernet2's and Ethernet3's sessions and VRF 8.
+        let new = spec(
+            &[
+                ("Ethernet0", PortRole::Unprovisioned),
+                ("Ethernet1", PortRole::Tenant { vni: 7 }),
+                ("Ethernet2", PortRole::Tenant { vni: 7 }),
+                ("Ethernet3", PortRole::Unprovisioned),
+                ("Ethernet4", PortRole::Underlay),
+            ],
+            &[(7, &["Ethernet1", "Ethernet2"], &["10.7.0.0/16"])],
+        );
+        let mid = removals_first(&old, &new).unwrap();
+        let role = |n: &str| mid.ports[n].role.clone();
+        assert_eq!(role("Ethernet0"), PortRole::Unprovisioned);
+        assert_eq!(role("Ethernet1"), PortRole::Tenant { vni: 7 });
+        assert_eq!(
+            role("Ethernet2"),
+            PortRole::Unprovisioned,
+            "not yet in VRF 7"
+        );
+        assert_eq!(role("Ethernet4"), PortRole::Underlay);
+        assert_eq!(mid.vrfs.keys().copied().collect::<Vec<_>>(), [7]);
+        assert_eq!(mid.vrfs[&7].ports, ["Ethernet1"]);
+        let text = render(&mid, FrrLines::NONE);
+        for gone in [
+            "neighbor Ethernet0 interface",
+            "neighbor Ethernet2 interface",
+            "neighbor Ethernet3 interface",
+            "router bgp 4200000011 vrf Vrf8",
+        ] {
+            assert!(!text.contains(gone), "{gone} still in\n{text}");
+        }
+        for kept in [
+            "neighbor Ethernet1 interface peer-group MACHINE",
+            "neighbor Ethernet4 interface peer-group FABRIC",
+        ] {
+            assert!(text.contains(kept), "{kept} missing in\n{text}");
         }
     }
 

@@ -612,12 +612,14 @@ impl Task {
             }
             let events = super::state::port_events(&self.current, &fresh);
             let links = fresh.len();
-            self.publish(fresh, events);
+            // Counted before it is published: whoever sees the new state
+            // sees the sync that made it in the counters too.
             {
                 let mut st = self.shared.stats();
                 st.syncs += 1;
                 st.last_error = None;
             }
+            self.publish(fresh, events);
             tracing::debug!(
                 links,
                 took = ?started.elapsed(),

@@ -343,7 +343,11 @@ impl Collector {
             PhoneHomeEvent {
                 machine_id: id.clone(),
                 time: now,
-                message: du.system_description.clone().unwrap_or_default(),
+                // Sent to the API: escaped like everything from outside.
+                message: crate::names::escaped(
+                    du.system_description.as_deref().unwrap_or_default(),
+                    crate::names::MESSAGE_CHARS,
+                ),
             },
         );
         Seen::PhoneHome { machine_id: id }

@@ -154,7 +154,12 @@ impl Id {
                 return std::net::Ipv6Addr::from(a).to_string();
             }
         }
-        String::from_utf8_lossy(&self.value).into_owned()
+        // A machine chooses it: shown escaped (control and format
+        // characters such as U+202E), at most 255 bytes by the TLV's length.
+        crate::names::escaped(
+            &String::from_utf8_lossy(&self.value),
+            crate::names::MESSAGE_CHARS,
+        )
     }
 }
 
@@ -442,6 +447,29 @@ mod tests {
             tlv(0, b""),
         ]
         .concat()
+    }
+
+    /// Issue 22 item 5: a chassis or port id a machine sends is logged
+    /// escaped — `is_control()` misses format characters like U+202E.
+    #[test]
+    fn ids_are_shown_escaped() {
+        let pdu = [
+            tlv(1, "\u{7}chassis\u{202e}\u{1b}[2J".as_bytes()),
+            tlv(2, "\u{5}eth\n0\u{2066}".as_bytes()),
+            tlv(3, &[0, 4]),
+            tlv(0, b""),
+        ]
+        .concat();
+        let f = parse_frame(&ethernet(0x88cc, &pdu)).unwrap();
+        let shown = f.to_string();
+        assert!(
+            shown.contains(r"chassis chassis\u{202e}\u{1b}[2J port eth\n0\u{2066}"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains(['\u{202e}', '\u{1b}', '\n', '\u{2066}']),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -257,7 +257,10 @@ async fn run<S: EventSender>(
         opts.recheck,
     );
 
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    // The first batch after a random share of the interval: switches that
+    // start together do not send their batches in step.
+    let first = interval.mul_f64(0.5 + fastrand::f64());
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut idle = Some(sender);
     let mut in_flight: Option<InFlight<S>> = None;

@@ -1,7 +1,7 @@
 //! [`Agent`]: one reconcile and the owner of everything it touches.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::desired::DesiredSource;
 use super::options::{self, AgentOptions, Mode};
@@ -18,15 +18,20 @@ use crate::flavour::{Flavour, FrrLines};
 use crate::frr::install::Installer;
 use crate::kernel::KernelView;
 use crate::report::{Outcome, ReconcileResult, Trigger};
-use crate::spec::{LocalFacts, SwitchDesc, SwitchSpec};
+use crate::spec::{LocalFacts, SpecDigest, SwitchDesc, SwitchSpec};
+use crate::systemd::watchdog::{Liveness, Step};
 
 /// What the last reconcile left behind.
 #[derive(Debug, Default)]
 pub(super) struct Last {
     /// The desired state the spec was built from.
     pub(super) desc: Option<Arc<SwitchDesc>>,
-    /// The spec built from `desc` and CONFIG_DB at `spec_config_version`.
+    /// The API's generation of `desc` (v2), when it has one.
+    pub(super) api_generation: Option<u64>,
+    /// The spec built from `desc` and CONFIG_DB at `spec_config_version`,
+    /// and its digest.
     pub(super) spec: Option<SwitchSpec>,
+    pub(super) digest: Option<SpecDigest>,
     pub(super) spec_config_version: u64,
     /// The local facts of CONFIG_DB at a view version.
     pub(super) facts: Option<(u64, LocalFacts)>,
@@ -67,6 +72,12 @@ pub struct Agent {
     /// The next reconcile installs frr.conf again even when nothing else
     /// changed ([`Agent::repair_frr`]).
     pub(super) frr_repair: bool,
+    /// The daemon's proof of progress for the watchdog: each long step of
+    /// a reconcile declares its bound ([`Agent::set_liveness`]).
+    pub(super) liveness: Option<Liveness>,
+    /// Owned keys another writer keeps changing: left out of every plan
+    /// ([`Agent::set_contested`], `configdb::contest`).
+    pub(super) contested: std::collections::BTreeSet<Key>,
 }
 
 impl Agent {
@@ -96,7 +107,35 @@ impl Agent {
             flavour: None,
             frr_digest: None,
             frr_repair: false,
+            liveness: None,
+            contested: Default::default(),
         })
+    }
+
+    /// Stop repairing these keys (contested by another writer): they are
+    /// left out of every plan until set again.
+    pub fn set_contested(&mut self, keys: impl IntoIterator<Item = Key>) {
+        self.contested = keys.into_iter().collect();
+    }
+
+    /// `plan` without the contested keys.
+    pub(super) fn uncontested(&self, plan: Plan) -> Plan {
+        if self.contested.is_empty() {
+            return plan;
+        }
+        crate::configdb::contest::without(plan, &|k| self.contested.contains(k))
+    }
+
+    /// Report the long steps of every reconcile to `liveness` (the
+    /// daemon's watchdog).
+    pub fn set_liveness(&mut self, liveness: Liveness) {
+        self.liveness = Some(liveness);
+    }
+
+    /// Open a long step of at most `bound` without progress (nothing
+    /// without a watchdog).
+    pub(super) fn step(&self, what: &'static str, bound: Duration) -> Option<Step> {
+        self.liveness.as_ref().map(|l| l.step(what, bound))
     }
 
     /// Whether the installed frr.conf is no longer the one this agent
@@ -231,7 +270,7 @@ impl Agent {
     pub fn drifted(&self) -> Option<Plan> {
         let spec = self.last.spec.as_ref()?;
         let view = self.db.view();
-        let plan = Planning::new(spec, &view.config, &view.confirmed).plan();
+        let plan = self.uncontested(Planning::new(spec, &view.config, &view.confirmed).plan());
         (!plan.phases.is_empty()).then_some(plan)
     }
 

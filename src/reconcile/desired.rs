@@ -71,6 +71,8 @@ pub struct Fetched {
     pub version: ApiVersion,
     /// The API's record of the last reports (`None` for files).
     pub sync: Option<SyncStatus>,
+    /// The API's generation of the switch, when it has one (v2).
+    pub api_generation: Option<u64>,
 }
 
 impl DesiredSource {
@@ -97,12 +99,14 @@ impl DesiredSource {
                     desc: Arc::new(fetched.desc),
                     version,
                     sync: Some(fetched.sync),
+                    api_generation: fetched.generation,
                 })
             }
             DesiredSource::Memory(desc) => Ok(Fetched {
                 desc: desc.clone(),
                 version: ApiVersion::V2,
                 sync: None,
+                api_generation: None,
             }),
             DesiredSource::File {
                 path,
@@ -116,6 +120,7 @@ impl DesiredSource {
                     desc: Arc::new(desc),
                     version,
                     sync: None,
+                    api_generation: None,
                 })
             }
         }

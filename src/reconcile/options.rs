@@ -241,6 +241,7 @@ pub fn register(cfg: &Config) -> RegisterOptions {
         wait_ready: Duration::from_secs(120),
         retry: retry(cfg),
         give_up_after: None,
+        progress: None,
     }
 }
 

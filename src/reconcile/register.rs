@@ -35,6 +35,7 @@ use crate::error::Error;
 use crate::kernel::KernelView;
 use crate::observed::PortOperState;
 use crate::spec::natural_cmp;
+use crate::systemd::watchdog::Liveness;
 
 /// The management user metal-core registers on SONiC.
 pub const MANAGEMENT_USER: &str = "admin";
@@ -107,6 +108,18 @@ pub struct RegisterOptions {
     pub retry: RetryPolicy,
     /// Stop retrying after this long (`None` = never).
     pub give_up_after: Option<Duration>,
+    /// Told at every attempt (the daemon's watchdog: registration may wait
+    /// for the API or SONiC far longer than `WatchdogSec`, attempt by
+    /// attempt).
+    pub progress: Option<Liveness>,
+}
+
+impl RegisterOptions {
+    /// The longest one attempt (and the pause after it) may take: SONiC's
+    /// readiness, one API call, the longest backoff.
+    pub fn attempt_bound(&self, api_timeout: Duration) -> Duration {
+        self.wait_ready + api_timeout + self.retry.max.max(self.retry.initial)
+    }
 }
 
 fn required(cfg_value: &Option<String>, key: &str) -> Result<String, Error> {
@@ -188,6 +201,9 @@ pub async fn register(
     let mut failed = 0u32;
     let policy = opts.retry.until_success(opts.give_up_after);
     loop {
+        if let Some(l) = &opts.progress {
+            l.progress();
+        }
         let attempt = async {
             let reg = gather(cfg, db, kernel, opts.wait_ready).await?;
             // One API attempt per round: this loop does the retrying.

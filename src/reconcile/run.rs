@@ -18,12 +18,17 @@
 //!   exit 0. Stopping between CONFIG_DB phases is safe: the next start waits
 //!   for SONiC's confirmations before it writes (see `configdb::confirmed`).
 //!
-//! Alongside: LLDP phone-home on the managed ports. What the daemon does
-//! goes to its [`Reporter`] (`crate::report`): the status file
+//! Alongside: LLDP phone-home on every PORT port but the spine uplinks
+//! (from registration on, whatever the desired state). What the daemon
+//! does goes to its [`Reporter`] (`crate::report`): the status file
 //! (`metal-switchd status`), the Prometheus endpoint, the API reports and
 //! systemd's notify protocol (`READY=1` once SONiC's databases and the
-//! kernel were read, `WATCHDOG=1` from the loop, `STATUS=`, `RELOADING=1`,
-//! `STOPPING=1`).
+//! kernel were read — before registration, which may wait for the API for
+//! long —, `WATCHDOG=1` while the loop proves progress (see
+//! [`crate::systemd::watchdog`]: it beats every time round and at least
+//! every quarter of `WatchdogSec`; a long step — start-up, registration,
+//! fetch, a barrier, an FRR reload, a report — declares its bound and
+//! reports progress), `STATUS=`, `RELOADING=1`, `STOPPING=1`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -39,6 +44,7 @@ use super::register;
 use super::schedule::{Next, Schedule, backoff};
 use crate::api::{AGENT_VERSION, ComponentPing};
 use crate::config::{ApiVersion, Config};
+use crate::configdb::contest::{Contest, ContestPolicy};
 use crate::error::Error;
 use crate::frr::bgp::{BgpSource, Neighbors, StateFileWatch};
 use crate::kernel::KernelView;
@@ -50,8 +56,13 @@ use crate::lldp::{PhoneHome, PhoneHomeHandle};
 use crate::observed::PortOperState;
 use crate::report::api::kernel_name;
 use crate::report::metrics::{Metrics, MetricsServer};
-use crate::report::{LoopPhase, Observed, Outcome, Reporter, Trigger};
+use crate::report::{LoopPhase, Observed, Outcome, ReconcileResult, Reporter, Trigger};
 use crate::systemd::notify::Notifier;
+use crate::systemd::watchdog::{Liveness, Pinger};
+
+/// Slack on top of a step's own time limits before the watchdog calls it
+/// stalled.
+const STEP_SLACK: Duration = Duration::from_secs(10);
 
 /// How often the agent announces itself to metal-apiserver (v2), as the Go
 /// client does.
@@ -130,7 +141,7 @@ pub struct DaemonOptions {
     /// The network namespace the kernel view reads (`None`: the agent's
     /// own; tests point it at a namespace of their switch).
     pub kernel_netns: Option<std::path::PathBuf>,
-    /// LLDP phone-home on the managed ports.
+    /// LLDP phone-home on every PORT port but the spine uplinks.
     pub phone_home: bool,
 }
 
@@ -167,6 +178,9 @@ pub fn daemon_agent(cfg: &Config) -> Result<Agent, Error> {
     for w in cfg.plaintext_warnings() {
         tracing::warn!(risk = "plain-http", "{w}");
     }
+    for n in cfg.limit_notes() {
+        tracing::info!("{n}");
+    }
     let api = options::api_client(cfg)?;
     Agent::new(
         cfg.clone(),
@@ -195,11 +209,17 @@ pub struct Daemon {
     start: Instant,
     reporter: Reporter,
     metrics_server: Option<MetricsServer>,
+    /// The loop's proof of progress, judged by `pinger`.
+    liveness: Liveness,
+    /// Sends `WATCHDOG=1` while `liveness` says the loop makes progress.
+    pinger: Option<Pinger>,
     phone_home: Option<PhoneHomeHandle>,
     /// v2: renews the token before it expires.
     token_renewal: Option<crate::api::renew::RenewalHandle>,
     phone_home_ports: watch::Sender<BTreeSet<String>>,
     drift: DriftTracker,
+    /// Owned keys repaired too often: contested by another writer.
+    contest: Contest,
     last_outcome: Option<Outcome>,
 }
 
@@ -259,6 +279,8 @@ impl Daemon {
             std::process::id(),
             started,
         );
+        let liveness = Liveness::new();
+        agent.set_liveness(liveness.clone());
         Daemon {
             agent,
             loader,
@@ -272,10 +294,13 @@ impl Daemon {
             start: Instant::now(),
             reporter,
             metrics_server: None,
+            liveness,
+            pinger: None,
             phone_home: None,
             token_renewal: None,
             phone_home_ports: watch::channel(BTreeSet::new()).0,
             drift,
+            contest: Contest::new(ContestPolicy::default()),
             last_outcome: None,
         }
     }
@@ -301,7 +326,12 @@ impl Daemon {
     /// `Ok(false)` when stopped first.
     async fn register(&mut self) -> Result<bool, Error> {
         let cfg = self.agent.cfg.clone();
-        let opts = options::register(&cfg);
+        let mut opts = options::register(&cfg);
+        opts.progress = Some(self.liveness.clone());
+        let _step = self.liveness.step(
+            "registering with the metal API",
+            opts.attempt_bound(cfg.timeout.0) + STEP_SLACK,
+        );
         let mut stop = self.signals.stop.clone();
         let Some(kernel) = self.agent.kernel.clone() else {
             return Ok(true);
@@ -326,6 +356,16 @@ impl Daemon {
     /// and tell systemd the agent is ready.
     async fn start_side_jobs(&mut self) -> Result<(), Error> {
         let cfg = self.agent.cfg.clone();
+        if let Some(interval) = self.reporter.watchdog_interval() {
+            match Pinger::spawn(self.reporter.notifier(), self.liveness.clone(), interval) {
+                Ok(p) => self.pinger = Some(p),
+                Err(e) => tracing::error!(error = %e, "cannot start the watchdog's pinger"),
+            }
+        }
+        // Up to 30 s for redis below, the kernel's dump, the flavour.
+        let _step = self
+            .liveness
+            .step("starting", Duration::from_secs(30) + STEP_SLACK * 3);
         if self.opts.metrics {
             self.serve_metrics(&cfg).await;
         }
@@ -406,19 +446,23 @@ impl Daemon {
         if !self.stopping() && !self.register().await? {
             return self.finish().await;
         }
+        self.update_phone_home_ports();
         let mut schedule = Schedule::new(
             Instant::now(),
             self.agent.cfg.reconfigure_switch_interval.0,
             (self.agent.cfg.api_version() == ApiVersion::V2).then_some(PING_INTERVAL),
-            self.reporter.watchdog_period(),
+            self.reporter.watchdog_interval().map(Pinger::beat_period),
         );
+        // Agents started together (a partition powered up, a fleet update)
+        // do not tick in step.
+        schedule.spread_start(0.5 + fastrand::f64());
         self.set_phase(LoopPhase::Idle);
         while !self.stopping() {
+            // Every time round is progress; an idle loop comes round at
+            // least every quarter of the watchdog interval (Next::Watchdog).
+            self.liveness.beat();
             match schedule.next(Instant::now()) {
-                Next::Watchdog => {
-                    self.reporter.watchdog();
-                    schedule.watchdog_sent(Instant::now());
-                }
+                Next::Watchdog => schedule.watchdog_sent(Instant::now()),
                 Next::Ping => {
                     self.ping().await;
                     schedule.pinged(Instant::now());
@@ -630,6 +674,9 @@ impl Daemon {
     /// SIGHUP: re-read the configuration.
     async fn reload(&mut self, schedule: &mut Schedule) {
         self.reporter.reloading("re-reading the configuration");
+        let _step = self
+            .liveness
+            .step("re-reading the configuration", STEP_SLACK * 3);
         match (self.loader)() {
             Ok(cfg) => {
                 let interval = cfg.reconfigure_switch_interval.0;
@@ -638,6 +685,9 @@ impl Daemon {
                     Ok(()) => {
                         tracing::info!("configuration re-read (SIGHUP)");
                         self.reporter.set_options(reporting);
+                        // The other writer may be gone: repair everything again.
+                        self.contest.clear();
+                        self.sync_contest();
                         self.detect_flavour().await;
                         schedule.set_interval(Instant::now(), interval);
                         schedule.trigger(Trigger::Reload, true);
@@ -660,6 +710,13 @@ impl Daemon {
     /// phone-home ports, the observer.
     async fn reconcile(&mut self, trigger: Trigger, refetch: bool) {
         self.set_phase(LoopPhase::Reconciling);
+        let released = self.contest.release_due(Instant::now());
+        if !released.is_empty() {
+            for key in &released {
+                tracing::info!(%key, "repairing a contested CONFIG_DB key once more");
+            }
+            self.sync_contest();
+        }
         let started_at = SystemTime::now();
         let deadline = Instant::now() + self.agent.cfg.timeout.0;
         // A change of frr.conf whose event was missed (no watch) is found
@@ -670,18 +727,70 @@ impl Daemon {
         let outcome = self.agent.reconcile_once(trigger, refetch, deadline).await;
         self.reporter
             .reconciled(&outcome, started_at, SystemTime::now());
+        self.judge_repairs(&outcome);
         self.report(&outcome).await;
-        if let Some(spec) = self.agent.spec() {
-            let ports: BTreeSet<String> = spec.ports.keys().cloned().collect();
-            self.phone_home_ports.send_if_modified(|p| {
-                let changed = *p != ports;
-                *p = ports;
-                changed
-            });
-        }
+        self.update_phone_home_ports();
         (self.observer)(&LoopEvent::Reconciled(Box::new(outcome.clone())));
         self.last_outcome = Some(outcome);
         self.set_phase(LoopPhase::Idle);
+    }
+
+    /// LLDP capture runs on every port of CONFIG_DB PORT but the spine
+    /// uplinks, from registration on — like metal-core, and whether or not
+    /// the desired state is valid: a refused desired state must not make
+    /// every machine on the switch look dead to the API.
+    fn update_phone_home_ports(&mut self) {
+        let uplinks = &self.agent.cfg.spine_uplinks;
+        let ports: BTreeSet<String> = self
+            .agent
+            .db()
+            .view()
+            .config
+            .table(crate::configdb::schema::Table::Port)
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| !uplinks.contains(name))
+            .collect();
+        self.phone_home_ports.send_if_modified(|p| {
+            let changed = *p != ports;
+            *p = ports;
+            changed
+        });
+    }
+
+    /// Writes the desired state did not ask for repair what another writer
+    /// changed; a key repaired too often is left to it.
+    fn judge_repairs(&mut self, o: &Outcome) {
+        let repair = matches!(
+            o.trigger,
+            Trigger::Configdb | Trigger::Timer | Trigger::Retry
+        ) && !o.desired_changed
+            && !matches!(o.result, ReconcileResult::Invalid | ReconcileResult::DryRun)
+            && o.changes > 0;
+        let Some(plan) = o.plan.as_ref().filter(|_| repair) else {
+            return;
+        };
+        let newly = self
+            .contest
+            .repaired(Instant::now(), plan.iter_changes().map(|c| &c.key));
+        for key in &newly {
+            tracing::error!(
+                %key,
+                "CONFIG_DB key contested by another writer (changed back after every \
+                 repair); no longer repaired for now — is metal-core or a second agent \
+                 running?"
+            );
+        }
+        if !newly.is_empty() {
+            self.sync_contest();
+        }
+    }
+
+    /// The contested keys into the agent (left out of its plans) and the
+    /// reporter.
+    fn sync_contest(&mut self) {
+        let keys: Vec<_> = self.contest.contested().cloned().collect();
+        self.reporter.contested(&keys, self.contest.problem());
+        self.agent.set_contested(keys);
     }
 
     /// Compare the kernel with the desired state; schedule repairs of drift
@@ -768,6 +877,8 @@ impl Daemon {
         let Ok(id) = self.agent.cfg.hostname().map(str::to_owned) else {
             return;
         };
+        let bound = self.api_bound();
+        let _step = self.liveness.step("reporting to the metal API", bound);
         let Some(client) = self.agent.api.as_mut() else {
             return;
         };
@@ -791,6 +902,15 @@ impl Daemon {
             .any(|n| kernel_name(&n.name, naming, &view.config) == Some(port))
     }
 
+    /// The longest an API call with its retries may take.
+    fn api_bound(&self) -> Duration {
+        let cfg = &self.agent.cfg;
+        options::retry(cfg)
+            .worst_case(cfg.timeout.0)
+            .unwrap_or_default()
+            + STEP_SLACK
+    }
+
     /// v2 `ComponentService/Ping` (v1: nothing).
     async fn ping(&mut self) {
         let Ok(id) = self.agent.cfg.hostname().map(str::to_owned) else {
@@ -800,6 +920,8 @@ impl Daemon {
             .started
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
+        let bound = self.api_bound();
+        let _step = self.liveness.step("pinging the metal API", bound);
         let Some(client) = self.agent.api.as_mut() else {
             return;
         };
@@ -828,6 +950,7 @@ impl Daemon {
         if let Some(m) = self.metrics_server.take() {
             m.shutdown().await;
         }
+        drop(self.pinger.take());
         Ok(())
     }
 }

@@ -13,7 +13,12 @@
 //!   times, then backs off too;
 //! - reports caused by state changes (a port, a BGP session) are at least
 //!   [`REPORT_MIN_GAP`] apart; the ping and the watchdog have their own
-//!   periods.
+//!   periods;
+//! - agents that start at the same moment (a partition powered up, a fleet
+//!   updated at once) do not call the API in step: the first interval tick
+//!   after the start-up reconcile, and the second ping, come after a random
+//!   share (0.5–1.5, drawn by the caller) of their period
+//!   ([`Schedule::spread_start`]); every tick after that keeps its phase.
 
 use std::time::{Duration, Instant};
 
@@ -62,12 +67,17 @@ pub struct Schedule {
     report_due: bool,
     last_report: Option<Instant>,
     kernel_check: Option<Instant>,
+    /// The first interval after the start-up reconcile, and the first ping
+    /// period ([`Schedule::spread_start`]).
+    first_interval: Option<Duration>,
+    first_ping: Option<Duration>,
 }
 
 impl Schedule {
     /// A schedule whose first reconcile (trigger `Startup`) is due at once.
-    /// `ping`: the ping period (`None`: no pings); `watchdog`: how often to
-    /// tell systemd the loop is alive (`None`: no watchdog).
+    /// `ping`: the ping period (`None`: no pings); `watchdog`: how often an
+    /// idle loop comes round to prove progress to the watchdog's pinger
+    /// (`None`: no watchdog).
     pub fn new(
         now: Instant,
         interval: Duration,
@@ -88,7 +98,20 @@ impl Schedule {
             report_due: false,
             last_report: None,
             kernel_check: None,
+            first_interval: None,
+            first_ping: None,
         }
+    }
+
+    /// Spread the periodic calls of agents that start together: the first
+    /// interval tick after the start-up reconcile comes `draw · interval`
+    /// after it, the second ping `draw · period` after the first (`draw`
+    /// in 0.5–1.5, drawn by the caller; the start-up reconcile and the
+    /// first ping stay at once). Ticks after that keep the phase.
+    pub fn spread_start(&mut self, draw: f64) {
+        let draw = draw.clamp(0.5, 1.5);
+        self.first_interval = Some(self.interval.mul_f64(draw));
+        self.first_ping = self.ping.map(|(p, _)| p.mul_f64(draw));
     }
 
     /// A new interval (SIGHUP); the next tick moves accordingly.
@@ -128,7 +151,8 @@ impl Schedule {
     pub fn reconciled(&mut self, started: Instant, outcome: &Outcome, backoff: Duration) {
         let fetched = outcome.refetched;
         if fetched {
-            self.next_tick = started + self.interval;
+            let interval = self.first_interval.take().unwrap_or(self.interval);
+            self.next_tick = started + interval;
         }
         if outcome.retry_now && self.immediate < MAX_IMMEDIATE_RETRIES {
             self.immediate += 1;
@@ -162,7 +186,7 @@ impl Schedule {
     /// The ping was sent at `now`.
     pub fn pinged(&mut self, now: Instant) {
         if let Some((p, next)) = &mut self.ping {
-            *next = now + *p;
+            *next = now + self.first_ping.take().unwrap_or(*p);
         }
     }
 
@@ -269,6 +293,7 @@ mod tests {
     use super::*;
 
     const S: Duration = Duration::from_secs(1);
+    const MS: Duration = Duration::from_millis(1);
 
     fn outcome(result: ReconcileResult, transient: bool, refetched: bool) -> Outcome {
         let mut o = Outcome::new(1, Trigger::Timer);
@@ -302,6 +327,44 @@ mod tests {
                 refetch: true
             }
         );
+    }
+
+    #[test]
+    fn agents_that_start_together_call_the_api_apart() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (
+            Schedule::new(t0, 10 * S, Some(300 * S), None),
+            Schedule::new(t0, 10 * S, Some(300 * S), None),
+        );
+        a.spread_start(0.5);
+        b.spread_start(1.25);
+        for s in [&mut a, &mut b] {
+            // The start-up reconcile and the first ping at once.
+            assert_eq!(s.next(t0), Next::Ping);
+            s.pinged(t0);
+            assert!(matches!(s.next(t0), Next::Reconcile { .. }));
+            s.reconciled(t0, &converged(), S);
+        }
+        // The first interval tick and the second ping: their own phase.
+        assert_eq!(a.next(t0 + S), Next::Wait(t0 + 5 * S));
+        assert_eq!(b.next(t0 + S), Next::Wait(t0 + 12_500 * MS));
+        let tick = |s: &mut Schedule, at: Instant| {
+            assert!(
+                matches!(s.next(at), Next::Reconcile { .. }),
+                "tick at {at:?}"
+            );
+            s.reconciled(at, &converged(), S);
+        };
+        tick(&mut a, t0 + 5 * S);
+        tick(&mut b, t0 + 12_500 * MS);
+        // Then every interval, keeping the phase.
+        assert_eq!(a.next(t0 + 6 * S), Next::Wait(t0 + 15 * S));
+        assert_eq!(b.next(t0 + 13 * S), Next::Wait(t0 + 22_500 * MS));
+        // The second ping after its share of the period, then every period.
+        assert_eq!(a.next(t0 + 150 * S), Next::Ping);
+        a.pinged(t0 + 150 * S);
+        assert!(a.next(t0 + 449 * S) != Next::Ping);
+        assert_eq!(a.next(t0 + 450 * S), Next::Ping);
     }
 
     #[test]

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use super::agent::{Agent, digest};
 use super::desired::FetchError;
-use super::options::Mode;
+use super::options::{self, Mode};
 use super::prepare;
 use crate::configdb::Planning;
 use crate::configdb::connection::ConfigDbError;
 use crate::configdb::plan::Plan;
+use crate::configdb::redis::PhaseHook;
 use crate::configdb::schema::Key;
 use crate::error::Error;
 use crate::files::{self, FileError, FileKind};
@@ -24,8 +25,12 @@ use crate::kernel::expect::expectations;
 use crate::report::{FrrOutcome, Outcome, ReconcileResult};
 use crate::spec::{self, Problems, SwitchDesc, SwitchSpec};
 
-/// How long reading what changed unread may take.
+/// How long one full read of the owned CONFIG_DB entries may take.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Slack on top of a step's own time limits (scheduling, a redis round
+/// trip) before the watchdog calls it stalled.
+const STEP_SLACK: Duration = Duration::from_secs(10);
 
 /// The verification after a write failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +67,7 @@ impl Agent {
         deadline: Instant,
     ) -> Result<ReconcileResult, Error> {
         self.flavour_allows()?;
-        let desc = self.fetch(out, refetch).await?;
+        let (desc, api_generation) = self.fetch(out, refetch).await?;
         self.ready(deadline).await?;
         let view_moved = self.view_moved();
         let reassert = std::mem::take(&mut self.reassert);
@@ -75,13 +80,17 @@ impl Agent {
         {
             // Nothing new since the last converged reconcile.
             self.last.desc = Some(desc);
+            self.last.api_generation = api_generation;
             out.unchanged = true;
+            out.digest = self.last.digest.clone();
             return Ok(ReconcileResult::Converged);
         }
         // What SONiC confirmed, with every value read (planning decides on them).
-        self.db.refresh(REFRESH_TIMEOUT).await?;
+        self.refresh().await?;
         let t = Instant::now();
         let spec = self.build_spec(desc, out.desired_changed)?;
+        self.last.api_generation = api_generation;
+        out.digest = self.last.digest.clone();
         let plan = self.plan(&spec, view_moved, &reassert);
         out.stages.plan = t.elapsed();
         out.planned(&plan);
@@ -92,11 +101,15 @@ impl Agent {
                 false => ReconcileResult::DryRun,
             });
         }
+        self.frr_fits(&spec)?;
+        self.frr_removals_first(&spec, &plan, out).await?;
         self.write(&plan, deadline, out).await?;
         self.continue_after_write()?;
         let t = Instant::now();
+        let step = self.step("validating and reloading FRR", self.frr_bound());
         out.frr = self.frr(&spec).await?;
-        out.stages.frr = t.elapsed();
+        drop(step);
+        out.stages.frr += t.elapsed();
         out.frr_repaired = frr_repair && matches!(out.frr, FrrOutcome::Replaced { .. });
         self.verify(&spec, &plan, out).await?;
         crate::crash_point!("reconcile.kernel-check");
@@ -119,16 +132,21 @@ impl Agent {
         }
     }
 
-    /// Fetch: the desired state (or the last one, for a drift repair).
+    /// Fetch: the desired state (or the last one, for a drift repair) and
+    /// the API's generation of it.
     async fn fetch(
         &mut self,
         out: &mut Outcome,
         refetch: bool,
-    ) -> Result<Arc<SwitchDesc>, FetchError> {
+    ) -> Result<(Arc<SwitchDesc>, Option<u64>), FetchError> {
         let t = Instant::now();
-        let desc = match (refetch, &self.last.desc) {
-            (false, Some(d)) => d.clone(),
+        let (desc, api_generation) = match (refetch, &self.last.desc) {
+            (false, Some(d)) => (d.clone(), self.last.api_generation),
             _ => {
+                let bound = options::retry(&self.cfg)
+                    .worst_case(self.cfg.timeout.0)
+                    .unwrap_or_default();
+                let _step = self.step("fetching the desired state", bound + STEP_SLACK);
                 let fetched = self
                     .source
                     .fetch(self.api.as_mut())
@@ -137,16 +155,17 @@ impl Agent {
                         out.fetch_failed = Some(e.is_transient());
                     })?;
                 out.api_version = Some(fetched.version);
-                fetched.desc
+                (fetched.desc, fetched.api_generation)
             }
         };
+        out.api_generation = api_generation;
         out.stages.fetch = t.elapsed();
         out.desired_changed = self
             .last
             .desc
             .as_ref()
             .is_none_or(|d| !Arc::ptr_eq(d, &desc) && **d != *desc);
-        Ok(desc)
+        Ok((desc, api_generation))
     }
 
     /// SONiC must be ready and the view filled before anything is decided.
@@ -154,9 +173,16 @@ impl Agent {
         self.db.pump();
         if !self.db.view().readiness.ready() || !self.db.is_connected() {
             let wait = bounded(self.opts.wait_ready, deadline);
+            let _step = self.step("waiting for SONiC to be ready", wait + STEP_SLACK);
             self.db.wait_ready(wait).await?;
         }
         Ok(())
+    }
+
+    /// Read what changed unread: every owned entry with its values.
+    async fn refresh(&mut self) -> Result<(), ConfigDbError> {
+        let _step = self.step("reading CONFIG_DB", REFRESH_TIMEOUT + STEP_SLACK);
+        self.db.refresh(REFRESH_TIMEOUT).await
     }
 
     /// Spec: the desired state validated against CONFIG_DB's local facts;
@@ -172,6 +198,7 @@ impl Agent {
         if rebuild {
             self.last.desc = Some(desc.clone());
             self.last.spec = None;
+            self.last.digest = None;
             if self.last.facts.as_ref().is_none_or(|(v, _)| *v != version) {
                 let facts = prepare::local_facts(&self.cfg, &self.db.view().config);
                 self.last.facts = Some((version, facts));
@@ -180,6 +207,7 @@ impl Agent {
                 Some((_, facts)) => spec::build(&desc, &self.cfg, facts)?,
                 None => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
             };
+            self.last.digest = Some(spec.digest());
             self.last.spec = Some(spec);
             self.last.spec_config_version = version;
         }
@@ -188,14 +216,62 @@ impl Agent {
 
     /// Plan: only what changed when CONFIG_DB still holds the converged
     /// spec, confirmed; otherwise against what SONiC confirmed, re-asserting
-    /// `reassert` (pure: [`Planning::plan`]).
+    /// `reassert` (pure: [`Planning::plan`]); contested keys left out.
     fn plan(&self, spec: &SwitchSpec, view_moved: bool, reassert: &[Key]) -> Plan {
         let view = self.db.view();
         let since = self.last.converged_spec.as_ref().filter(|_| !view_moved);
-        Planning::new(spec, &view.config, &view.confirmed)
+        let plan = Planning::new(spec, &view.config, &view.confirmed)
             .since(since)
             .reasserting(reassert)
-            .plan()
+            .plan();
+        self.uncontested(plan)
+    }
+
+    /// frr.conf must be one the agent can read back (verify, drift):
+    /// refused before anything is written, like any invalid state.
+    fn frr_fits(&mut self, spec: &SwitchSpec) -> Result<(), Problems> {
+        if self.installer.is_none() {
+            return Ok(());
+        }
+        let text = self.rendered(spec);
+        match frr_size_problem(text.len(), files::FRR_CONFIG_MAX_BYTES) {
+            Some(p) => Err(Problems(vec![p])),
+            None => Ok(()),
+        }
+    }
+
+    /// The longest FRR's validation and reload may take.
+    fn frr_bound(&self) -> Duration {
+        self.cfg.frr_validation_timeout.0 + self.cfg.frr_reload_timeout.0 + STEP_SLACK
+    }
+
+    /// What leaves FRR (a neighbour, a VRF instance) leaves it before its
+    /// interface or VRF leaves CONFIG_DB: bgpd must not hold a session on
+    /// an interface SONiC takes away. What is added goes into CONFIG_DB
+    /// first ([`Agent::write`]), FRR after ([`Agent::frr`]).
+    async fn frr_removals_first(
+        &mut self,
+        spec: &SwitchSpec,
+        plan: &Plan,
+        out: &mut Outcome,
+    ) -> Result<(), InstallError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let (Some(installer), Some(old)) = (&self.installer, &self.last.converged_spec) else {
+            return Ok(());
+        };
+        let Some(mid) = frr::render::removals_first(old, spec) else {
+            return Ok(());
+        };
+        let t = Instant::now();
+        let text = frr::render(&mid, self.frr_lines());
+        let _step = self.step("validating and reloading FRR", self.frr_bound());
+        tracing::info!("removing from FRR what leaves CONFIG_DB, before CONFIG_DB");
+        installer.install(&text).await?;
+        self.frr_loaded = true;
+        out.stages.frr += t.elapsed();
+        Ok(())
     }
 
     /// Write: CONFIG_DB phase by phase, each confirmed by SONiC.
@@ -210,6 +286,23 @@ impl Agent {
         }
         let mut opts = self.opts.hooks.clone();
         opts.barrier_timeout = bounded(opts.barrier_timeout, deadline);
+        // Each wait (pending confirmations, a phase's precondition, its
+        // barrier) is bounded by the barrier timeout; every phase is
+        // progress.
+        let _step = self.step("applying CONFIG_DB", opts.barrier_timeout + STEP_SLACK);
+        if let Some(l) = self.liveness.clone() {
+            let progress = |hook: Option<PhaseHook>| -> Option<PhaseHook> {
+                let l = l.clone();
+                Some(Arc::new(move |phase, stage| {
+                    l.progress();
+                    if let Some(h) = &hook {
+                        h(phase, stage);
+                    }
+                }))
+            };
+            opts.before_phase = progress(opts.before_phase.take());
+            opts.after_write = progress(opts.after_write.take());
+        }
         let r = self.db.apply(plan, &opts).await?;
         out.stages.configdb_write = r.write_time;
         out.stages.barrier_wait = r.barrier_time + r.pending_wait;
@@ -302,9 +395,9 @@ impl Agent {
             return Ok(());
         }
         // The apply ended synced with redis; read what changed unread.
-        self.db.refresh(REFRESH_TIMEOUT).await?;
+        self.refresh().await?;
         let view = self.db.view();
-        let again = Planning::new(spec, &view.config, &view.confirmed).plan();
+        let again = self.uncontested(Planning::new(spec, &view.config, &view.confirmed).plan());
         if !again.is_empty() {
             out.retry_now = true;
             return Err(ConfigDbError::NotConverged {
@@ -330,9 +423,41 @@ impl Agent {
         };
         let t = Instant::now();
         let wait = bounded(self.cfg.kernel_drift_grace.0, deadline);
+        let _step = self.step("waiting for the kernel", wait + STEP_SLACK);
         let confirmed = kernel.wait_until(&expectations(spec), wait).await;
         out.stages.kernel = t.elapsed();
         out.kernel_pending = confirmed.is_err();
         confirmed.map(|_| ())
+    }
+}
+
+/// A rendered frr.conf of `len` bytes is larger than the agent reads back
+/// (`limit`): every later install would fail to read the installed file.
+fn frr_size_problem(len: usize, limit: u64) -> Option<spec::Problem> {
+    (u64::try_from(len).unwrap_or(u64::MAX) > limit).then(|| spec::Problem {
+        object: "frr.conf".into(),
+        message: format!(
+            "the rendered configuration has {len} bytes; the agent reads at most {limit} back \
+             (too many VRFs or prefixes for one frr.conf)"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 22 item 8: a rendered frr.conf larger than the agent reads back
+    /// is refused (as invalid, before any write), at the read limit exactly
+    /// not.
+    #[test]
+    fn a_rendered_frr_conf_over_the_read_limit_is_refused() {
+        let limit = crate::files::FRR_CONFIG_MAX_BYTES;
+        let at = usize::try_from(limit).unwrap();
+        assert_eq!(frr_size_problem(at, limit), None);
+        let p = frr_size_problem(at + 1, limit).unwrap();
+        assert_eq!(p.object, "frr.conf");
+        assert!(p.message.contains("67108865 bytes"), "{}", p.message);
+        assert!(p.message.contains("at most 67108864"), "{}", p.message);
     }
 }

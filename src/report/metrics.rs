@@ -333,6 +333,15 @@ struct BuildLabels {
     version: String,
     revision: String,
 }
+/// A desired state's identity: one series per family, replaced when it
+/// changes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DesiredStateLabels {
+    digest: String,
+    /// The API's generation (v2), `""` when it has none.
+    api_generation: String,
+}
+
 /// The detected SONiC flavour: one series, replaced when it is detected
 /// again (SIGHUP); every value comes from `crate::flavour`, bounded.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -410,7 +419,7 @@ pub struct Metrics {
     drift_repairs: Family<DriftLabels, Counter>,
     last_success: Gauge<f64, AtomicU64>,
     consecutive_failures: Gauge,
-    desired_generation: Gauge,
+    desired_changes: Counter,
     ports: Family<OperStateLabels, Gauge>,
     port_up: Family<PortLabels, Gauge>,
     bgp_sessions: Family<BgpStateLabels, Gauge>,
@@ -419,8 +428,11 @@ pub struct Metrics {
     api_errors: Family<ApiErrorLabels, Counter>,
     phone_home_events: Family<PhoneHomeLabels, Counter>,
     phone_home_pending: Gauge,
+    contested_keys: Gauge,
     metal_core_errors: Family<OperationLabels, UntypedCounter>,
     flavour: Family<FlavourLabels, Gauge>,
+    desired_state: Family<DesiredStateLabels, Gauge>,
+    converged_state: Family<DesiredStateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -442,7 +454,9 @@ impl Metrics {
             drift_repairs: Family::default(),
             last_success: Gauge::default(),
             consecutive_failures: Gauge::default(),
-            desired_generation: Gauge::default(),
+            desired_changes: Counter::default(),
+            desired_state: Family::default(),
+            converged_state: Family::default(),
             ports: Family::default(),
             port_up: Family::default(),
             bgp_sessions: Family::default(),
@@ -451,6 +465,7 @@ impl Metrics {
             api_errors: Family::default(),
             phone_home_events: Family::default(),
             phone_home_pending: Gauge::default(),
+            contested_keys: Gauge::default(),
             metal_core_errors: Family::default(),
             flavour: Family::default(),
         };
@@ -469,6 +484,9 @@ impl Metrics {
         m.register_switch_state(reg);
         m.register_api(reg);
         m.register_metal_core(&mut root);
+        // The process_* family Prometheus' client libraries export, read from
+        // /proc at every scrape (prometheus-client has no process collector).
+        root.register_collector(Box::new(ProcessCollector { started }));
         m.registry = root;
         m
     }
@@ -541,10 +559,23 @@ impl Metrics {
             self.consecutive_failures.clone(),
         );
         reg.register(
-            "desired_state_generation",
-            "Number of distinct desired states received since start (changes when the API's \
-             state of the switch changes)",
-            self.desired_generation.clone(),
+            "desired_state_changes",
+            "Distinct desired states received since start (grows when the API's state of the \
+             switch changes)",
+            self.desired_changes.clone(),
+        );
+        reg.register(
+            "desired_state_info",
+            "The desired state the last reconcile worked towards: the digest of the validated \
+             SwitchSpec and the API's generation (v2; empty for v1) (always 1; one series, \
+             none before the first valid desired state)",
+            self.desired_state.clone(),
+        );
+        reg.register(
+            "converged_state_info",
+            "The desired state the last converged reconcile reached: digest and API generation \
+             as in desired_state_info (always 1; one series, none before the first convergence)",
+            self.converged_state.clone(),
         );
     }
 
@@ -617,6 +648,12 @@ impl Metrics {
             "phone_home_pending",
             "Phone-home events waiting to be sent",
             self.phone_home_pending.clone(),
+        );
+        reg.register(
+            "contested_keys",
+            "Owned CONFIG_DB keys contested by another writer (repaired too often in a short \
+             time): left alone, not repaired, while contested",
+            self.contested_keys.clone(),
         );
     }
 
@@ -711,10 +748,35 @@ impl Metrics {
             .inc();
     }
 
-    /// The desired state's generation (see [`super::status::DesiredState`]).
-    pub fn set_desired_generation(&self, generation: u64) {
-        self.desired_generation
-            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    /// A new desired state arrived (its generation is
+    /// [`super::status::DesiredState`]'s).
+    pub fn desired_state_changed(&self) {
+        self.desired_changes.inc();
+    }
+
+    /// The desired state a reconcile worked towards, and whether it
+    /// converged to it (`desired_state_info`, `converged_state_info`).
+    pub fn set_desired_state(
+        &self,
+        digest: &crate::spec::SpecDigest,
+        api_generation: Option<u64>,
+        converged: bool,
+    ) {
+        let labels = DesiredStateLabels {
+            digest: digest.0.clone(),
+            api_generation: api_generation.map(|g| g.to_string()).unwrap_or_default(),
+        };
+        let families: &[&Family<DesiredStateLabels, Gauge>] = if converged {
+            &[&self.desired_state, &self.converged_state]
+        } else {
+            &[&self.desired_state]
+        };
+        for f in families {
+            if f.get(&labels).is_none() {
+                f.clear();
+                f.get_or_create(&labels).set(1);
+            }
+        }
     }
 
     /// The managed ports' operational states (replaces the previous set).
@@ -805,6 +867,12 @@ impl Metrics {
     /// Phone-home events waiting to be sent.
     pub fn set_phone_home_pending(&self, n: u64) {
         self.phone_home_pending
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Owned CONFIG_DB keys contested by another writer.
+    pub fn set_contested_keys(&self, n: usize) {
+        self.contested_keys
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
@@ -1231,6 +1299,41 @@ mod tests {
         assert!(text.contains("fpm_module=\"fpm\""), "{text}");
     }
 
+    /// Issue 22 item 9: which desired state the agent works towards and
+    /// which it converged to, one series each.
+    #[test]
+    fn the_desired_and_converged_states_are_one_series_each() {
+        use crate::spec::SpecDigest;
+        let m = Metrics::default();
+        assert!(!m.encode().contains("desired_state_info{"));
+        m.set_desired_state(&SpecDigest("00000000000000aa".into()), Some(3), true);
+        m.set_desired_state(&SpecDigest("00000000000000bb".into()), Some(4), false);
+        let text = m.encode();
+        let v = |s| sample_value(&text, s);
+        assert_eq!(
+            v("metal_switchd_desired_state_info{digest=\"00000000000000bb\",api_generation=\"4\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            v(
+                "metal_switchd_converged_state_info{digest=\"00000000000000aa\",api_generation=\"3\"}"
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(text.matches("_state_info{").count(), 2, "{text}");
+        m.set_desired_state(&SpecDigest("00000000000000bb".into()), None, true);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "metal_switchd_converged_state_info{digest=\"00000000000000bb\",api_generation=\"\"} 1"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("_state_info{").count(), 2, "{text}");
+    }
+
     #[test]
     fn port_and_bgp_sets_are_replaced_not_accumulated() {
         let m = Metrics::default();
@@ -1284,5 +1387,104 @@ mod tests {
             ),
             Some(0.0)
         );
+    }
+}
+
+/// `process_*` metrics of this process, read at every scrape: CPU time and
+/// the open-files limit from `getrusage`/`getrlimit`, memory and threads
+/// from `/proc/self/status`, open descriptors from `/proc/self/fd`. A value
+/// that cannot be read is left out of that scrape.
+#[derive(Debug)]
+struct ProcessCollector {
+    started: SystemTime,
+}
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage};
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+
+        if let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) {
+            let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+            let cpu = ConstCounter::new(secs(u.user_time()) + secs(u.system_time()));
+            cpu.encode(encoder.encode_descriptor(
+                "process_cpu",
+                "Total user and system CPU time spent in seconds",
+                Some(&Unit::Seconds),
+                cpu.metric_type(),
+            )?)?;
+        }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |name: &str| -> Option<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        };
+        for (name, key, help) in [
+            (
+                "process_resident_memory",
+                "VmRSS",
+                "Resident memory size in bytes",
+            ),
+            (
+                "process_virtual_memory",
+                "VmSize",
+                "Virtual memory size in bytes",
+            ),
+        ] {
+            if let Some(kib) = field(key) {
+                let g =
+                    ConstGauge::new(i64::try_from(kib.saturating_mul(1024)).unwrap_or(i64::MAX));
+                g.encode(encoder.encode_descriptor(
+                    name,
+                    help,
+                    Some(&Unit::Bytes),
+                    g.metric_type(),
+                )?)?;
+            }
+        }
+        if let Some(n) = field("Threads") {
+            let g = ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+            g.encode(encoder.encode_descriptor(
+                "process_threads",
+                "Number of OS threads in the process",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            let g = ConstGauge::new(i64::try_from(dir.count()).unwrap_or(i64::MAX));
+            g.encode(encoder.encode_descriptor(
+                "process_open_fds",
+                "Number of open file descriptors",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            let g = ConstGauge::new(i64::try_from(soft).unwrap_or(i64::MAX));
+            g.encode(encoder.encode_descriptor(
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        let g = ConstGauge::new(seconds_since_epoch(self.started));
+        g.encode(encoder.encode_descriptor(
+            "process_start_time",
+            "Start time of the process since the Unix epoch in seconds",
+            Some(&Unit::Seconds),
+            g.metric_type(),
+        )?)?;
+        Ok(())
     }
 }

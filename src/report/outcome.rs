@@ -8,6 +8,7 @@ use super::vocab::{ReconcileResult, Stage, Trigger};
 use crate::config::ApiVersion;
 use crate::configdb::plan::Plan;
 use crate::configdb::redis::ApplyReport;
+use crate::spec::SpecDigest;
 
 /// Time spent per stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -89,6 +90,14 @@ pub struct Outcome {
     pub fetch_failed: Option<bool>,
     /// The desired state differs from the previous reconcile's.
     pub desired_changed: bool,
+    /// The digest of the validated desired state this reconcile worked
+    /// towards (converged to, when it did); `None` when there was none (the
+    /// fetch failed, the desired state was invalid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<SpecDigest>,
+    /// The API's generation of that desired state (v2), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_generation: Option<u64>,
     pub api_version: Option<ApiVersion>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -126,6 +135,8 @@ impl Outcome {
             fetch_failed: None,
             kernel_pending: false,
             desired_changed: false,
+            digest: None,
+            api_generation: None,
             api_version: None,
             error: None,
             transient: false,
@@ -162,6 +173,13 @@ impl Outcome {
             self.trigger.as_str(),
             self.result.as_str()
         );
+        if let Some(d) = &self.digest {
+            let to = if self.is_converged() { "to" } else { "towards" };
+            s.push_str(&format!(" {to} desired state {d}"));
+            if let Some(g) = self.api_generation {
+                s.push_str(&format!(" (API generation {g})"));
+            }
+        }
         if self.unchanged {
             s.push_str(", nothing changed");
         } else if self.changes > 0 {

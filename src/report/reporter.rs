@@ -15,7 +15,7 @@ use super::vocab::{DriftSource, LoopPhase, Origin, ReconcileResult, Stage, Trigg
 use crate::api::client::ApiClient;
 use crate::api::error::ApiError;
 use crate::config::NamingSchema;
-use crate::configdb::schema::DbState;
+use crate::configdb::schema::{DbState, Key};
 use crate::frr::bgp::Neighbors;
 use crate::kernel::drift::DriftStatus;
 use crate::lldp::collector::{PhoneHomeSnapshot, Stats as PhoneHomeStats};
@@ -56,7 +56,7 @@ pub struct Reporter {
     opts: ReporterOptions,
     status: Status,
     metrics: Arc<Metrics>,
-    notifier: Notifier,
+    notifier: Arc<Notifier>,
     /// The last reconcile error logged (an error is logged once, not on
     /// every retry of it).
     last_error: Option<String>,
@@ -64,6 +64,8 @@ pub struct Reporter {
     desired_generation: u64,
     /// Kernel drift that is reported, not repaired (for the API report).
     drift_problem: Option<String>,
+    /// Owned keys contested by another writer (for the API report).
+    contest_problem: Option<String>,
     /// Phone-home counters already turned into metrics.
     phone_home_seen: PhoneHomeStats,
     status_error_logged: bool,
@@ -81,10 +83,11 @@ impl Reporter {
             opts,
             status: Status::new(pid, started),
             metrics: Arc::new(Metrics::new(started)),
-            notifier,
+            notifier: Arc::new(notifier),
             last_error: None,
             desired_generation: 0,
             drift_problem: None,
+            contest_problem: None,
             phone_home_seen: PhoneHomeStats::default(),
             status_error_logged: false,
         }
@@ -104,9 +107,17 @@ impl Reporter {
         &self.status
     }
 
-    /// How often systemd wants `WATCHDOG=1`.
-    pub fn watchdog_period(&self) -> Option<Duration> {
-        self.notifier.watchdog_period()
+    /// systemd's `WatchdogSec` (`None`: no watchdog, or no systemd).
+    pub fn watchdog_interval(&self) -> Option<Duration> {
+        self.notifier
+            .watchdog_interval()
+            .filter(|_| self.notifier.is_enabled())
+    }
+
+    /// The channel to systemd, for the watchdog's pinger (which sends
+    /// `WATCHDOG=1` from a thread of its own).
+    pub fn notifier(&self) -> Arc<Notifier> {
+        self.notifier.clone()
     }
 
     // --- the loop's life, for systemd and the status file -----------------
@@ -121,13 +132,6 @@ impl Reporter {
     pub fn ready(&self, now: SystemTime) {
         if let Err(e) = self.notifier.ready(&self.status.status_line(now)) {
             tracing::warn!(error = %e, "READY=1 not sent");
-        }
-    }
-
-    /// `WATCHDOG=1`.
-    pub fn watchdog(&self) {
-        if let Err(e) = self.notifier.watchdog() {
-            tracing::warn!(error = %e, "WATCHDOG=1 not sent");
         }
     }
 
@@ -182,12 +186,24 @@ impl Reporter {
         self.count(o, now);
         if o.desired_changed {
             self.desired_generation += 1;
-            self.metrics.set_desired_generation(self.desired_generation);
+            self.metrics.desired_state_changed();
         }
+        let before = self.status.desired.take();
         self.status.desired = Some(DesiredState {
             source: self.opts.origin,
             generation: self.desired_generation,
+            digest: o
+                .digest
+                .clone()
+                .or_else(|| before.as_ref().and_then(|d| d.digest.clone())),
+            api_generation: o
+                .api_generation
+                .or_else(|| before.as_ref().and_then(|d| d.api_generation)),
         });
+        if let Some(d) = &o.digest {
+            self.metrics
+                .set_desired_state(d, o.api_generation, o.is_converged());
+        }
         if o.frr_repaired {
             self.metrics.drift_repaired(DriftSource::Frr);
             let what = self.opts.frr_config.display().to_string();
@@ -213,6 +229,8 @@ impl Reporter {
             changes: o.changes as u64,
             phases: o.phases as u64,
             frr_changed: matches!(o.frr, FrrOutcome::Replaced { .. }),
+            digest: o.digest.clone(),
+            api_generation: o.api_generation,
         });
     }
 
@@ -243,11 +261,14 @@ impl Reporter {
     fn log(&mut self, o: &Outcome) {
         match o.result {
             ReconcileResult::Converged | ReconcileResult::DryRun => {
+                let digest = o.digest.as_ref().map(|d| d.0.as_str());
                 if o.unchanged {
-                    tracing::debug!(generation = o.generation, "{}", o.summary());
+                    tracing::debug!(generation = o.generation, digest, "{}", o.summary());
                 } else {
                     tracing::info!(
                         generation = o.generation,
+                        digest,
+                        api_generation = o.api_generation,
                         trigger = o.trigger.as_str(),
                         changes = o.changes,
                         phases = o.phases,
@@ -381,6 +402,15 @@ impl Reporter {
         newly_reported
     }
 
+    /// The owned CONFIG_DB keys contested by another writer now (left
+    /// alone, not repaired) and the problem the API hears of them: into the
+    /// metrics, the status record and the API report.
+    pub fn contested(&mut self, keys: &[Key], problem: Option<String>) {
+        self.metrics.set_contested_keys(keys.len());
+        self.status.drift.contested = keys.iter().map(ToString::to_string).collect();
+        self.contest_problem = problem;
+    }
+
     // --- the metal API ------------------------------------------------------
 
     /// The report of `outcome` to the metal API: port states for every nic
@@ -395,7 +425,10 @@ impl Reporter {
     ) -> SwitchReport {
         let mut rep = api::build(outcome, desc, self.opts.naming, config, seen.oper, seen.bgp);
         if rep.error.is_none() {
-            rep.error = self.drift_problem.clone();
+            rep.error = self
+                .drift_problem
+                .clone()
+                .or_else(|| self.contest_problem.clone());
         }
         rep
     }
@@ -631,7 +664,7 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(
-            sample(&text, "metal_switchd_desired_state_generation"),
+            sample(&text, "metal_switchd_desired_state_changes_total"),
             Some(1.0)
         );
     }

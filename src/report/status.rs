@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::vocab::{DriftSource, LoopPhase, Origin, ReconcileResult, Stage, Trigger};
 use crate::observed::{BgpPortState, BgpState, PortOperState};
-use crate::spec::AdminStatus;
+use crate::spec::{AdminStatus, SpecDigest};
 use crate::time::Timestamp;
 
 /// Name of the status file in the state directory.
@@ -86,6 +86,13 @@ pub struct DesiredState {
     pub source: Origin,
     /// Counts distinct desired states since start (1 = the first one).
     pub generation: u64,
+    /// The digest of the validated desired state
+    /// ([`crate::spec::SwitchSpec::digest`]); `None` until one was valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<SpecDigest>,
+    /// The API's generation of it (v2 `meta.generation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_generation: Option<u64>,
 }
 
 /// The last reconcile.
@@ -108,6 +115,14 @@ pub struct ReconcileRecord {
     pub phases: u64,
     /// Whether a new FRR configuration was installed.
     pub frr_changed: bool,
+    /// The digest of the desired state this reconcile worked towards — for
+    /// `converged`, the one it converged to ([`crate::spec::SwitchSpec::digest`]);
+    /// `None` when it had no valid desired state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<SpecDigest>,
+    /// The API's generation of that desired state (v2), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_generation: Option<u64>,
 }
 
 /// Drift the agent repaired.
@@ -117,6 +132,10 @@ pub struct Drift {
     pub repairs: BTreeMap<DriftSource, u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<DriftRepair>,
+    /// Owned CONFIG_DB keys contested by another writer: not repaired
+    /// while contested (`crate::configdb::contest`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contested: Vec<String>,
 }
 
 /// One drift repair.
@@ -414,6 +433,8 @@ pub(crate) mod sample {
             changes: 3,
             phases: 2,
             frr_changed: true,
+            digest: Some(SpecDigest("0123456789abcdef".into())),
+            api_generation: Some(12),
         }
     }
 
@@ -423,6 +444,8 @@ pub(crate) mod sample {
         s.desired = Some(DesiredState {
             source: Origin::Api(crate::config::ApiVersion::V1),
             generation: 7,
+            digest: Some(SpecDigest("0123456789abcdef".into())),
+            api_generation: Some(12),
         });
         s.record_reconcile(record(ReconcileResult::Converged, 10));
         s.record_drift(DriftSource::Configdb, "PORT|Ethernet4 mtu", t(20));

@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use super::status::{ReconcileRecord, Status};
-use super::vocab::DriftSource;
+use super::vocab::{DriftSource, ReconcileResult};
 use crate::observed::{BgpState, PortOperState};
+use crate::spec::SpecDigest;
 
 impl Status {
     /// The one-line summary for systemd's `STATUS=` (shown by `systemctl status`).
@@ -29,7 +30,7 @@ impl Status {
             }
             if let Some(e) = &r.error {
                 let first = e.lines().next().unwrap_or_default();
-                let _ = write!(s, ": {}", truncate(first, 120));
+                let _ = write!(s, ": {}", truncate(&shown(first), 120));
             }
         }
         if self.consecutive_failures > 1 {
@@ -37,6 +38,12 @@ impl Status {
         }
         if let Some(d) = &self.desired {
             let _ = write!(s, "; generation {}", d.generation);
+            if let Some(digest) = &d.digest {
+                let _ = write!(s, " = {}", truncate(&shown(&digest.0), 16));
+            }
+            if let Some(g) = d.api_generation {
+                let _ = write!(s, " (API {g})");
+            }
         }
         let (up, total) = self.ports_up();
         if total > 0 {
@@ -108,9 +115,10 @@ impl Status {
             Some(d) => {
                 let _ = writeln!(
                     o,
-                    "desired state:    {} generation {}",
+                    "desired state:    {} generation {}{}",
                     d.source.as_str(),
-                    d.generation
+                    d.generation,
+                    identity(d.digest.as_ref(), d.api_generation)
                 );
             }
             None => o.push_str("desired state:    none yet\n"),
@@ -122,15 +130,17 @@ impl Status {
             return;
         };
         let fact = |k: &str| {
-            f.facts
-                .iter()
-                .find(|(n, _)| n == k)
-                .map_or("unknown", |(_, v)| v.as_str())
+            shown(
+                f.facts
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map_or("unknown", |(_, v)| v.as_str()),
+            )
         };
         let _ = writeln!(
             o,
             "SONiC flavour:    {} (Debian {}, {}, FRR {}, fpm module {})",
-            f.name,
+            shown(&f.name),
             fact("debian"),
             fact("docker_routing_config_mode"),
             fact("frr_version"),
@@ -138,10 +148,10 @@ impl Status {
         );
         let _ = writeln!(o, "  frr.conf adds:  {}", fact("frr_lines"));
         for w in &f.warnings {
-            let _ = writeln!(o, "  warning:        {w}");
+            let _ = writeln!(o, "  warning:        {}", shown(w));
         }
         if let Some(r) = &f.refused {
-            let _ = writeln!(o, "  REFUSED:        {r}");
+            let _ = writeln!(o, "  REFUSED:        {}", shown(r));
         }
     }
 
@@ -175,9 +185,22 @@ impl Status {
             .collect();
         let _ = write!(o, "drift repairs:    {}", repairs.join(", "));
         if let Some(l) = &self.drift.last {
-            let _ = write!(o, " (last: {} {} at {})", l.source.as_str(), l.what, l.at);
+            let _ = write!(
+                o,
+                " (last: {} {} at {})",
+                l.source.as_str(),
+                shown(&l.what),
+                l.at
+            );
         }
         o.push('\n');
+        if !self.drift.contested.is_empty() {
+            let _ = writeln!(
+                o,
+                "contested:        {} (by another writer; not repaired)",
+                self.drift.contested.join(", ")
+            );
+        }
     }
 
     fn text_ports(&self, o: &mut String) {
@@ -197,7 +220,7 @@ impl Status {
                 .admin
                 .map(|a| format!(", admin {}", a.as_str()))
                 .unwrap_or_default();
-            let _ = writeln!(o, "  {name:<14}{:?}{admin}", p.oper);
+            let _ = writeln!(o, "  {:<14}{:?}{admin}", shown(name), p.oper);
         }
     }
 
@@ -226,16 +249,17 @@ impl Status {
             .filter(|(_, b)| b.state != BgpState::Established)
         {
             let neighbor = if b.neighbor.is_empty() {
-                "-"
+                "-".to_owned()
             } else {
-                &b.neighbor
+                shown(&b.neighbor)
             };
             let _ = writeln!(
                 o,
-                "  {port:<14}{:<12}vrf {} peer-group {} neighbor {neighbor}",
+                "  {:<14}{:<12}vrf {} peer-group {} neighbor {neighbor}",
+                shown(port),
                 b.state.as_str(),
-                b.vrf,
-                b.peer_group,
+                shown(&b.vrf),
+                shown(&b.peer_group),
             );
         }
     }
@@ -266,10 +290,22 @@ fn text_record(o: &mut String, r: &ReconcileRecord, now: SystemTime) {
         short_duration(r.duration),
         r.trigger.as_str()
     );
+    if r.digest.is_some() {
+        let to = if r.result == ReconcileResult::Converged {
+            "converged to"
+        } else {
+            "towards"
+        };
+        let _ = writeln!(
+            o,
+            "  {to:<16}{}",
+            identity(r.digest.as_ref(), r.api_generation).trim_start_matches(", ")
+        );
+    }
     if let Some(e) = &r.error {
         for (i, line) in e.lines().enumerate() {
             let label = if i == 0 { "  error:" } else { "" };
-            let _ = writeln!(o, "{label:<18}{line}");
+            let _ = writeln!(o, "{label:<18}{}", shown(line));
         }
     }
     if !r.stages.is_empty() {
@@ -309,6 +345,27 @@ pub fn short_duration(d: Duration) -> String {
     } else {
         format!("{}d{}h", d.as_secs() / 86400, d.as_secs() % 86400 / 3600)
     }
+}
+
+/// `, digest D (API generation G)` of a desired state, or nothing.
+fn identity(digest: Option<&SpecDigest>, api_generation: Option<u64>) -> String {
+    let mut s = String::new();
+    if let Some(d) = digest {
+        let _ = write!(s, ", digest {}", shown(&d.0));
+    }
+    if let Some(g) = api_generation {
+        let _ = write!(s, " (API generation {g})");
+    }
+    s
+}
+
+/// Text of the status file as `status` shows it: the file may hold what
+/// came from outside (API errors, CONFIG_DB names, a BGP peer's host name),
+/// and anyone who can write it could put anything there. Control and
+/// format characters escaped, cut at `MESSAGE_CHARS` per value
+/// ([`crate::names::escaped`]).
+fn shown(s: &str) -> String {
+    crate::names::escaped(s, crate::names::MESSAGE_CHARS)
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -362,8 +419,8 @@ mod tests {
         let line = s.status_line(t(40));
         assert_eq!(
             line,
-            "idle; last reconcile #1 converged 30.0s ago in 1.5s, 3 changes; generation 7; \
-             ports 1/2 up; BGP 1/2 established"
+            "idle; last reconcile #1 converged 30.0s ago in 1.5s, 3 changes; generation 7 = \
+             0123456789abcdef (API 12); ports 1/2 up; BGP 1/2 established"
         );
         s.record_reconcile(record(ReconcileResult::Error, 41));
         s.record_reconcile(record(ReconcileResult::Error, 50));
@@ -391,7 +448,8 @@ mod tests {
             "metal-switchd 0.1.0",
             "pid 4242, up 40.0s",
             "phase:            idle",
-            "desired state:    api-v1 generation 7",
+            "desired state:    api-v1 generation 7, digest 0123456789abcdef (API generation 12)\n",
+            "  converged to    digest 0123456789abcdef (API generation 12)\n",
             "last reconcile:   converged at 2026-09-21T14:13:30.000Z (30.0s ago), took 1.5s, trigger timer",
             "stages:         fetch 12ms, barrier_wait 800ms",
             "changes:        3 CONFIG_DB keys in 2 phases; FRR reloaded",
@@ -405,6 +463,35 @@ mod tests {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
         assert!(!text.contains("Ethernet0     Up"), "{text}");
+    }
+
+    /// Issue 22 item 5: what came from outside is shown escaped and cut —
+    /// an API error with `ESC[2J` and a forged line, a BGP peer's host name
+    /// with U+202E, a CONFIG_DB name with a newline.
+    #[test]
+    fn the_text_escapes_what_came_from_outside() {
+        use super::super::vocab::DriftSource;
+        use crate::observed::BgpState;
+        let mut s = sample();
+        let mut r = record(ReconcileResult::Error, 30);
+        r.error = Some(format!(
+            "get switch: answered HTTP 400: \u{1b}[2J{}\nfirst\u{202e}line",
+            "x".repeat(10_000)
+        ));
+        s.record_reconcile(r);
+        s.record_drift(DriftSource::Configdb, "PORT|Eth\u{1b}]0;x\u{7}", t(31));
+        if let Some(b) = s.bgp.values_mut().next() {
+            b.neighbor = "evil\u{202e}txt.exe\u{1b}[31m".into();
+            b.state = BgpState::Active;
+        }
+        let text = s.text(t(40));
+        let line = s.status_line(t(40));
+        for shown in [&text, &line] {
+            assert!(!shown.contains(['\u{1b}', '\u{7}', '\u{202e}']), "{shown}");
+        }
+        assert!(text.contains("evil\\u{202e}txt.exe\\u{1b}[31m"), "{text}");
+        assert!(text.contains("\\u{1b}[2Jxxx"), "{text}");
+        assert!(text.len() < 4_000, "{} bytes", text.len());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::{
     SwitchDesc, SwitchSpec, VrfSpec, vni_of_vrf_name, vrf_name,
 };
 use crate::config::Config;
-use crate::names::{identifier_problem, ifname_problem, quoted};
+use crate::names::{SHOWN_CHARS, escaped, identifier_problem, ifname_problem, quoted};
 
 /// The parsed filter CIDRs of each tenant VRF's member nics, by VNI.
 type TenantNets = BTreeMap<u32, Vec<IpNet>>;
@@ -141,21 +141,20 @@ impl Builder<'_> {
     fn ports(&mut self, desc: &SwitchDesc) -> (BTreeMap<String, PortSpec>, TenantNets) {
         let mut ports: BTreeMap<String, PortSpec> = BTreeMap::new();
         let mut tenant_nets = TenantNets::new();
-        let bridge_ports: BTreeSet<String> = self
-            .cfg
+        let cfg = self.cfg;
+        let bridge_ports: BTreeSet<String> = cfg
             .additional_bridge_ports
             .iter()
-            .filter_map(|p| self.resolve_config_port(p))
+            .filter_map(|p| self.resolve_config_port(p)?.ok())
             .collect();
-        let uplinks: Vec<String> = self
-            .cfg
+        let uplinks: Vec<String> = cfg
             .spine_uplinks
             .iter()
             .filter_map(|p| match self.resolve_config_port(p) {
-                Some(name) => Some(name),
+                Some(found) => found.ok(),
                 None => {
                     let msg = self.not_a_port(p);
-                    self.port_problem(format!("spine uplink {p}"), msg);
+                    self.port_problem(format!("spine uplink {}", quoted(p)), msg);
                     None
                 }
             })
@@ -251,15 +250,41 @@ impl Builder<'_> {
     }
 
     /// A port named in the configuration: its kernel name or its alias.
-    fn resolve_config_port(&self, p: &str) -> Option<String> {
-        if self.facts.ports.contains_key(p) {
-            return Some(p.to_owned());
+    /// `None`: no such port; `Some(Err(()))`: the PORT key found is not a
+    /// valid port name ([`Self::port_key`], a problem is recorded).
+    fn resolve_config_port(&mut self, p: &str) -> Option<Result<String, ()>> {
+        let facts = self.facts;
+        let key = if facts.ports.contains_key(p) {
+            p
+        } else {
+            facts
+                .ports
+                .iter()
+                .find(|(_, alias)| alias.as_deref() == Some(p))
+                .map(|(name, _)| name.as_str())?
+        };
+        Some(self.port_key(key, p).ok_or(()))
+    }
+
+    /// A PORT key that reaches CONFIG_DB keys, frr.conf and messages: it
+    /// must be a network device name (CONFIG_DB is not trusted to hold only
+    /// SONiC's names). `via` is how it was named (itself or an alias).
+    fn port_key(&mut self, key: &str, via: &str) -> Option<String> {
+        match ifname_problem(key) {
+            None => Some(key.to_owned()),
+            Some(p) => {
+                let via = if via == key {
+                    String::new()
+                } else {
+                    format!(" (alias {})", quoted(via))
+                };
+                self.problem(
+                    format!("CONFIG_DB PORT key {}{via}", quoted(key)),
+                    format!("is not a valid port name: {p}"),
+                );
+                None
+            }
         }
-        self.facts
-            .ports
-            .iter()
-            .find(|(_, alias)| alias.as_deref() == Some(p))
-            .map(|(name, _)| name.clone())
     }
 
     /// The kernel name of a nic, per naming schema; records a problem if none.
@@ -269,25 +294,25 @@ impl Builder<'_> {
             return None;
         }
         if self.cfg.interface_naming_schema.nic_name_is_alias() {
-            let found = self
-                .facts
+            let facts = self.facts;
+            let found = facts
                 .ports
                 .iter()
-                .find(|(_, alias)| alias.as_deref() == Some(nic.name.as_str()))
-                .map(|(name, _)| name.clone());
-            if found.is_none() {
-                self.port_problem(
-                    format!("nic {}", nic.name),
-                    format!(
-                        "no port in CONFIG_DB PORT has this alias (interface_naming_schema = {:?})",
-                        self.cfg.interface_naming_schema
-                    ),
-                );
+                .find(|(_, alias)| alias.as_deref() == Some(nic.name.as_str()));
+            if let Some((key, _)) = found {
+                return self.port_key(key, &nic.name);
             }
-            return found;
+            self.port_problem(
+                format!("nic {}", nic.name),
+                format!(
+                    "no port in CONFIG_DB PORT has this alias (interface_naming_schema = {:?})",
+                    self.cfg.interface_naming_schema
+                ),
+            );
+            return None;
         }
         if self.facts.ports.contains_key(&nic.name) {
-            Some(nic.name.clone())
+            self.port_key(&nic.name, &nic.name)
         } else {
             let msg = self.not_a_port(&nic.name);
             self.port_problem(format!("port {}", nic.name), msg);
@@ -302,9 +327,12 @@ impl Builder<'_> {
             let mut known: Vec<&str> = self.facts.ports.keys().map(String::as_str).collect();
             known.sort_by(|a, b| natural_cmp(a, b));
             match (known.first(), known.last()) {
-                (Some(first), Some(last)) => {
-                    format!(" (known: {first}..{last}, {} ports)", known.len())
-                }
+                (Some(first), Some(last)) => format!(
+                    " (known: {}..{}, {} ports)",
+                    escaped(first, SHOWN_CHARS),
+                    escaped(last, SHOWN_CHARS),
+                    known.len()
+                ),
                 _ => String::new(),
             }
         });
@@ -462,6 +490,7 @@ impl Builder<'_> {
                 continue;
             }
             if let Some(user) = self.facts.foreign_vnis.get(&vni) {
+                let user = escaped(user, SHOWN_CHARS * 3);
                 self.problem(object(), format!("VNI {vni} is already used by {user}"));
                 continue;
             }
@@ -471,6 +500,7 @@ impl Builder<'_> {
             let vlan = self.facts.tenant_vlans.get(&vni).copied();
             if let Some(v) = vlan {
                 if let Some(holder) = self.facts.foreign_vlans.get(&v) {
+                    let holder = escaped(holder, SHOWN_CHARS * 3);
                     self.problem(object(), format!("its VLAN Vlan{v} collides with {holder}"));
                 }
             } else {
@@ -579,8 +609,9 @@ impl Builder<'_> {
                 self.problem(
                     object(),
                     format!(
-                        "is bound to VRF {bound}, which the agent does not own (static or \
+                        "is bound to VRF {}, which the agent does not own (static or \
                          foreign); it would have to become {}",
+                        escaped(bound, SHOWN_CHARS),
                         p.role.describe()
                     ),
                 );
@@ -809,6 +840,41 @@ mod tests {
         assert_eq!(v.vlan, 1001);
         let v4: Vec<String> = v.prefixes.v4.iter().map(ToString::to_string).collect();
         assert_eq!(v4, ["10.1.0.0/24", "192.168.0.1/32"]);
+    }
+
+    /// Issue 22 item 6: CONFIG_DB is not trusted to hold only SONiC's
+    /// names. A PORT key with a newline, reached through its alias in
+    /// `spine_uplinks`, would put its lines into frr.conf (`neighbor <port>
+    /// interface …`) and into the error message.
+    #[test]
+    fn a_port_key_with_a_newline_reached_through_its_alias_is_refused() {
+        let bad = "Ethernet120\n!\nline vty\n";
+        let mut f = facts();
+        f.ports.remove("Ethernet120");
+        f.ports.insert(bad.into(), Some("Eth31/1".into()));
+        let d = desc(vec![nic("Ethernet0", "", &[], &[])]);
+        let mut cfg = config("");
+        cfg.spine_uplinks = vec!["Eth31/1".into()];
+        let p = problems(&d, &cfg, &f);
+        assert!(
+            has(
+                &p,
+                r#"CONFIG_DB PORT key "Ethernet120\n!\nline vty\n" (alias "Eth31/1")"#
+            ),
+            "{p:?}"
+        );
+        assert!(p.iter().all(|p| !p.contains('\n')), "{p:?}");
+        // Through a nic's alias (interface_naming_schema) and its own name.
+        let d = desc(vec![nic("Eth31/1", "", &[], &[])]);
+        let cfg = config("interface_naming_schema = \"alias\"");
+        let p = problems(&d, &cfg, &f);
+        assert!(has(&p, "is not a valid port name"), "{p:?}");
+        assert!(p.iter().all(|p| !p.contains('\n')), "{p:?}");
+        let mut f = facts();
+        f.ports.insert("Ethernet1\u{202e}".into(), None);
+        let d = desc(vec![nic("Ethernet1\u{202e}", "", &[], &[])]);
+        let p = problems(&d, &config(""), &f);
+        assert!(p.iter().all(|p| !p.contains('\u{202e}')), "{p:?}");
     }
 
     #[test]

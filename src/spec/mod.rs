@@ -269,9 +269,36 @@ pub struct SwitchSpec {
 }
 
 impl SwitchSpec {
+    /// The identity of this desired state: the first 64 bits of the SHA-256
+    /// of its JSON form, in hex (16 characters). Equal specs have equal
+    /// digests (every collection in a spec is ordered); status, metrics,
+    /// logs and tests use it to tell which desired state an outcome reached.
+    pub fn digest(&self) -> SpecDigest {
+        use sha2::Digest as _;
+        // Serialising plain data (strings, numbers, ordered maps) cannot fail.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let hash = sha2::Sha256::digest(&json);
+        let mut hex = String::with_capacity(16);
+        for b in hash.iter().take(8) {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        SpecDigest(hex)
+    }
+
     /// Ports of one role, in name order.
     pub fn ports_where(&self, pred: impl Fn(&PortRole) -> bool) -> impl Iterator<Item = &PortSpec> {
         self.ports.values().filter(move |p| pred(&p.role))
+    }
+}
+
+/// The digest of a [`SwitchSpec`] ([`SwitchSpec::digest`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SpecDigest(pub String);
+
+impl fmt::Display for SpecDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -393,6 +420,27 @@ mod tests {
             one.to_string(),
             "desired state rejected, nothing was changed (1 problem):\n  - asn: 0 is not a valid ASN"
         );
+    }
+
+    #[test]
+    fn the_digest_names_the_spec() {
+        use crate::configdb::testkit::{port, spec};
+        let a = spec(
+            vec![port("Ethernet0", PortRole::Tenant { vni: 104009 }, None)],
+            &[(104009, 1001)],
+        );
+        let same = spec(
+            vec![port("Ethernet0", PortRole::Tenant { vni: 104009 }, None)],
+            &[(104009, 1001)],
+        );
+        let other = spec(
+            vec![port("Ethernet0", PortRole::Tenant { vni: 104009 }, None)],
+            &[(104009, 1002)],
+        );
+        assert_eq!(a.digest(), same.digest());
+        assert_ne!(a.digest(), other.digest());
+        assert_eq!(a.digest().0.len(), 16);
+        assert!(a.digest().0.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 
     #[test]

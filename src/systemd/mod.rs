@@ -14,7 +14,8 @@
 //! sent, so a job that ends before the call returns is never missed.
 //!
 //! [`notify`] speaks the `sd_notify` protocol to the service manager that
-//! started the daemon (readiness, watchdog, status line).
+//! started the daemon (readiness, watchdog, status line); [`watchdog`]
+//! decides when the loop has earned a `WATCHDOG=1`.
 //!
 //! [`escape_path`] and [`template_instance`] are pure (systemd's
 //! `systemd-escape --path --template` rules) and compile without the feature.
@@ -23,6 +24,8 @@
 mod client;
 #[cfg(feature = "agent")]
 pub mod notify;
+#[cfg(feature = "agent")]
+pub mod watchdog;
 
 #[cfg(feature = "agent")]
 pub use client::{JobResult, Systemd, SystemdError};

@@ -15,9 +15,11 @@
 //! - `READY=1` with a `STATUS=` line after its first complete observation
 //!   ([`Notifier::ready`]); until then systemd reports the unit as
 //!   "activating" and units ordered after it wait;
-//! - `WATCHDOG=1` from inside the reconcile loop ([`Notifier::watchdog`]) at
-//!   least every [`Notifier::watchdog_period`] — never from a separate timer
-//!   task, so a stuck loop stops the pings and systemd kills and restarts it;
+//! - `WATCHDOG=1` ([`Notifier::watchdog`]) every quarter of the interval
+//!   while the loop proves progress — it came round recently, or a long step
+//!   (registration, a barrier, an FRR reload, API retries) is within its
+//!   bound — and never otherwise, so a stuck loop stops the pings and
+//!   systemd kills and restarts it ([`super::watchdog`]);
 //! - `STATUS=` after every reconcile and phase change ([`Notifier::status`]);
 //! - `RELOADING=1` with `MONOTONIC_USEC=` on SIGHUP, then `READY=1` when the
 //!   reload is done ([`Notifier::reloading`]; systemd ≥ 253 wants the clock

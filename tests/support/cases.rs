@@ -170,6 +170,11 @@ pub fn build(case: &Case, extra_config: &str) -> Result<Built, String> {
     // Nothing may be written; if something is, fail fast instead of waiting
     // for barriers nobody confirms.
     config.insert("barrier_timeout".into(), "1s".into());
+    // The writer lock and the status file beside the case's redis.
+    config.insert(
+        "state_directory".into(),
+        sw.redis.dir().join("state").display().to_string().into(),
+    );
     if let Some(extra) = t.get("config").and_then(|v| v.as_str()) {
         config.extend(toml::from_str::<toml::Table>(extra).map_err(|e| format!("config: {e}"))?);
     }

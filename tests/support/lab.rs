@@ -79,6 +79,8 @@ pub struct Lab {
     pub server: ApiServer,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The switch's id (the API's and the agent's).
+    pub id: String,
 }
 
 impl Lab {
@@ -120,12 +122,17 @@ impl Lab {
             reload.display().to_string(),
         );
         let config = sw.config_file(d, &settings);
+        let id = serde_json::from_str::<Value>(doc).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         Lab {
             sw,
             ns,
             server,
             dir,
             config,
+            id,
         }
     }
 
@@ -219,9 +226,36 @@ impl Lab {
             .find(|r| r.seq > after && r.status == 200 && pred(&r.request))
     }
 
-    /// Wait for a heartbeat without error after `after`: the agent converged.
+    /// The API's generation of the switch now (what a test set last).
+    pub fn api_generation(&self) -> u64 {
+        self.server.switch(&self.id).unwrap().generation
+    }
+
+    /// Wait until the agent converged to the desired state the API holds
+    /// now: the status file's last reconcile converged to the switch's
+    /// current API generation (or a later one), and a heartbeat without
+    /// error came after `after`. A heartbeat alone does not say to what: a
+    /// reconcile that fetched before the test's change reports "converged"
+    /// after it.
     pub fn wait_converged(&self, agent: &AgentProcess, after: u64, what: &str) -> Record {
-        wait_for(what, HANG, agent, || self.heartbeat_after(after, no_error))
+        let generation = self.api_generation();
+        wait_for(
+            &format!("{what} (convergence to API generation {generation})"),
+            HANG,
+            agent,
+            || {
+                let status = self.status_if_written()?;
+                let r = &status["last_reconcile"];
+                let reached = r["result"] == "converged"
+                    && r["api_generation"]
+                        .as_u64()
+                        .is_some_and(|g| g >= generation);
+                if !reached {
+                    return None;
+                }
+                self.heartbeat_after(after, no_error)
+            },
+        )
     }
 
     /// Wait for a heartbeat after `after` whose error contains `needle`.
@@ -244,6 +278,12 @@ impl Lab {
     pub fn status(&self) -> Value {
         let text = std::fs::read_to_string(self.path("state/status.json")).unwrap();
         serde_json::from_str(&text).unwrap()
+    }
+
+    /// The status file, once the agent wrote it.
+    pub fn status_if_written(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(self.path("state/status.json")).ok()?;
+        Some(serde_json::from_str(&text).unwrap())
     }
 
     /// The metrics the agent serves (port 2112 in its namespace).

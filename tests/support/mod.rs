@@ -30,6 +30,8 @@ pub struct Switch {
     pub redis: RedisServer,
     pub standin: Option<SonicStandIn>,
     pub dbconf: PathBuf,
+    /// The stand-in's writes at the last [`Switch::reset_writes`].
+    standin_mark: std::sync::atomic::AtomicU64,
 }
 
 impl Switch {
@@ -72,6 +74,7 @@ impl Switch {
             redis,
             standin,
             dbconf,
+            standin_mark: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -171,6 +174,25 @@ impl Switch {
             .iter()
             .map(|c| self.redis.command_calls(c).expect("INFO commandstats"))
             .sum()
+    }
+
+    /// Reset redis' command counters for [`Switch::agent_writes`].
+    pub fn reset_writes(&self) {
+        self.redis.reset_stats().expect("CONFIG RESETSTAT");
+        self.standin_mark.store(
+            self.standin.as_ref().map_or(0, SonicStandIn::writes),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Write commands since [`Switch::reset_writes`] of every client but
+    /// the SONiC stand-in (which counts its own): the agent's, when the
+    /// test itself wrote nothing. The stand-in must be the same one.
+    pub fn agent_writes(&self) -> u64 {
+        let standin = self.standin.as_ref().map_or(0, |s| {
+            s.writes() - self.standin_mark.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        self.writes() - standin
     }
 
     pub fn dump(&self, db: i64) -> Dump {

@@ -154,7 +154,7 @@ fn status_for(http: u16, message: String) -> tonic::Status {
 fn record(shared: &Shared, request: Value, response: Value, fault: Option<String>) {
     let rec = {
         let mut st = shared.lock();
-        let seq = st.records.len() as u64 + 1;
+        let seq = st.next_seq();
         let r = Record {
             seq,
             call: Call::V1EventSend,

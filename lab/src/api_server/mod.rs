@@ -278,6 +278,9 @@ pub(crate) struct State {
     pub partitions: BTreeSet<String>,
     pub faults: Vec<Fault>,
     pub records: Vec<Record>,
+    /// The `seq` of the last record (never reset: records taken or cleared
+    /// do not make numbers repeat).
+    pub last_seq: u64,
     /// `Authorization` and `X-Date` header values of every call, kept apart
     /// from the records (which never hold them).
     pub credentials: Vec<String>,
@@ -289,10 +292,36 @@ pub(crate) struct State {
     pub refused_machines: BTreeMap<String, String>,
 }
 
+impl State {
+    /// Add or replace a switch; returns its generation. As the API's
+    /// `meta.generation`: at least 1, and a replacement counts one up from
+    /// the stored switch whatever the document says (tests wait for the
+    /// agent to converge to this generation).
+    pub(crate) fn store_switch(&mut self, mut sw: LabSwitch) -> u64 {
+        let floor = self
+            .switches
+            .get(&sw.id)
+            .map_or(1, |old| old.generation + 1);
+        sw.generation = sw.generation.max(floor);
+        let generation = sw.generation;
+        self.partitions.insert(sw.partition.clone());
+        self.switches.insert(sw.id.clone(), sw);
+        generation
+    }
+}
+
 pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub auth: Mutex<Auth>,
     pub record_dir: PathBuf,
+}
+
+impl State {
+    /// The `seq` of a new record.
+    pub fn next_seq(&mut self) -> u64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
 }
 
 impl Shared {
@@ -386,11 +415,10 @@ impl ApiServer {
             loaded.push((sw, st, true));
         }
         for (sw, st, _) in loaded {
-            state.partitions.insert(sw.partition.clone());
             if st != Status::default() {
                 state.status.insert(sw.id.clone(), st);
             }
-            state.switches.insert(sw.id.clone(), sw);
+            state.store_switch(sw);
         }
         state.partitions.extend(opts.partitions.iter().cloned());
 
@@ -552,6 +580,12 @@ impl ApiServer {
             .collect()
     }
 
+    /// The recorded calls, forgotten here at the same moment (none is lost
+    /// between reading and forgetting).
+    pub fn take_records(&self) -> Vec<Record> {
+        std::mem::take(&mut self.shared.lock().records)
+    }
+
     /// Forget the recorded calls (files stay).
     pub fn clear_records(&self) {
         self.shared.lock().records.clear();
@@ -567,13 +601,13 @@ impl ApiServer {
     }
 
     /// Add or replace a switch's desired state (a v1 or v2 document).
-    pub fn set_switch(&self, doc: &str) -> Result<()> {
+    /// Returns the switch's generation: an update of a stored switch counts
+    /// one up from the stored one (as the API's `meta.generation` does),
+    /// whatever the document says.
+    pub fn set_switch(&self, doc: &str) -> Result<u64> {
         let v: Value = serde_json::from_str(doc).context("switch document is not JSON")?;
         let (sw, _) = LabSwitch::from_document(&v)?;
-        let mut st = self.shared.lock();
-        st.partitions.insert(sw.partition.clone());
-        st.switches.insert(sw.id.clone(), sw);
-        Ok(())
+        Ok(self.shared.lock().store_switch(sw))
     }
 
     /// Change a stored switch in place.
@@ -997,7 +1031,7 @@ async fn handle(
     };
     let record = {
         let mut st = shared.lock();
-        let seq = st.records.len() as u64 + 1;
+        let seq = st.next_seq();
         let r = Record {
             seq,
             call,
@@ -1076,10 +1110,8 @@ fn admin(shared: &Shared, method: &str, rest: &str, query: &str, body: &[u8]) ->
                 .and_then(|v| LabSwitch::from_document(&v));
             match parsed {
                 Ok((sw, _)) if sw.id == *id => {
-                    let mut st = shared.lock();
-                    st.partitions.insert(sw.partition.clone());
-                    st.switches.insert(sw.id.clone(), sw);
-                    (200, json!({"ok": true}))
+                    let generation = shared.lock().store_switch(sw);
+                    (200, json!({"ok": true, "generation": generation}))
                 }
                 Ok((sw, _)) => (
                     400,

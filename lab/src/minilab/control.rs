@@ -134,6 +134,8 @@ pub fn lab_args(opts: &LabOptions) -> Vec<String> {
         opts.agent.display().to_string(),
         "--interval-ms".into(),
         opts.interval.as_millis().to_string(),
+        "--switch-routes".into(),
+        opts.switch_routes.to_string(),
         "--flavour".into(),
         opts.flavour.name().into(),
     ];

@@ -42,6 +42,7 @@ use crate::frr_lab::{FrrLab, run};
 use crate::redis_server::RedisServer;
 use crate::seed::{SeedOptions, seed_switch};
 use crate::sonic::{SonicStandIn, StandInOptions};
+use crate::switch_redis::SwitchSize;
 
 use observe::{LeafPaths, Report, Session};
 use process::{alive, in_node, signal, sweep_netns, wait_for};
@@ -80,6 +81,10 @@ pub struct LabOptions {
     /// The agents' `timeout` and `barrier_timeout`.
     pub agent_timeout: Duration,
     pub barrier_timeout: Duration,
+    /// Routes of a switch's routing state in each leaf's redis (APPL_DB
+    /// routes, three ASIC_DB keys per route, COUNTERS_DB counters:
+    /// [`crate::switch_redis`]); 0: only the configuration.
+    pub switch_routes: usize,
     /// The SONiC flavour the leaves stand in for (`crate::flavours`).
     pub flavour: crate::flavours::Profile,
 }
@@ -99,6 +104,7 @@ impl LabOptions {
             only_wired_ports: false,
             agent_timeout: Duration::from_secs(20),
             barrier_timeout: Duration::from_secs(15),
+            switch_routes: 0,
             flavour: crate::flavours::Profile::Dell45,
         }
     }
@@ -652,6 +658,14 @@ impl Lab {
         let base = crate::flavours::base_config(o.flavour, leaf.name)?;
         seed_switch(&redis, &base, Some(&o.port_map()), &SeedOptions::default())
             .with_context(|| format!("seeding {}'s CONFIG_DB", leaf.name))?;
+        if o.switch_routes > 0 {
+            crate::switch_redis::fill(
+                &redis,
+                &SwitchSize::with_routes(o.switch_routes),
+                &crate::seed::port_names(&o.port_map())?,
+            )
+            .with_context(|| format!("filling {}'s redis with routing state", leaf.name))?;
+        }
         let dbconf = redis.write_database_config()?;
         let standin = SonicStandIn::start(
             &redis,
@@ -797,11 +811,32 @@ impl Lab {
             ApiVersion::V1 => Call::V1Find,
             ApiVersion::V2 => Call::V2Get,
         };
+        // v2: the API's generation of the switch now, which the agent's
+        // status file names once it converged to it (v1's switch has none:
+        // there the fetch after `after` says it).
+        let generation = match self.opts.api {
+            ApiVersion::V1 => None,
+            ApiVersion::V2 => self.api()?.switch(id).map(|s| s.generation),
+        };
+        let status_file = self
+            .leaves
+            .iter()
+            .find(|l| l.leaf.name == id)
+            .map(|l| l.dir.join("status.json"));
         let what = format!(
-            "{id} to fetch and converge (a report without error after a fetch after record #{after})"
+            "{id} to fetch and converge (a report without error after a fetch after record \
+             #{after}{})",
+            generation
+                .map(|g| format!("; its status: converged to API generation {g}"))
+                .unwrap_or_default()
         );
         let r = wait_for(&what, timeout, Duration::from_millis(50), || {
             self.check_agents()?;
+            if let (Some(g), Some(file)) = (generation, &status_file)
+                && !converged_to(file, g)
+            {
+                return Ok(None);
+            }
             let recs = self.api()?.records();
             let Some(get) = recs.iter().find(|r| {
                 r.seq > after
@@ -972,6 +1007,21 @@ impl Drop for Lab {
 pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Whether the agent's status file says its last reconcile converged to API
+/// generation `generation` or a later one.
+fn converged_to(status_file: &Path, generation: u64) -> bool {
+    std::fs::read_to_string(status_file)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|s| {
+            let r = &s["last_reconcile"];
+            r["result"] == "converged"
+                && r["api_generation"]
+                    .as_u64()
+                    .is_some_and(|g| g >= generation)
+        })
 }
 
 #[cfg(test)]
