@@ -28,6 +28,7 @@ use super::confirms::{
     PORT_NAME_MAP, RIF_NAME_MAP, Special,
 };
 use super::owned::Ownership;
+use super::reach::Reach;
 use super::schema::{DbState, Fields, Key, SEP};
 use crate::spec::SwitchSpec;
 
@@ -509,18 +510,41 @@ pub fn assess(
     spec: &SwitchSpec,
     owned: &Ownership<'_>,
 ) -> Assessment {
+    assess_within(config, confirmed, spec, owned, None)
+}
+
+/// [`assess`] for the entries `reach` covers only ([`super::reach`]).
+pub fn assess_scoped(
+    config: &DbState,
+    confirmed: &Confirmed,
+    spec: &SwitchSpec,
+    owned: &Ownership<'_>,
+    reach: &Reach,
+) -> Assessment {
+    assess_within(config, confirmed, spec, owned, Some(reach))
+}
+
+fn assess_within(
+    config: &DbState,
+    confirmed: &Confirmed,
+    spec: &SwitchSpec,
+    owned: &Ownership<'_>,
+    reach: Option<&Reach>,
+) -> Assessment {
     let mut a = Assessment::default();
     if confirmed.assumed {
         return a;
     }
     for entry in CATALOGUE {
         for (name, fields) in config.table(entry.table) {
-            if owned.owns(entry.table, name, fields) {
+            if reach.is_none_or(|s| s.covers(entry.table, name, fields))
+                && owned.owns(entry.table, name, fields)
+            {
                 owed(confirmed, entry, name, fields, &mut a);
             }
         }
     }
-    let mut gone = unconfirmed_deletions(config, confirmed, &Domain::new(spec));
+    let mut gone = unconfirmed_deletions(config, confirmed, &Domain::new(spec), reach);
     gone.sort();
     a.pending.extend(gone);
     a.pending.sort();
@@ -570,7 +594,9 @@ fn unconfirmed_deletions(
     config: &DbState,
     confirmed: &Confirmed,
     domain: &Domain<'_>,
+    reach: Option<&Reach>,
 ) -> Vec<Condition> {
+    let within = |k: &Key| reach.is_none_or(|s| s.covers_key(k));
     let mut gone: Vec<Condition> = Vec::new();
     for (db, markers) in [(Db::State, &confirmed.state), (Db::Appl, &confirmed.appl)] {
         let sep = confirmed.seps.of(db);
@@ -582,6 +608,7 @@ fn unconfirmed_deletions(
             let claimed = confirms::with_marker(db, table)
                 .find_map(|e| Some(((e.claims)(domain, &name)?, e)));
             if let Some((config_key, entry)) = claimed
+                && within(&config_key)
                 && !config.contains(&config_key)
             {
                 gone.push(entry.marker.gone(&name));
@@ -591,7 +618,7 @@ fn unconfirmed_deletions(
     for ifname in &confirmed.rifs {
         let claimed = confirms::with_special(Special::RouterInterface)
             .find_map(|e| (e.claims)(domain, ifname));
-        if claimed.is_some_and(|k| !config.contains(&k)) {
+        if claimed.is_some_and(|k| within(&k) && !config.contains(&k)) {
             gone.push(confirms::rif_gone(ifname));
         }
     }
@@ -609,6 +636,7 @@ mod tests {
     use crate::config::Config;
     use crate::configdb::owned::Ownership;
     use crate::configdb::schema::{Table, fields};
+    use crate::configdb::testkit::sonic_confirms;
     use crate::spec::{FilterDesc, NicDesc, SwitchDesc};
 
     fn f(pairs: &[(&str, &str)]) -> Fields {
@@ -660,51 +688,6 @@ mod tests {
         crate::reconcile::prepare(&desc, &cfg, state, &Confirmed::assumed())
             .unwrap()
             .spec
-    }
-
-    /// What SONiC's daemons write once they processed `config` (§4).
-    fn sonic_confirms(config: &DbState) -> Confirmed {
-        let mut c = Confirmed::new(Separators::default());
-        for (name, fl) in config.table(Table::Vrf) {
-            c.set(
-                Db::State,
-                &format!("VRF_TABLE|{name}"),
-                Some(f(&[("state", "ok")])),
-            );
-            c.set(Db::Appl, &format!("VRF_TABLE:{name}"), Some(fl.clone()));
-        }
-        for (name, _) in config.table(Table::Vlan) {
-            c.set(
-                Db::State,
-                &format!("VLAN_TABLE|{name}"),
-                Some(f(&[("state", "ok")])),
-            );
-        }
-        for (name, _) in config.table(Table::VlanMember) {
-            c.set(
-                Db::State,
-                &format!("VLAN_MEMBER_TABLE|{name}"),
-                Some(f(&[("state", "ok")])),
-            );
-        }
-        let mut rifs = Fields::new();
-        for t in [Table::Interface, Table::VlanInterface] {
-            for (name, fl) in config.table(t) {
-                let vrf = fl.get("vrf_name").cloned().unwrap_or_default();
-                c.set(
-                    Db::State,
-                    &format!("INTERFACE_TABLE|{name}"),
-                    Some(f(&[("vrf", &vrf)])),
-                );
-                rifs.insert(name.to_owned(), "oid:0x6000000000001".into());
-            }
-        }
-        c.set(Db::Counters, RIF_NAME_MAP, Some(rifs));
-        for (name, _) in config.table(Table::VxlanTunnelMap) {
-            let key = format!("VXLAN_TUNNEL_MAP_TABLE:{}", name.replace('|', ":"));
-            c.set(Db::Appl, &key, Some(f(&[("vni", "1")])));
-        }
-        c
     }
 
     /// `base` with `nics` applied (target written to CONFIG_DB).

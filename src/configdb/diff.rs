@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashSet;
 
 use super::owned::Ownership;
+use super::reach::Reach;
 use super::schema::{DbState, Fields, Key, Table};
 use super::target::{self, Desired, Scope, Scratch};
 use crate::spec::SwitchSpec;
@@ -274,6 +275,50 @@ pub fn diff_forced(
     target::visit(spec, &mut |d| {
         diff_desired(current, Some(owned), force, &d, &mut matched, &mut changes)
     });
+    deletions(current, owned, &matched, |_, _, _| true, &mut changes);
+    ChangeSet { changes }
+}
+
+/// [`diff_forced`] for the entries of `reach` only (the ports and VRFs it
+/// names and the entries it covers): the rest of CONFIG_DB is known to be
+/// at the target ([`super::reach`]).
+pub fn diff_scoped(
+    current: &DbState,
+    spec: &SwitchSpec,
+    owned: &Ownership<'_>,
+    force: &[Key],
+    reach: &Reach,
+) -> ChangeSet {
+    let mut changes = Vec::new();
+    let mut matched = Matched::default();
+    let mut s = Scratch::default();
+    let mut visit =
+        |d: Desired<'_>| diff_desired(current, Some(owned), force, &d, &mut matched, &mut changes);
+    for p in reach.ports.iter().filter_map(|p| spec.ports.get(p)) {
+        target::visit_port(spec, p, &mut s, &mut visit);
+    }
+    for v in reach.vnis.iter().filter_map(|v| spec.vrfs.get(v)) {
+        target::visit_vrf(spec, v, &mut s, &mut visit);
+    }
+    deletions(
+        current,
+        owned,
+        &matched,
+        |t, n, f| reach.covers(t, n, f),
+        &mut changes,
+    );
+    ChangeSet { changes }
+}
+
+/// Delete the owned entries of `current` (where `within`) that no desired
+/// entry matched.
+fn deletions(
+    current: &DbState,
+    owned: &Ownership<'_>,
+    matched: &Matched,
+    within: impl Fn(Table, &str, &Fields) -> bool,
+    changes: &mut Vec<Change>,
+) {
     for table in Table::ALL {
         if matches!(
             table,
@@ -282,7 +327,10 @@ pub fn diff_forced(
             continue;
         }
         for (name, cur) in current.table(table) {
-            if !matched.contains(&id(table, name)) && owned.owns(table, name, cur) {
+            if !matched.contains(&id(table, name))
+                && within(table, name, cur)
+                && owned.owns(table, name, cur)
+            {
                 changes.push(Change {
                     key: Key::new(table, name),
                     op: Op::Delete { old: cur.clone() },
@@ -291,7 +339,6 @@ pub fn diff_forced(
             }
         }
     }
-    ChangeSet { changes }
 }
 
 /// The change set from `old` to `new` when CONFIG_DB holds `old`'s target

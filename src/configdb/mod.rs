@@ -27,6 +27,7 @@ pub mod owned;
 pub mod plan;
 #[cfg(test)]
 mod proptests;
+pub mod reach;
 #[cfg(feature = "agent")]
 pub mod redis;
 #[cfg(any(test, feature = "testkit"))]
@@ -61,6 +62,10 @@ pub struct Planning<'a> {
     /// Owned entries to write again the SONiC way (kernel drift repair, see
     /// [`diff::diff_forced`]).
     pub reassert: &'a [schema::Key],
+    /// The keys that changed since CONFIG_DB held `since`, confirmed
+    /// (empty: nothing moved); only what they can move is planned again
+    /// ([`reach`]).
+    pub touched: &'a [view::Touched],
 }
 
 impl<'a> Planning<'a> {
@@ -76,6 +81,7 @@ impl<'a> Planning<'a> {
             confirmed,
             since: None,
             reassert: &[],
+            touched: &[],
         }
     }
 
@@ -83,6 +89,27 @@ impl<'a> Planning<'a> {
     /// (`None`: unknown).
     pub fn since(self, old: Option<&'a SwitchSpec>) -> Planning<'a> {
         Planning { since: old, ..self }
+    }
+
+    /// CONFIG_DB held `old`'s target, confirmed, and since then only the
+    /// keys `touched` changed (the view's journal, [`view::View::touched_since`];
+    /// `None`: unknown).
+    pub fn since_touched(
+        self,
+        old: Option<&'a SwitchSpec>,
+        touched: Option<&'a [view::Touched]>,
+    ) -> Planning<'a> {
+        match touched {
+            Some(touched) => Planning {
+                since: old,
+                touched,
+                ..self
+            },
+            None => Planning {
+                since: None,
+                ..self
+            },
+        }
     }
 
     /// Also write these owned entries again.
@@ -97,25 +124,55 @@ impl<'a> Planning<'a> {
     /// - nothing moved since a converged spec and nothing to re-assert:
     ///   only what the desired state changed ([`diff::diff_delta`]), or the
     ///   whole target when a switch-wide setting changed;
+    /// - only some keys moved since then (or are re-asserted): the full
+    ///   plan narrowed to what they can move ([`reach::Reach`]), when it can
+    ///   be narrowed;
     /// - otherwise against CONFIG_DB and what SONiC confirmed of it: the
     ///   plan first waits for every pending confirmation and replaces what
     ///   SONiC dropped ([`confirmed::assess`]) or what is re-asserted. It is
     ///   empty only when CONFIG_DB matches the spec and SONiC confirmed it.
     pub fn plan(&self) -> plan::Plan {
-        if let Some(old) = self.since.filter(|_| self.reassert.is_empty()) {
-            let changes = diff::diff_delta(old, self.spec, self.config).unwrap_or_else(|| {
-                let owned = owned::Ownership::new(self.config, self.spec);
-                diff::diff(self.config, self.spec, &owned)
-            });
-            return plan::plan(changes);
+        if let Some(old) = self.since {
+            if self.touched.is_empty() && self.reassert.is_empty() {
+                let changes = diff::diff_delta(old, self.spec, self.config).unwrap_or_else(|| {
+                    let owned = owned::Ownership::new(self.config, self.spec);
+                    diff::diff(self.config, self.spec, &owned)
+                });
+                return plan::plan(changes);
+            }
+            let seps = self.confirmed.separators();
+            let scope = reach::Reach::of(
+                self.touched,
+                self.reassert,
+                old,
+                self.spec,
+                self.config,
+                seps,
+            );
+            if let Some(scope) = scope {
+                return self.full(Some(&scope));
+            }
         }
+        self.full(None)
+    }
+
+    /// Against CONFIG_DB and what SONiC confirmed, within `scope` (`None`:
+    /// everything).
+    fn full(&self, scope: Option<&reach::Reach>) -> plan::Plan {
         let owned = owned::Ownership::new(self.config, self.spec);
-        let assessment = confirmed::assess(self.config, self.confirmed, self.spec, &owned);
+        let assessment = match scope {
+            Some(s) => confirmed::assess_scoped(self.config, self.confirmed, self.spec, &owned, s),
+            None => confirmed::assess(self.config, self.confirmed, self.spec, &owned),
+        };
         let mut force = assessment.replace;
         force.extend(self.reassert.iter().cloned());
         force.sort();
         force.dedup();
-        let mut plan = plan::plan(diff::diff_forced(self.config, self.spec, &owned, &force));
+        let changes = match scope {
+            Some(s) => diff::diff_scoped(self.config, self.spec, &owned, &force, s),
+            None => diff::diff_forced(self.config, self.spec, &owned, &force),
+        };
+        let mut plan = plan::plan(changes);
         plan.pending = assessment.pending;
         plan
     }

@@ -282,6 +282,7 @@ impl ConfigDb {
                 self.view = *view;
                 self.view.version = version;
                 self.view.config_version = config_version;
+                self.view.journal.reset(version);
                 self.connected = true;
                 self.lost = None;
                 self.changed.merge(Changed {
@@ -600,6 +601,9 @@ impl ConfigDb {
         }
         self.view.version += 1;
         self.view.config_version += 1;
+        for c in &phase.changes {
+            self.view.wrote(c.key.clone());
+        }
         self.changed.config = true;
         self.written.extend(keys);
         tracing::info!(

@@ -12,8 +12,10 @@
 //! carrying the key's value at re-read time, leaves the view equal to a fresh
 //! full read taken after the last of them.
 
-use super::confirmed::Confirmed;
-use super::confirms::{Condition, Db};
+use std::collections::VecDeque;
+
+use super::confirmed::{Confirmed, RIF_FIELD_SEP};
+use super::confirms::{Condition, Db, RIF_NAME_MAP};
 use super::schema::{DbState, Fields, Key, PORT_FIELDS, Table};
 
 /// `CONFIG_DB_INITIALIZED`, a plain string key in CONFIG_DB.
@@ -83,6 +85,67 @@ impl Changed {
     }
 }
 
+/// One key whose change can move a plan: a CONFIG_DB entry, a STATE_DB or
+/// APPL_DB marker (its redis key), or an interface's router interface.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Touched {
+    Config(Key),
+    Marker(Db, String),
+    Rif(String),
+}
+
+/// The keys that changed, version by version, as far back as the journal
+/// reaches ([`Journal::since`]). Bounded: the oldest entries fall out, and a
+/// change that names no key (a new snapshot, the whole router-interface
+/// map read anew) clears it.
+#[derive(Debug, Clone, Default)]
+pub struct Journal {
+    /// Every change after this version is in `entries`.
+    from: u64,
+    entries: VecDeque<(u64, Touched)>,
+}
+
+/// Entries a journal keeps at most (a drift repair names a few keys).
+const JOURNAL_MAX: usize = 4096;
+
+impl Journal {
+    /// Nothing is known before `version`.
+    pub fn reset(&mut self, version: u64) {
+        self.from = version;
+        self.entries.clear();
+    }
+
+    fn push(&mut self, version: u64, t: Touched) {
+        if self.entries.len() == JOURNAL_MAX
+            && let Some((v, _)) = self.entries.pop_front()
+        {
+            // Changes at `v` may be only partly left: the journal now starts there.
+            self.from = v;
+            while self.entries.front().is_some_and(|(w, _)| *w == v) {
+                self.entries.pop_front();
+            }
+        }
+        self.entries.push_back((version, t));
+    }
+
+    /// The keys that changed after `version`, sorted, without duplicates;
+    /// `None` when the journal does not reach back that far.
+    pub fn since(&self, version: u64) -> Option<Vec<Touched>> {
+        if version < self.from {
+            return None;
+        }
+        let mut out: Vec<Touched> = self
+            .entries
+            .iter()
+            .filter(|(v, _)| *v > version)
+            .map(|(_, t)| t.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        Some(out)
+    }
+}
+
 /// CONFIG_DB, its confirmations and the readiness flags.
 #[derive(Debug, Clone, Default)]
 pub struct View {
@@ -93,6 +156,27 @@ pub struct View {
     pub version: u64,
     /// Bumped on every change of `config`.
     pub config_version: u64,
+    /// The keys each change named (what a plan must look at again).
+    pub journal: Journal,
+}
+
+/// The journal entry of a changed key of another database: `None` when the
+/// change cannot be narrowed to keys (the whole router-interface map).
+/// Bridge ports and the port name map only decide barriers, never a plan:
+/// they name nothing.
+fn touched_marker(db: Db, key: String) -> Option<Touched> {
+    match db {
+        Db::State | Db::Appl => Some(Touched::Marker(db, key)),
+        Db::Counters => match key.strip_prefix(RIF_NAME_MAP) {
+            Some(rest) => match rest.strip_prefix(RIF_FIELD_SEP) {
+                Some(ifname) => Some(Touched::Rif(ifname.to_owned())),
+                None if rest.is_empty() => None,
+                None => Some(Touched::Marker(db, key)),
+            },
+            None => Some(Touched::Marker(db, key)),
+        },
+        Db::Asic => Some(Touched::Marker(db, key)),
+    }
 }
 
 /// Keep only the PORT fields the agent uses.
@@ -110,13 +194,28 @@ impl View {
             readiness,
             version: 1,
             config_version: 1,
+            journal: Journal {
+                from: 1,
+                entries: VecDeque::new(),
+            },
         }
+    }
+
+    /// The keys that changed after `version` ([`Journal::since`]).
+    pub fn touched_since(&self, version: u64) -> Option<Vec<Touched>> {
+        self.journal.since(version)
+    }
+
+    /// Record a change of CONFIG_DB made by the agent itself.
+    pub fn wrote(&mut self, key: Key) {
+        self.journal.push(self.version, Touched::Config(key));
     }
 
     /// Apply one update; says what changed (nothing when the value is the
     /// one the view already had).
     pub fn apply(&mut self, u: Update) -> Changed {
         let mut changed = Changed::default();
+        let mut touched = None;
         match u {
             Update::Config { key, value } => {
                 let Some(key) = Key::parse(&key) else {
@@ -128,19 +227,26 @@ impl View {
                 };
                 if self.config.get(&key) != value.as_ref() {
                     match value {
-                        Some(f) => self.config.insert(key, f),
+                        Some(f) => self.config.insert(key.clone(), f),
                         None => {
                             self.config.remove(&key);
                         }
                     }
                     changed.config = true;
+                    touched = Some(Some(Touched::Config(key)));
                 }
             }
             Update::Other { db, key, value } => {
                 changed.confirmed = self.confirmed.set(db, &key, value);
+                touched = Some(touched_marker(db, key));
             }
             Update::Touched { db, key } => {
                 changed.confirmed = self.confirmed.touch(db, &key);
+                // The router-interface map marked unread: the interfaces it
+                // listed stay what plans read until it is read again.
+                if !(db == Db::Counters && key == RIF_NAME_MAP) {
+                    touched = Some(touched_marker(db, key));
+                }
             }
             Update::ConfigDbInitialized(v) => {
                 let v = v.unwrap_or_default();
@@ -161,6 +267,13 @@ impl View {
         }
         if changed.any() {
             self.version += 1;
+            match touched {
+                Some(Some(t)) => self.journal.push(self.version, t),
+                // A change that names no key a plan can be narrowed to.
+                Some(None) => self.journal.reset(self.version),
+                // Readiness and the bridge-port listing move no plan.
+                None => {}
+            }
         }
         if changed.config {
             self.config_version += 1;

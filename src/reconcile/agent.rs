@@ -69,6 +69,9 @@ pub struct Agent {
     /// and verified: a file that no longer has it was changed or deleted
     /// under the agent ([`Agent::frr_drifted`]).
     pub(super) frr_digest: Option<[u8; 32]>,
+    /// The rendered text `frr_digest` is the SHA-256 of (not hashed again
+    /// while the installed file is still that very text).
+    pub(super) frr_digested: Option<Arc<str>>,
     /// The next reconcile installs frr.conf again even when nothing else
     /// changed ([`Agent::repair_frr`]).
     pub(super) frr_repair: bool,
@@ -106,6 +109,7 @@ impl Agent {
             frr_loaded: false,
             flavour: None,
             frr_digest: None,
+            frr_digested: None,
             frr_repair: false,
             liveness: None,
             contested: Default::default(),
@@ -269,9 +273,21 @@ impl Agent {
     /// changed or deleted an owned entry): plans against the view, no I/O.
     pub fn drifted(&self) -> Option<Plan> {
         let spec = self.last.spec.as_ref()?;
+        let touched = self.touched();
         let view = self.db.view();
-        let plan = self.uncontested(Planning::new(spec, &view.config, &view.confirmed).plan());
+        let plan = Planning::new(spec, &view.config, &view.confirmed)
+            .since_touched(self.last.converged_spec.as_ref(), touched.as_deref())
+            .plan();
+        let plan = self.uncontested(plan);
         (!plan.phases.is_empty()).then_some(plan)
+    }
+
+    /// The keys that changed since the last converged reconcile (empty:
+    /// nothing moved); `None` when unknown (never converged, or the view's
+    /// journal does not reach back that far).
+    pub(super) fn touched(&self) -> Option<Vec<crate::configdb::view::Touched>> {
+        let at = self.last.converged_at?;
+        self.db.view().touched_since(at)
     }
 
     /// One reconcile: the steps of [`super::steps`] in order, the first error

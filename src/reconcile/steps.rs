@@ -91,7 +91,7 @@ impl Agent {
         let spec = self.build_spec(desc, out.desired_changed)?;
         self.last.api_generation = api_generation;
         out.digest = self.last.digest.clone();
-        let plan = self.plan(&spec, view_moved, &reassert);
+        let plan = self.plan(&spec, &reassert);
         out.stages.plan = t.elapsed();
         out.planned(&plan);
         if self.opts.mode == Mode::DryRun {
@@ -196,18 +196,29 @@ impl Agent {
         let rebuild =
             desired_changed || self.last.spec.is_none() || self.last.spec_config_version != version;
         if rebuild {
-            self.last.desc = Some(desc.clone());
-            self.last.spec = None;
-            self.last.digest = None;
+            // The spec of the same CONFIG_DB and the document it came from:
+            // only the nics that changed are validated again when that is
+            // enough (spec::rebuild).
+            let prev_desc = self.last.desc.replace(desc.clone());
+            let prev = self.last.spec.take();
+            let same_facts = self.last.spec_config_version == version;
+            let prev_digest = self.last.digest.take();
             if self.last.facts.as_ref().is_none_or(|(v, _)| *v != version) {
                 let facts = prepare::local_facts(&self.cfg, &self.db.view().config);
                 self.last.facts = Some((version, facts));
             }
-            let spec = match &self.last.facts {
-                Some((_, facts)) => spec::build(&desc, &self.cfg, facts)?,
-                None => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
+            let spec = match (&self.last.facts, &prev, &prev_desc) {
+                (Some((_, facts)), Some(prev), Some(prev_desc)) if same_facts => {
+                    spec::rebuild(prev, prev_desc, &desc, &self.cfg, facts)
+                        .unwrap_or_else(|| spec::build(&desc, &self.cfg, facts))?
+                }
+                (Some((_, facts)), _, _) => spec::build(&desc, &self.cfg, facts)?,
+                (None, _, _) => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
             };
-            self.last.digest = Some(spec.digest());
+            self.last.digest = match (prev, prev_digest) {
+                (Some(prev), Some(d)) if prev == spec => Some(d),
+                _ => Some(spec.digest()),
+            };
             self.last.spec = Some(spec);
             self.last.spec_config_version = version;
         }
@@ -215,13 +226,14 @@ impl Agent {
     }
 
     /// Plan: only what changed when CONFIG_DB still holds the converged
-    /// spec, confirmed; otherwise against what SONiC confirmed, re-asserting
-    /// `reassert` (pure: [`Planning::plan`]); contested keys left out.
-    fn plan(&self, spec: &SwitchSpec, view_moved: bool, reassert: &[Key]) -> Plan {
+    /// spec, confirmed, or only what the keys changed since can move;
+    /// otherwise against what SONiC confirmed, re-asserting `reassert`
+    /// (pure: [`Planning::plan`]); contested keys left out.
+    fn plan(&self, spec: &SwitchSpec, reassert: &[Key]) -> Plan {
+        let touched = self.touched();
         let view = self.db.view();
-        let since = self.last.converged_spec.as_ref().filter(|_| !view_moved);
         let plan = Planning::new(spec, &view.config, &view.confirmed)
-            .since(since)
+            .since_touched(self.last.converged_spec.as_ref(), touched.as_deref())
             .reasserting(reassert)
             .plan();
         self.uncontested(plan)
@@ -389,7 +401,14 @@ impl Agent {
                 }
                 .into());
             }
-            self.frr_digest = Some(digest(&installed));
+            let hashed = self
+                .frr_digested
+                .as_ref()
+                .is_some_and(|t| Arc::ptr_eq(t, &text));
+            if !hashed || self.frr_digest.is_none() {
+                self.frr_digest = Some(digest(&installed));
+                self.frr_digested = Some(text);
+            }
         }
         if plan.is_empty() {
             return Ok(());

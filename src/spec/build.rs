@@ -37,6 +37,80 @@ pub fn build(desc: &SwitchDesc, cfg: &Config, facts: &LocalFacts) -> Result<Swit
     }
 }
 
+/// The spec of `desc` from the spec `prev` built (without problems) from
+/// `prev_desc` with the same configuration and local facts, when the two
+/// documents differ only in the BGP filters of some nics: only those nics
+/// are validated again, everything else is reused. `None` when that does
+/// not apply (the caller builds anew); the result is exactly what [`build`]
+/// returns.
+pub fn rebuild(
+    prev: &SwitchSpec,
+    prev_desc: &SwitchDesc,
+    desc: &SwitchDesc,
+    cfg: &Config,
+    facts: &LocalFacts,
+) -> Option<Result<SwitchSpec, Problems>> {
+    if prev_desc.id != desc.id || prev_desc.nics.len() != desc.nics.len() {
+        return None;
+    }
+    let mut changed = Vec::new();
+    for (old, new) in prev_desc.nics.iter().zip(&desc.nics) {
+        if old == new {
+            continue;
+        }
+        if old.name != new.name || old.vrf != new.vrf || old.admin != new.admin {
+            return None;
+        }
+        changed.push(new);
+    }
+    let mut b = Builder {
+        cfg,
+        facts,
+        problems: Vec::new(),
+        known_ports: None,
+    };
+    let mut spec = prev.clone();
+    let mut vnis = BTreeSet::new();
+    for nic in changed {
+        // The port the nic became, as `prev` has it (uplinks, additional
+        // bridge ports and unprovisioned ports ignore the filter).
+        let name = b.resolve_nic(nic)?;
+        let Some(port) = spec.ports.get_mut(&name) else {
+            continue;
+        };
+        match &port.role {
+            PortRole::Firewall { .. } => {
+                let (role, _) = b.role(&nic.name, nic)?;
+                if matches!(role, PortRole::Firewall { .. }) {
+                    port.role = role;
+                } else {
+                    return None;
+                }
+            }
+            PortRole::Tenant { vni } => {
+                vnis.insert(*vni);
+            }
+            PortRole::Underlay | PortRole::Unprovisioned => {}
+        }
+    }
+    for vni in vnis {
+        let vrf = spec.vrfs.get_mut(&vni)?;
+        let mut nets = Vec::new();
+        for nic in &desc.nics {
+            if nic.vrf.as_deref().and_then(|v| v.strip_prefix("vrf")) != Some(&vni.to_string()) {
+                continue;
+            }
+            let name = b.resolve_nic(nic)?;
+            if vrf.ports.contains(&name) {
+                nets.extend(b.parse_cidrs(&nic.name, &nic.filter.cidrs));
+            }
+        }
+        vrf.prefixes = Prefixes::compact(nets);
+    }
+    // A problem in a filter: build anew, for every problem in its order.
+    b.problems.is_empty().then_some(Ok(spec))
+}
+
 struct Builder<'a> {
     cfg: &'a Config,
     facts: &'a LocalFacts,

@@ -1,0 +1,246 @@
+//! The part of a switch a change can move (pure): the keys a drift event
+//! named and what depends on them.
+//!
+//! A plan is a union of per-entry decisions (create, update, replace,
+//! delete, wait) ordered into phases. An entry's decision reads its own
+//! value, its markers in STATE_DB / APPL_DB, its router interface, its
+//! target, and its ownership. Ownership ties entries together only through
+//! the port, the tenant VLAN id and the tenant VRF they name
+//! ([`super::owned`]): a VLAN is the agent's through its VXLAN map, its
+//! `VLAN_INTERFACE` (bound to a VRF that exists) or its neighbour
+//! suppression; an `INTERFACE` entry through the VRF it is bound to. So when
+//! CONFIG_DB held a spec's target, confirmed, and since then only some keys
+//! changed, every entry outside the ports, VLANs and VNIs those keys name
+//! (closed over the spec's VRFs and the bindings in CONFIG_DB) decides
+//! exactly what it decided then: nothing. [`Reach::of`] finds that part, or
+//! says that a change cannot be narrowed (a VTEP, a foreign or static VRF, a
+//! map not named the agent's way, a switch-wide setting).
+
+use std::collections::BTreeSet;
+
+use super::confirmed::Separators;
+use super::confirms::{self, Db};
+use super::owned::map_target;
+use super::schema::{DbState, Fields, Key, SEP, Table, vid_of_vlan_name};
+use super::view::Touched;
+use crate::spec::{PortRole, SwitchSpec, vni_of_vrf_name};
+
+/// Ports, tenant VLAN ids and VNIs whose entries a plan must look at again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    pub ports: BTreeSet<String>,
+    pub vlans: BTreeSet<u16>,
+    pub vnis: BTreeSet<u32>,
+    /// The PXE VLAN: its members are the ports' own entries.
+    pxe: u16,
+}
+
+impl Reach {
+    /// What `touched` (since CONFIG_DB held `old`'s target, confirmed), the
+    /// entries to write again (`reassert`) and the difference from `old` to
+    /// `new` can move; `None` when it cannot be narrowed.
+    pub fn of(
+        touched: &[Touched],
+        reassert: &[Key],
+        old: &SwitchSpec,
+        new: &SwitchSpec,
+        config: &DbState,
+        seps: Separators,
+    ) -> Option<Reach> {
+        if old.pxe_vlan != new.pxe_vlan
+            || old.vtep != new.vtep
+            || old.vlan_range != new.vlan_range
+            || old.static_vrfs != new.static_vrfs
+        {
+            return None;
+        }
+        let mut s = Reach {
+            pxe: new.pxe_vlan,
+            ..Reach::default()
+        };
+        for t in touched {
+            match t {
+                Touched::Config(k) => s.add_key(k.table, &k.name, new)?,
+                Touched::Marker(db, key) => s.add_marker(*db, key, seps, new)?,
+                Touched::Rif(ifname) => s.add_part(ifname),
+            }
+        }
+        for k in reassert {
+            s.add_key(k.table, &k.name, new)?;
+        }
+        changed_keys(&old.ports, &new.ports, |p| {
+            s.ports.insert(p.clone());
+        });
+        changed_keys(&old.vrfs, &new.vrfs, |v| {
+            s.vnis.insert(*v);
+        });
+        s.close(&[old, new], config);
+        Some(s)
+    }
+
+    /// Nothing to look at again.
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty() && self.vlans.is_empty() && self.vnis.is_empty()
+    }
+
+    /// A CONFIG_DB key: the port, VLAN and VNI its name gives.
+    fn add_key(&mut self, table: Table, name: &str, spec: &SwitchSpec) -> Option<()> {
+        let first = name.split(SEP).next().unwrap_or(name);
+        match table {
+            Table::Port | Table::Interface => {
+                self.ports.insert(first.to_owned());
+            }
+            Table::VlanMember => {
+                let (vlan, port) = name.split_once(SEP)?;
+                let vid = vid_of_vlan_name(vlan)?;
+                if vid != self.pxe {
+                    self.vlans.insert(vid);
+                }
+                self.ports.insert(port.to_owned());
+            }
+            Table::Vlan | Table::VlanInterface | Table::SuppressVlanNeigh => {
+                self.vlans.insert(vid_of_vlan_name(first)?);
+            }
+            Table::Vrf => {
+                // A static or foreign VRF decides which VNIs are foreign.
+                let vni = vni_of_vrf_name(name).filter(|_| !spec.static_vrfs.contains(name))?;
+                self.vnis.insert(vni);
+            }
+            Table::VxlanTunnelMap => {
+                // Only a map named the agent's way says which VNI and VLAN
+                // it held before it changed.
+                let map = name.rsplit(SEP).next()?;
+                let (vni, vlan) = map.strip_prefix("map_")?.split_once('_')?;
+                let vni = crate::names::parse_canonical(vni)?;
+                self.vnis.insert(vni);
+                self.vlans.insert(vid_of_vlan_name(vlan)?);
+            }
+            Table::VxlanTunnel | Table::VxlanEvpnNvo => return None,
+        }
+        Some(())
+    }
+
+    /// A STATE_DB / APPL_DB marker: the CONFIG_DB entry it confirms.
+    /// Bridge ports and the port name map decide barriers, never a plan.
+    fn add_marker(&mut self, db: Db, key: &str, seps: Separators, spec: &SwitchSpec) -> Option<()> {
+        if matches!(db, Db::Counters | Db::Asic) {
+            return Some(());
+        }
+        let sep = seps.of(db);
+        let (table, rest) = key.split_once(sep)?;
+        let name = rest.replace(sep, &SEP.to_string());
+        let mut found = false;
+        for e in confirms::CATALOGUE {
+            let marks = |m: &confirms::Marker| m.db == db && m.table == table;
+            if marks(&e.marker) || e.mirror.as_ref().is_some_and(|m| marks(&m.marker)) {
+                self.add_key(e.table, &name, spec)?;
+                found = true;
+            }
+        }
+        found.then_some(())
+    }
+
+    /// An interface name (a router interface's): a port or a VLAN.
+    fn add_part(&mut self, ifname: &str) {
+        match vid_of_vlan_name(ifname) {
+            Some(v) => {
+                self.vlans.insert(v);
+            }
+            None => {
+                self.ports.insert(ifname.to_owned());
+            }
+        }
+    }
+
+    /// Close over what ties entries together: a tenant VRF's VLAN and
+    /// ports in either spec, and the `INTERFACE` / `VLAN_INTERFACE` entries
+    /// bound to a VRF in CONFIG_DB.
+    fn close(&mut self, specs: &[&SwitchSpec], config: &DbState) {
+        loop {
+            let before = (self.ports.len(), self.vlans.len(), self.vnis.len());
+            for spec in specs {
+                for p in &self.ports {
+                    if let Some(PortRole::Tenant { vni }) = spec.ports.get(p).map(|p| &p.role) {
+                        self.vnis.insert(*vni);
+                    }
+                }
+                for vrf in spec.vrfs.values() {
+                    if self.vnis.contains(&vrf.vni) || self.vlans.contains(&vrf.vlan) {
+                        self.vnis.insert(vrf.vni);
+                        self.vlans.insert(vrf.vlan);
+                        self.ports.extend(vrf.ports.iter().cloned());
+                    }
+                }
+            }
+            if !self.vnis.is_empty() {
+                let bound = |f: &Fields| {
+                    f.get("vrf_name")
+                        .and_then(|v| vni_of_vrf_name(v))
+                        .is_some_and(|n| self.vnis.contains(&n))
+                };
+                let ports: Vec<String> = config
+                    .table(Table::Interface)
+                    .filter(|(n, f)| !n.contains(SEP) && bound(f))
+                    .map(|(n, _)| n.to_owned())
+                    .collect();
+                let vlans: Vec<u16> = config
+                    .table(Table::VlanInterface)
+                    .filter(|(_, f)| bound(f))
+                    .filter_map(|(n, _)| vid_of_vlan_name(n))
+                    .collect();
+                self.ports.extend(ports);
+                self.vlans.extend(vlans);
+            }
+            if before == (self.ports.len(), self.vlans.len(), self.vnis.len()) {
+                return;
+            }
+        }
+    }
+
+    /// Whether the entry `table|name` (holding `fields`) lies in the scope.
+    pub fn covers(&self, table: Table, name: &str, fields: &Fields) -> bool {
+        let first = name.split(SEP).next().unwrap_or(name);
+        match table {
+            Table::Port | Table::Interface => self.ports.contains(first),
+            Table::VlanMember => name.split_once(SEP).is_some_and(|(vlan, port)| {
+                self.ports.contains(port)
+                    || vid_of_vlan_name(vlan)
+                        .is_some_and(|v| v != self.pxe && self.vlans.contains(&v))
+            }),
+            Table::Vlan | Table::VlanInterface | Table::SuppressVlanNeigh => {
+                vid_of_vlan_name(first).is_some_and(|v| self.vlans.contains(&v))
+            }
+            Table::Vrf => vni_of_vrf_name(name).is_some_and(|n| self.vnis.contains(&n)),
+            Table::VxlanTunnelMap => {
+                let (vni, vid) = map_target(name, fields);
+                vni.is_some_and(|n| self.vnis.contains(&n))
+                    || vid.is_some_and(|v| self.vlans.contains(&v))
+            }
+            Table::VxlanTunnel | Table::VxlanEvpnNvo => false,
+        }
+    }
+
+    /// [`Reach::covers`] for a key whose fields are not at hand (a marker's
+    /// claimed entry, which is absent from CONFIG_DB).
+    pub fn covers_key(&self, key: &Key) -> bool {
+        self.covers(key.table, &key.name, &Fields::new())
+    }
+}
+
+/// Call `f` with every key whose value differs between two sorted maps.
+fn changed_keys<K: Ord, V: PartialEq>(
+    old: &std::collections::BTreeMap<K, V>,
+    new: &std::collections::BTreeMap<K, V>,
+    mut f: impl FnMut(&K),
+) {
+    for (k, v) in old {
+        if new.get(k) != Some(v) {
+            f(k);
+        }
+    }
+    for k in new.keys() {
+        if !old.contains_key(k) {
+            f(k);
+        }
+    }
+}
