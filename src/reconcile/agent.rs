@@ -33,6 +33,9 @@ pub(super) struct Last {
     pub(super) spec: Option<SwitchSpec>,
     pub(super) digest: Option<SpecDigest>,
     pub(super) spec_config_version: u64,
+    /// The view's version when the spec was built (where its journal of
+    /// changed keys starts for [`Agent::respec`]).
+    pub(super) spec_view_version: u64,
     /// The local facts of CONFIG_DB at a view version.
     pub(super) facts: Option<(u64, LocalFacts)>,
     /// The view's version when the last reconcile converged.

@@ -10,11 +10,12 @@ use super::agent::{Agent, digest};
 use super::desired::FetchError;
 use super::options::{self, Mode};
 use super::prepare;
-use crate::configdb::Planning;
 use crate::configdb::connection::ConfigDbError;
 use crate::configdb::plan::Plan;
 use crate::configdb::redis::PhaseHook;
 use crate::configdb::schema::Key;
+use crate::configdb::view::Touched;
+use crate::configdb::{Planning, facts};
 use crate::error::Error;
 use crate::files::{self, FileError, FileKind};
 use crate::flavour::Flavour;
@@ -195,6 +196,9 @@ impl Agent {
         let version = self.db.view().config_version;
         let rebuild =
             desired_changed || self.last.spec.is_none() || self.last.spec_config_version != version;
+        if rebuild && !desired_changed && self.respec(version) {
+            return self.last.spec.clone().ok_or(Problems(Vec::new()));
+        }
         if rebuild {
             // The spec of the same CONFIG_DB and the document it came from:
             // only the nics that changed are validated again when that is
@@ -221,8 +225,46 @@ impl Agent {
             };
             self.last.spec = Some(spec);
             self.last.spec_config_version = version;
+            self.last.spec_view_version = self.db.view().version;
         }
         self.last.spec.clone().ok_or(Problems(Vec::new()))
+    }
+
+    /// The same document after CONFIG_DB changed only in `INTERFACE` and
+    /// `VLAN_MEMBER` entries (a drift repair): the local facts are updated
+    /// for those ports and only their conflict check runs again
+    /// (`spec::recheck_ports`); returns whether the spec stands.
+    fn respec(&mut self, version: u64) -> bool {
+        let Some(prev) = &self.last.spec else {
+            return false;
+        };
+        let view = self.db.view();
+        let Some(touched) = view.touched_since(self.last.spec_view_version) else {
+            return false;
+        };
+        let changed: Vec<Key> = touched
+            .into_iter()
+            .filter_map(|t| match t {
+                Touched::Config(k) => Some(k),
+                _ => None,
+            })
+            .collect();
+        // The facts the spec was built with, updated in place (dropped when
+        // that does not work out: read anew then).
+        let Some((at, mut facts)) = self.last.facts.take() else {
+            return false;
+        };
+        if at != self.last.spec_config_version {
+            return false;
+        }
+        let stands = facts::update_port_facts(&mut facts, &view.config, &changed)
+            .is_some_and(|ports| spec::recheck_ports(prev, &self.cfg, &facts, &ports));
+        if stands {
+            self.last.facts = Some((version, facts));
+            self.last.spec_config_version = version;
+            self.last.spec_view_version = view.version;
+        }
+        stands
     }
 
     /// Plan: only what changed when CONFIG_DB still holds the converged
@@ -413,7 +455,8 @@ impl Agent {
         if plan.is_empty() {
             return Ok(());
         }
-        // The apply ended synced with redis; read what changed unread.
+        // The apply ended synced with redis; read what changed unread. The
+        // full plan, not the narrowed one: an independent check.
         self.refresh().await?;
         let view = self.db.view();
         let again = self.uncontested(Planning::new(spec, &view.config, &view.confirmed).plan());

@@ -111,6 +111,35 @@ pub fn rebuild(
     b.problems.is_empty().then_some(Ok(spec))
 }
 
+/// The spec `prev` (built without problems from the same document and
+/// configuration) for local facts that differ from the ones it was built
+/// with only in the `INTERFACE` entries, IP sub-keys and VLAN memberships of
+/// `ports`: those facts are read only by the per-port conflict check, so it
+/// runs again for these ports alone. Whether `prev` stands, exactly what
+/// [`build`] would return; `false` when the check finds a problem (the
+/// caller builds anew, for every problem in its order).
+pub fn recheck_ports(
+    prev: &SwitchSpec,
+    cfg: &Config,
+    facts: &LocalFacts,
+    ports: &BTreeSet<String>,
+) -> bool {
+    let mut b = Builder {
+        cfg,
+        facts,
+        problems: Vec::new(),
+        known_ports: None,
+    };
+    let touched: BTreeMap<String, PortSpec> = prev
+        .ports
+        .iter()
+        .filter(|(n, _)| ports.contains(*n))
+        .map(|(n, p)| (n.clone(), p.clone()))
+        .collect();
+    b.check_local_conflicts(&touched, &prev.static_vrfs);
+    b.problems.is_empty()
+}
+
 struct Builder<'a> {
     cfg: &'a Config,
     facts: &'a LocalFacts,
