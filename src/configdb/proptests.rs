@@ -590,6 +590,26 @@ proptest! {
         touched.extend(config_touched(&before, &state));
         touched.sort();
         touched.dedup();
+        // The facts of the drifted state, updated from the touched keys,
+        // are the facts read anew; a spec whose ports' re-check passes is
+        // the spec built anew.
+        let facts_before = crate::reconcile::prepare::local_facts(&cfg, &before);
+        if let Ok(prev) = crate::spec::build(&first, &cfg, &facts_before) {
+            let changed: Vec<Key> = touched
+                .iter()
+                .filter_map(|t| match t {
+                    Touched::Config(k) => Some(k.clone()),
+                    _ => None,
+                })
+                .collect();
+            let mut facts = facts_before.clone();
+            if let Some(ports) = super::facts::update_port_facts(&mut facts, &state, &changed) {
+                prop_assert_eq!(&facts, &crate::reconcile::prepare::local_facts(&cfg, &state));
+                if crate::spec::recheck_ports(&prev, &cfg, &facts, &ports) {
+                    prop_assert_eq!(crate::spec::build(&first, &cfg, &facts), Ok(prev));
+                }
+            }
+        }
         let desc = if change_desired { &second } else { &first };
         // An invalid desired state is never planned.
         let Ok(new) = crate::reconcile::prepare::spec(desc, &cfg, &state) else {
