@@ -344,6 +344,37 @@ impl Confirmed {
         }
     }
 
+    /// The interfaces whose router interface a full read of
+    /// [`RIF_NAME_MAP`] (`value`; `None`: the hash is gone) shows otherwise
+    /// than the view knew it: the map as last read, or, while it is stale,
+    /// the single fields read since. Sorted.
+    pub fn rifs_moved(&self, value: Option<&Fields>) -> Vec<String> {
+        let now = |ifname: &str| value.is_some_and(|f| f.contains_key(ifname));
+        let known = |ifname: &str| match self.rif_fields.get(ifname) {
+            Some(present) if self.rifs_stale => *present,
+            _ => self.rifs.contains(ifname),
+        };
+        let mut moved: Vec<String> = self
+            .rifs
+            .iter()
+            .chain(self.rif_fields.keys())
+            .chain(value.into_iter().flat_map(|f| f.keys()))
+            .filter(|i| known(i) != now(i))
+            .cloned()
+            .collect();
+        moved.sort();
+        moved.dedup();
+        moved
+    }
+
+    /// The interfaces whose field of [`RIF_NAME_MAP`] was read alone while
+    /// the map is stale (a notification of the map forgets them).
+    pub fn rif_fields_read(&self) -> Vec<String> {
+        let mut read: Vec<String> = self.rif_fields.keys().cloned().collect();
+        read.sort();
+        read
+    }
+
     /// One field of [`RIF_NAME_MAP`] was read: `present` or not.
     fn set_rif_field(&mut self, ifname: String, present: bool) -> bool {
         if self.rifs_stale {

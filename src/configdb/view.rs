@@ -96,8 +96,9 @@ pub enum Touched {
 
 /// The keys that changed, version by version, as far back as the journal
 /// reaches ([`Journal::since`]). Bounded: the oldest entries fall out, and a
-/// change that names no key (a new snapshot, the whole router-interface
-/// map read anew) clears it.
+/// new snapshot clears it. A read of the whole router-interface map names
+/// the interfaces whose router interface it shows otherwise than the view
+/// knew it ([`Confirmed::rifs_moved`]).
 #[derive(Debug, Clone, Default)]
 pub struct Journal {
     /// Every change after this version is in `entries`.
@@ -160,22 +161,17 @@ pub struct View {
     pub journal: Journal,
 }
 
-/// The journal entry of a changed key of another database: `None` when the
-/// change cannot be narrowed to keys (the whole router-interface map).
-/// Bridge ports and the port name map only decide barriers, never a plan:
-/// they name nothing.
-fn touched_marker(db: Db, key: String) -> Option<Touched> {
-    match db {
-        Db::State | Db::Appl => Some(Touched::Marker(db, key)),
-        Db::Counters => match key.strip_prefix(RIF_NAME_MAP) {
-            Some(rest) => match rest.strip_prefix(RIF_FIELD_SEP) {
-                Some(ifname) => Some(Touched::Rif(ifname.to_owned())),
-                None if rest.is_empty() => None,
-                None => Some(Touched::Marker(db, key)),
-            },
-            None => Some(Touched::Marker(db, key)),
-        },
-        Db::Asic => Some(Touched::Marker(db, key)),
+/// The journal entry of a changed key of another database (one field of
+/// the router-interface map: that interface's router interface). Bridge
+/// ports and the port name map only decide barriers, never a plan: they
+/// name nothing a plan reads.
+fn touched_marker(db: Db, key: String) -> Touched {
+    match key
+        .strip_prefix(RIF_NAME_MAP)
+        .and_then(|rest| rest.strip_prefix(RIF_FIELD_SEP))
+    {
+        Some(ifname) if db == Db::Counters => Touched::Rif(ifname.to_owned()),
+        _ => Touched::Marker(db, key),
     }
 }
 
@@ -215,7 +211,9 @@ impl View {
     /// one the view already had).
     pub fn apply(&mut self, u: Update) -> Changed {
         let mut changed = Changed::default();
-        let mut touched = None;
+        // The keys this update changed, for the journal (readiness and the
+        // bridge-port listing move no plan).
+        let mut touched = Vec::new();
         match u {
             Update::Config { key, value } => {
                 let Some(key) = Key::parse(&key) else {
@@ -233,20 +231,40 @@ impl View {
                         }
                     }
                     changed.config = true;
-                    touched = Some(Some(Touched::Config(key)));
+                    touched.push(Touched::Config(key));
                 }
+            }
+            Update::Other { db, key, value } if db == Db::Counters && key == RIF_NAME_MAP => {
+                // The whole map read anew: what moved are the interfaces
+                // whose router interface is not what the view knew.
+                touched = self
+                    .confirmed
+                    .rifs_moved(value.as_ref())
+                    .into_iter()
+                    .map(Touched::Rif)
+                    .collect();
+                changed.confirmed = self.confirmed.set(db, &key, value);
             }
             Update::Other { db, key, value } => {
                 changed.confirmed = self.confirmed.set(db, &key, value);
-                touched = Some(touched_marker(db, key));
+                touched.push(touched_marker(db, key));
+            }
+            Update::Touched { db, key } if db == Db::Counters && key == RIF_NAME_MAP => {
+                // The router-interface map marked unread: the interfaces it
+                // listed stay what the next full read is compared with; the
+                // ones read alone since it went stale are forgotten, and a
+                // plan may have read them.
+                touched = self
+                    .confirmed
+                    .rif_fields_read()
+                    .into_iter()
+                    .map(Touched::Rif)
+                    .collect();
+                changed.confirmed = self.confirmed.touch(db, &key);
             }
             Update::Touched { db, key } => {
                 changed.confirmed = self.confirmed.touch(db, &key);
-                // The router-interface map marked unread: the interfaces it
-                // listed stay what plans read until it is read again.
-                if !(db == Db::Counters && key == RIF_NAME_MAP) {
-                    touched = Some(touched_marker(db, key));
-                }
+                touched.push(touched_marker(db, key));
             }
             Update::ConfigDbInitialized(v) => {
                 let v = v.unwrap_or_default();
@@ -267,12 +285,8 @@ impl View {
         }
         if changed.any() {
             self.version += 1;
-            match touched {
-                Some(Some(t)) => self.journal.push(self.version, t),
-                // A change that names no key a plan can be narrowed to.
-                Some(None) => self.journal.reset(self.version),
-                // Readiness and the bridge-port listing move no plan.
-                None => {}
+            for t in touched {
+                self.journal.push(self.version, t);
             }
         }
         if changed.config {
@@ -306,5 +320,162 @@ impl View {
             .iter()
             .filter(|c| !self.confirmed.holds(c))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::configdb::confirmed::{Separators, rif_field_key};
+
+    fn view() -> View {
+        View::new(
+            DbState::default(),
+            Confirmed::new(Separators::default()),
+            Readiness::default(),
+        )
+    }
+
+    fn rif_map(ifnames: &[&str]) -> Update {
+        let mut f = Fields::new();
+        for i in ifnames {
+            f.insert((*i).to_owned(), format!("oid:{i}"));
+        }
+        Update::Other {
+            db: Db::Counters,
+            key: RIF_NAME_MAP.to_owned(),
+            value: Some(f),
+        }
+    }
+
+    fn rif_field(ifname: &str, present: bool) -> Update {
+        let mut f = Fields::new();
+        f.insert(ifname.to_owned(), "oid".to_owned());
+        Update::Other {
+            db: Db::Counters,
+            key: rif_field_key(ifname),
+            value: present.then_some(f),
+        }
+    }
+
+    fn map_touched() -> Update {
+        Update::Touched {
+            db: Db::Counters,
+            key: RIF_NAME_MAP.to_owned(),
+        }
+    }
+
+    fn rifs(names: &[&str]) -> Option<Vec<Touched>> {
+        Some(
+            names
+                .iter()
+                .map(|n| Touched::Rif((*n).to_owned()))
+                .collect(),
+        )
+    }
+
+    /// Issue 23: reading the whole router-interface map anew names the
+    /// interfaces it shows otherwise than the view knew them (a drift
+    /// repair stays narrowed), not "everything".
+    #[test]
+    fn a_full_read_of_the_router_interface_map_names_what_moved() {
+        let mut v = view();
+        v.apply(rif_map(&["Ethernet0", "Ethernet4"]));
+        let read = v.version;
+        v.apply(map_touched());
+        assert_eq!(v.touched_since(read), Some(Vec::new()));
+        v.apply(rif_map(&["Ethernet4", "Ethernet8"]));
+        assert_eq!(v.touched_since(read), rifs(&["Ethernet0", "Ethernet8"]));
+        // The same map again moves nothing.
+        let again = v.version;
+        v.apply(map_touched());
+        v.apply(rif_map(&["Ethernet4", "Ethernet8"]));
+        assert_eq!(v.touched_since(again), Some(Vec::new()));
+    }
+
+    /// While the map is stale, a plan reads the single fields read since:
+    /// a full read that differs from those (but not from the map as read
+    /// before it went stale) still names the interface.
+    #[test]
+    fn a_full_read_is_compared_with_the_fields_read_while_stale() {
+        let mut v = view();
+        v.apply(rif_map(&["Ethernet0"]));
+        v.apply(map_touched());
+        v.apply(rif_field("Ethernet0", false));
+        assert_eq!(v.confirmed.has_rif("Ethernet0"), Some(false));
+        let planned = v.version;
+        v.apply(rif_map(&["Ethernet0"]));
+        assert_eq!(v.touched_since(planned), rifs(&["Ethernet0"]));
+    }
+
+    #[derive(Debug, Clone)]
+    enum RifOp {
+        Touched,
+        Field(u8, bool),
+        Map(Vec<bool>),
+    }
+
+    const IFNAMES: usize = 5;
+
+    fn ifname(i: usize) -> String {
+        format!("Ethernet{}", i * 4)
+    }
+
+    fn rif_op() -> impl Strategy<Value = RifOp> {
+        prop_oneof![
+            Just(RifOp::Touched),
+            (0..IFNAMES as u8, any::<bool>()).prop_map(|(i, p)| RifOp::Field(i, p)),
+            prop::collection::vec(any::<bool>(), IFNAMES).prop_map(RifOp::Map),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the order of notifications, single-field reads and full
+        /// reads of the router-interface map: every interface whose known
+        /// router interface (what a plan reads) differs between an earlier
+        /// version and now is in the journal since that version.
+        #[test]
+        fn the_journal_names_every_router_interface_a_plan_would_read_otherwise(
+            ops in prop::collection::vec(rif_op(), 1..12),
+        ) {
+            let mut v = view();
+            let known = |v: &View| -> Vec<Option<bool>> {
+                (0..IFNAMES).map(|i| v.confirmed.has_rif(&ifname(i))).collect()
+            };
+            let mut seen = vec![(v.version, known(&v))];
+            for op in ops {
+                let u = match op {
+                    RifOp::Touched => map_touched(),
+                    RifOp::Field(i, p) => rif_field(&ifname(usize::from(i)), p),
+                    RifOp::Map(present) => {
+                        let names: Vec<String> = (0..IFNAMES)
+                            .filter(|i| present[*i])
+                            .map(ifname)
+                            .collect();
+                        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                        rif_map(&names)
+                    }
+                };
+                v.apply(u);
+                seen.push((v.version, known(&v)));
+            }
+            let now = known(&v);
+            for (version, then) in &seen {
+                let touched = v.touched_since(*version).expect("the journal reaches back");
+                for i in 0..IFNAMES {
+                    if let (Some(a), Some(b)) = (then[i], now[i])
+                        && a != b
+                    {
+                        prop_assert!(
+                            touched.contains(&Touched::Rif(ifname(i))),
+                            "{} moved since version {version} but is not in {touched:?}",
+                            ifname(i)
+                        );
+                    }
+                }
+            }
+        }
     }
 }
