@@ -94,6 +94,11 @@ pub struct Confirmed {
     port_oids_stale: bool,
     /// ASIC bridge port key → the port OID it bridges (`None`: not read).
     bridge_ports: FxHashMap<String, Option<String>>,
+    /// How many entries of `state` and `appl` are unread (`None`), and of
+    /// `bridge_ports`: a reconcile asks for what is unread every time, and
+    /// most of the time nothing is.
+    unread_markers: usize,
+    unread_bridge_ports: usize,
     /// Port OID → number of bridge ports known to point at it.
     bridged: FxHashMap<String, u32>,
     /// ASIC_DB's bridge ports are still being listed (the feed walks
@@ -185,8 +190,18 @@ impl Confirmed {
     /// returns whether anything changed. Keys that are not watched are ignored.
     pub fn set(&mut self, db: Db, key: &str, value: Option<Fields>) -> bool {
         match self.classify(db, key) {
-            Some(Watched::State) => set_entry(&mut self.state, key, value.map(Some)),
-            Some(Watched::Appl) => set_entry(&mut self.appl, key, value.map(Some)),
+            Some(Watched::State) => set_entry(
+                &mut self.state,
+                &mut self.unread_markers,
+                key,
+                value.map(Some),
+            ),
+            Some(Watched::Appl) => set_entry(
+                &mut self.appl,
+                &mut self.unread_markers,
+                key,
+                value.map(Some),
+            ),
             Some(Watched::RifNameMap) => {
                 let rifs: FxHashSet<String> = value
                     .map(|f| f.keys().cloned().collect())
@@ -225,8 +240,12 @@ impl Confirmed {
     /// anything changed.
     pub fn touch(&mut self, db: Db, key: &str) -> bool {
         match self.classify(db, key) {
-            Some(Watched::State) => set_entry(&mut self.state, key, Some(None)),
-            Some(Watched::Appl) => set_entry(&mut self.appl, key, Some(None)),
+            Some(Watched::State) => {
+                set_entry(&mut self.state, &mut self.unread_markers, key, Some(None))
+            }
+            Some(Watched::Appl) => {
+                set_entry(&mut self.appl, &mut self.unread_markers, key, Some(None))
+            }
             Some(Watched::RifNameMap) => {
                 let had_fields = !self.rif_fields.is_empty();
                 self.rif_fields.clear();
@@ -256,6 +275,11 @@ impl Confirmed {
         if self.bridge_ports.get(key) == oid.as_ref() && !matches!(oid, Some(None)) {
             return false;
         }
+        count_unread(
+            &mut self.unread_bridge_ports,
+            matches!(self.bridge_ports.get(key), Some(None)),
+            matches!(oid, Some(None)),
+        );
         let old = match oid {
             Some(oid) => {
                 if let Some(o) = &oid {
@@ -279,30 +303,34 @@ impl Confirmed {
     /// The watched keys whose current value is not known (to be read).
     pub fn unread(&self) -> Vec<(Db, String)> {
         let mut out: Vec<(Db, String)> = Vec::new();
-        out.extend(
-            self.state
-                .iter()
-                .filter(|(_, v)| v.is_none())
-                .map(|(k, _)| (Db::State, k.clone())),
-        );
-        out.extend(
-            self.appl
-                .iter()
-                .filter(|(_, v)| v.is_none())
-                .map(|(k, _)| (Db::Appl, k.clone())),
-        );
+        if self.unread_markers > 0 {
+            out.extend(
+                self.state
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(k, _)| (Db::State, k.clone())),
+            );
+            out.extend(
+                self.appl
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(k, _)| (Db::Appl, k.clone())),
+            );
+        }
         if self.rifs_stale {
             out.push((Db::Counters, RIF_NAME_MAP.to_owned()));
         }
         if self.port_oids_stale {
             out.push((Db::Counters, PORT_NAME_MAP.to_owned()));
         }
-        out.extend(
-            self.bridge_ports
-                .iter()
-                .filter(|(_, v)| v.is_none())
-                .map(|(k, _)| (Db::Asic, k.clone())),
-        );
+        if self.unread_bridge_ports > 0 {
+            out.extend(
+                self.bridge_ports
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(k, _)| (Db::Asic, k.clone())),
+            );
+        }
         out
     }
 
@@ -329,7 +357,7 @@ impl Confirmed {
         if self.bridged.contains_key(oid) {
             return Some(true);
         }
-        if self.bridge_ports_unlisted || self.bridge_ports.values().any(Option::is_none) {
+        if self.bridge_ports_unlisted || self.unread_bridge_ports > 0 {
             return None;
         }
         Some(false)
@@ -459,12 +487,14 @@ impl Confirmed {
                 if self.port_oids_stale {
                     keys.push((Db::Counters, PORT_NAME_MAP.to_owned()));
                 }
-                keys.extend(
-                    self.bridge_ports
-                        .iter()
-                        .filter(|(_, v)| v.is_none())
-                        .map(|(k, _)| (Db::Asic, k.clone())),
-                );
+                if self.unread_bridge_ports > 0 {
+                    keys.extend(
+                        self.bridge_ports
+                            .iter()
+                            .filter(|(_, v)| v.is_none())
+                            .map(|(k, _)| (Db::Asic, k.clone())),
+                    );
+                }
                 keys
             }
             Check::FieldGone { field } if c.table == RIF_NAME_MAP => {
@@ -486,12 +516,18 @@ fn entry_of(e: Option<&Option<Fields>>) -> Entry<'_> {
 /// `value`: `None` gone, `Some(None)` present unread, `Some(Some(f))` known.
 fn set_entry(
     map: &mut FxHashMap<String, Option<Fields>>,
+    unread: &mut usize,
     key: &str,
     value: Option<Option<Fields>>,
 ) -> bool {
     if map.get(key) == value.as_ref() && !matches!(value, Some(None)) {
         return false;
     }
+    count_unread(
+        unread,
+        matches!(map.get(key), Some(None)),
+        matches!(value, Some(None)),
+    );
     match value {
         Some(f) => {
             map.insert(key.to_owned(), f);
@@ -501,6 +537,16 @@ fn set_entry(
         }
     }
     true
+}
+
+/// Keep a count of unread entries across one entry going from unread
+/// (`was`) or not to unread (`is`) or not.
+fn count_unread(count: &mut usize, was: bool, is: bool) {
+    match (was, is) {
+        (true, false) => *count = count.saturating_sub(1),
+        (false, true) => *count += 1,
+        _ => {}
+    }
 }
 
 fn redis_key(table: &str, name: &str, sep: char) -> String {
@@ -1003,5 +1049,39 @@ mod tests {
             "ASIC_STATE:SAI_OBJECT_TYPE_ROUTE_ENTRY:x",
             Some(fields([]))
         ));
+    }
+
+    proptest::proptest! {
+        /// The counts of unread entries (which spare a reconcile a scan of
+        /// every watched entry) always equal a count of the entries.
+        #[test]
+        fn the_unread_counts_follow_the_entries(
+            ops in proptest::collection::vec((0..3usize, 0..4usize, 0..3usize), 1..40),
+        ) {
+            let mut c = Confirmed::new(Separators::default());
+            for (db, i, what) in ops {
+                let (db, key) = match db {
+                    0 => (Db::State, format!("VRF_TABLE|Vrf{i}")),
+                    1 => (Db::Appl, format!("VRF_TABLE:Vrf{i}")),
+                    _ => (Db::Asic, format!("ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:oid:0x{i}")),
+                };
+                match what {
+                    0 => {
+                        c.touch(db, &key);
+                    }
+                    1 => {
+                        c.set(db, &key, None);
+                    }
+                    _ => {
+                        c.set(db, &key, Some(f(&[(BRIDGE_PORT_FIELD, "oid:0x1"), ("state", "ok")])));
+                    }
+                }
+                let markers = c.state.values().chain(c.appl.values()).filter(|v| v.is_none()).count();
+                let bridge_ports = c.bridge_ports.values().filter(|v| v.is_none()).count();
+                proptest::prop_assert_eq!(c.unread_markers, markers);
+                proptest::prop_assert_eq!(c.unread_bridge_ports, bridge_ports);
+                proptest::prop_assert_eq!(c.unread().len(), markers + bridge_ports);
+            }
+        }
     }
 }
