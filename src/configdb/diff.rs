@@ -347,6 +347,10 @@ fn deletions(
 /// `None` when a switch-wide setting changed (PXE VLAN, VTEP, VLAN range,
 /// static VRFs) — plan the whole switch then.
 pub fn diff_delta(old: &SwitchSpec, new: &SwitchSpec, current: &DbState) -> Option<ChangeSet> {
+    // The very spec (the agent kept it): nothing to compare.
+    if std::ptr::eq(old, new) {
+        return Some(ChangeSet::default());
+    }
     if old.pxe_vlan != new.pxe_vlan
         || old.vtep != new.vtep
         || old.vlan_range != new.vlan_range

@@ -68,6 +68,11 @@ impl Reach {
         for k in reassert {
             s.add_key(k.table, &k.name, new)?;
         }
+        // The very spec (the agent kept it): no port or VRF differs.
+        if std::ptr::eq(old, new) {
+            s.close(&[new], config);
+            return Some(s);
+        }
         changed_keys(&old.ports, &new.ports, |p| {
             s.ports.insert(p.clone());
         });

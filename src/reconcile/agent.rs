@@ -29,8 +29,10 @@ pub(super) struct Last {
     /// The API's generation of `desc` (v2), when it has one.
     pub(super) api_generation: Option<u64>,
     /// The spec built from `desc` and CONFIG_DB at `spec_config_version`,
-    /// and its digest.
-    pub(super) spec: Option<SwitchSpec>,
+    /// and its digest. Shared with `converged_spec` and `rendered` while
+    /// it stays the same spec: a reconcile that finds the same spec again
+    /// neither copies nor compares it.
+    pub(super) spec: Option<Arc<SwitchSpec>>,
     pub(super) digest: Option<SpecDigest>,
     pub(super) spec_config_version: u64,
     /// The view's version when the spec was built (where its journal of
@@ -41,10 +43,10 @@ pub(super) struct Last {
     /// The view's version when the last reconcile converged.
     pub(super) converged_at: Option<u64>,
     /// The spec CONFIG_DB held, confirmed, at `converged_at`.
-    pub(super) converged_spec: Option<SwitchSpec>,
+    pub(super) converged_spec: Option<Arc<SwitchSpec>>,
     /// The last rendered frr.conf and the spec and flavour lines it was
     /// rendered from.
-    pub(super) rendered: Option<(SwitchSpec, FrrLines, Arc<str>)>,
+    pub(super) rendered: Option<(Arc<SwitchSpec>, FrrLines, Arc<str>)>,
 }
 
 /// The agent: the handles and the last applied state.
@@ -229,7 +231,7 @@ impl Agent {
 
     /// The spec of the last valid desired state.
     pub fn spec(&self) -> Option<&SwitchSpec> {
-        self.last.spec.as_ref()
+        self.last.spec.as_deref()
     }
 
     /// The desired state last fetched.
@@ -279,7 +281,7 @@ impl Agent {
         let touched = self.touched();
         let view = self.db.view();
         let plan = Planning::new(spec, &view.config, &view.confirmed)
-            .since_touched(self.last.converged_spec.as_ref(), touched.as_deref())
+            .since_touched(self.last.converged_spec.as_deref(), touched.as_deref())
             .plan();
         let plan = self.uncontested(plan);
         (!plan.phases.is_empty()).then_some(plan)

@@ -3,6 +3,7 @@
 //! error type; [`Agent::reconcile_once`] runs them in this order and turns
 //! the first error into the outcome.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -192,7 +193,7 @@ impl Agent {
         &mut self,
         desc: Arc<SwitchDesc>,
         desired_changed: bool,
-    ) -> Result<SwitchSpec, Problems> {
+    ) -> Result<Arc<SwitchSpec>, Problems> {
         let version = self.db.view().config_version;
         let rebuild =
             desired_changed || self.last.spec.is_none() || self.last.spec_config_version != version;
@@ -202,7 +203,7 @@ impl Agent {
         if rebuild {
             // The spec of the same CONFIG_DB and the document it came from:
             // only the nics that changed are validated again when that is
-            // enough (spec::rebuild).
+            // enough (spec::rebuild), and the same spec is kept as it is.
             let prev_desc = self.last.desc.replace(desc.clone());
             let prev = self.last.spec.take();
             let same_facts = self.last.spec_config_version == version;
@@ -211,16 +212,23 @@ impl Agent {
                 let facts = prepare::local_facts(&self.cfg, &self.db.view().config);
                 self.last.facts = Some((version, facts));
             }
-            let spec = match (&self.last.facts, &prev, &prev_desc) {
+            let rebuilt = match (&self.last.facts, &prev, &prev_desc) {
                 (Some((_, facts)), Some(prev), Some(prev_desc)) if same_facts => {
                     spec::rebuild(prev, prev_desc, &desc, &self.cfg, facts)
-                        .unwrap_or_else(|| spec::build(&desc, &self.cfg, facts))?
                 }
-                (Some((_, facts)), _, _) => spec::build(&desc, &self.cfg, facts)?,
-                (None, _, _) => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
+                _ => None,
+            };
+            let spec = match rebuilt {
+                Some(Ok(Cow::Borrowed(_))) => prev.clone().ok_or(Problems(Vec::new()))?,
+                Some(Ok(Cow::Owned(s))) => Arc::new(s),
+                Some(Err(p)) => return Err(p),
+                None => Arc::new(match &self.last.facts {
+                    Some((_, facts)) => spec::build(&desc, &self.cfg, facts)?,
+                    None => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
+                }),
             };
             self.last.digest = match (prev, prev_digest) {
-                (Some(prev), Some(d)) if prev == spec => Some(d),
+                (Some(prev), Some(d)) if same_spec(&prev, &spec) => Some(d),
                 _ => Some(spec.digest()),
             };
             self.last.spec = Some(spec);
@@ -275,7 +283,7 @@ impl Agent {
         let touched = self.touched();
         let view = self.db.view();
         let plan = Planning::new(spec, &view.config, &view.confirmed)
-            .since_touched(self.last.converged_spec.as_ref(), touched.as_deref())
+            .since_touched(self.last.converged_spec.as_deref(), touched.as_deref())
             .reasserting(reassert)
             .plan();
         self.uncontested(plan)
@@ -283,7 +291,7 @@ impl Agent {
 
     /// frr.conf must be one the agent can read back (verify, drift):
     /// refused before anything is written, like any invalid state.
-    fn frr_fits(&mut self, spec: &SwitchSpec) -> Result<(), Problems> {
+    fn frr_fits(&mut self, spec: &Arc<SwitchSpec>) -> Result<(), Problems> {
         if self.installer.is_none() {
             return Ok(());
         }
@@ -305,7 +313,7 @@ impl Agent {
     /// first ([`Agent::write`]), FRR after ([`Agent::frr`]).
     async fn frr_removals_first(
         &mut self,
-        spec: &SwitchSpec,
+        spec: &Arc<SwitchSpec>,
         plan: &Plan,
         out: &mut Outcome,
     ) -> Result<(), InstallError> {
@@ -315,6 +323,9 @@ impl Agent {
         let (Some(installer), Some(old)) = (&self.installer, &self.last.converged_spec) else {
             return Ok(());
         };
+        if Arc::ptr_eq(old, spec) {
+            return Ok(());
+        }
         let Some(mid) = frr::render::removals_first(old, spec) else {
             return Ok(());
         };
@@ -374,7 +385,7 @@ impl Agent {
 
     /// FRR: render, validate, install and reload when the rendered text
     /// differs from the installed file (or FRR may not run it yet).
-    async fn frr(&mut self, spec: &SwitchSpec) -> Result<FrrOutcome, InstallError> {
+    async fn frr(&mut self, spec: &Arc<SwitchSpec>) -> Result<FrrOutcome, InstallError> {
         if self.installer.is_none() {
             return Ok(FrrOutcome::Skipped);
         }
@@ -409,10 +420,10 @@ impl Agent {
 
     /// frr.conf for `spec` (rendered again only when the spec or the
     /// flavour's lines changed).
-    fn rendered(&mut self, spec: &SwitchSpec) -> Arc<str> {
+    fn rendered(&mut self, spec: &Arc<SwitchSpec>) -> Arc<str> {
         let lines = self.frr_lines();
         match &self.last.rendered {
-            Some((s, l, text)) if s == spec && *l == lines => text.clone(),
+            Some((s, l, text)) if same_spec(s, spec) && *l == lines => text.clone(),
             _ => {
                 let text: Arc<str> = frr::render(spec, lines).into();
                 self.last.rendered = Some((spec.clone(), lines, text.clone()));
@@ -426,7 +437,7 @@ impl Agent {
     /// confirms finds nothing left.
     async fn verify(
         &mut self,
-        spec: &SwitchSpec,
+        spec: &Arc<SwitchSpec>,
         plan: &Plan,
         out: &mut Outcome,
     ) -> Result<(), VerifyError> {
@@ -476,7 +487,7 @@ impl Agent {
     /// grace period, then let drift repair take over.
     async fn await_kernel(
         &mut self,
-        spec: &SwitchSpec,
+        spec: &Arc<SwitchSpec>,
         deadline: Instant,
         out: &mut Outcome,
     ) -> Result<(), NotConverged> {
@@ -491,6 +502,11 @@ impl Agent {
         out.kernel_pending = confirmed.is_err();
         confirmed.map(|_| ())
     }
+}
+
+/// The same spec: the very value (no comparison needed), or an equal one.
+fn same_spec(a: &Arc<SwitchSpec>, b: &Arc<SwitchSpec>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
 }
 
 /// A rendered frr.conf of `len` bytes is larger than the agent reads back
