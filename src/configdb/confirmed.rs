@@ -202,16 +202,7 @@ impl Confirmed {
                 key,
                 value.map(Some),
             ),
-            Some(Watched::RifNameMap) => {
-                let rifs: FxHashSet<String> = value
-                    .map(|f| f.keys().cloned().collect())
-                    .unwrap_or_default();
-                let changed = rifs != self.rifs || self.rifs_stale;
-                self.rifs = rifs;
-                self.rifs_stale = false;
-                self.rif_fields.clear();
-                changed
-            }
+            Some(Watched::RifNameMap) => self.set_rifs(value).0,
             Some(Watched::RifField) => {
                 let field = key
                     .split_once(RIF_FIELD_SEP)
@@ -372,12 +363,14 @@ impl Confirmed {
         }
     }
 
-    /// The interfaces whose router interface a full read of
-    /// [`RIF_NAME_MAP`] (`value`; `None`: the hash is gone) shows otherwise
-    /// than the view knew it: the map as last read, or, while it is stale,
-    /// the single fields read since. Sorted.
-    pub fn rifs_moved(&self, value: Option<&Fields>) -> Vec<String> {
-        let now = |ifname: &str| value.is_some_and(|f| f.contains_key(ifname));
+    /// A full read of [`RIF_NAME_MAP`] (`value`; `None`: the hash is gone):
+    /// whether anything changed, and the interfaces whose router interface
+    /// it shows otherwise than the view knew it — the map as last read, or,
+    /// while it was stale, the single fields read since (sorted).
+    pub fn set_rifs(&mut self, value: Option<Fields>) -> (bool, Vec<String>) {
+        let rifs: FxHashSet<String> = value
+            .map(|f| f.keys().cloned().collect())
+            .unwrap_or_default();
         let known = |ifname: &str| match self.rif_fields.get(ifname) {
             Some(present) if self.rifs_stale => *present,
             _ => self.rifs.contains(ifname),
@@ -386,13 +379,17 @@ impl Confirmed {
             .rifs
             .iter()
             .chain(self.rif_fields.keys())
-            .chain(value.into_iter().flat_map(|f| f.keys()))
-            .filter(|i| known(i) != now(i))
+            .chain(rifs.iter())
+            .filter(|i| known(i) != rifs.contains(*i))
             .cloned()
             .collect();
         moved.sort();
         moved.dedup();
-        moved
+        let changed = rifs != self.rifs || self.rifs_stale;
+        self.rifs = rifs;
+        self.rifs_stale = false;
+        self.rif_fields.clear();
+        (changed, moved)
     }
 
     /// The interfaces whose field of [`RIF_NAME_MAP`] was read alone while

@@ -98,7 +98,7 @@ pub enum Touched {
 /// reaches ([`Journal::since`]). Bounded: the oldest entries fall out, and a
 /// new snapshot clears it. A read of the whole router-interface map names
 /// the interfaces whose router interface it shows otherwise than the view
-/// knew it ([`Confirmed::rifs_moved`]).
+/// knew it ([`Confirmed::set_rifs`]).
 #[derive(Debug, Clone, Default)]
 pub struct Journal {
     /// Every change after this version is in `entries`.
@@ -237,13 +237,9 @@ impl View {
             Update::Other { db, key, value } if db == Db::Counters && key == RIF_NAME_MAP => {
                 // The whole map read anew: what moved are the interfaces
                 // whose router interface is not what the view knew.
-                touched = self
-                    .confirmed
-                    .rifs_moved(value.as_ref())
-                    .into_iter()
-                    .map(Touched::Rif)
-                    .collect();
-                changed.confirmed = self.confirmed.set(db, &key, value);
+                let (rifs_changed, moved) = self.confirmed.set_rifs(value);
+                changed.confirmed = rifs_changed;
+                touched = moved.into_iter().map(Touched::Rif).collect();
             }
             Update::Other { db, key, value } => {
                 changed.confirmed = self.confirmed.set(db, &key, value);
