@@ -625,6 +625,18 @@ proptest! {
             .map(|i| owned[i % owned.len()].clone())
             .into_iter()
             .collect();
+        // Only a change of a foreign VRF cannot be narrowed here.
+        if !drifts.iter().any(|d| matches!(d, Drift::ForeignVrf)) {
+            let reach = super::reach::Reach::of(
+                &touched,
+                &reassert,
+                &old,
+                &new,
+                &state,
+                confirmed.separators(),
+            );
+            prop_assert!(reach.is_some(), "not narrowed: {:?}", touched);
+        }
         let full = super::Planning::new(&new, &state, &confirmed)
             .reasserting(&reassert)
             .plan();

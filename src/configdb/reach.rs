@@ -137,7 +137,9 @@ impl Reach {
         let mut found = false;
         for e in confirms::CATALOGUE {
             let marks = |m: &confirms::Marker| m.db == db && m.table == table;
-            if marks(&e.marker) || e.mirror.as_ref().is_some_and(|m| marks(&m.marker)) {
+            if (marks(&e.marker) || e.mirror.as_ref().is_some_and(|m| marks(&m.marker)))
+                && may_name(e.table, &name)
+            {
                 self.add_key(e.table, &name, spec)?;
                 found = true;
             }
@@ -229,6 +231,19 @@ impl Reach {
     /// claimed entry, which is absent from CONFIG_DB).
     pub fn covers_key(&self, key: &Key) -> bool {
         self.covers(key.table, &key.name, &Fields::new())
+    }
+}
+
+/// Whether `name` can be an entry of `table`: one marker table confirms
+/// entries of several (intfmgrd's `INTERFACE_TABLE` those of `INTERFACE`
+/// and `VLAN_INTERFACE`), and the name says which — a VLAN's tables hold
+/// only VLAN names.
+fn may_name(table: Table, name: &str) -> bool {
+    match table {
+        Table::Vlan | Table::VlanInterface | Table::SuppressVlanNeigh => {
+            vid_of_vlan_name(name.split(SEP).next().unwrap_or(name)).is_some()
+        }
+        _ => true,
     }
 }
 
