@@ -610,10 +610,12 @@ fn assess_within(
         return a;
     }
     for entry in CATALOGUE {
-        for (name, fields) in config.table(entry.table) {
-            if reach.is_none_or(|s| s.covers(entry.table, name, fields))
-                && owned.owns(entry.table, name, fields)
-            {
+        let entries: Box<dyn Iterator<Item = (&str, &Fields)>> = match reach {
+            Some(s) => Box::new(s.entries(config, entry.table).into_iter()),
+            None => Box::new(config.table(entry.table)),
+        };
+        for (name, fields) in entries {
+            if owned.owns(entry.table, name, fields) {
                 owed(confirmed, entry, name, fields, &mut a);
             }
         }
@@ -664,6 +666,8 @@ fn owed(
 
 /// Markers (and router interfaces) SONiC still has in the agent's domain
 /// whose CONFIG_DB entry is gone: their deletion is not confirmed yet.
+/// Within a [`Reach`], the markers of the names it gives are looked up and
+/// only the other marker tables are walked.
 fn unconfirmed_deletions(
     config: &DbState,
     confirmed: &Confirmed,
@@ -672,15 +676,38 @@ fn unconfirmed_deletions(
 ) -> Vec<Condition> {
     let within = |k: &Key| reach.is_none_or(|s| s.covers_key(k));
     let mut gone: Vec<Condition> = Vec::new();
+    // `entry` claims `name` in the scope, and CONFIG_DB no longer has it.
+    let left = |entry: &confirms::Confirmation, name: &str| {
+        (entry.claims)(domain, name).is_some_and(|key| within(&key) && !config.contains(&key))
+    };
+    // The tables whose names the scope gives: every such name looked up;
+    // the markers of the other tables walked.
+    let named = |entry: &confirms::Confirmation| reach.is_some() && Reach::gives_names(entry.table);
     for (db, markers) in [(Db::State, &confirmed.state), (Db::Appl, &confirmed.appl)] {
         let sep = confirmed.seps.of(db);
+        for entry in CATALOGUE.iter().filter(|e| e.marker.db == db) {
+            let names = reach.and_then(|s| s.names(entry.table)).unwrap_or_default();
+            for name in names {
+                if markers.contains_key(&redis_key(entry.marker.table, &name, sep))
+                    && left(entry, &name)
+                {
+                    gone.push(entry.marker.gone(&name));
+                }
+            }
+        }
         for key in markers.keys() {
             let Some((table, rest)) = key.split_once(sep) else {
                 continue;
             };
+            // The first entry that claims the marker's name decides.
+            let mut entries = confirms::with_marker(db, table)
+                .filter(|e| !named(e))
+                .peekable();
+            if entries.peek().is_none() {
+                continue;
+            }
             let name = rest.replace(sep, &SEP.to_string());
-            let claimed = confirms::with_marker(db, table)
-                .find_map(|e| Some(((e.claims)(domain, &name)?, e)));
+            let claimed = entries.find_map(|e| Some(((e.claims)(domain, &name)?, e)));
             if let Some((config_key, entry)) = claimed
                 && within(&config_key)
                 && !config.contains(&config_key)
@@ -689,11 +716,18 @@ fn unconfirmed_deletions(
             }
         }
     }
-    for ifname in &confirmed.rifs {
-        let claimed = confirms::with_special(Special::RouterInterface)
-            .find_map(|e| (e.claims)(domain, ifname));
-        if claimed.is_some_and(|k| within(&k) && !config.contains(&k)) {
-            gone.push(confirms::rif_gone(ifname));
+    // Router interfaces: claimed by one entry each (a port's or a tenant
+    // VLAN's interface).
+    for entry in confirms::with_special(Special::RouterInterface) {
+        let names = reach.and_then(|s| s.names(entry.table));
+        let rifs: Box<dyn Iterator<Item = &String>> = match &names {
+            Some(names) => Box::new(names.iter().filter(|n| confirmed.rifs.contains(*n))),
+            None => Box::new(confirmed.rifs.iter()),
+        };
+        for ifname in rifs {
+            if left(entry, ifname) {
+                gone.push(confirms::rif_gone(ifname));
+            }
         }
     }
     gone

@@ -275,7 +275,7 @@ pub fn diff_forced(
     target::visit(spec, &mut |d| {
         diff_desired(current, Some(owned), force, &d, &mut matched, &mut changes)
     });
-    deletions(current, owned, &matched, |_, _, _| true, &mut changes);
+    deletions(current, owned, &matched, &mut changes);
     ChangeSet { changes }
 }
 
@@ -300,44 +300,56 @@ pub fn diff_scoped(
     for v in reach.vnis.iter().filter_map(|v| spec.vrfs.get(v)) {
         target::visit_vrf(spec, v, &mut s, &mut visit);
     }
-    deletions(
-        current,
-        owned,
-        &matched,
-        |t, n, f| reach.covers(t, n, f),
-        &mut changes,
-    );
+    for table in DELETABLE {
+        for (name, cur) in reach.entries(current, table) {
+            delete_unmatched(owned, &matched, table, name, cur, &mut changes);
+        }
+    }
     ChangeSet { changes }
 }
 
-/// Delete the owned entries of `current` (where `within`) that no desired
-/// entry matched.
+/// The tables whose owned entries a plan may delete (`PORT` keys are never
+/// deleted; the VTEP is never owned).
+const DELETABLE: [Table; 7] = [
+    Table::Interface,
+    Table::Vrf,
+    Table::Vlan,
+    Table::VlanMember,
+    Table::VlanInterface,
+    Table::SuppressVlanNeigh,
+    Table::VxlanTunnelMap,
+];
+
+/// Delete the owned entries of `current` that no desired entry matched.
 fn deletions(
     current: &DbState,
     owned: &Ownership<'_>,
     matched: &Matched,
-    within: impl Fn(Table, &str, &Fields) -> bool,
     changes: &mut Vec<Change>,
 ) {
-    for table in Table::ALL {
-        if matches!(
-            table,
-            Table::Port | Table::VxlanTunnel | Table::VxlanEvpnNvo
-        ) {
-            continue;
-        }
+    for table in DELETABLE {
         for (name, cur) in current.table(table) {
-            if !matched.contains(&id(table, name))
-                && within(table, name, cur)
-                && owned.owns(table, name, cur)
-            {
-                changes.push(Change {
-                    key: Key::new(table, name),
-                    op: Op::Delete { old: cur.clone() },
-                    cause: Cause::Desired,
-                });
-            }
+            delete_unmatched(owned, matched, table, name, cur, changes);
         }
+    }
+}
+
+/// Delete `table|name` (holding `cur`) when the agent owns it and no
+/// desired entry matched it.
+fn delete_unmatched(
+    owned: &Ownership<'_>,
+    matched: &Matched,
+    table: Table,
+    name: &str,
+    cur: &Fields,
+    changes: &mut Vec<Change>,
+) {
+    if !matched.contains(&id(table, name)) && owned.owns(table, name, cur) {
+        changes.push(Change {
+            key: Key::new(table, name),
+            op: Op::Delete { old: cur.clone() },
+            cause: Cause::Desired,
+        });
     }
 }
 

@@ -637,6 +637,31 @@ proptest! {
             );
             prop_assert!(reach.is_some(), "not narrowed: {:?}", touched);
         }
+        // The entries a scope gives by name are the covered ones the agent
+        // can own, as a walk of the table finds them.
+        if let Some(scope) = super::reach::Reach::of(
+            &touched,
+            &reassert,
+            &old,
+            &new,
+            &state,
+            confirmed.separators(),
+        ) {
+            let own = super::owned::Ownership::new(&state, &new);
+            for table in Table::ALL {
+                let owned = |(n, f): &(&str, &Fields)| own.owns(table, n, f);
+                let mut given: Vec<_> = scope.entries(&state, table);
+                given.retain(owned);
+                given.sort_by_key(|(n, _)| *n);
+                let mut walked: Vec<_> = state
+                    .table(table)
+                    .filter(|(n, f)| scope.covers(table, n, f))
+                    .collect();
+                walked.retain(owned);
+                walked.sort_by_key(|(n, _)| *n);
+                prop_assert_eq!(given, walked, "{:?}", table);
+            }
+        }
         let full = super::Planning::new(&new, &state, &confirmed)
             .reasserting(&reassert)
             .plan();

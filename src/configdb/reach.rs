@@ -21,9 +21,9 @@ use std::collections::BTreeSet;
 use super::confirmed::Separators;
 use super::confirms::{self, Db};
 use super::owned::map_target;
-use super::schema::{DbState, Fields, Key, SEP, Table, vid_of_vlan_name};
+use super::schema::{DbState, Fields, Key, SEP, Table, vid_of_vlan_name, vlan_name};
 use super::view::Touched;
-use crate::spec::{PortRole, SwitchSpec, vni_of_vrf_name};
+use crate::spec::{PortRole, SwitchSpec, vni_of_vrf_name, vrf_name};
 
 /// Ports, tenant VLAN ids and VNIs whose entries a plan must look at again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -224,6 +224,52 @@ impl Reach {
                     || vid.is_some_and(|v| self.vlans.contains(&v))
             }
             Table::VxlanTunnel | Table::VxlanEvpnNvo => false,
+        }
+    }
+
+    /// The names of `table` the scope covers that the agent can own, when
+    /// they follow from the scope alone (a port's `INTERFACE` entry, a
+    /// VLAN's `VLAN` entry, a VRF); `None` for the tables whose covered
+    /// names must be looked for (`VLAN_MEMBER`, `VXLAN_TUNNEL_MAP`). The
+    /// agent owns no name with a separator in the tables named here (no IP
+    /// sub-key) and only the canonical `Vlan<id>` and `Vrf<VNI>`, so these
+    /// are all the names a plan needs to look at there.
+    pub fn names(&self, table: Table) -> Option<Vec<String>> {
+        if !Reach::gives_names(table) {
+            return None;
+        }
+        match table {
+            Table::Port | Table::Interface => Some(self.ports.iter().cloned().collect()),
+            Table::Vlan | Table::VlanInterface | Table::SuppressVlanNeigh => {
+                Some(self.vlans.iter().map(|v| vlan_name(*v)).collect())
+            }
+            Table::Vrf => Some(self.vnis.iter().map(|v| vrf_name(*v)).collect()),
+            Table::VxlanTunnel
+            | Table::VxlanEvpnNvo
+            | Table::VlanMember
+            | Table::VxlanTunnelMap => Some(Vec::new()),
+        }
+    }
+
+    /// Whether [`Reach::names`] gives the names of `table` (whatever the
+    /// scope): all but `VLAN_MEMBER` and `VXLAN_TUNNEL_MAP`.
+    pub fn gives_names(table: Table) -> bool {
+        !matches!(table, Table::VlanMember | Table::VxlanTunnelMap)
+    }
+
+    /// The entries of `table` in `config` the scope covers, among them
+    /// every one the agent can own ([`Reach::names`]): looked up by name
+    /// where the scope gives the names, else found by a walk of the table.
+    pub fn entries<'c>(&self, config: &'c DbState, table: Table) -> Vec<(&'c str, &'c Fields)> {
+        match self.names(table) {
+            Some(names) => names
+                .iter()
+                .filter_map(|n| config.entry_in(table, n))
+                .collect(),
+            None => config
+                .table(table)
+                .filter(|(n, f)| self.covers(table, n, f))
+                .collect(),
         }
     }
 
