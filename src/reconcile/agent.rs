@@ -70,13 +70,11 @@ pub struct Agent {
     /// Which SONiC this is ([`Agent::set_flavour`]); `None`: not detected
     /// (FRR outside SONiC, tests): no flavour lines, nothing refused.
     pub(super) flavour: Option<Flavour>,
-    /// SHA-256 of the frr.conf this agent installed (or found installed)
-    /// and verified: a file that no longer has it was changed or deleted
-    /// under the agent ([`Agent::frr_drifted`]).
-    pub(super) frr_digest: Option<[u8; 32]>,
-    /// The rendered text `frr_digest` is the SHA-256 of (not hashed again
-    /// while the installed file is still that very text).
-    pub(super) frr_digested: Option<Arc<str>>,
+    /// The frr.conf this agent installed (or found installed) and
+    /// verified, the rendered text itself (shared with `last.rendered`): a
+    /// file that no longer holds it was changed or deleted under the agent
+    /// ([`Agent::frr_drifted`]).
+    pub(super) frr_installed: Option<Arc<str>>,
     /// The next reconcile installs frr.conf again even when nothing else
     /// changed ([`Agent::repair_frr`]).
     pub(super) frr_repair: bool,
@@ -113,8 +111,7 @@ impl Agent {
             generation: 0,
             frr_loaded: false,
             flavour: None,
-            frr_digest: None,
-            frr_digested: None,
+            frr_installed: None,
             frr_repair: false,
             liveness: None,
             contested: Default::default(),
@@ -154,7 +151,7 @@ impl Agent {
     /// `None` before the first verified install and in dry-run mode.
     pub fn frr_drifted(&self) -> Option<&'static str> {
         let installer = self.installer.as_ref()?;
-        let want = self.frr_digest?;
+        let want = self.frr_installed.as_ref()?;
         if self.opts.mode != Mode::Apply {
             return None;
         }
@@ -163,7 +160,7 @@ impl Agent {
             &installer.dest,
             crate::files::FRR_CONFIG_MAX_BYTES,
         ) {
-            Ok(bytes) if digest(&bytes) == want => None,
+            Ok(bytes) if bytes == want.as_bytes() => None,
             Ok(_) => Some("changed"),
             Err(e) if e.is_missing() => Some("deleted"),
             Err(_) => Some("unreadable"),
@@ -331,10 +328,4 @@ impl Agent {
         out.duration = started.elapsed();
         out
     }
-}
-
-/// SHA-256 of an installed frr.conf.
-pub(super) fn digest(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
 }

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::agent::{Agent, digest};
+use super::agent::Agent;
 use super::desired::FetchError;
 use super::options::{self, Mode};
 use super::prepare;
@@ -454,14 +454,7 @@ impl Agent {
                 }
                 .into());
             }
-            let hashed = self
-                .frr_digested
-                .as_ref()
-                .is_some_and(|t| Arc::ptr_eq(t, &text));
-            if !hashed || self.frr_digest.is_none() {
-                self.frr_digest = Some(digest(&installed));
-                self.frr_digested = Some(text);
-            }
+            self.frr_installed = Some(text);
         }
         if plan.is_empty() {
             return Ok(());
