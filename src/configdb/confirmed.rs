@@ -717,11 +717,13 @@ fn unconfirmed_deletions(
         }
     }
     // Router interfaces: claimed by one entry each (a port's or a tenant
-    // VLAN's interface).
+    // VLAN's interface). Within a scope, an interface whose router
+    // interface was not read since the map changed counts as present: the
+    // plan waits for it to go, and that wait reads it.
     for entry in confirms::with_special(Special::RouterInterface) {
         let names = reach.and_then(|s| s.names(entry.table));
         let rifs: Box<dyn Iterator<Item = &String>> = match &names {
-            Some(names) => Box::new(names.iter().filter(|n| confirmed.rifs.contains(*n))),
+            Some(names) => Box::new(names.iter().filter(|n| confirmed.has_rif(n) != Some(false))),
             None => Box::new(confirmed.rifs.iter()),
         };
         for ifname in rifs {

@@ -68,6 +68,31 @@ pub struct Planning<'a> {
     pub touched: &'a [view::Touched],
 }
 
+/// The way a plan is made, and what of the switch it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading<'a> {
+    /// Only what the desired state changed from this converged spec:
+    /// CONFIG_DB's entries there, nothing SONiC confirmed.
+    Delta(&'a SwitchSpec),
+    /// The entries a scope covers and what SONiC confirmed of them (of the
+    /// router interfaces, only [`reach::Reach::interfaces`]).
+    Within(reach::Reach),
+    /// All of CONFIG_DB and all SONiC confirmed.
+    Everything,
+}
+
+impl Reading<'_> {
+    /// The interfaces whose router interface the plan asks about (`None`:
+    /// any).
+    pub fn interfaces(&self) -> Option<Vec<String>> {
+        match self {
+            Reading::Delta(_) => Some(Vec::new()),
+            Reading::Within(scope) => Some(scope.interfaces()),
+            Reading::Everything => None,
+        }
+    }
+}
+
 impl<'a> Planning<'a> {
     /// Plan `spec` against `config` and what SONiC `confirmed` of it.
     pub fn new(
@@ -132,28 +157,40 @@ impl<'a> Planning<'a> {
     ///   SONiC dropped ([`confirmed::assess`]) or what is re-asserted. It is
     ///   empty only when CONFIG_DB matches the spec and SONiC confirmed it.
     pub fn plan(&self) -> plan::Plan {
-        if let Some(old) = self.since {
-            if self.touched.is_empty() && self.reassert.is_empty() {
+        match self.reading() {
+            Reading::Delta(old) => {
                 let changes = diff::diff_delta(old, self.spec, self.config).unwrap_or_else(|| {
                     let owned = owned::Ownership::new(self.config, self.spec);
                     diff::diff(self.config, self.spec, &owned)
                 });
-                return plan::plan(changes);
+                plan::plan(changes)
             }
-            let seps = self.confirmed.separators();
-            let scope = reach::Reach::of(
-                self.touched,
-                self.reassert,
-                old,
-                self.spec,
-                self.config,
-                seps,
-            );
-            if let Some(scope) = scope {
-                return self.full(Some(&scope));
-            }
+            Reading::Within(scope) => self.full(Some(&scope)),
+            Reading::Everything => self.full(None),
         }
-        self.full(None)
+    }
+
+    /// Which of the three ways [`Planning::plan`] takes, and so what of the
+    /// switch it reads (the agent reads what is unread of that first).
+    pub fn reading(&self) -> Reading<'a> {
+        let Some(old) = self.since else {
+            return Reading::Everything;
+        };
+        if self.touched.is_empty() && self.reassert.is_empty() {
+            return Reading::Delta(old);
+        }
+        let seps = self.confirmed.separators();
+        match reach::Reach::of(
+            self.touched,
+            self.reassert,
+            old,
+            self.spec,
+            self.config,
+            seps,
+        ) {
+            Some(scope) => Reading::Within(scope),
+            None => Reading::Everything,
+        }
     }
 
     /// Against CONFIG_DB and what SONiC confirmed, within `scope` (`None`:

@@ -257,6 +257,15 @@ impl Reach {
         !matches!(table, Table::VlanMember | Table::VxlanTunnelMap)
     }
 
+    /// The interfaces whose router interface a plan within the scope asks
+    /// about: the ports' and the VLANs' (the names of `INTERFACE` and
+    /// `VLAN_INTERFACE` entries, [`Reach::names`]).
+    pub fn interfaces(&self) -> Vec<String> {
+        let mut names = self.names(Table::Interface).unwrap_or_default();
+        names.extend(self.names(Table::VlanInterface).unwrap_or_default());
+        names
+    }
+
     /// The entries of `table` in `config` the scope covers, among them
     /// every one the agent can own ([`Reach::names`]): looked up by name
     /// where the scope gives the names, else found by a walk of the table.

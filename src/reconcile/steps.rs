@@ -87,14 +87,29 @@ impl Agent {
             out.digest = self.last.digest.clone();
             return Ok(ReconcileResult::Converged);
         }
-        // What SONiC confirmed, with every value read (planning decides on them).
-        self.refresh().await?;
+        // What SONiC confirmed, with every value read (planning decides on
+        // them); of the router-interface map only what the plan asks about
+        // (a drift repair: its interfaces, not every one of the switch).
+        self.refresh(Some(&[])).await?;
         let t = Instant::now();
-        let spec = self.build_spec(desc, out.desired_changed)?;
+        let mut spec = self.build_spec(desc.clone(), out.desired_changed)?;
+        let interfaces = self.planning_reads(&spec, &reassert);
+        let mut planning = t.elapsed();
+        if interfaces.as_ref().is_none_or(|i| !i.is_empty()) {
+            let version = self.db.view().config_version;
+            self.refresh(interfaces.as_deref()).await?;
+            // The spec is built against the CONFIG_DB the plan reads.
+            if self.db.view().config_version != version {
+                let t = Instant::now();
+                spec = self.build_spec(desc, out.desired_changed)?;
+                planning += t.elapsed();
+            }
+        }
         self.last.api_generation = api_generation;
         out.digest = self.last.digest.clone();
+        let t = Instant::now();
         let plan = self.plan(&spec, &reassert);
-        out.stages.plan = t.elapsed();
+        out.stages.plan = planning + t.elapsed();
         out.planned(&plan);
         if self.opts.mode == Mode::DryRun {
             out.frr = FrrOutcome::Skipped;
@@ -181,10 +196,11 @@ impl Agent {
         Ok(())
     }
 
-    /// Read what changed unread: every owned entry with its values.
-    async fn refresh(&mut self) -> Result<(), ConfigDbError> {
+    /// Read what changed unread: every owned entry with its values; of the
+    /// router-interface map only the fields of `interfaces` (`None`: all).
+    async fn refresh(&mut self, interfaces: Option<&[String]>) -> Result<(), ConfigDbError> {
         let _step = self.step("reading CONFIG_DB", REFRESH_TIMEOUT + STEP_SLACK);
-        self.db.refresh(REFRESH_TIMEOUT).await
+        self.db.refresh_for(interfaces, REFRESH_TIMEOUT).await
     }
 
     /// Spec: the desired state validated against CONFIG_DB's local facts;
@@ -273,6 +289,18 @@ impl Agent {
             self.last.spec_view_version = view.version;
         }
         stands
+    }
+
+    /// The interfaces whose router interface the plan will ask about
+    /// (`None`: any; [`Planning::reading`]).
+    fn planning_reads(&self, spec: &SwitchSpec, reassert: &[Key]) -> Option<Vec<String>> {
+        let touched = self.touched();
+        let view = self.db.view();
+        Planning::new(spec, &view.config, &view.confirmed)
+            .since_touched(self.last.converged_spec.as_deref(), touched.as_deref())
+            .reasserting(reassert)
+            .reading()
+            .interfaces()
     }
 
     /// Plan: only what changed when CONFIG_DB still holds the converged
@@ -461,7 +489,7 @@ impl Agent {
         }
         // The apply ended synced with redis; read what changed unread. The
         // full plan, not the narrowed one: an independent check.
-        self.refresh().await?;
+        self.refresh(None).await?;
         let view = self.db.view();
         let again = self.uncontested(Planning::new(spec, &view.config, &view.confirmed).plan());
         if !again.is_empty() {
