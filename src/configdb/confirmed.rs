@@ -28,7 +28,7 @@ use super::confirms::{
     PORT_NAME_MAP, RIF_NAME_MAP, Special,
 };
 use super::owned::Ownership;
-use super::reach::Reach;
+use super::reach::{Covered, Reach};
 use super::schema::{DbState, Fields, Key, SEP};
 use crate::spec::SwitchSpec;
 
@@ -587,15 +587,15 @@ pub fn assess(
     assess_within(config, confirmed, spec, owned, None)
 }
 
-/// [`assess`] for the entries `reach` covers only ([`super::reach`]).
+/// [`assess`] for the entries a scope covers only ([`super::reach`]).
 pub fn assess_scoped(
     config: &DbState,
     confirmed: &Confirmed,
     spec: &SwitchSpec,
     owned: &Ownership<'_>,
-    reach: &Reach,
+    covered: &Covered<'_, '_>,
 ) -> Assessment {
-    assess_within(config, confirmed, spec, owned, Some(reach))
+    assess_within(config, confirmed, spec, owned, Some(covered))
 }
 
 fn assess_within(
@@ -603,15 +603,15 @@ fn assess_within(
     confirmed: &Confirmed,
     spec: &SwitchSpec,
     owned: &Ownership<'_>,
-    reach: Option<&Reach>,
+    covered: Option<&Covered<'_, '_>>,
 ) -> Assessment {
     let mut a = Assessment::default();
     if confirmed.assumed {
         return a;
     }
     for entry in CATALOGUE {
-        let entries: Box<dyn Iterator<Item = (&str, &Fields)>> = match reach {
-            Some(s) => Box::new(s.entries(config, entry.table).into_iter()),
+        let entries: Box<dyn Iterator<Item = (&str, &Fields)>> = match covered {
+            Some(c) => Box::new(c.entries(entry.table).iter().copied()),
             None => Box::new(config.table(entry.table)),
         };
         for (name, fields) in entries {
@@ -620,6 +620,7 @@ fn assess_within(
             }
         }
     }
+    let reach = covered.map(|c| c.reach);
     let mut gone = unconfirmed_deletions(config, confirmed, &Domain::new(spec), reach);
     gone.sort();
     a.pending.extend(gone);
@@ -695,17 +696,22 @@ fn unconfirmed_deletions(
                 }
             }
         }
+        // The marker tables walked (a prefix test per key picks them out).
+        let mut walked: Vec<&str> = CATALOGUE
+            .iter()
+            .filter(|e| e.marker.db == db && !named(e))
+            .map(|e| e.marker.table)
+            .collect();
+        walked.dedup();
         for key in markers.keys() {
-            let Some((table, rest)) = key.split_once(sep) else {
+            let Some((table, rest)) = walked.iter().find_map(|t| {
+                let rest = key.strip_prefix(*t)?.strip_prefix(sep)?;
+                Some((*t, rest))
+            }) else {
                 continue;
             };
             // The first entry that claims the marker's name decides.
-            let mut entries = confirms::with_marker(db, table)
-                .filter(|e| !named(e))
-                .peekable();
-            if entries.peek().is_none() {
-                continue;
-            }
+            let mut entries = confirms::with_marker(db, table).filter(|e| !named(e));
             let name = rest.replace(sep, &SEP.to_string());
             let claimed = entries.find_map(|e| Some(((e.claims)(domain, &name)?, e)));
             if let Some((config_key, entry)) = claimed

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashSet;
 
 use super::owned::Ownership;
-use super::reach::Reach;
+use super::reach::Covered;
 use super::schema::{DbState, Fields, Key, Table};
 use super::target::{self, Desired, Scope, Scratch};
 use crate::spec::SwitchSpec;
@@ -287,10 +287,11 @@ pub fn diff_scoped(
     spec: &SwitchSpec,
     owned: &Ownership<'_>,
     force: &[Key],
-    reach: &Reach,
+    covered: &Covered<'_, '_>,
 ) -> ChangeSet {
     let mut changes = Vec::new();
     let mut matched = Matched::default();
+    let reach = covered.reach;
     let mut s = Scratch::default();
     let mut visit =
         |d: Desired<'_>| diff_desired(current, Some(owned), force, &d, &mut matched, &mut changes);
@@ -301,7 +302,7 @@ pub fn diff_scoped(
         target::visit_vrf(spec, v, &mut s, &mut visit);
     }
     for table in DELETABLE {
-        for (name, cur) in reach.entries(current, table) {
+        for (name, cur) in covered.entries(table).iter().copied() {
             delete_unmatched(owned, &matched, table, name, cur, &mut changes);
         }
     }

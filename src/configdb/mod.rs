@@ -197,16 +197,17 @@ impl<'a> Planning<'a> {
     /// everything).
     fn full(&self, scope: Option<&reach::Reach>) -> plan::Plan {
         let owned = owned::Ownership::new(self.config, self.spec);
-        let assessment = match scope {
-            Some(s) => confirmed::assess_scoped(self.config, self.confirmed, self.spec, &owned, s),
+        let covered = scope.map(|s| reach::Covered::new(s, self.config));
+        let assessment = match &covered {
+            Some(c) => confirmed::assess_scoped(self.config, self.confirmed, self.spec, &owned, c),
             None => confirmed::assess(self.config, self.confirmed, self.spec, &owned),
         };
         let mut force = assessment.replace;
         force.extend(self.reassert.iter().cloned());
         force.sort();
         force.dedup();
-        let changes = match scope {
-            Some(s) => diff::diff_scoped(self.config, self.spec, &owned, &force, s),
+        let changes = match &covered {
+            Some(c) => diff::diff_scoped(self.config, self.spec, &owned, &force, c),
             None => diff::diff_forced(self.config, self.spec, &owned, &force),
         };
         let mut plan = plan::plan(changes);

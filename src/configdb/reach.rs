@@ -163,6 +163,9 @@ impl Reach {
     /// ports in either spec, and the `INTERFACE` / `VLAN_INTERFACE` entries
     /// bound to a VRF in CONFIG_DB.
     fn close(&mut self, specs: &[&SwitchSpec], config: &DbState) {
+        // The VNIs the bindings in CONFIG_DB were last looked up for (the
+        // lookup walks two tables: only again when more VNIs came in).
+        let mut bound_for = 0;
         loop {
             let before = (self.ports.len(), self.vlans.len(), self.vnis.len());
             for spec in specs {
@@ -179,7 +182,8 @@ impl Reach {
                     }
                 }
             }
-            if !self.vnis.is_empty() {
+            if self.vnis.len() != bound_for {
+                bound_for = self.vnis.len();
                 let bound = |f: &Fields| {
                     f.get("vrf_name")
                         .and_then(|v| vni_of_vrf_name(v))
@@ -286,6 +290,35 @@ impl Reach {
     /// claimed entry, which is absent from CONFIG_DB).
     pub fn covers_key(&self, key: &Key) -> bool {
         self.covers(key.table, &key.name, &Fields::new())
+    }
+}
+
+/// The entries a scope covers in one CONFIG_DB, each table looked up (or
+/// walked) once for a plan ([`Reach::entries`]): the assessment and the
+/// diff both go through them.
+#[derive(Debug, Clone)]
+pub struct Covered<'r, 'c> {
+    pub reach: &'r Reach,
+    tables: Vec<Vec<(&'c str, &'c Fields)>>,
+}
+
+impl<'r, 'c> Covered<'r, 'c> {
+    pub fn new(reach: &'r Reach, config: &'c DbState) -> Covered<'r, 'c> {
+        Covered {
+            reach,
+            tables: Table::ALL
+                .iter()
+                .map(|t| reach.entries(config, *t))
+                .collect(),
+        }
+    }
+
+    /// [`Reach::entries`] of `table`.
+    pub fn entries(&self, table: Table) -> &[(&'c str, &'c Fields)] {
+        self.tables
+            .get(table.index())
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 }
 
