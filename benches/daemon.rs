@@ -32,6 +32,8 @@
 
 #[path = "../tests/support/agent.rs"]
 mod agent;
+#[path = "../tests/support/process.rs"]
+mod process;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -103,6 +103,12 @@ pub enum Command {
     /// against CONFIG_DB (redis, or --configdb); nothing is written.
     Fetch(FetchArgs),
     /// Load and validate the configuration and print it (secrets masked)
+    ///
+    /// Also reads every file `run` will read, under `run`'s rules, and prints
+    /// the API version and why, the settings without effect, and the SONiC
+    /// flavour of the switch; exits 2 when the switch's
+    /// docker_routing_config_mode makes SONiC write FRR's configuration
+    /// itself.
     CheckConfig(CheckConfigArgs),
     /// Show the running daemon's state: phase, last reconcile, stage times,
     /// errors, drift repairs, ports, BGP sessions, phone-home
@@ -113,6 +119,20 @@ pub enum Command {
     /// gone); 4 its process exists but has not updated the file within
     /// --stale-after (the loop may be stuck), or the file cannot be read.
     Status(StatusArgs),
+    /// Replace metal-core with this agent: check, stop metal-core, start the
+    /// agent, wait until it converged
+    ///
+    /// Checks the configuration as the systemd unit sees it (the
+    /// configuration file and the unit's environment files
+    /// /etc/default/metal-core and /etc/default/metal-switchd, nothing of
+    /// this shell's environment), those files, and the HMAC key or token
+    /// and the gRPC certificates with the rules `run` reads them by;
+    /// nothing is changed when a check fails (exit 2). Then, over systemd's
+    /// D-Bus API, stops and disables metal-core.service, enables and starts
+    /// metal-switchd.service and waits for its first converged reconcile.
+    /// If the agent does not start or converge within --timeout,
+    /// metal-core is started again (exit 1).
+    Migrate(MigrateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,13 +188,31 @@ pub struct SwitchArgs {
     pub api: ApiArg,
 }
 
+/// What an offline command plans from: the switch file and CONFIG_DB
+/// (redis, or a snapshot).
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub struct InputArgs {
     #[command(flatten)]
     pub switch: SwitchArgs,
     /// Read CONFIG_DB from a config_db.json snapshot instead of redis
     #[arg(long, value_name = "FILE")]
     pub configdb: Option<PathBuf>,
+}
+
+impl InputArgs {
+    /// The switch file's desired state prepared against CONFIG_DB: its wire
+    /// version and the spec, target and plan.
+    async fn prepare(&self, cfg: &Config) -> Result<(ApiVersion, reconcile::Prepared), Error> {
+        let (version, desc) = read_switch(cfg, &self.switch)?;
+        let (state, confirmed) = read_state(cfg, self.configdb.as_deref()).await?;
+        Ok((version, reconcile::prepare(&desc, cfg, &state, &confirmed)?))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Output: text for people, or one JSON document on stdout (an error too)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -183,10 +221,7 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     #[command(flatten)]
-    pub switch: SwitchArgs,
-    /// Read CONFIG_DB from a config_db.json snapshot instead of redis
-    #[arg(long, value_name = "FILE")]
-    pub configdb: Option<PathBuf>,
+    pub input: InputArgs,
     /// Output: text (frr.conf; config_db.json for configdb) or one JSON
     /// document on stdout (an error too)
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -267,12 +302,30 @@ pub struct StatusArgs {
     pub stale_after: Option<Duration>,
 }
 
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Go back: stop and disable metal-switchd.service, enable and start
+    /// metal-core.service
+    #[arg(long)]
+    pub rollback: bool,
+    /// How long to wait for each systemd job and for the agent's first
+    /// converged reconcile
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::config::parse_duration)]
+    pub timeout: Duration,
+    /// The unit's environment files, in the unit's order (repeat the
+    /// option for more than one) [default: /etc/default/metal-core
+    /// /etc/default/metal-switchd]
+    #[arg(long = "environment-file", value_name = "FILE")]
+    pub environment_files: Vec<PathBuf>,
+}
+
 impl Cli {
     /// The output format the command was given (`None`: `run`, which prints
-    /// no result; its logs follow `log_format`).
+    /// no result, its logs follow `log_format`; and `migrate`, which reports
+    /// its steps on stderr and its result in the exit code).
     pub fn format(&self) -> Option<Format> {
         match &self.command {
-            Command::Run => None,
+            Command::Run | Command::Migrate(_) => None,
             Command::Plan(a) => Some(a.format),
             Command::Apply(a) => Some(a.format),
             Command::Render(RenderCommand::Configdb(a)) => Some(a.format),
@@ -320,6 +373,11 @@ pub fn init_logging(cli: &Cli, cfg: Option<&Config>) {
 
 /// Run a parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> Result<u8, Error> {
+    if let Command::Migrate(args) = &cli.command {
+        // The configuration as the unit sees it, not as this shell does.
+        init_logging(&cli, None);
+        return Ok(crate::migrate::migrate(&migrate_options(&cli, args)).await);
+    }
     let cfg = load_config(&cli)?;
     init_logging(&cli, Some(&cfg));
     match &cli.command {
@@ -330,10 +388,9 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Fetch(args) => fetch(&cfg, args).await,
         Command::Apply(args) => apply(&cfg, args).await,
         Command::Run => run_daemon(&cli, cfg).await,
+        Command::Migrate(_) => Ok(EXIT_OK),
         Command::Render(RenderCommand::Configdb(args)) => {
-            let (_, desc) = read_switch(&cfg, &args.switch)?;
-            let (state, confirmed) = read_state(&cfg, args.configdb.as_deref()).await?;
-            let prepared = reconcile::prepare(&desc, &cfg, &state, &confirmed)?;
+            let (_, prepared) = args.input.prepare(&cfg).await?;
             print_json(&snapshot::target_to_config_db_json(&target::target(
                 &prepared.spec,
             )));
@@ -349,7 +406,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                     })?
                     .flavour(),
                 None => {
-                    let snapshot = match &args.render.configdb {
+                    let snapshot = match &args.render.input.configdb {
                         Some(f) => Some(files::read_text(
                             FileKind::ConfigDbSnapshot,
                             f,
@@ -367,9 +424,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                     f
                 }
             };
-            let (_, desc) = read_switch(&cfg, &args.render.switch)?;
-            let (state, confirmed) = read_state(&cfg, args.render.configdb.as_deref()).await?;
-            let prepared = reconcile::prepare(&desc, &cfg, &state, &confirmed)?;
+            let (_, prepared) = args.render.input.prepare(&cfg).await?;
             let text = frr::render(&prepared.spec, flavour.frr_lines());
             match args.render.format {
                 Format::Text => print(&text),
@@ -380,6 +435,27 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(EXIT_OK)
         }
+    }
+}
+
+fn migrate_options(cli: &Cli, args: &MigrateArgs) -> crate::migrate::MigrateOptions {
+    let config = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+    };
+    let environment_files = if args.environment_files.is_empty() {
+        crate::migrate::ENVIRONMENT_FILES
+            .iter()
+            .map(PathBuf::from)
+            .collect()
+    } else {
+        args.environment_files.clone()
+    };
+    crate::migrate::MigrateOptions {
+        config,
+        environment_files,
+        rollback: args.rollback,
+        timeout: args.timeout,
     }
 }
 
@@ -564,9 +640,7 @@ async fn read_state(
 }
 
 async fn plan(cfg: &Config, args: &PlanArgs) -> Result<u8, Error> {
-    let (version, desc) = read_switch(cfg, &args.switch)?;
-    let (state, confirmed) = read_state(cfg, args.configdb.as_deref()).await?;
-    let prepared = reconcile::prepare(&desc, cfg, &state, &confirmed)?;
+    let (version, prepared) = args.input.prepare(cfg).await?;
     match args.format {
         Format::Text => print(&prepared.plan.to_string()),
         Format::Json => print_json(&json!({

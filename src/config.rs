@@ -207,6 +207,32 @@ macro_rules! config_keys {
     };
 }
 
+/// What the agent does instead of an unread setting (for its notice).
+type Instead = fn(&Config) -> String;
+
+/// Variables metal-roles' `metal-core-env` template sets (metal-roles
+/// `partition/roles/metal-core/templates/metal-core-env.j2` @ 0cf6bbe:
+/// `METAL_CORE_SYNC_SCHEDULE` from `metal_core_sync_cron_schedule`,
+/// `METAL_CORE_SYNC_DELAY` from `metal_core_sync_delay`) that metal-core
+/// does not read: no version of its `cmd/config.go` (@ 0170ec5, 74b85a3) or
+/// older `pkg/domain/model.go` has such a field, and envconfig skips names
+/// it does not know. Accepted with a notice that says what the agent does
+/// instead ([`Config::notices`]), so metal-roles' file works unchanged.
+const METAL_CORE_UNREAD: &[(&str, Instead)] = &[
+    ("sync_schedule", |c| {
+        format!(
+            "the agent reconciles every reconfigure_switch_interval ({}) and at once when \
+             CONFIG_DB, a port or frr.conf changes; there is no schedule to set",
+            humantime::format_duration(c.reconfigure_switch_interval.0)
+        )
+    }),
+    ("sync_delay", |_| {
+        "the agent does not delay its reconciles; its first one waits for SONiC's \
+         CONFIG_DB_INITIALIZED and PortInitDone"
+            .to_owned()
+    }),
+];
+
 /// metal-core settings metal-switchd accepts without using them, because
 /// metal-core did not use them on SONiC either. Setting one gives a notice
 /// that names it ([`Config::notices`]): `check-config` prints it, `run`
@@ -577,7 +603,9 @@ config_keys! {
         "Cumulus only: empty is accepted (metal-roles writes it empty), any VLAN is refused at \
          start, by name";
     additional_bridge_ports: Vec<String> = Vec::new(), MetalCore,
-        "ports the agent leaves alone and does not register";
+        "ports the agent leaves alone and does not register, by PORT name or alias; an entry \
+         that names no port is refused by name (desired state and registration) rather than \
+         skipped, since the port meant would be taken over";
     interfaces_tpl_file: Option<PathBuf> = None, MetalCore,
         "Cumulus only: empty is accepted, a file is refused at start, by name";
     frr_tpl_file: Option<PathBuf> = None, MetalCore,
@@ -743,6 +771,17 @@ impl Config {
     /// file, UTF-8. Without `hostname`, the system host name is used and
     /// checked like a configured one.
     pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, required, std::env::vars())
+    }
+
+    /// [`Config::load`] with the given environment instead of the process'
+    /// (`migrate` checks what the systemd unit will see: only its
+    /// environment files).
+    pub fn load_with_env(
+        path: &Path,
+        required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         use crate::files::{CONFIGURATION_MAX_BYTES, FileKind, read_text};
         let text = match read_text(FileKind::Configuration, path, CONFIGURATION_MAX_BYTES) {
             Ok(t) => Some(t),
@@ -750,10 +789,7 @@ impl Config {
             Err(e) => return Err(e.into()),
         };
         let origin = path.display().to_string();
-        let mut cfg = Config::from_sources(
-            text.as_deref().map(|t| (origin.as_str(), t)),
-            std::env::vars(),
-        )?;
+        let mut cfg = Config::from_sources(text.as_deref().map(|t| (origin.as_str(), t)), env)?;
         if cfg.hostname.is_none() {
             let system = system_hostname().ok_or_else(|| {
                 ConfigError::Invalid(vec![
@@ -814,8 +850,16 @@ impl Config {
                 core.insert(var.clone(), (k.to_ascii_lowercase(), value));
             }
         }
+        let mut unread = Vec::new();
         for (vars, metal_core) in [(core, true), (own, false)] {
             for (var, (name, value)) in vars {
+                if let Some((_, instead)) = METAL_CORE_UNREAD
+                    .iter()
+                    .find(|(k, _)| metal_core && *k == name)
+                {
+                    unread.push((var, value, *instead));
+                    continue;
+                }
                 let def = KEYS
                     .iter()
                     .find(|d| d.name == name && (d.metal_core() || !metal_core))
@@ -837,6 +881,16 @@ impl Config {
             Ok(c) => c,
             Err(e) => return Err(type_errors(&table, &origins, &e)),
         };
+        for (var, value, instead) in unread {
+            let notice = format!(
+                "environment variable {var} sets {} = {}: metal-core does not read it either; {}",
+                var.trim_start_matches(METAL_CORE_PREFIX)
+                    .to_ascii_lowercase(),
+                crate::names::quoted(&value),
+                instead(&cfg)
+            );
+            cfg.unused_set.push(notice);
+        }
         for (key, why) in WITHOUT_EFFECT {
             if let Some(origin) = origins.get(*key) {
                 cfg.unused_set.push(format!("{origin} sets {key}: {why}"));
@@ -1847,6 +1901,52 @@ mod tests {
         assert!(
             e.as_deref().is_none_or(|m| !m.contains("larger than")),
             "{e:?}"
+        );
+    }
+
+    /// metal-roles' `metal-core-env` template sets METAL_CORE_SYNC_SCHEDULE
+    /// and METAL_CORE_SYNC_DELAY, which no metal-core release reads: accepted
+    /// with a notice that says what the agent does instead. Only under
+    /// metal-core's prefix: the agent's own prefix has no such names.
+    #[test]
+    fn metal_roles_sync_variables_get_a_notice() {
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("METAL_CORE_SYNC_SCHEDULE", "*/10 * * * *"),
+                ("METAL_CORE_SYNC_DELAY", "5s\u{1b}"),
+                ("METAL_CORE_RECONFIGURE_SWITCH_INTERVAL", "20s"),
+            ]),
+        )
+        .unwrap();
+        let n = c.notices();
+        assert_eq!(n.len(), 2, "{n:?}");
+        assert!(
+            n[0].starts_with(
+                "environment variable METAL_CORE_SYNC_DELAY sets sync_delay = \"5s\\u{1b}\": "
+            ) && n[0].contains("does not delay"),
+            "{n:?}"
+        );
+        assert!(
+            n[1].starts_with(
+                "environment variable METAL_CORE_SYNC_SCHEDULE sets sync_schedule = \"*/10 * * * *\": "
+            )
+                && n[1].contains("every reconfigure_switch_interval (20s)"),
+            "{n:?}"
+        );
+        assert!(!c.to_toml().contains("sync"), "{}", c.to_toml());
+        assert!(
+            Config::from_sources(None, vec![])
+                .unwrap()
+                .notices()
+                .is_empty()
+        );
+        let e = Config::from_sources(None, env(&[("METAL_SWITCHD_SYNC_DELAY", "5s")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("METAL_SWITCHD_SYNC_DELAY: not a configuration key"),
+            "{e}"
         );
     }
 

@@ -32,12 +32,16 @@ pub struct Findings {
     pub warnings: Vec<String>,
     /// Worth knowing, not wrong.
     pub notes: Vec<String>,
+    /// The credentials `run` needs that were read and can be used (the
+    /// secrets, the gRPC certificates), named for a report.
+    pub checked: Vec<String>,
 }
 
 impl Findings {
     fn secret(&mut self, what: &'static str, path: &Path) {
-        if let Err(e) = token::read_secret_file(what, path) {
-            self.errors.push(e.to_string());
+        match token::read_secret_file(what, path) {
+            Ok(_) => self.checked.push(format!("{what} {}", path.display())),
+            Err(e) => self.errors.push(e.to_string()),
         }
     }
 
@@ -63,7 +67,9 @@ pub fn check(cfg: &Config) -> Findings {
         ApiVersion::V1 => {
             if let Some(path) = &cfg.hmac_key_file {
                 f.secret(token::HMAC_KEY, path);
-            } else if cfg.hmac_key.is_none() {
+            } else if cfg.hmac_key.is_some() {
+                f.checked.push(format!("{} (hmac_key)", token::HMAC_KEY));
+            } else {
                 f.warnings.push(
                     "run cannot start yet: api_version v1 needs the Metal-Edit HMAC key \
                      (hmac_key_file)"
@@ -71,11 +77,15 @@ pub fn check(cfg: &Config) -> Findings {
                 );
             }
             match options::grpc(cfg) {
-                Ok(Some(settings)) => {
-                    if let Err(e) = GrpcEvents::new(&settings) {
-                        f.errors.push(e.to_string());
-                    }
-                }
+                Ok(Some(settings)) => match GrpcEvents::new(&settings) {
+                    Ok(_) => f.checked.push(format!(
+                        "gRPC certificates {}, {}, {}",
+                        settings.ca_cert_file.display(),
+                        settings.client_cert_file.display(),
+                        settings.client_key_file.display()
+                    )),
+                    Err(e) => f.errors.push(e.to_string()),
+                },
                 Ok(None) => f.notes.push(
                     "grpc_address is not set: phone-home events (v1 gRPC) cannot be sent".into(),
                 ),

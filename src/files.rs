@@ -719,6 +719,38 @@ mod writer {
     }
 }
 
+/// For tests: a FIFO at `dir/fifo` (`mkfifo`), its path.
+#[cfg(test)]
+pub(crate) fn test_fifo(dir: &Path) -> PathBuf {
+    let p = dir.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&p)
+        .status()
+        .unwrap_or_else(|e| panic!("mkfifo (coreutils): {e}"));
+    assert!(made.success(), "mkfifo {}", p.display());
+    p
+}
+
+/// For tests: `file` refused the file `path` as larger than `limit` bytes,
+/// and `msg`, the message of the error around it, names it as `what file`.
+#[cfg(test)]
+pub(crate) fn assert_too_large(
+    file: Option<&FileError>,
+    msg: &str,
+    (what, path): (&str, &Path),
+    limit: u64,
+) {
+    assert!(
+        matches!(file, Some(FileError { problem: FileProblem::TooLarge { limit: l }, .. }) if *l == limit),
+        "{msg}"
+    );
+    let said = format!(
+        "{what} file {}: it is larger than the limit of {limit} bytes",
+        path.display()
+    );
+    assert!(msg.contains(&said), "{msg}");
+}
+
 #[cfg(test)]
 mod tests {
     use std::ffi::OsStr;
@@ -777,12 +809,7 @@ mod tests {
     #[test]
     fn a_fifo_does_not_block() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&p)
-            .status()
-            .unwrap();
-        assert!(made.success(), "mkfifo {}", p.display());
+        let p = test_fifo(dir.path());
         // Without a writer, a blocking open would never return.
         let (p, msg) = problem(read(FileKind::ConfigDbSnapshot, &p, 100));
         assert!(

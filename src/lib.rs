@@ -38,12 +38,19 @@
 //! Everything above the I/O line is pure (no async, sockets or clock) and
 //! compiles without the `agent` feature. The adapters live behind it.
 
+/// The items of a module that exist only with the `agent` feature (its
+/// adapters), declared together, each behind the feature.
+macro_rules! agent {
+    ($($item:item)*) => {
+        $(
+            #[cfg(feature = "agent")]
+            $item
+        )*
+    };
+}
+
 pub mod api;
-#[cfg(feature = "agent")]
-pub mod cli;
 pub mod config;
-#[cfg(feature = "agent")]
-pub mod config_check;
 pub mod configdb;
 pub mod crash;
 pub mod error;
@@ -59,11 +66,14 @@ pub mod reconcile;
 pub mod report;
 pub mod spec;
 pub mod systemd;
-#[cfg(feature = "agent")]
-pub mod telemetry;
 pub mod time;
-#[cfg(feature = "agent")]
-pub mod writer_lock;
+agent! {
+    pub mod cli;
+    pub mod config_check;
+    pub mod migrate;
+    pub mod telemetry;
+    pub mod writer_lock;
+}
 
 pub use error::Error;
 

@@ -40,17 +40,30 @@ pub fn needs_escape(c: char) -> bool {
 /// characters escaped like Rust's `{:?}`, and cut after [`SHOWN_CHARS`]
 /// characters (with the full length in bytes).
 pub fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(SHOWN_CHARS * 2) + 2);
+    quoted_bytes(s.as_bytes())
+}
+
+/// [`quoted`] of bytes that may not be UTF-8 (a key or value read from
+/// redis): each byte that is not part of a UTF-8 character is shown as
+/// `\xNN` (and counts as one character towards [`SHOWN_CHARS`]).
+pub fn quoted_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len().min(SHOWN_CHARS * 2) + 2);
     out.push('"');
-    for (i, c) in s.chars().enumerate() {
-        if i == SHOWN_CHARS {
-            out.push_str(&format!("…\" ({} bytes)", s.len()));
-            return out;
-        }
-        match c {
-            '"' | '\\' | '\n' | '\r' | '\t' | '\0' => out.extend(c.escape_debug()),
-            c if needs_escape(c) => out.extend(c.escape_unicode()),
-            c => out.push(c),
+    let mut shown = 0;
+    for chunk in b.utf8_chunks() {
+        let bad = chunk.invalid().iter().map(|&x| Err(x));
+        for c in chunk.valid().chars().map(Ok).chain(bad) {
+            if shown == SHOWN_CHARS {
+                out.push_str(&format!("…\" ({} bytes)", b.len()));
+                return out;
+            }
+            shown += 1;
+            match c {
+                Ok(c @ ('"' | '\\' | '\n' | '\r' | '\t' | '\0')) => out.extend(c.escape_debug()),
+                Ok(c) if needs_escape(c) => out.extend(c.escape_unicode()),
+                Ok(c) => out.push(c),
+                Err(x) => out.push_str(&format!("\\x{x:02x}")),
+            }
         }
     }
     out.push('"');
@@ -225,6 +238,17 @@ mod tests {
         assert!(q.len() < 100);
         assert_eq!(escaped("line\nnext\u{202e}", 100), "line\\nnext\\u{202e}");
         assert_eq!(escaped("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_shown_as_hex() {
+        assert_eq!(quoted_bytes(b"caf\xe9"), "\"caf\\xe9\"");
+        assert_eq!(quoted_bytes(b"\xff\n\xc3\xa9"), "\"\\xff\\né\"");
+        assert_eq!(quoted_bytes("x\u{202e}".as_bytes()), "\"x\\u{202e}\"");
+        let long = [0xffu8; 1000];
+        let q = quoted_bytes(&long);
+        assert!(q.ends_with("…\" (1000 bytes)"), "{q}");
+        assert_eq!(q.matches("\\xff").count(), SHOWN_CHARS);
     }
 
     #[test]

@@ -85,3 +85,14 @@ pub struct SwitchReport {
     /// Per nic: BGP state; `None` = unknown (leave the stored states alone).
     pub bgp_port_states: Option<BTreeMap<String, BgpPortState>>,
 }
+
+impl SwitchReport {
+    /// The operational state of `nic` (API name); `Unknown` when the report
+    /// has none (a nic of the last registration the kernel did not show).
+    pub fn port_state_of(&self, nic: &str) -> PortOperState {
+        self.port_states
+            .get(nic)
+            .copied()
+            .unwrap_or(PortOperState::Unknown)
+    }
+}

@@ -12,6 +12,8 @@
 // covers #[test] functions themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use metal_switchd::configdb::confirmed::Confirmed;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -36,7 +38,6 @@ use metal_switchd_lab::api_server::{
     ApiServer, ApiServerOptions, Call, Fault, FaultKind, PortStatus, Record, TokenGrant,
 };
 use metal_switchd_lab::fixtures;
-use metal_switchd_lab::redis_server::{APPL_DB, RedisServer};
 use metal_switchd_lab::seed::{SeedOptions, seed_switch};
 use serde_json::{Value, json};
 
@@ -1184,10 +1185,6 @@ fn sonic_version_file(dir: &Path) -> PathBuf {
     p
 }
 
-fn start_redis() -> RedisServer {
-    RedisServer::start().expect("redis-server (install with `apt-get install -y redis-server`)")
-}
-
 /// Registration as the agent does it at start, for both API versions:
 /// waits for PortInitDone, 122 nics from the seeded PORT table (default
 /// naming schema: name = kernel name, identifier = alias), oper state and
@@ -1197,7 +1194,7 @@ fn start_redis() -> RedisServer {
 /// the link-local one), 7 (state.actual per nic), 8 (identifier = alias).
 #[tokio::test]
 async fn registration_from_redis_and_netlink() {
-    let redis = start_redis();
+    let redis = support::start_redis();
     seed_switch(
         &redis,
         fixtures::LEAF01_CONFIG,
@@ -1217,11 +1214,7 @@ async fn registration_from_redis_and_netlink() {
             ApiVersion::V1 => v1_config(&server, HMAC_KEY),
             ApiVersion::V2 => v2_config(&server, dir.path(), TOKEN),
         };
-        let lab_cfg = Config::from_sources(
-            Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)),
-            Vec::new(),
-        )
-        .unwrap();
+        let lab_cfg = support::config::TestConfig::leaf01().build();
         cfg.hostname = lab_cfg.hostname.clone();
         cfg.partition_id = lab_cfg.partition_id.clone();
         cfg.rack_id = lab_cfg.rack_id.clone();
@@ -1267,16 +1260,7 @@ async fn registration_from_redis_and_netlink() {
         }
         // SONiC finishes port initialisation: now the switch registers.
         if version == ApiVersion::V2 {
-            let mut c = redis::Client::open(redis.url(APPL_DB))
-                .unwrap()
-                .get_connection()
-                .unwrap();
-            redis::cmd("HSET")
-                .arg("PORT_TABLE:PortInitDone")
-                .arg("lanes")
-                .arg("0")
-                .query::<()>(&mut c)
-                .unwrap();
+            support::process::port_init_done(&redis);
         }
         let (reg, fetched) = register::register(&cfg, &mut db, &kernel, &mut client, &opts)
             .await
@@ -1336,7 +1320,7 @@ async fn registration_from_redis_and_netlink() {
 /// Then `metal-switchd fetch --format json` prints the SwitchSpec.
 #[test]
 fn cli_register_once_and_fetch() {
-    let redis = start_redis();
+    let redis = support::start_redis();
     seed_switch(
         &redis,
         fixtures::LEAF01_CONFIG,
@@ -1690,7 +1674,7 @@ fn fetch_v2_refuses_a_switch_without_nics_or_with_an_uplink_as_tenant() {
 /// registers nothing.
 #[test]
 fn register_refuses_an_endless_or_oversized_sonic_version_file() {
-    let redis = start_redis();
+    let redis = support::start_redis();
     seed_switch(
         &redis,
         fixtures::LEAF01_CONFIG,
@@ -1703,13 +1687,7 @@ fn register_refuses_an_endless_or_oversized_sonic_version_file() {
     let dir = tempfile::tempdir().unwrap();
     let token = write_token(dir.path(), "token", TOKEN, 0o600);
     let fifo = dir.path().join("sonic_version-fifo.yml");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::process::mkfifo(&fifo);
     let big = dir.path().join("sonic_version-big.yml");
     let mut text = String::from("---\nbuild_version: 'SONiC.4.5.1-Enterprise_Base'\n");
     while text.len() <= 64 * 1024 {

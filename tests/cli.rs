@@ -2,12 +2,13 @@
 //! `config_db.json` snapshot, output formats, `check-config`, exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use metal_switchd::configdb::confirmed::Confirmed;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use metal_switchd_lab::fixtures;
-use metal_switchd_lab::seed::port_entries;
 use serde_json::{Map, Value};
 
 struct Files {
@@ -19,32 +20,15 @@ impl Files {
     /// the lab's agent configuration and both wire versions of its state.
     fn new() -> Files {
         let dir = tempfile::tempdir().unwrap();
-        let mut snap: Map<String, Value> = serde_json::from_str(fixtures::LEAF01_CONFIG).unwrap();
-        let mut ports = Map::new();
-        for (k, f) in port_entries(fixtures::MINI_LAB_PORT_MAP).unwrap() {
-            let fields: Map<String, Value> =
-                f.into_iter().map(|(a, b)| (a, Value::String(b))).collect();
-            ports.insert(
-                k.trim_start_matches("PORT|").to_owned(),
-                Value::Object(fields),
-            );
-        }
-        snap.insert("PORT".into(), Value::Object(ports));
         std::fs::write(
             dir.path().join("config_db.json"),
-            Value::Object(snap).to_string(),
+            fixtures::leaf01_with_ports().unwrap(),
         )
         .unwrap();
         // The writer lock in the test's own runtime directory.
-        std::fs::write(
-            dir.path().join("agent.toml"),
-            format!(
-                "{}\nstate_directory = {:?}\n",
-                fixtures::LEAF01_AGENT_CONFIG,
-                dir.path().join("state").display().to_string()
-            ),
-        )
-        .unwrap();
+        support::config::TestConfig::leaf01()
+            .path("state_directory", &dir.path().join("state"))
+            .write(&dir.path().join("agent.toml"));
         let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/switches");
         for f in ["leaf01.v1.json", "leaf01.v2.json"] {
             std::fs::copy(lab.join(f), dir.path().join(f)).unwrap();
@@ -65,6 +49,15 @@ impl Files {
             .output()
             .unwrap()
     }
+
+    /// `command --switch SWITCH --configdb config_db.json EXTRA`: an
+    /// offline command on the snapshot.
+    fn offline(&self, command: &[&str], switch: &str, extra: &[&str]) -> Output {
+        let mut args = command.to_vec();
+        args.extend(["--switch", switch, "--configdb", "config_db.json"]);
+        args.extend(extra);
+        self.run(&args)
+    }
 }
 
 fn stdout(o: &Output) -> String {
@@ -80,13 +73,7 @@ fn stdout(o: &Output) -> String {
 #[test]
 fn plan_from_a_snapshot_is_read_only_and_readable() {
     let f = Files::new();
-    let out = stdout(&f.run(&[
-        "plan",
-        "--switch",
-        "leaf01.v1.json",
-        "--configdb",
-        "config_db.json",
-    ]));
+    let out = stdout(&f.offline(&["plan"], "leaf01.v1.json", &[]));
     assert!(
         out.starts_with("254 change(s) in 3 phase(s), 254 redis command(s):"),
         "{out}"
@@ -101,15 +88,7 @@ fn plan_from_a_snapshot_is_read_only_and_readable() {
 fn v1_and_v2_documents_of_one_switch_plan_the_same() {
     let f = Files::new();
     let plan = |file: &str| -> Value {
-        let o = f.run(&[
-            "plan",
-            "--switch",
-            file,
-            "--configdb",
-            "config_db.json",
-            "--format",
-            "json",
-        ]);
+        let o = f.offline(&["plan"], file, &["--format", "json"]);
         serde_json::from_str(&stdout(&o)).unwrap()
     };
     let one = plan("leaf01.v1.json");
@@ -129,14 +108,7 @@ fn v1_and_v2_documents_of_one_switch_plan_the_same() {
 #[test]
 fn render_configdb_prints_the_owned_target() {
     let f = Files::new();
-    let out = stdout(&f.run(&[
-        "render",
-        "configdb",
-        "--switch",
-        "leaf01.v1.json",
-        "--configdb",
-        "config_db.json",
-    ]));
+    let out = stdout(&f.offline(&["render", "configdb"], "leaf01.v1.json", &[]));
     let v: Value = serde_json::from_str(&out).unwrap();
     // Only the owned PORT fields, never the rest of the port.
     assert_eq!(v["PORT"]["Ethernet0"], serde_json::json!({"mtu": "9216"}));
@@ -193,13 +165,7 @@ fn bad_configuration_and_usage_exit_2() {
     assert!(err.contains("--once"), "{err}");
     // A switch document that is neither version.
     std::fs::write(f.path("odd.json"), r#"{"id": "x", "nics": []}"#).unwrap();
-    let o = f.run(&[
-        "plan",
-        "--switch",
-        "odd.json",
-        "--configdb",
-        "config_db.json",
-    ]);
+    let o = f.offline(&["plan"], "odd.json", &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("pass --api v1 or --api v2"));
 }
@@ -324,13 +290,7 @@ fn readme_offline_commands_work_with_files_in_the_repository() {
 fn configdb_snapshots_are_read_bounded() {
     let f = Files::new();
     let fifo = f.path("fifo.json");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::process::mkfifo(&fifo);
     std::fs::write(f.path("bin.json"), b"{\"PORT\": \xff}").unwrap();
     std::fs::write(
         f.path("dup.json"),
@@ -499,11 +459,7 @@ fn converged_leaf01_snapshot() -> Value {
     let doc = std::fs::read_to_string(root.join("lab/switches/leaf01.v1.json")).unwrap();
     let (_, desc) =
         metal_switchd::api::parse_switch_document("leaf01.v1.json", &doc, None).unwrap();
-    let cfg = metal_switchd::config::Config::from_sources(
-        Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)),
-        Vec::new(),
-    )
-    .unwrap();
+    let cfg = support::config::TestConfig::leaf01().build();
     let prepared =
         metal_switchd::reconcile::prepare(&desc, &cfg, &state, &Confirmed::assumed()).unwrap();
     assert!(prepared.plan.changes() > 0, "the base is already converged");
@@ -637,13 +593,7 @@ fn unusable_redis_password_files_are_refused() {
     use std::os::unix::fs::PermissionsExt;
     let f = Files::new();
     let fifo = f.path("passwd-fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::process::mkfifo(&fifo);
     let secret = |name: &str, content: &str| {
         let p = f.path(name);
         std::fs::write(&p, content).unwrap();
@@ -768,18 +718,11 @@ fn json_output_and_json_errors() {
     assert_eq!(v["config"]["hostname"], "leaf01", "{v}");
     assert!(v["api_version"].is_string(), "{v}");
     // render frr: the text inside a document.
-    let o = f.run(&[
-        "render",
-        "frr",
-        "--switch",
+    let o = f.offline(
+        &["render", "frr"],
         "leaf01.v1.json",
-        "--configdb",
-        "config_db.json",
-        "--flavour",
-        "community-202411",
-        "--format",
-        "json",
-    ]);
+        &["--flavour", "community-202411", "--format", "json"],
+    );
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(
         v["frr_conf"].as_str().unwrap().contains("router bgp"),
@@ -787,15 +730,7 @@ fn json_output_and_json_errors() {
     );
     // An error: one JSON document on stdout with the exit code, the text on
     // stderr as before.
-    let o = f.run(&[
-        "plan",
-        "--switch",
-        "missing.json",
-        "--configdb",
-        "config_db.json",
-        "--format",
-        "json",
-    ]);
+    let o = f.offline(&["plan"], "missing.json", &["--format", "json"]);
     assert_eq!(o.status.code(), Some(2));
     let v: Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
@@ -809,13 +744,7 @@ fn json_output_and_json_errors() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.json"));
     // The same error in text: nothing on stdout.
-    let o = f.run(&[
-        "plan",
-        "--switch",
-        "missing.json",
-        "--configdb",
-        "config_db.json",
-    ]);
+    let o = f.offline(&["plan"], "missing.json", &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(o.stdout.is_empty());
 }

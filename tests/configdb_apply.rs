@@ -9,13 +9,12 @@ mod support;
 
 use std::time::Duration;
 
-use metal_switchd::Error;
 use metal_switchd::configdb::confirms::Check;
-use metal_switchd::configdb::connection::ConfigDbError;
 use metal_switchd::configdb::plan::Stage;
 use metal_switchd::configdb::schema::Key;
 use metal_switchd::configdb::snapshot::parse_config_db_json;
 use metal_switchd::configdb::target::Scope;
+use metal_switchd::report::ReconcileResult;
 use metal_switchd_lab::fixtures;
 use metal_switchd_lab::redis_server::{ASIC_DB, CONFIG_DB, COUNTERS_DB, STATE_DB};
 use metal_switchd_lab::seed::SeedOptions;
@@ -23,9 +22,9 @@ use metal_switchd_lab::sonic::StandInOptions;
 use support::*;
 
 /// Everything the target asks for is in CONFIG_DB, with the owned fields.
-fn assert_target_reached(sw: &Switch, prepared: &metal_switchd::reconcile::Prepared) {
+fn assert_target_reached(sw: &Switch, applied: &Applied) {
     let dump = sw.dump(CONFIG_DB);
-    for (key, want) in &metal_switchd::configdb::target::target(&prepared.spec).entries {
+    for (key, want) in &metal_switchd::configdb::target::target(&applied.spec).entries {
         let have = dump
             .get(&key.redis_key())
             .unwrap_or_else(|| panic!("{key} missing from CONFIG_DB"));
@@ -49,16 +48,17 @@ fn assert_target_reached(sw: &Switch, prepared: &metal_switchd::reconcile::Prepa
 async fn fresh_apply_writes_each_phase_in_one_round_trip_one_command_per_entry() {
     let sw = Switch::leaf01(StandInOptions::uniform(Duration::from_millis(1)));
     let cfg = sw.config("");
-    let (prepared, report) = sw.apply(&cfg, &leaf01_desc()).await.expect("apply");
-    let phases = prepared.plan.phases.len();
-    assert_eq!(phases, 3, "{}", prepared.plan);
+    let applied = sw.apply(&cfg, &leaf01_desc()).await.expect("apply");
+    let report = &applied.report;
+    let phases = applied.plan.phases.len();
+    assert_eq!(phases, 3, "{}", applied.plan);
     // Each entry is one command (one HSET here: nothing to remove), each
     // phase one round trip, no phase one long transaction.
-    assert_eq!(report.stats.keys_written, prepared.plan.changes() as u64);
-    assert_eq!(report.stats.write_commands, prepared.plan.commands() as u64);
+    assert_eq!(report.stats.keys_written, applied.plan.changes() as u64);
+    assert_eq!(report.stats.write_commands, applied.plan.commands() as u64);
     assert_eq!(sw.redis.command_calls("multi").unwrap(), 0);
     assert_eq!(sw.redis.command_calls("exec").unwrap(), 0);
-    assert_target_reached(&sw, &prepared);
+    assert_target_reached(&sw, &applied);
     // SONiC confirmed every phase: e.g. the VRFs and the ports' memberships exist in STATE_DB.
     let state = sw.dump(STATE_DB);
     assert!(state.contains_key("VRF_TABLE|Vrf104009"));
@@ -74,9 +74,10 @@ async fn second_apply_writes_nothing() {
     sw.apply(&cfg, &leaf01_desc()).await.expect("first apply");
     sw.settle();
     sw.redis.reset_stats().unwrap();
-    let (prepared, report) = sw.apply(&cfg, &leaf01_desc()).await.expect("second apply");
+    let applied = sw.apply(&cfg, &leaf01_desc()).await.expect("second apply");
+    let report = &applied.report;
     sw.settle();
-    assert!(prepared.plan.is_empty(), "{}", prepared.plan);
+    assert!(applied.plan.is_empty(), "{}", applied.plan);
     assert_eq!(report.stats.keys_written, 0);
     assert_eq!(
         sw.writes(),
@@ -91,13 +92,13 @@ async fn pxe_to_vrf_waits_until_the_port_left_the_bridge() {
     let (sw, cfg) = Switch::leaf01_applied(StandInOptions::adversarial()).await;
 
     let desc = with_vrf(leaf01_desc(), "Ethernet5", "vrf104009");
-    let (prepared, _) = sw
+    let applied = sw
         .apply(&cfg, &desc)
         .await
         .expect("move Ethernet5 into Vrf104009");
     // The member deletion is confirmed by STATE_DB and by the ASIC bridge port
     // before the INTERFACE entry is written.
-    let first = &prepared.plan.phases[0];
+    let first = &applied.plan.phases[0];
     assert!(
         first
             .barrier
@@ -115,7 +116,7 @@ async fn pxe_to_vrf_waits_until_the_port_left_the_bridge() {
     assert!(left < bound, "bound to the VRF before leaving the VLAN");
     assert_no_violations(&sw);
     // Only that port's keys were written.
-    let keys: Vec<String> = prepared
+    let keys: Vec<String> = applied
         .plan
         .iter_changes()
         .map(|c| c.key.to_string())
@@ -131,13 +132,13 @@ async fn vrf_to_vrf_unbinds_confirms_and_rebinds() {
     let (sw, cfg) = Switch::leaf01_applied(StandInOptions::adversarial()).await;
 
     let desc = with_vrf(leaf01_desc(), "Ethernet1", "vrf104010");
-    let (prepared, _) = sw
+    let applied = sw
         .apply(&cfg, &desc)
         .await
         .expect("move Ethernet1 to Vrf104010");
-    assert_eq!(prepared.plan.phases.len(), 2, "{}", prepared.plan);
-    assert_eq!(prepared.plan.phases[0].stage, Stage::Detach);
-    assert_eq!(prepared.plan.phases[1].stage, Stage::Attach);
+    assert_eq!(applied.plan.phases.len(), 2, "{}", applied.plan);
+    assert_eq!(applied.plan.phases[0].stage, Stage::Detach);
+    assert_eq!(applied.plan.phases[1].stage, Stage::Attach);
     let unbound = event(&sw, "del INTERFACE|Ethernet1");
     let rebound = event(&sw, "set INTERFACE|Ethernet1 vrf=Vrf104010");
     assert!(unbound < rebound);
@@ -156,7 +157,7 @@ async fn vrf_to_pxe_and_a_vrf_no_longer_wanted_is_cleaned_up_in_order() {
 
     // Ethernet3 was the only member of Vrf104010.
     let desc = with_vrf(leaf01_desc(), "Ethernet3", "");
-    let (prepared, _) = sw.apply(&cfg, &desc).await.expect("Ethernet3 back to PXE");
+    let applied = sw.apply(&cfg, &desc).await.expect("Ethernet3 back to PXE");
     let order = [
         "del INTERFACE|Ethernet3",
         "set VLAN_MEMBER|Vlan3900|Ethernet3",
@@ -187,7 +188,7 @@ async fn vrf_to_pxe_and_a_vrf_no_longer_wanted_is_cleaned_up_in_order() {
     // Vrf104009 is untouched.
     assert!(config.contains_key("VRF|Vrf104009"));
     assert!(
-        prepared
+        applied
             .plan
             .iter_changes()
             .all(|c| !c.key.name.contains("104009"))
@@ -272,9 +273,9 @@ async fn foreign_and_static_objects_are_never_touched() {
             nic("Ethernet32", None, &[]),
         ],
     };
-    let (prepared, _) = sw.apply(&cfg, &desc).await.expect("apply");
+    let applied = sw.apply(&cfg, &desc).await.expect("apply");
     // The allocator skipped the foreign Vlan1001 and the static Vlan1500.
-    let vlans: Vec<u16> = prepared.spec.vrfs.values().map(|v| v.vlan).collect();
+    let vlans: Vec<u16> = applied.spec.vrfs.values().map(|v| v.vlan).collect();
     assert_eq!(vlans, [1002, 1003]);
     assert_no_violations(&sw);
     // Move things around once more, then remove every tenant.
@@ -365,38 +366,31 @@ async fn missing_vtep_is_an_error_and_nothing_is_written() {
         .apply(&cfg, &leaf01_desc())
         .await
         .expect_err("must refuse");
-    assert!(matches!(err, Error::Invalid(_)), "{err}");
-    assert!(err.to_string().contains("no VTEP is configured"), "{err}");
-    assert_eq!(metal_switchd::cli::exit_code(&err), 2);
+    // Invalid input: `apply --once` exits 2.
+    assert_eq!(err.result, ReconcileResult::Invalid, "{}", err.summary());
+    assert!(!err.transient);
+    let text = err.error.unwrap_or_default();
+    assert!(text.contains("no VTEP is configured"), "{text}");
     assert_eq!(sw.writes(), 0);
 }
 
 #[tokio::test]
 async fn a_barrier_that_never_holds_times_out_naming_it() {
     // No stand-in: nobody confirms anything.
-    let sw = Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &[],
-        SeedOptions::default(),
-        None,
-    );
+    let sw = Switch::leaf01_unconfirmed();
     let cfg = sw.config("barrier_timeout = \"300ms\"");
     let err = sw
         .apply(&cfg, &leaf01_desc())
         .await
         .expect_err("must time out");
-    let Error::ConfigDb(ConfigDbError::Barrier {
-        phase,
-        phases,
-        unmet,
-        ..
-    }) = &err
-    else {
-        panic!("unexpected error {err}");
-    };
-    assert_eq!((*phase, *phases), (1, 3));
-    let text = err.to_string();
+    // Written, not confirmed: pending, worth retrying.
+    assert_eq!(err.result, ReconcileResult::Pending, "{}", err.summary());
+    assert!(err.transient);
+    let text = err.error.unwrap_or_default();
+    assert!(
+        text.starts_with("phase 1/3 (") && text.contains("still waiting for:\n  - "),
+        "{text}"
+    );
     assert!(
         text.contains("STATE_DB VLAN_TABLE|Vlan1001 present (vlanmgrd)"),
         "{text}"
@@ -405,8 +399,6 @@ async fn a_barrier_that_never_holds_times_out_naming_it() {
         text.contains("APPL_DB VXLAN_TUNNEL_MAP_TABLE:vtep0:map_104009_Vlan1001 present"),
         "{text}"
     );
-    assert!(!unmet.is_empty());
-    assert!(err.is_transient());
     // Phase 1 is written, phase 2 is not.
     let config = sw.dump(CONFIG_DB);
     assert!(config.contains_key("VLAN|Vlan1001"));
@@ -542,8 +534,8 @@ async fn flavour_fields_in_owned_entries_are_never_touched() {
 
     // Unchanged desired state: nothing to write.
     sw.redis.reset_stats().unwrap();
-    let (prepared, _) = sw.apply(&cfg, &leaf01_desc()).await.expect("same state");
-    assert!(prepared.plan.is_empty(), "{}", prepared.plan);
+    let applied = sw.apply(&cfg, &leaf01_desc()).await.expect("same state");
+    assert!(applied.plan.is_empty(), "{}", applied.plan);
     assert_eq!(sw.writes(), 0);
     // A port joins the VRF, another VRF appears (Ethernet1 moves there).
     for desc in [
@@ -555,9 +547,9 @@ async fn flavour_fields_in_owned_entries_are_never_touched() {
         ),
     ] {
         sw.redis.reset_stats().unwrap();
-        let (prepared, _) = sw.apply(&cfg, &desc).await.expect("apply");
+        let applied = sw.apply(&cfg, &desc).await.expect("apply");
         sw.settle();
-        for c in prepared.plan.iter_changes() {
+        for c in applied.plan.iter_changes() {
             assert!(
                 foreign(c).is_empty(),
                 "{c} writes a field the agent does not own"
@@ -566,7 +558,7 @@ async fn flavour_fields_in_owned_entries_are_never_touched() {
         // An entry the plan deleted (a port leaving the PXE VLAN, a VRF
         // binding replaced by delete → confirm → create) took its fields
         // with it; every other keeps them.
-        let went: Vec<String> = prepared
+        let went: Vec<String> = applied
             .plan
             .iter_changes()
             .filter(|c| c.is_delete())
@@ -583,9 +575,9 @@ async fn flavour_fields_in_owned_entries_are_never_touched() {
             n.vrf = None;
         }
     }
-    let (prepared, _) = sw.apply(&cfg, &bare).await.expect("no tenants");
+    let applied = sw.apply(&cfg, &bare).await.expect("no tenants");
     sw.settle();
-    let gone: Vec<String> = prepared
+    let gone: Vec<String> = applied
         .plan
         .iter_changes()
         .filter(|c| c.is_delete())

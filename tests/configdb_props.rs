@@ -144,12 +144,12 @@ proptest! {
         let cfg = sw.config("static_vrfs = [\"Vrf42\"]");
         let before = not_owned(&sw.dump(CONFIG_DB));
         for desc in &states {
-            let (prepared, _) = rt.block_on(sw.apply(&cfg, desc)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let applied = rt.block_on(sw.apply(&cfg, desc)).map_err(|e| TestCaseError::fail(e.summary()))?;
             sw.settle();
-            prop_assert!(sw.violations().is_empty(), "SONiC would break: {:?}\n{}", sw.violations(), prepared.plan);
+            prop_assert!(sw.violations().is_empty(), "SONiC would break: {:?}\n{}", sw.violations(), applied.plan);
             prop_assert_eq!(&before, &not_owned(&sw.dump(CONFIG_DB)), "a key the agent does not own changed");
             let dump = sw.dump(CONFIG_DB);
-            for (key, want) in &metal_switchd::configdb::target::target(&prepared.spec).entries {
+            for (key, want) in &metal_switchd::configdb::target::target(&applied.spec).entries {
                 let have = dump.get(&key.redis_key());
                 prop_assert!(have.is_some(), "{} missing", key);
                 for (f, v) in &want.fields {
@@ -157,7 +157,8 @@ proptest! {
                 }
             }
             sw.redis.reset_stats().unwrap();
-            let (again, report) = rt.block_on(sw.apply(&cfg, desc)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let again = rt.block_on(sw.apply(&cfg, desc)).map_err(|e| TestCaseError::fail(e.summary()))?;
+            let report = &again.report;
             sw.settle();
             prop_assert!(again.plan.is_empty(), "{}", again.plan);
             prop_assert_eq!(report.stats.keys_written, 0);

@@ -13,12 +13,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use metal_switchd::configdb::diff::Op;
 use metal_switchd_lab::redis_server::{CONFIG_DB, STATE_DB};
 use metal_switchd_lab::sonic::StandInOptions;
-use support::{Switch, assert_no_violations, leaf01_desc, with_vrf};
+use support::{Switch, apply_once, assert_no_violations, leaf01_desc, output_text, with_vrf};
 
 /// leaf01 with Ethernet3 moved from Vrf104010 into a new Vrf104011 and
 /// Ethernet4 moved from the PXE VLAN into it: PXE→VRF, VRF→VRF, a new VRF
@@ -35,26 +34,6 @@ fn moved_switch_file(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("moved.v1.json");
     std::fs::write(&path, doc.to_string()).unwrap();
     path
-}
-
-fn apply_once(config: &Path, switch: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
-        .env_remove("METAL_SWITCHD_CONFIG")
-        .arg("--config")
-        .arg(config)
-        .args(["apply", "--once", "--wait-ready", "5s", "--switch"])
-        .arg(switch)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,12 +54,12 @@ async fn frozen_daemons_get_nothing_written_on_top_of_unconfirmed_phases() {
 
     sw.standin().pause();
     sw.reset_writes();
-    let first = apply_once(&short, &switch);
-    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    let first = apply_once(&short, &switch, "5s");
+    assert_eq!(first.status.code(), Some(1), "{}", output_text(&first));
     assert!(
-        text(&first).contains("did not confirm it within"),
+        output_text(&first).contains("did not confirm it within"),
         "the first run writes phase 1 and times out at its barrier: {}",
-        text(&first)
+        output_text(&first)
     );
     // Phase 1's commands as redis counts them (an update that also removes
     // fields is a transaction: its EXEC counts too).
@@ -96,17 +75,17 @@ async fn frozen_daemons_get_nothing_written_on_top_of_unconfirmed_phases() {
     let after_first = sw.dump(CONFIG_DB);
 
     for run in 2..=6 {
-        let o = apply_once(&short, &switch);
-        assert_eq!(o.status.code(), Some(1), "run {run}: {}", text(&o));
+        let o = apply_once(&short, &switch, "5s");
+        assert_eq!(o.status.code(), Some(1), "run {run}: {}", output_text(&o));
         assert!(
-            text(&o).contains("SONiC has not confirmed what CONFIG_DB already holds"),
+            output_text(&o).contains("SONiC has not confirmed what CONFIG_DB already holds"),
             "run {run} waits for the pending confirmations: {}",
-            text(&o)
+            output_text(&o)
         );
         assert!(
-            !text(&o).contains("no changes"),
+            !output_text(&o).contains("no changes"),
             "run {run} claims convergence: {}",
-            text(&o)
+            output_text(&o)
         );
     }
     assert_eq!(
@@ -123,8 +102,8 @@ async fn frozen_daemons_get_nothing_written_on_top_of_unconfirmed_phases() {
     sw.standin().resume();
     let dir_ok = tempfile::tempdir().unwrap();
     let normal = sw.config_file(dir_ok.path(), "");
-    let last = apply_once(&normal, &switch);
-    assert_eq!(last.status.code(), Some(0), "{}", text(&last));
+    let last = apply_once(&normal, &switch, "5s");
+    assert_eq!(last.status.code(), Some(0), "{}", output_text(&last));
     // Exit 0 only after SONiC confirmed the state: right now, before anything
     // settles, STATE_DB holds the new bindings and the old VRF is gone.
     let state = sw.dump(STATE_DB);
@@ -150,12 +129,12 @@ async fn frozen_daemons_get_nothing_written_on_top_of_unconfirmed_phases() {
     assert!(!frr.contains("Vrf104010"), "{frr}");
 
     // And the next run has nothing left to do or to wait for.
-    let again = apply_once(&normal, &switch);
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let again = apply_once(&normal, &switch, "5s");
+    assert_eq!(again.status.code(), Some(0), "{}", output_text(&again));
     assert!(
-        text(&again)
+        output_text(&again)
             .contains("no changes: CONFIG_DB matches the desired state and SONiC has confirmed it"),
         "{}",
-        text(&again)
+        output_text(&again)
     );
 }

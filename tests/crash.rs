@@ -24,22 +24,12 @@ mod support;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use metal_switchd_lab::fixtures;
 use metal_switchd_lab::redis_server::CONFIG_DB;
-use metal_switchd_lab::seed::SeedOptions;
 use metal_switchd_lab::sonic::StandInOptions;
 use support::Switch;
 use support::agent::AgentProcess;
-use support::lab::{HANG, Lab, desc_of, leaf01_doc, no_error};
+use support::lab::{HANG, LAB_PORTS, Lab, desc_of, leaf01_doc, no_error};
 use support::model::{self, Model};
-
-const PORTS: &[&str] = &[
-    "Ethernet0",
-    "Ethernet1",
-    "Ethernet2",
-    "Ethernet3",
-    "Ethernet4",
-];
 
 /// The lab leaf01 (Ethernet3 in Vrf104010, Ethernet4 unprovisioned).
 fn state_a() -> String {
@@ -76,13 +66,7 @@ fn standin(seed: u64) -> StandInOptions {
 }
 
 fn switch(seed: u64) -> Switch {
-    Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &model::foreign_entries(),
-        SeedOptions::default(),
-        Some(standin(seed)),
-    )
+    Switch::leaf01_with_foreign(standin(seed))
 }
 
 /// A lab whose CONFIG_DB and frr.conf are at `from` (applied by `apply
@@ -90,7 +74,7 @@ fn switch(seed: u64) -> Switch {
 fn lab_at(from: &str, to: &str, seed: u64) -> (Lab, Model) {
     let sw = switch(seed);
     let baseline = sw.dump(CONFIG_DB);
-    let lab = Lab::new(sw, PORTS, to, model::FOREIGN_SETTINGS);
+    let lab = Lab::new(sw, LAB_PORTS, to, model::FOREIGN_SETTINGS);
     let mut model = Model::leaf01(baseline, model::UNMANAGED);
     let before = lab.sw.dump(CONFIG_DB);
     let expected = model.transition(&desc_of(from), &before);

@@ -4,22 +4,9 @@
 //! package it builds anyway (one release build in CI, not two).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-/// Texts only a build with crash points contains (also in
-/// `tests/debian_package.rs`).
-const MARKERS: &[&str] = &[
-    "METAL_SWITCHD_CRASH_AT",
-    "METAL_SWITCHD_CRASH_TRACE",
-    "configdb.phase.",
-    "frr.backed-up",
-    "reconcile.kernel-check",
-    "crash point",
-];
+mod support;
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
+use support::process::{CRASH_MARKERS as MARKERS, contains};
 
 #[test]
 fn the_tests_binary_has_crash_points() {

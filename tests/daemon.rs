@@ -14,9 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use metal_switchd_lab::api_server::{
-    ApiServer, ApiServerOptions, Call, Fault, FaultKind, Record, TokenGrant,
-};
+use metal_switchd_lab::api_server::{ApiServer, Call, Fault, FaultKind, Record};
 use metal_switchd_lab::fixtures;
 use metal_switchd_lab::redis_server::{CONFIG_DB, STATE_DB};
 use metal_switchd_lab::seed::{SeedOptions, seed_switch};
@@ -32,15 +30,87 @@ const HMAC_KEY: &str = "metal-edit-daemon-key";
 const HANG: Duration = Duration::from_secs(60);
 
 fn lab_api(ns: &AgentNetns) -> ApiServer {
-    ApiServer::start(ApiServerOptions {
-        switches: vec![fixtures::LEAF01_SWITCH_V1.to_owned()],
-        partitions: vec!["mini-lab".into()],
-        hmac_edit_key: Some(HMAC_KEY.into()),
-        tokens: [(TOKEN.to_owned(), TokenGrant::Editor)].into(),
-        listen: (ns.host_ip, 0).into(),
-        ..ApiServerOptions::default()
-    })
-    .expect("lab API server")
+    support::agent::lab_api(ns, HMAC_KEY, TOKEN)
+}
+
+/// What a daemon test starts from: leaf01 with the stand-in (delays from
+/// `seed`), the agent's namespace with `ports`, the lab API server, a
+/// directory and the agent's configuration (v1 or v2, reconciling every
+/// `interval`).
+struct Setup {
+    sw: Switch,
+    ns: AgentNetns,
+    server: ApiServer,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+impl Setup {
+    fn new(seed: u64, ports: &[&str], v2: bool, interval: &str) -> Setup {
+        let sw = Switch::leaf01(StandInOptions::random(seed, Duration::from_millis(25)));
+        let ns = AgentNetns::new(ports);
+        let server = lab_api(&ns);
+        let dir = tempfile::tempdir().unwrap();
+        let config = agent_config(&sw, &server, dir.path(), v2, interval);
+        Setup {
+            sw,
+            ns,
+            server,
+            dir,
+            config,
+        }
+    }
+
+    /// The parts, each kept alive by its binding.
+    fn into_parts(
+        self,
+    ) -> (
+        Switch,
+        AgentNetns,
+        ApiServer,
+        tempfile::TempDir,
+        std::path::PathBuf,
+    ) {
+        (self.sw, self.ns, self.server, self.dir, self.config)
+    }
+}
+
+/// A machine on the agent's `Ethernet0` announcing `machine_id` over LLDP
+/// (see [`machine_on_ethernet0`]), the agent's own port `Ethernet1`, v2,
+/// reconciles and phone-home every second.
+fn phone_home_setup(
+    seed: u64,
+    name: &str,
+    machine_id: &str,
+    description: &str,
+) -> (
+    Setup,
+    (
+        metal_switchd_lab::netns::Lldpd,
+        metal_switchd_lab::netns::Netns,
+    ),
+) {
+    let setup = Setup::new(seed, &["Ethernet1"], true, "1s");
+    let text = std::fs::read_to_string(&setup.config).unwrap() + "phone_home_interval = \"1s\"\n";
+    std::fs::write(&setup.config, text).unwrap();
+    let machine = machine_on_ethernet0(&setup.ns, name, machine_id, description);
+    (setup, machine)
+}
+
+/// SIGTERM: the agent exits 0, and SONiC saw no bad order.
+fn finish(agent: &mut AgentProcess, sw: &Switch) {
+    stop_cleanly(agent);
+    assert_no_violations(sw);
+}
+
+/// SIGTERM: the agent exits 0.
+fn stop_cleanly(agent: &mut AgentProcess) {
+    let status = agent.stop(HANG);
+    assert!(
+        status.success(),
+        "exit {status:?}; log:\n{}",
+        agent.log_text()
+    );
 }
 
 /// The agent's configuration: the lab switch, the lab API, FRR installed in
@@ -141,6 +211,25 @@ fn report_after(
         .find(|r| r.seq > after && r.status == 200 && pred(&r.request))
 }
 
+/// Start the agent (its log: `agent.log` in `dir`) and wait for its first
+/// report without error (v2: a heartbeat, v1: a notify).
+fn start_reported(
+    ns: &AgentNetns,
+    config: &Path,
+    dir: &Path,
+    server: &ApiServer,
+    v2: bool,
+) -> (AgentProcess, Record) {
+    let agent = AgentProcess::start(ns, config, &dir.join("agent.log"));
+    let what = if v2 {
+        "a converged heartbeat"
+    } else {
+        "a v1 notify without error"
+    };
+    let first = wait_for(what, HANG, &agent, || report_after(server, v2, 0, no_error));
+    (agent, first)
+}
+
 fn no_error(req: &Value) -> bool {
     req.get("error").is_none_or(Value::is_null)
 }
@@ -151,11 +240,13 @@ fn last_seq(server: &ApiServer) -> u64 {
 
 #[test]
 fn the_daemon_registers_converges_follows_the_api_and_rides_out_outages() {
-    let mut sw = Switch::leaf01(StandInOptions::random(0x5eed, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1", "Ethernet2", "Ethernet3"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let (mut sw, ns, server, dir, config) = Setup::new(
+        0x5eed,
+        &["Ethernet0", "Ethernet1", "Ethernet2", "Ethernet3"],
+        true,
+        "1s",
+    )
+    .into_parts();
     let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
 
     // 1. Registration, convergence, a heartbeat without error.
@@ -278,13 +369,7 @@ fn the_daemon_registers_converges_follows_the_api_and_rides_out_outages() {
     assert_leaf01_target(&sw.dump(CONFIG_DB), false);
 
     // 5. SIGTERM: a clean exit.
-    let status = agent.stop(HANG);
-    assert!(
-        status.success(),
-        "exit {status:?}; log:\n{}",
-        agent.log_text()
-    );
-    assert_no_violations(&sw);
+    finish(&mut agent, &sw);
     // `cargo nextest run --test daemon --no-capture` shows the recorded run.
     eprintln!("--- agent log ---\n{}", agent.log_text());
     for r in server.records() {
@@ -300,16 +385,10 @@ fn the_daemon_registers_converges_follows_the_api_and_rides_out_outages() {
 
 #[test]
 fn owned_entries_changed_by_hand_are_repaired_at_once_and_foreign_ones_left_alone() {
-    let sw = Switch::leaf01(StandInOptions::random(0xd1f7, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
     // The timer never fires during the test: repairs come from notifications.
-    let config = agent_config(&sw, &server, dir.path(), false, "1h");
-    let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
-    wait_for("a v1 notify without error", HANG, &agent, || {
-        report_after(&server, false, 0, no_error)
-    });
+    let (sw, ns, server, dir, config) =
+        Setup::new(0xd1f7, &["Ethernet0", "Ethernet1"], false, "1h").into_parts();
+    let (mut agent, _) = start_reported(&ns, &config, dir.path(), &server, false);
     assert_leaf01_target(&sw.dump(CONFIG_DB), true);
     let finds = server.records_of(Call::V1Find).len();
 
@@ -357,13 +436,7 @@ fn owned_entries_changed_by_hand_are_repaired_at_once_and_foreign_ones_left_alon
         agent.log_text()
     );
 
-    let status = agent.stop(HANG);
-    assert!(
-        status.success(),
-        "exit {status:?}; log:\n{}",
-        agent.log_text()
-    );
-    assert_no_violations(&sw);
+    finish(&mut agent, &sw);
 }
 
 /// The issue's second case: the daemon is killed (SIGKILL) between phases
@@ -371,11 +444,8 @@ fn owned_entries_changed_by_hand_are_repaired_at_once_and_foreign_ones_left_alon
 /// on top of the unconfirmed phase, and converges once SONiC runs again.
 #[test]
 fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
-    let sw = Switch::leaf01(StandInOptions::random(0x4b11, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "500ms");
+    let (sw, ns, server, dir, config) =
+        Setup::new(0x4b11, &["Ethernet0", "Ethernet1"], true, "500ms").into_parts();
     // Short barrier waits so that the frozen daemons are noticed quickly.
     let text = std::fs::read_to_string(&config).unwrap() + "\n";
     let text = text.replace("barrier_timeout = \"10s\"", "barrier_timeout = \"300ms\"");
@@ -447,24 +517,15 @@ fn a_daemon_killed_between_phases_resumes_from_what_sonic_confirmed() {
         report_after(&server, true, 0, no_error)
     });
     assert_leaf01_target(&sw.dump(CONFIG_DB), true);
-    let status = agent.stop(HANG);
-    assert!(
-        status.success(),
-        "exit {status:?}; log:\n{}",
-        agent.log_text()
-    );
-    assert_no_violations(&sw);
+    finish(&mut agent, &sw);
 }
 
 /// systemd's notify protocol (sd_notify), the metrics endpoint and the
 /// status file of a running daemon (issue "Operability").
 #[test]
 fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
-    let sw = Switch::leaf01(StandInOptions::random(0x0b5e, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let (_sw, ns, server, dir, config) =
+        Setup::new(0x0b5e, &["Ethernet0", "Ethernet1"], true, "1s").into_parts();
     let notify_path = dir.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -541,10 +602,10 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
         std::path::Path::new("/usr/bin/promtool").exists(),
         "promtool is missing: apt-get install -y prometheus (./dev test does)"
     );
-    let check = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .output_with_stdin(&body);
+    let check = support::process::output_with_stdin(
+        std::process::Command::new("promtool").args(["check", "metrics"]),
+        body.as_bytes(),
+    );
     assert!(
         check.status.success(),
         "promtool: {}",
@@ -553,17 +614,13 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
 
     // The status file, read by `metal-switchd status`.
     let status_json = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
-            .env_remove("METAL_SWITCHD_CONFIG")
-            .arg("--config")
-            .arg(&config)
-            .args(["status", "--format", "json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "status: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = support::process::succeeded(
+            std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+                .env_remove("METAL_SWITCHD_CONFIG")
+                .arg("--config")
+                .arg(&config)
+                .args(["status", "--format", "json"]),
+            "status",
         );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
@@ -615,12 +672,7 @@ fn the_daemon_notifies_systemd_serves_metrics_and_writes_its_status() {
             && m.iter().filter(|m| m.contains("READY=1")).count() > readies)
             .then_some(())
     });
-    let status = agent.stop(HANG);
-    assert!(
-        status.success(),
-        "exit {status:?}; log:\n{}",
-        agent.log_text()
-    );
+    stop_cleanly(&mut agent);
     reader.join().unwrap();
     assert!(has("STOPPING=1"));
 }
@@ -639,23 +691,19 @@ fn machine_on_ethernet0(
 ) {
     use metal_switchd_lab::netns::{Lldpd, Netns};
     let machine = Netns::new(name).unwrap();
-    let out = std::process::Command::new("ip")
-        .args([
-            "link",
-            "add",
-            "Ethernet0",
-            "netns",
-            &ns.name,
-            "type",
-            "veth",
-        ])
-        .args(["peer", "name", "lan0", "netns", machine.name()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ip link add: {}",
-        String::from_utf8_lossy(&out.stderr)
+    support::process::succeeded(
+        std::process::Command::new("ip")
+            .args([
+                "link",
+                "add",
+                "Ethernet0",
+                "netns",
+                &ns.name,
+                "type",
+                "veth",
+            ])
+            .args(["peer", "name", "lan0", "netns", machine.name()]),
+        "ip link add",
     );
     ns.ip(&["link", "set", "Ethernet0", "up"]);
     machine.ip(&["link", "set", "lan0", "up"]).unwrap();
@@ -679,23 +727,15 @@ fn wait_for_phone_home(server: &ApiServer, agent: &AgentProcess, machine_id: &st
 /// it on its port (issue "Phone-home").
 #[test]
 fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
-    let sw = Switch::leaf01(StandInOptions::random(0x11d9, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet1"]);
     const MACHINE: &str = "00000000-0000-0000-0000-0000000000a1";
-    let _machine = machine_on_ethernet0(
-        &ns,
+    let (s, _machine) = phone_home_setup(
+        0x11d9,
         "msd-m",
         MACHINE,
         "provisioned since 2026-08-01T09:58:12Z",
     );
-
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
-    let text = std::fs::read_to_string(&config).unwrap() + "phone_home_interval = \"1s\"\n";
-    std::fs::write(&config, text).unwrap();
-    let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
-    let ev = wait_for_phone_home(&server, &agent, MACHINE);
+    let mut agent = AgentProcess::start(&s.ns, &s.config, &s.dir.path().join("agent.log"));
+    let ev = wait_for_phone_home(&s.server, &agent, MACHINE);
     let e = &ev.request["events"][MACHINE];
     assert_eq!(
         e["event"], "MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME",
@@ -711,41 +751,14 @@ fn a_machine_seen_over_lldp_phones_home_through_the_daemon() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
             .env_remove("METAL_SWITCHD_CONFIG")
             .arg("--config")
-            .arg(&config)
+            .arg(&s.config)
             .args(["status", "--format", "json"])
             .output()
             .unwrap();
         let st: Value = serde_json::from_slice(&out.stdout).ok()?;
         (st["status"]["ports"]["Ethernet0"]["lldp"]["machine_id"] == MACHINE).then_some(())
     });
-    let status = agent.stop(HANG);
-    assert!(
-        status.success(),
-        "exit {status:?}; log:\n{}",
-        agent.log_text()
-    );
-}
-
-trait OutputWithStdin {
-    fn output_with_stdin(&mut self, input: &str) -> std::process::Output;
-}
-
-impl OutputWithStdin for std::process::Command {
-    fn output_with_stdin(&mut self, input: &str) -> std::process::Output {
-        use std::io::Write;
-        let mut child = self
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
+    stop_cleanly(&mut agent);
 }
 
 /// `WATCHDOG=1` datagrams and the rest of what the daemon tells systemd,
@@ -805,12 +818,9 @@ const WATCHDOG: Duration = Duration::from_secs(8);
 /// API is back, registration and a converged heartbeat (issue 21 item 1).
 #[test]
 fn the_watchdog_is_fed_while_registration_waits_for_the_api() {
-    let sw = Switch::leaf01(StandInOptions::random(0x00d0, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
+    let (_sw, ns, server, dir, config) =
+        Setup::new(0x00d0, &["Ethernet0", "Ethernet1"], true, "1s").into_parts();
     server.inject(Fault::status(Call::V2Register, 503, u32::MAX));
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
     let notify = NotifyListener::bind(dir.path());
     let usec = WATCHDOG.as_micros().to_string();
     let agent = AgentProcess::start_with_env(
@@ -884,11 +894,8 @@ fn the_watchdog_is_fed_while_registration_waits_for_the_api() {
 /// (issue 21 item 1).
 #[test]
 fn a_wedged_loop_stops_the_watchdog_pings() {
-    let sw = Switch::leaf01(StandInOptions::random(0x0ed9, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
+    let (_sw, ns, _server, dir, config) =
+        Setup::new(0x0ed9, &["Ethernet0", "Ethernet1"], true, "1s").into_parts();
     let notify = NotifyListener::bind(dir.path());
     let usec = WATCHDOG.as_micros().to_string();
     let trace = dir.path().join("trace");
@@ -948,15 +955,9 @@ fn a_wedged_loop_stops_the_watchdog_pings() {
 /// 1 naming its PID and write nothing.
 #[test]
 fn a_second_writer_is_refused_naming_the_first_ones_pid() {
-    let sw = Switch::leaf01(StandInOptions::random(0x10c4, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
-    let mut agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
-    wait_for("a converged heartbeat", HANG, &agent, || {
-        report_after(&server, true, 0, no_error)
-    });
+    let (sw, ns, server, dir, config) =
+        Setup::new(0x10c4, &["Ethernet0", "Ethernet1"], true, "1s").into_parts();
+    let (mut agent, _) = start_reported(&ns, &config, dir.path(), &server, true);
     let pid = agent.pid();
     let writes = sw.writes();
     let second = |args: &[&str]| {
@@ -977,21 +978,12 @@ fn a_second_writer_is_refused_naming_the_first_ones_pid() {
             .spawn()
             .unwrap();
         // A second writer that is not refused runs on: end it, and fail.
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if started.elapsed() > HANG {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{args:?} still runs beside the first agent after {HANG:?}:\n{}",
-                    std::fs::read_to_string(&err).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = support::process::exit_within(&mut child, HANG).unwrap_or_else(|| {
+            panic!(
+                "{args:?} still runs beside the first agent after {HANG:?}:\n{}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            )
+        });
         (
             status.code(),
             std::fs::read_to_string(&err).unwrap_or_default(),
@@ -1025,15 +1017,9 @@ fn a_second_writer_is_refused_naming_the_first_ones_pid() {
 #[test]
 fn a_key_contested_by_another_writer_is_left_alone_and_reported() {
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-    let sw = Switch::leaf01(StandInOptions::random(0xc0de, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
-    let agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
-    let converged = wait_for("a converged heartbeat", HANG, &agent, || {
-        report_after(&server, true, 0, no_error)
-    });
+    let (sw, ns, server, dir, config) =
+        Setup::new(0xc0de, &["Ethernet0", "Ethernet1"], true, "1s").into_parts();
+    let (agent, converged) = start_reported(&ns, &config, dir.path(), &server, true);
 
     // The other writer: sets Ethernet1's MTU to 1500 whenever it finds the
     // agent's value (9000) there, a moment later (metal-core writes on its
@@ -1130,27 +1116,23 @@ fn a_key_contested_by_another_writer_is_left_alone_and_reported() {
 /// registration on.
 #[test]
 fn a_machine_phones_home_while_the_desired_state_is_refused() {
-    let sw = Switch::leaf01(StandInOptions::random(0x5ef0, Duration::from_millis(25)));
-    let ns = AgentNetns::new(&["Ethernet1"]);
     const MACHINE: &str = "00000000-0000-0000-0000-0000000000b2";
-    let _machine = machine_on_ethernet0(
-        &ns,
+    let (s, _machine) = phone_home_setup(
+        0x5ef0,
         "msd-r",
         MACHINE,
         "provisioned since 2026-08-02T10:00:00Z",
     );
-
-    let server = lab_api(&ns);
-    let dir = tempfile::tempdir().unwrap();
-    let config = agent_config(&sw, &server, dir.path(), true, "1s");
-    let text = std::fs::read_to_string(&config).unwrap();
+    let text = std::fs::read_to_string(&s.config).unwrap();
     assert!(text.contains("pxe_vlan_id = 3900"), "{text}");
-    let text =
-        text.replace("pxe_vlan_id = 3900", "pxe_vlan_id = 3999") + "phone_home_interval = \"1s\"\n";
-    std::fs::write(&config, text).unwrap();
-    let agent = AgentProcess::start(&ns, &config, &dir.path().join("agent.log"));
+    std::fs::write(
+        &s.config,
+        text.replace("pxe_vlan_id = 3900", "pxe_vlan_id = 3999"),
+    )
+    .unwrap();
+    let agent = AgentProcess::start(&s.ns, &s.config, &s.dir.path().join("agent.log"));
     let refused = wait_for("a heartbeat with the refusal", HANG, &agent, || {
-        report_after(&server, true, 0, |r| {
+        report_after(&s.server, true, 0, |r| {
             r["error"]
                 .as_str()
                 .is_some_and(|e| e.contains("PXE VLAN Vlan3999"))
@@ -1161,7 +1143,7 @@ fn a_machine_phones_home_while_the_desired_state_is_refused() {
         "{}",
         refused.request
     );
-    let ev = wait_for_phone_home(&server, &agent, MACHINE);
+    let ev = wait_for_phone_home(&s.server, &agent, MACHINE);
     assert_eq!(
         ev.request["events"][MACHINE]["event"], "MACHINE_PROVISIONING_EVENT_TYPE_PHONED_HOME",
         "{}",
@@ -1169,7 +1151,7 @@ fn a_machine_phones_home_while_the_desired_state_is_refused() {
     );
     // Nothing was ever accepted.
     assert!(
-        heartbeats(&server, true)
+        heartbeats(&s.server, true)
             .iter()
             .all(|r| !no_error(&r.request)),
         "a heartbeat without error although the desired state is refused"

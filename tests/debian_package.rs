@@ -9,92 +9,17 @@
 //! also when an assertion fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::os::fd::AsRawFd;
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 
-const PACKAGE: &str = "metal-switchd";
-const LOCK: &str = "/run/lock/metal-switchd-package-test.lock";
-
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sh(cmd: &mut Command) -> Output {
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// dpkg's status of the package: "" when dpkg does not know it.
-fn dpkg_status() -> String {
-    let out = Command::new("dpkg-query")
-        .args(["-W", "-f=${Status} ${Version}", PACKAGE])
-        .output()
-        .unwrap();
-    if out.status.success() {
-        text(&out)
-    } else {
-        String::new()
-    }
-}
-
-/// An exclusive lock on [`LOCK`], held until dropped (flock: released by
-/// the kernel when the process dies, so a crashed run never blocks the next).
-struct Lock {
-    _file: std::fs::File,
-}
-
-impl Lock {
-    fn take() -> Lock {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(LOCK)
-            .unwrap_or_else(|e| panic!("cannot open {LOCK}: {e}"));
-        // SAFETY: flock on a file descriptor this function owns.
-        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-        assert_eq!(rc, 0, "flock {LOCK}: {}", std::io::Error::last_os_error());
-        Lock { _file: f }
-    }
-}
-
-/// Purges the package when dropped: the machine is left as it was found.
-struct PurgeOnDrop;
-
-impl Drop for PurgeOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("dpkg")
-            .args(["--purge", PACKAGE])
-            .stdin(Stdio::null())
-            .output();
-    }
-}
-
-fn build(out_dir: &Path, extra: &[&str]) -> (PathBuf, String) {
-    let out = sh(Command::new(manifest_dir().join("dev"))
-        .arg("package")
-        .arg("--output")
-        .arg(out_dir)
-        .args(extra)
-        .current_dir(manifest_dir()));
-    let stdout = text(&out);
-    let deb = PathBuf::from(stdout.lines().last().unwrap().trim());
-    assert!(deb.is_file(), "{stdout}");
-    (deb, String::from_utf8_lossy(&out.stderr).into_owned())
-}
+use clap::CommandFactory;
+use support::package::{
+    INSTALL_LOCK, Lock, PACKAGE, PurgeOnDrop, architecture, assert_root, build, dpkg_status, sh,
+    text,
+};
 
 /// The installed binary with a clean environment.
 fn installed(args: &[&str]) -> Output {
@@ -111,32 +36,15 @@ const MASK: &str = "/etc/systemd/system/metal-switchd.service";
 
 #[test]
 fn build_install_upgrade_remove_purge() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "the package test installs system-wide: run it as root (./dev test)"
-    );
-    let _lock = Lock::take();
-    let before = dpkg_status();
-    assert!(
-        before.is_empty() || before.starts_with("unknown") || before.contains("not-installed"),
-        "{PACKAGE} is already on this machine ({before}); this test installs and purges it: \
-         remove it first with `dpkg --purge {PACKAGE}`"
-    );
-    let _purge = PurgeOnDrop;
+    assert_root("the package test installs system-wide");
+    let _lock = Lock::take(INSTALL_LOCK);
+    let _purge = PurgeOnDrop::not_installed_yet();
     let dir = tempfile::tempdir().unwrap();
     let (deb1, lintian) = build(&dir.path().join("v1"), &[]);
     eprintln!("{lintian}");
     let name = deb1.file_name().unwrap().to_string_lossy().into_owned();
     let version = format!("{}-1", env!("CARGO_PKG_VERSION"));
-    assert_eq!(
-        name,
-        format!(
-            "{PACKAGE}_{version}_{}.deb",
-            text(&sh(Command::new("dpkg").arg("--print-architecture"))).trim()
-        )
-    );
+    assert_eq!(name, format!("{PACKAGE}_{version}_{}.deb", architecture()));
 
     // what the package holds
     let listing = text(&sh(Command::new("dpkg-deb").arg("-c").arg(&deb1)));
@@ -148,6 +56,11 @@ fn build_install_upgrade_remove_purge() {
         "./usr/share/doc/metal-switchd/changelog.Debian.gz",
         "./usr/share/doc/metal-switchd/README.md",
         "./usr/share/man/man1/metal-switchd.1.gz",
+        "./usr/share/bash-completion/completions/metal-switchd",
+        "./usr/share/zsh/vendor-completions/_metal-switchd",
+        "./usr/share/fish/vendor_completions.d/metal-switchd.fish",
+        "./usr/share/doc/metal-switchd/sbom.spdx.json",
+        "./usr/share/doc/metal-switchd/monitoring/runbooks/MetalSwitchdDown.md",
     ] {
         assert!(
             listing.lines().any(|l| l.ends_with(&format!(" {path}"))),
@@ -159,18 +72,9 @@ fn build_install_upgrade_remove_purge() {
     let x = dir.path().join("x");
     sh(Command::new("dpkg-deb").arg("-x").arg(&deb1).arg(&x));
     let packaged = std::fs::read(x.join("usr/bin/metal-switchd")).unwrap();
-    for marker in [
-        "METAL_SWITCHD_CRASH_AT",
-        "METAL_SWITCHD_CRASH_TRACE",
-        "configdb.phase.",
-        "frr.backed-up",
-        "reconcile.kernel-check",
-        "crash point",
-    ] {
+    for marker in support::process::CRASH_MARKERS {
         assert!(
-            !packaged
-                .windows(marker.len())
-                .any(|w| w == marker.as_bytes()),
+            !support::process::contains(&packaged, marker),
             "the packaged metal-switchd contains {marker:?}: crash points must stay out of it"
         );
     }
@@ -279,4 +183,122 @@ fn build_install_upgrade_remove_purge() {
             .unwrap();
         assert!(left.stdout.is_empty(), "{}", text(&left));
     }
+}
+
+/// Every (sub)command of the CLI with its man page name and long options.
+fn commands(cmd: &clap::Command, page: &str, out: &mut Vec<(String, Vec<String>, Vec<String>)>) {
+    let longs = cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    out.push((page.to_owned(), longs, subs));
+    for s in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        commands(s, &format!("{page}-{}", s.get_name()), out);
+    }
+}
+
+/// The man pages and completions in the package are generated from the
+/// command line (`metal-switchd-dist docs`, clap_mangen/clap_complete), so
+/// they carry every command and option it has: checked against the CLI's
+/// own definition, and against a fresh generation.
+#[test]
+fn man_pages_and_completions_follow_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (deb, _) = build(&dir.path().join("out"), &[]);
+    let x = dir.path().join("x");
+    sh(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x));
+    let man1 = x.join("usr/share/man/man1");
+    let mut all = Vec::new();
+    let cli = metal_switchd::cli::Cli::command();
+    commands(&cli, "metal-switchd", &mut all);
+    assert!(all.len() >= 10, "{all:?}");
+    let fresh = dir.path().join("fresh");
+    sh(Command::new(env!("CARGO_BIN_EXE_metal-switchd-dist"))
+        .arg("docs")
+        .arg(&fresh));
+    for (page, longs, subs) in &all {
+        let gz = man1.join(format!("{page}.1.gz"));
+        assert!(gz.is_file(), "{page}: no man page {}", gz.display());
+        let roff = text(&sh(Command::new("zcat").arg(&gz)));
+        assert_eq!(
+            roff,
+            std::fs::read_to_string(fresh.join(format!("man/{page}.1"))).unwrap(),
+            "{page}: the packaged page is not what the CLI generates"
+        );
+        // man renders it without a warning (lintian's check, too)
+        let rendered = Command::new("man")
+            .args(["--warnings", "-P", "cat", "-l"])
+            .arg(&gz)
+            .env("MANWIDTH", "200")
+            .output()
+            .unwrap();
+        let page_text = String::from_utf8_lossy(&rendered.stdout).into_owned();
+        assert!(
+            rendered.status.success() && rendered.stderr.is_empty(),
+            "{page}: {}",
+            String::from_utf8_lossy(&rendered.stderr)
+        );
+        for l in longs {
+            assert!(
+                page_text.contains(l.as_str()),
+                "{page} does not document {l}:\n{page_text}"
+            );
+        }
+        for s in subs {
+            assert!(
+                page_text.contains(&format!("{page}-{s}(1)")),
+                "{page} does not list {s}:\n{page_text}"
+            );
+        }
+    }
+    let main = text(&sh(
+        Command::new("zcat").arg(man1.join("metal-switchd.1.gz"))
+    ));
+    for section in ["EXIT STATUS", "ENVIRONMENT", "FILES", "SEE ALSO"] {
+        assert!(
+            main.contains(&format!(".SH \"{section}\""))
+                || main.contains(&format!(".SH {section}")),
+            "{section}"
+        );
+    }
+    let bash =
+        std::fs::read_to_string(x.join("usr/share/bash-completion/completions/metal-switchd"))
+            .unwrap();
+    let zsh =
+        std::fs::read_to_string(x.join("usr/share/zsh/vendor-completions/_metal-switchd")).unwrap();
+    let fish =
+        std::fs::read_to_string(x.join("usr/share/fish/vendor_completions.d/metal-switchd.fish"))
+            .unwrap();
+    for (shell, file, text) in [
+        ("bash", "metal-switchd.bash", &bash),
+        ("zsh", "_metal-switchd", &zsh),
+        ("fish", "metal-switchd.fish", &fish),
+    ] {
+        assert_eq!(
+            *text,
+            std::fs::read_to_string(fresh.join("completions").join(file)).unwrap(),
+            "{shell}"
+        );
+        for (_, longs, subs) in &all {
+            for s in subs {
+                assert!(text.contains(s.as_str()), "{shell} completion lacks {s}");
+            }
+            for l in longs {
+                let name = l.trim_start_matches('-');
+                assert!(text.contains(name), "{shell} completion lacks {l}");
+            }
+        }
+    }
+    // bash reads it: the completion function is defined.
+    sh(Command::new("bash").arg("-c").arg(format!(
+        "source {} && complete -p metal-switchd",
+        x.join("usr/share/bash-completion/completions/metal-switchd")
+            .display()
+    )));
 }

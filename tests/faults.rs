@@ -15,31 +15,17 @@ use std::time::Duration;
 
 use metal_switchd_lab::api_server::{Call, Fault, FaultKind, TokenGrant};
 use metal_switchd_lab::fixtures;
-use metal_switchd_lab::redis_server::{APPL_DB, CONFIG_DB};
+use metal_switchd_lab::redis_server::CONFIG_DB;
 use metal_switchd_lab::seed::{SeedOptions, seed_switch, write_entries};
 use metal_switchd_lab::sonic::{SonicStandIn, StandInOptions};
 use serde_json::Value;
 use support::Switch;
 use support::agent::{AgentProcess, wait_for};
-use support::lab::{HANG, Lab, desc_of, leaf01_doc, metric, no_error};
+use support::lab::{HANG, LAB_PORTS, Lab, desc_of, leaf01_doc, metric, no_error};
 use support::model::{self, Expected, Model};
 
-const PORTS: &[&str] = &[
-    "Ethernet0",
-    "Ethernet1",
-    "Ethernet2",
-    "Ethernet3",
-    "Ethernet4",
-];
-
 fn switch(standin: StandInOptions) -> Switch {
-    Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &model::foreign_entries(),
-        SeedOptions::default(),
-        Some(standin),
-    )
+    Switch::leaf01_with_foreign(standin)
 }
 
 /// The lab leaf01 plus `moves`.
@@ -50,9 +36,19 @@ fn doc(moves: &[(&str, &str)]) -> String {
 /// A lab serving the lab leaf01, the model at the baseline; `edit` changes
 /// the agent's configuration before it starts.
 fn lab(standin: StandInOptions, edit: impl FnOnce(String) -> String) -> (Lab, Model) {
+    lab_seeded(standin, |_| {}, edit)
+}
+
+/// [`lab`], with `seed` writing to the switch before the baseline is taken.
+fn lab_seeded(
+    standin: StandInOptions,
+    seed: impl FnOnce(&Switch),
+    edit: impl FnOnce(String) -> String,
+) -> (Lab, Model) {
     let sw = switch(standin);
+    seed(&sw);
     let baseline = sw.dump(CONFIG_DB);
-    let lab = Lab::new(sw, PORTS, &doc(&[]), model::FOREIGN_SETTINGS);
+    let lab = Lab::new(sw, LAB_PORTS, &doc(&[]), model::FOREIGN_SETTINGS);
     lab.edit_config(edit);
     (lab, Model::leaf01(baseline, model::UNMANAGED))
 }
@@ -169,6 +165,48 @@ fn agent_writes(lab: &Lab) -> u64 {
 /// connection on `SwitchService/Get`: each is reported in the heartbeat,
 /// the status file and the metrics, nothing is written while it lasts, and
 /// the change the API made meanwhile is applied once it ends.
+/// One fault, as a row of the table a test runs: `inject` breaks something
+/// and the desired state changes to `moves`; the heartbeat reports
+/// `needle`; `while_broken` checks what the agent does meanwhile (it gets
+/// the heartbeat's error); `heal` ends the fault; then the change is on the
+/// switch ([`assert_recovered`]).
+struct Scenario<'a> {
+    name: &'a str,
+    inject: &'a dyn Fn(&Lab),
+    moves: &'a [(&'a str, &'a str)],
+    needle: &'a str,
+    while_broken: &'a dyn Fn(&Lab, &AgentProcess, &str),
+    heal: &'a dyn Fn(&Lab),
+}
+
+/// Run `fault` against the running `agent` (see [`Scenario`]).
+fn ride_out(lab: &Lab, agent: &AgentProcess, model: &mut Model, fault: &Scenario<'_>) {
+    (fault.inject)(lab);
+    lab.sw.reset_writes();
+    let after = lab.last_seq();
+    let expected = change(lab, model, &doc(fault.moves));
+    let hb = lab.wait_error(agent, after, fault.needle);
+    let error = hb.request["error"].as_str().unwrap().to_owned();
+    eprintln!("{}: heartbeat error: {error}", fault.name);
+    (fault.while_broken)(lab, agent, &error);
+    (fault.heal)(lab);
+    assert_recovered(lab, agent, model, &expected, lab.last_seq(), fault.name);
+}
+
+/// A reconcile with a phase SONiC never confirms ends with `needle`; the
+/// next ones wait and write nothing on top of it.
+fn nothing_written_on_top(lab: &Lab, agent: &AgentProcess, needle: &str) {
+    let writes = agent_writes(lab);
+    assert!(writes >= 1, "the first phase was written");
+    let again = lab.last_seq();
+    lab.wait_error(agent, again, needle);
+    assert_eq!(
+        agent_writes(lab),
+        writes,
+        "wrote on top of an unconfirmed phase"
+    );
+}
+
 #[test]
 fn api_faults_are_reported_write_nothing_and_lose_nothing() {
     let (lab, mut model) = lab(
@@ -434,21 +472,8 @@ fn config_reload_the_agent_waits_for_config_db_initialized_then_reasserts_its_st
         )
         .unwrap(),
     );
-    {
-        let mut c = lab.sw.redis.connection(APPL_DB).unwrap();
-        redis::cmd("HSET")
-            .arg("PORT_TABLE:PortInitDone")
-            .arg("lanes")
-            .arg("0")
-            .query::<()>(&mut c)
-            .unwrap();
-        let mut c = lab.sw.redis.connection(CONFIG_DB).unwrap();
-        redis::cmd("SET")
-            .arg("CONFIG_DB_INITIALIZED")
-            .arg("1")
-            .query::<()>(&mut c)
-            .unwrap();
-    }
+    support::process::port_init_done(&lab.sw.redis);
+    support::process::config_db_initialized(&lab.sw.redis);
     let mut model = Model::leaf01(model.baseline.clone(), model::UNMANAGED);
     let base = model.baseline.clone();
     let expected = model.transition(&desc_of(&a2), &base);
@@ -474,65 +499,38 @@ fn a_barrier_that_never_completes_is_reported_and_nothing_is_written_on_top() {
         |t| t.replace("barrier_timeout = \"10s\"", "barrier_timeout = \"500ms\""),
     );
     let (agent, _) = start(&lab, &mut model);
-
-    // 1. Every daemon frozen.
-    lab.sw.standin().pause();
-    lab.sw.reset_writes();
-    let after = lab.last_seq();
-    let b = doc(&[("Ethernet3", "vrf104011"), ("Ethernet4", "vrf104011")]);
-    let expected = change(&lab, &mut model, &b);
-    let hb = lab.wait_error(&agent, after, "did not confirm it within");
-    eprintln!("frozen: heartbeat error: {}", hb.request["error"]);
-    // The first phase (its writes; SONiC's daemons are frozen).
-    let first = agent_writes(&lab);
-    assert!(first >= 1, "the first phase was written");
-    let again = lab.last_seq();
-    lab.wait_error(
-        &agent,
-        again,
-        "SONiC has not confirmed what CONFIG_DB already holds",
-    );
-    assert_status_and_metrics(&lab, &agent, "has not confirmed");
-    assert_eq!(
-        agent_writes(&lab),
-        first,
-        "wrote on top of an unconfirmed phase"
-    );
-    lab.sw.standin().resume();
-    assert_recovered(
-        &lab,
-        &agent,
-        &model,
-        &expected,
-        lab.last_seq(),
-        "all daemons frozen",
-    );
-
-    // 2. Only vrfmgrd hangs: the new VRF's STATE_DB entry never appears.
-    lab.sw.standin().pause_daemon("vrfmgrd");
-    lab.sw.reset_writes();
-    let after = lab.last_seq();
-    let c = doc(&[("Ethernet3", "vrf104012")]);
-    let expected = change(&lab, &mut model, &c);
-    let hb = lab.wait_error(&agent, after, "VRF_TABLE|Vrf104012");
-    eprintln!("vrfmgrd hung: heartbeat error: {}", hb.request["error"]);
-    let writes = agent_writes(&lab);
-    let again = lab.last_seq();
-    lab.wait_error(&agent, again, "VRF_TABLE|Vrf104012");
-    assert_eq!(
-        agent_writes(&lab),
-        writes,
-        "wrote on top of an unconfirmed phase"
-    );
-    lab.sw.standin().resume_daemon("vrfmgrd");
-    assert_recovered(
-        &lab,
-        &agent,
-        &model,
-        &expected,
-        lab.last_seq(),
-        "vrfmgrd hung",
-    );
+    let faults = [
+        // Every daemon frozen: the first phase is written, never confirmed.
+        Scenario {
+            name: "all daemons frozen",
+            inject: &|lab| lab.sw.standin().pause(),
+            moves: &[("Ethernet3", "vrf104011"), ("Ethernet4", "vrf104011")],
+            needle: "did not confirm it within",
+            while_broken: &|lab, agent, _| {
+                nothing_written_on_top(
+                    lab,
+                    agent,
+                    "SONiC has not confirmed what CONFIG_DB already holds",
+                );
+                assert_status_and_metrics(lab, agent, "has not confirmed");
+            },
+            heal: &|lab| lab.sw.standin().resume(),
+        },
+        // Only vrfmgrd hangs: the new VRF's STATE_DB entry never appears.
+        Scenario {
+            name: "vrfmgrd hung",
+            inject: &|lab| lab.sw.standin().pause_daemon("vrfmgrd"),
+            moves: &[("Ethernet3", "vrf104012")],
+            needle: "VRF_TABLE|Vrf104012",
+            while_broken: &|lab, agent, _| {
+                nothing_written_on_top(lab, agent, "VRF_TABLE|Vrf104012")
+            },
+            heal: &|lab| lab.sw.standin().resume_daemon("vrfmgrd"),
+        },
+    ];
+    for f in &faults {
+        ride_out(&lab, &agent, &mut model, f);
+    }
     stop(agent);
 }
 
@@ -576,26 +574,22 @@ fn a_failing_frr_reload_is_rolled_back_and_retried() {
     );
     let (agent, _) = start(&lab, &mut model);
     let old = lab.frr_conf().unwrap();
-    // frr-reload refuses any configuration with the new VRF.
-    std::fs::write(lab.path("reload-fail"), "vrf Vrf104011").unwrap();
-    let after = lab.last_seq();
-    let expected = change(&lab, &mut model, &doc(&[("Ethernet4", "vrf104011")]));
-    let hb = lab.wait_error(
-        &agent,
-        after,
-        "roll-back: the previous configuration was restored",
-    );
-    eprintln!("reload fails: heartbeat error: {}", hb.request["error"]);
-    assert_status_and_metrics(&lab, &agent, "reloading FRR with");
-    assert_eq!(lab.frr_conf().unwrap(), old, "rolled back");
-    std::fs::remove_file(lab.path("reload-fail")).unwrap();
-    assert_recovered(
+    ride_out(
         &lab,
         &agent,
-        &model,
-        &expected,
-        lab.last_seq(),
-        "reload fails",
+        &mut model,
+        &Scenario {
+            name: "reload fails",
+            // frr-reload refuses any configuration with the new VRF.
+            inject: &|lab| std::fs::write(lab.path("reload-fail"), "vrf Vrf104011").unwrap(),
+            moves: &[("Ethernet4", "vrf104011")],
+            needle: "roll-back: the previous configuration was restored",
+            while_broken: &|lab, agent, _| {
+                assert_status_and_metrics(lab, agent, "reloading FRR with");
+                assert_eq!(lab.frr_conf().unwrap(), old, "rolled back");
+            },
+            heal: &|lab| std::fs::remove_file(lab.path("reload-fail")).unwrap(),
+        },
     );
     assert!(lab.frr_conf().unwrap().contains("vrf Vrf104011"));
     stop(agent);
@@ -611,33 +605,33 @@ fn a_hanging_frr_reload_is_cut_off_and_rolled_back() {
     );
     let (agent, _) = start(&lab, &mut model);
     let old = lab.frr_conf().unwrap();
-    std::fs::write(lab.path("reload-hang"), "").unwrap();
     let reloads = lab.reloads().len();
-    let after = lab.last_seq();
-    let expected = change(&lab, &mut model, &doc(&[("Ethernet4", "vrf104011")]));
-    let hb = lab.wait_error(&agent, after, "did not finish within 2s");
-    eprintln!("reload hangs: heartbeat error: {}", hb.request["error"]);
-    let e = hb.request["error"].as_str().unwrap();
-    assert!(e.contains("frr_reload_timeout"), "{e}");
-    assert!(
-        e.contains("the previous configuration was restored and reloaded"),
-        "{e}"
-    );
-    // The hung reload logged nothing; the next one is the roll-back's, of
-    // the previous file.
-    let log = lab.reloads();
-    assert_eq!(
-        log.get(reloads),
-        Some(&format!("reloaded {}", support::lab::cksum(&old))),
-        "{log:?}"
-    );
-    assert_recovered(
+    ride_out(
         &lab,
         &agent,
-        &model,
-        &expected,
-        lab.last_seq(),
-        "reload hangs",
+        &mut model,
+        &Scenario {
+            name: "reload hangs",
+            inject: &|lab| std::fs::write(lab.path("reload-hang"), "").unwrap(),
+            moves: &[("Ethernet4", "vrf104011")],
+            needle: "did not finish within 2s",
+            while_broken: &|lab, _, e| {
+                assert!(e.contains("frr_reload_timeout"), "{e}");
+                assert!(
+                    e.contains("the previous configuration was restored and reloaded"),
+                    "{e}"
+                );
+                // The hung reload logged nothing; the next one is the
+                // roll-back's, of the previous file.
+                let log = lab.reloads();
+                assert_eq!(
+                    log.get(reloads),
+                    Some(&format!("reloaded {}", support::lab::cksum(&old))),
+                    "{log:?}"
+                );
+            },
+            heal: &|_| {},
+        },
     );
     stop(agent);
 }
@@ -719,15 +713,11 @@ struct Tmpfs(std::path::PathBuf);
 impl Tmpfs {
     fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount tmpfs (needs root): {}",
-            String::from_utf8_lossy(&out.stderr)
+        support::process::succeeded(
+            std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir),
+            "mount tmpfs (needs root)",
         );
         Tmpfs(dir.to_owned())
     }
@@ -941,5 +931,144 @@ fn a_routing_config_mode_in_which_sonic_writes_frr_conf_is_refused_by_name() {
         "split again",
     );
     assert!(lab.frr_conf().unwrap().contains("vrf Vrf104011"));
+    stop(agent);
+}
+
+/// Bytes that are not UTF-8 in SONiC's redis (issue "Security and
+/// robustness, second round", item 3; `HSET "VLAN|Vlan3900" description
+/// "caf\xe9"` once made every read fail): present before the start (the
+/// start-up read, the flavour's DEVICE_METADATA, ASIC_DB's bridge-port
+/// listing) and arriving while the agent runs (keyspace notifications of a
+/// foreign value and of a key name that is not UTF-8). The agent converges,
+/// leaves foreign bytes as they are, repairs an owned field that holds such
+/// bytes as CONFIG_DB drift, counts every entry in
+/// `metal_switchd_undecodable_entries_total`, logs them escaped, and a
+/// change of the desired state made afterwards is applied.
+#[test]
+fn bytes_that_are_not_utf8_in_sonics_redis_never_stop_the_agent() {
+    // The timer never fires during the test: repairs come from notifications
+    // (drift), the desired-state change from SIGHUP.
+    let mut foreign = support::NOT_UTF8.to_vec();
+    foreign.push((
+        CONFIG_DB,
+        b"DEVICE_METADATA|localhost",
+        b"comment",
+        b"caf\xe9",
+    ));
+    let (lab, mut model) = lab_seeded(
+        StandInOptions::random(0xb17e, Duration::from_millis(5)),
+        |sw| {
+            for &(db, k, f, v) in &foreign {
+                sw.hset_raw(db, k, f, v);
+            }
+        },
+        |t| {
+            t.replace(
+                "reconfigure_switch_interval = \"1s\"",
+                "reconfigure_switch_interval = \"1h\"",
+            )
+        },
+    );
+    let (agent, _) = start(&lab, &mut model);
+    // The flavour read DEVICE_METADATA|localhost past its bad bytes.
+    let m = wait_for("the flavour in the metrics", HANG, &agent, || {
+        let m = lab.metrics();
+        m.contains("metal_switchd_sonic_flavour_info{").then_some(m)
+    });
+    assert!(m.contains("routing_config_mode=\"split\""), "{m}");
+    let undecodable = |m: &str, db: &str, handling: &str| {
+        metric(
+            m,
+            "metal_switchd_undecodable_entries_total",
+            &format!("db=\"{db}\",handling=\"{handling}\""),
+        )
+        .unwrap_or(0.0)
+    };
+    // The bridge ports are listed after the start-up read.
+    let m = wait_for("the bridge-port listing counted", HANG, &agent, || {
+        let m = lab.metrics();
+        (undecodable(&m, "ASIC_DB", "skipped") >= 2.0).then_some(m)
+    });
+    assert!(undecodable(&m, "CONFIG_DB", "skipped") >= 1.0, "{m}");
+    assert!(undecodable(&m, "CONFIG_DB", "kept") >= 1.0, "{m}");
+    assert!(undecodable(&m, "STATE_DB", "skipped") >= 1.0, "{m}");
+    assert!(undecodable(&m, "COUNTERS_DB", "kept") >= 1.0, "{m}");
+
+    // While it runs: a foreign value, a key name, and an owned field (the
+    // MTU of managed Ethernet0; the agent's is 9216).
+    let skipped = undecodable(&m, "CONFIG_DB", "skipped");
+    let kept = undecodable(&m, "CONFIG_DB", "kept");
+    lab.sw
+        .hset_raw(CONFIG_DB, b"VLAN|Vlan3900", b"description", b"th\xe9");
+    lab.sw
+        .hset_raw(CONFIG_DB, b"VLAN|Vlan39\xff03", b"vlanid", b"3903");
+    lab.sw
+        .hset_raw(CONFIG_DB, b"PORT|Ethernet0", b"mtu", b"92\xe916");
+    wait_for("the owned MTU written again", HANG, &agent, || {
+        (lab.sw
+            .hget_raw(CONFIG_DB, b"PORT|Ethernet0", b"mtu")
+            .as_deref()
+            == Some(&b"9216"[..]))
+        .then_some(())
+    });
+    let m = wait_for(
+        "the repair and the notifications counted",
+        HANG,
+        &agent,
+        || {
+            let m = lab.metrics();
+            (metric(
+                &m,
+                "metal_switchd_drift_repairs_total",
+                "source=\"configdb\"",
+            )
+            .is_some_and(|v| v >= 1.0)
+                && undecodable(&m, "CONFIG_DB", "skipped") > skipped
+                && undecodable(&m, "CONFIG_DB", "kept") >= kept + 2.0)
+                .then_some(m)
+        },
+    );
+    let status = lab.status();
+    assert_eq!(
+        status["drift"]["last"]["what"], "PORT|Ethernet0",
+        "{status}\n{m}"
+    );
+    let log = std::fs::read(lab.path("agent.log")).unwrap();
+    let text = String::from_utf8_lossy(&log);
+    for shown in [
+        r#"key="VLAN|Vlan3900" field="description" value="caf\xe9""#,
+        r#"key="VLAN|Vlan3900" field="description" value="th\xe9""#,
+        r#"key="VLAN|Vlan39\xff03""#,
+        r#"key="PORT|Ethernet0" field="mtu" value="92\xe916""#,
+        r#"key="ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:oid:0x3a0000000000bad" value="oid:\xff""#,
+        r#"key="DEVICE_METADATA|localhost" field="comment" value="caf\xe9""#,
+    ] {
+        assert!(text.contains(shown), "the log lacks {shown}:\n{text}");
+    }
+    assert!(!text.contains('\u{fffd}'), "raw bytes in the log:\n{text}");
+
+    // Nothing is lost: a change of the desired state is applied. (The
+    // foreign writes above are part of the switch's baseline now.)
+    let now = lab.sw.dump(CONFIG_DB);
+    for k in ["VLAN|Vlan3900", "VLAN|Vlan39\u{fffd}03"] {
+        model.baseline.insert(k.to_owned(), now[k].clone());
+    }
+    let expected = change(&lab, &mut model, &doc(&[("Ethernet4", "vrf104011")]));
+    let after = lab.last_seq();
+    agent.signal("HUP");
+    assert_recovered(&lab, &agent, &model, &expected, after, "after the bytes");
+    for &(db, k, f, v) in foreign.iter().filter(|e| e.1 != b"VLAN|Vlan3900") {
+        assert_eq!(
+            lab.sw.hget_raw(db, k, f).as_deref(),
+            Some(v),
+            "{k:?} changed"
+        );
+    }
+    assert_eq!(
+        lab.sw
+            .hget_raw(CONFIG_DB, b"VLAN|Vlan3900", b"description")
+            .as_deref(),
+        Some(&b"th\xe9"[..])
+    );
     stop(agent);
 }

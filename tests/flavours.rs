@@ -27,6 +27,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -140,18 +142,11 @@ fn render(p: Profile, flavour_arg: bool, dir: &Path) -> String {
     if flavour_arg {
         cmd.args(["--flavour", p.name()]);
     }
-    let out = cmd
-        .arg("--switch")
+    cmd.arg("--switch")
         .arg(case.join("switch.json"))
         .arg("--configdb")
-        .arg(&configdb)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{p}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&configdb);
+    let out = support::process::succeeded(&mut cmd, &p.to_string());
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -284,9 +279,9 @@ fn an_unknown_flavour_renders_the_community_defaults_with_a_warning() {
 /// — a routing configuration mode in which SONiC writes frr.conf itself.
 #[test]
 fn check_config_shows_the_flavour_and_refuses_unified_by_name() {
-    use metal_switchd_lab::redis_server::{CONFIG_DB, RedisServer};
+    use metal_switchd_lab::redis_server::CONFIG_DB;
     use metal_switchd_lab::seed::write_entries;
-    let redis = RedisServer::start().expect("redis-server (apt-get install -y redis-server)");
+    let redis = support::start_redis();
     let dbconf = redis.write_database_config().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let version = dir.path().join("sonic_version.yml");

@@ -7,6 +7,8 @@
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use metal_switchd::configdb::confirmed::Confirmed;
 use std::path::Path;
 use std::process::Command;
@@ -140,20 +142,16 @@ fn cli_render_frr() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/frr/render/firewalls");
     let configdb = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(configdb.path(), fixtures::leaf01_with_ports().unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .args(["render", "frr", "--flavour", "dell-4.5", "--switch"])
-        .arg(dir.join("switch.json"))
-        .arg("--configdb")
-        .arg(configdb.path())
-        .env_remove("METAL_SWITCHD_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = support::process::succeeded(
+        Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .args(["render", "frr", "--flavour", "dell-4.5", "--switch"])
+            .arg(dir.join("switch.json"))
+            .arg("--configdb")
+            .arg(configdb.path())
+            .env_remove("METAL_SWITCHD_CONFIG"),
+        "render frr",
     );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),

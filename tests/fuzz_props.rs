@@ -18,6 +18,8 @@
 //! Failures are kept in `tests/fuzz_props.proptest-regressions`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use metal_switchd::configdb::confirmed::Confirmed;
 use std::sync::OnceLock;
 
@@ -43,11 +45,7 @@ fn cases() -> u32 {
 fn inputs() -> &'static (Config, DbState, Value, Value) {
     static I: OnceLock<(Config, DbState, Value, Value)> = OnceLock::new();
     I.get_or_init(|| {
-        let cfg = Config::from_sources(
-            Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)),
-            Vec::new(),
-        )
-        .unwrap();
+        let cfg = support::config::TestConfig::leaf01().build();
         let state =
             parse_config_db_json("leaf01", &fixtures::leaf01_with_ports().unwrap()).unwrap();
         let v1: Value = serde_json::from_str(fixtures::LEAF01_SWITCH_V1).unwrap();

@@ -9,9 +9,7 @@ mod support;
 use std::time::Duration;
 
 use metal_switchd::kernel::KernelView;
-use metal_switchd_lab::fixtures;
 use metal_switchd_lab::netns::Netns;
-use metal_switchd_lab::seed::SeedOptions;
 use metal_switchd_lab::sonic::StandInOptions;
 use support::kernel::{add_ports, small_leaf};
 use support::{Switch, assert_no_violations};
@@ -23,16 +21,10 @@ async fn the_stand_in_applies_mtu_and_admin_state_and_says_what_it_skipped() {
     let ns = Netns::new("sk").unwrap_or_else(|e| panic!("{e:#}"));
     add_ports(&ns);
     let view = KernelView::start_in_netns(ns.path()).await.unwrap();
-    let sw = Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &[],
-        SeedOptions::default(),
-        Some(StandInOptions {
-            kernel_netns: Some(ns.name().to_owned()),
-            ..StandInOptions::uniform(Duration::from_millis(2))
-        }),
-    );
+    let sw = Switch::leaf01(StandInOptions {
+        kernel_netns: Some(ns.name().to_owned()),
+        ..StandInOptions::uniform(Duration::from_millis(2))
+    });
     let cfg = sw.config("");
     sw.apply(&cfg, &small_leaf()).await.unwrap();
 

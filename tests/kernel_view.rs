@@ -8,6 +8,8 @@
 //! or state it needs, with timeouts that only catch hangs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use metal_switchd::kernel::expect::{
     Attachment, KernelExpectations, MismatchKind, PortExpectation,
 };
-use metal_switchd::kernel::state::{LinkKind, MgmtAddressError, PortEvent};
+use metal_switchd::kernel::state::{KernelState, LinkKind, MgmtAddressError, PortEvent};
 use metal_switchd::kernel::{KernelError, KernelView, ViewOptions};
 use metal_switchd::observed::PortOperState::{self, Down, Unknown, Up};
 use metal_switchd_lab::netns::Netns;
@@ -189,6 +191,21 @@ async fn management_address_follows_address_changes() {
     assert!(e.is_transient());
 }
 
+/// The view once `vtep-1001` carries `vni` and is in `br0`.
+async fn vtep_in_br0(view: &KernelView, vni: u32) -> Arc<KernelState> {
+    view.wait_for(WAIT, |s| {
+        s.vxlan_devices().get("vtep-1001").map(|v| v.0) == Some(Some(vni))
+            && s.master_of("vtep-1001") == Some("br0")
+    })
+    .await
+    .unwrap_or_else(|s| {
+        panic!(
+            "vtep-1001 with VNI {vni} in br0 not seen: {:?}",
+            s.vxlan_devices()
+        )
+    })
+}
+
 /// A VXLAN device's VNI and its bridge read back; a VNI cannot change in
 /// place, so a device re-created with another VNI is seen as such.
 #[tokio::test]
@@ -200,13 +217,7 @@ async fn vxlan_vni_and_bridge_read_back() {
         .unwrap();
     ns.ip("link set vtep-1001 master br0").unwrap();
     ns.ip("link set vtep-1001 up").unwrap();
-    let s = view
-        .wait_for(WAIT, |s| {
-            s.vxlan_devices().get("vtep-1001").map(|v| v.0) == Some(Some(104009))
-                && s.master_of("vtep-1001") == Some("br0")
-        })
-        .await
-        .unwrap_or_else(|s| panic!("vxlan not seen: {:?}", s.vxlan_devices()));
+    let s = vtep_in_br0(&view, 104009).await;
     assert!(matches!(
         s.link("br0").unwrap().kind,
         LinkKind::Bridge { .. }
@@ -219,13 +230,7 @@ async fn vxlan_vni_and_bridge_read_back() {
     ns.ip("link add vtep-1001 type vxlan id 104010 local 10.0.0.11 nolearning dstport 4789")
         .unwrap();
     ns.ip("link set vtep-1001 master br0").unwrap();
-    let s = view
-        .wait_for(WAIT, |s| {
-            s.vxlan_devices().get("vtep-1001").map(|v| v.0) == Some(Some(104010))
-                && s.master_of("vtep-1001") == Some("br0")
-        })
-        .await
-        .unwrap_or_else(|s| panic!("new vni not seen: {:?}", s.vxlan_devices()));
+    let s = vtep_in_br0(&view, 104010).await;
     assert_eq!(s.vxlan_devices().len(), 1);
 }
 
@@ -298,21 +303,10 @@ impl Churn {
                 batch.push_str(&format!("link del {tag}{i}\n"));
             }
             while !s.load(Ordering::SeqCst) {
-                let mut child = std::process::Command::new("ip")
-                    .args(["-n", &name, "-force", "-batch", "-"])
-                    .stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .unwrap();
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(batch.as_bytes())
-                    .unwrap();
-                child.wait().unwrap();
+                support::process::output_with_stdin(
+                    std::process::Command::new("ip").args(["-n", &name, "-force", "-batch", "-"]),
+                    batch.as_bytes(),
+                );
             }
         });
         Churn {

@@ -20,10 +20,8 @@ use metal_switchd::kernel::KernelView;
 use metal_switchd::kernel::expect::{
     KernelExpectations, Mismatch, MismatchKind, RepairMethod, compare, expectations,
 };
-use metal_switchd_lab::fixtures;
 use metal_switchd_lab::netns::Netns;
 use metal_switchd_lab::redis_server::{CONFIG_DB, STATE_DB};
-use metal_switchd_lab::seed::SeedOptions;
 use metal_switchd_lab::sonic::StandInOptions;
 use support::kernel::{add_ports, small_leaf};
 use support::{Switch, assert_no_violations};
@@ -167,21 +165,15 @@ async fn a_converged_leaf_is_confirmed_by_the_kernel_and_drift_is_named() {
     let ns = full_kernel_netns("vm");
     add_ports(&ns);
     let view = KernelView::start_in_netns(ns.path()).await.unwrap();
-    let sw = Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &[],
-        SeedOptions::default(),
-        Some(StandInOptions {
-            kernel_netns: Some(ns.name().to_owned()),
-            ..StandInOptions::adversarial()
-        }),
-    );
+    let sw = Switch::leaf01(StandInOptions {
+        kernel_netns: Some(ns.name().to_owned()),
+        ..StandInOptions::adversarial()
+    });
     let cfg = sw.config("");
     let started = Instant::now();
-    let (prepared, _) = sw.apply(&cfg, &small_leaf()).await.unwrap();
+    let done = sw.apply(&cfg, &small_leaf()).await.unwrap();
     let applied = started.elapsed();
-    let spec = &prepared.spec;
+    let spec = &done.spec;
     let exp = expectations(spec);
     // Reference §2.3/§3.2: tenant VRFs Vrf<vni>, their L3VNI VLANs from the
     // agent's range, vxlanmgrd's `<vtep>-<vid>` devices (the VTEP is
@@ -309,16 +301,10 @@ async fn the_daemon_repairs_kernel_drift_through_configdb() {
         .try_init();
     let ns = full_kernel_netns("vmd");
     add_ports(&ns);
-    let sw = Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &[],
-        SeedOptions::default(),
-        Some(StandInOptions {
-            kernel_netns: Some(ns.name().to_owned()),
-            ..StandInOptions::adversarial()
-        }),
-    );
+    let sw = Switch::leaf01(StandInOptions {
+        kernel_netns: Some(ns.name().to_owned()),
+        ..StandInOptions::adversarial()
+    });
     let dir = tempfile::tempdir().unwrap();
     let cfg = sw.config(&format!(
         "reconfigure_switch = true\nkernel_checks = true\nkernel_drift_grace = \"1s\"\n\
@@ -373,6 +359,28 @@ async fn the_daemon_repairs_kernel_drift_through_configdb() {
             .unwrap_or_else(|_| panic!("no loop event while waiting for {what}"))
             .unwrap_or_else(|| panic!("the daemon stopped while waiting for {what}"))
     }
+    /// Drift of `what` is repaired and the repair's reconcile converges,
+    /// kernel confirmed; its outcome.
+    async fn repaired(
+        events: &mut tokio::sync::mpsc::UnboundedReceiver<LoopEvent>,
+        what: &str,
+    ) -> Box<metal_switchd::report::Outcome> {
+        loop {
+            if let LoopEvent::KernelDrift { repaired, .. } =
+                next_event(events, &format!("{what}'s drift")).await
+                && repaired > 0
+            {
+                break;
+            }
+        }
+        loop {
+            if let LoopEvent::Reconciled(o) = next_event(events, &format!("{what}'s repair")).await
+            {
+                assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
+                return o;
+            }
+        }
+    }
     let scenario = async {
         let events = &mut events;
         // The first reconcile converges only once the kernel confirmed it.
@@ -387,22 +395,8 @@ async fn the_daemon_repairs_kernel_drift_through_configdb() {
 
         // A port out of its VRF: repaired by the daemon.
         ns.ip("link set Ethernet2 nomaster").unwrap();
-        loop {
-            if let LoopEvent::KernelDrift { repaired, .. } =
-                next_event(events, "the port's drift").await
-                && repaired > 0
-            {
-                break;
-            }
-        }
-        // The repair's reconcile converges, kernel confirmed.
-        loop {
-            if let LoopEvent::Reconciled(o) = next_event(events, "the port's repair").await {
-                assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
-                assert!(o.changes > 0, "{}", o.summary());
-                break;
-            }
-        }
+        let o = repaired(events, "the port").await;
+        assert!(o.changes > 0, "{}", o.summary());
         assert!(compare(&view.state(), &exp).is_empty());
         eprintln!("drift repaired: Ethernet2 back in Vrf104009");
 
@@ -419,20 +413,7 @@ async fn the_daemon_repairs_kernel_drift_through_configdb() {
             .unwrap();
         ns.bridge(&format!("vlan del vid 1 dev {dev}")).unwrap();
         ns.ip(&format!("link set {dev} up")).unwrap();
-        loop {
-            if let LoopEvent::KernelDrift { repaired, .. } =
-                next_event(events, "the VNI's drift").await
-                && repaired > 0
-            {
-                break;
-            }
-        }
-        loop {
-            if let LoopEvent::Reconciled(o) = next_event(events, "the VNI's repair").await {
-                assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
-                break;
-            }
-        }
+        repaired(events, "the VNI").await;
         assert!(compare(&view.state(), &exp).is_empty());
         assert_eq!(view.state().vlan_vni_map("Bridge")[&v2].vni, 104010);
         eprintln!("drift repaired: {dev} carries VNI 104010 again");

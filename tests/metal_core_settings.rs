@@ -8,9 +8,10 @@
 //! metal-stack/metal-core @ 0170ec5: 32 fields), `INTERFACE_NAMING_SCHEMA`
 //! (metal-core `switcher/sonic/sonic.go`; metal-api reference §7.1), the v2
 //! branch's `METAL_APISERVER_URL` / `METAL_APISERVER_TOKEN_FILE` (reference
-//! §5), and the settings of older versions (`domain.Config` of metal-core
+//! §5), the settings of older versions (`domain.Config` of metal-core
 //! with its PXE proxy and NSQ events, and `cmd/config.go` @ 74b85a3 with
-//! `DHCP_SERVERS`).
+//! `DHCP_SERVERS`), and the two variables metal-roles' `metal-core-env.j2`
+//! sets that metal-core never read (`SYNC_SCHEDULE`, `SYNC_DELAY`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -160,6 +161,10 @@ const SETTINGS: &[(&str, &str, Fate)] = &[
         "/run/token",
         Used("metal_apiserver_token_file = \"/run/token\""),
     ),
+    // metal-roles' `metal-core-env` template sets these two; no metal-core
+    // version reads them.
+    ("SYNC_SCHEDULE", "*/5 * * * *", Notice),
+    ("SYNC_DELAY", "30s", Notice),
     // Older metal-core versions.
     ("PORT", "4242", Refused),
     ("CONSOLE_LOGGING", "false", Refused),

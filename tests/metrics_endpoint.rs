@@ -3,39 +3,27 @@
 //! the Grafana dashboard under docs/monitoring checked against it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use metal_switchd::configdb::confirmed::Confirmed;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use metal_switchd::api::parse_switch_document;
-use metal_switchd::config::Config;
 use metal_switchd::configdb::{self, snapshot};
 use metal_switchd::observed::{BgpPortState, BgpState, PortOperState};
 use metal_switchd::reconcile;
 use metal_switchd::report::metrics::{ApiCall, ApiErrorKind, Metrics, PhoneHomeResult};
 use metal_switchd::report::{DriftSource, ReconcileResult, Stage};
 use metal_switchd_lab::fixtures;
-use metal_switchd_lab::seed::port_entries;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn promtool() -> &'static str {
-    let ok = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "promtool is missing: install the Debian package `prometheus` (./dev test does)"
-    );
-    "promtool"
+fn promtool() -> Command {
+    support::process::tool("promtool", "prometheus")
 }
 
 /// One HTTP/1.1 request on a fresh connection; returns (status, headers, body).
@@ -60,20 +48,9 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Str
 
 /// A real plan: the lab's leaf01 state against its base configuration.
 fn leaf01_plan() -> configdb::plan::Plan {
-    let mut snap: Map<String, Value> = serde_json::from_str(fixtures::LEAF01_CONFIG).unwrap();
-    let mut ports = Map::new();
-    for (k, f) in port_entries(fixtures::MINI_LAB_PORT_MAP).unwrap() {
-        let fields: Map<String, Value> =
-            f.into_iter().map(|(a, b)| (a, Value::String(b))).collect();
-        ports.insert(
-            k.trim_start_matches("PORT|").to_owned(),
-            Value::Object(fields),
-        );
-    }
-    snap.insert("PORT".into(), Value::Object(ports));
-    let state = snapshot::parse_config_db_json("leaf01", &Value::Object(snap).to_string()).unwrap();
-    let cfg =
-        Config::from_sources(Some(("leaf01.toml", fixtures::LEAF01_AGENT_CONFIG)), vec![]).unwrap();
+    let state =
+        snapshot::parse_config_db_json("leaf01", &fixtures::leaf01_with_ports().unwrap()).unwrap();
+    let cfg = support::config::TestConfig::leaf01().build();
     let desc = parse_switch_document("leaf01.v1.json", fixtures::LEAF01_SWITCH_V1, None).unwrap();
     reconcile::prepare(&desc.1, &cfg, &state, &Confirmed::assumed())
         .unwrap()
@@ -131,15 +108,7 @@ fn busy_metrics() -> Metrics {
 }
 
 fn promtool_check_metrics(body: &[u8]) -> std::process::Output {
-    let mut child = Command::new(promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    child.wait_with_output().unwrap()
+    support::process::output_with_stdin(promtool().args(["check", "metrics"]), body)
 }
 
 #[tokio::test]
@@ -261,7 +230,7 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
         vec!["check", "rules", "alerts.yml"],
         vec!["test", "rules", "alerts.test.yml"],
     ] {
-        let out = Command::new(promtool())
+        let out = promtool()
             .args(&args)
             .current_dir(monitoring(""))
             .output()
@@ -326,6 +295,59 @@ fn rules_and_dashboard_use_only_exported_metrics() {
         assert!(
             unknown.is_empty(),
             "{what} uses metrics the agent does not export: {unknown:?}"
+        );
+    }
+}
+
+/// Every alert links its runbook: a page in docs/monitoring/runbooks/ named
+/// after the alert, at the repository's address (Cargo.toml `repository`),
+/// listed in the runbooks' index, and saying what to do.
+#[test]
+fn every_alert_has_a_runbook_page() {
+    let rules = std::fs::read_to_string(monitoring("alerts.yml")).unwrap();
+    let base = format!(
+        "{}/blob/main/docs/monitoring/runbooks/",
+        env!("CARGO_PKG_REPOSITORY")
+    );
+    let index = std::fs::read_to_string(monitoring("runbooks/README.md")).unwrap();
+    let mut alerts: Vec<(String, Option<String>)> = Vec::new();
+    for line in rules.lines() {
+        let l = line.trim();
+        if let Some(name) = l.strip_prefix("- alert: ") {
+            alerts.push((name.to_owned(), None));
+        } else if let Some(url) = l.strip_prefix("runbook_url: ") {
+            let (_, slot) = alerts.last_mut().expect("runbook_url before any alert");
+            assert!(slot.is_none(), "two runbook_url in one alert");
+            *slot = Some(url.trim_matches('"').to_owned());
+        }
+    }
+    assert!(alerts.len() >= 10, "{alerts:?}");
+    for (name, url) in &alerts {
+        let url = url
+            .as_deref()
+            .unwrap_or_else(|| panic!("alert {name} has no runbook_url"));
+        assert_eq!(url, format!("{base}{name}.md"), "alert {name}");
+        let page = std::fs::read_to_string(monitoring(&format!("runbooks/{name}.md")))
+            .unwrap_or_else(|e| panic!("alert {name}: runbook page missing: {e}"));
+        assert!(page.starts_with(&format!("# {name}\n")), "{name}.md");
+        for part in ["**Means**", "**Find the cause**", "**Fix**"] {
+            assert!(page.contains(part), "{name}.md lacks {part}");
+        }
+        assert!(
+            index.contains(&format!("[{name}.md]({name}.md)")),
+            "runbooks/README.md does not list {name}"
+        );
+    }
+    // no page without its alert
+    for entry in std::fs::read_dir(monitoring("runbooks")).unwrap() {
+        let file = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if file == "README.md" {
+            continue;
+        }
+        let stem = file.trim_end_matches(".md");
+        assert!(
+            alerts.iter().any(|(n, _)| n == stem),
+            "runbooks/{file} belongs to no alert"
         );
     }
 }

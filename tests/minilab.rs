@@ -10,6 +10,8 @@
 //! lab up`, no prefix) is not touched. Needs root, redis-server and FRR.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -110,16 +112,7 @@ fn the_scenario_converges_at_every_step_with_bgp_established_and_tears_down_clea
         );
     }
 
-    let t = lab.teardown().unwrap();
-    for (name, status, ok) in &t.agents {
-        assert!(
-            ok,
-            "metal-switchd on {name} ended with {status} after SIGTERM"
-        );
-    }
-    for (name, v) in &t.violations {
-        assert!(v.is_empty(), "{name}: {v:?}");
-    }
+    support::clean_teardown(&mut lab, "the scenario");
     for node in topology::nodes() {
         let ns = format!("{prefix}{node}");
         assert!(!process::netns_exists(&ns), "{ns} is left over");

@@ -14,6 +14,8 @@
 //! file (the file already has the start script's lines).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -87,16 +89,7 @@ fn scenario_on(p: Profile) {
             metal_switchd_lab::minilab::tail(&leaf.log(), 30)
         )
     });
-    let t = lab.teardown().unwrap();
-    for (name, status, ok) in &t.agents {
-        assert!(
-            ok,
-            "{p}: metal-switchd on {name} ended with {status} after SIGTERM"
-        );
-    }
-    for (name, v) in &t.violations {
-        assert!(v.is_empty(), "{p}: {name}: {v:?}");
-    }
+    support::clean_teardown(&mut lab, &p.to_string());
     eprintln!("{p}: scenario and bgp restart in {:.1?}", started.elapsed());
 }
 

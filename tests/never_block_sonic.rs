@@ -89,13 +89,7 @@ fn assert_never_long(watch: &Watch, when: &str) {
 
 #[test]
 fn no_command_of_the_agent_blocks_sonics_redis() {
-    let sw = Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &model::foreign_entries(),
-        SeedOptions::default(),
-        Some(StandInOptions::random(0x5104, Duration::from_millis(5))),
-    );
+    let sw = Switch::leaf01_with_foreign(StandInOptions::random(0x5104, Duration::from_millis(5)));
     switch_sized(&sw.redis);
     let baseline = sw.dump(CONFIG_DB);
     let mut lab = Lab::new(sw, PORTS, &leaf01_doc(&[]), model::FOREIGN_SETTINGS);
@@ -160,14 +154,7 @@ fn no_command_of_the_agent_blocks_sonics_redis() {
         .unwrap(),
     );
     let after = lab.last_seq();
-    {
-        let mut c = lab.sw.redis.connection(CONFIG_DB).unwrap();
-        redis::cmd("SET")
-            .arg("CONFIG_DB_INITIALIZED")
-            .arg("1")
-            .query::<()>(&mut c)
-            .unwrap();
-    }
+    support::process::config_db_initialized(&lab.sw.redis);
     let mut model = Model::leaf01(baseline.clone(), model::UNMANAGED);
     let expected = model.transition(&desc_of(&moved), &baseline);
     lab.wait_converged(&agent, after, "convergence after the redis restart");

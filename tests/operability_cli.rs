@@ -321,27 +321,3 @@ fn status_without_a_daemon() {
     let out = status_cmd(dir.path(), "text");
     assert_eq!(out.status.code(), Some(4), "{out:?}");
 }
-
-#[test]
-fn the_man_page_names_every_command() {
-    let man = include_str!("../debian/metal-switchd.1");
-    let out = Command::new(BIN).arg("--help").output().unwrap();
-    let help = String::from_utf8(out.stdout).unwrap();
-    let commands: Vec<&str> = help
-        .split("Commands:\n")
-        .nth(1)
-        .unwrap()
-        .lines()
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.strip_prefix("  ").filter(|r| !r.starts_with(' ')))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|c| *c != "help")
-        .collect();
-    assert!(commands.len() >= 7, "{commands:?}");
-    for c in commands {
-        assert!(
-            man.contains(&format!(".B {c}")),
-            "debian/metal-switchd.1 lacks `{c}`"
-        );
-    }
-}

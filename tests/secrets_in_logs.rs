@@ -12,8 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use metal_switchd_lab::api_server::{ApiServer, ApiServerOptions, Call, Fault, TokenGrant};
-use metal_switchd_lab::fixtures;
+use metal_switchd_lab::api_server::{Call, Fault};
 use metal_switchd_lab::redis_server::CONFIG_DB;
 use metal_switchd_lab::sonic::StandInOptions;
 use support::Switch;
@@ -33,15 +32,7 @@ fn secret_file(dir: &Path, name: &str, content: &str) -> String {
 fn run(v2: bool) {
     let sw = Switch::leaf01(StandInOptions::random(0x10c5, Duration::from_millis(10)));
     let ns = AgentNetns::new(&["Ethernet0", "Ethernet1"]);
-    let server = ApiServer::start(ApiServerOptions {
-        switches: vec![fixtures::LEAF01_SWITCH_V1.to_owned()],
-        partitions: vec!["mini-lab".into()],
-        hmac_edit_key: Some(HMAC_KEY.into()),
-        tokens: [(TOKEN.to_owned(), TokenGrant::Editor)].into(),
-        listen: (ns.host_ip, 0).into(),
-        ..ApiServerOptions::default()
-    })
-    .unwrap();
+    let server = support::agent::lab_api(&ns, HMAC_KEY, TOKEN);
     let dir = tempfile::tempdir().unwrap();
     let version = dir.path().join("sonic_version.yml");
     std::fs::write(&version, "build_version: 'SONiC.4.5.1-Enterprise_Base'\n").unwrap();

@@ -278,13 +278,7 @@ async fn random_transitions_keep_every_invariant() {
         if o.changes == 0 {
             empty += 1;
         }
-        sw.settle();
-        let violations = sw.violations();
-        assert!(
-            violations.is_empty(),
-            "{when}: orders that would crash or wedge SONiC:\n{}",
-            violations.join("\n")
-        );
+        support::assert_no_violations_when(&sw, &when);
         let after = sw.dump(CONFIG_DB);
         model::assert_matches(&model, &expected, &after, &when);
 

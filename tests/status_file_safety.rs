@@ -5,8 +5,10 @@
 //! the name the agent used to use is never followed).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use metal_switchd::report::status::Status;
 
@@ -19,13 +21,7 @@ fn status_does_not_block_on_a_fifo() {
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     let fifo = state.join("status.json");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::process::mkfifo(&fifo);
     let config = dir.path().join("agent.toml");
     std::fs::write(
         &config,
@@ -41,18 +37,8 @@ fn status_does_not_block_on_a_fifo() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if started.elapsed() > HANG {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`metal-switchd status` blocked on a FIFO for {HANG:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = support::process::exit_within(&mut child, HANG)
+        .unwrap_or_else(|| panic!("`metal-switchd status` blocked on a FIFO for {HANG:?}"));
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!status.success(), "{err}");

@@ -4,6 +4,8 @@
 //! with the exposure score kept at or below 3.0.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,16 +16,17 @@ fn unit_path() -> PathBuf {
 }
 
 fn systemd_analyze() -> Command {
-    let ok = Command::new("systemd-analyze")
-        .arg("--version")
+    support::process::tool("systemd-analyze", "systemd")
+}
+
+/// `systemd-analyze verify` of the unit in the root tree `root`.
+fn verify(root: &Path) -> std::process::Output {
+    systemd_analyze()
+        .arg("verify")
+        .arg(format!("--root={}", root.display()))
+        .arg("metal-switchd.service")
         .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "systemd-analyze is missing: install the Debian package `systemd` (./dev test does)"
-    );
-    Command::new("systemd-analyze")
+        .unwrap()
 }
 
 /// Values of `key=` in the unit (every occurrence, comments skipped).
@@ -86,12 +89,7 @@ fn verify_root() -> tempfile::TempDir {
 #[test]
 fn verify_passes_without_a_word() {
     let root = verify_root();
-    let out = systemd_analyze()
-        .arg("verify")
-        .arg(format!("--root={}", root.path().display()))
-        .arg("metal-switchd.service")
-        .output()
-        .unwrap();
+    let out = verify(root.path());
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -106,12 +104,7 @@ fn verify_passes_without_a_word() {
         broken,
     )
     .unwrap();
-    let out = systemd_analyze()
-        .arg("verify")
-        .arg(format!("--root={}", root.path().display()))
-        .arg("metal-switchd.service")
-        .output()
-        .unwrap();
+    let out = verify(root.path());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unknown key 'Tpye'"));
 }
 
@@ -173,4 +166,26 @@ fn the_unit_is_the_one_the_agent_expects() {
         values("RestrictAddressFamilies"),
         ["AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET"]
     );
+}
+
+/// metal-core's limits (metal-roles `partition/roles/metal-core/tasks/main.yaml`:
+/// `systemd_docker_memory: 1024m`, `systemd_docker_cpu_quota: 10000` per
+/// `systemd_docker_cpu_period: 50000`), as systemd reads them.
+#[test]
+fn resource_limits_are_metal_cores() {
+    assert_eq!(values("MemoryMax"), ["1G"], "1024m: 1 GiB");
+    assert_eq!(values("CPUQuota"), ["20%"], "10000 µs per 50000 µs: 20 %");
+    // systemd accepts them: an impossible value is refused by the same check
+    let root = verify_root();
+    let unit = root.path().join("lib/systemd/system/metal-switchd.service");
+    let out = verify(root.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&unit, UNIT.replace("CPUQuota=20%", "CPUQuota=twenty")).unwrap();
+    let out = verify(root.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("Invalid CPU quota 'twenty'"), "{said}");
 }

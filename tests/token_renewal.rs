@@ -13,8 +13,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, SystemTime};
 
 use metal_switchd_lab::api_server::{Call, Fault, TokenGrant};
-use metal_switchd_lab::fixtures;
-use metal_switchd_lab::seed::SeedOptions;
 use metal_switchd_lab::sonic::StandInOptions;
 use support::Switch;
 use support::agent::wait_for;
@@ -34,13 +32,7 @@ fn unix_now() -> i64 {
 
 #[test]
 fn the_daemon_renews_its_token_across_two_expiries() {
-    let sw = Switch::new(
-        fixtures::LEAF01_CONFIG,
-        Some(fixtures::MINI_LAB_PORT_MAP),
-        &model::foreign_entries(),
-        SeedOptions::default(),
-        Some(StandInOptions::default()),
-    );
+    let sw = Switch::leaf01_with_foreign(StandInOptions::default());
     let lab = Lab::new(sw, PORTS, &leaf01_doc(&[]), model::FOREIGN_SETTINGS);
     let token_file = lab.path("token");
     let first = lab.server.issue_token(TokenGrant::Editor, LIFETIME, true);

@@ -292,7 +292,7 @@ pub fn stats(mut xs: Vec<f64>) -> (f64, f64, f64) {
     }
     xs.sort_by(f64::total_cmp);
     let mid = xs.len() / 2;
-    let median = if xs.len() % 2 == 0 {
+    let median = if xs.len().is_multiple_of(2) {
         (xs[mid - 1] + xs[mid]) / 2.0
     } else {
         xs[mid]

@@ -45,7 +45,7 @@ pub fn bench_switch(ports: usize, vrfs: usize) -> (Value, String) {
             format!("vrf{}", vni(i))
         } else if i == vrfs {
             "default".into()
-        } else if (i - vrfs) % 2 == 0 && vrfs > 0 {
+        } else if (i - vrfs).is_multiple_of(2) && vrfs > 0 {
             format!("vrf{}", vni(i % vrfs))
         } else {
             String::new()

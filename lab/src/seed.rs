@@ -201,24 +201,28 @@ pub fn seed_switch(
 }
 
 /// Every key and hash of one database, sorted (for before/after comparisons).
+/// Bytes that are not UTF-8 (SONiC allows them) are shown as U+FFFD: compare
+/// the raw bytes where they matter.
 pub fn dump(
     server: &RedisServer,
     db: i64,
 ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>> {
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
     let mut c = server.connection(db)?;
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c)?;
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut c)?;
     let mut out = std::collections::BTreeMap::new();
     for k in keys {
         let t: String = redis::cmd("TYPE").arg(&k).query(&mut c)?;
         let v = if t == "hash" {
-            redis::cmd("HGETALL").arg(&k).query(&mut c)?
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(&k).query(&mut c)?;
+            pairs.into_iter().map(|(f, v)| (text(f), text(v))).collect()
         } else if t == "string" {
-            let s: String = redis::cmd("GET").arg(&k).query(&mut c)?;
-            std::collections::BTreeMap::from([(String::new(), s)])
+            let s: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut c)?;
+            std::collections::BTreeMap::from([(String::new(), text(s))])
         } else {
             std::collections::BTreeMap::from([(String::new(), format!("<{t}>"))])
         };
-        out.insert(k, v);
+        out.insert(text(k), v);
     }
     Ok(out)
 }

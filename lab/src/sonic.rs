@@ -727,12 +727,17 @@ async fn run(
     }
     // Replay what exists, as daemons do when they start.
     let mut config = dbs.config.clone();
-    let keys: Vec<String> = redis::cmd("KEYS")
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
         .arg("*")
         .query_async(&mut config)
         .await
         .unwrap_or_default();
-    let mut keys: Vec<String> = keys.into_iter().filter(|k| k.contains('|')).collect();
+    // Names that are not UTF-8 are in no table the stand-in models.
+    let mut keys: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| String::from_utf8(k).ok())
+        .filter(|k| k.contains('|'))
+        .collect();
     let order = ["PORT", "VXLAN_TUNNEL", "VXLAN_EVPN_NVO", "VRF", "VLAN"];
     keys.sort_by_key(|k| {
         let t = k.split('|').next().unwrap_or("");

@@ -336,11 +336,10 @@ impl ApiClient {
             match attempt().await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
-                    failed += 1;
-                    let delay = policy.delay(failed);
-                    if !e.is_transient() || !policy.allows_another(failed, start, delay) {
+                    let Some(delay) = policy.retry_after(&mut failed, start, e.is_transient())
+                    else {
                         return Err(e);
-                    }
+                    };
                     tracing::warn!(
                         call,
                         attempt = failed,

@@ -116,7 +116,7 @@ fn host_of(address: &str) -> Option<&str> {
 
 /// A PEM file of the mutual TLS: bounded, a regular file, and for the
 /// private key a file only its owner (root or the agent's user) can use.
-fn read_pem(key: &str, path: &Path) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn read_pem(key: &str, path: &Path) -> Result<Vec<u8>, ApiError> {
     use crate::files::{FileKind, GRPC_PEM_MAX_BYTES, read_bytes};
     let kind = if key == "grpc_client_key_file" {
         FileKind::GrpcClientKey

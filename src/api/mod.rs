@@ -19,24 +19,20 @@
 //! `token` is pure. Registration (what the switch registers, gathered from CONFIG_DB
 //! and the kernel) is orchestrated by [`crate::reconcile::register`].
 
-#[cfg(feature = "agent")]
-pub mod client;
-#[cfg(feature = "agent")]
-pub mod error;
-#[cfg(feature = "agent")]
-pub mod grpc;
 pub mod hmac;
-#[cfg(feature = "agent")]
-pub mod renew;
-#[cfg(feature = "agent")]
-pub mod token;
-#[cfg(feature = "agent")]
-pub mod transport;
 // Without `agent` there is no client, so the request builders are unused.
 #[cfg_attr(not(feature = "agent"), allow(dead_code))]
 mod v1;
 #[cfg_attr(not(feature = "agent"), allow(dead_code))]
 mod v2;
+agent! {
+    pub mod client;
+    pub mod error;
+    pub mod grpc;
+    pub mod renew;
+    pub mod token;
+    pub mod transport;
+}
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -241,6 +237,19 @@ fn switch_desc<'a>(
     Ok(SwitchDesc {
         id: id.to_owned(),
         nics,
+    })
+}
+
+/// The API's record of the last sync and the last failed one, each read
+/// by `record` (the wire versions differ in how they write a record).
+fn sync_status<T>(
+    ok: Option<&T>,
+    err: Option<&T>,
+    record: fn(Option<&T>) -> Result<Option<SyncRecord>, String>,
+) -> Result<SyncStatus, String> {
+    Ok(SyncStatus {
+        last_sync: record(ok)?,
+        last_sync_error: record(err)?,
     })
 }
 

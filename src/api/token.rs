@@ -201,14 +201,7 @@ mod tests {
             }))
         ));
         // A FIFO is refused without waiting for a writer; /dev/zero without reading it.
-        let fifo = dir.path().join("fifo");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        let fifo = crate::files::test_fifo(dir.path());
         let e = read_secret_file(HMAC_KEY, &fifo).unwrap_err().to_string();
         assert!(e.contains("HMAC key file") && e.contains("a FIFO"), "{e}");
         let e = read_secret_file(TOKEN, Path::new("/dev/zero"))
@@ -232,23 +225,11 @@ mod tests {
         for what in [TOKEN, HMAC_KEY] {
             let e = read_secret_file(what, &over).unwrap_err();
             let msg = e.to_string();
-            assert!(
-                matches!(
-                    e,
-                    SecretFileError::File(FileError {
-                        problem: FileProblem::TooLarge { limit: 65536 },
-                        ..
-                    })
-                ),
-                "{msg}"
-            );
-            assert!(
-                msg.contains(&format!(
-                    "{what} file {}: it is larger than the limit of 65536 bytes",
-                    over.display()
-                )),
-                "{msg}"
-            );
+            let file = match &e {
+                SecretFileError::File(f) => Some(f),
+                _ => None,
+            };
+            files::assert_too_large(file, &msg, (what, &over), 65536);
             assert!(!msg.contains("bbbb"), "{msg}");
         }
     }

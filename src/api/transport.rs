@@ -56,6 +56,20 @@ impl RetryPolicy {
         }
     }
 
+    /// After one more failed attempt (`failed` counts it): the pause before
+    /// the next one, or `None` when the failure is permanent or the policy
+    /// allows no other attempt.
+    pub fn retry_after(
+        &self,
+        failed: &mut u32,
+        start: Instant,
+        transient: bool,
+    ) -> Option<Duration> {
+        *failed += 1;
+        let delay = self.delay(*failed);
+        (transient && self.allows_another(*failed, start, delay)).then_some(delay)
+    }
+
     /// Whether attempt `done + 1` may follow `done` failed ones started at `start`.
     pub fn allows_another(&self, done: u32, start: Instant, next_delay: Duration) -> bool {
         if self.attempts.is_some_and(|a| done >= a) {

@@ -27,11 +27,8 @@ use crate::time::parse_sync_time;
 #[derive(Debug, Clone, Deserialize)]
 pub struct SwitchResponse {
     pub id: String,
-    #[serde(default)]
     pub nics: Option<Vec<SwitchNic>>,
-    #[serde(default)]
     pub last_sync: Option<SwitchSync>,
-    #[serde(default)]
     pub last_sync_error: Option<SwitchSync>,
 }
 
@@ -42,22 +39,17 @@ pub struct SwitchResponse {
 pub struct SwitchNic {
     pub name: String,
     /// `""` = unprovisioned, `default` = firewall, `vrf<N>` = tenant.
-    #[serde(default)]
     pub vrf: Option<String>,
     /// `null`, or `{cidrs, vnis}` where either may be `null`.
-    #[serde(default)]
     pub filter: Option<BgpFilter>,
     /// Desired admin state (metal-api v0.45, `UP|DOWN|null`).
-    #[serde(default)]
     pub admin_status: Option<String>,
 }
 
 /// `v1.BGPFilter`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BgpFilter {
-    #[serde(default)]
     pub cidrs: Option<Vec<String>>,
-    #[serde(default)]
     pub vnis: Option<Vec<String>>,
 }
 
@@ -82,7 +74,6 @@ pub struct SwitchSync {
     pub time: String,
     #[serde(default)]
     pub duration: i64,
-    #[serde(default)]
     pub error: Option<String>,
 }
 
@@ -135,9 +126,7 @@ pub struct SwitchNotifyRequest {
 /// `v1.SwitchNotifyResponse`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SwitchNotifyResponse {
-    #[serde(default)]
     pub last_sync: Option<SwitchSync>,
-    #[serde(default)]
     pub last_sync_error: Option<SwitchSync>,
 }
 
@@ -217,10 +206,7 @@ fn sync_record(s: Option<&SwitchSync>) -> Result<Option<SyncRecord>, String> {
 }
 
 fn sync_status(ok: Option<&SwitchSync>, err: Option<&SwitchSync>) -> Result<SyncStatus, String> {
-    Ok(SyncStatus {
-        last_sync: sync_record(ok)?,
-        last_sync_error: sync_record(err)?,
-    })
+    super::sync_status(ok, err, sync_record)
 }
 
 impl SwitchNotifyResponse {
@@ -245,16 +231,20 @@ pub fn register_request(r: &Registration) -> SwitchRegisterRequest {
             version: r.os_version.clone(),
             metal_core_version: r.agent_version.clone(),
         },
-        nics: r
-            .nics
-            .iter()
-            .map(|n| RegisterNic {
-                name: n.name.clone(),
-                identifier: n.identifier.clone(),
-                mac: None,
-                actual: None,
-            })
-            .collect(),
+        nics: r.nics.iter().map(RegisterNic::of).collect(),
+    }
+}
+
+impl RegisterNic {
+    /// A registered nic as metal-core sends it from SONiC: without `mac`
+    /// and `actual`.
+    fn of(n: &super::RegisteredNic) -> RegisterNic {
+        RegisterNic {
+            name: n.name.clone(),
+            identifier: n.identifier.clone(),
+            mac: None,
+            actual: None,
+        }
     }
 }
 
@@ -269,14 +259,7 @@ pub fn notify_request(report: &SwitchReport, known_nics: Option<&[String]>) -> S
     let port_states = match known_nics {
         Some(nics) => nics
             .iter()
-            .map(|n| {
-                let s = report
-                    .port_states
-                    .get(n)
-                    .copied()
-                    .unwrap_or(PortOperState::Unknown);
-                (n.clone(), port_state(s))
-            })
+            .map(|n| (n.clone(), port_state(report.port_state_of(n))))
             .collect(),
         None => report
             .port_states

@@ -41,7 +41,6 @@ use crate::time::{format_duration, format_timestamp, parse_duration, parse_sync_
 pub struct Switch {
     pub id: String,
     /// The server's record; the agent reads its `generation` only.
-    #[serde(default)]
     pub meta: Option<Meta>,
     /// Missing, `null` (protojson: unset) and `[]` are the same: no nics,
     /// which `spec::build` refuses with one clear message.
@@ -73,9 +72,7 @@ pub struct SwitchResponse {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SwitchNic {
     pub name: String,
-    #[serde(default)]
     pub vrf: Option<String>,
-    #[serde(default)]
     pub state: Option<NicState>,
     #[serde(default, alias = "bgp_filter", rename = "bgpFilter")]
     pub bgp_filter: Option<BgpFilter>,
@@ -85,7 +82,6 @@ pub struct SwitchNic {
 /// configures the switch).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct NicState {
-    #[serde(default)]
     pub desired: Option<String>,
 }
 
@@ -98,14 +94,12 @@ pub struct BgpFilter {
     pub vnis: Vec<String>,
 }
 
-/// `SwitchSync`: Timestamp and Duration strings.
+/// `SwitchSync`: Timestamp and Duration strings, each optional.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct SwitchSync {
-    #[serde(default)]
     pub time: Option<String>,
-    #[serde(default)]
     pub duration: Option<String>,
-    #[serde(default)]
     pub error: Option<String>,
 }
 
@@ -131,7 +125,6 @@ pub struct EventSendResponse {
 /// reads): the new token's metadata and its secret (the JWT).
 #[derive(Debug, Clone, Deserialize)]
 pub struct RefreshResponse {
-    #[serde(default)]
     pub token: Option<TokenMeta>,
     pub secret: String,
 }
@@ -139,7 +132,6 @@ pub struct RefreshResponse {
 /// `metalstack.api.v2.Token`: its validity (Timestamps).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct TokenMeta {
-    #[serde(default)]
     pub expires: Option<String>,
     #[serde(default, rename = "issuedAt", alias = "issued_at")]
     pub issued_at: Option<String>,
@@ -202,10 +194,7 @@ fn sync_record(s: Option<&SwitchSync>) -> Result<Option<SyncRecord>, String> {
 }
 
 fn sync_status(ok: Option<&SwitchSync>, err: Option<&SwitchSync>) -> Result<SyncStatus, String> {
-    Ok(SyncStatus {
-        last_sync: sync_record(ok)?,
-        last_sync_error: sync_record(err)?,
-    })
+    super::sync_status(ok, err, sync_record)
 }
 
 impl Switch {
@@ -493,14 +482,7 @@ pub fn heartbeat_request(
     let port_states = match known_nics {
         Some(nics) if !report.port_states.is_empty() && !nics.is_empty() => Some(
             nics.iter()
-                .map(|n| {
-                    let s = report
-                        .port_states
-                        .get(n)
-                        .copied()
-                        .unwrap_or(PortOperState::Unknown);
-                    (n.clone(), port_status(s))
-                })
+                .map(|n| (n.clone(), port_status(report.port_state_of(n))))
                 .collect(),
         ),
         _ => None,

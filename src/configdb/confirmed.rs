@@ -23,50 +23,15 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+pub use super::confirms::Separators;
 use super::confirms::{
-    self, BRIDGE_PORT_FIELD, BRIDGE_PORT_TYPE, CATALOGUE, Check, Condition, Copied, Db, Domain,
-    PORT_NAME_MAP, RIF_NAME_MAP, Special,
+    self, BRIDGE_PORT_FIELD, CATALOGUE, Check, Condition, Copied, Db, Domain, PORT_NAME_MAP,
+    RIF_NAME_MAP, Special,
 };
 use super::owned::Ownership;
 use super::reach::{Covered, Reach};
 use super::schema::{DbState, Fields, Key, SEP};
 use crate::spec::SwitchSpec;
-
-/// Key separators of the databases (from `database_config.json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Separators {
-    pub appl: char,
-    pub state: char,
-    pub counters: char,
-    pub asic: char,
-}
-
-impl Default for Separators {
-    fn default() -> Self {
-        Separators {
-            appl: Db::Appl.default_separator(),
-            state: Db::State.default_separator(),
-            counters: Db::Counters.default_separator(),
-            asic: Db::Asic.default_separator(),
-        }
-    }
-}
-
-impl Separators {
-    pub fn of(&self, db: Db) -> char {
-        match db {
-            Db::Appl => self.appl,
-            Db::State => self.state,
-            Db::Counters => self.counters,
-            Db::Asic => self.asic,
-        }
-    }
-
-    /// The key prefix of ASIC bridge ports (`ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:`).
-    pub fn bridge_port_prefix(&self) -> String {
-        format!("ASIC_STATE{0}{BRIDGE_PORT_TYPE}{0}", self.asic)
-    }
-}
 
 /// The watched part of STATE_DB, APPL_DB, COUNTERS_DB and ASIC_DB.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -219,7 +219,8 @@ pub(crate) async fn pubsub_instance(db: &DbLocation) -> Result<redis::aio::PubSu
 /// The fields of one CONFIG_DB hash (`HGETALL <key>`, e.g.
 /// `DEVICE_METADATA|localhost`), on a connection of its own, within
 /// `timeout`; empty when the key does not exist. For facts read once (the
-/// flavour), not for the owned tables (those come from the view).
+/// flavour), not for the owned tables (those come from the view). Bytes
+/// that are not UTF-8 are read as U+FFFD and logged ([`super::reply`]).
 pub async fn config_hash(
     dbs: &Databases,
     key: &str,
@@ -228,14 +229,18 @@ pub async fn config_hash(
     let what = format!("HGETALL {key} in CONFIG_DB");
     let read = async {
         let mut c = connect_instance(&dbs.config).await?;
-        redis::cmd("HGETALL")
+        let reply = redis::cmd("HGETALL")
             .arg(key)
-            .query_async::<std::collections::BTreeMap<String, String>>(&mut c)
+            .query_async::<redis::Value>(&mut c)
             .await
             .map_err(|source| ConfigDbError::Redis {
                 what: what.clone(),
                 source,
-            })
+            })?;
+        let mut tally = super::reply::Undecodable::default();
+        let pairs = super::reply::pairs(reply);
+        let fields = super::reply::fields(pairs, super::reply::Database::Config, key, &mut tally);
+        Ok(fields.into_iter().collect())
     };
     match tokio::time::timeout(timeout, read).await {
         Ok(r) => r,

@@ -28,6 +28,10 @@
 //! completed before the request. The bridge ports of ASIC_DB are listed once
 //! per full read with `SCAN` (never `KEYS`: ASIC_DB holds every route) and
 //! then followed by notifications.
+//!
+//! Every reply and notification is decoded by [`reply`]: bytes that are not
+//! UTF-8 in a key, field or value never stop the feed; such entries are
+//! skipped or kept, counted ([`Feed::undecodable`]) and logged escaped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,8 +48,9 @@ use super::confirmed::{Confirmed, RIF_FIELD_SEP, Separators, Watched};
 use super::confirms::{self, BRIDGE_PORT_FIELD, Db, PORT_NAME_MAP, RIF_NAME_MAP};
 use super::connection::{ConfigDbError, connect_instance, pubsub_instance};
 use super::dbconfig::{Databases, DbLocation, Instance};
+use super::reply::{self, Database, Undecodable};
 use super::schema::{Fields, Key, SEP, Table};
-use super::startup::{self, BridgePortListing, Place, Places, ReadLimits, text};
+use super::startup::{self, BridgePortListing, Place, Places, ReadLimits};
 use super::view::{CONFIG_DB_INITIALIZED, Update, View};
 
 /// What the feed reports.
@@ -85,7 +90,24 @@ pub struct Feed {
     expected: Expected,
     next_token: u64,
     round_trips: Arc<AtomicU64>,
+    undecodable: Shared<Undecodable>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// A value the feed's task and the agent share.
+#[derive(Debug, Default)]
+struct Shared<T>(Arc<Mutex<T>>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Drop for Feed {
@@ -145,13 +167,17 @@ impl Feed {
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
         let expected = Expected::default();
         let round_trips = Arc::new(AtomicU64::new(0));
+        let undecodable = Shared::default();
         let task = tokio::spawn(run(
             dbs,
             opts,
             tx,
             ctl_rx,
             expected.clone(),
-            round_trips.clone(),
+            Counters {
+                round_trips: round_trips.clone(),
+                undecodable: undecodable.clone(),
+            },
         ));
         Feed {
             events,
@@ -159,8 +185,15 @@ impl Feed {
             expected,
             next_token: 0,
             round_trips,
+            undecodable,
             task,
         }
+    }
+
+    /// Entries with bytes that are not UTF-8 the feed met so far (each time
+    /// it read them).
+    pub fn undecodable(&self) -> Undecodable {
+        *self.undecodable.lock()
     }
 
     /// Round trips the feed made so far (full reads, re-reads, sync pings).
@@ -385,6 +418,13 @@ impl Layout {
     }
 }
 
+/// What the feed counts for the agent.
+#[derive(Debug, Clone)]
+struct Counters {
+    round_trips: Arc<AtomicU64>,
+    undecodable: Shared<Undecodable>,
+}
+
 /// One connected session: pubsub streams and read connections per instance.
 struct Session {
     sinks: Vec<PubSubSink>,
@@ -392,12 +432,16 @@ struct Session {
     conns: Vec<MultiplexedConnection>,
     /// ASIC_DB's bridge ports being listed after a full read.
     listing: Option<BridgePortListing>,
-    round_trips: Arc<AtomicU64>,
+    counters: Counters,
 }
 
 impl Session {
     fn count(&self, n: u64) {
-        self.round_trips.fetch_add(n, Ordering::Relaxed);
+        self.counters.round_trips.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn undecodable(&self) -> MutexGuard<'_, Undecodable> {
+        self.counters.undecodable.lock()
     }
 }
 
@@ -407,12 +451,12 @@ async fn run(
     tx: mpsc::UnboundedSender<FeedEvent>,
     mut ctl: mpsc::UnboundedReceiver<Ctl>,
     expected: Expected,
-    round_trips: Arc<AtomicU64>,
+    counters: Counters,
 ) {
     let layout = Layout::new(dbs);
     let mut backoff = opts.reconnect_min;
     loop {
-        match session(&layout, &tx, &mut ctl, &expected, &round_trips).await {
+        match session(&layout, &tx, &mut ctl, &expected, &counters).await {
             Ok(()) => return,
             Err(e) => {
                 if tx.send(FeedEvent::Lost(e.to_string())).is_err() {
@@ -442,7 +486,7 @@ async fn run(
     }
 }
 
-async fn connect(layout: &Layout, round_trips: &Arc<AtomicU64>) -> Result<Session, ConfigDbError> {
+async fn connect(layout: &Layout, counters: &Counters) -> Result<Session, ConfigDbError> {
     let mut sinks = Vec::new();
     let mut streams = SelectAll::new();
     let mut conns = Vec::new();
@@ -479,7 +523,7 @@ async fn connect(layout: &Layout, round_trips: &Arc<AtomicU64>) -> Result<Sessio
         streams,
         conns,
         listing: None,
-        round_trips: round_trips.clone(),
+        counters: counters.clone(),
     })
 }
 
@@ -504,12 +548,14 @@ async fn snapshot(layout: &Layout, s: &mut Session) -> Result<View, ConfigDbErro
         took = ?started.elapsed(),
         "read SONiC's databases"
     );
-    if stats.skipped > 0 {
+    if stats.undecodable.total() > 0 {
         tracing::warn!(
-            entries = stats.skipped,
-            "entries of SONiC's databases skipped: a name or value is not UTF-8"
+            skipped = stats.undecodable.handled(reply::Handling::Skipped),
+            kept = stats.undecodable.handled(reply::Handling::Kept),
+            "entries of SONiC's databases hold bytes that are not UTF-8 (see the lines above)"
         );
     }
+    s.undecodable().add(&stats.undecodable);
     s.listing = layout
         .asic_place
         .map(|p| BridgePortListing::new(p, layout.seps, layout.limits));
@@ -544,19 +590,41 @@ impl Batch {
     }
 }
 
-/// Decode a keyspace notification: (database role, key, event).
-fn decode(layout: &Layout, instance: usize, msg: &Msg) -> Option<(Src, String, String)> {
-    let channel = msg.get_channel_name();
-    let rest = channel.strip_prefix("__keyspace@")?;
-    let (id, key) = rest.split_once("__:")?;
-    let id: i64 = id.parse().ok()?;
+/// Decode a keyspace notification: (database role, key, event). A key that
+/// is not UTF-8 (in a watched table: the feed subscribes to nothing else)
+/// is counted as skipped.
+fn decode(
+    layout: &Layout,
+    instance: usize,
+    msg: &Msg,
+    undecodable: &mut Undecodable,
+) -> Option<(Src, String, String)> {
+    let channel: Vec<u8> = msg.get_channel().ok()?;
+    let rest = channel.strip_prefix(b"__keyspace@")?;
+    let end = rest.windows(3).position(|w| w == b"__:")?;
+    let id: i64 = std::str::from_utf8(rest.get(..end)?).ok()?.parse().ok()?;
+    let key = rest.get(end + 3..)?;
     let src = layout
         .srcs_of(instance)
         .into_iter()
         .find(|(_, i)| *i == id)
         .map(|(s, _)| s)?;
+    let key = match std::str::from_utf8(key) {
+        Ok(k) => k.to_owned(),
+        Err(_) => {
+            undecodable.skipped(database(src), key, None);
+            return None;
+        }
+    };
     let event: String = msg.get_payload().ok()?;
-    Some((src, key.to_owned(), event))
+    Some((src, key, event))
+}
+
+fn database(src: Src) -> Database {
+    match src {
+        Src::Config => Database::Config,
+        Src::Other(db) => db.into(),
+    }
 }
 
 fn classify_event(
@@ -685,41 +753,47 @@ async fn flush(
                     source,
                 })?;
         s.count(1);
-        let mut lossy = 0;
+        let mut tally = s.undecodable();
         for ((src, key, read), v) in groups.into_iter().zip(items) {
+            let db = database(src);
+            let one = |name: &str, val: String| {
+                let mut f = Fields::new();
+                f.insert(name.to_owned(), val);
+                f
+            };
             let u = match read {
                 Read::Exists if key == layout.port_init_key => {
                     Update::PortInitDone(matches!(v, Value::Int(1)))
                 }
                 Read::String if src == Src::Config && key == CONFIG_DB_INITIALIZED => {
-                    Update::ConfigDbInitialized(text(v))
+                    Update::ConfigDbInitialized(reply::string(v, db, &key, &mut tally))
                 }
-                Read::Hash => update(src, key, startup::hash(v, &mut lossy)),
+                Read::Hash => {
+                    let value = reply::hash(v, db, &key, &mut tally);
+                    update(src, key, value)
+                }
                 // Only presence matters (`Confirmed::has_rif`).
-                Read::RifField => update(src, key, text(v).map(|_| Fields::new())),
+                Read::RifField => update(src, key, reply::bytes(v).map(|_| Fields::new())),
+                // The one field the agent reads (a bridge port's port id):
+                // not UTF-8, the entry is skipped.
                 Read::Field(name) => {
-                    let value = text(v).map(|val| {
-                        let mut f = Fields::new();
-                        f.insert(name.to_owned(), val);
-                        f
-                    });
+                    let value = match reply::bytes(v).map(String::from_utf8) {
+                        None => None,
+                        Some(Ok(val)) => Some(one(name, val)),
+                        Some(Err(e)) => {
+                            tally.skipped(db, key.as_bytes(), Some(e.as_bytes()));
+                            None
+                        }
+                    };
                     update(src, key, value)
                 }
                 Read::Exists => update(src, key, matches!(v, Value::Int(1)).then(Fields::new)),
-                Read::String => update(
-                    src,
-                    key,
-                    text(v).map(|val| {
-                        let mut f = Fields::new();
-                        f.insert("value".to_owned(), val);
-                        f
-                    }),
-                ),
+                Read::String => {
+                    let value = reply::string(v, db, &key, &mut tally);
+                    update(src, key, value.map(|val| one("value", val)))
+                }
             };
             updates.push(u);
-        }
-        if lossy > 0 {
-            tracing::debug!(values = lossy, "re-read values that are not UTF-8");
         }
     }
     if !updates.is_empty() && tx.send(FeedEvent::Updates(updates)).is_err() {
@@ -739,7 +813,8 @@ fn drain_ready(
     for _ in 0..100_000 {
         match s.streams.next().now_or_never() {
             Some(Some((i, Some(msg)))) => {
-                if let Some((src, key, event)) = decode(layout, i, &msg) {
+                let decoded = decode(layout, i, &msg, &mut s.undecodable());
+                if let Some((src, key, event)) = decoded {
                     classify_event(layout, expected, batch, i, src, key, &event);
                 }
             }
@@ -767,9 +842,9 @@ async fn session(
     tx: &mpsc::UnboundedSender<FeedEvent>,
     ctl: &mut mpsc::UnboundedReceiver<Ctl>,
     expected: &Expected,
-    round_trips: &Arc<AtomicU64>,
+    counters: &Counters,
 ) -> Result<(), ConfigDbError> {
-    let mut s = connect(layout, round_trips).await?;
+    let mut s = connect(layout, counters).await?;
     let view = snapshot(layout, &mut s).await?;
     if tx.send(FeedEvent::Snapshot(Box::new(view))).is_err() {
         return Ok(());
@@ -789,7 +864,7 @@ async fn session(
                                 what: "syncing with redis".into(),
                                 source,
                             })?;
-                        s.round_trips.fetch_add(1, Ordering::Relaxed);
+                        s.counters.round_trips.fetch_add(1, Ordering::Relaxed);
                     }
                     synced = Some(token);
                 }
@@ -803,7 +878,8 @@ async fn session(
             },
             m = s.streams.next() => match m {
                 Some((i, Some(msg))) => {
-                    if let Some((src, key, event)) = decode(layout, i, &msg) {
+                    let decoded = decode(layout, i, &msg, &mut s.undecodable());
+                    if let Some((src, key, event)) = decoded {
                         classify_event(layout, expected, &mut batch, i, src, key, &event);
                     }
                 }
@@ -843,13 +919,22 @@ async fn list_bridge_ports(
     s: &mut Session,
     tx: &mpsc::UnboundedSender<FeedEvent>,
 ) -> Result<bool, ConfigDbError> {
-    let Session { listing, conns, .. } = s;
+    let Session {
+        listing,
+        conns,
+        counters,
+        ..
+    } = s;
     let Some(l) = listing.as_mut() else {
         return Ok(true);
     };
     let trips = l.stats.round_trips;
     let found = l.step(conns).await?;
     let trips = l.stats.round_trips - trips;
+    counters
+        .undecodable
+        .lock()
+        .add(&std::mem::take(&mut l.stats.undecodable));
     let mut updates: Vec<Update> = found
         .into_iter()
         .map(|(key, oid)| {

@@ -10,36 +10,36 @@
 //! [`confirmed`] and the catalogue [`confirms`]).
 //! [`crate::reconcile::prepare`] runs the whole chain from a desired state.
 //! The adapters (feature `agent`): [`feed`] keeps a view of SONiC's
-//! databases current (first read by [`startup`] in bounded steps), `redis`
-//! applies a plan phase by phase.
+//! databases current (first read by [`startup`] in bounded steps; every
+//! reply decoded by [`reply`], which never lets bytes that are not UTF-8
+//! stop a read), `redis` applies a plan phase by phase.
 
 pub mod confirmed;
 pub mod confirms;
-#[cfg(feature = "agent")]
-pub mod connection;
 pub mod contest;
 pub mod dbconfig;
 pub mod diff;
 pub mod facts;
-#[cfg(feature = "agent")]
-pub mod feed;
 pub mod owned;
 pub mod plan;
 #[cfg(test)]
 mod proptests;
 pub mod reach;
-#[cfg(feature = "agent")]
-pub mod redis;
 #[cfg(any(test, feature = "testkit"))]
 pub mod rules;
 pub mod schema;
 pub mod snapshot;
-#[cfg(feature = "agent")]
-pub mod startup;
 pub mod target;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod view;
+agent! {
+    pub mod connection;
+    pub mod feed;
+    pub mod redis;
+    pub mod reply;
+    pub mod startup;
+}
 
 use crate::spec::SwitchSpec;
 

@@ -18,12 +18,19 @@
 
 use std::collections::BTreeSet;
 
-use super::confirmed::Separators;
-use super::confirms::{self, Db};
+use super::confirms::{self, Db, Separators};
 use super::owned::map_target;
 use super::schema::{DbState, Fields, Key, SEP, Table, vid_of_vlan_name, vlan_name};
-use super::view::Touched;
 use crate::spec::{PortRole, SwitchSpec, vni_of_vrf_name, vrf_name};
+
+/// One key whose change can move a plan: a CONFIG_DB entry, a STATE_DB or
+/// APPL_DB marker (its redis key), or an interface's router interface.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Touched {
+    Config(Key),
+    Marker(Db, String),
+    Rif(String),
+}
 
 /// Ports, tenant VLAN ids and VNIs whose entries a plan must look at again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -265,6 +265,11 @@ impl ConfigDb {
         }
     }
 
+    /// Entries with bytes that are not UTF-8 read so far ([`super::reply`]).
+    pub fn undecodable(&self) -> super::reply::Undecodable {
+        self.feed.undecodable()
+    }
+
     pub fn reset_stats(&mut self) {
         self.stats = Stats::default();
         self.feed_base = self.feed.round_trips();

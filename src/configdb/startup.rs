@@ -26,11 +26,10 @@
 //!   done, a barrier that asks whether a port still has a bridge port waits.
 //! - Readiness: `GET CONFIG_DB_INITIALIZED`, `EXISTS PORT_TABLE:PortInitDone`.
 //!
-//! Bytes SONiC allows but that are not UTF-8 never stop the read: a key
-//! whose name is not UTF-8 is skipped and counted (no table of the agent has
-//! such keys), a field name or value is read with U+FFFD in place of the bad
-//! bytes and counted (foreign entries are kept as they are; an owned value
-//! then differs from the target and is written again).
+//! Bytes SONiC allows but that are not UTF-8 never stop the read: an entry
+//! whose name is not UTF-8 is skipped, one with a field name or value that
+//! is not UTF-8 is kept with U+FFFD in place of the bad bytes; both are
+//! counted and logged escaped ([`reply`](super::reply)).
 //!
 //! Consistency: the feed subscribes to every key it reads before this read
 //! starts, and applies the notifications that arrived meanwhile after it;
@@ -43,6 +42,7 @@ use redis::aio::MultiplexedConnection;
 use super::confirmed::{Confirmed, Separators};
 use super::confirms::{self, BRIDGE_PORT_FIELD, Db, PORT_NAME_MAP, RIF_NAME_MAP};
 use super::connection::ConfigDbError;
+use super::reply::{self, Database, Undecodable, text};
 use super::schema::{DbState, Fields, Key, PORT_FIELDS, SEP, Table};
 use super::view::{CONFIG_DB_INITIALIZED, Readiness, View};
 use crate::spec::vni_of_vrf_name;
@@ -99,10 +99,8 @@ pub struct ReadStats {
     pub scan_steps: u64,
     /// Keys whose value was read.
     pub keys_read: u64,
-    /// Keys skipped because their name is not UTF-8.
-    pub skipped: u64,
-    /// Field names and values that are not UTF-8 (read with U+FFFD).
-    pub lossy: u64,
+    /// Entries with bytes that are not UTF-8 (skipped or kept).
+    pub undecodable: Undecodable,
 }
 
 fn redis_err(what: &str) -> impl FnOnce(redis::RedisError) -> ConfigDbError + '_ {
@@ -128,63 +126,37 @@ fn conn(
         .ok_or_else(|| bad_reply("connections", place.conn))
 }
 
-/// A reply as text; `None` for nil or bytes that are not UTF-8.
-pub(crate) fn text(v: Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b).ok(),
-        Value::SimpleString(s) => Some(s),
-        Value::Int(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
-/// A field name or value as text: bytes that are not UTF-8 become U+FFFD
-/// (`lossy` counts them). An owned value read this way differs from what
-/// the agent wants and is written again; a foreign one is kept as it is in
-/// redis, untouched.
-fn text_lossy(v: Value, lossy: &mut u64) -> Option<String> {
-    match v {
-        Value::BulkString(b) => Some(match String::from_utf8(b) {
-            Ok(s) => s,
-            Err(e) => {
-                *lossy += 1;
-                String::from_utf8_lossy(e.as_bytes()).into_owned()
-            }
-        }),
-        v => text(v),
-    }
-}
-
-/// A hash reply (`HGETALL`, RESP2 array or RESP3 map); `None` when the hash
-/// does not exist (or the reply is not a hash).
-pub(crate) fn hash(v: Value, lossy: &mut u64) -> Option<Fields> {
-    let pairs: Vec<(Value, Value)> = match v {
-        Value::Array(items) => {
-            let mut it = items.into_iter();
-            let mut out = Vec::new();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                out.push((k, v));
-            }
-            out
-        }
-        Value::Map(m) => m,
-        _ => Vec::new(),
+/// One step of a `SCAN` or `HSCAN` walk (`cmd`): its reply split into the
+/// next cursor (0: the walk is done) and the step's batch, counted.
+fn scan_step(
+    cmd: &str,
+    reply: Value,
+    stats: &mut ReadStats,
+) -> Result<(u64, Value), ConfigDbError> {
+    stats.round_trips += 1;
+    stats.scan_steps += 1;
+    let Value::Array(mut parts) = reply else {
+        return Err(bad_reply(cmd, reply));
     };
-    let mut f = Fields::new();
-    for (k, v) in pairs {
-        if let (Some(k), Some(v)) = (text_lossy(k, lossy), text_lossy(v, lossy)) {
-            f.insert(k, v);
-        }
-    }
-    (!f.is_empty()).then_some(f)
+    let (Some(batch), Some(next)) = (parts.pop(), parts.pop()) else {
+        return Err(bad_reply(cmd, "short reply"));
+    };
+    let cursor = text(next)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| bad_reply(cmd, "cursor"))?;
+    Ok((cursor, batch))
 }
 
-/// Every key of database `place`, walked with `SCAN` in steps of `count`;
-/// names that are not UTF-8 are counted in `stats.skipped`.
+/// Whether a key name is one the agent reads (by its bytes).
+pub type Watched<'a> = dyn Fn(&[u8]) -> bool + Sync + 'a;
+
+/// The keys of database `place` (`db`) the agent reads (`watched`), walked
+/// with `SCAN` in steps of `count`, sorted; a watched name that is not
+/// UTF-8 is left out and counted as skipped.
 pub async fn scan_keys(
     conns: &mut [MultiplexedConnection],
-    place: Place,
-    pattern: Option<&str>,
+    (place, db): (Place, Database),
+    watched: &Watched<'_>,
     count: usize,
     stats: &mut ReadStats,
 ) -> Result<Vec<String>, ConfigDbError> {
@@ -194,35 +166,21 @@ pub async fn scan_keys(
     loop {
         let mut pipe = redis::pipe();
         pipe.cmd("SELECT").arg(place.id).ignore();
-        let scan = pipe.cmd("SCAN").arg(cursor);
-        if let Some(p) = pattern {
-            scan.arg("MATCH").arg(p);
-        }
-        scan.arg("COUNT").arg(count.max(1));
+        pipe.cmd("SCAN").arg(cursor).arg("COUNT").arg(count.max(1));
         let (reply,): (Value,) = pipe
             .query_async(c)
             .await
             .map_err(redis_err("walking SONiC's databases (SCAN)"))?;
-        stats.round_trips += 1;
-        stats.scan_steps += 1;
-        let Value::Array(mut parts) = reply else {
-            return Err(bad_reply("SCAN", reply));
-        };
-        let (Some(batch), Some(next)) = (parts.pop(), parts.pop()) else {
-            return Err(bad_reply("SCAN", "short reply"));
-        };
-        cursor = text(next)
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| bad_reply("SCAN", "cursor"))?;
+        let (next, batch) = scan_step("SCAN", reply, stats)?;
+        cursor = next;
         let Value::Array(batch) = batch else {
             return Err(bad_reply("SCAN", batch));
         };
         for k in batch {
-            match text(k) {
-                Some(k) => {
-                    keys.insert(k);
-                }
-                None => stats.skipped += 1,
+            if let Some(k) = reply::key(k, db, watched, &mut stats.undecodable)
+                && watched(k.as_bytes())
+            {
+                keys.insert(k);
             }
         }
         if cursor == 0 {
@@ -242,11 +200,11 @@ enum HashRead {
     PortFields,
 }
 
-/// The values of `keys` in database `place`, `batch` keys per round trip;
-/// absent keys are left out, undecodable ones counted as skipped.
+/// The values of `keys` in database `place` (`db`), `batch` keys per round
+/// trip; absent keys are left out.
 async fn read_hashes(
     conns: &mut [MultiplexedConnection],
-    place: Place,
+    (place, db): (Place, Database),
     keys: &[(String, HashRead)],
     batch: usize,
     stats: &mut ReadStats,
@@ -270,8 +228,8 @@ async fn read_hashes(
         stats.keys_read += chunk.len() as u64;
         for ((k, how), v) in chunk.iter().zip(replies) {
             let fields = match how {
-                HashRead::All => hash(v, &mut stats.lossy),
-                HashRead::PortFields => port_fields(v, &mut stats.lossy),
+                HashRead::All => reply::hash(v, db, k, &mut stats.undecodable),
+                HashRead::PortFields => port_fields(v, k, &mut stats.undecodable),
             };
             if let Some(f) = fields {
                 out.push((k.clone(), f));
@@ -283,17 +241,15 @@ async fn read_hashes(
 
 /// An `HMGET` of [`PORT_FIELDS`]: the fields that exist (a PORT entry
 /// without any of them still exists).
-fn port_fields(v: Value, lossy: &mut u64) -> Option<Fields> {
+fn port_fields(v: Value, key: &str, tally: &mut Undecodable) -> Option<Fields> {
     let Value::Array(values) = v else {
         return None;
     };
-    let mut f = Fields::new();
-    for (name, v) in PORT_FIELDS.iter().zip(values) {
-        if let Some(v) = text_lossy(v, lossy) {
-            f.insert((*name).to_owned(), v);
-        }
-    }
-    Some(f)
+    let pairs = PORT_FIELDS
+        .iter()
+        .zip(values)
+        .filter_map(|(name, v)| Some((name.as_bytes().to_vec(), reply::bytes(v)?)));
+    Some(reply::fields(pairs, Database::Config, key, tally))
 }
 
 /// A whole hash, read with `HSCAN` in steps of `count`; `None` when it does
@@ -321,18 +277,9 @@ async fn scan_hash(
             .query_async(c)
             .await
             .map_err(redis_err("reading SONiC's databases (HSCAN)"))?;
-        stats.round_trips += 1;
-        stats.scan_steps += 1;
-        let Value::Array(mut parts) = reply else {
-            return Err(bad_reply("HSCAN", reply));
-        };
-        let (Some(batch), Some(next)) = (parts.pop(), parts.pop()) else {
-            return Err(bad_reply("HSCAN", "short reply"));
-        };
-        cursor = text(next)
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| bad_reply("HSCAN", "cursor"))?;
-        if let Some(f) = hash(batch, &mut stats.lossy) {
+        let (next, batch) = scan_step("HSCAN", reply, stats)?;
+        cursor = next;
+        if let Some(f) = reply::hash(batch, Database::Counters, key, &mut stats.undecodable) {
             fields.extend(f);
         }
         if cursor == 0 {
@@ -405,10 +352,12 @@ pub async fn read(
     limits: ReadLimits,
 ) -> Result<(View, ReadStats), ConfigDbError> {
     let mut stats = ReadStats::default();
-    let seps = places.seps;
+    let (seps, scan) = (places.seps, limits.scan_count);
 
     // CONFIG_DB: the agent's tables.
-    let keys = scan_keys(conns, places.config, None, limits.scan_count, &mut stats).await?;
+    let config_table = |k: &[u8]| Table::ALL.iter().any(|t| reply::in_table(k, t.name(), SEP));
+    let config_place = (places.config, Database::Config);
+    let keys = scan_keys(conns, config_place, &config_table, scan, &mut stats).await?;
     let wanted: Vec<(String, HashRead)> = keys
         .into_iter()
         .filter_map(|k| {
@@ -420,25 +369,24 @@ pub async fn read(
         })
         .collect();
     let mut config = DbState::new();
-    for (k, f) in read_hashes(conns, places.config, &wanted, limits.batch, &mut stats).await? {
+    for (k, f) in read_hashes(conns, config_place, &wanted, limits.batch, &mut stats).await? {
         if let Some(key) = Key::parse(&k) {
             config.insert(key, f);
         }
     }
 
     // STATE_DB: the confirmation tables.
-    let keys = scan_keys(conns, places.state, None, limits.scan_count, &mut stats).await?;
     let state_tables: Vec<&str> = confirms::watched(Db::State).collect();
-    let wanted: Vec<(String, HashRead)> = keys
-        .into_iter()
-        .filter(|k| {
-            k.split_once(seps.state)
-                .is_some_and(|(t, _)| state_tables.contains(&t))
-        })
-        .map(|k| (k, HashRead::All))
-        .collect();
+    let state_table = |k: &[u8]| {
+        state_tables
+            .iter()
+            .any(|t| reply::in_table(k, t, seps.state))
+    };
+    let state_place = (places.state, Database::State);
+    let keys = scan_keys(conns, state_place, &state_table, scan, &mut stats).await?;
+    let wanted: Vec<(String, HashRead)> = keys.into_iter().map(|k| (k, HashRead::All)).collect();
     let mut confirmed = Confirmed::new(seps);
-    let state = read_hashes(conns, places.state, &wanted, limits.batch, &mut stats).await?;
+    let state = read_hashes(conns, state_place, &wanted, limits.batch, &mut stats).await?;
     let vrf_prefix = format!("VRF_TABLE{}", seps.state);
     let state_vrfs: Vec<String> = state
         .iter()
@@ -454,7 +402,8 @@ pub async fn read(
             .into_iter()
             .map(|k| (k, HashRead::All))
             .collect();
-    for (k, f) in read_hashes(conns, places.appl, &wanted, limits.batch, &mut stats).await? {
+    let appl_place = (places.appl, Database::Appl);
+    for (k, f) in read_hashes(conns, appl_place, &wanted, limits.batch, &mut stats).await? {
         confirmed.set(Db::Appl, &k, Some(f));
     }
 
@@ -471,6 +420,16 @@ pub async fn read(
 
     // Readiness (after the tables: a `config reload` that finished while
     // they were read is seen here, and its notifications follow).
+    let readiness = read_readiness(conns, places, &mut stats).await?;
+    Ok((View::new(config, confirmed, readiness), stats))
+}
+
+/// SONiC's readiness flags: `CONFIG_DB_INITIALIZED` and `PortInitDone`.
+async fn read_readiness(
+    conns: &mut [MultiplexedConnection],
+    places: &Places,
+    stats: &mut ReadStats,
+) -> Result<Readiness, ConfigDbError> {
     let mut readiness = Readiness::default();
     let (initialized,): (Value,) = redis::pipe()
         .cmd("SELECT")
@@ -481,7 +440,13 @@ pub async fn read(
         .query_async(conn(conns, places.config)?)
         .await
         .map_err(redis_err("reading CONFIG_DB_INITIALIZED"))?;
-    readiness.config_db_initialized = text(initialized).unwrap_or_default();
+    readiness.config_db_initialized = reply::string(
+        initialized,
+        Database::Config,
+        CONFIG_DB_INITIALIZED,
+        &mut stats.undecodable,
+    )
+    .unwrap_or_default();
     let (port_init,): (i64,) = redis::pipe()
         .cmd("SELECT")
         .arg(places.appl.id)
@@ -493,7 +458,7 @@ pub async fn read(
         .map_err(redis_err("reading PortInitDone"))?;
     readiness.port_init_done = port_init == 1;
     stats.round_trips += 2;
-    Ok((View::new(config, confirmed, readiness), stats))
+    Ok(readiness)
 }
 
 /// Listing ASIC_DB's bridge ports, one bounded step at a time: `SCAN MATCH
@@ -550,19 +515,16 @@ impl BridgePortListing {
             .query_async(c)
             .await
             .map_err(redis_err("listing ASIC_DB bridge ports"))?;
-        self.stats.round_trips += 1;
-        self.stats.scan_steps += 1;
-        let Value::Array(mut parts) = reply else {
-            return Err(bad_reply("SCAN", reply));
+        let (next, batch) = scan_step("SCAN", reply, &mut self.stats)?;
+        let Value::Array(batch) = batch else {
+            return Err(bad_reply("SCAN", batch));
         };
-        let (Some(Value::Array(batch)), Some(next)) = (parts.pop(), parts.pop()) else {
-            return Err(bad_reply("SCAN", "short reply"));
-        };
-        self.cursor = text(next)
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| bad_reply("SCAN", "cursor"))?;
+        self.cursor = next;
         self.done = self.cursor == 0;
-        let keys: Vec<String> = batch.into_iter().filter_map(text).collect();
+        let keys: Vec<String> = batch
+            .into_iter()
+            .filter_map(|k| reply::key(k, Database::Asic, |_| true, &mut self.stats.undecodable))
+            .collect();
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -578,10 +540,18 @@ impl BridgePortListing {
         self.stats.round_trips += 1;
         self.stats.keys_read += keys.len() as u64;
         // A bridge port deleted between SCAN and HGET is gone (nil).
+        let undecodable = &mut self.stats.undecodable;
         Ok(keys
             .into_iter()
             .zip(oids)
-            .filter_map(|(k, o)| Some((k, text(o)?)))
+            .filter_map(|(k, o)| Some((k, reply::bytes(o)?)))
+            .filter_map(|(k, o)| match String::from_utf8(o) {
+                Ok(o) => Some((k, o)),
+                Err(e) => {
+                    undecodable.skipped(Database::Asic, k.as_bytes(), Some(e.as_bytes()));
+                    None
+                }
+            })
             .collect())
     }
 }
@@ -639,27 +609,5 @@ mod tests {
         // Another separator (a flavour's database_config.json).
         let keys = appl_keys(&c, [], '|');
         assert!(keys.contains(&"VXLAN_TUNNEL_MAP_TABLE|vtep|map_104009_Vlan1001".to_owned()));
-    }
-
-    #[test]
-    fn hash_replies_of_both_protocols_and_bad_bytes() {
-        let b = |s: &[u8]| Value::BulkString(s.to_vec());
-        let mut lossy = 0;
-        let h = hash(Value::Array(vec![b(b"vni"), b(b"7")]), &mut lossy).unwrap();
-        assert_eq!(h.get("vni").map(String::as_str), Some("7"));
-        let h = hash(Value::Map(vec![(b(b"a"), b(b"1"))]), &mut lossy).unwrap();
-        assert_eq!(h.len(), 1);
-        assert_eq!(hash(Value::Array(vec![]), &mut lossy), None);
-        assert_eq!(lossy, 0);
-        let h = hash(
-            Value::Array(vec![b(b"description"), b(b"caf\xe9")]),
-            &mut lossy,
-        )
-        .unwrap();
-        assert_eq!(
-            h.get("description").map(String::as_str),
-            Some("caf\u{fffd}")
-        );
-        assert_eq!(lossy, 1);
     }
 }

@@ -101,16 +101,21 @@ pub fn spec(ports: Vec<(String, PortSpec)>, vrfs: &[(u32, u16)]) -> SwitchSpec {
             last: 2000,
         },
         static_vrfs: BTreeSet::new(),
-        routing: Routing {
-            asn: 4200000011,
-            loopback: "10.0.0.11".parse().unwrap(),
-            log_level: LogLevel::Info,
-            management_gateway: None,
-            management_routes: Vec::new(),
-            set_src_loopback: false,
-            agentx: false,
-            extra_config: Vec::new(),
-        },
+        routing: routing(),
+    }
+}
+
+/// The lab leaf01's routing (ASN, loopback; no agentx).
+pub(crate) fn routing() -> Routing {
+    Routing {
+        asn: 4200000011,
+        loopback: "10.0.0.11".parse().unwrap(),
+        log_level: LogLevel::Info,
+        management_gateway: None,
+        management_routes: Vec::new(),
+        set_src_loopback: false,
+        agentx: false,
+        extra_config: Vec::new(),
     }
 }
 

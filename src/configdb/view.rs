@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 
 use super::confirmed::{Confirmed, RIF_FIELD_SEP};
 use super::confirms::{Condition, Db, RIF_NAME_MAP};
+pub use super::reach::Touched;
 use super::schema::{DbState, Fields, Key, PORT_FIELDS, Table};
 
 /// `CONFIG_DB_INITIALIZED`, a plain string key in CONFIG_DB.
@@ -83,15 +84,6 @@ impl Changed {
         self.confirmed |= other.confirmed;
         self.readiness |= other.readiness;
     }
-}
-
-/// One key whose change can move a plan: a CONFIG_DB entry, a STATE_DB or
-/// APPL_DB marker (its redis key), or an interface's router interface.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Touched {
-    Config(Key),
-    Marker(Db, String),
-    Rif(String),
 }
 
 /// The keys that changed, version by version, as far back as the journal

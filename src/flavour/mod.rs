@@ -26,8 +26,9 @@
 //!
 //! Reading the facts is the thin adapter in [`read`] (feature `agent`).
 
-#[cfg(feature = "agent")]
-pub mod read;
+agent! {
+    pub mod read;
+}
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -512,14 +512,7 @@ mod tests {
         let e = reader::read_file(&dir.path().join("nope"), MAX_STATE_FILE_AGE, now).unwrap_err();
         assert!(matches!(e, BgpStateError::File(_)), "{e}");
         // A FIFO is refused at once instead of blocking the reconcile.
-        let fifo = dir.path().join("fifo");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        let fifo = crate::files::test_fifo(dir.path());
         let e = reader::read_file(&fifo, MAX_STATE_FILE_AGE, now).unwrap_err();
         assert!(e.to_string().contains("BGP neighbour state file"), "{e}");
     }
@@ -562,23 +555,12 @@ mod tests {
             .unwrap();
         let e = reader::read_file(&big, MAX_STATE_FILE_AGE, now).unwrap_err();
         let msg = e.to_string();
-        assert!(
-            matches!(
-                &e,
-                BgpStateError::File(FileError {
-                    problem: FileProblem::TooLarge { limit: 16777216 },
-                    ..
-                })
-            ),
-            "{msg}"
-        );
-        assert!(
-            msg.contains(&format!(
-                "BGP neighbour state file {}: it is larger than the limit of 16777216 bytes",
-                big.display()
-            )),
-            "{msg}"
-        );
+        let file = match &e {
+            BgpStateError::File(f) => Some(f),
+            _ => None,
+        };
+        let what = ("BGP neighbour state", big.as_path());
+        crate::files::assert_too_large(file, &msg, what, 16 * 1024 * 1024);
     }
 
     /// The events an observed watch has handled: (file name, counted).

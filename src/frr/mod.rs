@@ -15,14 +15,12 @@
 //! every deliberate difference from metal-core are in `docs/frr.md`.
 
 pub mod bgp;
-#[cfg(feature = "agent")]
-pub(crate) mod command;
-#[cfg(feature = "agent")]
-pub mod install;
-#[cfg(feature = "agent")]
-pub mod reload;
 pub mod render;
-#[cfg(feature = "agent")]
-pub mod validate;
+agent! {
+    pub(crate) mod command;
+    pub mod install;
+    pub mod reload;
+    pub mod validate;
+}
 
 pub use render::render;

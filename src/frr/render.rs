@@ -530,14 +530,8 @@ mod tests {
             vlan_range: VlanRange::default(),
             static_vrfs: BTreeSet::new(),
             routing: Routing {
-                asn: 4200000011,
-                loopback: "10.0.0.11".parse().unwrap(),
-                log_level: LogLevel::Info,
-                management_gateway: None,
-                management_routes: Vec::new(),
-                set_src_loopback: false,
                 agentx: true,
-                extra_config: Vec::new(),
+                ..crate::configdb::testkit::routing()
             },
         }
     }

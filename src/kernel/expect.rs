@@ -655,17 +655,22 @@ impl<'a> Comparison<'a> {
     /// A routed port with the wrong master: intfmgrd rebinds it when its
     /// INTERFACE entry is re-created.
     fn port_master(&mut self, p: &PortExpectation, link: &Link, object: String, expected: String) {
-        let found = describe_master(self.state, link);
         let repair = vec![Key::interface(&p.name)];
-        let method = RepairMethod::Recreate;
-        self.push(
-            MismatchKind::PortMaster,
-            object,
-            expected,
-            found,
-            repair,
-            method,
-        );
+        self.wrong_master(link, object, expected, repair, RepairMethod::Recreate);
+    }
+
+    /// `link` has another master than `expected`.
+    fn wrong_master(
+        &mut self,
+        link: &Link,
+        object: String,
+        expected: String,
+        repair: Vec<Key>,
+        method: RepairMethod,
+    ) {
+        let found = describe_master(self.state, link);
+        let kind = MismatchKind::PortMaster;
+        self.push(kind, object, expected, found, repair, method);
     }
 
     /// A port that is an untagged member of VLAN `vid` (PXE).
@@ -674,18 +679,10 @@ impl<'a> Comparison<'a> {
         let vlans = self.state.bridge_vlans(&p.name);
         if link.master != self.bridge {
             let expected = format!("master {}", self.exp.bridge);
-            let found = describe_master(self.state, link);
             // vlanmgrd's DEL runs `bridge vlan del` on a port that left the
             // bridge: it throws (#13772).
             let method = RepairMethod::RestartOnly;
-            self.push(
-                MismatchKind::PortMaster,
-                object,
-                expected,
-                found,
-                repair,
-                method,
-            );
+            self.wrong_master(link, object, expected, repair, method);
         } else if !vlans.is_some_and(|b| b.is_untagged_pvid(vid)) {
             // The DEL's `bridge vlan del` only works while the port still
             // has the VLAN.
@@ -726,9 +723,9 @@ pub fn repair_keys<'a>(mismatches: impl IntoIterator<Item = &'a Mismatch>) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{LogLevel, VlanRange};
+    use crate::config::VlanRange;
     use crate::kernel::state::BridgeVlans;
-    use crate::spec::{Filter, PortSpec, Prefixes, Routing, VrfSpec};
+    use crate::spec::{Filter, PortSpec, Prefixes, VrfSpec};
 
     /// A leaf like the lab's: a firewall and two underlay ports, three
     /// tenant ports in two VRFs, one unprovisioned port (admin down).
@@ -791,16 +788,7 @@ mod tests {
                 last: 2000,
             },
             static_vrfs: Default::default(),
-            routing: Routing {
-                asn: 4200000011,
-                loopback: "10.0.0.11".parse().unwrap(),
-                log_level: LogLevel::Info,
-                management_gateway: None,
-                management_routes: Vec::new(),
-                set_src_loopback: false,
-                agentx: false,
-                extra_config: Vec::new(),
-            },
+            routing: crate::configdb::testkit::routing(),
         }
     }
 

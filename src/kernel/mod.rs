@@ -17,13 +17,14 @@
 //! The agent only reads the kernel; SONiC's managers own its objects and
 //! are repaired through CONFIG_DB.
 
-#[cfg(feature = "agent")]
-mod decode;
 pub mod drift;
 pub mod expect;
 pub mod state;
-#[cfg(feature = "agent")]
-pub mod view;
+agent! {
+    mod decode;
+    pub mod view;
+}
 
-#[cfg(feature = "agent")]
-pub use view::{KernelError, KernelView, NotConverged, ViewOptions, ViewStats};
+agent! {
+    pub use view::{KernelError, KernelView, NotConverged, ViewOptions, ViewStats};
+}

@@ -30,15 +30,16 @@
 //! the managed ports that exist in the kernel); this module neither reads
 //! CONFIG_DB nor listens to netlink.
 
-#[cfg(feature = "agent")]
-pub mod capture;
 pub mod collector;
 pub mod frame;
-#[cfg(feature = "agent")]
-pub mod phone_home;
+agent! {
+    pub mod capture;
+    pub mod phone_home;
+}
 
 pub use collector::{Collector, Neighbor, PhoneHomeSnapshot, PortCapture};
-#[cfg(feature = "agent")]
-pub use phone_home::{
-    EventSender, PhoneHome, PhoneHomeHandle, PhoneHomeOptions, SendError, SendFailure,
-};
+agent! {
+    pub use phone_home::{
+        EventSender, PhoneHome, PhoneHomeHandle, PhoneHomeOptions, SendError, SendFailure,
+    };
+}

@@ -325,6 +325,7 @@ impl Agent {
                 out.error = Some(e.to_string());
             }
         }
+        out.undecodable = self.db.undecodable();
         out.duration = started.elapsed();
         out
     }

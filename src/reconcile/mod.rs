@@ -26,26 +26,20 @@
 //! gathers what the switch registers and registers it until accepted;
 //! [`run`] is the daemon around the agent, [`schedule`] its pure timing.
 
-#[cfg(feature = "agent")]
-mod agent;
-#[cfg(feature = "agent")]
-pub mod desired;
-#[cfg(feature = "agent")]
-pub mod options;
 pub mod prepare;
-#[cfg(feature = "agent")]
-pub mod register;
-#[cfg(feature = "agent")]
-pub mod run;
-#[cfg(feature = "agent")]
-pub mod schedule;
-#[cfg(feature = "agent")]
-mod steps;
+agent! {
+    mod agent;
+    pub mod desired;
+    pub mod options;
+    pub mod register;
+    pub mod run;
+    pub mod schedule;
+    mod steps;
+}
 
-#[cfg(feature = "agent")]
-pub use agent::*;
-#[cfg(feature = "agent")]
-pub use options::{AgentOptions, Mode};
 pub use prepare::{Prepared, prepare};
-#[cfg(feature = "agent")]
-pub use steps::VerifyError;
+agent! {
+    pub use agent::*;
+    pub use options::{AgentOptions, Mode};
+    pub use steps::VerifyError;
+}

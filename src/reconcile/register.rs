@@ -86,6 +86,20 @@ pub fn registered_nics(
             Err(p) => problems.push(p),
         }
     }
+    // An entry that names no port would register (and so hand to the API)
+    // the port the operator meant to keep: refused by name.
+    for s in skip {
+        let known = ports
+            .iter()
+            .any(|(name, alias)| name == s || alias.as_deref() == Some(s.as_str()));
+        if !known {
+            problems.push(format!(
+                "additional_bridge_ports names {}, which is not in CONFIG_DB PORT (by name or \
+                 alias)",
+                crate::names::quoted(s)
+            ));
+        }
+    }
     if nics.is_empty() && problems.is_empty() {
         problems.push(format!(
             "CONFIG_DB PORT lists no ports outside additional_bridge_ports ({} ports in total)",
@@ -225,11 +239,9 @@ pub async fn register(
                 return Ok((reg, fetched));
             }
             Err(e) => {
-                failed += 1;
-                let delay = policy.delay(failed);
-                if !e.is_transient() || !policy.allows_another(failed, start, delay) {
+                let Some(delay) = policy.retry_after(&mut failed, start, e.is_transient()) else {
                     return Err(e);
-                }
+                };
                 tracing::warn!(
                     attempt = failed,
                     retry_in = ?delay,
@@ -304,6 +316,25 @@ mod tests {
         let e = registered_nics(&BTreeMap::new(), NamingSchema::Name, &[], &BTreeMap::new())
             .unwrap_err();
         assert!(e[0].contains("no ports"), "{e:?}");
+    }
+
+    #[test]
+    fn bridge_ports_naming_no_port_are_refused_by_name() {
+        // By name and by alias, an entry that names a port is used.
+        let skip = ["Ethernet2".to_owned(), "Eth3/3".to_owned()];
+        let nics = registered_nics(&ports(), NamingSchema::Name, &skip, &BTreeMap::new()).unwrap();
+        let names: Vec<_> = nics.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["Ethernet0", "Ethernet120"]);
+        // A typo would register the port the operator meant to keep.
+        let skip = ["Ethernet2".to_owned(), "Ethernet 10".to_owned()];
+        let e = registered_nics(&ports(), NamingSchema::Name, &skip, &BTreeMap::new()).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains(
+                "additional_bridge_ports names \"Ethernet 10\", which is not in CONFIG_DB PORT"
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::vocab::{DriftSource, ReconcileResult, Stage};
 use crate::configdb::diff::Op;
 use crate::configdb::plan::Plan;
+use crate::configdb::reply::{Database, Handling, Undecodable};
 use crate::configdb::schema::Table;
 use crate::observed::{BgpPortState, BgpState, PortOperState};
 
@@ -293,6 +294,26 @@ struct PlanLabels {
 struct DriftLabels {
     source: DriftSource,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct DbName(Database);
+impl EncodeLabelValue for DbName {
+    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(e, self.0.name())
+    }
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct HandlingName(Handling);
+impl EncodeLabelValue for HandlingName {
+    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(e, self.0.name())
+    }
+}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct UndecodableLabels {
+    db: DbName,
+    handling: HandlingName,
+}
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OperStateLabels {
     oper_state: OperState,
@@ -417,6 +438,7 @@ pub struct Metrics {
     plan_operations: Family<PlanLabels, Counter>,
     redis_round_trips: Counter,
     drift_repairs: Family<DriftLabels, Counter>,
+    undecodable_entries: Family<UndecodableLabels, Counter>,
     last_success: Gauge<f64, AtomicU64>,
     consecutive_failures: Gauge,
     desired_changes: Counter,
@@ -452,6 +474,7 @@ impl Metrics {
             plan_operations: Family::default(),
             redis_round_trips: Counter::default(),
             drift_repairs: Family::default(),
+            undecodable_entries: Family::default(),
             last_success: Gauge::default(),
             consecutive_failures: Gauge::default(),
             desired_changes: Counter::default(),
@@ -540,6 +563,21 @@ impl Metrics {
             "Owned state changed behind the agent's back and put back, by where it was noticed \
              (configdb: a keyspace notification; kernel: netlink)",
             self.drift_repairs.clone(),
+        );
+        for db in Database::ALL {
+            for h in Handling::ALL {
+                let _ = self.undecodable_entries.get_or_create(&UndecodableLabels {
+                    db: DbName(db),
+                    handling: HandlingName(h),
+                });
+            }
+        }
+        reg.register(
+            "undecodable_entries",
+            "Entries of SONiC's databases read with bytes that are not UTF-8, by database and \
+             handling (skipped: the name or the one value read is not UTF-8, left out; kept: a \
+             field read with U+FFFD), counted each time they are read",
+            self.undecodable_entries.clone(),
         );
     }
 
@@ -746,6 +784,18 @@ impl Metrics {
         self.drift_repairs
             .get_or_create(&DriftLabels { source })
             .inc();
+    }
+
+    /// Entries with bytes that are not UTF-8 read since the last call.
+    pub fn undecodable_entries(&self, new: &Undecodable) {
+        for (db, h, n) in new.iter().filter(|(_, _, n)| *n > 0) {
+            self.undecodable_entries
+                .get_or_create(&UndecodableLabels {
+                    db: DbName(db),
+                    handling: HandlingName(h),
+                })
+                .inc_by(n);
+        }
     }
 
     /// A new desired state arrived (its generation is
@@ -1212,8 +1262,20 @@ mod tests {
         m.api_call(ApiCall::Report, Some(ApiErrorKind::Transient));
         m.api_call(ApiCall::SendEvents, Some(ApiErrorKind::Permanent));
         m.drift_repaired(DriftSource::Kernel);
+        let mut u = Undecodable::default();
+        u.skipped(Database::Asic, b"ASIC_STATE:\xff", None);
+        m.undecodable_entries(&u);
+        m.undecodable_entries(&u);
         let text = m.encode();
         let v = |s| sample_value(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
+        assert_eq!(
+            v("metal_switchd_undecodable_entries_total{db=\"ASIC_DB\",handling=\"skipped\"}"),
+            2.0
+        );
+        assert_eq!(
+            v("metal_switchd_undecodable_entries_total{db=\"CONFIG_DB\",handling=\"kept\"}"),
+            0.0
+        );
         assert_eq!(
             v("metal_switchd_reconciles_total{result=\"converged\"}"),
             1.0

@@ -21,21 +21,19 @@
 //!   observations into all of the above. The daemon's loop decides what
 //!   happens; the reporter only tells.
 
-#[cfg(feature = "agent")]
-pub mod api;
 pub mod liveness;
-#[cfg(feature = "agent")]
-pub mod metrics;
-#[cfg(feature = "agent")]
-pub mod outcome;
-#[cfg(feature = "agent")]
-mod reporter;
 pub mod status;
 pub mod text;
 pub mod vocab;
+agent! {
+    pub mod api;
+    pub mod metrics;
+    pub mod outcome;
+    mod reporter;
+}
 
-#[cfg(feature = "agent")]
-pub use outcome::{FrrOutcome, Outcome, Stages};
-#[cfg(feature = "agent")]
-pub use reporter::{Observed, Reporter, ReporterOptions};
 pub use vocab::{DriftSource, LoopPhase, Origin, ReconcileResult, Stage, Trigger};
+agent! {
+    pub use outcome::{FrrOutcome, Outcome, Stages};
+    pub use reporter::{Observed, Reporter, ReporterOptions};
+}

@@ -8,6 +8,7 @@ use super::vocab::{ReconcileResult, Stage, Trigger};
 use crate::config::ApiVersion;
 use crate::configdb::plan::Plan;
 use crate::configdb::redis::ApplyReport;
+use crate::configdb::reply::Undecodable;
 use crate::spec::SpecDigest;
 
 /// Time spent per stage.
@@ -120,6 +121,11 @@ pub struct Outcome {
     /// reconcile installed the rendered one again.
     pub frr_repaired: bool,
     pub stages: Stages,
+    /// Entries of SONiC's databases with bytes that are not UTF-8 the feed
+    /// met since the agent started (a running total; the reporter counts
+    /// what is new since the last outcome).
+    #[serde(skip)]
+    pub undecodable: Undecodable,
     #[serde(with = "micros")]
     pub duration: Duration,
 }
@@ -149,6 +155,7 @@ impl Outcome {
             frr: FrrOutcome::Skipped,
             frr_repaired: false,
             stages: Stages::default(),
+            undecodable: Undecodable::default(),
             duration: Duration::ZERO,
         }
     }

@@ -15,6 +15,7 @@ use super::vocab::{DriftSource, LoopPhase, Origin, ReconcileResult, Stage, Trigg
 use crate::api::client::ApiClient;
 use crate::api::error::ApiError;
 use crate::config::NamingSchema;
+use crate::configdb::reply::Undecodable;
 use crate::configdb::schema::{DbState, Key};
 use crate::frr::bgp::Neighbors;
 use crate::kernel::drift::DriftStatus;
@@ -68,6 +69,9 @@ pub struct Reporter {
     contest_problem: Option<String>,
     /// Phone-home counters already turned into metrics.
     phone_home_seen: PhoneHomeStats,
+    /// The feed's count of entries that are not UTF-8 already turned into
+    /// metrics.
+    undecodable_seen: Undecodable,
     status_error_logged: bool,
 }
 
@@ -89,6 +93,7 @@ impl Reporter {
             drift_problem: None,
             contest_problem: None,
             phone_home_seen: PhoneHomeStats::default(),
+            undecodable_seen: Undecodable::default(),
             status_error_logged: false,
         }
     }
@@ -184,6 +189,9 @@ impl Reporter {
     pub fn reconciled(&mut self, o: &Outcome, started_at: SystemTime, now: SystemTime) {
         self.log(o);
         self.count(o, now);
+        self.metrics
+            .undecodable_entries(&o.undecodable.since(&self.undecodable_seen));
+        self.undecodable_seen = o.undecodable;
         if o.desired_changed {
             self.desired_generation += 1;
             self.metrics.desired_state_changed();
@@ -520,7 +528,6 @@ mod tests {
     use crate::configdb::plan::plan;
     use crate::configdb::redis::ApplyReport;
     use crate::configdb::schema::{Fields, Key};
-    use crate::observed::{BgpPortState, BgpState};
     use crate::spec::NicDesc;
 
     fn reporter() -> Reporter {
@@ -628,6 +635,25 @@ mod tests {
         );
     }
 
+    /// The feed's running count of entries that are not UTF-8 is counted
+    /// once: each outcome adds what is new since the last one.
+    #[test]
+    fn undecodable_entries_are_counted_once_per_reading() {
+        use crate::configdb::reply::Database;
+        let mut r = reporter();
+        let mut o = applied(Trigger::Timer);
+        o.undecodable
+            .skipped(Database::Asic, b"ASIC_STATE:\xff", None);
+        r.reconciled(&o, at(1), at(2));
+        r.reconciled(&o, at(3), at(4));
+        o.undecodable
+            .skipped(Database::Asic, b"ASIC_STATE:\xfe", None);
+        r.reconciled(&o, at(5), at(6));
+        let text = r.metrics().encode();
+        let series = "metal_switchd_undecodable_entries_total{db=\"ASIC_DB\",handling=\"skipped\"}";
+        assert_eq!(sample(&text, series), Some(2.0), "{text}");
+    }
+
     #[test]
     fn each_stage_is_observed_once_per_reconcile() {
         let r = &mut reporter();
@@ -693,15 +719,7 @@ mod tests {
         Neighbors {
             states: [(
                 "Ethernet1".to_owned(),
-                BgpPortState {
-                    neighbor: "machine-1".into(),
-                    peer_group: "MACHINE".into(),
-                    vrf_name: "Vrf104009".into(),
-                    state: BgpState::Established,
-                    established_since: Some(1_790_000_005),
-                    sent_prefixes: 4,
-                    accepted_prefixes: 2,
-                },
+                super::super::status::sample::established(),
             )]
             .into_iter()
             .collect(),

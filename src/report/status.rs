@@ -438,6 +438,19 @@ pub(crate) mod sample {
         }
     }
 
+    /// An established session with a machine in Vrf104009.
+    pub fn established() -> BgpPortState {
+        BgpPortState {
+            neighbor: "machine-1".into(),
+            peer_group: "MACHINE".into(),
+            vrf_name: "Vrf104009".into(),
+            state: BgpState::Established,
+            established_since: Some(1_790_000_005),
+            sent_prefixes: 4,
+            accepted_prefixes: 2,
+        }
+    }
+
     pub fn sample() -> Status {
         let mut s = Status::new(4242, t(0));
         s.set_phase(LoopPhase::Idle);
@@ -469,18 +482,7 @@ pub(crate) mod sample {
             },
         );
         let bgp: BTreeMap<String, BgpPortState> = [
-            (
-                "Ethernet0".to_owned(),
-                BgpPortState {
-                    neighbor: "machine-1".into(),
-                    peer_group: "MACHINE".into(),
-                    vrf_name: "Vrf104009".into(),
-                    state: BgpState::Established,
-                    established_since: Some(1_790_000_005),
-                    sent_prefixes: 4,
-                    accepted_prefixes: 2,
-                },
-            ),
+            ("Ethernet0".to_owned(), established()),
             (
                 "Ethernet120".to_owned(),
                 BgpPortState {

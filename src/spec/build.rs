@@ -273,10 +273,20 @@ impl Builder<'_> {
         let mut ports: BTreeMap<String, PortSpec> = BTreeMap::new();
         let mut tenant_nets = TenantNets::new();
         let cfg = self.cfg;
+        // A port left to the operator that names no port (a typo, another
+        // switch model) would let the agent take over the port meant: refused
+        // by name, as an unknown spine uplink is.
         let bridge_ports: BTreeSet<String> = cfg
             .additional_bridge_ports
             .iter()
-            .filter_map(|p| self.resolve_config_port(p)?.ok())
+            .filter_map(|p| match self.resolve_config_port(p) {
+                Some(found) => found.ok(),
+                None => {
+                    let msg = self.not_a_port(p);
+                    self.port_problem(format!("additional_bridge_ports entry {}", quoted(p)), msg);
+                    None
+                }
+            })
             .collect();
         let uplinks: Vec<String> = cfg
             .spine_uplinks
@@ -1049,6 +1059,24 @@ mod tests {
         assert_eq!(s.ports["Ethernet120"].role, PortRole::Underlay);
         assert_eq!(s.ports["Ethernet120"].admin, Some(AdminStatus::Down));
         assert!(s.vrfs.is_empty());
+    }
+
+    #[test]
+    fn bridge_ports_that_name_no_port_are_refused_by_name() {
+        let d = desc(vec![nic("Ethernet7", "vrf104009", &[], &[])]);
+        let p = problems(
+            &d,
+            &config("additional_bridge_ports = [\"Ethernet7\", \"Ethernet77\"]\n"),
+            &facts(),
+        );
+        assert!(
+            has(
+                &p,
+                "additional_bridge_ports entry \"Ethernet77\": Ethernet77 is not in CONFIG_DB PORT"
+            ),
+            "{p:?}"
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The D-Bus client: a private zbus proxy and the typed facade over it.
+//! The D-Bus client: private zbus proxies and the typed facade over them.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -20,6 +20,31 @@ trait Manager {
     /// Enqueue a start job; returns the job's object path.
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
 
+    /// Enqueue a stop job; returns the job's object path.
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+
+    /// The unit's object, loading its file if needed (`LoadState` says
+    /// `not-found` for a unit without a file).
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+
+    /// `systemctl enable`: link the units per their `[Install]` section.
+    fn enable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+        force: bool,
+    ) -> zbus::Result<(bool, Vec<(String, String, String)>)>;
+
+    /// `systemctl disable`: remove the units' `[Install]` links.
+    fn disable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+    ) -> zbus::Result<Vec<(String, String, String)>>;
+
+    /// `systemctl daemon-reload`.
+    fn reload(&self) -> zbus::Result<()>;
+
     /// A job ended; `result` is done, canceled, timeout, failed, dependency or skipped.
     #[zbus(signal)]
     fn job_removed(
@@ -29,6 +54,80 @@ trait Manager {
         unit: &str,
         result: &str,
     ) -> zbus::Result<()>;
+}
+
+/// The part of `org.freedesktop.systemd1.Unit` the migration reads.
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1",
+    gen_blocking = false
+)]
+trait Unit {
+    #[zbus(property)]
+    fn load_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn active_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn unit_file_state(&self) -> zbus::Result<String>;
+}
+
+/// What systemd says about a unit (`systemctl show -p LoadState,ActiveState,UnitFileState`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitState {
+    /// `loaded`, `not-found`, `masked`, …
+    pub load: String,
+    /// `active`, `inactive`, `activating`, `deactivating`, `failed`, …
+    pub active: String,
+    /// `enabled`, `disabled`, `static`, … (empty when there is no file)
+    pub file: String,
+}
+
+impl UnitState {
+    /// systemd has a unit file for it.
+    pub fn exists(&self) -> bool {
+        self.load != "not-found"
+    }
+
+    /// It runs, or is starting or reloading.
+    pub fn is_active(&self) -> bool {
+        matches!(self.active.as_str(), "active" | "activating" | "reloading")
+    }
+
+    /// It starts at boot (enabled, also at runtime only).
+    pub fn is_enabled(&self) -> bool {
+        self.file.starts_with("enabled")
+    }
+}
+
+impl fmt::Display for UnitState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.exists() {
+            let file = if self.file.is_empty() {
+                "-"
+            } else {
+                &self.file
+            };
+            write!(f, "{}, {file}", self.active)
+        } else {
+            f.write_str("no such unit")
+        }
+    }
+}
+
+/// A job systemd runs for a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobKind {
+    Start,
+    Stop,
+}
+
+impl JobKind {
+    fn call(self) -> &'static str {
+        match self {
+            JobKind::Start => "StartUnit",
+            JobKind::Stop => "StopUnit",
+        }
+    }
 }
 
 /// Errors talking to systemd.
@@ -171,9 +270,91 @@ impl Systemd {
         unit: &str,
         timeout: Duration,
     ) -> Result<JobResult, SystemdError> {
+        self.job(JobKind::Start, unit, timeout).await
+    }
+
+    /// `StopUnit(unit, "replace")` and wait for the job, like [`Systemd::start_unit`].
+    pub async fn stop_unit(
+        &self,
+        unit: &str,
+        timeout: Duration,
+    ) -> Result<JobResult, SystemdError> {
+        self.job(JobKind::Stop, unit, timeout).await
+    }
+
+    /// The unit's load, active and unit-file state.
+    pub async fn unit_state(&self, unit: &str) -> Result<UnitState, SystemdError> {
+        let call_err = |call, source| SystemdError::Call {
+            call,
+            unit: unit.to_owned(),
+            source: Box::new(source),
+        };
+        let path = self
+            .manager
+            .load_unit(unit)
+            .await
+            .map_err(|e| call_err("LoadUnit", e))?;
+        let proxy = UnitProxy::builder(self.manager.inner().connection())
+            .path(path)
+            .map_err(|e| call_err("LoadUnit", e))?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| call_err("LoadUnit", e))?;
+        let get = |e| call_err("Get", e);
+        Ok(UnitState {
+            load: proxy.load_state().await.map_err(get)?,
+            active: proxy.active_state().await.map_err(get)?,
+            file: proxy.unit_file_state().await.map_err(get)?,
+        })
+    }
+
+    /// `systemctl enable UNIT` (its `[Install]` links), then a daemon reload.
+    pub async fn enable_unit(&self, unit: &str) -> Result<(), SystemdError> {
+        self.manager
+            .enable_unit_files(&[unit], false, false)
+            .await
+            .map_err(|source| SystemdError::Call {
+                call: "EnableUnitFiles",
+                unit: unit.to_owned(),
+                source: Box::new(source),
+            })?;
+        self.daemon_reload(unit).await
+    }
+
+    /// `systemctl disable UNIT`, then a daemon reload.
+    pub async fn disable_unit(&self, unit: &str) -> Result<(), SystemdError> {
+        self.manager
+            .disable_unit_files(&[unit], false)
+            .await
+            .map_err(|source| SystemdError::Call {
+                call: "DisableUnitFiles",
+                unit: unit.to_owned(),
+                source: Box::new(source),
+            })?;
+        self.daemon_reload(unit).await
+    }
+
+    async fn daemon_reload(&self, unit: &str) -> Result<(), SystemdError> {
+        self.manager
+            .reload()
+            .await
+            .map_err(|source| SystemdError::Call {
+                call: "Reload",
+                unit: unit.to_owned(),
+                source: Box::new(source),
+            })
+    }
+
+    async fn job(
+        &self,
+        kind: JobKind,
+        unit: &str,
+        timeout: Duration,
+    ) -> Result<JobResult, SystemdError> {
         let started = Instant::now();
         let mut job = None;
-        let run = self.start_and_wait(unit, &mut job);
+        let run = self.run_job(kind, unit, &mut job);
         match tokio::time::timeout(timeout, run).await {
             Ok(Ok(result)) => {
                 tracing::debug!(unit, %result, elapsed = ?started.elapsed(), "systemd job removed");
@@ -186,15 +367,16 @@ impl Systemd {
                         "unit {unit}: job {job} did not finish; it may still be running (see \
                          `systemctl status {unit}`)"
                     ),
-                    None => format!("unit {unit}: systemd did not answer StartUnit"),
+                    None => format!("unit {unit}: systemd did not answer {}", kind.call()),
                 },
                 after: timeout,
             }),
         }
     }
 
-    async fn start_and_wait(
+    async fn run_job(
         &self,
+        kind: JobKind,
         unit: &str,
         job_out: &mut Option<String>,
     ) -> Result<JobResult, SystemdError> {
@@ -209,11 +391,11 @@ impl Systemd {
             .receive_job_removed()
             .await
             .map_err(|e| call_err("AddMatch(JobRemoved)", e))?;
-        let job = self
-            .manager
-            .start_unit(unit, "replace")
-            .await
-            .map_err(|e| call_err("StartUnit", e))?;
+        let job = match kind {
+            JobKind::Start => self.manager.start_unit(unit, "replace").await,
+            JobKind::Stop => self.manager.stop_unit(unit, "replace").await,
+        }
+        .map_err(|e| call_err(kind.call(), e))?;
         tracing::debug!(unit, job = %job.as_str(), "systemd job enqueued");
         *job_out = Some(job.to_string());
         while let Some(signal) = removed.next().await {

@@ -1,10 +1,13 @@
 //! systemd over D-Bus: start a unit and wait for its job (feature `agent`).
 //!
-//! The only systemd calls the agent makes are those of metal-core's SONiC
-//! backend: `org.freedesktop.systemd1.Manager.Subscribe`, `StartUnit(name,
+//! The daemon's systemd calls are those of metal-core's SONiC backend:
+//! `org.freedesktop.systemd1.Manager.Subscribe`, `StartUnit(name,
 //! "replace")` and the `JobRemoved` signal that reports how the job ended.
-//! [`Systemd`] wraps them behind one typed call,
-//! [`Systemd::start_unit`]; the zbus proxy stays private to this module.
+//! `metal-switchd migrate` also stops units, reads their state (`LoadUnit`,
+//! the unit's `LoadState`/`ActiveState`/`UnitFileState`) and enables or
+//! disables them (`EnableUnitFiles`, `DisableUnitFiles`, `Reload`), as
+//! `systemctl` does. [`Systemd`] wraps them in typed calls; the zbus
+//! proxies stay private to this module.
 //!
 //! The bus is the system bus unless an address is configured
 //! (`systemd_bus_address`); zbus reads `DBUS_SYSTEM_BUS_ADDRESS` for the
@@ -20,15 +23,15 @@
 //! [`escape_path`] and [`template_instance`] are pure (systemd's
 //! `systemd-escape --path --template` rules) and compile without the feature.
 
-#[cfg(feature = "agent")]
-mod client;
-#[cfg(feature = "agent")]
-pub mod notify;
-#[cfg(feature = "agent")]
-pub mod watchdog;
+agent! {
+    mod client;
+    pub mod notify;
+    pub mod watchdog;
+}
 
-#[cfg(feature = "agent")]
-pub use client::{JobResult, Systemd, SystemdError};
+agent! {
+    pub use client::{JobResult, Systemd, SystemdError, UnitState};
+}
 
 use std::path::Path;
 

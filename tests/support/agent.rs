@@ -9,7 +9,24 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use metal_switchd_lab::api_server::{ApiServer, ApiServerOptions, TokenGrant};
+use metal_switchd_lab::fixtures;
+
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The lab API server serving the lab leaf01 (v1 with `hmac_key`, v2 with
+/// `token`), listening on the host side of `ns`.
+pub fn lab_api(ns: &AgentNetns, hmac_key: &str, token: &str) -> ApiServer {
+    ApiServer::start(ApiServerOptions {
+        switches: vec![fixtures::LEAF01_SWITCH_V1.to_owned()],
+        partitions: vec!["mini-lab".into()],
+        hmac_edit_key: Some(hmac_key.into()),
+        tokens: [(token.to_owned(), TokenGrant::Editor)].into(),
+        listen: (ns.host_ip, 0).into(),
+        ..ApiServerOptions::default()
+    })
+    .expect("lab API server")
+}
 
 /// A network namespace with `mgmt0` (a veth to the host, with an address),
 /// and veth pairs named as switch ports; deleted on drop.
@@ -187,41 +204,24 @@ impl AgentProcess {
     /// signalling it; panics with the log after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if start.elapsed() > timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "metal-switchd did not end within {timeout:?}; log:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::process::exit_within(&mut child, timeout).unwrap_or_else(|| {
+            panic!(
+                "metal-switchd did not end within {timeout:?}; log:\n{}",
+                self.log_text()
+            )
+        })
     }
 
     /// SIGTERM, then wait for the exit (panics after `timeout`).
     pub fn stop(&mut self, timeout: Duration) -> std::process::ExitStatus {
         self.signal("TERM");
         let mut child = self.child.take().expect("running");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if start.elapsed() > timeout {
-                let _ = child.kill();
-                panic!(
-                    "metal-switchd did not exit within {timeout:?} after SIGTERM; log:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::process::exit_within(&mut child, timeout).unwrap_or_else(|| {
+            panic!(
+                "metal-switchd did not exit within {timeout:?} after SIGTERM; log:\n{}",
+                self.log_text()
+            )
+        })
     }
 }
 

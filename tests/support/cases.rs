@@ -126,17 +126,8 @@ pub struct Built {
 pub fn build(case: &Case, extra_config: &str) -> Result<Built, String> {
     let t = &case.table;
     let mut base = fixtures::LEAF01_CONFIG.to_owned();
-    for r in t
-        .get("base_replace")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let pair = r.as_array().ok_or("base_replace items are [from, to]")?;
-        base = base.replace(
-            pair[0].as_str().unwrap_or(""),
-            pair[1].as_str().unwrap_or(""),
-        );
+    for (from, to) in replacements(t, "base_replace")? {
+        base = base.replace(from, to);
     }
     let mut entries: Vec<Entry> = Vec::new();
     for (key, fields) in t
@@ -161,29 +152,18 @@ pub fn build(case: &Case, extra_config: &str) -> Result<Built, String> {
         None,
     );
 
-    let mut config: toml::Table =
-        toml::from_str(fixtures::LEAF01_AGENT_CONFIG).map_err(|e| e.to_string())?;
-    config.insert(
-        "database_config".into(),
-        sw.dbconf.display().to_string().into(),
-    );
-    // Nothing may be written; if something is, fail fast instead of waiting
-    // for barriers nobody confirms.
-    config.insert("barrier_timeout".into(), "1s".into());
-    // The writer lock and the status file beside the case's redis.
-    config.insert(
-        "state_directory".into(),
-        sw.redis.dir().join("state").display().to_string().into(),
-    );
-    if let Some(extra) = t.get("config").and_then(|v| v.as_str()) {
-        config.extend(toml::from_str::<toml::Table>(extra).map_err(|e| format!("config: {e}"))?);
-    }
-    config.extend(
-        toml::from_str::<toml::Table>(extra_config).map_err(|e| format!("extra config: {e}"))?,
-    );
+    let config = sw
+        .test_config()
+        // Nothing may be written; if something is, fail fast instead of
+        // waiting for barriers nobody confirms.
+        .set("barrier_timeout", "1s")
+        // The writer lock and the status file beside the case's redis.
+        .path("state_directory", &sw.redis.dir().join("state"))
+        .extra(t.get("config").and_then(|v| v.as_str()).unwrap_or_default())
+        .extra(extra_config);
     let dir = sw.redis.dir().to_owned();
     let config_path = dir.join("agent.toml");
-    let mut config_text = toml::to_string(&config).map_err(|e| e.to_string())?;
+    let mut config_text = config.text();
     if let Some(raw) = t.get("config_text").and_then(|v| v.as_str()) {
         // Appended as is: for syntax errors the TOML library would not write.
         config_text.push_str(raw);
@@ -308,23 +288,24 @@ fn document(case: &Case) -> Result<String, String> {
         }
     }
     let mut text = serde_json::to_string_pretty(&switch).map_err(|e| e.to_string())?;
-    for r in t
-        .get("switch_replace")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let pair = r.as_array().ok_or("switch_replace items are [from, to]")?;
-        let (from, to) = (
-            pair[0].as_str().unwrap_or(""),
-            pair[1].as_str().unwrap_or(""),
-        );
+    for (from, to) in replacements(t, "switch_replace")? {
         if !text.contains(from) {
             return Err(format!("switch_replace: {from:?} is not in the document"));
         }
         text = text.replacen(from, to, 1);
     }
     Ok(text)
+}
+
+/// The `[from, to]` pairs of the case's list `key`.
+fn replacements<'a>(t: &'a toml::Table, key: &str) -> Result<Vec<(&'a str, &'a str)>, String> {
+    let items = t.get(key).and_then(|v| v.as_array()).into_iter().flatten();
+    items
+        .map(|r| match r.as_array().map(Vec::as_slice) {
+            Some([from, to]) => Ok((from.as_str().unwrap_or(""), to.as_str().unwrap_or(""))),
+            _ => Err(format!("{key} items are [from, to]")),
+        })
+        .collect()
 }
 
 /// `switch_generate`: a document made at test time (too large to commit).

@@ -25,6 +25,16 @@ use super::agent::{AgentNetns, AgentProcess, wait_for};
 
 pub const TOKEN: &str = "eyJhbGciOiJFUzUxMiJ9.lab-reliability-token.c2lnbmF0dXJl";
 /// Long enough to only catch hangs.
+/// The lab leaf01's ports a lab agent's namespace has: the tenant and PXE
+/// ports of the lab's desired state.
+pub const LAB_PORTS: &[&str] = &[
+    "Ethernet0",
+    "Ethernet1",
+    "Ethernet2",
+    "Ethernet3",
+    "Ethernet4",
+];
+
 pub const HANG: Duration = Duration::from_secs(90);
 
 const RELOAD_SCRIPT: &str = r#"#!/bin/sh
@@ -160,21 +170,15 @@ impl Lab {
     pub fn apply_once(&self, doc: &str) {
         let file = self.path("apply-once.json");
         std::fs::write(&file, doc).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
-            .env_remove("METAL_SWITCHD_CONFIG")
-            .env_remove("METAL_SWITCHD_CRASH_AT")
-            .arg("--config")
-            .arg(&self.config)
-            .args(["apply", "--once", "--wait-ready", "10s", "--switch"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "apply --once: {:?}\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        super::process::succeeded(
+            std::process::Command::new(env!("CARGO_BIN_EXE_metal-switchd"))
+                .env_remove("METAL_SWITCHD_CONFIG")
+                .env_remove("METAL_SWITCHD_CRASH_AT")
+                .arg("--config")
+                .arg(&self.config)
+                .args(["apply", "--once", "--wait-ready", "10s", "--switch"])
+                .arg(&file),
+            "apply --once",
         );
     }
 
@@ -331,19 +335,10 @@ pub fn read(path: &Path) -> String {
 
 /// `cksum` of `text`, as the reload stand-in logs it.
 pub fn cksum(text: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("cksum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = super::process::output_with_stdin(
+        &mut std::process::Command::new("cksum"),
+        text.as_bytes(),
+    );
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
