@@ -19,13 +19,13 @@ use crate::configdb::view::Touched;
 use crate::configdb::{Planning, facts};
 use crate::error::Error;
 use crate::files::{self, FileError, FileKind};
-use crate::flavour::Flavour;
+use crate::flavour::{Flavour, FrrLines};
 use crate::frr;
 use crate::frr::install::{InstallError, Installed};
 use crate::kernel::NotConverged;
 use crate::kernel::expect::expectations;
 use crate::report::{FrrOutcome, Outcome, ReconcileResult};
-use crate::spec::{self, Problems, SwitchDesc, SwitchSpec};
+use crate::spec::{self, Problems, SpecDigest, SwitchDesc, SwitchSpec};
 
 /// How long one full read of the owned CONFIG_DB entries may take.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -243,10 +243,8 @@ impl Agent {
                     None => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
                 }),
             };
-            self.last.digest = match (prev, prev_digest) {
-                (Some(prev), Some(d)) if same_spec(&prev, &spec) => Some(d),
-                _ => Some(spec.digest()),
-            };
+            let (spec, digest) = keep_very(prev.zip(prev_digest), spec);
+            self.last.digest = Some(digest);
             self.last.spec = Some(spec);
             self.last.spec_config_version = version;
             self.last.spec_view_version = self.db.view().version;
@@ -450,14 +448,7 @@ impl Agent {
     /// flavour's lines changed).
     fn rendered(&mut self, spec: &Arc<SwitchSpec>) -> Arc<str> {
         let lines = self.frr_lines();
-        match &self.last.rendered {
-            Some((s, l, text)) if same_spec(s, spec) && *l == lines => text.clone(),
-            _ => {
-                let text: Arc<str> = frr::render(spec, lines).into();
-                self.last.rendered = Some((spec.clone(), lines, text.clone()));
-                text
-            }
-        }
+        render_cached(&mut self.last.rendered, spec, lines)
     }
 
     /// Verify: the installed frr.conf is the rendered one, and — when
@@ -530,6 +521,44 @@ fn same_spec(a: &Arc<SwitchSpec>, b: &Arc<SwitchSpec>) -> bool {
     Arc::ptr_eq(a, b) || a == b
 }
 
+/// The spec to go on with after `built` was built: the last one with its
+/// digest when `built` equals it (CONFIG_DB moved without changing the
+/// spec), so that every later step compares pointers instead of two
+/// switches' specs; otherwise `built` with its digest.
+fn keep_very(
+    last: Option<(Arc<SwitchSpec>, SpecDigest)>,
+    built: Arc<SwitchSpec>,
+) -> (Arc<SwitchSpec>, SpecDigest) {
+    match last {
+        Some((last, digest)) if same_spec(&last, &built) => (last, digest),
+        _ => {
+            let digest = built.digest();
+            (built, digest)
+        }
+    }
+}
+
+/// frr.conf for `spec` with `lines`: the text in `cache` when it was
+/// rendered for an equal spec with the same lines (the cache then holds
+/// `spec`, so that the next call compares pointers), else rendered anew
+/// into it.
+fn render_cached(
+    cache: &mut Option<(Arc<SwitchSpec>, FrrLines, Arc<str>)>,
+    spec: &Arc<SwitchSpec>,
+    lines: FrrLines,
+) -> Arc<str> {
+    if let Some((s, l, text)) = cache
+        && *l == lines
+        && same_spec(s, spec)
+    {
+        *s = spec.clone();
+        return text.clone();
+    }
+    let text: Arc<str> = frr::render(spec, lines).into();
+    *cache = Some((spec.clone(), lines, text.clone()));
+    text
+}
+
 /// A rendered frr.conf of `len` bytes is larger than the agent reads back
 /// (`limit`): every later install would fail to read the installed file.
 fn frr_size_problem(len: usize, limit: u64) -> Option<spec::Problem> {
@@ -545,6 +574,61 @@ fn frr_size_problem(len: usize, limit: u64) -> Option<spec::Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::configdb::testkit;
+    use crate::spec::{AdminStatus, PortRole};
+
+    fn spec_with(vni: u32) -> Arc<SwitchSpec> {
+        Arc::new(testkit::spec(
+            vec![
+                testkit::port("Ethernet0", PortRole::Tenant { vni }, None),
+                testkit::port("Ethernet4", testkit::firewall(), Some(AdminStatus::Up)),
+            ],
+            &[(vni, 1001)],
+        ))
+    }
+
+    /// A spec built anew that equals the last one: the last one is kept,
+    /// and with it its digest, which is the digest of the one built anew.
+    #[test]
+    fn an_equal_spec_built_anew_keeps_the_very_last_one_and_its_digest() {
+        let last = spec_with(104001);
+        let built = spec_with(104001);
+        assert!(!Arc::ptr_eq(&last, &built));
+        let (kept, digest) = keep_very(Some((last.clone(), last.digest())), built.clone());
+        assert!(Arc::ptr_eq(&kept, &last));
+        assert_eq!(*kept, *built);
+        assert_eq!(digest, built.digest());
+
+        let other = spec_with(104002);
+        let (kept, digest) = keep_very(Some((last.clone(), last.digest())), other.clone());
+        assert!(Arc::ptr_eq(&kept, &other));
+        assert_eq!(digest, other.digest());
+        let (kept, digest) = keep_very(None, built.clone());
+        assert!(Arc::ptr_eq(&kept, &built));
+        assert_eq!(digest, built.digest());
+    }
+
+    /// The text kept for an equal spec is the text rendered anew, and the
+    /// cache follows the spec it was asked for; a different spec or other
+    /// flavour lines render anew.
+    #[test]
+    fn a_kept_frr_conf_is_the_one_rendered_anew() {
+        let mut cache = None;
+        let first = spec_with(104001);
+        let text = render_cached(&mut cache, &first, FrrLines::NONE);
+        assert_eq!(&*text, frr::render(&first, FrrLines::NONE));
+
+        let equal = spec_with(104001);
+        let again = render_cached(&mut cache, &equal, FrrLines::NONE);
+        assert!(Arc::ptr_eq(&again, &text), "not rendered again");
+        assert_eq!(&*again, frr::render(&equal, FrrLines::NONE));
+        assert!(cache.as_ref().is_some_and(|(s, _, _)| Arc::ptr_eq(s, &equal)));
+
+        let other = spec_with(104002);
+        let rendered = render_cached(&mut cache, &other, FrrLines::NONE);
+        assert_eq!(&*rendered, frr::render(&other, FrrLines::NONE));
+        assert_ne!(rendered, text);
+    }
 
     /// Issue 22 item 8: a rendered frr.conf larger than the agent reads back
     /// is refused (as invalid, before any write), at the read limit exactly
