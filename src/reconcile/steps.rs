@@ -462,9 +462,18 @@ impl Agent {
     ) -> Result<(), VerifyError> {
         if let Some(dest) = self.installer.as_ref().map(|i| i.dest.clone()) {
             let text = self.rendered(spec);
-            let installed =
-                files::read_bytes(FileKind::FrrConfig, &dest, files::FRR_CONFIG_MAX_BYTES)?;
-            if installed != text.as_bytes() {
+            // Unchanged: the FRR step has just read the file and found these
+            // bytes, and nothing ran since; it is read again only after FRR
+            // was given a file (validated, reloaded).
+            let installed = match out.frr == FrrOutcome::Unchanged {
+                true => None,
+                false => Some(files::read_bytes(
+                    FileKind::FrrConfig,
+                    &dest,
+                    files::FRR_CONFIG_MAX_BYTES,
+                )?),
+            };
+            if installed.is_some_and(|i| i != text.as_bytes()) {
                 return Err(ConfigDbError::NotConverged {
                     remaining: format!(
                         "{} changed after it was installed (someone else writes it?)",
