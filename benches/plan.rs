@@ -9,6 +9,10 @@
 //! - `plan-move-incremental`: that move on the incremental path (only the
 //!   changed ports and VRFs are re-targeted);
 //! - `plan-fresh`: target + diff + plan on a switch without agent state;
+//! - `plan-changed-nothing`: a changed document that comes to the same
+//!   switch (a tenant's CIDRs in another order, as `benches/daemon.rs`
+//!   changes it): the agent's comparison of the documents, the spec rebuilt
+//!   from the last one (`spec::rebuild`) and the plan since it;
 //! - `render-frr`: frr.conf of the spec;
 //! - `plan-repair`: a drift repair's plan (issue 23): the switch converged
 //!   and confirmed by SONiC, then one port's `INTERFACE` entry deleted by
@@ -226,6 +230,33 @@ fn bench(c: &mut Criterion) {
         });
         c.bench_with_input(BenchmarkId::new("plan-fresh", &id), &k, |b, k| {
             b.iter(|| plan_of(black_box(&spec), black_box(&k.fresh), None))
+        });
+        // The document the daemon bench alternates with: a tenant's CIDRs
+        // in another order.
+        let mut reordered = k.desc.clone();
+        reordered
+            .nics
+            .iter_mut()
+            .find(|n| n.filter.cidrs.len() > 1)
+            .expect("a nic with two CIDRs")
+            .filter
+            .cidrs
+            .reverse();
+        let f = facts::local_facts(&k.done, k.cfg.vlan_range, &statics);
+        let changed_nothing = || {
+            assert!(reordered != k.desc);
+            let kept = spec::rebuild(&spec, &k.desc, &reordered, &k.cfg, &f)
+                .expect("rebuilt from the last spec")
+                .expect("valid");
+            plan_of(&kept, &k.done, Some(&spec))
+        };
+        assert!(changed_nothing().is_empty());
+        assert!(matches!(
+            spec::rebuild(&spec, &k.desc, &reordered, &k.cfg, &f),
+            Some(Ok(std::borrow::Cow::Borrowed(_)))
+        ));
+        c.bench_function(&format!("plan-changed-nothing/{id}"), |b| {
+            b.iter(|| black_box(changed_nothing()))
         });
         let (drifted, confirmed, touched) = repair_case(&k);
         let repair = || {
