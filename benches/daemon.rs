@@ -24,7 +24,9 @@
 //! the default 10 s interval are 2.8 hours). Needs root (the namespace).
 //!
 //! `cargo bench --bench daemon [-- --sizes 256x256,1024x1000 --switch-routes N --out FILE]`
-//! prints a Markdown report (and writes it to FILE). Medians and p99 are of
+//! prints a Markdown report (and writes it to FILE); `--only
+//! moves,idle,changed,repair,process` measures only the figures named (the
+//! start-up read and the fresh apply always run). Medians and p99 are of
 //! the samples of one run; the machine is shared, compare within a run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -226,7 +228,18 @@ fn reordered(desc: &SwitchDesc) -> SwitchDesc {
     d
 }
 
-async fn bench_size(ports: usize, vrfs: usize, switch: Option<&SwitchData>) -> Size {
+/// Which figures to measure (`--only`; all when not given).
+struct Only(Option<Vec<String>>);
+
+impl Only {
+    fn wants(&self, figure: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|f| f == figure))
+    }
+}
+
+async fn bench_size(ports: usize, vrfs: usize, switch: Option<&SwitchData>, only: &Only) -> Size {
     let mut rows = Vec::new();
     let (doc, port_map) = bench_switch(ports, vrfs);
     let redis = seeded_with(&port_map, switch).unwrap();
@@ -274,7 +287,6 @@ async fn bench_size(ports: usize, vrfs: usize, switch: Option<&SwitchData>) -> S
         opts,
     )
     .unwrap();
-    let far = || Instant::now() + Duration::from_secs(3600);
 
     // The daemon's start: the start-up read (bounded steps, issue 23), then
     // ASIC_DB's bridge ports listed in bounded steps; both grow with the
@@ -311,10 +323,48 @@ async fn bench_size(ports: usize, vrfs: usize, switch: Option<&SwitchData>) -> S
     ));
     standin.settle(Duration::from_secs(60)).unwrap();
 
+    if only.wants("moves") {
+        moves(&mut agent, &desc, &desc_moved, &reactions, &mut rows).await;
+    }
+    if only.wants("idle") || only.wants("changed") {
+        // Converge, let trailing confirmations reach the view, then
+        // converge once more.
+        agent.source_mut().set_memory(desc.clone());
+        let o = agent.reconcile_once(Trigger::Timer, true, far()).await;
+        assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
+        standin.settle(Duration::from_secs(60)).unwrap();
+        agent.db_mut().sync(Duration::from_secs(10)).await.unwrap();
+        let _ = agent.reconcile_once(Trigger::Timer, true, far()).await;
+    }
+    if only.wants("idle") {
+        idle_ticks(&mut agent, &redis, &mut rows).await;
+    }
+    if only.wants("changed") {
+        changed_ticks(&mut agent, &desc, &redis, &mut rows).await;
+    }
+    if only.wants("repair") {
+        rows.push(repairs(agent, &desc, &cfg, &redis, &standin, vrfs).await);
+    }
+    let v = standin.violations();
+    assert!(v.is_empty(), "ordering violations: {v:?}");
+    Size { ports, vrfs, rows }
+}
+
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
+
+async fn moves(
+    agent: &mut Agent,
+    desc: &SwitchDesc,
+    desc_moved: &SwitchDesc,
+    reactions: &Mutex<Vec<Duration>>,
+    rows: &mut Vec<(String, String, String)>,
+) {
     eprintln!("  {MOVES} one-port moves");
     let mut move_rts = Vec::new();
     for k in 0..MOVES {
-        let d = if k % 2 == 0 { &desc_moved } else { &desc };
+        let d = if k % 2 == 0 { desc_moved } else { desc };
         agent.source_mut().set_memory(d.clone());
         agent.db_mut().reset_stats();
         let o = agent.reconcile_once(Trigger::Timer, true, far()).await;
@@ -344,16 +394,15 @@ async fn bench_size(ports: usize, vrfs: usize, switch: Option<&SwitchData>) -> S
         ),
         "p50 ≤ 2 ms, p99 ≤ 10 ms".into(),
     ));
+}
 
+async fn idle_ticks(
+    agent: &mut Agent,
+    redis: &RedisServer,
+    rows: &mut Vec<(String, String, String)>,
+) {
     eprintln!("  {IDLE_TICKS} idle ticks");
-    agent.source_mut().set_memory(desc.clone());
-    let o = agent.reconcile_once(Trigger::Timer, true, far()).await;
-    assert_eq!(o.result, ReconcileResult::Converged, "{:?}", o.error);
-    standin.settle(Duration::from_secs(60)).unwrap();
-    // Let trailing confirmations reach the view, then converge once more.
-    agent.db_mut().sync(Duration::from_secs(10)).await.unwrap();
-    let _ = agent.reconcile_once(Trigger::Timer, true, far()).await;
-    let before = commands(&redis);
+    let before = commands(redis);
     let (mut wall, mut cpu) = (Vec::new(), Vec::new());
     let (mut rss10, mut rss_last) = (0, 0);
     for k in 0..IDLE_TICKS {
@@ -367,7 +416,7 @@ async fn bench_size(ports: usize, vrfs: usize, switch: Option<&SwitchData>) -> S
         }
         rss_last = rss_kib();
     }
-    let idle_cmds = commands(&redis) - before - 1;
+    let idle_cmds = commands(redis) - before - 1;
     rows.push((
         format!("idle tick: CPU (p50 / p99 of {IDLE_TICKS})"),
         format!("{} / {}", fmt(pct(&mut cpu, 0.5)), fmt(pct(&mut cpu, 0.99))),
@@ -392,10 +441,17 @@ async fn bench_size(ports: usize, vrfs: usize, switch: Option<&SwitchData>) -> S
         ),
         "≤ 30 MiB, flat".into(),
     ));
+}
 
+async fn changed_ticks(
+    agent: &mut Agent,
+    desc: &SwitchDesc,
+    redis: &RedisServer,
+    rows: &mut Vec<(String, String, String)>,
+) {
     eprintln!("  {CHANGED_TICKS} ticks with a changed desired state and nothing to do");
-    let other = reordered(&desc);
-    let before = commands(&redis);
+    let other = reordered(desc);
+    let before = commands(redis);
     let mut cpu = Vec::new();
     for k in 0..CHANGED_TICKS {
         agent.source_mut().set_memory(if k % 2 == 0 {
@@ -408,7 +464,7 @@ async fn bench_size(ports: usize, vrfs: usize, switch: Option<&SwitchData>) -> S
         cpu.push(thread_cpu() - c);
         assert!(o.desired_changed && o.changes == 0, "{}", o.summary());
     }
-    let changed_cmds = commands(&redis) - before - 1;
+    let changed_cmds = commands(redis) - before - 1;
     rows.push((
         format!("changed desired state, nothing to do: CPU (p50 / p99 of {CHANGED_TICKS})"),
         format!("{} / {}", fmt(pct(&mut cpu, 0.5)), fmt(pct(&mut cpu, 0.99))),
@@ -419,7 +475,17 @@ async fn bench_size(ports: usize, vrfs: usize, switch: Option<&SwitchData>) -> S
         changed_cmds.to_string(),
         "0".into(),
     ));
+}
 
+/// The daemon running: an owned entry deleted by hand until it is written back.
+async fn repairs(
+    mut agent: Agent,
+    desc: &SwitchDesc,
+    cfg: &Config,
+    redis: &RedisServer,
+    standin: &SonicStandIn,
+    vrfs: usize,
+) -> (String, String, String) {
     eprintln!("  {REPAIRS} drift repairs");
     agent.source_mut().set_memory(desc.clone());
     let (signals, stop, _hup) = Signals::manual();
@@ -477,7 +543,7 @@ async fn bench_size(ports: usize, vrfs: usize, switch: Option<&SwitchData>) -> S
     };
     let (mut repairs, ran) = tokio::join!(measure, daemon.run());
     ran.unwrap();
-    rows.push((
+    (
         format!("drift repair: owned key deleted → written back (p50 / p99 of {REPAIRS})"),
         format!(
             "{} / {}",
@@ -485,10 +551,7 @@ async fn bench_size(ports: usize, vrfs: usize, switch: Option<&SwitchData>) -> S
             fmt(pct(&mut repairs, 0.99))
         ),
         "p50 ≤ 20 ms, p99 ≤ 100 ms (issue 10); p99 ≤ 10 ms at (1024, 1000) (issue 23)".into(),
-    ));
-    let v = standin.violations();
-    assert!(v.is_empty(), "ordering violations: {v:?}");
-    Size { ports, vrfs, rows }
+    )
 }
 
 fn main() {
@@ -538,11 +601,14 @@ fn main() {
         )),
         None => out.push_str("\n\n"),
     }
+    let only = Only(arg("--only").map(|o| o.split(',').map(str::to_owned).collect()));
     for (ports, vrfs) in sizes {
         eprintln!("bench daemon: {ports} ports, {vrfs} VRFs");
-        let mut s = rt.block_on(bench_size(ports, vrfs, switch.as_ref()));
-        eprintln!("  the daemon process, {PROCESS_TICKS} reconciles");
-        s.rows.extend(daemon_process(ports, vrfs, switch.as_ref()));
+        let mut s = rt.block_on(bench_size(ports, vrfs, switch.as_ref(), &only));
+        if only.wants("process") {
+            eprintln!("  the daemon process, {PROCESS_TICKS} reconciles");
+            s.rows.extend(daemon_process(ports, vrfs, switch.as_ref()));
+        }
         out.push_str(&format!(
             "### ({}, {})\n\n| figure | measured | target |\n|---|---|---|\n",
             s.ports, s.vrfs

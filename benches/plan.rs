@@ -9,10 +9,21 @@
 //! - `plan-move-incremental`: that move on the incremental path (only the
 //!   changed ports and VRFs are re-targeted);
 //! - `plan-fresh`: target + diff + plan on a switch without agent state;
-//! - `render-frr`: frr.conf of the spec.
+//! - `plan-changed-nothing`: a changed document that comes to the same
+//!   switch (a tenant's CIDRs in another order, as `benches/daemon.rs`
+//!   changes it): the agent's comparison of the documents, the spec rebuilt
+//!   from the last one (`spec::rebuild`) and the plan since it;
+//! - `render-frr`: frr.conf of the spec;
+//! - `plan-repair`: a drift repair's plan (issue 23): the switch converged
+//!   and confirmed by SONiC, then one port's `INTERFACE` entry deleted by
+//!   hand (and, as SONiC reacts, its STATE_DB marker and router interface
+//!   gone); planned from the converged spec, narrowed to the keys touched.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use metal_switchd::configdb::confirmed::Confirmed;
+use metal_switchd::configdb::confirmed::{Confirmed, Separators, rif_field_key};
+use metal_switchd::configdb::confirms::{Db, RIF_NAME_MAP};
+use metal_switchd::configdb::schema::{Fields, Table};
+use metal_switchd::configdb::view::Touched;
 use std::collections::BTreeSet;
 use std::hint::black_box;
 
@@ -106,6 +117,69 @@ fn plan_of(spec: &spec::SwitchSpec, state: &DbState, since: Option<&spec::Switch
     Planning::new(spec, state, &confirmed).since(since).plan()
 }
 
+fn fields(pairs: &[(&str, &str)]) -> Fields {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// What SONiC's daemons write once they processed `config` (the markers
+/// the planner reads; sonic-configdb reference §4, as the SONiC stand-in
+/// writes them).
+fn sonic_confirms(config: &DbState) -> Confirmed {
+    let mut c = Confirmed::new(Separators::default());
+    let ok = || Some(fields(&[("state", "ok")]));
+    for (name, f) in config.table(Table::Vrf) {
+        c.set(Db::State, &format!("VRF_TABLE|{name}"), ok());
+        c.set(Db::Appl, &format!("VRF_TABLE:{name}"), Some(f.clone()));
+    }
+    for (name, _) in config.table(Table::Vlan) {
+        c.set(Db::State, &format!("VLAN_TABLE|{name}"), ok());
+    }
+    for (name, _) in config.table(Table::VlanMember) {
+        c.set(Db::State, &format!("VLAN_MEMBER_TABLE|{name}"), ok());
+    }
+    let mut rifs = Fields::new();
+    for t in [Table::Interface, Table::VlanInterface] {
+        for (name, f) in config.table(t) {
+            let vrf = f.get("vrf_name").cloned().unwrap_or_default();
+            c.set(
+                Db::State,
+                &format!("INTERFACE_TABLE|{name}"),
+                Some(fields(&[("vrf", &vrf)])),
+            );
+            rifs.insert(name.to_owned(), "oid:0x6000000000001".into());
+        }
+    }
+    c.set(Db::Counters, RIF_NAME_MAP, Some(rifs));
+    for (name, _) in config.table(Table::VxlanTunnelMap) {
+        let key = format!("VXLAN_TUNNEL_MAP_TABLE:{}", name.replace('|', ":"));
+        c.set(Db::Appl, &key, Some(fields(&[("vni", "1")])));
+    }
+    c
+}
+
+/// The converged switch after one tenant port's `INTERFACE` entry was
+/// deleted by hand and SONiC removed its marker and router interface: the
+/// state, what SONiC confirms, and the keys that changed.
+fn repair_case(k: &Case) -> (DbState, Confirmed, Vec<Touched>) {
+    let key = Key::interface("Ethernet0");
+    let mut state = k.done.clone();
+    let mut confirmed = sonic_confirms(&state);
+    assert!(state.remove(&key).is_some());
+    let marker = "INTERFACE_TABLE|Ethernet0".to_owned();
+    confirmed.set(Db::State, &marker, None);
+    confirmed.set(Db::Counters, &rif_field_key("Ethernet0"), None);
+    let mut touched = vec![
+        Touched::Config(key),
+        Touched::Marker(Db::State, marker),
+        Touched::Rif("Ethernet0".into()),
+    ];
+    touched.sort();
+    (state, confirmed, touched)
+}
+
 fn bench(c: &mut Criterion) {
     for (ports, vrfs) in SIZES {
         let k = case(ports, vrfs);
@@ -156,6 +230,45 @@ fn bench(c: &mut Criterion) {
         });
         c.bench_with_input(BenchmarkId::new("plan-fresh", &id), &k, |b, k| {
             b.iter(|| plan_of(black_box(&spec), black_box(&k.fresh), None))
+        });
+        // The document the daemon bench alternates with: a tenant's CIDRs
+        // in another order.
+        let mut reordered = k.desc.clone();
+        reordered
+            .nics
+            .iter_mut()
+            .find(|n| n.filter.cidrs.len() > 1)
+            .expect("a nic with two CIDRs")
+            .filter
+            .cidrs
+            .reverse();
+        let f = facts::local_facts(&k.done, k.cfg.vlan_range, &statics);
+        let changed_nothing = || {
+            assert!(reordered != k.desc);
+            let kept = spec::rebuild(&spec, &k.desc, &reordered, &k.cfg, &f)
+                .expect("rebuilt from the last spec")
+                .expect("valid");
+            plan_of(&kept, &k.done, Some(&spec))
+        };
+        assert!(changed_nothing().is_empty());
+        assert!(matches!(
+            spec::rebuild(&spec, &k.desc, &reordered, &k.cfg, &f),
+            Some(Ok(std::borrow::Cow::Borrowed(_)))
+        ));
+        c.bench_function(&format!("plan-changed-nothing/{id}"), |b| {
+            b.iter(|| black_box(changed_nothing()))
+        });
+        let (drifted, confirmed, touched) = repair_case(&k);
+        let repair = || {
+            Planning::new(&spec, &drifted, &confirmed)
+                .since_touched(Some(&spec), Some(&touched))
+                .plan()
+        };
+        let full = Planning::new(&spec, &drifted, &confirmed).plan();
+        assert_eq!(repair(), full);
+        assert_eq!(full.changes(), 1, "{full}");
+        c.bench_function(&format!("plan-repair/{id}"), |b| {
+            b.iter(|| black_box(repair()))
         });
     }
 }

@@ -24,49 +24,15 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+pub use super::confirms::Separators;
 use super::confirms::{
-    self, BRIDGE_PORT_FIELD, BRIDGE_PORT_TYPE, CATALOGUE, Check, Condition, Copied, Db, Domain,
-    PORT_NAME_MAP, RIF_NAME_MAP, Special,
+    self, BRIDGE_PORT_FIELD, CATALOGUE, Check, Condition, Copied, Db, Domain, PORT_NAME_MAP,
+    RIF_NAME_MAP, Special,
 };
 use super::owned::Ownership;
+use super::reach::{Covered, Reach};
 use super::schema::{DbState, Fields, Key, SEP};
 use crate::spec::SwitchSpec;
-
-/// Key separators of the databases (from `database_config.json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Separators {
-    pub appl: char,
-    pub state: char,
-    pub counters: char,
-    pub asic: char,
-}
-
-impl Default for Separators {
-    fn default() -> Self {
-        Separators {
-            appl: Db::Appl.default_separator(),
-            state: Db::State.default_separator(),
-            counters: Db::Counters.default_separator(),
-            asic: Db::Asic.default_separator(),
-        }
-    }
-}
-
-impl Separators {
-    pub fn of(&self, db: Db) -> char {
-        match db {
-            Db::Appl => self.appl,
-            Db::State => self.state,
-            Db::Counters => self.counters,
-            Db::Asic => self.asic,
-        }
-    }
-
-    /// The key prefix of ASIC bridge ports (`ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:`).
-    pub fn bridge_port_prefix(&self) -> String {
-        format!("ASIC_STATE{0}{BRIDGE_PORT_TYPE}{0}", self.asic)
-    }
-}
 
 /// The watched part of STATE_DB, APPL_DB, COUNTERS_DB and ASIC_DB.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,6 +60,11 @@ pub struct Confirmed {
     port_oids_stale: bool,
     /// ASIC bridge port key → the port OID it bridges (`None`: not read).
     bridge_ports: FxHashMap<String, Option<String>>,
+    /// How many entries of `state` and `appl` are unread (`None`), and of
+    /// `bridge_ports`: a reconcile asks for what is unread every time, and
+    /// most of the time nothing is.
+    unread_markers: usize,
+    unread_bridge_ports: usize,
     /// Port OID → number of bridge ports known to point at it.
     bridged: FxHashMap<String, u32>,
     /// ASIC_DB's bridge ports are still being listed (the feed walks
@@ -185,18 +156,19 @@ impl Confirmed {
     /// returns whether anything changed. Keys that are not watched are ignored.
     pub fn set(&mut self, db: Db, key: &str, value: Option<Fields>) -> bool {
         match self.classify(db, key) {
-            Some(Watched::State) => set_entry(&mut self.state, key, value.map(Some)),
-            Some(Watched::Appl) => set_entry(&mut self.appl, key, value.map(Some)),
-            Some(Watched::RifNameMap) => {
-                let rifs: FxHashSet<String> = value
-                    .map(|f| f.keys().cloned().collect())
-                    .unwrap_or_default();
-                let changed = rifs != self.rifs || self.rifs_stale;
-                self.rifs = rifs;
-                self.rifs_stale = false;
-                self.rif_fields.clear();
-                changed
-            }
+            Some(Watched::State) => set_entry(
+                &mut self.state,
+                &mut self.unread_markers,
+                key,
+                value.map(Some),
+            ),
+            Some(Watched::Appl) => set_entry(
+                &mut self.appl,
+                &mut self.unread_markers,
+                key,
+                value.map(Some),
+            ),
+            Some(Watched::RifNameMap) => self.set_rifs(value).0,
             Some(Watched::RifField) => {
                 let field = key
                     .split_once(RIF_FIELD_SEP)
@@ -225,8 +197,12 @@ impl Confirmed {
     /// anything changed.
     pub fn touch(&mut self, db: Db, key: &str) -> bool {
         match self.classify(db, key) {
-            Some(Watched::State) => set_entry(&mut self.state, key, Some(None)),
-            Some(Watched::Appl) => set_entry(&mut self.appl, key, Some(None)),
+            Some(Watched::State) => {
+                set_entry(&mut self.state, &mut self.unread_markers, key, Some(None))
+            }
+            Some(Watched::Appl) => {
+                set_entry(&mut self.appl, &mut self.unread_markers, key, Some(None))
+            }
             Some(Watched::RifNameMap) => {
                 let had_fields = !self.rif_fields.is_empty();
                 self.rif_fields.clear();
@@ -256,6 +232,11 @@ impl Confirmed {
         if self.bridge_ports.get(key) == oid.as_ref() && !matches!(oid, Some(None)) {
             return false;
         }
+        count_unread(
+            &mut self.unread_bridge_ports,
+            matches!(self.bridge_ports.get(key), Some(None)),
+            matches!(oid, Some(None)),
+        );
         let old = match oid {
             Some(oid) => {
                 if let Some(o) = &oid {
@@ -279,30 +260,34 @@ impl Confirmed {
     /// The watched keys whose current value is not known (to be read).
     pub fn unread(&self) -> Vec<(Db, String)> {
         let mut out: Vec<(Db, String)> = Vec::new();
-        out.extend(
-            self.state
-                .iter()
-                .filter(|(_, v)| v.is_none())
-                .map(|(k, _)| (Db::State, k.clone())),
-        );
-        out.extend(
-            self.appl
-                .iter()
-                .filter(|(_, v)| v.is_none())
-                .map(|(k, _)| (Db::Appl, k.clone())),
-        );
+        if self.unread_markers > 0 {
+            out.extend(
+                self.state
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(k, _)| (Db::State, k.clone())),
+            );
+            out.extend(
+                self.appl
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(k, _)| (Db::Appl, k.clone())),
+            );
+        }
         if self.rifs_stale {
             out.push((Db::Counters, RIF_NAME_MAP.to_owned()));
         }
         if self.port_oids_stale {
             out.push((Db::Counters, PORT_NAME_MAP.to_owned()));
         }
-        out.extend(
-            self.bridge_ports
-                .iter()
-                .filter(|(_, v)| v.is_none())
-                .map(|(k, _)| (Db::Asic, k.clone())),
-        );
+        if self.unread_bridge_ports > 0 {
+            out.extend(
+                self.bridge_ports
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(k, _)| (Db::Asic, k.clone())),
+            );
+        }
         out
     }
 
@@ -329,7 +314,7 @@ impl Confirmed {
         if self.bridged.contains_key(oid) {
             return Some(true);
         }
-        if self.bridge_ports_unlisted || self.bridge_ports.values().any(Option::is_none) {
+        if self.bridge_ports_unlisted || self.unread_bridge_ports > 0 {
             return None;
         }
         Some(false)
@@ -342,6 +327,43 @@ impl Confirmed {
         } else {
             Some(self.rifs.contains(ifname))
         }
+    }
+
+    /// A full read of [`RIF_NAME_MAP`] (`value`; `None`: the hash is gone):
+    /// whether anything changed, and the interfaces whose router interface
+    /// it shows otherwise than the view knew it — the map as last read, or,
+    /// while it was stale, the single fields read since (sorted).
+    pub fn set_rifs(&mut self, value: Option<Fields>) -> (bool, Vec<String>) {
+        let rifs: FxHashSet<String> = value
+            .map(|f| f.keys().cloned().collect())
+            .unwrap_or_default();
+        let known = |ifname: &str| match self.rif_fields.get(ifname) {
+            Some(present) if self.rifs_stale => *present,
+            _ => self.rifs.contains(ifname),
+        };
+        let mut moved: Vec<String> = self
+            .rifs
+            .iter()
+            .chain(self.rif_fields.keys())
+            .chain(rifs.iter())
+            .filter(|i| known(i) != rifs.contains(*i))
+            .cloned()
+            .collect();
+        moved.sort();
+        moved.dedup();
+        let changed = rifs != self.rifs || self.rifs_stale;
+        self.rifs = rifs;
+        self.rifs_stale = false;
+        self.rif_fields.clear();
+        (changed, moved)
+    }
+
+    /// The interfaces whose field of [`RIF_NAME_MAP`] was read alone while
+    /// the map is stale (a notification of the map forgets them).
+    pub fn rif_fields_read(&self) -> Vec<String> {
+        let mut read: Vec<String> = self.rif_fields.keys().cloned().collect();
+        read.sort();
+        read
     }
 
     /// One field of [`RIF_NAME_MAP`] was read: `present` or not.
@@ -428,12 +450,14 @@ impl Confirmed {
                 if self.port_oids_stale {
                     keys.push((Db::Counters, PORT_NAME_MAP.to_owned()));
                 }
-                keys.extend(
-                    self.bridge_ports
-                        .iter()
-                        .filter(|(_, v)| v.is_none())
-                        .map(|(k, _)| (Db::Asic, k.clone())),
-                );
+                if self.unread_bridge_ports > 0 {
+                    keys.extend(
+                        self.bridge_ports
+                            .iter()
+                            .filter(|(_, v)| v.is_none())
+                            .map(|(k, _)| (Db::Asic, k.clone())),
+                    );
+                }
                 keys
             }
             Check::FieldGone { field } if c.table == RIF_NAME_MAP => {
@@ -455,12 +479,18 @@ fn entry_of(e: Option<&Option<Fields>>) -> Entry<'_> {
 /// `value`: `None` gone, `Some(None)` present unread, `Some(Some(f))` known.
 fn set_entry(
     map: &mut FxHashMap<String, Option<Fields>>,
+    unread: &mut usize,
     key: &str,
     value: Option<Option<Fields>>,
 ) -> bool {
     if map.get(key) == value.as_ref() && !matches!(value, Some(None)) {
         return false;
     }
+    count_unread(
+        unread,
+        matches!(map.get(key), Some(None)),
+        matches!(value, Some(None)),
+    );
     match value {
         Some(f) => {
             map.insert(key.to_owned(), f);
@@ -470,6 +500,16 @@ fn set_entry(
         }
     }
     true
+}
+
+/// Keep a count of unread entries across one entry going from unread
+/// (`was`) or not to unread (`is`) or not.
+fn count_unread(count: &mut usize, was: bool, is: bool) {
+    match (was, is) {
+        (true, false) => *count = count.saturating_sub(1),
+        (false, true) => *count += 1,
+        _ => {}
+    }
 }
 
 fn redis_key(table: &str, name: &str, sep: char) -> String {
@@ -510,18 +550,44 @@ pub fn assess(
     spec: &SwitchSpec,
     owned: &Ownership<'_>,
 ) -> Assessment {
+    assess_within(config, confirmed, spec, owned, None)
+}
+
+/// [`assess`] for the entries a scope covers only ([`super::reach`]).
+pub fn assess_scoped(
+    config: &DbState,
+    confirmed: &Confirmed,
+    spec: &SwitchSpec,
+    owned: &Ownership<'_>,
+    covered: &Covered<'_, '_>,
+) -> Assessment {
+    assess_within(config, confirmed, spec, owned, Some(covered))
+}
+
+fn assess_within(
+    config: &DbState,
+    confirmed: &Confirmed,
+    spec: &SwitchSpec,
+    owned: &Ownership<'_>,
+    covered: Option<&Covered<'_, '_>>,
+) -> Assessment {
     let mut a = Assessment::default();
     if confirmed.assumed {
         return a;
     }
     for entry in CATALOGUE {
-        for (name, fields) in config.table(entry.table) {
+        let entries: Box<dyn Iterator<Item = (&str, &Fields)>> = match covered {
+            Some(c) => Box::new(c.entries(entry.table).iter().copied()),
+            None => Box::new(config.table(entry.table)),
+        };
+        for (name, fields) in entries {
             if owned.owns(entry.table, name, fields) {
                 owed(confirmed, entry, name, fields, &mut a);
             }
         }
     }
-    let mut gone = unconfirmed_deletions(config, confirmed, &Domain::new(spec));
+    let reach = covered.map(|c| c.reach);
+    let mut gone = unconfirmed_deletions(config, confirmed, &Domain::new(spec), reach);
     gone.sort();
     a.pending.extend(gone);
     a.pending.sort();
@@ -567,33 +633,83 @@ fn owed(
 
 /// Markers (and router interfaces) SONiC still has in the agent's domain
 /// whose CONFIG_DB entry is gone: their deletion is not confirmed yet.
+/// Within a [`Reach`], the markers of the names it gives are looked up and
+/// only the other marker tables are walked.
 fn unconfirmed_deletions(
     config: &DbState,
     confirmed: &Confirmed,
     domain: &Domain<'_>,
+    reach: Option<&Reach>,
 ) -> Vec<Condition> {
+    let within = |k: &Key| reach.is_none_or(|s| s.covers_key(k));
     let mut gone: Vec<Condition> = Vec::new();
+    // `entry` claims `name` in the scope, and CONFIG_DB no longer has it.
+    let left = |entry: &confirms::Confirmation, name: &str| {
+        (entry.claims)(domain, name).is_some_and(|key| within(&key) && !config.contains(&key))
+    };
+    // The tables whose names the scope gives: every such name looked up;
+    // the markers of the other tables walked.
+    let named = |entry: &confirms::Confirmation| reach.is_some() && Reach::gives_names(entry.table);
     for (db, markers) in [(Db::State, &confirmed.state), (Db::Appl, &confirmed.appl)] {
         let sep = confirmed.seps.of(db);
+        // Every marker whose going confirms a deletion: the entry's own and
+        // a later daemon's object (orchagent's VRF object).
+        let deletion_markers = || {
+            CATALOGUE.iter().flat_map(move |e| {
+                e.deletion_markers()
+                    .filter(move |m| m.db == db)
+                    .map(move |m| (e, m))
+            })
+        };
+        for (entry, marker) in deletion_markers() {
+            let names = reach.and_then(|s| s.names(entry.table)).unwrap_or_default();
+            for name in names {
+                if markers.contains_key(&redis_key(marker.table, &name, sep)) && left(entry, &name)
+                {
+                    gone.push(marker.gone(&name));
+                }
+            }
+        }
+        // The marker tables walked (a prefix test per key picks them out).
+        let mut walked: Vec<&str> = deletion_markers()
+            .filter(|(e, _)| !named(e))
+            .map(|(_, m)| m.table)
+            .collect();
+        walked.sort_unstable();
+        walked.dedup();
         for key in markers.keys() {
-            let Some((table, rest)) = key.split_once(sep) else {
+            let Some((table, rest)) = walked.iter().find_map(|t| {
+                let rest = key.strip_prefix(*t)?.strip_prefix(sep)?;
+                Some((*t, rest))
+            }) else {
                 continue;
             };
+            // The first entry that claims the marker's name decides.
+            let mut entries = confirms::with_marker(db, table).filter(|(e, _)| !named(e));
             let name = rest.replace(sep, &SEP.to_string());
-            let claimed = confirms::with_marker(db, table)
-                .find_map(|(e, m)| Some(((e.claims)(domain, &name)?, m)));
+            let claimed = entries.find_map(|(e, m)| Some(((e.claims)(domain, &name)?, m)));
             if let Some((config_key, marker)) = claimed
+                && within(&config_key)
                 && !config.contains(&config_key)
             {
                 gone.push(marker.gone(&name));
             }
         }
     }
-    for ifname in &confirmed.rifs {
-        let claimed = confirms::with_special(Special::RouterInterface)
-            .find_map(|e| (e.claims)(domain, ifname));
-        if claimed.is_some_and(|k| !config.contains(&k)) {
-            gone.push(confirms::rif_gone(ifname));
+    // Router interfaces: claimed by one entry each (a port's or a tenant
+    // VLAN's interface). Within a scope, an interface whose router
+    // interface was not read since the map changed counts as present: the
+    // plan waits for it to go, and that wait reads it.
+    for entry in confirms::with_special(Special::RouterInterface) {
+        let names = reach.and_then(|s| s.names(entry.table));
+        let rifs: Box<dyn Iterator<Item = &String>> = match &names {
+            Some(names) => Box::new(names.iter().filter(|n| confirmed.has_rif(n) != Some(false))),
+            None => Box::new(confirmed.rifs.iter()),
+        };
+        for ifname in rifs {
+            if left(entry, ifname) {
+                gone.push(confirms::rif_gone(ifname));
+            }
         }
     }
     gone
@@ -610,6 +726,7 @@ mod tests {
     use crate::config::Config;
     use crate::configdb::owned::Ownership;
     use crate::configdb::schema::{Table, fields};
+    use crate::configdb::testkit::sonic_confirms;
     use crate::spec::{FilterDesc, NicDesc, SwitchDesc};
 
     fn f(pairs: &[(&str, &str)]) -> Fields {
@@ -661,53 +778,6 @@ mod tests {
         crate::reconcile::prepare(&desc, &cfg, state, &Confirmed::assumed())
             .unwrap()
             .spec
-    }
-
-    /// What SONiC's daemons write once they processed `config` (§4).
-    fn sonic_confirms(config: &DbState) -> Confirmed {
-        let mut c = Confirmed::new(Separators::default());
-        for (name, fl) in config.table(Table::Vrf) {
-            for table in ["VRF_TABLE", "VRF_OBJECT_TABLE"] {
-                c.set(
-                    Db::State,
-                    &format!("{table}|{name}"),
-                    Some(f(&[("state", "ok")])),
-                );
-            }
-            c.set(Db::Appl, &format!("VRF_TABLE:{name}"), Some(fl.clone()));
-        }
-        for (name, _) in config.table(Table::Vlan) {
-            c.set(
-                Db::State,
-                &format!("VLAN_TABLE|{name}"),
-                Some(f(&[("state", "ok")])),
-            );
-        }
-        for (name, _) in config.table(Table::VlanMember) {
-            c.set(
-                Db::State,
-                &format!("VLAN_MEMBER_TABLE|{name}"),
-                Some(f(&[("state", "ok")])),
-            );
-        }
-        let mut rifs = Fields::new();
-        for t in [Table::Interface, Table::VlanInterface] {
-            for (name, fl) in config.table(t) {
-                let vrf = fl.get("vrf_name").cloned().unwrap_or_default();
-                c.set(
-                    Db::State,
-                    &format!("INTERFACE_TABLE|{name}"),
-                    Some(f(&[("vrf", &vrf)])),
-                );
-                rifs.insert(name.to_owned(), "oid:0x6000000000001".into());
-            }
-        }
-        c.set(Db::Counters, RIF_NAME_MAP, Some(rifs));
-        for (name, _) in config.table(Table::VxlanTunnelMap) {
-            let key = format!("VXLAN_TUNNEL_MAP_TABLE:{}", name.replace('|', ":"));
-            c.set(Db::Appl, &key, Some(f(&[("vni", "1")])));
-        }
-        c
     }
 
     /// `base` with `nics` applied (target written to CONFIG_DB).
@@ -998,5 +1068,39 @@ mod tests {
             "ASIC_STATE:SAI_OBJECT_TYPE_ROUTE_ENTRY:x",
             Some(fields([]))
         ));
+    }
+
+    proptest::proptest! {
+        /// The counts of unread entries (which spare a reconcile a scan of
+        /// every watched entry) always equal a count of the entries.
+        #[test]
+        fn the_unread_counts_follow_the_entries(
+            ops in proptest::collection::vec((0..3usize, 0..4usize, 0..3usize), 1..40),
+        ) {
+            let mut c = Confirmed::new(Separators::default());
+            for (db, i, what) in ops {
+                let (db, key) = match db {
+                    0 => (Db::State, format!("VRF_TABLE|Vrf{i}")),
+                    1 => (Db::Appl, format!("VRF_TABLE:Vrf{i}")),
+                    _ => (Db::Asic, format!("ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:oid:0x{i}")),
+                };
+                match what {
+                    0 => {
+                        c.touch(db, &key);
+                    }
+                    1 => {
+                        c.set(db, &key, None);
+                    }
+                    _ => {
+                        c.set(db, &key, Some(f(&[(BRIDGE_PORT_FIELD, "oid:0x1"), ("state", "ok")])));
+                    }
+                }
+                let markers = c.state.values().chain(c.appl.values()).filter(|v| v.is_none()).count();
+                let bridge_ports = c.bridge_ports.values().filter(|v| v.is_none()).count();
+                proptest::prop_assert_eq!(c.unread_markers, markers);
+                proptest::prop_assert_eq!(c.unread_bridge_ports, bridge_ports);
+                proptest::prop_assert_eq!(c.unread().len(), markers + bridge_ports);
+            }
+        }
     }
 }

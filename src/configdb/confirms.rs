@@ -540,6 +540,42 @@ impl<'a> Domain<'a> {
     }
 }
 
+/// Key separators of the databases (from `database_config.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Separators {
+    pub appl: char,
+    pub state: char,
+    pub counters: char,
+    pub asic: char,
+}
+
+impl Default for Separators {
+    fn default() -> Self {
+        Separators {
+            appl: Db::Appl.default_separator(),
+            state: Db::State.default_separator(),
+            counters: Db::Counters.default_separator(),
+            asic: Db::Asic.default_separator(),
+        }
+    }
+}
+
+impl Separators {
+    pub fn of(&self, db: Db) -> char {
+        match db {
+            Db::Appl => self.appl,
+            Db::State => self.state,
+            Db::Counters => self.counters,
+            Db::Asic => self.asic,
+        }
+    }
+
+    /// The key prefix of ASIC bridge ports (`ASIC_STATE:SAI_OBJECT_TYPE_BRIDGE_PORT:`).
+    pub fn bridge_port_prefix(&self) -> String {
+        format!("ASIC_STATE{0}{BRIDGE_PORT_TYPE}{0}", self.asic)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The catalogue against sonic-configdb reference §4 (which daemon

@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashSet;
 
 use super::owned::Ownership;
+use super::reach::Covered;
 use super::schema::{DbState, Fields, Key, Table};
 use super::target::{self, Desired, Scope, Scratch};
 use crate::spec::SwitchSpec;
@@ -274,25 +275,85 @@ pub fn diff_forced(
     target::visit(spec, &mut |d| {
         diff_desired(current, Some(owned), force, &d, &mut matched, &mut changes)
     });
-    for table in Table::ALL {
-        if matches!(
-            table,
-            Table::Port | Table::VxlanTunnel | Table::VxlanEvpnNvo
-        ) {
-            continue;
-        }
-        for (name, cur) in current.table(table) {
-            if !matched.contains(&id(table, name)) && owned.owns(table, name, cur) {
-                changes.push(Change {
-                    key: Key::new(table, name),
-                    op: Op::Delete { old: cur.clone() },
-                    cause: Cause::Desired,
-                });
-            }
+    deletions(current, owned, &matched, &mut changes);
+    release_replaced_maps(current, &mut changes);
+    ChangeSet { changes }
+}
+
+/// [`diff_forced`] for the entries of `reach` only (the ports and VRFs it
+/// names and the entries it covers): the rest of CONFIG_DB is known to be
+/// at the target ([`super::reach`]).
+pub fn diff_scoped(
+    current: &DbState,
+    spec: &SwitchSpec,
+    owned: &Ownership<'_>,
+    force: &[Key],
+    covered: &Covered<'_, '_>,
+) -> ChangeSet {
+    let mut changes = Vec::new();
+    let mut matched = Matched::default();
+    let reach = covered.reach;
+    let mut s = Scratch::default();
+    let mut visit =
+        |d: Desired<'_>| diff_desired(current, Some(owned), force, &d, &mut matched, &mut changes);
+    for p in reach.ports.iter().filter_map(|p| spec.ports.get(p)) {
+        target::visit_port(spec, p, &mut s, &mut visit);
+    }
+    for v in reach.vnis.iter().filter_map(|v| spec.vrfs.get(v)) {
+        target::visit_vrf(spec, v, &mut s, &mut visit);
+    }
+    for table in DELETABLE {
+        for (name, cur) in covered.entries(table).iter().copied() {
+            delete_unmatched(owned, &matched, table, name, cur, &mut changes);
         }
     }
     release_replaced_maps(current, &mut changes);
     ChangeSet { changes }
+}
+
+/// The tables whose owned entries a plan may delete (`PORT` keys are never
+/// deleted; the VTEP is never owned).
+const DELETABLE: [Table; 7] = [
+    Table::Interface,
+    Table::Vrf,
+    Table::Vlan,
+    Table::VlanMember,
+    Table::VlanInterface,
+    Table::SuppressVlanNeigh,
+    Table::VxlanTunnelMap,
+];
+
+/// Delete the owned entries of `current` that no desired entry matched.
+fn deletions(
+    current: &DbState,
+    owned: &Ownership<'_>,
+    matched: &Matched,
+    changes: &mut Vec<Change>,
+) {
+    for table in DELETABLE {
+        for (name, cur) in current.table(table) {
+            delete_unmatched(owned, matched, table, name, cur, changes);
+        }
+    }
+}
+
+/// Delete `table|name` (holding `cur`) when the agent owns it and no
+/// desired entry matched it.
+fn delete_unmatched(
+    owned: &Ownership<'_>,
+    matched: &Matched,
+    table: Table,
+    name: &str,
+    cur: &Fields,
+    changes: &mut Vec<Change>,
+) {
+    if !matched.contains(&id(table, name)) && owned.owns(table, name, cur) {
+        changes.push(Change {
+            key: Key::new(table, name),
+            op: Op::Delete { old: cur.clone() },
+            cause: Cause::Desired,
+        });
+    }
 }
 
 /// A VXLAN map that is replaced (deleted, confirmed, created anew) must not
@@ -354,6 +415,10 @@ fn release_replaced_maps(current: &DbState, changes: &mut Vec<Change>) {
 /// `None` when a switch-wide setting changed (PXE VLAN, VTEP, VLAN range,
 /// static VRFs) — plan the whole switch then.
 pub fn diff_delta(old: &SwitchSpec, new: &SwitchSpec, current: &DbState) -> Option<ChangeSet> {
+    // The very spec (the agent kept it): nothing to compare.
+    if std::ptr::eq(old, new) {
+        return Some(ChangeSet::default());
+    }
     if old.pxe_vlan != new.pxe_vlan
         || old.vtep != new.vtep
         || old.vlan_range != new.vlan_range

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::owned::Tenancy;
-use super::schema::{DbState, SEP, Table, vid_of_vlan_name};
+use super::schema::{DbState, Key, SEP, Table, vid_of_vlan_name};
 use crate::config::VlanRange;
 use crate::spec::LocalFacts;
 
@@ -74,6 +74,60 @@ pub fn local_facts(
         }
     }
     f
+}
+
+/// `facts` of a state that changed only in the keys `changed`, when those
+/// are `INTERFACE|<port>` and `VLAN_MEMBER|Vlan<v>|<port>` entries (which
+/// only the per-port facts read): updated in place from `state`, returning
+/// the ports whose facts may have changed. `None` for any other key (read
+/// the facts anew).
+pub fn update_port_facts(
+    facts: &mut LocalFacts,
+    state: &DbState,
+    changed: &[Key],
+) -> Option<BTreeSet<String>> {
+    if changed
+        .iter()
+        .any(|k| !matches!(k.table, Table::Interface | Table::VlanMember))
+    {
+        return None;
+    }
+    let mut ports = BTreeSet::new();
+    for k in changed {
+        match k.table {
+            Table::Interface => {
+                // An IP sub-key: whether the port has any is a scan away.
+                if k.name.contains(SEP) {
+                    return None;
+                }
+                match state.get(k) {
+                    Some(fields) => {
+                        let vrf = fields.get("vrf_name").filter(|v| !v.is_empty()).cloned();
+                        facts.interfaces.insert(k.name.clone(), vrf);
+                    }
+                    None => {
+                        facts.interfaces.remove(&k.name);
+                    }
+                }
+                ports.insert(k.name.clone());
+            }
+            _ => {
+                let (vlan, port) = k.name.split_once(SEP)?;
+                let v = vid_of_vlan_name(vlan)?;
+                let set = facts.memberships.entry(port.to_owned()).or_default();
+                if state.contains(k) {
+                    set.insert(v);
+                } else {
+                    set.remove(&v);
+                }
+                if set.is_empty() {
+                    facts.memberships.remove(port);
+                }
+                ports.insert(port.to_owned());
+            }
+        }
+    }
+    Some(ports)
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ fn nonzero_vni(fields: &Fields) -> Option<u32> {
 /// name when it follows the agent's convention `map_<vni>_Vlan<vid>` (what
 /// the agent created, so a corrupted entry is repaired in place), else from
 /// its fields.
-fn map_target(name: &str, fields: &Fields) -> (Option<u32>, Option<u16>) {
+pub(crate) fn map_target(name: &str, fields: &Fields) -> (Option<u32>, Option<u16>) {
     let map_name = name.rsplit(SEP).next().unwrap_or("");
     let from_name = map_name
         .strip_prefix("map_")

@@ -13,10 +13,14 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
+use super::confirmed::rif_field_key;
+use super::confirms::Db;
 use super::diff::Op;
 use super::plan::Plan;
 use super::rules::check_rules;
 use super::schema::{DbState, Fields, Key, Table};
+use super::testkit::sonic_confirms;
+use super::view::Touched;
 use crate::config::Config;
 use crate::reconcile::{Prepared, prepare};
 use crate::spec::{AdminStatus, FilterDesc, NicDesc, SwitchDesc};
@@ -371,6 +375,11 @@ proptest! {
                 let assumed = Confirmed::assumed();
                 let delta = super::Planning::new(&prepared.spec, &state, &assumed).since(Some(old)).plan();
                 prop_assert_eq!(&delta, &prepared.plan, "incremental:\n{}\nfull:\n{}", delta, prepared.plan);
+                if *old == prepared.spec {
+                    // The agent keeps the very spec when it did not change.
+                    let kept = super::Planning::new(old, &state, &assumed).since(Some(old)).plan();
+                    prop_assert_eq!(&kept, &prepared.plan);
+                }
             }
             simulate(&mut state, &prepared.plan);
             previous = Some(prepared.spec);
@@ -425,4 +434,299 @@ fn a_corrupted_map_is_replaced_before_its_vrf_takes_the_vni() {
     // The VRF lets go of VNI 7000 (confirmed) before the map that has it is
     // deleted: orchagent cannot remove a map whose VNI a VRF holds.
     assert_eq!(stages, [Detach, Unmap, Remap, Vrfs], "{}", p.plan);
+}
+
+/// A change under the agent after it converged: CONFIG_DB entries, SONiC's
+/// markers, router interfaces.
+#[derive(Debug, Clone)]
+enum Drift {
+    /// An owned entry deleted (never a PORT key).
+    Delete(usize),
+    /// An owned entry's fields changed.
+    Corrupt(Corruption),
+    /// A member of an owned tenant VLAN added on some port.
+    StrayMember(usize, usize),
+    /// A tenant-style VRF added by hand.
+    StrayVrf(u32),
+    /// The foreign VRF's VNI changed (cannot be narrowed).
+    ForeignVrf,
+    /// The STATE_DB / APPL_DB marker of an owned entry gone.
+    MarkerGone(usize),
+    /// A marker for an entry CONFIG_DB does not hold.
+    MarkerStray(u32),
+    /// A port's router interface gone.
+    RifGone(usize),
+}
+
+fn drift() -> impl Strategy<Value = Drift> {
+    prop_oneof![
+        3 => any::<usize>().prop_map(Drift::Delete),
+        2 => corruption().prop_map(Drift::Corrupt),
+        1 => (any::<usize>(), 0usize..12).prop_map(|(v, p)| Drift::StrayMember(v, p)),
+        1 => (0u32..3).prop_map(|v| Drift::StrayVrf(200 + v)),
+        1 => Just(Drift::ForeignVrf),
+        2 => any::<usize>().prop_map(Drift::MarkerGone),
+        1 => (0u32..3).prop_map(|v| Drift::MarkerStray(100 + v)),
+        1 => (0usize..12).prop_map(Drift::RifGone),
+    ]
+}
+
+/// The STATE_DB / APPL_DB marker of a CONFIG_DB entry (sonic-configdb
+/// reference §4, as [`super::testkit::sonic_confirms`] writes them).
+fn marker_of(key: &Key) -> Option<(Db, String)> {
+    let table = match key.table {
+        Table::Vrf => "VRF_TABLE",
+        Table::Vlan => "VLAN_TABLE",
+        Table::VlanMember => "VLAN_MEMBER_TABLE",
+        Table::Interface | Table::VlanInterface => "INTERFACE_TABLE",
+        Table::VxlanTunnelMap => {
+            return Some((
+                Db::Appl,
+                format!("VXLAN_TUNNEL_MAP_TABLE:{}", key.name.replace('|', ":")),
+            ));
+        }
+        _ => return None,
+    };
+    Some((Db::State, format!("{table}|{}", key.name)))
+}
+
+/// Apply one drift; the markers and router interfaces it changed go to
+/// `touched` (CONFIG_DB's changes are found by comparing states).
+fn apply_drift(
+    state: &mut DbState,
+    confirmed: &mut Confirmed,
+    owned: &[Key],
+    spec: &crate::spec::SwitchSpec,
+    d: &Drift,
+    touched: &mut Vec<Touched>,
+) {
+    let nth = |i: usize| (!owned.is_empty()).then(|| owned[i % owned.len()].clone());
+    match d {
+        Drift::Delete(i) => {
+            if let Some(k) = nth(*i).filter(|k| k.table != Table::Port) {
+                state.remove(&k);
+            }
+        }
+        Drift::Corrupt(c) => corrupt(state, owned, c),
+        Drift::StrayMember(v, p) => {
+            let vlans: Vec<u16> = spec.vrfs.values().map(|v| v.vlan).collect();
+            if !vlans.is_empty() {
+                state.insert(
+                    Key::vlan_member(vlans[v % vlans.len()], &format!("Ethernet{p}")),
+                    f(&[("tagging_mode", "untagged")]),
+                );
+            }
+        }
+        Drift::StrayVrf(vni) => state.insert(
+            Key::vrf(&format!("Vrf{vni}")),
+            f(&[("vni", &vni.to_string())]),
+        ),
+        Drift::ForeignVrf => state.insert(Key::vrf("VrfMpls"), f(&[("vni", "5001")])),
+        Drift::MarkerGone(i) => {
+            if let Some((db, key)) = nth(*i).as_ref().and_then(marker_of) {
+                confirmed.set(db, &key, None);
+                touched.push(Touched::Marker(db, key));
+            }
+        }
+        Drift::MarkerStray(vni) => {
+            let key = format!("VRF_TABLE|Vrf{vni}");
+            confirmed.set(Db::State, &key, Some(f(&[("state", "ok")])));
+            touched.push(Touched::Marker(Db::State, key));
+        }
+        Drift::RifGone(p) => {
+            let port = format!("Ethernet{p}");
+            confirmed.set(Db::Counters, &rif_field_key(&port), None);
+            touched.push(Touched::Rif(port));
+        }
+    }
+}
+
+/// The CONFIG_DB keys whose value differs between two states.
+fn config_touched(a: &DbState, b: &DbState) -> Vec<Touched> {
+    let mut keys: Vec<Touched> = a
+        .iter()
+        .filter(|(k, v)| b.get(k) != Some(*v))
+        .chain(b.iter().filter(|(k, _)| !a.contains(k)))
+        .map(|(k, _)| Touched::Config(k))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Issue 23: after the agent converged, drift (entries deleted, changed
+    /// or added by hand, markers and router interfaces gone), a changed
+    /// desired state and entries to re-assert are planned only where the
+    /// touched keys reach — and that plan is exactly the full plan.
+    #[test]
+    fn a_plan_narrowed_to_the_touched_keys_equals_the_full_plan(
+        first in desc(),
+        second in desc(),
+        change_desired in any::<bool>(),
+        sonic in any::<bool>(),
+        drifts in prop::collection::vec(drift(), 0..4),
+        reassert in prop::option::of(any::<usize>()),
+    ) {
+        let cfg = config();
+        let mut state = base();
+        let p = prepare(&first, &cfg, &state, &Confirmed::assumed())
+            .map_err(|p| TestCaseError::fail(p.to_string()))?;
+        simulate(&mut state, &p.plan);
+        let old = p.spec;
+        let mut confirmed = if sonic { sonic_confirms(&state) } else { Confirmed::assumed() };
+        // Converged: CONFIG_DB holds the target, SONiC confirmed it.
+        prop_assert!(super::Planning::new(&old, &state, &confirmed).plan().is_empty());
+        let owned: Vec<Key> = {
+            let own = super::owned::Ownership::new(&state, &old);
+            let mut owned: Vec<Key> = state
+                .iter()
+                .filter(|(k, v)| own.owns(k.table, &k.name, v))
+                .map(|(k, _)| k)
+                .collect();
+            owned.sort();
+            owned
+        };
+        let before = state.clone();
+        let mut touched = Vec::new();
+        for d in &drifts {
+            apply_drift(&mut state, &mut confirmed, &owned, &old, d, &mut touched);
+        }
+        touched.extend(config_touched(&before, &state));
+        touched.sort();
+        touched.dedup();
+        // The facts of the drifted state, updated from the touched keys,
+        // are the facts read anew; a spec whose ports' re-check passes is
+        // the spec built anew.
+        let facts_before = crate::reconcile::prepare::local_facts(&cfg, &before);
+        if let Ok(prev) = crate::spec::build(&first, &cfg, &facts_before) {
+            let changed: Vec<Key> = touched
+                .iter()
+                .filter_map(|t| match t {
+                    Touched::Config(k) => Some(k.clone()),
+                    _ => None,
+                })
+                .collect();
+            let mut facts = facts_before.clone();
+            if let Some(ports) = super::facts::update_port_facts(&mut facts, &state, &changed) {
+                prop_assert_eq!(&facts, &crate::reconcile::prepare::local_facts(&cfg, &state));
+                if crate::spec::recheck_ports(&prev, &cfg, &facts, &ports) {
+                    prop_assert_eq!(crate::spec::build(&first, &cfg, &facts), Ok(prev));
+                }
+            }
+        }
+        let desc = if change_desired { &second } else { &first };
+        // An invalid desired state is never planned.
+        let Ok(new) = crate::reconcile::prepare::spec(desc, &cfg, &state) else {
+            return Ok(());
+        };
+        let reassert: Vec<Key> = reassert
+            .filter(|_| !owned.is_empty())
+            .map(|i| owned[i % owned.len()].clone())
+            .into_iter()
+            .collect();
+        // Only a change of a foreign VRF cannot be narrowed here.
+        if !drifts.iter().any(|d| matches!(d, Drift::ForeignVrf)) {
+            let reach = super::reach::Reach::of(
+                &touched,
+                &reassert,
+                &old,
+                &new,
+                &state,
+                confirmed.separators(),
+            );
+            prop_assert!(reach.is_some(), "not narrowed: {:?}", touched);
+        }
+        // The entries a scope gives by name are the covered ones the agent
+        // can own, as a walk of the table finds them.
+        if let Some(scope) = super::reach::Reach::of(
+            &touched,
+            &reassert,
+            &old,
+            &new,
+            &state,
+            confirmed.separators(),
+        ) {
+            let own = super::owned::Ownership::new(&state, &new);
+            for table in Table::ALL {
+                let owned = |(n, f): &(&str, &Fields)| own.owns(table, n, f);
+                let mut given: Vec<_> = scope.entries(&state, table);
+                given.retain(owned);
+                given.sort_by_key(|(n, _)| *n);
+                let mut walked: Vec<_> = state
+                    .table(table)
+                    .filter(|(n, f)| scope.covers(table, n, f))
+                    .collect();
+                walked.retain(owned);
+                walked.sort_by_key(|(n, _)| *n);
+                prop_assert_eq!(given, walked, "{:?}", table);
+            }
+        }
+        let full = super::Planning::new(&new, &state, &confirmed)
+            .reasserting(&reassert)
+            .plan();
+        let narrowed = super::Planning::new(&new, &state, &confirmed)
+            .since_touched(Some(&old), Some(&touched))
+            .reasserting(&reassert)
+            .plan();
+        prop_assert_eq!(&narrowed, &full, "narrowed:\n{}\nfull:\n{}", narrowed, full);
+        if new == old {
+            // The agent keeps the very spec when it did not change: planned
+            // from it, the same plan.
+            let kept = super::Planning::new(&old, &state, &confirmed)
+                .since_touched(Some(&old), Some(&touched))
+                .reasserting(&reassert)
+                .plan();
+            prop_assert_eq!(&kept, &full, "kept:\n{}\nfull:\n{}", kept, full);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Issue 23: a document whose nics changed (only their filters, or
+    /// more) gives, validated again only where it changed, exactly the spec
+    /// (or the refusal) a build from scratch gives.
+    #[test]
+    fn a_spec_rebuilt_from_the_changed_nics_equals_a_spec_built_anew(
+        first in desc(),
+        second in desc(),
+        filters in prop::collection::vec(
+            (any::<bool>(), prop::collection::vec(prop::sample::select(vec![
+                "10.0.0.0/24", "10.0.1.0/24", "10.0.0.0/23", "2001:db8::/48", "not-a-cidr",
+            ]), 0..3), prop::sample::select(vec!["100", "101", "0100", "x"])),
+            MANAGED,
+        ),
+        take_second in any::<bool>(),
+    ) {
+        let cfg = config();
+        let state = base();
+        let facts = crate::reconcile::prepare::local_facts(&cfg, &state);
+        let Ok(prev) = crate::spec::build(&first, &cfg, &facts) else {
+            return Ok(());
+        };
+        // Either another document altogether or the first with some
+        // filters changed (reordered, other CIDRs, bad values).
+        let changed = if take_second {
+            second
+        } else {
+            let mut d = first.clone();
+            for (nic, (change, cidrs, vni)) in d.nics.iter_mut().zip(filters) {
+                if change {
+                    nic.filter.cidrs = cidrs.into_iter().map(String::from).collect();
+                    nic.filter.vnis = vec![vni.to_owned()];
+                } else {
+                    nic.filter.cidrs.reverse();
+                }
+            }
+            d
+        };
+        let anew = crate::spec::build(&changed, &cfg, &facts);
+        if let Some(rebuilt) = crate::spec::rebuild(&prev, &first, &changed, &cfg, &facts) {
+            prop_assert_eq!(rebuilt.map(std::borrow::Cow::into_owned), anew);
+        }
+    }
 }

@@ -23,7 +23,8 @@ use redis::Value;
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 
-use super::confirms::{Check, Condition, Db, PORT_NAME_MAP};
+use super::confirmed::rif_field_key;
+use super::confirms::{Check, Condition, Db, PORT_NAME_MAP, RIF_NAME_MAP};
 // Kept under this path too: the adapter's error is what callers handle.
 pub use super::connection::ConfigDbError;
 use super::connection::{check_passwords, connect_instance};
@@ -287,6 +288,7 @@ impl ConfigDb {
                 self.view = *view;
                 self.view.version = version;
                 self.view.config_version = config_version;
+                self.view.journal.reset(version);
                 self.connected = true;
                 self.lost = None;
                 self.changed.merge(Changed {
@@ -363,8 +365,34 @@ impl ConfigDb {
     /// Read every watched value that changed since it was last read (one
     /// round trip when there are any), and wait until the view has them.
     pub async fn refresh(&mut self, timeout: Duration) -> Result<(), ConfigDbError> {
+        self.refresh_for(None, timeout).await
+    }
+
+    /// [`ConfigDb::refresh`], but of the router-interface map, when it
+    /// changed since it was read, only the fields of `ifnames` not read
+    /// since (`None`: the whole map). A plan narrowed to a few interfaces
+    /// asks about no other, and the map holds every router interface of
+    /// the switch.
+    pub async fn refresh_for(
+        &mut self,
+        ifnames: Option<&[String]>,
+        timeout: Duration,
+    ) -> Result<(), ConfigDbError> {
         self.pump();
-        let keys = self.view.confirmed.unread();
+        let mut keys = self.view.confirmed.unread();
+        if let Some(ifnames) = ifnames {
+            let whole = (Db::Counters, RIF_NAME_MAP.to_owned());
+            if let Some(i) = keys.iter().position(|k| *k == whole) {
+                keys.swap_remove(i);
+                let confirmed = &self.view.confirmed;
+                keys.extend(
+                    ifnames
+                        .iter()
+                        .filter(|n| confirmed.has_rif(n).is_none())
+                        .map(|n| (Db::Counters, rif_field_key(n))),
+                );
+            }
+        }
         if keys.is_empty() {
             return Ok(());
         }
@@ -605,6 +633,9 @@ impl ConfigDb {
         }
         self.view.version += 1;
         self.view.config_version += 1;
+        for c in &phase.changes {
+            self.view.wrote(c.key.clone());
+        }
         self.changed.config = true;
         self.written.extend(keys);
         tracing::info!(

@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::schema::{DbState, Fields, Key};
+use super::confirmed::{Confirmed, Separators};
+use super::confirms::{Db, RIF_NAME_MAP};
+use super::schema::{DbState, Fields, Key, Table};
 use crate::config::{LogLevel, VlanRange};
 use crate::spec::{
     AdminStatus, Filter, PortRole, PortSpec, Prefixes, Routing, SwitchSpec, VrfSpec,
@@ -115,4 +117,51 @@ pub(crate) fn routing() -> Routing {
         agentx: false,
         extra_config: Vec::new(),
     }
+}
+
+/// What SONiC's daemons write once they processed `config` (§4).
+pub fn sonic_confirms(config: &DbState) -> Confirmed {
+    let mut c = Confirmed::new(Separators::default());
+    for (name, fl) in config.table(Table::Vrf) {
+        for table in ["VRF_TABLE", "VRF_OBJECT_TABLE"] {
+            c.set(
+                Db::State,
+                &format!("{table}|{name}"),
+                Some(f(&[("state", "ok")])),
+            );
+        }
+        c.set(Db::Appl, &format!("VRF_TABLE:{name}"), Some(fl.clone()));
+    }
+    for (name, _) in config.table(Table::Vlan) {
+        c.set(
+            Db::State,
+            &format!("VLAN_TABLE|{name}"),
+            Some(f(&[("state", "ok")])),
+        );
+    }
+    for (name, _) in config.table(Table::VlanMember) {
+        c.set(
+            Db::State,
+            &format!("VLAN_MEMBER_TABLE|{name}"),
+            Some(f(&[("state", "ok")])),
+        );
+    }
+    let mut rifs = Fields::new();
+    for t in [Table::Interface, Table::VlanInterface] {
+        for (name, fl) in config.table(t) {
+            let vrf = fl.get("vrf_name").cloned().unwrap_or_default();
+            c.set(
+                Db::State,
+                &format!("INTERFACE_TABLE|{name}"),
+                Some(f(&[("vrf", &vrf)])),
+            );
+            rifs.insert(name.to_owned(), "oid:0x6000000000001".into());
+        }
+    }
+    c.set(Db::Counters, RIF_NAME_MAP, Some(rifs));
+    for (name, _) in config.table(Table::VxlanTunnelMap) {
+        let key = format!("VXLAN_TUNNEL_MAP_TABLE:{}", name.replace('|', ":"));
+        c.set(Db::Appl, &key, Some(f(&[("vni", "1")])));
+    }
+    c
 }

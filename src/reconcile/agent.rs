@@ -29,19 +29,24 @@ pub(super) struct Last {
     /// The API's generation of `desc` (v2), when it has one.
     pub(super) api_generation: Option<u64>,
     /// The spec built from `desc` and CONFIG_DB at `spec_config_version`,
-    /// and its digest.
-    pub(super) spec: Option<SwitchSpec>,
+    /// and its digest. Shared with `converged_spec` and `rendered` while
+    /// it stays the same spec: a reconcile that finds the same spec again
+    /// neither copies nor compares it.
+    pub(super) spec: Option<Arc<SwitchSpec>>,
     pub(super) digest: Option<SpecDigest>,
     pub(super) spec_config_version: u64,
+    /// The view's version when the spec was built (where its journal of
+    /// changed keys starts for [`Agent::respec`]).
+    pub(super) spec_view_version: u64,
     /// The local facts of CONFIG_DB at a view version.
     pub(super) facts: Option<(u64, LocalFacts)>,
     /// The view's version when the last reconcile converged.
     pub(super) converged_at: Option<u64>,
     /// The spec CONFIG_DB held, confirmed, at `converged_at`.
-    pub(super) converged_spec: Option<SwitchSpec>,
+    pub(super) converged_spec: Option<Arc<SwitchSpec>>,
     /// The last rendered frr.conf and the spec and flavour lines it was
     /// rendered from.
-    pub(super) rendered: Option<(SwitchSpec, FrrLines, Arc<str>)>,
+    pub(super) rendered: Option<(Arc<SwitchSpec>, FrrLines, Arc<str>)>,
 }
 
 /// The agent: the handles and the last applied state.
@@ -65,10 +70,11 @@ pub struct Agent {
     /// Which SONiC this is ([`Agent::set_flavour`]); `None`: not detected
     /// (FRR outside SONiC, tests): no flavour lines, nothing refused.
     pub(super) flavour: Option<Flavour>,
-    /// SHA-256 of the frr.conf this agent installed (or found installed)
-    /// and verified: a file that no longer has it was changed or deleted
-    /// under the agent ([`Agent::frr_drifted`]).
-    pub(super) frr_digest: Option<[u8; 32]>,
+    /// The frr.conf this agent installed (or found installed) and
+    /// verified, the rendered text itself (shared with `last.rendered`): a
+    /// file that no longer holds it was changed or deleted under the agent
+    /// ([`Agent::frr_drifted`]).
+    pub(super) frr_installed: Option<Arc<str>>,
     /// The next reconcile installs frr.conf again even when nothing else
     /// changed ([`Agent::repair_frr`]).
     pub(super) frr_repair: bool,
@@ -105,7 +111,7 @@ impl Agent {
             generation: 0,
             frr_loaded: false,
             flavour: None,
-            frr_digest: None,
+            frr_installed: None,
             frr_repair: false,
             liveness: None,
             contested: Default::default(),
@@ -145,7 +151,7 @@ impl Agent {
     /// `None` before the first verified install and in dry-run mode.
     pub fn frr_drifted(&self) -> Option<&'static str> {
         let installer = self.installer.as_ref()?;
-        let want = self.frr_digest?;
+        let want = self.frr_installed.as_ref()?;
         if self.opts.mode != Mode::Apply {
             return None;
         }
@@ -154,7 +160,7 @@ impl Agent {
             &installer.dest,
             crate::files::FRR_CONFIG_MAX_BYTES,
         ) {
-            Ok(bytes) if digest(&bytes) == want => None,
+            Ok(bytes) if bytes == want.as_bytes() => None,
             Ok(_) => Some("changed"),
             Err(e) if e.is_missing() => Some("deleted"),
             Err(_) => Some("unreadable"),
@@ -222,7 +228,7 @@ impl Agent {
 
     /// The spec of the last valid desired state.
     pub fn spec(&self) -> Option<&SwitchSpec> {
-        self.last.spec.as_ref()
+        self.last.spec.as_deref()
     }
 
     /// The desired state last fetched.
@@ -269,9 +275,21 @@ impl Agent {
     /// changed or deleted an owned entry): plans against the view, no I/O.
     pub fn drifted(&self) -> Option<Plan> {
         let spec = self.last.spec.as_ref()?;
+        let touched = self.touched();
         let view = self.db.view();
-        let plan = self.uncontested(Planning::new(spec, &view.config, &view.confirmed).plan());
+        let plan = Planning::new(spec, &view.config, &view.confirmed)
+            .since_touched(self.last.converged_spec.as_deref(), touched.as_deref())
+            .plan();
+        let plan = self.uncontested(plan);
         (!plan.phases.is_empty()).then_some(plan)
+    }
+
+    /// The keys that changed since the last converged reconcile (empty:
+    /// nothing moved); `None` when unknown (never converged, or the view's
+    /// journal does not reach back that far).
+    pub(super) fn touched(&self) -> Option<Vec<crate::configdb::view::Touched>> {
+        let at = self.last.converged_at?;
+        self.db.view().touched_since(at)
     }
 
     /// One reconcile: the steps of [`super::steps`] in order, the first error
@@ -311,10 +329,4 @@ impl Agent {
         out.duration = started.elapsed();
         out
     }
-}
-
-/// SHA-256 of an installed frr.conf.
-pub(super) fn digest(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
 }

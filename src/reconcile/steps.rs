@@ -3,27 +3,29 @@
 //! error type; [`Agent::reconcile_once`] runs them in this order and turns
 //! the first error into the outcome.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::agent::{Agent, digest};
+use super::agent::Agent;
 use super::desired::FetchError;
 use super::options::{self, Mode};
 use super::prepare;
-use crate::configdb::Planning;
 use crate::configdb::connection::ConfigDbError;
 use crate::configdb::plan::Plan;
 use crate::configdb::redis::PhaseHook;
 use crate::configdb::schema::Key;
+use crate::configdb::view::Touched;
+use crate::configdb::{Planning, facts};
 use crate::error::Error;
 use crate::files::{self, FileError, FileKind};
-use crate::flavour::Flavour;
+use crate::flavour::{Flavour, FrrLines};
 use crate::frr;
 use crate::frr::install::{InstallError, Installed};
 use crate::kernel::NotConverged;
 use crate::kernel::expect::expectations;
 use crate::report::{FrrOutcome, Outcome, ReconcileResult};
-use crate::spec::{self, Problems, SwitchDesc, SwitchSpec};
+use crate::spec::{self, Problems, SpecDigest, SwitchDesc, SwitchSpec};
 
 /// How long one full read of the owned CONFIG_DB entries may take.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,14 +87,29 @@ impl Agent {
             out.digest = self.last.digest.clone();
             return Ok(ReconcileResult::Converged);
         }
-        // What SONiC confirmed, with every value read (planning decides on them).
-        self.refresh().await?;
+        // What SONiC confirmed, with every value read (planning decides on
+        // them); of the router-interface map only what the plan asks about
+        // (a drift repair: its interfaces, not every one of the switch).
+        self.refresh(Some(&[])).await?;
         let t = Instant::now();
-        let spec = self.build_spec(desc, out.desired_changed)?;
+        let mut spec = self.build_spec(desc.clone(), out.desired_changed)?;
+        let interfaces = self.planning_reads(&spec, &reassert);
+        let mut planning = t.elapsed();
+        if interfaces.as_ref().is_none_or(|i| !i.is_empty()) {
+            let version = self.db.view().config_version;
+            self.refresh(interfaces.as_deref()).await?;
+            // The spec is built against the CONFIG_DB the plan reads.
+            if self.db.view().config_version != version {
+                let t = Instant::now();
+                spec = self.build_spec(desc, out.desired_changed)?;
+                planning += t.elapsed();
+            }
+        }
         self.last.api_generation = api_generation;
         out.digest = self.last.digest.clone();
-        let plan = self.plan(&spec, view_moved, &reassert);
-        out.stages.plan = t.elapsed();
+        let t = Instant::now();
+        let plan = self.plan(&spec, &reassert);
+        out.stages.plan = planning + t.elapsed();
         out.planned(&plan);
         if self.opts.mode == Mode::DryRun {
             out.frr = FrrOutcome::Skipped;
@@ -179,10 +196,11 @@ impl Agent {
         Ok(())
     }
 
-    /// Read what changed unread: every owned entry with its values.
-    async fn refresh(&mut self) -> Result<(), ConfigDbError> {
+    /// Read what changed unread: every owned entry with its values; of the
+    /// router-interface map only the fields of `interfaces` (`None`: all).
+    async fn refresh(&mut self, interfaces: Option<&[String]>) -> Result<(), ConfigDbError> {
         let _step = self.step("reading CONFIG_DB", REFRESH_TIMEOUT + STEP_SLACK);
-        self.db.refresh(REFRESH_TIMEOUT).await
+        self.db.refresh_for(interfaces, REFRESH_TIMEOUT).await
     }
 
     /// Spec: the desired state validated against CONFIG_DB's local facts;
@@ -191,37 +209,107 @@ impl Agent {
         &mut self,
         desc: Arc<SwitchDesc>,
         desired_changed: bool,
-    ) -> Result<SwitchSpec, Problems> {
+    ) -> Result<Arc<SwitchSpec>, Problems> {
         let version = self.db.view().config_version;
         let rebuild =
             desired_changed || self.last.spec.is_none() || self.last.spec_config_version != version;
+        if rebuild && !desired_changed && self.respec(version) {
+            return self.last.spec.clone().ok_or(Problems(Vec::new()));
+        }
         if rebuild {
-            self.last.desc = Some(desc.clone());
-            self.last.spec = None;
-            self.last.digest = None;
+            // The spec of the same CONFIG_DB and the document it came from:
+            // only the nics that changed are validated again when that is
+            // enough (spec::rebuild), and the same spec is kept as it is.
+            let prev_desc = self.last.desc.replace(desc.clone());
+            let prev = self.last.spec.take();
+            let same_facts = self.last.spec_config_version == version;
+            let prev_digest = self.last.digest.take();
             if self.last.facts.as_ref().is_none_or(|(v, _)| *v != version) {
                 let facts = prepare::local_facts(&self.cfg, &self.db.view().config);
                 self.last.facts = Some((version, facts));
             }
-            let spec = match &self.last.facts {
-                Some((_, facts)) => spec::build(&desc, &self.cfg, facts)?,
-                None => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
+            let rebuilt = match (&self.last.facts, &prev, &prev_desc) {
+                (Some((_, facts)), Some(prev), Some(prev_desc)) if same_facts => {
+                    spec::rebuild(prev, prev_desc, &desc, &self.cfg, facts)
+                }
+                _ => None,
             };
-            self.last.digest = Some(spec.digest());
+            let spec = match rebuilt {
+                Some(Ok(Cow::Borrowed(_))) => prev.clone().ok_or(Problems(Vec::new()))?,
+                Some(Ok(Cow::Owned(s))) => Arc::new(s),
+                Some(Err(p)) => return Err(p),
+                None => Arc::new(match &self.last.facts {
+                    Some((_, facts)) => spec::build(&desc, &self.cfg, facts)?,
+                    None => prepare::spec(&desc, &self.cfg, &self.db.view().config)?,
+                }),
+            };
+            let (spec, digest) = keep_very(prev.zip(prev_digest), spec);
+            self.last.digest = Some(digest);
             self.last.spec = Some(spec);
             self.last.spec_config_version = version;
+            self.last.spec_view_version = self.db.view().version;
         }
         self.last.spec.clone().ok_or(Problems(Vec::new()))
     }
 
-    /// Plan: only what changed when CONFIG_DB still holds the converged
-    /// spec, confirmed; otherwise against what SONiC confirmed, re-asserting
-    /// `reassert` (pure: [`Planning::plan`]); contested keys left out.
-    fn plan(&self, spec: &SwitchSpec, view_moved: bool, reassert: &[Key]) -> Plan {
+    /// The same document after CONFIG_DB changed only in `INTERFACE` and
+    /// `VLAN_MEMBER` entries (a drift repair): the local facts are updated
+    /// for those ports and only their conflict check runs again
+    /// (`spec::recheck_ports`); returns whether the spec stands.
+    fn respec(&mut self, version: u64) -> bool {
+        let Some(prev) = &self.last.spec else {
+            return false;
+        };
         let view = self.db.view();
-        let since = self.last.converged_spec.as_ref().filter(|_| !view_moved);
+        let Some(touched) = view.touched_since(self.last.spec_view_version) else {
+            return false;
+        };
+        let changed: Vec<Key> = touched
+            .into_iter()
+            .filter_map(|t| match t {
+                Touched::Config(k) => Some(k),
+                _ => None,
+            })
+            .collect();
+        // The facts the spec was built with, updated in place (dropped when
+        // that does not work out: read anew then).
+        let Some((at, mut facts)) = self.last.facts.take() else {
+            return false;
+        };
+        if at != self.last.spec_config_version {
+            return false;
+        }
+        let stands = facts::update_port_facts(&mut facts, &view.config, &changed)
+            .is_some_and(|ports| spec::recheck_ports(prev, &self.cfg, &facts, &ports));
+        if stands {
+            self.last.facts = Some((version, facts));
+            self.last.spec_config_version = version;
+            self.last.spec_view_version = view.version;
+        }
+        stands
+    }
+
+    /// The interfaces whose router interface the plan will ask about
+    /// (`None`: any; [`Planning::reading`]).
+    fn planning_reads(&self, spec: &SwitchSpec, reassert: &[Key]) -> Option<Vec<String>> {
+        let touched = self.touched();
+        let view = self.db.view();
+        Planning::new(spec, &view.config, &view.confirmed)
+            .since_touched(self.last.converged_spec.as_deref(), touched.as_deref())
+            .reasserting(reassert)
+            .reading()
+            .interfaces()
+    }
+
+    /// Plan: only what changed when CONFIG_DB still holds the converged
+    /// spec, confirmed, or only what the keys changed since can move;
+    /// otherwise against what SONiC confirmed, re-asserting `reassert`
+    /// (pure: [`Planning::plan`]); contested keys left out.
+    fn plan(&self, spec: &SwitchSpec, reassert: &[Key]) -> Plan {
+        let touched = self.touched();
+        let view = self.db.view();
         let plan = Planning::new(spec, &view.config, &view.confirmed)
-            .since(since)
+            .since_touched(self.last.converged_spec.as_deref(), touched.as_deref())
             .reasserting(reassert)
             .plan();
         self.uncontested(plan)
@@ -229,7 +317,7 @@ impl Agent {
 
     /// frr.conf must be one the agent can read back (verify, drift):
     /// refused before anything is written, like any invalid state.
-    fn frr_fits(&mut self, spec: &SwitchSpec) -> Result<(), Problems> {
+    fn frr_fits(&mut self, spec: &Arc<SwitchSpec>) -> Result<(), Problems> {
         if self.installer.is_none() {
             return Ok(());
         }
@@ -251,7 +339,7 @@ impl Agent {
     /// first ([`Agent::write`]), FRR after ([`Agent::frr`]).
     async fn frr_removals_first(
         &mut self,
-        spec: &SwitchSpec,
+        spec: &Arc<SwitchSpec>,
         plan: &Plan,
         out: &mut Outcome,
     ) -> Result<(), InstallError> {
@@ -261,6 +349,9 @@ impl Agent {
         let (Some(installer), Some(old)) = (&self.installer, &self.last.converged_spec) else {
             return Ok(());
         };
+        if Arc::ptr_eq(old, spec) {
+            return Ok(());
+        }
         let Some(mid) = frr::render::removals_first(old, spec) else {
             return Ok(());
         };
@@ -320,7 +411,7 @@ impl Agent {
 
     /// FRR: render, validate, install and reload when the rendered text
     /// differs from the installed file (or FRR may not run it yet).
-    async fn frr(&mut self, spec: &SwitchSpec) -> Result<FrrOutcome, InstallError> {
+    async fn frr(&mut self, spec: &Arc<SwitchSpec>) -> Result<FrrOutcome, InstallError> {
         if self.installer.is_none() {
             return Ok(FrrOutcome::Skipped);
         }
@@ -355,16 +446,9 @@ impl Agent {
 
     /// frr.conf for `spec` (rendered again only when the spec or the
     /// flavour's lines changed).
-    fn rendered(&mut self, spec: &SwitchSpec) -> Arc<str> {
+    fn rendered(&mut self, spec: &Arc<SwitchSpec>) -> Arc<str> {
         let lines = self.frr_lines();
-        match &self.last.rendered {
-            Some((s, l, text)) if s == spec && *l == lines => text.clone(),
-            _ => {
-                let text: Arc<str> = frr::render(spec, lines).into();
-                self.last.rendered = Some((spec.clone(), lines, text.clone()));
-                text
-            }
-        }
+        render_cached(&mut self.last.rendered, spec, lines)
     }
 
     /// Verify: the installed frr.conf is the rendered one, and — when
@@ -372,15 +456,24 @@ impl Agent {
     /// confirms finds nothing left.
     async fn verify(
         &mut self,
-        spec: &SwitchSpec,
+        spec: &Arc<SwitchSpec>,
         plan: &Plan,
         out: &mut Outcome,
     ) -> Result<(), VerifyError> {
         if let Some(dest) = self.installer.as_ref().map(|i| i.dest.clone()) {
             let text = self.rendered(spec);
-            let installed =
-                files::read_bytes(FileKind::FrrConfig, &dest, files::FRR_CONFIG_MAX_BYTES)?;
-            if installed != text.as_bytes() {
+            // Unchanged: the FRR step has just read the file and found these
+            // bytes, and nothing ran since; it is read again only after FRR
+            // was given a file (validated, reloaded).
+            let installed = match out.frr == FrrOutcome::Unchanged {
+                true => None,
+                false => Some(files::read_bytes(
+                    FileKind::FrrConfig,
+                    &dest,
+                    files::FRR_CONFIG_MAX_BYTES,
+                )?),
+            };
+            if installed.is_some_and(|i| i != text.as_bytes()) {
                 return Err(ConfigDbError::NotConverged {
                     remaining: format!(
                         "{} changed after it was installed (someone else writes it?)",
@@ -389,13 +482,14 @@ impl Agent {
                 }
                 .into());
             }
-            self.frr_digest = Some(digest(&installed));
+            self.frr_installed = Some(text);
         }
         if plan.is_empty() {
             return Ok(());
         }
-        // The apply ended synced with redis; read what changed unread.
-        self.refresh().await?;
+        // The apply ended synced with redis; read what changed unread. The
+        // full plan, not the narrowed one: an independent check.
+        self.refresh(None).await?;
         let view = self.db.view();
         let again = self.uncontested(Planning::new(spec, &view.config, &view.confirmed).plan());
         if !again.is_empty() {
@@ -414,7 +508,7 @@ impl Agent {
     /// grace period, then let drift repair take over.
     async fn await_kernel(
         &mut self,
-        spec: &SwitchSpec,
+        spec: &Arc<SwitchSpec>,
         deadline: Instant,
         out: &mut Outcome,
     ) -> Result<(), NotConverged> {
@@ -429,6 +523,49 @@ impl Agent {
         out.kernel_pending = confirmed.is_err();
         confirmed.map(|_| ())
     }
+}
+
+/// The same spec: the very value (no comparison needed), or an equal one.
+fn same_spec(a: &Arc<SwitchSpec>, b: &Arc<SwitchSpec>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
+/// The spec to go on with after `built` was built: the last one with its
+/// digest when `built` equals it (CONFIG_DB moved without changing the
+/// spec), so that every later step compares pointers instead of two
+/// switches' specs; otherwise `built` with its digest.
+fn keep_very(
+    last: Option<(Arc<SwitchSpec>, SpecDigest)>,
+    built: Arc<SwitchSpec>,
+) -> (Arc<SwitchSpec>, SpecDigest) {
+    match last {
+        Some((last, digest)) if same_spec(&last, &built) => (last, digest),
+        _ => {
+            let digest = built.digest();
+            (built, digest)
+        }
+    }
+}
+
+/// frr.conf for `spec` with `lines`: the text in `cache` when it was
+/// rendered for an equal spec with the same lines (the cache then holds
+/// `spec`, so that the next call compares pointers), else rendered anew
+/// into it.
+fn render_cached(
+    cache: &mut Option<(Arc<SwitchSpec>, FrrLines, Arc<str>)>,
+    spec: &Arc<SwitchSpec>,
+    lines: FrrLines,
+) -> Arc<str> {
+    if let Some((s, l, text)) = cache
+        && *l == lines
+        && same_spec(s, spec)
+    {
+        *s = spec.clone();
+        return text.clone();
+    }
+    let text: Arc<str> = frr::render(spec, lines).into();
+    *cache = Some((spec.clone(), lines, text.clone()));
+    text
 }
 
 /// A rendered frr.conf of `len` bytes is larger than the agent reads back
@@ -446,6 +583,61 @@ fn frr_size_problem(len: usize, limit: u64) -> Option<spec::Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::configdb::testkit;
+    use crate::spec::{AdminStatus, PortRole};
+
+    fn spec_with(vni: u32) -> Arc<SwitchSpec> {
+        Arc::new(testkit::spec(
+            vec![
+                testkit::port("Ethernet0", PortRole::Tenant { vni }, None),
+                testkit::port("Ethernet4", testkit::firewall(), Some(AdminStatus::Up)),
+            ],
+            &[(vni, 1001)],
+        ))
+    }
+
+    /// A spec built anew that equals the last one: the last one is kept,
+    /// and with it its digest, which is the digest of the one built anew.
+    #[test]
+    fn an_equal_spec_built_anew_keeps_the_very_last_one_and_its_digest() {
+        let last = spec_with(104001);
+        let built = spec_with(104001);
+        assert!(!Arc::ptr_eq(&last, &built));
+        let (kept, digest) = keep_very(Some((last.clone(), last.digest())), built.clone());
+        assert!(Arc::ptr_eq(&kept, &last));
+        assert_eq!(*kept, *built);
+        assert_eq!(digest, built.digest());
+
+        let other = spec_with(104002);
+        let (kept, digest) = keep_very(Some((last.clone(), last.digest())), other.clone());
+        assert!(Arc::ptr_eq(&kept, &other));
+        assert_eq!(digest, other.digest());
+        let (kept, digest) = keep_very(None, built.clone());
+        assert!(Arc::ptr_eq(&kept, &built));
+        assert_eq!(digest, built.digest());
+    }
+
+    /// The text kept for an equal spec is the text rendered anew, and the
+    /// cache follows the spec it was asked for; a different spec or other
+    /// flavour lines render anew.
+    #[test]
+    fn a_kept_frr_conf_is_the_one_rendered_anew() {
+        let mut cache = None;
+        let first = spec_with(104001);
+        let text = render_cached(&mut cache, &first, FrrLines::NONE);
+        assert_eq!(&*text, frr::render(&first, FrrLines::NONE));
+
+        let equal = spec_with(104001);
+        let again = render_cached(&mut cache, &equal, FrrLines::NONE);
+        assert!(Arc::ptr_eq(&again, &text), "not rendered again");
+        assert_eq!(&*again, frr::render(&equal, FrrLines::NONE));
+        assert!(cache.as_ref().is_some_and(|(s, _, _)| Arc::ptr_eq(s, &equal)));
+
+        let other = spec_with(104002);
+        let rendered = render_cached(&mut cache, &other, FrrLines::NONE);
+        assert_eq!(&*rendered, frr::render(&other, FrrLines::NONE));
+        assert_ne!(rendered, text);
+    }
 
     /// Issue 22 item 8: a rendered frr.conf larger than the agent reads back
     /// is refused (as invalid, before any write), at the read limit exactly

@@ -1,5 +1,6 @@
 //! Building and validating a [`SwitchSpec`] (pure).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,6 +36,136 @@ pub fn build(desc: &SwitchDesc, cfg: &Config, facts: &LocalFacts) -> Result<Swit
     } else {
         Err(Problems(b.problems))
     }
+}
+
+/// The spec of `desc` from the spec `prev` built (without problems) from
+/// `prev_desc` with the same configuration and local facts, when the two
+/// documents differ only in the BGP filters of some nics: only those nics
+/// are validated again, everything else is reused — `prev` itself
+/// (borrowed) when the new filters come to the same spec, the common case
+/// of a document that changed without changing the switch. `None` when
+/// that does not apply (the caller builds anew); the result is exactly
+/// what [`build`] returns.
+pub fn rebuild<'p>(
+    prev: &'p SwitchSpec,
+    prev_desc: &SwitchDesc,
+    desc: &SwitchDesc,
+    cfg: &Config,
+    facts: &LocalFacts,
+) -> Option<Result<Cow<'p, SwitchSpec>, Problems>> {
+    if prev_desc.id != desc.id || prev_desc.nics.len() != desc.nics.len() {
+        return None;
+    }
+    let mut changed = Vec::new();
+    for (old, new) in prev_desc.nics.iter().zip(&desc.nics) {
+        if old == new {
+            continue;
+        }
+        if old.name != new.name || old.vrf != new.vrf || old.admin != new.admin {
+            return None;
+        }
+        changed.push(new);
+    }
+    let mut b = Builder {
+        cfg,
+        facts,
+        problems: Vec::new(),
+        known_ports: None,
+    };
+    // What differs from `prev`: firewall roles by port, tenant prefixes by VNI.
+    let mut roles: Vec<(String, PortRole)> = Vec::new();
+    let mut vnis = BTreeSet::new();
+    for nic in changed {
+        // The port the nic became, as `prev` has it (uplinks, additional
+        // bridge ports and unprovisioned ports ignore the filter).
+        let name = b.resolve_nic(nic)?;
+        let Some(port) = prev.ports.get(&name) else {
+            continue;
+        };
+        match &port.role {
+            PortRole::Firewall { .. } => {
+                let (role, _) = b.role(&nic.name, nic)?;
+                if !matches!(role, PortRole::Firewall { .. }) {
+                    return None;
+                }
+                if role != port.role {
+                    roles.push((name, role));
+                }
+            }
+            PortRole::Tenant { vni } => {
+                vnis.insert(*vni);
+            }
+            PortRole::Underlay | PortRole::Unprovisioned => {}
+        }
+    }
+    let mut prefixes: Vec<(u32, Prefixes)> = Vec::new();
+    for vni in vnis {
+        let vrf = prev.vrfs.get(&vni)?;
+        let member = format!("vrf{vni}");
+        let mut nets = Vec::new();
+        for nic in desc
+            .nics
+            .iter()
+            .filter(|n| n.vrf.as_deref() == Some(&member))
+        {
+            let name = b.resolve_nic(nic)?;
+            if vrf.ports.contains(&name) {
+                nets.extend(b.parse_cidrs(&nic.name, &nic.filter.cidrs));
+            }
+        }
+        let compacted = Prefixes::compact(nets);
+        if compacted != vrf.prefixes {
+            prefixes.push((vni, compacted));
+        }
+    }
+    // A problem in a filter: build anew, for every problem in its order.
+    if !b.problems.is_empty() {
+        return None;
+    }
+    if roles.is_empty() && prefixes.is_empty() {
+        return Some(Ok(Cow::Borrowed(prev)));
+    }
+    let mut spec = prev.clone();
+    for (name, role) in roles {
+        if let Some(port) = spec.ports.get_mut(&name) {
+            port.role = role;
+        }
+    }
+    for (vni, p) in prefixes {
+        if let Some(vrf) = spec.vrfs.get_mut(&vni) {
+            vrf.prefixes = p;
+        }
+    }
+    Some(Ok(Cow::Owned(spec)))
+}
+
+/// The spec `prev` (built without problems from the same document and
+/// configuration) for local facts that differ from the ones it was built
+/// with only in the `INTERFACE` entries, IP sub-keys and VLAN memberships of
+/// `ports`: those facts are read only by the per-port conflict check, so it
+/// runs again for these ports alone. Whether `prev` stands, exactly what
+/// [`build`] would return; `false` when the check finds a problem (the
+/// caller builds anew, for every problem in its order).
+pub fn recheck_ports(
+    prev: &SwitchSpec,
+    cfg: &Config,
+    facts: &LocalFacts,
+    ports: &BTreeSet<String>,
+) -> bool {
+    let mut b = Builder {
+        cfg,
+        facts,
+        problems: Vec::new(),
+        known_ports: None,
+    };
+    let touched: BTreeMap<String, PortSpec> = prev
+        .ports
+        .iter()
+        .filter(|(n, _)| ports.contains(*n))
+        .map(|(n, p)| (n.clone(), p.clone()))
+        .collect();
+    b.check_local_conflicts(&touched, &prev.static_vrfs);
+    b.problems.is_empty()
 }
 
 struct Builder<'a> {

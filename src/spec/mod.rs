@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{LogLevel, VlanRange};
 
-pub use build::build;
 pub(crate) use build::natural_cmp;
+pub use build::{build, rebuild, recheck_ports};
 
 /// Largest VXLAN network identifier (24 bit).
 pub const MAX_VNI: u32 = 16_777_215;
