@@ -302,7 +302,7 @@ pub fn diff_scoped(
     for v in reach.vnis.iter().filter_map(|v| spec.vrfs.get(v)) {
         target::visit_vrf(spec, v, &mut s, &mut visit);
     }
-    for table in DELETABLE {
+    for table in deletable() {
         for (name, cur) in covered.entries(table).iter().copied() {
             delete_unmatched(owned, &matched, table, name, cur, &mut changes);
         }
@@ -311,17 +311,13 @@ pub fn diff_scoped(
     ChangeSet { changes }
 }
 
-/// The tables whose owned entries a plan may delete (`PORT` keys are never
-/// deleted; the VTEP is never owned).
-const DELETABLE: [Table; 7] = [
-    Table::Interface,
-    Table::Vrf,
-    Table::Vlan,
-    Table::VlanMember,
-    Table::VlanInterface,
-    Table::SuppressVlanNeigh,
-    Table::VxlanTunnelMap,
-];
+/// The tables whose owned entries a plan may delete, in [`Table::ALL`]'s
+/// order (`PORT` keys are never deleted; the VTEP is never owned).
+fn deletable() -> impl Iterator<Item = Table> {
+    Table::ALL
+        .into_iter()
+        .filter(|t| !matches!(t, Table::Port | Table::VxlanTunnel | Table::VxlanEvpnNvo))
+}
 
 /// Delete the owned entries of `current` that no desired entry matched.
 fn deletions(
@@ -330,7 +326,7 @@ fn deletions(
     matched: &Matched,
     changes: &mut Vec<Change>,
 ) {
-    for table in DELETABLE {
+    for table in deletable() {
         for (name, cur) in current.table(table) {
             delete_unmatched(owned, matched, table, name, cur, changes);
         }
