@@ -20,6 +20,17 @@ pub enum PortOperState {
     Unknown,
 }
 
+impl PortOperState {
+    /// The name in the status file and the metrics (serde's too).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortOperState::Up => "up",
+            PortOperState::Down => "down",
+            PortOperState::Unknown => "unknown",
+        }
+    }
+}
+
 /// BGP finite-state-machine state, as FRR names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum BgpState {

@@ -93,6 +93,25 @@ macro_rules! label_value {
     };
 }
 
+/// A label value that wraps a type shown by its `$show` method.
+macro_rules! label_newtype {
+    ($name:ident($inner:ty), $show:ident) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        struct $name($inner);
+        impl EncodeLabelValue for $name {
+            fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(e, self.0.$show())
+            }
+        }
+    };
+}
+
+label_newtype!(TableName(Table), name);
+label_newtype!(DbName(Database), name);
+label_newtype!(HandlingName(Handling), name);
+label_newtype!(OperState(PortOperState), as_str);
+label_newtype!(Bgp(BgpState), as_str);
+
 label_value!(ReconcileResult);
 label_value!(Stage);
 label_value!(DriftSource);
@@ -123,14 +142,6 @@ impl PlanAction {
     }
 }
 label_value!(PlanAction);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct TableName(Table);
-impl EncodeLabelValue for TableName {
-    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        std::fmt::Write::write_str(e, self.0.name())
-    }
-}
 
 /// A metal API call (both API versions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -248,26 +259,6 @@ impl MetalCoreOperation {
 }
 label_value!(MetalCoreOperation);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct OperState(PortOperState);
-impl EncodeLabelValue for OperState {
-    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        let s = match self.0 {
-            PortOperState::Up => "up",
-            PortOperState::Down => "down",
-            PortOperState::Unknown => "unknown",
-        };
-        std::fmt::Write::write_str(e, s)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Bgp(BgpState);
-impl EncodeLabelValue for Bgp {
-    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        std::fmt::Write::write_str(e, self.0.as_str())
-    }
-}
 const BGP_STATES: [BgpState; 6] = [
     BgpState::Idle,
     BgpState::Connect,
@@ -295,20 +286,6 @@ struct DriftLabels {
     source: DriftSource,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct DbName(Database);
-impl EncodeLabelValue for DbName {
-    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        std::fmt::Write::write_str(e, self.0.name())
-    }
-}
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct HandlingName(Handling);
-impl EncodeLabelValue for HandlingName {
-    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        std::fmt::Write::write_str(e, self.0.name())
-    }
-}
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct UndecodableLabels {
     db: DbName,
