@@ -16,6 +16,20 @@ use rtnetlink::packet_route::link::{
 
 use super::state::{Address, BridgeVlans, KernelState, Link, LinkKind};
 
+/// One attribute of a link's `IFLA_INFO_DATA` of the given kind:
+/// `info_attr!(data, InfoData::Vlan, InfoVlan::Id)`.
+macro_rules! info_attr {
+    ($data:expr, $kind:path, $attr:path) => {
+        match $data {
+            Some($kind(v)) => v.iter().find_map(|x| match x {
+                $attr(a) => Some(*a),
+                _ => None,
+            }),
+            _ => None,
+        }
+    };
+}
+
 /// The full link of an `AF_UNSPEC` link message (`None` without a name).
 pub fn link(msg: &LinkMessage) -> Option<Link> {
     let mut name = None;
@@ -48,40 +62,16 @@ pub fn link(msg: &LinkMessage) -> Option<Link> {
         Some(InfoKind::Veth) => LinkKind::Veth,
         Some(InfoKind::Dummy) => LinkKind::Dummy,
         Some(InfoKind::Bridge) => LinkKind::Bridge {
-            vlan_filtering: match data {
-                Some(InfoData::Bridge(v)) => v.iter().find_map(|x| match x {
-                    InfoBridge::VlanFiltering(f) => Some(*f),
-                    _ => None,
-                }),
-                _ => None,
-            },
+            vlan_filtering: info_attr!(data, InfoData::Bridge, InfoBridge::VlanFiltering),
         },
         Some(InfoKind::Vrf) => LinkKind::Vrf {
-            table: match data {
-                Some(InfoData::Vrf(v)) => v.iter().find_map(|x| match x {
-                    InfoVrf::TableId(t) => Some(*t),
-                    _ => None,
-                }),
-                _ => None,
-            },
+            table: info_attr!(data, InfoData::Vrf, InfoVrf::TableId),
         },
         Some(InfoKind::Vlan) => LinkKind::Vlan {
-            id: match data {
-                Some(InfoData::Vlan(v)) => v.iter().find_map(|x| match x {
-                    InfoVlan::Id(i) => Some(*i),
-                    _ => None,
-                }),
-                _ => None,
-            },
+            id: info_attr!(data, InfoData::Vlan, InfoVlan::Id),
         },
         Some(InfoKind::Vxlan) => LinkKind::Vxlan {
-            vni: match data {
-                Some(InfoData::Vxlan(v)) => v.iter().find_map(|x| match x {
-                    InfoVxlan::Id(i) => Some(*i),
-                    _ => None,
-                }),
-                _ => None,
-            },
+            vni: info_attr!(data, InfoData::Vxlan, InfoVxlan::Id),
         },
         Some(other) => LinkKind::Other {
             name: other.to_string(),
