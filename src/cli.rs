@@ -839,13 +839,7 @@ pub fn spec_text(spec: &SwitchSpec) -> String {
         match &p.role {
             PortRole::Unprovisioned if p.admin.is_none() => pxe.push(p.name.as_str()),
             PortRole::Firewall { filter } => {
-                let prefixes: Vec<String> = filter
-                    .prefixes
-                    .v4
-                    .iter()
-                    .map(ToString::to_string)
-                    .chain(filter.prefixes.v6.iter().map(ToString::to_string))
-                    .collect();
+                let prefixes = filter.prefixes.shown();
                 let vnis: Vec<String> = filter.vnis.iter().map(ToString::to_string).collect();
                 out.push_str(&format!(
                     "  {:<12} firewall, mtu {}{admin}; prefixes {}; VNIs {}\n",
@@ -881,13 +875,7 @@ pub fn spec_text(spec: &SwitchSpec) -> String {
     }
     out.push_str(&format!("VRFs ({}):\n", spec.vrfs.len()));
     for v in spec.vrfs.values() {
-        let prefixes: Vec<String> = v
-            .prefixes
-            .v4
-            .iter()
-            .map(ToString::to_string)
-            .chain(v.prefixes.v6.iter().map(ToString::to_string))
-            .collect();
+        let prefixes = v.prefixes.shown();
         out.push_str(&format!(
             "  {} VNI {} VLAN {}: ports {}; prefixes {}\n",
             v.name(),

@@ -361,40 +361,37 @@ fn deny_mgmt(out: &mut Out) {
     out.bang();
 }
 
+/// One address family's prefix list `MAP-prefixes` and route-map `MAP`
+/// (`ip` or `ipv6`, up to host routes of `max_len`); nothing without nets.
+fn family_filter<N: std::fmt::Display>(
+    out: &mut Out,
+    nets: &[N],
+    ip: &str,
+    map: &str,
+    max_len: u8,
+) {
+    if nets.is_empty() {
+        return;
+    }
+    for net in nets {
+        out.line(
+            0,
+            format!("{ip} prefix-list {map}-prefixes permit {net} le {max_len}"),
+        );
+    }
+    out.line(0, format!("route-map {map} permit 10"));
+    out.line(1, format!("match {ip} address prefix-list {map}-prefixes"));
+    out.line(0, "exit");
+}
+
 /// Prefix lists and route-maps `P-in` (IPv4), `P-in6` (IPv6), `P-vni`.
 /// A family without prefixes gets neither list nor map.
 fn filter_objects(out: &mut Out, prefix: &str, prefixes: &Prefixes, vnis: &[u32]) {
     if prefixes.is_empty() && vnis.is_empty() {
         return;
     }
-    if !prefixes.v4.is_empty() {
-        for net in &prefixes.v4 {
-            out.line(
-                0,
-                format!("ip prefix-list {prefix}-in-prefixes permit {net} le 32"),
-            );
-        }
-        out.line(0, format!("route-map {prefix}-in permit 10"));
-        out.line(
-            1,
-            format!("match ip address prefix-list {prefix}-in-prefixes"),
-        );
-        out.line(0, "exit");
-    }
-    if !prefixes.v6.is_empty() {
-        for net in &prefixes.v6 {
-            out.line(
-                0,
-                format!("ipv6 prefix-list {prefix}-in6-prefixes permit {net} le 128"),
-            );
-        }
-        out.line(0, format!("route-map {prefix}-in6 permit 10"));
-        out.line(
-            1,
-            format!("match ipv6 address prefix-list {prefix}-in6-prefixes"),
-        );
-        out.line(0, "exit");
-    }
+    family_filter(out, &prefixes.v4, "ip", &format!("{prefix}-in"), 32);
+    family_filter(out, &prefixes.v6, "ipv6", &format!("{prefix}-in6"), 128);
     for (i, vni) in vnis.iter().enumerate() {
         let seq = 10 + i;
         out.line(0, format!("route-map {prefix}-vni permit {seq}"));

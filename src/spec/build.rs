@@ -276,30 +276,14 @@ impl Builder<'_> {
         // A port left to the operator that names no port (a typo, another
         // switch model) would let the agent take over the port meant: refused
         // by name, as an unknown spine uplink is.
-        let bridge_ports: BTreeSet<String> = cfg
-            .additional_bridge_ports
-            .iter()
-            .filter_map(|p| match self.resolve_config_port(p) {
-                Some(found) => found.ok(),
-                None => {
-                    let msg = self.not_a_port(p);
-                    self.port_problem(format!("additional_bridge_ports entry {}", quoted(p)), msg);
-                    None
-                }
-            })
+        let bridge_ports: BTreeSet<String> = self
+            .config_ports(
+                &cfg.additional_bridge_ports,
+                "additional_bridge_ports entry",
+            )
+            .into_iter()
             .collect();
-        let uplinks: Vec<String> = cfg
-            .spine_uplinks
-            .iter()
-            .filter_map(|p| match self.resolve_config_port(p) {
-                Some(found) => found.ok(),
-                None => {
-                    let msg = self.not_a_port(p);
-                    self.port_problem(format!("spine uplink {}", quoted(p)), msg);
-                    None
-                }
-            })
-            .collect();
+        let uplinks = self.config_ports(&cfg.spine_uplinks, "spine uplink");
         for name in &uplinks {
             self.add_port(&mut ports, name, PortRole::Underlay, None, None);
         }
@@ -388,6 +372,23 @@ impl Builder<'_> {
                 None
             }
         }
+    }
+
+    /// The ports a list of the configuration names (kernel names or
+    /// aliases), each resolved by [`Self::resolve_config_port`]; a name that
+    /// is no port is a problem of `what`.
+    fn config_ports(&mut self, names: &[String], what: &str) -> Vec<String> {
+        names
+            .iter()
+            .filter_map(|p| match self.resolve_config_port(p) {
+                Some(found) => found.ok(),
+                None => {
+                    let msg = self.not_a_port(p);
+                    self.port_problem(format!("{what} {}", quoted(p)), msg);
+                    None
+                }
+            })
+            .collect()
     }
 
     /// A port named in the configuration: its kernel name or its alias.

@@ -159,6 +159,12 @@ impl Prefixes {
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
     }
+
+    /// Every prefix as text, IPv4 first.
+    pub fn shown(&self) -> Vec<String> {
+        let v4 = self.v4.iter().map(ToString::to_string);
+        v4.chain(self.v6.iter().map(ToString::to_string)).collect()
+    }
 }
 
 /// The BGP filter of a firewall port.
