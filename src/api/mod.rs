@@ -579,20 +579,9 @@ mod tests {
         assert_eq!(v, ApiVersion::V1);
         let (v, two) = parse_switch_document("v2", &lab("leaf01.v2.json"), None).unwrap();
         assert_eq!(v, ApiVersion::V2);
-        let a = crate::reconcile::prepare(
-            &one,
-            &cfg,
-            &state,
-            &crate::configdb::confirmed::Confirmed::assumed(),
-        )
-        .unwrap();
-        let b = crate::reconcile::prepare(
-            &two,
-            &cfg,
-            &state,
-            &crate::configdb::confirmed::Confirmed::assumed(),
-        )
-        .unwrap();
+        let assumed = crate::configdb::confirmed::Confirmed::assumed();
+        let prepared = |doc| crate::reconcile::prepare(doc, &cfg, &state, &assumed).unwrap();
+        let (a, b) = (prepared(&one), prepared(&two));
         assert_eq!(a.spec, b.spec);
         assert_eq!(a.plan, b.plan);
         // Not trivially equal: the spec has the lab's tenants, firewall and a

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
 use super::client::ApiClient;
 use super::token::{self, TokenFile};
@@ -81,35 +81,26 @@ impl TokenRenewal {
     /// runs). Must be called within a tokio runtime.
     pub fn spawn(client: ApiClient, opts: RenewalOptions, observe: Observer) -> RenewalHandle {
         let (stop, stopped) = watch::channel(false);
-        let task = client
-            .token_file()
-            .map(std::path::Path::to_path_buf)
-            .map(|path| tokio::spawn(run(client, path, opts, observe, stopped)));
+        let mut task = JoinSet::new();
+        if let Some(path) = client.token_file().map(std::path::Path::to_path_buf) {
+            task.spawn(run(client, path, opts, observe, stopped));
+        }
         RenewalHandle { stop, task }
     }
 }
 
-/// The running renewal; stops on [`RenewalHandle::shutdown`] or drop.
+/// The running renewal; stops on [`RenewalHandle::shutdown`] or drop
+/// (the set aborts its task).
 #[derive(Debug)]
 pub struct RenewalHandle {
     stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    task: JoinSet<()>,
 }
 
 impl RenewalHandle {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
-    }
-}
-
-impl Drop for RenewalHandle {
-    fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
+        while self.task.join_next().await.is_some() {}
     }
 }
 

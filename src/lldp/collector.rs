@@ -167,12 +167,8 @@ impl Delivery {
     pub fn failed(batch: Vec<PhoneHomeEvent>, error: String) -> Delivery {
         let (rejected, kept) = split_named(batch, &error);
         Delivery {
-            calls: 1,
-            failed_calls: 1,
-            rejected,
             kept,
-            error: Some(error),
-            ..Delivery::default()
+            ..Delivery::refusing(rejected, error)
         }
     }
 
@@ -185,9 +181,16 @@ impl Delivery {
     pub fn refused(batch: Vec<PhoneHomeEvent>, error: String) -> Delivery {
         let (rejected, sent) = split_named(batch, &error);
         Delivery {
+            sent,
+            ..Delivery::refusing(rejected, error)
+        }
+    }
+
+    /// One failed call whose answer refused `rejected`.
+    fn refusing(rejected: Vec<PhoneHomeEvent>, error: String) -> Delivery {
+        Delivery {
             calls: 1,
             failed_calls: 1,
-            sent,
             rejected,
             error: Some(error),
             ..Delivery::default()

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{oneshot, watch};
-use tokio::task::{AbortHandle, JoinHandle, JoinSet};
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::MissedTickBehavior;
 
 use super::capture::{PacketSocket, Received};
@@ -164,22 +164,24 @@ impl PhoneHome {
             changed,
         });
         let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(run(ports, sender, opts, shared.clone(), stop_rx));
+        let mut task = JoinSet::new();
+        task.spawn(run(ports, sender, opts, shared.clone(), stop_rx));
         PhoneHomeHandle {
             shared,
             changed: changed_rx,
             stop: Some(stop_tx),
-            task: Some(task),
+            task,
         }
     }
 }
 
-/// The running phone-home task.
+/// The running phone-home task; dropping the handle aborts it (the set
+/// does).
 pub struct PhoneHomeHandle {
     shared: Arc<Shared>,
     changed: watch::Receiver<u64>,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    task: JoinSet<()>,
 }
 
 impl std::fmt::Debug for PhoneHomeHandle {
@@ -221,17 +223,7 @@ impl PhoneHomeHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for PhoneHomeHandle {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        while self.task.join_next().await.is_some() {}
     }
 }
 

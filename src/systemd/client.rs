@@ -153,6 +153,15 @@ pub enum SystemdError {
     SignalsLost { unit: String, job: String },
 }
 
+/// A failed D-Bus call about `unit`.
+fn call_err(call: &'static str, unit: &str, source: zbus::Error) -> SystemdError {
+    SystemdError::Call {
+        call,
+        unit: unit.to_owned(),
+        source: Box::new(source),
+    }
+}
+
 impl SystemdError {
     /// Whether a later attempt may succeed without a change of input.
     pub fn is_transient(&self) -> bool {
@@ -246,11 +255,7 @@ impl Systemd {
         manager
             .subscribe()
             .await
-            .map_err(|source| SystemdError::Call {
-                call: "Subscribe",
-                unit: String::new(),
-                source: Box::new(source),
-            })?;
+            .map_err(|e| call_err("Subscribe", "", e))?;
         Ok(Systemd {
             manager,
             address: shown.to_owned(),
@@ -284,24 +289,19 @@ impl Systemd {
 
     /// The unit's load, active and unit-file state.
     pub async fn unit_state(&self, unit: &str) -> Result<UnitState, SystemdError> {
-        let call_err = |call, source| SystemdError::Call {
-            call,
-            unit: unit.to_owned(),
-            source: Box::new(source),
-        };
         let path = self
             .manager
             .load_unit(unit)
             .await
-            .map_err(|e| call_err("LoadUnit", e))?;
+            .map_err(|e| call_err("LoadUnit", unit, e))?;
         let proxy = UnitProxy::builder(self.manager.inner().connection())
             .path(path)
-            .map_err(|e| call_err("LoadUnit", e))?
+            .map_err(|e| call_err("LoadUnit", unit, e))?
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await
-            .map_err(|e| call_err("LoadUnit", e))?;
-        let get = |e| call_err("Get", e);
+            .map_err(|e| call_err("LoadUnit", unit, e))?;
+        let get = |e| call_err("Get", unit, e);
         Ok(UnitState {
             load: proxy.load_state().await.map_err(get)?,
             active: proxy.active_state().await.map_err(get)?,
@@ -314,11 +314,7 @@ impl Systemd {
         self.manager
             .enable_unit_files(&[unit], false, false)
             .await
-            .map_err(|source| SystemdError::Call {
-                call: "EnableUnitFiles",
-                unit: unit.to_owned(),
-                source: Box::new(source),
-            })?;
+            .map_err(|e| call_err("EnableUnitFiles", unit, e))?;
         self.daemon_reload(unit).await
     }
 
@@ -327,11 +323,7 @@ impl Systemd {
         self.manager
             .disable_unit_files(&[unit], false)
             .await
-            .map_err(|source| SystemdError::Call {
-                call: "DisableUnitFiles",
-                unit: unit.to_owned(),
-                source: Box::new(source),
-            })?;
+            .map_err(|e| call_err("DisableUnitFiles", unit, e))?;
         self.daemon_reload(unit).await
     }
 
@@ -339,11 +331,7 @@ impl Systemd {
         self.manager
             .reload()
             .await
-            .map_err(|source| SystemdError::Call {
-                call: "Reload",
-                unit: unit.to_owned(),
-                source: Box::new(source),
-            })
+            .map_err(|e| call_err("Reload", unit, e))
     }
 
     async fn job(
@@ -380,22 +368,17 @@ impl Systemd {
         unit: &str,
         job_out: &mut Option<String>,
     ) -> Result<JobResult, SystemdError> {
-        let call_err = |call, source| SystemdError::Call {
-            call,
-            unit: unit.to_owned(),
-            source: Box::new(source),
-        };
         // Subscribe before starting: a short job may end before the reply.
         let mut removed = self
             .manager
             .receive_job_removed()
             .await
-            .map_err(|e| call_err("AddMatch(JobRemoved)", e))?;
+            .map_err(|e| call_err("AddMatch(JobRemoved)", unit, e))?;
         let job = match kind {
             JobKind::Start => self.manager.start_unit(unit, "replace").await,
             JobKind::Stop => self.manager.stop_unit(unit, "replace").await,
         }
-        .map_err(|e| call_err(kind.call(), e))?;
+        .map_err(|e| call_err(kind.call(), unit, e))?;
         tracing::debug!(unit, job = %job.as_str(), "systemd job enqueued");
         *job_out = Some(job.to_string());
         while let Some(signal) = removed.next().await {
