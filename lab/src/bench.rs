@@ -673,7 +673,7 @@ pub fn report(
     let _ = writeln!(
         s,
         "\n## Reproduce\n\n```sh\n./dev perf        # as root: cargo bench --bench plan, --bench daemon and --bench switch_sized, metal-switchd-lab fleet, then metal-switchd-lab perf-report\n```\n\n\
-         The report is rewritten by that command (about an hour on 2 shared cores); on a shared machine expect a spread of tens of percent between runs, compare ratios measured in one run. \
+         The report is rewritten by that command (about 20 minutes on 2 idle cores with the benches already built; a first run builds them before); on a shared machine expect a spread of tens of percent between runs, compare ratios measured in one run. \
          The parts alone: `cargo bench --bench switch_sized -- --sizes 100000x300000` (routes x ASIC_DB keys), \
          `metal-switchd-lab fleet --agents 32 --seconds 120`, `metal-switchd-lab bench-apply --switch-routes 100000`.\n\n\
          ### Profiling\n\n`bench-apply` runs any program in place of the agent, so an instruction profile of the three applies at one size is:\n\n\
