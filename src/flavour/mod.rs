@@ -315,6 +315,14 @@ impl Flavour {
                     lines.join("; ")
                 },
             ),
+            (
+                "frr_idle_interfaces",
+                if self.frr_lines.idle_interfaces {
+                    "an empty interface stanza for each port without a BGP session".into()
+                } else {
+                    "none".into()
+                },
+            ),
         ]
     }
 }
@@ -511,6 +519,19 @@ pub fn detect(inputs: &Inputs) -> Flavour {
         // scripts are not public: nothing is assumed.
         no_kernel_nexthop_groups: matches!(family, Family::Community | Family::Other),
         fpm: fpm_module == FpmModule::DplaneFpmSonic,
+        // FRR 10.0.1's frr-reload.py removes an interface's settings one by
+        // one, 10.3's the whole stanza (which FRR refuses for a port that
+        // exists); the versions between are not vendored here, so every FRR
+        // after 10.0 gets the empty stanzas, and so does an unknown FRR 10
+        // (the fpm module says which; they are harmless where not needed).
+        idle_interfaces: match frr_version
+            .as_deref()
+            .or(frr_release_version)
+            .and_then(frr_major_minor)
+        {
+            Some(v) => v > (10, 0),
+            None => fpm_module == FpmModule::DplaneFpmSonic,
+        },
     };
     Flavour {
         family,
@@ -825,12 +846,14 @@ mod tests {
         assert_eq!(f.glibc, Some("2.31"));
         assert_eq!(f.routing_config_mode, RoutingConfigMode::SplitUnified);
         assert_eq!(f.frr_version.as_deref(), Some("8.5.1-sonic-0"));
+        assert!(!f.frr_lines.idle_interfaces);
         assert!(f.refusal().is_none());
         assert!(f.warnings.is_empty(), "{:?}", f.warnings);
         // 202411 and 202505: `-M dplane_fpm_sonic`; the start script appends
         // `no fpm use-next-hop-groups`, `fpm address 127.0.0.1` and `no zebra
         // nexthop kernel enable`.
-        for (release, frr) in [("202411", "10.0.1"), ("202505", "10.3")] {
+        // Only 10.3's frr-reload.py deletes a whole interface stanza.
+        for (release, frr, idle) in [("202411", "10.0.1", false), ("202505", "10.3", true)] {
             let f = detect(&inputs(
                 &format!("build_version: '{release}.12-x'\nbranch: '{release}'\n"),
                 Some("split-unified"),

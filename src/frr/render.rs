@@ -70,6 +70,16 @@ pub struct FrrLines {
     /// `fpm address 127.0.0.1` and `no fpm use-next-hop-groups` (community
     /// ≥ 202411, `dplane_fpm_sonic`).
     pub fpm: bool,
+    /// An `interface <port>` stanza without settings for every managed port
+    /// without a BGP session (FRR after 10.0, e.g. community 202505's
+    /// 10.3). Its `frr-reload.py` removes an interface stanza that the new
+    /// file lacks with `no interface <port>`, which FRR refuses for an
+    /// interface that exists ("only inactive interfaces can be deleted"),
+    /// so every reload that takes a port out of its BGP role would fail;
+    /// with the empty stanza it removes the settings one by one, as 10.0.1
+    /// and 8.5.1 always do. FRR does not show an empty stanza in `show
+    /// running-config`: nothing else changes (docs/frr.md).
+    pub idle_interfaces: bool,
 }
 
 impl FrrLines {
@@ -78,6 +88,7 @@ impl FrrLines {
     pub const NONE: FrrLines = FrrLines {
         no_kernel_nexthop_groups: false,
         fpm: false,
+        idle_interfaces: false,
     };
 
     /// The lines, in the order FRR 8.4 and later show them.
@@ -101,7 +112,7 @@ pub fn render(spec: &SwitchSpec, lines: FrrLines) -> String {
     let view = View::new(spec);
     global(&mut out, spec, lines);
     vrf_blocks(&mut out, spec);
-    interfaces(&mut out, &view);
+    interfaces(&mut out, &view, lines.idle_interfaces);
     default_router(&mut out, spec, &view);
     deny_mgmt(&mut out);
     for (port, filter) in &view.firewalls {
@@ -165,6 +176,8 @@ fn same_session(old: &PortRole, new: &PortRole) -> bool {
 /// The ports of a spec, grouped and in natural order.
 struct View<'a> {
     underlay: Vec<&'a str>,
+    /// Managed ports without a BGP session (unprovisioned), in natural order.
+    idle: Vec<&'a str>,
     firewalls: Vec<(&'a str, &'a Filter)>,
     /// Member ports per VNI, in natural order.
     tenants: Vec<(u32, Vec<&'a str>)>,
@@ -173,15 +186,18 @@ struct View<'a> {
 impl<'a> View<'a> {
     fn new(spec: &'a SwitchSpec) -> Self {
         let mut underlay = Vec::new();
+        let mut idle = Vec::new();
         let mut firewalls = Vec::new();
         for p in spec.ports.values() {
             match &p.role {
                 PortRole::Underlay => underlay.push(p.name.as_str()),
+                PortRole::Unprovisioned => idle.push(p.name.as_str()),
                 PortRole::Firewall { filter } => firewalls.push((p.name.as_str(), filter)),
-                PortRole::Unprovisioned | PortRole::Tenant { .. } => {}
+                PortRole::Tenant { .. } => {}
             }
         }
         underlay.sort_by(|a, b| natural_cmp(a, b));
+        idle.sort_by(|a, b| natural_cmp(a, b));
         firewalls.sort_by(|a, b| natural_cmp(a.0, b.0));
         let tenants = spec
             .vrfs
@@ -194,6 +210,7 @@ impl<'a> View<'a> {
             .collect();
         View {
             underlay,
+            idle,
             firewalls,
             tenants,
         }
@@ -283,7 +300,9 @@ fn vrf_blocks(out: &mut Out, spec: &SwitchSpec) {
     }
 }
 
-fn interfaces(out: &mut Out, view: &View<'_>) {
+/// The session ports' interface stanzas, then (`idle`) an empty one for
+/// each port without a session ([`FrrLines::idle_interfaces`]).
+fn interfaces(out: &mut Out, view: &View<'_>, idle: bool) {
     let ports = view
         .underlay
         .iter()
@@ -303,6 +322,13 @@ fn interfaces(out: &mut Out, view: &View<'_>) {
         out.line(1, "no ipv6 nd suppress-ra");
         out.line(0, "exit");
         out.bang();
+    }
+    if idle {
+        for port in &view.idle {
+            out.line(0, format!("interface {port}"));
+            out.line(0, "exit");
+            out.bang();
+        }
     }
 }
 
@@ -746,6 +772,68 @@ mod tests {
         assert!(text.contains(" neighbor FIREWALL peer-group\n"));
     }
 
+    /// FRR 10.3's frr-reload.py deletes a missing interface stanza with
+    /// `no interface <port>`, which FRR refuses for a port that exists (its
+    /// `lib/if.c`, "only inactive interfaces can be deleted"). With
+    /// `idle_interfaces` every port without a session keeps an empty stanza
+    /// — also in the configuration installed before CONFIG_DB's removals —
+    /// so a port leaving its role loses its settings line by line; nothing
+    /// else in the file differs.
+    #[test]
+    fn ports_without_a_session_keep_an_empty_interface_stanza_where_frr_needs_it() {
+        let old = spec(
+            &[
+                ("Ethernet10", PortRole::Unprovisioned),
+                ("Ethernet1", PortRole::Tenant { vni: 7 }),
+                ("Ethernet2", PortRole::Unprovisioned),
+                ("Ethernet4", PortRole::Underlay),
+            ],
+            &[(7, &["Ethernet1"], &["10.7.0.0/16"])],
+        );
+        let idle = FrrLines {
+            idle_interfaces: true,
+            ..FrrLines::NONE
+        };
+        let plain = render(&old, FrrLines::NONE);
+        let text = render(&old, idle);
+        for l in ["interface Ethernet2", "interface Ethernet10"] {
+            assert!(!lines(&plain).contains(&l), "{plain}");
+        }
+        let pos = |l: &str| lines(&text).iter().position(|x| *x == l).unwrap();
+        // After the session ports' stanzas, in natural order, each empty.
+        assert!(pos("interface Ethernet1") < pos("interface Ethernet2"));
+        assert!(pos("interface Ethernet2") < pos("interface Ethernet10"));
+        for port in ["Ethernet2", "Ethernet10"] {
+            let at = pos(&format!("interface {port}"));
+            assert_eq!(lines(&text)[at + 1], "exit", "{text}");
+        }
+        let empty = |port: &str| format!("interface {port}\nexit\n!\n");
+        assert_eq!(
+            text.replace(&empty("Ethernet2"), "")
+                .replace(&empty("Ethernet10"), ""),
+            plain
+        );
+
+        // Ethernet1 leaves VRF 7: before CONFIG_DB's removals FRR gets a
+        // file where it has an empty stanza instead of none.
+        let new = spec(
+            &[
+                ("Ethernet10", PortRole::Unprovisioned),
+                ("Ethernet1", PortRole::Unprovisioned),
+                ("Ethernet2", PortRole::Unprovisioned),
+                ("Ethernet4", PortRole::Underlay),
+            ],
+            &[],
+        );
+        let mid = render(&removals_first(&old, &new).unwrap(), idle);
+        let at = lines(&mid)
+            .iter()
+            .position(|x| *x == "interface Ethernet1")
+            .unwrap();
+        assert_eq!(lines(&mid)[at + 1], "exit", "{mid}");
+        assert!(!lines(&render(&new, FrrLines::NONE)).contains(&"interface Ethernet1"));
+    }
+
     /// The zebra lines of a flavour come right after the logging lines, in
     /// the order FRR shows them; the operator's lines close the file.
     #[test]
@@ -756,6 +844,7 @@ mod tests {
         let all = FrrLines {
             no_kernel_nexthop_groups: true,
             fpm: true,
+            idle_interfaces: false,
         };
         let text = render(&s, all);
         let l = lines(&text);
