@@ -871,6 +871,7 @@ mod tests {
             );
             assert_eq!(f.debian.as_deref(), Some("12 (bookworm)"));
             assert_eq!(f.frr_release_version, Some(frr));
+            assert_eq!(f.frr_lines.idle_interfaces, idle, "{release}");
         }
     }
 
@@ -902,6 +903,15 @@ mod tests {
         let f = detect(&inputs("build_version: ec202411_x\n", Some("split"), None));
         assert_eq!(f.fpm_module, FpmModule::DplaneFpmSonic);
         assert!(f.frr_lines.fpm);
+        // An FRR 10 of unknown minor version: the empty interface stanzas.
+        assert!(f.frr_lines.idle_interfaces);
+        // FRR's own answer wins over the release's: 202411 with FRR 10.3.
+        let f = detect(&inputs(
+            "build_version: '202411.12-x'\nbranch: '202411'\n",
+            Some("split-unified"),
+            Some("10.3-sonic-0"),
+        ));
+        assert!(f.frr_lines.idle_interfaces);
     }
 
     #[test]
