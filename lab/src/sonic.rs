@@ -643,10 +643,12 @@ impl Drop for SonicStandIn {
 
 async fn open(url: &str) -> Result<MultiplexedConnection> {
     // SONiC's daemons wait for redis as long as it takes (hiredis without a
-    // timeout); the client's 500 ms default would turn a slow (emulated,
-    // loaded) machine into spurious daemon errors.
-    let config =
-        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+    // timeout); the client's defaults (1 s to connect, 500 ms to answer)
+    // turned a slow (emulated, loaded) machine into spurious daemon errors
+    // ("SONiC stand-in: timed out" at load average 11).
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(30)))
+        .set_response_timeout(Some(Duration::from_secs(30)));
     Ok(redis::Client::open(url)?
         .get_multiplexed_async_connection_with_config(&config)
         .await?)

@@ -182,6 +182,12 @@ fn connect_error(db: &DbLocation, addr: String) -> impl FnOnce(redis::RedisError
 /// (barrier waits follow notifications and have their own timeout).
 pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long connecting to redis (with the client's handshake) may take. The
+/// client's default (1 s) turned a loaded machine into connection errors
+/// (seen with the lab's SONiC stand-in at load average 11); a redis that
+/// does not answer within this is down.
+pub const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The name the agent's redis connections carry (`CLIENT SETNAME`): an
 /// operator sees them in `CLIENT LIST`, and `SLOWLOG` entries name them.
 pub const CLIENT_NAME: &str = "metal-switchd";
@@ -192,8 +198,9 @@ pub(crate) async fn connect_instance(
     db: &DbLocation,
 ) -> Result<MultiplexedConnection, ConfigDbError> {
     let (client, addr) = client_for(db)?;
-    let config =
-        redis::AsyncConnectionConfig::new().set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
+        .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&config)
         .await
