@@ -486,17 +486,11 @@ fn main() -> anyhow::Result<()> {
             linger_secs,
         } => {
             let release = metal_switchd_lab::sonic_real::Release::parse(&release)?;
-            let ports: Vec<_> = [
-                ("Ethernet0", "1"),
-                ("Ethernet1", "2"),
-                ("Ethernet120", "121,122,123,124"),
-            ]
-            .into_iter()
-            .map(|(n, l)| metal_switchd_lab::sonic_real::VsPort {
-                name: n.into(),
-                lanes: l.into(),
-            })
-            .collect();
+            let ports = metal_switchd_lab::sonic_real::mini_lab_ports(&[
+                "Ethernet0",
+                "Ethernet1",
+                "Ethernet120",
+            ])?;
             let (startup, lines) = metal_switchd_lab::sonic_real::baseline(
                 release,
                 &ports,

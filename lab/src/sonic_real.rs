@@ -3,8 +3,9 @@
 //! build RELEASE`), next to the stand-in ([`crate::sonic`]).
 //!
 //! Per leaf, in the leaf's network namespace and a mount namespace of its
-//! own (SONiC's daemons read `/var/run/redis/sonic-db/database_config.json`
-//! and talk over `ipc:///tmp/saiServer`, both fixed paths): `syncd` on the
+//! own (SONiC's daemons read `/var/run/redis/sonic-db/database_config.json`,
+//! 202311's orchagent also opens `/var/run/redis/redis.sock`, and they talk
+//! over `ipc:///tmp/saiServer`: fixed paths): `syncd` on the
 //! virtual SAI (`libsaivs`, switch type BCM56850, host interfaces as TAP
 //! devices, a lane map of the leaf's ports), then `orchagent`, `portsyncd`,
 //! and the config managers `vlanmgrd`, `intfmgrd`, `portmgrd`, `vrfmgrd`,
@@ -327,9 +328,11 @@ pub fn supervisor_script(
          fail() {{ say \"FAILED: $*\"; echo \"$*\" > \"$D/failed\"; kill $(cut -d' ' -f2 \"$D/pids\" 2>/dev/null) 2>/dev/null; exit 1; }}\n\
          db() {{ redis-cli -s \"$R\" -n \"$@\"; }}\n\
          # the fixed paths SONiC's daemons use, private to this leaf\n\
-         mkdir -p /var/run/redis/sonic-db \"$D/sonic-db\" \"$D/tmp\" \"$D/swsslog\" || fail mkdir\n\
-         cp \"$D/database_config.json\" \"$D/sonic-db/database_config.json\" || fail copy\n\
-         mount --bind \"$D/sonic-db\" /var/run/redis/sonic-db || fail 'bind-mount /var/run/redis/sonic-db'\n\
+         # (/var/run/redis/redis.sock too: 202311's SwitchOrch opens STATE_DB there)\n\
+         mkdir -p /var/run/redis \"$D/run-redis/sonic-db\" \"$D/tmp\" \"$D/swsslog\" || fail mkdir\n\
+         cp \"$D/database_config.json\" \"$D/run-redis/sonic-db/database_config.json\" || fail copy\n\
+         ln -sfn \"$R\" \"$D/run-redis/redis.sock\" || fail 'link redis.sock'\n\
+         mount --bind \"$D/run-redis\" /var/run/redis || fail 'bind-mount /var/run/redis'\n\
          mount --bind \"$D/tmp\" /tmp || fail 'bind-mount /tmp'\n\
          : > \"$D/pids\"\n\
          # the cabled ports become the virtual switch's front-panel netdevs\n",
@@ -591,8 +594,9 @@ impl RealSonic {
 
     /// What to look at when something on this leaf did not happen: the
     /// supervisor's events, every error and warning line of the daemons,
-    /// the kernel's links and addresses in `netns`, and the ports' entries
-    /// in APPL_DB and STATE_DB.
+    /// the last of what orchagent consumed (SONiC's recorder, `swss.rec`),
+    /// the kernel's links and addresses in `netns`, APPL_DB (up to 400
+    /// keys) and the ports' entries in STATE_DB.
     pub fn diagnostics(&self, netns: &str, redis: &RedisServer) -> String {
         let cmd = |program: &str, args: &[&str]| {
             crate::frr_lab::run(program, args)
@@ -607,16 +611,27 @@ impl RealSonic {
             self.findings().join("\n")
         );
         s.push_str(&format!(
+            "orchagent's recorder (swss.rec), last lines:\n{}\n",
+            crate::minilab::tail(
+                &std::fs::read_to_string(self.dir.join("swsslog/swss.rec")).unwrap_or_default(),
+                60
+            )
+        ));
+        s.push_str(&format!(
             "ip -d link:\n{}\nip addr:\n{}",
             cmd("ip", &["-n", netns, "-d", "-br", "link"]),
             cmd("ip", &["-n", netns, "addr"])
         ));
-        for (db, pattern) in [("0", "PORT_TABLE:*"), ("6", "PORT_TABLE|*")] {
+        // APPL_DB whole (what orchagent has still to do or holds; the lab's
+        // is small), STATE_DB's ports.
+        for (db, pattern) in [("0", "*"), ("6", "PORT_TABLE|*")] {
             let keys = cmd(
                 "redis-cli",
                 &["-s", &sock, "-n", db, "--scan", "--pattern", pattern],
             );
-            for k in keys.lines() {
+            let mut keys: Vec<&str> = keys.lines().collect();
+            keys.sort_unstable();
+            for k in keys.into_iter().take(400) {
                 s.push_str(&format!(
                     "db {db} {k}: {}\n",
                     cmd("redis-cli", &["-s", &sock, "-n", db, "hgetall", k])
@@ -652,38 +667,70 @@ impl Drop for RealSonic {
     }
 }
 
-/// SONiC alone on mini-lab leaf01's seeded configuration (no agent), with
-/// `ports` as veths in a fresh network namespace: started, left
-/// running for `linger`, stopped. Returns the start-up time and the error
-/// and warning lines the daemons logged — the baseline that appears
-/// without the agent.
-pub fn baseline(
-    release: Release,
-    ports: &[VsPort],
-    linger: Duration,
-) -> Result<(Duration, Vec<String>)> {
-    let build = build_dir(release)?;
-    let ns = crate::frr_lab::unique_name("sonb");
-    crate::frr_lab::run("ip", &["netns", "add", &ns])?;
-    let result = (|| {
-        crate::frr_lab::run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+/// One real SONiC leaf on its own, without the lab around it: mini-lab
+/// leaf01's community base configuration of the release with `ports`
+/// (veths whose peers stay in the same network namespace, up: the ports'
+/// links are up), plus `extra` CONFIG_DB entries, in a fresh network
+/// namespace, with SONiC's daemons running. For the baseline (SONiC
+/// without the agent) and the soak on real SONiC (`tests/soak_sonic.rs`).
+/// Dropping it stops SONiC and removes the namespace.
+pub struct SoloLeaf {
+    pub netns: String,
+    pub sonic: RealSonic,
+    pub redis: RedisServer,
+    _dir: tempfile::TempDir,
+}
+
+impl SoloLeaf {
+    /// Seed and start it; return when every daemon runs and every port's
+    /// STATE_DB entry is there.
+    pub fn start(
+        release: Release,
+        ports: &[VsPort],
+        extra: &[crate::seed::Entry],
+    ) -> Result<SoloLeaf> {
+        let build = build_dir(release)?;
+        let ns = crate::frr_lab::unique_name("sonb");
+        crate::frr_lab::run("ip", &["netns", "add", &ns])?;
+        match Self::start_in(release, &build, &ns, ports, extra) {
+            Ok((sonic, redis, dir)) => Ok(SoloLeaf {
+                netns: ns,
+                sonic,
+                redis,
+                _dir: dir,
+            }),
+            Err(e) => {
+                let _ = crate::minilab::process::sweep_netns(&ns, Duration::from_secs(3));
+                Err(e)
+            }
+        }
+    }
+
+    fn start_in(
+        release: Release,
+        build: &Path,
+        ns: &str,
+        ports: &[VsPort],
+        extra: &[crate::seed::Entry],
+    ) -> Result<(RealSonic, RedisServer, tempfile::TempDir)> {
+        crate::frr_lab::run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
         for p in ports {
             // A veth pair as in the lab (its peer up: the port's link is up).
             let peer = format!("{}p", p.name);
             crate::frr_lab::run(
                 "ip",
                 &[
-                    "-n", &ns, "link", "add", &p.name, "type", "veth", "peer", "name", &peer,
+                    "-n", ns, "link", "add", &p.name, "type", "veth", "peer", "name", &peer,
                 ],
             )?;
-            crate::frr_lab::run("ip", &["-n", &ns, "link", "set", &p.name, "up"])?;
-            crate::frr_lab::run("ip", &["-n", &ns, "link", "set", &peer, "up"])?;
-            checksum_offload_off(&ns, &peer)?;
+            crate::frr_lab::run("ip", &["-n", ns, "link", "set", &p.name, "up"])?;
+            crate::frr_lab::run("ip", &["-n", ns, "link", "set", &peer, "up"])?;
+            checksum_offload_off(ns, &peer)?;
         }
         let dir = tempfile::Builder::new()
             .prefix("metal-switchd-sonic-")
             .tempdir_in("/run")?;
-        let redis = RedisServer::start_in(dir.path(), Some(&ns))?;
+        let redis = RedisServer::start_in(dir.path(), Some(ns))?;
         let port_map: String = crate::fixtures::MINI_LAB_PORT_MAP
             .lines()
             .filter(|l| {
@@ -704,11 +751,12 @@ pub fn baseline(
                 ..crate::seed::SeedOptions::default()
             },
         )?;
-        let mut sonic = RealSonic::start(
+        crate::seed::write_entries(&redis, crate::redis_server::CONFIG_DB, extra)?;
+        let sonic = RealSonic::start(
             release,
-            &build,
+            build,
             &SonicLeaf {
-                netns: &ns,
+                netns: ns,
                 dir: dir.path(),
                 redis: &redis,
                 loopback: crate::minilab::topology::LEAVES[0].loopback,
@@ -716,14 +764,61 @@ pub fn baseline(
             },
             Duration::from_secs(1200),
         )?;
-        std::thread::sleep(linger);
-        sonic.check()?;
-        let findings = sonic.findings();
-        sonic.stop();
-        Ok((sonic.startup, findings))
-    })();
-    let _ = crate::minilab::process::sweep_netns(&ns, Duration::from_secs(3));
-    result
+        Ok((sonic, redis, dir))
+    }
+
+    /// The network namespace's path (for a kernel view inside it).
+    pub fn netns_path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.netns)
+    }
+}
+
+impl Drop for SoloLeaf {
+    fn drop(&mut self) {
+        self.sonic.stop();
+        let _ = crate::minilab::process::sweep_netns(&self.netns, Duration::from_secs(3));
+    }
+}
+
+/// The front-panel ports named `names` with their lanes in the mini-lab
+/// port map.
+pub fn mini_lab_ports(names: &[&str]) -> Result<Vec<VsPort>> {
+    let entries = crate::seed::port_entries(crate::fixtures::MINI_LAB_PORT_MAP)?;
+    names
+        .iter()
+        .map(|n| {
+            let (_, fields) = entries
+                .iter()
+                .find(|(k, _)| k.strip_prefix("PORT|") == Some(n))
+                .with_context(|| format!("{n} is not in the mini-lab port map"))?;
+            let lanes = fields
+                .iter()
+                .find(|(f, _)| f == "lanes")
+                .map(|(_, v)| v.clone())
+                .with_context(|| format!("{n} has no lanes"))?;
+            Ok(VsPort {
+                name: (*n).to_owned(),
+                lanes,
+            })
+        })
+        .collect()
+}
+
+/// SONiC alone on mini-lab leaf01's seeded configuration (no agent), with
+/// `ports` ([`SoloLeaf`]): started, left running for `linger`, stopped.
+/// Returns the start-up time and the error and warning lines the daemons
+/// logged — the baseline that appears without the agent.
+pub fn baseline(
+    release: Release,
+    ports: &[VsPort],
+    linger: Duration,
+) -> Result<(Duration, Vec<String>)> {
+    let mut leaf = SoloLeaf::start(release, ports, &[])?;
+    std::thread::sleep(linger);
+    leaf.sonic.check()?;
+    let findings = leaf.sonic.findings();
+    leaf.sonic.stop();
+    Ok((leaf.sonic.startup, findings))
 }
 
 /// A log line at SONiC's ERROR or WARN level or above: swss' logger writes
@@ -815,6 +910,52 @@ mod tests {
         assert_eq!(
             system_mac(std::net::Ipv4Addr::new(10, 0, 0, 11)),
             "02:00:0a:00:00:0b"
+        );
+    }
+
+    /// What the supervisor gives SONiC's daemons at their fixed paths, in
+    /// the leaf's own mount namespace: the database configuration and
+    /// 202311's default socket both lead to the leaf's redis.
+    #[test]
+    fn the_daemons_fixed_paths_lead_to_the_leaf() {
+        let dir = tempfile::Builder::new()
+            .prefix("metal-switchd-paths-")
+            .tempdir_in("/run")
+            .unwrap();
+        let redis = RedisServer::start_in(dir.path(), None).unwrap();
+        let t = r#"{"INSTANCES":{"redis":{"hostname":"127.0.0.1","port":6379,"unix_socket_path":"/var/run/redis/redis.sock"}},
+            "DATABASES":{"STATE_DB":{"id":6,"separator":"|","instance":"redis"}},"VERSION":"1.0"}"#;
+        let conf = database_config(t, redis.socket()).unwrap();
+        std::fs::write(dir.path().join("database_config.json"), &conf).unwrap();
+        let script = supervisor_script(
+            Path::new("/nonexistent"),
+            dir.path(),
+            redis.socket(),
+            "02:00:0a:00:00:0b",
+            &[],
+        );
+        let preamble = &script[..script.find("# the cabled ports").unwrap()];
+        let check = "redis-cli -s /var/run/redis/redis.sock -n 6 set marker leaf >/dev/null && \
+                     cat /var/run/redis/sonic-db/database_config.json";
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "bash", "-c"])
+            .arg(format!("{preamble}{check}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), conf);
+        let mut c = redis.connection(6).unwrap();
+        let v: String = redis::cmd("GET").arg("marker").query(&mut c).unwrap();
+        assert_eq!(v, "leaf");
+        // The host's own /var/run/redis is left as it was.
+        assert!(
+            !Path::new("/var/run/redis/redis.sock").exists()
+                || std::fs::read_link("/var/run/redis/redis.sock").ok().as_deref()
+                    != Some(redis.socket())
         );
     }
 
