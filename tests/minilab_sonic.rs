@@ -5,7 +5,7 @@
 //! (`kernel_checks = true`). The whole scenario must converge with every
 //! barrier met by the real daemons, machine01's tenant-VRF sessions must be
 //! Established on both leaves, SONiC's daemons must log no error or warning
-//! that is the agent's doing (`NOT_THE_AGENTS` lists the others, with why),
+//! that is the agent's doing (`support::sonic_logs` lists the others, with why),
 //! and after every step what
 //! the real daemons confirmed (the entries the agent waits for) must match
 //! what the stand-in confirmed, up to the known gaps
@@ -17,6 +17,8 @@
 //! Prints `SONIC-RESULT` lines that `./dev sonic matrix` collects.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -24,91 +26,6 @@ use metal_switchd_lab::minilab::topology::ApiVersion;
 use metal_switchd_lab::minilab::{Lab, LabOptions, scenario};
 use metal_switchd_lab::sonic_compare;
 use metal_switchd_lab::sonic_real::{Release, SonicChoice};
-
-/// Error and warning lines of SONiC's daemons that are not the agent's
-/// doing, matched as substrings, each with why. The first group appears
-/// without the agent: `metal-switchd-lab sonic-baseline --release 202411
-/// --linger-secs 600` in the VM (SONiC alone on leaf01's seeded
-/// configuration for ten minutes) logged exactly these.
-const NOT_THE_AGENTS: &[(&str, &str)] = &[
-    (
-        "logSet: virtual sai_status_t saivs::Sai::logSet",
-        "baseline: syncd sets SAI log levels before the virtual SAI is initialised",
-    ),
-    (
-        "RouteOrch: Failed to get switch attribute max ECMP Group size",
-        "baseline: the virtual SAI does not implement the attribute",
-    ),
-    (
-        "initBufferConstants: Failed to get Maximum memory size",
-        "baseline: the virtual SAI does not implement the attribute",
-    ),
-    (
-        "MirrorOrch: Failed to get switch attribute number of traffic classes",
-        "baseline: the virtual SAI does not implement the attribute",
-    ),
-    (
-        "queryAclActionAttrEnumValues: Failed to query enum values",
-        "baseline: the virtual SAI does not implement the capability query",
-    ),
-    (
-        "bindAclTable: Port list is empty for DTEL_FLOW_WATCHLIST table",
-        "baseline: orchagent's default ACL tables on a switch without DTel",
-    ),
-    (
-        "parsePbhAsicVendor: Failed to detect ASIC vendor",
-        "baseline: no ASIC_VENDOR in the environment of the virtual switch",
-    ),
-    (
-        "PbhCapabilities: Failed to parse ASIC vendor",
-        "baseline: follows from the line before",
-    ),
-    (
-        "isAutoNegEnabled: Failed to get port AutoNeg status",
-        "baseline: the virtual SAI does not implement the attribute",
-    ),
-    (
-        "getPortSupportedSpeeds: Unable to validate speed for port",
-        "baseline: the virtual SAI reports no supported speeds",
-    ),
-    // Not in the baseline, but from the virtual SAI's gaps that any
-    // configuration reaches.
-    (
-        "Could not retreive PFC frame count",
-        "the virtual SAI has no PFC counters; orchagent's counter check polls them every \
-         5 minutes once a port's queue counters exist",
-    ),
-    // SONiC's own race between a MAC learned and a bridge port removed.
-    (
-        "meta_fdb_event_snoop_oid: fdb_entry oid (snoop): SAI_OBJECT_TYPE_BRIDGE_PORT",
-        "a port leaving a VLAN while its machine sends: syncd reported an FDB event (a MAC learned) on the \
-         port's bridge port before orchagent removed it (admin down, flush, remove: \
-         portsorch.cpp removeBridgePort), orchagent reads the notification after the removal \
-         and its sairedis client no longer knows the object; seen in one of two runs; no order \
-         of CONFIG_DB writes avoids it",
-    ),
-    (
-        "Failed to get port by bridge port ID",
-        "the same notification in FdbOrch::update (fdborch.cpp), which logs it as ERROR for \
-         every FDB event but a flush",
-    ),
-    // SONiC's own order within one CONFIG_DB entry.
-    (
-        "hasn't been created yet",
-        "vrfmgrd writes APPL_DB VRF_TABLE and VXLAN_VRF_TABLE for one VRF entry with a vni; \
-         orchagent may take the VNI map first and retries it on its next loop \
-         (vxlanorch.cpp VxlanVrfMapOrch::addOperation), whoever writes the VRF",
-    ),
-];
-
-/// Lines that are the agent's doing and kept on purpose, each with why
-/// (docs/sonic.md, "Open").
-const THE_AGENTS_KEPT: &[(&str, &str)] = &[(
-    "Logic error: Unknown attribute: fallback",
-    "the agent writes VRF fallback=false as metal-core does; 202411's VRFOrch parses the \
-     field but does not act on it and logs this at every VRF it creates (the VRF is created \
-     all the same)",
-)];
 
 #[test]
 fn the_scenario_converges_on_real_sonic_and_the_standin_confirms_the_same() {
@@ -205,13 +122,7 @@ fn the_scenario_converges_on_real_sonic_and_the_standin_confirms_the_same() {
         metal_switchd_lab::minilab::tail(&agent_log, 40)
     );
     // No error or warning of SONiC's daemons that is the agent's doing.
-    let explained = |f: &str| {
-        NOT_THE_AGENTS
-            .iter()
-            .chain(THE_AGENTS_KEPT)
-            .find(|(p, _)| f.contains(p))
-            .map(|(_, why)| *why)
-    };
+    let explained = support::sonic_logs::explained;
     let caused: Vec<&String> = findings.iter().filter(|f| explained(f).is_none()).collect();
     for f in &findings {
         let why = explained(f).unwrap_or("NOT EXPLAINED");

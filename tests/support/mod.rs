@@ -11,6 +11,8 @@ pub mod lab;
 pub mod model;
 pub mod package;
 pub mod process;
+pub mod soak;
+pub mod sonic_logs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
