@@ -124,22 +124,12 @@ async fn random_transitions_on_real_sonic_keep_every_invariant() {
         soak.transitions, soak.seed
     );
     let s = soak::run(&mut target, &cfg, desc, &mut model, &soak).await;
-    let (median, max) = s.median_max();
     for f in target.leaf.sonic.findings() {
         let why = support::sonic_logs::explained(&f).unwrap_or("NOT EXPLAINED");
         eprintln!("SONIC-LOG release={release} {f} [{why}]");
     }
     eprintln!(
-        "SONIC-SOAK release={release} transitions={} seed={:#x} seconds={:.1} changes={} \
-         phases={} empty={} retries={} reconcile_median_ms={} reconcile_max_ms={} result=pass",
-        soak.transitions,
-        soak.seed,
-        s.elapsed.as_secs_f64(),
-        s.changes,
-        s.phases,
-        s.empty,
-        s.retries,
-        median.as_millis(),
-        max.as_millis()
+        "SONIC-SOAK release={release} result=pass: {}",
+        s.line(&soak)
     );
 }

@@ -4,7 +4,7 @@
 #
 #   /var/cache/metal-switchd/sonic/<release>-<key>/
 #     bin/     syncd orchagent portsyncd portmgrd vlanmgrd vrfmgrd intfmgrd
-#              vxlanmgrd nbrmgrd fpmsyncd swssloglevel
+#              vxlanmgrd nbrmgrd fpmsyncd neighsyncd swssloglevel
 #     lib/     libswsscommon, libsairedis, libsaivs, libsaimeta(data), libdashapi
 #     share/swss/   the Lua scripts libswsscommon and orchagent load
 #     frr/     zebra (+ fpm modules), bgpd, staticd, mgmtd (10.x), vtysh,
@@ -66,8 +66,41 @@ key=$( {
 } | sha256sum | cut -c1-16)
 out="$cache/$release-$key"
 
+# neighsyncd: SONiC's copy of the kernel's neighbours into APPL_DB
+# NEIGH_TABLE (orchagent programs a route only once its next hop is there).
+# Three source files, compiled directly against swss-common's headers from
+# the archive and the build's own libswsscommon: a finished cache made
+# before neighsyncd joined the build gets it in seconds, instead of every
+# release being rebuilt under a new RECIPE.
+add_neighsyncd() {   # $1 = the build directory
+    [ -x "$1/bin/neighsyncd" ] && return 0
+    local tmp s t=$(date +%s)
+    tmp=$(mktemp -d)
+    tar -xJf "$vendor/sonic/sonic-swss-common-$release.tar.xz" -C "$tmp" sonic-swss-common/common
+    tar -xJf "$vendor/sonic/sonic-swss-$release.tar.xz" -C "$tmp" sonic-swss/neighsyncd sonic-swss/warmrestart
+    s="$tmp/sonic-swss"
+    # shellcheck disable=SC2086
+    if ! g++ -std=c++14 $cxxflags -I"$s" -I"$s/warmrestart" -I"$tmp/sonic-swss-common/common" \
+        -I/usr/include/libnl3 "$s/neighsyncd/neighsyncd.cpp" "$s/neighsyncd/neighsync.cpp" \
+        "$s/warmrestart/warmRestartAssist.cpp" -L"$1/lib" -Wl,-rpath,"$1/lib" \
+        -lswsscommon -lhiredis -lnl-3 -lnl-route-3 -lpthread -o "$1/bin/neighsyncd.tmp" 2>"$tmp/log"; then
+        echo "error: building neighsyncd for SONiC $release failed:" >&2
+        tail -n 30 "$tmp/log" >&2
+        rm -rf "$tmp" "$1/bin/neighsyncd.tmp"
+        exit 1
+    fi
+    strip --strip-unneeded "$1/bin/neighsyncd.tmp" 2>/dev/null || true
+    mv "$1/bin/neighsyncd.tmp" "$1/bin/neighsyncd"
+    rm -rf "$tmp"
+    echo "SONiC $release: neighsyncd built into $1/bin ($(( $(date +%s) - t )) s)" >&2
+}
+
 if [ -f "$out/BUILD-INFO" ]; then
-    [ $check = 1 ] || echo "SONiC $release: cached in $out" >&2
+    if [ $check = 1 ] && [ ! -x "$out/bin/neighsyncd" ]; then
+        echo "SONiC $release in $out lacks neighsyncd (build.sh $release adds it)" >&2
+        exit 1
+    fi
+    [ $check = 1 ] || { echo "SONiC $release: cached in $out" >&2; add_neighsyncd "$out"; }
     echo "$out"
     exit 0
 fi
@@ -282,6 +315,10 @@ run frr $make
 run frr make install
 mark frr
 fi
+
+step "neighsyncd"
+add_neighsyncd "$out"
+mark neighsyncd
 
 rm -rf "$stage/include" "$stage/frr/include" "$stage/frr/share/man"
 find "$stage" \( -name '*.la' -o -name '*.a' \) -delete

@@ -8,12 +8,13 @@
 //! over `ipc:///tmp/saiServer`: fixed paths): `syncd` on the
 //! virtual SAI (`libsaivs`, switch type BCM56850, host interfaces as TAP
 //! devices, a lane map of the leaf's ports), then `orchagent`, `portsyncd`,
-//! and the config managers `vlanmgrd`, `intfmgrd`, `portmgrd`, `vrfmgrd`,
-//! `vxlanmgrd`, plus `fpmsyncd` for zebra's routes — SONiC's swss order,
-//! each started when SONiC's readiness marker of the step before is there
-//! (syncd listening on `ASIC_STATE`, `PortInitDone`, every port's STATE_DB
-//! `PORT_TABLE` entry). Every daemon logs to its own file (`<daemon>.log`,
-//! via CONFIG_DB `LOGGER|<daemon>` `LOGOUTPUT=STDERR`).
+//! `neighsyncd` for the kernel's neighbours, the config managers
+//! `vlanmgrd`, `intfmgrd`, `portmgrd`, `vrfmgrd`, `vxlanmgrd`, plus
+//! `fpmsyncd` for zebra's routes — SONiC's swss order, each started when
+//! SONiC's readiness marker of the step before is there (syncd listening on
+//! `ASIC_STATE`, `PortInitDone`, every port's STATE_DB `PORT_TABLE` entry).
+//! Every daemon logs to its own file (`<daemon>.log`, via CONFIG_DB
+//! `LOGGER|<daemon>` `LOGOUTPUT=STDERR`).
 //!
 //! The cabled veths of the leaf (`Ethernet0`, …) become the virtual
 //! switch's front-panel netdevs `eth1`, `eth2`, …: syncd creates the TAP
@@ -243,10 +244,13 @@ pub fn system_mac(loopback: std::net::Ipv4Addr) -> String {
 }
 
 /// The daemons in SONiC's start order, each with its arguments.
-pub const DAEMONS: [&str; 9] = [
+pub const DAEMONS: [&str; 10] = [
     "syncd",
     "orchagent",
     "portsyncd",
+    // The kernel's neighbours (FRR's 169.254.0.1 of BGP unnumbered among
+    // them) into APPL_DB: without it orchagent never resolves a next hop.
+    "neighsyncd",
     "vlanmgrd",
     "intfmgrd",
     "portmgrd",
@@ -954,7 +958,9 @@ mod tests {
         // The host's own /var/run/redis is left as it was.
         assert!(
             !Path::new("/var/run/redis/redis.sock").exists()
-                || std::fs::read_link("/var/run/redis/redis.sock").ok().as_deref()
+                || std::fs::read_link("/var/run/redis/redis.sock")
+                    .ok()
+                    .as_deref()
                     != Some(redis.socket())
         );
     }

@@ -245,6 +245,25 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The figures of `soak` in one line.
+    pub fn line(&self, soak: &Soak) -> String {
+        let (median, max) = self.median_max();
+        format!(
+            "{} transitions (seed {:#x}) in {:.1} s: {} CONFIG_DB changes in {} phases, {} \
+             transitions without a CONFIG_DB change, {} reconcile(s) retried; reconcile median \
+             {} ms, max {} ms",
+            soak.transitions,
+            soak.seed,
+            self.elapsed.as_secs_f64(),
+            self.changes,
+            self.phases,
+            self.empty,
+            self.retries,
+            median.as_millis(),
+            max.as_millis()
+        )
+    }
+
     /// The median and the largest reconcile duration.
     pub fn median_max(&self) -> (Duration, Duration) {
         let mut d = self.durations.clone();

@@ -47,6 +47,13 @@ pub const NOT_THE_AGENTS: &[(&str, &str)] = &[
         "getPortSupportedSpeeds: Unable to validate speed for port",
         "baseline: the virtual SAI reports no supported speeds",
     ),
+    (
+        "initializePort: Failed to get host_tx_ready value from SAI",
+        "202311, once per port while orchagent initialises the ports (before PortInitDone, \
+         so before the lab starts the agent): the virtual SAI's metadata says it can notify \
+         host-tx-ready, but it does not implement SAI_PORT_ATTR_HOST_TX_READY_STATUS \
+         (portsorch.cpp initializePort, getPortHostTxReady)",
+    ),
     // Not in the baseline, but from the virtual SAI's gaps that any
     // configuration reaches.
     (
