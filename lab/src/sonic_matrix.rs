@@ -81,13 +81,33 @@ pub fn parse_console(console: &str, row: &mut Row) {
     if passed {
         row.scenario = "pass".into();
     } else if row.scenario.is_empty() {
-        let why = console
-            .lines()
-            .find(|l| l.contains("panicked at") || l.contains("the scenario failed"))
-            .map(|l| l.trim_start_matches("vm| ").to_owned())
-            .unwrap_or_else(|| "failed (no result line)".into());
-        row.scenario = why;
+        row.scenario = failure(console, row.steps.len());
     }
+}
+
+/// What a failed run's console says went wrong, in one line: the panic's
+/// first line, and what the agent still waited for when it says so.
+fn failure(console: &str, steps_done: usize) -> String {
+    let lines: Vec<&str> = console
+        .lines()
+        .map(|l| l.trim_start_matches("vm| ").trim())
+        .collect();
+    let Some(at) = lines.iter().position(|l| l.contains("panicked at")) else {
+        return "failed (no result line)".into();
+    };
+    let mut why = lines.get(at + 1).copied().unwrap_or_default().to_owned();
+    if let Some(w) = lines.iter().position(|l| l.ends_with("still waiting for:"))
+        && let Some(entry) = lines.get(w + 1)
+    {
+        why = format!(
+            "{} still waiting for {}",
+            lines[w].trim_end_matches("still waiting for:"),
+            entry.trim_start_matches("- ")
+        );
+    }
+    let mut why: String = why.chars().take(240).collect();
+    why = why.replace('|', "/");
+    format!("fail after {steps_done} of 6 steps: {why}")
 }
 
 /// The markdown table.
@@ -245,5 +265,34 @@ mod tests {
             ["real only: APPL_DB PORT_TABLE:PortConfigDone"]
         );
         assert!(table(&[row]).contains("| 202411 |"));
+    }
+
+    #[test]
+    fn a_failed_run_says_what_the_agent_waited_for() {
+        let console = "vm| SONIC-RESULT release=202505 up_seconds=101.0 established_seconds=100.9\n\
+                       vm| thread 'x' (125) panicked at tests/minilab_sonic.rs:97:9:\n\
+                       vm| the scenario failed on SONiC 202505: leaf01: agent log, last lines:\n\
+                       vm| 2026-12-06T23:09:20Z ERROR reporter: phase 1/3 (Detach) was written, but SONiC did not confirm it within 150s; still waiting for:\n\
+                       vm|   - ASIC_DB has no bridge port for Ethernet0 (orchagent)\n";
+        let mut row = Row::default();
+        parse_console(console, &mut row);
+        assert!(
+            row.scenario.starts_with("fail after 0 of 6 steps: "),
+            "{}",
+            row.scenario
+        );
+        assert!(
+            row.scenario.ends_with(
+                "still waiting for ASIC_DB has no bridge port for Ethernet0 (orchagent)"
+            ),
+            "{}",
+            row.scenario
+        );
+        let mut other = Row::default();
+        parse_console(
+            "vm| thread 'x' panicked at a.rs:1:1:\nvm| boom\n",
+            &mut other,
+        );
+        assert_eq!(other.scenario, "fail after 0 of 6 steps: boom");
     }
 }

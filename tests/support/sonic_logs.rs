@@ -97,7 +97,7 @@ pub const NOT_THE_AGENTS: &[(&str, &str)] = &[
 /// (docs/sonic.md, "Open").
 pub const THE_AGENTS_KEPT: &[(&str, &str)] = &[(
     "Logic error: Unknown attribute: fallback",
-    "the agent writes VRF fallback=false as metal-core does; 202411's VRFOrch parses the \
+    "the agent writes VRF fallback=false as metal-core does; the community VRFOrch (202311 to 202505) parses the \
      field but does not act on it and logs this at every VRF it creates (the VRF is created \
      all the same)",
 )];
