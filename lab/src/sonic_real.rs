@@ -787,25 +787,32 @@ impl Drop for SoloLeaf {
 /// The front-panel ports named `names` with their lanes in the mini-lab
 /// port map.
 pub fn mini_lab_ports(names: &[&str]) -> Result<Vec<VsPort>> {
-    let entries = crate::seed::port_entries(crate::fixtures::MINI_LAB_PORT_MAP)?;
-    names
-        .iter()
-        .map(|n| {
-            let (_, fields) = entries
-                .iter()
-                .find(|(k, _)| k.strip_prefix("PORT|") == Some(n))
-                .with_context(|| format!("{n} is not in the mini-lab port map"))?;
-            let lanes = fields
-                .iter()
-                .find(|(f, _)| f == "lanes")
-                .map(|(_, v)| v.clone())
-                .with_context(|| format!("{n} has no lanes"))?;
-            Ok(VsPort {
-                name: (*n).to_owned(),
-                lanes,
-            })
-        })
-        .collect()
+    ports_with_lanes(crate::fixtures::MINI_LAB_PORT_MAP, names)
+}
+
+/// The ports of `port_map` (a `port_config.ini`) named in `names`, in the
+/// map's order, with their lanes; every name must be in the map.
+pub fn ports_with_lanes(port_map: &str, names: &[&str]) -> Result<Vec<VsPort>> {
+    let mut out = Vec::new();
+    for (key, fields) in crate::seed::port_entries(port_map)? {
+        let name = key.strip_prefix("PORT|").unwrap_or(&key);
+        if !names.contains(&name) {
+            continue;
+        }
+        let lanes = fields
+            .iter()
+            .find(|(f, _)| f == "lanes")
+            .map(|(_, v)| v.clone())
+            .with_context(|| format!("{key} has no lanes"))?;
+        out.push(VsPort {
+            name: name.to_owned(),
+            lanes,
+        });
+    }
+    if let Some(missing) = names.iter().find(|n| !out.iter().any(|p| p.name == **n)) {
+        bail!("{missing} is not in the port map");
+    }
+    Ok(out)
 }
 
 /// SONiC alone on mini-lab leaf01's seeded configuration (no agent), with
@@ -963,6 +970,26 @@ mod tests {
                     .as_deref()
                     != Some(redis.socket())
         );
+    }
+
+    #[test]
+    fn ports_take_their_lanes_from_the_port_map_in_its_order() {
+        let p = mini_lab_ports(&["Ethernet120", "Ethernet0"]).unwrap();
+        assert_eq!(
+            p,
+            [
+                VsPort {
+                    name: "Ethernet0".into(),
+                    lanes: "1".into()
+                },
+                VsPort {
+                    name: "Ethernet120".into(),
+                    lanes: "121,122,123,124".into()
+                },
+            ]
+        );
+        let e = mini_lab_ports(&["Ethernet0", "Ethernet999"]).unwrap_err();
+        assert!(e.to_string().contains("Ethernet999"), "{e}");
     }
 
     #[test]

@@ -770,23 +770,7 @@ impl Lab {
             .filter(|(node, _)| *node == leaf.name)
             .map(|(_, port)| port)
             .collect();
-        let mut out = Vec::new();
-        for (key, fields) in crate::seed::port_entries(&self.opts.port_map())? {
-            let name = key.strip_prefix("PORT|").unwrap_or(&key);
-            if !wired.contains(&name) {
-                continue;
-            }
-            let lanes = fields
-                .iter()
-                .find(|(f, _)| f == "lanes")
-                .map(|(_, v)| v.clone())
-                .with_context(|| format!("{key} has no lanes"))?;
-            out.push(VsPort {
-                name: name.to_owned(),
-                lanes,
-            });
-        }
-        Ok(out)
+        crate::sonic_real::ports_with_lanes(&self.opts.port_map(), &wired)
     }
 
     fn start_leaf(&self, leaf: &Leaf, index: u64) -> Result<LeafNode> {
